@@ -1,0 +1,40 @@
+# Every target sets itself up from a fresh clone: a .venv, the project and its
+# dev extras, and Debian's chromium for the browser tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint contract clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+run: $(STAMP)
+	mkdir -p data
+	$(BIN)/hashtag-monitor db upgrade
+	$(BIN)/hashtag-monitor run
+
+test: $(STAMP) chromium
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	@for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+contract: $(STAMP)
+	$(BIN)/python ../shared/tools/check-contract
+
+clean:
+	rm -rf $(VENV) build dist

@@ -1,0 +1,46 @@
+"""Platform adapters and their registry.
+
+Built-in adapters are listed explicitly; third-party ones are found through the
+``hashtag_monitor.adapters`` entry-point group, so ``pip install`` of a package
+declaring ``[project.entry-points."hashtag_monitor.adapters"] name = "pkg:Cls"``
+adds a platform without touching this project.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import entry_points
+
+from adapters.base import Adapter
+
+__all__ = ["BUILTIN_ADAPTERS", "Adapter", "available_adapters", "get_adapter"]
+
+ENTRY_POINT_GROUP = "hashtag_monitor.adapters"
+
+BUILTIN_ADAPTERS: dict[str, str] = {
+    "mastodon": "adapters.mastodon:MastodonAdapter",
+}
+
+
+def _load(target: str) -> type[Adapter]:
+    module_name, _, attribute = target.partition(":")
+    adapter_class = getattr(import_module(module_name), attribute)
+    if not (isinstance(adapter_class, type) and issubclass(adapter_class, Adapter)):
+        raise TypeError(f"{target} is not an adapters.base.Adapter subclass")
+    return adapter_class
+
+
+def available_adapters() -> dict[str, str]:
+    """Every adapter name with its import target, built-ins first, sorted by name."""
+    found = dict(BUILTIN_ADAPTERS)
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name, entry.value)
+    return dict(sorted(found.items()))
+
+
+def get_adapter(name: str) -> type[Adapter]:
+    """The adapter class registered under ``name``; KeyError if there is none."""
+    targets = available_adapters()
+    if name not in targets:
+        raise KeyError(f"no adapter named {name!r}; known: {', '.join(targets)}")
+    return _load(targets[name])

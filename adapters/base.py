@@ -1,0 +1,213 @@
+"""The adapter contract: what every platform module implements and returns.
+
+An adapter turns one platform's API into normalised records. It never touches
+the database, the scheduler or the CLI: ``monitor`` owns storage, cursors and
+scheduling, and decides what a page means for the source's health.
+
+Errors an adapter raises (all are ``AdapterError``)::
+
+    AdapterError
+    ├── ConfigError          credentials or settings missing / malformed
+    ├── AuthFailed           the platform refused the credentials
+    ├── RateLimited          429 or quota exhausted; carries ``retry_at``
+    ├── PlatformUnavailable  5xx, timeouts, connection errors after retries
+    ├── RequestRejected      another 4xx, e.g. a cursor the server no longer accepts
+    └── MalformedResponse    a body that is not the JSON the API documents
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from adapters.http import HttpClient
+
+MediaKind = Literal["image", "video", "gif", "audio"]
+
+
+class AdapterError(Exception):
+    """Base of every error an adapter may raise; the message is shown to people."""
+
+
+class ConfigError(AdapterError):
+    """The adapter's configuration is missing or malformed; the source stays disabled."""
+
+
+class AuthFailed(AdapterError):
+    """The platform refused our credentials (401/403)."""
+
+
+class RateLimited(AdapterError):
+    """The platform asked us to slow down for longer than we are willing to wait."""
+
+    def __init__(self, message: str, *, retry_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class PlatformUnavailable(AdapterError):
+    """The platform kept failing (5xx, timeouts, resets) after our retries."""
+
+
+class RequestRejected(AdapterError):
+    """The platform refused the request itself (a 4xx other than 401, 403 and 429)."""
+
+
+class MalformedResponse(AdapterError):
+    """The platform answered with something that is not the documented JSON."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Author:
+    handle: str
+    name: str
+    url: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Media:
+    kind: MediaKind
+    url: str
+    alt: str | None = None
+    preview_url: str | None = None
+    sensitive: bool = False
+    width: int | None = None
+    height: int | None = None
+    #: Platforms such as Instagram sign media URLs that stop working after a while.
+    expires_at: datetime | None = None
+    #: Stable identity of the attachment when its URL is not stable (signed CDN URLs).
+    key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Engagement:
+    """Counts as the platform reports them; ``None`` means the platform does not say."""
+
+    likes: int | None = None
+    shares: int | None = None
+    replies: int | None = None
+    quotes: int | None = None
+    views: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FetchedPost:
+    """One post, normalised. Times are timezone-aware UTC; text is plain, html is sanitised."""
+
+    platform: str
+    external_id: str
+    url: str
+    author: Author
+    text: str
+    html: str
+    created_at: datetime
+    hashtags: tuple[str, ...]
+    media: tuple[Media, ...] = ()
+    engagement: Engagement = Engagement()
+    sensitive: bool = False
+    content_warning: str | None = None
+    edited_at: datetime | None = None
+    #: Opaque handle the adapter needs to refresh this post later (defaults to external_id).
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Target:
+    """One thing a source watches: a scope (instance, feed URL, or "") and its hashtags."""
+
+    scope: str
+    hashtags: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.scope}|{','.join(self.hashtags)}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page:
+    """One API page of results.
+
+    ``cursor`` is the value to store once ``posts`` are committed, or ``None`` to
+    keep the stored cursor (an intermediate page of a walk backwards). ``gap`` says
+    the walk stopped before reaching the old cursor or the look-back horizon, so
+    some posts may never be seen. ``skipped`` lists records that could not be
+    normalised, with a readable reason each.
+    """
+
+    posts: tuple[FetchedPost, ...]
+    cursor: str | None = None
+    gap: str | None = None
+    skipped: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RefreshResult:
+    """What a refresh learnt: current versions of live posts and ids gone at source."""
+
+    posts: tuple[FetchedPost, ...] = ()
+    deleted: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+
+
+class Adapter(ABC):
+    """Base class of every platform adapter.
+
+    Subclasses set ``name`` and implement :meth:`search` and :meth:`refresh`.
+    They receive the raw configuration mapping (environment plus ``.env``) and a
+    shared :class:`adapters.http.HttpClient`; they read only their own keys.
+    """
+
+    name: ClassVar[str]
+    #: Configuration keys that must be set for the adapter to be enabled by default.
+    required_keys: ClassVar[tuple[str, ...]] = ()
+    #: Every configuration key the adapter reads, for ``.env.example`` and docs.
+    config_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
+        missing = [key for key in self.required_keys if not config.get(key, "").strip()]
+        if missing:
+            raise ConfigError(f"{self.name}: missing {', '.join(missing)}")
+        self.config = config
+        self.http = http
+
+    @classmethod
+    def is_configured(cls, config: Mapping[str, str]) -> bool:
+        """True when every required key is present (so the adapter is on by default)."""
+        return all(config.get(key, "").strip() for key in cls.required_keys)
+
+    def targets(self, hashtags: Sequence[str]) -> list[Target]:
+        """What to poll: by default one target per hashtag with no scope."""
+        return [Target("", (tag,)) for tag in hashtags]
+
+    @abstractmethod
+    def search(
+        self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
+    ) -> Iterator[Page]:
+        """Yield pages of posts carrying the target's hashtags, newer than ``cursor``.
+
+        With ``cursor=None`` (first poll) page back until posts are older than
+        ``since``. Otherwise page until every post newer than ``cursor`` was
+        yielded. Each page's ``cursor`` must be safe to store once that page and
+        all pages before it are committed: a walk newest-to-oldest yields
+        ``None`` until its last page. Stop after ``max_pages`` pages and set
+        ``gap`` on the last page if the walk could not finish and the API cannot
+        resume it from the stored cursor. Raise an :class:`AdapterError` on
+        failure; records that cannot be read go into ``Page.skipped``.
+        """
+
+    @abstractmethod
+    def refresh(self, refs: Sequence[str]) -> RefreshResult:
+        """Fetch the current state of known posts by their ``ref`` (bulk where possible)."""
+
+    def backfill(self, target: Target, *, since: datetime, max_pages: int) -> Iterator[Page]:
+        """Page back to ``since`` regardless of cursor; by default a first-poll walk.
+
+        Pages yielded here must carry ``cursor=None``: backfill never moves the
+        forward cursor.
+        """
+        for page in self.search(target, None, since=since, max_pages=max_pages):
+            yield dataclasses.replace(page, cursor=None)

@@ -1,0 +1,315 @@
+"""Mastodon: the public hashtag timeline of each configured instance.
+
+API facts relied on (docs.joinmastodon.org, methods/timelines and statuses):
+
+* ``GET /api/v1/timelines/tag/:hashtag`` is public (a token is optional);
+  ``limit`` up to 40; ``max_id`` pages older, ``min_id`` returns the results
+  immediately newer than an id; the ``Link`` header carries ``next`` (older)
+  and ``prev`` (newer) URLs.
+* Status ids are strings, only comparable within one instance. The same post
+  federated to two instances has two ids but one ``uri`` (its ActivityPub id),
+  which is therefore our external id.
+* ``GET /api/v1/statuses?id[]=`` (4.3+, up to 20 ids) answers only the statuses
+  that still exist; older servers need ``GET /api/v1/statuses/:id`` (404 = gone).
+* ``X-RateLimit-Reset`` is an ISO 8601 time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from adapters.base import (
+    Adapter,
+    Author,
+    ConfigError,
+    Engagement,
+    FetchedPost,
+    MalformedResponse,
+    Media,
+    MediaKind,
+    Page,
+    RefreshResult,
+    RequestRejected,
+    Target,
+)
+from adapters.http import HttpClient, decode_json
+from adapters.text import (
+    as_count,
+    as_id,
+    clean_text,
+    extract_hashtags,
+    html_to_text,
+    http_url,
+    normalise_tag,
+    parse_time,
+    sanitise_html,
+    unique,
+)
+
+DEFAULT_INSTANCE = "https://mastodon.social"
+PAGE_LIMIT = 40
+BULK_LIMIT = 20
+_MEDIA_KINDS: dict[str, MediaKind] = {
+    "image": "image",
+    "gifv": "gif",
+    "video": "video",
+    "audio": "audio",
+}
+
+
+def _reset_reader(headers: httpx.Headers) -> float | None:
+    reset = parse_time(headers.get("x-ratelimit-reset"))
+    return max(0.0, (reset - datetime.now(UTC)).total_seconds()) if reset else None
+
+
+def _id_order(status_id: str) -> tuple[int, str]:
+    """Mastodon ids are decimal strings: longer means newer, then lexical."""
+    return (len(status_id), status_id)
+
+
+class MastodonAdapter(Adapter):
+    """Reads ``/api/v1/timelines/tag`` on every instance in ``MASTODON_INSTANCES``."""
+
+    name: ClassVar[str] = "mastodon"
+    config_keys: ClassVar[tuple[str, ...]] = ("MASTODON_INSTANCES", "MASTODON_ACCESS_TOKEN")
+
+    def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
+        super().__init__(config, http)
+        raw = config.get("MASTODON_INSTANCES", "").strip() or DEFAULT_INSTANCE
+        self.instances = [item.strip().rstrip("/") for item in raw.split(",") if item.strip()]
+        for instance in self.instances:
+            url = httpx.URL(instance)
+            if url.scheme not in ("http", "https") or not url.host:
+                raise ConfigError(f"MASTODON_INSTANCES: {instance!r} is not an http(s) base URL")
+        token = config.get("MASTODON_ACCESS_TOKEN", "").strip()
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def targets(self, hashtags: Sequence[str]) -> list[Target]:
+        return [Target(instance, (tag,)) for instance in self.instances for tag in hashtags]
+
+    def search(
+        self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
+    ) -> Iterator[Page]:
+        instance, tag = target.scope, target.hashtags[0]
+        url = f"{instance}/api/v1/timelines/tag/{httpx.URL(path=tag.lstrip('#')).path}"
+        if cursor:
+            yield from self._walk_forward(instance, url, cursor, max_pages)
+        else:
+            yield from self._walk_back(instance, url, since, max_pages)
+
+    def _walk_forward(self, instance: str, url: str, cursor: str, max_pages: int) -> Iterator[Page]:
+        """From the stored cursor towards now; every page is resumable on its own."""
+        params: dict[str, Any] | None = {"min_id": cursor, "limit": PAGE_LIMIT}
+        next_url = url
+        for _ in range(max_pages):
+            body, response = self._get(next_url, params)
+            statuses = self._statuses(body)
+            if not statuses:
+                return
+            ids = [sid for sid in (as_id(s.get("id")) for s in statuses) if sid]
+            newest = max(ids, key=_id_order, default=None)
+            posts, skipped = self._normalise_all(instance, statuses)
+            if newest is None or _id_order(newest) <= _id_order(cursor):
+                # A server whose min_id goes backwards would loop us forever.
+                yield Page(posts, None, skipped=skipped)
+                return
+            cursor = newest
+            yield Page(posts, cursor, skipped=skipped)
+            prev_link = response.links.get("prev", {}).get("url")
+            if prev_link:
+                next_url, params = prev_link, None
+            else:
+                params = {"min_id": cursor, "limit": PAGE_LIMIT}
+                next_url = url
+
+    def _walk_back(
+        self, instance: str, url: str, since: datetime, max_pages: int
+    ) -> Iterator[Page]:
+        """First poll: newest first, back to ``since``; the cursor lands on the last page."""
+        params: dict[str, Any] | None = {"limit": PAGE_LIMIT}
+        next_url: str | None = url
+        newest: str | None = None
+        seen: set[str] = set()
+        for page_number in range(1, max_pages + 1):
+            assert next_url is not None
+            body, response = self._get(next_url, params)
+            statuses = self._statuses(body)
+            ids = [sid for sid in (as_id(s.get("id")) for s in statuses) if sid]
+            fresh = [sid for sid in ids if sid not in seen]
+            seen.update(ids)
+            if ids and newest is None:
+                newest = max(ids, key=_id_order)
+            posts, skipped = self._normalise_all(instance, statuses)
+            oldest_time = min((p.created_at for p in posts), default=None)
+            next_url = response.links.get("next", {}).get("url")
+            params = None
+            done = not fresh or not next_url or (oldest_time is not None and oldest_time < since)
+            if done:
+                yield Page(posts, newest, skipped=skipped)
+                return
+            if page_number == max_pages:
+                gap = f"stopped after {max_pages} pages before reaching {since:%Y-%m-%d %H:%M} UTC"
+                yield Page(posts, newest, gap=gap, skipped=skipped)
+                return
+            yield Page(posts, None, skipped=skipped)
+
+    def refresh(self, refs: Sequence[str]) -> RefreshResult:
+        by_instance: dict[str, list[str]] = {}
+        for ref in refs:
+            instance, _, status_id = ref.rpartition("|")
+            if instance and status_id:
+                by_instance.setdefault(instance, []).append(status_id)
+        posts: list[FetchedPost] = []
+        deleted: list[str] = []
+        skipped: list[str] = []
+        for instance, ids in by_instance.items():
+            for start in range(0, len(ids), BULK_LIMIT):
+                chunk = ids[start : start + BULK_LIMIT]
+                found = self._fetch_statuses(instance, chunk)
+                live, chunk_skipped = self._normalise_all(instance, list(found.values()))
+                posts.extend(live)
+                skipped.extend(chunk_skipped)
+                deleted.extend(f"{instance}|{sid}" for sid in chunk if sid not in found)
+        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+
+    def _fetch_statuses(self, instance: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Current statuses by local id; ids missing from the answer are gone."""
+        response = self.http.request(
+            "GET",
+            f"{instance}/api/v1/statuses",
+            params=[("id[]", sid) for sid in ids],
+            headers=self._headers,
+            reset_reader=_reset_reader,
+            ok_statuses=frozenset({404}),
+        )
+        if response.status_code != 404:
+            return self._by_id(self._statuses(decode_json(response)))
+        found: dict[str, dict[str, Any]] = {}
+        for sid in ids:  # servers before 4.3 have no bulk endpoint
+            single = self.http.request(
+                "GET",
+                f"{instance}/api/v1/statuses/{sid}",
+                headers=self._headers,
+                reset_reader=_reset_reader,
+                ok_statuses=frozenset({404, 410}),
+            )
+            if single.status_code == 200:
+                found.update(self._by_id(self._statuses([decode_json(single)])))
+        return found
+
+    @staticmethod
+    def _by_id(statuses: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {sid: s for s in statuses if (sid := as_id(s.get("id")))}
+
+    def _get(self, url: str, params: Mapping[str, Any] | None) -> tuple[Any, httpx.Response]:
+        try:
+            return self.http.get_json(
+                url, params=params, headers=self._headers, reset_reader=_reset_reader
+            )
+        except RequestRejected as exc:
+            raise RequestRejected(f"{exc} (the stored cursor may be too old)") from None
+
+    @staticmethod
+    def _statuses(body: Any) -> list[dict[str, Any]]:
+        if not isinstance(body, list):
+            raise MalformedResponse(f"expected a JSON list of statuses, got {type(body).__name__}")
+        return [item for item in body if isinstance(item, dict)]
+
+    def _normalise_all(
+        self, instance: str, statuses: list[dict[str, Any]]
+    ) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
+        posts: list[FetchedPost] = []
+        skipped: list[str] = []
+        for status in statuses:
+            try:
+                posts.append(normalise_status(instance, status))
+            except ValueError as exc:
+                skipped.append(f"status {as_id(status.get('id')) or '?'}: {exc}")
+        return tuple(posts), tuple(skipped)
+
+
+def normalise_status(instance: str, status: Mapping[str, Any]) -> FetchedPost:
+    """Map one Mastodon status to a :class:`FetchedPost`; ValueError if it is unusable."""
+    local_id = as_id(status.get("id"))
+    created_at = parse_time(status.get("created_at"))
+    account = status.get("account")
+    if local_id is None:
+        raise ValueError("no id")
+    if created_at is None:
+        raise ValueError("no readable created_at")
+    if not isinstance(account, dict):
+        raise ValueError("no account")
+    uri = http_url(status.get("uri")) or f"{instance}/statuses/{local_id}"
+    acct = clean_text(account.get("acct"), 300) or clean_text(account.get("username"), 300)
+    if not acct:
+        raise ValueError("account has no acct")
+    if "@" not in acct:
+        acct = f"{acct}@{httpx.URL(instance).host}"
+    raw_html = status.get("content") if isinstance(status.get("content"), str) else ""
+    text = html_to_text(raw_html)
+    api_tags = status.get("tags") if isinstance(status.get("tags"), list) else []
+    api_names = [t.get("name") for t in api_tags if isinstance(t, dict)]
+    hashtags = unique(
+        [normalise_tag(name) for name in api_names if isinstance(name, str)]
+        + list(extract_hashtags(text))
+    )
+    sensitive = status.get("sensitive") is True
+    attachments = status.get("media_attachments")
+    media = tuple(
+        item
+        for item in (
+            _normalise_media(a, sensitive)
+            for a in (attachments if isinstance(attachments, list) else [])
+        )
+        if item is not None
+    )
+    return FetchedPost(
+        platform="mastodon",
+        external_id=uri,
+        url=http_url(status.get("url")) or uri,
+        author=Author(
+            handle=f"@{acct}",
+            name=clean_text(account.get("display_name"), 300) or acct,
+            url=http_url(account.get("url")),
+        ),
+        text=text,
+        html=sanitise_html(raw_html),
+        created_at=created_at,
+        hashtags=hashtags,
+        media=media,
+        engagement=Engagement(
+            likes=as_count(status.get("favourites_count")),
+            shares=as_count(status.get("reblogs_count")),
+            replies=as_count(status.get("replies_count")),
+            quotes=as_count(status.get("quotes_count")),
+        ),
+        sensitive=sensitive,
+        content_warning=clean_text(status.get("spoiler_text"), 1000) or None,
+        edited_at=parse_time(status.get("edited_at")),
+        ref=f"{instance}|{local_id}",
+    )
+
+
+def _normalise_media(attachment: Any, sensitive: bool) -> Media | None:
+    if not isinstance(attachment, dict):
+        return None
+    kind = _MEDIA_KINDS.get(str(attachment.get("type")))
+    url = http_url(attachment.get("url")) or http_url(attachment.get("remote_url"))
+    if kind is None or url is None:
+        return None
+    meta = attachment.get("meta") if isinstance(attachment.get("meta"), dict) else {}
+    original = meta.get("original") if isinstance(meta.get("original"), dict) else {}
+    return Media(
+        kind=kind,
+        url=url,
+        alt=clean_text(attachment.get("description"), 1500) or None,
+        preview_url=http_url(attachment.get("preview_url")),
+        sensitive=sensitive,
+        width=as_count(original.get("width")),
+        height=as_count(original.get("height")),
+        key=as_id(attachment.get("id")),
+    )

@@ -1,0 +1,137 @@
+"""Text helpers every adapter shares: hashtag matching, HTML sanitising, plain text.
+
+Platform HTML is hostile: it is only ever kept in the nh3-sanitised form, and
+the plain text is derived from that, never from the raw markup.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+
+import nh3
+
+_ALLOWED_TAGS = {"p", "br", "a", "span", "strong", "em", "b", "i", "ul", "ol", "li", "blockquote"}
+_ALLOWED_ATTRIBUTES = {"a": {"href"}}
+
+# A hashtag body: word characters plus combining marks and the joiners
+# Mastodon allows, so "#HelpingHandsX" is a different tag from "#HelpingHands"
+# and a tag with an accent is not cut at the accent.
+_TAG_CHARS = r"[\w\u00b7\u200c\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
+_HASHTAG_RE = re.compile(rf"(?<![\w/&#])[#＃]({_TAG_CHARS}+)")
+_BLOCK_END = {"p", "br", "li", "blockquote", "div"}
+_MAX_TEXT_CHARS = 100_000
+
+
+def normalise_tag(tag: str) -> str:
+    """The matching form of a hashtag: no '#', NFKC, casefolded."""
+    return unicodedata.normalize("NFKC", tag.strip().lstrip("#＃")).casefold()
+
+
+def extract_hashtags(text: str) -> tuple[str, ...]:
+    """Every hashtag in plain text, in matching form, first occurrence order."""
+    return unique(normalise_tag(match) for match in _HASHTAG_RE.findall(text))
+
+
+def unique(values: Iterable[str]) -> tuple[str, ...]:
+    """Drop empties and repeats, keeping the first occurrence's order."""
+    return tuple(dict.fromkeys(value for value in values if value))
+
+
+def sanitise_html(raw: str) -> str:
+    """Keep only harmless formatting and http(s) links; everything else is dropped."""
+    return nh3.clean(
+        raw[: _MAX_TEXT_CHARS * 5],
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https"},
+        link_rel="noopener noreferrer nofollow ugc",
+    )
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _BLOCK_END:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def html_to_text(raw: str) -> str:
+    """Plain text of (sanitised) HTML: paragraphs become blank lines, tags vanish."""
+    parser = _TextExtractor()
+    parser.feed(sanitise_html(raw))
+    parser.close()
+    text = "".join(parser.parts)
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return clean_text(re.sub(r"\n{3,}", "\n\n", text))
+
+
+def text_to_html(text: str) -> str:
+    """Sanitised HTML for platforms that give plain text: escaped, line breaks kept."""
+    paragraphs = [p for p in re.split(r"\n{2,}", text) if p.strip()]
+    return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+
+
+def clean_text(value: Any, limit: int = _MAX_TEXT_CHARS) -> str:
+    """A string field from a payload: non-strings become '', controls stripped, capped."""
+    if not isinstance(value, str):
+        return ""
+    value = "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return value.strip()[:limit]
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as aware UTC, or None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def as_count(value: Any) -> int | None:
+    """A non-negative engagement count, or None when the platform gave none or nonsense."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def as_id(value: Any) -> str | None:
+    """A platform id as a string (APIs send them as strings or numbers)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip() and len(value) <= 500:
+        return value.strip()
+    return None
+
+
+def http_url(value: Any) -> str | None:
+    """An http(s) URL from a payload, or None: other schemes are never kept."""
+    if isinstance(value, str) and value.lower().startswith(("https://", "http://")):
+        return value.strip()[:2000]
+    return None

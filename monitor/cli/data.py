@@ -1,0 +1,52 @@
+"""``db upgrade`` and ``export``: the schema, and getting the data out."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from monitor.cli._common import echo, load, open_engine
+from monitor.db import create_db_engine, session_scope, upgrade
+from monitor.models import PostStatus
+from monitor.services.export import csv_header, iter_export_records, to_csv, to_jsonl
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply Alembic migrations up to the newest schema."""
+    settings = load()
+    upgrade(create_db_engine(settings.database_url))
+    echo("Database schema is up to date.")
+
+
+def export(
+    format: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")] = (
+        ExportFormat.JSONL
+    ),
+    status: Annotated[
+        PostStatus | None, typer.Option("--status", help="Only posts in this state.")
+    ] = None,
+) -> None:
+    """Write posts with their moderation history to stdout."""
+    settings = load()
+    engine = open_engine(settings)
+    with session_scope(engine) as session:
+        if format is ExportFormat.CSV:
+            echo(csv_header())
+        render = to_csv if format is ExportFormat.CSV else to_jsonl
+        for record in iter_export_records(session, status=status.value if status else None):
+            echo(render(record))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.command()(export)

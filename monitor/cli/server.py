@@ -1,0 +1,42 @@
+"""``run`` (scheduler + web app) and ``serve`` (web app only)."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+
+from monitor.cli._common import echo, load, open_engine
+from monitor.config import Settings
+from monitor.db import session_scope
+from monitor.services.users import FIRST_ADMIN, create_first_admin
+from monitor.web.app import create_app
+
+
+def run() -> None:
+    """Run the scheduler (polling and upkeep) and the web app in one process."""
+    settings = load()
+    engine = open_engine(settings, auto_upgrade_empty=True)
+    with session_scope(engine) as session:
+        password = create_first_admin(session=session)
+    if password:
+        echo(f"First start: created user '{FIRST_ADMIN}' with one-time password: {password}")
+        echo("Write it down now; it will not be shown again.")
+    _serve(create_app(settings, engine=engine, with_scheduler=True), settings)
+
+
+def serve() -> None:
+    """Run the web app only (extra replicas behind a load balancer)."""
+    settings = load()
+    engine = open_engine(settings)
+    _serve(create_app(settings, engine=engine), settings)
+
+
+def _serve(app: FastAPI, settings: Settings) -> None:
+    echo(f"Serving on http://{settings.host}:{settings.port}")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, proxy_headers=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(serve)

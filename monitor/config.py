@@ -1,0 +1,194 @@
+"""Settings, in one place: every key of SPEC.md with its default, validated at start.
+
+Values come from the environment and from ``.env`` (read by python-dotenv via
+pydantic-settings). A malformed value stops start-up with one line naming the
+key. Adapters read their own keys from :attr:`Settings.raw`, so a third-party
+adapter needs nothing here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from adapters import available_adapters
+from adapters.text import normalise_tag
+from monitor.errors import SettingsError
+
+CommaList = Annotated[list[str], NoDecode]
+
+_URL_RE = re.compile(r"^https?://[^\s/?#]+(:\d+)?(/[^\s]*)?$", re.I)
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every configuration key of the product (names as in SPEC.md, no prefix)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = "sqlite:///./data/monitor.db"
+    hashtags: CommaList = Field(default_factory=lambda: ["CEADAY21", "HelpingHands"])
+    platforms: CommaList = Field(default_factory=list)
+    poll_interval_seconds: int = Field(300, ge=10)
+    initial_lookback_hours: int = Field(72, ge=1)
+    poll_max_pages: int = Field(50, ge=1)
+    refresh_interval_seconds: int = Field(3600, ge=60)
+    refresh_window_days: int = Field(7, ge=0)
+    timezone: str = "Europe/London"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    public_base_url: str = "http://127.0.0.1:8000"
+    secret_key: str | None = None
+    gallery_frame_ancestors: str = "'self'"
+    data_dir: Path = Path("./data")
+    media_dir: Path = Path("./data/media")
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    digest_from: str | None = None
+    digest_to: CommaList = Field(default_factory=list)
+    digest_time: str = "08:00"
+    retention_rejected_days: int = Field(30, ge=0)
+    retention_removed_days: int = Field(0, ge=0)
+    retention_pending_days: int = Field(90, ge=0)
+    outbound_allow_private: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    http_timeout_seconds: float = Field(20.0, gt=0)
+    http_retries: int = Field(3, ge=0, le=10)
+    http_backoff_seconds: float = Field(1.0, ge=0)
+    http_max_retry_after_seconds: float = Field(60.0, ge=0)
+
+    _split = field_validator("hashtags", "platforms", "digest_to", mode="before")(_split_commas)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        if value.startswith("postgresql://"):
+            return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("hashtags")
+    @classmethod
+    def _check_hashtags(cls, value: list[str]) -> list[str]:
+        tags = [item.lstrip("#＃") for item in value]
+        if not tags or any(not re.fullmatch(r"\w+", tag) for tag in tags):
+            raise ValueError("give one or more hashtags of letters, digits or _, comma-separated")
+        return list({normalise_tag(tag): tag for tag in tags}.values())
+
+    @field_validator("platforms")
+    @classmethod
+    def _check_platforms(cls, value: list[str]) -> list[str]:
+        known = available_adapters()
+        names = [item.lower() for item in value]
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(f"unknown platform {', '.join(unknown)}; known: {', '.join(known)}")
+        return names
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not _URL_RE.match(value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone") from None
+        return value
+
+    @field_validator("digest_time")
+    @classmethod
+    def _check_time(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("must be HH:MM (24-hour)")
+        return value
+
+    @property
+    def raw(self) -> dict[str, str]:
+        """The raw key/value configuration (``.env`` under the environment) for adapters."""
+        env_file = self.model_config.get("env_file")
+        values: dict[str, str] = {}
+        if isinstance(env_file, str | Path) and Path(env_file).is_file():
+            values.update({k.upper(): v for k, v in dotenv_values(env_file).items() if v})
+        values.update({k.upper(): v for k, v in os.environ.items() if v})
+        return values
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def enabled_platforms(self) -> list[str]:
+        """``PLATFORMS`` if set, else every configured adapter plus keyless Mastodon."""
+        if self.platforms:
+            return list(self.platforms)
+        from adapters import get_adapter
+
+        raw = self.raw
+        names = available_adapters()
+        return [
+            name
+            for name in names
+            if name == "mastodon"
+            or (get_adapter(name).required_keys and get_adapter(name).is_configured(raw))
+        ]
+
+    def ensure_secret_key(self) -> str:
+        """``SECRET_KEY``, or one generated once into the data dir and reused after."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one line that names the key."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+        message = error["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"{key}: {message}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built on first use (never at import)."""
+    return load_settings()

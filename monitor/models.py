@@ -1,0 +1,232 @@
+"""Every database table, in one module.
+
+Times are stored as UTC (``UTCDateTime`` turns them back into aware datetimes
+on SQLite, which has no time zones). Table names are explicit plurals so none
+collides with a reserved word on PostgreSQL (``user``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class PostStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REMOVED = "removed"
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    MODERATOR = "moderator"
+    ADMIN = "admin"
+
+
+class Post(SQLModel, table=True):
+    """A post as last seen at source, with its moderation state."""
+
+    __tablename__ = "posts"
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "external_id", name="uq_posts_platform_external_id"),
+        sa.Index("ix_posts_status_created_at", "status", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=40)
+    external_id: str = Field(max_length=500)
+    ref: str = Field(max_length=600)
+    url: str = Field(sa_type=sa.Text)
+    author_handle: str = Field(max_length=300, index=True)
+    author_name: str = Field(max_length=300)
+    author_url: str | None = Field(default=None, sa_type=sa.Text)
+    text: str = Field(sa_type=sa.Text)
+    html: str = Field(sa_type=sa.Text)
+    content_warning: str | None = Field(default=None, sa_type=sa.Text)
+    sensitive: bool = False
+    content_hash: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    first_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    edited_at: datetime | None = _time()
+    deleted_at: datetime | None = _time()
+    status: str = Field(default=PostStatus.PENDING, max_length=20, index=True)
+    #: Bumped on every change a moderator must see (decision, edit at source).
+    version: int = 1
+    likes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    shares: int | None = Field(default=None, sa_type=sa.BigInteger)
+    replies: int | None = Field(default=None, sa_type=sa.BigInteger)
+    quotes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    views: int | None = Field(default=None, sa_type=sa.BigInteger)
+
+
+class PostHashtag(SQLModel, table=True):
+    """Which campaign (or other) hashtags a post carries, in matching form."""
+
+    __tablename__ = "post_hashtags"
+
+    post_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    tag: str = Field(max_length=200, primary_key=True, index=True)
+
+
+class MediaItem(SQLModel, table=True):
+    """An attachment as the platform describes it; pinning fills the local copy."""
+
+    __tablename__ = "media"
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    position: int = 0
+    kind: str = Field(max_length=10)
+    url: str = Field(sa_type=sa.Text)
+    preview_url: str | None = Field(default=None, sa_type=sa.Text)
+    alt: str | None = Field(default=None, sa_type=sa.Text)
+    sensitive: bool = False
+    width: int | None = None
+    height: int | None = None
+    expires_at: datetime | None = _time()
+    pinned_path: str | None = Field(default=None, max_length=300)
+    pin_error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class EngagementSnapshot(SQLModel, table=True):
+    """Engagement counts at one moment; the digest subtracts consecutive ones."""
+
+    __tablename__ = "engagement_snapshots"
+    __table_args__ = (sa.Index("ix_snapshots_post_taken", "post_id", "taken_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    taken_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    likes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    shares: int | None = Field(default=None, sa_type=sa.BigInteger)
+    replies: int | None = Field(default=None, sa_type=sa.BigInteger)
+    quotes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    views: int | None = Field(default=None, sa_type=sa.BigInteger)
+
+
+class ModerationEvent(SQLModel, table=True):
+    """One line of the audit trail: who or what did what, when, from which state, why."""
+
+    __tablename__ = "moderation_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="SET NULL"), nullable=True, index=True
+        ),
+    )
+    at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=40, index=True)
+    from_status: str | None = Field(default=None, max_length=20)
+    to_status: str | None = Field(default=None, max_length=20)
+    reason: str | None = Field(default=None, sa_type=sa.Text)
+    detail: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    role: str = Field(max_length=20)
+    password_hash: str = Field(max_length=200)
+    disabled: bool = False
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class Source(SQLModel, table=True):
+    """One polled target (platform + scope + hashtags): its cursor and its health."""
+
+    __tablename__ = "sources"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=700, unique=True)
+    platform: str = Field(max_length=40, index=True)
+    scope: str = Field(default="", max_length=600)
+    hashtags: str = Field(default="", max_length=600)
+    cursor: str | None = Field(default=None, max_length=600)
+    disabled_reason: str | None = Field(default=None, sa_type=sa.Text)
+    last_poll_at: datetime | None = _time()
+    last_success_at: datetime | None = _time()
+    last_error_at: datetime | None = _time()
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    failing_since: datetime | None = _time()
+    failures_in_row: int = 0
+    possible_gap: str | None = Field(default=None, sa_type=sa.Text)
+    retry_at: datetime | None = _time()
+    backfill_cursor: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class PollRun(SQLModel, table=True):
+    """One attempt to poll (or backfill) a source, kept for status and the digest."""
+
+    __tablename__ = "poll_runs"
+    __table_args__ = (sa.Index("ix_poll_runs_source_started", "source_id", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    kind: str = Field(default="poll", max_length=20)
+    started_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    finished_at: datetime | None = _time()
+    ok: bool = False
+    pages: int = 0
+    requests: int = 0
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    skipped: int = 0
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    gap: str | None = Field(default=None, sa_type=sa.Text)

@@ -1,0 +1,75 @@
+"""The in-process scheduler (APScheduler 3, AsyncIO): one job per source.
+
+Each poll runs in a worker thread, so a slow or hanging source never delays
+another; ``max_instances=1`` keeps two runs of the same job apart and
+``coalesce`` folds missed runs into one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import ExitStack
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import Engine
+
+from adapters.base import Adapter, Target
+from monitor.config import Settings
+from monitor.db import session_scope
+from monitor.models import utcnow
+from monitor.services.polling import poll_target
+from monitor.services.sources import configured_platforms, record_disabled, source_key
+
+log = logging.getLogger("monitor.scheduler")
+
+
+class Monitor:
+    """Owns the scheduler and the adapters' HTTP clients for the life of ``run``."""
+
+    def __init__(self, *, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.scheduler = AsyncIOScheduler(timezone=settings.zone)
+        self._resources = ExitStack()
+
+    def start(self) -> None:
+        """Register a poll job per source and start; call from inside the event loop."""
+        platforms = self._resources.enter_context(configured_platforms(self.settings))
+        with session_scope(self.engine) as session:
+            for configured in platforms:
+                record_disabled(session, configured.name, configured.disabled_reason, utcnow())
+                if configured.adapter is None:
+                    log.warning("%s disabled: %s", configured.name, configured.disabled_reason)
+        interval = self.settings.poll_interval_seconds
+        first_run = datetime.now(self.settings.zone)
+        for configured in platforms:
+            if configured.adapter is None:
+                continue
+            for offset, target in enumerate(configured.adapter.targets(self.settings.hashtags)):
+                self.scheduler.add_job(
+                    self._poll,
+                    "interval",
+                    seconds=interval,
+                    jitter=min(30, interval // 10),
+                    args=(configured.adapter, target),
+                    id=f"poll:{source_key(configured.adapter.name, target)}",
+                    max_instances=1,
+                    coalesce=True,
+                    misfire_grace_time=interval,
+                    # Spread the first polls a little so sources do not start in a burst.
+                    next_run_time=first_run + timedelta(seconds=offset % 10),
+                )
+        self.scheduler.start()
+        log.info("scheduler started with %d job(s)", len(self.scheduler.get_jobs()))
+
+    async def _poll(self, adapter: Adapter, target: Target) -> None:
+        await asyncio.to_thread(
+            poll_target, engine=self.engine, adapter=adapter, target=target, settings=self.settings
+        )
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self._resources.close()

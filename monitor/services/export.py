@@ -1,0 +1,152 @@
+"""Posts with their moderation history, in the SPEC's JSON Lines or CSV shape."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag
+
+_BATCH = 1000
+CSV_COLUMNS = (
+    "platform",
+    "external_id",
+    "url",
+    "author_handle",
+    "author_name",
+    "text",
+    "created_at",
+    "hashtags",
+    "status",
+    "likes",
+    "shares",
+    "replies",
+    "views",
+    "edited_at",
+    "deleted_at",
+    "decisions",
+)
+DECISION_ACTIONS = ("approve", "reject")
+
+
+def iso(value: datetime | None) -> str | None:
+    """UTC ISO 8601 with a Z, as the SPEC shows."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iter_export_records(session: Session, *, status: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every post as the SPEC's export object, oldest first, in batches."""
+    query = sa.select(Post).order_by(Post.created_at, Post.id)
+    if status:
+        query = query.where(Post.status == status)
+    last_id = 0
+    while True:
+        batch = list(session.execute(query.where(Post.id > last_id).limit(_BATCH)).scalars())
+        if not batch:
+            return
+        yield from _records(session, batch)
+        last_id = max(p.id for p in batch if p.id is not None)
+
+
+def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
+    ids = [p.id for p in posts]
+    tags: dict[int, list[str]] = {}
+    for post_id, tag in session.execute(
+        sa.select(PostHashtag.post_id, PostHashtag.tag)
+        .where(PostHashtag.post_id.in_(ids))
+        .order_by(PostHashtag.tag)
+    ):
+        tags.setdefault(post_id, []).append(tag)
+    media: dict[int, list[dict[str, Any]]] = {}
+    for item in session.execute(
+        sa.select(MediaItem).where(MediaItem.post_id.in_(ids)).order_by(MediaItem.position)
+    ).scalars():
+        media.setdefault(item.post_id, []).append(
+            {"kind": item.kind, "alt": item.alt, "pinned": item.pinned_path is not None}
+        )
+    decisions: dict[int, list[dict[str, Any]]] = {}
+    for event in session.execute(
+        sa.select(ModerationEvent)
+        .where(ModerationEvent.post_id.in_(ids))
+        .where(ModerationEvent.action.in_(DECISION_ACTIONS))
+        .order_by(ModerationEvent.at, ModerationEvent.id)
+    ).scalars():
+        decisions.setdefault(event.post_id, []).append(
+            {"action": event.action, "by": event.actor, "at": iso(event.at), "reason": event.reason}
+        )
+    for post in posts:
+        yield {
+            "platform": post.platform,
+            "external_id": post.external_id,
+            "url": post.url,
+            "author": {
+                "handle": post.author_handle,
+                "name": post.author_name,
+                "url": post.author_url,
+            },
+            "text": post.text,
+            "created_at": iso(post.created_at),
+            "hashtags": tags.get(post.id, []),
+            "status": post.status,
+            "media": media.get(post.id, []),
+            "engagement": {
+                "likes": post.likes,
+                "shares": post.shares,
+                "replies": post.replies,
+                "views": post.views,
+            },
+            "edited_at": iso(post.edited_at),
+            "deleted_at": iso(post.deleted_at),
+            "decisions": decisions.get(post.id, []),
+        }
+
+
+def to_jsonl(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False)
+
+
+def csv_header() -> str:
+    return _csv_line(list(CSV_COLUMNS))
+
+
+def to_csv(record: dict[str, Any]) -> str:
+    """One CSV row; nested values flattened so a spreadsheet can open it."""
+    flat = {
+        **record,
+        "author_handle": record["author"]["handle"],
+        "author_name": record["author"]["name"],
+        "hashtags": " ".join(record["hashtags"]),
+        **record["engagement"],
+        "decisions": "; ".join(
+            f"{d['action']} by {d['by']} at {d['at']}"
+            + (f" ({d['reason']})" if d["reason"] else "")
+            for d in record["decisions"]
+        ),
+    }
+    return _csv_line([_csv_safe(flat[column]) for column in CSV_COLUMNS])
+
+
+def _describe_decision(decision: dict[str, Any]) -> str:
+    text = f"{decision['action']} by {decision['by']} at {decision['at']}"
+    return text + (f" ({decision['reason']})" if decision["reason"] else "")
+
+
+def _csv_safe(value: Any) -> str:
+    """Neutralise spreadsheet formulas: post text is written by strangers."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv_line(values: list[Any]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue().rstrip("\r\n")

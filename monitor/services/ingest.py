@@ -1,0 +1,267 @@
+"""Store fetched posts: upsert by (platform, external id), in bulk, edits noticed.
+
+Called inside the caller's transaction, so a poller can commit a page of posts
+and its cursor together. A post seen again (a re-poll, another hashtag, a
+federated copy) is updated in place, never stored twice. A change of content
+at source is an edit: the new content is kept, ``edited_at`` set, and an
+approved post goes back to the queue with an audit event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from adapters.base import FetchedPost
+from monitor.models import (
+    EngagementSnapshot,
+    MediaItem,
+    ModerationEvent,
+    Post,
+    PostHashtag,
+    PostStatus,
+    utcnow,
+)
+
+_CHUNK = 500
+_METRICS = ("likes", "shares", "replies", "quotes", "views")
+SYSTEM_ACTOR = "system"
+
+
+@dataclasses.dataclass(slots=True)
+class IngestResult:
+    new: int = 0
+    updated: int = 0
+    edited: int = 0
+    #: Ids of the posts that were inserted, for rules and notifications downstream.
+    new_ids: list[int] = dataclasses.field(default_factory=list)
+
+    def add(self, other: IngestResult) -> None:
+        self.new += other.new
+        self.updated += other.updated
+        self.edited += other.edited
+        self.new_ids.extend(other.new_ids)
+
+
+def content_hash(post: FetchedPost) -> str:
+    """What a moderator approved: text, warning and media (by stable key, and alt)."""
+    digest = hashlib.sha256()
+    digest.update(post.text.encode())
+    digest.update(b"\0" + (post.content_warning or "").encode())
+    for media in post.media:
+        digest.update(f"\0{media.kind}\0{media.key or media.url}\0{media.alt or ''}".encode())
+    return digest.hexdigest()
+
+
+def merge_duplicates(posts: Iterable[FetchedPost]) -> list[FetchedPost]:
+    """One record per (platform, external id); hashtags of every sighting kept."""
+    merged: dict[tuple[str, str], FetchedPost] = {}
+    for post in posts:
+        key = (post.platform, post.external_id)
+        earlier = merged.get(key)
+        if earlier is not None:
+            tags = tuple(dict.fromkeys(earlier.hashtags + post.hashtags))
+            post = dataclasses.replace(post, hashtags=tags)
+        merged[key] = post
+    return list(merged.values())
+
+
+def record_posts(
+    *, session: Session, posts: Sequence[FetchedPost], now: datetime | None = None
+) -> IngestResult:
+    """Upsert ``posts`` in the session's transaction (the caller commits)."""
+    now = now or utcnow()
+    result = IngestResult()
+    unique_posts = merge_duplicates(posts)
+    for start in range(0, len(unique_posts), _CHUNK):
+        result.add(_record_chunk(session, unique_posts[start : start + _CHUNK], now))
+    return result
+
+
+def _record_chunk(session: Session, posts: list[FetchedPost], now: datetime) -> IngestResult:
+    result = IngestResult()
+    existing = _load_existing(session, posts)
+    fresh = [p for p in posts if (p.platform, p.external_id) not in existing]
+    seen = [p for p in posts if (p.platform, p.external_id) in existing]
+    if fresh:
+        result.new_ids = _insert_new(session, fresh, now)
+        result.new = len(fresh)
+    if seen:
+        updated, edited = _update_seen(session, seen, existing, now)
+        result.updated, result.edited = updated, edited
+    return result
+
+
+def _load_existing(session: Session, posts: list[FetchedPost]) -> dict[tuple[str, str], Any]:
+    table = Post.__table__
+    rows: dict[tuple[str, str], Any] = {}
+    by_platform: dict[str, list[str]] = {}
+    for post in posts:
+        by_platform.setdefault(post.platform, []).append(post.external_id)
+    for platform, ids in by_platform.items():
+        query = sa.select(
+            table.c.id,
+            table.c.external_id,
+            table.c.content_hash,
+            table.c.status,
+            table.c.version,
+            *(table.c[m] for m in _METRICS),
+        ).where(table.c.platform == platform, table.c.external_id.in_(ids))
+        for row in session.execute(query):
+            rows[(platform, row.external_id)] = row
+    return rows
+
+
+def _post_row(post: FetchedPost, now: datetime) -> dict[str, Any]:
+    return {
+        "platform": post.platform,
+        "external_id": post.external_id,
+        "ref": post.ref or post.external_id,
+        "url": post.url,
+        "author_handle": post.author.handle,
+        "author_name": post.author.name,
+        "author_url": post.author.url,
+        "text": post.text,
+        "html": post.html,
+        "content_warning": post.content_warning,
+        "sensitive": post.sensitive or any(m.sensitive for m in post.media),
+        "content_hash": content_hash(post),
+        "created_at": post.created_at,
+        "edited_at": post.edited_at,
+        **{m: getattr(post.engagement, m) for m in _METRICS},
+    }
+
+
+def _insert_new(session: Session, posts: list[FetchedPost], now: datetime) -> list[int]:
+    rows = [
+        {
+            **_post_row(p, now),
+            "first_seen_at": now,
+            "last_seen_at": now,
+            "status": PostStatus.PENDING.value,
+            "version": 1,
+        }
+        for p in posts
+    ]
+    inserted = session.execute(
+        sa.insert(Post.__table__).returning(Post.__table__.c.id, sort_by_parameter_order=True),
+        rows,
+    )
+    ids = [row.id for row in inserted]
+    tag_rows = [
+        {"post_id": pid, "tag": tag}
+        for pid, p in zip(ids, posts, strict=True)
+        for tag in p.hashtags
+    ]
+    if tag_rows:
+        session.execute(sa.insert(PostHashtag.__table__), tag_rows)
+    _insert_media(session, list(zip(ids, posts, strict=True)))
+    snapshots = [_snapshot_row(pid, p, now) for pid, p in zip(ids, posts, strict=True)]
+    session.execute(sa.insert(EngagementSnapshot.__table__), snapshots)
+    return ids
+
+
+def _insert_media(session: Session, pairs: list[tuple[int, FetchedPost]]) -> None:
+    rows = [
+        {
+            "post_id": pid,
+            "position": position,
+            "kind": media.kind,
+            "url": media.url,
+            "preview_url": media.preview_url,
+            "alt": media.alt,
+            "sensitive": media.sensitive,
+            "width": media.width,
+            "height": media.height,
+            "expires_at": media.expires_at,
+        }
+        for pid, post in pairs
+        for position, media in enumerate(post.media)
+    ]
+    if rows:
+        session.execute(sa.insert(MediaItem.__table__), rows)
+
+
+def _snapshot_row(post_id: int, post: FetchedPost, now: datetime) -> dict[str, Any]:
+    return {
+        "post_id": post_id,
+        "taken_at": now,
+        **{m: getattr(post.engagement, m) for m in _METRICS},
+    }
+
+
+def _update_seen(
+    session: Session,
+    posts: list[FetchedPost],
+    existing: dict[tuple[str, str], Any],
+    now: datetime,
+) -> tuple[int, int]:
+    table = Post.__table__
+    ids = [existing[(p.platform, p.external_id)].id for p in posts]
+    session.execute(sa.update(table).where(table.c.id.in_(ids)).values(last_seen_at=now))
+    _add_missing_hashtags(session, posts, existing)
+
+    updated = edited = 0
+    snapshots: list[dict[str, Any]] = []
+    for post in posts:
+        row = existing[(post.platform, post.external_id)]
+        counts = {m: getattr(post.engagement, m) for m in _METRICS}
+        if any(counts[m] != getattr(row, m) for m in _METRICS):
+            snapshots.append(_snapshot_row(row.id, post, now))
+            session.execute(sa.update(table).where(table.c.id == row.id).values(**counts))
+            updated += 1
+        if content_hash(post) != row.content_hash and row.status != PostStatus.REMOVED:
+            apply_edit(session, row, post, now)
+            edited += 1
+    if snapshots:
+        session.execute(sa.insert(EngagementSnapshot.__table__), snapshots)
+    return updated, edited
+
+
+def _add_missing_hashtags(
+    session: Session, posts: list[FetchedPost], existing: dict[tuple[str, str], Any]
+) -> None:
+    table = PostHashtag.__table__
+    wanted = {(existing[(p.platform, p.external_id)].id, tag) for p in posts for tag in p.hashtags}
+    if not wanted:
+        return
+    post_ids = {pid for pid, _ in wanted}
+    query = sa.select(table.c.post_id, table.c.tag).where(table.c.post_id.in_(post_ids))
+    have = {(row.post_id, row.tag) for row in session.execute(query)}
+    missing = [{"post_id": pid, "tag": tag} for pid, tag in sorted(wanted - have)]
+    if missing:
+        session.execute(sa.insert(table), missing)
+
+
+def apply_edit(session: Session, row: Any, post: FetchedPost, now: datetime) -> None:
+    """Store the edited content; an approved post goes back to pending, on the record."""
+    table = Post.__table__
+    values = _post_row(post, now)
+    values["edited_at"] = post.edited_at or now
+    values["version"] = row.version + 1
+    old = session.execute(sa.select(table.c.text).where(table.c.id == row.id)).scalar_one()
+    if row.status == PostStatus.APPROVED:
+        values["status"] = PostStatus.PENDING.value
+    session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
+    session.execute(sa.delete(MediaItem.__table__).where(MediaItem.__table__.c.post_id == row.id))
+    _insert_media(session, [(row.id, post)])
+    session.add(
+        ModerationEvent(
+            post_id=row.id,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            action="edited_at_source",
+            from_status=row.status,
+            to_status=values.get("status", row.status),
+            reason="edited at source after approval"
+            if row.status == PostStatus.APPROVED
+            else "edited at source",
+            detail={"old_text": old, "new_text": post.text},
+        )
+    )

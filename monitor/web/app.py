@@ -1,0 +1,65 @@
+"""The FastAPI application factory: ``create_app(settings)``, nothing at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.engine import Engine
+
+from monitor.config import Settings
+from monitor.db import create_db_engine
+from monitor.resources import templates_dir
+from monitor.scheduler import Monitor
+from monitor.web.routes import operations
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+        " object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def create_app(
+    settings: Settings, *, engine: Engine | None = None, with_scheduler: bool = False
+) -> FastAPI:
+    """Build the app; ``with_scheduler`` (used by ``run``) starts the polling jobs too."""
+    engine = engine or create_db_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        monitor = Monitor(engine=engine, settings=settings) if with_scheduler else None
+        app.state.monitor = monitor
+        if monitor is not None:
+            monitor.start()
+        try:
+            yield
+        finally:
+            if monitor is not None:
+                monitor.shutdown()
+
+    app = FastAPI(title="hashtag-monitor", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.monitor = None
+    app.state.templates = Jinja2Templates(directory=str(templates_dir()))
+    app.mount("/static", StaticFiles(directory=str(templates_dir() / "static")), name="static")
+    app.include_router(operations.router)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    return app

@@ -1,0 +1,43 @@
+"""Home page and the probes load balancers and supervisors call."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.db import describe_db_error
+from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, settings: SettingsDep, templates: TemplatesDep) -> HTMLResponse:
+    """The landing page: what this instance watches."""
+    return templates.TemplateResponse(
+        request, "home.html", {"hashtags": settings.hashtags, "title": "hashtag-monitor"}
+    )
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is alive and answering."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request, session: SessionDep) -> JSONResponse:
+    """Ready to serve: the database answers, and under ``run`` the scheduler runs."""
+    checks: dict[str, str] = {}
+    try:
+        session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except SQLAlchemyError as exc:
+        checks["database"] = f"unreachable: {describe_db_error(exc)}"
+    monitor = request.app.state.monitor
+    if monitor is not None:
+        checks["scheduler"] = "ok" if monitor.scheduler.running else "stopped"
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

@@ -1,0 +1,131 @@
+"""Shared fixtures: a real database per test (SQLite file and PostgreSQL schema),
+isolated configuration, and local platform servers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from monitor.config import Settings, get_settings, load_settings
+from monitor.db import create_db_engine, upgrade
+from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.server import FakeServer
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+#: Fast network policy for tests: tiny timeouts and backoff, a few retries.
+FAST_HTTP = {
+    "HTTP_TIMEOUT_SECONDS": "1",
+    "HTTP_RETRIES": "2",
+    "HTTP_BACKOFF_SECONDS": "0.01",
+    "HTTP_MAX_RETRY_AFTER_SECONDS": "2",
+}
+
+
+def _config_keys() -> set[str]:
+    from adapters import available_adapters, get_adapter
+
+    keys = {name.upper() for name in Settings.model_fields}
+    for name in available_adapters():
+        keys.update(get_adapter(name).config_keys)
+    return keys
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test starts in an empty directory with none of our keys in the environment."""
+    workdir = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(workdir)
+    for key in _config_keys():
+        monkeypatch.delenv(key, raising=False)
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> bool:
+    engine = sa.create_engine(POSTGRES_ADMIN_URL)
+    try:
+        with engine.connect():
+            return True
+    except sa.exc.OperationalError:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432, and CI must not skip it")
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'monitor.db'}"
+        return
+    if not request.getfixturevalue("postgres_available"):
+        pytest.skip("PostgreSQL not reachable")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_ADMIN_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite database URL, for tests that are not about the storage backend."""
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'monitor.db'}"
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on an upgraded database, on both backends."""
+    engine = create_db_engine(db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    """An upgraded SQLite engine, for tests of logic rather than storage."""
+    engine = create_db_engine(sqlite_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
+    """Set configuration keys in the environment (as a deployment would) and load settings."""
+
+    def apply(**env: str) -> Settings:
+        for key, value in {**FAST_HTTP, **env}.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        return load_settings()
+
+    return apply
+
+
+@pytest.fixture
+def fake_server() -> Iterator[FakeServer]:
+    server = FakeServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mastodon(fake_server: FakeServer) -> FakeMastodon:
+    """A local Mastodon instance speaking the documented API."""
+    return FakeMastodon(fake_server)

@@ -1,0 +1,1 @@
+"""Local HTTP servers that speak platforms' documented APIs, for tests only."""

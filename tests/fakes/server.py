@@ -1,0 +1,193 @@
+"""A real HTTP server on 127.0.0.1 with routes and programmable faults.
+
+Each platform fake registers its routes on a :class:`FakeServer`; tests queue
+faults (``server.fail(...)``) that the next matching requests suffer before
+the real answer: an HTTP status with headers, a hang past the client's
+timeout, a connection reset, a truncated body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclasses.dataclass
+class FakeRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def form(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclasses.dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+        return cls(
+            status,
+            json.dumps(value).encode(),
+            {"Content-Type": "application/json", **(headers or {})},
+        )
+
+
+@dataclasses.dataclass
+class Fault:
+    """What the next matching request suffers: see :meth:`FakeServer.fail`."""
+
+    kind: str  # "status", "hang", "reset", "truncate", "garbage", "drip"
+    status: int = 500
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+    path: str = ""
+
+
+Handler = Callable[[FakeRequest], Reply]
+
+
+class FakeServer:
+    """A threaded HTTP server; ``url`` is its base, ``requests`` what it received."""
+
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.faults: list[Fault] = []
+        self.requests: list[FakeRequest] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        self.routes.append((method, re.compile(f"^{pattern}$"), handler))
+
+    def fail(self, kind: str, times: int = 1, **options: Any) -> None:
+        """Queue ``times`` faults of ``kind`` for requests whose path starts with ``path``."""
+        with self._lock:
+            self.faults.extend(Fault(kind, **options) for _ in range(times))
+
+    def hits(self, path_prefix: str = "") -> int:
+        return sum(1 for r in self.requests if r.path.startswith(path_prefix))
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for index, fault in enumerate(self.faults):
+                if path.startswith(fault.path):
+                    return self.faults.pop(index)
+        return None
+
+    def _dispatch(self, request: FakeRequest) -> Reply:
+        for method, pattern, handler in self.routes:
+            if method == request.method and pattern.match(request.path):
+                return handler(request)
+        return Reply.json({"error": "Record not found"}, 404)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Tests read ``server.requests``; nothing on stderr."""
+
+            def _handle(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                request = FakeRequest(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query, keep_blank_values=True),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.rfile.read(length) if length else b"",
+                )
+                with server._lock:
+                    server.requests.append(request)
+                fault = server._take_fault(parts.path)
+                if fault is not None and self._suffer(fault):
+                    return
+                reply = server._dispatch(request)
+                if fault is not None and fault.kind in ("truncate", "garbage", "drip"):
+                    self._mangle(reply, fault)
+                    return
+                self._send(reply)
+
+            do_GET = do_POST = do_DELETE = _handle
+
+            def _send(self, reply: Reply) -> None:
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            def _suffer(self, fault: Fault) -> bool:
+                """Apply a fault that replaces the answer; False if it mangles the answer."""
+                if fault.kind == "status":
+                    body = json.dumps({"error": f"injected {fault.status}"}).encode()
+                    self._send(Reply(fault.status, body, fault.headers))
+                    return True
+                if fault.kind == "hang":
+                    time.sleep(fault.seconds)
+                    self.close_connection = True
+                    return True
+                if fault.kind == "reset":
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
+                    self.close_connection = True
+                    return True
+                return False
+
+            def _mangle(self, reply: Reply, fault: Fault) -> None:
+                if fault.kind == "garbage":
+                    self._send(Reply(reply.status, b"<html>Bad gateway</html>", {}))
+                elif fault.kind == "truncate":
+                    self._send(Reply(reply.status, reply.body[: len(reply.body) // 2], reply.headers))
+                else:  # drip: headers promptly, then the body a byte at a time
+                    self.send_response(reply.status)
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    for byte in reply.body[:50]:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(fault.seconds)
+                    self.close_connection = True
+
+        return _Handler
