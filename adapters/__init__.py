@@ -18,7 +18,13 @@ __all__ = ["BUILTIN_ADAPTERS", "Adapter", "available_adapters", "get_adapter"]
 ENTRY_POINT_GROUP = "hashtag_monitor.adapters"
 
 BUILTIN_ADAPTERS: dict[str, str] = {
+    "bluesky": "adapters.bluesky:BlueskyAdapter",
+    "instagram": "adapters.instagram:InstagramAdapter",
     "mastodon": "adapters.mastodon:MastodonAdapter",
+    "reddit": "adapters.reddit:RedditAdapter",
+    "rss": "adapters.rss:RssAdapter",
+    "x": "adapters.x:XAdapter",
+    "youtube": "adapters.youtube:YouTubeAdapter",
 }
 
 

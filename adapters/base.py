@@ -203,11 +203,22 @@ class Adapter(ABC):
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
         """Fetch the current state of known posts by their ``ref`` (bulk where possible)."""
 
-    def backfill(self, target: Target, *, since: datetime, max_pages: int) -> Iterator[Page]:
-        """Page back to ``since`` regardless of cursor; by default a first-poll walk.
+    def backfill(
+        self, target: Target, *, since: datetime, resume: str | None, max_pages: int
+    ) -> Iterator[Page]:
+        """Page back from the newest post to ``since``, for ``hashtag-monitor backfill``.
 
-        Pages yielded here must carry ``cursor=None``: backfill never moves the
-        forward cursor.
+        Each page's ``cursor`` is a backfill position (stored apart from the
+        polling cursor): given back as ``resume``, the walk continues after that
+        page, so an interrupted backfill neither repeats nor skips. When the API
+        cannot reach ``since`` (a search window of days), the last page says how
+        far it got in ``gap``. The default restarts a first-poll walk, which is
+        safe (posts are upserted) but repeats pages; adapters with resumable
+        paging override it.
         """
         for page in self.search(target, None, since=since, max_pages=max_pages):
             yield dataclasses.replace(page, cursor=None)
+
+    def poll_interval(self, configured_seconds: int, target_count: int) -> int:
+        """Seconds between polls of each target; quota-bound platforms stretch it."""
+        return configured_seconds

@@ -153,15 +153,11 @@ class Settings(BaseSettings):
         """``PLATFORMS`` if set, else every configured adapter plus keyless Mastodon."""
         if self.platforms:
             return list(self.platforms)
-        from adapters import get_adapter
-
         raw = self.raw
-        names = available_adapters()
         return [
             name
-            for name in names
-            if name == "mastodon"
-            or (get_adapter(name).required_keys and get_adapter(name).is_configured(raw))
+            for name in available_adapters()
+            if name == "mastodon" or _has_credentials(name, raw)
         ]
 
     def ensure_secret_key(self) -> str:
@@ -175,6 +171,17 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+def _has_credentials(name: str, raw: dict[str, str]) -> bool:
+    """True when an adapter needs keys and all are set; a broken plugin counts as not."""
+    from adapters import get_adapter
+
+    try:
+        adapter = get_adapter(name)
+    except Exception:  # a third-party plugin that fails to import must not stop start-up
+        return False
+    return bool(adapter.required_keys) and adapter.is_configured(raw)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -85,6 +85,9 @@ class Post(SQLModel, table=True):
     edited_at: datetime | None = _time()
     deleted_at: datetime | None = _time()
     status: str = Field(default=PostStatus.PENDING, max_length=20, index=True)
+    #: Set by rules and takedown requests: the post needs a closer look (never approves).
+    flagged: bool = Field(default=False, index=True)
+    flag_reasons: list[str] | None = Field(default=None, sa_type=sa.JSON)
     #: Bumped on every change a moderator must see (decision, edit at source).
     version: int = 1
     likes: int | None = Field(default=None, sa_type=sa.BigInteger)
@@ -170,6 +173,17 @@ class ModerationEvent(SQLModel, table=True):
     to_status: str | None = Field(default=None, max_length=20)
     reason: str | None = Field(default=None, sa_type=sa.Text)
     detail: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+
+
+class AppSetting(SQLModel, table=True):
+    """Small runtime switches admins change (e.g. the gallery kill switch)."""
+
+    __tablename__ = "app_settings"
+
+    key: str = Field(max_length=100, primary_key=True)
+    value: Any = Field(default=None, sa_type=sa.JSON)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_by: str = Field(max_length=200)
 
 
 class User(SQLModel, table=True):

@@ -33,12 +33,17 @@ def _config_keys() -> set[str]:
 
     keys = {name.upper() for name in Settings.model_fields}
     for name in available_adapters():
-        keys.update(get_adapter(name).config_keys)
+        try:
+            keys.update(get_adapter(name).config_keys)
+        except ImportError:
+            continue  # an adapter still being written; its keys are not set in tests
     return keys
 
 
 @pytest.fixture(autouse=True)
-def isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def isolated_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Every test starts in an empty directory with none of our keys in the environment."""
     workdir = tmp_path_factory.mktemp("cwd")
     monkeypatch.chdir(workdir)
@@ -62,7 +67,9 @@ def postgres_available() -> bool:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A fresh, empty database URL: a SQLite file, or a PostgreSQL schema of its own."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'monitor.db'}"

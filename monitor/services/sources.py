@@ -55,6 +55,9 @@ def configured_platforms(
                 adapter = get_adapter(name)(raw, client)
             except AdapterError as exc:
                 platforms.append(ConfiguredPlatform(name, None, str(exc)))
+            except Exception as exc:  # a plugin that cannot even load stays disabled
+                reason = f"adapter {name!r} could not be loaded: {type(exc).__name__}: {exc}"
+                platforms.append(ConfiguredPlatform(name, None, reason))
             else:
                 platforms.append(ConfiguredPlatform(name, adapter))
         yield platforms

@@ -63,6 +63,8 @@ class Fault:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
     path: str = ""
+    #: Matching requests to let through untouched before this fault strikes.
+    after: int = 0
 
 
 Handler = Callable[[FakeRequest], Reply]
@@ -108,6 +110,9 @@ class FakeServer:
         with self._lock:
             for index, fault in enumerate(self.faults):
                 if path.startswith(fault.path):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
                     return self.faults.pop(index)
         return None
 
@@ -179,7 +184,9 @@ class FakeServer:
                 if fault.kind == "garbage":
                     self._send(Reply(reply.status, b"<html>Bad gateway</html>", {}))
                 elif fault.kind == "truncate":
-                    self._send(Reply(reply.status, reply.body[: len(reply.body) // 2], reply.headers))
+                    self._send(
+                        Reply(reply.status, reply.body[: len(reply.body) // 2], reply.headers)
+                    )
                 else:  # drip: headers promptly, then the body a byte at a time
                     self.send_response(reply.status)
                     self.send_header("Content-Length", str(len(reply.body)))

@@ -43,9 +43,7 @@ def test_poll_stores_every_post_once_with_both_hashtags(
     assert len(posts) == 91
     with Session(engine) as session:
         tags = set(
-            session.exec(
-                select(PostHashtag.tag).join(Post).where(Post.external_id == both["uri"])
-            )
+            session.exec(select(PostHashtag.tag).join(Post).where(Post.external_id == both["uri"]))
         )
     assert tags == {"ceaday21", "helpinghands"}
 
@@ -95,9 +93,7 @@ def test_federated_copies_are_stored_once(
         other = FakeMastodon(other_server, domain="other.social")
         original = mastodon.add("Shared #CEADAY21")
         other.add("Shared #CEADAY21", uri=original["uri"])
-        settings = configure(
-            MASTODON_INSTANCES=f"{mastodon.url},{other.url}", HASHTAGS="CEADAY21"
-        )
+        settings = configure(MASTODON_INSTANCES=f"{mastodon.url},{other.url}", HASHTAGS="CEADAY21")
         summaries = poll_all(engine=engine, settings=settings)
     finally:
         other_server.stop()
@@ -129,9 +125,9 @@ def test_crash_between_pages_loses_and_duplicates_nothing(
     poll_all(engine=engine, settings=settings, tag="CEADAY21")
     mastodon.add_many(120)
     # The second forward page dies mid-walk (connection reset on every retry).
-    mastodon.server.fail("reset", times=3, path="/api/v1/timelines/tag/CEADAY21")
-    # ...but only after the first page was served: let the first request through.
-    mastodon.server.faults.insert(0, mastodon.server.faults[0].__class__("none"))
+    path = "/api/v1/timelines/tag/CEADAY21"
+    mastodon.server.fail("reset", path=path, after=1)
+    mastodon.server.fail("reset", times=2, path=path)
 
     first = poll_all(engine=engine, settings=settings, tag="CEADAY21")[0]
     assert not first.ok and first.new == 40
