@@ -56,11 +56,19 @@ def users_disable(name: str) -> None:
 
 
 def _decide_all(action: str, ids: list[str], actor: str, reason: str | None) -> None:
-    engine = open_engine(load())
+    settings = load()
+    engine = open_engine(settings)
     with session_scope(engine) as session:
         posts = [find_post(session, ref) for ref in ids]
         for ref, post in zip(ids, posts, strict=True):
-            result = decide(session=session, post=post, action=action, actor=actor, reason=reason)
+            result = decide(
+                session=session,
+                post=post,
+                action=action,
+                actor=actor,
+                reason=reason,
+                settings=settings,
+            )
             echo(f"{ref}: {result.from_status} -> {result.to_status}")
 
 

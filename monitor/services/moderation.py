@@ -12,6 +12,7 @@ import dataclasses
 
 from sqlmodel import Session, select
 
+from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import ModerationEvent, Post, PostStatus, Role, utcnow
 from monitor.services.users import get_active_user
@@ -56,9 +57,13 @@ def decide(
     action: str,
     actor: str,
     reason: str | None = None,
+    settings: Settings,
     expected_version: int | None = None,
 ) -> DecisionResult:
-    """Approve or reject one post as ``actor`` (a user name), with an audit event."""
+    """Approve or reject one post as ``actor`` (a user name), with an audit event.
+
+    ``settings`` is for what publishing needs (media directory, outbound policy).
+    """
     if action not in _ACTIONS:
         raise UserError(f"unknown decision {action!r}: approve or reject")
     user = get_active_user(session=session, name=actor)
