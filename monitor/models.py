@@ -7,7 +7,7 @@ collides with a reserved word on PostgreSQL (``user``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -64,6 +64,8 @@ class Post(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("platform", "external_id", name="uq_posts_platform_external_id"),
         sa.Index("ix_posts_status_created_at", "status", "created_at"),
+        # Per-day counts (digest, stats) range over created_at alone.
+        sa.Index("ix_posts_created_at", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -244,3 +246,18 @@ class PollRun(SQLModel, table=True):
     skipped: int = 0
     error: str | None = Field(default=None, sa_type=sa.Text)
     gap: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class DigestSend(SQLModel, table=True):
+    """One attempt to send a day's digest, so a day is sent at most once unless forced."""
+
+    __tablename__ = "digest_sends"
+    __table_args__ = (sa.Index("ix_digest_sends_day_status", "day", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(sa_type=sa.Date, nullable=False)
+    sent_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    recipients: str = Field(sa_type=sa.Text)
+    status: str = Field(max_length=20)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    forced: bool = False
