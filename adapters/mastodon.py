@@ -16,6 +16,7 @@ API facts relied on (docs.joinmastodon.org, methods/timelines and statuses):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -71,6 +72,17 @@ def _id_order(status_id: str) -> tuple[int, str]:
     return (len(status_id), status_id)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    """One page of a walk back through a tag timeline."""
+
+    number: int
+    posts: tuple[FetchedPost, ...]
+    skipped: tuple[str, ...]
+    ids: list[str]
+    finished: bool
+
+
 class MastodonAdapter(Adapter):
     """Reads ``/api/v1/timelines/tag`` on every instance in ``MASTODON_INSTANCES``."""
 
@@ -91,11 +103,15 @@ class MastodonAdapter(Adapter):
     def targets(self, hashtags: Sequence[str]) -> list[Target]:
         return [Target(instance, (tag,)) for instance in self.instances for tag in hashtags]
 
+    @staticmethod
+    def _timeline_url(target: Target) -> str:
+        tag = httpx.URL(path=target.hashtags[0].lstrip("#")).path
+        return f"{target.scope}/api/v1/timelines/tag/{tag}"
+
     def search(
         self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
     ) -> Iterator[Page]:
-        instance, tag = target.scope, target.hashtags[0]
-        url = f"{instance}/api/v1/timelines/tag/{httpx.URL(path=tag.lstrip('#')).path}"
+        instance, url = target.scope, self._timeline_url(target)
         if cursor:
             yield from self._walk_forward(instance, url, cursor, max_pages)
         else:
@@ -130,32 +146,55 @@ class MastodonAdapter(Adapter):
         self, instance: str, url: str, since: datetime, max_pages: int
     ) -> Iterator[Page]:
         """First poll: newest first, back to ``since``; the cursor lands on the last page."""
-        params: dict[str, Any] | None = {"limit": PAGE_LIMIT}
-        next_url: str | None = url
         newest: str | None = None
+        for step in self._pages_back(instance, url, since, max_pages, max_id=None):
+            if step.ids and newest is None:
+                newest = max(step.ids, key=_id_order)
+            if step.finished:
+                yield Page(step.posts, newest, skipped=step.skipped)
+            elif step.number == max_pages:
+                gap = f"stopped after {max_pages} pages before reaching {since:%Y-%m-%d %H:%M} UTC"
+                yield Page(step.posts, newest, gap=gap, skipped=step.skipped)
+            else:
+                yield Page(step.posts, None, skipped=step.skipped)
+
+    def backfill(
+        self, target: Target, *, since: datetime, resume: str | None, max_pages: int
+    ) -> Iterator[Page]:
+        """Walk back with ``max_id``; the oldest id of each page is the resume position."""
+        instance, url = target.scope, self._timeline_url(target)
+        for step in self._pages_back(instance, url, since, max_pages, max_id=resume):
+            position = min(step.ids, key=_id_order) if step.ids else None
+            yield Page(step.posts, position, skipped=step.skipped)
+
+    def _pages_back(
+        self, instance: str, url: str, since: datetime, max_pages: int, *, max_id: str | None
+    ) -> Iterator[_Step]:
+        """Newest to oldest via ``Link: rel=next``, until ``since``, the end, or a loop."""
+        params: dict[str, Any] | None = {"limit": PAGE_LIMIT}
+        if max_id:
+            params["max_id"] = max_id
+        next_url: str | None = url
         seen: set[str] = set()
-        for page_number in range(1, max_pages + 1):
+        for number in range(1, max_pages + 1):
             assert next_url is not None
             body, response = self._get(next_url, params)
             statuses = self._statuses(body)
             ids = [sid for sid in (as_id(s.get("id")) for s in statuses) if sid]
             fresh = [sid for sid in ids if sid not in seen]
             seen.update(ids)
-            if ids and newest is None:
-                newest = max(ids, key=_id_order)
             posts, skipped = self._normalise_all(instance, statuses)
             oldest_time = min((p.created_at for p in posts), default=None)
             next_url = response.links.get("next", {}).get("url")
             params = None
-            done = not fresh or not next_url or (oldest_time is not None and oldest_time < since)
-            if done:
-                yield Page(posts, newest, skipped=skipped)
+            # An empty page, a repeat of ids already seen (a server looping on
+            # its Link header) or the end of the look-back ends the walk.
+            finished = (
+                not fresh or not next_url or (oldest_time is not None and oldest_time < since)
+            )
+            yield _Step(number, posts, skipped, ids, finished)
+            if finished:
                 return
-            if page_number == max_pages:
-                gap = f"stopped after {max_pages} pages before reaching {since:%Y-%m-%d %H:%M} UTC"
-                yield Page(posts, newest, gap=gap, skipped=skipped)
-                return
-            yield Page(posts, None, skipped=skipped)
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
         by_instance: dict[str, list[str]] = {}

@@ -1,4 +1,5 @@
-"""The in-process scheduler (APScheduler 3, AsyncIO): one job per source.
+"""The in-process scheduler (APScheduler 3, AsyncIO): a poll job per source, a refresh
+job per platform.
 
 Each poll runs in a worker thread, so a slow or hanging source never delays
 another; ``max_instances=1`` keeps two runs of the same job apart and
@@ -20,6 +21,7 @@ from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.models import utcnow
 from monitor.services.polling import poll_target
+from monitor.services.refresh import refresh_platform
 from monitor.services.sources import configured_platforms, record_disabled, source_key
 
 log = logging.getLogger("monitor.scheduler")
@@ -42,19 +44,22 @@ class Monitor:
                 record_disabled(session, configured.name, configured.disabled_reason, utcnow())
                 if configured.adapter is None:
                     log.warning("%s disabled: %s", configured.name, configured.disabled_reason)
-        interval = self.settings.poll_interval_seconds
         first_run = datetime.now(self.settings.zone)
         for configured in platforms:
-            if configured.adapter is None:
+            adapter = configured.adapter
+            if adapter is None:
                 continue
-            for offset, target in enumerate(configured.adapter.targets(self.settings.hashtags)):
+            targets = adapter.targets(self.settings.hashtags)
+            interval = adapter.poll_interval(self.settings.poll_interval_seconds, len(targets))
+            self._add_refresh_job(adapter, first_run)
+            for offset, target in enumerate(targets):
                 self.scheduler.add_job(
                     self._poll,
                     "interval",
                     seconds=interval,
                     jitter=min(30, interval // 10),
-                    args=(configured.adapter, target),
-                    id=f"poll:{source_key(configured.adapter.name, target)}",
+                    args=(adapter, target),
+                    id=f"poll:{source_key(adapter.name, target)}",
                     max_instances=1,
                     coalesce=True,
                     misfire_grace_time=interval,
@@ -63,6 +68,27 @@ class Monitor:
                 )
         self.scheduler.start()
         log.info("scheduler started with %d job(s)", len(self.scheduler.get_jobs()))
+
+    def _add_refresh_job(self, adapter: Adapter, first_run: datetime) -> None:
+        interval = self.settings.refresh_interval_seconds
+        self.scheduler.add_job(
+            self._refresh,
+            "interval",
+            seconds=interval,
+            jitter=min(60, interval // 10),
+            args=(adapter,),
+            id=f"refresh:{adapter.name}",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=interval,
+            # After the first polls, so a fresh install refreshes what it just found.
+            next_run_time=first_run + timedelta(seconds=min(interval, 120)),
+        )
+
+    async def _refresh(self, adapter: Adapter) -> None:
+        await asyncio.to_thread(
+            refresh_platform, engine=self.engine, adapter=adapter, settings=self.settings
+        )
 
     async def _poll(self, adapter: Adapter, target: Target) -> None:
         await asyncio.to_thread(

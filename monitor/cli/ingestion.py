@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from sqlalchemy.engine import Engine
 
+from adapters.base import Adapter, Target
 from monitor.cli._common import echo, load, open_engine, when
 from monitor.db import session_scope
-from monitor.services.polling import describe_summary, poll_all
-from monitor.services.sources import list_sources
+from monitor.errors import UserError
+from monitor.services.backfill import backfill_target
+from monitor.services.polling import PollSummary, describe_summary, poll_all
+from monitor.services.refresh import describe_refresh, refresh_all
+from monitor.services.sources import configured_platforms, list_sources, source_key
 
 PlatformOption = Annotated[str | None, typer.Option("--platform", help="Only this platform.")]
 
@@ -60,6 +67,82 @@ def status() -> None:
                 echo(f"  possible gap: {source.possible_gap}")
 
 
+def refresh(platform: PlatformOption = None) -> None:
+    """Refresh engagement and catch edits and deletions at source now."""
+    settings = load()
+    engine = open_engine(settings)
+    summaries = refresh_all(engine=engine, settings=settings, platform=platform)
+    for summary in summaries:
+        echo(f"{summary.platform}: {describe_refresh(summary)}")
+    if not all(summary.ok for summary in summaries):
+        raise typer.Exit(1)
+
+
+def backfill(
+    since: Annotated[str, typer.Option("--since", help="Oldest day to reach, YYYY-MM-DD.")],
+    platform: PlatformOption = None,
+) -> None:
+    """Page back through history to a date, as far as each API allows; resumable."""
+    settings = load()
+    try:
+        day = date.fromisoformat(since)
+    except ValueError:
+        raise UserError(f"--since {since!r}: give a date as YYYY-MM-DD") from None
+    start = datetime.combine(day, time.min, tzinfo=settings.zone).astimezone(UTC)
+    if start > datetime.now(UTC):
+        raise UserError(f"--since {since}: that day has not begun yet")
+    engine = open_engine(settings)
+    failed = False
+    with configured_platforms(settings, only=platform) as platforms, _progress() as bars:
+        for configured in platforms:
+            if configured.adapter is None:
+                echo(f"{configured.name}: skipped, disabled: {configured.disabled_reason}")
+                failed = True
+                continue
+            for target in configured.adapter.targets(settings.hashtags):
+                summary = _backfill_with_bar(engine, configured.adapter, target, start, bars)
+                line = describe_summary(summary)
+                if summary.gap:
+                    line += " (the API cannot reach further back)"
+                bars.console.print(f"{summary.source}: {line}", markup=False, highlight=False)
+                failed = failed or not summary.ok
+    if failed:
+        raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[posts]} posts, back to {task.fields[reached]}"),
+        TimeElapsedColumn(),
+    )
+
+
+def _backfill_with_bar(
+    engine: Engine, adapter: Adapter, target: Target, start: datetime, bars: Progress
+) -> PollSummary:
+    """Progress is how much of the time between now and the date has been walked."""
+    now = datetime.now(UTC)
+    span = max((now - start).total_seconds(), 1.0)
+    task = bars.add_task(source_key(adapter.name, target), total=span, posts=0, reached="-")
+
+    def advance(posts: int, oldest: datetime | None) -> None:
+        walked = (now - oldest).total_seconds() if oldest else 0.0
+        reached = f"{oldest:%Y-%m-%d %H:%M}" if oldest else "-"
+        bars.update(task, completed=min(walked, span), posts=posts, reached=reached)
+
+    summary = backfill_target(
+        engine=engine, adapter=adapter, target=target, since=start, progress=advance
+    )
+    if summary.ok:
+        bars.update(task, completed=span)
+    return summary
+
+
 def register(app: typer.Typer) -> None:
     app.command()(poll)
     app.command()(status)
+    app.command()(refresh)
+    app.command()(backfill)

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from adapters.base import FetchedPost
@@ -90,8 +91,15 @@ def _record_chunk(session: Session, posts: list[FetchedPost], now: datetime) -> 
     fresh = [p for p in posts if (p.platform, p.external_id) not in existing]
     seen = [p for p in posts if (p.platform, p.external_id) in existing]
     if fresh:
-        result.new_ids = _insert_new(session, fresh, now)
-        result.new = len(fresh)
+        inserted = _insert_new(session, fresh, now)
+        result.new_ids = list(inserted.values())
+        result.new = len(inserted)
+        # Stored meanwhile by a concurrent poll (another instance or hashtag):
+        # from here on they are simply posts seen again.
+        raced = [p for p in fresh if (p.platform, p.external_id) not in inserted]
+        if raced:
+            existing.update(_load_existing(session, raced))
+            seen.extend(raced)
     if seen:
         updated, edited = _update_seen(session, seen, existing, now)
         result.updated, result.edited = updated, edited
@@ -138,7 +146,10 @@ def _post_row(post: FetchedPost, now: datetime) -> dict[str, Any]:
     }
 
 
-def _insert_new(session: Session, posts: list[FetchedPost], now: datetime) -> list[int]:
+def _insert_new(
+    session: Session, posts: list[FetchedPost], now: datetime
+) -> dict[tuple[str, str], int]:
+    """Insert what is not there yet; returns (platform, external id) -> id of those inserted."""
     rows = [
         {
             **_post_row(p, now),
@@ -149,22 +160,32 @@ def _insert_new(session: Session, posts: list[FetchedPost], now: datetime) -> li
         }
         for p in posts
     ]
-    inserted = session.execute(
-        sa.insert(Post.__table__).returning(Post.__table__.c.id, sort_by_parameter_order=True),
-        rows,
+    table = Post.__table__
+    insert = _dialect_insert(session)(table).on_conflict_do_nothing(
+        index_elements=[table.c.platform, table.c.external_id]
     )
-    ids = [row.id for row in inserted]
-    tag_rows = [
-        {"post_id": pid, "tag": tag}
-        for pid, p in zip(ids, posts, strict=True)
-        for tag in p.hashtags
+    returning = insert.returning(table.c.id, table.c.platform, table.c.external_id)
+    inserted = {(row.platform, row.external_id): row.id for row in session.execute(returning, rows)}
+    pairs = [
+        (inserted[(p.platform, p.external_id)], p)
+        for p in posts
+        if (p.platform, p.external_id) in inserted
     ]
+    tag_rows = [{"post_id": pid, "tag": tag} for pid, p in pairs for tag in p.hashtags]
     if tag_rows:
         session.execute(sa.insert(PostHashtag.__table__), tag_rows)
-    _insert_media(session, list(zip(ids, posts, strict=True)))
-    snapshots = [_snapshot_row(pid, p, now) for pid, p in zip(ids, posts, strict=True)]
-    session.execute(sa.insert(EngagementSnapshot.__table__), snapshots)
-    return ids
+    _insert_media(session, pairs)
+    if pairs:
+        snapshots = [_snapshot_row(pid, p, now) for pid, p in pairs]
+        session.execute(sa.insert(EngagementSnapshot.__table__), snapshots)
+    return inserted
+
+
+def _dialect_insert(session: Session) -> Any:
+    """INSERT with ON CONFLICT support for the session's backend."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def _insert_media(session: Session, pairs: list[tuple[int, FetchedPost]]) -> None:

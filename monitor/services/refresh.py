@@ -1,0 +1,168 @@
+"""Refresh known posts: engagement snapshots, edits and deletions at source.
+
+Posts younger than ``REFRESH_WINDOW_DAYS`` are asked for again through each
+platform's bulk endpoint. New counts become engagement snapshots (the digest
+subtracts them), changed content is an edit (see :func:`ingest.apply_edit`),
+and a post the platform no longer returns is ``removed``: off the gallery at
+once, on the record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from adapters.base import Adapter, AdapterError
+from monitor.config import Settings
+from monitor.db import describe_db_error, session_scope
+from monitor.models import ModerationEvent, Post, PostStatus, utcnow
+from monitor.services.ingest import SYSTEM_ACTOR, record_posts
+from monitor.services.sources import configured_platforms
+
+log = logging.getLogger("monitor.refresh")
+
+#: Refs handed to an adapter at once; adapters split them into their bulk sizes.
+REFRESH_BATCH = 500
+
+
+@dataclasses.dataclass(slots=True)
+class RefreshSummary:
+    platform: str
+    ok: bool = True
+    checked: int = 0
+    updated: int = 0
+    edited: int = 0
+    removed: int = 0
+    requests: int = 0
+    error: str | None = None
+
+
+def mark_removed(session: Session, post_ids: Sequence[int], now: datetime) -> int:
+    """Posts gone at source become ``removed``, each with an audit event; returns how many."""
+    table = Post.__table__
+    rows = session.execute(
+        sa.select(table.c.id, table.c.status).where(
+            table.c.id.in_(post_ids), table.c.status != PostStatus.REMOVED.value
+        )
+    ).all()
+    for row in rows:
+        session.execute(
+            sa.update(table)
+            .where(table.c.id == row.id)
+            .values(status=PostStatus.REMOVED.value, deleted_at=now, version=table.c.version + 1)
+        )
+        session.add(
+            ModerationEvent(
+                post_id=row.id,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                action="deleted_at_source",
+                from_status=row.status,
+                to_status=PostStatus.REMOVED.value,
+                reason="no longer available at source",
+            )
+        )
+    return len(rows)
+
+
+def refresh_platform(
+    *,
+    engine: Engine,
+    adapter: Adapter,
+    settings: Settings,
+    now: datetime | None = None,
+) -> RefreshSummary:
+    """Refresh one platform's recent posts; never raises, failures are in the summary."""
+    now = now or utcnow()
+    summary = RefreshSummary(platform=adapter.name)
+    requests_before = adapter.http.thread_requests
+    horizon = now - timedelta(days=settings.refresh_window_days)
+    table = Post.__table__
+    last_id = 0
+    try:
+        while True:
+            with session_scope(engine) as session:
+                batch = session.execute(
+                    sa.select(table.c.id, table.c.ref)
+                    .where(
+                        table.c.platform == adapter.name,
+                        table.c.created_at >= horizon,
+                        table.c.status != PostStatus.REMOVED.value,
+                        table.c.id > last_id,
+                    )
+                    .order_by(table.c.id)
+                    .limit(REFRESH_BATCH)
+                ).all()
+            if not batch:
+                break
+            last_id = batch[-1].id
+            _refresh_batch(engine, adapter, batch, now, summary)
+    except AdapterError as exc:
+        summary.ok, summary.error = False, str(exc)
+    except SQLAlchemyError as exc:
+        summary.ok, summary.error = False, f"database error: {describe_db_error(exc)}"
+    except Exception as exc:  # a bug in one adapter must not stop the others' refresh
+        log.exception("refresh %s: unexpected error", adapter.name)
+        summary.ok, summary.error = False, f"internal error: {type(exc).__name__}: {exc}"
+    summary.requests = adapter.http.thread_requests - requests_before
+    log.log(
+        logging.INFO if summary.ok else logging.WARNING,
+        "refresh %s: %s",
+        adapter.name,
+        describe_refresh(summary),
+    )
+    return summary
+
+
+def _refresh_batch(
+    engine: Engine,
+    adapter: Adapter,
+    batch: Sequence[sa.Row[tuple[int, str]]],
+    now: datetime,
+    summary: RefreshSummary,
+) -> None:
+    result = adapter.refresh([row.ref for row in batch])
+    ids_by_ref = {row.ref: row.id for row in batch}
+    with session_scope(engine) as session:
+        ingested = record_posts(session=session, posts=list(result.posts), now=now)
+        gone = [ids_by_ref[ref] for ref in result.deleted if ref in ids_by_ref]
+        removed = mark_removed(session, gone, now)
+    summary.checked += len(batch)
+    summary.updated += ingested.updated
+    summary.edited += ingested.edited
+    summary.removed += removed
+    for reason in result.skipped:
+        log.warning("refresh %s: skipped a record: %s", adapter.name, reason)
+
+
+def describe_refresh(summary: RefreshSummary) -> str:
+    if not summary.ok:
+        return f"FAILED: {summary.error}"
+    return (
+        f"ok: {summary.checked} checked, {summary.updated} with new engagement,"
+        f" {summary.edited} edited, {summary.removed} removed at source,"
+        f" {summary.requests} request(s)"
+    )
+
+
+def refresh_all(
+    *,
+    engine: Engine,
+    settings: Settings,
+    platform: str | None = None,
+) -> list[RefreshSummary]:
+    """One refresh over every enabled platform (``hashtag-monitor refresh``)."""
+    with configured_platforms(settings, only=platform) as platforms:
+        return [
+            refresh_platform(engine=engine, adapter=c.adapter, settings=settings)
+            if c.adapter is not None
+            else RefreshSummary(platform=c.name, ok=False, error=f"disabled: {c.disabled_reason}")
+            for c in platforms
+        ]
