@@ -26,6 +26,7 @@ _TAG_CHARS = r"[\w\u00b7\u200c\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20
 _HASHTAG_RE = re.compile(rf"(?<![\w/&#])[#＃]({_TAG_CHARS}+)")
 _BLOCK_END = {"p", "br", "li", "blockquote", "div"}
 _MAX_TEXT_CHARS = 100_000
+_MAX_COUNT = 2**63 - 1
 
 
 def normalise_tag(tag: str) -> str:
@@ -101,21 +102,23 @@ def parse_time(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        # Year 1 with a positive offset (or 9999 with a negative one) leaves datetime's range.
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def as_count(value: Any) -> int | None:
     """A non-negative engagement count, or None when the platform gave none or nonsense."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, str) and value.isdecimal() and len(value) <= 19:
+        value = int(value)
     if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+        # Counts are stored as BIGINT: anything past it is nonsense, not a number to store.
+        return value if 0 <= value <= _MAX_COUNT else None
     return None
 
 
