@@ -66,6 +66,8 @@ class Post(SQLModel, table=True):
         sa.Index("ix_posts_status_created_at", "status", "created_at"),
         # Per-day counts (digest, stats) range over created_at alone.
         sa.Index("ix_posts_created_at", "created_at"),
+        # The queue pages flagged posts first, then by time, within one status.
+        sa.Index("ix_posts_status_flagged_created", "status", "flagged", "created_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -134,6 +136,35 @@ class MediaItem(SQLModel, table=True):
     expires_at: datetime | None = _time()
     pinned_path: str | None = Field(default=None, max_length=300)
     pin_error: str | None = Field(default=None, sa_type=sa.Text)
+    #: SHA-256 of the downloaded original: pinned files are ``<hash>-<width>.jpg``.
+    pinned_hash: str | None = Field(default=None, max_length=64, index=True)
+    #: Widths of the re-encoded renditions, smallest first; the last is the largest.
+    pinned_widths: list[int] | None = Field(default=None, sa_type=sa.JSON)
+    pinned_width: int | None = None
+    pinned_height: int | None = None
+    #: A moderator said the image adds nothing a reader needs: published with empty alt.
+    decorative: bool = False
+
+
+class TakedownRequest(SQLModel, table=True):
+    """A member of the public asked for a post to be removed; it flags, never hides."""
+
+    __tablename__ = "takedown_requests"
+    __table_args__ = (sa.Index("ix_takedown_requests_client_at", "client_key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="SET NULL"), nullable=True, index=True
+        ),
+    )
+    at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    category: str = Field(max_length=40)
+    details: str | None = Field(default=None, sa_type=sa.Text)
+    contact: str | None = Field(default=None, max_length=320)
+    #: Keyed hash of the client address: enough to rate-limit, not to identify.
+    client_key: str = Field(max_length=64)
 
 
 class EngagementSnapshot(SQLModel, table=True):
@@ -261,3 +292,52 @@ class DigestSend(SQLModel, table=True):
     status: str = Field(max_length=20)
     error: str | None = Field(default=None, sa_type=sa.Text)
     forced: bool = False
+
+
+class WebSession(SQLModel, table=True):
+    """A login: the cookie carries a token whose hash is the key, so a stolen
+    database does not yield live cookies, and logout, disable or expiry end it."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: str = Field(max_length=64, primary_key=True)
+    user_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    csrf_token: str = Field(max_length=100)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    address: str | None = Field(default=None, max_length=100)
+
+
+class LoginAttempt(SQLModel, table=True):
+    """One login try, kept a while to slow and then lock repeated failures."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        sa.Index("ix_login_attempts_name_at", "name", "at"),
+        sa.Index("ix_login_attempts_address_at", "address", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    name: str = Field(max_length=100)
+    address: str = Field(max_length=100)
+    success: bool = False
+
+
+class ModerationRule(SQLModel, table=True):
+    """An admin rule run at ingestion; it may reject or flag a post, never approve."""
+
+    __tablename__ = "moderation_rules"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)
+    pattern: str = Field(max_length=300)
+    action: str = Field(max_length=10)
+    enabled: bool = True
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_by: str = Field(max_length=200)

@@ -22,6 +22,7 @@ from monitor.config import Settings
 from monitor.db import describe_db_error, session_scope
 from monitor.models import PollRun, Source, utcnow
 from monitor.services.ingest import record_posts
+from monitor.services.rules import apply_ingest_rules
 from monitor.services.sources import (
     configured_platforms,
     ensure_source,
@@ -95,6 +96,7 @@ def _consume(engine: Engine, source_id: int, pages: Iterator[Page], summary: Pol
         for page in pages:
             with session_scope(engine) as session:
                 result = record_posts(session=session, posts=page.posts)
+                apply_ingest_rules(session=session, post_ids=result.new_ids)
                 source = session.get_one(Source, source_id)
                 if page.cursor is not None:
                     source.cursor = page.cursor

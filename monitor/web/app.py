@@ -14,6 +14,7 @@ from monitor.config import Settings
 from monitor.db import create_db_engine
 from monitor.resources import templates_dir
 from monitor.scheduler import Monitor
+from monitor.web.routes import auth as auth_routes
 from monitor.web.routes import operations
 
 SECURITY_HEADERS = {
@@ -52,6 +53,7 @@ def create_app(
     app.state.templates = Jinja2Templates(directory=str(templates_dir()))
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "static")), name="static")
     app.include_router(operations.router)
+    app.include_router(auth_routes.router)
 
     @app.middleware("http")
     async def security_headers(

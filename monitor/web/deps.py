@@ -1,15 +1,27 @@
-"""Dependencies routes share, as ``Annotated`` aliases."""
+"""Dependencies routes share, as ``Annotated`` aliases.
+
+Logins: ``CurrentUser`` is any active logged-in user (a page redirects to
+``/login``, anything else gets 401); ``ViewerUser``, ``ModeratorUser`` and
+``AdminUser`` also need at least that role (403 otherwise). A route that
+changes state adds a ``CsrfDep`` parameter (``_csrf: CsrfDep``): the request
+must carry the session's token in the ``csrf_token`` form field or the
+``X-CSRF-Token`` header, else 403 before the route runs. Templates read the
+token as ``request.state.csrf_token``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
 from monitor.config import Settings
+from monitor.models import Role, User
+from monitor.web.auth import SESSION_COOKIE, load_session, role_at_least, tokens_match
 
 
 def _settings(request: Request) -> Settings:
@@ -30,3 +42,70 @@ def _templates(request: Request) -> Jinja2Templates:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionDep = Annotated[Session, Depends(_session)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(_templates)]
+
+
+def client_address(request: Request) -> str:
+    """The peer address (uvicorn applies trusted proxy headers before we see it)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _wants_page(request: Request) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("accept", "")
+
+
+def _current_user(request: Request, session: SessionDep, settings: SettingsDep) -> User:
+    login = load_session(
+        session=session,
+        cookie=request.cookies.get(SESSION_COOKIE),
+        secret=settings.ensure_secret_key(),
+    )
+    if login is None:
+        if _wants_page(request):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            location = f"/login?next={quote(target, safe='')}"
+            raise HTTPException(status_code=303, headers={"Location": location})
+        raise HTTPException(status_code=401, detail="Your session has ended: log in again.")
+    request.state.user = login.user
+    request.state.csrf_token = login.web_session.csrf_token
+    return login.user
+
+
+CurrentUser = Annotated[User, Depends(_current_user)]
+
+
+def require_role(needed: Role) -> Callable[[User], User]:
+    """A dependency that lets through users with at least ``needed``'s rights."""
+
+    def dependency(user: CurrentUser) -> User:
+        if not role_at_least(user.role, needed):
+            raise HTTPException(
+                status_code=403,
+                detail=f"This needs the {needed.value} role; you are signed in as a {user.role}.",
+            )
+        return user
+
+    return dependency
+
+
+ViewerUser = Annotated[User, Depends(require_role(Role.VIEWER))]
+ModeratorUser = Annotated[User, Depends(require_role(Role.MODERATOR))]
+AdminUser = Annotated[User, Depends(require_role(Role.ADMIN))]
+
+
+async def require_csrf(request: Request, _user: CurrentUser) -> None:
+    """Refuse a state change whose CSRF token is missing or not this session's."""
+    given = request.headers.get("x-csrf-token")
+    content_type = request.headers.get("content-type", "")
+    if given is None and content_type.startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        value = (await request.form()).get("csrf_token")
+        given = value if isinstance(value, str) else None
+    if not tokens_match(getattr(request.state, "csrf_token", None), given):
+        raise HTTPException(
+            status_code=403,
+            detail="Missing or wrong security token: reload the page and try again.",
+        )
+
+
+CsrfDep = Annotated[None, Depends(require_csrf)]

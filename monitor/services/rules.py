@@ -1,0 +1,266 @@
+"""Admin rules run on new posts at ingestion: they may reject or flag, never approve.
+
+Kinds of rule:
+
+- ``blocked_term``: a word or phrase, matched on word boundaries, ignoring case
+  and accents ("Café" blocks "cafe" but not "cafeteria");
+- ``blocked_author``: an author handle (the leading ``@`` is optional);
+- ``detector``: a personal-data detector (UK phone numbers, email addresses,
+  UK postcodes). Detectors only ever flag: a human decides.
+
+Every automatic action is an audit row whose actor is ``rule:<id>`` and whose
+detail names the rule, so a moderator can see why a post was rejected or flagged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Session, select
+
+from monitor.errors import UserError
+from monitor.models import ModerationEvent, ModerationRule, Post, PostStatus, utcnow
+
+MAX_PATTERN_CHARS = 300
+
+
+class RuleKind(StrEnum):
+    BLOCKED_TERM = "blocked_term"
+    BLOCKED_AUTHOR = "blocked_author"
+    DETECTOR = "detector"
+
+
+class RuleAction(StrEnum):
+    REJECT = "reject"
+    FLAG = "flag"
+
+
+#: Personal-data detectors: name -> (what a moderator reads, pattern on the raw text).
+DETECTORS: dict[str, tuple[str, re.Pattern[str]]] = {
+    "uk_phone": (
+        "looks like a UK phone number",
+        re.compile(
+            r"(?<![\d+])(?:"
+            r"(?:\+|00)44[\s-]?(?:\(0\)[\s-]?)?(?:\d[\s-]?){8,9}\d"
+            r"|0(?:\d[\s-]?){8,9}\d"
+            r"|\(0\d{2,4}\)[\s-]?(?:\d[\s-]?){5,7}\d"
+            r")(?!\d)"
+        ),
+    ),
+    "email": (
+        "contains an email address",
+        re.compile(
+            r"(?<![\w.+@-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w@])"
+        ),
+    ),
+    "uk_postcode": (
+        "looks like a UK postcode",
+        re.compile(
+            r"\b(?:GIR ?0AA|[A-PR-UWYZ](?:\d[A-HJKPSTUW\d]?|[A-HK-Y]\d[ABEHMNPRVWXY\d]?)"
+            r" ?\d[ABD-HJLNP-UW-Z]{2})\b"
+        ),
+    ),
+}
+
+
+def fold(text: str) -> str:
+    """Compare text ignoring case and accents: NFKD, drop combining marks, casefold."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def term_regex(term: str) -> re.Pattern[str]:
+    """A phrase on word boundaries over folded text; any run of spaces matches any other."""
+    words = fold(term).split()
+    return re.compile(r"(?<!\w)" + r"\s+".join(re.escape(w) for w in words) + r"(?!\w)")
+
+
+def _author_key(handle: str) -> str:
+    return fold(handle.strip()).lstrip("@")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RuleMatch:
+    rule_id: int
+    kind: str
+    pattern: str
+    action: str
+    #: What a moderator reads on the card and in the audit log.
+    label: str
+
+
+def describe_rule(rule: ModerationRule) -> str:
+    if rule.kind == RuleKind.DETECTOR:
+        return f"Personal data: {DETECTORS[rule.pattern][0]}"
+    if rule.kind == RuleKind.BLOCKED_AUTHOR:
+        return f"Blocked author {rule.pattern}"
+    return f"Blocked term “{rule.pattern}”"
+
+
+def validate_rule(kind: str, pattern: str, action: str) -> tuple[str, str, str]:
+    """Check an admin's rule; detectors are forced to flag (they never reject)."""
+    if kind not in {k.value for k in RuleKind}:
+        raise UserError(f"rule kind {kind[:40]!r}: choose blocked_term, blocked_author or detector")
+    if action not in {a.value for a in RuleAction}:
+        raise UserError(f"rule action {action[:40]!r}: choose reject or flag")
+    pattern = " ".join(pattern.split())
+    if not pattern:
+        raise UserError("a rule needs a term, an author or a detector name")
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise UserError(f"a rule's pattern is at most {MAX_PATTERN_CHARS} characters")
+    if kind == RuleKind.DETECTOR:
+        if pattern not in DETECTORS:
+            raise UserError(f"detector {pattern[:40]!r}: choose {', '.join(DETECTORS)}")
+        return kind, pattern, RuleAction.FLAG.value
+    if kind == RuleKind.BLOCKED_AUTHOR:
+        pattern = pattern.lstrip("@")
+        if not pattern or " " in pattern:
+            raise UserError("an author is one handle, without spaces")
+    if kind == RuleKind.BLOCKED_TERM and not fold(pattern).strip():
+        raise UserError("a blocked term needs letters or digits")
+    return kind, pattern, action
+
+
+def add_rule(
+    *, session: Session, kind: str, pattern: str, action: str, actor: str
+) -> ModerationRule:
+    """Create a rule (audited); an identical enabled rule is not stored twice."""
+    kind, pattern, action = validate_rule(kind, pattern, action)
+    for rule in list_rules(session=session):
+        if (rule.kind, fold(rule.pattern), rule.action) == (kind, fold(pattern), action):
+            raise UserError(f"that rule already exists (rule {rule.id})")
+    rule = ModerationRule(
+        kind=kind, pattern=pattern, action=action, created_at=utcnow(), created_by=actor
+    )
+    session.add(rule)
+    session.flush()
+    _audit_rule_change(session, rule, actor, "rule_added")
+    return rule
+
+
+def set_rule_enabled(
+    *, session: Session, rule_id: int, enabled: bool, actor: str
+) -> ModerationRule:
+    rule = session.get(ModerationRule, rule_id)
+    if rule is None:
+        raise UserError(f"no rule {rule_id}")
+    if rule.enabled != enabled:
+        rule.enabled = enabled
+        session.add(rule)
+        _audit_rule_change(session, rule, actor, "rule_enabled" if enabled else "rule_disabled")
+    return rule
+
+
+def delete_rule(*, session: Session, rule_id: int, actor: str) -> None:
+    rule = session.get(ModerationRule, rule_id)
+    if rule is None:
+        raise UserError(f"no rule {rule_id}")
+    _audit_rule_change(session, rule, actor, "rule_deleted")
+    session.delete(rule)
+
+
+def _audit_rule_change(session: Session, rule: ModerationRule, actor: str, action: str) -> None:
+    session.add(
+        ModerationEvent(
+            at=utcnow(),
+            actor=actor,
+            action=action,
+            reason=describe_rule(rule),
+            detail={"rule_id": rule.id, "kind": rule.kind, "pattern": rule.pattern},
+        )
+    )
+
+
+def list_rules(*, session: Session) -> list[ModerationRule]:
+    return list(session.exec(select(ModerationRule).order_by(ModerationRule.id)))  # type: ignore[arg-type]
+
+
+class CompiledRules:
+    """The enabled rules, compiled once per batch of posts."""
+
+    def __init__(self, rules: Sequence[ModerationRule]) -> None:
+        self.terms = [(r, term_regex(r.pattern)) for r in rules if r.kind == RuleKind.BLOCKED_TERM]
+        self.authors = [
+            (r, _author_key(r.pattern)) for r in rules if r.kind == RuleKind.BLOCKED_AUTHOR
+        ]
+        self.detectors = [
+            (r, DETECTORS[r.pattern][1])
+            for r in rules
+            if r.kind == RuleKind.DETECTOR and r.pattern in DETECTORS
+        ]
+
+    def matches(self, post: Post) -> list[RuleMatch]:
+        """Every enabled rule the post trips, rejecting rules first."""
+        raw = "\n".join(filter(None, (post.content_warning, post.text, post.author_name)))
+        folded = fold(raw)
+        author = _author_key(post.author_handle)
+        hits: list[ModerationRule] = []
+        hits += [r for r, regex in self.terms if regex.search(folded)]
+        hits += [r for r, key in self.authors if key == author]
+        hits += [r for r, regex in self.detectors if regex.search(raw)]
+        found = [RuleMatch(r.id or 0, r.kind, r.pattern, r.action, describe_rule(r)) for r in hits]
+        return sorted(found, key=lambda m: m.action != RuleAction.REJECT)
+
+
+@dataclasses.dataclass(slots=True)
+class RulesOutcome:
+    rejected: int = 0
+    flagged: int = 0
+
+
+def apply_ingest_rules(*, session: Session, post_ids: Sequence[int]) -> RulesOutcome:
+    """Run the enabled rules on new posts in the caller's transaction; audit each action."""
+    outcome = RulesOutcome()
+    if not post_ids:
+        return outcome
+    rules = [r for r in list_rules(session=session) if r.enabled]
+    if not rules:
+        return outcome
+    compiled = CompiledRules(rules)
+    posts = session.exec(
+        select(Post).where(Post.id.in_(list(post_ids)), Post.status == PostStatus.PENDING)  # type: ignore[union-attr]
+    )
+    now = utcnow()
+    for post in posts:
+        found = compiled.matches(post)
+        if not found:
+            continue
+        if found[0].action == RuleAction.REJECT:
+            _reject(session, post, found[0], now)
+            outcome.rejected += 1
+            continue
+        post.flagged = True
+        post.flag_reasons = [*(post.flag_reasons or []), *(m.label for m in found)]
+        session.add(post)
+        for match in found:
+            session.add(_rule_event(post, match, "flag", now, to_status=post.status))
+        outcome.flagged += 1
+    return outcome
+
+
+def _reject(session: Session, post: Post, match: RuleMatch, now: datetime) -> None:
+    event = _rule_event(post, match, "reject", now, to_status=PostStatus.REJECTED.value)
+    post.status = PostStatus.REJECTED.value
+    post.version += 1
+    session.add(post)
+    session.add(event)
+
+
+def _rule_event(
+    post: Post, match: RuleMatch, action: str, now: datetime, *, to_status: str
+) -> ModerationEvent:
+    return ModerationEvent(
+        post_id=post.id,
+        at=now,
+        actor=f"rule:{match.rule_id}",
+        action=action,
+        from_status=post.status,
+        to_status=to_status,
+        reason=f"Automatic: {match.label}",
+        detail={"rule_id": match.rule_id, "kind": match.kind, "pattern": match.pattern},
+    )

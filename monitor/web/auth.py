@@ -1,0 +1,235 @@
+"""Logins for the staff side: server-side sessions, CSRF tokens, throttling, roles.
+
+The cookie holds a random token and an HMAC of it under ``SECRET_KEY``; the
+database keeps only the token's SHA-256. A session is valid while its row
+exists, it has not expired (absolute and idle limits), and its user is still
+active, so logout, disabling a user and expiry end it at once.
+
+Failed logins are counted per account and per client address over a window:
+past a first threshold each further try must wait a growing delay, past a
+second the account (or address) is locked for the rest of the window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from monitor.models import LoginAttempt, ModerationEvent, Role, User, WebSession, utcnow
+from monitor.services.users import hash_password, verify_password
+
+SESSION_COOKIE = "hm_session"
+LOGIN_CSRF_COOKIE = "hm_login"
+SESSION_LIFETIME = timedelta(hours=12)
+SESSION_IDLE_LIMIT = timedelta(hours=2)
+#: Refresh ``last_seen_at`` at most this often, so reading pages does not write every time.
+LAST_SEEN_GRANULARITY = timedelta(minutes=1)
+THROTTLE_WINDOW = timedelta(minutes=15)
+SLOW_AFTER_FAILURES = 3
+LOCK_AFTER_FAILURES = 10
+MAX_DELAY_SECONDS = 60
+MAX_NAME_CHARS = 100
+MAX_PASSWORD_CHARS = 1024
+
+_ROLE_RANK = {Role.VIEWER.value: 1, Role.MODERATOR.value: 2, Role.ADMIN.value: 3}
+
+
+def role_at_least(role: str, needed: Role) -> bool:
+    """True when ``role`` includes every right of ``needed`` (admin > moderator > viewer)."""
+    return _ROLE_RANK.get(role, 0) >= _ROLE_RANK[needed.value]
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A real hash to verify against when the user does not exist, so timing is uniform."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _sign(secret: str, value: str) -> str:
+    mac = hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
+    return f"{value}.{mac}"
+
+
+def _unsign(secret: str, signed: str) -> str | None:
+    value, _, mac = signed.rpartition(".")
+    if not value or len(signed) > 300:
+        return None
+    expected = hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
+    return value if hmac.compare_digest(expected, mac) else None
+
+
+def tokens_match(expected: str | None, given: str | None) -> bool:
+    """Constant-time comparison that treats a missing token as a mismatch."""
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ActiveLogin:
+    user: User
+    web_session: WebSession
+
+
+def start_session(
+    *, session: Session, user: User, secret: str, address: str, now: datetime | None = None
+) -> str:
+    """Create a session row for ``user`` and return the signed cookie value."""
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    session.add(
+        WebSession(
+            token_hash=_hash_token(token),
+            user_id=user.id or 0,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + SESSION_LIFETIME,
+            address=address[:100],
+        )
+    )
+    return _sign(secret, token)
+
+
+def load_session(
+    *, session: Session, cookie: str | None, secret: str, now: datetime | None = None
+) -> ActiveLogin | None:
+    """The live login behind a cookie, or None when it is forged, ended, idle or expired."""
+    if not cookie:
+        return None
+    token = _unsign(secret, cookie)
+    if token is None:
+        return None
+    now = now or utcnow()
+    web_session = session.get(WebSession, _hash_token(token))
+    if web_session is None:
+        return None
+    if web_session.expires_at <= now or now - web_session.last_seen_at > SESSION_IDLE_LIMIT:
+        session.delete(web_session)
+        session.commit()
+        return None
+    user = session.get(User, web_session.user_id)
+    if user is None or user.disabled:
+        return None
+    if now - web_session.last_seen_at > LAST_SEEN_GRANULARITY:
+        web_session.last_seen_at = now
+        session.add(web_session)
+        session.commit()
+    return ActiveLogin(user=user, web_session=web_session)
+
+
+def end_session(*, session: Session, cookie: str | None, secret: str) -> None:
+    """Delete the session row behind ``cookie`` (logout); unknown cookies are ignored."""
+    token = _unsign(secret, cookie or "")
+    if token is None:
+        return
+    row = session.get(WebSession, _hash_token(token))
+    if row is not None:
+        session.delete(row)
+
+
+def end_user_sessions(*, session: Session, user_id: int) -> None:
+    """Log a user out everywhere (disabled, role changed)."""
+    session.execute(sa.delete(WebSession).where(WebSession.user_id == user_id))  # type: ignore[arg-type]
+
+
+def new_login_csrf(secret: str) -> tuple[str, str]:
+    """A (cookie, form field) pair that protects the login form before any session exists."""
+    nonce = secrets.token_urlsafe(24)
+    return nonce, _sign(secret, "login:" + nonce)
+
+
+def login_csrf_valid(secret: str, cookie: str | None, field: str | None) -> bool:
+    if not cookie or not field:
+        return False
+    return tokens_match(_sign(secret, "login:" + cookie), field)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Throttle:
+    """Whether a login may be tried now; ``retry_after`` seconds when it may not."""
+
+    allowed: bool
+    retry_after: int = 0
+    locked: bool = False
+
+
+def _recent_failures(session: Session, column: str, value: str, since: datetime) -> list[datetime]:
+    table = LoginAttempt.__table__
+    last_success = session.execute(
+        sa.select(sa.func.max(table.c.at)).where(
+            table.c[column] == value, table.c.success.is_(True), table.c.at >= since
+        )
+    ).scalar_one_or_none()
+    start = max(since, last_success) if last_success else since
+    rows = session.execute(
+        sa.select(table.c.at)
+        .where(table.c[column] == value, table.c.success.is_(False), table.c.at >= start)
+        .order_by(table.c.at.desc())
+        .limit(LOCK_AFTER_FAILURES)
+    )
+    return [row.at for row in rows]
+
+
+def check_throttle(
+    *, session: Session, name: str, address: str, now: datetime | None = None
+) -> Throttle:
+    """Slow, then lock, a name or an address with many recent failed logins."""
+    now = now or utcnow()
+    since = now - THROTTLE_WINDOW
+    worst = Throttle(allowed=True)
+    for column, value in (("name", name), ("address", address)):
+        failures = _recent_failures(session, column, value, since)
+        if len(failures) >= LOCK_AFTER_FAILURES:
+            until = failures[-1] + THROTTLE_WINDOW
+            wait = max(1, int((until - now).total_seconds()) + 1)
+            return Throttle(allowed=False, retry_after=wait, locked=True)
+        if len(failures) >= SLOW_AFTER_FAILURES:
+            delay = min(MAX_DELAY_SECONDS, 2 ** (len(failures) - SLOW_AFTER_FAILURES + 1))
+            wait = int((failures[0] + timedelta(seconds=delay) - now).total_seconds()) + 1
+            if wait > 0 and wait > worst.retry_after:
+                worst = Throttle(allowed=False, retry_after=wait)
+    return worst
+
+
+def authenticate(
+    *, session: Session, name: str, password: str, address: str, now: datetime | None = None
+) -> User | None:
+    """Check a password, record the attempt (and an audit row); the user, or None."""
+    now = now or utcnow()
+    name, address = name[:MAX_NAME_CHARS], address[:100]
+    user = session.exec(select(User).where(User.name == name)).first()
+    password_hash = user.password_hash if user is not None else _dummy_hash()
+    ok = verify_password(password_hash, password[:MAX_PASSWORD_CHARS])
+    ok = ok and user is not None and not user.disabled
+    session.add(LoginAttempt(at=now, name=name, address=address, success=ok))
+    session.add(
+        ModerationEvent(
+            at=now,
+            actor=name if ok else "anonymous",
+            action="login" if ok else "login_failed",
+            reason=None if ok else f"failed login as {name!r}",
+            detail={"address": address},
+        )
+    )
+    return user if ok else None
+
+
+def purge_expired(*, session: Session, now: datetime | None = None) -> None:
+    """Drop ended sessions and attempts older than the throttle window."""
+    now = now or utcnow()
+    session.execute(sa.delete(WebSession).where(WebSession.expires_at <= now))  # type: ignore[arg-type]
+    session.execute(
+        sa.delete(LoginAttempt).where(LoginAttempt.at < now - THROTTLE_WINDOW)  # type: ignore[arg-type]
+    )

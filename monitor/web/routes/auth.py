@@ -1,0 +1,206 @@
+"""``/login`` and ``/logout``: the only public-side routes allowed to set cookies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from monitor.config import Settings
+from monitor.models import ModerationEvent, utcnow
+from monitor.web.auth import (
+    LOGIN_CSRF_COOKIE,
+    MAX_NAME_CHARS,
+    SESSION_COOKIE,
+    SESSION_LIFETIME,
+    authenticate,
+    check_throttle,
+    end_session,
+    load_session,
+    login_csrf_valid,
+    new_login_csrf,
+    purge_expired,
+    start_session,
+)
+from monitor.web.deps import (
+    CsrfDep,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    TemplatesDep,
+    client_address,
+)
+
+router = APIRouter()
+DEFAULT_LANDING = "/queue"
+_LOGIN_FORM_LIFETIME = 3600
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site: never ``//evil``, a scheme, or a backslash trick."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return DEFAULT_LANDING
+    if any(ch in target for ch in "\r\n\\") or len(target) > 2000:
+        return DEFAULT_LANDING
+    return target
+
+
+def _secure(settings: Settings) -> bool:
+    return settings.public_base_url.startswith("https://")
+
+
+def _login_page(
+    request: Request,
+    templates: TemplatesDep,
+    settings: Settings,
+    *,
+    next_url: str,
+    error: str | None = None,
+    name: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    nonce, field = new_login_csrf(settings.ensure_secret_key())
+    response = templates.TemplateResponse(
+        request,
+        "login.html",
+        {
+            "title": "Log in",
+            "csrf_field": field,
+            "next_url": next_url,
+            "error": error,
+            "name": name[:MAX_NAME_CHARS],
+        },
+        status_code=status_code,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        nonce,
+        max_age=_LOGIN_FORM_LIFETIME,
+        path="/login",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(settings),
+    )
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+    next: str | None = None,
+) -> Response:
+    """The login form; someone already logged in goes straight on."""
+    login = load_session(
+        session=session,
+        cookie=request.cookies.get(SESSION_COOKIE),
+        secret=settings.ensure_secret_key(),
+    )
+    if login is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return _login_page(request, templates, settings, next_url=safe_next(next))
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login_submit(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+    name: Annotated[str, Form(max_length=10_000)] = "",
+    password: Annotated[str, Form(max_length=10_000)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    next: Annotated[str, Form(max_length=10_000)] = "",
+) -> Response:
+    """Check the password (slowed, then locked, after failures) and start a session."""
+    secret = settings.ensure_secret_key()
+    next_url = safe_next(next)
+    if not login_csrf_valid(secret, request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
+        return _login_page(
+            request,
+            templates,
+            settings,
+            next_url=next_url,
+            name=name,
+            error="The form expired or was not sent from this site. Please try again.",
+            status_code=403,
+        )
+    name = name.strip()
+    address = client_address(request)
+    throttle = check_throttle(session=session, name=name[:MAX_NAME_CHARS], address=address)
+    if not throttle.allowed:
+        what = "locked" if throttle.locked else "slowed down"
+        response = _login_page(
+            request,
+            templates,
+            settings,
+            next_url=next_url,
+            name=name,
+            error=(
+                f"Too many failed logins: logins are {what}. "
+                f"Try again in {throttle.retry_after} seconds."
+            ),
+            status_code=429,
+        )
+        response.headers["Retry-After"] = str(throttle.retry_after)
+        return response
+    purge_expired(session=session)
+    user = authenticate(session=session, name=name, password=password, address=address)
+    if user is None:
+        session.commit()
+        return _login_page(
+            request,
+            templates,
+            settings,
+            next_url=next_url,
+            name=name,
+            error="Wrong user name or password, or the account is disabled.",
+            status_code=401,
+        )
+    cookie = start_session(session=session, user=user, secret=secret, address=address)
+    session.commit()
+    response = RedirectResponse(next_url, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=_secure(settings),
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(
+    request: Request,
+    user: CurrentUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """End this session on the server and drop the cookie."""
+    end_session(
+        session=session,
+        cookie=request.cookies.get(SESSION_COOKIE),
+        secret=settings.ensure_secret_key(),
+    )
+    session.add(ModerationEvent(at=utcnow(), actor=user.name, action="logout"))
+    session.commit()
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/auth/session")
+def session_info(request: Request, user: CurrentUser) -> JSONResponse:
+    """Who is logged in, and the CSRF token scripts send in ``X-CSRF-Token``."""
+    return JSONResponse(
+        {"user": user.name, "role": user.role, "csrf_token": request.state.csrf_token},
+        headers={"Cache-Control": "no-store"},
+    )
