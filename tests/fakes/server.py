@@ -95,8 +95,17 @@ class FakeServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def route(self, method: str, pattern: str, handler: Handler) -> None:
-        self.routes.append((method, re.compile(f"^{pattern}$"), handler))
+    def route(self, method: str, pattern: str, handler: Handler, *, first: bool = False) -> None:
+        """Answer ``method`` on paths matching ``pattern``; ``first`` overrides earlier routes."""
+        entry = (method, re.compile(f"^{pattern}$"), handler)
+        if first:
+            self.routes.insert(0, entry)
+        else:
+            self.routes.append(entry)
+
+    def unroute(self, pattern: str) -> None:
+        """Forget a route, as a server without that endpoint would (404)."""
+        self.routes = [r for r in self.routes if r[1].pattern != f"^{pattern}$"]
 
     def fail(self, kind: str, times: int = 1, **options: Any) -> None:
         """Queue ``times`` faults of ``kind`` for requests whose path starts with ``path``."""

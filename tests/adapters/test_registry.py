@@ -1,0 +1,121 @@
+"""The adapter registry: built-ins, entry-point plugins, and broken plugins."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from adapters import BUILTIN_ADAPTERS, ENTRY_POINT_GROUP, available_adapters, get_adapter
+from monitor.config import Settings
+from monitor.models import Post, Source
+from monitor.services.polling import poll_all
+
+TESTS = Path(__file__).resolve().parent
+
+TOY_ADAPTER = '''
+from datetime import datetime, timezone
+from adapters.base import Adapter, Author, FetchedPost, Page, RefreshResult
+
+
+class ToyAdapter(Adapter):
+    """A platform that always has exactly one post per hashtag."""
+
+    name = "toy"
+    config_keys = ("TOY_GREETING",)
+
+    def search(self, target, cursor, *, since, max_pages):
+        tag = target.hashtags[0]
+        yield Page(
+            (
+                FetchedPost(
+                    platform="toy",
+                    external_id=f"toy-{tag}",
+                    url=f"https://toy.example/{tag}",
+                    author=Author(handle="@toy", name="Toy"),
+                    text=f"{self.config.get('TOY_GREETING', 'hi')} #{tag}",
+                    html="",
+                    created_at=datetime(2021, 3, 18, 9, tzinfo=timezone.utc),
+                    hashtags=(tag.lower(),),
+                ),
+            ),
+            cursor="done",
+        )
+
+    def refresh(self, refs):
+        return RefreshResult()
+'''
+
+
+def _install_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, target: str
+) -> None:
+    """Install a distribution the way pip would: a module plus its dist-info entry points."""
+    (tmp_path / "toy_plugin.py").write_text(TOY_ADAPTER)
+    dist_info = tmp_path / "toy_plugin-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(
+        textwrap.dedent(f"""\
+            [{ENTRY_POINT_GROUP}]
+            {name} = {target}
+        """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+
+
+def test_builtins_are_sorted_and_each_has_a_test_module() -> None:
+    assert list(BUILTIN_ADAPTERS) == sorted(BUILTIN_ADAPTERS)
+    for name in BUILTIN_ADAPTERS:
+        assert (TESTS / f"test_{name}.py").is_file(), f"adapter {name} has no test module"
+        assert get_adapter(name).name == name
+
+
+def test_an_entry_point_plugin_is_registered_and_polled(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_engine: Engine,
+    configure: Callable[..., Settings],
+) -> None:
+    _install_plugin(tmp_path, monkeypatch, "toy", "toy_plugin:ToyAdapter")
+    assert available_adapters()["toy"] == "toy_plugin:ToyAdapter"
+
+    settings = configure(PLATFORMS="toy", HASHTAGS="CEADAY21,HelpingHands", TOY_GREETING="hello")
+    summaries = poll_all(engine=sqlite_engine, settings=settings)
+
+    assert [(s.source, s.ok, s.new) for s in summaries] == [
+        ("toy:|CEADAY21", True, 1),
+        ("toy:|HelpingHands", True, 1),
+    ]
+    with Session(sqlite_engine) as session:
+        texts = sorted(p.text for p in session.exec(select(Post)))
+        cursors = {s.key: s.cursor for s in session.exec(select(Source))}
+    assert texts == ["hello #CEADAY21", "hello #HelpingHands"]
+    assert cursors == {"toy:|CEADAY21": "done", "toy:|HelpingHands": "done"}
+
+
+def test_a_plugin_that_fails_to_load_is_disabled_not_fatal(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_engine: Engine,
+    configure: Callable[..., Settings],
+) -> None:
+    _install_plugin(tmp_path, monkeypatch, "broken", "toy_plugin:NoSuchClass")
+    settings = configure(PLATFORMS="broken")
+    [summary] = poll_all(engine=sqlite_engine, settings=settings)
+    assert not summary.ok
+    assert "adapter 'broken' could not be loaded" in (summary.error or "")
+    with Session(sqlite_engine) as session:
+        source = session.exec(select(Source)).one()
+    assert source.key == "broken:*|" and "could not be loaded" in (source.disabled_reason or "")
+
+
+def test_unknown_adapter_name() -> None:
+    with pytest.raises(KeyError, match="no adapter named 'myspace'"):
+        get_adapter("myspace")
