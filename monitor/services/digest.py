@@ -1,0 +1,675 @@
+"""The digest's figures: one computation for the email, the preview and ``/stats``.
+
+A day is a calendar day in ``settings.zone`` (Europe/London by default), so the
+day the clocks go forward has 23 hours and the day they go back has 25; every
+boundary is computed as a local midnight turned into UTC, and hours are UTC
+hours inside those bounds. A range of days is compared with the range of the
+same length before it and with the average of the seven ranges before it.
+
+Guarantee 4 of SPEC.md shapes the result: a metric nobody provides is ``None``
+("not available"), never 0, and every figure of a source that was not watched
+the whole period carries an ``incomplete`` mark that the totals repeat.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from adapters.text import normalise_tag
+from monitor.config import Settings
+from monitor.errors import UserError
+from monitor.models import (
+    EngagementSnapshot,
+    ModerationEvent,
+    PollRun,
+    Post,
+    PostHashtag,
+    PostStatus,
+    Source,
+    utcnow,
+)
+
+METRICS = ("likes", "shares", "replies", "quotes", "views")
+#: Views measure reach, not interaction, and would drown the rest: they do not rank posts.
+INTERACTIONS = ("likes", "shares", "replies", "quotes")
+TOP_POSTS = 5
+HISTORY_DAYS = 14
+AVERAGE_PERIODS = 7
+MAX_RANGE_DAYS = 31
+
+_POSTS = Post.__table__
+_TAGS = PostHashtag.__table__
+_SNAPS = EngagementSnapshot.__table__
+_EVENTS = ModerationEvent.__table__
+_RUNS = PollRun.__table__
+
+
+def parse_day(value: str) -> date:
+    """A ``YYYY-MM-DD`` date from a person, or a UserError that says what was expected."""
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise UserError(f"{value!r} is not a date: give it as YYYY-MM-DD") from None
+
+
+def check_past_day(day: date, settings: Settings, *, allow_today: bool = False) -> date:
+    """Refuse a day that has not ended yet (or not begun), in the configured zone."""
+    today = datetime.now(settings.zone).date()
+    if day > today or (day == today and not allow_today):
+        raise UserError(
+            f"{day.isoformat()} has not ended yet in {settings.timezone}:"
+            f" give a day up to {(today - timedelta(days=1)).isoformat()}"
+        )
+    return day
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The UTC instant a local calendar day begins."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Period:
+    """One or more whole local days, with their UTC bounds (end exclusive)."""
+
+    first_day: date
+    last_day: date
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def of(cls, first_day: date, last_day: date, zone: ZoneInfo) -> Period:
+        if last_day < first_day:
+            raise UserError("the range ends before it starts")
+        if (last_day - first_day).days >= MAX_RANGE_DAYS:
+            raise UserError(f"give a range of at most {MAX_RANGE_DAYS} days")
+        end = local_midnight(last_day + timedelta(days=1), zone)
+        return cls(first_day, last_day, local_midnight(first_day, zone), end)
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+    @property
+    def hours(self) -> int:
+        return int((self.end - self.start).total_seconds() // 3600)
+
+    @property
+    def label(self) -> str:
+        if self.days == 1:
+            return self.first_day.isoformat()
+        return f"{self.first_day.isoformat()} to {self.last_day.isoformat()}"
+
+    def shifted(self, periods: int, zone: ZoneInfo) -> Period:
+        """The period of the same length ``periods`` lengths earlier (negative) or later."""
+        step = timedelta(days=self.days * periods)
+        return Period.of(self.first_day + step, self.last_day + step, zone)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Figure:
+    """A count, the period before and the average of the seven periods before."""
+
+    value: int
+    previous: int
+    average: float
+    incomplete: bool = False
+
+    @property
+    def change(self) -> int:
+        return self.value - self.previous
+
+    @property
+    def change_pct(self) -> float | None:
+        """None when the period before had nothing (no percentage of zero)."""
+        return None if self.previous == 0 else 100.0 * self.change / self.previous
+
+    @property
+    def against_average(self) -> float:
+        return self.value - self.average
+
+    @property
+    def against_average_pct(self) -> float | None:
+        return None if self.average == 0 else 100.0 * self.against_average / self.average
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Bucket:
+    """Posts in one hour (label "09:00") or one day (label "2021-03-18")."""
+
+    label: str
+    posts: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SourceCoverage:
+    """Whether a source was watched during the period, and its health now."""
+
+    key: str
+    platform: str
+    #: The campaign hashtags it watches, in matching form; empty means all of them.
+    hashtags: tuple[str, ...]
+    state: str  # "ok", "failing", "disabled", "never polled"
+    failing_since: datetime | None
+    last_error: str | None
+    disabled_reason: str | None
+    hours_polled: int
+    hours_expected: int
+    failed_polls: int
+    gaps: tuple[str, ...]
+    standing_gap: str | None
+
+    @property
+    def complete(self) -> bool:
+        """Watched every elapsed hour of the period, with no gap reported."""
+        return (
+            self.state != "disabled" and self.hours_polled >= self.hours_expected and not self.gaps
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TopPost:
+    """A post ranked by interactions gained; text only when it was approved."""
+
+    rank: int
+    platform: str
+    status: str
+    gained: int
+    gains: dict[str, int | None]
+    url: str | None = None
+    author_handle: str | None = None
+    author_name: str | None = None
+    text: str | None = None
+
+    @property
+    def quoted(self) -> bool:
+        return self.text is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ModerationFigures:
+    decisions: int
+    approved: int
+    rejected: int
+    pending: int
+    oldest_pending_age: timedelta | None
+    median_decision_time: timedelta | None
+    flagged: int
+    removed_at_source: int
+    takedown_requests: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Digest:
+    """Every figure of one period; renderers format it and add nothing."""
+
+    period: Period
+    timezone: str
+    generated_at: datetime
+    posts: Figure
+    authors: Figure
+    platforms: dict[str, Figure]
+    hashtags: dict[str, Figure]
+    gains: dict[str, int | None]
+    gains_by_platform: dict[str, dict[str, int | None]]
+    totals: dict[str, int | None]
+    top_posts: list[TopPost]
+    moderation: ModerationFigures
+    coverage: list[SourceCoverage]
+    hourly: list[Bucket]
+    daily: list[Bucket]
+
+    @property
+    def incomplete(self) -> bool:
+        """True when any source missed part of the period, or none was ever set up."""
+        return not self.coverage or any(not source.complete for source in self.coverage)
+
+    @property
+    def unwatched_sources(self) -> list[SourceCoverage]:
+        return [source for source in self.coverage if not source.complete]
+
+    @property
+    def headline(self) -> str:
+        """The subject's numbers: posts, interactions gained, decisions, and any warning."""
+        interactions = [self.gains[m] for m in INTERACTIONS if self.gains[m] is not None]
+        parts = [
+            f"{self.posts.value:,} new post{'s' if self.posts.value != 1 else ''}",
+            f"{sum(v for v in interactions if v is not None):,} interactions"
+            if interactions
+            else "interactions not available",
+            f"{self.moderation.decisions:,} decisions",
+        ]
+        headline = ", ".join(parts)
+        if self.incomplete:
+            headline += f"; INCOMPLETE: {len(self.unwatched_sources) or 'no'} source(s) not watched"
+        return headline
+
+
+def compute_digest(
+    session: Session,
+    settings: Settings,
+    first_day: date,
+    last_day: date | None = None,
+    *,
+    now: datetime | None = None,
+) -> Digest:
+    """All figures for ``first_day`` (to ``last_day``), as of ``now``."""
+    zone = settings.zone
+    now = now or utcnow()
+    period = Period.of(first_day, last_day or first_day, zone)
+    boundaries = [period.shifted(-k, zone).start for k in range(AVERAGE_PERIODS, 0, -1)]
+    boundaries += [period.start, period.end]
+
+    coverage = _coverage(session, period, now, zone)
+    incomplete_platforms = {c.platform for c in coverage if not c.complete}
+
+    per_platform = _posts_by_bucket(session, boundaries)
+    platform_names = sorted({p for _, p in per_platform} | {c.platform for c in coverage})
+    platforms = {
+        name: _figure(
+            {b: n for (b, p), n in per_platform.items() if p == name},
+            incomplete=name in incomplete_platforms,
+        )
+        for name in platform_names
+    }
+    totals_by_bucket: dict[int, int] = defaultdict(int)
+    for (bucket, _), count in per_platform.items():
+        totals_by_bucket[bucket] += count
+    any_incomplete = not coverage or bool(incomplete_platforms)
+    tag_names = {normalise_tag(tag): tag for tag in settings.hashtags}
+    per_tag = _tags_by_bucket(session, boundaries, list(tag_names))
+    hashtags = {
+        tag_names[key]: _figure(
+            {b: n for (b, t), n in per_tag.items() if t == key},
+            incomplete=_tag_incomplete(key, coverage),
+        )
+        for key in tag_names
+    }
+    gains_by_platform = _gains_by_platform(session, period)
+    gains: dict[str, int | None] = {
+        metric: _sum_known(values.get(metric) for values in gains_by_platform.values())
+        for metric in METRICS
+    }
+    return Digest(
+        period=period,
+        timezone=settings.timezone,
+        generated_at=now,
+        posts=_figure(totals_by_bucket, incomplete=any_incomplete),
+        authors=_figure(_authors_by_bucket(session, boundaries), incomplete=any_incomplete),
+        platforms=platforms,
+        hashtags=hashtags,
+        gains=gains,
+        gains_by_platform=gains_by_platform,
+        totals=_campaign_totals(session),
+        top_posts=_top_posts(session, period),
+        moderation=_moderation(session, period, now),
+        coverage=coverage,
+        hourly=_hourly(session, period, zone),
+        daily=_daily(session, period, zone),
+    )
+
+
+def _figure(by_bucket: dict[int, int], *, incomplete: bool) -> Figure:
+    # Buckets 0..6 are the seven periods before; 6 is the one just before; 7 is this one.
+    before = [by_bucket.get(i, 0) for i in range(AVERAGE_PERIODS)]
+    return Figure(
+        value=by_bucket.get(AVERAGE_PERIODS, 0),
+        previous=before[-1],
+        average=sum(before) / AVERAGE_PERIODS,
+        incomplete=incomplete,
+    )
+
+
+def _sum_known(values: Any) -> int | None:
+    """The sum of the values that exist; None when none does (not available, not 0)."""
+    known = [int(v) for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _bucket(column: Any, boundaries: list[datetime]) -> Any:
+    """Which [b_i, b_i+1) a time falls in, as a portable CASE (rows outside are filtered)."""
+    return sa.case(
+        *[(column < boundaries[i + 1], i) for i in range(len(boundaries) - 1)],
+        else_=len(boundaries) - 1,
+    )
+
+
+def _in(column: Any, start: datetime, end: datetime) -> Any:
+    return sa.and_(column >= start, column < end)
+
+
+def _posts_by_bucket(session: Session, boundaries: list[datetime]) -> dict[tuple[int, str], int]:
+    bucket = _bucket(_POSTS.c.created_at, boundaries).label("bucket")
+    query = (
+        sa.select(bucket, _POSTS.c.platform, sa.func.count())
+        .where(_in(_POSTS.c.created_at, boundaries[0], boundaries[-1]))
+        .group_by(bucket, _POSTS.c.platform)
+    )
+    return {(int(b), platform): int(n) for b, platform, n in session.execute(query)}
+
+
+def _authors_by_bucket(session: Session, boundaries: list[datetime]) -> dict[int, int]:
+    bucket = _bucket(_POSTS.c.created_at, boundaries).label("bucket")
+    # The same handle on two platforms is two people as far as we can tell.
+    author = _POSTS.c.platform + sa.literal(":") + _POSTS.c.author_handle
+    query = (
+        sa.select(bucket, sa.func.count(sa.distinct(author)))
+        .where(_in(_POSTS.c.created_at, boundaries[0], boundaries[-1]))
+        .group_by(bucket)
+    )
+    return {int(b): int(n) for b, n in session.execute(query)}
+
+
+def _tags_by_bucket(
+    session: Session, boundaries: list[datetime], tags: list[str]
+) -> dict[tuple[int, str], int]:
+    bucket = _bucket(_POSTS.c.created_at, boundaries).label("bucket")
+    query = (
+        sa.select(bucket, _TAGS.c.tag, sa.func.count())
+        .select_from(_POSTS.join(_TAGS, _TAGS.c.post_id == _POSTS.c.id))
+        .where(_in(_POSTS.c.created_at, boundaries[0], boundaries[-1]), _TAGS.c.tag.in_(tags))
+        .group_by(bucket, _TAGS.c.tag)
+    )
+    return {(int(b), tag): int(n) for b, tag, n in session.execute(query)}
+
+
+def _hour_starts(period: Period) -> list[datetime]:
+    return [period.start + timedelta(hours=h) for h in range(period.hours + 1)]
+
+
+def _hourly(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
+    """Posts per local hour; on a one-day period the repeated autumn hour is shown twice."""
+    starts = _hour_starts(period)
+    bucket = _bucket(_POSTS.c.created_at, starts).label("bucket")
+    query = (
+        sa.select(bucket, sa.func.count())
+        .where(_in(_POSTS.c.created_at, period.start, period.end))
+        .group_by(bucket)
+    )
+    counts = {int(b): int(n) for b, n in session.execute(query)}
+    local = [start.astimezone(zone) for start in starts[:-1]]
+    labels = [f"{moment:%H}:00" for moment in local]
+    if period.days == 1:
+        repeated = {label for label in labels if labels.count(label) > 1}
+        return [
+            Bucket(f"{label} {moment:%Z}" if label in repeated else label, counts.get(i, 0))
+            for i, (label, moment) in enumerate(zip(labels, local, strict=True))
+        ]
+    merged: dict[str, int] = defaultdict(int)
+    for i, label in enumerate(labels):
+        merged[label] += counts.get(i, 0)
+    return [Bucket(label, merged[label]) for label in sorted(merged)]
+
+
+def _daily(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
+    """Posts on each of the last 14 local days up to the period's last day."""
+    days = [period.last_day - timedelta(days=k) for k in range(HISTORY_DAYS - 1, -1, -1)]
+    boundaries = [local_midnight(day, zone) for day in days]
+    boundaries.append(local_midnight(period.last_day + timedelta(days=1), zone))
+    bucket = _bucket(_POSTS.c.created_at, boundaries).label("bucket")
+    query = (
+        sa.select(bucket, sa.func.count())
+        .where(_in(_POSTS.c.created_at, boundaries[0], boundaries[-1]))
+        .group_by(bucket)
+    )
+    counts = {int(b): int(n) for b, n in session.execute(query)}
+    return [Bucket(day.isoformat(), counts.get(i, 0)) for i, day in enumerate(days)]
+
+
+def _gains_query(period: Period) -> Any:
+    """Per post with a snapshot in the period: last value in it minus last value before.
+
+    A post first seen in the period counts from zero; a metric missing in the
+    last snapshot of the period stays NULL (not available) rather than 0.
+    """
+    ranked = (
+        sa.select(
+            _SNAPS.c.id,
+            _SNAPS.c.post_id,
+            *[_SNAPS.c[m] for m in METRICS],
+            sa.func.row_number()
+            .over(
+                partition_by=_SNAPS.c.post_id,
+                order_by=(_SNAPS.c.taken_at.desc(), _SNAPS.c.id.desc()),
+            )
+            .label("rn"),
+        )
+        .where(_in(_SNAPS.c.taken_at, period.start, period.end))
+        .subquery("ranked")
+    )
+    earlier = _SNAPS.alias("earlier")
+    before_id = (
+        sa.select(earlier.c.id)
+        .where(earlier.c.post_id == ranked.c.post_id, earlier.c.taken_at < period.start)
+        .order_by(earlier.c.taken_at.desc(), earlier.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    last = sa.select(ranked, before_id.label("before_id")).where(ranked.c.rn == 1).subquery("last")
+    before = _SNAPS.alias("before")
+    gained = [
+        sa.case(
+            (last.c[m].is_(None), None), else_=last.c[m] - sa.func.coalesce(before.c[m], 0)
+        ).label(m)
+        for m in METRICS
+    ]
+    return (
+        sa.select(last.c.post_id, _POSTS.c.platform, _POSTS.c.status, *gained)
+        .select_from(
+            last.outerjoin(before, before.c.id == last.c.before_id).join(
+                _POSTS, _POSTS.c.id == last.c.post_id
+            )
+        )
+        .subquery("gains")
+    )
+
+
+def _gains_by_platform(session: Session, period: Period) -> dict[str, dict[str, int | None]]:
+    gains = _gains_query(period)
+    query = sa.select(gains.c.platform, *[sa.func.sum(gains.c[m]) for m in METRICS]).group_by(
+        gains.c.platform
+    )
+    return {
+        row[0]: {m: None if v is None else int(v) for m, v in zip(METRICS, row[1:], strict=True)}
+        for row in session.execute(query)
+    }
+
+
+def _top_posts(session: Session, period: Period) -> list[TopPost]:
+    gains = _gains_query(period)
+    interactions = sum(sa.func.coalesce(gains.c[m], 0) for m in INTERACTIONS)
+    query = (
+        sa.select(
+            gains,
+            interactions.label("gained"),
+            _POSTS.c.url,
+            _POSTS.c.author_handle,
+            _POSTS.c.author_name,
+            _POSTS.c.text,
+        )
+        .join(_POSTS, _POSTS.c.id == gains.c.post_id)
+        .where(interactions > 0)
+        .order_by(interactions.desc(), gains.c.post_id)
+        .limit(TOP_POSTS)
+    )
+    top: list[TopPost] = []
+    for rank, row in enumerate(session.execute(query).mappings(), start=1):
+        values = {m: None if row[m] is None else int(row[m]) for m in METRICS}
+        # Pending, rejected and removed posts are counted but never quoted.
+        quoted = row["status"] == PostStatus.APPROVED
+        top.append(
+            TopPost(
+                rank=rank,
+                platform=row["platform"],
+                status=row["status"],
+                gained=int(row["gained"]),
+                gains=values,
+                url=row["url"] if quoted else None,
+                author_handle=row["author_handle"] if quoted else None,
+                author_name=row["author_name"] if quoted else None,
+                text=row["text"] if quoted else None,
+            )
+        )
+    return top
+
+
+def _campaign_totals(session: Session) -> dict[str, int | None]:
+    """Totals over every post as last seen (SUM of nothing is NULL: not available)."""
+    row = session.execute(sa.select(*[sa.func.sum(_POSTS.c[m]) for m in METRICS])).one()
+    return {m: None if v is None else int(v) for m, v in zip(METRICS, row, strict=True)}
+
+
+def _moderation(session: Session, period: Period, now: datetime) -> ModerationFigures:
+    decided = (
+        sa.select(_EVENTS.c.at, _EVENTS.c.to_status, _POSTS.c.first_seen_at)
+        .select_from(_EVENTS.outerjoin(_POSTS, _POSTS.c.id == _EVENTS.c.post_id))
+        .where(
+            _in(_EVENTS.c.at, period.start, period.end),
+            _EVENTS.c.to_status.in_([PostStatus.APPROVED.value, PostStatus.REJECTED.value]),
+            _EVENTS.c.action.in_(["approve", "reject"]),
+        )
+    )
+    decisions = session.execute(decided).all()
+    waits = [(at - arrived).total_seconds() for at, _, arrived in decisions if arrived is not None]
+    pending = session.execute(
+        sa.select(sa.func.count(), sa.func.min(_POSTS.c.first_seen_at)).where(
+            _POSTS.c.status == PostStatus.PENDING.value
+        )
+    ).one()
+    actions = dict(
+        session.execute(
+            sa.select(_EVENTS.c.action, sa.func.count())
+            .where(
+                _in(_EVENTS.c.at, period.start, period.end),
+                _EVENTS.c.action.in_(["takedown_requested", "deleted_at_source"]),
+            )
+            .group_by(_EVENTS.c.action)
+        ).all()
+    )
+    flagged = session.execute(
+        sa.select(sa.func.count()).where(
+            _in(_POSTS.c.created_at, period.start, period.end), _POSTS.c.flagged.is_(True)
+        )
+    ).scalar_one()
+    return ModerationFigures(
+        decisions=len(decisions),
+        approved=sum(1 for _, status, _ in decisions if status == PostStatus.APPROVED),
+        rejected=sum(1 for _, status, _ in decisions if status == PostStatus.REJECTED),
+        pending=int(pending[0]),
+        oldest_pending_age=None if pending[1] is None else now - pending[1],
+        median_decision_time=timedelta(seconds=statistics.median(waits)) if waits else None,
+        flagged=int(flagged),
+        removed_at_source=int(actions.get("deleted_at_source", 0)),
+        takedown_requests=int(actions.get("takedown_requested", 0)),
+    )
+
+
+def _coverage(
+    session: Session, period: Period, now: datetime, zone: ZoneInfo
+) -> list[SourceCoverage]:
+    """Each source's health now and which hours of the period it was polled successfully."""
+    starts = _hour_starts(period)
+    expected = sum(1 for start in starts[:-1] if start < now)
+    runs = session.execute(
+        sa.select(_RUNS.c.source_id, _RUNS.c.started_at, _RUNS.c.ok, _RUNS.c.gap)
+        .where(_in(_RUNS.c.started_at, period.start, period.end), _RUNS.c.kind == "poll")
+        .order_by(_RUNS.c.started_at)
+    ).all()
+    hours: dict[int, set[int]] = defaultdict(set)
+    failed: dict[int, int] = defaultdict(int)
+    gaps: dict[int, list[str]] = defaultdict(list)
+    for source_id, started_at, ok, gap in runs:
+        if ok:
+            hours[source_id].add(int((started_at - period.start).total_seconds() // 3600))
+        else:
+            failed[source_id] += 1
+        if gap and gap not in gaps[source_id]:
+            gaps[source_id].append(gap)
+    sources = session.execute(sa.select(Source).order_by(Source.platform, Source.key)).scalars()
+    coverage = []
+    for source in sources:
+        sid = source.id or 0
+        if source.disabled_reason:
+            state = "disabled"
+        elif source.failures_in_row:
+            state = "failing"
+        elif source.last_success_at is None:
+            state = "never polled"
+        else:
+            state = "ok"
+        coverage.append(
+            SourceCoverage(
+                key=source.key,
+                platform=source.platform,
+                hashtags=tuple(normalise_tag(t) for t in source.hashtags.split(",") if t.strip()),
+                state=state,
+                failing_since=source.failing_since if state == "failing" else None,
+                last_error=source.last_error if state in ("failing", "disabled") else None,
+                disabled_reason=source.disabled_reason,
+                hours_polled=len(hours[sid]),
+                hours_expected=expected,
+                failed_polls=failed[sid],
+                gaps=tuple(gaps[sid]),
+                standing_gap=source.possible_gap,
+            )
+        )
+    return coverage
+
+
+def _tag_incomplete(tag: str, coverage: list[SourceCoverage]) -> bool:
+    """A hashtag's figure is incomplete when a source for it (or for every tag) was not."""
+    return not coverage or any(
+        not source.complete and (not source.hashtags or tag in source.hashtags)
+        for source in coverage
+    )
+
+
+class Format:
+    """How figures read to people, shared by the email, the preview and ``/stats``."""
+
+    NOT_AVAILABLE = "not available"
+
+    @staticmethod
+    def count(value: int | float | None) -> str:
+        """Thousands separated; None (a metric nobody provides) reads "not available"."""
+        if value is None:
+            return Format.NOT_AVAILABLE
+        if isinstance(value, float) and not value.is_integer():
+            return f"{value:,.1f}"
+        return f"{int(value):,}"
+
+    @staticmethod
+    def change(delta: float, pct: float | None) -> str:
+        """ "+3 (+25%)", "-1 (-10%)", "0", or "+4 (new)" when the base was zero."""
+        sign = "+" if delta > 0 else ""
+        amount = f"{sign}{delta:,.0f}" if float(delta).is_integer() else f"{sign}{delta:,.1f}"
+        if delta == 0:
+            return "0"
+        if pct is None:
+            return f"{amount} (new)"
+        return f"{amount} ({'+' if pct > 0 else ''}{pct:.0f}%)"
+
+    @staticmethod
+    def duration(value: timedelta | None) -> str:
+        if value is None:
+            return "-"
+        minutes = int(value.total_seconds() // 60)
+        days, minutes = divmod(minutes, 24 * 60)
+        hours, minutes = divmod(minutes, 60)
+        if days:
+            return f"{days}d {hours}h"
+        return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m"
+
+    @staticmethod
+    def when(value: datetime | None, zone: ZoneInfo) -> str:
+        if value is None:
+            return "-"
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
