@@ -1,0 +1,77 @@
+"""The scheduler: a job per source, never overlapping, a slow source holding up no other."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from monitor.config import Settings
+from monitor.models import Post
+from monitor.scheduler import Monitor
+from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.server import FakeServer
+
+
+def test_jobs_are_one_per_source_never_overlapping(
+    sqlite_engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
+) -> None:
+    settings = configure(MASTODON_INSTANCES=mastodon.url, HASHTAGS="CEADAY21,HelpingHands")
+
+    async def scenario() -> list:
+        monitor = Monitor(engine=sqlite_engine, settings=settings)
+        monitor.start()
+        try:
+            return monitor.scheduler.get_jobs()
+        finally:
+            monitor.shutdown()
+
+    jobs = asyncio.run(scenario())
+    assert sorted(job.id for job in jobs) == [
+        f"poll:mastodon:{mastodon.url}|CEADAY21",
+        f"poll:mastodon:{mastodon.url}|HelpingHands",
+        "refresh:mastodon",
+    ]
+    assert all(job.max_instances == 1 and job.coalesce for job in jobs)
+    assert {job.trigger.interval.total_seconds() for job in jobs if job.id.startswith("poll")} == {
+        300
+    }
+
+
+def test_a_hanging_source_does_not_delay_another(
+    sqlite_engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
+) -> None:
+    hanging = FakeServer().start()
+    try:
+        hanging_instance = FakeMastodon(hanging, domain="slow.social")
+        hanging_instance.add_many(1)
+        hanging.fail("hang", times=10, seconds=1.5)
+        mastodon.add_many(2)
+        settings = configure(
+            MASTODON_INSTANCES=f"{hanging.url},{mastodon.url}", HASHTAGS="CEADAY21"
+        )
+
+        async def scenario() -> tuple[bool, int]:
+            monitor = Monitor(engine=sqlite_engine, settings=settings)
+            monitor.start()
+            try:
+                [slow, fast] = [
+                    job for job in monitor.scheduler.get_jobs() if job.id.startswith("poll")
+                ]
+                slow_task = asyncio.create_task(monitor._poll(*slow.args))
+                await monitor._poll(*fast.args)
+                slow_still_running = not slow_task.done()
+                with Session(sqlite_engine) as session:
+                    stored = len(list(session.exec(select(Post))))
+                await slow_task
+                return slow_still_running, stored
+            finally:
+                monitor.shutdown()
+
+        slow_still_running, stored = asyncio.run(scenario())
+    finally:
+        hanging.stop()
+    assert slow_still_running
+    assert stored == 2

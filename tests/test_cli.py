@@ -1,0 +1,197 @@
+"""The command line as a person uses it: output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from monitor.cli import main
+from tests.fakes.mastodon import FakeMastodon
+
+CliResult = tuple[int, str, str]
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., CliResult]:
+    """Run ``hashtag-monitor ARGS`` in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str, stdin: str = "") -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["hashtag-monitor", *args])
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = 0
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, db_url: str, mastodon: FakeMastodon) -> FakeMastodon:
+    """A configured deployment: database, fast retries, a local Mastodon."""
+    for key, value in {
+        "DATABASE_URL": db_url,
+        "MASTODON_INSTANCES": mastodon.url,
+        "HASHTAGS": "CEADAY21",
+        "HTTP_TIMEOUT_SECONDS": "1",
+        "HTTP_RETRIES": "1",
+        "HTTP_BACKOFF_SECONDS": "0.01",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return mastodon
+
+
+def test_poll_status_export_round_trip(cli: Callable[..., CliResult], env: FakeMastodon) -> None:
+    env.add_many(3)
+    assert cli("db", "upgrade")[0] == 0
+
+    code, out, _ = cli("poll")
+    assert code == 0
+    assert "|CEADAY21: ok: 3 fetched, 3 new" in out
+
+    code, out, _ = cli("status")
+    assert code == 0 and "|CEADAY21  OK" in out and "failures in a row: 0" in out
+
+    code, out, _ = cli("export", "--format", "jsonl")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(records) == 3 and records[0]["status"] == "pending"
+
+    code, out, _ = cli("export", "--format", "csv", "--status", "approved")
+    assert code == 0 and out.splitlines()[0].startswith("platform,external_id")
+    assert len(out.splitlines()) == 1
+
+
+def test_failing_poll_exits_1_and_status_tells(
+    cli: Callable[..., CliResult], env: FakeMastodon
+) -> None:
+    cli("db", "upgrade")
+    env.server.fail("status", times=5, status=500)
+    code, out, _ = cli("poll")
+    assert code == 1 and "FAILED:" in out and "HTTP 500" in out
+    code, out, _ = cli("status")
+    assert "FAILING since" in out and "failures in a row: 1" in out and "HTTP 500" in out
+
+
+def test_users_and_moderate_from_a_script(cli: Callable[..., CliResult], env: FakeMastodon) -> None:
+    [status] = env.add_many(1)
+    cli("db", "upgrade")
+    cli("poll")
+    code, out, err = cli(
+        "users",
+        "add",
+        "alice",
+        "--role",
+        "moderator",
+        "--password-stdin",
+        stdin="a long enough password\n",
+    )
+    assert code == 0, err
+    assert cli("users", "list")[1].strip() == "alice\tmoderator\tactive"
+
+    ref = f"mastodon:{status['uri']}"
+    code, out, err = cli("moderate", "approve", ref, "--as", "alice", "--reason", "lovely")
+    assert code == 0, err
+    assert out.strip() == f"{ref}: pending -> approved"
+    [record] = [json.loads(line) for line in cli("export")[1].splitlines()]
+    assert record["decisions"][0]["by"] == "alice" and record["decisions"][0]["reason"] == "lovely"
+
+    code, _, err = cli("moderate", "reject", "mastodon:nope", "--as", "alice")
+    assert code == 2 and err.strip() == "error: no post mastodon:nope"
+    cli("users", "disable", "alice")
+    code, _, err = cli("moderate", "reject", ref, "--as", "alice")
+    assert code == 2 and "no active user named 'alice'" in err
+
+
+def test_a_viewer_cannot_decide(cli: Callable[..., CliResult], env: FakeMastodon) -> None:
+    [status] = env.add_many(1)
+    cli("db", "upgrade")
+    cli("poll")
+    cli(
+        "users",
+        "add",
+        "vic",
+        "--role",
+        "viewer",
+        "--password-stdin",
+        stdin="a long enough password\n",
+    )
+    code, _, err = cli("moderate", "approve", f"mastodon:{status['uri']}", "--as", "vic")
+    assert code == 2 and "only moderators and admins decide" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "env_key", "env_value", "message"),
+    [
+        (["poll"], "POLL_INTERVAL_SECONDS", "abc", "error: POLL_INTERVAL_SECONDS: Input should be"),
+        (
+            ["status"],
+            "DATABASE_URL",
+            "postgresql+psycopg://u@127.0.0.1:1/x",
+            "error: database unreachable",
+        ),
+        (["poll"], "DATABASE_URL", "sqlite:///./fresh.db", "error: the database is empty"),
+        (
+            ["backfill", "--since", "18/03/2021"],
+            None,
+            None,
+            "error: --since '18/03/2021': give a date",
+        ),
+        (
+            ["backfill", "--since", "2999-01-01"],
+            None,
+            None,
+            "error: --since 2999-01-01: that day has not begun",
+        ),
+        (
+            ["users", "add", "bob", "--role", "admin", "--password-stdin"],
+            None,
+            None,
+            "error: password: at least 12",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(
+    cli: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env_key: str | None,
+    env_value: str | None,
+    message: str,
+) -> None:
+    if env_key is None:
+        monkeypatch.setenv("DATABASE_URL", "sqlite:///./cli.db")
+        cli("db", "upgrade")
+    else:
+        monkeypatch.setenv(env_key, env_value)
+    code, _, err = cli(*args, stdin="short\n")
+    assert code == 2
+    assert err.startswith(message), err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_backfill_walks_back_and_resumes(cli: Callable[..., CliResult], env: FakeMastodon) -> None:
+    env.add_many(90)
+    cli("db", "upgrade")
+    code, out, err = cli("backfill", "--since", "2000-01-01")
+    assert code == 0, err
+    assert "ok: 90 fetched, 90 new" in out
+    code, out, _ = cli("backfill", "--since", "2000-01-01", "--platform", "mastodon")
+    assert code == 0 and "90 fetched, 0 new" in out
+
+
+def test_refresh_reports_per_platform(cli: Callable[..., CliResult], env: FakeMastodon) -> None:
+    statuses = env.add_many(2)
+    cli("db", "upgrade")
+    cli("poll")
+    env.delete(statuses[0]["id"])
+    code, out, _ = cli("refresh")
+    assert code == 0 and "mastodon: ok: 2 checked" in out and "1 removed at source" in out
