@@ -1,0 +1,739 @@
+"""Reddit: site-wide link search for each hashtag, with an application-only token.
+
+API facts relied on (reddit.com/dev/api, the OAuth2 wiki and the Data API wiki):
+
+* ``POST {REDDIT_AUTH_BASE}/api/v1/access_token`` with HTTP basic auth (client
+  id, secret) and ``grant_type=client_credentials`` answers ``access_token``
+  and ``expires_in`` (seconds); wrong credentials are a 401. API calls go to
+  ``oauth.reddit.com`` with ``Authorization: bearer <token>`` and a unique,
+  descriptive User-Agent (generic agents are blocked).
+* ``GET /search?q=&sort=new&type=link&limit=100&after=`` is a Listing
+  (``data.children[].data``, ``data.after``), newest first, at most about 1000
+  results deep. An unknown ``after`` gives an empty listing, not an error.
+* ``GET /api/info?id=t3_a,t3_b`` returns up to 100 things; ids it leaves out
+  no longer exist. Removed posts still come back, marked by ``[removed]`` /
+  ``[deleted]`` text, a ``[deleted]`` author or ``removed_by_category``.
+* ``X-Ratelimit-Remaining`` / ``X-Ratelimit-Reset`` (SECONDS until the window
+  resets) come on every API answer; 100 queries a minute per client id.
+
+Reddit has no hashtag entity: search finds the word, and only posts whose
+title or text carries the hashtag itself are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+
+from adapters.base import (
+    Adapter,
+    AuthFailed,
+    Author,
+    ConfigError,
+    Engagement,
+    FetchedPost,
+    MalformedResponse,
+    Media,
+    Page,
+    RateLimited,
+    RefreshResult,
+    RequestRejected,
+    Target,
+)
+from adapters.http import HttpClient, decode_json, seconds_reset_reader
+from adapters.text import (
+    as_count,
+    as_id,
+    clean_text,
+    extract_hashtags,
+    http_url,
+    normalise_tag,
+    sanitise_html,
+    text_to_html,
+    unique,
+)
+
+DEFAULT_API_BASE = "https://oauth.reddit.com"
+DEFAULT_AUTH_BASE = "https://www.reddit.com"
+SITE = "https://www.reddit.com"
+PAGE_LIMIT = 100
+INFO_LIMIT = 100
+#: Reddit listings stop after about this many results, whatever ``after`` says.
+LISTING_DEPTH = 1000
+#: Search indexes a post a little after it is made: later polls look back this
+#: far behind the newest post already seen, so a late-indexed post is not missed.
+INDEX_LAG = timedelta(minutes=15)
+#: Stored cursors live in a 600-character column.
+CURSOR_MAX_CHARS = 600
+#: A token is renewed this long before Reddit says it expires.
+TOKEN_MARGIN_SECONDS = 60.0
+CREDENTIALS_HELP = (
+    "create a 'script' or 'web' app at https://www.reddit.com/prefs/apps and set"
+    " REDDIT_CLIENT_ID (under the app name) and REDDIT_CLIENT_SECRET"
+)
+
+_FULLNAME_RE = re.compile(r"t3_[0-9a-z]{1,13}")
+_BASE36_RE = re.compile(r"[0-9a-z]{1,13}")
+_USERNAME_RE = re.compile(r"[\w-]{1,40}")
+_REMOVED_TEXTS = frozenset({"[removed]", "[deleted]"})
+_read_reset = seconds_reset_reader("x-ratelimit-reset")
+#: Token expiry and quota resets are measured on this clock (tests move it).
+_clock = time.monotonic
+
+
+class _Token:
+    """An access token and when to stop using it (monotonic seconds)."""
+
+    __slots__ = ("value", "renew_at")
+
+    def __init__(self, value: str, renew_at: float) -> None:
+        self.value = value
+        self.renew_at = renew_at
+
+
+# Adapters are rebuilt every polling cycle; the token outlives them (a day by
+# default), so it is cached per credential for the process, not per adapter.
+_TOKENS: dict[tuple[str, str, str], _Token] = {}
+_TOKENS_LOCK = threading.Lock()
+
+
+class RedditAdapter(Adapter):
+    """Searches Reddit for each hashtag and keeps posts whose text carries it."""
+
+    name: ClassVar[str] = "reddit"
+    required_keys: ClassVar[tuple[str, ...]] = (
+        "REDDIT_CLIENT_ID",
+        "REDDIT_CLIENT_SECRET",
+        "REDDIT_USER_AGENT",
+    )
+    config_keys: ClassVar[tuple[str, ...]] = (
+        *required_keys,
+        "REDDIT_API_BASE",
+        "REDDIT_AUTH_BASE",
+    )
+
+    def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
+        super().__init__(config, http)
+        self.api_base = _base_url(config, "REDDIT_API_BASE", DEFAULT_API_BASE)
+        self.auth_base = _base_url(config, "REDDIT_AUTH_BASE", DEFAULT_AUTH_BASE)
+        self.client_id = config["REDDIT_CLIENT_ID"].strip()
+        self._secret = config["REDDIT_CLIENT_SECRET"].strip()
+        self.user_agent = config["REDDIT_USER_AGENT"].strip()
+        if not self.user_agent.isascii() or not self.user_agent.isprintable():
+            raise ConfigError(
+                "REDDIT_USER_AGENT: use printable ASCII only, e.g."
+                " 'server:org.example.monitor:v1.0 (by /u/yourname)'"
+            )
+        secret_digest = hashlib.sha256(self._secret.encode()).hexdigest()
+        self._token_key = (self.auth_base, self.client_id, secret_digest)
+        self._quota_lock = threading.Lock()
+        self._quota_resets_at: float | None = None
+
+    # --- polling ---------------------------------------------------------
+
+    def search(
+        self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
+    ) -> Iterator[Page]:
+        """Newest first until posts older than the stored cursor (or ``since``).
+
+        Listings cannot be resumed from a stored position reliably (an
+        ``after`` or ``before`` naming a deleted post gives an empty listing),
+        so every poll starts at the newest result and stops by TIME: at the
+        first post created before the cursor's newest post minus
+        :data:`INDEX_LAG`. Posts inside that overlap already seen are named in
+        the cursor and not yielded again; the walk stops even when the post
+        the cursor was made from has been deleted since.
+        """
+        tag = normalise_tag(target.hashtags[0])
+        state = _PollCursor.parse(cursor) if cursor else None
+        note = None
+        if cursor and state is None:
+            note = "the stored cursor was unreadable, so this poll re-read back to the look-back"
+        stop_at = state.stop_at if state else since.timestamp()
+        already = state.ids if state else frozenset()
+        walked: dict[str, float] = {}
+        after: str | None = None
+        for number in range(1, max_pages + 1):
+            children, after = self._search_page(target.hashtags[0], after)
+            posts: list[FetchedPost] = []
+            skipped: list[str] = []
+            reached = False
+            for child in children:
+                data, created, fullname, problem = _identify(child)
+                if problem:
+                    skipped.append(problem)
+                    continue
+                if fullname in walked:
+                    continue  # listings shift as posts arrive: a repeat from the last page
+                walked[fullname] = created
+                if created < stop_at:
+                    reached = True
+                    continue
+                if fullname in already:
+                    continue
+                post, reason = read_post(data)
+                if reason:
+                    skipped.append(reason)
+                elif post is not None and tag in post.hashtags:
+                    posts.append(post)
+            if not (reached or after is None or number == max_pages):
+                yield Page(tuple(posts), None, skipped=tuple(skipped))
+                continue
+            gap = note
+            if not reached and after is not None:
+                gap = f"stopped after {max_pages} pages before reaching {_utc(stop_at)}"
+            elif not reached and len(walked) >= LISTING_DEPTH:
+                gap = f"Reddit search lists at most about {LISTING_DEPTH} results; older unseen"
+            new_cursor = _PollCursor.from_walk(walked) if walked else None
+            yield Page(tuple(posts), new_cursor, gap=gap, skipped=tuple(skipped))
+            return
+
+    def _search_page(self, query: str, after: str | None) -> tuple[list[Any], str | None]:
+        params = {
+            "q": query.lstrip("#＃"),
+            "sort": "new",
+            "limit": PAGE_LIMIT,
+            "type": "link",
+            "restrict_sr": "false",
+            # Opt out of the legacy escaping of <, > and & in every string field.
+            "raw_json": 1,
+        }
+        if after:
+            params["after"] = after
+        return _listing(self._api_get("/search", params))
+
+    # --- history ---------------------------------------------------------
+
+    def backfill(
+        self, target: Target, *, since: datetime, resume: str | None, max_pages: int
+    ) -> Iterator[Page]:
+        """Page back with ``after``; a position is that ``after`` plus the oldest time reached.
+
+        Reddit answers an ``after`` it no longer knows (the post was deleted)
+        with an empty listing, so a resumed walk that finds nothing starts again
+        from the newest result and skips everything newer than the position's
+        time: slower, but it neither skips nor (beyond one second) repeats.
+        """
+        tag = normalise_tag(target.hashtags[0])
+        position = _BackfillPosition.parse(resume) if resume else None
+        if position is not None and position.after is None:
+            return  # the interrupted walk had already reached its end
+        after = position.after if position else None
+        boundary: float | None = None
+        oldest = position.oldest if position else None
+        listed = position.listed if position else 0
+        seen: set[str] = set()
+        for _ in range(max_pages):
+            try:
+                children, next_after = self._search_page(target.hashtags[0], after)
+            except RequestRejected:
+                if position is None or boundary is not None:
+                    raise
+                children, next_after = [], None
+            if not children and position is not None and boundary is None:
+                boundary, after, listed = position.oldest or since.timestamp(), None, 0
+                continue
+            posts: list[FetchedPost] = []
+            skipped: list[str] = []
+            reached = False
+            for child in children:
+                data, created, fullname, problem = _identify(child)
+                if problem:
+                    skipped.append(problem)
+                    continue
+                if fullname in seen:
+                    continue
+                seen.add(fullname)
+                listed += 1
+                if created < since.timestamp():
+                    reached = True
+                    continue
+                if boundary is not None and created > boundary:
+                    continue
+                oldest = created if oldest is None else min(oldest, created)
+                post, reason = read_post(data)
+                if reason:
+                    skipped.append(reason)
+                elif post is not None and tag in post.hashtags:
+                    posts.append(post)
+            finished = reached or next_after is None
+            gap = None
+            if finished and not reached and listed >= LISTING_DEPTH:
+                gap = f"Reddit search lists at most about {LISTING_DEPTH} results"
+                if oldest is not None:
+                    gap += f": history reached back to {_utc(oldest)} only"
+            cursor = _BackfillPosition(None if finished else next_after, oldest, listed).dump()
+            yield Page(tuple(posts), cursor, gap=gap, skipped=tuple(skipped))
+            if finished:
+                return
+            after = next_after
+
+    # --- refresh ---------------------------------------------------------
+
+    def refresh(self, refs: Sequence[str]) -> RefreshResult:
+        """``/api/info`` in chunks of 100: missing or removed posts are deleted."""
+        fullnames = unique(ref for ref in refs if _FULLNAME_RE.fullmatch(ref))
+        skipped = [f"{ref!r} is not a Reddit post fullname" for ref in refs if ref not in fullnames]
+        posts: list[FetchedPost] = []
+        deleted: list[str] = []
+        for start in range(0, len(fullnames), INFO_LIMIT):
+            chunk = fullnames[start : start + INFO_LIMIT]
+            children, _ = _listing(
+                self._api_get("/api/info", {"id": ",".join(chunk), "raw_json": 1})
+            )
+            found: set[str] = set()
+            for child in children:
+                data, _, fullname, problem = _identify(child)
+                if problem:
+                    skipped.append(problem)
+                    continue
+                if fullname not in chunk:
+                    continue
+                found.add(fullname)
+                if is_removed(data):
+                    deleted.append(fullname)
+                    continue
+                post, reason = read_post(data)
+                if post is not None:
+                    posts.append(post)
+                else:
+                    skipped.append(reason or f"{fullname}: unreadable")
+            deleted.extend(name for name in chunk if name not in found)
+        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+
+    # --- HTTP ------------------------------------------------------------
+
+    def _api_get(self, path: str, params: Mapping[str, Any]) -> Any:
+        """GET an API path with the bearer token; a 401 renews the token once."""
+        for attempt in range(2):
+            self._respect_quota()
+            token = self._token()
+            try:
+                response = self.http.request(
+                    "GET",
+                    f"{self.api_base}{path}",
+                    params=params,
+                    headers={"Authorization": f"bearer {token}", "User-Agent": self.user_agent},
+                    reset_reader=_read_reset,
+                    ok_statuses=frozenset({401}),
+                )
+            except AuthFailed as exc:
+                raise AuthFailed(
+                    f"reddit: access refused ({exc}). Reddit blocks generic or misleading"
+                    " user agents: set REDDIT_USER_AGENT to '<platform>:<app id>:<version>"
+                    " (by /u/<username>)', and check the app may use the Data API"
+                ) from None
+            self._note_quota(response.headers)
+            if response.status_code != 401:
+                return decode_json(response)
+            self._forget_token(token)
+            if attempt == 1:
+                break
+        raise AuthFailed(
+            "reddit: the API refused a freshly issued token (HTTP 401); check that the app"
+            f" behind REDDIT_CLIENT_ID is not suspended, or {CREDENTIALS_HELP}"
+        )
+
+    def _token(self) -> str:
+        """The cached application-only token, fetched again shortly before it expires."""
+        with _TOKENS_LOCK:
+            cached = _TOKENS.get(self._token_key)
+            if cached is not None and cached.renew_at > _clock():
+                return cached.value
+            token = self._fetch_token()
+            _TOKENS[self._token_key] = token
+            return token.value
+
+    def _forget_token(self, value: str) -> None:
+        """Drop the cached token, unless another thread already replaced it."""
+        with _TOKENS_LOCK:
+            cached = _TOKENS.get(self._token_key)
+            if cached is not None and cached.value == value:
+                del _TOKENS[self._token_key]
+
+    def _fetch_token(self) -> _Token:
+        try:
+            response = self.http.request(
+                "POST",
+                f"{self.auth_base}/api/v1/access_token",
+                data={"grant_type": "client_credentials"},
+                auth=(self.client_id, self._secret),
+                headers={"User-Agent": self.user_agent},
+                reset_reader=_read_reset,
+            )
+        except AuthFailed:
+            raise AuthFailed(
+                "reddit: REDDIT_CLIENT_ID / REDDIT_CLIENT_SECRET were refused by the token"
+                f" endpoint; {CREDENTIALS_HELP} (an 'installed app' has no secret and cannot"
+                " use application-only access)"
+            ) from None
+        body = decode_json(response)
+        if not isinstance(body, dict):
+            raise MalformedResponse("reddit: the token endpoint did not answer a JSON object")
+        error = body.get("error")
+        if error is not None:
+            raise AuthFailed(
+                f"reddit: the token endpoint answered error {clean_text(str(error), 100)!r};"
+                f" {CREDENTIALS_HELP}"
+            )
+        value = body.get("access_token")
+        if not isinstance(value, str) or not value.strip() or not value.isascii():
+            raise MalformedResponse("reddit: the token endpoint answered no access_token")
+        lifetime = body.get("expires_in")
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
+            lifetime = 3600.0
+        lifetime = min(float(lifetime), 365 * 86400.0)
+        renew_in = max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2)
+        return _Token(value.strip(), _clock() + renew_in)
+
+    def _note_quota(self, headers: httpx.Headers) -> None:
+        """Remember when the window resets once Reddit says nothing is left in it."""
+        remaining = _header_number(headers.get("x-ratelimit-remaining"))
+        reset = _read_reset(headers)
+        with self._quota_lock:
+            if remaining is not None and remaining < 1 and reset is not None:
+                self._quota_resets_at = _clock() + reset
+            else:
+                self._quota_resets_at = None
+
+    def _respect_quota(self) -> None:
+        """Wait for a short reset; give up with RateLimited when it is far off."""
+        with self._quota_lock:
+            resets_at = self._quota_resets_at
+        if resets_at is None:
+            return
+        wait = resets_at - _clock()
+        if wait <= 0:
+            return
+        if wait > self.http.policy.max_retry_after:
+            retry_at = datetime.now(UTC) + timedelta(seconds=wait)
+            raise RateLimited(
+                "reddit: the request quota for REDDIT_CLIENT_ID is used up"
+                f" (X-Ratelimit-Remaining 0) until {retry_at:%Y-%m-%d %H:%M:%S} UTC",
+                retry_at=retry_at,
+            )
+        time.sleep(wait)
+
+
+class _PollCursor:
+    """Where a poll stopped: the newest creation time seen and the ids near it.
+
+    Stored as compact JSON: ``{"v": 1, "t": <epoch>, "ids": "id1,id2"}``; ids
+    are those created within :data:`INDEX_LAG` of ``t``, newest first, trimmed
+    to fit the column (a trimmed id is merely fetched again, never lost).
+    """
+
+    def __init__(self, newest: float, ids: frozenset[str]) -> None:
+        self.newest = newest
+        self.ids = ids
+
+    @property
+    def stop_at(self) -> float:
+        return self.newest - INDEX_LAG.total_seconds()
+
+    @classmethod
+    def parse(cls, raw: str) -> _PollCursor | None:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(value, dict) or value.get("v") != 1:
+            return None
+        newest, ids = value.get("t"), value.get("ids")
+        if isinstance(newest, bool) or not isinstance(newest, int | float):
+            return None
+        if not isinstance(ids, str) or not math.isfinite(newest):
+            return None
+        return cls(float(newest), frozenset(f"t3_{i}" for i in ids.split(",") if i))
+
+    @staticmethod
+    def from_walk(walked: Mapping[str, float]) -> str:
+        newest = max(walked.values())
+        recent = sorted(
+            (item for item in walked.items() if item[1] >= newest - INDEX_LAG.total_seconds()),
+            key=lambda item: item[1],
+            reverse=True,
+        )
+        ids: list[str] = []
+        budget = CURSOR_MAX_CHARS - 40
+        for fullname, _ in recent:
+            short = fullname.removeprefix("t3_")
+            budget -= len(short) + 1
+            if budget < 0:
+                break
+            ids.append(short)
+        return json.dumps(
+            {"v": 1, "t": math.floor(newest), "ids": ",".join(ids)}, separators=(",", ":")
+        )
+
+
+class _BackfillPosition:
+    """A resumable backfill position: Reddit's ``after`` plus the oldest time reached."""
+
+    def __init__(self, after: str | None, oldest: float | None, listed: int) -> None:
+        self.after = after
+        self.oldest = oldest
+        self.listed = listed
+
+    @classmethod
+    def parse(cls, raw: str) -> _BackfillPosition | None:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(value, dict):
+            return None
+        after, oldest, listed = value.get("after"), value.get("oldest"), value.get("listed")
+        after = after if isinstance(after, str) and _FULLNAME_RE.fullmatch(after) else None
+        if isinstance(oldest, bool) or not isinstance(oldest, int | float):
+            oldest = None
+        listed = listed if isinstance(listed, int) and not isinstance(listed, bool) else 0
+        return cls(after, float(oldest) if oldest is not None else None, max(0, listed))
+
+    def dump(self) -> str:
+        return json.dumps({"after": self.after, "oldest": self.oldest, "listed": self.listed})
+
+
+def _base_url(config: Mapping[str, str], key: str, default: str) -> str:
+    value = config.get(key, "").strip() or default
+    url = httpx.URL(value)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(f"{key}: {value!r} is not an http(s) base URL")
+    return value.rstrip("/")
+
+
+def _utc(epoch: float) -> str:
+    return f"{datetime.fromtimestamp(epoch, UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _header_number(value: str | None) -> float | None:
+    try:
+        number = float(value) if value else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _listing(body: Any) -> tuple[list[Any], str | None]:
+    """The children and ``after`` of a Listing; anything else is malformed."""
+    data = body.get("data") if isinstance(body, dict) else None
+    children = data.get("children") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(children, list):
+        raise MalformedResponse(
+            "reddit: expected a Listing ({'kind': 'Listing', 'data': {'children': [...]}}),"
+            f" got {type(body).__name__}"
+        )
+    after = data.get("after")
+    return children, after if isinstance(after, str) and _FULLNAME_RE.fullmatch(after) else None
+
+
+def _epoch(value: Any) -> float | None:
+    """A Unix time from a payload (``created_utc`` is a float), or None if unusable."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or not 0 <= value < 253402300800:  # before year 10000
+        return None
+    return float(value)
+
+
+def _identify(child: Any) -> tuple[dict[str, Any], float, str, str | None]:
+    """A listing entry's post data, creation time and fullname, or why it is unusable."""
+    data = child.get("data") if isinstance(child, dict) else None
+    if not isinstance(data, dict) or (isinstance(child, dict) and child.get("kind") != "t3"):
+        return {}, 0.0, "", "a listing entry is not a post (kind t3)"
+    post_id = as_id(data.get("id"))
+    if post_id is None or not _BASE36_RE.fullmatch(post_id):
+        return {}, 0.0, "", "a post has no usable id"
+    created = _epoch(data.get("created_utc"))
+    if created is None:
+        return {}, 0.0, "", f"t3_{post_id}: no readable created_utc"
+    return data, created, f"t3_{post_id}", None
+
+
+def is_removed(data: Mapping[str, Any]) -> bool:
+    """True for a post removed by moderators or deleted by its author."""
+    selftext = data.get("selftext")
+    return (
+        (isinstance(selftext, str) and selftext in _REMOVED_TEXTS)
+        or data.get("author") == "[deleted]"
+        or bool(data.get("removed_by_category"))
+    )
+
+
+def read_post(data: Mapping[str, Any]) -> tuple[FetchedPost | None, str | None]:
+    """A live post normalised, ``(None, None)`` if removed, or ``(None, reason)``."""
+    try:
+        if is_removed(data):
+            return None, None
+        return normalise_post(data), None
+    except ValueError as exc:
+        return None, f"t3_{as_id(data.get('id')) or '?'}: {exc}"
+
+
+def normalise_post(data: Mapping[str, Any]) -> FetchedPost:
+    """Map one Reddit post (``t3`` data) to a :class:`FetchedPost`; ValueError if unusable."""
+    post_id = as_id(data.get("id"))
+    if post_id is None or not _BASE36_RE.fullmatch(post_id):
+        raise ValueError("no usable id")
+    created = _epoch(data.get("created_utc"))
+    if created is None:
+        raise ValueError("no readable created_utc")
+    author = clean_text(data.get("author"), 100)
+    if not author:
+        raise ValueError("no author")
+    title = clean_text(data.get("title"), 1000)
+    selftext = clean_text(data.get("selftext"))
+    if not title and not selftext:
+        raise ValueError("neither title nor text")
+    text = f"{title}\n\n{selftext}" if selftext else title
+    raw_html = data.get("selftext_html")
+    if isinstance(raw_html, str) and raw_html.lstrip().startswith("&lt;"):
+        raw_html = html.unescape(raw_html)  # legacy escaping: raw_json=1 was not honoured
+    body_html = (
+        sanitise_html(raw_html)
+        if isinstance(raw_html, str) and raw_html
+        else text_to_html(selftext)
+    )
+    labels = [
+        label
+        for label, flag in (("NSFW", data.get("over_18")), ("spoiler", data.get("spoiler")))
+        if flag is True
+    ]
+    sensitive = bool(labels)
+    permalink = data.get("permalink")
+    url = (
+        f"{SITE}{permalink}"
+        if isinstance(permalink, str) and re.fullmatch(r"/[^\s/][^\s]{0,500}", permalink)
+        else f"{SITE}/comments/{post_id}/"
+    )
+    edited = _epoch(data.get("edited"))
+    return FetchedPost(
+        platform="reddit",
+        external_id=post_id,
+        url=url,
+        author=Author(
+            handle=f"u/{author}",
+            name=author,
+            url=f"{SITE}/user/{author}/" if _USERNAME_RE.fullmatch(author) else None,
+        ),
+        text=text,
+        html=text_to_html(title) + body_html,
+        created_at=datetime.fromtimestamp(created, UTC),
+        hashtags=extract_hashtags(text),
+        media=_media(data, sensitive),
+        engagement=Engagement(
+            likes=_first_count(data.get("ups"), data.get("score")),
+            replies=as_count(data.get("num_comments")),
+        ),
+        sensitive=sensitive,
+        content_warning=", ".join(labels) or None,
+        edited_at=datetime.fromtimestamp(edited, UTC) if edited else None,
+        ref=f"t3_{post_id}",
+    )
+
+
+def _first_count(*values: Any) -> int | None:
+    """The first readable count: ``ups`` is the upvote count, ``score`` its older alias."""
+    return next((count for count in map(as_count, values) if count is not None), None)
+
+
+def _media_url(value: Any) -> str | None:
+    """Reddit escapes ``&`` in media URLs as ``&amp;`` unless ``raw_json=1`` was honoured."""
+    return http_url(html.unescape(value)) if isinstance(value, str) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _media(data: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:
+    """Gallery images, else a hosted video or image, else the link's preview image."""
+    gallery = _gallery(data, sensitive)
+    if gallery:
+        return gallery
+    images = _dict(data.get("preview")).get("images")
+    first = _dict(images[0]) if isinstance(images, list) and images else {}
+    source = _dict(first.get("source"))
+    preview_url = _media_url(source.get("url"))
+    width, height = as_count(source.get("width")), as_count(source.get("height"))
+    preview_key = as_id(first.get("id"))
+    video = _dict(_dict(data.get("secure_media") or data.get("media")).get("reddit_video"))
+    video_url = _media_url(video.get("fallback_url"))
+    if video_url:
+        return (
+            Media(
+                kind="video",
+                url=video_url,
+                preview_url=preview_url,
+                sensitive=sensitive,
+                width=as_count(video.get("width")),
+                height=as_count(video.get("height")),
+                key=preview_key,
+            ),
+        )
+    destination = _media_url(data.get("url_overridden_by_dest"))
+    if destination and httpx.URL(destination).host == "i.redd.it":
+        kind = "gif" if destination.lower().endswith(".gif") else "image"
+        return (
+            Media(
+                kind=kind,
+                url=destination,
+                preview_url=preview_url,
+                sensitive=sensitive,
+                width=width,
+                height=height,
+                key=httpx.URL(destination).path.lstrip("/") or None,
+            ),
+        )
+    if preview_url:
+        return (
+            Media(
+                kind="image",
+                url=preview_url,
+                sensitive=sensitive,
+                width=width,
+                height=height,
+                key=preview_key,
+            ),
+        )
+    return ()
+
+
+def _gallery(data: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:
+    """Images of a gallery post, in the order of ``gallery_data`` with its captions."""
+    items = _dict(data.get("gallery_data")).get("items")
+    metadata = _dict(data.get("media_metadata"))
+    found: list[Media] = []
+    for item in items if isinstance(items, list) else []:
+        item = _dict(item)
+        media_id = as_id(item.get("media_id"))
+        meta = _dict(metadata.get(media_id)) if media_id else {}
+        if meta.get("status") != "valid":
+            continue
+        largest = _dict(meta.get("s"))
+        animated = meta.get("e") == "AnimatedImage"
+        url = _media_url(largest.get("gif") or largest.get("mp4") if animated else largest.get("u"))
+        if url is None:
+            continue
+        found.append(
+            Media(
+                kind="gif" if animated else "image",
+                url=url,
+                alt=clean_text(item.get("caption"), 1500) or None,
+                sensitive=sensitive,
+                width=as_count(largest.get("x")),
+                height=as_count(largest.get("y")),
+                key=media_id,
+            )
+        )
+    return tuple(found)
