@@ -1,0 +1,559 @@
+"""Instagram: public photos and videos carrying a hashtag, through the Graph API.
+
+API facts relied on (developers.facebook.com, Instagram Platform, "Hashtag Search"
+and the IG Hashtag / IG Hashtag Recent Media references):
+
+* ``GET /ig_hashtag_search?user_id=&q=`` turns a hashtag into its node id. An
+  account may query only 30 unique hashtags in a rolling 7 days (asking again
+  for the same one does not count again); ids are static and global, so we keep
+  the id in the source cursor and in memory and look it up only once.
+* ``GET /{hashtag-id}/recent_media?user_id=&fields=`` returns media published
+  in the last 24 hours only, at most 50 a page, "not always in chronological
+  order", with an ``after`` cursor and no ``before``. ``username`` cannot be
+  requested, so the author is unknown; ``like_count`` is omitted when hidden.
+* ``GET /?ids=a,b&fields=`` reads up to 50 objects at once; an id that no
+  longer exists fails the whole request, so we then ask one by one.
+* Errors are ``{"error": {"message", "type", "code", "error_subcode"}}``:
+  190 is a dead token, 10 and 200-299 a missing permission, 4/17/32/613 (and
+  Instagram's 80002) throttling, with ``estimated_time_to_regain_access`` in
+  minutes in the ``X-Business-Use-Case-Usage`` header.
+* ``media_url`` is a signed CDN URL; its ``oe`` query parameter is the expiry
+  time in hexadecimal Unix seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from adapters.base import (
+    Adapter,
+    AdapterError,
+    AuthFailed,
+    Author,
+    ConfigError,
+    Engagement,
+    FetchedPost,
+    MalformedResponse,
+    Media,
+    MediaKind,
+    Page,
+    RateLimited,
+    RefreshResult,
+    RequestRejected,
+    Target,
+)
+from adapters.http import HttpClient, decode_json
+from adapters.text import (
+    as_count,
+    as_id,
+    clean_text,
+    extract_hashtags,
+    http_url,
+    normalise_tag,
+    parse_time,
+    text_to_html,
+)
+
+DEFAULT_API_BASE = "https://graph.facebook.com/v21.0"
+PAGE_LIMIT = 50
+BULK_LIMIT = 50
+#: recent_media only ever holds media published in the last 24 hours.
+RECENT_WINDOW = timedelta(hours=24)
+#: Posts published this long before the last walk may still have appeared since
+#: (indexing delay, clock skew), so a poll walks this far back past it.
+OVERLAP = timedelta(minutes=30)
+#: Lifetime assumed for a signed media URL that carries no readable ``oe`` expiry.
+ASSUMED_URL_LIFETIME = timedelta(hours=24)
+#: Throttling lasts a rolling hour when the headers do not say how long.
+DEFAULT_THROTTLE = timedelta(hours=1)
+MEDIA_FIELDS = (
+    "id,caption,media_type,media_url,permalink,timestamp,like_count,comments_count,"
+    "children{media_url,media_type}"
+)
+#: Hashtag search does not disclose who posted (``username`` cannot be requested).
+UNKNOWN_AUTHOR = Author(handle="instagram-user", name="Instagram user (not disclosed by the API)")
+
+_AUTH_CODES = frozenset({102, 190})
+_RATE_CODES = frozenset({4, 17, 32, 613, 80002})
+#: "Object does not exist" (100, subcode 33) and "some of the aliases do not exist" (803).
+_MISSING_CODES = frozenset({100, 803})
+_ERROR_STATUSES = frozenset({400, 401, 403, 404})
+_MEDIA_KINDS: dict[str, MediaKind] = {"IMAGE": "image", "VIDEO": "video"}
+_MAX_TAG_CHARS = 100
+
+
+class GraphRefused(RequestRejected):
+    """The Graph API refused a request with an error code we have no special meaning for."""
+
+    def __init__(self, message: str, *, code: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _usage(headers: httpx.Headers) -> tuple[float, float]:
+    """Highest usage percentage and minutes until access returns, from the usage headers."""
+    percent = minutes = 0.0
+    entries: list[Any] = []
+    for name in ("x-app-usage", "x-business-use-case-usage"):
+        try:
+            value = json.loads(headers.get(name) or "null")
+        except ValueError:
+            continue
+        if isinstance(value, dict) and name == "x-app-usage":
+            entries.append(value)
+        elif isinstance(value, dict):
+            entries.extend(e for group in value.values() if isinstance(group, list) for e in group)
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        for field in ("call_count", "total_cputime", "total_time"):
+            percent = max(percent, _number(entry.get(field)))
+        minutes = max(minutes, _number(entry.get("estimated_time_to_regain_access")))
+    return percent, minutes
+
+
+def _minute(when: datetime) -> str:
+    return f"{when:%Y-%m-%d %H:%M} UTC"
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return min(max(float(value), 0.0), 7 * 24 * 60.0)
+
+
+def _reset_reader(headers: httpx.Headers) -> float | None:
+    """Seconds to wait on HTTP 429, from ``estimated_time_to_regain_access`` (minutes)."""
+    minutes = _usage(headers)[1]
+    return minutes * 60 if minutes > 0 else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Cursor:
+    """What a source remembers: the hashtag's id and when the last full walk began."""
+
+    hashtag: str
+    hashtag_id: str
+    covered_until: datetime | None = None
+
+    def dump(self, *, after: str | None = None) -> str:
+        """JSON; ``after`` is a backfill's resume point inside recent_media."""
+        value: dict[str, Any] = {"v": 1, "hashtag": self.hashtag, "hashtag_id": self.hashtag_id}
+        if self.covered_until is not None:
+            value["covered"] = self.covered_until.isoformat()
+        if after is not None:
+            value["after"] = after
+        return json.dumps(value)
+
+    @classmethod
+    def load(cls, raw: str | None, hashtag: str) -> _Cursor | None:
+        """The stored cursor, or None when absent, unreadable or for another hashtag."""
+        try:
+            value = json.loads(raw or "null")
+        except ValueError:
+            return None
+        if not isinstance(value, dict) or value.get("hashtag") != hashtag:
+            return None
+        hashtag_id = as_id(value.get("hashtag_id"))
+        if hashtag_id is None:
+            return None
+        return cls(hashtag, hashtag_id, parse_time(value.get("covered")))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    """One page of a walk through recent_media."""
+
+    number: int
+    hashtag_id: str
+    posts: tuple[FetchedPost, ...]
+    skipped: tuple[str, ...]
+    newest: datetime | None
+    next_after: str | None
+    #: No further page, or a page with nothing new (a server repeating itself).
+    last: bool
+
+
+class InstagramAdapter(Adapter):
+    """Reads ``/{hashtag-id}/recent_media`` for each hashtag, as a business account."""
+
+    name: ClassVar[str] = "instagram"
+    required_keys: ClassVar[tuple[str, ...]] = ("INSTAGRAM_ACCESS_TOKEN", "INSTAGRAM_USER_ID")
+    config_keys: ClassVar[tuple[str, ...]] = (
+        "INSTAGRAM_ACCESS_TOKEN",
+        "INSTAGRAM_USER_ID",
+        "INSTAGRAM_API_BASE",
+    )
+
+    def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
+        super().__init__(config, http)
+        self.base = (config.get("INSTAGRAM_API_BASE", "").strip() or DEFAULT_API_BASE).rstrip("/")
+        url = httpx.URL(self.base)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigError(f"INSTAGRAM_API_BASE: {self.base!r} is not an http(s) base URL")
+        self.user_id = config["INSTAGRAM_USER_ID"].strip()
+        if not self.user_id.isdigit():
+            raise ConfigError(
+                "INSTAGRAM_USER_ID: must be the numeric id of the Instagram business or creator"
+                " account (not its @username)"
+            )
+        self._token = config["INSTAGRAM_ACCESS_TOKEN"].strip()
+        self._hashtag_ids: dict[str, str] = {}
+        self._blocked_until: datetime | None = None
+        #: The current time; tests replace it to reach the edges of the 24-hour window.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def search(
+        self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
+    ) -> Iterator[Page]:
+        tag = target.hashtags[0].lstrip("#＃")
+        key = normalise_tag(tag)
+        stored = _Cursor.load(cursor, key)
+        started = self.clock()
+        horizon = started - RECENT_WINDOW
+        covered = stored.covered_until if stored else None
+        stop_before = covered - OVERLAP if covered else since
+        for step in self._walk(tag, stored.hashtag_id if stored else None, None, max_pages):
+            if not step.hashtag_id:
+                yield Page(())  # Instagram knows no such hashtag yet: nothing to read
+                return
+            posts = _carrying(step.posts, key)
+            done = step.last or (step.newest is not None and step.newest < stop_before)
+            if not done and step.number < max_pages:
+                # Nothing is covered until the walk ends: keep the old position, but
+                # remember the hashtag id at once so it is never looked up twice.
+                keep = _Cursor(key, step.hashtag_id, covered).dump()
+                yield Page(posts, keep, skipped=step.skipped)
+                continue
+            gaps = []
+            if not done:
+                gaps.append(f"stopped after {max_pages} pages; older recent media were not read")
+            if covered is not None and covered < horizon:
+                gaps.append(
+                    f"polling fell behind: last complete poll {_minute(covered)}, and"
+                    " Instagram's recent media only reach 24 hours back"
+                )
+            elif covered is None and since < horizon:
+                gaps.append(
+                    f"Instagram's recent media only reach 24 hours back (to {_minute(horizon)}),"
+                    f" not to {_minute(since)}"
+                )
+            cursor_out = _Cursor(key, step.hashtag_id, started).dump()
+            yield Page(posts, cursor_out, gap="; ".join(gaps) or None, skipped=step.skipped)
+            return
+
+    def backfill(
+        self, target: Target, *, since: datetime, resume: str | None, max_pages: int
+    ) -> Iterator[Page]:
+        """Walk recent_media to its end; the position is the hashtag id and ``after`` cursor."""
+        tag = target.hashtags[0].lstrip("#＃")
+        key = normalise_tag(tag)
+        position = _Cursor.load(resume, key)
+        hashtag_id = position.hashtag_id if position else None
+        after = _after_from(resume) if position else None
+        horizon = self.clock() - RECENT_WINDOW
+        for step in self._walk(tag, hashtag_id, after, max_pages):
+            if not step.hashtag_id:
+                yield Page(())
+                return
+            posts = _carrying(step.posts, key)
+            done = step.last or (step.newest is not None and step.newest < since)
+            if not done and step.next_after:
+                # _walk ends after max_pages; this position lets the next run carry on.
+                resume_at = _Cursor(key, step.hashtag_id).dump(after=step.next_after)
+                yield Page(posts, resume_at, skipped=step.skipped)
+                continue
+            gap = None
+            if since < horizon:
+                gap = (
+                    f"Instagram's recent media only reach 24 hours back (to {_minute(horizon)});"
+                    " posts before that cannot be fetched"
+                )
+            yield Page(posts, None, gap=gap, skipped=step.skipped)
+            return
+
+    def _walk(
+        self, tag: str, hashtag_id: str | None, after: str | None, max_pages: int
+    ) -> Iterator[_Step]:
+        """Pages of recent_media, following ``after`` until the end, a repeat or ``max_pages``."""
+        key = normalise_tag(tag)
+        known = hashtag_id or self._hashtag_ids.get(key)
+        current = known or self._lookup_hashtag(tag)
+        if current is None:
+            yield _Step(1, "", (), (), None, None, last=True)
+            return
+        seen: set[str] = set()
+        for number in range(1, max_pages + 1):
+            params = {"user_id": self.user_id, "fields": MEDIA_FIELDS, "limit": PAGE_LIMIT}
+            if after:
+                params["after"] = after
+            try:
+                body = self._call(f"/{current}/recent_media", params)
+            except GraphRefused as exc:
+                # A stored id or resume position the server no longer accepts: look the
+                # hashtag up again (free within the 7 days) and start from the top once.
+                if number > 1 or known is None or exc.code not in _MISSING_CODES:
+                    raise
+                known, after = None, None
+                current = self._lookup_hashtag(tag, forget=True)
+                if current is None:
+                    yield _Step(1, "", (), (), None, None, last=True)
+                    return
+                body = self._call(f"/{current}/recent_media", {**params, "after": None})
+            items, next_after = _data_and_after(body)
+            fresh: list[dict[str, Any]] = []
+            new_ids = 0
+            for item in items:
+                item_id = as_id(item.get("id"))
+                if item_id is not None and item_id in seen:
+                    continue  # repeated across pages: already yielded
+                if item_id is not None:
+                    seen.add(item_id)
+                    new_ids += 1
+                fresh.append(item)
+            posts, skipped = normalise_all(fresh, now=self.clock())
+            newest = max((p.created_at for p in posts), default=None)
+            last = next_after is None or new_ids == 0
+            yield _Step(number, current, posts, skipped, newest, next_after, last)
+            if last:
+                return
+            after = next_after
+
+    def _lookup_hashtag(self, tag: str, *, forget: bool = False) -> str | None:
+        """The hashtag's node id (one of the 30 weekly hashtag queries), or None if unknown."""
+        key = normalise_tag(tag)
+        if forget:
+            self._hashtag_ids.pop(key, None)
+        body = self._call("/ig_hashtag_search", {"user_id": self.user_id, "q": tag})
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise MalformedResponse("instagram: ig_hashtag_search answered without a data list")
+        found = next((as_id(d.get("id")) for d in data if isinstance(d, dict)), None)
+        if found:
+            self._hashtag_ids[key] = found
+        return found
+
+    def refresh(self, refs: Sequence[str]) -> RefreshResult:
+        ids = list(dict.fromkeys(ref for ref in (as_id(r) for r in refs) if ref))
+        posts: list[FetchedPost] = []
+        deleted: list[str] = []
+        skipped: list[str] = []
+        for start in range(0, len(ids), BULK_LIMIT):
+            chunk = ids[start : start + BULK_LIMIT]
+            found = self._read_objects(chunk)
+            live, chunk_skipped = normalise_all(list(found.values()), now=self.clock())
+            posts.extend(live)
+            skipped.extend(chunk_skipped)
+            deleted.extend(media_id for media_id in chunk if media_id not in found)
+        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+
+    def _read_objects(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Current media by id; an id missing from the answer is gone (deleted or private)."""
+        try:
+            body = self._call("/", {"ids": ",".join(ids), "fields": MEDIA_FIELDS})
+        except GraphRefused as exc:
+            if exc.code not in _MISSING_CODES:
+                raise
+            return self._read_one_by_one(ids)
+        if not isinstance(body, dict):
+            raise MalformedResponse("instagram: the ids= lookup answered without a JSON object")
+        return {
+            media_id: item
+            for media_id, item in body.items()
+            if media_id in ids and isinstance(item, dict) and as_id(item.get("id")) == media_id
+        }
+
+    def _read_one_by_one(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for media_id in ids:
+            try:
+                item = self._call(f"/{media_id}", {"fields": MEDIA_FIELDS})
+            except GraphRefused as exc:
+                if exc.code not in _MISSING_CODES:
+                    raise
+                continue
+            if isinstance(item, dict) and as_id(item.get("id")) == media_id:
+                found[media_id] = item
+        return found
+
+    def _call(self, path: str, params: Mapping[str, Any]) -> Any:
+        """One Graph API GET: usage headers honoured, error bodies turned into our errors."""
+        now = self.clock()
+        if self._blocked_until is not None and self._blocked_until > now:
+            raise RateLimited(
+                f"instagram: rate limited until {_minute(self._blocked_until)}"
+                " (usage headers reached 100%)",
+                retry_at=self._blocked_until,
+            )
+        query = {k: v for k, v in params.items() if v is not None}
+        response = self.http.request(
+            "GET",
+            f"{self.base}{path}",
+            params={**query, "access_token": self._token},
+            reset_reader=_reset_reader,
+            ok_statuses=_ERROR_STATUSES,
+        )
+        percent, minutes = _usage(response.headers)
+        throttled_until = now + (timedelta(minutes=minutes) if minutes else DEFAULT_THROTTLE)
+        if minutes > 0 or percent >= 100:
+            self._blocked_until = throttled_until
+        if 200 <= response.status_code < 300:
+            body = decode_json(response)
+            error = body.get("error") if isinstance(body, dict) else None
+            if not isinstance(error, dict):
+                return body
+        else:
+            error = _error_object(response)
+        failure = _classify(error, response.status_code, throttled_until)
+        if isinstance(failure, RateLimited):
+            self._blocked_until = throttled_until
+        raise failure
+
+
+def _error_object(response: httpx.Response) -> dict[str, Any]:
+    """The ``error`` object of a failed call, or a stand-in when the body has none."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {"message": f"HTTP {response.status_code}"}
+
+
+def _classify(error: dict[str, Any], status: int, throttled_until: datetime) -> AdapterError:
+    """Our error for a Graph API error object: auth, permission, throttling or refusal."""
+    code = as_count(error.get("code"))
+    subcode = as_count(error.get("error_subcode"))
+    message = clean_text(error.get("message"), 300) or "no message"
+    detail = f"Graph API error {code if code is not None else '?'}"
+    detail += f"/{subcode}" if subcode is not None else ""
+    detail += f": {message}"
+    if code in _AUTH_CODES or (code is None and status == 401):
+        return AuthFailed(
+            f"instagram: INSTAGRAM_ACCESS_TOKEN was refused ({detail}); it has expired or been"
+            " revoked: generate a new long-lived user access token for the Facebook user who"
+            " manages the Instagram business account"
+        )
+    if code == 10 or (code is not None and 200 <= code <= 299) or (code is None and status == 403):
+        return AuthFailed(
+            f"instagram: permission refused ({detail}); the app needs the instagram_basic"
+            " permission and the Instagram Public Content Access feature (App Review)"
+        )
+    if code in _RATE_CODES:
+        return RateLimited(
+            f"instagram: rate limited until {_minute(throttled_until)} ({detail})",
+            retry_at=throttled_until,
+        )
+    return GraphRefused(f"instagram: request refused ({detail})", code=code)
+
+
+def _data_and_after(body: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """The media of one page and the ``after`` cursor, if the page says there is more."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise MalformedResponse("instagram: recent_media answered without a data list")
+    items = [item for item in body["data"] if isinstance(item, dict)]
+    paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
+    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+    after = cursors.get("after")
+    if not paging.get("next") or not isinstance(after, str) or not after or len(after) > 2000:
+        return items, None
+    return items, after
+
+
+def _after_from(raw: str | None) -> str | None:
+    try:
+        value = json.loads(raw or "null")
+    except ValueError:
+        return None
+    after = value.get("after") if isinstance(value, dict) else None
+    return after if isinstance(after, str) and after else None
+
+
+def _carrying(posts: tuple[FetchedPost, ...], tag: str) -> tuple[FetchedPost, ...]:
+    """Only media whose caption really carries the hashtag (not ``#tagX``, not a comment)."""
+    return tuple(post for post in posts if tag in post.hashtags)
+
+
+def normalise_all(
+    items: list[dict[str, Any]], *, now: datetime
+) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
+    """Normalise every item; an unreadable one becomes a skipped reason, never an error."""
+    posts: list[FetchedPost] = []
+    skipped: list[str] = []
+    for item in items:
+        try:
+            posts.append(normalise_media(item, now=now))
+        except ValueError as exc:
+            skipped.append(f"media {as_id(item.get('id')) or '?'}: {exc}")
+    return tuple(posts), tuple(skipped)
+
+
+def normalise_media(item: Mapping[str, Any], *, now: datetime) -> FetchedPost:
+    """Map one IG Media object to a :class:`FetchedPost`; ValueError if it is unusable."""
+    media_id = as_id(item.get("id"))
+    if media_id is None:
+        raise ValueError("no id")
+    created_at = parse_time(item.get("timestamp"))
+    if created_at is None:
+        raise ValueError("no readable timestamp")
+    permalink = http_url(item.get("permalink"))
+    if permalink is None:
+        raise ValueError("no permalink")
+    caption = clean_text(item.get("caption"))
+    return FetchedPost(
+        platform="instagram",
+        external_id=media_id,
+        url=permalink,
+        author=UNKNOWN_AUTHOR,
+        text=caption,
+        html=text_to_html(caption),
+        created_at=created_at,
+        hashtags=tuple(t for t in extract_hashtags(caption) if len(t) <= _MAX_TAG_CHARS),
+        media=_attachments(media_id, item, now),
+        engagement=Engagement(
+            likes=as_count(item.get("like_count")),
+            replies=as_count(item.get("comments_count")),
+        ),
+        ref=media_id,
+    )
+
+
+def _attachments(media_id: str, item: Mapping[str, Any], now: datetime) -> tuple[Media, ...]:
+    """The image or video, or each child of a carousel; items without a URL are left out."""
+    if item.get("media_type") == "CAROUSEL_ALBUM":
+        children = item.get("children")
+        data = children.get("data") if isinstance(children, dict) else None
+        parts = [
+            (as_id(child.get("id")) or f"{media_id}:{position}", child)
+            for position, child in enumerate(data if isinstance(data, list) else [])
+            if isinstance(child, dict)
+        ]
+    else:
+        parts = [(media_id, item)]
+    media: list[Media] = []
+    for key, part in parts:
+        media_type = part.get("media_type")
+        kind = _MEDIA_KINDS.get(media_type) if isinstance(media_type, str) else None
+        url = http_url(part.get("media_url"))
+        if kind is not None and url is not None:
+            media.append(Media(kind=kind, url=url, expires_at=_url_expiry(url, now), key=key))
+    return tuple(media)
+
+
+def _url_expiry(url: str, now: datetime) -> datetime:
+    """When a signed CDN URL stops working: its ``oe`` parameter, else an assumed day."""
+    try:
+        expiry = parse_qs(urlsplit(url).query).get("oe", [""])[0]
+        when = datetime.fromtimestamp(int(expiry, 16), UTC)
+    except (ValueError, OverflowError, OSError):
+        return now + ASSUMED_URL_LIFETIME
+    if abs(when - now) > timedelta(days=366):
+        return now + ASSUMED_URL_LIFETIME
+    return when
