@@ -27,7 +27,8 @@ test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
-	@for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+	@for script in benchmarks/bench_*.py; do \
+	  $(BIN)/python -m benchmarks.$$(basename $$script .py) || exit 1; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
