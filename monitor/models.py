@@ -311,6 +311,8 @@ class WebSession(SQLModel, table=True):
     last_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
     address: str | None = Field(default=None, max_length=100)
+    #: Messages to show once on the next page (the result of a form post).
+    flash: list[str] | None = Field(default=None, sa_type=sa.JSON)
 
 
 class LoginAttempt(SQLModel, table=True):

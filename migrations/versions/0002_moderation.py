@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("last_seen_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("address", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("flash", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("token_hash"),
     )

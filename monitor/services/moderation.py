@@ -3,22 +3,55 @@
 Only a person (an active moderator or admin) can approve. A decision names
 the version of the post it was made on; if the post changed since (another
 decision, an edit at source), the decision is refused rather than applied
-blindly.
+blindly. An image is approved only with alt text or marked decorative, so
+the public gallery never shows an image a screen reader cannot describe.
+Web, bulk and CLI decisions all go through :func:`decide`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
+from sqlmodel.sql.expression import Select
 
+from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import ModerationEvent, Post, PostStatus, Role, utcnow
+from monitor.models import (
+    MediaItem,
+    ModerationEvent,
+    Post,
+    PostHashtag,
+    PostStatus,
+    Role,
+    UTCDateTime,
+    utcnow,
+)
+from monitor.services.app_settings import get_app_setting, set_app_setting
+from monitor.services.audit import post_histories
 from monitor.services.users import get_active_user
 
 _ACTIONS = {"approve": PostStatus.APPROVED, "reject": PostStatus.REJECTED}
 MAX_REASON_CHARS = 2000
+MAX_ALT_CHARS = 1500
+MAX_BULK_POSTS = 1000
+#: The reject reasons admins can edit (an app setting), and the list a fresh install offers.
+REJECT_REASONS = "reject_reasons"
+DEFAULT_REJECT_REASONS = (
+    "Off topic or hashtag hijacked",
+    "Abusive, hateful or threatening",
+    "Identifies a child or a school",
+    "Personal data (phone, email, address)",
+    "Spam or advertising",
+    "Misinformation",
+)
+MAX_REJECT_REASONS = 30
+MAX_REJECT_REASON_CHARS = 120
 
 
 class StaleDecision(UserError):
@@ -50,6 +83,36 @@ def find_post(session: Session, ref: str) -> Post:
     return post
 
 
+def _describe(post: Post) -> str:
+    return f"post {post.platform}:{post.external_id}"
+
+
+def _alt_changes(
+    media: list[MediaItem], alt_texts: Mapping[int, str], decorative: Collection[int]
+) -> list[tuple[MediaItem, str | None, bool]]:
+    """What alt text and decorative mark each item will have, checked before any change."""
+    changes = []
+    for item in media:
+        alt = item.alt
+        if item.id in alt_texts:
+            alt = " ".join(alt_texts[item.id].split())[:MAX_ALT_CHARS] or None
+        changes.append((item, alt, item.id in decorative or item.decorative))
+    return changes
+
+
+def _require_alt(post: Post, changes: list[tuple[MediaItem, str | None, bool]]) -> None:
+    missing = [
+        str(item.position + 1)
+        for item, alt, decorative in changes
+        if item.kind == "image" and not alt and not decorative
+    ]
+    if missing:
+        raise UserError(
+            f"{_describe(post)}: image {', '.join(missing)} has no alt text;"
+            " write one or mark it decorative before approving"
+        )
+
+
 def decide(
     *,
     session: Session,
@@ -59,24 +122,40 @@ def decide(
     reason: str | None = None,
     settings: Settings,
     expected_version: int | None = None,
+    alt_texts: Mapping[int, str] | None = None,
+    decorative: Collection[int] = (),
 ) -> DecisionResult:
     """Approve or reject one post as ``actor`` (a user name), with an audit event.
 
     ``settings`` is for what publishing needs (media directory, outbound policy).
+    ``alt_texts`` (media id -> text) and ``decorative`` (media ids) are the
+    moderator's edits to the images' descriptions, kept with the decision.
     """
     if action not in _ACTIONS:
-        raise UserError(f"unknown decision {action!r}: approve or reject")
+        raise UserError(f"unknown decision {action[:40]!r}: approve or reject")
     user = get_active_user(session=session, name=actor)
     if user.role not in (Role.MODERATOR, Role.ADMIN):
         raise UserError(f"{actor} is a {user.role}: only moderators and admins decide")
     if expected_version is not None and post.version != expected_version:
         raise StaleDecision(
-            f"post {post.platform}:{post.external_id} changed since you loaded it; review it again"
+            f"{_describe(post)} changed since you loaded it (another decision or an edit at"
+            " source); review it again"
         )
     if post.status == PostStatus.REMOVED:
-        raise UserError(f"post {post.platform}:{post.external_id} was removed at source")
-    reason = (reason or "").strip()[:MAX_REASON_CHARS] or None
+        raise UserError(f"{_describe(post)} was removed at source")
     target = _ACTIONS[action]
+    if post.status == target.value:
+        raise UserError(f"{_describe(post)} is already {target.value}")
+    media = list(
+        session.exec(
+            select(MediaItem).where(MediaItem.post_id == post.id).order_by(MediaItem.position)  # type: ignore[arg-type]
+        )
+    )
+    changes = _alt_changes(media, alt_texts or {}, decorative)
+    if target is PostStatus.APPROVED:
+        _require_alt(post, changes)
+    alt_edits = _apply_alt_changes(session, changes)
+    reason = (reason or "").strip()[:MAX_REASON_CHARS] or None
     result = DecisionResult(post.id or 0, post.status, target.value)
     post.status = target.value
     post.version += 1
@@ -90,6 +169,317 @@ def decide(
             from_status=result.from_status,
             to_status=result.to_status,
             reason=reason,
+            detail={"alt_edits": alt_edits} if alt_edits else None,
         )
     )
     return result
+
+
+def _apply_alt_changes(
+    session: Session, changes: list[tuple[MediaItem, str | None, bool]]
+) -> list[dict[str, object]]:
+    """Store edited alt texts and decorative marks; what changed, for the audit row."""
+    edits: list[dict[str, object]] = []
+    for item, alt, decorative in changes:
+        if alt == item.alt and decorative == item.decorative:
+            continue
+        edits.append({"media_id": item.id, "from": item.alt, "to": alt, "decorative": decorative})
+        item.alt, item.decorative = alt, decorative
+        session.add(item)
+    return edits
+
+
+@dataclasses.dataclass(slots=True)
+class BulkOutcome:
+    """What a bulk decision did: posts decided, and posts refused with the reason."""
+
+    decided: list[DecisionResult] = dataclasses.field(default_factory=list)
+    refused: dict[int, str] = dataclasses.field(default_factory=dict)
+
+
+def decide_many(
+    *,
+    session: Session,
+    versions: Mapping[int, int],
+    action: str,
+    actor: str,
+    reason: str | None = None,
+    settings: Settings,
+) -> BulkOutcome:
+    """Decide a selection (post id -> version the moderator saw) in one transaction.
+
+    Each post goes through :func:`decide`; a stale, missing or undecidable post
+    is refused on its own and the others still go ahead.
+    """
+    if len(versions) > MAX_BULK_POSTS:
+        raise UserError(f"select at most {MAX_BULK_POSTS} posts at a time")
+    outcome = BulkOutcome()
+    posts = {
+        post.id: post
+        for post in session.exec(select(Post).where(Post.id.in_(list(versions))))  # type: ignore[union-attr]
+    }
+    for post_id, version in versions.items():
+        post = posts.get(post_id)
+        if post is None:
+            outcome.refused[post_id] = f"post {post_id} does not exist"
+            continue
+        try:
+            outcome.decided.append(
+                decide(
+                    session=session,
+                    post=post,
+                    action=action,
+                    actor=actor,
+                    reason=reason,
+                    settings=settings,
+                    expected_version=version,
+                )
+            )
+        except UserError as exc:
+            outcome.refused[post_id] = str(exc)
+    return outcome
+
+
+def reject_reasons(session: Session) -> list[str]:
+    """The reasons moderators pick from when rejecting (admins edit the list)."""
+    stored = get_app_setting(session, REJECT_REASONS)
+    if isinstance(stored, list) and all(isinstance(item, str) for item in stored):
+        return list(stored)
+    return list(DEFAULT_REJECT_REASONS)
+
+
+def set_reject_reasons(*, session: Session, reasons: list[str], actor: str) -> list[str]:
+    """Replace the reasons list (one per line from the admin page), audited."""
+    cleaned = list(dict.fromkeys(" ".join(r.split()) for r in reasons if r.strip()))
+    if not cleaned:
+        raise UserError("keep at least one reject reason")
+    if len(cleaned) > MAX_REJECT_REASONS:
+        raise UserError(f"at most {MAX_REJECT_REASONS} reject reasons")
+    if any(len(r) > MAX_REJECT_REASON_CHARS for r in cleaned):
+        raise UserError(f"a reject reason is at most {MAX_REJECT_REASON_CHARS} characters")
+    set_app_setting(session, REJECT_REASONS, cleaned, actor=actor, reason="reject reasons edited")
+    return cleaned
+
+
+def compose_reason(choice: str | None, note: str | None, allowed: list[str]) -> str | None:
+    """A reason from the list plus the moderator's own words; unknown choices are refused."""
+    choice = (choice or "").strip()
+    note = " ".join((note or "").split())
+    if choice and choice not in allowed:
+        raise UserError("choose a reason from the list")
+    text = f"{choice}: {note}" if choice and note else choice or note
+    return text[:MAX_REASON_CHARS] or None
+
+
+# --- The queue: tabs, filters and keyset pages ----------------------------------------
+
+QUEUE_TABS = ("pending", "flagged", "approved", "rejected", "removed")
+QUEUE_PAGE_SIZE = 25
+MAX_SEARCH_CHARS = 200
+_SEGMENT_ALL = "a"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueFilters:
+    """What a moderator narrowed the queue to; empty fields do not filter."""
+
+    tab: str = "pending"
+    platform: str = ""
+    tag: str = ""
+    author: str = ""
+    since: date | None = None
+    until: date | None = None
+    text: str = ""
+    newest_first: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueCursor:
+    """Where the next page starts: the flagged/unflagged segment and the last key seen."""
+
+    segment: str
+    created_at: datetime
+    post_id: int
+
+    def encode(self) -> str:
+        return f"{self.segment}~{self.created_at.timestamp():.6f}~{self.post_id}"
+
+    @classmethod
+    def decode(cls, value: str | None) -> QueueCursor | None:
+        """None for a missing or malformed cursor: the page starts from the top."""
+        if not value or len(value) > 100:
+            return None
+        parts = value.split("~")
+        if len(parts) != 3 or parts[0] not in ("1", "0", _SEGMENT_ALL):
+            return None
+        try:
+            at = datetime.fromtimestamp(float(parts[1]), UTC)
+            return cls(parts[0], at, int(parts[2]))
+        except (ValueError, OverflowError, OSError):
+            return None
+
+
+@dataclasses.dataclass(slots=True)
+class QueuePage:
+    posts: list[Post]
+    next_cursor: str | None
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filtered(filters: QueueFilters, zone: ZoneInfo) -> Select[tuple[Post]]:
+    query = select(Post)
+    if filters.tab == "flagged":
+        query = query.where(Post.status == PostStatus.PENDING, Post.flagged.is_(True))  # type: ignore[attr-defined]
+    else:
+        query = query.where(Post.status == filters.tab)
+    if filters.platform:
+        query = query.where(Post.platform == filters.platform)
+    if filters.tag:
+        tagged = select(PostHashtag.post_id).where(PostHashtag.tag == normalise_tag(filters.tag))
+        query = query.where(Post.id.in_(tagged))  # type: ignore[union-attr]
+    if filters.author:
+        pattern = f"%{_escape_like(filters.author.lstrip('@'))}%"
+        query = query.where(
+            sa.or_(
+                Post.author_handle.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
+                Post.author_name.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
+            )
+        )
+    if filters.text:
+        pattern = f"%{_escape_like(filters.text)}%"
+        query = query.where(Post.text.ilike(pattern, escape="\\"))  # type: ignore[attr-defined]
+    if filters.since:
+        start = datetime.combine(filters.since, time.min, zone)
+        query = query.where(Post.created_at >= start)
+    if filters.until:
+        end = datetime.combine(filters.until + timedelta(days=1), time.min, zone)
+        query = query.where(Post.created_at < end)
+    return query
+
+
+def _segments(tab: str) -> tuple[str, ...]:
+    """Pending shows flagged posts first; the Flagged tab only them; other tabs do not split."""
+    if tab == "pending":
+        return ("1", "0")
+    if tab == "flagged":
+        return ("1",)
+    return (_SEGMENT_ALL,)
+
+
+def list_queue(
+    session: Session,
+    filters: QueueFilters,
+    *,
+    cursor: QueueCursor | None = None,
+    limit: int = QUEUE_PAGE_SIZE,
+    zone: ZoneInfo,
+) -> QueuePage:
+    """One page of a tab, by keyset on (created_at, id): fast however deep the queue is."""
+    base = _filtered(filters, zone)
+    segments = _segments(filters.tab)
+    if cursor is not None and cursor.segment in segments:
+        segments = segments[segments.index(cursor.segment) :]
+    else:
+        cursor = None
+    found: list[tuple[str, Post]] = []
+    for segment in segments:
+        query = base
+        if segment != _SEGMENT_ALL:
+            query = query.where(Post.flagged.is_(segment == "1"))  # type: ignore[attr-defined]
+        key = sa.tuple_(Post.created_at, Post.id)
+        if cursor is not None and cursor.segment == segment:
+            after = sa.tuple_(sa.literal(cursor.created_at, UTCDateTime()), cursor.post_id)
+            query = query.where(key < after if filters.newest_first else key > after)
+        if filters.newest_first:
+            query = query.order_by(Post.created_at.desc(), Post.id.desc())  # type: ignore[union-attr]
+        else:
+            query = query.order_by(Post.created_at, Post.id)
+        wanted = limit + 1 - len(found)
+        found += [(segment, post) for post in session.exec(query.limit(wanted))]
+        if len(found) > limit:
+            break
+    more = len(found) > limit
+    found = found[:limit]
+    next_cursor = None
+    if more and found:
+        segment, last = found[-1]
+        next_cursor = QueueCursor(segment, last.created_at, last.id or 0).encode()
+    return QueuePage(posts=[post for _, post in found], next_cursor=next_cursor)
+
+
+def queue_counts(session: Session) -> dict[str, int]:
+    """Posts in each tab, from one grouped scan of the (status, flagged, ...) index."""
+    counts = dict.fromkeys(QUEUE_TABS, 0)
+    rows = session.execute(
+        sa.select(Post.status, Post.flagged, sa.func.count()).group_by(Post.status, Post.flagged)
+    )
+    for status, flagged, number in rows:
+        if status in counts:
+            counts[status] += number
+        if status == PostStatus.PENDING and flagged:
+            counts["flagged"] += number
+    return counts
+
+
+def queue_facets(session: Session) -> tuple[list[str], list[str]]:
+    """Platforms and hashtags present, for the filter menus."""
+    platforms = list(
+        session.execute(sa.select(Post.platform).distinct().order_by(Post.platform)).scalars()
+    )
+    tags = list(
+        session.execute(
+            sa.select(PostHashtag.tag).distinct().order_by(PostHashtag.tag).limit(200)
+        ).scalars()
+    )
+    return platforms, tags
+
+
+@dataclasses.dataclass(slots=True)
+class QueueCard:
+    """Everything a card shows about one post."""
+
+    post: Post
+    media: list[MediaItem]
+    hashtags: list[str]
+    history: list[ModerationEvent]
+    #: The text a moderator approved before the post was edited at source.
+    previous_text: str | None = None
+
+    @property
+    def blur_media(self) -> bool:
+        """Blur until revealed: sensitive at source, or flagged by a rule or a takedown."""
+        return self.post.sensitive or self.post.flagged or any(m.sensitive for m in self.media)
+
+
+def load_cards(session: Session, posts: list[Post]) -> list[QueueCard]:
+    """Media, hashtags and history for a page of posts, in three queries."""
+    ids = [post.id or 0 for post in posts]
+    media: dict[int, list[MediaItem]] = {post_id: [] for post_id in ids}
+    tags: dict[int, list[str]] = {post_id: [] for post_id in ids}
+    if ids:
+        for item in session.exec(
+            select(MediaItem)
+            .where(MediaItem.post_id.in_(ids))  # type: ignore[attr-defined]
+            .order_by(MediaItem.post_id, MediaItem.position)
+        ):
+            media[item.post_id].append(item)
+        for post_id, tag in session.execute(
+            sa.select(PostHashtag.post_id, PostHashtag.tag)
+            .where(PostHashtag.post_id.in_(ids))  # type: ignore[attr-defined]
+            .order_by(PostHashtag.tag)
+        ):
+            tags[post_id].append(tag)
+    histories = post_histories(session, ids)
+    cards = []
+    for post in posts:
+        history = histories[post.id or 0]
+        previous = None
+        if post.status == PostStatus.PENDING and post.edited_at is not None:
+            edits = [e for e in history if e.action == "edited_at_source" and e.detail]
+            if edits and edits[-1].from_status == PostStatus.APPROVED:
+                previous = str((edits[-1].detail or {}).get("old_text") or "") or None
+        cards.append(QueueCard(post, media[post.id or 0], tags[post.id or 0], history, previous))
+    return cards

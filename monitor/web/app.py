@@ -14,8 +14,10 @@ from monitor.config import Settings
 from monitor.db import create_db_engine
 from monitor.resources import templates_dir
 from monitor.scheduler import Monitor
+from monitor.web.routes import admin as admin_routes
 from monitor.web.routes import auth as auth_routes
 from monitor.web.routes import operations
+from monitor.web.routes import queue as queue_routes
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -54,6 +56,8 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "static")), name="static")
     app.include_router(operations.router)
     app.include_router(auth_routes.router)
+    app.include_router(queue_routes.router)
+    app.include_router(admin_routes.router)
 
     @app.middleware("http")
     async def security_headers(

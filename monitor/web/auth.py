@@ -233,3 +233,19 @@ def purge_expired(*, session: Session, now: datetime | None = None) -> None:
     session.execute(
         sa.delete(LoginAttempt).where(LoginAttempt.at < now - THROTTLE_WINDOW)  # type: ignore[arg-type]
     )
+
+
+def add_flash(*, session: Session, request_session: WebSession, message: str) -> None:
+    """Keep a message for the next page this login shows (post, redirect, get)."""
+    request_session.flash = [*(request_session.flash or []), message[:500]][-5:]
+    session.add(request_session)
+
+
+def pop_flash(*, session: Session, request_session: WebSession) -> list[str]:
+    """The pending messages, removed so they show once."""
+    messages = list(request_session.flash or [])
+    if messages:
+        request_session.flash = None
+        session.add(request_session)
+        session.commit()
+    return messages

@@ -67,6 +67,7 @@ def _current_user(request: Request, session: SessionDep, settings: SettingsDep) 
         raise HTTPException(status_code=401, detail="Your session has ended: log in again.")
     request.state.user = login.user
     request.state.csrf_token = login.web_session.csrf_token
+    request.state.web_session = login.web_session
     return login.user
 
 

@@ -1,0 +1,233 @@
+"""Admin pages: users, ingestion rules, reject reasons, the gallery kill switch, the audit log.
+
+Every change goes through a service that writes its own audit row; the
+outcome shows once on the next page (post, redirect, get).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
+
+from monitor.errors import UserError
+from monitor.models import Role
+from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
+from monitor.services.audit import audit_log
+from monitor.services.moderation import reject_reasons, set_reject_reasons
+from monitor.services.rules import (
+    DETECTORS,
+    RuleKind,
+    add_rule,
+    delete_rule,
+    describe_rule,
+    list_rules,
+    set_rule_enabled,
+)
+from monitor.services.users import add_user, disable_user, list_users
+from monitor.web.auth import add_flash, end_user_sessions, pop_flash
+from monitor.web.deps import AdminUser, CsrfDep, SessionDep, TemplatesDep
+
+router = APIRouter(prefix="/admin")
+_SHORT = 200
+_LONG = 5000
+
+
+def _done(request: Request, session: Session, message: str, target: str = "/admin") -> Response:
+    add_flash(session=session, request_session=request.state.web_session, message=message)
+    session.commit()
+    return RedirectResponse(target, status_code=303)
+
+
+def _attempt(request: Request, session: Session, change: Callable[[], str]) -> Response:
+    """Run a change; a refused one is rolled back and explained, never half-applied."""
+    try:
+        message = change()
+    except UserError as exc:
+        session.rollback()
+        return _done(request, session, f"Not done: {exc}.")
+    return _done(request, session, message)
+
+
+@router.get("", response_class=HTMLResponse)
+def admin_page(
+    request: Request, user: AdminUser, session: SessionDep, templates: TemplatesDep
+) -> Response:
+    """Users, rules, reject reasons and the kill switch on one page."""
+    rules = list_rules(session=session)
+    return templates.TemplateResponse(
+        request,
+        "admin/index.html",
+        {
+            "title": "Admin",
+            "user": user,
+            "users": list_users(session=session),
+            "roles": [role.value for role in Role],
+            "rules": [(rule, describe_rule(rule)) for rule in rules],
+            "rule_kinds": [kind.value for kind in RuleKind],
+            "detectors": DETECTORS,
+            "reasons": reject_reasons(session),
+            "paused": gallery_paused(session),
+            "messages": pop_flash(session=session, request_session=request.state.web_session),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.post("/users")
+def admin_add_user(
+    request: Request,
+    user: AdminUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=_SHORT)] = "",
+    role: Annotated[str, Form(max_length=_SHORT)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    """Add a user with a role and an initial password."""
+
+    def change() -> str:
+        add_user(session=session, name=name.strip(), role=role, password=password, actor=user.name)
+        return f"Added {name.strip()} as {role}."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/users/{name}/disable")
+def admin_disable_user(
+    request: Request, name: str, user: AdminUser, _csrf: CsrfDep, session: SessionDep
+) -> Response:
+    """Disable a user and end their sessions at once."""
+
+    def change() -> str:
+        if name == user.name:
+            raise UserError("you cannot disable your own account")
+        disabled = disable_user(session=session, name=name[:_SHORT], actor=user.name)
+        end_user_sessions(session=session, user_id=disabled.id or 0)
+        return f"Disabled {disabled.name}; their sessions have ended."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/rules")
+def admin_add_rule(
+    request: Request,
+    user: AdminUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    kind: Annotated[str, Form(max_length=_SHORT)] = "",
+    pattern: Annotated[str, Form(max_length=_LONG)] = "",
+    action: Annotated[str, Form(max_length=_SHORT)] = "",
+) -> Response:
+    """Add a rule that rejects or flags new posts."""
+
+    def change() -> str:
+        rule = add_rule(session=session, kind=kind, pattern=pattern, action=action, actor=user.name)
+        return f"Added rule {rule.id}: {describe_rule(rule)} ({rule.action})."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/rules/{rule_id}/{operation}")
+def admin_change_rule(
+    request: Request,
+    rule_id: int,
+    operation: str,
+    user: AdminUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+) -> Response:
+    """Enable, disable or delete a rule."""
+
+    def change() -> str:
+        if operation == "delete":
+            delete_rule(session=session, rule_id=rule_id, actor=user.name)
+            return f"Deleted rule {rule_id}."
+        if operation not in ("enable", "disable"):
+            raise UserError("a rule can be enabled, disabled or deleted")
+        set_rule_enabled(
+            session=session, rule_id=rule_id, enabled=operation == "enable", actor=user.name
+        )
+        return f"Rule {rule_id} {operation}d."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/reasons")
+def admin_reasons(
+    request: Request,
+    user: AdminUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    reasons: Annotated[str, Form(max_length=_LONG)] = "",
+) -> Response:
+    """Replace the list of reject reasons (one per line)."""
+
+    def change() -> str:
+        saved = set_reject_reasons(session=session, reasons=reasons.splitlines(), actor=user.name)
+        return f"Saved {len(saved)} reject reasons."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/gallery")
+def admin_gallery(
+    request: Request,
+    user: AdminUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    state: Annotated[str, Form(max_length=_SHORT)] = "",
+    reason: Annotated[str, Form(max_length=_LONG)] = "",
+) -> Response:
+    """The kill switch: pause the public gallery (a neutral message) or resume it."""
+
+    def change() -> str:
+        if state not in ("pause", "resume"):
+            raise UserError("choose pause or resume")
+        pause = state == "pause"
+        if pause == gallery_paused(session):
+            return "The gallery was already " + ("paused." if pause else "live.")
+        note = " ".join(reason.split())[:500] or None
+        set_app_setting(session, GALLERY_PAUSED, pause, actor=user.name, reason=note)
+        return "The public gallery is paused." if pause else "The public gallery is live again."
+
+    return _attempt(request, session, change)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request,
+    user: AdminUser,
+    session: SessionDep,
+    templates: TemplatesDep,
+    before: Annotated[str, Query(max_length=20)] = "",
+    actor: Annotated[str, Query(max_length=_SHORT)] = "",
+    action: Annotated[str, Query(max_length=_SHORT)] = "",
+    post: Annotated[str, Query(max_length=20)] = "",
+) -> Response:
+    """Every audit row, newest first, filterable by who, what and post."""
+    post_id = int(post) if post.strip().isdigit() else None
+    page = audit_log(
+        session,
+        before=int(before) if before.isdigit() else None,
+        actor=actor.strip(),
+        action=action.strip(),
+        post_id=post_id,
+    )
+    query = {"actor": actor.strip(), "action": action.strip(), "post": post_id or ""}
+    return templates.TemplateResponse(
+        request,
+        "admin/audit.html",
+        {
+            "title": "Audit log",
+            "user": user,
+            "page": page,
+            "filters": query,
+            "next_query": urlencode({k: v for k, v in query.items() if v}),
+        },
+        headers={"Cache-Control": "no-store"},
+    )

@@ -1,0 +1,396 @@
+"""The moderation queue: tabs and filters for everyone logged in, decisions for moderators.
+
+Forms post and redirect back (the outcome shows once, as a flash message);
+``queue.js`` sends the same forms with ``Accept: application/json`` and gets
+the outcome as JSON instead, so the page works with and without script.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from monitor.errors import UserError
+from monitor.models import Post, Role
+from monitor.services.audit import audit_log
+from monitor.services.moderation import (
+    MAX_BULK_POSTS,
+    MAX_SEARCH_CHARS,
+    QUEUE_TABS,
+    QueueCursor,
+    QueueFilters,
+    StaleDecision,
+    compose_reason,
+    decide,
+    decide_many,
+    list_queue,
+    load_cards,
+    queue_counts,
+    queue_facets,
+    reject_reasons,
+)
+from monitor.web.auth import add_flash, pop_flash, role_at_least
+from monitor.web.deps import (
+    CsrfDep,
+    ModeratorUser,
+    SessionDep,
+    SettingsDep,
+    TemplatesDep,
+    ViewerUser,
+)
+
+router = APIRouter()
+#: The queue shows platform media before it is pinned, so its pages may load https images.
+QUEUE_CSP = (
+    "default-src 'self'; img-src 'self' data: https:; media-src 'self' https:;"
+    " style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none';"
+    " form-action 'self'; frame-ancestors 'none'"
+)
+_MAX_FIELD = 200
+#: Tab counts scan an index of every post; a few seconds' staleness keeps pages fast.
+COUNTS_TTL_SECONDS = 5.0
+
+
+def cached_counts(app: FastAPI, session: SessionDep) -> dict[str, int]:
+    """Tab counts, recomputed at most every ``COUNTS_TTL_SECONDS`` per process."""
+    cached = getattr(app.state, "queue_counts", None)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < COUNTS_TTL_SECONDS:
+        counts: dict[str, int] = cached[1]
+        return counts
+    counts = queue_counts(session)
+    app.state.queue_counts = (now, counts)
+    return counts
+
+
+def forget_counts(app: FastAPI) -> None:
+    """A decision here changed the counts: recompute them on the next page."""
+    app.state.queue_counts = None
+
+
+async def _form(request: Request) -> FormData:
+    return await request.form(max_fields=5000)
+
+
+FormDep = Annotated[FormData, Depends(_form)]
+
+
+def _field(form: FormData, name: str, limit: int = _MAX_FIELD) -> str:
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _parse_date(value: str, label: str, problems: list[str]) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        problems.append(f"Ignored the {label} date: use YYYY-MM-DD.")
+        return None
+
+
+def _filters(params: Any, problems: list[str]) -> QueueFilters:
+    tab = str(params.get("tab") or "pending")
+    if tab not in QUEUE_TABS:
+        problems.append("Unknown tab: showing Pending.")
+        tab = "pending"
+    order = str(params.get("order") or "")
+    return QueueFilters(
+        tab=tab,
+        platform=str(params.get("platform") or "")[:40],
+        tag=str(params.get("tag") or "").lstrip("#")[:_MAX_FIELD],
+        author=str(params.get("author") or "")[:_MAX_FIELD],
+        since=_parse_date(str(params.get("since") or "")[:20], "from", problems),
+        until=_parse_date(str(params.get("until") or "")[:20], "to", problems),
+        text=str(params.get("q") or "")[:MAX_SEARCH_CHARS],
+        newest_first=order == "newest" or (not order and tab in ("approved", "rejected")),
+    )
+
+
+def _query_string(filters: QueueFilters, **extra: str) -> str:
+    values = {
+        "tab": filters.tab,
+        "platform": filters.platform,
+        "tag": filters.tag,
+        "author": filters.author,
+        "since": filters.since.isoformat() if filters.since else "",
+        "until": filters.until.isoformat() if filters.until else "",
+        "q": filters.text,
+        **extra,
+    }
+    return urlencode({k: v for k, v in values.items() if v})
+
+
+def _page(
+    templates: TemplatesDep, request: Request, name: str, context: dict[str, Any]
+) -> Response:
+    response = templates.TemplateResponse(request, name, context)
+    response.headers["Content-Security-Policy"] = QUEUE_CSP
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue_page(
+    request: Request,
+    user: ViewerUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+) -> Response:
+    """A tab of the queue, filtered, one keyset page at a time."""
+    problems: list[str] = []
+    filters = _filters(request.query_params, problems)
+    cursor = QueueCursor.decode(request.query_params.get("after"))
+    page = list_queue(session, filters, cursor=cursor, zone=settings.zone)
+    platforms, tags = queue_facets(session)
+    messages = pop_flash(session=session, request_session=request.state.web_session)
+    return _page(
+        templates,
+        request,
+        "queue/index.html",
+        {
+            "title": "Moderation queue",
+            "user": user,
+            "can_decide": role_at_least(user.role, Role.MODERATOR),
+            "filters": filters,
+            "tabs": QUEUE_TABS,
+            "counts": cached_counts(request.app, session),
+            "cards": load_cards(session, page.posts),
+            "next_url": (
+                f"/queue?{_query_string(filters, after=page.next_cursor)}"
+                if page.next_cursor
+                else None
+            ),
+            "tab_query": lambda tab: _query_string(filters, tab=tab),
+            "return_to": f"/queue?{_query_string(filters)}",
+            "platforms": platforms,
+            "tags": tags,
+            "reasons": reject_reasons(session),
+            "messages": messages,
+            "problems": problems,
+        },
+    )
+
+
+@router.get("/queue/posts/{post_id}", response_class=HTMLResponse)
+def post_page(
+    request: Request,
+    post_id: int,
+    user: ViewerUser,
+    session: SessionDep,
+    templates: TemplatesDep,
+) -> Response:
+    """One post with its full history."""
+    post = session.get(Post, post_id)
+    if post is None:
+        raise HTTPException(status_code=404, detail=f"No post {post_id}.")
+    [card] = load_cards(session, [post])
+    messages = pop_flash(session=session, request_session=request.state.web_session)
+    return _page(
+        templates,
+        request,
+        "queue/post.html",
+        {
+            "title": f"Post {post_id}",
+            "user": user,
+            "can_decide": role_at_least(user.role, Role.MODERATOR),
+            "card": card,
+            "events": audit_log(session, post_id=post_id, limit=500).events,
+            "reasons": reject_reasons(session),
+            "return_to": f"/queue/posts/{post_id}",
+            "messages": messages,
+        },
+    )
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _safe_return(value: str) -> str:
+    if value.startswith(("/queue?", "/queue/posts/")) or value == "/queue":
+        if not any(ch in value for ch in "\r\n\\"):
+            return value[:2000]
+    return "/queue"
+
+
+def _int(value: str) -> int | None:
+    return int(value) if value.isdigit() and len(value) < 12 else None
+
+
+def _outcome(
+    request: Request,
+    session: SessionDep,
+    *,
+    ok: bool,
+    message: str,
+    return_to: str,
+    payload: dict[str, Any],
+) -> Response:
+    if _wants_json(request):
+        return JSONResponse(
+            {"ok": ok, "message": message, **payload}, status_code=200 if ok else 409
+        )
+    add_flash(session=session, request_session=request.state.web_session, message=message)
+    session.commit()
+    return RedirectResponse(_safe_return(return_to), status_code=303)
+
+
+def _reason(form: FormData, session: SessionDep, action: str) -> str | None:
+    reason = compose_reason(
+        _field(form, "reason_choice"), _field(form, "reason_note", 2000), reject_reasons(session)
+    )
+    if action == "reject" and not reason:
+        raise UserError("choose a reason (or write one) before rejecting")
+    return reason
+
+
+@router.post("/queue/decide")
+def decide_one(
+    request: Request,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: FormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Approve or reject one post at the version the moderator saw."""
+    return_to = _field(form, "return_to", 2000)
+    post_id, version = _int(_field(form, "post_id")), _int(_field(form, "version"))
+    action = _field(form, "action")
+    post = session.get(Post, post_id) if post_id is not None else None
+    if post is None or version is None:
+        raise HTTPException(status_code=404, detail="No such post (or no version given).")
+    alt_texts = {
+        media_id: value
+        for key, value in form.multi_items()
+        if key.startswith("alt_")
+        and isinstance(value, str)
+        and (media_id := _int(key.removeprefix("alt_"))) is not None
+    }
+    decorative = {
+        media_id
+        for value in form.getlist("decorative")
+        if isinstance(value, str) and (media_id := _int(value)) is not None
+    }
+    try:
+        result = decide(
+            session=session,
+            post=post,
+            action=action,
+            actor=user.name,
+            reason=_reason(form, session, action),
+            settings=settings,
+            expected_version=version,
+            alt_texts=alt_texts,
+            decorative=decorative,
+        )
+    except StaleDecision as exc:
+        session.rollback()
+        return _outcome(
+            request,
+            session,
+            ok=False,
+            message=f"Not applied: {exc}.",
+            return_to=return_to,
+            payload={"stale": True},
+        )
+    except UserError as exc:
+        session.rollback()
+        return _outcome(
+            request,
+            session,
+            ok=False,
+            message=f"Not applied: {exc}.",
+            return_to=return_to,
+            payload={"stale": False},
+        )
+    session.commit()
+    forget_counts(request.app)
+    verb = "Approved" if result.to_status == "approved" else "Rejected"
+    return _outcome(
+        request,
+        session,
+        ok=True,
+        message=f"{verb} post {result.post_id}.",
+        return_to=return_to,
+        payload={"post_id": result.post_id, "status": result.to_status, "version": post.version},
+    )
+
+
+@router.post("/queue/bulk")
+def decide_bulk(
+    request: Request,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: FormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Approve or reject every selected post (``id:version`` each) in one transaction."""
+    return_to = _field(form, "return_to", 2000)
+    action = _field(form, "action")
+    selected = form.getlist("selected")
+    if len(selected) > MAX_BULK_POSTS:
+        raise HTTPException(status_code=413, detail=f"Select at most {MAX_BULK_POSTS} posts.")
+    versions: dict[int, int] = {}
+    for value in selected:
+        post_id, _, version = (value if isinstance(value, str) else "").partition(":")
+        if (pid := _int(post_id)) is None or (ver := _int(version)) is None:
+            raise HTTPException(status_code=400, detail="A selection is not id:version.")
+        versions[pid] = ver
+    if not versions:
+        return _outcome(
+            request,
+            session,
+            ok=False,
+            message="Nothing selected.",
+            return_to=return_to,
+            payload={"decided": [], "refused": {}},
+        )
+    try:
+        outcome = decide_many(
+            session=session,
+            versions=versions,
+            action=action,
+            actor=user.name,
+            reason=_reason(form, session, action),
+            settings=settings,
+        )
+    except UserError as exc:
+        session.rollback()
+        return _outcome(
+            request,
+            session,
+            ok=False,
+            message=f"Not applied: {exc}.",
+            return_to=return_to,
+            payload={"decided": [], "refused": {}},
+        )
+    session.commit()
+    forget_counts(request.app)
+    verb = "Approved" if action == "approve" else "Rejected"
+    message = f"{verb} {len(outcome.decided)} of {len(versions)} selected posts."
+    if outcome.refused:
+        message += " Not applied: " + " ".join(
+            f"{reason}." for reason in list(outcome.refused.values())[:10]
+        )
+    return _outcome(
+        request,
+        session,
+        ok=not outcome.refused,
+        message=message,
+        return_to=return_to,
+        payload={
+            "decided": [r.post_id for r in outcome.decided],
+            "refused": {str(k): v for k, v in outcome.refused.items()},
+        },
+    )

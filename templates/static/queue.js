@@ -1,0 +1,213 @@
+// The moderation queue's keyboard and in-place decisions.
+// Every form also works without this script (post, redirect, message);
+// with it, decisions are sent with fetch and the page stays where it is.
+"use strict";
+
+(function () {
+  const live = document.getElementById("live");
+  const help = document.getElementById("help");
+  const bulkForm = document.getElementById("bulk-form");
+  const selectedCount = document.getElementById("selected-count");
+  const selectAll = document.getElementById("select-all");
+  let current = -1;
+
+  function cards() {
+    return Array.from(document.querySelectorAll("article.card:not(.decided)"));
+  }
+
+  function announce(message, isError) {
+    if (!live) return;
+    const line = document.createElement("p");
+    line.className = isError ? "notice notice-error" : "notice";
+    line.textContent = message;
+    live.replaceChildren(line);
+  }
+
+  function focusCard(index) {
+    const list = cards();
+    if (list.length === 0) {
+      current = -1;
+      announce("No more posts on this page.", false);
+      return;
+    }
+    current = Math.max(0, Math.min(index, list.length - 1));
+    list.forEach((card, i) => card.classList.toggle("current", i === current));
+    list[current].focus();
+    list[current].scrollIntoView({ block: "nearest" });
+  }
+
+  function currentCard() {
+    const list = cards();
+    if (current < 0 || current >= list.length) focusCard(0);
+    return cards()[current] || null;
+  }
+
+  function updateSelected() {
+    if (selectedCount) {
+      selectedCount.textContent = String(document.querySelectorAll("input.select:checked").length);
+    }
+  }
+
+  function markDecided(card, status) {
+    card.classList.add("decided");
+    card.classList.remove("current");
+    const label = card.querySelector(".status");
+    if (label) label.textContent = status;
+    card.querySelectorAll("form.decide, .select-box").forEach((el) => el.remove());
+  }
+
+  async function send(form, action) {
+    const data = new FormData(form);
+    data.set("action", action);
+    let response;
+    try {
+      response = await fetch(form.action, {
+        method: "POST",
+        body: data,
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+      });
+    } catch (error) {
+      return { ok: false, message: "The server did not answer; nothing was changed. Try again." };
+    }
+    if (response.status === 401 || response.status === 303) {
+      return { ok: false, message: "Your session has ended: log in again. Nothing was changed.", login: true };
+    }
+    try {
+      const body = await response.json();
+      if (typeof body.message === "string") return body;
+      return { ok: false, message: body.detail || "The decision was refused." };
+    } catch (error) {
+      return { ok: false, message: "Unexpected answer from the server (" + response.status + ")." };
+    }
+  }
+
+  async function decideCard(card, action) {
+    const form = card.querySelector("form.decide");
+    if (!form) return;
+    const message = form.querySelector(".card-message");
+    const result = await send(form, action);
+    if (message) message.textContent = result.ok ? "" : result.message;
+    announce(result.message, !result.ok);
+    if (result.ok) {
+      const index = cards().indexOf(card);
+      markDecided(card, result.status);
+      updateSelected();
+      focusCard(index);
+    } else {
+      card.classList.add(result.stale ? "stale" : "refused");
+    }
+  }
+
+  function startReject(card) {
+    const reason = card.querySelector("select.reason");
+    if (reason) reason.focus();
+  }
+
+  document.querySelectorAll("form.decide").forEach((form) => {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const action = event.submitter ? event.submitter.value : "approve";
+      decideCard(form.closest("article.card"), action);
+    });
+    form.querySelectorAll("select.reason, input.note").forEach((field) => {
+      field.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") {
+          event.preventDefault();
+          decideCard(form.closest("article.card"), "reject");
+        } else if (event.key === "Escape") {
+          event.preventDefault();
+          form.closest("article.card").focus();
+        }
+      });
+    });
+  });
+
+  if (bulkForm) {
+    bulkForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const action = event.submitter ? event.submitter.value : "approve";
+      const result = await send(bulkForm, action);
+      announce(result.message, !result.ok);
+      (result.decided || []).forEach((postId) => {
+        const card = document.getElementById("post-" + postId);
+        if (card) markDecided(card, action === "approve" ? "approved" : "rejected");
+      });
+      Object.keys(result.refused || {}).forEach((postId) => {
+        const card = document.getElementById("post-" + postId);
+        const message = card && card.querySelector(".card-message");
+        if (message) message.textContent = result.refused[postId];
+        if (card) card.classList.add("stale");
+      });
+      updateSelected();
+    });
+  }
+
+  if (selectAll) {
+    selectAll.hidden = false;
+    selectAll.addEventListener("click", () => {
+      document.querySelectorAll("article.card:not(.decided) input.select").forEach((box) => {
+        box.checked = true;
+      });
+      updateSelected();
+    });
+  }
+  document.addEventListener("change", (event) => {
+    if (event.target.matches && event.target.matches("input.select")) updateSelected();
+  });
+
+  document.querySelectorAll("button.reveal").forEach((button) => {
+    button.addEventListener("click", () => {
+      const media = button.closest(".media");
+      const shown = media.classList.toggle("revealed");
+      button.setAttribute("aria-expanded", String(shown));
+      button.textContent = shown ? "Hide media" : "Show media";
+    });
+  });
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    if (target.closest && target.closest("input, textarea, select, dialog[open]")) return;
+    const card = ["a", "r", "x"].includes(event.key) ? currentCard() : null;
+    switch (event.key) {
+      case "j":
+        focusCard(current + 1);
+        break;
+      case "k":
+        focusCard(current - 1);
+        break;
+      case "a":
+        if (card) decideCard(card, "approve");
+        break;
+      case "r":
+        if (card) startReject(card);
+        break;
+      case "x": {
+        const box = card && card.querySelector("input.select");
+        if (box) {
+          box.checked = !box.checked;
+          updateSelected();
+        }
+        break;
+      }
+      case "?":
+        if (help && typeof help.showModal === "function") help.showModal();
+        break;
+      default:
+        return;
+    }
+    event.preventDefault();
+  });
+
+  document.addEventListener("focusin", (event) => {
+    const card = event.target.closest && event.target.closest("article.card");
+    if (card) {
+      const index = cards().indexOf(card);
+      if (index >= 0) {
+        current = index;
+        cards().forEach((c, i) => c.classList.toggle("current", i === current));
+      }
+    }
+  });
+})();
