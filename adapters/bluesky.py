@@ -1,0 +1,665 @@
+"""Bluesky: ``app.bsky.feed.searchPosts`` for each hashtag, through an app-password session.
+
+API facts relied on (docs.bsky.app and the lexicons in bluesky-social/atproto):
+
+* ``com.atproto.server.createSession`` (``identifier``, ``password``) answers
+  ``accessJwt`` and ``refreshJwt``. It is limited to 30 calls per 5 minutes and
+  300 a day per account (100 on the bsky.social entryway), so a session is kept
+  for the whole process and renewed with ``com.atproto.server.refreshSession``
+  (the refresh token as bearer), never created per poll.
+* An expired access token is answered HTTP 400 ``{"error": "ExpiredToken"}`` by
+  the PDS and 401 by the AppView; both mean "refresh and ask again".
+* ``searchPosts``: ``q``, ``sort=latest`` (newest first by ``sortAt``, the
+  earlier of ``createdAt`` and ``indexedAt``), ``since`` (inclusive) and
+  ``until`` (exclusive) on ``sortAt``, ``limit`` up to 100, an opaque ``cursor``
+  that "may not necessarily allow scrolling through the entire result set".
+* ``getPosts`` takes up to 25 ``uris``; a uri missing from the answer is gone.
+* Facet ``byteStart``/``byteEnd`` index the UTF-8 bytes of the text.
+* ``RateLimit-Remaining`` and ``RateLimit-Reset`` (epoch seconds) on responses.
+
+The polling cursor is our own JSON: ``newest`` (the newest ``sortAt`` stored)
+and, while a walk is unfinished, the window ``[lower, upper)`` still to read.
+Every page therefore carries a cursor that resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import re
+import threading
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from adapters.base import (
+    Adapter,
+    AuthFailed,
+    Author,
+    ConfigError,
+    Engagement,
+    FetchedPost,
+    MalformedResponse,
+    Media,
+    Page,
+    RateLimited,
+    RefreshResult,
+    RequestRejected,
+    Target,
+)
+from adapters.http import HttpClient, decode_json, epoch_reset_reader
+from adapters.text import (
+    as_count,
+    clean_text,
+    extract_hashtags,
+    http_url,
+    normalise_tag,
+    parse_time,
+    sanitise_html,
+    unique,
+)
+
+DEFAULT_API_BASE = "https://bsky.social"
+PAGE_LIMIT = 100
+BULK_LIMIT = 25
+#: Later polls re-read this much before the newest post stored: a post is
+#: searchable only once indexed, and its ``sortAt`` can be a little earlier.
+OVERLAP = timedelta(minutes=10)
+#: ``until`` is exclusive: one millisecond past the oldest post re-reads its ties.
+_TICK = timedelta(milliseconds=1)
+_MAX_MEDIA = 20
+
+#: Moderation label values (self-labels or labeller labels) that make a post sensitive.
+SENSITIVE_LABELS = frozenset(
+    {"porn", "sexual", "nudity", "graphic-media", "gore", "!warn", "!hide", "!takedown"}
+)
+
+_POST_URI = re.compile(
+    r"at://(?P<repo>did:[a-z]+:[A-Za-z0-9._:%-]{1,2000})"
+    r"/app\.bsky\.feed\.post/(?P<rkey>[A-Za-z0-9._:~-]{1,512})"
+)
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+_HANDLE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+")
+_DID = re.compile(r"did:[a-z]+:[A-Za-z0-9._:%-]{1,2000}")
+_IDENTIFIER = re.compile(r"[^\s/]{1,253}")
+
+_reset_reader = epoch_reset_reader("ratelimit-reset")
+
+_LOST_CURSOR = (
+    "the stored cursor was unreadable, so the walk restarted from the look-back horizon;"
+    " posts from before it since the last good poll may be missing"
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Session:
+    access: str
+    refresh: str
+
+
+# Sessions outlive adapter instances (one is built per polling cycle) because
+# createSession has a small daily budget; the lock also stops concurrent
+# targets from logging in or refreshing twice.
+_SESSIONS: dict[tuple[str, str, str], _Session] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _State:
+    """The polling cursor: stored up to ``newest``; ``[lower, upper)`` still to walk."""
+
+    newest: datetime
+    lower: datetime | None = None
+    upper: datetime | None = None
+
+    def dump(self) -> str:
+        data = {"v": 1, "newest": _iso(self.newest)}
+        if self.lower is not None and self.upper is not None:
+            data.update(lower=_iso(self.lower), upper=_iso(self.upper))
+        return json.dumps(data)
+
+    @classmethod
+    def load(cls, raw: str) -> _State | None:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        newest = parse_time(data.get("newest"))
+        if newest is None:
+            return None
+        lower, upper = parse_time(data.get("lower")), parse_time(data.get("upper"))
+        if lower is None or upper is None or lower >= upper:
+            return cls(newest)
+        return cls(newest, lower, upper)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    """One page of a walk from ``upper`` (or now) back to ``lower``."""
+
+    posts: tuple[FetchedPost, ...]
+    skipped: tuple[str, ...]
+    newest: datetime | None
+    oldest: datetime | None
+    finished: bool
+    #: When the rate-limit window is spent: stop after this page and come back then.
+    exhausted_until: datetime | None = None
+
+
+class BlueskyAdapter(Adapter):
+    """Searches Bluesky for each hashtag with ``app.bsky.feed.searchPosts``."""
+
+    name: ClassVar[str] = "bluesky"
+    required_keys: ClassVar[tuple[str, ...]] = ("BLUESKY_HANDLE", "BLUESKY_APP_PASSWORD")
+    config_keys: ClassVar[tuple[str, ...]] = (
+        "BLUESKY_HANDLE",
+        "BLUESKY_APP_PASSWORD",
+        "BLUESKY_API_BASE",
+    )
+
+    def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
+        super().__init__(config, http)
+        self.handle = config["BLUESKY_HANDLE"].strip().lstrip("@")
+        if not _IDENTIFIER.fullmatch(self.handle):
+            raise ConfigError(
+                "BLUESKY_HANDLE: expected a handle such as name.bsky.social, without spaces"
+            )
+        self._password = config["BLUESKY_APP_PASSWORD"].strip()
+        self.base = (config.get("BLUESKY_API_BASE", "").strip() or DEFAULT_API_BASE).rstrip("/")
+        url = httpx.URL(self.base)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigError(f"BLUESKY_API_BASE: {self.base!r} is not an http(s) base URL")
+        self._session_key = (self.base, self.handle.casefold(), self._password)
+
+    # --- session -----------------------------------------------------------------
+
+    def _access_token(self) -> str:
+        with _SESSIONS_LOCK:
+            session = _SESSIONS.get(self._session_key)
+            if session is None:
+                session = self._create_session()
+                _SESSIONS[self._session_key] = session
+            return session.access
+
+    def _renew(self, stale_access: str) -> str:
+        """A fresh access token after ``stale_access`` was refused; one renewal per expiry."""
+        with _SESSIONS_LOCK:
+            session = _SESSIONS.get(self._session_key)
+            if session is not None and session.access != stale_access:
+                return session.access  # another thread renewed it meanwhile
+            _SESSIONS.pop(self._session_key, None)
+            renewed = self._refresh_session(session) if session is not None else None
+            if renewed is None:
+                renewed = self._create_session()
+            _SESSIONS[self._session_key] = renewed
+            return renewed.access
+
+    def _create_session(self) -> _Session:
+        response = self.http.request(
+            "POST",
+            f"{self.base}/xrpc/com.atproto.server.createSession",
+            json_body={"identifier": self.handle, "password": self._password},
+            reset_reader=_reset_reader,
+            ok_statuses=frozenset({400, 401, 403}),
+        )
+        if response.is_success:
+            return _session_from(decode_json(response))
+        error, message = _xrpc_error(response)
+        if error == "AuthFactorTokenRequired":
+            advice = "the account asks for an email code: use an app password instead"
+        elif error == "AccountTakedown":
+            advice = "the account has been taken down; use another account"
+        else:
+            advice = (
+                "check BLUESKY_HANDLE and create an app password under Settings > Privacy"
+                " and security > App passwords for BLUESKY_APP_PASSWORD"
+            )
+        raise AuthFailed(
+            f"bluesky: login as {self.handle!r} refused"
+            f" (HTTP {response.status_code} {error or ''}: {message}); {advice}"
+        )
+
+    def _refresh_session(self, session: _Session) -> _Session | None:
+        """Renew with the refresh token; None when that is refused too (log in again)."""
+        response = self.http.request(
+            "POST",
+            f"{self.base}/xrpc/com.atproto.server.refreshSession",
+            headers={"Authorization": f"Bearer {session.refresh}"},
+            reset_reader=_reset_reader,
+            ok_statuses=frozenset({400, 401, 403}),
+        )
+        return _session_from(decode_json(response)) if response.is_success else None
+
+    def _xrpc(self, method: str, params: Any) -> tuple[Any, httpx.Response]:
+        """GET an XRPC query with the session, renewing it once if it expired."""
+        url = f"{self.base}/xrpc/{method}"
+        token = self._access_token()
+        for attempt in (1, 2):
+            response = self.http.request(
+                "GET",
+                url,
+                params=params,
+                headers={"Authorization": f"Bearer {token}"},
+                reset_reader=_reset_reader,
+                ok_statuses=frozenset({400, 401, 403}),
+            )
+            if response.is_success:
+                return decode_json(response), response
+            error, message = _xrpc_error(response)
+            expired = response.status_code == 401 or error in ("ExpiredToken", "InvalidToken")
+            if expired and attempt == 1:
+                token = self._renew(token)
+                continue
+            if expired or response.status_code == 403:
+                raise AuthFailed(
+                    f"bluesky: {method} refused the session of {self.handle!r}"
+                    f" (HTTP {response.status_code} {error or ''}: {message}); check"
+                    " BLUESKY_HANDLE and BLUESKY_APP_PASSWORD"
+                )
+            raise RequestRejected(
+                f"bluesky: {method} refused the request"
+                f" (HTTP {response.status_code} {error or ''}: {message})"
+            )
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    # --- polling -----------------------------------------------------------------
+
+    def search(
+        self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
+    ) -> Iterator[Page]:
+        state = _State.load(cursor) if cursor else None
+        gap = _LOST_CURSOR if cursor and state is None else None
+        budget = max_pages
+        if state is not None and state.lower is not None and state.upper is not None:
+            # An earlier walk stopped part-way: finish its window before reading newer posts.
+            done = False
+            window = self._window(target, state.lower, state.upper, state.newest, budget)
+            for page, finished in window:
+                budget -= 1
+                done = finished
+                yield page
+            if not done or budget <= 0:
+                return
+            state = _State(state.newest)
+        if state is None:
+            lower, newest = since, None
+        else:
+            lower, newest = state.newest - OVERLAP, state.newest
+        for page, _finished in self._window(target, lower, None, newest, budget):
+            yield dataclasses.replace(page, gap=gap) if gap else page
+            gap = None
+
+    def _window(
+        self,
+        target: Target,
+        lower: datetime,
+        upper: datetime | None,
+        newest: datetime | None,
+        budget: int,
+    ) -> Iterator[tuple[Page, bool]]:
+        """Walk ``[lower, upper)``; each page's cursor resumes right after it."""
+        for step in self._walk(target, lower, upper, budget):
+            if step.newest is not None:
+                newest = max(newest, step.newest) if newest else step.newest
+            state: _State | None
+            if step.finished:
+                state = _State(max(newest, lower) if newest else lower)
+            elif step.oldest is not None:
+                upper = step.oldest + _TICK if upper is None else min(upper, step.oldest + _TICK)
+                state = _State(newest or upper, lower, upper)
+            else:  # nothing datable on this page: keep the stored cursor
+                state = None
+            yield (
+                Page(step.posts, state.dump() if state else None, skipped=step.skipped),
+                (step.finished),
+            )
+            _stop_if_exhausted(step, "the walk resumes from the stored cursor")
+
+    def backfill(
+        self, target: Target, *, since: datetime, resume: str | None, max_pages: int
+    ) -> Iterator[Page]:
+        """Walk back to ``since``; the position is the ``until`` bound after each page."""
+        upper = parse_time(resume) if resume else None
+        for step in self._walk(target, since, upper, max_pages):
+            if step.oldest is not None:
+                upper = step.oldest + _TICK if upper is None else min(upper, step.oldest + _TICK)
+            yield Page(step.posts, _iso(upper) if upper else None, skipped=step.skipped)
+            _stop_if_exhausted(step, "run backfill again then to carry on")
+
+    def _walk(
+        self, target: Target, lower: datetime, upper: datetime | None, max_pages: int
+    ) -> Iterator[_Step]:
+        """Newest to oldest through the search results in ``[lower, upper)``.
+
+        Pages follow the API cursor with the query unchanged. When the API
+        refuses its own cursor, or stops giving one after a full page (its scroll
+        limit), the walk starts a new query bounded by ``until`` just past the
+        oldest post read so far; ``seen`` ends a walk that stops making progress.
+        """
+        wanted = {normalise_tag(tag) for tag in target.hashtags}
+        query = " ".join(f"#{tag.lstrip('#')}" for tag in target.hashtags)
+        seen: set[str] = set()
+        query_upper, reached = upper, upper
+        api_cursor: str | None = None
+        for number in range(1, max_pages + 1):
+            try:
+                body, response = self._search(query, lower, query_upper, api_cursor)
+            except RequestRejected:
+                if api_cursor is None or reached is None:
+                    raise
+                query_upper, api_cursor = reached, None
+                body, response = self._search(query, lower, query_upper, None)
+            views = _posts_of(body)
+            posts, skipped = _normalise_all(views, wanted)
+            times = [t for t in (_sort_time(view) for view in views) if t is not None]
+            uris = [view["uri"] for view in views if isinstance(view.get("uri"), str)]
+            fresh = [uri for uri in uris if uri not in seen]
+            seen.update(uris)
+            oldest = min(times, default=None)
+            if oldest is not None:
+                reached = oldest + _TICK if reached is None else min(reached, oldest + _TICK)
+            api_cursor = body.get("cursor") if isinstance(body.get("cursor"), str) else None
+            finished = not fresh or (oldest is not None and oldest < lower)
+            if not finished and not api_cursor:
+                if len(views) >= PAGE_LIMIT and reached is not None:
+                    query_upper, api_cursor = reached, None
+                else:
+                    finished = True
+            exhausted = _exhausted_until(response)
+            newest = max(times, default=None)
+            yield _Step(posts, skipped, newest, oldest, finished, exhausted)
+            if finished or exhausted is not None or number == max_pages:
+                return
+
+    def _search(
+        self, query: str, lower: datetime, upper: datetime | None, cursor: str | None
+    ) -> tuple[Any, httpx.Response]:
+        params: dict[str, Any] = {"q": query, "sort": "latest", "limit": PAGE_LIMIT}
+        params["since"] = _iso(lower)
+        if upper is not None:
+            params["until"] = _iso(upper)
+        if cursor:
+            params["cursor"] = cursor
+        return self._xrpc("app.bsky.feed.searchPosts", params)
+
+    # --- refresh -----------------------------------------------------------------
+
+    def refresh(self, refs: Sequence[str]) -> RefreshResult:
+        uris = unique(refs)
+        valid = [uri for uri in uris if _POST_URI.fullmatch(uri)]
+        skipped = [
+            f"ref {uri[:200]!r} is not an at:// post uri" for uri in uris if uri not in valid
+        ]
+        posts: list[FetchedPost] = []
+        deleted: list[str] = []
+        for start in range(0, len(valid), BULK_LIMIT):
+            chunk = valid[start : start + BULK_LIMIT]
+            body, _ = self._xrpc("app.bsky.feed.getPosts", [("uris", uri) for uri in chunk])
+            views = _posts_of(body)
+            found = {v["uri"]: v for v in views if isinstance(v.get("uri"), str)}
+            live, chunk_skipped = _normalise_all(list(found.values()), None)
+            posts.extend(live)
+            skipped.extend(chunk_skipped)
+            deleted.extend(uri for uri in chunk if uri not in found)
+        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+
+
+def _session_from(body: Any) -> _Session:
+    if not isinstance(body, dict):
+        raise MalformedResponse("bluesky: the session answer is not a JSON object")
+    access, refresh = body.get("accessJwt"), body.get("refreshJwt")
+    if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
+        raise MalformedResponse("bluesky: the session answer has no accessJwt/refreshJwt")
+    return _Session(access, refresh)
+
+
+def _xrpc_error(response: httpx.Response) -> tuple[str | None, str]:
+    """The XRPC error name and message of a refusal, read defensively."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        return None, clean_text(response.text, 200) or "no detail"
+    error = clean_text(body.get("error"), 100) or None
+    return error, clean_text(body.get("message"), 200) or "no detail"
+
+
+def _stop_if_exhausted(step: _Step, advice: str) -> None:
+    """End a walk whose rate-limit window is spent, after its page was handed over."""
+    if step.exhausted_until is not None and not step.finished:
+        raise RateLimited(
+            f"bluesky: request budget spent until {step.exhausted_until:%H:%M:%S} UTC; {advice}",
+            retry_at=step.exhausted_until,
+        )
+
+
+def _exhausted_until(response: httpx.Response) -> datetime | None:
+    """The reset time when ``RateLimit-Remaining`` says no request is left, else None."""
+    if response.headers.get("ratelimit-remaining", "").strip() != "0":
+        return None
+    wait = _reset_reader(response.headers)
+    return datetime.now(UTC) + timedelta(seconds=wait if wait is not None else 60.0)
+
+
+def _posts_of(body: Any) -> list[dict[str, Any]]:
+    if not isinstance(body, dict) or not isinstance(body.get("posts"), list):
+        raise MalformedResponse("bluesky: expected a JSON object with a 'posts' list")
+    return [item for item in body["posts"] if isinstance(item, dict)]
+
+
+def _normalise_all(
+    views: list[dict[str, Any]], wanted: set[str] | None
+) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
+    """Normalise post views, keeping those carrying a wanted tag (all when None)."""
+    posts: dict[str, FetchedPost] = {}
+    skipped: list[str] = []
+    for view in views:
+        try:
+            post = normalise_post(view)
+        except ValueError as exc:
+            uri = view.get("uri") if isinstance(view.get("uri"), str) else "?"
+            skipped.append(f"post {uri[:200]}: {exc}")
+            continue
+        if wanted is None or wanted.intersection(post.hashtags):
+            posts[post.external_id] = post
+    return tuple(posts.values()), tuple(skipped)
+
+
+def _sort_time(view: Mapping[str, Any]) -> datetime | None:
+    """The time search orders by: the earlier of ``createdAt`` and ``indexedAt``."""
+    record = view.get("record")
+    created = parse_time(record.get("createdAt")) if isinstance(record, dict) else None
+    indexed = parse_time(view.get("indexedAt"))
+    times = [t for t in (created, indexed) if t is not None]
+    return min(times) if times else None
+
+
+def normalise_post(view: Mapping[str, Any]) -> FetchedPost:
+    """Map one ``app.bsky.feed.defs#postView`` to a :class:`FetchedPost`; ValueError if unusable."""
+    uri = view.get("uri")
+    match = _POST_URI.fullmatch(uri) if isinstance(uri, str) else None
+    if match is None:
+        raise ValueError("no at:// post uri")
+    record = view.get("record")
+    if not isinstance(record, dict):
+        raise ValueError("no record")
+    author = view.get("author")
+    if not isinstance(author, dict):
+        raise ValueError("no author")
+    created_at = _sort_time(view)
+    if created_at is None:
+        raise ValueError("no readable createdAt or indexedAt")
+    handle = author.get("handle") if isinstance(author.get("handle"), str) else ""
+    handle = handle if _HANDLE.fullmatch(handle) and handle != "handle.invalid" else ""
+    did = author.get("did") if isinstance(author.get("did"), str) else ""
+    profile = handle or (did if _DID.fullmatch(did) else match["repo"])
+    raw_text = record.get("text") if isinstance(record.get("text"), str) else ""
+    body_html, facet_tags = _render(raw_text, record.get("facets"))
+    text = clean_text(raw_text)
+    extra_tags = record.get("tags") if isinstance(record.get("tags"), list) else []
+    hashtags = unique(
+        [normalise_tag(tag) for tag in facet_tags + extra_tags if isinstance(tag, str)]
+        + list(extract_hashtags(text))
+    )
+    labels = _labels(view.get("labels"), record.get("labels"), author.get("labels"))
+    sensitive = bool(labels)
+    return FetchedPost(
+        platform="bluesky",
+        external_id=uri,
+        url=f"https://bsky.app/profile/{profile}/post/{match['rkey']}",
+        author=Author(
+            handle=f"@{profile}",
+            name=clean_text(author.get("displayName"), 300) or profile,
+            url=f"https://bsky.app/profile/{profile}",
+        ),
+        text=text,
+        html=body_html,
+        created_at=created_at,
+        hashtags=hashtags,
+        media=tuple(_media(view.get("embed"), sensitive))[:_MAX_MEDIA],
+        engagement=Engagement(
+            likes=as_count(view.get("likeCount")),
+            shares=as_count(view.get("repostCount")),
+            replies=as_count(view.get("replyCount")),
+            quotes=as_count(view.get("quoteCount")),
+        ),
+        sensitive=sensitive,
+        content_warning=f"Labelled: {', '.join(labels)}" if labels else None,
+    )
+
+
+def _render(text: str, facets: Any) -> tuple[str, list[str]]:
+    """Sanitised HTML of the text with its facets as links, and the facets' hashtags.
+
+    Facets index UTF-8 bytes; a slice that is out of range, overlaps another or
+    cuts a character is not linked (its hashtag still counts).
+    """
+    data = text.encode("utf-8")
+    spans: list[tuple[int, int, str]] = []
+    tags: list[str] = []
+    for facet in facets if isinstance(facets, list) else []:
+        if not isinstance(facet, dict) or not isinstance(facet.get("features"), list):
+            continue
+        index = facet.get("index") if isinstance(facet.get("index"), dict) else {}
+        href = None
+        for feature in facet["features"]:
+            if not isinstance(feature, dict):
+                continue
+            kind = feature.get("$type")
+            if kind == "app.bsky.richtext.facet#tag" and isinstance(feature.get("tag"), str):
+                tags.append(feature["tag"])
+                href = f"https://bsky.app/hashtag/{quote(feature['tag'], safe='')}"
+            elif kind == "app.bsky.richtext.facet#link":
+                href = http_url(feature.get("uri")) or href
+            elif kind == "app.bsky.richtext.facet#mention":
+                did = feature.get("did")
+                if isinstance(did, str) and _DID.fullmatch(did):
+                    href = f"https://bsky.app/profile/{did}"
+        start, end = as_count(index.get("byteStart")), as_count(index.get("byteEnd"))
+        if href and start is not None and end is not None and start < end <= len(data):
+            if _on_boundary(data, start) and _on_boundary(data, end):
+                spans.append((start, end, href))
+    pieces: list[str] = []
+    position = 0
+    for start, end, href in sorted(spans):
+        if start < position:
+            continue  # overlapping facets: keep the first
+        pieces.append(_escape(data[position:start]))
+        pieces.append(f'<a href="{html.escape(href)}">{_escape(data[start:end])}</a>')
+        position = end
+    pieces.append(_escape(data[position:]))
+    paragraphs = [p for p in re.split(r"\n{2,}", "".join(pieces).strip()) if p.strip()]
+    body = "".join(f"<p>{p.replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    return sanitise_html(body), tags
+
+
+def _on_boundary(data: bytes, offset: int) -> bool:
+    """True when ``offset`` starts a UTF-8 character (or is the end of the text)."""
+    return offset == len(data) or (data[offset] & 0xC0) != 0x80
+
+
+def _escape(chunk: bytes) -> str:
+    text = chunk.decode("utf-8", errors="replace")
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return html.escape(text)
+
+
+def _labels(*sources: Any) -> list[str]:
+    """Sensitive label values applied and not negated, from view, record and author labels."""
+    applied: set[str] = set()
+    negated: set[str] = set()
+    for source in sources:
+        if isinstance(source, dict):  # a record's selfLabels object
+            source = source.get("values")
+        for label in source if isinstance(source, list) else []:
+            if isinstance(label, dict) and isinstance(label.get("val"), str):
+                (negated if label.get("neg") is True else applied).add(label["val"])
+    return sorted((applied - negated) & SENSITIVE_LABELS)
+
+
+def _media(embed: Any, sensitive: bool) -> list[Media]:
+    """Images, gallery items and videos of an embed view (also inside recordWithMedia)."""
+    if not isinstance(embed, dict):
+        return []
+    kind = embed.get("$type")
+    if kind == "app.bsky.embed.recordWithMedia#view":
+        return _media(embed.get("media"), sensitive)
+    if kind == "app.bsky.embed.video#view":
+        url = http_url(embed.get("playlist"))
+        if url is None:
+            return []
+        width, height = _aspect(embed.get("aspectRatio"))
+        return [
+            Media(
+                kind="gif" if embed.get("presentation") == "gif" else "video",
+                url=url,
+                alt=clean_text(embed.get("alt"), 1500) or None,
+                preview_url=http_url(embed.get("thumbnail")),
+                sensitive=sensitive,
+                width=width,
+                height=height,
+                key=clean_text(embed.get("cid"), 200) or None,
+            )
+        ]
+    if kind == "app.bsky.embed.images#view":
+        items, thumb_key = embed.get("images"), "thumb"
+    elif kind == "app.bsky.embed.gallery#view":
+        items, thumb_key = embed.get("items"), "thumbnail"
+    else:
+        return []
+    media: list[Media] = []
+    for item in items if isinstance(items, list) else []:
+        url = http_url(item.get("fullsize")) if isinstance(item, dict) else None
+        if url is None:
+            continue
+        width, height = _aspect(item.get("aspectRatio"))
+        media.append(
+            Media(
+                kind="image",
+                url=url,
+                alt=clean_text(item.get("alt"), 1500) or None,
+                preview_url=http_url(item.get(thumb_key)),
+                sensitive=sensitive,
+                width=width,
+                height=height,
+            )
+        )
+    return media
+
+
+def _aspect(value: Any) -> tuple[int | None, int | None]:
+    if not isinstance(value, dict):
+        return None, None
+    return as_count(value.get("width")), as_count(value.get("height"))
