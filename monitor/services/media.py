@@ -1,0 +1,431 @@
+"""Pinning: a local, metadata-free copy of every image the public gallery shows.
+
+At approval each image (or a video's thumbnail) is downloaded once and
+re-encoded, so the public pages never hotlink a platform CDN and never pass on
+EXIF or GPS data. The download treats the URL as hostile:
+
+* only http(s); the host is resolved by us and private, loopback, link-local
+  and reserved addresses are refused (unless ``OUTBOUND_ALLOW_PRIVATE``), and
+  the connection goes to the address we checked, so DNS cannot change under us;
+* redirects are followed by hand, each hop checked the same way;
+* the body is capped in bytes and in time, and never decompressed in transit;
+* the bytes must decode as JPEG, PNG, GIF or WebP (sniffed by Pillow, not the
+  ``Content-Type``), within a pixel budget that stops decompression bombs.
+
+Files are stored as ``<sha256 of the original>-<width>.jpg`` under
+``MEDIA_DIR/<first two hex digits>/``, each written to a temporary file and
+renamed into place, so a half-written file is never served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import hashlib
+import io
+import ipaddress
+import logging
+import os
+import re
+import socket
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, select
+
+from adapters.http import USER_AGENT
+from monitor.config import Settings
+from monitor.errors import UserError
+from monitor.models import MediaItem, Post, PostStatus
+
+#: Decoders we let near hostile bytes; Pillow's others (EPS calls Ghostscript) stay off.
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
+MAX_DOWNLOAD_BYTES = 25 * 1024 * 1024
+#: Pixels of the decoded original; a 12,000 x 4,000 panorama still fits.
+MAX_SOURCE_PIXELS = 50_000_000
+MAX_REDIRECTS = 5
+#: Responsive widths offered in ``srcset``; the largest rendition is capped at the last.
+RENDITION_WIDTHS = (320, 640, 1280)
+MAX_HEIGHT = 2400
+JPEG_QUALITY = 82
+#: Files younger than this are never erased: an approval may be pinning them right now.
+ERASE_GRACE_SECONDS = 300
+PINNED_NAME_RE = re.compile(r"^(?P<hash>[0-9a-f]{64})-(?P<width>[1-9][0-9]{0,3})\.jpg$")
+_TEMP_PREFIX = ".tmp-"
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_ERASE_PENDING = "hashtag_monitor_erase_media_pending"
+
+log = logging.getLogger("monitor.media")
+
+
+class PinError(UserError):
+    """Media could not be pinned; the message says which and why, for the moderator."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PinnedImage:
+    """The stored renditions of one original."""
+
+    digest: str
+    widths: tuple[int, ...]
+    width: int
+    height: int
+
+
+def pinned_name(digest: str, width: int) -> str:
+    return f"{digest}-{width}.jpg"
+
+
+def pinned_file(media_dir: Path, name: str) -> Path:
+    """Where a pinned file lives; ``name`` must already match :data:`PINNED_NAME_RE`."""
+    return media_dir / name[:2] / name
+
+
+def rendition_height(width: int, full_width: int, full_height: int) -> int:
+    return max(1, round(full_height * width / full_width))
+
+
+# --- download -----------------------------------------------------------------------
+
+
+def download_image(url: str, *, settings: Settings, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
+    """The body at ``url``, fetched under the rules in the module docstring."""
+    current = _parse_url(url)
+    deadline = time.monotonic() + 3 * settings.http_timeout_seconds
+    headers = {"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"}
+    with httpx.Client(
+        timeout=settings.http_timeout_seconds, follow_redirects=False, headers=headers
+    ) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            address = _checked_address(current, settings)
+            extensions = {"sni_hostname": current.host} if current.scheme == "https" else {}
+            request = client.build_request(
+                "GET",
+                current.copy_with(host=address),
+                headers={"Host": current.netloc.decode("ascii")},
+                extensions=extensions,
+            )
+            try:
+                response = client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise PinError(f"could not download {_short(current)}: {_describe(exc)}") from None
+            try:
+                if response.is_redirect:
+                    location = response.headers.get("location", "")
+                    if not location:
+                        raise PinError(f"{_short(current)} redirected without a Location")
+                    current = _parse_url(str(current.join(location)))
+                    continue
+                if response.status_code != 200:
+                    raise PinError(
+                        f"{_short(current)} answered HTTP {response.status_code}, not an image"
+                    )
+                return _read_capped(response, current, max_bytes, deadline)
+            finally:
+                response.close()
+    raise PinError(f"{_short(url)} redirected more than {MAX_REDIRECTS} times")
+
+
+def _parse_url(url: str) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        raise PinError(f"{_short(url)} is not a valid URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise PinError(f"{_short(url)} is not an http(s) URL; only web addresses are fetched")
+    return parsed
+
+
+def _checked_address(url: httpx.URL, settings: Settings) -> str:
+    """Resolve the host once; refuse it if any address is not public (the SSRF guard)."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise PinError(f"cannot resolve the host {url.host!r}") from None
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not addresses:
+        raise PinError(f"cannot resolve the host {url.host!r}")
+    if not settings.outbound_allow_private:
+        for address in addresses:
+            if not _is_public(address):
+                raise PinError(
+                    f"refused {_short(url)}: {url.host} is a private, loopback, link-local or"
+                    f" reserved address ({address})"
+                )
+    return str(addresses[0])
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return _is_public(embedded)
+    return address.is_global and not address.is_multicast
+
+
+def _read_capped(
+    response: httpx.Response, url: httpx.URL, max_bytes: int, deadline: float
+) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise PinError(f"{_short(url)} is {int(declared):,} bytes; the limit is {max_bytes:,}")
+    body = bytearray()
+    try:
+        # Raw bytes: a gzip "image" must not inflate past the cap in one chunk.
+        for chunk in response.iter_raw():
+            body.extend(chunk)
+            if len(body) > max_bytes:
+                raise PinError(f"{_short(url)} is over the {max_bytes:,}-byte limit")
+            if time.monotonic() > deadline:
+                raise PinError(f"{_short(url)} is downloading too slowly; gave up")
+    except httpx.HTTPError as exc:
+        raise PinError(f"could not download {_short(url)}: {_describe(exc)}") from None
+    return bytes(body)
+
+
+def _short(url: object) -> str:
+    text = str(url)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+# --- re-encoding and storage -------------------------------------------------------
+
+
+def store_image(data: bytes, media_dir: Path) -> PinnedImage:
+    """Decode ``data`` as an image and write its clean renditions under ``media_dir``."""
+    digest = hashlib.sha256(data).hexdigest()
+    image = _decode(data)
+    widths = _renditions_widths(image.width)
+    try:
+        for width in widths:
+            rendition = image
+            if width != image.width:
+                height = rendition_height(width, image.width, image.height)
+                rendition = image.resize((width, height), Image.Resampling.LANCZOS)
+            _write_atomic(pinned_file(media_dir, pinned_name(digest, width)), rendition)
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+        raise PinError(f"could not store pinned media in {media_dir}: {reason}") from None
+    return PinnedImage(digest, tuple(widths), image.width, image.height)
+
+
+def _decode(data: bytes) -> Image.Image:
+    """An RGB, upright, size-capped image with no metadata, or a PinError."""
+    unreadable = "the file is not an image (JPEG, PNG, GIF or WebP expected)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            source = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            if source.width * source.height > MAX_SOURCE_PIXELS:
+                raise PinError(
+                    f"the image is {source.width} x {source.height} pixels; the limit is"
+                    f" {MAX_SOURCE_PIXELS:,} pixels"
+                )
+            source.load()
+            upright = ImageOps.exif_transpose(source) or source
+            image = _flatten(upright)
+    except PinError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PinError("the image has too many pixels to decode safely") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        raise PinError(unreadable) from None
+    image.thumbnail((RENDITION_WIDTHS[-1], MAX_HEIGHT), Image.Resampling.LANCZOS)
+    image.info = {}
+    return image
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB on white: JPEG has no alpha, and a transparent pixel must not turn black."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I", "I;16", "F"):
+        return image.convert("L").convert("RGB")
+    return image.convert("RGB")
+
+
+def _renditions_widths(width: int) -> list[int]:
+    return [w for w in RENDITION_WIDTHS if w < width] + [width]
+
+
+def _write_atomic(path: Path, image: Image.Image) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".jpg", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+
+
+def pin_url(url: str, *, settings: Settings) -> PinnedImage:
+    """Download and store one image."""
+    return store_image(download_image(url, settings=settings), settings.media_dir)
+
+
+# --- approval and removal -----------------------------------------------------------
+
+
+def pin_post_media(*, session: Session, post: Post, settings: Settings) -> None:
+    """Pin every image of ``post`` (and its videos' thumbnails) before it is approved.
+
+    On any failure each item's ``pin_error`` says why and a :class:`PinError` is
+    raised so the approval is refused. The errors are committed first: the caller
+    rolls the refused approval back, and the moderator must still see the reason.
+    """
+    items = session.exec(
+        select(MediaItem).where(MediaItem.post_id == post.id).order_by(MediaItem.position)
+    ).all()
+    failures: list[str] = []
+    for number, item in enumerate(items, start=1):
+        source = _pin_source(item)
+        if source is None or _already_pinned(settings.media_dir, item):
+            item.pin_error = None
+        else:
+            try:
+                pinned = pin_url(source, settings=settings)
+            except PinError as exc:
+                item.pin_error = str(exc)
+                failures.append(f"{item.kind} {number}: {exc}")
+            else:
+                item.pinned_hash = pinned.digest
+                item.pinned_widths = list(pinned.widths)
+                item.pinned_width, item.pinned_height = pinned.width, pinned.height
+                largest = pinned_name(pinned.digest, pinned.widths[-1])
+                item.pinned_path = f"{pinned.digest[:2]}/{largest}"
+                item.pin_error = None
+        session.add(item)
+    if failures:
+        session.commit()
+        raise PinError(
+            f"post {post.platform}:{post.external_id} was not approved because its media could"
+            f" not be pinned: {'; '.join(failures)}"
+        )
+
+
+def _pin_source(item: MediaItem) -> str | None:
+    """The URL to pin: the image itself, or a video's thumbnail; audio has nothing to show."""
+    if item.kind == "image":
+        return item.url
+    if item.kind in ("video", "gif"):
+        return item.preview_url
+    return None
+
+
+def _already_pinned(media_dir: Path, item: MediaItem) -> bool:
+    """The files are still there (a re-approval): keep them, and mark them fresh."""
+    if not item.pinned_hash or not item.pinned_widths:
+        return False
+    paths = [pinned_file(media_dir, pinned_name(item.pinned_hash, w)) for w in item.pinned_widths]
+    if not all(path.is_file() for path in paths):
+        return False
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.utime(path)
+    return True
+
+
+def _published_hashes_query() -> sa.Select[tuple[str | None]]:
+    media, posts = MediaItem.__table__, Post.__table__
+    return (
+        sa.select(media.c.pinned_hash)
+        .join(posts, posts.c.id == media.c.post_id)
+        .where(posts.c.status == PostStatus.APPROVED.value, media.c.pinned_hash.is_not(None))
+    )
+
+
+def is_published_media(session: Session, digest: str) -> bool:
+    """True while at least one approved post shows the image with this hash."""
+    query = _published_hashes_query().where(MediaItem.__table__.c.pinned_hash == digest).limit(1)
+    return session.execute(query).first() is not None
+
+
+def erase_unreferenced_media(
+    session: Session, settings: Settings, *, grace_seconds: float = ERASE_GRACE_SECONDS
+) -> int:
+    """Delete pinned files no approved post shows any more; returns how many went.
+
+    Call it after a post leaves ``approved`` (a rejection, an edit or deletion at
+    source), once that change is committed. Files younger than ``grace_seconds``
+    are kept, because an approval in another transaction may be writing them.
+    """
+    keep = {digest for (digest,) in session.execute(_published_hashes_query()) if digest}
+    cutoff = time.time() - grace_seconds
+    erased = 0
+    for path in _media_files(settings.media_dir):
+        match = PINNED_NAME_RE.match(path.name)
+        if match and match["hash"] in keep:
+            continue
+        try:
+            if path.stat().st_mtime > cutoff:
+                continue
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        erased += 1
+    return erased
+
+
+def _media_files(media_dir: Path) -> Iterable[Path]:
+    """Our pinned files and left-over temporary files; anything else is not ours to touch."""
+    if not media_dir.is_dir():
+        return []
+    found: list[Path] = []
+    for folder in media_dir.iterdir():
+        if folder.is_dir() and re.fullmatch(r"[0-9a-f]{2}", folder.name):
+            found.extend(
+                path
+                for path in folder.iterdir()
+                if PINNED_NAME_RE.match(path.name) or path.name.startswith(_TEMP_PREFIX)
+            )
+    return found
+
+
+def erase_after_commit(session: Session, settings: Settings) -> None:
+    """Run :func:`erase_unreferenced_media` once this session's transaction commits.
+
+    For code that moves posts out of ``approved``: erasing before the commit
+    could delete files a rolled-back transaction still publishes.
+    """
+    if session.info.get(_ERASE_PENDING):
+        return
+    session.info[_ERASE_PENDING] = True
+    bind = session.get_bind()
+
+    def erase(_session: Session) -> None:
+        session.info.pop(_ERASE_PENDING, None)
+        try:
+            with Session(bind) as fresh:
+                erased = erase_unreferenced_media(fresh, settings)
+        except (OSError, SQLAlchemyError) as exc:
+            log.warning("could not erase unpublished media: %s", exc)
+            return
+        if erased:
+            log.info("erased %d pinned media files no approved post shows", erased)
+
+    sa.event.listen(session, "after_commit", erase, once=True)
