@@ -34,6 +34,7 @@ from monitor.models import (
 )
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import post_histories
+from monitor.services.media import erase_after_commit, pin_post_media
 from monitor.services.users import get_active_user
 
 _ACTIONS = {"approve": PostStatus.APPROVED, "reject": PostStatus.REJECTED}
@@ -154,6 +155,8 @@ def decide(
     changes = _alt_changes(media, alt_texts or {}, decorative)
     if target is PostStatus.APPROVED:
         _require_alt(post, changes)
+        # Publishing needs local copies of the media; a failure refuses the approval.
+        pin_post_media(session=session, post=post, settings=settings)
     alt_edits = _apply_alt_changes(session, changes)
     reason = (reason or "").strip()[:MAX_REASON_CHARS] or None
     result = DecisionResult(post.id or 0, post.status, target.value)
@@ -172,6 +175,8 @@ def decide(
             detail={"alt_edits": alt_edits} if alt_edits else None,
         )
     )
+    if target is PostStatus.REJECTED:
+        erase_after_commit(session, settings)
     return result
 
 
