@@ -137,3 +137,64 @@ def test_crash_between_pages_loses_and_duplicates_nothing(
     with Session(engine) as session:
         count = session.execute(sa.select(sa.func.count()).select_from(Post)).scalar_one()
     assert count == 125
+
+
+@pytest.mark.parametrize(
+    ("fault", "options", "reason"),
+    [
+        ("status", {"status": 429, "headers": {"Retry-After": "3600"}}, "rate limited until"),
+        ("status", {"status": 429}, "rate limited (HTTP 429)"),
+        ("status", {"status": 500}, "HTTP 500"),
+        ("hang", {"seconds": 1.5}, "no answer within 1s"),
+        ("truncate", {}, "not valid JSON"),
+        ("garbage", {}, "not valid JSON"),
+        ("reset", {}, "connection failed"),
+    ],
+)
+def test_each_fault_marks_only_that_source_and_loses_nothing(
+    sqlite_engine: Engine,
+    settings: Settings,
+    mastodon: FakeMastodon,
+    fault: str,
+    options: dict,
+    reason: str,
+) -> None:
+    mastodon.add_many(3, tags=("CEADAY21", "HelpingHands"))
+    poll_all(engine=sqlite_engine, settings=settings)
+    mastodon.add_many(50, tags=("CEADAY21", "HelpingHands"))
+    path = "/api/v1/timelines/tag/CEADAY21"
+    mastodon.server.fail(fault, times=3, path=path, **options)
+    cursor_before = {k: s.cursor for k, s in _sources(sqlite_engine).items()}
+
+    summaries = {
+        s.source.rsplit("|", 1)[1]: s for s in poll_all(engine=sqlite_engine, settings=settings)
+    }
+
+    failed, other = summaries["CEADAY21"], summaries["HelpingHands"]
+    assert not failed.ok and reason in (failed.error or "")
+    assert other.ok and other.new == 50
+    sources = _sources(sqlite_engine)
+    assert sources[failed.source].cursor == cursor_before[failed.source]
+    assert sources[failed.source].failures_in_row == 1
+    assert reason in (sources[failed.source].last_error or "")
+
+    mastodon.server.faults.clear()
+    with Session(sqlite_engine) as session:
+        session.get_one(Source, sources[failed.source].id).retry_at = None
+        session.commit()
+    healed = poll_all(engine=sqlite_engine, settings=settings, tag="CEADAY21")[0]
+    assert healed.ok, healed.error
+    assert len(_posts(sqlite_engine)) == 53
+    assert _sources(sqlite_engine)[failed.source].failures_in_row == 0
+
+
+def test_a_rate_limited_source_waits_until_its_reset(
+    sqlite_engine: Engine, settings: Settings, mastodon: FakeMastodon
+) -> None:
+    mastodon.server.fail("status", status=429, headers={"Retry-After": "3600"})
+    first = poll_all(engine=sqlite_engine, settings=settings, tag="CEADAY21")[0]
+    requests = mastodon.server.hits()
+    second = poll_all(engine=sqlite_engine, settings=settings, tag="CEADAY21")[0]
+    assert not first.ok and not second.ok
+    assert second.error is not None and second.error.startswith("rate limited until")
+    assert mastodon.server.hits() == requests  # no request while waiting
