@@ -176,8 +176,14 @@ class Adapter(ABC):
 
     @classmethod
     def is_configured(cls, config: Mapping[str, str]) -> bool:
-        """True when every required key is present (so the adapter is on by default)."""
-        return all(config.get(key, "").strip() for key in cls.required_keys)
+        """True when the adapter should be on by default: it needs keys and all are set.
+
+        An adapter that needs no credential but has something else to be told
+        (RSS needs its feeds) overrides this.
+        """
+        return bool(cls.required_keys) and all(
+            config.get(key, "").strip() for key in cls.required_keys
+        )
 
     def targets(self, hashtags: Sequence[str]) -> list[Target]:
         """What to poll: by default one target per hashtag with no scope."""

@@ -174,14 +174,14 @@ class Settings(BaseSettings):
 
 
 def _has_credentials(name: str, raw: dict[str, str]) -> bool:
-    """True when an adapter needs keys and all are set; a broken plugin counts as not."""
+    """True when an adapter says it is configured; a broken plugin counts as not."""
     from adapters import get_adapter
 
     try:
         adapter = get_adapter(name)
     except Exception:  # a third-party plugin that fails to import must not stop start-up
         return False
-    return bool(adapter.required_keys) and adapter.is_configured(raw)
+    return adapter.is_configured(raw)
 
 
 def load_settings(**overrides: Any) -> Settings:
