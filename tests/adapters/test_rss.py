@@ -1,0 +1,430 @@
+"""The RSS/Atom adapter against a local news site, directly and through polling."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from adapters.base import (
+    AuthFailed,
+    ConfigError,
+    MalformedResponse,
+    Page,
+    PlatformUnavailable,
+    RefreshResult,
+    RequestRejected,
+    Target,
+)
+from adapters.http import HttpClient, RetryPolicy
+from adapters.rss import RssAdapter, read_entry
+from monitor.config import Settings
+from monitor.models import Post, Source
+from monitor.services.polling import poll_all
+from tests.fakes.rss import FEED_PATH, FakeFeed
+from tests.fakes.server import FakeServer
+
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+TAGS = ("CEADAY21", "HelpingHands")
+
+
+@pytest.fixture
+def feed(fake_server: FakeServer) -> FakeFeed:
+    return FakeFeed(fake_server)
+
+
+@pytest.fixture
+def http() -> Iterator[HttpClient]:
+    client = HttpClient(RetryPolicy(timeout=1, attempts=3, backoff=0.01, max_retry_after=2))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def adapter(feed: FakeFeed, http: HttpClient) -> RssAdapter:
+    return RssAdapter({"RSS_FEEDS": feed.url}, http)
+
+
+def _target(url: str) -> Target:
+    return Target(url, TAGS)
+
+
+def _search(adapter: RssAdapter, url: str, cursor: str | None = None, **kwargs: Any) -> Page:
+    options = {"since": LONG_AGO, "max_pages": 50, **kwargs}
+    [page] = adapter.search(_target(url), cursor, **options)
+    return page
+
+
+def _titles(page: Page) -> list[str]:
+    return [post.text.split("\n")[0] for post in page.posts]
+
+
+def _stored(engine: Engine) -> list[Post]:
+    with Session(engine) as session:
+        return list(session.exec(select(Post).where(Post.platform == "rss")))
+
+
+def _sources(engine: Engine) -> dict[str, Source]:
+    with Session(engine) as session:
+        return {s.scope: s for s in session.exec(select(Source).where(Source.platform == "rss"))}
+
+
+# --- the pipeline --------------------------------------------------------------
+
+
+def test_poll_stores_matching_items_then_asks_conditionally(
+    engine: Engine, feed: FakeFeed, configure: Callable[..., Settings]
+) -> None:
+    feed.add("Officers visit schools for #CEADAY21")
+    feed.add("Category only", "<p>Nothing in the text.</p>", categories=["HelpingHands"])
+    feed.add("Road closure", "<p>Diversions are in place.</p>")
+    feed.add("Look-alike #CEADAY21X and #NotHelpingHands")
+    settings = configure(PLATFORMS="rss", RSS_FEEDS=feed.url, HASHTAGS="CEADAY21,HelpingHands")
+
+    [first] = poll_all(engine=engine, settings=settings)
+
+    assert first.ok and first.new == 2, first
+    assert {p.text.split("\n")[0] for p in _stored(engine)} == {
+        "Officers visit schools for #CEADAY21",
+        "Category only",
+    }
+    before = feed.server.hits()
+    [idle] = poll_all(engine=engine, settings=settings)
+    assert idle.ok and idle.fetched == 0 and idle.requests == 1
+    assert feed.server.hits() - before == 1
+    assert feed.server.requests[-1].headers.get("if-none-match")
+
+    feed.add("Assembly photos #HelpingHands")
+    [later] = poll_all(engine=engine, settings=settings)
+    assert later.new == 1 and later.fetched == 1
+
+
+def test_rss_is_on_by_default_only_with_feeds(configure: Callable[..., Settings]) -> None:
+    assert "rss" not in configure().enabled_platforms
+    assert "rss" in configure(RSS_FEEDS="https://example.org/feed").enabled_platforms
+    assert RssAdapter.is_configured({"RSS_FEEDS": " , "}) is False
+
+
+def test_a_page_that_is_not_a_feed_fails_that_feed_only(
+    engine: Engine, feed: FakeFeed, configure: Callable[..., Settings]
+) -> None:
+    feed.add()
+    page_url = f"{feed.server.url}/news"
+    settings = configure(PLATFORMS="rss", RSS_FEEDS=f"{feed.url},{page_url}")
+
+    summaries = {s.source: s for s in poll_all(engine=engine, settings=settings)}
+
+    broken = next(s for key, s in summaries.items() if key.startswith(f"rss:{page_url}|"))
+    working = next(s for key, s in summaries.items() if key.startswith(f"rss:{feed.url}|"))
+    assert working.ok and working.new == 1
+    assert not broken.ok and "HTML page, not a feed" in (broken.error or "")
+    assert "HTML page" in (_sources(engine)[page_url].last_error or "")
+
+
+# --- fetching ----------------------------------------------------------------------
+
+
+def test_server_ignoring_conditional_get_still_yields_only_new_or_edited(
+    adapter: RssAdapter, feed: FakeFeed
+) -> None:
+    feed.conditional = False
+    first_item = feed.add("First #CEADAY21")
+    feed.add("Second #CEADAY21")
+    cursor = _search(adapter, feed.url).cursor
+
+    feed.add("Third #CEADAY21")
+    feed.edit(first_item, description="<p>Corrected text.</p>")
+    page = _search(adapter, feed.url, cursor)
+
+    assert sorted(_titles(page)) == ["First #CEADAY21", "Third #CEADAY21"]
+    assert _search(adapter, feed.url, page.cursor).posts == ()
+
+
+def test_304_keeps_the_cursor(adapter: RssAdapter, feed: FakeFeed) -> None:
+    feed.add()
+    cursor = _search(adapter, feed.url).cursor
+    page = _search(adapter, feed.url, cursor)
+    assert page.posts == () and page.cursor is None
+
+
+def test_last_modified_alone_is_used(adapter: RssAdapter, feed: FakeFeed) -> None:
+    feed.add()
+    cursor = json.loads(_search(adapter, feed.url).cursor or "")
+    cursor["etag"] = None
+    page = _search(adapter, feed.url, json.dumps(cursor))
+    assert feed.server.requests[-1].headers.get("if-modified-since") == cursor["modified"]
+    assert page.cursor is None
+
+
+def test_first_poll_skips_items_older_than_the_look_back(
+    adapter: RssAdapter, feed: FakeFeed
+) -> None:
+    feed.add("Old #CEADAY21", published=datetime.now(UTC) - timedelta(days=30))
+    feed.add("Recent #CEADAY21", published=datetime.now(UTC) - timedelta(hours=1))
+    page = _search(adapter, feed.url, since=datetime.now(UTC) - timedelta(hours=72))
+    assert _titles(page) == ["Recent #CEADAY21"]
+
+    feed.conditional = False
+    assert _search(adapter, feed.url, page.cursor).posts == ()  # the old one counts as seen
+
+
+def test_redirect_is_followed(adapter: RssAdapter, feed: FakeFeed) -> None:
+    feed.add()
+    page = _search(adapter, f"{feed.server.url}/old-feed")
+    assert len(page.posts) == 1
+
+
+def test_5xx_is_retried_then_unavailable(adapter: RssAdapter, feed: FakeFeed) -> None:
+    feed.add()
+    feed.server.fail("status", status=503, path=FEED_PATH)
+    assert len(_search(adapter, feed.url).posts) == 1
+    feed.server.fail("status", times=3, status=500, path=FEED_PATH)
+    with pytest.raises(PlatformUnavailable):
+        _search(adapter, feed.url)
+
+
+def test_a_hanging_feed_is_retried(adapter: RssAdapter, feed: FakeFeed) -> None:
+    feed.add()
+    feed.server.fail("hang", seconds=1.5, path=FEED_PATH)
+    assert len(_search(adapter, feed.url).posts) == 1
+
+
+def test_429_and_403_and_404_are_clear(adapter: RssAdapter, feed: FakeFeed) -> None:
+    feed.server.fail("status", status=403, path=FEED_PATH)
+    with pytest.raises(AuthFailed, match="public feeds"):
+        _search(adapter, feed.url)
+    with pytest.raises(RequestRejected, match="HTTP 404"):
+        _search(adapter, f"{feed.server.url}/missing.xml")
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [("truncate", "ends early"), ("garbage", "not a feed|no RSS or Atom")],
+)
+def test_truncated_or_garbage_feed_is_malformed(
+    adapter: RssAdapter, feed: FakeFeed, fault: str, message: str
+) -> None:
+    for i in range(5):
+        feed.add(f"Item {i} #CEADAY21")
+    feed.server.fail(fault, path=FEED_PATH)
+    with pytest.raises(MalformedResponse, match=message):
+        _search(adapter, feed.url)
+
+
+def test_json_instead_of_a_feed_is_malformed(adapter: RssAdapter, feed: FakeFeed) -> None:
+    feed.server.route("GET", "/api.json", lambda request: _reply_json({"items": []}))
+    with pytest.raises(MalformedResponse, match="no RSS or Atom document"):
+        _search(adapter, f"{feed.server.url}/api.json")
+
+
+def _reply_json(value: Any) -> Any:
+    from tests.fakes.server import Reply
+
+    return Reply.json(value)
+
+
+def test_unreadable_cursor_fetches_the_whole_feed(adapter: RssAdapter, feed: FakeFeed) -> None:
+    feed.add()
+    for garbage in ("nonsense", "[1]", '{"v": 1, "etag": "\\u00e9t\\n", "seen": 5}'):
+        page = _search(adapter, feed.url, garbage)
+        assert len(page.posts) == 1
+    assert "\n" not in (feed.server.requests[-1].headers.get("if-none-match") or "")
+
+
+def test_cursor_fits_the_column_for_a_big_feed(adapter: RssAdapter, feed: FakeFeed) -> None:
+    for i in range(300):
+        feed.add(f"Item {i} #CEADAY21")
+    page = _search(adapter, feed.url)
+    assert len(page.posts) == 300
+    assert page.cursor is not None and len(page.cursor) <= 600
+    feed.conditional = False
+    again = _search(adapter, feed.url, page.cursor)
+    # Digests trimmed to fit are of the oldest items: only they come again (and are upserted).
+    assert 0 < len(again.posts) < 300
+    assert "Item 299 #CEADAY21" not in _titles(again)
+
+
+# --- items -------------------------------------------------------------------------
+
+
+def test_rss_fixture_item_is_normalised(adapter: RssAdapter, feed: FakeFeed) -> None:
+    feed.server.route(
+        "GET",
+        "/fixture.xml",
+        lambda request: _reply_bytes("rss2.xml", "application/rss+xml"),
+    )
+    page = _search(adapter, f"{feed.server.url}/fixture.xml")
+
+    [post] = page.posts
+    assert post.external_id == "https://www.example-police.uk/news/2021/03/ceaday21-schools"
+    assert post.created_at == datetime(2021, 3, 18, 9, 0, tzinfo=UTC)
+    assert post.hashtags == ("ceaday21", "helpinghands", "community")  # categories count
+    assert "<script" not in post.html and "alert" not in post.text
+    assert "<strong>criminal exploitation</strong>" in post.html
+    assert post.author.name == "Press Office"
+    assert post.author.handle == "www.example-police.uk"
+    assert [(m.kind, m.url.rsplit("/", 1)[1]) for m in post.media] == [
+        ("image", "ceaday21-assembly.jpg"),
+        ("video", "ceaday21-video.mp4"),
+    ]
+    assert post.media[1].preview_url and post.media[1].preview_url.endswith("video-thumb.jpg")
+    assert (post.media[1].width, post.media[1].height) == (1280, 720)
+    assert post.engagement.likes is None and post.engagement.views is None
+
+
+def _reply_bytes(name: str, content_type: str) -> Any:
+    from tests.fakes.rss import fixture_bytes
+    from tests.fakes.server import Reply
+
+    return Reply(200, fixture_bytes(name), {"Content-Type": content_type})
+
+
+def test_atom_fixture_uses_updated_and_skips_undated(adapter: RssAdapter, feed: FakeFeed) -> None:
+    page = _search(adapter, f"{feed.server.url}/blog/atom.xml")
+
+    by_id = {post.external_id: post for post in page.posts}
+    partners = by_id["tag:vrn.example.org,2021-03-18:/blog/helping-hands"]
+    assert partners.created_at == datetime(2021, 3, 18, 11, 30, tzinfo=UTC)
+    assert partners.text.startswith("Partners say #HelpingHands")  # an HTML title, as text
+    assert "onerror" not in partners.html
+    assert partners.url == f"{feed.server.url}/blog/2021/helping-hands"
+    assert [m.kind for m in partners.media] == ["image"]
+    plan = by_id["tag:vrn.example.org,2021-03-17:/blog/plan"]
+    assert plan.edited_at == datetime(2021, 3, 18, 9, 30, tzinfo=UTC)
+    assert page.skipped == (
+        "item 'tag:vrn.example.org,2021:/blog/undated': no readable published or updated date",
+    )
+
+
+def test_ids_from_guid_or_a_hash_of_the_link(adapter: RssAdapter, feed: FakeFeed) -> None:
+    feed.add("Permalink guid #CEADAY21", guid="https://example.org/a")
+    feed.add("Bare guid #CEADAY21", guid="4711")
+    no_guid = feed.add("No guid #CEADAY21", guid=None)
+    feed.add("Nothing at all #CEADAY21", guid=None, link=None)
+    feed.add("Duplicate #CEADAY21", guid="https://example.org/a")
+
+    page = _search(adapter, feed.url)
+
+    ids = {post.text.split("\n")[0]: post.external_id for post in page.posts}
+    assert ids["Permalink guid #CEADAY21"] == "https://example.org/a"
+    assert ids["Bare guid #CEADAY21"] == f"{feed.url}#4711"
+    expected = "sha256:" + hashlib.sha256(no_guid["link"].encode()).hexdigest()
+    assert ids["No guid #CEADAY21"] == expected
+    assert any("no guid/id and no link" in reason for reason in page.skipped)
+
+
+def test_html_and_scripts_in_items_are_sanitised(adapter: RssAdapter, feed: FakeFeed) -> None:
+    feed.add(
+        "<script>alert(1)</script> Title #CEADAY21",
+        '<p onclick="x()">Hi <a href="javascript:alert(1)">link</a>'
+        '<iframe src="https://evil.example"></iframe><img src=x onerror=alert(1)></p>',
+    )
+    [post] = _search(adapter, feed.url).posts
+    for bad in ("onclick", "javascript:", "<iframe", "onerror", "<script"):
+        assert bad not in post.html
+    assert "&lt;script&gt;" in post.html  # the title is text, escaped when shown
+
+
+@pytest.mark.parametrize(
+    ("configured", "title"),
+    [
+        ("CEADAY21", "Party #CEADAY21🎉🎉"),
+        ("مساعدة", "نص عربي #مساعدة من اليمين"),
+        ("Café", "Combining accent #Cafe\u0301 here"),
+        ("HelpingHands", "Fullwidth ＃ＨｅｌｐｉｎｇＨａｎｄｓ too"),
+    ],
+)
+def test_unicode_hashtags_match(
+    adapter: RssAdapter, feed: FakeFeed, configured: str, title: str
+) -> None:
+    feed.add(title, "<p>text</p>")
+    [page] = adapter.search(Target(feed.url, (configured,)), None, since=LONG_AGO, max_pages=1)
+    assert len(page.posts) == 1
+
+
+def test_refresh_learns_nothing_by_design(adapter: RssAdapter) -> None:
+    assert adapter.refresh(["https://example.org/a"]) == RefreshResult()
+
+
+def test_backfill_says_how_far_a_feed_reaches(adapter: RssAdapter, feed: FakeFeed) -> None:
+    feed.add("Old #CEADAY21", published=datetime(2024, 1, 1, tzinfo=UTC))
+    feed.add("New #CEADAY21", published=datetime(2024, 6, 1, tzinfo=UTC))
+    target = _target(feed.url)
+
+    [page] = adapter.backfill(
+        target, since=datetime(2023, 1, 1, tzinfo=UTC), resume=None, max_pages=9
+    )
+    assert len(page.posts) == 2
+    assert "2024-01-01" in (page.gap or "") and "most recent items" in (page.gap or "")
+
+    [page] = adapter.backfill(
+        target, since=datetime(2024, 3, 1, tzinfo=UTC), resume=None, max_pages=9
+    )
+    assert _titles(page) == ["New #CEADAY21"] and page.gap is None
+
+
+# --- configuration ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", " , ", "ftp://example.org/feed", "example.org/feed", "https://", "https://exämple.org/f"],
+)
+def test_bad_feed_lists_name_the_key(http: HttpClient, value: str) -> None:
+    with pytest.raises(ConfigError, match="RSS_FEEDS"):
+        RssAdapter({"RSS_FEEDS": value}, http)
+
+
+def test_one_target_per_feed_with_every_hashtag(http: HttpClient) -> None:
+    adapter = RssAdapter(
+        {"RSS_FEEDS": "https://a.example/feed, https://b.example/rss,https://a.example/feed"}, http
+    )
+    assert adapter.targets(["CEADAY21", "HelpingHands"]) == [
+        Target("https://a.example/feed", ("CEADAY21", "HelpingHands")),
+        Target("https://b.example/rss", ("CEADAY21", "HelpingHands")),
+    ]
+
+
+# --- property --------------------------------------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_FIELDS = [
+    "id", "title", "title_detail", "link", "summary", "summary_detail", "content", "tags",
+    "author", "published_parsed", "updated_parsed", "enclosures", "links", "media_content",
+    "media_thumbnail", "media_rating",
+]  # fmt: skip
+_GOOD = {
+    "id": "https://example.org/a",
+    "title": "Hello #CEADAY21",
+    "summary": "<p>Body</p>",
+    "published_parsed": time.gmtime(1616058000),
+}
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(_FIELDS), _JSON, max_size=10), _JSON)
+def test_any_json_in_any_field_gives_a_post_or_a_reason(
+    overrides: dict[str, Any], feed: Any
+) -> None:
+    post, reason = read_entry(
+        "https://example.org/feed", feed if isinstance(feed, dict) else {}, {**_GOOD, **overrides}
+    )
+    assert (post is None) != (reason is None)
+    if post is not None:
+        assert post.created_at.tzinfo is not None
+        assert all(m.url.startswith(("http://", "https://")) for m in post.media)
