@@ -129,7 +129,7 @@ def validate_rule(kind: str, pattern: str, action: str) -> tuple[str, str, str]:
 def add_rule(
     *, session: Session, kind: str, pattern: str, action: str, actor: str
 ) -> ModerationRule:
-    """Create a rule (audited); an identical enabled rule is not stored twice."""
+    """Create a rule (audited); an identical rule is not stored twice."""
     kind, pattern, action = validate_rule(kind, pattern, action)
     for rule in list_rules(session=session):
         if (rule.kind, fold(rule.pattern), rule.action) == (kind, fold(pattern), action):
