@@ -208,6 +208,17 @@ class ModerationEvent(SQLModel, table=True):
     detail: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
 
 
+class ErasedAuthor(SQLModel, table=True):
+    """Someone whose data was erased on request, kept only as a keyed hash of the handle,
+    so their posts, if polled again, come back flagged and never straight to the public."""
+
+    __tablename__ = "erased_authors"
+
+    platform: str = Field(max_length=40, primary_key=True)
+    handle_hash: str = Field(max_length=64, primary_key=True)
+    erased_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
 class AppSetting(SQLModel, table=True):
     """Small runtime switches admins change (e.g. the gallery kill switch)."""
 

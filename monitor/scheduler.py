@@ -20,8 +20,10 @@ from adapters.base import Adapter, Target
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.models import utcnow
+from monitor.services.mail import send_due_digest
 from monitor.services.polling import poll_target
 from monitor.services.refresh import refresh_platform
+from monitor.services.retention import purge
 from monitor.services.sources import configured_platforms, record_disabled, source_key
 
 log = logging.getLogger("monitor.scheduler")
@@ -66,6 +68,30 @@ class Monitor:
                     # Spread the first polls a little so sources do not start in a burst.
                     next_run_time=first_run + timedelta(seconds=offset % 10),
                 )
+        if self.settings.digest_to:
+            hour, minute = (int(part) for part in self.settings.digest_time.split(":"))
+            self.scheduler.add_job(
+                self._send_digest,
+                "cron",
+                hour=hour,
+                minute=minute,
+                id="digest",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
+            # On start, catch up a missed digest (a no-op when the due day is on record).
+            self.scheduler.add_job(self._send_digest, id="digest:catch-up", max_instances=1)
+        self.scheduler.add_job(
+            self._purge,
+            "cron",
+            hour=3,
+            minute=30,
+            id="retention",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=6 * 3600,
+        )
         self.scheduler.start()
         log.info("scheduler started with %d job(s)", len(self.scheduler.get_jobs()))
 
@@ -90,10 +116,21 @@ class Monitor:
             refresh_platform, engine=self.engine, adapter=adapter, settings=self.settings
         )
 
+    async def _purge(self) -> None:
+        await asyncio.to_thread(self._purge_now)
+
+    def _purge_now(self) -> None:
+        with session_scope(self.engine) as session:
+            counts = purge(session=session, settings=self.settings)
+        log.info("retention: deleted %s", counts or "nothing")
+
     async def _poll(self, adapter: Adapter, target: Target) -> None:
         await asyncio.to_thread(
             poll_target, engine=self.engine, adapter=adapter, target=target, settings=self.settings
         )
+
+    async def _send_digest(self) -> None:
+        await asyncio.to_thread(send_due_digest, engine=self.engine, settings=self.settings)
 
     def shutdown(self) -> None:
         if self.scheduler.running:

@@ -195,3 +195,30 @@ def test_refresh_reports_per_platform(cli: Callable[..., CliResult], env: FakeMa
     env.delete(statuses[0]["id"])
     code, out, _ = cli("refresh")
     assert code == 0 and "mastodon: ok: 2 checked" in out and "1 removed at source" in out
+
+
+def test_purge_dry_run_then_purge_and_erase(
+    cli: Callable[..., CliResult], env: FakeMastodon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statuses = env.add_many(2)
+    cli("db", "upgrade")
+    cli("poll")
+    env.delete(statuses[0]["id"])
+    cli("refresh")  # the deleted one becomes "removed", kept 0 days by default
+
+    code, out, _ = cli("purge", "--dry-run")
+    assert code == 0
+    assert out.splitlines() == [
+        f"would delete mastodon:{statuses[0]['uri']} (removed)",
+        "1 post(s) would be deleted.",
+    ]
+    assert len(cli("export")[1].splitlines()) == 2
+
+    code, out, _ = cli("purge")
+    assert code == 0 and out.strip() == "Deleted 1 post(s): 1 removed."
+    assert len(cli("export")[1].splitlines()) == 1
+
+    handle = json.loads(cli("export")[1])["author"]["handle"]
+    code, out, _ = cli("erase", "--author", handle, "--platform", "mastodon")
+    assert code == 0 and out.startswith("Erased 1 post(s)")
+    assert cli("export")[1] == ""

@@ -9,7 +9,8 @@ import typer
 
 from monitor.cli._common import echo, load, open_engine
 from monitor.db import create_db_engine, session_scope, upgrade
-from monitor.models import PostStatus
+from monitor.models import PostStatus, utcnow
+from monitor.services import retention
 from monitor.services.export import csv_header, iter_export_records, to_csv, to_jsonl
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -47,6 +48,42 @@ def export(
             echo(render(record))
 
 
+def purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
+    """Apply retention now: delete posts past RETENTION_*_DAYS with their media."""
+    settings = load()
+    engine = open_engine(settings)
+    with session_scope(engine) as session:
+        if dry_run:
+            candidates = retention.purge_candidates(session, settings, utcnow())
+            for candidate in candidates:
+                echo(f"would delete {candidate.ref} ({candidate.status})")
+            echo(f"{len(candidates)} post(s) would be deleted.")
+            return
+        counts = retention.purge(session=session, settings=settings)
+    described = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    echo(f"Deleted {sum(counts.values())} post(s){': ' + described if counts else ''}.")
+
+
+def erase(
+    author: Annotated[str, typer.Option("--author", help="The author's handle, e.g. @a@b.")],
+    platform: Annotated[str, typer.Option("--platform", help="The platform, e.g. mastodon.")],
+) -> None:
+    """Erase everything held about one author (a data-protection request)."""
+    settings = load()
+    engine = open_engine(settings)
+    with session_scope(engine) as session:
+        erased = retention.erase_author(
+            session=session, settings=settings, platform=platform, handle=author, actor="cli"
+        )
+    echo(f"Erased {erased} post(s) and their media; later posts by this author come back flagged.")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.command()(export)
+    app.command()(purge)
+    app.command()(erase)

@@ -22,6 +22,7 @@ from sqlmodel import Session
 from adapters.base import FetchedPost
 from monitor.models import (
     EngagementSnapshot,
+    ErasedAuthor,
     MediaItem,
     ModerationEvent,
     Post,
@@ -31,6 +32,7 @@ from monitor.models import (
 )
 
 _CHUNK = 500
+ERASED_AUTHOR_REASON = "the author's data was erased on request before"
 _METRICS = ("likes", "shares", "replies", "quotes", "views")
 SYSTEM_ACTOR = "system"
 
@@ -150,6 +152,7 @@ def _insert_new(
     session: Session, posts: list[FetchedPost], now: datetime
 ) -> dict[tuple[str, str], int]:
     """Insert what is not there yet; returns (platform, external id) -> id of those inserted."""
+    erased = _erased_authors(session, posts)
     rows = [
         {
             **_post_row(p, now),
@@ -157,6 +160,8 @@ def _insert_new(
             "last_seen_at": now,
             "status": PostStatus.PENDING.value,
             "version": 1,
+            "flagged": p in erased,
+            "flag_reasons": [ERASED_AUTHOR_REASON] if p in erased else None,
         }
         for p in posts
     ]
@@ -179,6 +184,24 @@ def _insert_new(
         snapshots = [_snapshot_row(pid, p, now) for pid, p in pairs]
         session.execute(sa.insert(EngagementSnapshot.__table__), snapshots)
     return inserted
+
+
+def author_hash(platform: str, handle: str) -> str:
+    """What is kept of an author whose data was erased: a hash, never the handle."""
+    return hashlib.sha256(f"{platform}\0{handle.casefold()}".encode()).hexdigest()
+
+
+def _erased_authors(session: Session, posts: list[FetchedPost]) -> set[FetchedPost]:
+    """The posts whose author asked to be erased before: they must be looked at again."""
+    hashes = {author_hash(p.platform, p.author.handle): p for p in posts}
+    table = ErasedAuthor.__table__
+    found = session.execute(
+        sa.select(table.c.platform, table.c.handle_hash).where(
+            table.c.handle_hash.in_(list(hashes))
+        )
+    ).all()
+    matched = {(row.platform, row.handle_hash) for row in found}
+    return {p for p in posts if (p.platform, author_hash(p.platform, p.author.handle)) in matched}
 
 
 def _dialect_insert(session: Session) -> Any:

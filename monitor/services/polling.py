@@ -22,6 +22,7 @@ from monitor.config import Settings
 from monitor.db import describe_db_error, session_scope
 from monitor.models import PollRun, Source, utcnow
 from monitor.services.ingest import record_posts
+from monitor.services.media import erase_after_commit
 from monitor.services.rules import apply_ingest_rules
 from monitor.services.sources import (
     configured_platforms,
@@ -82,7 +83,7 @@ def poll_target(
     requests_before = adapter.http.thread_requests
     since = started - timedelta(hours=settings.initial_lookback_hours)
     pages = adapter.search(target, cursor, since=since, max_pages=settings.poll_max_pages)
-    _consume(engine, source_id, pages, summary)
+    _consume(engine, settings, source_id, pages, summary)
     summary.requests = adapter.http.thread_requests - requests_before
     _finish(engine, source_id, run_id, summary, started)
     level = logging.INFO if summary.ok else logging.WARNING
@@ -90,13 +91,22 @@ def poll_target(
     return summary
 
 
-def _consume(engine: Engine, source_id: int, pages: Iterator[Page], summary: PollSummary) -> None:
+def _consume(
+    engine: Engine,
+    settings: Settings,
+    source_id: int,
+    pages: Iterator[Page],
+    summary: PollSummary,
+) -> None:
     """Commit page after page; stop at the first failure, keeping what was committed."""
     try:
         for page in pages:
             with session_scope(engine) as session:
                 result = record_posts(session=session, posts=page.posts)
                 apply_ingest_rules(session=session, post_ids=result.new_ids)
+                if result.edited:
+                    # An edited post left the gallery: its pinned files go once this commits.
+                    erase_after_commit(session, settings)
                 source = session.get_one(Source, source_id)
                 if page.cursor is not None:
                     source.cursor = page.cursor

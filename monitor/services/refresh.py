@@ -24,6 +24,7 @@ from monitor.config import Settings
 from monitor.db import describe_db_error, session_scope
 from monitor.models import ModerationEvent, Post, PostStatus, utcnow
 from monitor.services.ingest import SYSTEM_ACTOR, record_posts
+from monitor.services.media import erase_after_commit
 from monitor.services.sources import configured_platforms
 
 log = logging.getLogger("monitor.refresh")
@@ -103,7 +104,7 @@ def refresh_platform(
             if not batch:
                 break
             last_id = batch[-1].id
-            _refresh_batch(engine, adapter, batch, now, summary)
+            _refresh_batch(engine, adapter, settings, batch, now, summary)
     except AdapterError as exc:
         summary.ok, summary.error = False, str(exc)
     except SQLAlchemyError as exc:
@@ -124,6 +125,7 @@ def refresh_platform(
 def _refresh_batch(
     engine: Engine,
     adapter: Adapter,
+    settings: Settings,
     batch: Sequence[sa.Row[tuple[int, str]]],
     now: datetime,
     summary: RefreshSummary,
@@ -134,6 +136,9 @@ def _refresh_batch(
         ingested = record_posts(session=session, posts=list(result.posts), now=now)
         gone = [ids_by_ref[ref] for ref in result.deleted if ref in ids_by_ref]
         removed = mark_removed(session, gone, now)
+        if removed or ingested.edited:
+            # Posts that left the gallery: their pinned files go once this commits.
+            erase_after_commit(session, settings)
     summary.checked += len(batch)
     summary.updated += ingested.updated
     summary.edited += ingested.edited

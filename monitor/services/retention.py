@@ -1,0 +1,124 @@
+"""Keep personal data only as long as we may: retention and erasure on request.
+
+Retention (``RETENTION_*_DAYS``) deletes posts by state and age, with their
+hashtags, media rows, pinned files and engagement snapshots. The audit trail
+keeps every decision (who, what, when, why) but loses the post's content: the
+edit events' old and new text are blanked. Erasure removes everything held
+about one author and remembers only a hash of the handle, so a later poll
+brings their posts back flagged for a person to look at, never published.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from monitor.config import Settings
+from monitor.models import ErasedAuthor, ModerationEvent, Post, PostStatus, utcnow
+from monitor.services.ingest import SYSTEM_ACTOR, author_hash
+from monitor.services.media import erase_after_commit
+
+_BATCH = 500
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PurgeCandidate:
+    post_id: int
+    ref: str
+    status: str
+
+
+def purge_candidates(session: Session, settings: Settings, now: datetime) -> list[PurgeCandidate]:
+    """Posts past their state's retention period (approved posts are never purged)."""
+    posts = Post.__table__
+    events = ModerationEvent.__table__
+    rejected_at = (
+        sa.select(sa.func.max(events.c.at))
+        .where(events.c.post_id == posts.c.id, events.c.to_status == PostStatus.REJECTED.value)
+        .scalar_subquery()
+    )
+    rejected_since = sa.func.coalesce(rejected_at, posts.c.first_seen_at)
+    cutoff = {
+        "rejected": now - timedelta(days=settings.retention_rejected_days),
+        "removed": now - timedelta(days=settings.retention_removed_days),
+        "pending": now - timedelta(days=settings.retention_pending_days),
+    }
+    query = (
+        sa.select(posts.c.id, posts.c.platform, posts.c.external_id, posts.c.status)
+        .where(
+            sa.or_(
+                sa.and_(posts.c.status == "rejected", rejected_since <= cutoff["rejected"]),
+                sa.and_(posts.c.status == "removed", posts.c.deleted_at <= cutoff["removed"]),
+                sa.and_(posts.c.status == "pending", posts.c.first_seen_at <= cutoff["pending"]),
+            )
+        )
+        .order_by(posts.c.id)
+    )
+    return [
+        PurgeCandidate(row.id, f"{row.platform}:{row.external_id}", row.status)
+        for row in session.execute(query)
+    ]
+
+
+def _delete_posts(session: Session, post_ids: list[int]) -> None:
+    """Delete posts (cascading to tags, media, snapshots) and blank their events' content."""
+    events = ModerationEvent.__table__
+    for start in range(0, len(post_ids), _BATCH):
+        chunk = post_ids[start : start + _BATCH]
+        session.execute(sa.update(events).where(events.c.post_id.in_(chunk)).values(detail=None))
+        session.execute(sa.delete(Post.__table__).where(Post.__table__.c.id.in_(chunk)))
+
+
+def purge(*, session: Session, settings: Settings, now: datetime | None = None) -> dict[str, int]:
+    """Apply retention now; returns how many posts went, per state."""
+    now = now or utcnow()
+    candidates = purge_candidates(session, settings, now)
+    counts: dict[str, int] = {}
+    for candidate in candidates:
+        counts[candidate.status] = counts.get(candidate.status, 0) + 1
+    if candidates:
+        _delete_posts(session, [c.post_id for c in candidates])
+        session.add(
+            ModerationEvent(
+                at=now, actor=SYSTEM_ACTOR, action="retention_purge", detail={"deleted": counts}
+            )
+        )
+        erase_after_commit(session, settings)
+    return counts
+
+
+def erase_author(
+    *, session: Session, settings: Settings, platform: str, handle: str, actor: str
+) -> int:
+    """Erase everything held about one author on one platform; returns posts erased."""
+    posts = Post.__table__
+    handle = handle.strip()
+    variants = {handle, handle if handle.startswith("@") else f"@{handle}"}
+    post_ids = list(
+        session.execute(
+            sa.select(posts.c.id).where(
+                posts.c.platform == platform,
+                sa.func.lower(posts.c.author_handle).in_([v.lower() for v in variants]),
+            )
+        ).scalars()
+    )
+    _delete_posts(session, post_ids)
+    now = utcnow()
+    for variant in variants:
+        digest = author_hash(platform, variant)
+        if session.get(ErasedAuthor, (platform, digest)) is None:
+            session.add(ErasedAuthor(platform=platform, handle_hash=digest, erased_at=now))
+    session.add(
+        ModerationEvent(
+            at=now,
+            actor=actor,
+            action="author_erased",
+            reason="erasure request",
+            detail={"platform": platform, "posts": len(post_ids)},
+        )
+    )
+    erase_after_commit(session, settings)
+    return len(post_ids)
