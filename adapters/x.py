@@ -1,0 +1,634 @@
+"""X: API v2 recent search for each hashtag, with an app-only bearer token.
+
+API facts relied on (docs.x.com, X API v2):
+
+* ``GET /2/tweets/search/recent`` covers the last 7 days only. ``query`` (here
+  ``#tag -is:retweet``), ``max_results`` 10-100, ``next_token`` pages from the
+  newest to the oldest match; ``since_id`` and ``until_id`` are exclusive
+  bounds, ``start_time`` must lie within the 7 days. Polling with ``since_id``
+  set to the newest id already seen is the documented way to ask for new posts.
+* ``GET /2/tweets?ids=`` takes up to 100 ids. Ids that are gone answer in
+  ``errors`` (``resource-not-found``, or ``not-authorized-for-resource`` when the
+  author went protected); both mean the post is no longer public.
+* An edit creates a new post id; ``edit_history_tweet_ids`` lists the chain,
+  oldest first. Search returns the latest version; deleting any version deletes
+  the chain. The chain's first id is our external id, so an edit updates the
+  stored post; the version's id is its ``ref``.
+* Post ids are snowflakes: ``(id >> 22) + 1288834974657`` is the creation time
+  in Unix milliseconds, which tells whether an id is still inside the window.
+* ``x-rate-limit-remaining`` / ``x-rate-limit-reset`` (Unix seconds) on every
+  answer; a 403 ``client-not-enrolled`` means the app's package lacks search.
+
+The polling cursor is our own JSON: the newest id stored (or, before any post
+was seen, the time to search from) and, while a walk is unfinished, the window
+still to read (its lower bound and the exclusive ``until_id``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+
+from adapters.base import (
+    Adapter,
+    AuthFailed,
+    Author,
+    ConfigError,
+    Engagement,
+    FetchedPost,
+    MalformedResponse,
+    Media,
+    MediaKind,
+    Page,
+    RateLimited,
+    RefreshResult,
+    RequestRejected,
+    Target,
+)
+from adapters.http import HttpClient, decode_json, epoch_reset_reader
+from adapters.text import (
+    as_count,
+    clean_text,
+    extract_hashtags,
+    http_url,
+    normalise_tag,
+    parse_time,
+    sanitise_html,
+    text_to_html,
+    unique,
+)
+
+DEFAULT_API_BASE = "https://api.x.com"
+PAGE_LIMIT = 100
+BULK_LIMIT = 100
+SEARCH_WINDOW = timedelta(days=7)
+#: ``start_time`` must still be inside the window when X receives the request.
+_WINDOW_MARGIN = timedelta(minutes=5)
+#: After a search that found nothing, later polls start this long before it:
+#: a post becomes searchable a moment after it is created.
+_INDEX_LAG = timedelta(minutes=5)
+_TWITTER_EPOCH_MS = 1288834974657
+_MAX_MEDIA = 20
+
+TWEET_FIELDS = (
+    "created_at,public_metrics,possibly_sensitive,edit_history_tweet_ids,entities,"
+    "attachments,author_id,note_tweet"
+)
+EXPANSIONS = "author_id,attachments.media_keys"
+USER_FIELDS = "username,name"
+MEDIA_FIELDS = "url,preview_image_url,alt_text,width,height,type,variants"
+
+#: Problems that mean a post is no longer public (deleted, or its author went protected).
+GONE_PROBLEMS = frozenset(
+    {
+        "https://api.x.com/2/problems/resource-not-found",
+        "https://api.twitter.com/2/problems/resource-not-found",
+        "https://api.x.com/2/problems/not-authorized-for-resource",
+        "https://api.twitter.com/2/problems/not-authorized-for-resource",
+    }
+)
+_MEDIA_KINDS: dict[str, MediaKind] = {"photo": "image", "video": "video", "animated_gif": "gif"}
+_ID = re.compile(r"[0-9]{1,19}")
+_USERNAME = re.compile(r"[A-Za-z0-9_]{1,50}")
+_TIER_ADVICE = (
+    "recent search needs the app to be on the pay-per-use package (or a legacy Basic/Pro"
+    " subscription, or Enterprise) in the Production environment; in console.x.com move the"
+    " app to Pay-per-use and add credits, then copy its Bearer Token into X_BEARER_TOKEN"
+)
+
+_reset_reader = epoch_reset_reader("x-rate-limit-reset")
+
+#: A lower bound of a search: a post id (``since_id``) or a time (``start_time``).
+Lower = str | datetime
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def snowflake_time(post_id: str) -> datetime | None:
+    """When a post id was minted, or None for ids older than snowflakes."""
+    millis = (int(post_id) >> 22) + _TWITTER_EPOCH_MS
+    return datetime.fromtimestamp(millis / 1000, UTC) if int(post_id) >> 22 else None
+
+
+def _newer(first: str | None, second: str | None) -> str | None:
+    ids = [i for i in (first, second) if i]
+    return max(ids, key=int) if ids else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _State:
+    """The polling cursor (see the module docstring)."""
+
+    newest: str | None
+    start: datetime | None = None
+    lower: Lower | None = None
+    until_id: str | None = None
+
+    def dump(self) -> str:
+        data: dict[str, Any] = {"v": 1, "newest": self.newest}
+        if self.start is not None:
+            data["start"] = _iso(self.start)
+        if self.lower is not None and self.until_id is not None:
+            data["lower"] = self.lower if isinstance(self.lower, str) else _iso(self.lower)
+            data["until_id"] = self.until_id
+        return json.dumps(data)
+
+    @classmethod
+    def load(cls, raw: str) -> _State | None:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        newest = _valid_id(data.get("newest"))
+        start = parse_time(data.get("start"))
+        if newest is None and start is None:
+            return None
+        lower_raw, until_id = data.get("lower"), _valid_id(data.get("until_id"))
+        lower: Lower | None = _valid_id(lower_raw) or parse_time(lower_raw)
+        if lower is None or until_id is None:
+            return cls(newest, start)
+        return cls(newest, start, lower, until_id)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    """One page of a walk from the newest match back to the lower bound."""
+
+    posts: tuple[FetchedPost, ...]
+    skipped: tuple[str, ...]
+    newest: str | None
+    oldest: str | None
+    finished: bool
+    exhausted_until: datetime | None = None
+
+
+class XAdapter(Adapter):
+    """Searches X for each hashtag with ``GET /2/tweets/search/recent``."""
+
+    name: ClassVar[str] = "x"
+    required_keys: ClassVar[tuple[str, ...]] = ("X_BEARER_TOKEN",)
+    config_keys: ClassVar[tuple[str, ...]] = ("X_BEARER_TOKEN", "X_API_BASE")
+
+    def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
+        super().__init__(config, http)
+        token = config["X_BEARER_TOKEN"].strip()
+        if any(ch.isspace() for ch in token) or not token.isprintable():
+            raise ConfigError("X_BEARER_TOKEN: the token must be one line without spaces")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self.base = (config.get("X_API_BASE", "").strip() or DEFAULT_API_BASE).rstrip("/")
+        url = httpx.URL(self.base)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigError(f"X_API_BASE: {self.base!r} is not an http(s) base URL")
+
+    # --- polling -----------------------------------------------------------------
+
+    def search(
+        self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
+    ) -> Iterator[Page]:
+        state = _State.load(cursor) if cursor else None
+        notes = [_LOST_CURSOR] if cursor and state is None else []
+        if state is None:
+            state = _State(None, since)
+        budget = max_pages
+        if state.lower is not None and state.until_id is not None:
+            # An earlier walk stopped part-way: finish its window before reading newer posts.
+            done = False
+            window = self._window(target, state, state.lower, state.until_id, budget, notes)
+            for page, finished in window:
+                budget -= 1
+                done = finished
+                yield page
+            if not done or budget <= 0:
+                return
+            state = _State(state.newest, state.start)
+        lower: Lower = state.newest or state.start or since
+        for page, _finished in self._window(target, state, lower, None, budget, notes):
+            yield page
+
+    def _window(
+        self,
+        target: Target,
+        state: _State,
+        lower: Lower,
+        until_id: str | None,
+        budget: int,
+        notes: list[str],
+    ) -> Iterator[tuple[Page, bool]]:
+        """Walk from ``until_id`` (or now) back to ``lower``; each page's cursor resumes."""
+        started = datetime.now(UTC)
+        lower, clamped = _clamp(lower, started)
+        if clamped:
+            notes.append(clamped)
+        newest = state.newest
+        for step in self._walk(target, lower, until_id, budget):
+            newest = _newer(newest, step.newest)
+            if step.finished:
+                start = None
+                if newest is None:
+                    floor = lower if isinstance(lower, datetime) else state.start or started
+                    start = max(floor, started - _INDEX_LAG)
+                cursor: str | None = _State(newest, start).dump()
+            elif step.oldest is not None:
+                until_id = step.oldest
+                cursor = _State(newest, state.start, lower, until_id).dump()
+            else:  # nothing readable on this page: keep the stored cursor
+                cursor = None
+            gap = "; ".join(notes) or None
+            notes.clear()
+            yield Page(step.posts, cursor, gap=gap, skipped=step.skipped), step.finished
+            _stop_if_exhausted(step, "the walk resumes from the stored cursor")
+
+    def backfill(
+        self, target: Target, *, since: datetime, resume: str | None, max_pages: int
+    ) -> Iterator[Page]:
+        """Walk back to ``since`` (at most 7 days); the position is the oldest id read."""
+        until_id = _valid_id(resume)
+        lower, clamped = _clamp(since, datetime.now(UTC))
+        for step in self._walk(target, lower, until_id, max_pages):
+            until_id = step.oldest or until_id
+            gap = clamped if step.finished else None
+            yield Page(step.posts, until_id, gap=gap, skipped=step.skipped)
+            _stop_if_exhausted(step, "run backfill again then to carry on")
+
+    def _walk(
+        self, target: Target, lower: Lower, until_id: str | None, max_pages: int
+    ) -> Iterator[_Step]:
+        """Newest to oldest through the matches between ``lower`` and ``until_id``.
+
+        Pages follow ``next_token`` with the query unchanged; if X refuses its
+        own token the walk starts again from ``until_id`` at the oldest id read.
+        """
+        wanted = {normalise_tag(tag) for tag in target.hashtags}
+        params: dict[str, Any] = {
+            "query": _query(target.hashtags),
+            "max_results": PAGE_LIMIT,
+            "sort_order": "recency",
+            "tweet.fields": TWEET_FIELDS,
+            "expansions": EXPANSIONS,
+            "user.fields": USER_FIELDS,
+            "media.fields": MEDIA_FIELDS,
+        }
+        if isinstance(lower, str):
+            params["since_id"] = lower
+        else:
+            params["start_time"] = _iso(lower)
+        if until_id:
+            params["until_id"] = until_id
+        reached = until_id
+        next_token: str | None = None
+        seen: set[str] = set()
+        for number in range(1, max_pages + 1):
+            request = dict(params, next_token=next_token) if next_token else params
+            try:
+                body, response = self._get("/2/tweets/search/recent", request)
+            except RequestRejected:
+                if next_token is None or reached is None:
+                    raise
+                params["until_id"] = reached
+                body, response = self._get("/2/tweets/search/recent", params)
+            tweets = _tweets_of(body)
+            ids = [tid for tid in (_valid_id(t.get("id")) for t in tweets) if tid]
+            fresh = [tid for tid in ids if tid not in seen]
+            seen.update(ids)
+            oldest = min(ids, key=int) if ids else None
+            if oldest is not None and (reached is None or int(oldest) < int(reached)):
+                reached = oldest
+            posts, skipped = _normalise_page(body, wanted)
+            meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+            token = meta.get("next_token")
+            next_token = token if isinstance(token, str) and token else None
+            finished = next_token is None or not fresh
+            exhausted = _exhausted_until(response)
+            newest = max(ids, key=int) if ids else None
+            yield _Step(posts, skipped, newest, oldest, finished, exhausted)
+            if finished or exhausted is not None or number == max_pages:
+                return
+
+    # --- refresh -----------------------------------------------------------------
+
+    def refresh(self, refs: Sequence[str]) -> RefreshResult:
+        ids = list(unique(refs))
+        valid = [ref for ref in ids if _ID.fullmatch(ref)]
+        skipped = [f"ref {ref[:100]!r} is not a post id" for ref in ids if not _ID.fullmatch(ref)]
+        posts: list[FetchedPost] = []
+        deleted: list[str] = []
+        for start in range(0, len(valid), BULK_LIMIT):
+            chunk = valid[start : start + BULK_LIMIT]
+            found, gone, unknown = self._lookup(chunk)
+            skipped.extend(unknown)
+            deleted.extend(gone)
+            # A version that is not the chain's last was edited: read the latest.
+            latest = {
+                ref: chain[-1]
+                for ref, (tweet, _) in found.items()
+                if (chain := _history(tweet))[-1] != ref
+            }
+            newer, newer_gone, newer_unknown = self._lookup(list(unique(latest.values())))
+            skipped.extend(newer_unknown)
+            for ref, (tweet, includes) in found.items():
+                if ref in latest and latest[ref] in newer_gone:
+                    deleted.append(ref)  # deleting any version deletes the whole chain
+                    continue
+                if ref in latest and latest[ref] in newer:
+                    tweet, includes = newer[latest[ref]]
+                try:
+                    posts.append(normalise_tweet(tweet, includes))
+                except ValueError as exc:
+                    skipped.append(f"post {ref}: {exc}")
+        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+
+    def _lookup(
+        self, ids: list[str]
+    ) -> tuple[dict[str, tuple[dict[str, Any], dict[str, Any]]], set[str], list[str]]:
+        """Posts by id (with the includes), ids gone, and reasons for ids left in doubt."""
+        if not ids:
+            return {}, set(), []
+        body, _ = self._get(
+            "/2/tweets",
+            {
+                "ids": ",".join(ids),
+                "tweet.fields": TWEET_FIELDS,
+                "expansions": EXPANSIONS,
+                "user.fields": USER_FIELDS,
+                "media.fields": MEDIA_FIELDS,
+            },
+        )
+        includes = _includes(body)
+        found = {
+            tid: (tweet, includes)
+            for tweet in _tweets_of(body)
+            if (tid := _valid_id(tweet.get("id"))) in ids
+        }
+        in_doubt: dict[str, str] = {}
+        errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+        for problem in errors:
+            if not isinstance(problem, dict):
+                continue
+            resource = _valid_id(problem.get("resource_id")) or _valid_id(problem.get("value"))
+            if (
+                resource in ids
+                and resource not in found
+                and problem.get("type") not in GONE_PROBLEMS
+            ):
+                detail = clean_text(problem.get("detail"), 200) or clean_text(problem.get("title"))
+                in_doubt[resource] = (
+                    f"post {resource}: not refreshed ({detail or 'unknown problem'})"
+                )
+        # Not found, protected, or simply missing from the answer: no longer public.
+        gone = {tid for tid in ids if tid not in found and tid not in in_doubt}
+        return found, gone, list(in_doubt.values())
+
+    def _get(self, path: str, params: Mapping[str, Any]) -> tuple[dict[str, Any], httpx.Response]:
+        response = self.http.request(
+            "GET",
+            f"{self.base}{path}",
+            params=params,
+            headers=self._headers,
+            reset_reader=_reset_reader,
+            ok_statuses=frozenset({400, 401, 403}),
+        )
+        if response.is_success:
+            body = decode_json(response)
+            if not isinstance(body, dict):
+                raise MalformedResponse(f"x: {path} answered something other than a JSON object")
+            return body, response
+        problem = _problem(response)
+        if response.status_code == 401:
+            raise AuthFailed(
+                f"x: X_BEARER_TOKEN was refused (HTTP 401: {problem}); the token is wrong or was"
+                " regenerated: copy the app's current Bearer Token from console.x.com"
+            )
+        if response.status_code == 403:
+            if "client-not-enrolled" in problem or "client-forbidden" in problem:
+                raise AuthFailed(
+                    f"x: {path} is not available to this app ({problem}); {_TIER_ADVICE}"
+                )
+            raise AuthFailed(f"x: {path} refused X_BEARER_TOKEN (HTTP 403: {problem})")
+        raise RequestRejected(f"x: {path} refused the request (HTTP 400: {problem})")
+
+
+_LOST_CURSOR = (
+    "the stored cursor was unreadable, so the walk restarted from the look-back horizon;"
+    " posts from before it since the last good poll may be missing"
+)
+
+
+def _query(hashtags: Sequence[str]) -> str:
+    tags = [f"#{tag.lstrip('#')}" for tag in hashtags]
+    joined = tags[0] if len(tags) == 1 else f"({' OR '.join(tags)})"
+    return f"{joined} -is:retweet"
+
+
+def _clamp(lower: Lower, now: datetime) -> tuple[Lower, str | None]:
+    """Keep a lower bound inside the 7-day search window, saying what falls outside."""
+    horizon = now - SEARCH_WINDOW + _WINDOW_MARGIN
+    when = snowflake_time(lower) if isinstance(lower, str) else lower
+    if when is not None and when >= horizon:
+        return lower, None
+    since = f"from {when:%Y-%m-%d %H:%M} " if when is not None else ""
+    return horizon, (
+        f"X recent search reaches back only 7 days: posts {since}before"
+        f" {horizon:%Y-%m-%d %H:%M} UTC could not be read"
+    )
+
+
+def _stop_if_exhausted(step: _Step, advice: str) -> None:
+    """End a walk whose rate-limit window is spent, after its page was handed over."""
+    if step.exhausted_until is not None and not step.finished:
+        raise RateLimited(
+            f"x: search requests spent until {step.exhausted_until:%H:%M:%S} UTC; {advice}",
+            retry_at=step.exhausted_until,
+        )
+
+
+def _exhausted_until(response: httpx.Response) -> datetime | None:
+    """The reset time when ``x-rate-limit-remaining`` says no request is left, else None."""
+    if response.headers.get("x-rate-limit-remaining", "").strip() != "0":
+        return None
+    wait = _reset_reader(response.headers)
+    return datetime.now(UTC) + timedelta(seconds=wait if wait is not None else 900.0)
+
+
+def _problem(response: httpx.Response) -> str:
+    """A short readable summary of an X problem body."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        return clean_text(response.text, 200) or f"HTTP {response.status_code}"
+    parts = [
+        clean_text(body.get(key), 300)
+        for key in ("reason", "title", "detail", "required_enrollment")
+    ]
+    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+    parts += [clean_text(e.get("message"), 300) for e in errors[:3] if isinstance(e, dict)]
+    return "; ".join(part for part in parts if part) or f"HTTP {response.status_code}"
+
+
+def _valid_id(value: Any) -> str | None:
+    return value if isinstance(value, str) and _ID.fullmatch(value) else None
+
+
+def _tweets_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    data = body.get("data", [])
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise MalformedResponse("x: expected 'data' to be a list of posts")
+    return [item for item in data if isinstance(item, dict)]
+
+
+def _includes(body: dict[str, Any]) -> dict[str, Any]:
+    return body["includes"] if isinstance(body.get("includes"), dict) else {}
+
+
+def _history(tweet: Mapping[str, Any]) -> list[str]:
+    """The edit chain, oldest first; a post never edited is its own chain."""
+    own = _valid_id(tweet.get("id"))
+    raw = tweet.get("edit_history_tweet_ids")
+    chain = [tid for tid in (raw if isinstance(raw, list) else []) if _valid_id(tid)]
+    if own and own not in chain:
+        chain.append(own)
+    return chain
+
+
+def _normalise_page(
+    body: dict[str, Any], wanted: set[str]
+) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
+    includes = _includes(body)
+    posts: dict[str, FetchedPost] = {}
+    skipped: list[str] = []
+    for tweet in _tweets_of(body):
+        own = _valid_id(tweet.get("id"))
+        chain = _history(tweet)
+        if own and chain and chain[-1] != own:
+            continue  # an older version of an edited post; its latest version is read instead
+        try:
+            post = normalise_tweet(tweet, includes)
+        except ValueError as exc:
+            skipped.append(f"post {own or '?'}: {exc}")
+            continue
+        if wanted.intersection(post.hashtags):
+            posts[post.external_id] = post
+    return tuple(posts.values()), tuple(skipped)
+
+
+def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> FetchedPost:
+    """Map one v2 post (with the response's ``includes``) to a :class:`FetchedPost`."""
+    post_id = _valid_id(tweet.get("id"))
+    if post_id is None:
+        raise ValueError("no valid id")
+    created = parse_time(tweet.get("created_at"))
+    if created is None:
+        raise ValueError("no readable created_at")
+    author_id = _valid_id(tweet.get("author_id"))
+    if author_id is None:
+        raise ValueError("no author_id")
+    chain = _history(tweet)
+    original = chain[0]
+    edited_at = created if original != post_id else None
+    created_at = (snowflake_time(original) or created) if edited_at else created
+    users = includes.get("users") if isinstance(includes.get("users"), list) else []
+    user = next((u for u in users if isinstance(u, dict) and u.get("id") == author_id), {})
+    username = user.get("username") if isinstance(user.get("username"), str) else ""
+    username = username if _USERNAME.fullmatch(username) else ""
+    note = tweet.get("note_tweet") if isinstance(tweet.get("note_tweet"), dict) else {}
+    raw_text = note.get("text") if isinstance(note.get("text"), str) else tweet.get("text")
+    text = clean_text(html.unescape(raw_text) if isinstance(raw_text, str) else "")
+    hashtags = unique(
+        [normalise_tag(tag) for tag in _entity_tags(tweet) + _entity_tags(note)]
+        + list(extract_hashtags(text))
+    )
+    sensitive = tweet.get("possibly_sensitive") is True
+    attachments = tweet.get("attachments") if isinstance(tweet.get("attachments"), dict) else {}
+    metrics = tweet.get("public_metrics") if isinstance(tweet.get("public_metrics"), dict) else {}
+    shares = as_count(metrics.get("retweet_count"))
+    return FetchedPost(
+        platform="x",
+        external_id=original,
+        url=(
+            f"https://x.com/{username}/status/{post_id}"
+            if username
+            else f"https://x.com/i/web/status/{post_id}"
+        ),
+        author=Author(
+            handle=f"@{username}" if username else f"id:{author_id}",
+            name=clean_text(user.get("name"), 300) or username or f"X user {author_id}",
+            url=f"https://x.com/{username}" if username else None,
+        ),
+        text=text,
+        html=sanitise_html(text_to_html(text)),
+        created_at=created_at,
+        hashtags=hashtags,
+        media=tuple(_media(attachments.get("media_keys"), includes, sensitive))[:_MAX_MEDIA],
+        engagement=Engagement(
+            likes=as_count(metrics.get("like_count")),
+            shares=shares if shares is not None else as_count(metrics.get("repost_count")),
+            replies=as_count(metrics.get("reply_count")),
+            quotes=as_count(metrics.get("quote_count")),
+            views=as_count(metrics.get("impression_count")),
+        ),
+        sensitive=sensitive,
+        edited_at=edited_at,
+        ref=post_id,
+    )
+
+
+def _entity_tags(holder: Mapping[str, Any]) -> list[str]:
+    entities = holder.get("entities") if isinstance(holder.get("entities"), dict) else {}
+    tags = entities.get("hashtags") if isinstance(entities.get("hashtags"), list) else []
+    return [t["tag"] for t in tags if isinstance(t, dict) and isinstance(t.get("tag"), str)]
+
+
+def _media(keys: Any, includes: Mapping[str, Any], sensitive: bool) -> list[Media]:
+    """The post's attachments from ``includes.media``, in the post's order."""
+    listed = includes.get("media") if isinstance(includes.get("media"), list) else []
+    by_key = {m["media_key"]: m for m in listed if isinstance(m, dict) and "media_key" in m}
+    media: list[Media] = []
+    for key in keys if isinstance(keys, list) else []:
+        item = by_key.get(key) if isinstance(key, str) else None
+        kind = _MEDIA_KINDS.get(str(item.get("type"))) if item else None
+        if item is None or kind is None:
+            continue
+        preview = http_url(item.get("preview_image_url"))
+        url = http_url(item.get("url")) if kind == "image" else _best_video(item.get("variants"))
+        url = url or preview
+        if url is None:
+            continue
+        media.append(
+            Media(
+                kind=kind,
+                url=url,
+                alt=clean_text(item.get("alt_text"), 1500) or None,
+                preview_url=preview,
+                sensitive=sensitive,
+                width=as_count(item.get("width")),
+                height=as_count(item.get("height")),
+                key=key,
+            )
+        )
+    return media
+
+
+def _best_video(variants: Any) -> str | None:
+    """The highest-bitrate MP4 of a video or GIF (HLS playlists cannot be pinned)."""
+    mp4 = [
+        (as_count(v.get("bit_rate")) or 0, url)
+        for v in (variants if isinstance(variants, list) else [])
+        if isinstance(v, dict)
+        and v.get("content_type") == "video/mp4"
+        and (url := http_url(v.get("url")))
+    ]
+    return max(mp4)[1] if mp4 else None
