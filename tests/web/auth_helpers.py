@@ -75,6 +75,6 @@ def csrf_token(client: httpx.Client) -> str:
     return token
 
 
-def app_client(app: FastAPI) -> TestClient:
+def app_client(app: FastAPI, base_url: str = "http://testserver") -> TestClient:
     """A ``TestClient`` for ``app`` (its lifespan runs when used as a context manager)."""
-    return TestClient(app, base_url="http://127.0.0.1")
+    return TestClient(app, base_url=base_url)

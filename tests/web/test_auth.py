@@ -1,0 +1,266 @@
+"""Logins: cookies, CSRF on the login form, throttling and lockout, session ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from monitor.config import Settings
+from monitor.db import session_scope
+from monitor.models import LoginAttempt, ModerationEvent, WebSession, utcnow
+from monitor.services.users import disable_user
+from monitor.web.app import create_app
+from monitor.web.auth import (
+    LOCK_AFTER_FAILURES,
+    SESSION_COOKIE,
+    SLOW_AFTER_FAILURES,
+    THROTTLE_WINDOW,
+    check_throttle,
+)
+from monitor.web.routes.auth import safe_next
+from tests.web.auth_helpers import (
+    DEFAULT_PASSWORD,
+    TestClient,
+    app_client,
+    csrf_token,
+    form_token,
+    login,
+    login_response,
+    make_user,
+)
+
+PUBLIC_PATHS = (
+    "/gallery",
+    "/gallery/embed",
+    "/gallery.json",
+    "/embed.js",
+    "/media/ab/x.jpg",
+    "/takedown",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/static/app.css",
+)
+
+
+@pytest.fixture
+def settings(configure: Callable[..., Settings]) -> Settings:
+    return configure()
+
+
+@pytest.fixture
+def app(sqlite_engine: Engine, settings: Settings) -> FastAPI:
+    make_user(sqlite_engine, "mo", "moderator")
+    return create_app(settings, engine=sqlite_engine)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with app_client(app) as client:
+        yield client
+
+
+def _set_cookie(response: object) -> str:
+    return "; ".join(response.headers.get_list("set-cookie"))  # type: ignore[attr-defined]
+
+
+def test_login_sets_a_hardened_cookie_and_logout_ends_the_session_on_the_server(
+    app: FastAPI, client: TestClient
+) -> None:
+    response = login_response(client, "mo", DEFAULT_PASSWORD)
+    assert response.status_code == 303 and response.headers["location"] == "/queue"
+    cookie = _set_cookie(response)
+    assert f"{SESSION_COOKIE}=" in cookie and "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie and "Path=/" in cookie and "Secure" not in cookie
+    stolen = client.cookies[SESSION_COOKIE]
+    assert client.get("/auth/session").json()["user"] == "mo"
+
+    logout = client.post("/logout", data={"csrf_token": csrf_token(client)}, follow_redirects=False)
+    assert logout.status_code == 303 and logout.headers["location"] == "/login"
+
+    with app_client(app) as replay:
+        replay.cookies.set(SESSION_COOKIE, stolen)
+        assert replay.get("/auth/session").status_code == 401
+
+
+def test_the_cookie_is_secure_when_the_site_is_https(
+    sqlite_engine: Engine, configure: Callable[..., Settings]
+) -> None:
+    make_user(sqlite_engine, "mo", "moderator")
+    settings = configure(PUBLIC_BASE_URL="https://monitor.example.org")
+    app = create_app(settings, engine=sqlite_engine)
+    with app_client(app, base_url="https://testserver") as client:
+        response = login_response(client, "mo", DEFAULT_PASSWORD)
+    assert response.status_code == 303
+    assert "Secure" in _set_cookie(response)
+
+
+@pytest.mark.parametrize("name", ["mo", "nobody", "<script>alert(1)</script>"])
+def test_a_wrong_password_is_refused_escaped_and_audited(
+    sqlite_engine: Engine, client: TestClient, name: str
+) -> None:
+    response = login_response(client, name, "wrong password here")
+    assert response.status_code == 401
+    assert "Wrong user name or password" in response.text
+    assert "<script>alert(1)" not in response.text
+    assert SESSION_COOKIE not in _set_cookie(response)
+    with Session(sqlite_engine) as session:
+        [event] = session.exec(select(ModerationEvent))
+    assert event.action == "login_failed" and event.actor == "anonymous"
+
+
+def test_the_login_form_needs_its_own_token(sqlite_engine: Engine, client: TestClient) -> None:
+    fields = {"name": "mo", "password": DEFAULT_PASSWORD}
+    assert client.post("/login", data=fields).status_code == 403
+    token = form_token(client.get("/login").text)
+    forged = {**fields, "csrf_token": token[:-2] + "xx"}
+    assert client.post("/login", data=forged, follow_redirects=False).status_code == 403
+    client.cookies.clear()
+    stray = {**fields, "csrf_token": token}
+    assert client.post("/login", data=stray, follow_redirects=False).status_code == 403
+    with Session(sqlite_engine) as session:
+        assert session.exec(select(WebSession)).first() is None
+
+
+def test_repeated_failures_slow_logins_even_with_the_right_password(
+    sqlite_engine: Engine, client: TestClient
+) -> None:
+    for _ in range(SLOW_AFTER_FAILURES):
+        assert login_response(client, "mo", "not the password").status_code == 401
+    response = login_response(client, "mo", DEFAULT_PASSWORD)
+    assert response.status_code == 429
+    assert "Try again in" in response.text and int(response.headers["retry-after"]) >= 1
+    with Session(sqlite_engine) as session:
+        assert session.exec(select(WebSession)).first() is None
+
+
+def test_failures_count_per_account_and_per_address(sqlite_engine: Engine) -> None:
+    now = utcnow()
+    with session_scope(sqlite_engine) as session:
+        for number in range(LOCK_AFTER_FAILURES):
+            at = now - timedelta(minutes=10) + timedelta(seconds=number)
+            session.add(LoginAttempt(at=at, name=f"user{number}", address="10.0.0.9"))
+            session.add(LoginAttempt(at=at, name="mo", address=f"10.1.0.{number}"))
+    with Session(sqlite_engine) as session:
+        by_address = check_throttle(session=session, name="someone", address="10.0.0.9", now=now)
+        by_name = check_throttle(session=session, name="mo", address="10.9.9.9", now=now)
+        fresh = check_throttle(session=session, name="other", address="10.9.9.9", now=now)
+        later = check_throttle(
+            session=session, name="mo", address="10.9.9.9", now=now + THROTTLE_WINDOW
+        )
+    assert by_address.locked and not by_address.allowed
+    assert by_name.locked and 0 < by_name.retry_after <= 5 * 60 + 1
+    assert fresh.allowed and later.allowed
+
+
+def test_a_success_resets_the_count(sqlite_engine: Engine) -> None:
+    now = utcnow()
+    with session_scope(sqlite_engine) as session:
+        for number in range(SLOW_AFTER_FAILURES):
+            session.add(
+                LoginAttempt(at=now - timedelta(seconds=60 - number), name="mo", address="a")
+            )
+        session.add(
+            LoginAttempt(at=now - timedelta(seconds=1), name="mo", address="a", success=True)
+        )
+    with Session(sqlite_engine) as session:
+        assert check_throttle(session=session, name="mo", address="a", now=now).allowed
+
+
+@pytest.mark.parametrize("field", ["expires_at", "last_seen_at"])
+def test_an_expired_or_idle_session_sends_pages_to_login_and_scripts_get_401(
+    sqlite_engine: Engine, client: TestClient, field: str
+) -> None:
+    login(client, "mo")
+    with session_scope(sqlite_engine) as session:
+        row = session.exec(select(WebSession)).one()
+        setattr(row, field, utcnow() - timedelta(days=1))
+    page = client.get("/queue?tab=flagged", headers={"accept": "text/html"}, follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"] == "/login?next=%2Fqueue%3Ftab%3Dflagged"
+    assert client.get("/auth/session").status_code == 401
+    with Session(sqlite_engine) as session:
+        assert session.exec(select(WebSession)).first() is None
+
+
+def test_disabling_a_user_ends_their_session_at_once(
+    sqlite_engine: Engine, client: TestClient
+) -> None:
+    login(client, "mo")
+    with session_scope(sqlite_engine) as session:
+        disable_user(session=session, name="mo", actor="admin")
+    assert client.get("/auth/session").status_code == 401
+    assert login_response(client, "mo", DEFAULT_PASSWORD).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "cookie", ["", "garbage", "abc.def", "x" * 5000, "token.0000000000000000000000000000000000"]
+)
+def test_forged_cookies_are_not_sessions(client: TestClient, cookie: str) -> None:
+    client.cookies.set(SESSION_COOKIE, cookie)
+    assert client.get("/auth/session").status_code == 401
+
+
+def test_a_tampered_signature_is_refused(client: TestClient) -> None:
+    login(client, "mo")
+    token, _, mac = client.cookies[SESSION_COOKIE].rpartition(".")
+    client.cookies.set(SESSION_COOKIE, f"{token}.{mac[::-1]}")
+    assert client.get("/auth/session").status_code == 401
+
+
+def test_login_goes_on_to_the_page_asked_for(client: TestClient) -> None:
+    page = client.get("/login?next=/admin/audit")
+    response = client.post(
+        "/login",
+        data={
+            "name": "mo",
+            "password": DEFAULT_PASSWORD,
+            "csrf_token": form_token(page.text),
+            "next": "/admin/audit",
+        },
+        follow_redirects=False,
+    )
+    assert response.headers["location"] == "/admin/audit"
+    again = client.get("/login?next=/queue?tab=flagged", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == "/queue?tab=flagged"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [None, "", "https://evil.example", "//evil.example", "/\\evil.example", "/a\r\nSet-Cookie: x"],
+)
+def test_next_never_leaves_the_site(target: str | None) -> None:
+    assert safe_next(target) == "/queue"
+
+
+def test_huge_login_fields_get_a_clear_refusal(client: TestClient) -> None:
+    page = client.get("/login")
+    fields = {"name": "n" * 20_000, "password": "p", "csrf_token": form_token(page.text)}
+    assert client.post("/login", data=fields).status_code == 422
+    fields = {"name": "mo", "password": "p" * 9000, "csrf_token": form_token(page.text)}
+    assert client.post("/login", data=fields).status_code == 401
+
+
+@pytest.mark.parametrize("logged_in", [False, True])
+def test_public_routes_never_set_cookies(client: TestClient, logged_in: bool) -> None:
+    if logged_in:
+        login(client, "mo")
+    for path in PUBLIC_PATHS:
+        response = client.get(path)
+        assert "set-cookie" not in response.headers, path
+
+
+def test_staff_pages_carry_strict_security_headers(client: TestClient) -> None:
+    login(client, "mo")
+    for path in ("/login", "/queue"):
+        headers = client.get(path).headers
+        policy = headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+        assert "unsafe-inline" not in policy
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
