@@ -16,6 +16,7 @@ from monitor.resources import templates_dir
 from monitor.scheduler import Monitor
 from monitor.web.routes import admin as admin_routes
 from monitor.web.routes import auth as auth_routes
+from monitor.web.routes import gallery as gallery_routes
 from monitor.web.routes import operations
 from monitor.web.routes import queue as queue_routes
 
@@ -55,6 +56,7 @@ def create_app(
     app.state.templates = Jinja2Templates(directory=str(templates_dir()))
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "static")), name="static")
     app.include_router(operations.router)
+    app.include_router(gallery_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(queue_routes.router)
     app.include_router(admin_routes.router)

@@ -1,0 +1,402 @@
+"""The public side: the gallery pages, its JSON feed, the embed script, pinned media
+and the takedown form. No login and no cookies; nothing is loaded from another site.
+
+Every response sets its own Content-Security-Policy (only our origin, and
+``frame-ancestors`` from ``GALLERY_FRAME_ANCESTORS``), because the app-wide
+default forbids framing, which the embed needs.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlmodel import Session
+
+from monitor.config import Settings
+from monitor.models import Post
+from monitor.resources import templates_dir
+from monitor.services.app_settings import gallery_paused
+from monitor.services.gallery import (
+    DEFAULT_PAGE_SIZE,
+    EMBED_PAGE_SIZE,
+    GalleryInputError,
+    GalleryPage,
+    GalleryQuery,
+    last_change,
+    load_page,
+    page_etag,
+    parse_query,
+    post_json,
+)
+from monitor.services.media import PINNED_NAME_RE, is_published_media, pinned_file
+from monitor.services.takedown import (
+    CATEGORIES,
+    MAX_CONTACT_CHARS,
+    MAX_DETAILS_CHARS,
+    TakedownRefused,
+    TooManyRequests,
+    check_token,
+    client_key,
+    issue_token,
+    reportable_post,
+    request_takedown,
+)
+from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep
+
+router = APIRouter()
+
+#: A takedown form is a few short fields; anything bigger is not one of ours.
+MAX_FORM_BYTES = 16 * 1024
+_ANCESTOR_RE = re.compile(r"'self'|'none'|\*|(https?://)?(\*\.)?[A-Za-z0-9.-]+(:(\d{1,5}|\*))?")
+PAGE_CACHE = "no-cache"
+MEDIA_CACHE = "public, max-age=31536000, immutable"
+
+
+def frame_ancestors(settings: Settings) -> str:
+    """The configured ancestors, keeping only well-formed sources (no header injection)."""
+    sources = [s for s in settings.gallery_frame_ancestors.split() if _ANCESTOR_RE.fullmatch(s)]
+    return " ".join(sources) or "'none'"
+
+
+def public_headers(settings: Settings, *, cache: str = PAGE_CACHE) -> dict[str, str]:
+    """Headers of every public response: our origin only, framable where configured."""
+    return {
+        "Content-Security-Policy": (
+            "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self';"
+            " connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none';"
+            f" form-action 'self'; frame-ancestors {frame_ancestors(settings)}"
+        ),
+        # Superseded by frame-ancestors in every current browser; set so the admin DENY is not.
+        "X-Frame-Options": "SAMEORIGIN",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": cache,
+    }
+
+
+def show_date(value: datetime, settings: Settings) -> str:
+    return value.astimezone(settings.zone).strftime("%-d %B %Y")
+
+
+def gallery_context(
+    settings: Settings, page: GalleryPage, *, title: str = "Messages of support", **extra: Any
+) -> dict[str, Any]:
+    """What every gallery template needs, on the web and in the static export."""
+    tags = ", ".join(f"#{tag}" for tag in settings.hashtags)
+    return {
+        "page": page,
+        "title": title,
+        "intro": f"Posts tagged {tags}. A person read and approved each one before it"
+        " appeared here.",
+        "show_date": lambda value: show_date(value, settings),
+        "iso": lambda value: value.isoformat(),
+        "max_details": MAX_DETAILS_CHARS,
+        "max_contact": MAX_CONTACT_CHARS,
+        **extra,
+    }
+
+
+def _not_modified(request: Request, etag: str, modified: datetime | None) -> bool:
+    match = request.headers.get("if-none-match")
+    if match is not None:
+        tags = {value.strip().removeprefix("W/") for value in match.split(",")}
+        return "*" in tags or etag in tags
+    since = request.headers.get("if-modified-since")
+    if since and modified is not None:
+        try:
+            when = email.utils.parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False
+        return when.tzinfo is not None and modified.replace(microsecond=0) <= when
+    return False
+
+
+def _validators(etag: str, modified: datetime | None) -> dict[str, str]:
+    headers = {"ETag": etag}
+    if modified is not None:
+        headers["Last-Modified"] = email.utils.format_datetime(modified, usegmt=True)
+    return headers
+
+
+def _load(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    media_base: str,
+    default_limit: int = DEFAULT_PAGE_SIZE,
+) -> tuple[GalleryQuery, GalleryPage]:
+    """The page the query parameters ask for; raises GalleryInputError for bad ones."""
+    params = request.query_params
+    secret = settings.ensure_secret_key()
+    query = parse_query(
+        secret=secret,
+        hashtag=params.get("tag"),
+        platform=params.get("platform"),
+        cursor=params.get("cursor"),
+        limit=params.get("limit"),
+        default_limit=default_limit,
+    )
+    page = load_page(session, query, secret=secret, media_url=lambda name: media_base + name)
+    return query, page
+
+
+def _page_links(
+    query: GalleryQuery, page: GalleryPage, path: str, default_limit: int
+) -> dict[str, str | None]:
+    filters = {"tag": query.hashtag, "platform": query.platform}
+    if query.limit != default_limit:
+        filters["limit"] = str(query.limit)
+    kept = {k: v for k, v in filters.items() if v}
+    older = "?" + urlencode({**kept, "cursor": page.next_cursor}) if page.next_cursor else None
+    newer = (path + ("?" + urlencode(kept) if kept else "")) if query.cursor else None
+    return {"older_url": older, "newer_url": newer, "newer_label": "Newest messages"}
+
+
+def _html_gallery(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    templates: Jinja2Templates,
+    *,
+    template: str,
+    embed: bool,
+) -> Response:
+    headers = public_headers(settings)
+    default_limit = EMBED_PAGE_SIZE if embed else DEFAULT_PAGE_SIZE
+    try:
+        query, loaded = _load(request, session, settings, "/media/", default_limit)
+    except GalleryInputError as exc:
+        context = gallery_context(
+            settings, GalleryPage((), None, False), message=str(exc), assets="/static/"
+        )
+        return templates.TemplateResponse(request, "gallery/message.html", context, 400, headers)
+    etag = page_etag(loaded, variant=f"{template}|{query.hashtag}|{query.platform}")
+    modified = last_change(session)
+    headers.update(_validators(etag, modified))
+    if _not_modified(request, etag, modified):
+        return Response(status_code=304, headers=headers)
+    context = gallery_context(
+        settings,
+        loaded,
+        embed=embed,
+        assets="/static/",
+        report_base="/gallery/report/",
+        filters={
+            "tags": settings.hashtags,
+            "platforms": settings.enabled_platforms,
+            "tag": query.hashtag,
+            "platform": query.platform,
+        },
+        **_page_links(query, loaded, request.url.path, default_limit),
+    )
+    return templates.TemplateResponse(request, template, context, headers=headers)
+
+
+@router.get("/gallery")
+def gallery(
+    request: Request, session: SessionDep, settings: SettingsDep, templates: TemplatesDep
+) -> Response:
+    """The full public gallery page."""
+    return _html_gallery(
+        request, session, settings, templates, template="gallery/index.html", embed=False
+    )
+
+
+@router.get("/gallery/embed")
+def gallery_embed(
+    request: Request, session: SessionDep, settings: SettingsDep, templates: TemplatesDep
+) -> Response:
+    """The gallery without site chrome, for an iframe; it reports its height to the parent."""
+    return _html_gallery(
+        request, session, settings, templates, template="gallery/embed.html", embed=True
+    )
+
+
+@router.get("/gallery.json")
+def gallery_json(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """Approved posts, newest first, with a cursor to the next page."""
+    headers = {**public_headers(settings), "Access-Control-Allow-Origin": "*"}
+    try:
+        query, loaded = _load(request, session, settings, f"{settings.public_base_url}/media/")
+    except GalleryInputError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400, headers=headers)
+    etag = page_etag(loaded, variant=f"json|{query.hashtag}|{query.platform}")
+    modified = last_change(session)
+    headers.update(_validators(etag, modified))
+    if _not_modified(request, etag, modified):
+        return Response(status_code=304, headers=headers)
+    body = {
+        "paused": loaded.paused,
+        "posts": [post_json(post) for post in loaded.posts],
+        "next_cursor": loaded.next_cursor,
+    }
+    return JSONResponse(body, headers=headers)
+
+
+@lru_cache(maxsize=1)
+def _embed_script() -> bytes:
+    return (templates_dir() / "static" / "embed.js").read_bytes()
+
+
+@router.get("/embed.js")
+def embed_script(settings: SettingsDep) -> Response:
+    """One script tag a force's site adds: it inserts the iframe and keeps it sized."""
+    headers = {
+        **public_headers(settings, cache="public, max-age=3600"),
+        "Access-Control-Allow-Origin": "*",
+        "Cross-Origin-Resource-Policy": "cross-origin",
+    }
+    return Response(_embed_script(), media_type="text/javascript; charset=utf-8", headers=headers)
+
+
+@router.get("/media/{name}")
+def media(name: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """A pinned image, while an approved post shows it (never while the gallery is paused)."""
+    match = PINNED_NAME_RE.match(name)
+    path = pinned_file(settings.media_dir, name) if match else None
+    if (
+        match is None
+        or path is None
+        or gallery_paused(session)
+        or not is_published_media(session, match["hash"])
+        or not path.is_file()
+    ):
+        return Response("Not found", status_code=404, headers=public_headers(settings))
+    headers = {**public_headers(settings, cache=MEDIA_CACHE)}
+    headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return FileResponse(path, media_type="image/jpeg", headers=headers)
+
+
+def _report_context(
+    settings: Settings, post: Post, *, token: str, values: Mapping[str, str], error: str | None
+) -> dict[str, Any]:
+    return gallery_context(
+        settings,
+        GalleryPage((), None, False),
+        title="Report a post or request its removal",
+        post=post,
+        excerpt=post.text if len(post.text) <= 280 else post.text[:279] + "…",
+        token=token,
+        categories=CATEGORIES,
+        values=values,
+        error=error,
+        assets="/static/",
+    )
+
+
+def _not_found(request: Request, settings: Settings, templates: Jinja2Templates) -> Response:
+    context = gallery_context(
+        settings,
+        GalleryPage((), None, False),
+        title="Post not found",
+        message="This post is not in the gallery (it may have been removed).",
+        assets="/static/",
+    )
+    return templates.TemplateResponse(
+        request, "gallery/message.html", context, 404, public_headers(settings)
+    )
+
+
+@router.get("/gallery/report/{post_id}")
+def report_form(
+    post_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+) -> Response:
+    """The takedown request form for one published post."""
+    post = reportable_post(session, post_id)
+    if post is None or gallery_paused(session):
+        return _not_found(request, settings, templates)
+    token = issue_token(settings.ensure_secret_key(), post_id)
+    context = _report_context(settings, post, token=token, values={}, error=None)
+    return templates.TemplateResponse(
+        request, "gallery/report.html", context, headers=public_headers(settings)
+    )
+
+
+async def _read_form(request: Request) -> dict[str, str] | None:
+    """The urlencoded form, or None when it is too big or not a form at all."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    try:
+        fields = parse_qs(body.decode("utf-8"), max_num_fields=10)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return {key: values[0] for key, values in fields.items()}
+
+
+@router.post("/gallery/report/{post_id}")
+async def report_submit(
+    post_id: int,
+    request: Request,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+) -> Response:
+    """Store a takedown request: the post is flagged for moderators, nothing is hidden yet."""
+    form = await _read_form(request)
+    address = request.client.host if request.client else "unknown"
+    return await run_in_threadpool(_submit, request, post_id, form, address, settings, templates)
+
+
+def _submit(
+    request: Request,
+    post_id: int,
+    form: dict[str, str] | None,
+    address: str,
+    settings: Settings,
+    templates: Jinja2Templates,
+) -> Response:
+    secret = settings.ensure_secret_key()
+    headers = public_headers(settings)
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        post = reportable_post(session, post_id)
+        if post is None:
+            return _not_found(request, settings, templates)
+        values = form or {}
+        try:
+            if form is None:
+                raise TakedownRefused("the form could not be read; please send it again")
+            check_token(secret, values.get("token", ""), post_id)
+            request_takedown(
+                session=session,
+                post=post,
+                category=values.get("category", ""),
+                details=values.get("details", ""),
+                contact=values.get("contact", ""),
+                client=client_key(secret, address),
+            )
+            session.commit()
+        except TakedownRefused as exc:
+            session.rollback()
+            status = 429 if isinstance(exc, TooManyRequests) else 400
+            context = _report_context(
+                settings, post, token=issue_token(secret, post_id), values=values, error=str(exc)
+            )
+            return templates.TemplateResponse(
+                request, "gallery/report.html", context, status, headers
+            )
+    context = gallery_context(
+        settings,
+        GalleryPage((), None, False),
+        title="Request received",
+        message="Thank you. A moderator will review this post and your request soon.",
+        assets="/static/",
+    )
+    return templates.TemplateResponse(request, "gallery/message.html", context, headers=headers)

@@ -1,0 +1,290 @@
+"""The public routes over HTTP: what they show, what they refuse, and their headers."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from adapters.base import Author
+from monitor.config import Settings
+from monitor.db import create_db_engine, session_scope, upgrade
+from monitor.models import Post
+from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
+from monitor.web.app import create_app
+from tests.monitor.test_gallery import publish, tiny_png
+from tests.web.auth_helpers import TestClient
+
+FORCE_SITE = "https://www.force.example"
+HOSTILE_TEXT = (
+    "<script>alert('text')</script> <img src=x onerror=alert(1)> "
+    "javascript:alert(2) \u202egnp.exe\u202c " + "W" * 10_000
+)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (migrating per test is slow)."""
+    path = tmp_path_factory.mktemp("template") / "monitor.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def gallery_engine(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh, migrated SQLite database for public-route tests."""
+    copy = tmp_path / "gallery.db"
+    shutil.copyfile(migrated_sqlite, copy)
+    engine = create_db_engine(f"sqlite:///{copy}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(configure: Callable[..., Settings], tmp_path: Path) -> Settings:
+    return configure(
+        MEDIA_DIR=str(tmp_path / "media"),
+        DATA_DIR=str(tmp_path / "data"),
+        GALLERY_FRAME_ANCESTORS=f"'self' {FORCE_SITE}",
+        PUBLIC_BASE_URL="https://gallery.force.example",
+    )
+
+
+@pytest.fixture
+def client(gallery_engine: Engine, settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, engine=gallery_engine)) as client:
+        yield client
+
+
+def _set_status(engine: Engine, post_id: int, status: str) -> None:
+    with session_scope(engine) as session:
+        table = Post.__table__
+        session.execute(
+            sa.update(table)
+            .where(table.c.id == post_id)
+            .values(status=status, version=table.c.version + 1)
+        )
+
+
+def _pause(engine: Engine, paused: bool) -> None:
+    with session_scope(engine) as session:
+        set_app_setting(session, GALLERY_PAUSED, paused, actor="admin")
+
+
+def _assert_public_headers(response: object) -> None:
+    headers = response.headers  # type: ignore[attr-defined]
+    csp = headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+    assert f"frame-ancestors 'self' {FORCE_SITE}" in csp
+    assert "frame-ancestors 'none'" not in csp
+    assert "set-cookie" not in headers
+
+
+def test_gallery_shows_approved_posts_only_and_escapes_everything(
+    client: TestClient, gallery_engine: Engine, settings: Settings
+) -> None:
+    shown = publish(
+        gallery_engine,
+        settings,
+        text=HOSTILE_TEXT,
+        url="javascript:alert(3)",
+        author=Author(handle="@a@b", name="<script>alert('author')</script>", url="javascript:x"),
+    )
+    publish(gallery_engine, settings, status="pending", text="Not yet approved message")
+    publish(gallery_engine, settings, status="rejected", text="Rejected message")
+
+    response = client.get("/gallery")
+
+    assert response.status_code == 200
+    _assert_public_headers(response)
+    html = response.text
+    assert "Not yet approved" not in html and "Rejected message" not in html
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#39;author&#39;)&lt;/script&gt;" in html
+    assert 'href="javascript:' not in html
+    assert "W" * 10_000 in html and 'dir="auto"' in html and "<bdi>" in html
+    assert f'href="/gallery/report/{shown}"' in html
+    assert '<html lang="en-GB">' in html
+
+
+def test_embed_is_light_and_reports_its_height(
+    client: TestClient, gallery_engine: Engine, settings: Settings
+) -> None:
+    photo = tiny_png(size=(700, 400))  # three renditions: 320, 640 and 700 wide
+    for number in range(30):
+        publish(gallery_engine, settings, image=photo, alt=f"Hands holding sign {number}")
+
+    page = client.get("/gallery/embed")
+
+    assert page.status_code == 200
+    _assert_public_headers(page)
+    assert "gallery-header" not in page.text and "<footer" not in page.text
+    assert '<script src="/static/gallery.js" defer></script>' in page.text
+    assert 'target="_blank"' in page.text and "Older messages" in page.text
+    assert page.text.count('loading="lazy"') == 12 and 'width="700" height="400"' in page.text
+    assert page.text.count(" 320w, ") == 12
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text)
+    assert assets == ["/static/gallery.css", "/static/gallery.js"]
+    weight = len(page.content) + sum(len(client.get(path).content) for path in assets)
+    assert weight < 30 * 1024, weight
+
+
+def test_json_feed_pages_with_signed_cursors(
+    client: TestClient, gallery_engine: Engine, settings: Settings
+) -> None:
+    ids = [publish(gallery_engine, settings, image=tiny_png()) for _ in range(5)]
+
+    first = client.get("/gallery.json", params={"limit": 3})
+    body = first.json()
+
+    assert first.status_code == 200 and first.headers["access-control-allow-origin"] == "*"
+    _assert_public_headers(first)
+    assert [post["id"].split(":", 1)[0] for post in body["posts"]] == ["mastodon"] * 3
+    media = body["posts"][0]["media"][0]
+    assert media["url"].startswith("https://gallery.force.example/media/")
+    assert media["alt"] == "A" and media["width"] == 64
+    second = client.get("/gallery.json", params={"limit": 3, "cursor": body["next_cursor"]}).json()
+    assert second["next_cursor"] is None
+    assert len(body["posts"]) + len(second["posts"]) == len(ids)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"cursor": "forged.cursor"}, "cursor is not one this gallery issued"),
+        ({"limit": "100000"}, "limit must be a whole number"),
+        ({"limit": "-5"}, "limit must be a whole number"),
+        ({"tag": "<script>"}, "tag must be one hashtag"),
+    ],
+)
+def test_bad_parameters_get_a_clear_400(
+    client: TestClient, params: dict[str, str], message: str
+) -> None:
+    as_json = client.get("/gallery.json", params=params)
+    as_html = client.get("/gallery", params=params)
+
+    assert as_json.status_code == 400 and message in as_json.json()["error"]
+    assert as_html.status_code == 400 and message in as_html.text
+    _assert_public_headers(as_html)
+
+
+def test_conditional_requests_answer_304_until_something_changes(
+    client: TestClient, gallery_engine: Engine, settings: Settings
+) -> None:
+    publish(gallery_engine, settings)
+    leaving = publish(gallery_engine, settings)
+
+    for path in ("/gallery.json", "/gallery", "/gallery/embed"):
+        first = client.get(path)
+        etag = first.headers["etag"]
+        assert first.headers["cache-control"] == "no-cache"
+        again = client.get(path, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b""
+        assert again.headers["etag"] == etag
+    _set_status(gallery_engine, leaving, "pending")
+
+    changed = client.get("/gallery.json", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and len(changed.json()["posts"]) == 1
+
+
+def test_last_modified_is_honoured(
+    client: TestClient, gallery_engine: Engine, settings: Settings
+) -> None:
+    publish(gallery_engine, settings)
+    _pause(gallery_engine, False)  # an event on the record gives Last-Modified a value
+
+    first = client.get("/gallery.json")
+    since = first.headers["last-modified"]
+
+    assert client.get("/gallery.json", headers={"If-Modified-Since": since}).status_code == 304
+    stale = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert client.get("/gallery.json", headers={"If-Modified-Since": stale}).status_code == 200
+    assert client.get("/gallery.json", headers={"If-Modified-Since": "nonsense"}).status_code == 200
+
+
+def test_media_is_served_only_while_an_approved_post_shows_it(
+    client: TestClient, gallery_engine: Engine, settings: Settings
+) -> None:
+    post_id = publish(gallery_engine, settings, image=tiny_png())
+    src = client.get("/gallery.json").json()["posts"][0]["media"][0]["url"]
+    path = src.removeprefix(settings.public_base_url)
+
+    served = client.get(path)
+    assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+    assert served.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert served.content[:2] == b"\xff\xd8"
+    assert "set-cookie" not in served.headers
+
+    _pause(gallery_engine, True)
+    assert client.get(path).status_code == 404
+    _pause(gallery_engine, False)
+    _set_status(gallery_engine, post_id, "rejected")
+    assert client.get(path).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["..%2F..%2Fetc%2Fpasswd", "secret_key", "A" * 64 + "-320.jpg", "0" * 64 + "-320.png"],
+)
+def test_media_refuses_names_that_are_not_pinned_files(client: TestClient, name: str) -> None:
+    assert client.get(f"/media/{name}").status_code == 404
+
+
+def test_kill_switch_shows_a_neutral_message_and_an_empty_feed(
+    client: TestClient, gallery_engine: Engine, settings: Settings
+) -> None:
+    post_id = publish(gallery_engine, settings, text="Visible until paused")
+    _pause(gallery_engine, True)
+
+    page = client.get("/gallery")
+    feed = client.get("/gallery.json").json()
+
+    assert "taking a short break" in page.text and "Visible until paused" not in page.text
+    assert feed == {"paused": True, "posts": [], "next_cursor": None}
+    assert client.get(f"/gallery/report/{post_id}").status_code == 404
+
+
+def test_embed_script_loads_cross_origin(client: TestClient) -> None:
+    response = client.get("/embed.js")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["cross-origin-resource-policy"] == "cross-origin"
+    assert "hashtag-monitor:height" in response.text
+    assert "set-cookie" not in response.headers
+
+
+def test_filters_by_query_parameter(
+    client: TestClient, gallery_engine: Engine, settings: Settings
+) -> None:
+    publish(gallery_engine, settings, text="Tagged helpinghands", hashtags=("helpinghands",))
+    publish(gallery_engine, settings, text="From bluesky", platform="bluesky")
+
+    tagged = client.get("/gallery", params={"tag": "HelpingHands"}).text
+    bluesky = client.get("/gallery.json", params={"platform": "bluesky"}).json()
+
+    assert "Tagged helpinghands" in tagged and "From bluesky" not in tagged
+    assert [post["text"] for post in bluesky["posts"]] == ["From bluesky"]
+
+
+def test_frame_ancestors_setting_cannot_inject_headers(
+    configure: Callable[..., Settings], gallery_engine: Engine, tmp_path: Path
+) -> None:
+    settings = configure(
+        GALLERY_FRAME_ANCESTORS="https://ok.example; script-src *",
+        DATA_DIR=str(tmp_path / "data"),
+    )
+    with TestClient(create_app(settings, engine=gallery_engine)) as client:
+        csp = client.get("/gallery").headers["content-security-policy"]
+
+    directives = [part.split()[0] for part in csp.split(";")]
+    assert directives.count("script-src") == 1 and directives[-1] == "frame-ancestors"
+    assert "https://ok.example;" not in csp
