@@ -1,5 +1,5 @@
 """The in-process scheduler (APScheduler 3, AsyncIO): a poll job per source, a refresh
-job per platform.
+job per platform, the digest and retention, run by the elected leader only.
 
 Each poll runs in a worker thread, so a slow or hanging source never delays
 another; ``max_instances=1`` keeps two runs of the same job apart and
@@ -10,21 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import Adapter, Target
 from monitor.config import Settings
 from monitor.db import session_scope
+from monitor.leader import LeaderLock
 from monitor.models import utcnow
 from monitor.services.mail import send_due_digest
 from monitor.services.polling import poll_target
 from monitor.services.refresh import refresh_platform
 from monitor.services.retention import purge
-from monitor.services.sources import configured_platforms, record_disabled, source_key
+from monitor.services.sources import (
+    ConfiguredPlatform,
+    configured_platforms,
+    record_disabled,
+    source_key,
+)
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -36,18 +45,69 @@ class Monitor:
         self.engine = engine
         self.settings = settings
         self.scheduler = AsyncIOScheduler(timezone=settings.zone)
+        self.leader = LeaderLock(engine)
         self._resources = ExitStack()
+        self._platforms: list[ConfiguredPlatform] = []
+        self._work_job_ids: list[str] = []
+
+    @property
+    def leader_state(self) -> str:
+        """``leader``, ``follower`` (another process leads) or ``unknown``, for /readyz."""
+        if self.leader.held:
+            return "leader"
+        try:
+            return "follower" if self.leader.other_leader_exists() else "unknown"
+        except (OSError, SQLAlchemyError):
+            return "unknown"
 
     def start(self) -> None:
-        """Register a poll job per source and start; call from inside the event loop."""
-        platforms = self._resources.enter_context(configured_platforms(self.settings))
+        """Start the scheduler; call from inside the event loop.
+
+        Only the elected leader registers the work (polls, refreshes, digest,
+        retention); every process checks leadership a few times per poll
+        interval, so a follower takes over soon after a leader dies.
+        """
+        self._platforms = self._resources.enter_context(configured_platforms(self.settings))
         with session_scope(self.engine) as session:
-            for configured in platforms:
+            for configured in self._platforms:
                 record_disabled(session, configured.name, configured.disabled_reason, utcnow())
                 if configured.adapter is None:
                     log.warning("%s disabled: %s", configured.name, configured.disabled_reason)
+        check_every = max(1, min(self.settings.poll_interval_seconds // 4, 15))
+        self.scheduler.add_job(
+            self._elect,
+            "interval",
+            seconds=check_every,
+            id="leader-election",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(self.settings.zone),
+        )
+        self.scheduler.start()
+
+    async def _elect(self) -> None:
+        leading = await asyncio.to_thread(self._check_leadership)
+        if leading and not self._work_job_ids:
+            self._add_work_jobs()
+        elif not leading and self._work_job_ids:
+            log.warning("lost the scheduler leadership; stopping scheduled work")
+            for job_id in self._work_job_ids:
+                self.scheduler.remove_job(job_id)
+            self._work_job_ids = []
+
+    def _check_leadership(self) -> bool:
+        try:
+            if self.leader.held and not self.leader.still_held():
+                self.leader.release()
+            return self.leader.try_acquire()
+        except (OSError, SQLAlchemyError) as exc:
+            log.warning("leader election failed: %s", exc)
+            return False
+
+    def _add_work_jobs(self) -> None:
+        """Register a poll job per source, a refresh job per platform, digest and retention."""
         first_run = datetime.now(self.settings.zone)
-        for configured in platforms:
+        for configured in self._platforms:
             adapter = configured.adapter
             if adapter is None:
                 continue
@@ -55,57 +115,48 @@ class Monitor:
             interval = adapter.poll_interval(self.settings.poll_interval_seconds, len(targets))
             self._add_refresh_job(adapter, first_run)
             for offset, target in enumerate(targets):
-                self.scheduler.add_job(
+                self._add(
                     self._poll,
                     "interval",
                     seconds=interval,
                     jitter=min(30, interval // 10),
                     args=(adapter, target),
                     id=f"poll:{source_key(adapter.name, target)}",
-                    max_instances=1,
-                    coalesce=True,
                     misfire_grace_time=interval,
                     # Spread the first polls a little so sources do not start in a burst.
                     next_run_time=first_run + timedelta(seconds=offset % 10),
                 )
         if self.settings.digest_to:
             hour, minute = (int(part) for part in self.settings.digest_time.split(":"))
-            self.scheduler.add_job(
+            self._add(
                 self._send_digest,
                 "cron",
                 hour=hour,
                 minute=minute,
                 id="digest",
-                max_instances=1,
-                coalesce=True,
                 misfire_grace_time=3600,
             )
             # On start, catch up a missed digest (a no-op when the due day is on record).
-            self.scheduler.add_job(self._send_digest, id="digest:catch-up", max_instances=1)
-        self.scheduler.add_job(
-            self._purge,
-            "cron",
-            hour=3,
-            minute=30,
-            id="retention",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=6 * 3600,
+            self._add(self._send_digest, id="digest:catch-up")
+        self._add(
+            self._purge, "cron", hour=3, minute=30, id="retention", misfire_grace_time=6 * 3600
         )
-        self.scheduler.start()
-        log.info("scheduler started with %d job(s)", len(self.scheduler.get_jobs()))
+        log.info("scheduler leader: %d job(s) registered", len(self._work_job_ids))
+
+    def _add(self, func: Callable[..., Awaitable[None]], *args: Any, **options: Any) -> None:
+        """Add one job of the leader's work: never two runs at once, missed runs folded."""
+        job = self.scheduler.add_job(func, *args, max_instances=1, coalesce=True, **options)
+        self._work_job_ids.append(job.id)
 
     def _add_refresh_job(self, adapter: Adapter, first_run: datetime) -> None:
         interval = self.settings.refresh_interval_seconds
-        self.scheduler.add_job(
+        self._add(
             self._refresh,
             "interval",
             seconds=interval,
             jitter=min(60, interval // 10),
             args=(adapter,),
             id=f"refresh:{adapter.name}",
-            max_instances=1,
-            coalesce=True,
             misfire_grace_time=interval,
             # After the first polls, so a fresh install refreshes what it just found.
             next_run_time=first_run + timedelta(seconds=min(interval, 120)),
@@ -135,4 +186,5 @@ class Monitor:
     def shutdown(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.leader.release()
         self._resources.close()
