@@ -1,0 +1,520 @@
+"""YouTube: videos whose title, description or tags carry a hashtag (Data API v3).
+
+API facts relied on (developers.google.com/youtube/v3, "search: list",
+"videos: list", "Quota costs", "Errors"):
+
+* ``search.list`` (``part=snippet&type=video&order=date&q=&publishedAfter=
+  &publishedBefore=&maxResults<=50&pageToken=``) costs 100 units a call. Its
+  snippet has a shortened description and no tags, so every page is followed
+  by one ``videos.list``. ``publishedAfter`` / ``publishedBefore`` are RFC 3339
+  and inclusive.
+* ``videos.list`` (``id=`` up to 50, ``part=snippet,statistics,contentDetails``)
+  costs 1 unit; an id missing from ``items`` is deleted or private.
+* A project gets 10,000 units a day by default, reset at midnight Pacific time.
+* Errors are ``{"error": {"code", "message", "errors": [{"reason", ...}],
+  "details": [{"reason", ...}]}}``: 403 ``quotaExceeded`` /
+  ``dailyLimitExceeded``; 400 ``keyInvalid`` (``API_KEY_INVALID`` in newer
+  bodies); 403 ``forbidden`` / ``accessNotConfigured`` for a key or project
+  that may not use the API.
+* Statistics are decimal strings; ``likeCount`` is absent when the owner hides
+  it, ``commentCount`` when comments are off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from adapters.base import (
+    Adapter,
+    AdapterError,
+    AuthFailed,
+    Author,
+    ConfigError,
+    Engagement,
+    FetchedPost,
+    MalformedResponse,
+    Media,
+    Page,
+    RateLimited,
+    RefreshResult,
+    RequestRejected,
+    Target,
+)
+from adapters.http import HttpClient, decode_json
+from adapters.text import (
+    as_count,
+    clean_text,
+    extract_hashtags,
+    http_url,
+    normalise_tag,
+    parse_time,
+    text_to_html,
+    unique,
+)
+
+DEFAULT_API_BASE = "https://www.googleapis.com/youtube/v3"
+DEFAULT_DAILY_QUOTA = 10_000
+SEARCH_COST = 100
+VIDEOS_COST = 1
+PAGE_LIMIT = 50
+BULK_LIMIT = 50
+#: Share of the daily quota searches leave for refresh (videos.list, 1 unit per 50 ids).
+REFRESH_RESERVE_PERCENT = 10
+#: The smallest quota that still allows one search after the refresh reserve.
+MIN_DAILY_QUOTA = math.ceil(SEARCH_COST * 100 / (100 - REFRESH_RESERVE_PERCENT))
+QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
+#: Search results appear some time after publication, so each poll searches this
+#: far back before the newest video seen, skipping the ids it already knows.
+OVERLAP = timedelta(hours=1)
+#: A source cursor is stored in a column of 600 characters.
+_MAX_CURSOR_CHARS = 600
+_SHORT_RATE_LIMIT = timedelta(minutes=1)
+_THUMBNAIL_SIZES = ("maxres", "standard", "high", "medium", "default")
+_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
+_RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
+_KEY_REASONS = frozenset({"keyInvalid", "keyExpired", "API_KEY_INVALID", "API_KEY_EXPIRED"})
+_ERROR_STATUSES = frozenset({400, 401, 403, 404})
+_MAX_TAG_CHARS = 100
+_MAX_DIMENSION = 100_000
+
+
+class QuotaBudget:
+    """Units spent today (a Pacific-time day), in memory and thread-safe.
+
+    Google counts units per project and tells us nothing until it refuses, so we
+    count ourselves and refuse first: a refused spend raises :class:`RateLimited`
+    with the next reset. A process restart forgets the count.
+    """
+
+    def __init__(self, daily: int, clock: Callable[[], datetime]) -> None:
+        self.daily = daily
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._day = self._today()
+        self._spent = 0
+
+    def _today(self) -> Any:
+        return self._clock().astimezone(QUOTA_ZONE).date()
+
+    @property
+    def spent(self) -> int:
+        with self._lock:
+            self._roll()
+            return self._spent
+
+    def next_reset(self) -> datetime:
+        """The next midnight in America/Los_Angeles, in UTC."""
+        tomorrow = self._clock().astimezone(QUOTA_ZONE).date() + timedelta(days=1)
+        return datetime.combine(tomorrow, time(0), tzinfo=QUOTA_ZONE).astimezone(UTC)
+
+    def spend(self, units: int, *, limit: int, what: str) -> None:
+        with self._lock:
+            self._roll()
+            if self._spent + units > limit:
+                reset = self.next_reset()
+                raise RateLimited(
+                    f"youtube: daily quota budget reached ({self._spent} of {self.daily} units"
+                    f" used today, Pacific time); {what} waits for the reset at"
+                    f" {reset:%Y-%m-%d %H:%M} UTC",
+                    retry_at=reset,
+                )
+            self._spent += units
+
+    def exhaust(self) -> None:
+        """Google said the quota is gone: spend nothing more until the reset."""
+        with self._lock:
+            self._roll()
+            self._spent = max(self._spent, self.daily)
+
+    def _roll(self) -> None:
+        today = self._today()
+        if today != self._day:
+            self._day, self._spent = today, 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Cursor:
+    """The newest publication time seen, and the ids already read within OVERLAP of it.
+
+    Every poll's search covers the whole overlap, so the ids are rebuilt from its
+    results each time. They only spare ``videos.list`` calls: when more than fit
+    in the cursor column, the oldest are dropped and merely read again.
+    """
+
+    newest: datetime
+    recent: tuple[str, ...]
+
+    def dump(self) -> str:
+        ids = list(self.recent)
+        while True:
+            raw = json.dumps({"v": 1, "newest": _rfc3339(self.newest), "recent": ids})
+            if len(raw) <= _MAX_CURSOR_CHARS or not ids:
+                return raw
+            ids.pop()
+
+    @classmethod
+    def load(cls, raw: str | None) -> _Cursor | None:
+        try:
+            value = json.loads(raw or "null")
+        except ValueError:
+            return None
+        newest = parse_time(value.get("newest")) if isinstance(value, dict) else None
+        if newest is None:
+            return None
+        recent = value.get("recent") if isinstance(value.get("recent"), list) else []
+        return cls(newest, tuple(vid for vid in recent if isinstance(vid, str)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    """One search page: kept posts, what was listed (id -> publication time), more to come."""
+
+    number: int
+    posts: tuple[FetchedPost, ...]
+    skipped: tuple[str, ...]
+    listed: dict[str, datetime]
+    last: bool
+
+
+class YouTubeAdapter(Adapter):
+    """Searches ``#tag`` newest first and reads the videos' full snippet and statistics."""
+
+    name: ClassVar[str] = "youtube"
+    required_keys: ClassVar[tuple[str, ...]] = ("YOUTUBE_API_KEY",)
+    config_keys: ClassVar[tuple[str, ...]] = (
+        "YOUTUBE_API_KEY",
+        "YOUTUBE_API_BASE",
+        "YOUTUBE_DAILY_QUOTA",
+    )
+
+    def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
+        super().__init__(config, http)
+        self.base = (config.get("YOUTUBE_API_BASE", "").strip() or DEFAULT_API_BASE).rstrip("/")
+        url = httpx.URL(self.base)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigError(f"YOUTUBE_API_BASE: {self.base!r} is not an http(s) base URL")
+        raw_quota = config.get("YOUTUBE_DAILY_QUOTA", "").strip() or str(DEFAULT_DAILY_QUOTA)
+        if not raw_quota.isdigit() or int(raw_quota) < MIN_DAILY_QUOTA:
+            raise ConfigError(
+                f"YOUTUBE_DAILY_QUOTA: must be a whole number of units, at least"
+                f" {MIN_DAILY_QUOTA} (one search costs {SEARCH_COST}), not {raw_quota!r}"
+            )
+        daily = int(raw_quota)
+        self.search_budget = daily * (100 - REFRESH_RESERVE_PERCENT) // 100
+        self._key = config["YOUTUBE_API_KEY"].strip()
+        #: The current time; tests move it to cross the Pacific-time quota day.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.quota = QuotaBudget(daily, lambda: self.clock())
+
+    def poll_interval(self, configured_seconds: int, target_count: int) -> int:
+        """Stretch the interval so every target's idle search fits the daily search budget."""
+        if target_count <= 0:
+            return configured_seconds
+        searches_a_day = self.search_budget // SEARCH_COST
+        return max(configured_seconds, math.ceil(86_400 * target_count / searches_a_day))
+
+    def search(
+        self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
+    ) -> Iterator[Page]:
+        tag = target.hashtags[0].lstrip("#＃")
+        stored = _Cursor.load(cursor)
+        started = self.clock()
+        known = frozenset(stored.recent) if stored else frozenset()
+        after = stored.newest - OVERLAP if stored else since
+        listed: dict[str, datetime] = {}
+        for step in self._walk(tag, known, after=after, before=None, max_pages=max_pages):
+            listed.update(step.listed)
+            if not step.last and step.number < max_pages:
+                yield Page(step.posts, None, skipped=step.skipped)  # newest first: not yet
+                continue
+            gap = None
+            if not step.last:
+                gap = f"stopped after {max_pages} pages before reaching {_rfc3339(after)}"
+            times = [*listed.values(), *([stored.newest] if stored else [])]
+            newest = max(times, default=started)
+            in_overlap = [(when, vid) for vid, when in listed.items() if when >= newest - OVERLAP]
+            recent = tuple(vid for _, vid in sorted(in_overlap, reverse=True))
+            yield Page(step.posts, _Cursor(newest, recent).dump(), gap=gap, skipped=step.skipped)
+            return
+
+    def backfill(
+        self, target: Target, *, since: datetime, resume: str | None, max_pages: int
+    ) -> Iterator[Page]:
+        """Search back to ``since``; the position is the oldest publication time reached."""
+        tag = target.hashtags[0].lstrip("#＃")
+        before = _position(resume)
+        for step in self._walk(tag, frozenset(), after=since, before=before, max_pages=max_pages):
+            oldest = min(step.listed.values(), default=None)
+            position = json.dumps({"before": _rfc3339(oldest)}) if oldest else None
+            yield Page(step.posts, position, skipped=step.skipped)
+
+    def _walk(
+        self,
+        tag: str,
+        known: frozenset[str],
+        *,
+        after: datetime,
+        before: datetime | None,
+        max_pages: int,
+    ) -> Iterator[_Step]:
+        """search.list pages newest to oldest, each followed by videos.list for unknown ids."""
+        key = normalise_tag(tag)
+        params: dict[str, Any] = {
+            "part": "snippet",
+            "type": "video",
+            "order": "date",
+            "q": f"#{tag}",
+            "publishedAfter": _rfc3339(after),
+            "maxResults": PAGE_LIMIT,
+        }
+        if before is not None:
+            params["publishedBefore"] = _rfc3339(before)
+        seen: set[str] = set()
+        for number in range(1, max_pages + 1):
+            body = self._call("search", params, SEARCH_COST, self.search_budget)
+            listed, skipped, next_token = _search_page(body)
+            fresh = [vid for vid in listed if vid not in seen]
+            seen.update(listed)
+            wanted = [vid for vid in fresh if vid not in known]
+            posts: tuple[FetchedPost, ...] = ()
+            if wanted:
+                found = self._videos(wanted, limit=self.search_budget)
+                normalised, bad = normalise_all(list(found.values()))
+                posts = tuple(p for p in normalised if key in p.hashtags)
+                skipped += bad
+            last = next_token is None or not fresh
+            yield _Step(number, posts, skipped, {v: listed[v] for v in fresh}, last)
+            if last:
+                return
+            params["pageToken"] = next_token
+
+    def refresh(self, refs: Sequence[str]) -> RefreshResult:
+        ids = list(dict.fromkeys(ref.strip() for ref in refs if _VIDEO_ID.fullmatch(ref.strip())))
+        posts: list[FetchedPost] = []
+        deleted: list[str] = []
+        skipped: list[str] = []
+        for start in range(0, len(ids), BULK_LIMIT):
+            chunk = ids[start : start + BULK_LIMIT]
+            found = self._videos(chunk, limit=self.quota.daily)
+            live, bad = normalise_all(list(found.values()))
+            posts.extend(live)
+            skipped.extend(bad)
+            deleted.extend(vid for vid in chunk if vid not in found)
+        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+
+    def _videos(self, ids: list[str], *, limit: int) -> dict[str, dict[str, Any]]:
+        """videos.list for up to 50 ids: the items by id (missing ones are gone)."""
+        params = {"part": "snippet,statistics,contentDetails", "id": ",".join(ids)}
+        body = self._call("videos", {**params, "maxResults": BULK_LIMIT}, VIDEOS_COST, limit)
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise MalformedResponse("youtube: videos.list answered without an items list")
+        return {
+            vid: item
+            for item in items
+            if isinstance(item, dict) and isinstance(vid := item.get("id"), str) and vid in ids
+        }
+
+    def _call(self, method: str, params: Mapping[str, Any], cost: int, limit: int) -> Any:
+        """One API call, paid from the budget first (Google charges even failed calls)."""
+        self.quota.spend(cost, limit=limit, what=f"{method}.list")
+        response = self.http.request(
+            "GET",
+            f"{self.base}/{method}",
+            params={**params, "key": self._key},
+            ok_statuses=_ERROR_STATUSES,
+        )
+        if 200 <= response.status_code < 300:
+            return decode_json(response)
+        raise self._failure(response)
+
+    def _failure(self, response: httpx.Response) -> AdapterError:
+        """Our error for a Google error body: quota, key, access or a refused request."""
+        try:
+            body = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        error = body.get("error") if isinstance(body, dict) else None
+        error = error if isinstance(error, dict) else {}
+        reasons = [
+            reason
+            for field in ("errors", "details")
+            if isinstance(error.get(field), list)
+            for entry in error[field]
+            if isinstance(entry, dict) and isinstance(reason := entry.get("reason"), str)
+        ]
+        status = response.status_code
+        message = clean_text(error.get("message"), 300) or f"HTTP {status}"
+        reason = clean_text(reasons[0], 100) if reasons else f"HTTP {status}"
+        detail = f"{reason}: {message}"
+        if _QUOTA_REASONS.intersection(reasons):
+            self.quota.exhaust()
+            reset = self.quota.next_reset()
+            return RateLimited(
+                f"youtube: the project's daily quota is used up ({detail}); it resets at"
+                f" {reset:%Y-%m-%d %H:%M} UTC (midnight Pacific time)",
+                retry_at=reset,
+            )
+        if _RATE_REASONS.intersection(reasons):
+            retry_at = self.clock() + _SHORT_RATE_LIMIT
+            return RateLimited(f"youtube: too many requests ({detail})", retry_at=retry_at)
+        if _KEY_REASONS.intersection(reasons):
+            return AuthFailed(
+                f"youtube: YOUTUBE_API_KEY was refused ({detail}); create an API key under"
+                " Google Cloud console > APIs & Services > Credentials"
+            )
+        if status in (401, 403):
+            return AuthFailed(
+                f"youtube: access refused ({detail}); YOUTUBE_API_KEY must belong to a project"
+                " with the YouTube Data API v3 enabled, and its restrictions must allow this"
+                " server"
+            )
+        return RequestRejected(f"youtube: request refused (HTTP {status}, {detail})")
+
+
+def _rfc3339(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _position(resume: str | None) -> datetime | None:
+    try:
+        value = json.loads(resume or "null")
+    except ValueError:
+        return None
+    return parse_time(value.get("before")) if isinstance(value, dict) else None
+
+
+def _search_page(body: Any) -> tuple[dict[str, datetime], tuple[str, ...], str | None]:
+    """Video ids with their publication time, unreadable results, and the next page token."""
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise MalformedResponse("youtube: search.list answered without an items list")
+    listed: dict[str, datetime] = {}
+    skipped: list[str] = []
+    for item in body["items"]:
+        ident = item.get("id") if isinstance(item, dict) else None
+        video_id = ident.get("videoId") if isinstance(ident, dict) else None
+        snippet = item.get("snippet") if isinstance(item, dict) else None
+        published = parse_time(snippet.get("publishedAt")) if isinstance(snippet, dict) else None
+        if not isinstance(video_id, str) or not _VIDEO_ID.fullmatch(video_id):
+            skipped.append("search result without a usable videoId")
+        elif published is None:
+            skipped.append(f"search result {video_id}: no readable publishedAt")
+        else:
+            listed.setdefault(video_id, published)
+    token = body.get("nextPageToken")
+    usable = isinstance(token, str) and 0 < len(token) <= 2000
+    return listed, tuple(skipped), token if usable else None
+
+
+def normalise_all(items: list[dict[str, Any]]) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
+    """Normalise every video; an unreadable one becomes a skipped reason, never an error."""
+    posts: list[FetchedPost] = []
+    skipped: list[str] = []
+    for item in items:
+        try:
+            posts.append(normalise_video(item))
+        except ValueError as exc:
+            video_id = item.get("id")
+            shown = video_id if isinstance(video_id, str) and _VIDEO_ID.fullmatch(video_id) else "?"
+            skipped.append(f"video {shown}: {exc}")
+    return tuple(posts), tuple(skipped)
+
+
+def normalise_video(item: Mapping[str, Any]) -> FetchedPost:
+    """Map one ``videos.list`` item to a :class:`FetchedPost`; ValueError if it is unusable."""
+    video_id = item.get("id")
+    if not isinstance(video_id, str) or not _VIDEO_ID.fullmatch(video_id):
+        raise ValueError("no usable id")
+    snippet = item.get("snippet")
+    if not isinstance(snippet, dict):
+        raise ValueError("no snippet")
+    created_at = parse_time(snippet.get("publishedAt"))
+    if created_at is None:
+        raise ValueError("no readable publishedAt")
+    title = clean_text(snippet.get("title"), 1000)
+    description = clean_text(snippet.get("description"))
+    text = f"{title}\n\n{description}" if title and description else title or description
+    keywords = snippet.get("tags") if isinstance(snippet.get("tags"), list) else []
+    # Snippet tags are keywords; keep those that are a hashtag on their own ("CEADAY21").
+    keyword_tags = [
+        normalise_tag(word)
+        for word in keywords
+        if isinstance(word, str)
+        and extract_hashtags(f"#{word.lstrip('#')}") == (normalise_tag(word),)
+    ]
+    hashtags = unique([*extract_hashtags(text), *keyword_tags])
+    details = item.get("contentDetails") if isinstance(item.get("contentDetails"), dict) else {}
+    rating = details.get("contentRating") if isinstance(details.get("contentRating"), dict) else {}
+    sensitive = rating.get("ytRating") == "ytAgeRestricted"
+    stats = item.get("statistics") if isinstance(item.get("statistics"), dict) else {}
+    return FetchedPost(
+        platform="youtube",
+        external_id=video_id,
+        url=f"https://www.youtube.com/watch?v={video_id}",
+        author=_channel(snippet),
+        text=text,
+        html=text_to_html(text),
+        created_at=created_at,
+        hashtags=tuple(t for t in hashtags if len(t) <= _MAX_TAG_CHARS),
+        media=_thumbnail(video_id, snippet, title, sensitive),
+        engagement=Engagement(
+            likes=as_count(stats.get("likeCount")),
+            replies=as_count(stats.get("commentCount")),
+            views=as_count(stats.get("viewCount")),
+        ),
+        sensitive=sensitive,
+        ref=video_id,
+    )
+
+
+def _channel(snippet: Mapping[str, Any]) -> Author:
+    channel_id = snippet.get("channelId")
+    title = clean_text(snippet.get("channelTitle"), 300)
+    if isinstance(channel_id, str) and _VIDEO_ID.fullmatch(channel_id):
+        url = f"https://www.youtube.com/channel/{channel_id}"
+        return Author(handle=title or channel_id, name=title or channel_id, url=url)
+    return Author(handle=title or "youtube-channel", name=title or "Unknown channel")
+
+
+def _thumbnail(
+    video_id: str, snippet: Mapping[str, Any], title: str, sensitive: bool
+) -> tuple[Media, ...]:
+    """The largest thumbnail as an image (alt text: the title), the medium one as preview."""
+    thumbnails = snippet.get("thumbnails") if isinstance(snippet.get("thumbnails"), dict) else {}
+    sizes = {
+        size: thumbnails[size]
+        for size in _THUMBNAIL_SIZES
+        if isinstance(thumbnails.get(size), dict) and http_url(thumbnails[size].get("url"))
+    }
+    if not sizes:
+        return ()
+    best = next(iter(sizes.values()))
+    preview = sizes.get("medium") or sizes.get("default") or best
+    return (
+        Media(
+            kind="image",
+            url=http_url(best.get("url")) or "",
+            alt=title or None,
+            preview_url=http_url(preview.get("url")),
+            sensitive=sensitive,
+            width=_dimension(best.get("width")),
+            height=_dimension(best.get("height")),
+            key=f"{video_id}:thumbnail",
+        ),
+    )
+
+
+def _dimension(value: Any) -> int | None:
+    count = as_count(value)
+    return count if count is not None and 0 < count <= _MAX_DIMENSION else None
