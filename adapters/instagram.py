@@ -137,15 +137,18 @@ def _reset_reader(headers: httpx.Headers) -> float | None:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Cursor:
-    """What a source remembers: the hashtag's id and when the last full walk began."""
+    """What a source remembers: the hashtag's id and when the last full walk began.
 
-    hashtag: str
+    A source is one hashtag, so the cursor need not name it; it stays far below
+    the 600 characters a source cursor may hold.
+    """
+
     hashtag_id: str
     covered_until: datetime | None = None
 
     def dump(self, *, after: str | None = None) -> str:
         """JSON; ``after`` is a backfill's resume point inside recent_media."""
-        value: dict[str, Any] = {"v": 1, "hashtag": self.hashtag, "hashtag_id": self.hashtag_id}
+        value: dict[str, Any] = {"v": 1, "hashtag_id": self.hashtag_id}
         if self.covered_until is not None:
             value["covered"] = self.covered_until.isoformat()
         if after is not None:
@@ -153,18 +156,16 @@ class _Cursor:
         return json.dumps(value)
 
     @classmethod
-    def load(cls, raw: str | None, hashtag: str) -> _Cursor | None:
-        """The stored cursor, or None when absent, unreadable or for another hashtag."""
+    def load(cls, raw: str | None) -> _Cursor | None:
+        """The stored cursor, or None when absent or unreadable."""
         try:
             value = json.loads(raw or "null")
         except ValueError:
             return None
-        if not isinstance(value, dict) or value.get("hashtag") != hashtag:
-            return None
-        hashtag_id = as_id(value.get("hashtag_id"))
+        hashtag_id = as_id(value.get("hashtag_id")) if isinstance(value, dict) else None
         if hashtag_id is None:
             return None
-        return cls(hashtag, hashtag_id, parse_time(value.get("covered")))
+        return cls(hashtag_id, parse_time(value.get("covered")))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -215,7 +216,7 @@ class InstagramAdapter(Adapter):
     ) -> Iterator[Page]:
         tag = target.hashtags[0].lstrip("#＃")
         key = normalise_tag(tag)
-        stored = _Cursor.load(cursor, key)
+        stored = _Cursor.load(cursor)
         started = self.clock()
         horizon = started - RECENT_WINDOW
         covered = stored.covered_until if stored else None
@@ -229,7 +230,7 @@ class InstagramAdapter(Adapter):
             if not done and step.number < max_pages:
                 # Nothing is covered until the walk ends: keep the old position, but
                 # remember the hashtag id at once so it is never looked up twice.
-                keep = _Cursor(key, step.hashtag_id, covered).dump()
+                keep = _Cursor(step.hashtag_id, covered).dump()
                 yield Page(posts, keep, skipped=step.skipped)
                 continue
             gaps = []
@@ -245,7 +246,7 @@ class InstagramAdapter(Adapter):
                     f"Instagram's recent media only reach 24 hours back (to {_minute(horizon)}),"
                     f" not to {_minute(since)}"
                 )
-            cursor_out = _Cursor(key, step.hashtag_id, started).dump()
+            cursor_out = _Cursor(step.hashtag_id, started).dump()
             yield Page(posts, cursor_out, gap="; ".join(gaps) or None, skipped=step.skipped)
             return
 
@@ -255,7 +256,7 @@ class InstagramAdapter(Adapter):
         """Walk recent_media to its end; the position is the hashtag id and ``after`` cursor."""
         tag = target.hashtags[0].lstrip("#＃")
         key = normalise_tag(tag)
-        position = _Cursor.load(resume, key)
+        position = _Cursor.load(resume)
         hashtag_id = position.hashtag_id if position else None
         after = _after_from(resume) if position else None
         horizon = self.clock() - RECENT_WINDOW
@@ -267,7 +268,7 @@ class InstagramAdapter(Adapter):
             done = step.last or (step.newest is not None and step.newest < since)
             if not done and step.next_after:
                 # _walk ends after max_pages; this position lets the next run carry on.
-                resume_at = _Cursor(key, step.hashtag_id).dump(after=step.next_after)
+                resume_at = _Cursor(step.hashtag_id).dump(after=step.next_after)
                 yield Page(posts, resume_at, skipped=step.skipped)
                 continue
             gap = None
