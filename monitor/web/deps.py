@@ -44,6 +44,10 @@ SessionDep = Annotated[Session, Depends(_session)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(_templates)]
 
 
+#: Bulk decisions post one field per selected post; the route refuses more than it allows.
+MAX_FORM_FIELDS = 5000
+
+
 def client_address(request: Request) -> str:
     """The peer address (uvicorn applies trusted proxy headers before we see it)."""
     return request.client.host if request.client else "unknown"
@@ -100,7 +104,7 @@ async def require_csrf(request: Request, _user: CurrentUser) -> None:
     if given is None and content_type.startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
-        value = (await request.form()).get("csrf_token")
+        value = (await request.form(max_fields=MAX_FORM_FIELDS)).get("csrf_token")
         given = value if isinstance(value, str) else None
     if not tokens_match(getattr(request.state, "csrf_token", None), given):
         raise HTTPException(

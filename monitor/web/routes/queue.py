@@ -37,6 +37,7 @@ from monitor.services.moderation import (
 )
 from monitor.web.auth import add_flash, pop_flash, role_at_least
 from monitor.web.deps import (
+    MAX_FORM_FIELDS,
     CsrfDep,
     ModeratorUser,
     SessionDep,
@@ -75,7 +76,7 @@ def forget_counts(app: FastAPI) -> None:
 
 
 async def _form(request: Request) -> FormData:
-    return await request.form(max_fields=5000)
+    return await request.form(max_fields=MAX_FORM_FIELDS)
 
 
 FormDep = Annotated[FormData, Depends(_form)]
