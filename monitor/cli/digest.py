@@ -1,0 +1,79 @@
+"""``digest preview`` and ``digest send``: the daily email, by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from monitor.cli._common import echo, load, open_engine
+from monitor.db import session_scope
+from monitor.errors import UserError
+from monitor.services.digest import check_past_day, compute_digest, parse_day
+from monitor.services.mail import (
+    ALREADY_SENT,
+    build_digest_message,
+    digest_subject,
+    render_digest_text,
+    send_digest,
+)
+
+digest_app = typer.Typer(help="The daily digest email.", no_args_is_help=True)
+
+DateOption = Annotated[
+    str, typer.Option("--date", help="The Europe/London (TIMEZONE) day, as YYYY-MM-DD.")
+]
+
+
+@digest_app.command("preview")
+def preview(
+    date: DateOption,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the whole email (.eml, with the chart) to this file."),
+    ] = None,
+) -> None:
+    """Render the digest for one day without sending: the text to stdout, or --out FILE."""
+    settings = load()
+    day = check_past_day(parse_day(date), settings, allow_today=True)
+    engine = open_engine(settings)
+    with session_scope(engine) as session:
+        digest = compute_digest(session, settings, day)
+    if out is None:
+        echo(f"Subject: {digest_subject(digest)}")
+        echo()
+        echo(render_digest_text(digest, settings))
+        return
+    message = build_digest_message(
+        digest, settings, sender=settings.digest_from, recipients=tuple(settings.digest_to)
+    )
+    try:
+        out.write_bytes(bytes(message))
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    echo(f"Wrote the digest for {day.isoformat()} to {out}")
+
+
+@digest_app.command("send")
+def send(
+    date: DateOption,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send again even if this day was already sent.")
+    ] = False,
+) -> None:
+    """Send one day's digest to DIGEST_TO; a day already sent is skipped unless --force."""
+    settings = load()
+    day = parse_day(date)
+    engine = open_engine(settings)
+    outcome = send_digest(engine=engine, settings=settings, day=day, force=force)
+    if outcome.status == ALREADY_SENT:
+        echo(f"The digest for {day.isoformat()} was already sent; use --force to send it again.")
+        return
+    echo(f"Sent the digest for {day.isoformat()} to {', '.join(outcome.recipients)}.")
+    if outcome.detail:
+        echo(f"Warning: {outcome.detail}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(digest_app, name="digest")

@@ -1,0 +1,198 @@
+"""``hashtag-monitor digest preview|send`` through the real entry point: exit codes,
+one-line errors, and mail delivered to a local SMTP server."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from monitor.cli import main
+from monitor.config import Settings
+from tests.monitor.test_digest import DAY, SCRIPT_TEXT, build_scenario
+from tests.monitor.test_mail import FROM, TO, SmtpCapture, free_port
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Run]:
+    """Run the console entry point with these arguments: (exit code, stdout, stderr).
+
+    The command points the root logger at the captured stderr; it is put back after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+
+    def invoke(args: list[str]) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["hashtag-monitor", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        out, err = capsys.readouterr()
+        code = exit_info.value.code
+        return (code if isinstance(code, int) else 1), out, err
+
+    yield invoke
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def cli_settings(
+    configure: Callable[..., Settings], engine: Engine, smtp_port: int, **extra: str
+) -> Settings:
+    env = {
+        "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "HASHTAGS": "CEADAY21,HelpingHands",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_port),
+        "SMTP_SECURITY": "none",
+        "DIGEST_FROM": FROM,
+        "DIGEST_TO": ",".join(TO),
+        # The test SMTP server logs each session at INFO in this process; keep stderr for us.
+        "LOG_LEVEL": "WARNING",
+    }
+    return configure(**{**env, **extra})
+
+
+def test_preview_prints_the_text_digest(
+    engine: Engine, configure: Callable[..., Settings], run: Run
+) -> None:
+    build_scenario(engine)
+    cli_settings(configure, engine, free_port())
+
+    code, out, err = run(["digest", "preview", "--date", "2021-03-18"])
+
+    assert code == 0, err
+    assert out.startswith("Subject: Hashtag digest 2021-03-18: 5 new posts,")
+    assert SCRIPT_TEXT in out
+    assert "FAILING since 2021-03-18 12:10 GMT" in out
+
+
+def test_preview_out_writes_the_whole_email(
+    sqlite_engine: Engine, configure: Callable[..., Settings], run: Run, tmp_path: Path
+) -> None:
+    build_scenario(sqlite_engine)
+    cli_settings(configure, sqlite_engine, free_port())
+    target = tmp_path / "digest.eml"
+
+    code, out, _ = run(["digest", "preview", "--date", "2021-03-18", "--out", str(target)])
+
+    assert code == 0 and out.strip() == f"Wrote the digest for 2021-03-18 to {target}"
+    message = email.message_from_bytes(target.read_bytes(), policy=email.policy.default)
+    assert message.get_content_type() == "multipart/related"
+    assert [part.get_content_type() for part in message.walk()] == [
+        "multipart/related",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "image/png",
+    ]
+
+
+def test_preview_before_any_data_says_nothing_was_watched(
+    sqlite_engine: Engine, configure: Callable[..., Settings], run: Run
+) -> None:
+    cli_settings(configure, sqlite_engine, free_port())
+
+    code, out, _ = run(["digest", "preview", "--date", "2001-01-01"])
+
+    assert code == 0
+    assert "0 new posts" in out and "No source has ever been polled" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--date", "18/03/2021"], "error: '18/03/2021' is not a date: give it as YYYY-MM-DD"),
+        (["--date", "2021-02-30"], "error: '2021-02-30' is not a date: give it as YYYY-MM-DD"),
+        (["--date", "2999-01-01"], "error: 2999-01-01 has not ended yet in Europe/London"),
+    ],
+)
+@pytest.mark.parametrize("command", ["preview", "send"])
+def test_bad_dates_fail_with_one_line(
+    sqlite_engine: Engine,
+    configure: Callable[..., Settings],
+    run: Run,
+    command: str,
+    args: list[str],
+    message: str,
+) -> None:
+    cli_settings(configure, sqlite_engine, free_port())
+
+    code, out, err = run(["digest", command, *args])
+
+    assert code == 2 and out == ""
+    assert err.startswith(message) and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_send_refuses_today_which_has_not_ended(
+    sqlite_engine: Engine, configure: Callable[..., Settings], run: Run
+) -> None:
+    settings = cli_settings(configure, sqlite_engine, free_port())
+    today = datetime.now(settings.zone).date()
+
+    code, _, err = run(["digest", "send", "--date", today.isoformat()])
+
+    assert code == 2
+    yesterday = (today - timedelta(days=1)).isoformat()
+    assert err.strip().endswith(f"give a day up to {yesterday}")
+
+
+def test_send_without_recipients_fails_with_one_line(
+    sqlite_engine: Engine, configure: Callable[..., Settings], run: Run
+) -> None:
+    cli_settings(configure, sqlite_engine, free_port(), DIGEST_TO="")
+
+    code, _, err = run(["digest", "send", "--date", "2021-03-18"])
+
+    assert code == 2
+    assert err == "error: DIGEST_TO is empty: set it to a comma-separated list of addresses\n"
+
+
+def test_send_delivers_once_and_again_only_with_force(
+    engine: Engine, configure: Callable[..., Settings], run: Run
+) -> None:
+    build_scenario(engine)
+    with SmtpCapture() as smtp:
+        cli_settings(configure, engine, smtp.port)
+
+        first = run(["digest", "send", "--date", "2021-03-18"])
+        second = run(["digest", "send", "--date", "2021-03-18"])
+        forced = run(["digest", "send", "--date", "2021-03-18", "--force"])
+
+    assert first == (0, f"Sent the digest for 2021-03-18 to {', '.join(TO)}.\n", "")
+    assert second[0] == 0
+    assert "already sent; use --force to send it again" in second[1]
+    assert forced[0] == 0 and forced[1].startswith("Sent the digest")
+    assert len(smtp.messages) == 2
+    assert smtp.messages[0]["Subject"].startswith(f"Hashtag digest {DAY.isoformat()}: 5 new")
+
+
+def test_send_reports_a_refused_login_in_one_line(
+    sqlite_engine: Engine, configure: Callable[..., Settings], run: Run
+) -> None:
+    with SmtpCapture(password="right") as smtp:
+        cli_settings(configure, sqlite_engine, smtp.port, SMTP_USERNAME="u", SMTP_PASSWORD="wrong")
+        code, _, err = run(["digest", "send", "--date", "2021-03-18"])
+
+    assert code == 2
+    assert err.startswith("error: digest not sent: SMTP 535") and err.count("\n") == 1
+
+
+def test_preview_out_to_a_missing_folder_fails_with_one_line(
+    sqlite_engine: Engine, configure: Callable[..., Settings], run: Run, tmp_path: Path
+) -> None:
+    cli_settings(configure, sqlite_engine, free_port())
+    target = tmp_path / "no-such-folder" / "digest.eml"
+
+    code, _, err = run(["digest", "preview", "--date", "2021-03-18", "--out", str(target)])
+
+    assert code == 2
+    assert err == f"error: cannot write {target}: No such file or directory\n"
