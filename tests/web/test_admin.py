@@ -1,0 +1,198 @@
+"""Admin pages: only admins, every change audited, bad input explained and not applied."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from monitor.config import Settings
+from monitor.models import ModerationEvent, ModerationRule, User
+from monitor.services.app_settings import gallery_paused
+from monitor.services.moderation import reject_reasons
+from monitor.web.app import create_app
+from tests.web.auth_helpers import TestClient, app_client, csrf_token, login, make_user
+
+ADMIN_POSTS = (
+    ("/admin/users", {"name": "eve", "role": "admin", "password": "x" * 20}),
+    ("/admin/users/mo/disable", {}),
+    ("/admin/rules", {"kind": "blocked_term", "pattern": "x", "action": "reject"}),
+    ("/admin/rules/1/disable", {}),
+    ("/admin/reasons", {"reasons": "Only this"}),
+    ("/admin/gallery", {"state": "pause"}),
+)
+
+
+@pytest.fixture
+def app(sqlite_engine: Engine, configure: Callable[..., Settings]) -> FastAPI:
+    make_user(sqlite_engine, "ad", "admin")
+    make_user(sqlite_engine, "mo", "moderator")
+    make_user(sqlite_engine, "vi", "viewer")
+    return create_app(configure(), engine=sqlite_engine)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with app_client(app) as client:
+        yield client
+
+
+@pytest.fixture
+def admin(client: TestClient) -> TestClient:
+    login(client, "ad")
+    return client
+
+
+def _events(engine: Engine, action: str) -> list[ModerationEvent]:
+    with Session(engine) as session:
+        return list(session.exec(select(ModerationEvent).where(ModerationEvent.action == action)))
+
+
+def _post(client: TestClient, path: str, **fields: str) -> str:
+    """Submit an admin form and return the message the next page shows."""
+    response = client.post(path, data={"csrf_token": csrf_token(client), **fields})
+    assert response.status_code == 200, response.text
+    messages = re.findall(r'<p class="notice">([^<]*)</p>', response.text)
+    assert messages, response.text
+    return messages[0]
+
+
+@pytest.mark.parametrize("name", ["mo", "vi"])
+def test_only_admins_reach_admin_pages(
+    sqlite_engine: Engine, client: TestClient, name: str
+) -> None:
+    login(client, name)
+    assert client.get("/admin").status_code == 403
+    assert client.get("/admin/audit").status_code == 403
+    for path, fields in ADMIN_POSTS:
+        response = client.post(path, data={"csrf_token": csrf_token(client), **fields})
+        assert response.status_code == 403, path
+    with Session(sqlite_engine) as session:
+        assert not gallery_paused(session)
+        assert session.exec(select(User).where(User.name == "eve")).first() is None
+        assert not session.exec(select(User).where(User.name == "mo")).one().disabled
+
+
+def test_admin_forms_need_the_csrf_token(sqlite_engine: Engine, admin: TestClient) -> None:
+    for path, fields in ADMIN_POSTS:
+        assert admin.post(path, data=fields).status_code == 403, path
+    with Session(sqlite_engine) as session:
+        assert not gallery_paused(session)
+        assert len(session.exec(select(ModerationRule)).all()) == 3
+
+
+def test_anonymous_admin_pages_go_to_login(client: TestClient) -> None:
+    response = client.get("/admin", headers={"accept": "text/html"}, follow_redirects=False)
+    assert response.headers["location"] == "/login?next=%2Fadmin"
+
+
+def test_an_admin_adds_a_user_who_can_then_log_in(
+    app: FastAPI, sqlite_engine: Engine, admin: TestClient
+) -> None:
+    message = _post(admin, "/admin/users", name="newmod", role="moderator", password="p" * 14)
+    assert message == "Added newmod as moderator."
+    [event] = _events(sqlite_engine, "user_added")
+    assert event.actor == "ad"
+    with app_client(app) as other:
+        login(other, "newmod", "p" * 14)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"name": "<script>x</script>", "role": "viewer", "password": "p" * 14}, "user name"),
+        ({"name": "short", "role": "viewer", "password": "p"}, "at least 12"),
+        ({"name": "boss", "role": "owner", "password": "p" * 14}, "choose viewer"),
+        ({"name": "mo", "role": "viewer", "password": "p" * 14}, "already exists"),
+    ],
+)
+def test_bad_users_are_refused_with_a_message(
+    sqlite_engine: Engine, admin: TestClient, fields: dict[str, str], expected: str
+) -> None:
+    message = _post(admin, "/admin/users", **fields)
+    assert message.startswith("Not done:") and expected in message
+    assert "<script>" not in message
+    assert _events(sqlite_engine, "user_added") == []
+
+
+def test_disabling_a_user_ends_their_sessions_but_not_your_own(
+    app: FastAPI, sqlite_engine: Engine, admin: TestClient
+) -> None:
+    with app_client(app) as moderator:
+        login(moderator, "mo")
+        assert _post(admin, "/admin/users/mo/disable") == "Disabled mo; their sessions have ended."
+        assert moderator.get("/auth/session").status_code == 401
+    assert "cannot disable your own" in _post(admin, "/admin/users/ad/disable")
+    assert "no user named" in _post(admin, "/admin/users/ghost/disable")
+    assert [e.reason for e in _events(sqlite_engine, "user_disabled")] == ["mo"]
+
+
+def test_rules_are_added_switched_and_deleted_on_the_record(
+    sqlite_engine: Engine, admin: TestClient
+) -> None:
+    added = _post(admin, "/admin/rules", kind="blocked_term", pattern="Hijack", action="reject")
+    assert added == "Added rule 4: Blocked term “Hijack” (reject)."
+    assert _post(admin, "/admin/rules/4/disable") == "Rule 4 disabled."
+    assert _post(admin, "/admin/rules/4/enable") == "Rule 4 enabled."
+    assert "can be enabled, disabled or deleted" in _post(admin, "/admin/rules/4/explode")
+    assert _post(admin, "/admin/rules/4/delete") == "Deleted rule 4."
+    assert "no rule 4" in _post(admin, "/admin/rules/4/delete")
+    bad = _post(admin, "/admin/rules", kind="blocked_term", pattern="x", action="approve")
+    assert "reject or flag" in bad
+    assert (
+        admin.post("/admin/rules/abc/delete", data={"csrf_token": csrf_token(admin)}).status_code
+        == 422
+    )
+    actions = [e.action for e in _events(sqlite_engine, "rule_added")]
+    actions += [e.action for e in _events(sqlite_engine, "rule_deleted")]
+    assert actions == ["rule_added", "rule_deleted"]
+
+
+def test_reject_reasons_are_edited_on_the_admin_page(
+    sqlite_engine: Engine, admin: TestClient
+) -> None:
+    message = _post(admin, "/admin/reasons", reasons="Spam\r\n\r\n<b>Rude</b>\nSpam\n")
+    assert message == "Saved 2 reject reasons."
+    with Session(sqlite_engine) as session:
+        assert reject_reasons(session) == ["Spam", "<b>Rude</b>"]
+    assert "&lt;b&gt;Rude&lt;/b&gt;" in admin.get("/admin").text
+    assert "at least one" in _post(admin, "/admin/reasons", reasons="  \n ")
+
+
+def test_the_kill_switch_pauses_and_resumes_the_gallery_on_the_record(
+    sqlite_engine: Engine, admin: TestClient
+) -> None:
+    paused = _post(admin, "/admin/gallery", state="pause", reason="Hashtag hijacked")
+    assert paused == "The public gallery is paused."
+    with Session(sqlite_engine) as session:
+        assert gallery_paused(session)
+    assert "The public gallery is paused." in admin.get("/admin").text
+    assert _post(admin, "/admin/gallery", state="pause") == "The gallery was already paused."
+    assert "choose pause or resume" in _post(admin, "/admin/gallery", state="explode")
+    assert _post(admin, "/admin/gallery", state="resume") == "The public gallery is live again."
+    with Session(sqlite_engine) as session:
+        assert not gallery_paused(session)
+    changes = _events(sqlite_engine, "setting_changed")
+    assert [(e.actor, e.reason, (e.detail or {})["to"]) for e in changes] == [
+        ("ad", "Hashtag hijacked", True),
+        ("ad", None, False),
+    ]
+
+
+def test_the_audit_log_pages_and_filters(sqlite_engine: Engine, admin: TestClient) -> None:
+    for number in range(3):
+        _post(admin, "/admin/gallery", state="pause" if number % 2 == 0 else "resume")
+    page = admin.get("/admin/audit")
+    assert page.status_code == 200
+    assert page.text.count("setting changed") == 3 and "login" in page.text
+    filtered = admin.get("/admin/audit?action=login&actor=ad").text
+    assert "setting changed" not in filtered and ">login<" in filtered
+    for query in ("before=abc", "post=x", "post=", "before=1", "actor=" + "<b>" * 10):
+        response = admin.get(f"/admin/audit?{query}")
+        assert response.status_code == 200, query
+        assert "<b><b>" not in response.text
+    assert admin.get("/admin/audit?actor=" + "a" * 500).status_code == 422
