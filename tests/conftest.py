@@ -66,15 +66,10 @@ def postgres_available() -> bool:
         engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A fresh, empty database URL: a SQLite file, or a PostgreSQL schema of its own."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'monitor.db'}"
-        return
-    if not request.getfixturevalue("postgres_available"):
+@pytest.fixture
+def postgres_url(postgres_available: bool) -> Iterator[str]:
+    """A PostgreSQL URL whose search path is a fresh schema of its own, dropped after."""
+    if not postgres_available:
         pytest.skip("PostgreSQL not reachable")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -86,6 +81,15 @@ def db_url(
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh, empty database URL: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'monitor.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture

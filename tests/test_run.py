@@ -84,7 +84,7 @@ def test_run_creates_schema_prints_admin_once_polls_and_serves(
     finally:
         first_output = _stop(process)
     assert process.returncode == 0, first_output
-    assert ready["checks"] == {"database": "ok", "scheduler": "ok"}
+    assert ready["checks"] == {"database": "ok", "scheduler": "ok", "leader": "leader"}
     assert "#CEADAY21" in home.text
     assert first_output.count("one-time password") == 1
 

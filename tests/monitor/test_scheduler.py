@@ -24,7 +24,8 @@ def test_jobs_are_one_per_source_never_overlapping(
         monitor = Monitor(engine=sqlite_engine, settings=settings)
         monitor.start()
         try:
-            return monitor.scheduler.get_jobs()
+            await monitor._elect()
+            return [j for j in monitor.scheduler.get_jobs() if j.id != "leader-election"]
         finally:
             monitor.shutdown()
 
@@ -33,6 +34,7 @@ def test_jobs_are_one_per_source_never_overlapping(
         f"poll:mastodon:{mastodon.url}|CEADAY21",
         f"poll:mastodon:{mastodon.url}|HelpingHands",
         "refresh:mastodon",
+        "retention",
     ]
     assert all(job.max_instances == 1 and job.coalesce for job in jobs)
     assert {job.trigger.interval.total_seconds() for job in jobs if job.id.startswith("poll")} == {
@@ -57,6 +59,7 @@ def test_a_hanging_source_does_not_delay_another(
             monitor = Monitor(engine=sqlite_engine, settings=settings)
             monitor.start()
             try:
+                await monitor._elect()
                 [slow, fast] = [
                     job for job in monitor.scheduler.get_jobs() if job.id.startswith("poll")
                 ]
@@ -75,3 +78,29 @@ def test_a_hanging_source_does_not_delay_another(
         hanging.stop()
     assert slow_still_running
     assert stored == 2
+
+
+def test_only_one_monitor_leads_and_a_follower_takes_over(
+    sqlite_engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
+) -> None:
+    settings = configure(MASTODON_INSTANCES=mastodon.url, HASHTAGS="CEADAY21")
+
+    async def scenario() -> tuple[str, str, int, int, str]:
+        first = Monitor(engine=sqlite_engine, settings=settings)
+        second = Monitor(engine=sqlite_engine, settings=settings)
+        first.start()
+        second.start()
+        await first._elect()
+        await second._elect()
+        states = (first.leader_state, second.leader_state)
+        work = (len(first._work_job_ids), len(second._work_job_ids))
+        first.shutdown()  # the leader goes away
+        await second._elect()
+        taken_over = second.leader_state
+        second.shutdown()
+        return (*states, *work, taken_over)
+
+    first_state, second_state, first_jobs, second_jobs, taken_over = asyncio.run(scenario())
+    assert (first_state, second_state) == ("leader", "follower")
+    assert first_jobs > 0 and second_jobs == 0
+    assert taken_over == "leader"

@@ -38,6 +38,9 @@ def readyz(request: Request, session: SessionDep) -> JSONResponse:
         checks["database"] = f"unreachable: {describe_db_error(exc)}"
     monitor = request.app.state.monitor
     if monitor is not None:
-        checks["scheduler"] = "ok" if monitor.scheduler.running else "stopped"
-    ready = all(value == "ok" for value in checks.values())
+        # Ready once it is known who runs the scheduled work: this process or another.
+        leader = monitor.leader_state if monitor.scheduler.running else "stopped"
+        checks["scheduler"] = "ok" if leader in ("leader", "follower") else leader
+        checks["leader"] = leader
+    ready = all(value == "ok" for key, value in checks.items() if key != "leader")
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
