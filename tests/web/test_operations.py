@@ -6,11 +6,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from monitor.config import Settings
 from monitor.db import create_db_engine
+from monitor.services.polling import poll_all
 from monitor.web.app import create_app
+from tests.fakes.mastodon import FakeMastodon
 
 
 @pytest.fixture
@@ -47,3 +50,31 @@ def test_readyz_is_503_when_the_database_is_gone(configure: Callable[..., Settin
         assert client.get("/healthz").status_code == 200
     assert response.status_code == 503
     assert response.json()["checks"]["database"].startswith("unreachable")
+
+
+def test_metrics_report_posts_queue_sources_and_polls(
+    sqlite_engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
+) -> None:
+    settings = configure(MASTODON_INSTANCES=mastodon.url, HASHTAGS="CEADAY21,HelpingHands")
+    mastodon.add_many(3)
+    mastodon.server.fail("status", times=5, status=500, path="/api/v1/timelines/tag/HelpingHands")
+    poll_all(engine=sqlite_engine, settings=settings)
+    with TestClient(create_app(settings, engine=sqlite_engine)) as client:
+        response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    [posts] = families["hashtag_monitor_posts"].samples
+    assert posts.labels == {"platform": "mastodon", "status": "pending"} and posts.value == 3
+    assert families["hashtag_monitor_queue_pending"].samples[0].value == 3
+    up = {
+        s.labels["source"].rsplit("|", 1)[1]: s.value
+        for s in families["hashtag_monitor_source_up"].samples
+    }
+    assert up == {"CEADAY21": 1, "HelpingHands": 0}
+    results = {
+        (s.labels["source"].rsplit("|", 1)[1], s.labels["result"]): s.value
+        for s in families["hashtag_monitor_polls"].samples
+        if s.name.endswith("_total")
+    }
+    assert results == {("CEADAY21", "ok"): 1, ("HelpingHands", "error"): 1}

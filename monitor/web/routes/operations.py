@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.db import describe_db_error
+from monitor.services.metrics import DatabaseCollector
 from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep
 
 router = APIRouter()
@@ -44,3 +46,11 @@ def readyz(request: Request, session: SessionDep) -> JSONResponse:
         checks["leader"] = leader
     ready = all(value == "ok" for key, value in checks.items() if key != "leader")
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    """Prometheus metrics: posts, queue, sources, polls, decision latency, digests."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector(request.app.state.engine))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
