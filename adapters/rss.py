@@ -195,11 +195,15 @@ class RssAdapter(Adapter):
         wanted = {normalise_tag(tag) for tag in target.hashtags}
         feed = parsed.get("feed") if isinstance(parsed.get("feed"), dict) else {}
         entries = parsed.get("entries") if isinstance(parsed.get("entries"), list) else []
+        seen: set[str] = set()
         for entry in entries[:MAX_ENTRIES]:
             post, reason = read_entry(target.scope, feed, entry)
             if reason:
                 skipped.append(reason)
+            elif post is not None and post.external_id in seen:
+                skipped.append(f"item {post.external_id!r}: repeated in the feed, first kept")
             elif post is not None and wanted.intersection(post.hashtags):
+                seen.add(post.external_id)
                 yield post
 
 
@@ -395,7 +399,7 @@ def normalise_entry(
 def _rated_adult(entry: Mapping[str, Any]) -> bool:
     rating = entry.get("media_rating")
     content = rating.get("content") if isinstance(rating, dict) else rating
-    return isinstance(content, str) and content.strip().lower() in ("adult", "nonadult=false")
+    return isinstance(content, str) and content.strip().lower() == "adult"
 
 
 def _kind(mime: Any, medium: Any) -> MediaKind | None:

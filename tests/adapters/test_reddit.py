@@ -285,7 +285,7 @@ def test_5xx_is_retried_and_persistent_5xx_is_unavailable(
 
 def test_a_hanging_server_is_retried(adapter: RedditAdapter, reddit: FakeReddit) -> None:
     reddit.add()
-    reddit.server.fail("hang", seconds=1.5, path="/search")
+    reddit.server.fail("hang", seconds=1.2, path="/search")
     assert len(_ids(_pages(adapter))) == 1
 
 
@@ -462,7 +462,7 @@ def test_unreadable_cursor_rereads_the_look_back_and_says_so(
 
 def test_cursor_fits_the_column_on_a_busy_tag(adapter: RedditAdapter, reddit: FakeReddit) -> None:
     start = reddit.clock
-    for i in range(300):  # 300 posts in one second: every id is inside the overlap
+    for i in range(120):  # 120 posts in one second: every id is inside the overlap
         reddit.add(f"Busy {i} #CEADAY21", created_at=start)
     cursor = _pages(adapter)[-1].cursor
     assert cursor is not None and len(cursor) <= 600
