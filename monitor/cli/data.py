@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from monitor.cli._common import echo, load, open_engine
 from monitor.db import create_db_engine, session_scope, upgrade
 from monitor.models import PostStatus, utcnow
 from monitor.services import retention
+from monitor.services.backup import backup_database
 from monitor.services.export import csv_header, iter_export_records, to_csv, to_jsonl
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -27,6 +29,15 @@ def db_upgrade() -> None:
     settings = load()
     upgrade(create_db_engine(settings.database_url))
     echo("Database schema is up to date.")
+
+
+@db_app.command("backup")
+def db_backup(
+    out: Annotated[Path, typer.Option("--out", help="The backup file to write.")],
+) -> None:
+    """Back up the database while it runs (SQLite online backup, or pg_dump)."""
+    settings = load()
+    echo(backup_database(create_db_engine(settings.database_url), out))
 
 
 def export(
