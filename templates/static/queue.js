@@ -61,7 +61,8 @@
     data.set("action", action);
     let response;
     try {
-      response = await fetch(form.action, {
+      // Not form.action: the buttons are named "action", which shadows the property.
+      response = await fetch(form.getAttribute("action"), {
         method: "POST",
         body: data,
         headers: { Accept: "application/json" },
