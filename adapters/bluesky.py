@@ -25,6 +25,7 @@ Every page therefore carries a cursor that resumes exactly where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import html
 import json
 import re
@@ -80,12 +81,13 @@ SENSITIVE_LABELS = frozenset(
 )
 
 _POST_URI = re.compile(
-    r"at://(?P<repo>did:[a-z]+:[A-Za-z0-9._:%-]{1,2000})"
-    r"/app\.bsky\.feed\.post/(?P<rkey>[A-Za-z0-9._:~-]{1,512})"
+    r"at://(?P<repo>did:[a-z]+:[A-Za-z0-9._:%-]{1,240})"
+    r"/app\.bsky\.feed\.post/(?P<rkey>[A-Za-z0-9._:~-]{1,100})"
 )
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
 _HANDLE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+")
-_DID = re.compile(r"did:[a-z]+:[A-Za-z0-9._:%-]{1,2000}")
+# Bounded so an id, a handle or a uri always fits the storage columns.
+_DID = re.compile(r"did:[a-z]+:[A-Za-z0-9._:%-]{1,240}")
 _IDENTIFIER = re.compile(r"[^\s/]{1,253}")
 
 _reset_reader = epoch_reset_reader("ratelimit-reset")
@@ -107,6 +109,10 @@ class _Session:
 # targets from logging in or refreshing twice.
 _SESSIONS: dict[tuple[str, str, str], _Session] = {}
 _SESSIONS_LOCK = threading.Lock()
+#: Credentials the server refused, with when and why: not tried again for a while,
+#: so a wrong password does not spend the daily login budget (new keys retry at once).
+_REFUSED: dict[tuple[str, str, str], tuple[datetime, str]] = {}
+LOGIN_RETRY_AFTER = timedelta(minutes=30)
 
 
 def _iso(moment: datetime) -> str:
@@ -180,7 +186,8 @@ class BlueskyAdapter(Adapter):
         url = httpx.URL(self.base)
         if url.scheme not in ("http", "https") or not url.host:
             raise ConfigError(f"BLUESKY_API_BASE: {self.base!r} is not an http(s) base URL")
-        self._session_key = (self.base, self.handle.casefold(), self._password)
+        secret = hashlib.sha256(self._password.encode()).hexdigest()
+        self._session_key = (self.base, self.handle.casefold(), secret)
 
     # --- session -----------------------------------------------------------------
 
@@ -198,14 +205,19 @@ class BlueskyAdapter(Adapter):
             session = _SESSIONS.get(self._session_key)
             if session is not None and session.access != stale_access:
                 return session.access  # another thread renewed it meanwhile
-            _SESSIONS.pop(self._session_key, None)
+            # A transient failure here leaves the old session in place for the next try.
             renewed = self._refresh_session(session) if session is not None else None
             if renewed is None:
+                _SESSIONS.pop(self._session_key, None)
                 renewed = self._create_session()
             _SESSIONS[self._session_key] = renewed
             return renewed.access
 
     def _create_session(self) -> _Session:
+        refused = _REFUSED.get(self._session_key)
+        if refused is not None and datetime.now(UTC) - refused[0] < LOGIN_RETRY_AFTER:
+            retry = refused[0] + LOGIN_RETRY_AFTER
+            raise AuthFailed(f"{refused[1]} (not retried before {retry:%H:%M} UTC)")
         response = self.http.request(
             "POST",
             f"{self.base}/xrpc/com.atproto.server.createSession",
@@ -214,6 +226,7 @@ class BlueskyAdapter(Adapter):
             ok_statuses=frozenset({400, 401, 403}),
         )
         if response.is_success:
+            _REFUSED.pop(self._session_key, None)
             return _session_from(decode_json(response))
         error, message = _xrpc_error(response)
         if error == "AuthFactorTokenRequired":
@@ -225,10 +238,12 @@ class BlueskyAdapter(Adapter):
                 "check BLUESKY_HANDLE and create an app password under Settings > Privacy"
                 " and security > App passwords for BLUESKY_APP_PASSWORD"
             )
-        raise AuthFailed(
+        reason = (
             f"bluesky: login as {self.handle!r} refused"
             f" (HTTP {response.status_code} {error or ''}: {message}); {advice}"
         )
+        _REFUSED[self._session_key] = (datetime.now(UTC), reason)
+        raise AuthFailed(reason)
 
     def _refresh_session(self, session: _Session) -> _Session | None:
         """Renew with the refresh token; None when that is refused too (log in again)."""
@@ -407,7 +422,7 @@ class BlueskyAdapter(Adapter):
             chunk = valid[start : start + BULK_LIMIT]
             body, _ = self._xrpc("app.bsky.feed.getPosts", [("uris", uri) for uri in chunk])
             views = _posts_of(body)
-            found = {v["uri"]: v for v in views if isinstance(v.get("uri"), str)}
+            found = {v["uri"]: v for v in views if v.get("uri") in chunk}
             live, chunk_skipped = _normalise_all(list(found.values()), None)
             posts.extend(live)
             skipped.extend(chunk_skipped)

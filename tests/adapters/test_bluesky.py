@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from adapters import bluesky as bluesky_module
 from adapters.base import AuthFailed, ConfigError, Target
 from adapters.bluesky import BlueskyAdapter, normalise_post
 from adapters.http import HttpClient, RetryPolicy
@@ -27,6 +28,13 @@ from tests.fakes.server import FakeServer
 
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def fresh_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sessions live for the process; a test must not meet one from a server on a reused port."""
+    monkeypatch.setattr(bluesky_module, "_SESSIONS", {})
+    monkeypatch.setattr(bluesky_module, "_REFUSED", {})
 
 
 @pytest.fixture
@@ -471,6 +479,22 @@ def test_wrong_app_password_fails_bluesky_while_mastodon_keeps_working(
     assert "BLUESKY_APP_PASSWORD" in (_source(sqlite_engine).last_error or "")
 
 
+def test_a_refused_login_is_not_retried_by_every_target_and_poll(
+    sqlite_engine: Engine, settings_for: Callable[..., Settings], bluesky: FakeBluesky
+) -> None:
+    settings = settings_for(BLUESKY_APP_PASSWORD="wrong-pass-word-here")
+    first = poll_all(engine=sqlite_engine, settings=settings)
+    second = poll_all(engine=sqlite_engine, settings=settings)
+
+    assert [s.ok for s in first + second] == [False] * 4
+    assert all("BLUESKY_APP_PASSWORD" in (s.error or "") for s in first + second)
+    assert "not retried before" in (second[0].error or "")
+    assert bluesky.server.hits("/xrpc/com.atproto.server.createSession") == 1
+
+    fixed = poll_all(engine=sqlite_engine, settings=settings_for())
+    assert all(s.ok for s in fixed) and bluesky.logins == 1
+
+
 def test_missing_credentials_disable_the_source_with_a_reason(
     sqlite_engine: Engine, configure: Callable[..., Settings]
 ) -> None:
@@ -589,6 +613,7 @@ def test_platform_faults_fail_the_poll_with_a_clear_reason(
     bluesky.add_many(2)
     bluesky.server.fail(fault, times=3, path=SEARCH, **options)
 
+    # Every attempt (HTTP_RETRIES=2 in tests) meets the fault.
     summary = poll_all(engine=sqlite_engine, settings=settings_for(HASHTAGS="CEADAY21"))[0]
 
     assert not summary.ok and message in (summary.error or "")
@@ -632,6 +657,23 @@ def test_refresh_updates_engagement_detects_edits_and_deletions(
     assert by_uri[views[0]["uri"]].likes == 40
     assert by_uri[views[1]["uri"]].status == PostStatus.PENDING
     assert by_uri[views[2]["uri"]].status == PostStatus.REMOVED
+
+
+def test_refresh_ignores_posts_that_were_not_asked_for(
+    adapter: BlueskyAdapter, bluesky: FakeBluesky
+) -> None:
+    asked, intruder = bluesky.add(), bluesky.add()
+    original = bluesky._get_posts
+
+    def with_intruder(request: Any) -> Any:
+        request.query["uris"] = [*request.query.get("uris", []), intruder["uri"]]
+        return original(request)
+
+    bluesky.server.routes = [
+        (m, p, with_intruder if h == original else h) for m, p, h in bluesky.server.routes
+    ]
+    result = adapter.refresh([asked["uri"]])
+    assert [p.external_id for p in result.posts] == [asked["uri"]] and result.deleted == ()
 
 
 def test_refresh_skips_refs_that_are_not_post_uris(adapter: BlueskyAdapter) -> None:
