@@ -119,6 +119,12 @@ def _usage(headers: httpx.Headers) -> tuple[float, float]:
     return percent, minutes
 
 
+def _node_id(value: Any) -> str | None:
+    """A Graph node id: decimal digits only, so it is safe in a URL path and an ids= list."""
+    node = as_id(value)
+    return node if node is not None and node.isdigit() and node.isascii() else None
+
+
 def _minute(when: datetime) -> str:
     return f"{when:%Y-%m-%d %H:%M} UTC"
 
@@ -162,7 +168,7 @@ class _Cursor:
             value = json.loads(raw or "null")
         except ValueError:
             return None
-        hashtag_id = as_id(value.get("hashtag_id")) if isinstance(value, dict) else None
+        hashtag_id = _node_id(value.get("hashtag_id")) if isinstance(value, dict) else None
         if hashtag_id is None:
             return None
         return cls(hashtag_id, parse_time(value.get("covered")))
@@ -200,7 +206,7 @@ class InstagramAdapter(Adapter):
         if url.scheme not in ("http", "https") or not url.host:
             raise ConfigError(f"INSTAGRAM_API_BASE: {self.base!r} is not an http(s) base URL")
         self.user_id = config["INSTAGRAM_USER_ID"].strip()
-        if not self.user_id.isdigit():
+        if not (self.user_id.isascii() and self.user_id.isdigit()):
             raise ConfigError(
                 "INSTAGRAM_USER_ID: must be the numeric id of the Instagram business or creator"
                 " account (not its @username)"
@@ -292,7 +298,11 @@ class InstagramAdapter(Adapter):
             return
         seen: set[str] = set()
         for number in range(1, max_pages + 1):
-            params = {"user_id": self.user_id, "fields": MEDIA_FIELDS, "limit": PAGE_LIMIT}
+            params: dict[str, Any] = {
+                "user_id": self.user_id,
+                "fields": MEDIA_FIELDS,
+                "limit": PAGE_LIMIT,
+            }
             if after:
                 params["after"] = after
             try:
@@ -336,13 +346,13 @@ class InstagramAdapter(Adapter):
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise MalformedResponse("instagram: ig_hashtag_search answered without a data list")
-        found = next((as_id(d.get("id")) for d in data if isinstance(d, dict)), None)
+        found = next((_node_id(d.get("id")) for d in data if isinstance(d, dict)), None)
         if found:
             self._hashtag_ids[key] = found
         return found
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
-        ids = list(dict.fromkeys(ref for ref in (as_id(r) for r in refs) if ref))
+        ids = list(dict.fromkeys(ref for ref in (_node_id(r) for r in refs) if ref))
         posts: list[FetchedPost] = []
         deleted: list[str] = []
         skipped: list[str] = []
@@ -372,6 +382,7 @@ class InstagramAdapter(Adapter):
         }
 
     def _read_one_by_one(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """``GET /{id}`` for each id, when the bulk call failed because one is gone."""
         found: dict[str, dict[str, Any]] = {}
         for media_id in ids:
             try:
@@ -389,8 +400,8 @@ class InstagramAdapter(Adapter):
         now = self.clock()
         if self._blocked_until is not None and self._blocked_until > now:
             raise RateLimited(
-                f"instagram: rate limited until {_minute(self._blocked_until)}"
-                " (usage headers reached 100%)",
+                f"instagram: waiting until {_minute(self._blocked_until)} for the Graph API"
+                " usage limit to reset",
                 retry_at=self._blocked_until,
             )
         query = {k: v for k, v in params.items() if v is not None}

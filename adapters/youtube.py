@@ -28,7 +28,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -104,7 +104,7 @@ class QuotaBudget:
         self._day = self._today()
         self._spent = 0
 
-    def _today(self) -> Any:
+    def _today(self) -> date:
         return self._clock().astimezone(QUOTA_ZONE).date()
 
     @property
@@ -205,7 +205,7 @@ class YouTubeAdapter(Adapter):
         if url.scheme not in ("http", "https") or not url.host:
             raise ConfigError(f"YOUTUBE_API_BASE: {self.base!r} is not an http(s) base URL")
         raw_quota = config.get("YOUTUBE_DAILY_QUOTA", "").strip() or str(DEFAULT_DAILY_QUOTA)
-        if not raw_quota.isdigit() or int(raw_quota) < MIN_DAILY_QUOTA:
+        if not (raw_quota.isascii() and raw_quota.isdigit()) or int(raw_quota) < MIN_DAILY_QUOTA:
             raise ConfigError(
                 f"YOUTUBE_DAILY_QUOTA: must be a whole number of units, at least"
                 f" {MIN_DAILY_QUOTA} (one search costs {SEARCH_COST}), not {raw_quota!r}"

@@ -234,7 +234,7 @@ def test_usage_at_100_percent_stops_before_the_next_request(
     )
     assert len(_walk(adapter)[0].posts) == 2  # this answer still counts
     before = instagram.server.hits()
-    with pytest.raises(RateLimited, match="usage headers reached 100%"):
+    with pytest.raises(RateLimited, match="usage limit to reset"):
         _walk(adapter)
     assert instagram.server.hits() == before
 
@@ -435,7 +435,7 @@ def test_refresh_updates_counts_detects_edits_and_deletions(
     edited["caption"] = "Changed my words #CEADAY21"
     instagram.delete(gone["id"])
 
-    result = adapter.refresh([kept["id"], edited["id"], gone["id"], kept["id"]])
+    result = adapter.refresh([kept["id"], edited["id"], gone["id"], kept["id"], "../x", "1,2"])
 
     assert result.deleted == (gone["id"],)
     by_id = {p.external_id: p for p in result.posts}

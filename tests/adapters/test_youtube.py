@@ -168,7 +168,7 @@ def test_configuration_is_checked_and_names_the_key(
 ) -> None:
     with pytest.raises(ConfigError, match="YOUTUBE_API_KEY"):
         YouTubeAdapter({}, client)
-    for quota in ("lots", "99", "-5"):
+    for quota in ("lots", "99", "-5", "²", "1e9"):
         with pytest.raises(ConfigError, match="YOUTUBE_DAILY_QUOTA"):
             _adapter(youtube, client, YOUTUBE_DAILY_QUOTA=quota)
     with pytest.raises(ConfigError, match="YOUTUBE_API_BASE"):
