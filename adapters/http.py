@@ -304,7 +304,22 @@ def decode_json(response: httpx.Response) -> Any:
         ) from None
 
 
+_SECRET_PARAMS = ("key", "access_token", "token", "client_secret", "password")
+
+
 def _detail(response: httpx.Response) -> str:
-    """A short, safe excerpt of an error body for people to read."""
+    """A short, safe excerpt of an error body for people to read.
+
+    Some APIs echo the request back in their errors: whatever credential we
+    sent (Authorization header, key or token parameters) is blanked out, since
+    the excerpt ends up in logs, ``status`` and the database.
+    """
     text = response.text.strip().replace("\n", " ")
+    request = response.request
+    sent = [request.headers.get("authorization", "")]
+    sent += [value for name, value in request.url.params.multi_items() if name in _SECRET_PARAMS]
+    for value in sent:
+        for secret in (value, value.partition(" ")[2]):
+            if len(secret) >= 6:
+                text = text.replace(secret, "***")
     return f": {text[:200]}" if text else ""

@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from sqlalchemy.engine import make_url
+
 from monitor.config import Settings
 
 
@@ -19,13 +21,54 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            event["exception"] = self.formatException(record.exc_info)
+            event["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(event, ensure_ascii=False)
+
+
+#: Configuration keys whose values are secrets, by the end of their name.
+_SECRET_SUFFIXES = ("TOKEN", "PASSWORD", "SECRET", "SECRET_KEY", "API_KEY", "APP_PASSWORD")
+_MIN_SECRET_LENGTH = 6
+
+
+class RedactSecrets(logging.Filter):
+    """Replace every configured secret with *** in every log line, whoever logs it.
+
+    Error bodies from platforms, driver messages and URLs can echo a token back;
+    redacting at the handler catches them all.
+    """
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = sorted(
+            {s for s in secrets if len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True
+        )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redact(record.getMessage()), None
+        if record.exc_info:
+            # Formatters reuse exc_text, so the traceback is redacted once, here.
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def configured_secrets(settings: Settings) -> list[str]:
+    """Every secret value in the configuration: passwords, tokens, keys, the DB password."""
+    found = [
+        value for key, value in settings.raw.items() if key.endswith(_SECRET_SUFFIXES) and value
+    ]
+    password = make_url(settings.database_url).password
+    return [*found, *([password] if password else [])]
 
 
 def configure_logging(settings: Settings) -> None:
     """Send our logs to stderr in the configured format; quiet the chatty libraries."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactSecrets(configured_secrets(settings)))
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -11,6 +11,7 @@ import pytest
 
 from monitor.cli import main
 from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.server import Reply
 
 CliResult = tuple[int, str, str]
 
@@ -222,3 +223,31 @@ def test_purge_dry_run_then_purge_and_erase(
     code, out, _ = cli("erase", "--author", handle, "--platform", "mastodon")
     assert code == 0 and out.startswith("Erased 1 post(s)")
     assert cli("export")[1] == ""
+
+
+def test_logs_are_json_lines_and_never_carry_a_secret(
+    cli: Callable[..., CliResult], env: FakeMastodon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = {
+        "MASTODON_ACCESS_TOKEN": "tok-very-secret-123",
+        "SMTP_PASSWORD": "smtp-hunter2-pass",
+        "SECRET_KEY": "s3cret-key-for-sessions",
+        "BLUESKY_APP_PASSWORD": "abcd-efgh-ijkl-mnop",
+    }
+    for key, value in {**secrets, "LOG_FORMAT": "json", "LOG_LEVEL": "debug"}.items():
+        monkeypatch.setenv(key, value)
+    # A platform that echoes the credentials back in its error body.
+    env.server.route(
+        "GET",
+        r"/api/v1/timelines/tag/.*",
+        lambda request: Reply.json({"error": f"bad token {request.headers['authorization']}"}, 401),
+        first=True,
+    )
+    cli("db", "upgrade")
+    code, out, err = cli("poll")
+    assert code == 1 and "credentials refused" in err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert lines and all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
+    assert "bad token ***" in err
+    for value in secrets.values():
+        assert value not in err and value not in out
