@@ -184,8 +184,37 @@ def _has_credentials(name: str, raw: dict[str, str]) -> bool:
     return adapter.is_configured(raw)
 
 
+def _refuse_duplicate_keys(env_file: Path) -> None:
+    """A key set twice in .env is ambiguous (python-dotenv silently keeps the last)."""
+    if not env_file.is_file():
+        return
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(env_file.read_text().splitlines(), start=1):
+        match = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", line)
+        if not match:
+            continue
+        key = match.group(1).upper()
+        if key in first_line:
+            raise SettingsError(
+                f"{env_file}: {key} is set twice (lines {first_line[key]} and {number}); keep one"
+            )
+        first_line[key] = number
+
+
+def check_writable_dir(key: str, path: Path) -> None:
+    """Create a directory the service writes to, and prove it can write there."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise SettingsError(f"{key}: cannot write to {path}: {exc.strerror or exc}") from None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning validation errors into one line that names the key."""
+    _refuse_duplicate_keys(Path(".env"))
     try:
         return Settings(**overrides)
     except ValidationError as exc:

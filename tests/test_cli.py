@@ -6,6 +6,7 @@ import io
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -251,3 +252,21 @@ def test_logs_are_json_lines_and_never_carry_a_secret(
     assert "bad token ***" in err
     for value in secrets.values():
         assert value not in err and value not in out
+
+
+def test_a_key_set_twice_in_dotenv_is_refused(cli: Callable[..., CliResult]) -> None:
+    Path(".env").write_text("HASHTAGS=CEADAY21\nPORT=8001\nhashtags=Other\n")
+    code, _, err = cli("status")
+    assert code == 2
+    assert err.strip() == "error: .env: HASHTAGS is set twice (lines 1 and 3); keep one"
+
+
+def test_run_refuses_a_media_dir_it_cannot_write(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("not-a-dir").write_text("a file where the media folder should be")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///./monitor.db")
+    monkeypatch.setenv("MEDIA_DIR", "not-a-dir/media")
+    code, _, err = cli("run")
+    assert code == 2
+    assert err.startswith("error: MEDIA_DIR: cannot write to not-a-dir/media: Not a directory")

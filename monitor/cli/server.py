@@ -7,7 +7,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from monitor.cli._common import echo, load, open_engine
-from monitor.config import Settings
+from monitor.config import Settings, check_writable_dir
 from monitor.db import session_scope
 from monitor.services.users import FIRST_ADMIN, create_first_admin
 from monitor.web.app import create_app
@@ -16,6 +16,8 @@ from monitor.web.app import create_app
 def run() -> None:
     """Run the scheduler (polling and upkeep) and the web app in one process."""
     settings = load()
+    check_writable_dir("DATA_DIR", settings.data_dir)
+    check_writable_dir("MEDIA_DIR", settings.media_dir)
     engine = open_engine(settings, auto_upgrade_empty=True)
     with session_scope(engine) as session:
         password = create_first_admin(session=session)
@@ -28,6 +30,7 @@ def run() -> None:
 def serve() -> None:
     """Run the web app only (extra replicas behind a load balancer)."""
     settings = load()
+    check_writable_dir("MEDIA_DIR", settings.media_dir)
     engine = open_engine(settings)
     _serve(create_app(settings, engine=engine), settings)
 
