@@ -342,7 +342,14 @@ class InstagramAdapter(Adapter):
         key = normalise_tag(tag)
         if forget:
             self._hashtag_ids.pop(key, None)
-        body = self._call("/ig_hashtag_search", {"user_id": self.user_id, "q": tag})
+        try:
+            body = self._call("/ig_hashtag_search", {"user_id": self.user_id, "q": tag})
+        except GraphRefused as exc:
+            raise GraphRefused(
+                f"{exc}; check that INSTAGRAM_USER_ID is the Instagram business account's id"
+                f" (Meta also refuses hashtags it deems sensitive, such as #{tag})",
+                code=exc.code,
+            ) from None
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise MalformedResponse("instagram: ig_hashtag_search answered without a data list")

@@ -20,6 +20,7 @@ from adapters.base import (
     Page,
     PlatformUnavailable,
     RateLimited,
+    RequestRejected,
     Target,
 )
 from adapters.http import HttpClient, RetryPolicy
@@ -175,6 +176,18 @@ def test_missing_permission_names_the_feature_to_request(
     instagram.fail_with(400, "error_permission.json")
     with pytest.raises(AuthFailed, match="Instagram Public Content Access"):
         _walk(adapter)
+
+
+def test_a_user_id_meta_does_not_know_is_named_in_the_error(
+    instagram: FakeInstagram, client: HttpClient
+) -> None:
+    config = {
+        "INSTAGRAM_API_BASE": instagram.url,
+        "INSTAGRAM_ACCESS_TOKEN": TOKEN,
+        "INSTAGRAM_USER_ID": "123",
+    }
+    with pytest.raises(RequestRejected, match="check that INSTAGRAM_USER_ID"):
+        _walk(InstagramAdapter(config, client))
 
 
 def test_missing_keys_and_bad_values_name_the_key(client: HttpClient) -> None:
