@@ -66,6 +66,8 @@ class Post(SQLModel, table=True):
         sa.Index("ix_posts_status_created_at", "status", "created_at"),
         # Per-day counts (digest, stats) range over created_at alone.
         sa.Index("ix_posts_created_at", "created_at"),
+        # The digest's pending backlog and its oldest arrival, without reading the rows.
+        sa.Index("ix_posts_status_first_seen_at", "status", "first_seen_at"),
         # The queue pages flagged posts first, then by time, within one status.
         sa.Index("ix_posts_status_flagged_created", "status", "flagged", "created_at", "id"),
     )

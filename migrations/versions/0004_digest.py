@@ -1,4 +1,4 @@
-"""digest sends, and a created_at index for per-day post counts
+"""digest sends, and post indexes for per-day counts and the pending backlog
 
 Revision ID: 0004
 Revises: 0001
@@ -34,10 +34,14 @@ def upgrade() -> None:
         batch_op.create_index("ix_digest_sends_day_status", ["day", "status"], unique=False)
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.create_index("ix_posts_created_at", ["created_at"], unique=False)
+        batch_op.create_index(
+            "ix_posts_status_first_seen_at", ["status", "first_seen_at"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("posts", schema=None) as batch_op:
+        batch_op.drop_index("ix_posts_status_first_seen_at")
         batch_op.drop_index("ix_posts_created_at")
     with op.batch_alter_table("digest_sends", schema=None) as batch_op:
         batch_op.drop_index("ix_digest_sends_day_status")

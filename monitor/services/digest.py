@@ -271,21 +271,36 @@ def compute_digest(
     coverage = _coverage(session, period, now, zone)
     incomplete_platforms = {c.platform for c in coverage if not c.complete}
 
-    per_platform = _posts_by_bucket(session, boundaries)
-    platform_names = sorted({p for _, p in per_platform} | {c.platform for c in coverage})
+    # The 14 daily buckets of the chart; for a one-day period they also hold the day
+    # (bucket 13) and the seven before it (6..12), so one scan serves both.
+    days = [period.last_day - timedelta(days=k) for k in range(HISTORY_DAYS - 1, -1, -1)]
+    daily_counts = _post_counts(session, [local_midnight(day, zone) for day in days] + [period.end])
+    if period.days == 1:
+        offset = HISTORY_DAYS - 1 - AVERAGE_PERIODS
+        counts = {(b - offset, p): v for (b, p), v in daily_counts.items() if b >= offset}
+    else:
+        counts = _post_counts(session, boundaries)
+    daily = [
+        Bucket(day.isoformat(), sum(v[0] for (b, _), v in daily_counts.items() if b == i))
+        for i, day in enumerate(days)
+    ]
+    posts_by_bucket: dict[int, int] = defaultdict(int)
+    authors_by_bucket: dict[int, int] = defaultdict(int)
+    for (bucket, _), (posts, authors) in counts.items():
+        posts_by_bucket[bucket] += posts
+        # Authors are distinct per platform (a handle is only unique on its platform),
+        # so per-platform counts add up to the distinct (platform, handle) pairs.
+        authors_by_bucket[bucket] += authors
     platforms = {
         name: _figure(
-            {b: n for (b, p), n in per_platform.items() if p == name},
+            {b: v[0] for (b, p), v in counts.items() if p == name},
             incomplete=name in incomplete_platforms,
         )
-        for name in platform_names
+        for name in sorted({p for _, p in counts} | {c.platform for c in coverage})
     }
-    totals_by_bucket: dict[int, int] = defaultdict(int)
-    for (bucket, _), count in per_platform.items():
-        totals_by_bucket[bucket] += count
     any_incomplete = not coverage or bool(incomplete_platforms)
     tag_names = {normalise_tag(tag): tag for tag in settings.hashtags}
-    per_tag = _tags_by_bucket(session, boundaries, list(tag_names))
+    per_tag = _tags_by_bucket(session, boundaries)
     hashtags = {
         tag_names[key]: _figure(
             {b: n for (b, t), n in per_tag.items() if t == key},
@@ -293,27 +308,30 @@ def compute_digest(
         )
         for key in tag_names
     }
-    gains_by_platform = _gains_by_platform(session, period)
-    gains: dict[str, int | None] = {
-        metric: _sum_known(values.get(metric) for values in gains_by_platform.values())
-        for metric in METRICS
+    gained = _gains(session, period)
+    gains_by_platform = {
+        platform: {
+            metric: _sum_known(row[metric] for row in gained if row["platform"] == platform)
+            for metric in METRICS
+        }
+        for platform in sorted({row["platform"] for row in gained})
     }
     return Digest(
         period=period,
         timezone=settings.timezone,
         generated_at=now,
-        posts=_figure(totals_by_bucket, incomplete=any_incomplete),
-        authors=_figure(_authors_by_bucket(session, boundaries), incomplete=any_incomplete),
+        posts=_figure(posts_by_bucket, incomplete=any_incomplete),
+        authors=_figure(authors_by_bucket, incomplete=any_incomplete),
         platforms=platforms,
         hashtags=hashtags,
-        gains=gains,
+        gains={metric: _sum_known(row[metric] for row in gained) for metric in METRICS},
         gains_by_platform=gains_by_platform,
         totals=_campaign_totals(session),
-        top_posts=_top_posts(session, period),
+        top_posts=_top_posts(session, gained),
         moderation=_moderation(session, period, now),
         coverage=coverage,
         hourly=_hourly(session, period, zone),
-        daily=_daily(session, period, zone),
+        daily=daily,
     )
 
 
@@ -346,36 +364,32 @@ def _in(column: Any, start: datetime, end: datetime) -> Any:
     return sa.and_(column >= start, column < end)
 
 
-def _posts_by_bucket(session: Session, boundaries: list[datetime]) -> dict[tuple[int, str], int]:
+def _post_counts(
+    session: Session, boundaries: list[datetime]
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """(posts, distinct authors) per (bucket, platform), by creation time."""
     bucket = _bucket(_POSTS.c.created_at, boundaries).label("bucket")
     query = (
-        sa.select(bucket, _POSTS.c.platform, sa.func.count())
+        sa.select(
+            bucket,
+            _POSTS.c.platform,
+            sa.func.count(),
+            sa.func.count(sa.distinct(_POSTS.c.author_handle)),
+        )
         .where(_in(_POSTS.c.created_at, boundaries[0], boundaries[-1]))
         .group_by(bucket, _POSTS.c.platform)
     )
-    return {(int(b), platform): int(n) for b, platform, n in session.execute(query)}
+    return {(int(b), p): (int(n), int(a)) for b, p, n, a in session.execute(query)}
 
 
-def _authors_by_bucket(session: Session, boundaries: list[datetime]) -> dict[int, int]:
-    bucket = _bucket(_POSTS.c.created_at, boundaries).label("bucket")
-    # The same handle on two platforms is two people as far as we can tell.
-    author = _POSTS.c.platform + sa.literal(":") + _POSTS.c.author_handle
-    query = (
-        sa.select(bucket, sa.func.count(sa.distinct(author)))
-        .where(_in(_POSTS.c.created_at, boundaries[0], boundaries[-1]))
-        .group_by(bucket)
-    )
-    return {int(b): int(n) for b, n in session.execute(query)}
-
-
-def _tags_by_bucket(
-    session: Session, boundaries: list[datetime], tags: list[str]
-) -> dict[tuple[int, str], int]:
+def _tags_by_bucket(session: Session, boundaries: list[datetime]) -> dict[tuple[int, str], int]:
+    # No filter on the tag: with one, planners walk the tag index over the whole history
+    # instead of the few days of posts; the caller keeps the campaign tags.
     bucket = _bucket(_POSTS.c.created_at, boundaries).label("bucket")
     query = (
         sa.select(bucket, _TAGS.c.tag, sa.func.count())
         .select_from(_POSTS.join(_TAGS, _TAGS.c.post_id == _POSTS.c.id))
-        .where(_in(_POSTS.c.created_at, boundaries[0], boundaries[-1]), _TAGS.c.tag.in_(tags))
+        .where(_in(_POSTS.c.created_at, boundaries[0], boundaries[-1]))
         .group_by(bucket, _TAGS.c.tag)
     )
     return {(int(b), tag): int(n) for b, tag, n in session.execute(query)}
@@ -409,22 +423,7 @@ def _hourly(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
     return [Bucket(label, merged[label]) for label in sorted(merged)]
 
 
-def _daily(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
-    """Posts on each of the last 14 local days up to the period's last day."""
-    days = [period.last_day - timedelta(days=k) for k in range(HISTORY_DAYS - 1, -1, -1)]
-    boundaries = [local_midnight(day, zone) for day in days]
-    boundaries.append(local_midnight(period.last_day + timedelta(days=1), zone))
-    bucket = _bucket(_POSTS.c.created_at, boundaries).label("bucket")
-    query = (
-        sa.select(bucket, sa.func.count())
-        .where(_in(_POSTS.c.created_at, boundaries[0], boundaries[-1]))
-        .group_by(bucket)
-    )
-    counts = {int(b): int(n) for b, n in session.execute(query)}
-    return [Bucket(day.isoformat(), counts.get(i, 0)) for i, day in enumerate(days)]
-
-
-def _gains_query(period: Period) -> Any:
+def _gains_query(period: Period) -> sa.Select[Any]:
     """Per post with a snapshot in the period: last value in it minus last value before.
 
     A post first seen in the period counts from zero; a metric missing in the
@@ -461,61 +460,56 @@ def _gains_query(period: Period) -> Any:
         ).label(m)
         for m in METRICS
     ]
-    return (
-        sa.select(last.c.post_id, _POSTS.c.platform, _POSTS.c.status, *gained)
-        .select_from(
-            last.outerjoin(before, before.c.id == last.c.before_id).join(
-                _POSTS, _POSTS.c.id == last.c.post_id
-            )
+    return sa.select(last.c.post_id, _POSTS.c.platform, _POSTS.c.status, *gained).select_from(
+        last.outerjoin(before, before.c.id == last.c.before_id).join(
+            _POSTS, _POSTS.c.id == last.c.post_id
         )
-        .subquery("gains")
     )
 
 
-def _gains_by_platform(session: Session, period: Period) -> dict[str, dict[str, int | None]]:
-    gains = _gains_query(period)
-    query = sa.select(gains.c.platform, *[sa.func.sum(gains.c[m]) for m in METRICS]).group_by(
-        gains.c.platform
-    )
-    return {
-        row[0]: {m: None if v is None else int(v) for m, v in zip(METRICS, row[1:], strict=True)}
-        for row in session.execute(query)
+def _gains(session: Session, period: Period) -> list[dict[str, Any]]:
+    """One row per post that has a snapshot in the period: platform, status and gains."""
+    return [dict(row) for row in session.execute(_gains_query(period)).mappings()]
+
+
+def _interactions(row: dict[str, Any]) -> int:
+    return sum(int(row[m]) for m in INTERACTIONS if row[m] is not None)
+
+
+def _top_posts(session: Session, gained: list[dict[str, Any]]) -> list[TopPost]:
+    """The five posts that gained most interactions; pending, rejected and removed ones
+    are counted but never quoted."""
+    ranked = sorted(
+        (row for row in gained if _interactions(row) > 0),
+        key=lambda row: (-_interactions(row), row["post_id"]),
+    )[:TOP_POSTS]
+    approved = [row["post_id"] for row in ranked if row["status"] == PostStatus.APPROVED]
+    details = {
+        row.id: row
+        for row in session.execute(
+            sa.select(
+                _POSTS.c.id,
+                _POSTS.c.url,
+                _POSTS.c.author_handle,
+                _POSTS.c.author_name,
+                _POSTS.c.text,
+            ).where(_POSTS.c.id.in_(approved))
+        )
     }
-
-
-def _top_posts(session: Session, period: Period) -> list[TopPost]:
-    gains = _gains_query(period)
-    interactions = sum(sa.func.coalesce(gains.c[m], 0) for m in INTERACTIONS)
-    query = (
-        sa.select(
-            gains,
-            interactions.label("gained"),
-            _POSTS.c.url,
-            _POSTS.c.author_handle,
-            _POSTS.c.author_name,
-            _POSTS.c.text,
-        )
-        .join(_POSTS, _POSTS.c.id == gains.c.post_id)
-        .where(interactions > 0)
-        .order_by(interactions.desc(), gains.c.post_id)
-        .limit(TOP_POSTS)
-    )
     top: list[TopPost] = []
-    for rank, row in enumerate(session.execute(query).mappings(), start=1):
-        values = {m: None if row[m] is None else int(row[m]) for m in METRICS}
-        # Pending, rejected and removed posts are counted but never quoted.
-        quoted = row["status"] == PostStatus.APPROVED
+    for rank, row in enumerate(ranked, start=1):
+        quoted = details.get(row["post_id"])
         top.append(
             TopPost(
                 rank=rank,
                 platform=row["platform"],
                 status=row["status"],
-                gained=int(row["gained"]),
-                gains=values,
-                url=row["url"] if quoted else None,
-                author_handle=row["author_handle"] if quoted else None,
-                author_name=row["author_name"] if quoted else None,
-                text=row["text"] if quoted else None,
+                gained=_interactions(row),
+                gains={m: None if row[m] is None else int(row[m]) for m in METRICS},
+                url=quoted.url if quoted else None,
+                author_handle=quoted.author_handle if quoted else None,
+                author_name=quoted.author_name if quoted else None,
+                text=quoted.text if quoted else None,
             )
         )
     return top

@@ -19,6 +19,7 @@ from monitor.web.routes import auth as auth_routes
 from monitor.web.routes import gallery as gallery_routes
 from monitor.web.routes import operations
 from monitor.web.routes import queue as queue_routes
+from monitor.web.routes import stats as stats_routes
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -60,6 +61,7 @@ def create_app(
     app.include_router(auth_routes.router)
     app.include_router(queue_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(stats_routes.router)
 
     @app.middleware("http")
     async def security_headers(
