@@ -223,25 +223,27 @@ def decide_many(
         post.id: post
         for post in session.exec(select(Post).where(Post.id.in_(list(versions))))  # type: ignore[union-attr]
     }
-    for post_id, version in versions.items():
-        post = posts.get(post_id)
-        if post is None:
-            outcome.refused[post_id] = f"post {post_id} does not exist"
-            continue
-        try:
-            outcome.decided.append(
-                decide(
-                    session=session,
-                    post=post,
-                    action=action,
-                    actor=actor,
-                    reason=reason,
-                    settings=settings,
-                    expected_version=version,
+    # One flush at the end writes the selection's updates and audit rows in batches.
+    with session.no_autoflush:
+        for post_id, version in versions.items():
+            post = posts.get(post_id)
+            if post is None:
+                outcome.refused[post_id] = f"post {post_id} does not exist"
+                continue
+            try:
+                outcome.decided.append(
+                    decide(
+                        session=session,
+                        post=post,
+                        action=action,
+                        actor=actor,
+                        reason=reason,
+                        settings=settings,
+                        expected_version=version,
+                    )
                 )
-            )
-        except UserError as exc:
-            outcome.refused[post_id] = str(exc)
+            except UserError as exc:
+                outcome.refused[post_id] = str(exc)
     return outcome
 
 
