@@ -171,7 +171,8 @@ class _Cursor:
         hashtag_id = _node_id(value.get("hashtag_id")) if isinstance(value, dict) else None
         if hashtag_id is None:
             return None
-        return cls(hashtag_id, parse_time(value.get("covered")))
+        covered = parse_time(value.get("covered"))
+        return cls(hashtag_id, covered if covered and covered.year >= 2010 else None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -170,7 +170,7 @@ class _Cursor:
         except ValueError:
             return None
         newest = parse_time(value.get("newest")) if isinstance(value, dict) else None
-        if newest is None:
+        if newest is None or newest.year < 2005:  # YouTube's first video: anything older is junk
             return None
         recent = value.get("recent") if isinstance(value.get("recent"), list) else []
         return cls(newest, tuple(vid for vid in recent if isinstance(vid, str)))
@@ -242,7 +242,8 @@ class YouTubeAdapter(Adapter):
             if not step.last:
                 gap = f"stopped after {max_pages} pages before reaching {_rfc3339(after)}"
             times = [*listed.values(), *([stored.newest] if stored else [])]
-            newest = max(times, default=started)
+            # A publication time in the future must not push the next search past now.
+            newest = min(max(times, default=started), started)
             in_overlap = [(when, vid) for vid, when in listed.items() if when >= newest - OVERLAP]
             recent = tuple(vid for _, vid in sorted(in_overlap, reverse=True))
             yield Page(step.posts, _Cursor(newest, recent).dump(), gap=gap, skipped=step.skipped)

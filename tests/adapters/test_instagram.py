@@ -409,7 +409,8 @@ def test_an_unreadable_or_foreign_cursor_is_treated_as_a_first_poll(
     adapter: InstagramAdapter, instagram: FakeInstagram
 ) -> None:
     instagram.add_many(2)
-    for cursor in ("not json", "[]", json.dumps({"hashtag_id": ["1"]})):
+    year_one = json.dumps({"hashtag_id": "1", "covered": "0001-01-01T00:00:00+00:00"})
+    for cursor in ("not json", "[]", json.dumps({"hashtag_id": ["1"]}), year_one):
         assert sum(len(p.posts) for p in _walk(adapter, cursor)) == 2
 
 

@@ -371,6 +371,19 @@ def test_the_normalised_video_follows_the_documentation(
     assert post.created_at.tzinfo is not None
 
 
+def test_a_publication_time_in_the_future_does_not_blind_later_polls(
+    adapter: YouTubeAdapter, youtube: FakeYouTube
+) -> None:
+    youtube.add("From the future #CEADAY21", published_at=datetime(2100, 1, 1, tzinfo=UTC))
+    cursor = _walk(adapter)[-1].cursor
+    youtube.clock = datetime.now(UTC) - timedelta(minutes=5)
+    fresh = youtube.add("Published just now #CEADAY21")
+
+    pages = _walk(adapter, cursor)
+
+    assert [p.external_id for page in pages for p in page.posts] == [fresh["id"]]
+
+
 def test_duplicate_ids_across_pages_are_read_once(
     adapter: YouTubeAdapter, youtube: FakeYouTube
 ) -> None:
@@ -388,7 +401,8 @@ def test_an_unreadable_cursor_is_a_first_poll(
     adapter: YouTubeAdapter, youtube: FakeYouTube
 ) -> None:
     youtube.add_many(2)
-    for cursor in ("{", "[]", json.dumps({"newest": "yesterday"})):
+    junk = ("{", "[]", json.dumps({"newest": "yesterday"}), json.dumps({"newest": "0001-01-01"}))
+    for cursor in junk:
         assert sum(len(p.posts) for p in _walk(adapter, cursor)) == 2
 
 
