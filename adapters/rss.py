@@ -119,7 +119,7 @@ class RssAdapter(Adapter):
             return
         parsed, response = fetched
         posts, skipped, digests = [], [], []
-        for post in self._matching(target, parsed, skipped):
+        for post in matching_items(target, parsed, skipped):
             digest = _digest(post)
             digests.append((post.created_at, digest))
             if state is not None and digest in state.seen:
@@ -138,7 +138,7 @@ class RssAdapter(Adapter):
         if fetched is None:
             return
         skipped: list[str] = []
-        matching = list(self._matching(target, fetched[0], skipped))
+        matching = list(matching_items(target, fetched[0], skipped))
         posts = tuple(post for post in matching if post.created_at >= since)
         oldest = min((post.created_at for post in matching), default=None)
         gap = None
@@ -188,23 +188,24 @@ class RssAdapter(Adapter):
             url = location
         raise RequestRejected(f"rss: {feed} redirects more than {MAX_REDIRECTS} times")
 
-    def _matching(
-        self, target: Target, parsed: feedparser.FeedParserDict, skipped: list[str]
-    ) -> Iterator[FetchedPost]:
-        """Readable items carrying one of the target's hashtags; the rest noted in skipped."""
-        wanted = {normalise_tag(tag) for tag in target.hashtags}
-        feed = parsed.get("feed") if isinstance(parsed.get("feed"), dict) else {}
-        entries = parsed.get("entries") if isinstance(parsed.get("entries"), list) else []
-        seen: set[str] = set()
-        for entry in entries[:MAX_ENTRIES]:
-            post, reason = read_entry(target.scope, feed, entry)
-            if reason:
-                skipped.append(reason)
-            elif post is not None and post.external_id in seen:
-                skipped.append(f"item {post.external_id!r}: repeated in the feed, first kept")
-            elif post is not None and wanted.intersection(post.hashtags):
-                seen.add(post.external_id)
-                yield post
+
+def matching_items(
+    target: Target, parsed: feedparser.FeedParserDict, skipped: list[str]
+) -> Iterator[FetchedPost]:
+    """Readable items carrying one of the target's hashtags, once per id; the rest noted."""
+    wanted = {normalise_tag(tag) for tag in target.hashtags}
+    feed = parsed.get("feed") if isinstance(parsed.get("feed"), dict) else {}
+    entries = parsed.get("entries") if isinstance(parsed.get("entries"), list) else []
+    seen: set[str] = set()
+    for entry in entries[:MAX_ENTRIES]:
+        post, reason = read_entry(target.scope, feed, entry)
+        if reason:
+            skipped.append(reason)
+        elif post is not None and post.external_id in seen:
+            skipped.append(f"item {post.external_id!r}: repeated in the feed, first kept")
+        elif post is not None and wanted.intersection(post.hashtags):
+            seen.add(post.external_id)
+            yield post
 
 
 def _parse(feed: str, url: str, response: httpx.Response) -> feedparser.FeedParserDict:

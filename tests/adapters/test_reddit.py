@@ -589,3 +589,41 @@ def test_any_json_in_any_field_gives_a_post_or_a_reason(overrides: dict[str, Any
     if post is not None:
         assert post.created_at.tzinfo is not None
         assert all(m.url.startswith(("http://", "https://")) for m in post.media)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_JSON)
+def test_any_listing_child_gives_a_post_or_a_reason(child: Any) -> None:
+    data, _, fullname, problem = reddit_module._identify(child)
+    if problem is None:
+        post, reason = read_post(data)
+        assert fullname.startswith("t3_")
+        assert post is not None or reason is not None or reddit_module.is_removed(data)
+    else:
+        assert isinstance(problem, str) and problem
+
+
+def test_a_listing_entry_that_is_not_a_post_is_skipped(
+    adapter: RedditAdapter, reddit: FakeReddit
+) -> None:
+    good = reddit.add()
+    listing = {
+        "kind": "Listing",
+        "data": {
+            "after": None,
+            "children": [
+                {"kind": "t1", "data": {"id": "c1"}},
+                "junk",
+                {"kind": "t3", "data": good},
+                {"kind": "t3", "data": {**good, "id": "NOT base36!"}},
+            ],
+        },
+    }
+    reddit.answer_with("GET", "/search", Reply.json(listing))
+    [page] = _pages(adapter)
+    assert _ids([page]) == [good["id"]]
+    assert page.skipped == (
+        "a listing entry is not a post (kind t3)",
+        "a listing entry is not a post (kind t3)",
+        "a post has no usable id",
+    )

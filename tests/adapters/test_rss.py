@@ -9,12 +9,14 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from adapters import rss as rss_module
 from adapters.base import (
     AuthFailed,
     ConfigError,
@@ -30,8 +32,8 @@ from adapters.rss import RssAdapter, read_entry
 from monitor.config import Settings
 from monitor.models import Post, Source
 from monitor.services.polling import poll_all
-from tests.fakes.rss import FEED_PATH, FakeFeed
-from tests.fakes.server import FakeServer
+from tests.fakes.rss import FEED_PATH, FakeFeed, fixture_bytes
+from tests.fakes.server import FakeServer, Reply
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 TAGS = ("CEADAY21", "HelpingHands")
@@ -221,15 +223,9 @@ def test_truncated_or_garbage_feed_is_malformed(
 
 
 def test_json_instead_of_a_feed_is_malformed(adapter: RssAdapter, feed: FakeFeed) -> None:
-    feed.server.route("GET", "/api.json", lambda request: _reply_json({"items": []}))
+    feed.server.route("GET", "/api.json", lambda request: Reply.json({"items": []}))
     with pytest.raises(MalformedResponse, match="no RSS or Atom document"):
         _search(adapter, f"{feed.server.url}/api.json")
-
-
-def _reply_json(value: Any) -> Any:
-    from tests.fakes.server import Reply
-
-    return Reply.json(value)
 
 
 def test_unreadable_cursor_fetches_the_whole_feed(adapter: RssAdapter, feed: FakeFeed) -> None:
@@ -260,7 +256,9 @@ def test_rss_fixture_item_is_normalised(adapter: RssAdapter, feed: FakeFeed) -> 
     feed.server.route(
         "GET",
         "/fixture.xml",
-        lambda request: _reply_bytes("rss2.xml", "application/rss+xml"),
+        lambda request: Reply(
+            200, fixture_bytes("rss2.xml"), {"Content-Type": "application/rss+xml"}
+        ),
     )
     page = _search(adapter, f"{feed.server.url}/fixture.xml")
 
@@ -279,13 +277,6 @@ def test_rss_fixture_item_is_normalised(adapter: RssAdapter, feed: FakeFeed) -> 
     assert post.media[1].preview_url and post.media[1].preview_url.endswith("video-thumb.jpg")
     assert (post.media[1].width, post.media[1].height) == (1280, 720)
     assert post.engagement.likes is None and post.engagement.views is None
-
-
-def _reply_bytes(name: str, content_type: str) -> Any:
-    from tests.fakes.rss import fixture_bytes
-    from tests.fakes.server import Reply
-
-    return Reply(200, fixture_bytes(name), {"Content-Type": content_type})
 
 
 def test_atom_fixture_uses_updated_and_skips_undated(adapter: RssAdapter, feed: FakeFeed) -> None:
@@ -442,3 +433,83 @@ def test_any_json_in_any_field_gives_a_post_or_a_reason(
     if post is not None:
         assert post.created_at.tzinfo is not None
         assert all(m.url.startswith(("http://", "https://")) for m in post.media)
+
+
+_BOMB = (
+    '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa">'
+    + "".join(
+        f'<!ENTITY a{i} "' + (f"&a{i - 1};" if i > 1 else "&a;") * 10 + '">' for i in range(1, 10)
+    )
+    + ']><rss version="2.0"><channel><title>x</title><item><title>&a9; #CEADAY21</title>'
+    "<guid>https://example.org/bomb</guid><pubDate>Thu, 18 Mar 2021 09:00:00 GMT</pubDate>"
+    "</item></channel></rss>"
+)
+_XXE = (
+    '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    '<rss version="2.0"><channel><title>x</title><item><title>&x; #CEADAY21</title>'
+    "<guid>https://example.org/xxe</guid><pubDate>Thu, 18 Mar 2021 09:00:00 GMT</pubDate>"
+    "</item></channel></rss>"
+)
+
+
+@pytest.mark.parametrize("document", [_BOMB, _XXE], ids=["entity-bomb", "external-entity"])
+def test_hostile_xml_is_not_expanded(adapter: RssAdapter, feed: FakeFeed, document: str) -> None:
+    feed.server.route(
+        "GET",
+        "/hostile.xml",
+        lambda request: Reply(200, document.encode(), {"Content-Type": "application/rss+xml"}),
+    )
+    page = _search(adapter, f"{feed.server.url}/hostile.xml")
+    assert all(len(post.text) < 200 and "root:" not in post.text for post in page.posts)
+
+
+_FRAGMENTS = [
+    '<?xml version="1.0"?>',
+    '<rss version="2.0">',
+    "<feed xmlns='http://www.w3.org/2005/Atom'>",
+    "<channel>",
+    "<item>",
+    "<entry>",
+    "<title>#CEADAY21 &amp; more</title>",
+    "<title type='html'>&lt;b&gt;#HelpingHands&lt;/b&gt;</title>",
+    "<pubDate>Thu, 18 Mar 2021 09:00:00 GMT</pubDate>",
+    "<pubDate>not a date</pubDate>",
+    "<updated>2021-03-18T09:00:00Z</updated>",
+    "<guid>1</guid>",
+    "<id>https://example.org/x</id>",
+    "<link>javascript:alert(1)</link>",
+    "<description><![CDATA[<script>x</script>#CEADAY21]]></description>",
+    "<enclosure url='data:image/png;base64,AAAA' type='image/png'/>",
+    "<category>CEADAY21</category>",
+    "</item>",
+    "</entry>",
+    "</channel>",
+    "</rss>",
+    "&undefined;",
+    "\x00",
+    "<",
+]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(_FRAGMENTS), max_size=25)
+    | st.binary(max_size=300).map(lambda b: [b.decode("latin-1")])
+)
+def test_any_document_gives_items_or_a_malformed_error(parts: list[str]) -> None:
+    url = "https://example.org/feed"
+    response = httpx.Response(
+        200,
+        content="".join(parts).encode("utf-8", "surrogatepass"),
+        headers={"Content-Type": "application/xml"},
+        request=httpx.Request("GET", url),
+    )
+    try:
+        parsed = rss_module._parse(url, url, response)
+    except MalformedResponse as exc:
+        assert str(exc).startswith(f"rss: {url} ")
+        return
+    skipped: list[str] = []
+    posts = list(rss_module.matching_items(Target(url, TAGS), parsed, skipped))
+    assert all(post.created_at.tzinfo is not None for post in posts)
+    assert all(reason.startswith("item ") for reason in skipped)
