@@ -1,6 +1,7 @@
 """The gallery service: approved posts only, signed keyset cursors, filters, kill switch.
 
-``publish`` and ``tiny_png`` are shared with the web, browser and export tests.
+``publish``, ``tiny_png`` and the ``gallery_engine`` fixture are shared with the
+media, web, browser and export tests.
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 import base64
 import functools
 import io
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from sqlmodel import Session, select
 
 from adapters.base import Author, Media
 from monitor.config import Settings
-from monitor.db import session_scope
+from monitor.db import create_db_engine, session_scope, upgrade
 from monitor.models import MediaItem, Post, PostStatus
 from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
 from monitor.services.gallery import (
@@ -92,6 +94,26 @@ def _store_once(image: bytes, media_dir: Path) -> PinnedImage:
     return store_image(image, media_dir)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (migrating per test is slow)."""
+    path = tmp_path_factory.mktemp("template") / "monitor.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def gallery_engine(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh, migrated SQLite database for public-route tests."""
+    copy = tmp_path / "gallery.db"
+    shutil.copyfile(migrated_sqlite, copy)
+    engine = create_db_engine(f"sqlite:///{copy}")
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
 def settings(configure: Callable[..., Settings], tmp_path: Path) -> Settings:
     return configure(MEDIA_DIR=str(tmp_path / "media"), DATA_DIR=str(tmp_path / "data"))
@@ -104,13 +126,13 @@ def _page(engine: Engine, query: GalleryQuery | None = None) -> GalleryPage:
         )
 
 
-def test_only_approved_posts_newest_first(engine: Engine, settings: Settings) -> None:
-    old = publish(engine, settings, created_at=BASE_TIME)
-    new = publish(engine, settings, created_at=BASE_TIME + timedelta(hours=1))
+def test_only_approved_posts_newest_first(gallery_engine: Engine, settings: Settings) -> None:
+    old = publish(gallery_engine, settings, created_at=BASE_TIME)
+    new = publish(gallery_engine, settings, created_at=BASE_TIME + timedelta(hours=1))
     for status in (PostStatus.PENDING, PostStatus.REJECTED, PostStatus.REMOVED):
-        publish(engine, settings, status=status, created_at=BASE_TIME + timedelta(hours=2))
+        publish(gallery_engine, settings, status=status, created_at=BASE_TIME + timedelta(hours=2))
 
-    page = _page(engine)
+    page = _page(gallery_engine)
 
     assert [post.id for post in page.posts] == [new, old]
     assert page.next_cursor is None and not page.paused
@@ -138,21 +160,21 @@ def test_cursor_pages_cover_every_post_once_even_with_equal_times(
 
 
 def test_a_post_leaving_approved_drops_out_and_changes_the_etag(
-    sqlite_engine: Engine, settings: Settings
+    gallery_engine: Engine, settings: Settings
 ) -> None:
-    keep = publish(sqlite_engine, settings)
-    leaving = publish(sqlite_engine, settings)
-    before = _page(sqlite_engine)
-    with session_scope(sqlite_engine) as session:
+    keep = publish(gallery_engine, settings)
+    leaving = publish(gallery_engine, settings)
+    before = _page(gallery_engine)
+    with session_scope(gallery_engine) as session:
         session.execute(
             sa.update(Post.__table__).where(Post.__table__.c.id == leaving).values(status="pending")
         )
 
-    after = _page(sqlite_engine)
+    after = _page(gallery_engine)
 
     assert [post.id for post in after.posts] == [keep]
     assert page_etag(before, variant="json") != page_etag(after, variant="json")
-    assert page_etag(after, variant="json") == page_etag(_page(sqlite_engine), variant="json")
+    assert page_etag(after, variant="json") == page_etag(_page(gallery_engine), variant="json")
 
 
 @pytest.mark.parametrize(
@@ -203,26 +225,26 @@ def test_malformed_filters_are_refused(params: dict[str, str], message: str) -> 
         parse_query(secret=SECRET, **params)
 
 
-def test_hashtag_and_platform_filters(engine: Engine, settings: Settings) -> None:
-    tagged = publish(engine, settings, hashtags=("helpinghands",))
-    other = publish(engine, settings, hashtags=("ceaday21",), platform="bluesky")
+def test_hashtag_and_platform_filters(gallery_engine: Engine, settings: Settings) -> None:
+    tagged = publish(gallery_engine, settings, hashtags=("helpinghands",))
+    other = publish(gallery_engine, settings, hashtags=("ceaday21",), platform="bluesky")
 
     by_tag = parse_query(secret=SECRET, hashtag="#HelpingHands")
     by_platform = parse_query(secret=SECRET, platform="Bluesky")
 
-    assert [post.id for post in _page(engine, by_tag).posts] == [tagged]
-    assert [post.id for post in _page(engine, by_platform).posts] == [other]
+    assert [post.id for post in _page(gallery_engine, by_tag).posts] == [tagged]
+    assert [post.id for post in _page(gallery_engine, by_platform).posts] == [other]
 
 
-def test_kill_switch_empties_the_gallery(sqlite_engine: Engine, settings: Settings) -> None:
-    publish(sqlite_engine, settings)
-    with session_scope(sqlite_engine) as session:
+def test_kill_switch_empties_the_gallery(gallery_engine: Engine, settings: Settings) -> None:
+    publish(gallery_engine, settings)
+    with session_scope(gallery_engine) as session:
         set_app_setting(session, GALLERY_PAUSED, True, actor="admin")
 
-    page = _page(sqlite_engine)
+    page = _page(gallery_engine)
 
     assert page.paused and page.posts == () and page.next_cursor is None
-    with Session(sqlite_engine) as session:
+    with Session(gallery_engine) as session:
         pages = all_pages(session, secret=SECRET, media_url=str, page_size=10)
     assert len(pages) == 1 and pages[0].paused
 
@@ -246,10 +268,10 @@ def test_only_plain_web_links_are_kept(url: str | None, expected: str | None) ->
 
 
 def test_hostile_author_and_links_are_neutralised_in_json(
-    sqlite_engine: Engine, settings: Settings
+    gallery_engine: Engine, settings: Settings
 ) -> None:
     publish(
-        sqlite_engine,
+        gallery_engine,
         settings,
         url="javascript:alert(document.cookie)",
         author=Author(
@@ -257,7 +279,7 @@ def test_hostile_author_and_links_are_neutralised_in_json(
         ),
     )
 
-    (post,) = _page(sqlite_engine).posts
+    (post,) = _page(gallery_engine).posts
     record = post_json(post)
 
     assert record["url"] is None and record["author"]["url"] is None
@@ -265,19 +287,19 @@ def test_hostile_author_and_links_are_neutralised_in_json(
 
 
 def test_pinned_images_carry_alt_text_and_responsive_sizes(
-    sqlite_engine: Engine, settings: Settings
+    gallery_engine: Engine, settings: Settings
 ) -> None:
-    publish(sqlite_engine, settings, image=tiny_png(size=(800, 600)), alt="Hands holding a sign")
-    publish(sqlite_engine, settings, image=tiny_png(size=(100, 100)), decorative=True)
-    publish(sqlite_engine, settings, image=tiny_png(size=(90, 90)), alt="")
-    with session_scope(sqlite_engine) as session:
+    publish(gallery_engine, settings, image=tiny_png(size=(800, 600)), alt="Hands holding a sign")
+    publish(gallery_engine, settings, image=tiny_png(size=(100, 100)), decorative=True)
+    publish(gallery_engine, settings, image=tiny_png(size=(90, 90)), alt="")
+    with session_scope(gallery_engine) as session:
         record_posts(
             session=session,
             posts=[make_post(media=(Media(kind="audio", url="https://cdn.example/a.mp3"),))],
         )
         session.execute(sa.update(Post.__table__).values(status="approved"))
 
-    posts = {len(p.images) and p.images[0].width: p for p in _page(sqlite_engine).posts}
+    posts = {len(p.images) and p.images[0].width: p for p in _page(gallery_engine).posts}
 
     described = posts[800].images[0]
     assert described.alt == "Hands holding a sign"

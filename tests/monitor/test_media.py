@@ -37,7 +37,10 @@ from monitor.services.media import (
 from monitor.services.moderation import decide
 from tests.factories import make_post
 from tests.fakes.server import FakeServer, Reply
+from tests.monitor.test_gallery import gallery_engine, migrated_sqlite
 from tests.web.auth_helpers import make_user
+
+__all__ = ["gallery_engine", "migrated_sqlite"]  # fixtures shared with the gallery tests
 
 
 def jpeg_with_gps(width: int = 200, height: int = 100, orientation: int = 6) -> bytes:
@@ -310,35 +313,35 @@ def test_streamed_body_is_cut_at_the_cap(settings: Settings, endless_server: str
 # --- approval pins, leaving approved erases ------------------------------------------------
 
 
-def _add_post(engine: Engine, *media: Media) -> int:
-    with session_scope(engine) as session:
+def _add_post(gallery_engine: Engine, *media: Media) -> int:
+    with session_scope(gallery_engine) as session:
         result = record_posts(session=session, posts=[make_post(media=tuple(media))])
     return result.new_ids[0]
 
 
-def _decide(engine: Engine, settings: Settings, post_id: int, action: str) -> None:
-    with session_scope(engine) as session:
+def _decide(gallery_engine: Engine, settings: Settings, post_id: int, action: str) -> None:
+    with session_scope(gallery_engine) as session:
         post = session.get(Post, post_id)
         assert post is not None
         decide(session=session, post=post, action=action, actor="mod", settings=settings)
 
 
 def test_approval_pins_images_and_video_thumbnails(
-    engine: Engine, settings: Settings, fake_server: FakeServer
+    gallery_engine: Engine, settings: Settings, fake_server: FakeServer
 ) -> None:
-    make_user(engine, "mod", "moderator")
+    make_user(gallery_engine, "mod", "moderator")
     photo = serve(fake_server, "/photo.jpg", jpeg_with_gps())
     thumb = serve(fake_server, "/thumb.png", png_bytes(400, 225), "image/png")
     post_id = _add_post(
-        engine,
+        gallery_engine,
         Media(kind="image", url=photo, alt="Hands with a message"),
         Media(kind="video", url=fake_server.url + "/clip.mp4", preview_url=thumb, alt="Clip"),
         Media(kind="audio", url=fake_server.url + "/voice.mp3"),
     )
 
-    _decide(engine, settings, post_id, "approve")
+    _decide(gallery_engine, settings, post_id, "approve")
 
-    with Session(engine) as session:
+    with Session(gallery_engine) as session:
         post = session.get(Post, post_id)
         assert post is not None and post.status == PostStatus.APPROVED
         items = session.exec(select(MediaItem).order_by(MediaItem.position)).all()
@@ -401,7 +404,7 @@ def test_rejecting_erases_files_no_approved_post_shows(
 
 
 def test_young_files_survive_an_erase_for_approvals_in_flight(
-    engine: Engine, settings: Settings
+    gallery_engine: Engine, settings: Settings
 ) -> None:
     pinned = store_image(png_bytes(100, 100), settings.media_dir)
     stray = settings.media_dir / pinned.digest[:2] / ".tmp-half-written.jpg"
@@ -409,7 +412,7 @@ def test_young_files_survive_an_erase_for_approvals_in_flight(
     mine_not = settings.media_dir / "notes.txt"
     mine_not.write_text("not ours")
 
-    with Session(engine) as session:
+    with Session(gallery_engine) as session:
         assert erase_unreferenced_media(session, settings) == 0
         _age(stored_files(settings.media_dir))
         assert erase_unreferenced_media(session, settings) == 2
@@ -418,14 +421,14 @@ def test_young_files_survive_an_erase_for_approvals_in_flight(
 
 
 def test_reapproval_reuses_files_that_are_still_there(
-    engine: Engine, settings: Settings, fake_server: FakeServer
+    gallery_engine: Engine, settings: Settings, fake_server: FakeServer
 ) -> None:
-    make_user(engine, "mod", "moderator")
+    make_user(gallery_engine, "mod", "moderator")
     url = serve(fake_server, "/photo.png", png_bytes(200, 200), "image/png")
-    post_id = _add_post(engine, Media(kind="image", url=url, alt="A"))
-    _decide(engine, settings, post_id, "approve")
-    _decide(engine, settings, post_id, "reject")  # files are young: kept for now
-    _decide(engine, settings, post_id, "approve")
+    post_id = _add_post(gallery_engine, Media(kind="image", url=url, alt="A"))
+    _decide(gallery_engine, settings, post_id, "approve")
+    _decide(gallery_engine, settings, post_id, "reject")  # files are young: kept for now
+    _decide(gallery_engine, settings, post_id, "approve")
 
     assert fake_server.hits("/photo.png") == 1
     assert len(stored_files(settings.media_dir)) == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,38 +12,20 @@ from sqlalchemy.engine import Engine
 
 from adapters.base import Author
 from monitor.config import Settings
-from monitor.db import create_db_engine, session_scope, upgrade
+from monitor.db import session_scope
 from monitor.models import Post
 from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
 from monitor.web.app import create_app
-from tests.monitor.test_gallery import publish, tiny_png
+from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish, tiny_png
 from tests.web.auth_helpers import TestClient
+
+__all__ = ["gallery_engine", "migrated_sqlite"]  # fixtures shared with the service tests
 
 FORCE_SITE = "https://www.force.example"
 HOSTILE_TEXT = (
     "<script>alert('text')</script> <img src=x onerror=alert(1)> "
     "javascript:alert(2) \u202egnp.exe\u202c " + "W" * 10_000
 )
-
-
-@pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite file; each test gets a copy (migrating per test is slow)."""
-    path = tmp_path_factory.mktemp("template") / "monitor.db"
-    engine = create_db_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    engine.dispose()
-    return path
-
-
-@pytest.fixture
-def gallery_engine(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Engine]:
-    """A fresh, migrated SQLite database for public-route tests."""
-    copy = tmp_path / "gallery.db"
-    shutil.copyfile(migrated_sqlite, copy)
-    engine = create_db_engine(f"sqlite:///{copy}")
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -20,9 +20,8 @@ from monitor.cli.gallery import export_site
 from monitor.config import Settings
 from monitor.web.app import create_app
 from tests.fakes.server import FakeServer, Reply
-from tests.monitor.test_gallery import publish, tiny_png
+from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish, tiny_png
 from tests.web.live_server import LiveServer, live_server
-from tests.web.test_gallery import gallery_engine, migrated_sqlite
 
 __all__ = ["gallery_engine", "migrated_sqlite"]  # fixtures shared with the web tests
 

@@ -19,9 +19,9 @@ from monitor.services.takedown import (
     issue_token,
 )
 from monitor.web.app import create_app
-from tests.monitor.test_gallery import publish
+from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish
 from tests.web.auth_helpers import TestClient
-from tests.web.test_gallery import gallery_engine, migrated_sqlite, settings
+from tests.web.test_gallery import settings
 
 __all__ = ["gallery_engine", "migrated_sqlite", "settings"]  # fixtures shared with test_gallery
 
