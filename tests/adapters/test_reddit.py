@@ -28,6 +28,7 @@ from adapters.reddit import RedditAdapter, normalise_post, read_post
 from monitor.config import Settings
 from monitor.models import Post, Source
 from monitor.services.polling import poll_all
+from monitor.services.refresh import refresh_all
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.reddit import FakeReddit, fixture
 from tests.fakes.server import FakeServer, Reply
@@ -627,3 +628,23 @@ def test_a_listing_entry_that_is_not_a_post_is_skipped(
         "a listing entry is not a post (kind t3)",
         "a post has no usable id",
     )
+
+
+def test_refresh_through_the_pipeline_marks_removed_and_edited(
+    engine: Engine, reddit: FakeReddit, settings_for: Callable[..., Settings]
+) -> None:
+    kept, edited, removed = reddit.add_many(3)
+    settings = settings_for()
+    poll_all(engine=engine, settings=settings)
+    kept["ups"] = 1234
+    reddit.edit(edited["id"], "Now with different words")
+    reddit.remove(removed["id"])
+
+    [summary] = refresh_all(engine=engine, settings=settings)
+
+    assert summary.ok and summary.checked == 3, summary
+    assert summary.removed == 1 and summary.edited == 1
+    by_id = {post.external_id: post for post in _stored(engine)}
+    assert by_id[removed["id"]].status == "removed"
+    assert by_id[kept["id"]].likes == 1234
+    assert "different words" in by_id[edited["id"]].text

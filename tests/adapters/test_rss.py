@@ -32,6 +32,7 @@ from adapters.rss import RssAdapter, read_entry
 from monitor.config import Settings
 from monitor.models import Post, Source
 from monitor.services.polling import poll_all
+from monitor.services.refresh import refresh_all
 from tests.fakes.rss import FEED_PATH, FakeFeed, fixture_bytes
 from tests.fakes.server import FakeServer, Reply
 
@@ -513,3 +514,17 @@ def test_any_document_gives_items_or_a_malformed_error(parts: list[str]) -> None
     posts = list(rss_module.matching_items(Target(url, TAGS), parsed, skipped))
     assert all(post.created_at.tzinfo is not None for post in posts)
     assert all(reason.startswith("item ") for reason in skipped)
+
+
+def test_refresh_through_the_pipeline_removes_nothing_that_rolled_off(
+    engine: Engine, feed: FakeFeed, configure: Callable[..., Settings]
+) -> None:
+    item = feed.add()
+    settings = configure(PLATFORMS="rss", RSS_FEEDS=feed.url)
+    poll_all(engine=engine, settings=settings)
+    feed.drop(item)
+
+    [summary] = refresh_all(engine=engine, settings=settings)
+
+    assert summary.ok and summary.removed == 0 and summary.requests == 0
+    assert [post.status for post in _stored(engine)] == ["pending"]
