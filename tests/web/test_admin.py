@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -15,7 +16,15 @@ from monitor.models import ModerationEvent, ModerationRule, User
 from monitor.services.app_settings import gallery_paused
 from monitor.services.moderation import reject_reasons
 from monitor.web.app import create_app
-from tests.web.auth_helpers import TestClient, app_client, csrf_token, login, make_user
+from tests.web.auth_helpers import (
+    TestClient,
+    app_client,
+    csrf_token,
+    engine_from_template,
+    login,
+    make_user,
+    migrated_template,
+)
 
 ADMIN_POSTS = (
     ("/admin/users", {"name": "eve", "role": "admin", "password": "x" * 20}),
@@ -25,6 +34,19 @@ ADMIN_POSTS = (
     ("/admin/reasons", {"reasons": "Only this"}),
     ("/admin/gallery", {"state": "pause"}),
 )
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_template(tmp_path_factory)
+
+
+@pytest.fixture
+def sqlite_engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated database per test, copied from the module's template."""
+    engine = engine_from_template(template, tmp_path)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

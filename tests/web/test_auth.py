@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -28,10 +29,12 @@ from tests.web.auth_helpers import (
     TestClient,
     app_client,
     csrf_token,
+    engine_from_template,
     form_token,
     login,
     login_response,
     make_user,
+    migrated_template,
 )
 
 PUBLIC_PATHS = (
@@ -46,6 +49,19 @@ PUBLIC_PATHS = (
     "/metrics",
     "/static/app.css",
 )
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_template(tmp_path_factory)
+
+
+@pytest.fixture
+def sqlite_engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated database per test, copied from the module's template."""
+    engine = engine_from_template(template, tmp_path)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -19,10 +20,31 @@ from monitor.services.ingest import record_posts
 from monitor.services.moderation import QUEUE_PAGE_SIZE
 from monitor.web.app import create_app
 from tests.factories import make_post
-from tests.web.auth_helpers import TestClient, app_client, csrf_token, login, make_user
+from tests.web.auth_helpers import (
+    TestClient,
+    app_client,
+    csrf_token,
+    engine_from_template,
+    login,
+    make_user,
+    migrated_template,
+)
 
 JSON = {"accept": "application/json"}
 PAGE = {"accept": "text/html"}
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_template(tmp_path_factory)
+
+
+@pytest.fixture
+def sqlite_engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated database per test, copied from the module's template."""
+    engine = engine_from_template(template, tmp_path)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
