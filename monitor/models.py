@@ -64,8 +64,8 @@ class Post(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("platform", "external_id", name="uq_posts_platform_external_id"),
         sa.Index("ix_posts_status_created_at", "status", "created_at"),
-        # Per-day counts (digest, stats) range over created_at alone.
-        sa.Index("ix_posts_created_at", "created_at"),
+        # Per-day counts (digest, stats) range over created_at and read only these columns.
+        sa.Index("ix_posts_created_at", "created_at", "platform", "author_handle"),
         # The digest's pending backlog and its oldest arrival, without reading the rows.
         sa.Index("ix_posts_status_first_seen_at", "status", "first_seen_at"),
         # The queue pages flagged posts first, then by time, within one status.
@@ -253,7 +253,7 @@ class Source(SQLModel, table=True):
     platform: str = Field(max_length=40, index=True)
     scope: str = Field(default="", max_length=600)
     hashtags: str = Field(default="", max_length=600)
-    cursor: str | None = Field(default=None, max_length=600)
+    cursor: str | None = Field(default=None, sa_type=sa.Text)
     disabled_reason: str | None = Field(default=None, sa_type=sa.Text)
     last_poll_at: datetime | None = _time()
     last_success_at: datetime | None = _time()

@@ -80,7 +80,7 @@ def upgrade() -> None:
         sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("scope", sqlmodel.sql.sqltypes.AutoString(length=600), nullable=False),
         sa.Column("hashtags", sqlmodel.sql.sqltypes.AutoString(length=600), nullable=False),
-        sa.Column("cursor", sqlmodel.sql.sqltypes.AutoString(length=600), nullable=True),
+        sa.Column("cursor", sa.Text(), nullable=True),
         sa.Column("disabled_reason", sa.Text(), nullable=True),
         sa.Column("last_poll_at", monitor.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_success_at", monitor.models.UTCDateTime(timezone=True), nullable=True),

@@ -33,6 +33,8 @@ from monitor.models import (
 
 _CHUNK = 500
 ERASED_AUTHOR_REASON = "the author's data was erased on request before"
+_MAX_TAG_CHARS = 200
+_MAX_DIMENSION = 2**31 - 1
 _METRICS = ("likes", "shares", "replies", "quotes", "views")
 SYSTEM_ACTOR = "system"
 
@@ -176,7 +178,7 @@ def _insert_new(
         for p in posts
         if (p.platform, p.external_id) in inserted
     ]
-    tag_rows = [{"post_id": pid, "tag": tag} for pid, p in pairs for tag in p.hashtags]
+    tag_rows = [{"post_id": pid, "tag": tag} for pid, p in pairs for tag in _storable_tags(p)]
     if tag_rows:
         session.execute(sa.insert(PostHashtag.__table__), tag_rows)
     _insert_media(session, pairs)
@@ -221,8 +223,8 @@ def _insert_media(session: Session, pairs: list[tuple[int, FetchedPost]]) -> Non
             "preview_url": media.preview_url,
             "alt": media.alt,
             "sensitive": media.sensitive,
-            "width": media.width,
-            "height": media.height,
+            "width": _dimension(media.width),
+            "height": _dimension(media.height),
             "expires_at": media.expires_at,
         }
         for pid, post in pairs
@@ -230,6 +232,47 @@ def _insert_media(session: Session, pairs: list[tuple[int, FetchedPost]]) -> Non
     ]
     if rows:
         session.execute(sa.insert(MediaItem.__table__), rows)
+
+
+def _dimension(pixels: int | None) -> int | None:
+    """A width or height the column can hold; absurd ones are as good as unknown."""
+    return pixels if pixels is not None and 0 < pixels <= _MAX_DIMENSION else None
+
+
+def _storable_tags(post: FetchedPost) -> tuple[str, ...]:
+    """Hashtags that fit the column; a 5,000-character "tag" is noise, not a hashtag."""
+    return tuple(tag for tag in post.hashtags if len(tag) <= _MAX_TAG_CHARS)
+
+
+def _renew_signed_urls(session: Session, pairs: list[tuple[int, FetchedPost]]) -> None:
+    """Store fresh signed URLs (same attachments) so approval can still download them."""
+    table = MediaItem.__table__
+    rows = [
+        {
+            "target_post": post_id,
+            "target_position": position,
+            "url": media.url,
+            "preview_url": media.preview_url,
+            "expires_at": media.expires_at,
+        }
+        for post_id, post in pairs
+        for position, media in enumerate(post.media)
+        if media.expires_at is not None
+    ]
+    if rows:
+        session.execute(
+            sa.update(table)
+            .where(
+                table.c.post_id == sa.bindparam("target_post"),
+                table.c.position == sa.bindparam("target_position"),
+            )
+            .values(
+                url=sa.bindparam("url"),
+                preview_url=sa.bindparam("preview_url"),
+                expires_at=sa.bindparam("expires_at"),
+            ),
+            rows,
+        )
 
 
 def _snapshot_row(post_id: int, post: FetchedPost, now: datetime) -> dict[str, Any]:
@@ -253,6 +296,7 @@ def _update_seen(
 
     updated = edited = 0
     snapshots: list[dict[str, Any]] = []
+    unchanged: list[tuple[int, FetchedPost]] = []
     for post in posts:
         row = existing[(post.platform, post.external_id)]
         counts = {m: getattr(post.engagement, m) for m in _METRICS}
@@ -263,8 +307,11 @@ def _update_seen(
         if content_hash(post) != row.content_hash and row.status != PostStatus.REMOVED:
             apply_edit(session, row, post, now)
             edited += 1
+        else:
+            unchanged.append((row.id, post))
     if snapshots:
         session.execute(sa.insert(EngagementSnapshot.__table__), snapshots)
+    _renew_signed_urls(session, unchanged)
     return updated, edited
 
 
@@ -272,7 +319,9 @@ def _add_missing_hashtags(
     session: Session, posts: list[FetchedPost], existing: dict[tuple[str, str], Any]
 ) -> None:
     table = PostHashtag.__table__
-    wanted = {(existing[(p.platform, p.external_id)].id, tag) for p in posts for tag in p.hashtags}
+    wanted = {
+        (existing[(p.platform, p.external_id)].id, tag) for p in posts for tag in _storable_tags(p)
+    }
     if not wanted:
         return
     post_ids = {pid for pid, _ in wanted}

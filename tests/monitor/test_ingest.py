@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -123,3 +124,34 @@ def test_large_batches_are_chunked(engine: Engine) -> None:
         assert record_posts(session=session, posts=posts).new == 0
         session.commit()
         assert _count(session, Post) == 1200
+
+
+def test_a_fresh_signed_url_replaces_the_expired_one_without_an_edit(engine: Engine) -> None:
+    soon = datetime(2021, 3, 19, tzinfo=UTC)
+    post = make_post(
+        media=(Media(kind="image", url="https://cdn/a?sig=1", key="m1", expires_at=soon),)
+    )
+    later = soon + timedelta(days=1)
+    resigned = dataclasses.replace(
+        post, media=(Media(kind="image", url="https://cdn/a?sig=2", key="m1", expires_at=later),)
+    )
+    with Session(engine) as session:
+        record_posts(session=session, posts=[post])
+        assert record_posts(session=session, posts=[resigned]).edited == 0
+        session.commit()
+        media = session.exec(select(MediaItem)).one()
+    assert (media.url, media.expires_at) == ("https://cdn/a?sig=2", later)
+
+
+def test_absurd_tags_and_dimensions_do_not_fail_the_page(engine: Engine) -> None:
+    post = make_post(
+        hashtags=("ceaday21", "x" * 5000),
+        media=(Media(kind="image", url="https://cdn/b", width=10**12, height=-5),),
+    )
+    with Session(engine) as session:
+        assert record_posts(session=session, posts=[post]).new == 1
+        record_posts(session=session, posts=[dataclasses.replace(post, hashtags=("y" * 300,))])
+        session.commit()
+        assert list(session.exec(select(PostHashtag.tag))) == ["ceaday21"]
+        media = session.exec(select(MediaItem)).one()
+    assert (media.width, media.height) == (None, None)
