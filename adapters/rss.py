@@ -118,7 +118,9 @@ class RssAdapter(Adapter):
             yield Page(())  # 304: nothing changed, the stored cursor stays
             return
         parsed, response = fetched
-        posts, skipped, digests = [], [], []
+        posts: list[FetchedPost] = []
+        skipped: list[str] = []
+        digests: list[tuple[datetime, str]] = []
         for post in matching_items(target, parsed, skipped):
             digest = _digest(post)
             digests.append((post.created_at, digest))
@@ -151,10 +153,12 @@ class RssAdapter(Adapter):
         yield Page(posts, None, gap=gap, skipped=tuple(skipped))
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
-        """Nothing to learn: feeds carry no engagement, and an item missing from a
-        feed has usually rolled off rather than been deleted, so absence proves
-        nothing. Edits are caught by polling instead (a changed item is yielded
-        again)."""
+        """Nothing to learn, by design: an empty result.
+
+        Feeds carry no engagement, and an item missing from a feed has usually
+        rolled off rather than been deleted, so its absence proves nothing.
+        Edits are caught by polling instead: a changed item is yielded again.
+        """
         return RefreshResult()
 
     # --- fetching and parsing -----------------------------------------------
@@ -182,7 +186,10 @@ class RssAdapter(Adapter):
                 return None
             if response.status_code not in _REDIRECTS:
                 return _parse(feed, url, response), response
-            location = http_url(str(httpx.URL(url).join(response.headers.get("location", ""))))
+            try:
+                location = http_url(str(httpx.URL(url).join(response.headers.get("location", ""))))
+            except httpx.InvalidURL:
+                location = None
             if location is None or location == url:
                 raise MalformedResponse(f"rss: {feed} redirects to an unusable address")
             url = location

@@ -186,6 +186,25 @@ def test_redirect_is_followed(adapter: RssAdapter, feed: FakeFeed) -> None:
     assert len(page.posts) == 1
 
 
+@pytest.mark.parametrize("location", ["", "ftp://example.org/feed", "/bad-redirect"])
+def test_unusable_redirects_are_malformed(
+    adapter: RssAdapter, feed: FakeFeed, location: str
+) -> None:
+    headers = {"Location": location} if location else {}
+    feed.server.route("GET", "/bad-redirect", lambda request: Reply(301, b"", headers))
+    with pytest.raises(MalformedResponse, match="redirects to an unusable address"):
+        _search(adapter, f"{feed.server.url}/bad-redirect")
+
+
+def test_endless_redirects_are_refused(adapter: RssAdapter, feed: FakeFeed) -> None:
+    hops = iter(range(100))
+    feed.server.route(
+        "GET", "/hop", lambda request: Reply(302, b"", {"Location": f"/hop?n={next(hops)}"})
+    )
+    with pytest.raises(RequestRejected, match="redirects more than 5 times"):
+        _search(adapter, f"{feed.server.url}/hop")
+
+
 def test_5xx_is_retried_then_unavailable(adapter: RssAdapter, feed: FakeFeed) -> None:
     feed.add()
     feed.server.fail("status", status=503, path=FEED_PATH)
