@@ -1,0 +1,176 @@
+"""digest_compute: one day's digest figures over a large store (digest issue).
+
+The store holds ``BENCH_DIGEST_POSTS`` posts (default 150,000) spread over
+60 days, five engagement snapshots each (the first at arrival, then 1 h, 6 h,
+1 day and 3 days later), their hashtags, three sources polled every five
+minutes, and a decision for most posts. The value is the time of
+``compute_digest`` for one day in the middle; the baseline is one
+``SELECT count(*)`` over that day's snapshots in the same run, i.e. the least
+any day-figure over snapshots has to read. Rows are written with plain
+``sqlite3`` so that building the store does not dominate the run.
+
+The issue's scale (1,000,000 posts, 5,000,000 snapshots) takes several minutes
+just to build on a shared machine, past the time ``make bench`` allows, so the
+default is smaller; set ``BENCH_DIGEST_POSTS=1000000`` to run it in full.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import statistics
+import sys
+from datetime import UTC, date, datetime, timedelta
+
+from sqlmodel import Session
+
+from benchmarks._harness import ScratchDatabase, emit, seconds
+from monitor.config import load_settings
+from monitor.services.digest import compute_digest, local_midnight
+
+POSTS = int(os.environ.get("BENCH_DIGEST_POSTS", "150000"))
+SNAPSHOT_OFFSETS = (timedelta(0), timedelta(hours=1), timedelta(hours=6), timedelta(days=1))
+SNAPSHOT_OFFSETS += (timedelta(days=3),)
+DAYS = 60
+FIRST_DAY = date(2021, 2, 1)
+DAY = FIRST_DAY + timedelta(days=DAYS // 2)
+BATCH = 50_000
+RUNS = 3
+
+
+def _stamp(moment: datetime) -> str:
+    # How SQLAlchemy stores UTCDateTime on SQLite: naive UTC, microseconds.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+PLATFORMS = ("mastodon", "bluesky", "x")
+ACTIONS = {"approved": "approve", "rejected": "reject"}
+POST_SQL = (
+    "INSERT INTO posts (id, platform, external_id, ref, url, author_handle, author_name, text,"
+    " html, content_hash, created_at, first_seen_at, last_seen_at, status, flagged, likes,"
+    " shares, replies, quotes, views, sensitive, version)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,1)"
+)
+SNAPSHOT_SQL = (
+    "INSERT INTO engagement_snapshots (post_id, taken_at, likes, shares, replies, quotes, views)"
+    " VALUES (?,?,?,?,?,?,?)"
+)
+EVENT_SQL = (
+    "INSERT INTO moderation_events (post_id, at, actor, action, from_status, to_status)"
+    " VALUES (?,?,?,?,?,?)"
+)
+
+
+def _rows(i: int, created: datetime) -> tuple[tuple[object, ...], list[tuple[object, ...]]]:
+    """Post ``i`` and its snapshots: mastodon gives no quotes or views; counts grow."""
+    platform = PLATFORMS[i % 3]
+    seen = created + timedelta(minutes=3)
+    status = "pending" if i % 20 == 0 else ("approved", "rejected")[i % 2]
+    no_extras = platform == "mastodon"
+    likes, shares, replies = i % 50, i % 7, i % 5
+    quotes = None if no_extras else i % 3
+    views = None if no_extras else 40 * (i % 100)
+    author = f"@u{i % 20000}"
+    post = (
+        *(i + 1, platform, f"id{i}", f"{platform}:id{i}", f"https://{platform}.example/{i}"),
+        *(author, author, f"Post {i} #CEADAY21", f"<p>Post {i}</p>", f"h{i}", _stamp(created)),
+        *(_stamp(seen), _stamp(seen), status, i % 97 == 0, likes, shares, replies, quotes, views),
+    )
+    snapshots = [
+        (
+            *(i + 1, _stamp(seen + offset), likes * (k + 1) // 5, shares * (k + 1) // 5),
+            *(replies * (k + 1) // 5, quotes, None if views is None else views * (k + 1) // 5),
+        )
+        for k, offset in enumerate(SNAPSHOT_OFFSETS)
+    ]
+    return post, snapshots
+
+
+def fill(path: str, posts: int) -> int:
+    """Write the store; returns how many snapshots it holds."""
+    start = datetime.combine(FIRST_DAY, datetime.min.time(), tzinfo=UTC)
+    step = timedelta(days=DAYS) / posts
+    snapshots = 0
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=OFF")
+    with connection:
+        for first in range(0, posts, BATCH):
+            post_rows, tag_rows, snap_rows, event_rows = [], [], [], []
+            for i in range(first, min(first + BATCH, posts)):
+                created = start + step * i
+                post, post_snapshots = _rows(i, created)
+                post_rows.append(post)
+                snap_rows += post_snapshots
+                tag_rows.append((i + 1, "ceaday21"))
+                if i % 4 == 0:
+                    tag_rows.append((i + 1, "helpinghands"))
+                status = str(post[13])
+                if status in ACTIONS:
+                    decided = _stamp(created + timedelta(hours=2))
+                    event_rows.append((i + 1, decided, "alice", ACTIONS[status], "pending", status))
+            connection.executemany(POST_SQL, post_rows)
+            connection.executemany("INSERT INTO post_hashtags VALUES (?, ?)", tag_rows)
+            connection.executemany(SNAPSHOT_SQL, snap_rows)
+            connection.executemany(EVENT_SQL, event_rows)
+            snapshots += len(snap_rows)
+        for source_id, platform in enumerate(PLATFORMS, start=1):
+            connection.execute(
+                "INSERT INTO sources (id, key, platform, scope, hashtags, failures_in_row,"
+                " last_success_at) VALUES (?, ?, ?, '', 'ceaday21,helpinghands', 0, ?)",
+                (source_id, f"{platform}:*", platform, _stamp(start + timedelta(days=DAYS))),
+            )
+            connection.executemany(
+                "INSERT INTO poll_runs (source_id, kind, started_at, ok, pages, requests,"
+                " fetched, new, updated, skipped) VALUES (?, 'poll', ?, 1, 1, 1, 0, 0, 0, 0)",
+                [
+                    (source_id, _stamp(start + timedelta(minutes=5 * m)))
+                    for m in range(DAYS * 24 * 12)
+                ],
+            )
+    connection.execute("ANALYZE")
+    connection.close()
+    return snapshots
+
+
+def main() -> None:
+    settings = load_settings(hashtags=["CEADAY21", "HelpingHands"])
+    with ScratchDatabase() as engine:
+        engine.dispose()
+        snapshots = fill(str(engine.url.database), POSTS)
+        zone = settings.zone
+        start, end = local_midnight(DAY, zone), local_midnight(DAY + timedelta(days=1), zone)
+        now = end + timedelta(hours=8)
+
+        def count_day_snapshots() -> int:
+            with engine.connect() as connection:
+                return int(
+                    connection.exec_driver_sql(
+                        "SELECT count(*) FROM engagement_snapshots"
+                        " WHERE taken_at >= ? AND taken_at < ?",
+                        (_stamp(start), _stamp(end)),
+                    ).scalar_one()
+                )
+
+        def digest() -> None:
+            with Session(engine) as session:
+                result = compute_digest(session, settings, DAY, now=now)
+            assert result.posts.value > 0 and not result.incomplete
+
+        day_snapshots = count_day_snapshots()
+        digest()  # warm the page cache for both sides alike
+        value = statistics.median(seconds(digest) for _ in range(RUNS))
+        baseline = statistics.median(seconds(count_day_snapshots) for _ in range(RUNS))
+    emit(
+        "digest_compute",
+        "seconds",
+        value,
+        baseline,
+        POSTS,
+        snapshots=snapshots,
+        day_snapshots=day_snapshots,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
