@@ -33,7 +33,9 @@ def upgrade() -> None:
     with op.batch_alter_table("digest_sends", schema=None) as batch_op:
         batch_op.create_index("ix_digest_sends_day_status", ["day", "status"], unique=False)
     with op.batch_alter_table("posts", schema=None) as batch_op:
-        batch_op.create_index("ix_posts_created_at", ["created_at"], unique=False)
+        batch_op.create_index(
+            "ix_posts_created_at", ["created_at", "platform", "author_handle"], unique=False
+        )
         batch_op.create_index(
             "ix_posts_status_first_seen_at", ["status", "first_seen_at"], unique=False
         )
