@@ -315,7 +315,7 @@ class RedditAdapter(Adapter):
 
     def _api_get(self, path: str, params: Mapping[str, Any]) -> Any:
         """GET an API path with the bearer token; a 401 renews the token once."""
-        for attempt in range(2):
+        for _ in range(2):
             self._respect_quota()
             token = self._token()
             try:
@@ -337,8 +337,6 @@ class RedditAdapter(Adapter):
             if response.status_code != 401:
                 return decode_json(response)
             self._forget_token(token)
-            if attempt == 1:
-                break
         raise AuthFailed(
             "reddit: the API refused a freshly issued token (HTTP 401); check that the app"
             f" behind REDDIT_CLIENT_ID is not suspended, or {CREDENTIALS_HELP}"
@@ -387,12 +385,14 @@ class RedditAdapter(Adapter):
                 f" {CREDENTIALS_HELP}"
             )
         value = body.get("access_token")
-        if not isinstance(value, str) or not value.strip() or not value.isascii():
+        if not isinstance(value, str) or not value.isascii() or not value.strip().isprintable():
             raise MalformedResponse("reddit: the token endpoint answered no access_token")
         lifetime = body.get("expires_in")
-        if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int | float):
             lifetime = 3600.0
-        lifetime = min(float(lifetime), 365 * 86400.0)
+        elif not 0 < lifetime <= 365 * 86400:  # also refuses NaN
+            lifetime = 3600.0
+        lifetime = float(lifetime)
         renew_in = max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2)
         return _Token(value.strip(), _clock() + renew_in)
 

@@ -187,7 +187,14 @@ def test_token_revoked_for_good_is_an_auth_failure(
 
 @pytest.mark.parametrize(
     ("expires_in", "still_valid_after", "renewed_after"),
-    [(86400, 86000, 86350), (30, 14, 16), ("soon", 3500, 3550), (-5, 3500, 3550)],
+    [
+        (86400, 86000, 86350),
+        (30, 14, 16),
+        ("soon", 3500, 3550),
+        (-5, 3500, 3550),
+        (10**400, 3500, 3550),
+        (None, 3500, 3550),
+    ],
 )
 def test_token_is_reused_until_shortly_before_it_expires(
     adapter: RedditAdapter,
@@ -223,6 +230,7 @@ def test_generic_user_agent_refusal_is_explained(
     [
         ({"error": "invalid_grant"}, AuthFailed, "invalid_grant"),
         ({"token_type": "bearer"}, MalformedResponse, "no access_token"),
+        ({"access_token": "abc\r\nX-Evil: 1"}, MalformedResponse, "no access_token"),
         (["token"], MalformedResponse, "JSON object"),
     ],
 )
