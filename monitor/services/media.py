@@ -26,6 +26,7 @@ import hashlib
 import io
 import ipaddress
 import logging
+import math
 import os
 import re
 import socket
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
@@ -214,11 +215,14 @@ def store_image(data: bytes, media_dir: Path) -> PinnedImage:
     image = _decode(data)
     widths = _renditions_widths(image.width)
     try:
-        for width in widths:
-            rendition = image
-            if width != image.width:
+        rendition = image
+        # Largest first; each smaller rendition is scaled from the previous one (cheaper).
+        for width in reversed(widths):
+            if width != rendition.width:
                 height = rendition_height(width, image.width, image.height)
-                rendition = image.resize((width, height), Image.Resampling.LANCZOS)
+                rendition = rendition.resize(
+                    (width, height), Image.Resampling.LANCZOS, reducing_gap=2.0
+                )
             _write_atomic(pinned_file(media_dir, pinned_name(digest, width)), rendition)
     except OSError as exc:
         reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
@@ -238,6 +242,9 @@ def _decode(data: bytes) -> Image.Image:
                     f"the image is {source.width} x {source.height} pixels; the limit is"
                     f" {MAX_SOURCE_PIXELS:,} pixels"
                 )
+            if source.format == "JPEG":
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the result is still big enough.
+                source.draft("RGB", _needed_size(source))
             source.load()
             upright = ImageOps.exif_transpose(source) or source
             image = _flatten(upright)
@@ -250,6 +257,15 @@ def _decode(data: bytes) -> Image.Image:
     image.thumbnail((RENDITION_WIDTHS[-1], MAX_HEIGHT), Image.Resampling.LANCZOS)
     image.info = {}
     return image
+
+
+def _needed_size(source: Image.Image) -> tuple[int, int]:
+    """The largest rendition's size in the file's own (unrotated) orientation."""
+    width, height = source.size
+    turned = source.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
+    upright_width, upright_height = (height, width) if turned else (width, height)
+    scale = min(1.0, RENDITION_WIDTHS[-1] / upright_width, MAX_HEIGHT / upright_height)
+    return math.ceil(width * scale), math.ceil(height * scale)
 
 
 def _flatten(image: Image.Image) -> Image.Image:
@@ -272,7 +288,7 @@ def _write_atomic(path: Path, image: Image.Image) -> None:
     fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".jpg", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            image.save(handle, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
+            image.save(handle, "JPEG", quality=JPEG_QUALITY, progressive=True)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp_name, 0o644)

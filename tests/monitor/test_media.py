@@ -131,6 +131,15 @@ def test_pinned_copy_is_upright_metadata_free_and_size_capped(
     assert not [p for p in stored_files(settings.media_dir) if p.name.startswith(".tmp-")]
 
 
+def test_a_phone_sized_photo_gets_every_rendition(settings: Settings) -> None:
+    pinned = store_image(jpeg_with_gps(4032, 3024, orientation=1), settings.media_dir)
+
+    assert (pinned.width, pinned.height) == (1280, 960)
+    assert pinned.widths == (320, 640, 1280)
+    with Image.open(pinned_file(settings.media_dir, pinned_name(pinned.digest, 320))) as small:
+        assert small.size == (320, 240)
+
+
 def test_transparent_png_is_flattened_on_white(settings: Settings) -> None:
     pinned = store_image(png_bytes(50, 40, "RGBA"), settings.media_dir)
 
