@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
-from adapters.base import Author
+from adapters.base import Author, Media
 from monitor.config import Settings
 from monitor.db import session_scope
-from monitor.models import Post
+from monitor.models import Post, utcnow
 from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
+from monitor.services.ingest import record_posts
+from monitor.services.media import erase_unreferenced_media
+from monitor.services.moderation import decide
+from monitor.services.refresh import mark_removed
 from monitor.web.app import create_app
+from tests.factories import make_post
+from tests.fakes.server import FakeServer, Reply
 from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish, tiny_png
-from tests.web.auth_helpers import TestClient
+from tests.monitor.test_media import jpeg_with_gps
+from tests.web.auth_helpers import TestClient, make_user
 
 __all__ = ["gallery_engine", "migrated_sqlite"]  # fixtures shared with the service tests
 
@@ -269,3 +278,54 @@ def test_frame_ancestors_setting_cannot_inject_headers(
     directives = [part.split()[0] for part in csp.split(";")]
     assert directives.count("script-src") == 1 and directives[-1] == "frame-ancestors"
     assert "https://ok.example;" not in csp
+
+
+def test_approved_post_appears_with_pinned_media_and_leaves_on_edit_and_deletion(
+    gallery_engine: Engine, configure: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = configure(
+        MEDIA_DIR=str(tmp_path / "media"),
+        DATA_DIR=str(tmp_path / "data"),
+        OUTBOUND_ALLOW_PRIVATE="true",
+    )
+    make_user(gallery_engine, "mod", "moderator")
+    cdn = FakeServer().start()
+    photo = jpeg_with_gps(400, 300, orientation=1)
+    cdn.route("GET", "/p.jpg", lambda _r: Reply(200, photo, {"Content-Type": "image/jpeg"}))
+    original = make_post(media=(Media(kind="image", url=cdn.url + "/p.jpg", alt="Hands"),))
+    try:
+        with session_scope(gallery_engine) as session:
+            post_id = record_posts(session=session, posts=[original]).new_ids[0]
+        _approve(gallery_engine, settings, post_id)
+        with TestClient(create_app(settings, engine=gallery_engine)) as client:
+            (shown,) = client.get("/gallery.json").json()["posts"]
+            media_path = shown["media"][0]["url"].removeprefix(settings.public_base_url)
+            served = client.get(media_path)
+            assert served.status_code == 200 and b"TestCam" not in served.content
+            assert shown["media"][0]["alt"] == "Hands"
+
+            with session_scope(gallery_engine) as session:  # edited at source: back to the queue
+                record_posts(session=session, posts=[replace(original, text="Edited text")])
+            assert client.get("/gallery.json").json()["posts"] == []
+            assert client.get(media_path).status_code == 404
+
+            _approve(gallery_engine, settings, post_id)
+            assert [p["text"] for p in client.get("/gallery.json").json()["posts"]] == [
+                "Edited text"
+            ]
+            with session_scope(gallery_engine) as session:  # deleted at source
+                mark_removed(session, [post_id], utcnow())
+            assert client.get("/gallery.json").json()["posts"] == []
+            assert "Edited text" not in client.get("/gallery").text
+        with Session(gallery_engine) as session:
+            assert erase_unreferenced_media(session, settings, grace_seconds=0) == 2  # 320, 400
+        assert not [path for path in settings.media_dir.rglob("*") if path.is_file()]
+    finally:
+        cdn.stop()
+
+
+def _approve(engine: Engine, settings: Settings, post_id: int) -> None:
+    with session_scope(engine) as session:
+        post = session.get(Post, post_id)
+        assert post is not None
+        decide(session=session, post=post, action="approve", actor="mod", settings=settings)

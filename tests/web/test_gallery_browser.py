@@ -14,6 +14,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, Request, sync_playwright
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from adapters.base import Author
 from monitor.cli.gallery import export_site
@@ -237,8 +238,6 @@ def test_static_export_opens_from_file_url(
     published: list[int],
     tmp_path: Path,
 ) -> None:
-    from sqlmodel import Session
-
     out = tmp_path / "site"
     with Session(gallery_engine) as session:
         export_site(session=session, settings=settings, out=out)
