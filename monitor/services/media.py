@@ -102,8 +102,12 @@ def download_image(url: str, *, settings: Settings, max_bytes: int = MAX_DOWNLOA
     current = _parse_url(url)
     deadline = time.monotonic() + 3 * settings.http_timeout_seconds
     headers = {"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"}
+    # trust_env=False: no proxy from the environment may take over the address we checked.
     with httpx.Client(
-        timeout=settings.http_timeout_seconds, follow_redirects=False, headers=headers
+        timeout=settings.http_timeout_seconds,
+        follow_redirects=False,
+        headers=headers,
+        trust_env=False,
     ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             address = _checked_address(current, settings)

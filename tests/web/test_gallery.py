@@ -239,6 +239,7 @@ def test_kill_switch_shows_a_neutral_message_and_an_empty_feed(
     assert "taking a short break" in page.text and "Visible until paused" not in page.text
     assert feed == {"paused": True, "posts": [], "next_cursor": None}
     assert client.get(f"/gallery/report/{post_id}").status_code == 404
+    assert client.post(f"/gallery/report/{post_id}", data={"category": "other"}).status_code == 404
 
 
 def test_embed_script_loads_cross_origin(client: TestClient) -> None:

@@ -29,6 +29,7 @@ from monitor.services.app_settings import gallery_paused
 from monitor.services.gallery import (
     DEFAULT_PAGE_SIZE,
     EMBED_PAGE_SIZE,
+    PLATFORM_LABELS,
     GalleryInputError,
     GalleryPage,
     GalleryQuery,
@@ -84,7 +85,8 @@ def public_headers(settings: Settings, *, cache: str = PAGE_CACHE) -> dict[str, 
 
 
 def show_date(value: datetime, settings: Settings) -> str:
-    return value.astimezone(settings.zone).strftime("%-d %B %Y")
+    local = value.astimezone(settings.zone)
+    return f"{local.day} {local:%B %Y}"
 
 
 def gallery_context(
@@ -192,7 +194,10 @@ def _html_gallery(
         report_base="/gallery/report/",
         filters={
             "tags": settings.hashtags,
-            "platforms": settings.enabled_platforms,
+            "platforms": [
+                (name, PLATFORM_LABELS.get(name, name.title()))
+                for name in settings.enabled_platforms
+            ],
             "tag": query.hashtag,
             "platform": query.platform,
         },
@@ -367,7 +372,7 @@ def _submit(
     headers = public_headers(settings)
     with Session(request.app.state.engine, expire_on_commit=False) as session:
         post = reportable_post(session, post_id)
-        if post is None:
+        if post is None or gallery_paused(session):
             return _not_found(request, settings, templates)
         values = form or {}
         try:
