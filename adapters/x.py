@@ -171,6 +171,8 @@ class _Step:
     oldest: str | None
     finished: bool
     exhausted_until: datetime | None = None
+    #: What the walk had to give up to carry on, for the page's gap.
+    note: str | None = None
 
 
 class XAdapter(Adapter):
@@ -233,6 +235,8 @@ class XAdapter(Adapter):
         newest = state.newest
         for step in self._walk(target, lower, until_id, budget):
             newest = _newer(newest, step.newest)
+            if step.note:
+                notes.append(step.note)
             if step.finished:
                 start = None
                 if newest is None:
@@ -268,6 +272,8 @@ class XAdapter(Adapter):
 
         Pages follow ``next_token`` with the query unchanged; if X refuses its
         own token the walk starts again from ``until_id`` at the oldest id read.
+        If X refuses the stored ``since_id`` (outside its window by its clock,
+        not ours), the walk reads the whole window instead and says so.
         """
         wanted = {normalise_tag(tag) for tag in target.hashtags}
         params: dict[str, Any] = {
@@ -290,12 +296,23 @@ class XAdapter(Adapter):
         seen: set[str] = set()
         for number in range(1, max_pages + 1):
             request = dict(params, next_token=next_token) if next_token else params
+            note = None
             try:
                 body, response = self._get("/2/tweets/search/recent", request)
-            except RequestRejected:
-                if next_token is None or reached is None:
+            except RequestRejected as exc:
+                if next_token is not None and reached is not None:
+                    params["until_id"] = reached
+                elif number == 1 and "since_id" in params:
+                    # Well inside the window, whatever X's clock says.
+                    horizon = datetime.now(UTC) - SEARCH_WINDOW + timedelta(hours=1)
+                    params["start_time"] = _iso(horizon)
+                    del params["since_id"]
+                    note = (
+                        f"X refused the stored since_id ({exc}), so the walk read from"
+                        f" {horizon:%Y-%m-%d %H:%M} UTC; older posts may be missing"
+                    )
+                else:
                     raise
-                params["until_id"] = reached
                 body, response = self._get("/2/tweets/search/recent", params)
             tweets = _tweets_of(body)
             ids = [tid for tid in (_valid_id(t.get("id")) for t in tweets) if tid]
@@ -311,7 +328,7 @@ class XAdapter(Adapter):
             finished = next_token is None or not fresh
             exhausted = _exhausted_until(response)
             newest = max(ids, key=int) if ids else None
-            yield _Step(posts, skipped, newest, oldest, finished, exhausted)
+            yield _Step(posts, skipped, newest, oldest, finished, exhausted, note)
             if finished or exhausted is not None or number == max_pages:
                 return
 
@@ -327,7 +344,7 @@ class XAdapter(Adapter):
             chunk = valid[start : start + BULK_LIMIT]
             found, gone, unknown = self._lookup(chunk)
             skipped.extend(unknown)
-            deleted.extend(gone)
+            deleted.extend(ref for ref in chunk if ref in gone)
             # A version that is not the chain's last was edited: read the latest.
             latest = {
                 ref: chain[-1]
@@ -410,12 +427,17 @@ class XAdapter(Adapter):
                 " regenerated: copy the app's current Bearer Token from console.x.com"
             )
         if response.status_code == 403:
-            if "client-not-enrolled" in problem or "client-forbidden" in problem:
+            if (
+                b"client-not-enrolled" in response.content
+                or b"client-forbidden" in response.content
+            ):
                 raise AuthFailed(
                     f"x: {path} is not available to this app ({problem}); {_TIER_ADVICE}"
                 )
             raise AuthFailed(f"x: {path} refused X_BEARER_TOKEN (HTTP 403: {problem})")
-        raise RequestRejected(f"x: {path} refused the request (HTTP 400: {problem})")
+        raise RequestRejected(
+            f"x: {path} refused the request (HTTP {response.status_code}: {problem})"
+        )
 
 
 _LOST_CURSOR = (

@@ -371,6 +371,23 @@ def test_a_source_down_for_more_than_7_days_reports_the_gap(adapter: XAdapter, x
     assert x.server.requests[-1].arg("start_time")
 
 
+def test_since_id_refused_by_x_s_clock_reads_the_window_with_a_gap_note(
+    adapter: XAdapter, x: FakeX
+) -> None:
+    x.window = timedelta(days=7) - timedelta(minutes=10)  # X's clock runs 10 minutes ahead
+    x.clock = datetime.now(UTC) - timedelta(days=1)
+    x.add_many(2, created_at=None)
+    old_id = snowflake(datetime.now(UTC) - timedelta(days=7) + timedelta(minutes=7), 1)
+    cursor = f'{{"v": 1, "newest": "{old_id}"}}'
+
+    pages = list(adapter.search(TARGET, cursor, since=datetime.now(UTC), max_pages=5))
+
+    assert pages[0].gap and "refused the stored since_id" in pages[0].gap
+    assert "must be a tweet id created after" in pages[0].gap
+    assert sum(len(p.posts) for p in pages) == 2
+    assert x.server.requests[0].arg("since_id") == old_id
+
+
 def test_next_token_rejected_by_the_server_restarts_from_until_id(
     adapter: XAdapter, x: FakeX
 ) -> None:

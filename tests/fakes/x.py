@@ -54,6 +54,8 @@ class FakeX:
         self.token = TOKEN
         #: False: the app's package has no search (403 client-not-enrolled).
         self.enrolled = True
+        #: How far back search reaches by the server's clock.
+        self.window = timedelta(days=7)
         self.remaining = 449
         self._sequence = itertools.count(1)
         self.clock = datetime.now(UTC) - timedelta(hours=24)
@@ -181,7 +183,7 @@ class FakeX:
             and t["id"] not in self.protected
             and wanted & {h["tag"].casefold() for h in t["entities"].get("hashtags", [])}
         ]
-        horizon = datetime.now(UTC) - timedelta(days=7)
+        horizon = datetime.now(UTC) - self.window
         if start := request.arg("start_time"):
             moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
             if moment < horizon:
@@ -191,6 +193,12 @@ class FakeX:
                 )
             found = [t for t in found if t["created_at"] >= _iso(moment)]
         if since_id := request.arg("since_id"):
+            minted = datetime.fromtimestamp(((int(since_id) >> 22) + _EPOCH_MS) / 1000, UTC)
+            if minted < horizon:
+                return self._invalid(
+                    f"Invalid 'since_id':'{since_id}'."
+                    f" 'since_id' must be a tweet id created after {_iso(horizon)}"
+                )
             found = [t for t in found if int(t["id"]) > int(since_id)]
         if until_id := request.arg("until_id"):
             found = [t for t in found if int(t["id"]) < int(until_id)]
