@@ -160,6 +160,8 @@ def login_submit(
             error="Wrong user name or password, or the account is disabled.",
             status_code=401,
         )
+    # A new login replaces whatever session this browser had (no session fixation).
+    end_session(session=session, cookie=request.cookies.get(SESSION_COOKIE), secret=secret)
     cookie = start_session(session=session, user=user, secret=secret, address=address)
     session.commit()
     response = RedirectResponse(next_url, status_code=303)
