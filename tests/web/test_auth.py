@@ -280,3 +280,16 @@ def test_staff_pages_carry_strict_security_headers(client: TestClient) -> None:
         assert "unsafe-inline" not in policy
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["referrer-policy"] == "no-referrer"
+
+
+def test_logging_in_again_ends_the_previous_session(app: FastAPI, client: TestClient) -> None:
+    login(client, "mo")
+    first = client.cookies[SESSION_COOKIE]
+    with app_client(app) as browser:
+        token = form_token(browser.get("/login").text)
+        browser.cookies.set(SESSION_COOKIE, first)
+        fields = {"name": "mo", "password": DEFAULT_PASSWORD, "csrf_token": token}
+        response = browser.post("/login", data=fields, follow_redirects=False)
+    assert response.status_code == 303
+    assert first not in _set_cookie(response)
+    assert client.get("/auth/session").status_code == 401
