@@ -123,11 +123,8 @@ def download_image(url: str, *, settings: Settings, max_bytes: int = MAX_DOWNLOA
             except httpx.HTTPError as exc:
                 raise PinError(f"could not download {_short(current)}: {_describe(exc)}") from None
             try:
-                if response.is_redirect:
-                    location = response.headers.get("location", "")
-                    if not location:
-                        raise PinError(f"{_short(current)} redirected without a Location")
-                    current = _parse_url(str(current.join(location)))
+                if response.is_redirect:  # a 3xx that carries a Location header
+                    current = _parse_url(str(current.join(response.headers["location"])))
                     continue
                 if response.status_code != 200:
                     raise PinError(
