@@ -406,3 +406,22 @@ def test_the_scheduled_job_logs_a_failure_instead_of_raising(
 
     assert send_due_digest(engine=sqlite_engine, settings=settings) is None
     assert sends(sqlite_engine)[0].status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("security", "message"),
+    [
+        ("starttls", "STARTTLS extension not supported by server"),
+        ("ssl", "SSL"),
+    ],
+)
+def test_tls_that_the_server_cannot_do_fails_at_once_and_nothing_goes_in_clear(
+    sqlite_engine: Engine, configure: Callable[..., Settings], security: str, message: str
+) -> None:
+    with SmtpCapture() as server:
+        settings = mail_settings(configure, server.port, SMTP_SECURITY=security)
+        with pytest.raises(MailError, match=message):
+            send_digest(engine=sqlite_engine, settings=settings, day=DAY)
+
+    assert server.messages == [] and server.data_attempts == 0
+    assert server.sessions <= 1  # no retry: a TLS mismatch will not mend itself

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
+from datetime import date
 
 import pytest
 from fastapi import FastAPI
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor.config import Settings
-from monitor.models import Source
+from monitor.models import DigestSend, Source, utcnow
 from monitor.web.app import create_app
 from tests.monitor.test_digest import build_scenario
 from tests.web.auth_helpers import TestClient, app_client, login, make_user
@@ -153,3 +154,24 @@ def test_csv_cells_a_spreadsheet_would_run_are_defused(
 
     assert ("coverage", '\'=HYPERLINK("http://evil.example")') in rows
     assert not any(name.startswith("=") for _, name in rows)
+
+
+def test_the_last_digest_failure_is_shown(viewer: TestClient, sqlite_engine: Engine) -> None:
+    assert "No digest email has been sent yet." in viewer.get(f"/stats?{DAY_QUERY}").text
+    with Session(sqlite_engine) as session:
+        session.add(
+            DigestSend(
+                day=date(2021, 3, 18),
+                sent_at=utcnow(),
+                recipients="a@partner.example",
+                status="failed",
+                error="digest not sent: SMTP 535 <bad> credentials",
+            )
+        )
+        session.commit()
+
+    html = viewer.get(f"/stats?{DAY_QUERY}").text
+
+    assert "Last digest email: 2021-03-18," in html
+    assert "<strong>not sent</strong>" in html
+    assert "digest not sent: SMTP 535 &lt;bad&gt; credentials" in html

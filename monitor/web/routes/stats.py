@@ -25,6 +25,7 @@ from monitor.services.digest import (
     compute_digest,
     parse_day,
 )
+from monitor.services.mail import last_digest_send
 from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep, ViewerUser
 
 router = APIRouter()
@@ -55,8 +56,14 @@ def stats_page(
     first: FromQuery = None,
     last: ToQuery = None,
 ) -> Response:
-    """The digest's figures for a day or range, with the chart and a CSV link."""
-    context = {"user": user, "fmt": Format, "metrics": METRICS, "zone": settings.zone}
+    """The digest's figures for a day or range, the chart, a CSV link, the last email."""
+    context = {
+        "user": user,
+        "fmt": Format,
+        "metrics": METRICS,
+        "zone": settings.zone,
+        "last_send": last_digest_send(session),
+    }
     try:
         first_day, last_day = _days(settings, first, last)
         digest = compute_digest(session, settings, first_day, last_day)
