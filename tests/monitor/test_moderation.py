@@ -6,6 +6,7 @@ import dataclasses
 import io
 from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +14,7 @@ from PIL import Image
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from adapters.base import Author, Media
+from adapters.base import Author, FetchedPost, Media
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
@@ -73,12 +74,12 @@ def _people(engine: Engine) -> None:
         disable_user(session=session, name="ex", actor="test")
 
 
-def _store(engine: Engine, *posts: object) -> list[int]:
+def _store(engine: Engine, *posts: FetchedPost) -> list[int]:
     with session_scope(engine) as session:
-        return record_posts(session=session, posts=list(posts)).new_ids  # type: ignore[arg-type]
+        return record_posts(session=session, posts=list(posts)).new_ids
 
 
-def _text_post(**overrides: object) -> object:
+def _text_post(**overrides: Any) -> FetchedPost:
     return make_post(media=(), **overrides)
 
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from adapters.base import Author
+from adapters.base import Author, FetchedPost
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
@@ -103,9 +103,9 @@ def test_detectors_leave_ordinary_text_alone(detector: str, text: str) -> None:
     assert not DETECTORS[detector][1].search(text)
 
 
-def _store(engine: Engine, *posts: object) -> list[int]:
+def _store(engine: Engine, *posts: FetchedPost) -> list[int]:
     with session_scope(engine) as session:
-        return record_posts(session=session, posts=list(posts)).new_ids  # type: ignore[arg-type]
+        return record_posts(session=session, posts=list(posts)).new_ids
 
 
 def _rule(engine: Engine, kind: str, pattern: str, action: str) -> int:

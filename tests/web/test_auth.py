@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
@@ -81,8 +82,8 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield client
 
 
-def _set_cookie(response: object) -> str:
-    return "; ".join(response.headers.get_list("set-cookie"))  # type: ignore[attr-defined]
+def _set_cookie(response: httpx.Response) -> str:
+    return "; ".join(response.headers.get_list("set-cookie"))
 
 
 def test_login_sets_a_hardened_cookie_and_logout_ends_the_session_on_the_server(

@@ -6,13 +6,14 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from adapters.base import Author, Media
+from adapters.base import Author, FetchedPost, Media
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.models import ModerationEvent, Post, WebSession
@@ -71,12 +72,12 @@ def moderator(client: TestClient) -> TestClient:
     return client
 
 
-def _store(engine: Engine, *posts: object) -> list[int]:
+def _store(engine: Engine, *posts: FetchedPost) -> list[int]:
     with session_scope(engine) as session:
-        return record_posts(session=session, posts=list(posts)).new_ids  # type: ignore[arg-type]
+        return record_posts(session=session, posts=list(posts)).new_ids
 
 
-def _text_post(**overrides: object) -> object:
+def _text_post(**overrides: Any) -> FetchedPost:
     return make_post(media=(), **overrides)
 
 

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from adapters.base import Media
+from adapters.base import FetchedPost, Media
 from monitor.config import load_settings
 from monitor.db import create_db_engine, session_scope, upgrade
 from monitor.models import ModerationEvent, Post
@@ -88,9 +88,9 @@ def page(browser: Browser, server: LiveServer) -> Iterator[Page]:
     context.close()
 
 
-def _store(engine: Engine, *posts: object) -> list[int]:
+def _store(engine: Engine, *posts: FetchedPost) -> list[int]:
     with session_scope(engine) as session:
-        return record_posts(session=session, posts=list(posts)).new_ids  # type: ignore[arg-type]
+        return record_posts(session=session, posts=list(posts)).new_ids
 
 
 def _clear_queue(engine: Engine) -> None:
