@@ -41,9 +41,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("takedown_requests", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_takedown_requests_post_id"), ["post_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_takedown_requests_post_id"), ["post_id"], unique=False)
         batch_op.create_index("ix_takedown_requests_client_at", ["client_key", "at"], unique=False)
 
 
