@@ -126,7 +126,7 @@ def test_poll_pages_back_then_fetches_only_new_posts(
 
 
 def test_wrong_secret_fails_reddit_only_and_names_the_keys(
-    engine: Engine,
+    sqlite_engine: Engine,
     reddit: FakeReddit,
     settings_for: Callable[..., Settings],
     fake_server: FakeServer,
@@ -140,21 +140,21 @@ def test_wrong_secret_fails_reddit_only_and_names_the_keys(
         REDDIT_CLIENT_SECRET="not-the-secret",
     )
 
-    summaries = {s.platform: s for s in poll_all(engine=engine, settings=settings)}
+    summaries = {s.platform: s for s in poll_all(engine=sqlite_engine, settings=settings)}
 
     assert summaries["mastodon"].ok and summaries["mastodon"].new == 1
     assert not summaries["reddit"].ok
     assert "REDDIT_CLIENT_SECRET" in (summaries["reddit"].error or "")
     assert "prefs/apps" in (summaries["reddit"].error or "")
-    assert "REDDIT_CLIENT_SECRET" in (_source(engine).last_error or "")
+    assert "REDDIT_CLIENT_SECRET" in (_source(sqlite_engine).last_error or "")
 
 
 def test_missing_credentials_disable_the_source_with_a_reason(
-    engine: Engine, settings_for: Callable[..., Settings]
+    sqlite_engine: Engine, settings_for: Callable[..., Settings]
 ) -> None:
     settings = settings_for(REDDIT_CLIENT_SECRET="", REDDIT_USER_AGENT="")
 
-    [summary] = poll_all(engine=engine, settings=settings)
+    [summary] = poll_all(engine=sqlite_engine, settings=settings)
 
     assert not summary.ok
     assert "REDDIT_CLIENT_SECRET" in (summary.error or "")
@@ -243,15 +243,15 @@ def test_odd_token_answers_are_clear_errors(
 
 
 def test_429_with_reset_header_sets_retry_time(
-    engine: Engine, reddit: FakeReddit, settings_for: Callable[..., Settings]
+    sqlite_engine: Engine, reddit: FakeReddit, settings_for: Callable[..., Settings]
 ) -> None:
     reddit.add()
     reddit.server.fail("status", status=429, headers={"X-Ratelimit-Reset": "540"}, path="/search")
 
-    [summary] = poll_all(engine=engine, settings=settings_for())
+    [summary] = poll_all(engine=sqlite_engine, settings=settings_for())
 
     assert not summary.ok and "rate limited" in (summary.error or "")
-    retry_at = _source(engine).retry_at
+    retry_at = _source(sqlite_engine).retry_at
     assert retry_at is not None
     assert retry_at.replace(tzinfo=UTC) > datetime.now(UTC) + timedelta(minutes=8)
 
@@ -299,20 +299,20 @@ def test_a_hanging_server_is_retried(adapter: RedditAdapter, reddit: FakeReddit)
 
 
 def test_truncated_json_fails_the_poll_and_keeps_the_cursor(
-    engine: Engine, reddit: FakeReddit, settings_for: Callable[..., Settings]
+    sqlite_engine: Engine, reddit: FakeReddit, settings_for: Callable[..., Settings]
 ) -> None:
     reddit.add()
     settings = settings_for()
-    poll_all(engine=engine, settings=settings)
-    cursor = _source(engine).cursor
+    poll_all(engine=sqlite_engine, settings=settings)
+    cursor = _source(sqlite_engine).cursor
     reddit.add("New #CEADAY21")
     reddit.server.fail("truncate", path="/search")
 
-    [summary] = poll_all(engine=engine, settings=settings)
+    [summary] = poll_all(engine=sqlite_engine, settings=settings)
 
     assert not summary.ok and "not valid JSON" in (summary.error or "")
-    assert _source(engine).cursor == cursor
-    [again] = poll_all(engine=engine, settings=settings)
+    assert _source(sqlite_engine).cursor == cursor
+    [again] = poll_all(engine=sqlite_engine, settings=settings)
     assert again.ok and again.new == 1
 
 
@@ -639,20 +639,20 @@ def test_a_listing_entry_that_is_not_a_post_is_skipped(
 
 
 def test_refresh_through_the_pipeline_marks_removed_and_edited(
-    engine: Engine, reddit: FakeReddit, settings_for: Callable[..., Settings]
+    sqlite_engine: Engine, reddit: FakeReddit, settings_for: Callable[..., Settings]
 ) -> None:
     kept, edited, removed = reddit.add_many(3)
     settings = settings_for()
-    poll_all(engine=engine, settings=settings)
+    poll_all(engine=sqlite_engine, settings=settings)
     kept["ups"] = 1234
     reddit.edit(edited["id"], "Now with different words")
     reddit.remove(removed["id"])
 
-    [summary] = refresh_all(engine=engine, settings=settings)
+    [summary] = refresh_all(engine=sqlite_engine, settings=settings)
 
     assert summary.ok and summary.checked == 3, summary
     assert summary.removed == 1 and summary.edited == 1
-    by_id = {post.external_id: post for post in _stored(engine)}
+    by_id = {post.external_id: post for post in _stored(sqlite_engine)}
     assert by_id[removed["id"]].status == "removed"
     assert by_id[kept["id"]].likes == 1234
     assert "different words" in by_id[edited["id"]].text

@@ -118,19 +118,19 @@ def test_rss_is_on_by_default_only_with_feeds(configure: Callable[..., Settings]
 
 
 def test_a_page_that_is_not_a_feed_fails_that_feed_only(
-    engine: Engine, feed: FakeFeed, configure: Callable[..., Settings]
+    sqlite_engine: Engine, feed: FakeFeed, configure: Callable[..., Settings]
 ) -> None:
     feed.add()
     page_url = f"{feed.server.url}/news"
     settings = configure(PLATFORMS="rss", RSS_FEEDS=f"{feed.url},{page_url}")
 
-    summaries = {s.source: s for s in poll_all(engine=engine, settings=settings)}
+    summaries = {s.source: s for s in poll_all(engine=sqlite_engine, settings=settings)}
 
     broken = next(s for key, s in summaries.items() if key.startswith(f"rss:{page_url}|"))
     working = next(s for key, s in summaries.items() if key.startswith(f"rss:{feed.url}|"))
     assert working.ok and working.new == 1
     assert not broken.ok and "HTML page, not a feed" in (broken.error or "")
-    assert "HTML page" in (_sources(engine)[page_url].last_error or "")
+    assert "HTML page" in (_sources(sqlite_engine)[page_url].last_error or "")
 
 
 # --- fetching ----------------------------------------------------------------------
@@ -536,14 +536,14 @@ def test_any_document_gives_items_or_a_malformed_error(parts: list[str]) -> None
 
 
 def test_refresh_through_the_pipeline_removes_nothing_that_rolled_off(
-    engine: Engine, feed: FakeFeed, configure: Callable[..., Settings]
+    sqlite_engine: Engine, feed: FakeFeed, configure: Callable[..., Settings]
 ) -> None:
     item = feed.add()
     settings = configure(PLATFORMS="rss", RSS_FEEDS=feed.url)
-    poll_all(engine=engine, settings=settings)
+    poll_all(engine=sqlite_engine, settings=settings)
     feed.drop(item)
 
-    [summary] = refresh_all(engine=engine, settings=settings)
+    [summary] = refresh_all(engine=sqlite_engine, settings=settings)
 
     assert summary.ok and summary.removed == 0 and summary.requests == 0
-    assert [post.status for post in _stored(engine)] == ["pending"]
+    assert [post.status for post in _stored(sqlite_engine)] == ["pending"]
