@@ -239,17 +239,19 @@ class Digest:
     @property
     def headline(self) -> str:
         """The subject's numbers: posts, interactions gained, decisions, and any warning."""
-        interactions = [self.gains[m] for m in INTERACTIONS if self.gains[m] is not None]
+        interactions = _sum_known(self.gains[m] for m in INTERACTIONS)
         parts = [
             f"{self.posts.value:,} new post{'s' if self.posts.value != 1 else ''}",
-            f"{sum(v for v in interactions if v is not None):,} interactions"
-            if interactions
-            else "interactions not available",
+            "interactions not available"
+            if interactions is None
+            else f"{interactions:,} interactions",
             f"{self.moderation.decisions:,} decisions",
         ]
         headline = ", ".join(parts)
-        if self.incomplete:
-            headline += f"; INCOMPLETE: {len(self.unwatched_sources) or 'no'} source(s) not watched"
+        if not self.coverage:
+            headline += "; INCOMPLETE: no source was watched"
+        elif self.incomplete:
+            headline += f"; INCOMPLETE: {len(self.unwatched_sources)} source(s) not watched"
         return headline
 
 

@@ -411,6 +411,7 @@ def test_a_day_with_no_posts_and_no_sources_says_nothing_was_watched(
     assert digest.top_posts == [] and digest.coverage == []
     assert all(value is None for value in digest.gains.values())
     assert digest.incomplete and digest.posts.incomplete
+    assert digest.headline.endswith("; INCOMPLETE: no source was watched")
     assert [b.posts for b in digest.daily] == [0] * 14
     assert len(digest.hourly) == 24
 
@@ -477,6 +478,19 @@ def test_range_compares_with_the_range_before(engine: Engine, settings: Settings
     before = [count_posts(specs, DAY - timedelta(days=k)) for k in (2, 3)]
     assert digest.posts.previous == sum(before) == 3  # the 16th (w2), the 15th (w3, p0)
     assert len(digest.hourly) == 24
+
+
+def test_the_longest_range_spans_a_clock_change(engine: Engine, settings: Settings) -> None:
+    build_scenario(engine)
+    with Session(engine) as session:
+        digest = compute_digest(session, settings, date(2021, 3, 10), date(2021, 4, 9), now=NOW)
+
+    assert digest.period.days == 31 and digest.period.hours == 31 * 24 - 1
+    assert digest.posts.value == sum(
+        1 for s in scenario_posts() if date(2021, 3, 10) <= local_day(s.created) <= date(2021, 4, 9)
+    )
+    assert [b.label for b in digest.hourly] == [f"{h:02d}:00" for h in range(24)]
+    assert sum(b.posts for b in digest.hourly) == digest.posts.value
 
 
 def test_today_counts_only_elapsed_hours_as_expected(engine: Engine, settings: Settings) -> None:

@@ -348,6 +348,8 @@ def test_connection_refused_is_retried_then_reported(
         ({"DIGEST_FROM": ""}, "DIGEST_FROM is not set"),
         ({"SMTP_HOST": ""}, "SMTP_HOST is not set"),
         ({"DIGEST_TO": "not-an-address"}, "DIGEST_TO: 'not-an-address' is not an email"),
+        ({"DIGEST_TO": "a@partner.example\r\nBcc: all@evil.example"}, "is not an email"),
+        ({"DIGEST_FROM": "<script>@"}, "DIGEST_FROM: '<script>@' is not an email"),
     ],
 )
 def test_missing_or_bad_addresses_are_refused_before_any_connection(
