@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint contract clean chromium
+.PHONY: run demo test bench lint contract clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: $(STAMP)
 	mkdir -p data
 	$(BIN)/hashtag-monitor db upgrade
 	$(BIN)/hashtag-monitor run
+
+# Training mode: the whole product on a built-in sample, offline; Ctrl-C removes it all.
+demo: $(STAMP)
+	$(BIN)/hashtag-monitor demo
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -19,6 +19,7 @@ ENTRY_POINT_GROUP = "hashtag_monitor.adapters"
 
 BUILTIN_ADAPTERS: dict[str, str] = {
     "bluesky": "adapters.bluesky:BlueskyAdapter",
+    "demo": "adapters.demo:DemoAdapter",
     "instagram": "adapters.instagram:InstagramAdapter",
     "mastodon": "adapters.mastodon:MastodonAdapter",
     "reddit": "adapters.reddit:RedditAdapter",

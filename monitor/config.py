@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     retention_removed_days: int = Field(0, ge=0)
     retention_pending_days: int = Field(90, ge=0)
     outbound_allow_private: bool = False
+    #: Set by ``hashtag-monitor demo``: every page says it shows training data.
+    demo_mode: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     http_timeout_seconds: float = Field(20.0, gt=0)

@@ -11,7 +11,7 @@ import sys
 import typer
 from sqlalchemy.exc import OperationalError
 
-from monitor.cli import data, digest, gallery, ingestion, people, server
+from monitor.cli import data, demo, digest, gallery, ingestion, people, server
 from monitor.db import describe_db_error
 from monitor.errors import MonitorError
 
@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (server, ingestion, data, people, digest, gallery):
+for module in (server, ingestion, data, people, digest, gallery, demo):
     module.register(app)
 
 

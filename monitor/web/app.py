@@ -55,6 +55,8 @@ def create_app(
     app.state.engine = engine
     app.state.monitor = None
     app.state.templates = Jinja2Templates(directory=str(templates_dir()))
+    # Training mode: base templates show a "Training data" banner on every page.
+    app.state.templates.env.globals["demo_mode"] = settings.demo_mode
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "static")), name="static")
     app.include_router(operations.router)
     app.include_router(gallery_routes.router)
