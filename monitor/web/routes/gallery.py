@@ -181,7 +181,8 @@ def _html_gallery(
             settings, GalleryPage((), None, False), message=str(exc), assets="/static/"
         )
         return templates.TemplateResponse(request, "gallery/message.html", context, 400, headers)
-    etag = page_etag(loaded, variant=f"{template}|{query.hashtag}|{query.platform}")
+    variant = f"{template}|{query.hashtag}|{query.platform}|{settings.hashtags}"
+    etag = page_etag(loaded, variant=variant)
     modified = last_change(session)
     headers.update(_validators(etag, modified))
     if _not_modified(request, etag, modified):
