@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import io
 import os
 import socket
@@ -281,6 +282,34 @@ def test_declared_oversized_body_is_refused_before_reading(
 
     with pytest.raises(PinError, match="the limit is 4,096"):
         download_image(url, settings=settings, max_bytes=4096)
+
+
+def test_a_trickling_body_is_abandoned_at_the_deadline(
+    configure: Callable[..., Settings], fake_server: FakeServer, tmp_path: Path
+) -> None:
+    settings = configure(
+        OUTBOUND_ALLOW_PRIVATE="true", HTTP_TIMEOUT_SECONDS="0.3", MEDIA_DIR=str(tmp_path)
+    )
+    url = serve(fake_server, "/slow.jpg", jpeg_with_gps())
+    fake_server.fail("drip", seconds=0.05, path="/slow.jpg")  # each byte well within the timeout
+
+    with pytest.raises(PinError, match="downloading too slowly"):
+        download_image(url, settings=settings)
+
+
+def test_a_compressed_body_is_not_inflated(settings: Settings, fake_server: FakeServer) -> None:
+    bomb = gzip.compress(b"\0" * 20_000_000)
+    fake_server.route(
+        "GET",
+        "/zipped.jpg",
+        lambda _r: Reply(200, bomb, {"Content-Type": "image/jpeg", "Content-Encoding": "gzip"}),
+    )
+
+    body = download_image(fake_server.url + "/zipped.jpg", settings=settings, max_bytes=1_000_000)
+
+    assert body == bomb
+    with pytest.raises(PinError, match="not an image"):
+        store_image(body, settings.media_dir)
 
 
 @pytest.fixture
