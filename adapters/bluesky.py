@@ -115,6 +115,21 @@ _REFUSED: dict[tuple[str, str, str], tuple[datetime, str]] = {}
 LOGIN_RETRY_AFTER = timedelta(minutes=30)
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """A JSON object from a payload, or an empty one for anything else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    """A JSON array from a payload, or an empty one for anything else."""
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str:
+    """A JSON string from a payload, or '' for anything else."""
+    return value if isinstance(value, str) else ""
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -335,10 +350,8 @@ class BlueskyAdapter(Adapter):
                 state = _State(newest or upper, lower, upper)
             else:  # nothing datable on this page: keep the stored cursor
                 state = None
-            yield (
-                Page(step.posts, state.dump() if state else None, skipped=step.skipped),
-                (step.finished),
-            )
+            cursor = state.dump() if state else None
+            yield Page(step.posts, cursor, skipped=step.skipped), step.finished
             _stop_if_exhausted(step, "the walk resumes from the stored cursor")
 
     def backfill(
@@ -484,8 +497,7 @@ def _normalise_all(
         try:
             post = normalise_post(view)
         except ValueError as exc:
-            uri = view.get("uri") if isinstance(view.get("uri"), str) else "?"
-            skipped.append(f"post {uri[:200]}: {exc}")
+            skipped.append(f"post {_str(view.get('uri'))[:200] or '?'}: {exc}")
             continue
         if wanted is None or wanted.intersection(post.hashtags):
             posts[post.external_id] = post
@@ -503,8 +515,8 @@ def _sort_time(view: Mapping[str, Any]) -> datetime | None:
 
 def normalise_post(view: Mapping[str, Any]) -> FetchedPost:
     """Map one ``app.bsky.feed.defs#postView`` to a :class:`FetchedPost`; ValueError if unusable."""
-    uri = view.get("uri")
-    match = _POST_URI.fullmatch(uri) if isinstance(uri, str) else None
+    uri = _str(view.get("uri"))
+    match = _POST_URI.fullmatch(uri)
     if match is None:
         raise ValueError("no at:// post uri")
     record = view.get("record")
@@ -516,14 +528,14 @@ def normalise_post(view: Mapping[str, Any]) -> FetchedPost:
     created_at = _sort_time(view)
     if created_at is None:
         raise ValueError("no readable createdAt or indexedAt")
-    handle = author.get("handle") if isinstance(author.get("handle"), str) else ""
+    handle = _str(author.get("handle"))
     handle = handle if _HANDLE.fullmatch(handle) and handle != "handle.invalid" else ""
-    did = author.get("did") if isinstance(author.get("did"), str) else ""
+    did = _str(author.get("did"))
     profile = handle or (did if _DID.fullmatch(did) else match["repo"])
-    raw_text = record.get("text") if isinstance(record.get("text"), str) else ""
+    raw_text = _str(record.get("text"))
     body_html, facet_tags = _render(raw_text, record.get("facets"))
     text = clean_text(raw_text)
-    extra_tags = record.get("tags") if isinstance(record.get("tags"), list) else []
+    extra_tags = _items(record.get("tags"))
     hashtags = unique(
         [normalise_tag(tag) for tag in facet_tags + extra_tags if isinstance(tag, str)]
         + list(extract_hashtags(text))
@@ -564,10 +576,10 @@ def _render(text: str, facets: Any) -> tuple[str, list[str]]:
     data = text.encode("utf-8")
     spans: list[tuple[int, int, str]] = []
     tags: list[str] = []
-    for facet in facets if isinstance(facets, list) else []:
+    for facet in _items(facets):
         if not isinstance(facet, dict) or not isinstance(facet.get("features"), list):
             continue
-        index = facet.get("index") if isinstance(facet.get("index"), dict) else {}
+        index = _obj(facet.get("index"))
         href = None
         for feature in facet["features"]:
             if not isinstance(feature, dict):
@@ -618,7 +630,7 @@ def _labels(*sources: Any) -> list[str]:
     for source in sources:
         if isinstance(source, dict):  # a record's selfLabels object
             source = source.get("values")
-        for label in source if isinstance(source, list) else []:
+        for label in _items(source):
             if isinstance(label, dict) and isinstance(label.get("val"), str):
                 (negated if label.get("neg") is True else applied).add(label["val"])
     return sorted((applied - negated) & SENSITIVE_LABELS)
@@ -655,7 +667,7 @@ def _media(embed: Any, sensitive: bool) -> list[Media]:
     else:
         return []
     media: list[Media] = []
-    for item in items if isinstance(items, list) else []:
+    for item in _items(items):
         url = http_url(item.get("fullsize")) if isinstance(item, dict) else None
         if url is None:
             continue

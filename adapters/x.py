@@ -109,6 +109,21 @@ _reset_reader = epoch_reset_reader("x-rate-limit-reset")
 Lower = str | datetime
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """A JSON object from a payload, or an empty one for anything else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    """A JSON array from a payload, or an empty one for anything else."""
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str:
+    """A JSON string from a payload, or '' for anything else."""
+    return value if isinstance(value, str) else ""
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -322,7 +337,7 @@ class XAdapter(Adapter):
             if oldest is not None and (reached is None or int(oldest) < int(reached)):
                 reached = oldest
             posts, skipped = _normalise_page(body, wanted)
-            meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+            meta = _obj(body.get("meta"))
             token = meta.get("next_token")
             next_token = token if isinstance(token, str) and token else None
             finished = next_token is None or not fresh
@@ -388,7 +403,7 @@ class XAdapter(Adapter):
             if (tid := _valid_id(tweet.get("id"))) in ids
         }
         in_doubt: dict[str, str] = {}
-        errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+        errors = _items(body.get("errors"))
         for problem in errors:
             if not isinstance(problem, dict):
                 continue
@@ -494,7 +509,7 @@ def _problem(response: httpx.Response) -> str:
         clean_text(body.get(key), 300)
         for key in ("reason", "title", "detail", "required_enrollment")
     ]
-    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+    errors = _items(body.get("errors"))
     parts += [clean_text(e.get("message"), 300) for e in errors[:3] if isinstance(e, dict)]
     return "; ".join(part for part in parts if part) or f"HTTP {response.status_code}"
 
@@ -520,7 +535,7 @@ def _history(tweet: Mapping[str, Any]) -> list[str]:
     """The edit chain, oldest first; a post never edited is its own chain."""
     own = _valid_id(tweet.get("id"))
     raw = tweet.get("edit_history_tweet_ids")
-    chain = [tid for tid in (raw if isinstance(raw, list) else []) if _valid_id(tid)]
+    chain = [tid for tid in _items(raw) if _valid_id(tid)]
     if own and own not in chain:
         chain.append(own)
     return chain
@@ -562,11 +577,11 @@ def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> Fe
     original = chain[0]
     edited_at = created if original != post_id else None
     created_at = (snowflake_time(original) or created) if edited_at else created
-    users = includes.get("users") if isinstance(includes.get("users"), list) else []
+    users = _items(includes.get("users"))
     user = next((u for u in users if isinstance(u, dict) and u.get("id") == author_id), {})
-    username = user.get("username") if isinstance(user.get("username"), str) else ""
+    username = _str(user.get("username"))
     username = username if _USERNAME.fullmatch(username) else ""
-    note = tweet.get("note_tweet") if isinstance(tweet.get("note_tweet"), dict) else {}
+    note = _obj(tweet.get("note_tweet"))
     raw_text = note.get("text") if isinstance(note.get("text"), str) else tweet.get("text")
     text = clean_text(html.unescape(raw_text) if isinstance(raw_text, str) else "")
     hashtags = unique(
@@ -574,8 +589,8 @@ def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> Fe
         + list(extract_hashtags(text))
     )
     sensitive = tweet.get("possibly_sensitive") is True
-    attachments = tweet.get("attachments") if isinstance(tweet.get("attachments"), dict) else {}
-    metrics = tweet.get("public_metrics") if isinstance(tweet.get("public_metrics"), dict) else {}
+    attachments = _obj(tweet.get("attachments"))
+    metrics = _obj(tweet.get("public_metrics"))
     shares = as_count(metrics.get("retweet_count"))
     return FetchedPost(
         platform="x",
@@ -609,17 +624,17 @@ def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> Fe
 
 
 def _entity_tags(holder: Mapping[str, Any]) -> list[str]:
-    entities = holder.get("entities") if isinstance(holder.get("entities"), dict) else {}
-    tags = entities.get("hashtags") if isinstance(entities.get("hashtags"), list) else []
+    entities = _obj(holder.get("entities"))
+    tags = _items(entities.get("hashtags"))
     return [t["tag"] for t in tags if isinstance(t, dict) and isinstance(t.get("tag"), str)]
 
 
 def _media(keys: Any, includes: Mapping[str, Any], sensitive: bool) -> list[Media]:
     """The post's attachments from ``includes.media``, in the post's order."""
-    listed = includes.get("media") if isinstance(includes.get("media"), list) else []
+    listed = _items(includes.get("media"))
     by_key = {m["media_key"]: m for m in listed if isinstance(m, dict) and "media_key" in m}
     media: list[Media] = []
-    for key in keys if isinstance(keys, list) else []:
+    for key in _items(keys):
         item = by_key.get(key) if isinstance(key, str) else None
         kind = _MEDIA_KINDS.get(str(item.get("type"))) if item else None
         if item is None or kind is None:
@@ -648,7 +663,7 @@ def _best_video(variants: Any) -> str | None:
     """The highest-bitrate MP4 of a video or GIF (HLS playlists cannot be pinned)."""
     mp4 = [
         (as_count(v.get("bit_rate")) or 0, url)
-        for v in (variants if isinstance(variants, list) else [])
+        for v in _items(variants)
         if isinstance(v, dict)
         and v.get("content_type") == "video/mp4"
         and (url := http_url(v.get("url")))
