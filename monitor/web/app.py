@@ -19,6 +19,7 @@ from monitor.web.routes import auth as auth_routes
 from monitor.web.routes import gallery as gallery_routes
 from monitor.web.routes import operations
 from monitor.web.routes import queue as queue_routes
+from monitor.web.routes import sources as sources_routes
 from monitor.web.routes import stats as stats_routes
 
 SECURITY_HEADERS = {
@@ -62,6 +63,7 @@ def create_app(
     app.include_router(gallery_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(queue_routes.router)
+    app.include_router(sources_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(stats_routes.router)
 

@@ -1,0 +1,185 @@
+"""``hashtag-monitor demo`` as a real process: log in, moderate, publish, stop, leave nothing."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.web.auth_helpers import csrf_token, login
+
+DEADLINE_S = 60
+LOGIN_LINE = re.compile(r"Log in\s+user (\S+)\s+password (\S+)")
+QUEUE_LINE = re.compile(r"Queue\s+(http://127\.0\.0\.1:\d+)/queue")
+
+
+class DemoProcess:
+    """The demo command in a child process, its output read line by line."""
+
+    def __init__(self, workdir: Path, *args: str) -> None:
+        self.tmpdir = workdir / "tmp"
+        self.tmpdir.mkdir()
+        env = {**os.environ, "TMPDIR": str(self.tmpdir)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from monitor.cli import main; main()", "demo", *args],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, pattern: re.Pattern[str]) -> re.Match[str]:
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                if self.process.poll() is not None and self.lines.empty():
+                    break
+                continue
+            self.output.append(line)
+            if match := pattern.search(line):
+                return match
+        raise AssertionError("demo never printed " + pattern.pattern + ":\n" + "".join(self.output))
+
+    def stop(self, how: signal.Signals | None = signal.SIGINT) -> str:
+        """Send ``how`` (None: just wait for the process to end), then all its output."""
+        if how is not None and self.process.poll() is None:
+            self.process.send_signal(how)
+        self.process.wait(timeout=DEADLINE_S)
+        time.sleep(0.1)  # let the reader thread drain the pipe
+        while not self.lines.empty():
+            self.output.append(self.lines.get())
+        return "".join(self.output)
+
+    def database(self) -> sa.Engine:
+        [path] = self.tmpdir.glob("hashtag-monitor-demo-*/data/monitor.db")
+        return sa.create_engine(f"sqlite:///{path}")
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[DemoProcess]:
+    process = DemoProcess(tmp_path, "--port", "0", "--release-seconds", "30")
+    try:
+        yield process
+    finally:
+        process.stop(signal.SIGKILL if process.process.poll() is None else signal.SIGINT)
+
+
+def _until(check: object, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _approvable_post(engine: sa.Engine) -> tuple[int, int, str]:
+    """A pending genuine post whose image has alt text: (id, version, text)."""
+    query = sa.text(
+        "SELECT p.id, p.version, p.text FROM posts p JOIN media m ON m.post_id = p.id"
+        " WHERE p.status = 'pending' AND NOT p.flagged AND NOT p.sensitive"
+        " AND m.alt IS NOT NULL ORDER BY p.id LIMIT 1"
+    )
+    with engine.connect() as connection:
+        row = connection.execute(query).one()
+    return int(row.id), int(row.version), str(row.text)
+
+
+def _post_count(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(sa.text("SELECT count(*) FROM posts")).scalar_one())
+
+
+def test_demo_serves_queue_and_gallery_and_leaves_nothing_behind(demo: DemoProcess) -> None:
+    base = demo.wait_for(QUEUE_LINE).group(1)
+    name, password = demo.wait_for(LOGIN_LINE).groups()
+    demo.wait_for(re.compile("Press Ctrl-C"))
+    engine = demo.database()
+    _until(lambda: _post_count(engine) > 100, "the first poll of the sample")
+
+    with httpx.Client(base_url=base, timeout=30) as client:
+        login(client, name, password)
+        queue_page = client.get("/queue", headers={"Accept": "text/html"})
+        assert queue_page.status_code == 200
+        assert "Training data" in queue_page.text
+        assert "Flagged for a closer look" in queue_page.text  # the phone-number cases
+        assert 'src="/demo/media/s' in queue_page.text  # the sample's images show in the queue
+
+        post_id, version, text = _approvable_post(engine)
+        decided = client.post(
+            "/queue/decide",
+            data={
+                "csrf_token": csrf_token(client),
+                "post_id": str(post_id),
+                "version": str(version),
+                "action": "approve",
+                "return_to": "/queue",
+            },
+            follow_redirects=False,
+        )
+        assert decided.status_code == 303
+
+        gallery = client.get("/gallery")
+        assert gallery.status_code == 200 and "Training data" in gallery.text
+        assert text.split("#")[0].strip()[:30] in gallery.text.replace("&#34;", '"')
+        [pinned] = re.findall(r'src="(/media/[0-9a-f]{64}-\d+\.jpg)"', gallery.text)[:1]
+        image = client.get(pinned)
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        assert "set-cookie" not in gallery.headers
+
+        digest = client.get("/demo/digest")
+        assert digest.status_code == 200 and "Hashtag digest" in digest.text
+        assert client.get("/stats").status_code == 200
+        assert "Training data" in client.get("/admin/sources").text
+    engine.dispose()
+
+    output = demo.stop()
+    assert demo.process.returncode == 0, output
+    assert "Demo stopped; removed" in output
+    assert "Traceback" not in output
+    assert list(demo.tmpdir.iterdir()) == []
+
+
+def test_sigterm_also_removes_the_temporary_folder(demo: DemoProcess) -> None:
+    demo.wait_for(re.compile("Press Ctrl-C"))
+    output = demo.stop(signal.SIGTERM)
+    assert "Demo stopped; removed" in output
+    assert list(demo.tmpdir.iterdir()) == []
+
+
+def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = DemoProcess(tmp_path, "--port", str(port))
+        output = process.stop(None)
+    assert process.process.returncode == 2
+    assert (
+        output.strip()
+        == f"error: port {port} is in use: pass --port N (or --port 0 for any free port)"
+    )
+    assert list(process.tmpdir.iterdir()) == []

@@ -1,0 +1,107 @@
+"""``/admin/sources``: credentials present and accepted, last success and error, docs links."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from adapters.base import Target
+from monitor.config import Settings
+from monitor.db import session_scope
+from monitor.services.sources import ensure_source, record_disabled
+from monitor.web.app import create_app
+from monitor.web.routes.sources import doc_sections, docs_path
+from tests.web.auth_helpers import (
+    TestClient,
+    app_client,
+    engine_from_template,
+    login,
+    make_user,
+    migrated_template,
+)
+
+NOW = datetime(2026, 3, 18, 9, 30, tzinfo=UTC)
+HOSTILE = '<script>alert("x")</script> 401 Unauthorized'
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_template(tmp_path_factory)
+
+
+@pytest.fixture
+def engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
+    engine = engine_from_template(template, tmp_path)
+    make_user(engine, "ad", "admin")
+    make_user(engine, "mo", "moderator")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def client(engine: Engine, configure: Callable[..., Settings]) -> Iterator[TestClient]:
+    settings = configure(PLATFORMS="mastodon,x,bluesky", X_BEARER_TOKEN="token")
+    with session_scope(engine) as session:
+        healthy = ensure_source(
+            session, "mastodon", Target("https://social.example", ("CEADAY21",))
+        )
+        healthy.last_poll_at = healthy.last_success_at = NOW
+        refused = ensure_source(session, "x", Target("", ("CEADAY21",)))
+        refused.last_poll_at = refused.last_error_at = refused.failing_since = NOW
+        refused.last_error, refused.failures_in_row = HOSTILE, 3
+        record_disabled(session, "bluesky", "bluesky: missing BLUESKY_HANDLE", NOW)
+    with app_client(create_app(settings, engine=engine)) as client:
+        yield client
+
+
+def _row(page: str, name: str) -> str:
+    start = page.index(f'id="platform-{name}"')
+    return page[start : page.index("</tr>", start)]
+
+
+def test_only_admins_see_the_sources(client: TestClient) -> None:
+    assert client.get("/admin/sources", follow_redirects=False).status_code == 401
+    login(client, "mo")
+    assert client.get("/admin/sources").status_code == 403
+    assert client.get("/admin/sources/docs/x").status_code == 403
+
+
+def test_each_platform_says_credentials_acceptance_success_and_error(client: TestClient) -> None:
+    login(client, "ad")
+    page = client.get("/admin/sources")
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    mastodon, x, bluesky = (_row(page.text, n) for n in ("mastodon", "x", "bluesky"))
+    assert "not needed" in mastodon and "accepted" in mastodon and "18 Mar 2026" in mastodon
+    assert "present" in x and "refused or failing" in x
+    assert "missing: BLUESKY_HANDLE, BLUESKY_APP_PASSWORD" in bluesky
+    assert "refused or failing" in bluesky
+    assert "App passwords" in bluesky  # the docs' credentials hint, where it is needed
+    assert 'href="/admin/sources/docs/bluesky"' in bluesky
+    youtube = _row(page.text, "youtube")
+    assert "<td>no</td>" in youtube and "not polled" in youtube
+    # An error text from a platform is shown, never run.
+    assert "<script>alert" not in page.text
+    assert html.escape(HOSTILE, quote=False) in page.text.replace("&#34;", '"')
+
+
+def test_docs_link_shows_that_platforms_section(client: TestClient) -> None:
+    login(client, "ad")
+    page = client.get("/admin/sources/docs/bluesky")
+    assert page.status_code == 200
+    assert "<h1>Bluesky</h1>" in page.text and "Getting credentials" in page.text
+    assert "app.bsky.feed.searchPosts" in page.text
+    assert client.get("/admin/sources/docs/myspace").status_code == 404
+    assert client.get("/admin/sources/docs/" + "x" * 5000).status_code == 404
+
+
+def test_every_builtin_platform_has_a_docs_section_with_credentials() -> None:
+    sections = doc_sections()
+    assert docs_path().name == "platforms.md"
+    for name in ("bluesky", "demo", "instagram", "mastodon", "reddit", "rss", "x", "youtube"):
+        assert name in sections, name
+    assert all(sections[n].credentials for n in ("bluesky", "x", "instagram", "youtube", "reddit"))
