@@ -3,6 +3,7 @@ isolated configuration, and local platform servers."""
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +29,9 @@ FAST_HTTP = {
 }
 
 
-def _config_keys() -> set[str]:
+@functools.cache
+def _config_keys() -> frozenset[str]:
+    """Every key any adapter reads (scanned once: entry points are slow to list)."""
     from adapters import available_adapters, get_adapter
 
     keys = {name.upper() for name in Settings.model_fields}
@@ -37,7 +40,7 @@ def _config_keys() -> set[str]:
             keys.update(get_adapter(name).config_keys)
         except Exception:  # noqa: BLE001  a broken plugin must not break every test
             continue
-    return keys
+    return frozenset(keys)
 
 
 @pytest.fixture(autouse=True)
