@@ -76,6 +76,8 @@ class FakeServer:
     def __init__(self) -> None:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.faults: list[Fault] = []
+        #: Faults that struck a request, in order: what a test can say was injected.
+        self.struck: list[Fault] = []
         self.requests: list[FakeRequest] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -125,6 +127,7 @@ class FakeServer:
                     if fault.after > 0:
                         fault.after -= 1
                         return None
+                    self.struck.append(fault)
                     return self.faults.pop(index)
         return None
 
@@ -139,6 +142,9 @@ class FakeServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle's algorithm the body waits
+            # for the client's delayed ACK (about 40 ms on loopback) on every request.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Tests read ``server.requests``; nothing on stderr."""
@@ -203,10 +209,13 @@ class FakeServer:
                     self.send_response(reply.status)
                     self.send_header("Content-Length", str(len(reply.body)))
                     self.end_headers()
-                    for byte in reply.body[:50]:
-                        self.wfile.write(bytes([byte]))
-                        self.wfile.flush()
-                        time.sleep(fault.seconds)
                     self.close_connection = True
+                    try:
+                        for byte in reply.body[:50]:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(fault.seconds)
+                    except (BrokenPipeError, ConnectionResetError):
+                        return  # the client gave up waiting, as it should
 
         return _Handler
