@@ -654,6 +654,11 @@ class Format:
         return f"{amount} ({'+' if pct > 0 else ''}{pct:.0f}%)"
 
     @staticmethod
+    def breakdown(gains: dict[str, int | None]) -> str:
+        """ "likes +10, shares +2": the interactions a post gained, the nonzero ones."""
+        return ", ".join(f"{m} {v:+,}" for m in INTERACTIONS if (v := gains.get(m)))
+
+    @staticmethod
     def duration(value: timedelta | None) -> str:
         if value is None:
             return "-"

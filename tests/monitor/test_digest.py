@@ -525,3 +525,6 @@ def test_formatting_reads_well() -> None:
     assert Format.duration(timedelta(hours=70, minutes=5)) == "2d 22h"
     assert Format.duration(timedelta(minutes=55)) == "55m"
     assert Format.duration(None) == "-"
+    assert Format.breakdown({"likes": 3, "shares": 0, "replies": None, "quotes": -1}) == (
+        "likes +3, quotes -1"
+    )

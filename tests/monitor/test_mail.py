@@ -212,7 +212,11 @@ def test_digest_email_has_the_numbers_structure_chart_and_escaping(
     assert "Ann &lt;img src=x onerror=alert(1)&gt;" in html
     assert SCRIPT_TEXT in text and SCRIPT_AUTHOR in text
     assert "Pending: never quoted" not in text and "Pending: never quoted" not in html
-    assert "a pending post on bluesky (counted, not quoted until approved)" in text
+    assert (
+        "1. +10,000,008  a pending post on bluesky (likes +10,000,000, shares +5, replies +2,"
+        " quotes +1; counted, not quoted until approved)"
+    ) in text
+    assert "(likes +10, shares +2, replies +1)" in text
     assert "https://mastodon.example/p1" in text and 'href="https://mastodon.example/p1"' in html
 
     # The numbers, the 10 million likes, and the metric nobody gives.
