@@ -72,8 +72,12 @@ def create_app(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
+        # A route that sets its own CSP (the embeddable gallery) owns its framing policy:
+        # X-Frame-Options DENY would forbid the embedding frame-ancestors allows.
+        own_policy = "content-security-policy" in response.headers
         for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+            if not (own_policy and name == "X-Frame-Options"):
+                response.headers.setdefault(name, value)
         return response
 
     return app

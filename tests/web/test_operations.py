@@ -78,3 +78,10 @@ def test_metrics_report_posts_queue_sources_and_polls(
         if s.name.endswith("_total")
     }
     assert results == {("CEADAY21", "ok"): 1, ("HelpingHands", "error"): 1}
+
+
+def test_x_frame_options_is_left_to_routes_that_set_their_own_policy(client: TestClient) -> None:
+    assert client.get("/").headers["x-frame-options"] == "DENY"
+    embed = client.get("/gallery/embed")
+    assert "frame-ancestors 'self'" in embed.headers["content-security-policy"]
+    assert "x-frame-options" not in embed.headers

@@ -77,8 +77,6 @@ def public_headers(settings: Settings, *, cache: str = PAGE_CACHE) -> dict[str, 
             " connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none';"
             f" form-action 'self'; frame-ancestors {frame_ancestors(settings)}"
         ),
-        # Superseded by frame-ancestors in every current browser; set so the admin DENY is not.
-        "X-Frame-Options": "SAMEORIGIN",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": cache,
     }
