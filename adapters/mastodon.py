@@ -81,6 +81,8 @@ class _Step:
     skipped: tuple[str, ...]
     ids: list[str]
     finished: bool
+    #: The page held only ids already seen: the walk ended because the server looped.
+    repeated: bool = False
 
 
 class MastodonAdapter(Adapter):
@@ -150,7 +152,13 @@ class MastodonAdapter(Adapter):
         for step in self._pages_back(instance, url, since, max_pages, max_id=None):
             if step.ids and newest is None:
                 newest = max(step.ids, key=_id_order)
-            if step.finished:
+            if step.repeated:
+                gap = (
+                    "the server answered a page already seen before reaching"
+                    f" {since:%Y-%m-%d %H:%M} UTC; older posts may be missing"
+                )
+                yield Page(step.posts, newest, gap=gap, skipped=step.skipped)
+            elif step.finished:
                 yield Page(step.posts, newest, skipped=step.skipped)
             elif step.number == max_pages:
                 gap = f"stopped after {max_pages} pages before reaching {since:%Y-%m-%d %H:%M} UTC"
@@ -192,7 +200,7 @@ class MastodonAdapter(Adapter):
             finished = (
                 not fresh or not next_url or (oldest_time is not None and oldest_time < since)
             )
-            yield _Step(number, posts, skipped, ids, finished)
+            yield _Step(number, posts, skipped, ids, finished, repeated=bool(ids) and not fresh)
             if finished:
                 return
 
