@@ -14,6 +14,7 @@ the whole period carries an ``incomplete`` mark that the totals repeat.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import statistics
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
@@ -311,13 +312,7 @@ def compute_digest(
         for key in tag_names
     }
     gained = _gains(session, period)
-    gains_by_platform = {
-        platform: {
-            metric: _sum_known(row[metric] for row in gained if row["platform"] == platform)
-            for metric in METRICS
-        }
-        for platform in sorted({row["platform"] for row in gained})
-    }
+    gains_by_platform = _sum_by_platform(gained)
     return Digest(
         period=period,
         timezone=settings.timezone,
@@ -326,7 +321,10 @@ def compute_digest(
         authors=_figure(authors_by_bucket, incomplete=any_incomplete),
         platforms=platforms,
         hashtags=hashtags,
-        gains={metric: _sum_known(row[metric] for row in gained) for metric in METRICS},
+        gains={
+            metric: _sum_known(sums[metric] for sums in gains_by_platform.values())
+            for metric in METRICS
+        },
         gains_by_platform=gains_by_platform,
         totals=_campaign_totals(session),
         top_posts=_top_posts(session, gained),
@@ -469,23 +467,47 @@ def _gains_query(period: Period) -> sa.Select[Any]:
     )
 
 
-def _gains(session: Session, period: Period) -> list[dict[str, Any]]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Gain:
+    """What one post gained in the period (``None``: the metric is not available)."""
+
+    post_id: int
+    platform: str
+    status: str
+    values: tuple[int | None, ...]  # in METRICS order
+    interactions: int
+
+
+def _gains(session: Session, period: Period) -> list[_Gain]:
     """One row per post that has a snapshot in the period: platform, status and gains."""
-    return [dict(row) for row in session.execute(_gains_query(period)).mappings()]
+    interaction_positions = [METRICS.index(m) for m in INTERACTIONS]
+    gained = []
+    for post_id, platform, status, *values in session.execute(_gains_query(period)):
+        interactions = sum(values[i] for i in interaction_positions if values[i] is not None)
+        gained.append(_Gain(post_id, platform, status, tuple(values), int(interactions)))
+    return gained
 
 
-def _interactions(row: dict[str, Any]) -> int:
-    return sum(int(row[m]) for m in INTERACTIONS if row[m] is not None)
+def _sum_by_platform(gained: list[_Gain]) -> dict[str, dict[str, int | None]]:
+    """Per platform and metric, the sum of the known gains (None when nobody gave it)."""
+    sums: dict[str, list[int | None]] = {}
+    for gain in gained:
+        platform_sums = sums.setdefault(gain.platform, [None] * len(METRICS))
+        for i, value in enumerate(gain.values):
+            if value is not None:
+                platform_sums[i] = (platform_sums[i] or 0) + int(value)
+    return {platform: dict(zip(METRICS, sums[platform], strict=True)) for platform in sorted(sums)}
 
 
-def _top_posts(session: Session, gained: list[dict[str, Any]]) -> list[TopPost]:
+def _top_posts(session: Session, gained: list[_Gain]) -> list[TopPost]:
     """The five posts that gained most interactions; pending, rejected and removed ones
     are counted but never quoted."""
-    ranked = sorted(
-        (row for row in gained if _interactions(row) > 0),
-        key=lambda row: (-_interactions(row), row["post_id"]),
-    )[:TOP_POSTS]
-    approved = [row["post_id"] for row in ranked if row["status"] == PostStatus.APPROVED]
+    ranked = heapq.nsmallest(
+        TOP_POSTS,
+        (gain for gain in gained if gain.interactions > 0),
+        key=lambda gain: (-gain.interactions, gain.post_id),
+    )
+    approved = [gain.post_id for gain in ranked if gain.status == PostStatus.APPROVED]
     details = {
         row.id: row
         for row in session.execute(
@@ -499,15 +521,15 @@ def _top_posts(session: Session, gained: list[dict[str, Any]]) -> list[TopPost]:
         )
     }
     top: list[TopPost] = []
-    for rank, row in enumerate(ranked, start=1):
-        quoted = details.get(row["post_id"])
+    for rank, gain in enumerate(ranked, start=1):
+        quoted = details.get(gain.post_id)
         top.append(
             TopPost(
                 rank=rank,
-                platform=row["platform"],
-                status=row["status"],
-                gained=_interactions(row),
-                gains={m: None if row[m] is None else int(row[m]) for m in METRICS},
+                platform=gain.platform,
+                status=gain.status,
+                gained=gain.interactions,
+                gains=dict(zip(METRICS, gain.values, strict=True)),
                 url=quoted.url if quoted else None,
                 author_handle=quoted.author_handle if quoted else None,
                 author_name=quoted.author_name if quoted else None,
