@@ -91,7 +91,9 @@ def build_digest_message(
     recipients: tuple[str, ...] = (),
 ) -> EmailMessage:
     """The whole email; sender and recipients may be left out for a preview file."""
-    chart_cid = make_msgid(idstring="digest-chart", domain="hashtag-monitor.invalid")
+    # Ids under the sender's domain, as mail filters expect; a preview has none.
+    domain = sender.rpartition("@")[2] if sender else "hashtag-monitor.invalid"
+    chart_cid = make_msgid(idstring="digest-chart", domain=domain)
     subject = digest_subject(digest)
     html = (
         _environment()
@@ -128,7 +130,7 @@ def build_digest_message(
     if recipients:
         message["To"] = ", ".join(recipients)
     message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(idstring="digest", domain="hashtag-monitor.invalid")
+    message["Message-ID"] = make_msgid(idstring="digest", domain=domain)
     return message
 
 

@@ -191,6 +191,7 @@ def test_digest_email_has_the_numbers_structure_chart_and_escaping(
     (message,) = smtp.messages
     assert sorted(smtp.envelopes[0].rcpt_tos) == sorted(TO)
     assert message["From"] == FROM and message["To"] == ", ".join(TO)
+    assert message["Message-ID"].endswith("@vrn.example>")
     interactions = (10 + 2 + 10_000_000 + 3) + (2 + 2 + 5) + (1 + 2) + 1
     assert message["Subject"] == (
         f"Hashtag digest 2021-03-18: 5 new posts, {interactions:,} interactions, 3 decisions;"
