@@ -168,6 +168,8 @@ def main() -> None:
             emit(
                 "queue_page", "p95_ms", p95(page_times) * 1000, p95(health_times) * 1000, POSTS,
                 pending=POSTS // 10, samples=PAGE_SAMPLES,
+                median_ms=round(statistics.median(page_times) * 1000, 3),
+                baseline_median_ms=round(statistics.median(health_times) * 1000, 3),
             )  # fmt: skip
 
             rates, baselines = [], []

@@ -281,7 +281,7 @@ def compose_reason(choice: str | None, note: str | None, allowed: list[str]) -> 
 # --- The queue: tabs, filters and keyset pages ----------------------------------------
 
 QUEUE_TABS = ("pending", "flagged", "approved", "rejected", "removed")
-QUEUE_PAGE_SIZE = 25
+QUEUE_PAGE_SIZE = 20
 MAX_SEARCH_CHARS = 200
 _SEGMENT_ALL = "a"
 

@@ -7,6 +7,7 @@ the outcome as JSON instead, so the page works with and without script.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import date
 from typing import Annotated, Any
@@ -54,25 +55,34 @@ QUEUE_CSP = (
     " form-action 'self'; frame-ancestors 'none'"
 )
 _MAX_FIELD = 200
-#: Tab counts scan an index of every post; a few seconds' staleness keeps pages fast.
-COUNTS_TTL_SECONDS = 5.0
+#: Tab counts and filter menus scan indexes of every post; a few seconds' staleness keeps
+#: pages fast however large the store grows.
+OVERVIEW_TTL_SECONDS = 5.0
 
 
-def cached_counts(app: FastAPI, session: SessionDep) -> dict[str, int]:
-    """Tab counts, recomputed at most every ``COUNTS_TTL_SECONDS`` per process."""
-    cached = getattr(app.state, "queue_counts", None)
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueOverview:
+    counts: dict[str, int]
+    platforms: list[str]
+    tags: list[str]
+
+
+def cached_overview(app: FastAPI, session: SessionDep) -> QueueOverview:
+    """Tab counts and filter choices, recomputed at most every few seconds per process."""
+    cached = getattr(app.state, "queue_overview", None)
     now = time.monotonic()
-    if cached is not None and now - cached[0] < COUNTS_TTL_SECONDS:
-        counts: dict[str, int] = cached[1]
-        return counts
-    counts = queue_counts(session)
-    app.state.queue_counts = (now, counts)
-    return counts
+    if cached is not None and now - cached[0] < OVERVIEW_TTL_SECONDS:
+        overview: QueueOverview = cached[1]
+        return overview
+    platforms, tags = queue_facets(session)
+    overview = QueueOverview(queue_counts(session), platforms, tags)
+    app.state.queue_overview = (now, overview)
+    return overview
 
 
-def forget_counts(app: FastAPI) -> None:
+def forget_overview(app: FastAPI) -> None:
     """A decision here changed the counts: recompute them on the next page."""
-    app.state.queue_counts = None
+    app.state.queue_overview = None
 
 
 async def _form(request: Request) -> FormData:
@@ -151,7 +161,8 @@ def queue_page(
     filters = _filters(request.query_params, problems)
     cursor = QueueCursor.decode(request.query_params.get("after"))
     page = list_queue(session, filters, cursor=cursor, zone=settings.zone)
-    platforms, tags = queue_facets(session)
+    overview = cached_overview(request.app, session)
+    overview = cached_overview(request.app, session)
     messages = pop_flash(session=session, request_session=request.state.web_session)
     return _page(
         templates,
@@ -163,7 +174,7 @@ def queue_page(
             "can_decide": role_at_least(user.role, Role.MODERATOR),
             "filters": filters,
             "tabs": QUEUE_TABS,
-            "counts": cached_counts(request.app, session),
+            "counts": overview.counts,
             "cards": load_cards(session, page.posts),
             "next_url": (
                 f"/queue?{_query_string(filters, after=page.next_cursor)}"
@@ -172,8 +183,8 @@ def queue_page(
             ),
             "tab_query": lambda tab: _query_string(filters, tab=tab),
             "return_to": f"/queue?{_query_string(filters)}",
-            "platforms": platforms,
-            "tags": tags,
+            "platforms": overview.platforms,
+            "tags": overview.tags,
             "reasons": reject_reasons(session),
             "messages": messages,
             "problems": problems,
@@ -315,7 +326,7 @@ def decide_one(
             payload={"stale": False},
         )
     session.commit()
-    forget_counts(request.app)
+    forget_overview(request.app)
     verb = "Approved" if result.to_status == "approved" else "Rejected"
     return _outcome(
         request,
@@ -377,7 +388,7 @@ def decide_bulk(
             payload={"decided": [], "refused": {}},
         )
     session.commit()
-    forget_counts(request.app)
+    forget_overview(request.app)
     verb = "Approved" if action == "approve" else "Rejected"
     message = f"{verb} {len(outcome.decided)} of {len(versions)} selected posts."
     if outcome.refused:
