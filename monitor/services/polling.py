@@ -25,6 +25,7 @@ from monitor.services.ingest import record_posts
 from monitor.services.media import erase_after_commit
 from monitor.services.rules import apply_ingest_rules
 from monitor.services.sources import (
+    ConfiguredPlatform,
     configured_platforms,
     ensure_source,
     record_disabled,
@@ -183,6 +184,17 @@ def describe_summary(summary: PollSummary) -> str:
     return text
 
 
+def _record_disabled(engine: Engine, platforms: list[ConfiguredPlatform]) -> None:
+    """Keep disabled platforms on record. A database that cannot take it now (locked,
+    read-only) must not stop the cycle: each source's own poll then says so."""
+    try:
+        with session_scope(engine) as session:
+            for configured in platforms:
+                record_disabled(session, configured.name, configured.disabled_reason, utcnow())
+    except SQLAlchemyError as exc:
+        log.error("poll: disabled platforms not recorded: %s", describe_db_error(exc))
+
+
 def poll_all(
     *,
     engine: Engine,
@@ -195,20 +207,19 @@ def poll_all(
     hashtags = [t for t in settings.hashtags if tag is None or t.casefold() == tag.casefold()]
     with configured_platforms(settings, only=platform) as platforms:
         jobs: list[tuple[Adapter, Target]] = []
-        with session_scope(engine) as session:
-            for configured in platforms:
-                record_disabled(session, configured.name, configured.disabled_reason, utcnow())
-                if configured.adapter is None:
-                    summaries.append(
-                        PollSummary(
-                            source=f"{configured.name}:*",
-                            platform=configured.name,
-                            ok=False,
-                            error=f"disabled: {configured.disabled_reason}",
-                        )
+        for configured in platforms:
+            if configured.adapter is None:
+                summaries.append(
+                    PollSummary(
+                        source=f"{configured.name}:*",
+                        platform=configured.name,
+                        ok=False,
+                        error=f"disabled: {configured.disabled_reason}",
                     )
-                    continue
-                jobs.extend((configured.adapter, t) for t in configured.adapter.targets(hashtags))
+                )
+                continue
+            jobs.extend((configured.adapter, t) for t in configured.adapter.targets(hashtags))
+        _record_disabled(engine, platforms)
         # Sources are independent: a slow one must not hold up the rest.
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="poll") as pool:
             summaries.extend(

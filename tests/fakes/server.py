@@ -79,6 +79,9 @@ class FakeServer:
         #: Faults that struck a request, in order: what a test can say was injected.
         self.struck: list[Fault] = []
         self.requests: list[FakeRequest] = []
+        #: Called with each request before it is answered: lets a test strike elsewhere
+        #: (lock the database, kill its connections) at a known point of a poll.
+        self.on_request: Callable[[FakeRequest], None] | None = None
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
@@ -161,6 +164,8 @@ class FakeServer:
                 )
                 with server._lock:
                     server.requests.append(request)
+                if server.on_request is not None:
+                    server.on_request(request)
                 fault = server._take_fault(parts.path)
                 if fault is not None and self._suffer(fault):
                     return

@@ -30,7 +30,7 @@ class FaultFigures:
     def describe(self) -> str:
         return (
             f"fault schedules: {self.schedules} run, {self.faults} faults injected,"
-            f" {self.cycles} poll/refresh cycles ({self.failed_cycles} failed as they should),"
+            f" {self.cycles} poll/refresh cycles ({self.failed_cycles} failed, each on record),"
             f" {self.posts} posts checked against the server's truth:"
             f" posts lost = {self.lost}, duplicated = {self.duplicated}"
         )
