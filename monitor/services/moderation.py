@@ -137,6 +137,9 @@ def decide(
     user = get_active_user(session=session, name=actor)
     if user.role not in (Role.MODERATOR, Role.ADMIN):
         raise UserError(f"{actor} is a {user.role}: only moderators and admins decide")
+    # Re-read the row under a lock (FOR UPDATE on PostgreSQL; SQLite's writers already run
+    # one at a time): a concurrent decision waits for this one, then sees its new version.
+    session.refresh(post, with_for_update=True)
     if expected_version is not None and post.version != expected_version:
         raise StaleDecision(
             f"{_describe(post)} changed since you loaded it (another decision or an edit at"

@@ -420,3 +420,36 @@ def test_an_approved_post_edited_at_source_returns_with_both_texts(
     assert post.text == "Buy followers now #CEADAY21"
     assert [e.action for e in card.history] == ["approve", "edited_at_source"]
     assert [d["action"] for d in export[0]["decisions"]] == ["approve"]
+
+
+def test_a_decision_rereads_the_post_so_a_concurrent_one_is_not_lost(
+    engine: Engine, settings: Settings
+) -> None:
+    """Two moderators load the same post; the second decision must see the first."""
+    _people(engine)
+    [post_id] = _store(engine, _text_post())
+    with Session(engine, expire_on_commit=False) as second_moderator:
+        seen = second_moderator.get_one(Post, post_id)
+        second_moderator.commit()
+        with session_scope(engine) as first_moderator:
+            decide(
+                session=first_moderator,
+                post=first_moderator.get_one(Post, post_id),
+                action="approve",
+                actor="mo",
+                settings=settings,
+                expected_version=1,
+            )
+        assert seen.version == 1
+        with pytest.raises(StaleDecision):
+            decide(
+                session=second_moderator,
+                post=seen,
+                action="reject",
+                actor="ad",
+                reason="x",
+                settings=settings,
+                expected_version=1,
+            )
+    with Session(engine) as session:
+        assert session.get_one(Post, post_id).status == "approved"
