@@ -348,8 +348,12 @@ def _filtered(filters: QueueFilters, zone: ZoneInfo) -> Select[tuple[Post]]:
     if filters.platform:
         query = query.where(Post.platform == filters.platform)
     if filters.tag:
-        tagged = select(PostHashtag.post_id).where(PostHashtag.tag == normalise_tag(filters.tag))
-        query = query.where(Post.id.in_(tagged))  # type: ignore[union-attr]
+        # EXISTS follows the page's index order and probes the (post_id, tag) key per post;
+        # an IN list would first gather every post with a campaign tag, i.e. nearly all.
+        tagged = sa.exists().where(
+            PostHashtag.post_id == Post.id, PostHashtag.tag == normalise_tag(filters.tag)
+        )
+        query = query.where(tagged)
     if filters.author:
         pattern = f"%{_escape_like(filters.author.lstrip('@'))}%"
         query = query.where(
