@@ -371,3 +371,21 @@ def test_an_edit_at_source_after_approval_shows_both_texts(
     assert "Edited at source" in html and "Now selling followers" in html
     details = moderator.get(f"/queue/posts/{post_id}").text
     assert "edited at source" in details and "approve" in details
+
+
+def test_bulk_reject_without_script_redirects_back_with_the_outcome(
+    sqlite_engine: Engine, moderator: TestClient
+) -> None:
+    ids = _store(sqlite_engine, *(_text_post() for _ in range(3)))
+    fields = {
+        "csrf_token": csrf_token(moderator),
+        "selected": [f"{i}:1" for i in ids],
+        "action": "reject",
+        "reason_choice": "Spam or advertising",
+        "return_to": "/queue?tab=pending",
+    }
+    response = moderator.post("/queue/bulk", data=fields, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/queue?tab=pending"
+    assert "Rejected 3 of 3 selected posts." in moderator.get("/queue").text
+    assert {e.reason for e in _decisions(sqlite_engine)} == {"Spam or advertising"}
+    assert set(_statuses(sqlite_engine).values()) == {"rejected"}
