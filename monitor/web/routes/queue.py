@@ -162,7 +162,6 @@ def queue_page(
     cursor = QueueCursor.decode(request.query_params.get("after"))
     page = list_queue(session, filters, cursor=cursor, zone=settings.zone)
     overview = cached_overview(request.app, session)
-    overview = cached_overview(request.app, session)
     messages = pop_flash(session=session, request_session=request.state.web_session)
     return _page(
         templates,
