@@ -44,6 +44,18 @@ SessionDep = Annotated[Session, Depends(_session)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(_templates)]
 
 
+#: The largest id a 64-bit integer column holds; larger numbers name no row at all.
+MAX_ROW_ID = 2**63 - 1
+
+
+def parse_row_id(value: str) -> int | None:
+    """A row id from a form field or query parameter, or None when it is not one."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:
+        return None
+    number = int(value)
+    return number if number <= MAX_ROW_ID else None
+
+
 #: Bulk decisions post one field per selected post; the route refuses more than it allows.
 MAX_FORM_FIELDS = 5000
 

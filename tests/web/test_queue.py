@@ -199,7 +199,17 @@ def test_a_stale_decision_is_refused_with_a_message(
 
 
 @pytest.mark.parametrize(
-    ("post_id", "version"), [("999999", "1"), ("abc", "1"), ("-1", "1"), ("1", ""), ("1" * 40, "1")]
+    ("post_id", "version"),
+    [
+        ("999999", "1"),
+        ("abc", "1"),
+        ("-1", "1"),
+        ("1", ""),
+        ("1" * 40, "1"),
+        ("1" * 5000, "1"),
+        ("²", "1"),
+        ("1", "9" * 30),
+    ],
 )
 def test_unknown_or_malformed_ids_are_404(
     sqlite_engine: Engine, moderator: TestClient, post_id: str, version: str
@@ -213,6 +223,7 @@ def test_unknown_or_malformed_ids_are_404(
     }
     assert moderator.post("/queue/decide", data=fields, headers=JSON).status_code == 404
     assert moderator.get("/queue/posts/999999").status_code == 404
+    assert moderator.get("/queue/posts/" + "9" * 30).status_code == 422
     assert _decisions(sqlite_engine) == []
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
@@ -30,7 +30,14 @@ from monitor.services.rules import (
 )
 from monitor.services.users import add_user, disable_user, list_users
 from monitor.web.auth import add_flash, end_user_sessions, pop_flash
-from monitor.web.deps import AdminUser, CsrfDep, SessionDep, TemplatesDep
+from monitor.web.deps import (
+    MAX_ROW_ID,
+    AdminUser,
+    CsrfDep,
+    SessionDep,
+    TemplatesDep,
+    parse_row_id,
+)
 
 router = APIRouter(prefix="/admin")
 _SHORT = 200
@@ -135,7 +142,7 @@ def admin_add_rule(
 @router.post("/rules/{rule_id}/{operation}")
 def admin_change_rule(
     request: Request,
-    rule_id: int,
+    rule_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
     operation: str,
     user: AdminUser,
     _csrf: CsrfDep,
@@ -210,10 +217,10 @@ def audit_page(
     post: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
     """Every audit row, newest first, filterable by who, what and post."""
-    post_id = int(post) if post.strip().isdigit() else None
+    post_id = parse_row_id(post.strip())
     page = audit_log(
         session,
-        before=int(before) if before.isdigit() else None,
+        before=parse_row_id(before),
         actor=actor.strip(),
         action=action.strip(),
         post_id=post_id,

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
@@ -39,12 +39,14 @@ from monitor.services.moderation import (
 from monitor.web.auth import add_flash, pop_flash, role_at_least
 from monitor.web.deps import (
     MAX_FORM_FIELDS,
+    MAX_ROW_ID,
     CsrfDep,
     ModeratorUser,
     SessionDep,
     SettingsDep,
     TemplatesDep,
     ViewerUser,
+    parse_row_id,
 )
 
 router = APIRouter()
@@ -194,7 +196,7 @@ def queue_page(
 @router.get("/queue/posts/{post_id}", response_class=HTMLResponse)
 def post_page(
     request: Request,
-    post_id: int,
+    post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
     user: ViewerUser,
     session: SessionDep,
     templates: TemplatesDep,
@@ -231,10 +233,6 @@ def _safe_return(value: str) -> str:
         if not any(ch in value for ch in "\r\n\\"):
             return value[:2000]
     return "/queue"
-
-
-def _int(value: str) -> int | None:
-    return int(value) if value.isdigit() and len(value) < 12 else None
 
 
 def _outcome(
@@ -275,7 +273,7 @@ def decide_one(
 ) -> Response:
     """Approve or reject one post at the version the moderator saw."""
     return_to = _field(form, "return_to", 2000)
-    post_id, version = _int(_field(form, "post_id")), _int(_field(form, "version"))
+    post_id, version = parse_row_id(_field(form, "post_id")), parse_row_id(_field(form, "version"))
     action = _field(form, "action")
     post = session.get(Post, post_id) if post_id is not None else None
     if post is None or version is None:
@@ -285,12 +283,12 @@ def decide_one(
         for key, value in form.multi_items()
         if key.startswith("alt_")
         and isinstance(value, str)
-        and (media_id := _int(key.removeprefix("alt_"))) is not None
+        and (media_id := parse_row_id(key.removeprefix("alt_"))) is not None
     }
     decorative = {
         media_id
         for value in form.getlist("decorative")
-        if isinstance(value, str) and (media_id := _int(value)) is not None
+        if isinstance(value, str) and (media_id := parse_row_id(value)) is not None
     }
     try:
         result = decide(
@@ -355,7 +353,7 @@ def decide_bulk(
     versions: dict[int, int] = {}
     for value in selected:
         post_id, _, version = (value if isinstance(value, str) else "").partition(":")
-        if (pid := _int(post_id)) is None or (ver := _int(version)) is None:
+        if (pid := parse_row_id(post_id)) is None or (ver := parse_row_id(version)) is None:
             raise HTTPException(status_code=400, detail="A selection is not id:version.")
         versions[pid] = ver
     if not versions:
