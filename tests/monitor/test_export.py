@@ -43,6 +43,7 @@ def exported(engine: Engine, configure: Callable[..., Settings]) -> list[dict]:
         text='=HYPERLINK("http://evil") on my hands #CEADAY21',
         hashtags=("ceaday21", "helpinghands"),
         engagement=Engagement(likes=3, shares=1, replies=0),
+        media=(),  # approval pins media; the pending post below carries the media
     )
     with Session(engine) as session:
         record_posts(session=session, posts=[post, make_post()])
@@ -72,7 +73,8 @@ def test_jsonl_has_the_spec_shape(exported: list[dict]) -> None:
     assert first["created_at"].endswith("Z")
     assert first["hashtags"] == ["ceaday21", "helpinghands"]
     assert first["status"] == "approved"
-    assert first["media"] == [{"kind": "image", "alt": "Hands", "pinned": False}]
+    assert first["media"] == []
+    assert exported[1]["media"] == [{"kind": "image", "alt": "Hands", "pinned": False}]
     assert first["engagement"] == {"likes": 3, "shares": 1, "replies": 0, "views": None}
     [decision] = first["decisions"]
     assert decision["action"] == "approve" and decision["by"] == "alice"
