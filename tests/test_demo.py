@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from monitor.demo.runner import run_demo
+from monitor.errors import UserError
 from tests.web.auth_helpers import csrf_token, login
 
 DEADLINE_S = 60
@@ -63,9 +66,9 @@ class DemoProcess:
                 return match
         raise AssertionError("demo never printed " + pattern.pattern + ":\n" + "".join(self.output))
 
-    def stop(self, how: signal.Signals | None = signal.SIGINT) -> str:
-        """Send ``how`` (None: just wait for the process to end), then all its output."""
-        if how is not None and self.process.poll() is None:
+    def stop(self, how: signal.Signals = signal.SIGINT) -> str:
+        """Send ``how`` and wait for the process to end; all it printed."""
+        if self.process.poll() is None:
             self.process.send_signal(how)
         self.process.wait(timeout=DEADLINE_S)
         time.sleep(0.1)  # let the reader thread drain the pipe
@@ -170,16 +173,18 @@ def test_sigterm_also_removes_the_temporary_folder(demo: DemoProcess) -> None:
     assert list(demo.tmpdir.iterdir()) == []
 
 
-def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+def test_a_port_in_use_is_one_clear_line_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        process = DemoProcess(tmp_path, "--port", str(port))
-        output = process.stop(None)
-    assert process.process.returncode == 2
+        with pytest.raises(UserError) as refused:
+            run_demo(port=port, echo=lambda line: None)
     assert (
-        output.strip()
-        == f"error: port {port} is in use: pass --port N (or --port 0 for any free port)"
+        str(refused.value)
+        == f"port {port} is in use: pass --port N (or --port 0 for any free port)"
     )
-    assert list(process.tmpdir.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
