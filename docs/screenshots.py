@@ -142,7 +142,7 @@ def take_screenshots(browser: Browser, demo: Demo, out: Path) -> list[Path]:
     page = context.new_page()
     _log_in(page, demo)
     page.goto("/queue")
-    _wait_for_cards(page, 20)
+    _wait_for_cards(page, 10)
     page.wait_for_load_state("networkidle")
     shots = [out / "queue.png"]
     page.screenshot(path=shots[-1])
