@@ -162,6 +162,7 @@ def test_demo_serves_queue_and_gallery_and_leaves_nothing_behind(demo: DemoProce
     output = demo.stop()
     assert demo.process.returncode == 0, output
     assert "Demo stopped; removed" in output
+    assert "Subject: Hashtag digest" in output and "1 approved" in output
     assert "Traceback" not in output
     assert list(demo.tmpdir.iterdir()) == []
 

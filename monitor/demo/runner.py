@@ -3,7 +3,8 @@
 Everything lives in one temporary folder (the SQLite database, the secret
 key, drawn and pinned images) that is removed on Ctrl-C or SIGTERM. The only
 platform is the training sample; no digest is mailed (there are no
-recipients), and the web app listens on the loopback address only.
+recipients): it is a page while the demo runs and printed when it stops. The
+web app listens on the loopback address only.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from monitor.demo.site import DIGEST_PATH, add_sample_site
 from monitor.errors import UserError
 from monitor.logs import configure_logging
 from monitor.models import Role, utcnow
+from monitor.services.digest import compute_digest
+from monitor.services.mail import digest_subject, render_digest_text
 from monitor.services.users import add_user
 from monitor.web.app import create_app
 
@@ -137,6 +140,18 @@ def welcome(settings: Settings, login: DemoLogin, release_seconds: int) -> list[
     ]
 
 
+def session_digest(engine: Engine, settings: Settings) -> list[str]:
+    """Today's digest as text: what partners would have been emailed (it is never sent)."""
+    with session_scope(engine) as session:
+        digest = compute_digest(session, settings, datetime.now(settings.zone).date())
+    return [
+        "Today's digest, as partners would receive it (not sent):",
+        f"Subject: {digest_subject(digest)}",
+        "",
+        render_digest_text(digest, settings).rstrip(),
+    ]
+
+
 def run_demo(
     *,
     port: int = DEFAULT_PORT,
@@ -166,6 +181,8 @@ def run_demo(
                 server.run(sockets=[sock])
             except KeyboardInterrupt:
                 pass  # uvicorn re-raises the signal it handled once it has shut down
+            for line in session_digest(engine, settings):
+                echo(line)
         finally:
             engine.dispose()
     finally:
