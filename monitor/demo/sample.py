@@ -207,7 +207,7 @@ SCHOOL_POSTS = (
 
 CONTACT_POSTS = (
     "Email me at jas.hands.volunteer@example.com if you want posters for your shop #HelpingHands",
-    "Drop-in at our hall, LE1 6AB, every Tuesday after school. #CEADAY21",
+    "Drop-in at our hall, LE1 9ZZ, every Tuesday after school. #CEADAY21",
 )
 
 CHILD_FACE_POSTS = (
