@@ -431,43 +431,43 @@ def _gains_query(period: Period) -> sa.Select[Any]:
     """Per post with a snapshot in the period: last value in it minus last value before.
 
     A post first seen in the period counts from zero; a metric missing in the
-    last snapshot of the period stays NULL (not available) rather than 0.
+    last snapshot of the period stays NULL (not available) rather than 0. Both
+    snapshots are found by one seek each on (post_id, taken_at): the latest
+    before the period's end is the last one in it, since the post has one there.
     """
-    ranked = (
-        sa.select(
-            _SNAPS.c.id,
-            _SNAPS.c.post_id,
-            *[_SNAPS.c[m] for m in METRICS],
-            sa.func.row_number()
-            .over(
-                partition_by=_SNAPS.c.post_id,
-                order_by=(_SNAPS.c.taken_at.desc(), _SNAPS.c.id.desc()),
-            )
-            .label("rn"),
-        )
+    day_posts = (
+        sa.select(_SNAPS.c.post_id)
         .where(_in(_SNAPS.c.taken_at, period.start, period.end))
-        .subquery("ranked")
+        .distinct()
+        .subquery("day_posts")
     )
-    earlier = _SNAPS.alias("earlier")
-    before_id = (
-        sa.select(earlier.c.id)
-        .where(earlier.c.post_id == ranked.c.post_id, earlier.c.taken_at < period.start)
-        .order_by(earlier.c.taken_at.desc(), earlier.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    last = sa.select(ranked, before_id.label("before_id")).where(ranked.c.rn == 1).subquery("last")
-    before = _SNAPS.alias("before")
+
+    def latest_before(moment: datetime) -> Any:
+        earlier = _SNAPS.alias()
+        return (
+            sa.select(earlier.c.id)
+            .where(earlier.c.post_id == day_posts.c.post_id, earlier.c.taken_at < moment)
+            .order_by(earlier.c.taken_at.desc(), earlier.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    ids = sa.select(
+        day_posts.c.post_id,
+        latest_before(period.end).label("last_id"),
+        latest_before(period.start).label("before_id"),
+    ).subquery("ids")
+    last, before = _SNAPS.alias("last"), _SNAPS.alias("before")
     gained = [
         sa.case(
             (last.c[m].is_(None), None), else_=last.c[m] - sa.func.coalesce(before.c[m], 0)
         ).label(m)
         for m in METRICS
     ]
-    return sa.select(last.c.post_id, _POSTS.c.platform, _POSTS.c.status, *gained).select_from(
-        last.outerjoin(before, before.c.id == last.c.before_id).join(
-            _POSTS, _POSTS.c.id == last.c.post_id
-        )
+    return sa.select(ids.c.post_id, _POSTS.c.platform, _POSTS.c.status, *gained).select_from(
+        ids.join(last, last.c.id == ids.c.last_id)
+        .outerjoin(before, before.c.id == ids.c.before_id)
+        .join(_POSTS, _POSTS.c.id == ids.c.post_id)
     )
 
 
