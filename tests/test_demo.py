@@ -19,7 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from monitor.demo.runner import run_demo
+from monitor.demo.runner import demo_settings, run_demo
 from monitor.errors import UserError
 from tests.web.auth_helpers import csrf_token, login
 
@@ -189,3 +189,21 @@ def test_a_port_in_use_is_one_clear_line_and_creates_nothing(
         == f"port {port} is in use: pass --port N (or --port 0 for any free port)"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_settings_ignore_a_real_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment's .env (database, SMTP, credentials) must not leak into training."""
+    (tmp_path / ".env").write_text(
+        "DATABASE_URL=postgresql+psycopg://prod/monitor\nSMTP_HOST=smtp.force.example\n"
+        "DIGEST_TO=partners@vrn.example\nPLATFORMS=x\nX_BEARER_TOKEN=real-token\n"
+        "OUTBOUND_ALLOW_PRIVATE=false\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    settings = demo_settings(tmp_path / "demo", 8123)
+    assert settings.database_url == f"sqlite:///{tmp_path / 'demo' / 'data' / 'monitor.db'}"
+    assert settings.enabled_platforms == ["demo"]
+    assert settings.smtp_host is None and settings.digest_to == []
+    assert settings.demo_mode and settings.outbound_allow_private
+    assert settings.public_base_url == "http://127.0.0.1:8123"
