@@ -108,7 +108,11 @@ def ensure_image(post: SamplePost, directory: Path) -> Path:
     if not path.is_file():
         directory.mkdir(parents=True, exist_ok=True)
         fd, partial = tempfile.mkstemp(dir=directory, prefix=".draw-", suffix=".jpg")
-        with os.fdopen(fd, "wb") as handle:
-            draw_image(post.image).save(handle, format="JPEG", quality=85)
-        os.replace(partial, path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                draw_image(post.image).save(handle, format="JPEG", quality=85)
+            os.replace(partial, path)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
     return path
