@@ -28,6 +28,7 @@ BURST = 5000
 
 
 def _play(schedule: Schedule) -> None:
+    """A first poll, 4 to 7 steps of posts, faults and polls, then the verdict."""
     rng = schedule.rng
     # The first poll walks back over what is there, under transport faults only: a
     # repeated page there cannot be told from a looping server (see test_platform_faults).
