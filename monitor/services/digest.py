@@ -311,8 +311,7 @@ def compute_digest(
         )
         for key in tag_names
     }
-    gained = _gains(session, period)
-    gains_by_platform = _sum_by_platform(gained)
+    gains_by_platform, top_gains = _gains(session, period)
     return Digest(
         period=period,
         timezone=settings.timezone,
@@ -327,7 +326,7 @@ def compute_digest(
         },
         gains_by_platform=gains_by_platform,
         totals=_campaign_totals(session),
-        top_posts=_top_posts(session, gained),
+        top_posts=_top_posts(session, top_gains),
         moderation=_moderation(session, period, now),
         coverage=coverage,
         hourly=_hourly(session, period, zone),
@@ -471,46 +470,52 @@ def _gains_query(period: Period) -> sa.Select[Any]:
     )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, order=True)
 class _Gain:
-    """What one post gained in the period (``None``: the metric is not available)."""
+    """What one post gained in the period (``None``: the metric is not available).
 
-    post_id: int
-    platform: str
-    status: str
-    values: tuple[int | None, ...]  # in METRICS order
+    Ordered by interactions, then the older post first, so a heap keeps the top five.
+    """
+
     interactions: int
+    newer_first: int  # minus the post id
+    platform: str = dataclasses.field(compare=False)
+    status: str = dataclasses.field(compare=False)
+    values: tuple[int | None, ...] = dataclasses.field(compare=False)  # in METRICS order
+
+    @property
+    def post_id(self) -> int:
+        return -self.newer_first
 
 
-def _gains(session: Session, period: Period) -> list[_Gain]:
-    """One row per post that has a snapshot in the period: platform, status and gains."""
-    interaction_positions = [METRICS.index(m) for m in INTERACTIONS]
-    gained = []
-    for post_id, platform, status, *values in session.execute(_gains_query(period)):
-        interactions = sum(values[i] for i in interaction_positions if values[i] is not None)
-        gained.append(_Gain(post_id, platform, status, tuple(values), int(interactions)))
-    return gained
-
-
-def _sum_by_platform(gained: list[_Gain]) -> dict[str, dict[str, int | None]]:
-    """Per platform and metric, the sum of the known gains (None when nobody gave it)."""
+def _gains(
+    session: Session, period: Period
+) -> tuple[dict[str, dict[str, int | None]], list[_Gain]]:
+    """Per platform and metric, the sum of the known gains (None when nobody gave it),
+    and the posts that gained most interactions; one pass over the day's posts."""
+    positions = [METRICS.index(m) for m in INTERACTIONS]
     sums: dict[str, list[int | None]] = {}
-    for gain in gained:
-        platform_sums = sums.setdefault(gain.platform, [None] * len(METRICS))
-        for i, value in enumerate(gain.values):
+    top: list[_Gain] = []
+    for post_id, platform, status, *values in session.execute(_gains_query(period)):
+        platform_sums = sums.setdefault(platform, [None] * len(METRICS))
+        for i, value in enumerate(values):
             if value is not None:
                 platform_sums[i] = (platform_sums[i] or 0) + int(value)
-    return {platform: dict(zip(METRICS, sums[platform], strict=True)) for platform in sorted(sums)}
+        interactions = sum(int(values[i]) for i in positions if values[i] is not None)
+        if interactions <= 0:
+            continue
+        gain = _Gain(interactions, -post_id, platform, status, tuple(values))
+        if len(top) < TOP_POSTS:
+            heapq.heappush(top, gain)
+        elif gain > top[0]:
+            heapq.heapreplace(top, gain)
+    by_platform = {p: dict(zip(METRICS, sums[p], strict=True)) for p in sorted(sums)}
+    return by_platform, sorted(top, reverse=True)
 
 
-def _top_posts(session: Session, gained: list[_Gain]) -> list[TopPost]:
-    """The five posts that gained most interactions; pending, rejected and removed ones
-    are counted but never quoted."""
-    ranked = heapq.nsmallest(
-        TOP_POSTS,
-        (gain for gain in gained if gain.interactions > 0),
-        key=lambda gain: (-gain.interactions, gain.post_id),
-    )
+def _top_posts(session: Session, ranked: list[_Gain]) -> list[TopPost]:
+    """The top posts with their words; pending, rejected and removed ones are counted
+    but never quoted."""
     approved = [gain.post_id for gain in ranked if gain.status == PostStatus.APPROVED]
     details = {
         row.id: row
