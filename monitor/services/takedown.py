@@ -124,6 +124,8 @@ def request_takedown(
         reasons.append(reason)
     post.flagged = True
     post.flag_reasons = reasons
+    # A moderator looking at the post without this request must review it again.
+    post.version += 1
     session.add(post)
     session.add(
         ModerationEvent(

@@ -51,6 +51,8 @@ def test_a_request_flags_the_post_audits_it_and_hides_nothing(
     client: TestClient, gallery_engine: Engine, settings: Settings
 ) -> None:
     post_id = publish(gallery_engine, settings)
+    with Session(gallery_engine) as session:
+        version_before = session.get_one(Post, post_id).version
     form = client.get(f"/gallery/report/{post_id}")
     assert "set-cookie" not in form.headers
     assert "frame-ancestors" in form.headers["content-security-policy"]
@@ -71,6 +73,7 @@ def test_a_request_flags_the_post_audits_it_and_hides_nothing(
         post = session.get(Post, post_id)
         assert post is not None and post.flagged and post.status == "approved"
         assert post.flag_reasons == ["takedown request: It shows me or my child"]
+        assert post.version == version_before + 1  # an open decision on it is now stale
         event = session.exec(
             select(ModerationEvent).where(ModerationEvent.action == "takedown_requested")
         ).one()
