@@ -158,8 +158,10 @@ class DemoAdapter(Adapter):
         now = datetime.now(UTC)
         wanted = {normalise_tag(tag) for tag in target.hashtags}
         start = int(cursor) + 1 if cursor and cursor.isdecimal() and len(cursor) < 6 else 0
+        if start > len(self.sample):
+            start = 0  # not a position in this sample: read it again (upserts dedupe)
         batch: list[FetchedPost] = []
-        last = start - 1
+        last = emitted = start - 1
         pages = 0
         for position in range(start, len(self.sample)):
             post = self.sample[position]
@@ -174,10 +176,11 @@ class DemoAdapter(Adapter):
             if len(batch) == PAGE_SIZE:
                 pages += 1
                 yield Page(tuple(batch), cursor=str(last))
-                batch = []
+                batch, emitted = [], last
                 if pages == max_pages:
                     return
-        if batch or last >= start:
+        if last > emitted:
+            # Also moves the cursor past released posts that carry none of the tags.
             yield Page(tuple(batch), cursor=str(last))
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:

@@ -106,8 +106,10 @@ def test_cursor_resumes_after_the_last_post_and_survives_a_garbage_cursor() -> N
     seen = [p.external_id for page in pages + rest for p in page.posts]
     assert len(seen) == len(set(seen))
     assert list(adapter.search(target, rest[-1].cursor, since=SINCE, max_pages=50)) == []
-    restarted = list(adapter.search(target, "'; DROP TABLE posts;--", since=SINCE, max_pages=50))
-    assert sum(len(page.posts) for page in restarted) == len(seen)
+    for garbage in ("'; DROP TABLE posts;--", "99999", "-1", ""):
+        restarted = list(adapter.search(target, garbage, since=SINCE, max_pages=50))
+        assert sum(len(page.posts) for page in restarted) == len(seen), garbage
+        assert all(page.posts for page in restarted[:-1])
 
 
 def test_polls_store_each_post_once_and_refresh_sees_growth_edit_and_deletion(
