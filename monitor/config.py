@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -136,9 +136,12 @@ class Settings(BaseSettings):
             raise ValueError("must be HH:MM (24-hour)")
         return value
 
-    @property
+    @cached_property
     def raw(self) -> dict[str, str]:
-        """The raw key/value configuration (``.env`` under the environment) for adapters."""
+        """The raw key/value configuration (``.env`` under the environment) for adapters.
+
+        Read once per Settings: a configuration change needs a restart, as for every key.
+        """
         env_file = self.model_config.get("env_file")
         values: dict[str, str] = {}
         if isinstance(env_file, str | Path) and Path(env_file).is_file():
@@ -150,7 +153,7 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    @property
+    @cached_property
     def enabled_platforms(self) -> list[str]:
         """``PLATFORMS`` if set, else every configured adapter plus keyless Mastodon."""
         if self.platforms:
