@@ -10,6 +10,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -39,6 +40,11 @@ def seconds(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
+
+
+def stamp(moment: datetime) -> str:
+    """A time as ``UTCDateTime`` stores it on SQLite (naive UTC), for rows written raw."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def p95(samples: list[float]) -> float:

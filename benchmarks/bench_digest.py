@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session
 
-from benchmarks._harness import ScratchDatabase, emit, seconds
+from benchmarks._harness import ScratchDatabase, emit, seconds, stamp
 from monitor.config import load_settings
 from monitor.services.digest import compute_digest, local_midnight
 
@@ -36,11 +36,6 @@ FIRST_DAY = date(2021, 2, 1)
 DAY = FIRST_DAY + timedelta(days=DAYS // 2)
 BATCH = 50_000
 RUNS = 3
-
-
-def _stamp(moment: datetime) -> str:
-    # How SQLAlchemy stores UTCDateTime on SQLite: naive UTC, microseconds.
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 PLATFORMS = ("mastodon", "bluesky", "x")
@@ -73,12 +68,22 @@ def _rows(i: int, created: datetime) -> tuple[tuple[object, ...], list[tuple[obj
     author = f"@u{i % 20000}"
     post = (
         *(i + 1, platform, f"id{i}", f"{platform}:id{i}", f"https://{platform}.example/{i}"),
-        *(author, author, f"Post {i} #CEADAY21", f"<p>Post {i}</p>", f"h{i}", _stamp(created)),
-        *(_stamp(seen), _stamp(seen), status, i % 97 == 0, likes, shares, replies, quotes, views),
+        *(author, author, f"Post {i} #CEADAY21", f"<p>Post {i}</p>", f"h{i}", stamp(created)),
+        *(
+            stamp(seen),
+            stamp(seen),
+            status,
+            i % 97 == 0,
+            likes,
+            shares,
+            replies,
+            quotes,
+            views,
+        ),
     )
     snapshots = [
         (
-            *(i + 1, _stamp(seen + offset), likes * (k + 1) // 5, shares * (k + 1) // 5),
+            *(i + 1, stamp(seen + offset), likes * (k + 1) // 5, shares * (k + 1) // 5),
             *(replies * (k + 1) // 5, quotes, None if views is None else views * (k + 1) // 5),
         )
         for k, offset in enumerate(SNAPSHOT_OFFSETS)
@@ -107,7 +112,7 @@ def fill(path: str, posts: int) -> int:
                     tag_rows.append((i + 1, "helpinghands"))
                 status = str(post[13])
                 if status in ACTIONS:
-                    decided = _stamp(created + timedelta(hours=2))
+                    decided = stamp(created + timedelta(hours=2))
                     event_rows.append((i + 1, decided, "alice", ACTIONS[status], "pending", status))
             connection.executemany(POST_SQL, post_rows)
             connection.executemany("INSERT INTO post_hashtags VALUES (?, ?)", tag_rows)
@@ -118,13 +123,13 @@ def fill(path: str, posts: int) -> int:
             connection.execute(
                 "INSERT INTO sources (id, key, platform, scope, hashtags, failures_in_row,"
                 " last_success_at) VALUES (?, ?, ?, '', 'ceaday21,helpinghands', 0, ?)",
-                (source_id, f"{platform}:*", platform, _stamp(start + timedelta(days=DAYS))),
+                (source_id, f"{platform}:*", platform, stamp(start + timedelta(days=DAYS))),
             )
             connection.executemany(
                 "INSERT INTO poll_runs (source_id, kind, started_at, ok, pages, requests,"
                 " fetched, new, updated, skipped) VALUES (?, 'poll', ?, 1, 1, 1, 0, 0, 0, 0)",
                 [
-                    (source_id, _stamp(start + timedelta(minutes=5 * m)))
+                    (source_id, stamp(start + timedelta(minutes=5 * m)))
                     for m in range(DAYS * 24 * 12)
                 ],
             )
@@ -148,7 +153,7 @@ def main() -> None:
                     connection.exec_driver_sql(
                         "SELECT count(*) FROM engagement_snapshots"
                         " WHERE taken_at >= ? AND taken_at < ?",
-                        (_stamp(start), _stamp(end)),
+                        (stamp(start), stamp(end)),
                     ).scalar_one()
                 )
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 from PIL import ExifTags, Image
 
-from benchmarks._harness import ScratchDatabase, emit, p95, seconds
+from benchmarks._harness import ScratchDatabase, emit, p95, seconds, stamp
 from monitor.config import load_settings
 from monitor.services.media import pin_url
 from monitor.web.app import create_app
@@ -42,11 +42,6 @@ PIN_IMAGES = int(os.environ.get("BENCH_GALLERY_PIN_IMAGES", "20"))
 EMBED_BUDGET_BYTES = 30 * 1024
 BATCH = 50_000
 START = datetime(2021, 3, 1, tzinfo=UTC)
-
-
-def _stamp(moment: datetime) -> str:
-    # How SQLAlchemy stores UTCDateTime on SQLite: naive UTC, microseconds.
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def fill(path: str, posts: int) -> int:
@@ -66,7 +61,7 @@ def fill(path: str, posts: int) -> int:
                     (i + 1, "mastodon", f"id{i}", f"mastodon:id{i}", f"https://m.example/@u/{i}",
                      f"@u{i % 5000}@m.example", f"User {i % 5000}",
                      f"Post number {i}: we wrote on our hands for #CEADAY21", f"<p>Post {i}</p>",
-                     f"h{i}", _stamp(created), _stamp(created), _stamp(created), status)
+                     f"h{i}", stamp(created), stamp(created), stamp(created), status)
                 )  # fmt: skip
                 tag_rows.append((i + 1, "ceaday21"))
                 if status == "approved":
@@ -76,7 +71,7 @@ def fill(path: str, posts: int) -> int:
                          digest, "[320, 640, 1280]", 1280, 960, f"{digest[:2]}/{digest}-1280.jpg")
                     )  # fmt: skip
                     event_rows.append(
-                        (i + 1, _stamp(created + timedelta(hours=1)), "alice", "approve",
+                        (i + 1, stamp(created + timedelta(hours=1)), "alice", "approve",
                          "pending", "approved")
                     )  # fmt: skip
             connection.executemany(

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from benchmarks._harness import ScratchDatabase, emit, p95, seconds
+from benchmarks._harness import ScratchDatabase, emit, p95, seconds, stamp
 from monitor.config import load_settings
 from monitor.web.app import create_app
 from tests.web.auth_helpers import DEFAULT_PASSWORD, make_user
@@ -39,11 +39,6 @@ BULK = 500
 BULK_RUNS = 3
 BATCH = 50_000
 START = datetime(2021, 3, 1, tzinfo=UTC)
-
-
-def _stamp(moment: datetime) -> str:
-    # How SQLAlchemy stores UTCDateTime on SQLite: naive UTC, microseconds.
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def fill(path: str, posts: int) -> None:
@@ -62,7 +57,7 @@ def fill(path: str, posts: int) -> None:
                     (i + 1, "mastodon", f"id{i}", f"mastodon:id{i}", f"https://m.example/@u/{i}",
                      f"@u{i % 5000}@m.example", f"User {i % 5000}",
                      f"Post number {i} about #CEADAY21 and helping hands", f"<p>Post {i}</p>",
-                     f"h{i}", _stamp(created), _stamp(created), _stamp(created), status, flagged,
+                     f"h{i}", stamp(created), stamp(created), stamp(created), status, flagged,
                      '["Personal data: looks like a UK phone number"]' if flagged else None,
                      i % 50, i % 7, i % 5)
                 )  # fmt: skip
@@ -73,7 +68,7 @@ def fill(path: str, posts: int) -> None:
                     )
                 if status != "pending":
                     event_rows.append(
-                        (i + 1, _stamp(created + timedelta(hours=1)), "alice",
+                        (i + 1, stamp(created + timedelta(hours=1)), "alice",
                          status[:-1] if status == "approved" else "reject", "pending", status)
                     )  # fmt: skip
             connection.executemany(
@@ -113,7 +108,7 @@ def text_only_pending(path: str, count: int) -> list[tuple[int, int]]:
 def raw_approve(path: str, selection: list[tuple[int, int]]) -> float:
     """Seconds for plain sqlite3 to approve ``selection`` with an audit row each."""
     connection = sqlite3.connect(path)
-    now = _stamp(datetime.now(UTC))
+    now = stamp(datetime.now(UTC))
     start = time.perf_counter()
     with connection:
         connection.executemany(
