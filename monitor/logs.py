@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -65,9 +66,26 @@ def configured_secrets(settings: Settings) -> list[str]:
     return [*found, *([password] if password else [])]
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time, not the one at set-up.
+
+    Tools and test runners swap ``sys.stderr``; a handler holding the old one
+    would write to a closed file.
+    """
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """The stream is always the current stderr."""
+
+
 def configure_logging(settings: Settings) -> None:
-    """Send our logs to stderr in the configured format; quiet the chatty libraries."""
-    handler = logging.StreamHandler(sys.stderr)
+    """Send logs to stderr in the configured format: ours at ``LOG_LEVEL``, libraries'
+    warnings and errors only (their INFO chatter is not the operator's business)."""
+    handler = _CurrentStderr()
     handler.addFilter(RedactSecrets(configured_secrets(settings)))
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -75,6 +93,5 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
-    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    root.setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    logging.getLogger("monitor").setLevel(settings.log_level)
