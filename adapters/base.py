@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+import httpx
+
 if TYPE_CHECKING:
     from adapters.http import HttpClient
 
@@ -59,6 +61,14 @@ class RequestRejected(AdapterError):
 
 class MalformedResponse(AdapterError):
     """The platform answered with something that is not the documented JSON."""
+
+
+def checked_base_url(key: str, value: str) -> str:
+    """``value`` without a trailing slash, or ConfigError naming ``key`` if not http(s)."""
+    url = httpx.URL(value)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(f"{key}: {value!r} is not an http(s) base URL")
+    return value.rstrip("/")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -173,6 +183,10 @@ class Adapter(ABC):
             raise ConfigError(f"{self.name}: missing {', '.join(missing)}")
         self.config = config
         self.http = http
+
+    def base_url(self, key: str, default: str) -> str:
+        """An API base URL from configuration (or the documented default), validated."""
+        return checked_base_url(key, self.config.get(key, "").strip() or default)
 
     @classmethod
     def is_configured(cls, config: Mapping[str, str]) -> bool:

@@ -55,7 +55,10 @@ from adapters.base import (
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader
 from adapters.text import (
+    as_array,
     as_count,
+    as_object,
+    as_str,
     clean_text,
     extract_hashtags,
     http_url,
@@ -113,21 +116,6 @@ _SESSIONS_LOCK = threading.Lock()
 #: so a wrong password does not spend the daily login budget (new keys retry at once).
 _REFUSED: dict[tuple[str, str, str], tuple[datetime, str]] = {}
 LOGIN_RETRY_AFTER = timedelta(minutes=30)
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    """A JSON object from a payload, or an empty one for anything else."""
-    return value if isinstance(value, dict) else {}
-
-
-def _items(value: Any) -> list[Any]:
-    """A JSON array from a payload, or an empty one for anything else."""
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str:
-    """A JSON string from a payload, or '' for anything else."""
-    return value if isinstance(value, str) else ""
 
 
 def _iso(moment: datetime) -> str:
@@ -197,10 +185,7 @@ class BlueskyAdapter(Adapter):
                 "BLUESKY_HANDLE: expected a handle such as name.bsky.social, without spaces"
             )
         self._password = config["BLUESKY_APP_PASSWORD"].strip()
-        self.base = (config.get("BLUESKY_API_BASE", "").strip() or DEFAULT_API_BASE).rstrip("/")
-        url = httpx.URL(self.base)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError(f"BLUESKY_API_BASE: {self.base!r} is not an http(s) base URL")
+        self.base = self.base_url("BLUESKY_API_BASE", DEFAULT_API_BASE)
         secret = hashlib.sha256(self._password.encode()).hexdigest()
         self._session_key = (self.base, self.handle.casefold(), secret)
 
@@ -497,7 +482,7 @@ def _normalise_all(
         try:
             post = normalise_post(view)
         except ValueError as exc:
-            skipped.append(f"post {_str(view.get('uri'))[:200] or '?'}: {exc}")
+            skipped.append(f"post {as_str(view.get('uri'))[:200] or '?'}: {exc}")
             continue
         if wanted is None or wanted.intersection(post.hashtags):
             posts[post.external_id] = post
@@ -515,7 +500,7 @@ def _sort_time(view: Mapping[str, Any]) -> datetime | None:
 
 def normalise_post(view: Mapping[str, Any]) -> FetchedPost:
     """Map one ``app.bsky.feed.defs#postView`` to a :class:`FetchedPost`; ValueError if unusable."""
-    uri = _str(view.get("uri"))
+    uri = as_str(view.get("uri"))
     match = _POST_URI.fullmatch(uri)
     if match is None:
         raise ValueError("no at:// post uri")
@@ -528,14 +513,14 @@ def normalise_post(view: Mapping[str, Any]) -> FetchedPost:
     created_at = _sort_time(view)
     if created_at is None:
         raise ValueError("no readable createdAt or indexedAt")
-    handle = _str(author.get("handle"))
+    handle = as_str(author.get("handle"))
     handle = handle if _HANDLE.fullmatch(handle) and handle != "handle.invalid" else ""
-    did = _str(author.get("did"))
+    did = as_str(author.get("did"))
     profile = handle or (did if _DID.fullmatch(did) else match["repo"])
-    raw_text = _str(record.get("text"))
+    raw_text = as_str(record.get("text"))
     body_html, facet_tags = _render(raw_text, record.get("facets"))
     text = clean_text(raw_text)
-    extra_tags = _items(record.get("tags"))
+    extra_tags = as_array(record.get("tags"))
     hashtags = unique(
         [normalise_tag(tag) for tag in facet_tags + extra_tags if isinstance(tag, str)]
         + list(extract_hashtags(text))
@@ -576,10 +561,10 @@ def _render(text: str, facets: Any) -> tuple[str, list[str]]:
     data = text.encode("utf-8")
     spans: list[tuple[int, int, str]] = []
     tags: list[str] = []
-    for facet in _items(facets):
+    for facet in as_array(facets):
         if not isinstance(facet, dict) or not isinstance(facet.get("features"), list):
             continue
-        index = _obj(facet.get("index"))
+        index = as_object(facet.get("index"))
         href = None
         for feature in facet["features"]:
             if not isinstance(feature, dict):
@@ -630,7 +615,7 @@ def _labels(*sources: Any) -> list[str]:
     for source in sources:
         if isinstance(source, dict):  # a record's selfLabels object
             source = source.get("values")
-        for label in _items(source):
+        for label in as_array(source):
             if isinstance(label, dict) and isinstance(label.get("val"), str):
                 (negated if label.get("neg") is True else applied).add(label["val"])
     return sorted((applied - negated) & SENSITIVE_LABELS)
@@ -667,7 +652,7 @@ def _media(embed: Any, sensitive: bool) -> list[Media]:
     else:
         return []
     media: list[Media] = []
-    for item in _items(items):
+    for item in as_array(items):
         url = http_url(item.get("fullsize")) if isinstance(item, dict) else None
         if url is None:
             continue

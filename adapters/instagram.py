@@ -202,10 +202,7 @@ class InstagramAdapter(Adapter):
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
-        self.base = (config.get("INSTAGRAM_API_BASE", "").strip() or DEFAULT_API_BASE).rstrip("/")
-        url = httpx.URL(self.base)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError(f"INSTAGRAM_API_BASE: {self.base!r} is not an http(s) base URL")
+        self.base = self.base_url("INSTAGRAM_API_BASE", DEFAULT_API_BASE)
         self.user_id = config["INSTAGRAM_USER_ID"].strip()
         if not (self.user_id.isascii() and self.user_id.isdigit()):
             raise ConfigError(

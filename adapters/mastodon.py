@@ -26,7 +26,6 @@ import httpx
 from adapters.base import (
     Adapter,
     Author,
-    ConfigError,
     Engagement,
     FetchedPost,
     MalformedResponse,
@@ -36,6 +35,7 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    checked_base_url,
 )
 from adapters.http import HttpClient, decode_json
 from adapters.text import (
@@ -94,11 +94,11 @@ class MastodonAdapter(Adapter):
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
         raw = config.get("MASTODON_INSTANCES", "").strip() or DEFAULT_INSTANCE
-        self.instances = [item.strip().rstrip("/") for item in raw.split(",") if item.strip()]
-        for instance in self.instances:
-            url = httpx.URL(instance)
-            if url.scheme not in ("http", "https") or not url.host:
-                raise ConfigError(f"MASTODON_INSTANCES: {instance!r} is not an http(s) base URL")
+        self.instances = [
+            checked_base_url("MASTODON_INSTANCES", item.strip())
+            for item in raw.split(",")
+            if item.strip()
+        ]
         token = config.get("MASTODON_ACCESS_TOKEN", "").strip()
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
 

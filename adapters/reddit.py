@@ -54,6 +54,7 @@ from adapters.http import HttpClient, decode_json, seconds_reset_reader
 from adapters.text import (
     as_count,
     as_id,
+    as_object,
     clean_text,
     extract_hashtags,
     http_url,
@@ -124,8 +125,8 @@ class RedditAdapter(Adapter):
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
-        self.api_base = _base_url(config, "REDDIT_API_BASE", DEFAULT_API_BASE)
-        self.auth_base = _base_url(config, "REDDIT_AUTH_BASE", DEFAULT_AUTH_BASE)
+        self.api_base = self.base_url("REDDIT_API_BASE", DEFAULT_API_BASE)
+        self.auth_base = self.base_url("REDDIT_AUTH_BASE", DEFAULT_AUTH_BASE)
         self.client_id = config["REDDIT_CLIENT_ID"].strip()
         self._secret = config["REDDIT_CLIENT_SECRET"].strip()
         self.user_agent = config["REDDIT_USER_AGENT"].strip()
@@ -504,14 +505,6 @@ class _BackfillPosition:
         return json.dumps({"after": self.after, "oldest": self.oldest, "listed": self.listed})
 
 
-def _base_url(config: Mapping[str, str], key: str, default: str) -> str:
-    value = config.get(key, "").strip() or default
-    url = httpx.URL(value)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(f"{key}: {value!r} is not an http(s) base URL")
-    return value.rstrip("/")
-
-
 def _utc(epoch: float) -> str:
     return f"{datetime.fromtimestamp(epoch, UTC):%Y-%m-%d %H:%M} UTC"
 
@@ -652,22 +645,18 @@ def _media_url(value: Any) -> str | None:
     return http_url(html.unescape(value)) if isinstance(value, str) else None
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _media(data: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:
     """Gallery images, else a hosted video or image, else the link's preview image."""
     gallery = _gallery(data, sensitive)
     if gallery:
         return gallery
-    images = _dict(data.get("preview")).get("images")
-    first = _dict(images[0]) if isinstance(images, list) and images else {}
-    source = _dict(first.get("source"))
+    images = as_object(data.get("preview")).get("images")
+    first = as_object(images[0]) if isinstance(images, list) and images else {}
+    source = as_object(first.get("source"))
     preview_url = _media_url(source.get("url"))
     width, height = as_count(source.get("width")), as_count(source.get("height"))
     preview_key = as_id(first.get("id"))
-    video = _dict(_dict(data.get("secure_media") or data.get("media")).get("reddit_video"))
+    video = as_object(as_object(data.get("secure_media") or data.get("media")).get("reddit_video"))
     video_url = _media_url(video.get("fallback_url"))
     if video_url:
         return (
@@ -711,16 +700,16 @@ def _media(data: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:
 
 def _gallery(data: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:
     """Images of a gallery post, in the order of ``gallery_data`` with its captions."""
-    items = _dict(data.get("gallery_data")).get("items")
-    metadata = _dict(data.get("media_metadata"))
+    items = as_object(data.get("gallery_data")).get("items")
+    metadata = as_object(data.get("media_metadata"))
     found: list[Media] = []
     for item in items if isinstance(items, list) else []:
-        item = _dict(item)
+        item = as_object(item)
         media_id = as_id(item.get("media_id"))
-        meta = _dict(metadata.get(media_id)) if media_id else {}
+        meta = as_object(metadata.get(media_id)) if media_id else {}
         if meta.get("status") != "valid":
             continue
-        largest = _dict(meta.get("s"))
+        largest = as_object(meta.get("s"))
         animated = meta.get("e") == "AnimatedImage"
         url = _media_url(largest.get("gif") or largest.get("mp4") if animated else largest.get("u"))
         if url is None:

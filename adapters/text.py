@@ -133,6 +133,21 @@ def as_id(value: Any) -> str | None:
     return None
 
 
+def as_object(value: Any) -> dict[str, Any]:
+    """A JSON object from a payload, or an empty one for anything else."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_array(value: Any) -> list[Any]:
+    """A JSON array from a payload, or an empty one for anything else."""
+    return value if isinstance(value, list) else []
+
+
+def as_str(value: Any) -> str:
+    """A JSON string from a payload, or '' for anything else."""
+    return value if isinstance(value, str) else ""
+
+
 def http_url(value: Any) -> str | None:
     """An http(s) URL from a payload, or None: other schemes are never kept."""
     if isinstance(value, str) and value.lower().startswith(("https://", "http://")):

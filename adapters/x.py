@@ -54,7 +54,10 @@ from adapters.base import (
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader
 from adapters.text import (
+    as_array,
     as_count,
+    as_object,
+    as_str,
     clean_text,
     extract_hashtags,
     http_url,
@@ -107,21 +110,6 @@ _reset_reader = epoch_reset_reader("x-rate-limit-reset")
 
 #: A lower bound of a search: a post id (``since_id``) or a time (``start_time``).
 Lower = str | datetime
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    """A JSON object from a payload, or an empty one for anything else."""
-    return value if isinstance(value, dict) else {}
-
-
-def _items(value: Any) -> list[Any]:
-    """A JSON array from a payload, or an empty one for anything else."""
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str:
-    """A JSON string from a payload, or '' for anything else."""
-    return value if isinstance(value, str) else ""
 
 
 def _iso(moment: datetime) -> str:
@@ -203,10 +191,7 @@ class XAdapter(Adapter):
         if any(ch.isspace() for ch in token) or not token.isprintable():
             raise ConfigError("X_BEARER_TOKEN: the token must be one line without spaces")
         self._headers = {"Authorization": f"Bearer {token}"}
-        self.base = (config.get("X_API_BASE", "").strip() or DEFAULT_API_BASE).rstrip("/")
-        url = httpx.URL(self.base)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError(f"X_API_BASE: {self.base!r} is not an http(s) base URL")
+        self.base = self.base_url("X_API_BASE", DEFAULT_API_BASE)
 
     # --- polling -----------------------------------------------------------------
 
@@ -337,7 +322,7 @@ class XAdapter(Adapter):
             if oldest is not None and (reached is None or int(oldest) < int(reached)):
                 reached = oldest
             posts, skipped = _normalise_page(body, wanted)
-            meta = _obj(body.get("meta"))
+            meta = as_object(body.get("meta"))
             token = meta.get("next_token")
             next_token = token if isinstance(token, str) and token else None
             finished = next_token is None or not fresh
@@ -403,7 +388,7 @@ class XAdapter(Adapter):
             if (tid := _valid_id(tweet.get("id"))) in ids
         }
         in_doubt: dict[str, str] = {}
-        errors = _items(body.get("errors"))
+        errors = as_array(body.get("errors"))
         for problem in errors:
             if not isinstance(problem, dict):
                 continue
@@ -509,7 +494,7 @@ def _problem(response: httpx.Response) -> str:
         clean_text(body.get(key), 300)
         for key in ("reason", "title", "detail", "required_enrollment")
     ]
-    errors = _items(body.get("errors"))
+    errors = as_array(body.get("errors"))
     parts += [clean_text(e.get("message"), 300) for e in errors[:3] if isinstance(e, dict)]
     return "; ".join(part for part in parts if part) or f"HTTP {response.status_code}"
 
@@ -535,7 +520,7 @@ def _history(tweet: Mapping[str, Any]) -> list[str]:
     """The edit chain, oldest first; a post never edited is its own chain."""
     own = _valid_id(tweet.get("id"))
     raw = tweet.get("edit_history_tweet_ids")
-    chain = [tid for tid in _items(raw) if _valid_id(tid)]
+    chain = [tid for tid in as_array(raw) if _valid_id(tid)]
     if own and own not in chain:
         chain.append(own)
     return chain
@@ -577,11 +562,11 @@ def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> Fe
     original = chain[0]
     edited_at = created if original != post_id else None
     created_at = (snowflake_time(original) or created) if edited_at else created
-    users = _items(includes.get("users"))
+    users = as_array(includes.get("users"))
     user = next((u for u in users if isinstance(u, dict) and u.get("id") == author_id), {})
-    username = _str(user.get("username"))
+    username = as_str(user.get("username"))
     username = username if _USERNAME.fullmatch(username) else ""
-    note = _obj(tweet.get("note_tweet"))
+    note = as_object(tweet.get("note_tweet"))
     raw_text = note.get("text") if isinstance(note.get("text"), str) else tweet.get("text")
     text = clean_text(html.unescape(raw_text) if isinstance(raw_text, str) else "")
     hashtags = unique(
@@ -589,8 +574,8 @@ def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> Fe
         + list(extract_hashtags(text))
     )
     sensitive = tweet.get("possibly_sensitive") is True
-    attachments = _obj(tweet.get("attachments"))
-    metrics = _obj(tweet.get("public_metrics"))
+    attachments = as_object(tweet.get("attachments"))
+    metrics = as_object(tweet.get("public_metrics"))
     shares = as_count(metrics.get("retweet_count"))
     return FetchedPost(
         platform="x",
@@ -624,17 +609,17 @@ def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> Fe
 
 
 def _entity_tags(holder: Mapping[str, Any]) -> list[str]:
-    entities = _obj(holder.get("entities"))
-    tags = _items(entities.get("hashtags"))
+    entities = as_object(holder.get("entities"))
+    tags = as_array(entities.get("hashtags"))
     return [t["tag"] for t in tags if isinstance(t, dict) and isinstance(t.get("tag"), str)]
 
 
 def _media(keys: Any, includes: Mapping[str, Any], sensitive: bool) -> list[Media]:
     """The post's attachments from ``includes.media``, in the post's order."""
-    listed = _items(includes.get("media"))
+    listed = as_array(includes.get("media"))
     by_key = {m["media_key"]: m for m in listed if isinstance(m, dict) and "media_key" in m}
     media: list[Media] = []
-    for key in _items(keys):
+    for key in as_array(keys):
         item = by_key.get(key) if isinstance(key, str) else None
         kind = _MEDIA_KINDS.get(str(item.get("type"))) if item else None
         if item is None or kind is None:
@@ -663,7 +648,7 @@ def _best_video(variants: Any) -> str | None:
     """The highest-bitrate MP4 of a video or GIF (HLS playlists cannot be pinned)."""
     mp4 = [
         (as_count(v.get("bit_rate")) or 0, url)
-        for v in _items(variants)
+        for v in as_array(variants)
         if isinstance(v, dict)
         and v.get("content_type") == "video/mp4"
         and (url := http_url(v.get("url")))

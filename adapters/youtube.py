@@ -200,10 +200,7 @@ class YouTubeAdapter(Adapter):
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
-        self.base = (config.get("YOUTUBE_API_BASE", "").strip() or DEFAULT_API_BASE).rstrip("/")
-        url = httpx.URL(self.base)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError(f"YOUTUBE_API_BASE: {self.base!r} is not an http(s) base URL")
+        self.base = self.base_url("YOUTUBE_API_BASE", DEFAULT_API_BASE)
         raw_quota = config.get("YOUTUBE_DAILY_QUOTA", "").strip() or str(DEFAULT_DAILY_QUOTA)
         if not (raw_quota.isascii() and raw_quota.isdigit()) or int(raw_quota) < MIN_DAILY_QUOTA:
             raise ConfigError(
