@@ -34,6 +34,10 @@ from monitor.services.sources import (
 
 log = logging.getLogger("monitor.poll")
 
+#: No platform asks for more than a day (YouTube's quota day is the longest); a
+#: stored wait beyond that can only come from the clock jumping back, so it is ignored.
+MAX_RATE_LIMIT_WAIT = timedelta(hours=25)
+
 
 @dataclasses.dataclass(slots=True)
 class PollSummary:
@@ -68,7 +72,7 @@ def poll_target(
         with session_scope(engine) as session:
             source = ensure_source(session, adapter.name, target)
             source_id, cursor, retry_at = source.id, source.cursor, source.retry_at
-            if retry_at is not None and retry_at > started:
+            if retry_at is not None and started < retry_at <= started + MAX_RATE_LIMIT_WAIT:
                 summary.ok = False
                 summary.error = f"rate limited until {retry_at:%Y-%m-%d %H:%M} UTC"
                 return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -198,3 +199,19 @@ def test_a_rate_limited_source_waits_until_its_reset(
     assert not first.ok and not second.ok
     assert second.error is not None and second.error.startswith("rate limited until")
     assert mastodon.server.hits() == requests  # no request while waiting
+
+
+def test_a_clock_jumping_back_does_not_silence_a_source_for_days(
+    sqlite_engine: Engine, settings: Settings, mastodon: FakeMastodon
+) -> None:
+    mastodon.add_many(2)
+    [first] = poll_all(engine=sqlite_engine, settings=settings, tag="CEADAY21")
+    with Session(sqlite_engine) as session:
+        source = session.exec(select(Source).where(Source.key == first.source)).one()
+        # Set while the clock was three days ahead, then the clock was corrected.
+        source.retry_at = datetime.now(UTC) + timedelta(days=3)
+        session.add(source)
+        session.commit()
+    mastodon.add_many(3)
+    [again] = poll_all(engine=sqlite_engine, settings=settings, tag="CEADAY21")
+    assert again.ok and again.new == 3
