@@ -184,6 +184,9 @@ def test_send_reports_a_refused_login_in_one_line(
 
     assert code == 2
     assert err.startswith("error: digest not sent: SMTP 535") and err.count("\n") == 1
+    code, out, _ = run(["status"])
+    assert code == 0
+    assert out.startswith("digest for 2021-03-18: NOT SENT: digest not sent: SMTP 535")
 
 
 def test_preview_out_to_a_missing_folder_fails_with_one_line(

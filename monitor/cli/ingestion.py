@@ -14,6 +14,7 @@ from monitor.cli._common import echo, load, open_engine, when
 from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.services.backfill import backfill_target
+from monitor.services.mail import last_digest_send
 from monitor.services.polling import PollSummary, describe_summary, poll_all
 from monitor.services.refresh import describe_refresh, refresh_all
 from monitor.services.sources import configured_platforms, list_sources, source_key
@@ -44,6 +45,12 @@ def status() -> None:
     engine = open_engine(settings)
     with session_scope(engine) as session:
         sources = list_sources(session)
+        digest = last_digest_send(session)
+        if digest is not None:
+            outcome = "sent" if digest.status == "sent" else f"NOT SENT: {digest.error}"
+            echo(
+                f"digest for {digest.day.isoformat()}: {outcome} ({when(digest.sent_at, settings)})"
+            )
         if not sources:
             echo("No source has been polled yet: run `hashtag-monitor poll`.")
             return

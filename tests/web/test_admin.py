@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor.config import Settings
-from monitor.models import ModerationEvent, ModerationRule, User
+from monitor.models import DigestSend, ModerationEvent, ModerationRule, User
 from monitor.services.app_settings import gallery_paused
 from monitor.services.moderation import reject_reasons
 from monitor.web.app import create_app
@@ -220,3 +221,23 @@ def test_the_audit_log_pages_and_filters(sqlite_engine: Engine, admin: TestClien
         assert response.status_code == 200, query
         assert "<b><b>" not in response.text
     assert admin.get("/admin/audit?actor=" + "a" * 500).status_code == 422
+
+
+def test_the_admin_page_shows_a_failed_digest_with_its_reason(
+    sqlite_engine: Engine, admin: TestClient
+) -> None:
+    assert "No digest has been sent yet." in admin.get("/admin").text
+    with Session(sqlite_engine) as session:
+        session.add(
+            DigestSend(
+                day=date(2021, 3, 18),
+                sent_at=datetime(2021, 3, 19, 8, tzinfo=UTC),
+                recipients="vrn@example.org",
+                status="failed",
+                error="SMTP 535 <b>bad</b> credentials",
+            )
+        )
+        session.commit()
+    page = admin.get("/admin").text
+    assert "The digest for 2021-03-18 was not sent" in page
+    assert "SMTP 535 &lt;b&gt;bad&lt;/b&gt; credentials" in page

@@ -18,6 +18,7 @@ from monitor.errors import UserError
 from monitor.models import Role
 from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
 from monitor.services.audit import audit_log
+from monitor.services.mail import last_digest_send
 from monitor.services.moderation import reject_reasons, set_reject_reasons
 from monitor.services.rules import (
     DETECTORS,
@@ -79,6 +80,7 @@ def admin_page(
             "detectors": DETECTORS,
             "reasons": reject_reasons(session),
             "paused": gallery_paused(session),
+            "last_digest": last_digest_send(session),
             "messages": pop_flash(session=session, request_session=request.state.web_session),
         },
         headers={"Cache-Control": "no-store"},
