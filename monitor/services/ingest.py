@@ -43,15 +43,20 @@ SYSTEM_ACTOR = "system"
 class IngestResult:
     new: int = 0
     updated: int = 0
-    edited: int = 0
     #: Ids of the posts that were inserted, for rules and notifications downstream.
     new_ids: list[int] = dataclasses.field(default_factory=list)
+    #: Ids of the posts whose content changed at source: the rules look at them again.
+    edited_ids: list[int] = dataclasses.field(default_factory=list)
+
+    @property
+    def edited(self) -> int:
+        return len(self.edited_ids)
 
     def add(self, other: IngestResult) -> None:
         self.new += other.new
         self.updated += other.updated
-        self.edited += other.edited
         self.new_ids.extend(other.new_ids)
+        self.edited_ids.extend(other.edited_ids)
 
 
 def content_hash(post: FetchedPost) -> str:
@@ -105,8 +110,7 @@ def _record_chunk(session: Session, posts: list[FetchedPost], now: datetime) -> 
             existing.update(_load_existing(session, raced))
             seen.extend(raced)
     if seen:
-        updated, edited = _update_seen(session, seen, existing, now)
-        result.updated, result.edited = updated, edited
+        result.updated, result.edited_ids = _update_seen(session, seen, existing, now)
     return result
 
 
@@ -288,13 +292,15 @@ def _update_seen(
     posts: list[FetchedPost],
     existing: dict[tuple[str, str], Any],
     now: datetime,
-) -> tuple[int, int]:
+) -> tuple[int, list[int]]:
+    """Update what was stored before; returns how many got new counts, and the edited ids."""
     table = Post.__table__
     ids = [existing[(p.platform, p.external_id)].id for p in posts]
     session.execute(sa.update(table).where(table.c.id.in_(ids)).values(last_seen_at=now))
     _add_missing_hashtags(session, posts, existing)
 
-    updated = edited = 0
+    updated = 0
+    edited: list[int] = []
     snapshots: list[dict[str, Any]] = []
     unchanged: list[tuple[int, FetchedPost]] = []
     for post in posts:
@@ -306,7 +312,7 @@ def _update_seen(
             updated += 1
         if content_hash(post) != row.content_hash and row.status != PostStatus.REMOVED:
             apply_edit(session, row, post, now)
-            edited += 1
+            edited.append(row.id)
         else:
             unchanged.append((row.id, post))
     if snapshots:

@@ -25,6 +25,7 @@ from monitor.db import describe_db_error, session_scope
 from monitor.models import ModerationEvent, Post, PostStatus, utcnow
 from monitor.services.ingest import SYSTEM_ACTOR, record_posts
 from monitor.services.media import erase_after_commit
+from monitor.services.rules import apply_ingest_rules
 from monitor.services.sources import configured_platforms
 
 log = logging.getLogger("monitor.refresh")
@@ -134,6 +135,8 @@ def _refresh_batch(
     ids_by_ref = {row.ref: row.id for row in batch}
     with session_scope(engine) as session:
         ingested = record_posts(session=session, posts=list(result.posts), now=now)
+        # New words at source (a phone number added, a school named) are checked again.
+        apply_ingest_rules(session=session, post_ids=ingested.edited_ids)
         gone = [ids_by_ref[ref] for ref in result.deleted if ref in ids_by_ref]
         removed = mark_removed(session, gone, now)
         if removed or ingested.edited:

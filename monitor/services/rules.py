@@ -214,7 +214,8 @@ class RulesOutcome:
 
 
 def apply_ingest_rules(*, session: Session, post_ids: Sequence[int]) -> RulesOutcome:
-    """Run the enabled rules on new posts in the caller's transaction; audit each action."""
+    """Run the enabled rules on new or edited posts in the caller's transaction; audit each
+    action."""
     outcome = RulesOutcome()
     if not post_ids:
         return outcome
@@ -235,7 +236,10 @@ def apply_ingest_rules(*, session: Session, post_ids: Sequence[int]) -> RulesOut
             outcome.rejected += 1
             continue
         post.flagged = True
-        post.flag_reasons = [*(post.flag_reasons or []), *(m.label for m in found)]
+        # A post checked again after an edit keeps each reason once.
+        post.flag_reasons = list(
+            dict.fromkeys([*(post.flag_reasons or []), *(m.label for m in found)])
+        )
         session.add(post)
         for match in found:
             session.add(_rule_event(post, match, "flag", now, to_status=post.status))

@@ -256,6 +256,9 @@ def test_refresh_updates_engagement_and_catches_edits_and_deletions(
         assert by_uri[liked["uri"]].likes == 12
         assert by_uri[edited["uri"]].status == PostStatus.PENDING
         assert "07700" in by_uri[edited["uri"]].text
+        # The number added by the edit is caught by the personal-data rule, as a new post would be.
+        assert by_uri[edited["uri"]].flagged
+        assert any("phone" in reason for reason in by_uri[edited["uri"]].flag_reasons or [])
         assert by_uri[deleted["uri"]].status == PostStatus.REMOVED
         actions = {e.action for e in session.exec(select(ModerationEvent))}
     assert {"edited_at_source", "deleted_at_source"} <= actions
