@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.config import Settings
 from monitor.db import create_db_engine
@@ -66,6 +68,20 @@ def create_app(
     app.include_router(sources_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(stats_routes.router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def error_page(request: Request, exc: StarletteHTTPException) -> Response:
+        """People in a browser get a page that explains; scripts keep the JSON answer."""
+        wants_page = "text/html" in request.headers.get("accept", "")
+        if exc.status_code < 400 or not wants_page:
+            return await http_exception_handler(request, exc)
+        return app.state.templates.TemplateResponse(
+            request,
+            "error.html",
+            {"title": f"Error {exc.status_code}", "status": exc.status_code, "detail": exc.detail},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     @app.middleware("http")
     async def security_headers(

@@ -85,3 +85,12 @@ def test_x_frame_options_is_left_to_routes_that_set_their_own_policy(client: Tes
     embed = client.get("/gallery/embed")
     assert "frame-ancestors 'self'" in embed.headers["content-security-policy"]
     assert "x-frame-options" not in embed.headers
+
+
+def test_errors_are_pages_for_browsers_and_json_for_scripts(client: TestClient) -> None:
+    page = client.get("/no/such/page", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in page.text and 'lang="en-GB"' in page.text
+    assert "set-cookie" not in page.headers
+    script = client.get("/no/such/page")
+    assert script.status_code == 404 and script.json() == {"detail": "Not Found"}
