@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -32,6 +33,9 @@ class LeaderLock:
         self.engine = engine
         self._connection: Connection | None = None
         self._file: IO[str] | None = None
+        # Attempts may come from two threads at once (the election job and a caller);
+        # the second must see the first one's lock, not compete with it.
+        self._attempt = threading.Lock()
 
     @property
     def held(self) -> bool:
@@ -39,11 +43,12 @@ class LeaderLock:
 
     def try_acquire(self) -> bool:
         """One non-blocking attempt; True if this process is (now) the leader."""
-        if self.held:
-            return True
-        if self.engine.dialect.name == "postgresql":
-            return self._try_advisory_lock()
-        return self._try_file_lock()
+        with self._attempt:
+            if self.held:
+                return True
+            if self.engine.dialect.name == "postgresql":
+                return self._try_advisory_lock()
+            return self._try_file_lock()
 
     def still_held(self) -> bool:
         """False when the connection holding the advisory lock died (a database restart)."""
@@ -76,6 +81,10 @@ class LeaderLock:
             return False
 
     def release(self) -> None:
+        with self._attempt:
+            self._release()
+
+    def _release(self) -> None:
         if self._connection is not None:
             try:
                 self._connection.close()

@@ -49,6 +49,7 @@ class Monitor:
         self._resources = ExitStack()
         self._platforms: list[ConfiguredPlatform] = []
         self._work_job_ids: list[str] = []
+        self._in_flight: set[asyncio.Future[None]] = set()
 
     @property
     def leader_state(self) -> str:
@@ -162,13 +163,20 @@ class Monitor:
             next_run_time=first_run + timedelta(seconds=min(interval, 120)),
         )
 
+    async def _in_thread(self, func: Callable[..., object], **kwargs: Any) -> None:
+        """Run blocking work in a worker thread, tracked so shutdown can let it finish."""
+        work = asyncio.ensure_future(asyncio.to_thread(func, **kwargs))
+        self._in_flight.add(work)
+        work.add_done_callback(self._in_flight.discard)
+        await work
+
     async def _refresh(self, adapter: Adapter) -> None:
-        await asyncio.to_thread(
+        await self._in_thread(
             refresh_platform, engine=self.engine, adapter=adapter, settings=self.settings
         )
 
     async def _purge(self) -> None:
-        await asyncio.to_thread(self._purge_now)
+        await self._in_thread(self._purge_now)
 
     def _purge_now(self) -> None:
         with session_scope(self.engine) as session:
@@ -176,12 +184,20 @@ class Monitor:
         log.info("retention: deleted %s", counts or "nothing")
 
     async def _poll(self, adapter: Adapter, target: Target) -> None:
-        await asyncio.to_thread(
+        await self._in_thread(
             poll_target, engine=self.engine, adapter=adapter, target=target, settings=self.settings
         )
 
     async def _send_digest(self) -> None:
-        await asyncio.to_thread(send_due_digest, engine=self.engine, settings=self.settings)
+        await self._in_thread(send_due_digest, engine=self.engine, settings=self.settings)
+
+    async def drain(self, timeout: float) -> None:
+        """Start no new work and give the work under way ``timeout`` seconds to finish,
+        so a restart does not cut a poll off mid-request and record a false failure."""
+        if self.scheduler.running:
+            self.scheduler.pause()
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=timeout)
 
     def shutdown(self) -> None:
         if self.scheduler.running:

@@ -51,6 +51,7 @@ def create_app(
             yield
         finally:
             if monitor is not None:
+                await monitor.drain(timeout=settings.http_timeout_seconds * 2)
                 monitor.shutdown()
 
     app = FastAPI(title="hashtag-monitor", lifespan=lifespan, docs_url=None, redoc_url=None)

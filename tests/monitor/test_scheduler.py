@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from monitor.config import Settings
 from monitor.models import Post
 from monitor.scheduler import Monitor
+from monitor.services.sources import list_sources
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import FakeServer
 
@@ -85,22 +86,49 @@ def test_only_one_monitor_leads_and_a_follower_takes_over(
 ) -> None:
     settings = configure(MASTODON_INSTANCES=mastodon.url, HASHTAGS="CEADAY21")
 
-    async def scenario() -> tuple[str, str, int, int, str]:
-        first = Monitor(engine=sqlite_engine, settings=settings)
-        second = Monitor(engine=sqlite_engine, settings=settings)
-        first.start()
-        second.start()
-        await first._elect()
-        await second._elect()
-        states = (first.leader_state, second.leader_state)
-        work = (len(first._work_job_ids), len(second._work_job_ids))
-        first.shutdown()  # the leader goes away
-        await second._elect()
-        taken_over = second.leader_state
-        second.shutdown()
-        return (*states, *work, taken_over)
+    async def scenario() -> tuple[list[str], list[int], str]:
+        monitors = [Monitor(engine=sqlite_engine, settings=settings) for _ in range(2)]
+        for monitor in monitors:
+            monitor.start()
+        for monitor in monitors:
+            await monitor._elect()
+        states = [monitor.leader_state for monitor in monitors]
+        work = [len(monitor._work_job_ids) for monitor in monitors]
+        leader = monitors[states.index("leader")] if "leader" in states else monitors[0]
+        follower = monitors[1] if leader is monitors[0] else monitors[0]
+        leader.shutdown()  # the leader goes away
+        await follower._elect()
+        taken_over = follower.leader_state
+        follower.shutdown()
+        return states, work, taken_over
 
-    first_state, second_state, first_jobs, second_jobs, taken_over = asyncio.run(scenario())
-    assert (first_state, second_state) == ("leader", "follower")
-    assert first_jobs > 0 and second_jobs == 0
+    states, work, taken_over = asyncio.run(scenario())
+    assert sorted(states) == ["follower", "leader"]
+    assert sorted(work)[0] == 0 and sorted(work)[1] > 0  # only the leader has work
     assert taken_over == "leader"
+
+
+def test_shutdown_lets_the_polls_under_way_finish(
+    sqlite_engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
+) -> None:
+    settings = configure(MASTODON_INSTANCES=mastodon.url, HASHTAGS="CEADAY21")
+    mastodon.add_many(2)
+    mastodon.server.fail("hang", seconds=0.5)  # the poll is slow, not failing
+
+    async def scenario() -> bool:
+        monitor = Monitor(engine=sqlite_engine, settings=settings)
+        monitor.start()
+        await monitor._elect()
+        [job] = [j for j in monitor.scheduler.get_jobs() if j.id.startswith("poll")]
+        polling = asyncio.create_task(monitor._poll(*job.args))
+        await asyncio.sleep(0.1)
+        await monitor.drain(timeout=30)
+        finished = polling.done()
+        monitor.shutdown()
+        return finished
+
+    assert asyncio.run(scenario())
+    with Session(sqlite_engine) as session:
+        assert len(list(session.exec(select(Post)))) == 2
+        [source] = list_sources(session)
+    assert source.failures_in_row == 0 and source.last_error is None
