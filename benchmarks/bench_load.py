@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,17 +35,12 @@ from monitor.services.moderation import decide
 from monitor.services.users import add_user
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import FakeServer
+from tests.processes import CLI, free_port
 
 CLIENTS = 200
 SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "30"))
 POSTS = 20_000
 OK_STATUSES = {200, 304}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _hammer(base: str, paths: list[str], seconds: float) -> tuple[int, int, list[float]]:
@@ -113,7 +107,7 @@ def main() -> None:
         server = FakeServer().start()
         mastodon = FakeMastodon(server)
         mastodon.add_many(20)
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "DATABASE_URL": url,
@@ -127,7 +121,7 @@ def main() -> None:
         }
         os.environ.update({k: env[k] for k in ("DATABASE_URL", "DATA_DIR", "MEDIA_DIR")})
         process = subprocess.Popen(
-            [sys.executable, "-c", "from monitor.cli import main; main()", "run"],
+            [*CLI, "run"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -8,7 +8,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 
 from monitor.demo.runner import demo_settings, run_demo
 from monitor.errors import UserError
+from tests.processes import CLI
 from tests.web.auth_helpers import csrf_token, login
 
 DEADLINE_S = 60
@@ -36,7 +36,7 @@ class DemoProcess:
         self.tmpdir.mkdir()
         env = {**os.environ, "TMPDIR": str(self.tmpdir)}
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from monitor.cli import main; main()", "demo", *args],
+            [*CLI, "demo", *args],
             cwd=workdir,
             env=env,
             stdout=subprocess.PIPE,

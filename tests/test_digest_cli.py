@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 from monitor.cli import main
 from monitor.config import Settings
 from tests.monitor.test_digest import DAY, SCRIPT_TEXT, build_scenario
-from tests.monitor.test_mail import FROM, TO, SmtpCapture, free_port
+from tests.monitor.test_mail import FROM, TO, SmtpCapture
+from tests.processes import free_port
 
 Run = Callable[..., tuple[int, str, str]]
 

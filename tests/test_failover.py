@@ -4,36 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
 
 from tests.fakes.mastodon import FakeMastodon
-
-DEADLINE_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until(check: object, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}")
+from tests.processes import CLI, free_port, wait_until
 
 
 def _leader(port: int) -> str:
@@ -53,19 +31,19 @@ def test_leader_dies_and_the_follower_carries_on_polling(
         "POLL_INTERVAL_SECONDS": "10",
         "DATA_DIR": str(tmp_path),
     }
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     processes = []
     for port in ports:
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-c", "from monitor.cli import main; main()", "run"],
+                [*CLI, "run"],
                 env={**env, "PORT": str(port)},
                 cwd=tmp_path,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
         )
-        _wait_until(lambda port=port: _leader(port) in ("leader", "follower"), "an election")
+        wait_until(lambda port=port: _leader(port) in ("leader", "follower"), "an election")
     engine = sa.create_engine(db_url)
 
     def stored() -> int:
@@ -75,14 +53,14 @@ def test_leader_dies_and_the_follower_carries_on_polling(
     try:
         roles = [_leader(port) for port in ports]
         assert sorted(roles) == ["follower", "leader"]
-        _wait_until(lambda: stored() == 3, "the leader's first poll")
+        wait_until(lambda: stored() == 3, "the leader's first poll")
         leader = roles.index("leader")
         follower = 1 - leader
         processes[leader].send_signal(signal.SIGKILL)
         processes[leader].wait(timeout=10)
         mastodon.add_many(4)
-        _wait_until(lambda: _leader(ports[follower]) == "leader", "the follower to take over")
-        _wait_until(lambda: stored() == 7, "the new leader to poll")
+        wait_until(lambda: _leader(ports[follower]) == "leader", "the follower to take over")
+        wait_until(lambda: stored() == 7, "the new leader to poll")
         with engine.connect() as connection:
             distinct = connection.execute(
                 sa.text("SELECT count(DISTINCT external_id) FROM posts")

@@ -4,47 +4,25 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
 
 from tests.fakes.mastodon import FakeMastodon
-
-STARTUP_DEADLINE_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.processes import CLI, free_port, wait_until
 
 
 def _start(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", "from monitor.cli import main; main()", "run"],
+        [*CLI, "run"],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-
-
-def _wait_until(check: object, what: str) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE_S
-    while time.monotonic() < deadline:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except (httpx.HTTPError, sa.exc.OperationalError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def _stop(process: subprocess.Popen[str]) -> str:
@@ -57,7 +35,7 @@ def test_run_creates_schema_prints_admin_once_polls_and_serves(
     tmp_path: Path, mastodon: FakeMastodon
 ) -> None:
     mastodon.add_many(5)
-    port = _free_port()
+    port = free_port()
     database = tmp_path / "data" / "monitor.db"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MASTODON", "DATABASE"))},
@@ -77,8 +55,8 @@ def test_run_creates_schema_prints_admin_once_polls_and_serves(
 
     process = _start(env, tmp_path)
     try:
-        _wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, "/healthz")
-        _wait_until(lambda: stored_posts() == 5, "the first poll")
+        wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, "/healthz")
+        wait_until(lambda: stored_posts() == 5, "the first poll")
         ready = httpx.get(f"{base}/readyz").json()
         home = httpx.get(f"{base}/")
     finally:
@@ -90,7 +68,7 @@ def test_run_creates_schema_prints_admin_once_polls_and_serves(
 
     process = _start(env, tmp_path)
     try:
-        _wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, "/healthz again")
+        wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, "/healthz again")
     finally:
         second_output = _stop(process)
     assert "one-time password" not in second_output

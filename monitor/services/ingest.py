@@ -199,15 +199,15 @@ def author_hash(platform: str, handle: str) -> str:
 
 def _erased_authors(session: Session, posts: list[FetchedPost]) -> set[FetchedPost]:
     """The posts whose author asked to be erased before: they must be looked at again."""
-    hashes = {author_hash(p.platform, p.author.handle): p for p in posts}
+    keys = {p: (p.platform, author_hash(p.platform, p.author.handle)) for p in posts}
     table = ErasedAuthor.__table__
     found = session.execute(
         sa.select(table.c.platform, table.c.handle_hash).where(
-            table.c.handle_hash.in_(list(hashes))
+            table.c.handle_hash.in_([digest for _, digest in keys.values()])
         )
     ).all()
     matched = {(row.platform, row.handle_hash) for row in found}
-    return {p for p in posts if (p.platform, author_hash(p.platform, p.author.handle)) in matched}
+    return {post for post, key in keys.items() if key in matched}
 
 
 def _dialect_insert(session: Session) -> Any:

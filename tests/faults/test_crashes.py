@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,13 +32,14 @@ from tests.factories import make_post
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import FakeServer, Reply
 from tests.monitor.test_media import jpeg_with_gps
+from tests.processes import CLI
 
 DEADLINE_S = 60
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-c", "from monitor.cli import main; main()", *args],
+        [*CLI, *args],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

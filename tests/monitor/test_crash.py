@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from monitor.config import Settings
 from monitor.db import create_db_engine, upgrade
 from monitor.services.polling import poll_all
 from tests.fakes.mastodon import FakeMastodon
+from tests.processes import CLI
 
 DEADLINE_S = 60
 
@@ -39,7 +39,7 @@ def test_sigkill_mid_poll_then_repoll(
     mastodon.server.fail("hang", path="/api/v1/timelines/tag/", after=1, seconds=30)
 
     process = subprocess.Popen(
-        [sys.executable, "-c", "from monitor.cli import main; main()", "poll"],
+        [*CLI, "poll"],
         env={**os.environ, "HTTP_TIMEOUT_SECONDS": "60"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

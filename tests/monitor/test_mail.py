@@ -34,15 +34,10 @@ from monitor.services.mail import (
     send_due_digest,
 )
 from tests.monitor.test_digest import DAY, SCRIPT_AUTHOR, SCRIPT_TEXT, build_scenario
+from tests.processes import free_port
 
 FROM = "digest@vrn.example"
 TO = ("alice@partner.example", "bob@partner.example")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class SmtpCapture:
