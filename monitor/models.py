@@ -117,7 +117,13 @@ class PostHashtag(SQLModel, table=True):
 
 
 class MediaItem(SQLModel, table=True):
-    """An attachment as the platform describes it; pinning fills the local copy."""
+    """An attachment as the platform describes it, and our one stored copy of it.
+
+    The copy is made once, before any moderator sees the attachment (staging), and
+    the queue shows that copy; approval publishes the same files. So the public
+    sees exactly the bytes a person looked at, and a media host never gets a
+    second chance to serve something else.
+    """
 
     __tablename__ = "media"
 
@@ -136,6 +142,9 @@ class MediaItem(SQLModel, table=True):
     width: int | None = None
     height: int | None = None
     expires_at: datetime | None = _time()
+    #: The attachment's stable identity at source (its key, else its URL): an edit at source
+    #: that keeps it keeps our copy and the moderator's alt text.
+    media_key: str | None = Field(default=None, sa_type=sa.Text)
     pinned_path: str | None = Field(default=None, max_length=300)
     pin_error: str | None = Field(default=None, sa_type=sa.Text)
     #: SHA-256 of the downloaded original: pinned files are ``<hash>-<width>.jpg``.
@@ -146,6 +155,8 @@ class MediaItem(SQLModel, table=True):
     pinned_height: int | None = None
     #: A moderator said the image adds nothing a reader needs: published with empty alt.
     decorative: bool = False
+    #: The alt text (or decorative mark) is a moderator's, not the platform's.
+    alt_edited: bool = False
 
 
 class TakedownRequest(SQLModel, table=True):

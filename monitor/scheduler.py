@@ -34,6 +34,7 @@ from monitor.services.sources import (
     record_disabled,
     source_key,
 )
+from monitor.services.staging import STAGE_INTERVAL_SECONDS, stage_waiting
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -106,7 +107,8 @@ class Monitor:
             return False
 
     def _add_work_jobs(self) -> None:
-        """Register a poll job per source, a refresh job per platform, digest and retention."""
+        """Register a poll job per source, a refresh job per platform, media staging, digest
+        and retention."""
         first_run = datetime.now(self.settings.zone)
         for configured in self._platforms:
             adapter = configured.adapter
@@ -142,6 +144,14 @@ class Monitor:
         self._add(
             self._purge, "cron", hour=3, minute=30, id="retention", misfire_grace_time=6 * 3600
         )
+        self._add(
+            self._stage,
+            "interval",
+            seconds=STAGE_INTERVAL_SECONDS,
+            id="stage-media",
+            misfire_grace_time=STAGE_INTERVAL_SECONDS,
+            next_run_time=first_run,
+        )
         log.info("scheduler leader: %d job(s) registered", len(self._work_job_ids))
 
     def _add(self, func: Callable[..., Awaitable[None]], *args: Any, **options: Any) -> None:
@@ -174,6 +184,10 @@ class Monitor:
         await self._in_thread(
             refresh_platform, engine=self.engine, adapter=adapter, settings=self.settings
         )
+
+    async def _stage(self) -> None:
+        """Fetch media of new and edited posts for review, outside every poll's transaction."""
+        await self._in_thread(stage_waiting, engine=self.engine, settings=self.settings)
 
     async def _purge(self) -> None:
         await self._in_thread(self._purge_now)

@@ -18,6 +18,7 @@ from monitor.services.mail import last_digest_send
 from monitor.services.polling import PollSummary, describe_summary, poll_all
 from monitor.services.refresh import describe_refresh, refresh_all
 from monitor.services.sources import configured_platforms, list_sources, source_key
+from monitor.services.staging import stage_all_waiting
 
 PlatformOption = Annotated[str | None, typer.Option("--platform", help="Only this platform.")]
 
@@ -35,6 +36,8 @@ def poll(
         raise typer.Exit(1)
     for summary in summaries:
         echo(f"{summary.source}: {describe_summary(summary)}")
+    if staged := stage_all_waiting(engine=engine, settings=settings):
+        echo(f"media: fetched for review on {staged} post(s)")
     if not all(summary.ok for summary in summaries):
         raise typer.Exit(1)
 

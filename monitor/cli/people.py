@@ -6,11 +6,14 @@ import sys
 from typing import Annotated
 
 import typer
+from sqlmodel import select
 
 from monitor.cli._common import echo, load, open_engine
 from monitor.db import session_scope
-from monitor.models import Role
-from monitor.services.moderation import decide, find_post
+from monitor.errors import UserError
+from monitor.models import MediaItem, Role
+from monitor.services.moderation import CloserLookNeeded, decide, find_post, flag_reasons
+from monitor.services.staging import stage_post
 from monitor.services.users import add_user, disable_user, list_users
 
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
@@ -55,20 +58,64 @@ def users_disable(name: str) -> None:
     echo(f"Disabled {name}.")
 
 
-def _decide_all(action: str, ids: list[str], actor: str, reason: str | None) -> None:
+def _positions(values: list[str], option: str) -> dict[int, str]:
+    """``N=TEXT`` (or just ``N``) options as 1-based position -> text."""
+    parsed: dict[int, str] = {}
+    for value in values:
+        number, _, text = value.partition("=")
+        if not number.strip().isdigit() or int(number) < 1:
+            raise UserError(f"{option} {value[:40]!r}: start with the attachment's number, e.g. 1")
+        parsed[int(number)] = text
+    return parsed
+
+
+def _decide_all(
+    action: str,
+    ids: list[str],
+    actor: str,
+    reason: str | None,
+    *,
+    alt: list[str] | None = None,
+    decorative: list[str] | None = None,
+    media_seen: bool = False,
+    ack_flags: bool = False,
+) -> None:
+    """Decide every post in one transaction: one refusal and nothing changes."""
     settings = load()
     engine = open_engine(settings)
+    alt_by_position = _positions(alt or [], "--alt")
+    decorative_positions = set(_positions(decorative or [], "--decorative"))
     with session_scope(engine) as session:
-        posts = [find_post(session, ref) for ref in ids]
-        for ref, post in zip(ids, posts, strict=True):
-            result = decide(
-                session=session,
-                post=post,
-                action=action,
-                actor=actor,
-                reason=reason,
-                settings=settings,
-            )
+        post_ids = [find_post(session, ref).id or 0 for ref in ids]
+    if action == "approve":
+        # What approval publishes is fetched first, outside the decision's transaction.
+        for post_id in post_ids:
+            stage_post(engine=engine, settings=settings, post_id=post_id, retry=True)
+    with session_scope(engine) as session:
+        for ref in ids:
+            post = find_post(session, ref)
+            media = session.exec(select(MediaItem).where(MediaItem.post_id == post.id)).all()  # type: ignore[call-overload]
+            by_position = {item.position + 1: item.id for item in media if item.id is not None}
+            try:
+                result = decide(
+                    session=session,
+                    post=post,
+                    action=action,
+                    actor=actor,
+                    reason=reason,
+                    settings=settings,
+                    alt_texts={
+                        by_position[n]: text
+                        for n, text in alt_by_position.items()
+                        if n in by_position
+                    },
+                    decorative={by_position[n] for n in decorative_positions if n in by_position},
+                    media_seen=media_seen,
+                    acknowledged_flags=flag_reasons(post) if ack_flags else (),
+                )
+            except CloserLookNeeded as exc:
+                hint = f" (pass {exc.cli_option})" if exc.cli_option else ""
+                raise UserError(f"{exc}{hint}; nothing was changed") from None
             echo(f"{ref}: {result.from_status} -> {result.to_status}")
 
 
@@ -78,14 +125,48 @@ ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (kept in
 
 
 @moderate_app.command("approve")
-def moderate_approve(ids: IdsArgument, as_user: AsOption, reason: ReasonOption = None) -> None:
+def moderate_approve(
+    ids: IdsArgument,
+    as_user: AsOption,
+    reason: ReasonOption = None,
+    alt: Annotated[
+        list[str] | None,
+        typer.Option("--alt", help="N=TEXT: alt text for attachment N (1-based); repeatable."),
+    ] = None,
+    decorative: Annotated[
+        list[str] | None,
+        typer.Option("--decorative", help="N: attachment N needs no alt text; repeatable."),
+    ] = None,
+    media_seen: Annotated[
+        bool,
+        typer.Option("--media-seen", help="You looked at the hidden (sensitive or flagged) media."),
+    ] = False,
+    ack_flags: Annotated[
+        bool, typer.Option("--ack-flags", help="You checked every reason the post is flagged.")
+    ] = False,
+) -> None:
     """Approve posts as a moderator: same rules and audit as the web queue."""
-    _decide_all("approve", ids, as_user, reason)
+    _decide_all(
+        "approve",
+        ids,
+        as_user,
+        reason,
+        alt=alt,
+        decorative=decorative,
+        media_seen=media_seen,
+        ack_flags=ack_flags,
+    )
 
 
 @moderate_app.command("reject")
-def moderate_reject(ids: IdsArgument, as_user: AsOption, reason: ReasonOption = None) -> None:
-    """Reject posts as a moderator, with an optional reason."""
+def moderate_reject(
+    ids: IdsArgument,
+    as_user: AsOption,
+    reason: Annotated[str, typer.Option("--reason", help="Why (required; kept in the audit).")],
+) -> None:
+    """Reject posts as a moderator; a reason is required, as in the web queue."""
+    if not reason.strip():
+        raise UserError("--reason: say why the posts are rejected")
     _decide_all("reject", ids, as_user, reason)
 
 

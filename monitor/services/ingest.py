@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from adapters.base import FetchedPost
+from adapters.base import FetchedPost, Media
 from monitor.models import (
     EngagementSnapshot,
     ErasedAuthor,
@@ -230,12 +230,56 @@ def _insert_media(session: Session, pairs: list[tuple[int, FetchedPost]]) -> Non
             "width": _dimension(media.width),
             "height": _dimension(media.height),
             "expires_at": media.expires_at,
+            "media_key": media_key(media),
         }
         for pid, post in pairs
         for position, media in enumerate(post.media)
     ]
     if rows:
         session.execute(sa.insert(MediaItem.__table__), rows)
+
+
+def media_key(media: Media) -> str:
+    """An attachment's identity at source: its stable key, else its URL."""
+    return media.key or media.url
+
+
+#: What an attachment keeps across an edit at source when it is still the same attachment:
+#: our stored copy (never downloaded again, so never swapped) and the moderator's alt text.
+_KEPT_ACROSS_EDITS = (
+    "pinned_path",
+    "pin_error",
+    "pinned_hash",
+    "pinned_widths",
+    "pinned_width",
+    "pinned_height",
+)
+_MODERATOR_ALT = ("alt", "decorative", "alt_edited")
+
+
+def _replace_media(session: Session, post_id: int, post: FetchedPost) -> None:
+    """New media rows for an edited post, carrying over what belongs to unchanged items."""
+    table = MediaItem.__table__
+    columns = [table.c[name] for name in ("media_key", *_KEPT_ACROSS_EDITS, *_MODERATOR_ALT)]
+    old = {
+        row.media_key: row
+        for row in session.execute(sa.select(*columns).where(table.c.post_id == post_id))
+        if row.media_key
+    }
+    session.execute(sa.delete(table).where(table.c.post_id == post_id))
+    _insert_media(session, [(post_id, post)])
+    for position, media in enumerate(post.media):
+        before = old.get(media_key(media))
+        if before is None:
+            continue
+        kept = {name: getattr(before, name) for name in _KEPT_ACROSS_EDITS}
+        if before.alt_edited:
+            kept.update({name: getattr(before, name) for name in _MODERATOR_ALT})
+        session.execute(
+            sa.update(table)
+            .where(table.c.post_id == post_id, table.c.position == position)
+            .values(**kept)
+        )
 
 
 def _dimension(pixels: int | None) -> int | None:
@@ -348,8 +392,7 @@ def apply_edit(session: Session, row: Any, post: FetchedPost, now: datetime) -> 
     if row.status == PostStatus.APPROVED:
         values["status"] = PostStatus.PENDING.value
     session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
-    session.execute(sa.delete(MediaItem.__table__).where(MediaItem.__table__.c.post_id == row.id))
-    _insert_media(session, [(row.id, post)])
+    _replace_media(session, row.id, post)
     session.add(
         ModerationEvent(
             post_id=row.id,

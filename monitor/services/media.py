@@ -1,8 +1,8 @@
-"""Pinning: a local, metadata-free copy of every image the public gallery shows.
+"""Pinning: a local, metadata-free copy of every image a moderator or the public sees.
 
-At approval each image (or a video's thumbnail) is downloaded once and
-re-encoded, so the public pages never hotlink a platform CDN and never pass on
-EXIF or GPS data. The download treats the URL as hostile:
+Each image (or a video's thumbnail) is downloaded once, before review (see
+:mod:`monitor.services.staging`), and re-encoded, so no page ever hotlinks a
+platform CDN or passes on EXIF or GPS data. The download treats the URL as hostile:
 
 * only http(s); the host is resolved by us and private, loopback, link-local
   and reserved addresses are refused (unless ``OUTBOUND_ALLOW_PRIVATE``), and
@@ -40,7 +40,7 @@ import httpx
 import sqlalchemy as sa
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from adapters.http import USER_AGENT
 from monitor.config import Settings
@@ -50,8 +50,12 @@ from monitor.models import MediaItem, Post, PostStatus
 #: Decoders we let near hostile bytes; Pillow's others (EPS calls Ghostscript) stay off.
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
 MAX_DOWNLOAD_BYTES = 25 * 1024 * 1024
-#: Pixels of the decoded original; a 12,000 x 4,000 panorama still fits.
+#: Pixels of the decoded original; a 12,000 x 4,000 panorama still fits. JPEG decodes at a
+#: reduced scale (draft mode), so only its budget can be this large.
 MAX_SOURCE_PIXELS = 50_000_000
+#: PNG, GIF and WebP decode at full size, four bytes a pixel and more while converting:
+#: a tiny file of a huge flat area would otherwise cost gigabytes of memory.
+MAX_FULL_DECODE_PIXELS = 16_000_000
 MAX_REDIRECTS = 5
 #: Responsive widths offered in ``srcset``; the largest rendition is capped at the last.
 RENDITION_WIDTHS = (320, 640, 1280)
@@ -62,6 +66,13 @@ ERASE_GRACE_SECONDS = 300
 PINNED_NAME_RE = re.compile(r"^(?P<hash>[0-9a-f]{64})-(?P<width>[1-9][0-9]{0,3})\.jpg$")
 _TEMP_PREFIX = ".tmp-"
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: IPv6 ranges that reach private networks although Python may call them global:
+#: local-use NAT64 (RFC 8215), deprecated site-local, and IPv4-compatible addresses.
+_NOT_PUBLIC_V6 = (
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("fec0::/10"),
+)
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _ERASE_PENDING = "hashtag_monitor_erase_media_pending"
 
 log = logging.getLogger("monitor.media")
@@ -168,8 +179,10 @@ def _checked_address(url: httpx.URL, settings: Settings) -> str:
 
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
+        if any(address in network for network in _NOT_PUBLIC_V6):
+            return False
         embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in _NAT64:
+        if embedded is None and (address in _NAT64 or address in _IPV4_COMPATIBLE):
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return _is_public(embedded)
@@ -238,10 +251,11 @@ def _decode(data: bytes) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             source = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-            if source.width * source.height > MAX_SOURCE_PIXELS:
+            budget = MAX_SOURCE_PIXELS if source.format == "JPEG" else MAX_FULL_DECODE_PIXELS
+            if source.width * source.height > budget:
                 raise PinError(
                     f"the image is {source.width} x {source.height} pixels; the limit is"
-                    f" {MAX_SOURCE_PIXELS:,} pixels"
+                    f" {budget:,} pixels for {source.format}"
                 )
             if source.format == "JPEG":
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the result is still big enough.
@@ -305,66 +319,7 @@ def pin_url(url: str, *, settings: Settings) -> PinnedImage:
     return store_image(download_image(url, settings=settings), settings.media_dir)
 
 
-# --- approval and removal -----------------------------------------------------------
-
-
-def pin_post_media(*, session: Session, post: Post, settings: Settings) -> None:
-    """Pin every image of ``post`` (and its videos' thumbnails) before it is approved.
-
-    On any failure each item's ``pin_error`` says why and a :class:`PinError` is
-    raised so the approval is refused. The errors are committed first: the caller
-    rolls the refused approval back, and the moderator must still see the reason.
-    """
-    items = session.exec(
-        select(MediaItem).where(MediaItem.post_id == post.id).order_by(MediaItem.position)
-    ).all()
-    failures: list[str] = []
-    for number, item in enumerate(items, start=1):
-        source = _pin_source(item)
-        if source is None or _already_pinned(settings.media_dir, item):
-            item.pin_error = None
-        else:
-            try:
-                pinned = pin_url(source, settings=settings)
-            except PinError as exc:
-                item.pin_error = str(exc)
-                failures.append(f"{item.kind} {number}: {exc}")
-            else:
-                item.pinned_hash = pinned.digest
-                item.pinned_widths = list(pinned.widths)
-                item.pinned_width, item.pinned_height = pinned.width, pinned.height
-                largest = pinned_name(pinned.digest, pinned.widths[-1])
-                item.pinned_path = f"{pinned.digest[:2]}/{largest}"
-                item.pin_error = None
-        session.add(item)
-    if failures:
-        session.commit()
-        raise PinError(
-            f"post {post.platform}:{post.external_id} was not approved because its media could"
-            f" not be pinned: {'; '.join(failures)}"
-        )
-
-
-def _pin_source(item: MediaItem) -> str | None:
-    """The URL to pin: the image itself, or a video's thumbnail; audio has nothing to show."""
-    if item.kind == "image":
-        return item.url
-    if item.kind in ("video", "gif"):
-        return item.preview_url
-    return None
-
-
-def _already_pinned(media_dir: Path, item: MediaItem) -> bool:
-    """The files are still there (a re-approval): keep them, and mark them fresh."""
-    if not item.pinned_hash or not item.pinned_widths:
-        return False
-    paths = [pinned_file(media_dir, pinned_name(item.pinned_hash, w)) for w in item.pinned_widths]
-    if not all(path.is_file() for path in paths):
-        return False
-    for path in paths:
-        with contextlib.suppress(OSError):
-            os.utime(path)
-    return True
+# --- who may see a stored copy, and when it goes ------------------------------------
 
 
 def _published_hashes_query() -> sa.Select[tuple[str | None]]:
@@ -376,22 +331,39 @@ def _published_hashes_query() -> sa.Select[tuple[str | None]]:
     )
 
 
+def _held_hashes_query() -> sa.Select[tuple[str | None]]:
+    """Copies we still hold for review: every post not gone at source (its retention
+    decides how long a pending or rejected post, and so its media, is kept)."""
+    media, posts = MediaItem.__table__, Post.__table__
+    return (
+        sa.select(media.c.pinned_hash)
+        .join(posts, posts.c.id == media.c.post_id)
+        .where(posts.c.status != PostStatus.REMOVED.value, media.c.pinned_hash.is_not(None))
+    )
+
+
 def is_published_media(session: Session, digest: str) -> bool:
     """True while at least one approved post shows the image with this hash."""
     query = _published_hashes_query().where(MediaItem.__table__.c.pinned_hash == digest).limit(1)
     return session.execute(query).first() is not None
 
 
+def is_held_media(session: Session, digest: str) -> bool:
+    """True while a post we hold for review has a copy with this hash (staff may see it)."""
+    query = _held_hashes_query().where(MediaItem.__table__.c.pinned_hash == digest).limit(1)
+    return session.execute(query).first() is not None
+
+
 def erase_unreferenced_media(
     session: Session, settings: Settings, *, grace_seconds: float = ERASE_GRACE_SECONDS
 ) -> int:
-    """Delete pinned files no approved post shows any more; returns how many went.
+    """Delete stored files no held post refers to any more; returns how many went.
 
-    Call it after a post leaves ``approved`` (a rejection, an edit or deletion at
-    source), once that change is committed. Files younger than ``grace_seconds``
-    are kept, because an approval in another transaction may be writing them.
+    Call it after a post is removed at source, erased or purged, once that change
+    is committed. Files younger than ``grace_seconds`` are kept, because staging in
+    another transaction may have written them and not yet committed their rows.
     """
-    keep = {digest for (digest,) in session.execute(_published_hashes_query()) if digest}
+    keep = {digest for (digest,) in session.execute(_held_hashes_query()) if digest}
     cutoff = time.time() - grace_seconds
     erased = 0
     for path in _media_files(settings.media_dir):

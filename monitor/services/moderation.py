@@ -34,13 +34,16 @@ from monitor.models import (
 )
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import post_histories
-from monitor.services.media import erase_after_commit, pin_post_media
+from monitor.services.links import LinkHost, link_hosts
+from monitor.services.media import pinned_name
+from monitor.services.staging import SHOWN_KINDS, is_staged
 from monitor.services.users import get_active_user
 
 _ACTIONS = {"approve": PostStatus.APPROVED, "reject": PostStatus.REJECTED}
 MAX_REASON_CHARS = 2000
 MAX_ALT_CHARS = 1500
 MAX_BULK_POSTS = 1000
+NO_FLAG_REASON = "flagged (no reason recorded)"
 #: The reject reasons admins can edit (an app setting), and the list a fresh install offers.
 REJECT_REASONS = "reject_reasons"
 DEFAULT_REJECT_REASONS = (
@@ -57,6 +60,26 @@ MAX_REJECT_REASON_CHARS = 120
 
 class StaleDecision(UserError):
     """The post changed after the moderator saw it."""
+
+
+class CloserLookNeeded(UserError):
+    """Approval needs a step only a look at the card gives: revealing media, acknowledging
+    flags, alt text, or a stored copy to look at. ``cli_option`` names the command-line
+    option that records the step, for ``moderate approve``."""
+
+    cli_option: str | None = None
+
+
+class MissingAlt(CloserLookNeeded):
+    cli_option = "--alt N=TEXT or --decorative N"
+
+
+class HiddenMediaUnseen(CloserLookNeeded):
+    cli_option = "--media-seen"
+
+
+class FlagsUnacknowledged(CloserLookNeeded):
+    cli_option = "--ack-flags"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -103,15 +126,60 @@ def _alt_changes(
 
 def _require_alt(post: Post, changes: list[tuple[MediaItem, str | None, bool]]) -> None:
     missing = [
-        str(item.position + 1)
+        f"{item.kind} {item.position + 1}"
         for item, alt, decorative in changes
-        if item.kind == "image" and not alt and not decorative
+        if item.kind in SHOWN_KINDS and not alt and not decorative
     ]
     if missing:
-        raise UserError(
-            f"{_describe(post)}: image {', '.join(missing)} has no alt text;"
+        raise MissingAlt(
+            f"{_describe(post)}: {', '.join(missing)} has no alt text;"
             " write one or mark it decorative before approving"
         )
+
+
+def media_hidden(post: Post, media: Collection[MediaItem]) -> bool:
+    """Media a moderator must reveal before judging: sensitive at source, or the post flagged."""
+    return bool(media) and (post.sensitive or post.flagged or any(m.sensitive for m in media))
+
+
+def _require_seen(post: Post, media: list[MediaItem], media_seen: bool) -> None:
+    """Approval publishes our stored copies, so each must exist and have been looked at."""
+    for item in media:
+        if is_staged(item):
+            continue
+        number = f"{item.kind} {item.position + 1}"
+        if item.pin_error:
+            raise CloserLookNeeded(
+                f"{_describe(post)}: {number} could not be fetched for review ({item.pin_error});"
+                " retry the download or reject the post"
+            )
+        raise CloserLookNeeded(
+            f"{_describe(post)}: {number} has not been fetched for review yet; reload in a moment"
+        )
+    if media_hidden(post, media) and not media_seen:
+        raise HiddenMediaUnseen(
+            f"{_describe(post)}: its media is hidden (marked sensitive or flagged);"
+            " show the media and look at it before approving"
+        )
+
+
+def flag_reasons(post: Post) -> list[str]:
+    """The reasons a flagged post needs a closer look, each to be acknowledged; [] if none."""
+    if not post.flagged:
+        return []
+    return list(post.flag_reasons or [NO_FLAG_REASON])
+
+
+def _require_acknowledged(post: Post, acknowledged: Collection[str]) -> list[str]:
+    """Every flag reason must be acknowledged in the decision; returns them, for the record."""
+    reasons = flag_reasons(post)
+    missing = [reason for reason in reasons if reason not in acknowledged]
+    if missing:
+        raise FlagsUnacknowledged(
+            f"{_describe(post)} is flagged: acknowledge each reason before approving"
+            f" ({'; '.join(missing)[:300]})"
+        )
+    return reasons
 
 
 def decide(
@@ -125,12 +193,19 @@ def decide(
     expected_version: int | None = None,
     alt_texts: Mapping[int, str] | None = None,
     decorative: Collection[int] = (),
+    media_seen: bool = False,
+    acknowledged_flags: Collection[str] = (),
 ) -> DecisionResult:
     """Approve or reject one post as ``actor`` (a user name), with an audit event.
 
-    ``settings`` is for what publishing needs (media directory, outbound policy).
+    This is only the decision's transaction: lock, check the version, check the
+    rules, write. Nothing is downloaded here; approval publishes the copies that
+    staging stored and the moderator was shown (:mod:`monitor.services.staging`).
     ``alt_texts`` (media id -> text) and ``decorative`` (media ids) are the
     moderator's edits to the images' descriptions, kept with the decision.
+    ``media_seen`` says the moderator revealed hidden media (the web app passes
+    what it recorded, not what a form claims), and ``acknowledged_flags`` lists
+    the flag reasons the moderator acknowledged.
     """
     if action not in _ACTIONS:
         raise UserError(f"unknown decision {action[:40]!r}: approve or reject")
@@ -142,8 +217,8 @@ def decide(
     session.refresh(post, with_for_update=True)
     if expected_version is not None and post.version != expected_version:
         raise StaleDecision(
-            f"{_describe(post)} changed since you loaded it (another decision or an edit at"
-            " source); review it again"
+            f"{_describe(post)} changed since you loaded it (another decision, an edit at"
+            " source, or its media was fetched); review it again"
         )
     if post.status == PostStatus.REMOVED:
         raise UserError(f"{_describe(post)} was removed at source")
@@ -156,11 +231,16 @@ def decide(
         )
     )
     changes = _alt_changes(media, alt_texts or {}, decorative)
+    detail: dict[str, object] = {}
     if target is PostStatus.APPROVED:
         _require_alt(post, changes)
-        # Publishing needs local copies of the media; a failure refuses the approval.
-        pin_post_media(session=session, post=post, settings=settings)
-    alt_edits = _apply_alt_changes(session, changes)
+        _require_seen(post, media, media_seen)
+        if acknowledged := _require_acknowledged(post, acknowledged_flags):
+            detail["acknowledged_flags"] = acknowledged
+        if media_hidden(post, media):
+            detail["media_seen"] = True
+    if alt_edits := _apply_alt_changes(session, changes):
+        detail["alt_edits"] = alt_edits
     reason = (reason or "").strip()[:MAX_REASON_CHARS] or None
     result = DecisionResult(post.id or 0, post.status, target.value)
     post.status = target.value
@@ -175,11 +255,9 @@ def decide(
             from_status=result.from_status,
             to_status=result.to_status,
             reason=reason,
-            detail={"alt_edits": alt_edits} if alt_edits else None,
+            detail=detail or None,
         )
     )
-    if target is PostStatus.REJECTED:
-        erase_after_commit(session, settings)
     return result
 
 
@@ -192,9 +270,47 @@ def _apply_alt_changes(
         if alt == item.alt and decorative == item.decorative:
             continue
         edits.append({"media_id": item.id, "from": item.alt, "to": alt, "decorative": decorative})
-        item.alt, item.decorative = alt, decorative
+        item.alt, item.decorative, item.alt_edited = alt, decorative, True
         session.add(item)
     return edits
+
+
+MEDIA_REVEALED = "media_revealed"
+
+
+def record_reveal(*, session: Session, post: Post, actor: str) -> None:
+    """A moderator showed a post's hidden media: on the record, and what approval checks."""
+    session.add(
+        ModerationEvent(
+            post_id=post.id,
+            at=utcnow(),
+            actor=actor,
+            action=MEDIA_REVEALED,
+            from_status=post.status,
+            to_status=post.status,
+            detail={"version": post.version},
+        )
+    )
+
+
+def revealed_by(session: Session, actor: str, posts: Collection[Post]) -> set[int]:
+    """Ids of ``posts`` whose media ``actor`` revealed at the version they have now."""
+    versions = {post.id: post.version for post in posts if post.id is not None}
+    if not versions:
+        return set()
+    events = session.exec(
+        select(ModerationEvent).where(
+            ModerationEvent.action == MEDIA_REVEALED,
+            ModerationEvent.actor == actor,
+            ModerationEvent.post_id.in_(list(versions)),  # type: ignore[union-attr]
+        )
+    )
+    return {
+        event.post_id
+        for event in events
+        if event.post_id is not None
+        and (event.detail or {}).get("version") == versions.get(event.post_id)
+    }
 
 
 @dataclasses.dataclass(slots=True)
@@ -203,6 +319,8 @@ class BulkOutcome:
 
     decided: list[DecisionResult] = dataclasses.field(default_factory=list)
     refused: dict[int, str] = dataclasses.field(default_factory=dict)
+    #: Of the refused, how many were left out because they need a closer look.
+    needs_a_closer_look: int = 0
 
 
 def decide_many(
@@ -213,11 +331,14 @@ def decide_many(
     actor: str,
     reason: str | None = None,
     settings: Settings,
+    revealed: Collection[int] = (),
 ) -> BulkOutcome:
     """Decide a selection (post id -> version the moderator saw) in one transaction.
 
     Each post goes through :func:`decide`; a stale, missing or undecidable post
-    is refused on its own and the others still go ahead.
+    is refused on its own and the others still go ahead. No flag is acknowledged
+    in bulk, and hidden media counts as seen only for the posts in ``revealed``,
+    so bulk approval leaves out every post that needs a closer look.
     """
     if len(versions) > MAX_BULK_POSTS:
         raise UserError(f"select at most {MAX_BULK_POSTS} posts at a time")
@@ -243,8 +364,12 @@ def decide_many(
                         reason=reason,
                         settings=settings,
                         expected_version=version,
+                        media_seen=post_id in revealed,
                     )
                 )
+            except CloserLookNeeded as exc:
+                outcome.refused[post_id] = str(exc)
+                outcome.needs_a_closer_look += 1
             except UserError as exc:
                 outcome.refused[post_id] = str(exc)
     return outcome
@@ -285,6 +410,8 @@ def compose_reason(choice: str | None, note: str | None, allowed: list[str]) -> 
 
 QUEUE_TABS = ("pending", "flagged", "approved", "rejected", "removed")
 QUEUE_PAGE_SIZE = 20
+#: The rendition a card shows: sharp at a card's width on a high-density laptop screen.
+CARD_WIDTH = 640
 MAX_SEARCH_CHARS = 200
 _SEGMENT_ALL = "a"
 
@@ -301,6 +428,9 @@ class QueueFilters:
     until: date | None = None
     text: str = ""
     newest_first: bool = False
+    #: The order the moderator chose (``newest`` or ``oldest``), kept across pages;
+    #: empty when the tab's default applies.
+    explicit_order: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -461,15 +591,38 @@ class QueueCard:
     history: list[ModerationEvent]
     #: The text a moderator approved before the post was edited at source.
     previous_text: str | None = None
+    #: The viewing moderator revealed this post's hidden media at its current version.
+    revealed: bool = False
+
+    @property
+    def hides_media(self) -> bool:
+        """Sensitive at source, or flagged by a rule or a takedown: shown only on request."""
+        return media_hidden(self.post, self.media)
 
     @property
     def blur_media(self) -> bool:
-        """Blur until revealed: sensitive at source, or flagged by a rule or a takedown."""
-        return self.post.sensitive or self.post.flagged or any(m.sensitive for m in self.media)
+        """Hidden until this moderator reveals it (and the reveal is on the record)."""
+        return self.hides_media and not self.revealed
+
+    @property
+    def flag_reasons(self) -> list[str]:
+        return flag_reasons(self.post)
+
+    @property
+    def link_hosts(self) -> list[LinkHost]:
+        return link_hosts(self.post)
+
+    @staticmethod
+    def copy_url(item: MediaItem) -> str | None:
+        """Our stored copy, at the rendition a card shows (staff route), or None if not staged."""
+        if not item.pinned_hash or not item.pinned_widths:
+            return None
+        width = next((w for w in item.pinned_widths if w >= CARD_WIDTH), item.pinned_widths[-1])
+        return f"/queue/media/{pinned_name(item.pinned_hash, width)}"
 
 
-def load_cards(session: Session, posts: list[Post]) -> list[QueueCard]:
-    """Media, hashtags and history for a page of posts, in three queries."""
+def load_cards(session: Session, posts: list[Post], viewer: str | None = None) -> list[QueueCard]:
+    """Media, hashtags, history and ``viewer``'s reveals for a page of posts, in four queries."""
     ids = [post.id or 0 for post in posts]
     media: dict[int, list[MediaItem]] = {post_id: [] for post_id in ids}
     tags: dict[int, list[str]] = {post_id: [] for post_id in ids}
@@ -487,6 +640,7 @@ def load_cards(session: Session, posts: list[Post]) -> list[QueueCard]:
         ):
             tags[post_id].append(tag)
     histories = post_histories(session, ids)
+    revealed = revealed_by(session, viewer, posts) if viewer else set()
     cards = []
     for post in posts:
         history = histories[post.id or 0]
@@ -495,5 +649,14 @@ def load_cards(session: Session, posts: list[Post]) -> list[QueueCard]:
             edits = [e for e in history if e.action == "edited_at_source" and e.detail]
             if edits and edits[-1].from_status == PostStatus.APPROVED:
                 previous = str((edits[-1].detail or {}).get("old_text") or "") or None
-        cards.append(QueueCard(post, media[post.id or 0], tags[post.id or 0], history, previous))
+        cards.append(
+            QueueCard(
+                post,
+                media[post.id or 0],
+                tags[post.id or 0],
+                history,
+                previous,
+                revealed=post.id in revealed,
+            )
+        )
     return cards

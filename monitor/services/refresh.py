@@ -1,7 +1,11 @@
 """Refresh known posts: engagement snapshots, edits and deletions at source.
 
-Posts younger than ``REFRESH_WINDOW_DAYS`` are asked for again through each
-platform's bulk endpoint. New counts become engagement snapshots (the digest
+Posts younger than ``REFRESH_WINDOW_DAYS`` (by the platform's date) and every
+approved post, whatever its age or stated date, are asked for again through each
+platform's bulk endpoint: a parent who deletes a photo of their child on day ten,
+or a back-dated post, must still leave the gallery. An approved post that has not
+been seen at source for :data:`UNCHECKED_FLAG_AFTER` (its platform failing, or a
+feed it rolled off) is flagged for a moderator. New counts become engagement snapshots (the digest
 subtracts them), changed content is an edit (see :func:`ingest.apply_edit`),
 and a post the platform no longer returns is ``removed``: off the gallery at
 once, on the record.
@@ -32,6 +36,9 @@ log = logging.getLogger("monitor.refresh")
 
 #: Refs handed to an adapter at once; adapters split them into their bulk sizes.
 REFRESH_BATCH = 500
+#: An approved post not seen at source for this long is flagged for a moderator.
+UNCHECKED_FLAG_AFTER = timedelta(hours=24)
+UNCHECKED_REASON_PREFIX = "Not seen at source since"
 
 
 @dataclasses.dataclass(slots=True)
@@ -44,6 +51,8 @@ class RefreshSummary:
     removed: int = 0
     requests: int = 0
     error: str | None = None
+    #: Approved posts newly flagged because they could not be re-checked at source.
+    flagged_unchecked: int = 0
 
 
 def mark_removed(session: Session, post_ids: Sequence[int], now: datetime) -> int:
@@ -95,7 +104,10 @@ def refresh_platform(
                     sa.select(table.c.id, table.c.ref)
                     .where(
                         table.c.platform == adapter.name,
-                        table.c.created_at >= horizon,
+                        sa.or_(
+                            table.c.created_at >= horizon,
+                            table.c.status == PostStatus.APPROVED.value,
+                        ),
                         table.c.status != PostStatus.REMOVED.value,
                         table.c.id > last_id,
                     )
@@ -114,6 +126,10 @@ def refresh_platform(
         log.exception("refresh %s: unexpected error", adapter.name)
         summary.ok, summary.error = False, f"internal error: {type(exc).__name__}: {exc}"
     summary.requests = adapter.http.thread_requests - requests_before
+    try:
+        summary.flagged_unchecked = flag_unchecked(engine, adapter.name, now)
+    except SQLAlchemyError as exc:
+        log.warning("refresh %s: could not flag unchecked posts: %s", adapter.name, exc)
     log.log(
         logging.INFO if summary.ok else logging.WARNING,
         "refresh %s: %s",
@@ -150,14 +166,65 @@ def _refresh_batch(
         log.warning("refresh %s: skipped a record: %s", adapter.name, reason)
 
 
+def flag_unchecked(engine: Engine, platform: str, now: datetime) -> int:
+    """Flag approved posts not seen at source for too long; returns how many were flagged.
+
+    ``last_seen_at`` moves whenever a poll or a refresh finds the post, so a post
+    that stopped moving cannot be vouched for: it may be deleted or edited there.
+    It stays public (a takedown or a moderator takes it down), but a person must look.
+    """
+    table = Post.__table__
+    cutoff = now - UNCHECKED_FLAG_AFTER
+    flagged = 0
+    with session_scope(engine) as session:
+        rows = session.execute(
+            sa.select(table.c.id, table.c.flag_reasons, table.c.last_seen_at)
+            .where(
+                table.c.platform == platform,
+                table.c.status == PostStatus.APPROVED.value,
+                table.c.last_seen_at < cutoff,
+            )
+            .with_for_update()
+        ).all()
+        for row in rows:
+            reasons = list(row.flag_reasons or [])
+            if any(reason.startswith(UNCHECKED_REASON_PREFIX) for reason in reasons):
+                continue
+            reason = (
+                f"{UNCHECKED_REASON_PREFIX} {row.last_seen_at:%d %b %Y %H:%M} UTC: it may have"
+                " been deleted or edited there; check the original"
+            )
+            session.execute(
+                sa.update(table)
+                .where(table.c.id == row.id)
+                .values(flagged=True, flag_reasons=[*reasons, reason])
+            )
+            session.add(
+                ModerationEvent(
+                    post_id=row.id,
+                    at=now,
+                    actor=SYSTEM_ACTOR,
+                    action="unchecked_at_source",
+                    from_status=PostStatus.APPROVED.value,
+                    to_status=PostStatus.APPROVED.value,
+                    reason=reason,
+                )
+            )
+            flagged += 1
+    return flagged
+
+
 def describe_refresh(summary: RefreshSummary) -> str:
     if not summary.ok:
         return f"FAILED: {summary.error}"
-    return (
+    described = (
         f"ok: {summary.checked} checked, {summary.updated} with new engagement,"
         f" {summary.edited} edited, {summary.removed} removed at source,"
         f" {summary.requests} request(s)"
     )
+    if summary.flagged_unchecked:
+        described += f", {summary.flagged_unchecked} approved post(s) flagged as not re-checked"
+    return described
 
 
 def refresh_all(

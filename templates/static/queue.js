@@ -157,20 +157,11 @@
     if (event.target.matches && event.target.matches("input.select")) updateSelected();
   });
 
-  document.querySelectorAll("button.reveal").forEach((button) => {
-    button.addEventListener("click", () => {
-      const media = button.closest(".media");
-      const shown = media.classList.toggle("revealed");
-      button.setAttribute("aria-expanded", String(shown));
-      button.textContent = shown ? "Hide media" : "Show media";
-    });
-  });
-
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const target = event.target;
     if (target.closest && target.closest("input, textarea, select, dialog[open]")) return;
-    const card = ["a", "r", "x"].includes(event.key) ? currentCard() : null;
+    const card = ["a", "r", "x", "m", "n"].includes(event.key) ? currentCard() : null;
     switch (event.key) {
       case "j":
         focusCard(current + 1);
@@ -190,6 +181,17 @@
           box.checked = !box.checked;
           updateSelected();
         }
+        break;
+      }
+      case "m": {
+        // Reveal hidden media: a form post, so the reveal is on the record.
+        const reveal = card && card.querySelector("form.reveal-form");
+        if (reveal) reveal.requestSubmit();
+        break;
+      }
+      case "n": {
+        const next = document.querySelector("a[rel=next]");
+        if (next) window.location.assign(next.href);
         break;
       }
       case "?":

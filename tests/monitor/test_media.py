@@ -348,97 +348,13 @@ def test_streamed_body_is_cut_at_the_cap(settings: Settings, endless_server: str
         download_image(endless_server, settings=settings, max_bytes=1024 * 1024)
 
 
-# --- approval pins, leaving approved erases ------------------------------------------------
-
-
-def _add_post(gallery_engine: Engine, *media: Media) -> int:
-    with session_scope(gallery_engine) as session:
-        result = record_posts(session=session, posts=[make_post(media=tuple(media))])
-    return result.new_ids[0]
-
-
-def _decide(gallery_engine: Engine, settings: Settings, post_id: int, action: str) -> None:
-    with session_scope(gallery_engine) as session:
-        post = session.get(Post, post_id)
-        assert post is not None
-        decide(session=session, post=post, action=action, actor="mod", settings=settings)
-
-
-def test_approval_pins_images_and_video_thumbnails(
-    gallery_engine: Engine, settings: Settings, fake_server: FakeServer
-) -> None:
-    make_user(gallery_engine, "mod", "moderator")
-    photo = serve(fake_server, "/photo.jpg", jpeg_with_gps())
-    thumb = serve(fake_server, "/thumb.png", png_bytes(400, 225), "image/png")
-    post_id = _add_post(
-        gallery_engine,
-        Media(kind="image", url=photo, alt="Hands with a message"),
-        Media(kind="video", url=fake_server.url + "/clip.mp4", preview_url=thumb, alt="Clip"),
-        Media(kind="audio", url=fake_server.url + "/voice.mp3"),
-    )
-
-    _decide(gallery_engine, settings, post_id, "approve")
-
-    with Session(gallery_engine) as session:
-        post = session.get(Post, post_id)
-        assert post is not None and post.status == PostStatus.APPROVED
-        items = session.exec(select(MediaItem).order_by(MediaItem.position)).all()
-    image, video, audio = items
-    assert (image.pinned_width, image.pinned_height) == (100, 200)
-    assert video.pinned_widths == [320, 400]
-    assert audio.pinned_hash is None and audio.pin_error is None
-    assert image.pinned_path and (settings.media_dir / image.pinned_path).is_file()
-    assert fake_server.hits("/clip.mp4") == 0 and fake_server.hits("/voice.mp3") == 0
-
-
-def test_failed_pin_refuses_approval_and_tells_the_moderator(
-    engine: Engine, strict_settings: Settings, fake_server: FakeServer
-) -> None:
-    make_user(engine, "mod", "moderator")
-    url = serve(fake_server, "/photo.jpg", jpeg_with_gps())
-    post_id = _add_post(engine, Media(kind="image", url=url, alt="Hands"))
-
-    with pytest.raises(UserError, match="was not approved because its media could not be pinned"):
-        _decide(engine, strict_settings, post_id, "approve")
-
-    with Session(engine) as session:
-        post = session.get(Post, post_id)
-        assert post is not None and post.status == PostStatus.PENDING
-        item = session.exec(select(MediaItem)).one()
-        assert item.pin_error and "loopback" in item.pin_error
-        assert item.pinned_hash is None
-        actions = session.exec(select(ModerationEvent.action)).all()
-    assert "approve" not in actions
+# --- erasing what no held post shows (staging and approval: test_staging.py) -----------
 
 
 def _age(paths: list[Path], seconds: float = 3600) -> None:
     old = time.time() - seconds
     for path in paths:
         os.utime(path, (old, old))
-
-
-def test_rejecting_erases_files_no_approved_post_shows(
-    engine: Engine, settings: Settings, fake_server: FakeServer
-) -> None:
-    make_user(engine, "mod", "moderator")
-    shared = serve(fake_server, "/shared.png", png_bytes(500, 500), "image/png")
-    own = serve(fake_server, "/own.png", png_bytes(300, 300), "image/png")
-    first = _add_post(engine, Media(kind="image", url=shared, alt="A"))
-    second = _add_post(
-        engine, Media(kind="image", url=shared, alt="A"), Media(kind="image", url=own, alt="B")
-    )
-    _decide(engine, settings, first, "approve")
-    _decide(engine, settings, second, "approve")
-    assert len(stored_files(settings.media_dir)) == 3  # shared: 320 + 500, own: 300
-    _age(stored_files(settings.media_dir))
-
-    _decide(engine, settings, second, "reject")
-
-    names = [path.name for path in stored_files(settings.media_dir)]
-    assert len(names) == 2 and all(name.endswith(("-320.jpg", "-500.jpg")) for name in names)
-
-    _decide(engine, settings, first, "reject")
-    assert stored_files(settings.media_dir) == []
 
 
 def test_young_files_survive_an_erase_for_approvals_in_flight(
@@ -456,17 +372,3 @@ def test_young_files_survive_an_erase_for_approvals_in_flight(
         assert erase_unreferenced_media(session, settings) == 2
 
     assert stored_files(settings.media_dir) == [mine_not]
-
-
-def test_reapproval_reuses_files_that_are_still_there(
-    gallery_engine: Engine, settings: Settings, fake_server: FakeServer
-) -> None:
-    make_user(gallery_engine, "mod", "moderator")
-    url = serve(fake_server, "/photo.png", png_bytes(200, 200), "image/png")
-    post_id = _add_post(gallery_engine, Media(kind="image", url=url, alt="A"))
-    _decide(gallery_engine, settings, post_id, "approve")
-    _decide(gallery_engine, settings, post_id, "reject")  # files are young: kept for now
-    _decide(gallery_engine, settings, post_id, "approve")
-
-    assert fake_server.hits("/photo.png") == 1
-    assert len(stored_files(settings.media_dir)) == 1

@@ -14,12 +14,14 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlmodel import select
 from starlette.datastructures import FormData
 
 from monitor.errors import UserError
 from monitor.models import Post, Role
 from monitor.services.audit import audit_log
+from monitor.services.media import PINNED_NAME_RE, is_held_media, pinned_file
 from monitor.services.moderation import (
     MAX_BULK_POSTS,
     MAX_SEARCH_CHARS,
@@ -34,8 +36,11 @@ from monitor.services.moderation import (
     load_cards,
     queue_counts,
     queue_facets,
+    record_reveal,
     reject_reasons,
+    revealed_by,
 )
+from monitor.services.staging import stage_post
 from monitor.web.auth import add_flash, pop_flash, role_at_least
 from monitor.web.deps import (
     MAX_FORM_FIELDS,
@@ -50,9 +55,10 @@ from monitor.web.deps import (
 )
 
 router = APIRouter()
-#: The queue shows platform media before it is pinned, so its pages may load https images.
+#: The queue shows only our own stored copies of media: a moderator's browser never
+#: contacts a media host (which could track them, or serve them other bytes).
 QUEUE_CSP = (
-    "default-src 'self'; img-src 'self' data: https:; media-src 'self' https:;"
+    "default-src 'self'; img-src 'self' data:; media-src 'none';"
     " style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none';"
     " form-action 'self'; frame-ancestors 'none'"
 )
@@ -124,6 +130,7 @@ def _filters(params: Any, problems: list[str]) -> QueueFilters:
         until=_parse_date(str(params.get("until") or "")[:20], "to", problems),
         text=str(params.get("q") or "")[:MAX_SEARCH_CHARS],
         newest_first=order == "newest" or (not order and tab in ("approved", "rejected")),
+        explicit_order=order if order in ("newest", "oldest") else "",
     )
 
 
@@ -136,6 +143,7 @@ def _query_string(filters: QueueFilters, **extra: str) -> str:
         "since": filters.since.isoformat() if filters.since else "",
         "until": filters.until.isoformat() if filters.until else "",
         "q": filters.text,
+        "order": filters.explicit_order,
         **extra,
     }
     return urlencode({k: v for k, v in values.items() if v})
@@ -176,7 +184,7 @@ def queue_page(
             "filters": filters,
             "tabs": QUEUE_TABS,
             "counts": overview.counts,
-            "cards": load_cards(session, page.posts),
+            "cards": load_cards(session, page.posts, viewer=user.name),
             "next_url": (
                 f"/queue?{_query_string(filters, after=page.next_cursor)}"
                 if page.next_cursor
@@ -205,7 +213,7 @@ def post_page(
     post = session.get(Post, post_id)
     if post is None:
         raise HTTPException(status_code=404, detail=f"No post {post_id}.")
-    [card] = load_cards(session, [post])
+    [card] = load_cards(session, [post], viewer=user.name)
     messages = pop_flash(session=session, request_session=request.state.web_session)
     return _page(
         templates,
@@ -290,17 +298,31 @@ def decide_one(
         for value in form.getlist("decorative")
         if isinstance(value, str) and (media_id := parse_row_id(value)) is not None
     }
+    acknowledged = [value for value in form.getlist("ack_flag") if isinstance(value, str)]
     try:
+        reason = _reason(form, session, action)
+        if action == "approve":
+            # A copy missing or lost is fetched now, outside the decision's transaction (and
+            # the lock a read may hold); fetching bumps the version, so the moderator who
+            # never saw it gets a stale refusal and looks again.
+            # The rollback expires ``post``: read its id first, touch no row until staged.
+            post_key = post.id or 0
+            session.rollback()
+            stage_post(
+                engine=request.app.state.engine, settings=settings, post_id=post_key, retry=True
+            )
         result = decide(
             session=session,
             post=post,
             action=action,
             actor=user.name,
-            reason=_reason(form, session, action),
+            reason=reason,
             settings=settings,
             expected_version=version,
             alt_texts=alt_texts,
             decorative=decorative,
+            media_seen=bool(revealed_by(session, user.name, [post])),
+            acknowledged_flags=acknowledged,
         )
     except StaleDecision as exc:
         session.rollback()
@@ -366,13 +388,16 @@ def decide_bulk(
             payload={"decided": [], "refused": {}},
         )
     try:
+        reason = _reason(form, session, action)
+        selected_posts = session.exec(select(Post).where(Post.id.in_(list(versions)))).all()  # type: ignore[union-attr]
         outcome = decide_many(
             session=session,
             versions=versions,
             action=action,
             actor=user.name,
-            reason=_reason(form, session, action),
+            reason=reason,
             settings=settings,
+            revealed=revealed_by(session, user.name, selected_posts),
         )
     except UserError as exc:
         session.rollback()
@@ -388,6 +413,11 @@ def decide_bulk(
     forget_overview(request.app)
     verb = "Approved" if action == "approve" else "Rejected"
     message = f"{verb} {len(outcome.decided)} of {len(versions)} selected posts."
+    if action == "approve" and (left_out := outcome.needs_a_closer_look):
+        message += (
+            f" Left out {left_out} that need a closer look (hidden media or flags):"
+            " open each to approve it."
+        )
     if outcome.refused:
         message += " Not applied: " + " ".join(
             f"{reason}." for reason in list(outcome.refused.values())[:10]
@@ -403,3 +433,43 @@ def decide_bulk(
             "refused": {str(k): v for k, v in outcome.refused.items()},
         },
     )
+
+
+@router.get("/queue/media/{name}")
+def staged_media(
+    name: str, _user: ViewerUser, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Our stored copy of an attachment, for staff: the very file approval publishes."""
+    match = PINNED_NAME_RE.match(name)
+    path = pinned_file(settings.media_dir, name) if match else None
+    if (
+        match is None
+        or path is None
+        or not is_held_media(session, match["hash"])
+        or not path.is_file()
+    ):
+        raise HTTPException(status_code=404, detail="No such stored media.")
+    headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+    return FileResponse(path, media_type="image/jpeg", headers=headers)
+
+
+@router.post("/queue/reveal")
+def reveal_media(
+    request: Request,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: FormDep,
+    session: SessionDep,
+) -> Response:
+    """Show a post's hidden media to this moderator, on the record (approval checks it)."""
+    return_to = _field(form, "return_to", 2000)
+    post_id = parse_row_id(_field(form, "post_id"))
+    post = session.get(Post, post_id) if post_id is not None else None
+    if post is None:
+        raise HTTPException(status_code=404, detail="No such post.")
+    record_reveal(session=session, post=post, actor=user.name)
+    session.commit()
+    if _wants_json(request):
+        return JSONResponse({"ok": True, "post_id": post.id, "version": post.version})
+    target = _safe_return(return_to)
+    return RedirectResponse(f"{target}#post-{post.id}", status_code=303)
