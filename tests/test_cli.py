@@ -106,10 +106,10 @@ def test_users_and_moderate_from_a_script(cli: Callable[..., CliResult], env: Fa
     [record] = [json.loads(line) for line in cli("export")[1].splitlines()]
     assert record["decisions"][0]["by"] == "alice" and record["decisions"][0]["reason"] == "lovely"
 
-    code, _, err = cli("moderate", "reject", "mastodon:nope", "--as", "alice")
+    code, _, err = cli("moderate", "reject", "mastodon:nope", "--as", "alice", "--reason", "x")
     assert code == 2 and err.strip() == "error: no post mastodon:nope"
     cli("users", "disable", "alice")
-    code, _, err = cli("moderate", "reject", ref, "--as", "alice")
+    code, _, err = cli("moderate", "reject", ref, "--as", "alice", "--reason", "spam")
     assert code == 2 and "no active user named 'alice'" in err
 
 

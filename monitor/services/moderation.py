@@ -125,14 +125,14 @@ def _alt_changes(
 
 
 def _require_alt(post: Post, changes: list[tuple[MediaItem, str | None, bool]]) -> None:
-    missing = [
-        f"{item.kind} {item.position + 1}"
-        for item, alt, decorative in changes
-        if item.kind in SHOWN_KINDS and not alt and not decorative
-    ]
+    missing: dict[str, list[str]] = {}
+    for item, alt, decorative in changes:
+        if item.kind in SHOWN_KINDS and not alt and not decorative:
+            missing.setdefault(item.kind, []).append(str(item.position + 1))
     if missing:
+        which = "; ".join(f"{kind} {', '.join(numbers)}" for kind, numbers in missing.items())
         raise MissingAlt(
-            f"{_describe(post)}: {', '.join(missing)} has no alt text;"
+            f"{_describe(post)}: {which} has no alt text;"
             " write one or mark it decorative before approving"
         )
 

@@ -192,6 +192,8 @@ def _record(
                     "pin_error": None,
                 }
             else:
+                # The same failure again changes nothing a moderator sees: no new version.
+                still_waiting = sa.and_(still_waiting, media.c.pin_error.is_distinct_from(result))
                 values = {"pin_error": result}
             updated = session.execute(sa.update(media).where(still_waiting).values(**values))
             if updated.rowcount:

@@ -27,6 +27,7 @@ from monitor.services.media import erase_unreferenced_media
 from monitor.services.moderation import decide
 from monitor.services.polling import poll_all
 from monitor.services.refresh import refresh_all
+from monitor.services.staging import stage_post
 from monitor.services.users import add_user
 from tests.factories import make_post
 from tests.fakes.mastodon import FakeMastodon
@@ -99,7 +100,7 @@ def test_sigkill_mid_refresh_then_refresh_again(
     assert all(p.likes == 7 for p in posts.values() if p.status != PostStatus.REMOVED)
 
 
-def test_sigkill_while_pinning_leaves_the_post_pending_and_nothing_published(
+def test_sigkill_while_fetching_media_leaves_the_post_pending_and_nothing_published(
     database: tuple[str, sa.Engine],
     configure: Callable[..., Settings],
     fake_server: FakeServer,
@@ -144,6 +145,10 @@ def test_sigkill_while_pinning_leaves_the_post_pending_and_nothing_published(
         erase_unreferenced_media(session, settings, grace_seconds=0)
     assert not [p for p in media_dir.rglob("*") if p.is_file()]  # no half-written file kept
 
+    with Session(engine) as session:
+        stored = session.exec(select(Post)).one()
+    # The next try fetches the picture (outside any transaction), then approves it.
+    stage_post(engine=engine, settings=settings, post_id=stored.id or 0, retry=True)
     with Session(engine) as session:
         stored = session.exec(select(Post)).one()
         decide(session=session, post=stored, action="approve", actor="alice", settings=settings)

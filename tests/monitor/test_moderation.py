@@ -36,6 +36,7 @@ from monitor.services.moderation import (
     reject_reasons,
     set_reject_reasons,
 )
+from monitor.services.staging import stage_all_waiting
 from monitor.services.users import disable_user
 from tests.factories import BASE_TIME, make_post
 from tests.fakes.server import FakeServer, Reply
@@ -215,6 +216,7 @@ def test_an_image_needs_alt_text_or_a_decorative_mark(
         Media(kind="image", url=image_url("c"), alt="Painted hands"),
     )
     [post_id] = _store(engine, make_post(media=images))
+    stage_all_waiting(engine=engine, settings=settings)  # version 2: the copies to look at
     with Session(engine) as session:
         ids = [m.id for m in session.exec(select(MediaItem).order_by(MediaItem.position))]
     with session_scope(engine) as session:
@@ -234,7 +236,7 @@ def test_an_image_needs_alt_text_or_a_decorative_mark(
             action="approve",
             actor="mo",
             settings=settings,
-            expected_version=1,
+            expected_version=2,
             alt_texts={ids[0]: "  A poster\nsaying  hello ", 99999: "not this post's"},
             decorative={ids[1]},
         )

@@ -36,6 +36,7 @@ def test_jobs_are_one_per_source_never_overlapping(
         f"poll:mastodon:{mastodon.url}|HelpingHands",
         "refresh:mastodon",
         "retention",
+        "stage-media",
     ]
     assert all(job.max_instances == 1 and job.coalesce for job in jobs)
     assert {job.trigger.interval.total_seconds() for job in jobs if job.id.startswith("poll")} == {

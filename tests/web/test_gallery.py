@@ -21,6 +21,7 @@ from monitor.services.ingest import record_posts
 from monitor.services.media import erase_unreferenced_media
 from monitor.services.moderation import decide
 from monitor.services.refresh import mark_removed
+from monitor.services.staging import stage_post
 from monitor.web.app import create_app
 from tests.factories import make_post
 from tests.fakes.server import FakeServer, Reply
@@ -326,6 +327,8 @@ def test_approved_post_appears_with_pinned_media_and_leaves_on_edit_and_deletion
 
 
 def _approve(engine: Engine, settings: Settings, post_id: int) -> None:
+    """Approve as the web queue does: the copy to look at is stored first."""
+    stage_post(engine=engine, settings=settings, post_id=post_id, retry=True)
     with session_scope(engine) as session:
         post = session.get(Post, post_id)
         assert post is not None
