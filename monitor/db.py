@@ -50,11 +50,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: Execution option of :func:`read_only`: the connection's transactions never write.
+_READ_ONLY = "hashtag_monitor_read_only"
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine and pool, for work that only reads (public pages, health checks).
+
+    On SQLite its transactions begin deferred, so they take no write lock: a page
+    sent slowly to a client that never reads it cannot hold up polls, decisions and
+    every other writer (WAL readers do not block writers). Elsewhere it is the engine.
+    """
+    return engine.execution_options(**{_READ_ONLY: True})
+
+
 def _sqlite_begin_immediate(connection: sa.Connection) -> None:
     """Take the write lock at BEGIN: a deferred transaction that reads and then writes
     fails at once with "database is locked" when another writer committed in between,
-    instead of waiting out the busy timeout."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    instead of waiting out the busy timeout. Read-only work begins deferred."""
+    if connection.get_execution_options().get(_READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @contextmanager

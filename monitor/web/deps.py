@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
 from monitor.config import Settings
+from monitor.db import read_only
 from monitor.models import Role, User
 from monitor.web.auth import SESSION_COOKIE, load_session, role_at_least, tokens_match
 
@@ -34,6 +35,12 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def _read_session(request: Request) -> Iterator[Session]:
+    """A session that only reads: on SQLite it holds no write lock while a response is sent."""
+    with Session(read_only(request.app.state.engine), expire_on_commit=False) as session:
+        yield session
+
+
 def _templates(request: Request) -> Jinja2Templates:
     templates: Jinja2Templates = request.app.state.templates
     return templates
@@ -41,6 +48,8 @@ def _templates(request: Request) -> Jinja2Templates:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionDep = Annotated[Session, Depends(_session)]
+#: For routes that never write (the public gallery, health checks).
+ReadSessionDep = Annotated[Session, Depends(_read_session)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(_templates)]
 
 

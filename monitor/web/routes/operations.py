@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.db import describe_db_error
 from monitor.services.metrics import DatabaseCollector
-from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep
+from monitor.web.deps import ReadSessionDep, SettingsDep, TemplatesDep
 
 router = APIRouter()
 
@@ -30,7 +30,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(request: Request, session: SessionDep) -> JSONResponse:
+def readyz(request: Request, session: ReadSessionDep) -> JSONResponse:
     """Ready to serve: the database answers, and under ``run`` the scheduler runs."""
     checks: dict[str, str] = {}
     try:
