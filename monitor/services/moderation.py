@@ -34,6 +34,7 @@ from monitor.models import (
 )
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import post_histories
+from monitor.services.gallery import PLATFORM_LABELS
 from monitor.services.links import LinkHost, link_hosts
 from monitor.services.media import pinned_name
 from monitor.services.staging import SHOWN_KINDS, is_staged
@@ -107,8 +108,18 @@ def find_post(session: Session, ref: str) -> Post:
     return post
 
 
-def _describe(post: Post) -> str:
-    return f"post {post.platform}:{post.external_id}"
+#: Characters of a post's text quoted when naming it to a moderator.
+QUOTED_CHARS = 60
+
+
+def describe_for_people(post: Post) -> str:
+    """A post as the moderator sees it on the card: author, platform, first words."""
+    words = " ".join(post.text.split())
+    if len(words) > QUOTED_CHARS:
+        words = words[: QUOTED_CHARS - 1].rstrip() + "…"
+    platform = PLATFORM_LABELS.get(post.platform, post.platform.title())
+    quoted = f": “{words}”" if words else ""
+    return f"the post by {post.author_handle} on {platform}{quoted}"
 
 
 def _alt_changes(
@@ -132,7 +143,7 @@ def _require_alt(post: Post, changes: list[tuple[MediaItem, str | None, bool]]) 
     if missing:
         which = "; ".join(f"{kind} {', '.join(numbers)}" for kind, numbers in missing.items())
         raise MissingAlt(
-            f"{_describe(post)}: {which} has no alt text;"
+            f"{describe_for_people(post)}: {which} has no alt text;"
             " write one or mark it decorative before approving"
         )
 
@@ -150,15 +161,16 @@ def _require_seen(post: Post, media: list[MediaItem], media_seen: bool) -> None:
         number = f"{item.kind} {item.position + 1}"
         if item.pin_error:
             raise CloserLookNeeded(
-                f"{_describe(post)}: {number} could not be fetched for review ({item.pin_error});"
-                " retry the download or reject the post"
+                f"{describe_for_people(post)}: {number} could not be fetched for review"
+                f" ({item.pin_error}); retry the download or reject the post"
             )
         raise CloserLookNeeded(
-            f"{_describe(post)}: {number} has not been fetched for review yet; reload in a moment"
+            f"{describe_for_people(post)}: {number} has not been fetched for review yet;"
+            " reload in a moment"
         )
     if media_hidden(post, media) and not media_seen:
         raise HiddenMediaUnseen(
-            f"{_describe(post)}: its media is hidden (marked sensitive or flagged);"
+            f"{describe_for_people(post)}: its media is hidden (marked sensitive or flagged);"
             " show the media and look at it before approving"
         )
 
@@ -176,7 +188,7 @@ def _require_acknowledged(post: Post, acknowledged: Collection[str]) -> list[str
     missing = [reason for reason in reasons if reason not in acknowledged]
     if missing:
         raise FlagsUnacknowledged(
-            f"{_describe(post)} is flagged: acknowledge each reason before approving"
+            f"{describe_for_people(post)} is flagged: acknowledge each reason before approving"
             f" ({'; '.join(missing)[:300]})"
         )
     return reasons
@@ -217,14 +229,14 @@ def decide(
     session.refresh(post, with_for_update=True)
     if expected_version is not None and post.version != expected_version:
         raise StaleDecision(
-            f"{_describe(post)} changed since you loaded it (another decision, an edit at"
+            f"{describe_for_people(post)} changed since you loaded it (another decision, an edit at"
             " source, or its media was fetched); review it again"
         )
     if post.status == PostStatus.REMOVED:
-        raise UserError(f"{_describe(post)} was removed at source")
+        raise UserError(f"{describe_for_people(post)} was removed at source")
     target = _ACTIONS[action]
     if post.status == target.value:
-        raise UserError(f"{_describe(post)} is already {target.value}")
+        raise UserError(f"{describe_for_people(post)} is already {target.value}")
     media = list(
         session.exec(
             select(MediaItem).where(MediaItem.post_id == post.id).order_by(MediaItem.position)  # type: ignore[arg-type]

@@ -83,6 +83,51 @@
     }
   }
 
+  function updateCounts(counts) {
+    if (!counts) return;
+    document.querySelectorAll(".tabs .count[data-tab]").forEach((span) => {
+      const value = counts[span.dataset.tab];
+      if (typeof value === "number") span.textContent = value.toLocaleString("en-GB");
+    });
+  }
+
+  // The last decision stays on screen with its Undo button, whatever is announced next.
+  function offerUndo(undo, csrfToken) {
+    let form = document.querySelector("form.last-decision");
+    if (!undo) {
+      if (form) form.remove();
+      return;
+    }
+    if (!form) {
+      form = document.createElement("form");
+      form.method = "post";
+      form.action = "/queue/undo";
+      form.className = "last-decision";
+      if (live) live.after(form);
+      else document.body.prepend(form);
+    }
+    const field = (name, value) => {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = value;
+      return input;
+    };
+    const text = document.createElement("p");
+    text.textContent = "Your last decision: " + undo.label + ". ";
+    const button = document.createElement("button");
+    button.type = "submit";
+    button.className = "undo";
+    button.textContent = "Undo";
+    text.append(button);
+    form.replaceChildren(
+      field("csrf_token", csrfToken),
+      field("event_id", String(undo.event_id)),
+      field("return_to", window.location.pathname + window.location.search),
+      text,
+    );
+  }
+
   async function decideCard(card, action) {
     const form = card.querySelector("form.decide");
     if (!form) return;
@@ -92,6 +137,8 @@
     announce(result.message, !result.ok);
     if (result.ok) {
       const index = cards().indexOf(card);
+      updateCounts(result.counts);
+      offerUndo(result.undo, new FormData(form).get("csrf_token"));
       markDecided(card, result.status);
       updateSelected();
       focusCard(index);

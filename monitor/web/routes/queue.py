@@ -32,6 +32,7 @@ from monitor.services.moderation import (
     compose_reason,
     decide,
     decide_many,
+    describe_for_people,
     list_queue,
     load_cards,
     queue_counts,
@@ -41,6 +42,7 @@ from monitor.services.moderation import (
     revealed_by,
 )
 from monitor.services.staging import stage_post
+from monitor.services.undo import last_undoable, undo_decision
 from monitor.web.auth import add_flash, pop_flash, role_at_least
 from monitor.web.deps import (
     MAX_FORM_FIELDS,
@@ -197,6 +199,9 @@ def queue_page(
             "reasons": reject_reasons(session),
             "messages": messages,
             "problems": problems,
+            "undoable": last_undoable(session, user.name)
+            if role_at_least(user.role, Role.MODERATOR)
+            else None,
         },
     )
 
@@ -268,6 +273,15 @@ def _reason(form: FormData, session: SessionDep, action: str) -> str | None:
     if action == "reject" and not reason:
         raise UserError("choose a reason (or write one) before rejecting")
     return reason
+
+
+def _after_decision(request: Request, session: SessionDep, actor: str) -> dict[str, Any]:
+    """What the page updates in place after a decision: tab counts and the undo offer."""
+    undoable = last_undoable(session, actor)
+    return {
+        "counts": cached_overview(request.app, session).counts,
+        "undo": {"event_id": undoable.event_id, "label": undoable.post_label} if undoable else None,
+    }
 
 
 @router.post("/queue/decide")
@@ -351,9 +365,14 @@ def decide_one(
         request,
         session,
         ok=True,
-        message=f"{verb} post {result.post_id}.",
+        message=f"{verb} {describe_for_people(post)}.",
         return_to=return_to,
-        payload={"post_id": result.post_id, "status": result.to_status, "version": post.version},
+        payload={
+            "post_id": result.post_id,
+            "status": result.to_status,
+            "version": post.version,
+            **_after_decision(request, session, user.name),
+        },
     )
 
 
@@ -473,3 +492,38 @@ def reveal_media(
         return JSONResponse({"ok": True, "post_id": post.id, "version": post.version})
     target = _safe_return(return_to)
     return RedirectResponse(f"{target}#post-{post.id}", status_code=303)
+
+
+@router.post("/queue/undo")
+def undo(
+    request: Request,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: FormDep,
+    session: SessionDep,
+) -> Response:
+    """Take back one's own last decision, while nothing else happened to the post."""
+    return_to = _field(form, "return_to", 2000)
+    event_id = parse_row_id(_field(form, "event_id"))
+    try:
+        if event_id is None:
+            raise UserError("there is no decision of yours to undo")
+        result = undo_decision(session=session, actor=user.name, event_id=event_id)
+    except UserError as exc:
+        session.rollback()
+        return _outcome(
+            request, session, ok=False, message=f"Not undone: {exc}.", return_to=return_to,
+            payload={},
+        )  # fmt: skip
+    session.commit()
+    forget_overview(request.app)
+    post = session.get(Post, result.post_id)
+    name = describe_for_people(post) if post is not None else "the post"
+    return _outcome(
+        request,
+        session,
+        ok=True,
+        message=f"Undone: {name} is {result.to_status} again.",
+        return_to=return_to,
+        payload={"post_id": result.post_id, "status": result.to_status},
+    )

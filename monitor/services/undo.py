@@ -1,0 +1,110 @@
+"""Undo: a moderator takes back their own last decision, for a few minutes.
+
+A mistaken approval on campaign day must be reversible at once, by the person who
+made it, without an admin: an approval undone leaves every public route in the
+same transaction. Only the decision is undone (the post goes back to the status
+it had), and only while nothing else happened to the post since: another
+decision, an undo, or a change at source each end the chance. The undo is an
+audit row of its own; the decision it reverses stays on the record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from monitor.errors import UserError
+from monitor.models import ModerationEvent, Post, PostStatus, utcnow
+from monitor.services.moderation import DecisionResult, describe_for_people
+
+#: How long after a decision its maker may still undo it.
+UNDO_WINDOW = timedelta(minutes=5)
+UNDO = "undo"
+_DECISIONS = ("approve", "reject")
+#: Events after a decision that make undoing it wrong: the post moved on.
+_ENDS_UNDO = (*_DECISIONS, UNDO, "edited_at_source", "deleted_at_source")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Undoable:
+    """A decision its maker can still take back, as the queue offers it."""
+
+    event_id: int
+    post_id: int
+    action: str
+    at: datetime
+    post_label: str
+
+
+def last_undoable(session: Session, actor: str, now: datetime | None = None) -> Undoable | None:
+    """``actor``'s latest decision if it can still be undone, else None."""
+    now = now or utcnow()
+    event = session.exec(
+        select(ModerationEvent)
+        .where(
+            ModerationEvent.actor == actor,
+            col(ModerationEvent.action).in_(_DECISIONS),
+            ModerationEvent.at >= now - UNDO_WINDOW,
+        )
+        .order_by(col(ModerationEvent.id).desc())
+        .limit(1)
+    ).first()
+    if event is None or event.post_id is None:
+        return None
+    post = session.get(Post, event.post_id)
+    if post is None or not _still_as_decided(session, event, post):
+        return None
+    return Undoable(event.id or 0, post.id or 0, event.action, event.at, describe_for_people(post))
+
+
+def _still_as_decided(session: Session, event: ModerationEvent, post: Post) -> bool:
+    if post.status != event.to_status or event.from_status is None:
+        return False
+    later = session.exec(
+        select(ModerationEvent.id)
+        .where(
+            ModerationEvent.post_id == post.id,
+            col(ModerationEvent.id) > (event.id or 0),
+            col(ModerationEvent.action).in_(_ENDS_UNDO),
+        )
+        .limit(1)
+    ).first()
+    return later is None
+
+
+def undo_decision(*, session: Session, actor: str, event_id: int) -> DecisionResult:
+    """Reverse decision ``event_id`` if it is ``actor``'s and still undoable; audited."""
+    event = session.get(ModerationEvent, event_id)
+    if event is None or event.actor != actor or event.action not in _DECISIONS:
+        raise UserError("there is no decision of yours to undo")
+    post = session.get(Post, event.post_id) if event.post_id is not None else None
+    if post is None:
+        raise UserError("the post of that decision is gone")
+    session.refresh(post, with_for_update=True)  # a concurrent decision waits, then sees ours
+    if utcnow() - event.at > UNDO_WINDOW:
+        minutes = int(UNDO_WINDOW.total_seconds() // 60)
+        raise UserError(f"a decision can be undone for {minutes} minutes only")
+    if not _still_as_decided(session, event, post):
+        raise UserError(
+            f"{describe_for_people(post)} changed after your decision; review it again instead"
+        )
+    restored = PostStatus(event.from_status or PostStatus.PENDING)
+    result = DecisionResult(post.id or 0, post.status, restored.value)
+    post.status = restored.value
+    post.version += 1
+    session.add(post)
+    session.add(
+        ModerationEvent(
+            post_id=post.id,
+            at=utcnow(),
+            actor=actor,
+            action=UNDO,
+            from_status=result.from_status,
+            to_status=result.to_status,
+            reason=f"undid {event.action}",
+            detail={"undid_event": event.id},
+        )
+    )
+    return result
