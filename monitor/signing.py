@@ -18,7 +18,7 @@ import time
 from datetime import timedelta
 from enum import StrEnum
 
-from itsdangerous import BadData, Signer, SignatureExpired, TimestampSigner
+from itsdangerous import BadData, SignatureExpired, Signer, TimestampSigner
 
 from monitor.errors import MonitorError
 
