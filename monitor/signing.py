@@ -94,9 +94,6 @@ def unsign(
             value = signer.unsign(token)
     except SignatureExpired:
         raise BadToken(use, expired=True) from None
-    except (BadData, UnicodeError):
+    except (BadData, UnicodeEncodeError):  # the latter: lone surrogates from a URL
         raise BadToken(use) from None
-    try:
-        return value.decode()
-    except UnicodeDecodeError:
-        raise BadToken(use) from None
+    return value.decode()  # we only ever sign text

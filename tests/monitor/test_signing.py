@@ -51,6 +51,7 @@ def test_edited_or_foreign_tokens_are_refused(use: Use) -> None:
         f"{value}.",
         sign(use, "7", secret="another-secret", now=NOW),
         "7." + "é" * 43,
+        "7.\udcff",
         token + "x" * MAX_TOKEN_CHARS,
     ]
     for candidate in forged:
