@@ -112,6 +112,35 @@ def test_export_writes_a_self_contained_site_of_approved_posts(
     assert 'var EMBED_PAGE = "embed.html";' in (out / "embed.js").read_text()
 
 
+def test_the_export_carries_the_training_banner_in_training_mode(
+    export: Callable[[Path], CliResult],
+    configure: Callable[..., Settings],
+    gallery_engine: Engine,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    publish(gallery_engine, settings, text="Practice message")
+    configure(DEMO_MODE="true")
+    out = tmp_path / "site"
+
+    code, _, stderr = export(out)
+
+    assert code == 0, stderr
+    for page in ("index.html", "embed.html"):
+        assert 'class="training-banner"' in (out / page).read_text(), page
+
+
+def test_a_real_export_has_no_training_banner(
+    export: Callable[[Path], CliResult], gallery_engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    publish(gallery_engine, settings, text="Real message")
+
+    code, _, stderr = export(tmp_path / "site")
+
+    assert code == 0, stderr
+    assert "training-banner" not in (tmp_path / "site" / "index.html").read_text()
+
+
 def test_reexport_drops_posts_that_left_approved_and_their_media(
     export: Callable[[Path], CliResult],
     gallery_engine: Engine,

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlmodel import Session
 
 from monitor.cli._common import echo, load, open_engine
@@ -28,6 +27,7 @@ from monitor.errors import UserError
 from monitor.resources import templates_dir
 from monitor.services.gallery import GalleryPage, all_pages, post_json
 from monitor.services.media import PINNED_NAME_RE, pinned_file
+from monitor.templating import make_environment
 from monitor.web.routes.gallery import gallery_context
 
 EXPORT_PAGE_SIZE = 60
@@ -73,9 +73,7 @@ def _export(session: Session, settings: Settings, out: Path) -> ExportSummary:
     )
     (out / "media").mkdir(parents=True, exist_ok=True)
     _copy_media(settings, pages, out / "media", summary)
-    environment = Environment(
-        loader=FileSystemLoader(str(templates_dir())), autoescape=select_autoescape()
-    )
+    environment = make_environment(settings)
     written: set[str] = set()
     variants = (("page", "index.html", False), ("embed", "embed.html", True))
     for number, page in enumerate(pages, start=1):

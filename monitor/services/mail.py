@@ -21,10 +21,8 @@ import ssl
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
-from functools import lru_cache
 
 import sqlalchemy as sa
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -33,9 +31,9 @@ from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import MonitorError, UserError
 from monitor.models import DigestSend, utcnow
-from monitor.resources import templates_dir
 from monitor.services.charts import digest_chart_png
 from monitor.services.digest import METRICS, Digest, Format, check_past_day, compute_digest
+from monitor.templating import make_environment
 
 log = logging.getLogger("monitor.mail")
 
@@ -57,19 +55,6 @@ class SendOutcome:
     detail: str | None = None
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    # Autoescape for .html only: the text part must show "<b>" as typed, not "&lt;b&gt;".
-    return Environment(
-        loader=FileSystemLoader(str(templates_dir())),
-        autoescape=select_autoescape(["html"], default_for_string=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-
-
 def digest_subject(digest: Digest) -> str:
     return f"Hashtag digest {digest.period.label}: {digest.headline}"
 
@@ -77,9 +62,9 @@ def digest_subject(digest: Digest) -> str:
 def render_digest_text(digest: Digest, settings: Settings) -> str:
     """The plain-text digest (also what ``digest preview`` prints)."""
     return (
-        _environment()
+        make_environment(settings, mail=True)
         .get_template("email/digest.txt")
-        .render(digest=digest, fmt=Format, metrics=METRICS, zone=settings.zone)
+        .render(digest=digest, fmt=Format, metrics=METRICS)
     )
 
 
@@ -96,13 +81,12 @@ def build_digest_message(
     chart_cid = make_msgid(idstring="digest-chart", domain=domain)
     subject = digest_subject(digest)
     html = (
-        _environment()
+        make_environment(settings, mail=True)
         .get_template("email/digest.html")
         .render(
             digest=digest,
             fmt=Format,
             metrics=METRICS,
-            zone=settings.zone,
             subject=subject,
             chart_cid=chart_cid[1:-1],
         )

@@ -2,8 +2,8 @@
 
 A request hides nothing by itself (a stranger must not be able to unpublish
 anyone's post); it flags the post, which puts it at the top of the moderators'
-queue, and writes an audit event. The form carries an HMAC-signed,
-time-limited token instead of a session cookie, and each client address may
+queue, and writes an audit event. The form carries a signed, time-limited
+token (:mod:`monitor.signing`) instead of a session cookie, and each client address may
 send only a few requests an hour (stored as a keyed hash, not the address).
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import time
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -20,8 +19,10 @@ from sqlmodel import Session
 
 from monitor.errors import UserError
 from monitor.models import ModerationEvent, Post, PostStatus, TakedownRequest, utcnow
+from monitor.signing import BadToken, Use, sign, unsign
 
 TOKEN_TTL_SECONDS = 2 * 3600
+_TOKEN_TTL = timedelta(seconds=TOKEN_TTL_SECONDS)
 #: Requests one client address may send in :data:`RATE_WINDOW`.
 MAX_REQUESTS_PER_WINDOW = 5
 RATE_WINDOW = timedelta(hours=1)
@@ -47,27 +48,20 @@ class TooManyRequests(TakedownRefused):
 
 
 def issue_token(secret: str, post_id: int, *, now: float | None = None) -> str:
-    """The form's anti-forgery token: when it was issued, signed for this post."""
-    issued = int(time.time() if now is None else now)
-    return f"{issued}.{_token_mac(secret, post_id, issued)}"
+    """The form's anti-forgery token: this post's id, signed with the time it was issued."""
+    return sign(Use.TAKEDOWN_FORM, str(post_id), secret=secret, now=now)
 
 
 def check_token(secret: str, token: str, post_id: int, *, now: float | None = None) -> None:
     """Accept a token we issued for this post within :data:`TOKEN_TTL_SECONDS`."""
-    current = time.time() if now is None else now
-    issued_text, _, mac = token.partition(".")
-    if not issued_text.isdigit() or len(issued_text) > 12 or len(mac) != 32:
+    try:
+        signed_for = unsign(Use.TAKEDOWN_FORM, token, secret=secret, max_age=_TOKEN_TTL, now=now)
+    except BadToken as exc:
+        if exc.expired:
+            raise TakedownRefused("the form has expired; open the request form again") from None
+        signed_for = None
+    if signed_for != str(post_id):
         raise TakedownRefused("the form is not valid; open the request form again")
-    issued = int(issued_text)
-    if not hmac.compare_digest(mac, _token_mac(secret, post_id, issued)):
-        raise TakedownRefused("the form is not valid; open the request form again")
-    if issued > current + 60 or current - issued > TOKEN_TTL_SECONDS:
-        raise TakedownRefused("the form has expired; open the request form again")
-
-
-def _token_mac(secret: str, post_id: int, issued: int) -> str:
-    message = f"takedown\0{post_id}\0{issued}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
 def client_key(secret: str, address: str) -> str:

@@ -1,6 +1,6 @@
 """Logins for the staff side: server-side sessions, CSRF tokens, throttling, roles.
 
-The cookie holds a random token and an HMAC of it under ``SECRET_KEY``; the
+The cookie holds a random token signed by :mod:`monitor.signing`; the
 database keeps only the token's SHA-256. A session is valid while its row
 exists, it has not expired (absolute and idle limits), and its user is still
 active, so logout, disabling a user and expiry end it at once.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import hmac
 import secrets
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -24,11 +23,14 @@ from sqlmodel import Session, select
 
 from monitor.models import LoginAttempt, ModerationEvent, Role, User, WebSession, utcnow
 from monitor.services.users import hash_password, verify_password
+from monitor.signing import BadToken, Use, sign, unsign
 
 SESSION_COOKIE = "hm_session"
 LOGIN_CSRF_COOKIE = "hm_login"
 SESSION_LIFETIME = timedelta(hours=12)
 SESSION_IDLE_LIMIT = timedelta(hours=2)
+#: How long the login form (its cookie and its signed field) stays good.
+LOGIN_FORM_LIFETIME = timedelta(hours=1)
 #: Refresh ``last_seen_at`` at most this often, so reading pages does not write every time.
 LAST_SEEN_GRANULARITY = timedelta(minutes=1)
 THROTTLE_WINDOW = timedelta(minutes=15)
@@ -56,24 +58,19 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _sign(secret: str, value: str) -> str:
-    mac = hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
-    return f"{value}.{mac}"
-
-
-def _unsign(secret: str, signed: str) -> str | None:
-    value, _, mac = signed.rpartition(".")
-    if not value or len(signed) > 300:
+def _cookie_token(secret: str, cookie: str | None) -> str | None:
+    """The raw session token inside a cookie we signed, or None for anything else."""
+    try:
+        return unsign(Use.SESSION, cookie or "", secret=secret)
+    except BadToken:
         return None
-    expected = hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
-    return value if hmac.compare_digest(expected, mac) else None
 
 
 def tokens_match(expected: str | None, given: str | None) -> bool:
     """Constant-time comparison that treats a missing token as a mismatch."""
     if not expected or not given:
         return False
-    return hmac.compare_digest(expected.encode(), given.encode())
+    return secrets.compare_digest(expected.encode(), given.encode())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,16 +96,14 @@ def start_session(
             address=address[:100],
         )
     )
-    return _sign(secret, token)
+    return sign(Use.SESSION, token, secret=secret)
 
 
 def load_session(
     *, session: Session, cookie: str | None, secret: str, now: datetime | None = None
 ) -> ActiveLogin | None:
     """The live login behind a cookie, or None when it is forged, ended, idle or expired."""
-    if not cookie:
-        return None
-    token = _unsign(secret, cookie)
+    token = _cookie_token(secret, cookie)
     if token is None:
         return None
     now = now or utcnow()
@@ -131,7 +126,7 @@ def load_session(
 
 def end_session(*, session: Session, cookie: str | None, secret: str) -> None:
     """Delete the session row behind ``cookie`` (logout); unknown cookies are ignored."""
-    token = _unsign(secret, cookie or "")
+    token = _cookie_token(secret, cookie)
     if token is None:
         return
     row = session.get(WebSession, _hash_token(token))
@@ -144,16 +139,23 @@ def end_user_sessions(*, session: Session, user_id: int) -> None:
     session.execute(sa.delete(WebSession).where(WebSession.user_id == user_id))  # type: ignore[arg-type]
 
 
-def new_login_csrf(secret: str) -> tuple[str, str]:
+def new_login_csrf(secret: str, *, now: float | None = None) -> tuple[str, str]:
     """A (cookie, form field) pair that protects the login form before any session exists."""
     nonce = secrets.token_urlsafe(24)
-    return nonce, _sign(secret, "login:" + nonce)
+    return nonce, sign(Use.LOGIN_FORM, nonce, secret=secret, now=now)
 
 
-def login_csrf_valid(secret: str, cookie: str | None, field: str | None) -> bool:
-    if not cookie or not field:
+def login_csrf_valid(
+    secret: str, cookie: str | None, field: str | None, *, now: float | None = None
+) -> bool:
+    """True when ``field`` is a recent login form token we signed for this cookie's nonce."""
+    try:
+        nonce = unsign(
+            Use.LOGIN_FORM, field or "", secret=secret, max_age=LOGIN_FORM_LIFETIME, now=now
+        )
+    except BadToken:
         return False
-    return tokens_match(_sign(secret, "login:" + cookie), field)
+    return tokens_match(nonce, cookie)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

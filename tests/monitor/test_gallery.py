@@ -11,7 +11,7 @@ import functools
 import io
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from monitor.services.gallery import (
 )
 from monitor.services.ingest import record_posts
 from monitor.services.media import PinnedImage, pinned_name, store_image
+from monitor.signing import Use, sign
 from tests.factories import BASE_TIME, make_post
 
 SECRET = "test-secret"
@@ -193,6 +194,17 @@ def test_a_post_leaving_approved_drops_out_and_changes_the_etag(
 def test_forged_cursors_are_refused(cursor: str) -> None:
     with pytest.raises(GalleryInputError, match="cursor is not one this gallery issued"):
         parse_query(secret=SECRET, cursor=cursor)
+
+
+@pytest.mark.parametrize(
+    "use", [use for use in Use if use is not Use.GALLERY_CURSOR], ids=lambda use: use.value
+)
+def test_tokens_signed_for_other_uses_are_not_cursors(use: Use) -> None:
+    micros = (BASE_TIME - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    token = sign(use, f"{micros}:5", secret=SECRET)
+
+    with pytest.raises(GalleryInputError, match="cursor is not one this gallery issued"):
+        parse_query(secret=SECRET, cursor=token)
 
 
 def test_cursor_round_trip_keeps_microseconds() -> None:

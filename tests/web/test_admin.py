@@ -207,6 +207,21 @@ def test_the_kill_switch_pauses_and_resumes_the_gallery_on_the_record(
     ]
 
 
+def test_the_audit_log_shows_times_in_the_configured_zone(
+    sqlite_engine: Engine, admin: TestClient
+) -> None:
+    summer = datetime(2026, 7, 1, 11, 30, 5, tzinfo=UTC)  # 12:30:05 in London (BST)
+    with Session(sqlite_engine) as session:
+        session.add(ModerationEvent(at=summer, actor="ad", action="login"))
+        session.commit()
+
+    page = admin.get("/admin/audit").text
+
+    shown = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', page)
+    assert (summer.isoformat(), "2026-07-01 12:30:05 BST") in shown
+    assert "(UTC)" not in page
+
+
 def test_the_audit_log_pages_and_filters(sqlite_engine: Engine, admin: TestClient) -> None:
     for number in range(3):
         _post(admin, "/admin/gallery", state="pause" if number % 2 == 0 else "resume")

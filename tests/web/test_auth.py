@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,14 +16,19 @@ from sqlmodel import Session, select
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.models import LoginAttempt, ModerationEvent, WebSession, utcnow
+from monitor.services.gallery import encode_cursor
+from monitor.services.takedown import issue_token
 from monitor.services.users import disable_user
 from monitor.web.app import create_app
 from monitor.web.auth import (
     LOCK_AFTER_FAILURES,
+    LOGIN_CSRF_COOKIE,
+    LOGIN_FORM_LIFETIME,
     SESSION_COOKIE,
     SLOW_AFTER_FAILURES,
     THROTTLE_WINDOW,
     check_throttle,
+    new_login_csrf,
 )
 from monitor.web.routes.auth import safe_next
 from tests.web.auth_helpers import (
@@ -142,6 +148,68 @@ def test_the_login_form_needs_its_own_token(sqlite_engine: Engine, client: TestC
     assert client.post("/login", data=stray, follow_redirects=False).status_code == 403
     with Session(sqlite_engine) as session:
         assert session.exec(select(WebSession)).first() is None
+
+
+def _post_login_form(client: TestClient, nonce: str, field: str) -> httpx.Response:
+    """Send the login form with ``nonce`` in its cookie and ``field`` as its token."""
+    client.cookies.clear()
+    client.cookies.set(LOGIN_CSRF_COOKIE, nonce)
+    fields = {"name": "mo", "password": DEFAULT_PASSWORD, "csrf_token": field}
+    return client.post("/login", data=fields, follow_redirects=False)
+
+
+def test_an_old_login_form_is_refused(client: TestClient, settings: Settings) -> None:
+    issued = time.time() - LOGIN_FORM_LIFETIME.total_seconds() - 5
+    nonce, field = new_login_csrf(settings.ensure_secret_key(), now=issued)
+
+    response = _post_login_form(client, nonce, field)
+
+    assert response.status_code == 403 and "The form expired" in response.text
+    assert SESSION_COOKIE not in _set_cookie(response)
+
+
+def _value_of(token: str) -> str:
+    """What a signed token carries in clear, which is what an attacker would put in the cookie."""
+    return token.partition(".")[0]
+
+
+@pytest.mark.parametrize("minted", ["takedown form", "gallery cursor", "session cookie"])
+def test_tokens_signed_for_other_uses_are_not_login_form_tokens(
+    client: TestClient, settings: Settings, minted: str
+) -> None:
+    secret = settings.ensure_secret_key()
+    if minted == "takedown form":
+        token = issue_token(secret, 7)
+    elif minted == "gallery cursor":
+        token = encode_cursor(datetime(2026, 7, 1, tzinfo=UTC), 5, secret)
+    else:
+        login(client, "mo")
+        token = client.cookies[SESSION_COOKIE]
+    response = _post_login_form(client, _value_of(token), token)
+
+    assert response.status_code == 403 and "The form expired" in response.text
+    assert SESSION_COOKIE not in _set_cookie(response)
+
+
+@pytest.mark.parametrize("minted", ["login form", "takedown form", "gallery cursor"])
+def test_tokens_signed_for_other_uses_are_not_sessions(
+    client: TestClient, settings: Settings, minted: str
+) -> None:
+    secret = settings.ensure_secret_key()
+    login(client, "mo")
+    raw = _value_of(client.cookies[SESSION_COOKIE])
+    client.cookies.clear()
+    if minted == "login form":
+        token = form_token(client.get("/login").text)
+    elif minted == "takedown form":
+        token = issue_token(secret, 7)
+    else:
+        token = encode_cursor(datetime(2026, 7, 1, tzinfo=UTC), 5, secret)
+
+    client.cookies.set(SESSION_COOKIE, token)
+    assert client.get("/auth/session").status_code == 401
+    client.cookies.set(SESSION_COOKIE, raw)
+    assert client.get("/auth/session").status_code == 401
 
 
 def test_repeated_failures_slow_logins_even_with_the_right_password(

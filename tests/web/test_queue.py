@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,30 @@ def test_anonymous_visitors_are_sent_to_login_and_scripts_get_401(
     fields = {"post_id": str(post_id), "version": "1", "action": "approve"}
     assert client.post("/queue/decide", data=fields, headers=JSON).status_code == 401
     assert _statuses(sqlite_engine) == {post_id: "pending"}
+
+
+def test_times_on_the_queue_are_in_the_configured_zone(
+    sqlite_engine: Engine, moderator: TestClient
+) -> None:
+    summer = datetime(2026, 7, 1, 11, 30, tzinfo=UTC)  # 12:30 in London (BST)
+    [post_id] = _store(sqlite_engine, _text_post(created_at=summer))
+    with session_scope(sqlite_engine) as session:
+        session.add(
+            ModerationEvent(
+                post_id=post_id, at=summer, actor="mo", action="note", reason="summer note"
+            )
+        )
+
+    page = moderator.get("/queue", headers=PAGE).text
+
+    shown = set(re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', page))
+    # People read London time; the datetime attribute stays UTC for machines.
+    assert shown == {
+        (summer.isoformat(), "01 Jul 2026 12:30 BST"),  # when it was posted
+        (summer.isoformat(), "01 Jul 12:30 BST"),  # the card's history
+    }
+    details = moderator.get(f"/queue/posts/{post_id}", headers=PAGE).text
+    assert f'<time datetime="{summer.isoformat()}">2026-07-01 12:30:00 BST</time>' in details
 
 
 def test_a_viewer_reads_the_queue_but_cannot_decide(

@@ -18,6 +18,7 @@ from monitor.services.takedown import (
     check_token,
     issue_token,
 )
+from monitor.signing import Use, sign
 from monitor.web.app import create_app
 from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish
 from tests.web.auth_helpers import TestClient
@@ -121,6 +122,32 @@ def test_bad_forms_are_refused_and_nothing_is_stored(
     with Session(gallery_engine) as session:
         post = session.get(Post, post_id)
         assert post is not None and not post.flagged
+
+
+@pytest.mark.parametrize(
+    "use", [use for use in Use if use is not Use.TAKEDOWN_FORM], ids=lambda use: use.value
+)
+def test_tokens_signed_for_other_uses_are_not_takedown_tokens(
+    client: TestClient, gallery_engine: Engine, settings: Settings, use: Use
+) -> None:
+    post_id = publish(gallery_engine, settings)
+    token = sign(use, str(post_id), secret=settings.ensure_secret_key())
+
+    response = client.post(f"/gallery/report/{post_id}", data={"token": token, "category": "other"})
+
+    assert response.status_code == 400 and "the form is not valid" in response.text
+    assert _requests(gallery_engine) == []
+
+
+def test_a_takedown_token_is_not_a_gallery_cursor(
+    client: TestClient, gallery_engine: Engine, settings: Settings
+) -> None:
+    post_id = publish(gallery_engine, settings)
+
+    response = client.get("/gallery.json", params={"cursor": _token(client, post_id)})
+
+    assert response.status_code == 400
+    assert "cursor is not one this gallery issued" in response.text
 
 
 def test_a_token_is_bound_to_its_post_and_expires(settings: Settings) -> None:

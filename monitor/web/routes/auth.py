@@ -11,6 +11,7 @@ from monitor.config import Settings
 from monitor.models import ModerationEvent, utcnow
 from monitor.web.auth import (
     LOGIN_CSRF_COOKIE,
+    LOGIN_FORM_LIFETIME,
     MAX_NAME_CHARS,
     SESSION_COOKIE,
     SESSION_LIFETIME,
@@ -34,7 +35,7 @@ from monitor.web.deps import (
 
 router = APIRouter()
 DEFAULT_LANDING = "/queue"
-_LOGIN_FORM_LIFETIME = 3600
+_LOGIN_FORM_LIFETIME = int(LOGIN_FORM_LIFETIME.total_seconds())
 
 
 def safe_next(target: str | None) -> str:

@@ -165,9 +165,6 @@ def sources_page(
             "title": "Sources",
             "user": user,
             "platforms": platform_health(list_sources(session), settings),
-            "when": lambda value: (
-                value.astimezone(settings.zone).strftime("%d %b %Y %H:%M %Z") if value else "never"
-            ),
             "docs_name": DOCS_NAME,
         },
         headers={"Cache-Control": "no-store"},

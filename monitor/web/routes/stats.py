@@ -61,7 +61,6 @@ def stats_page(
         "user": user,
         "fmt": Format,
         "metrics": METRICS,
-        "zone": settings.zone,
         "last_send": last_digest_send(session),
     }
     try:
