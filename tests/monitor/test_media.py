@@ -18,15 +18,10 @@ from pathlib import Path
 import pytest
 from PIL import ExifTags, Image
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from adapters.base import Media
 from monitor.config import Settings
-from monitor.db import session_scope
-from monitor.errors import UserError
-from monitor.models import MediaItem, ModerationEvent, Post, PostStatus
 from monitor.services import media as media_service
-from monitor.services.ingest import record_posts
 from monitor.services.media import (
     PinError,
     download_image,
@@ -35,11 +30,8 @@ from monitor.services.media import (
     pinned_name,
     store_image,
 )
-from monitor.services.moderation import decide
-from tests.factories import make_post
 from tests.fakes.server import FakeServer, Reply
 from tests.monitor.test_gallery import gallery_engine, migrated_sqlite
-from tests.web.auth_helpers import make_user
 
 __all__ = ["gallery_engine", "migrated_sqlite"]  # fixtures shared with the gallery tests
 
@@ -166,7 +158,7 @@ def test_same_original_is_stored_once_by_content_hash(settings: Settings) -> Non
         (jpeg_with_gps()[:200], "not an image"),
         (b"", "not an image"),
         (png_bomb(), "too many pixels"),
-        (png_bomb(8000, 8000), "the limit is 50,000,000 pixels"),
+        (png_bomb(8000, 8000), "the limit is 16,000,000 pixels for PNG"),
         (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "not an image"),
     ],
     ids=["html-as-jpeg", "truncated-jpeg", "empty", "bomb", "over-budget", "eps"],

@@ -188,8 +188,11 @@ def test_a_form_decision_redirects_back_and_says_what_happened_once(
     fields = _decide(moderator, post_id, "approve", return_to="/queue?tab=pending&q=x")
     response = moderator.post("/queue/decide", data=fields, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/queue?tab=pending&q=x"
-    assert f"Approved post {post_id}." in moderator.get("/queue").text
-    assert f"Approved post {post_id}." not in moderator.get("/queue").text
+    # Named as the moderator sees the post (author, platform, first words), never by row id.
+    said = "Approved the post by @u"
+    assert said in moderator.get("/queue").text
+    later = moderator.get("/queue").text
+    assert said not in later and "Your last decision: approved the post by @u" in later
     [event] = _decisions(sqlite_engine)
     assert (event.actor, event.action, event.to_status) == ("mo", "approve", "approved")
 
@@ -208,13 +211,14 @@ def test_a_stale_decision_is_refused_with_a_message(
     first = moderator.post(
         "/queue/decide", data=_decide(moderator, post_id, "approve"), headers=JSON
     )
-    assert first.json() == {
+    answer = first.json()
+    assert {key: answer[key] for key in ("ok", "post_id", "status", "version")} == {
         "ok": True,
-        "message": f"Approved post {post_id}.",
         "post_id": post_id,
         "status": "approved",
         "version": 2,
     }
+    assert answer["message"].startswith("Approved the post by @u")
     reject = _decide(moderator, post_id, "reject", reason_choice="Misinformation")
     second = moderator.post("/queue/decide", data=reject, headers=JSON)
     assert second.status_code == 409
@@ -352,8 +356,9 @@ def test_tabs_counts_flags_and_pages(sqlite_engine: Engine, moderator: TestClien
     cards = re.findall(r'<article class="card[^"]*" id="post-(\d+)"', page.text)
     assert cards[0] == str(ids[-1]) and len(cards) == QUEUE_PAGE_SIZE
     assert "Takedown request: &lt;b&gt;my child&lt;/b&gt; is in it" in page.text
-    assert re.search(rf'Pending\s*<span class="count">{QUEUE_PAGE_SIZE + 2}</span>', page.text)
-    assert re.search(r"Flagged\s*<span class=\"count\">1</span>", page.text)
+    pending = rf'Pending\s*<span class="count" data-tab="pending">{QUEUE_PAGE_SIZE + 2}</span>'
+    assert re.search(pending, page.text)
+    assert re.search(r'Flagged\s*<span class="count" data-tab="flagged">1</span>', page.text)
     next_url = re.search(r'<a href="([^"]+)" rel="next">', page.text)
     assert next_url is not None
     rest = moderator.get(next_url.group(1).replace("&amp;", "&")).text
