@@ -23,11 +23,12 @@
     live.replaceChildren(line);
   }
 
-  function focusCard(index) {
+  function focusCard(index, afterDecision) {
     const list = cards();
     if (list.length === 0) {
       current = -1;
-      announce("No more posts on this page.", false);
+      // After a decision the announcement says what was done; it is never overwritten.
+      announce((afterDecision ? afterDecision + " " : "") + "No more posts on this page.", false);
       return;
     }
     current = Math.max(0, Math.min(index, list.length - 1));
@@ -141,7 +142,7 @@
       offerUndo(result.undo, new FormData(form).get("csrf_token"));
       markDecided(card, result.status);
       updateSelected();
-      focusCard(index);
+      focusCard(index, result.message);
     } else {
       card.classList.add(result.stale ? "stale" : "refused");
     }
@@ -208,7 +209,20 @@
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const target = event.target;
     if (target.closest && target.closest("input, textarea, select, dialog[open]")) return;
-    const card = ["a", "r", "x", "m", "n"].includes(event.key) ? currentCard() : null;
+    const reasonKey = /^[1-9]$/.test(event.key);
+    const card = ["a", "r", "x", "m", "t"].includes(event.key) || reasonKey ? currentCard() : null;
+    if (reasonKey) {
+      // A number picks that reject reason and moves to Reject: Enter then rejects.
+      const select = card && card.querySelector("select.reason");
+      const option = select && select.options[Number(event.key)];
+      if (option) {
+        select.value = option.value;
+        const reject = card.querySelector("button.reject");
+        if (reject) reject.focus();
+        event.preventDefault();
+      }
+      return;
+    }
     switch (event.key) {
       case "j":
         focusCard(current + 1);
@@ -234,6 +248,11 @@
         // Reveal hidden media: a form post, so the reveal is on the record.
         const reveal = card && card.querySelector("form.reveal-form");
         if (reveal) reveal.requestSubmit();
+        break;
+      }
+      case "t": {
+        const alt = card && card.querySelector(".media-list textarea");
+        if (alt) alt.focus();
         break;
       }
       case "n": {

@@ -18,6 +18,7 @@ class LiveServer:
     """Serves ``app`` on a free loopback port until :meth:`stop`."""
 
     def __init__(self, app: FastAPI) -> None:
+        self.app = app
         # proto must say TCP: asyncio only sets TCP_NODELAY on such sockets, and without it
         # Nagle's algorithm and delayed ACKs add ~40 ms to every keep-alive response.
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
