@@ -172,6 +172,17 @@
     });
   });
 
+  // Alt text: Escape goes back to the card, so "a" approves with what was written.
+  document.querySelectorAll(".media-list textarea").forEach((area) => {
+    area.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        const card = area.closest("article.card");
+        if (card) card.focus();
+      }
+    });
+  });
+
   if (bulkForm) {
     bulkForm.addEventListener("submit", async (event) => {
       event.preventDefault();

@@ -3,22 +3,18 @@ and on the record, flags acknowledged, a compact layout, no serious axe violatio
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from PIL import Image
 from playwright.sync_api import Page, expect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from adapters.base import Media
-from monitor.config import Settings
 from monitor.db import session_scope
-from monitor.models import MediaItem, ModerationEvent, Post
-from monitor.services.media import pinned_name, store_image
+from monitor.models import ModerationEvent, Post
 from tests.factories import make_post
 from tests.web.live_server import LiveServer
+from tests.web.staging_helpers import stage_with_local_copy
 from tests.web.test_queue_browser import (
     WCAG_22_AA,
     _clear_queue,
@@ -35,26 +31,6 @@ __all__ = ["browser", "engine", "page", "server"]
 pytestmark = pytest.mark.browser
 
 
-def _stage_locally(engine: Engine, settings: Settings) -> None:
-    """Store a copy for every waiting attachment with the real storage code (the browser
-    suite has no media host the server could fetch from)."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (800, 600), (40, 110, 60)).save(buffer, "PNG")
-    pinned = store_image(buffer.getvalue(), settings.media_dir)
-    with session_scope(engine) as session:
-        for item in session.exec(select(MediaItem).where(MediaItem.pinned_hash.is_(None))):  # type: ignore[union-attr]
-            item.pinned_hash, item.pinned_widths = pinned.digest, list(pinned.widths)
-            item.pinned_width, item.pinned_height = pinned.width, pinned.height
-            item.pinned_path = (
-                f"{pinned.digest[:2]}/{pinned_name(pinned.digest, pinned.widths[-1])}"
-            )
-            session.add(item)
-            post = session.get(Post, item.post_id)
-            assert post is not None
-            post.version += 1
-            session.add(post)
-
-
 def _photo_post(**overrides: object) -> object:
     media = (Media(kind="image", url="https://media.test/p.jpg", alt="Hands", sensitive=False),)
     return make_post(media=media, **overrides)
@@ -66,7 +42,7 @@ def test_hidden_media_is_revealed_by_keyboard_then_approved(
     _clear_queue(engine)
     media = (Media(kind="image", url="https://media.test/s.jpg", alt="A hand", sensitive=True),)
     [post_id] = _store(engine, make_post(media=media))
-    _stage_locally(engine, server.app.state.settings)
+    stage_with_local_copy(engine, server.app.state.settings)
     _log_in(page, "mo")
     card = page.locator(f"#post-{post_id}")
     expect(card.locator("img")).to_have_count(0)  # not even sent to the browser
@@ -113,7 +89,7 @@ def test_a_laptop_screen_shows_more_than_one_card(
 ) -> None:
     _clear_queue(engine)
     _store(engine, *(_photo_post() for _ in range(4)))  # type: ignore[arg-type]
-    _stage_locally(engine, server.app.state.settings)
+    stage_with_local_copy(engine, server.app.state.settings)
     page.set_viewport_size({"width": 1366, "height": 768})
     _log_in(page, "mo")
     page.locator("article.card").nth(1).evaluate("card => card.scrollIntoView({block: 'end'})")
@@ -144,7 +120,7 @@ def test_media_and_flag_screens_have_no_serious_accessibility_violations(
         assert post is not None
         post.flagged, post.flag_reasons = True, ["Blocked term: spam"]
         session.add(post)
-    _stage_locally(engine, server.app.state.settings)
+    stage_with_local_copy(engine, server.app.state.settings)
     _log_in(page, "mo")
     results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_22_AA}})
     serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
@@ -156,7 +132,7 @@ def test_number_keys_reject_with_a_reason_and_t_writes_alt_text(
 ) -> None:
     _clear_queue(engine)
     first, second = _store(engine, make_post(media=()), _photo_post())  # type: ignore[arg-type]
-    _stage_locally(engine, server.app.state.settings)
+    stage_with_local_copy(engine, server.app.state.settings)
     _log_in(page, "mo")
 
     page.keyboard.press("j")
