@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test bench lint contract clean chromium
+.PHONY: run demo test test-fast bench lint contract clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hashtag-monitor demo
 
+# -rfE: a failing run ends with the names of the tests that failed or errored.
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rfE
+
+# The inner loop: everything but child processes, the whole service and the browser.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rfE -m "not slow"
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do \

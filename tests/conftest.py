@@ -143,3 +143,25 @@ def fake_server() -> Iterator[FakeServer]:
 def mastodon(fake_server: FakeServer) -> FakeMastodon:
     """A local Mastodon instance speaking the documented API."""
     return FakeMastodon(fake_server)
+
+
+#: Modules whose tests start child processes, kill them, or run the whole service; with the
+#: browser tests they are the ``slow`` ones that ``make test-fast`` leaves out.
+SLOW_MODULES = frozenset(
+    {
+        "tests/faults/test_crashes.py",
+        "tests/test_run.py",
+        "tests/test_failover.py",
+        "tests/test_demo.py",
+        "tests/test_screenshots.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the slow tests (see SLOW_MODULES and the ``browser`` marker) as ``slow``."""
+    root = config.rootpath
+    for item in items:
+        relative = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if relative in SLOW_MODULES or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
