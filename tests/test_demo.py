@@ -45,7 +45,8 @@ class DemoProcess:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -71,7 +72,8 @@ class DemoProcess:
         if self.process.poll() is None:
             self.process.send_signal(how)
         self.process.wait(timeout=DEADLINE_S)
-        time.sleep(0.1)  # let the reader thread drain the pipe
+        # The reader ends at end of file: once it has, every line is in the queue.
+        self._reader.join(timeout=DEADLINE_S)
         while not self.lines.empty():
             self.output.append(self.lines.get())
         return "".join(self.output)

@@ -122,7 +122,11 @@ def test_shutdown_lets_the_polls_under_way_finish(
         await monitor._elect()
         [job] = [j for j in monitor.scheduler.get_jobs() if j.id.startswith("poll")]
         polling = asyncio.create_task(monitor._poll(*job.args))
-        await asyncio.sleep(0.1)
+        # Drain once the poll is really under way (its request reached the server), not
+        # after a guess at how long starting it takes on a busy machine.
+        deadline = asyncio.get_running_loop().time() + 30
+        while not mastodon.server.requests and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
         await monitor.drain(timeout=30)
         finished = polling.done()
         monitor.shutdown()
