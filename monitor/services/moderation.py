@@ -254,8 +254,24 @@ def decide(
     if alt_edits := _apply_alt_changes(session, changes):
         detail["alt_edits"] = alt_edits
     reason = (reason or "").strip()[:MAX_REASON_CHARS] or None
-    result = DecisionResult(post.id or 0, post.status, target.value)
-    post.status = target.value
+    return change_status(
+        session, post, target, actor=actor, action=action, reason=reason, detail=detail or None
+    )
+
+
+def change_status(
+    session: Session,
+    post: Post,
+    to: PostStatus,
+    *,
+    actor: str,
+    action: str,
+    reason: str | None = None,
+    detail: dict[str, object] | None = None,
+) -> DecisionResult:
+    """Move a locked post to ``to``, bump its version, and put the change on the record."""
+    result = DecisionResult(post.id or 0, post.status, to.value)
+    post.status = to.value
     post.version += 1
     session.add(post)
     session.add(
@@ -267,7 +283,7 @@ def decide(
             from_status=result.from_status,
             to_status=result.to_status,
             reason=reason,
-            detail=detail or None,
+            detail=detail,
         )
     )
     return result

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
 from monitor.models import ModerationEvent, Post, PostStatus, utcnow
-from monitor.services.moderation import DecisionResult, describe_for_people
+from monitor.services.moderation import DecisionResult, change_status, describe_for_people
 
 #: How long after a decision its maker may still undo it.
 UNDO_WINDOW = timedelta(minutes=5)
@@ -91,20 +91,12 @@ def undo_decision(*, session: Session, actor: str, event_id: int) -> DecisionRes
             f"{describe_for_people(post)} changed after your decision; review it again instead"
         )
     restored = PostStatus(event.from_status or PostStatus.PENDING)
-    result = DecisionResult(post.id or 0, post.status, restored.value)
-    post.status = restored.value
-    post.version += 1
-    session.add(post)
-    session.add(
-        ModerationEvent(
-            post_id=post.id,
-            at=utcnow(),
-            actor=actor,
-            action=UNDO,
-            from_status=result.from_status,
-            to_status=result.to_status,
-            reason=f"undid {event.action}",
-            detail={"undid_event": event.id},
-        )
+    return change_status(
+        session,
+        post,
+        restored,
+        actor=actor,
+        action=UNDO,
+        reason=f"undid {event.action}",
+        detail={"undid_event": event.id},
     )
-    return result
