@@ -123,6 +123,9 @@ class FetchedPost:
     edited_at: datetime | None = None
     #: Opaque handle the adapter needs to refresh this post later (defaults to external_id).
     ref: str | None = None
+    #: The author asked not to be shown publicly (an account or post setting), in words;
+    #: such a post is published only with consent on record.
+    opt_out: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

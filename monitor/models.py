@@ -84,6 +84,8 @@ class Post(SQLModel, table=True):
     html: str = Field(sa_type=sa.Text)
     content_warning: str | None = Field(default=None, sa_type=sa.Text)
     sensitive: bool = False
+    #: The author asked not to be shown publicly (see ``FetchedPost.opt_out``), in words.
+    opt_out: str | None = Field(default=None, sa_type=sa.Text)
     content_hash: str = Field(max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     first_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -178,6 +180,25 @@ class TakedownRequest(SQLModel, table=True):
     contact: str | None = Field(default=None, max_length=320)
     #: Keyed hash of the client address: enough to rate-limit, not to identify.
     client_key: str = Field(max_length=64)
+
+
+class Consent(SQLModel, table=True):
+    """Consent to publish a post, as a moderator recorded it: how it was obtained, when,
+    by whom, and what it covers. An opted-out author's post needs one before approval."""
+
+    __tablename__ = "consents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    how: str = Field(sa_type=sa.Text)
+    obtained_on: date = Field(sa_type=sa.Date, nullable=False)
+    covers: str = Field(sa_type=sa.Text)
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 class EngagementSnapshot(SQLModel, table=True):

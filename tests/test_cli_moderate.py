@@ -110,3 +110,19 @@ def test_hidden_media_needs_media_seen_and_a_refusal_changes_nothing(
         "moderate", "approve", *refs, "--as", "alice", "--decorative", "1", "--media-seen"
     )
     assert code == 0, err
+
+
+def test_consent_given_on_the_command_line_is_on_the_record(
+    cli: Callable[..., CliResult], env: FakeMastodon
+) -> None:
+    [status] = env.add_many(1)
+    _moderator(cli)
+    cli("poll")
+    ref = f"mastodon:{status['uri']}"
+    code, _, err = cli(
+        "moderate", "approve", ref, "--as", "alice", "--consent", "Signed form at the event"
+    )
+    assert code == 0, err
+    [record] = [json.loads(line) for line in cli("export")[1].splitlines()]
+    assert record["consent"]["how"] == "Signed form at the event"
+    assert record["consent"]["by"] == "alice"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from monitor.cli._common import echo, load, open_engine
 from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.models import MediaItem, Role
+from monitor.services.consent import record_consent
 from monitor.services.moderation import CloserLookNeeded, decide, find_post, flag_reasons
 from monitor.services.staging import stage_post
 from monitor.services.users import add_user, disable_user, list_users
@@ -79,6 +81,7 @@ def _decide_all(
     decorative: list[str] | None = None,
     media_seen: bool = False,
     ack_flags: bool = False,
+    consent: str | None = None,
 ) -> None:
     """Decide every post in one transaction: one refusal and nothing changes."""
     settings = load()
@@ -96,6 +99,14 @@ def _decide_all(
             post = find_post(session, ref)
             media = session.exec(select(MediaItem).where(MediaItem.post_id == post.id)).all()  # type: ignore[call-overload]
             by_position = {item.position + 1: item.id for item in media if item.id is not None}
+            if consent is not None:
+                record_consent(
+                    session=session,
+                    post=post,
+                    actor=actor,
+                    how=consent,
+                    obtained_on=datetime.now(settings.zone).date(),
+                )
             try:
                 result = decide(
                     session=session,
@@ -144,6 +155,13 @@ def moderate_approve(
     ack_flags: Annotated[
         bool, typer.Option("--ack-flags", help="You checked every reason the post is flagged.")
     ] = False,
+    consent: Annotated[
+        str | None,
+        typer.Option(
+            "--consent",
+            help="How the author's consent was obtained (recorded today, for the gallery).",
+        ),
+    ] = None,
 ) -> None:
     """Approve posts as a moderator: same rules and audit as the web queue."""
     _decide_all(
@@ -155,6 +173,7 @@ def moderate_approve(
         decorative=decorative,
         media_seen=media_seen,
         ack_flags=ack_flags,
+        consent=consent,
     )
 
 

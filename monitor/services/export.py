@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag
+from monitor.services.consent import consent_record, consents_by_post
 
 _BATCH = 1000
 CSV_COLUMNS = (
@@ -32,6 +33,8 @@ CSV_COLUMNS = (
     "edited_at",
     "deleted_at",
     "decisions",
+    "flags",
+    "consent",
 )
 DECISION_ACTIONS = ("approve", "reject")
 
@@ -83,6 +86,7 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
         decisions.setdefault(event.post_id, []).append(
             {"action": event.action, "by": event.actor, "at": iso(event.at), "reason": event.reason}
         )
+    consents = consents_by_post(session, [i for i in ids if i is not None])
     for post in posts:
         yield {
             "platform": post.platform,
@@ -107,6 +111,8 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
             "edited_at": iso(post.edited_at),
             "deleted_at": iso(post.deleted_at),
             "decisions": decisions.get(post.id, []),
+            "flags": list(post.flag_reasons or []) if post.flagged else [],
+            "consent": consent_record(consents.get(post.id or 0)),
         }
 
 
@@ -126,6 +132,8 @@ def to_csv(record: dict[str, Any]) -> str:
         "author_name": record["author"]["name"],
         "hashtags": " ".join(record["hashtags"]),
         **record["engagement"],
+        "flags": "; ".join(record["flags"]),
+        "consent": _describe_consent(record["consent"]),
         "decisions": "; ".join(
             f"{d['action']} by {d['by']} at {d['at']}"
             + (f" ({d['reason']})" if d["reason"] else "")
@@ -133,6 +141,12 @@ def to_csv(record: dict[str, Any]) -> str:
         ),
     }
     return _csv_line([_csv_safe(flat[column]) for column in CSV_COLUMNS])
+
+
+def _describe_consent(consent: dict[str, str] | None) -> str:
+    if consent is None:
+        return ""
+    return f"{consent['how']} (obtained {consent['obtained_on']}, recorded by {consent['by']})"
 
 
 def _describe_decision(decision: dict[str, Any]) -> str:

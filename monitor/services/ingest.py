@@ -147,6 +147,7 @@ def _post_row(post: FetchedPost, now: datetime) -> dict[str, Any]:
         "html": post.html,
         "content_warning": post.content_warning,
         "sensitive": post.sensitive or any(m.sensitive for m in post.media),
+        "opt_out": post.opt_out,
         "content_hash": content_hash(post),
         "created_at": post.created_at,
         "edited_at": post.edited_at,
@@ -166,8 +167,7 @@ def _insert_new(
             "last_seen_at": now,
             "status": PostStatus.PENDING.value,
             "version": 1,
-            "flagged": p in erased,
-            "flag_reasons": [ERASED_AUTHOR_REASON] if p in erased else None,
+            **_arrival_flags(p, erased=p in erased),
         }
         for p in posts
     ]
@@ -190,6 +190,19 @@ def _insert_new(
         snapshots = [_snapshot_row(pid, p, now) for pid, p in pairs]
         session.execute(sa.insert(EngagementSnapshot.__table__), snapshots)
     return inserted
+
+
+def opt_out_reason(opt_out: str) -> str:
+    """The flag a moderator reads on an opted-out author's post."""
+    return f"Opt-out: {opt_out}; publish only with consent on record"
+
+
+def _arrival_flags(post: FetchedPost, *, erased: bool) -> dict[str, Any]:
+    """Flags a new post carries from the start: an erased author, an author's opt-out."""
+    reasons = [ERASED_AUTHOR_REASON] if erased else []
+    if post.opt_out:
+        reasons.append(opt_out_reason(post.opt_out))
+    return {"flagged": bool(reasons), "flag_reasons": reasons or None}
 
 
 def author_hash(platform: str, handle: str) -> str:
@@ -388,9 +401,14 @@ def apply_edit(session: Session, row: Any, post: FetchedPost, now: datetime) -> 
     values = _post_row(post, now)
     values["edited_at"] = post.edited_at or now
     values["version"] = row.version + 1
-    old = session.execute(sa.select(table.c.text).where(table.c.id == row.id)).scalar_one()
+    old, flags = session.execute(
+        sa.select(table.c.text, table.c.flag_reasons).where(table.c.id == row.id)
+    ).one()
     if row.status == PostStatus.APPROVED:
         values["status"] = PostStatus.PENDING.value
+    if post.opt_out and opt_out_reason(post.opt_out) not in (flags or []):
+        # The author opted out since: their post needs consent like a new one.
+        values.update(flagged=True, flag_reasons=[*(flags or []), opt_out_reason(post.opt_out)])
     session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
     _replace_media(session, row.id, post)
     session.add(

@@ -23,6 +23,7 @@ from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import (
+    Consent,
     MediaItem,
     ModerationEvent,
     Post,
@@ -34,6 +35,7 @@ from monitor.models import (
 )
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import post_histories
+from monitor.services.consent import consents_by_post, latest_consent
 from monitor.services.gallery import PLATFORM_LABELS
 from monitor.services.links import LinkHost, link_hosts
 from monitor.services.media import pinned_name
@@ -81,6 +83,10 @@ class HiddenMediaUnseen(CloserLookNeeded):
 
 class FlagsUnacknowledged(CloserLookNeeded):
     cli_option = "--ack-flags"
+
+
+class ConsentNeeded(CloserLookNeeded):
+    cli_option = "--consent TEXT"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -175,6 +181,15 @@ def _require_seen(post: Post, media: list[MediaItem], media_seen: bool) -> None:
         )
 
 
+def _require_consent(session: Session, post: Post) -> None:
+    """An author who asked not to be shown publicly is published only with consent."""
+    if post.opt_out and latest_consent(session, post.id or 0) is None:
+        raise ConsentNeeded(
+            f"{describe_for_people(post)}: the author asked not to be shown publicly"
+            f" ({post.opt_out}); record their consent before approving"
+        )
+
+
 def flag_reasons(post: Post) -> list[str]:
     """The reasons a flagged post needs a closer look, each to be acknowledged; [] if none."""
     if not post.flagged:
@@ -247,6 +262,7 @@ def decide(
     if target is PostStatus.APPROVED:
         _require_alt(post, changes)
         _require_seen(post, media, media_seen)
+        _require_consent(session, post)
         if acknowledged := _require_acknowledged(post, acknowledged_flags):
             detail["acknowledged_flags"] = acknowledged
         if media_hidden(post, media):
@@ -621,6 +637,8 @@ class QueueCard:
     previous_text: str | None = None
     #: The viewing moderator revealed this post's hidden media at its current version.
     revealed: bool = False
+    #: The latest consent on record for this post, if any.
+    consent: Consent | None = None
 
     @property
     def hides_media(self) -> bool:
@@ -669,6 +687,7 @@ def load_cards(session: Session, posts: list[Post], viewer: str | None = None) -
             tags[post_id].append(tag)
     histories = post_histories(session, ids)
     revealed = revealed_by(session, viewer, posts) if viewer else set()
+    consents = consents_by_post(session, [post.id for post in posts if post.opt_out and post.id])
     cards = []
     for post in posts:
         history = histories[post.id or 0]
@@ -685,6 +704,7 @@ def load_cards(session: Session, posts: list[Post], viewer: str | None = None) -
                 history,
                 previous,
                 revealed=post.id in revealed,
+                consent=consents.get(post.id or 0),
             )
         )
     return cards

@@ -226,3 +226,37 @@ def test_the_chosen_order_survives_paging(sqlite_engine: Engine, moderator: Test
     second = moderator.get(next_url.replace("&amp;", "&")).text
     shown = [int(pid) for pid in re.findall(r'data-post-id="(\d+)"', page + second)]
     assert shown == sorted(ids, reverse=True)
+
+
+def test_consent_is_recorded_on_the_card_then_the_post_can_be_approved(
+    app: FastAPI, sqlite_engine: Engine, moderator: TestClient
+) -> None:
+    [post_id] = _store(sqlite_engine, _text_post(opt_out="their account is not discoverable"))
+    html = moderator.get("/queue").text
+    assert "The author asked not to be shown publicly" in html and 'action="/queue/consent"' in html
+    fields = _decide(moderator, post_id, "approve")
+    fields["ack_flag"] = (
+        "Opt-out: their account is not discoverable; publish only with consent on record"
+    )
+    refused = moderator.post("/queue/decide", data=fields, headers=JSON)
+    assert refused.status_code == 409 and "record their consent" in refused.json()["message"]
+
+    with app_client(app) as viewer:
+        login(viewer, "vi")
+        forged = {"csrf_token": csrf_token(viewer), "post_id": str(post_id), "how": "x"}
+        assert viewer.post("/queue/consent", data=forged, headers=JSON).status_code == 403
+    consent = {
+        "csrf_token": csrf_token(moderator),
+        "post_id": str(post_id),
+        "how": "Direct message, the author agreed",
+        "obtained_on": "2021-03-19",
+    }
+    assert (
+        moderator.post(
+            "/queue/consent", data={**consent, "obtained_on": "soon"}, headers=JSON
+        ).status_code
+        == 409
+    )
+    assert moderator.post("/queue/consent", data=consent, headers=JSON).json()["ok"]
+    assert "Consent on record: Direct message, the author agreed" in moderator.get("/queue").text
+    assert moderator.post("/queue/decide", data=fields, headers=JSON).json()["ok"]

@@ -21,6 +21,7 @@ from starlette.datastructures import FormData
 from monitor.errors import UserError
 from monitor.models import Post, Role
 from monitor.services.audit import audit_log
+from monitor.services.consent import DEFAULT_COVERS, MAX_CONSENT_CHARS, record_consent
 from monitor.services.media import PINNED_NAME_RE, is_held_media, pinned_file
 from monitor.services.moderation import (
     MAX_BULK_POSTS,
@@ -526,4 +527,48 @@ def undo(
         message=f"Undone: {name} is {result.to_status} again.",
         return_to=return_to,
         payload={"post_id": result.post_id, "status": result.to_status},
+    )
+
+
+@router.post("/queue/consent")
+def consent(
+    request: Request,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: FormDep,
+    session: SessionDep,
+) -> Response:
+    """Record how an opted-out author's consent to publish was obtained (audited)."""
+    return_to = _field(form, "return_to", 2000)
+    post_id = parse_row_id(_field(form, "post_id"))
+    post = session.get(Post, post_id) if post_id is not None else None
+    if post is None:
+        raise HTTPException(status_code=404, detail="No such post.")
+    problems: list[str] = []
+    obtained = _parse_date(_field(form, "obtained_on", 20), "consent", problems)
+    try:
+        if obtained is None:
+            raise UserError("give the date consent was obtained (YYYY-MM-DD)")
+        record_consent(
+            session=session,
+            post=post,
+            actor=user.name,
+            how=_field(form, "how", MAX_CONSENT_CHARS),
+            obtained_on=obtained,
+            covers=_field(form, "covers", MAX_CONSENT_CHARS) or DEFAULT_COVERS,
+        )
+    except UserError as exc:
+        session.rollback()
+        return _outcome(
+            request, session, ok=False, message=f"Consent not recorded: {exc}.",
+            return_to=return_to, payload={},
+        )  # fmt: skip
+    session.commit()
+    return _outcome(
+        request,
+        session,
+        ok=True,
+        message=f"Consent recorded for {describe_for_people(post)}.",
+        return_to=return_to,
+        payload={"post_id": post.id},
     )
