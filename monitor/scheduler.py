@@ -24,6 +24,7 @@ from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.leader import LeaderLock
 from monitor.models import utcnow
+from monitor.services.alerts import send_pending_alerts
 from monitor.services.mail import send_due_digest
 from monitor.services.polling import poll_target
 from monitor.services.refresh import refresh_platform
@@ -142,6 +143,8 @@ class Monitor:
         self._add(
             self._purge, "cron", hour=3, minute=30, id="retention", misfire_grace_time=6 * 3600
         )
+        # Catch-up for safeguarding alerts the web request's own thread did not send.
+        self._add(self._send_alerts, "interval", seconds=60, id="safeguarding-alerts")
         log.info("scheduler leader: %d job(s) registered", len(self._work_job_ids))
 
     def _add(self, func: Callable[..., Awaitable[None]], *args: Any, **options: Any) -> None:
@@ -186,6 +189,11 @@ class Monitor:
     async def _poll(self, adapter: Adapter, target: Target) -> None:
         await self._in_thread(
             poll_target, engine=self.engine, adapter=adapter, target=target, settings=self.settings
+        )
+
+    async def _send_alerts(self) -> None:
+        await self._in_thread(
+            send_pending_alerts, engine=self.engine, settings=self.settings, retry_failed=True
         )
 
     async def _send_digest(self) -> None:

@@ -28,7 +28,7 @@ from monitor.errors import UserError
 from monitor.resources import templates_dir
 from monitor.services.gallery import GalleryPage, all_pages, post_json
 from monitor.services.media import PINNED_NAME_RE, pinned_file
-from monitor.web.routes.gallery import gallery_context
+from monitor.web.routes.gallery import gallery_context, report_base
 
 EXPORT_PAGE_SIZE = 60
 #: The line of embed.js naming the page its iframe shows; the export's page is a file.
@@ -86,7 +86,7 @@ def _export(session: Session, settings: Settings, out: Path) -> ExportSummary:
                 page,
                 embed=embed,
                 assets="",
-                report_base=f"{settings.public_base_url}/gallery/report/",
+                report_base=report_base(settings),
                 older_url=_page_file(prefix, number + 1) if number < len(pages) else None,
                 newer_url=_page_file(prefix, number - 1) if number > 1 else None,
                 newer_label="Newer messages",
@@ -99,7 +99,11 @@ def _export(session: Session, settings: Settings, out: Path) -> ExportSummary:
             stale.unlink()
     feed = {
         "paused": summary.paused,
-        "posts": [post_json(post) for page in pages for post in page.posts],
+        "posts": [
+            post_json(post, report_base=report_base(settings))
+            for page in pages
+            for post in page.posts
+        ],
         "next_cursor": None,
     }
     _write(out / "gallery.json", json.dumps(feed, ensure_ascii=False, indent=1).encode())

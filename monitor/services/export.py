@@ -32,6 +32,7 @@ CSV_COLUMNS = (
     "edited_at",
     "deleted_at",
     "decisions",
+    "escalated",
 )
 DECISION_ACTIONS = ("approve", "reject")
 
@@ -107,6 +108,7 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
             "edited_at": iso(post.edited_at),
             "deleted_at": iso(post.deleted_at),
             "decisions": decisions.get(post.id, []),
+            "escalated": post.escalated,
         }
 
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -27,9 +27,11 @@ from sqlmodel import Session
 from adapters.text import normalise_tag
 from monitor import __version__
 from monitor.errors import UserError
-from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag, PostStatus
-from monitor.services.app_settings import gallery_paused
+from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag, Role
+from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
 from monitor.services.media import pinned_name, rendition_height
+from monitor.services.public import publicly_visible
+from monitor.services.users import get_active_user
 
 DEFAULT_PAGE_SIZE = 24
 #: The embed shows fewer posts a page so its markup stays light (under 30 KB with assets).
@@ -206,7 +208,7 @@ def load_page(
         posts.c.content_warning,
         posts.c.created_at,
         posts.c.version,
-    ).where(posts.c.status == PostStatus.APPROVED.value)
+    ).where(publicly_visible(posts))
     if query.hashtag:
         tags = PostHashtag.__table__
         select = select.where(
@@ -358,10 +360,12 @@ def last_change(session: Session) -> datetime | None:
     return value
 
 
-def post_json(post: GalleryPost) -> dict[str, Any]:
-    """One post of ``/gallery.json`` and the export's ``gallery.json``."""
+def post_json(post: GalleryPost, *, report_base: str) -> dict[str, Any]:
+    """One post of ``/gallery.json`` and the export's ``gallery.json``; ``report_base`` is
+    the takedown form's absolute URL prefix (the public id is appended)."""
     return {
         "id": post.ref,
+        "report_url": report_base + quote(post.ref, safe=":@"),
         "platform": post.platform,
         "url": post.url,
         "author": {"name": post.author_name, "handle": post.author_handle, "url": post.author_url},
@@ -388,3 +392,16 @@ def post_json(post: GalleryPost) -> dict[str, Any]:
             for image in post.images
         ],
     }
+
+
+def set_gallery_paused(*, session: Session, pause: bool, actor: str, reason: str | None) -> str:
+    """The kill switch for moderators and admins (web queue and CLI), audited; returns what
+    changed, in words for the person who asked."""
+    user = get_active_user(session=session, name=actor)
+    if user.role not in (Role.MODERATOR, Role.ADMIN):
+        raise UserError(f"{actor} is a {user.role}: only moderators and admins pause the gallery")
+    if pause == gallery_paused(session):
+        return "The gallery was already " + ("paused." if pause else "live.")
+    note = " ".join((reason or "").split())[:500] or None
+    set_app_setting(session, GALLERY_PAUSED, pause, actor=actor, reason=note)
+    return "The public gallery is paused." if pause else "The public gallery is live again."

@@ -35,6 +35,7 @@ from monitor.models import (
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import post_histories
 from monitor.services.media import erase_after_commit, pin_post_media
+from monitor.services.takedown import open_takedown_count, open_takedown_posts
 from monitor.services.users import get_active_user
 
 _ACTIONS = {"approve": PostStatus.APPROVED, "reject": PostStatus.REJECTED}
@@ -283,7 +284,9 @@ def compose_reason(choice: str | None, note: str | None, allowed: list[str]) -> 
 
 # --- The queue: tabs, filters and keyset pages ----------------------------------------
 
-QUEUE_TABS = ("pending", "flagged", "approved", "rejected", "removed")
+#: ``takedowns``: posts with an open takedown request, whatever their status (usually
+#: approved: only published posts can be reported).
+QUEUE_TABS = ("takedowns", "pending", "flagged", "approved", "rejected", "removed")
 QUEUE_PAGE_SIZE = 20
 MAX_SEARCH_CHARS = 200
 _SEGMENT_ALL = "a"
@@ -341,7 +344,9 @@ def _escape_like(value: str) -> str:
 
 def _filtered(filters: QueueFilters, zone: ZoneInfo) -> Select[tuple[Post]]:
     query = select(Post)
-    if filters.tab == "flagged":
+    if filters.tab == "takedowns":
+        query = query.where(Post.id.in_(open_takedown_posts()))  # type: ignore[union-attr]
+    elif filters.tab == "flagged":
         query = query.where(Post.status == PostStatus.PENDING, Post.flagged.is_(True))  # type: ignore[attr-defined]
     else:
         query = query.where(Post.status == filters.tab)
@@ -424,9 +429,21 @@ def list_queue(
     return QueuePage(posts=[post for _, post in found], next_cursor=next_cursor)
 
 
+def matching_versions(
+    session: Session, filters: QueueFilters, *, zone: ZoneInfo, limit: int
+) -> dict[int, int]:
+    """Every post the filters match (id -> version), oldest first, at most ``limit``: what a
+    bulk decision on "all matching" covers."""
+    query = _filtered(filters, zone).order_by(Post.created_at, Post.id).limit(limit)
+    chosen = query.with_only_columns(Post.id)  # type: ignore[arg-type]
+    rows = session.execute(sa.select(Post.id, Post.version).where(Post.id.in_(chosen)))  # type: ignore[union-attr]
+    return {int(post_id): int(version) for post_id, version in rows}
+
+
 def queue_counts(session: Session) -> dict[str, int]:
     """Posts in each tab, from one grouped scan of the (status, flagged, ...) index."""
     counts = dict.fromkeys(QUEUE_TABS, 0)
+    counts["takedowns"] = open_takedown_count(session)
     rows = session.execute(
         sa.select(Post.status, Post.flagged, sa.func.count()).group_by(Post.status, Post.flagged)
     )

@@ -19,6 +19,7 @@ from starlette.datastructures import FormData
 
 from monitor.errors import UserError
 from monitor.models import Post, Role
+from monitor.services.app_settings import gallery_paused
 from monitor.services.audit import audit_log
 from monitor.services.moderation import (
     MAX_BULK_POSTS,
@@ -35,6 +36,14 @@ from monitor.services.moderation import (
     queue_counts,
     queue_facets,
     reject_reasons,
+)
+from monitor.services.takedown import (
+    CATEGORIES,
+    OUTCOMES,
+    open_requests,
+    top_takedowns,
+    version_for_decision,
+    versions_for_rejects,
 )
 from monitor.web.auth import add_flash, pop_flash, role_at_least
 from monitor.web.deps import (
@@ -165,6 +174,7 @@ def queue_page(
     page = list_queue(session, filters, cursor=cursor, zone=settings.zone)
     overview = cached_overview(request.app, session)
     messages = pop_flash(session=session, request_session=request.state.web_session)
+    cards = load_cards(session, page.posts)
     return _page(
         templates,
         request,
@@ -176,7 +186,7 @@ def queue_page(
             "filters": filters,
             "tabs": QUEUE_TABS,
             "counts": overview.counts,
-            "cards": load_cards(session, page.posts),
+            "cards": cards,
             "next_url": (
                 f"/queue?{_query_string(filters, after=page.next_cursor)}"
                 if page.next_cursor
@@ -189,6 +199,13 @@ def queue_page(
             "reasons": reject_reasons(session),
             "messages": messages,
             "problems": problems,
+            # Open takedowns lead every tab; their tab shows each request and its review.
+            "top_takedowns": [] if filters.tab == "takedowns" else top_takedowns(session),
+            "requests": open_requests(session, [c.post.id or 0 for c in cards]),
+            "categories": CATEGORIES,
+            "outcomes": OUTCOMES,
+            "paused": gallery_paused(session),
+            "max_bulk": MAX_BULK_POSTS,
         },
     )
 
@@ -298,7 +315,7 @@ def decide_one(
             actor=user.name,
             reason=_reason(form, session, action),
             settings=settings,
-            expected_version=version,
+            expected_version=version_for_decision(session, post.id or 0, action, version),
             alt_texts=alt_texts,
             decorative=decorative,
         )
@@ -356,6 +373,8 @@ def decide_bulk(
         if (pid := parse_row_id(post_id)) is None or (ver := parse_row_id(version)) is None:
             raise HTTPException(status_code=400, detail="A selection is not id:version.")
         versions[pid] = ver
+    if action == "reject":
+        versions = versions_for_rejects(session, versions)
     if not versions:
         return _outcome(
             request,
