@@ -1,7 +1,7 @@
 """safeguarding: takedown holds and review, escalations, alerts to the safeguarding contacts
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0003, 0004 (it extends the gallery branch's takedown table, so it merges the two)
 """
 
 from collections.abc import Sequence
@@ -13,10 +13,9 @@ from alembic import op
 import monitor.models
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | tuple[str, ...] | None = ("0003", "0004")
 branch_labels: str | Sequence[str] | None = None
-#: The takedown table this migration extends comes from the gallery branch.
-depends_on: str | Sequence[str] | None = "0003"
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -26,7 +26,7 @@ from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.resources import templates_dir
-from monitor.services.gallery import GalleryPage, all_pages, post_json
+from monitor.services.gallery import GalleryPage, all_pages, post_json, set_gallery_paused
 from monitor.services.media import PINNED_NAME_RE, pinned_file
 from monitor.web.routes.gallery import gallery_context, report_base
 
@@ -177,6 +177,28 @@ def export(
     with session_scope(engine) as session:
         summary = export_site(session=session, settings=settings, out=out)
     _report(summary, out)
+
+
+def _switch(pause: bool, actor: str, reason: str | None) -> None:
+    engine = open_engine(load())
+    with session_scope(engine) as session:
+        echo(set_gallery_paused(session=session, pause=pause, actor=actor, reason=reason))
+
+
+SwitchActor = Annotated[str, typer.Option("--as", help="The moderator or admin (audited).")]
+SwitchReason = Annotated[str | None, typer.Option("--reason", help="Why (kept in the audit).")]
+
+
+@gallery_app.command("pause")
+def pause(as_user: SwitchActor, reason: SwitchReason = None) -> None:
+    """The kill switch: every public surface shows a neutral message and no posts."""
+    _switch(True, as_user, reason)
+
+
+@gallery_app.command("resume")
+def resume(as_user: SwitchActor, reason: SwitchReason = None) -> None:
+    """Put the public gallery back after a pause."""
+    _switch(False, as_user, reason)
 
 
 def _report(summary: ExportSummary, out: Path) -> None:

@@ -10,6 +10,8 @@ import typer
 from monitor.cli._common import echo, load, open_engine
 from monitor.db import session_scope
 from monitor.models import Role
+from monitor.services.alerts import send_pending_alerts
+from monitor.services.escalation import escalate
 from monitor.services.moderation import decide, find_post
 from monitor.services.users import add_user, disable_user, list_users
 
@@ -87,6 +89,26 @@ def moderate_approve(ids: IdsArgument, as_user: AsOption, reason: ReasonOption =
 def moderate_reject(ids: IdsArgument, as_user: AsOption, reason: ReasonOption = None) -> None:
     """Reject posts as a moderator, with an optional reason."""
     _decide_all("reject", ids, as_user, reason)
+
+
+@moderate_app.command("escalate")
+def moderate_escalate(ids: IdsArgument, as_user: AsOption, reason: EscalateReason) -> None:
+    """Escalate posts to the safeguarding lead: off every public route for good, and the
+    SAFEGUARDING_ALERT_TO contacts are told."""
+    settings = load()
+    engine = open_engine(settings)
+    with session_scope(engine) as session:
+        posts = [find_post(session, ref) for ref in ids]
+        for ref, post in zip(ids, posts, strict=True):
+            escalate(session=session, settings=settings, post=post, actor=as_user, reason=reason)
+            echo(f"{ref}: escalated to the safeguarding lead")
+    # The command is the request here: send now, not from a thread the exit would cut.
+    send_pending_alerts(engine=engine, settings=settings)
+
+
+EscalateReason = Annotated[
+    str, typer.Option("--reason", help="What the safeguarding lead needs to know.")
+]
 
 
 def register(app: typer.Typer) -> None:
