@@ -397,6 +397,7 @@ def _submit(
                 network=network_key(secret, address),
             )
             session.commit()
+            held = post.takedown_hold
         except TakedownRefused as exc:
             session.rollback()
             status = 429 if isinstance(exc, TooManyRequests) else 400
@@ -411,7 +412,8 @@ def _submit(
         settings,
         GalleryPage((), None, False),
         title="Request received",
-        message="Thank you. A moderator will review this post and your request soon.",
+        message="Thank you. A moderator will review this post and your request soon."
+        + (" It is hidden from the gallery until then." if held else ""),
         assets="/static/",
     )
     return templates.TemplateResponse(request, "gallery/message.html", context, headers=headers)
