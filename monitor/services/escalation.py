@@ -19,6 +19,7 @@ from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import Escalation, ModerationEvent, Post, Role, utcnow
 from monitor.services.alerts import raise_alert
+from monitor.services.takedown import post_event
 from monitor.services.users import get_active_user
 
 MAX_TEXT_CHARS = 2000
@@ -81,13 +82,11 @@ def escalate(
     post.version += 1
     session.add(post)
     session.add(
-        ModerationEvent(
-            post_id=post.id,
+        post_event(
+            post,
             at=now,
             actor=actor,
             action="escalated",
-            from_status=post.status,
-            to_status=post.status,
             reason=reason,
             detail={"escalation_id": escalation.id, "version": post.version},
         )

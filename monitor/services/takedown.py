@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -217,13 +218,11 @@ def request_takedown(
     post.version += 1
     session.add(post)
     session.add(
-        ModerationEvent(
-            post_id=post.id,
+        post_event(
+            post,
             at=now,
             actor=PUBLIC_ACTOR,
             action="takedown_requested",
-            from_status=post.status,
-            to_status=post.status,
             reason=details or CATEGORIES[category],
             detail={
                 "request_id": request.id,
@@ -244,6 +243,22 @@ def request_takedown(
         when=now.astimezone(settings.zone).strftime("%d %b %Y %H:%M %Z"),
     )
     return request
+
+
+def post_event(
+    post: Post, *, at: datetime, actor: str, action: str, reason: str, detail: dict[str, Any]
+) -> ModerationEvent:
+    """An audit row about a post whose status the action leaves as it was."""
+    return ModerationEvent(
+        post_id=post.id,
+        at=at,
+        actor=actor,
+        action=action,
+        from_status=post.status,
+        to_status=post.status,
+        reason=reason,
+        detail=detail,
+    )
 
 
 def version_for_decision(session: Session, post_id: int, action: str, seen: int) -> int:
@@ -383,13 +398,11 @@ def resolve_takedown(
     post.flagged = bool(reasons)
     session.add(post)
     session.add(
-        ModerationEvent(
-            post_id=post.id,
+        post_event(
+            post,
             at=now,
             actor=actor,
             action="takedown_resolved",
-            from_status=post.status,
-            to_status=post.status,
             reason=note or OUTCOMES[outcome],
             detail={"outcome": outcome, "requests": [r.id for r in requests]},
         )

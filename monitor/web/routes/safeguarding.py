@@ -8,6 +8,7 @@ flash message (or JSON for ``queue.js``), as for decisions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request
@@ -73,11 +74,11 @@ def _post(session: SessionDep, post_id: int) -> Post:
 
 
 def _attempt(
-    request: Request, session: SessionDep, return_to: str, change: object, **payload: object
+    request: Request, session: SessionDep, return_to: str, change: Callable[[], str]
 ) -> Response:
     """Run ``change()`` (returns the message); a refusal is rolled back and explained."""
     try:
-        message = change()  # type: ignore[operator]
+        message = change()
     except UserError as exc:
         session.rollback()
         return _outcome(
@@ -86,13 +87,11 @@ def _attempt(
             ok=False,
             message=f"Not done: {exc}.",
             return_to=return_to,
-            payload=dict(payload),
+            payload={},
         )
     session.commit()
     forget_overview(request.app)
-    return _outcome(
-        request, session, ok=True, message=str(message), return_to=return_to, payload=dict(payload)
-    )
+    return _outcome(request, session, ok=True, message=message, return_to=return_to, payload={})
 
 
 @router.post("/queue/takedowns/{post_id}/resolve")
