@@ -516,3 +516,28 @@ def test_reject_every_matching_post_after_a_confirmation_with_the_count(
     assert {_post(gallery_engine, p).status for p in hijack} == {"rejected"}
     assert _post(gallery_engine, keep).status == "pending"
     assert _post(gallery_engine, late).status == "pending"  # arrived after the confirmation
+
+
+def test_a_bulk_reject_on_versions_seen_before_a_takedown_goes_through(
+    public: TestClient, staff: TestClient, gallery_engine: Engine, settings: Settings
+) -> None:
+    reported, edited = publish(gallery_engine, settings), publish(gallery_engine, settings)
+    seen = {p: _post(gallery_engine, p).version for p in (reported, edited)}
+    assert _report(public, reported, "personal_information") == 200
+    with session_scope(gallery_engine) as session:  # a real change, not a protective bump
+        session.get_one(Post, edited).version += 1
+
+    answer = staff.post(
+        "/queue/bulk",
+        data={
+            "selected": [f"{p}:{v}" for p, v in seen.items()],
+            "action": "reject",
+            "reason_choice": "Spam or advertising",
+            "csrf_token": csrf_token(staff),
+        },
+        headers=JSON,
+    ).json()
+
+    assert answer["decided"] == [reported]
+    assert list(answer["refused"]) == [str(edited)]
+    assert _post(gallery_engine, edited).status == "approved"
