@@ -34,6 +34,7 @@ from monitor.errors import UserError
 from monitor.models import ModerationEvent, Post, PostStatus, Role, TakedownRequest, utcnow
 from monitor.services.alerts import raise_alert
 from monitor.services.app_settings import get_app_setting, set_app_setting
+from monitor.services.public import is_public
 from monitor.services.users import get_active_user
 
 TOKEN_TTL_SECONDS = 2 * 3600
@@ -121,9 +122,10 @@ def network_key(secret: str, address: str) -> str:
 
 def find_reportable(session: Session, public_id: str) -> Post | None:
     """The post behind a report link: its row id (the gallery's links) or its public id
-    (``platform:external_id``, as in ``/gallery.json``); only approved posts, held or
-    not, can be reported. Anything else is "not found", so the form reveals nothing
-    about posts the public never saw."""
+    (``platform:external_id``, as in ``/gallery.json``). Only a post the public can see
+    now can be reported: anything else (pending, rejected, removed, unknown, or held
+    by an earlier request or escalated) is "not found", so the form never shows a
+    post that is off the public routes, nor tells whether it exists."""
     public_id = public_id.strip()
     post: Post | None = None
     if public_id.isascii() and public_id.isdigit() and len(public_id) <= 18:
@@ -133,7 +135,7 @@ def find_reportable(session: Session, public_id: str) -> Post | None:
         post = session.exec(
             select(Post).where(Post.platform == platform, Post.external_id == external_id)
         ).first()
-    return post if post is not None and post.status == PostStatus.APPROVED else None
+    return post if post is not None and is_public(post) else None
 
 
 def takedown_hides(session: Session, settings: Settings) -> bool:

@@ -41,6 +41,7 @@ from monitor.services.takedown import (
     CATEGORIES,
     OUTCOMES,
     open_requests,
+    open_takedown_count,
     top_takedowns,
     version_for_decision,
     versions_for_rejects,
@@ -185,7 +186,8 @@ def queue_page(
             "can_decide": role_at_least(user.role, Role.MODERATOR),
             "filters": filters,
             "tabs": QUEUE_TABS,
-            "counts": overview.counts,
+            # The takedown count is read live: a request arrives from the public side.
+            "counts": {**overview.counts, "takedowns": open_takedown_count(session)},
             "cards": cards,
             "next_url": (
                 f"/queue?{_query_string(filters, after=page.next_cursor)}"
