@@ -174,6 +174,7 @@ def test_an_admin_can_switch_hiding_off_and_the_setting_sets_the_default(
     with session_scope(gallery_engine) as session:
         set_takedown_hides(session=session, hides=False, actor="ad")
     first = publish(gallery_engine, settings)
+    assert "The post stays up until they decide." in public.get(f"/gallery/report/{first}").text
 
     assert _report(public, first, "personal_information") == 200
     assert not _post(gallery_engine, first).takedown_hold
@@ -190,6 +191,7 @@ def test_gallery_json_carries_a_report_url_that_accepts_the_public_id(
 ) -> None:
     post_id = publish(gallery_engine, settings)
     (post,) = public.get("/gallery.json").json()["posts"]
+    assert "comes off the gallery at once" in public.get(f"/gallery/report/{post_id}").text
 
     url = urlsplit(post["report_url"])
     assert url.netloc == "gallery.force.example" and "/" in _public_id(gallery_engine, post_id)

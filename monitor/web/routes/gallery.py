@@ -53,6 +53,7 @@ from monitor.services.takedown import (
     issue_token,
     network_key,
     request_takedown,
+    takedown_hides,
 )
 from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep
 
@@ -288,7 +289,13 @@ def media(name: str, session: SessionDep, settings: SettingsDep) -> Response:
 
 
 def _report_context(
-    settings: Settings, post: Post, *, token: str, values: Mapping[str, str], error: str | None
+    session: Session,
+    settings: Settings,
+    post: Post,
+    *,
+    token: str,
+    values: Mapping[str, str],
+    error: str | None,
 ) -> dict[str, Any]:
     return gallery_context(
         settings,
@@ -298,6 +305,7 @@ def _report_context(
         excerpt=post.text if len(post.text) <= 280 else post.text[:279] + "…",
         token=token,
         categories=CATEGORIES,
+        hides=takedown_hides(session, settings),
         values=values,
         error=error,
         assets="/static/",
@@ -330,7 +338,7 @@ def report_form(
     if post is None or gallery_paused(session):
         return _not_found(request, settings, templates)
     token = issue_token(settings.ensure_secret_key(), post.id or 0)
-    context = _report_context(settings, post, token=token, values={}, error=None)
+    context = _report_context(session, settings, post, token=token, values={}, error=None)
     return templates.TemplateResponse(
         request, "gallery/report.html", context, headers=public_headers(settings)
     )
@@ -402,7 +410,12 @@ def _submit(
             session.rollback()
             status = 429 if isinstance(exc, TooManyRequests) else 400
             context = _report_context(
-                settings, post, token=issue_token(secret, post_id), values=values, error=str(exc)
+                session,
+                settings,
+                post,
+                token=issue_token(secret, post_id),
+                values=values,
+                error=str(exc),
             )
             return templates.TemplateResponse(
                 request, "gallery/report.html", context, status, headers
