@@ -143,8 +143,9 @@ class Monitor:
         self._add(
             self._purge, "cron", hour=3, minute=30, id="retention", misfire_grace_time=6 * 3600
         )
-        # Catch-up for safeguarding alerts the web request's own thread did not send.
-        self._add(self._send_alerts, "interval", seconds=60, id="safeguarding-alerts")
+        if self.settings.safeguarding_alert_to:
+            # Catch-up for alerts a request's own thread did not send (a restart, a failure).
+            self._add(self._send_alerts, "interval", seconds=60, id="safeguarding-alerts")
         log.info("scheduler leader: %d job(s) registered", len(self._work_job_ids))
 
     def _add(self, func: Callable[..., Awaitable[None]], *args: Any, **options: Any) -> None:

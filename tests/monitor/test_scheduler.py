@@ -132,3 +132,21 @@ def test_shutdown_lets_the_polls_under_way_finish(
         assert len(list(session.exec(select(Post)))) == 2
         [source] = list_sources(session)
     assert source.failures_in_row == 0 and source.last_error is None
+
+
+def test_safeguarding_alerts_have_a_catch_up_job_when_configured(
+    sqlite_engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
+) -> None:
+    settings = configure(MASTODON_INSTANCES=mastodon.url, SAFEGUARDING_ALERT_TO="lead@x.example")
+
+    async def scenario() -> list:
+        monitor = Monitor(engine=sqlite_engine, settings=settings)
+        monitor.start()
+        try:
+            await monitor._elect()
+            return [j for j in monitor.scheduler.get_jobs() if j.id == "safeguarding-alerts"]
+        finally:
+            monitor.shutdown()
+
+    (job,) = asyncio.run(scenario())
+    assert job.trigger.interval.total_seconds() == 60 and job.max_instances == 1

@@ -505,6 +505,10 @@ def test_reject_every_matching_post_after_a_confirmation_with_the_count(
     ]
     keep = publish(gallery_engine, settings, status="pending", text="support from school")
     form = {"tab": "pending", "q": "raid", "reason_choice": "Spam or advertising"}
+    queue = staff.get("/queue?tab=pending&q=raid").text
+    tools = queue[queue.index('action="/queue/bulk-matching"') :]
+    assert '<input type="hidden" name="q" value="raid">' in tools
+    assert "<option>Spam or advertising</option>" in tools.split("</form>")[0]
 
     confirm = staff.post("/queue/bulk-matching", data={**form, "csrf_token": csrf_token(staff)})
     assert confirm.status_code == 200 and "Reject 25 posts?" in confirm.text
