@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -44,7 +45,7 @@ _send_lock = threading.Lock()
 
 
 def raise_alert(
-    session: Session, settings: Settings, *, kind: str, post: Post, headline: str, when: str
+    session: Session, settings: Settings, *, kind: str, post: Post, headline: str, at: datetime
 ) -> SafeguardingAlert | None:
     """Queue an alert in the caller's transaction; None when no alert list is configured."""
     if not settings.safeguarding_alert_to:
@@ -54,7 +55,7 @@ def raise_alert(
         f"Post: {settings.public_base_url}/queue/posts/{post.id}",
         f"Platform: {PLATFORM_LABELS.get(post.platform, post.platform)}",
         f"Author: {post.author_handle}",
-        f"At: {when}",
+        f"At: {at.astimezone(settings.zone):%d %b %Y %H:%M %Z}",
     ]
     alert = SafeguardingAlert(
         kind=kind, post_id=post.id, summary="\n".join(lines), created_at=utcnow()

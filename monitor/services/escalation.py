@@ -97,7 +97,7 @@ def escalate(
         kind="escalation",
         post=post,
         headline=f"Escalated to the safeguarding lead by {actor}: {reason}",
-        when=now.astimezone(settings.zone).strftime("%d %b %Y %H:%M %Z"),
+        at=now,
     )
     return escalation
 

@@ -242,7 +242,7 @@ def request_takedown(
         kind="takedown",
         post=post,
         headline=f"Takedown request: {CATEGORIES[category]} (the post is {held})",
-        when=now.astimezone(settings.zone).strftime("%d %b %Y %H:%M %Z"),
+        at=now,
     )
     return request
 
