@@ -115,7 +115,7 @@ def _approve_genuine_posts(page: Page) -> int:
             break
         if card.locator(".flags, .blurred").count():
             continue
-        alts = [area.input_value() for area in card.locator("textarea").all()]
+        alts = [area.input_value() for area in card.locator("textarea[name^=alt_]").all()]
         if not alts or not all(alts):
             continue
         response = page.request.post(

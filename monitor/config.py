@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     digest_from: str | None = None
     digest_to: CommaList = Field(default_factory=list)
     digest_time: str = "08:00"
+    #: Told of takedown requests and escalations (over the digest's SMTP settings).
+    safeguarding_alert_to: CommaList = Field(default_factory=list)
+    #: A request in a safeguarding category holds the post off public routes at once.
+    takedown_hides: bool = True
     retention_rejected_days: int = Field(30, ge=0)
     retention_removed_days: int = Field(0, ge=0)
     retention_pending_days: int = Field(90, ge=0)
@@ -79,7 +83,9 @@ class Settings(BaseSettings):
     http_backoff_seconds: float = Field(1.0, ge=0)
     http_max_retry_after_seconds: float = Field(60.0, ge=0)
 
-    _split = field_validator("hashtags", "platforms", "digest_to", mode="before")(_split_commas)
+    _split = field_validator(
+        "hashtags", "platforms", "digest_to", "safeguarding_alert_to", mode="before"
+    )(_split_commas)
 
     @field_validator("log_level", mode="before")
     @classmethod

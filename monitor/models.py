@@ -55,6 +55,8 @@ class Role(StrEnum):
     VIEWER = "viewer"
     MODERATOR = "moderator"
     ADMIN = "admin"
+    #: A safeguarding lead: sees escalations and closes them with an outcome; decides nothing.
+    SAFEGUARDING = "safeguarding"
 
 
 class Post(SQLModel, table=True):
@@ -103,6 +105,11 @@ class Post(SQLModel, table=True):
     replies: int | None = Field(default=None, sa_type=sa.BigInteger)
     quotes: int | None = Field(default=None, sa_type=sa.BigInteger)
     views: int | None = Field(default=None, sa_type=sa.BigInteger)
+    #: A takedown request in a safeguarding category holds the post off every public
+    #: route until a moderator reviews it.
+    takedown_hold: bool = False
+    #: Escalated to the safeguarding lead: off every public route for good.
+    escalated: bool = False
 
 
 class PostHashtag(SQLModel, table=True):
@@ -162,10 +169,16 @@ class MediaItem(SQLModel, table=True):
 
 
 class TakedownRequest(SQLModel, table=True):
-    """A member of the public asked for a post to be removed; it flags, never hides."""
+    """A member of the public asked for a post to be removed: it flags the post and, in a
+    safeguarding category, holds it off the public routes until a moderator resolves it."""
 
     __tablename__ = "takedown_requests"
-    __table_args__ = (sa.Index("ix_takedown_requests_client_at", "client_key", "at"),)
+    __table_args__ = (
+        sa.Index("ix_takedown_requests_client_at", "client_key", "at"),
+        sa.Index("ix_takedown_requests_network_at", "network_key", "at"),
+        # The Takedown tab and every staff page's count read the open requests only.
+        sa.Index("ix_takedown_requests_open", "resolved_at", "post_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     post_id: int | None = Field(
@@ -180,6 +193,57 @@ class TakedownRequest(SQLModel, table=True):
     contact: str | None = Field(default=None, max_length=320)
     #: Keyed hash of the client address: enough to rate-limit, not to identify.
     client_key: str = Field(max_length=64)
+    #: Keyed hash of the address's network (an IPv6 /64, an IPv4 /24), for a wider limit.
+    network_key: str = Field(default="", max_length=64)
+    resolved_at: datetime | None = _time()
+    resolved_by: str | None = Field(default=None, max_length=100)
+    #: ``kept`` (stays published) or ``taken_down``.
+    outcome: str | None = Field(default=None, max_length=20)
+
+
+class Escalation(SQLModel, table=True):
+    """A post escalated to the safeguarding lead; open until an admin or lead closes it."""
+
+    __tablename__ = "escalations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="SET NULL"), nullable=True, index=True
+        ),
+    )
+    opened_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    opened_by: str = Field(max_length=100)
+    reason: str = Field(sa_type=sa.Text)
+    closed_at: datetime | None = _time(index=True)
+    closed_by: str | None = Field(default=None, max_length=100)
+    outcome: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class SafeguardingAlert(SQLModel, table=True):
+    """A message owed to ``SAFEGUARDING_ALERT_TO``, sent after the request's commit."""
+
+    __tablename__ = "safeguarding_alerts"
+    __table_args__ = (sa.Index("ix_safeguarding_alerts_status_created", "status", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: ``takedown`` or ``escalation``.
+    kind: str = Field(max_length=20)
+    post_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
+    #: The lines of the message (no media, no requester contact), fixed when raised.
+    summary: str = Field(sa_type=sa.Text)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    #: ``pending``, ``sending``, ``sent`` or ``failed``.
+    status: str = Field(default="pending", max_length=20)
+    attempts: int = 0
+    sent_at: datetime | None = _time()
+    error: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class Consent(SQLModel, table=True):

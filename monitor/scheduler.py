@@ -24,6 +24,7 @@ from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.leader import LeaderLock
 from monitor.models import utcnow
+from monitor.services.alerts import send_pending_alerts
 from monitor.services.mail import send_due_digest
 from monitor.services.polling import poll_target
 from monitor.services.refresh import refresh_platform
@@ -152,6 +153,9 @@ class Monitor:
             misfire_grace_time=STAGE_INTERVAL_SECONDS,
             next_run_time=first_run,
         )
+        if self.settings.safeguarding_alert_to:
+            # Catch-up for alerts a request's own thread did not send (a restart, a failure).
+            self._add(self._send_alerts, "interval", seconds=60, id="safeguarding-alerts")
         log.info("scheduler leader: %d job(s) registered", len(self._work_job_ids))
 
     def _add(self, func: Callable[..., Awaitable[None]], *args: Any, **options: Any) -> None:
@@ -200,6 +204,11 @@ class Monitor:
     async def _poll(self, adapter: Adapter, target: Target) -> None:
         await self._in_thread(
             poll_target, engine=self.engine, adapter=adapter, target=target, settings=self.settings
+        )
+
+    async def _send_alerts(self) -> None:
+        await self._in_thread(
+            send_pending_alerts, engine=self.engine, settings=self.settings, retry_failed=True
         )
 
     async def _send_digest(self) -> None:

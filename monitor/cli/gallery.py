@@ -25,10 +25,10 @@ from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.resources import templates_dir
-from monitor.services.gallery import GalleryPage, all_pages, post_json
+from monitor.services.gallery import GalleryPage, all_pages, post_json, set_gallery_paused
 from monitor.services.media import PINNED_NAME_RE, pinned_file
 from monitor.templating import make_environment
-from monitor.web.routes.gallery import gallery_context
+from monitor.web.routes.gallery import gallery_context, report_base
 
 EXPORT_PAGE_SIZE = 60
 #: The line of embed.js naming the page its iframe shows; the export's page is a file.
@@ -84,7 +84,7 @@ def _export(session: Session, settings: Settings, out: Path) -> ExportSummary:
                 page,
                 embed=embed,
                 assets="",
-                report_base=f"{settings.public_base_url}/gallery/report/",
+                report_base=report_base(settings),
                 older_url=_page_file(prefix, number + 1) if number < len(pages) else None,
                 newer_url=_page_file(prefix, number - 1) if number > 1 else None,
                 newer_label="Newer messages",
@@ -97,7 +97,11 @@ def _export(session: Session, settings: Settings, out: Path) -> ExportSummary:
             stale.unlink()
     feed = {
         "paused": summary.paused,
-        "posts": [post_json(post) for page in pages for post in page.posts],
+        "posts": [
+            post_json(post, report_base=report_base(settings))
+            for page in pages
+            for post in page.posts
+        ],
         "next_cursor": None,
     }
     _write(out / "gallery.json", json.dumps(feed, ensure_ascii=False, indent=1).encode())
@@ -171,6 +175,28 @@ def export(
     with session_scope(engine) as session:
         summary = export_site(session=session, settings=settings, out=out)
     _report(summary, out)
+
+
+def _switch(pause: bool, actor: str, reason: str | None) -> None:
+    engine = open_engine(load())
+    with session_scope(engine) as session:
+        echo(set_gallery_paused(session=session, pause=pause, actor=actor, reason=reason))
+
+
+SwitchActor = Annotated[str, typer.Option("--as", help="The moderator or admin (audited).")]
+SwitchReason = Annotated[str | None, typer.Option("--reason", help="Why (kept in the audit).")]
+
+
+@gallery_app.command("pause")
+def pause(as_user: SwitchActor, reason: SwitchReason = None) -> None:
+    """The kill switch: every public surface shows a neutral message and no posts."""
+    _switch(True, as_user, reason)
+
+
+@gallery_app.command("resume")
+def resume(as_user: SwitchActor, reason: SwitchReason = None) -> None:
+    """Put the public gallery back after a pause."""
+    _switch(False, as_user, reason)
 
 
 def _report(summary: ExportSummary, out: Path) -> None:

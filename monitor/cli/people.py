@@ -13,7 +13,9 @@ from monitor.cli._common import echo, load, open_engine
 from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.models import MediaItem, Role
+from monitor.services.alerts import send_pending_alerts
 from monitor.services.consent import record_consent
+from monitor.services.escalation import escalate
 from monitor.services.moderation import CloserLookNeeded, decide, find_post, flag_reasons
 from monitor.services.staging import stage_post
 from monitor.services.users import add_user, disable_user, list_users
@@ -187,6 +189,26 @@ def moderate_reject(
     if not reason.strip():
         raise UserError("--reason: say why the posts are rejected")
     _decide_all("reject", ids, as_user, reason)
+
+
+@moderate_app.command("escalate")
+def moderate_escalate(ids: IdsArgument, as_user: AsOption, reason: EscalateReason) -> None:
+    """Escalate posts to the safeguarding lead: off every public route for good, and the
+    SAFEGUARDING_ALERT_TO contacts are told."""
+    settings = load()
+    engine = open_engine(settings)
+    with session_scope(engine) as session:
+        posts = [find_post(session, ref) for ref in ids]
+        for ref, post in zip(ids, posts, strict=True):
+            escalate(session=session, settings=settings, post=post, actor=as_user, reason=reason)
+            echo(f"{ref}: escalated to the safeguarding lead")
+    # The command is the request here: send now, not from a thread the exit would cut.
+    send_pending_alerts(engine=engine, settings=settings)
+
+
+EscalateReason = Annotated[
+    str, typer.Option("--reason", help="What the safeguarding lead needs to know.")
+]
 
 
 def register(app: typer.Typer) -> None:

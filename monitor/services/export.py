@@ -35,6 +35,7 @@ CSV_COLUMNS = (
     "decisions",
     "flags",
     "consent",
+    "escalated",
 )
 DECISION_ACTIONS = ("approve", "reject")
 
@@ -113,6 +114,7 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
             "decisions": decisions.get(post.id, []),
             "flags": list(post.flag_reasons or []) if post.flagged else [],
             "consent": consent_record(consents.get(post.id or 0)),
+            "escalated": post.escalated,
         }
 
 

@@ -126,15 +126,16 @@ def _checked_addresses(settings: Settings) -> tuple[str, tuple[str, ...]]:
         raise UserError("DIGEST_TO is empty: set it to a comma-separated list of addresses")
     if not settings.digest_from:
         raise UserError("DIGEST_FROM is not set: give the address the digest is sent from")
-    addresses = []
-    for key, value in [("DIGEST_FROM", settings.digest_from)] + [
-        ("DIGEST_TO", item) for item in settings.digest_to
-    ]:
-        address = parseaddr(value)[1]
-        if "@" not in address or any(c in value for c in "\r\n"):
-            raise UserError(f"{key}: {value!r} is not an email address")
-        addresses.append(address)
-    return addresses[0], tuple(addresses[1:])
+    sender = validated_address("DIGEST_FROM", settings.digest_from)
+    return sender, tuple(validated_address("DIGEST_TO", item) for item in settings.digest_to)
+
+
+def validated_address(key: str, value: str) -> str:
+    """The bare address of a configured one, or a UserError naming the key."""
+    address = parseaddr(value)[1]
+    if "@" not in address or any(c in value for c in "\r\n"):
+        raise UserError(f"{key}: {value!r} is not an email address")
+    return address
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -187,7 +188,12 @@ def _deliver_once(
 
 
 def deliver(
-    message: EmailMessage, settings: Settings, sender: str, recipients: tuple[str, ...]
+    message: EmailMessage,
+    settings: Settings,
+    sender: str,
+    recipients: tuple[str, ...],
+    *,
+    what: str = "digest",
 ) -> dict[str, tuple[int, bytes]]:
     """Send over SMTP, retrying transient failures; returns the recipients refused.
 
@@ -207,7 +213,7 @@ def deliver(
     try:
         return retrying(_deliver_once, message, settings, sender, recipients)
     except (smtplib.SMTPException, OSError) as exc:
-        raise MailError(f"digest not sent: {describe_smtp_error(exc)}") from exc
+        raise MailError(f"{what} not sent: {describe_smtp_error(exc)}") from exc
 
 
 def already_sent(session: Session, day: date) -> bool:

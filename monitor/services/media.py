@@ -46,6 +46,7 @@ from adapters.http import USER_AGENT
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import MediaItem, Post, PostStatus
+from monitor.services.public import publicly_visible
 
 #: Decoders we let near hostile bytes; Pillow's others (EPS calls Ghostscript) stay off.
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
@@ -343,8 +344,13 @@ def _held_hashes_query() -> sa.Select[tuple[str | None]]:
 
 
 def is_published_media(session: Session, digest: str) -> bool:
-    """True while at least one approved post shows the image with this hash."""
-    query = _published_hashes_query().where(MediaItem.__table__.c.pinned_hash == digest).limit(1)
+    """True while at least one public post shows the image with this hash (a held or
+    escalated post keeps its files, for a review that may keep it, but serves none)."""
+    query = (
+        _published_hashes_query()
+        .where(MediaItem.__table__.c.pinned_hash == digest, publicly_visible())
+        .limit(1)
+    )
     return session.execute(query).first() is not None
 
 

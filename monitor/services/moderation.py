@@ -40,6 +40,7 @@ from monitor.services.gallery import PLATFORM_LABELS
 from monitor.services.links import LinkHost, link_hosts
 from monitor.services.media import pinned_name
 from monitor.services.staging import SHOWN_KINDS, is_staged
+from monitor.services.takedown import open_takedown_count, open_takedown_posts
 from monitor.services.users import get_active_user
 
 _ACTIONS = {"approve": PostStatus.APPROVED, "reject": PostStatus.REJECTED}
@@ -250,6 +251,11 @@ def decide(
     if post.status == PostStatus.REMOVED:
         raise UserError(f"{describe_for_people(post)} was removed at source")
     target = _ACTIONS[action]
+    if post.escalated and target is PostStatus.APPROVED:
+        raise UserError(
+            f"{describe_for_people(post)} was escalated to the safeguarding lead;"
+            " an escalated post is never published"
+        )
     if post.status == target.value:
         raise UserError(f"{describe_for_people(post)} is already {target.value}")
     media = list(
@@ -452,7 +458,9 @@ def compose_reason(choice: str | None, note: str | None, allowed: list[str]) -> 
 
 # --- The queue: tabs, filters and keyset pages ----------------------------------------
 
-QUEUE_TABS = ("pending", "flagged", "approved", "rejected", "removed")
+#: ``takedowns``: posts with an open takedown request, whatever their status (usually
+#: approved: only published posts can be reported).
+QUEUE_TABS = ("takedowns", "pending", "flagged", "approved", "rejected", "removed")
 QUEUE_PAGE_SIZE = 20
 #: The rendition a card shows: sharp at a card's width on a high-density laptop screen.
 CARD_WIDTH = 640
@@ -515,7 +523,9 @@ def _escape_like(value: str) -> str:
 
 def _filtered(filters: QueueFilters, zone: ZoneInfo) -> Select[tuple[Post]]:
     query = select(Post)
-    if filters.tab == "flagged":
+    if filters.tab == "takedowns":
+        query = query.where(Post.id.in_(open_takedown_posts()))  # type: ignore[union-attr]
+    elif filters.tab == "flagged":
         query = query.where(Post.status == PostStatus.PENDING, Post.flagged.is_(True))  # type: ignore[attr-defined]
     else:
         query = query.where(Post.status == filters.tab)
@@ -598,9 +608,21 @@ def list_queue(
     return QueuePage(posts=[post for _, post in found], next_cursor=next_cursor)
 
 
+def matching_versions(
+    session: Session, filters: QueueFilters, *, zone: ZoneInfo, limit: int
+) -> dict[int, int]:
+    """Every post the filters match (id -> version), oldest first, at most ``limit``: what a
+    bulk decision on "all matching" covers."""
+    query = _filtered(filters, zone).order_by(Post.created_at, Post.id).limit(limit)
+    chosen = query.with_only_columns(Post.id)  # type: ignore[arg-type]
+    rows = session.execute(sa.select(Post.id, Post.version).where(Post.id.in_(chosen)))  # type: ignore[union-attr]
+    return {int(post_id): int(version) for post_id, version in rows}
+
+
 def queue_counts(session: Session) -> dict[str, int]:
     """Posts in each tab, from one grouped scan of the (status, flagged, ...) index."""
     counts = dict.fromkeys(QUEUE_TABS, 0)
+    counts["takedowns"] = open_takedown_count(session)
     rows = session.execute(
         sa.select(Post.status, Post.flagged, sa.func.count()).group_by(Post.status, Post.flagged)
     )

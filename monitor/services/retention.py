@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.models import ErasedAuthor, ModerationEvent, Post, PostStatus, utcnow
+from monitor.services.escalation import open_escalation_post_ids
 from monitor.services.ingest import SYSTEM_ACTOR, author_hash
 from monitor.services.media import erase_after_commit
 
@@ -32,7 +33,8 @@ class PurgeCandidate:
 
 
 def purge_candidates(session: Session, settings: Settings, now: datetime) -> list[PurgeCandidate]:
-    """Posts past their state's retention period (approved posts are never purged)."""
+    """Posts past their state's retention period (approved posts are never purged, nor
+    is a post under an open escalation: it is evidence until the escalation is closed)."""
     posts = Post.__table__
     events = ModerationEvent.__table__
     rejected_at = (
@@ -53,7 +55,8 @@ def purge_candidates(session: Session, settings: Settings, now: datetime) -> lis
                 sa.and_(posts.c.status == "rejected", rejected_since <= cutoff["rejected"]),
                 sa.and_(posts.c.status == "removed", posts.c.deleted_at <= cutoff["removed"]),
                 sa.and_(posts.c.status == "pending", posts.c.first_seen_at <= cutoff["pending"]),
-            )
+            ),
+            posts.c.id.not_in(open_escalation_post_ids()),
         )
         .order_by(posts.c.id)
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -27,6 +27,7 @@ from monitor.errors import UserError
 from monitor.models import ModerationEvent, ModerationRule, Post, PostStatus, utcnow
 
 MAX_PATTERN_CHARS = 300
+_BACKLOG_BATCH = 500
 
 
 class RuleKind(StrEnum):
@@ -216,16 +217,20 @@ class RulesOutcome:
 def apply_ingest_rules(*, session: Session, post_ids: Sequence[int]) -> RulesOutcome:
     """Run the enabled rules on new or edited posts in the caller's transaction; audit each
     action."""
-    outcome = RulesOutcome()
     if not post_ids:
-        return outcome
+        return RulesOutcome()
     rules = [r for r in list_rules(session=session) if r.enabled]
     if not rules:
-        return outcome
-    compiled = CompiledRules(rules)
+        return RulesOutcome()
     posts = session.exec(
         select(Post).where(Post.id.in_(list(post_ids)), Post.status == PostStatus.PENDING)  # type: ignore[union-attr]
     )
+    return _apply(session, CompiledRules(rules), posts, RulesOutcome())
+
+
+def _apply(
+    session: Session, compiled: CompiledRules, posts: Iterable[Post], outcome: RulesOutcome
+) -> RulesOutcome:
     now = utcnow()
     for post in posts:
         found = compiled.matches(post)
@@ -244,6 +249,47 @@ def apply_ingest_rules(*, session: Session, post_ids: Sequence[int]) -> RulesOut
         for match in found:
             session.add(_rule_event(post, match, "flag", now, to_status=post.status))
         outcome.flagged += 1
+    return outcome
+
+
+def _pending_batches(session: Session) -> Iterator[list[Post]]:
+    """Every pending post, a batch at a time by id (the backlog can be large)."""
+    last = 0
+    while True:
+        batch = list(
+            session.exec(
+                select(Post)
+                .where(Post.status == PostStatus.PENDING, Post.id > last)  # type: ignore[operator]
+                .order_by(Post.id)  # type: ignore[arg-type]
+                .limit(_BACKLOG_BATCH)
+            )
+        )
+        if not batch:
+            return
+        yield batch
+        last = batch[-1].id or 0
+
+
+def preview_on_pending(*, session: Session, kind: str, pattern: str, action: str) -> int:
+    """How many pending posts a rule would hit, before it is added (nothing changes)."""
+    kind, pattern, action = validate_rule(kind, pattern, action)
+    compiled = CompiledRules(
+        [
+            ModerationRule(
+                id=0, kind=kind, pattern=pattern, action=action, created_at=utcnow(), created_by=""
+            )
+        ]
+    )
+    return sum(1 for batch in _pending_batches(session) for post in batch if compiled.matches(post))
+
+
+def apply_to_pending(*, session: Session, rule: ModerationRule) -> RulesOutcome:
+    """Run one (new) rule over the pending backlog at once, audited per post like ingestion."""
+    compiled = CompiledRules([rule])
+    outcome = RulesOutcome()
+    for batch in _pending_batches(session):
+        _apply(session, compiled, batch, outcome)
+        session.flush()
     return outcome
 
 

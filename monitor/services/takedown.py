@@ -1,30 +1,50 @@
-"""Takedown requests from the public: no account, no cookie, on the record.
+"""Takedown requests from the public: no account, no cookie, on the record, first in line.
 
-A request hides nothing by itself (a stranger must not be able to unpublish
-anyone's post); it flags the post, which puts it at the top of the moderators'
-queue, and writes an audit event. The form carries a signed, time-limited
-token (:mod:`monitor.signing`) instead of a session cookie, and each client address may
-send only a few requests an hour (stored as a keyed hash, not the address).
+A request flags the post, puts it in the queue's *Takedown requests* tab (which
+every staff page links to with a live count, whatever the post's status) and
+writes an audit event. In a safeguarding category (:data:`SAFEGUARDING_CATEGORIES`)
+it also holds the post off every public route at once, pending review, unless
+the ``TAKEDOWN_HIDES`` policy (an admin switch over the setting) is off. The
+safeguarding contacts are alerted after the commit (:mod:`monitor.services.alerts`).
+
+Abuse is bounded by rate limits: per client address, per network (an IPv6 /64
+or an IPv4 /24, so one host cannot rotate through its own addresses) and for
+the whole form (a flood from many addresses). Addresses are stored only as
+keyed hashes. The form carries a signed, time-limited token (:mod:`monitor.signing`)
+instead of a session cookie. A moderator resolves each request (keep published, or take
+down), on the record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import ModerationEvent, Post, PostStatus, TakedownRequest, utcnow
+from monitor.models import ModerationEvent, Post, PostStatus, Role, TakedownRequest, utcnow
+from monitor.services.alerts import raise_alert
+from monitor.services.app_settings import get_app_setting, set_app_setting
+from monitor.services.public import is_public
+from monitor.services.users import get_active_user
 from monitor.signing import BadToken, Use, sign, unsign
 
 TOKEN_TTL_SECONDS = 2 * 3600
 _TOKEN_TTL = timedelta(seconds=TOKEN_TTL_SECONDS)
 #: Requests one client address may send in :data:`RATE_WINDOW`.
 MAX_REQUESTS_PER_WINDOW = 5
+#: Requests one network (IPv6 /64, IPv4 /24) may send in :data:`RATE_WINDOW`.
+MAX_NETWORK_REQUESTS_PER_WINDOW = 15
+#: Requests the whole form takes in :data:`RATE_WINDOW`, from everyone together.
+MAX_ALL_REQUESTS_PER_WINDOW = 300
 RATE_WINDOW = timedelta(hours=1)
 MAX_DETAILS_CHARS = 2000
 MAX_CONTACT_CHARS = 320
@@ -36,6 +56,17 @@ CATEGORIES = {
     "my_content": "It uses my photo or words without my permission",
     "other": "Another reason",
 }
+#: Categories where the person asking may be at risk: the post is held off public routes.
+SAFEGUARDING_CATEGORIES = frozenset({"shows_me_or_my_child", "personal_information", "my_content"})
+#: The admin policy switch over ``TAKEDOWN_HIDES`` (an app setting, audited).
+TAKEDOWN_HIDES_SETTING = "takedown_hides"
+KEPT = "kept"
+TAKEN_DOWN = "taken_down"
+OUTCOMES = {KEPT: "kept published", TAKEN_DOWN: "taken down"}
+#: Audit actions that bump a post's version only to protect it (a takedown, an
+#: escalation): a reject made on the version before still goes through.
+PROTECTIVE_ACTIONS = ("takedown_requested", "escalated")
+_REASON_PREFIX = "takedown request: "
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -69,23 +100,87 @@ def client_key(secret: str, address: str) -> str:
     return hmac.new(secret.encode(), f"client\0{address}".encode(), hashlib.sha256).hexdigest()
 
 
-def reportable_post(session: Session, post_id: int) -> Post | None:
-    """The post if the public can see it (approved); anything else is not found."""
-    post = session.get(Post, post_id)
-    return post if post is not None and post.status == PostStatus.APPROVED else None
+def network_key(secret: str, address: str) -> str:
+    """A keyed hash of the address's network: an IPv6 /64 (what one host or household
+    gets) or an IPv4 /24; anything unparsable counts as its own network."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return client_key(secret, f"net\0{address}")
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    prefix = 64 if parsed.version == 6 else 24
+    network = ipaddress.ip_network(f"{parsed}/{prefix}", strict=False)
+    return client_key(secret, f"net\0{network}")
+
+
+def find_reportable(session: Session, public_id: str) -> Post | None:
+    """The post behind a report link: its row id (the gallery's links) or its public id
+    (``platform:external_id``, as in ``/gallery.json``). Only a post the public can see
+    now can be reported: anything else (pending, rejected, removed, unknown, or held
+    by an earlier request or escalated) is "not found", so the form never shows a
+    post that is off the public routes, nor tells whether it exists."""
+    public_id = public_id.strip()
+    post: Post | None = None
+    if public_id.isascii() and public_id.isdigit() and len(public_id) <= 18:
+        post = session.get(Post, int(public_id))
+    elif ":" in public_id and len(public_id) <= 600:
+        platform, _, external_id = public_id.partition(":")
+        post = session.exec(
+            select(Post).where(Post.platform == platform, Post.external_id == external_id)
+        ).first()
+    return post if post is not None and is_public(post) else None
+
+
+def takedown_hides(session: Session, settings: Settings) -> bool:
+    """Whether a safeguarding request holds the post: the admin's switch, else the setting."""
+    value = get_app_setting(session, TAKEDOWN_HIDES_SETTING)
+    return value if isinstance(value, bool) else settings.takedown_hides
+
+
+def set_takedown_hides(*, session: Session, hides: bool, actor: str) -> None:
+    """The admin policy switch, audited like every setting."""
+    set_app_setting(
+        session, TAKEDOWN_HIDES_SETTING, hides, actor=actor, reason="takedown hiding policy"
+    )
+
+
+def _recent(session: Session, since: datetime, *conditions: sa.ColumnElement[bool]) -> int:
+    query = (
+        sa.select(sa.func.count()).select_from(TakedownRequest).where(TakedownRequest.at > since)
+    )
+    return int(session.execute(query.where(*conditions)).scalar_one())
+
+
+def _check_rate(session: Session, client: str, network: str, now: datetime) -> None:
+    since = now - RATE_WINDOW
+    if _recent(session, since, TakedownRequest.client_key == client) >= MAX_REQUESTS_PER_WINDOW:
+        raise TooManyRequests("too many requests from your connection; please try again later")
+    if (
+        _recent(session, since, TakedownRequest.network_key == network)
+        >= MAX_NETWORK_REQUESTS_PER_WINDOW
+    ):
+        raise TooManyRequests("too many requests from your network; please try again later")
+    if _recent(session, since) >= MAX_ALL_REQUESTS_PER_WINDOW:
+        raise TooManyRequests("we are receiving very many requests; please try again in an hour")
 
 
 def request_takedown(
     *,
     session: Session,
+    settings: Settings,
     post: Post,
     category: str,
     details: str,
     contact: str,
     client: str,
+    network: str,
     now: datetime | None = None,
 ) -> TakedownRequest:
-    """Store a request, flag the post and audit it; ``client`` is :func:`client_key`'s."""
+    """Store a request, flag (and maybe hold) the post, queue the alert and audit it.
+
+    ``client`` and ``network`` are :func:`client_key` and :func:`network_key`'s.
+    """
     now = now or utcnow()
     if category not in CATEGORIES:
         raise TakedownRefused("choose why the post should be removed")
@@ -95,13 +190,9 @@ def request_takedown(
         raise TakedownRefused(f"please keep the details under {MAX_DETAILS_CHARS} characters")
     if len(contact) > MAX_CONTACT_CHARS:
         raise TakedownRefused(f"please keep the contact under {MAX_CONTACT_CHARS} characters")
-    recent = session.execute(
-        sa.select(sa.func.count())
-        .select_from(TakedownRequest)
-        .where(TakedownRequest.client_key == client, TakedownRequest.at > now - RATE_WINDOW)
-    ).scalar_one()
-    if recent >= MAX_REQUESTS_PER_WINDOW:
-        raise TooManyRequests("too many requests from your connection; please try again later")
+    _check_rate(session, client, network, now)
+    # Under the row lock, so a moderator's decision in flight sees this request's version.
+    session.refresh(post, with_for_update=True)
     request = TakedownRequest(
         post_id=post.id,
         at=now,
@@ -109,31 +200,216 @@ def request_takedown(
         details=details or None,
         contact=contact or None,
         client_key=client,
+        network_key=network,
     )
     session.add(request)
     session.flush()
-    reason = f"takedown request: {CATEGORIES[category]}"
-    reasons = list(post.flag_reasons or [])
-    if reason not in reasons:
-        reasons.append(reason)
+    hold = category in SAFEGUARDING_CATEGORIES and takedown_hides(session, settings)
+    reason = _REASON_PREFIX + CATEGORIES[category]
     post.flagged = True
-    post.flag_reasons = reasons
-    # A moderator looking at the post without this request must review it again.
+    post.flag_reasons = list(dict.fromkeys([*(post.flag_reasons or []), reason]))
+    post.takedown_hold = post.takedown_hold or hold
+    # An approval made without seeing this request is refused as stale; a reject is not
+    # (see :func:`version_for_decision`).
     post.version += 1
     session.add(post)
     session.add(
-        ModerationEvent(
-            post_id=post.id,
+        post_event(
+            post,
             at=now,
             actor=PUBLIC_ACTOR,
             action="takedown_requested",
-            from_status=post.status,
-            to_status=post.status,
             reason=details or CATEGORIES[category],
-            detail={"request_id": request.id, "category": category, "has_contact": bool(contact)},
+            detail={
+                "request_id": request.id,
+                "category": category,
+                "has_contact": bool(contact),
+                "held": hold,
+                "version": post.version,
+            },
         )
     )
+    held = "held off the public gallery pending review" if hold else "still public"
+    raise_alert(
+        session,
+        settings,
+        kind="takedown",
+        post=post,
+        headline=f"Takedown request: {CATEGORIES[category]} (the post is {held})",
+        at=now,
+    )
     return request
+
+
+def post_event(
+    post: Post, *, at: datetime, actor: str, action: str, reason: str, detail: dict[str, Any]
+) -> ModerationEvent:
+    """An audit row about a post whose status the action leaves as it was."""
+    return ModerationEvent(
+        post_id=post.id,
+        at=at,
+        actor=actor,
+        action=action,
+        from_status=post.status,
+        to_status=post.status,
+        reason=reason,
+        detail=detail,
+    )
+
+
+def version_for_decision(session: Session, post_id: int, action: str, seen: int) -> int:
+    """The version a decision should be checked against.
+
+    A takedown request or an escalation bumps the version so that an approval made
+    without seeing it is refused as stale. A rejection only makes the post safer, so
+    when every change since ``seen`` was such a protective bump, it is checked
+    against the current version instead and goes through.
+    """
+    if action != "reject":
+        return seen
+    return versions_for_rejects(session, {post_id: seen})[post_id]
+
+
+def versions_for_rejects(session: Session, seen: Mapping[int, int]) -> dict[int, int]:
+    """:func:`version_for_decision` for a bulk reject, in two queries."""
+    if not seen:
+        return {}
+    current = dict(
+        session.execute(sa.select(Post.id, Post.version).where(Post.id.in_(list(seen)))).all()  # type: ignore[union-attr]
+    )
+    stale = {pid: version for pid, version in seen.items() if current.get(pid, version) > version}
+    protective: dict[int, set[int]] = {pid: set() for pid in stale}
+    if stale:
+        events = session.execute(
+            sa.select(ModerationEvent.post_id, ModerationEvent.detail).where(
+                ModerationEvent.post_id.in_(list(stale)),  # type: ignore[union-attr]
+                ModerationEvent.action.in_(PROTECTIVE_ACTIONS),  # type: ignore[attr-defined]
+            )
+        )
+        for post_id, detail in events:
+            bumped = (detail or {}).get("version")
+            if isinstance(bumped, int):
+                protective[post_id].add(bumped)
+    result = dict(seen)
+    for post_id, version in stale.items():
+        if set(range(version + 1, current[post_id] + 1)) <= protective[post_id]:
+            result[post_id] = current[post_id]
+    return result
+
+
+def open_requests(session: Session, post_ids: list[int]) -> dict[int, list[TakedownRequest]]:
+    """The unresolved requests of each post, oldest first (for the Takedown tab)."""
+    found: dict[int, list[TakedownRequest]] = {post_id: [] for post_id in post_ids}
+    if post_ids:
+        query = (
+            select(TakedownRequest)
+            .where(
+                TakedownRequest.post_id.in_(post_ids),  # type: ignore[union-attr]
+                TakedownRequest.resolved_at.is_(None),  # type: ignore[union-attr]
+            )
+            .order_by(TakedownRequest.at)
+        )
+        for request in session.exec(query):
+            found[request.post_id or 0].append(request)
+    return found
+
+
+def open_takedown_posts() -> sa.Select[tuple[int | None]]:
+    """Ids of posts with an unresolved request: the Takedown tab's filter."""
+    return (
+        sa.select(TakedownRequest.post_id)
+        .where(TakedownRequest.resolved_at.is_(None))  # type: ignore[union-attr]
+        .distinct()
+    )
+
+
+def top_takedowns(session: Session, limit: int = 5) -> list[tuple[Post, TakedownRequest]]:
+    """The posts waiting longest for a takedown review, each with its first open request:
+    what every moderator sees at the top of the queue."""
+    first = (
+        sa.select(TakedownRequest.post_id, sa.func.min(TakedownRequest.id).label("first_id"))
+        .where(TakedownRequest.resolved_at.is_(None))  # type: ignore[union-attr]
+        .group_by(TakedownRequest.post_id)
+        .subquery()
+    )
+    rows = session.execute(
+        sa.select(Post, TakedownRequest)
+        .join(first, first.c.post_id == Post.id)
+        .join(TakedownRequest, TakedownRequest.id == first.c.first_id)
+        .order_by(TakedownRequest.at)
+        .limit(limit)
+    ).all()
+    return [(post, request) for post, request in rows]
+
+
+def open_takedown_count(session: Session) -> int:
+    """Posts waiting for a takedown review: the live count on every staff page."""
+    query = sa.select(sa.func.count()).select_from(open_takedown_posts().subquery())
+    return int(session.execute(query).scalar_one())
+
+
+def resolve_takedown(
+    *,
+    session: Session,
+    settings: Settings,
+    post: Post,
+    outcome: str,
+    actor: str,
+    note: str | None = None,
+) -> int:
+    """A moderator's review of every open request on ``post``; returns how many.
+
+    *Keep published* lifts the hold and the takedown flags; *take down* rejects
+    the post (it leaves every public route, its pinned media is erased) through
+    the same :func:`~monitor.services.moderation.decide` as every rejection.
+    """
+    from monitor.services.moderation import decide  # decisions import this module
+
+    if outcome not in OUTCOMES:
+        raise UserError("choose keep published or take down")
+    requests = open_requests(session, [post.id or 0])[post.id or 0]
+    if not requests:
+        raise UserError(f"post {post.platform}:{post.external_id} has no open takedown request")
+    note = " ".join((note or "").split())[:2000] or None
+    categories = sorted({CATEGORIES.get(r.category, r.category) for r in requests})
+    if outcome == TAKEN_DOWN and post.status in (PostStatus.APPROVED, PostStatus.PENDING):
+        reason = "Takedown request upheld: " + ", ".join(categories)
+        decide(
+            session=session,
+            post=post,
+            action="reject",
+            actor=actor,
+            reason=f"{reason}: {note}" if note else reason,
+            settings=settings,
+        )
+    else:
+        _require_reviewer(session, actor)
+    now = utcnow()
+    for request in requests:
+        request.resolved_at, request.resolved_by, request.outcome = now, actor, outcome
+        session.add(request)
+    post.takedown_hold = False
+    reasons = [r for r in post.flag_reasons or [] if not r.startswith(_REASON_PREFIX)]
+    post.flag_reasons = reasons or None
+    post.flagged = bool(reasons)
+    session.add(post)
+    session.add(
+        post_event(
+            post,
+            at=now,
+            actor=actor,
+            action="takedown_resolved",
+            reason=note or OUTCOMES[outcome],
+            detail={"outcome": outcome, "requests": [r.id for r in requests]},
+        )
+    )
+    return len(requests)
+
+
+def _require_reviewer(session: Session, actor: str) -> None:
+    user = get_active_user(session=session, name=actor)
+    if user.role not in (Role.MODERATOR, Role.ADMIN):
+        raise UserError(f"{actor} is a {user.role}: only moderators and admins review takedowns")
 
 
 def _clean(value: str) -> str:

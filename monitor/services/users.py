@@ -34,7 +34,7 @@ def add_user(*, session: Session, name: str, role: str, password: str, actor: st
     if not _NAME_RE.match(name):
         raise UserError(f"user name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
     if role not in {r.value for r in Role}:
-        raise UserError(f"role {role!r}: choose viewer, moderator or admin")
+        raise UserError(f"role {role!r}: choose {', '.join(r.value for r in Role)}")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
     if session.exec(select(User).where(User.name == name)).first() is not None:

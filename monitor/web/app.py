@@ -22,6 +22,7 @@ from monitor.web.routes import auth as auth_routes
 from monitor.web.routes import gallery as gallery_routes
 from monitor.web.routes import operations
 from monitor.web.routes import queue as queue_routes
+from monitor.web.routes import safeguarding as safeguarding_routes
 from monitor.web.routes import sources as sources_routes
 from monitor.web.routes import stats as stats_routes
 
@@ -60,11 +61,14 @@ def create_app(
     app.state.engine = engine
     app.state.monitor = None
     app.state.templates = Jinja2Templates(env=make_environment(settings))
+    # Every staff page's navigation shows the live count of takedowns and escalations.
+    app.state.templates.env.globals["nav_counts"] = safeguarding_routes.nav_counts
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "static")), name="static")
     app.include_router(operations.router)
     app.include_router(gallery_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(queue_routes.router)
+    app.include_router(safeguarding_routes.router)
     app.include_router(sources_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(stats_routes.router)

@@ -40,7 +40,13 @@ MAX_DELAY_SECONDS = 60
 MAX_NAME_CHARS = 100
 MAX_PASSWORD_CHARS = 1024
 
-_ROLE_RANK = {Role.VIEWER.value: 1, Role.MODERATOR.value: 2, Role.ADMIN.value: 3}
+#: A safeguarding lead reads like a viewer; escalations are theirs by name (and admins').
+_ROLE_RANK = {
+    Role.VIEWER.value: 1,
+    Role.SAFEGUARDING.value: 1,
+    Role.MODERATOR.value: 2,
+    Role.ADMIN.value: 3,
+}
 
 
 def role_at_least(role: str, needed: Role) -> bool:

@@ -32,6 +32,9 @@ def _settings(request: Request) -> Settings:
 
 def _session(request: Request) -> Iterator[Session]:
     with Session(request.app.state.engine, expire_on_commit=False) as session:
+        # Templates reading live figures (the staff navigation) use the request's own
+        # session: a second one would wait on this one's SQLite write lock.
+        request.state.db_session = session
         yield session
 
 

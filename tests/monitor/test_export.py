@@ -33,6 +33,7 @@ SPEC_KEYS = [
     "edited_at",
     "deleted_at",
     "decisions",
+    "escalated",
 ]
 
 
@@ -73,6 +74,7 @@ def test_jsonl_has_the_spec_shape(exported: list[dict]) -> None:
     assert first["created_at"].endswith("Z")
     assert first["hashtags"] == ["ceaday21", "helpinghands"]
     assert first["status"] == "approved"
+    assert first["escalated"] is False
     assert first["media"] == []
     assert exported[1]["media"] == [{"kind": "image", "alt": "Hands", "pinned": False}]
     assert first["engagement"] == {"likes": 3, "shares": 1, "replies": 0, "views": None}

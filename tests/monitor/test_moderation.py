@@ -363,7 +363,14 @@ def test_pending_pages_show_flagged_first_and_cover_every_post_once(engine: Engi
     assert seen == sorted(flagged) + unflagged
     assert _ids(newest.posts) == sorted(flagged, reverse=True) + unflagged[::-1]
     assert _ids(only_flagged.posts) == sorted(flagged)
-    assert counts == {"pending": 22, "flagged": 3, "approved": 1, "rejected": 0, "removed": 0}
+    assert counts == {
+        "takedowns": 0,
+        "pending": 22,
+        "flagged": 3,
+        "approved": 1,
+        "rejected": 0,
+        "removed": 0,
+    }
 
 
 @pytest.mark.parametrize("cursor", ["", "garbage", "1~x~3", "9~1.0~1", "1~1e400~2", "a" * 500])

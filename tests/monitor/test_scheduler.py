@@ -16,13 +16,11 @@ from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import FakeServer
 
 
-def test_jobs_are_one_per_source_never_overlapping(
-    sqlite_engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
-) -> None:
-    settings = configure(MASTODON_INSTANCES=mastodon.url, HASHTAGS="CEADAY21,HelpingHands")
+def _leader_jobs(engine: Engine, settings: Settings) -> list:
+    """The jobs a freshly elected leader registers (leader election itself left out)."""
 
     async def scenario() -> list:
-        monitor = Monitor(engine=sqlite_engine, settings=settings)
+        monitor = Monitor(engine=engine, settings=settings)
         monitor.start()
         try:
             await monitor._elect()
@@ -30,7 +28,15 @@ def test_jobs_are_one_per_source_never_overlapping(
         finally:
             monitor.shutdown()
 
-    jobs = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_jobs_are_one_per_source_never_overlapping(
+    sqlite_engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
+) -> None:
+    settings = configure(MASTODON_INSTANCES=mastodon.url, HASHTAGS="CEADAY21,HelpingHands")
+
+    jobs = _leader_jobs(sqlite_engine, settings)
     assert sorted(job.id for job in jobs) == [
         f"poll:mastodon:{mastodon.url}|CEADAY21",
         f"poll:mastodon:{mastodon.url}|HelpingHands",
@@ -137,3 +143,12 @@ def test_shutdown_lets_the_polls_under_way_finish(
         assert len(list(session.exec(select(Post)))) == 2
         [source] = list_sources(session)
     assert source.failures_in_row == 0 and source.last_error is None
+
+
+def test_safeguarding_alerts_have_a_catch_up_job_when_configured(
+    sqlite_engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
+) -> None:
+    settings = configure(MASTODON_INSTANCES=mastodon.url, SAFEGUARDING_ALERT_TO="lead@x.example")
+
+    (job,) = [j for j in _leader_jobs(sqlite_engine, settings) if j.id == "safeguarding-alerts"]
+    assert job.trigger.interval.total_seconds() == 60 and job.max_instances == 1

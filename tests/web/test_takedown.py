@@ -48,7 +48,7 @@ def _requests(engine: Engine) -> list[TakedownRequest]:
         return list(session.exec(select(TakedownRequest)))
 
 
-def test_a_request_flags_the_post_audits_it_and_hides_nothing(
+def test_a_safeguarding_request_flags_the_post_holds_it_and_audits_it(
     client: TestClient, gallery_engine: Engine, settings: Settings
 ) -> None:
     post_id = publish(gallery_engine, settings)
@@ -84,11 +84,14 @@ def test_a_request_flags_the_post_audits_it_and_hides_nothing(
         "request_id": stored.id,
         "category": "shows_me_or_my_child",
         "has_contact": True,
+        "held": True,
+        "version": version_before + 1,
     }
     assert stored.details == "That is my son <script>alert(1)</script>"
     assert stored.contact == "parent@example.org"
     assert "127.0.0.1" not in stored.client_key and "testclient" not in stored.client_key
-    assert [p["id"] for p in client.get("/gallery.json").json()["posts"]]  # still published
+    assert post.takedown_hold  # held off every public route until a moderator reviews it
+    assert client.get("/gallery.json").json()["posts"] == []
 
 
 @pytest.mark.parametrize(
@@ -209,4 +212,6 @@ def test_only_published_posts_can_be_reported(
     assert client.get("/gallery/report/999999").status_code == 404
     posted = client.post(f"/gallery/report/{post_id}", data={"category": "other"})
     assert posted.status_code == 404
-    assert client.get("/gallery/report/not-a-number").status_code == 422
+    assert client.get("/gallery/report/not-a-number").status_code == 404
+    assert client.get("/gallery/report/mastodon:no-such-post").status_code == 404
+    assert _requests(gallery_engine) == []

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from monitor.errors import UserError
 from monitor.models import Role
+from monitor.services.alerts import failed_alerts
 from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
 from monitor.services.audit import audit_log
 from monitor.services.mail import last_digest_send
@@ -29,6 +30,7 @@ from monitor.services.rules import (
     list_rules,
     set_rule_enabled,
 )
+from monitor.services.takedown import set_takedown_hides, takedown_hides
 from monitor.services.users import add_user, disable_user, list_users
 from monitor.web.auth import add_flash, end_user_sessions, pop_flash
 from monitor.web.deps import (
@@ -36,6 +38,7 @@ from monitor.web.deps import (
     AdminUser,
     CsrfDep,
     SessionDep,
+    SettingsDep,
     TemplatesDep,
     parse_row_id,
 )
@@ -63,7 +66,11 @@ def _attempt(request: Request, session: Session, change: Callable[[], str]) -> R
 
 @router.get("", response_class=HTMLResponse)
 def admin_page(
-    request: Request, user: AdminUser, session: SessionDep, templates: TemplatesDep
+    request: Request,
+    user: AdminUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
 ) -> Response:
     """Users, rules, reject reasons and the kill switch on one page."""
     rules = list_rules(session=session)
@@ -81,6 +88,9 @@ def admin_page(
             "reasons": reject_reasons(session),
             "paused": gallery_paused(session),
             "last_digest": last_digest_send(session),
+            "takedown_hides": takedown_hides(session, settings),
+            "alert_to": settings.safeguarding_alert_to,
+            "failed_alerts": failed_alerts(session),
             "messages": pop_flash(session=session, request_session=request.state.web_session),
         },
         headers={"Cache-Control": "no-store"},
@@ -203,6 +213,27 @@ def admin_gallery(
         note = " ".join(reason.split())[:500] or None
         set_app_setting(session, GALLERY_PAUSED, pause, actor=user.name, reason=note)
         return "The public gallery is paused." if pause else "The public gallery is live again."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/takedown-policy")
+def admin_takedown_policy(
+    request: Request,
+    user: AdminUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    hides: Annotated[str, Form(max_length=_SHORT)] = "",
+) -> Response:
+    """The policy switch over TAKEDOWN_HIDES: do safeguarding requests hide at once?"""
+
+    def change() -> str:
+        if hides not in ("true", "false"):
+            raise UserError("choose whether requests hide posts")
+        set_takedown_hides(session=session, hides=hides == "true", actor=user.name)
+        if hides == "true":
+            return "Safeguarding takedown requests now hide the post at once."
+        return "Takedown requests now only flag posts."
 
     return _attempt(request, session, change)
 

@@ -25,6 +25,7 @@ from sqlmodel import Session
 from monitor.config import Settings
 from monitor.models import Post
 from monitor.resources import templates_dir
+from monitor.services.alerts import send_soon
 from monitor.services.app_settings import gallery_paused
 from monitor.services.gallery import (
     DEFAULT_PAGE_SIZE,
@@ -48,9 +49,11 @@ from monitor.services.takedown import (
     TooManyRequests,
     check_token,
     client_key,
+    find_reportable,
     issue_token,
-    reportable_post,
+    network_key,
     request_takedown,
+    takedown_hides,
 )
 from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep
 
@@ -80,6 +83,11 @@ def public_headers(settings: Settings, *, cache: str = PAGE_CACHE) -> dict[str, 
         "Referrer-Policy": "no-referrer",
         "Cache-Control": cache,
     }
+
+
+def report_base(settings: Settings) -> str:
+    """Where a post's takedown form lives: the public id is appended, URL-quoted."""
+    return f"{settings.public_base_url}/gallery/report/"
 
 
 def show_date(value: datetime, settings: Settings) -> str:
@@ -240,7 +248,7 @@ def gallery_json(request: Request, session: SessionDep, settings: SettingsDep) -
         return Response(status_code=304, headers=headers)
     body = {
         "paused": loaded.paused,
-        "posts": [post_json(post) for post in loaded.posts],
+        "posts": [post_json(post, report_base=report_base(settings)) for post in loaded.posts],
         "next_cursor": loaded.next_cursor,
     }
     return JSONResponse(body, headers=headers)
@@ -281,7 +289,13 @@ def media(name: str, session: SessionDep, settings: SettingsDep) -> Response:
 
 
 def _report_context(
-    settings: Settings, post: Post, *, token: str, values: Mapping[str, str], error: str | None
+    session: Session,
+    settings: Settings,
+    post: Post,
+    *,
+    token: str,
+    values: Mapping[str, str],
+    error: str | None,
 ) -> dict[str, Any]:
     return gallery_context(
         settings,
@@ -291,6 +305,7 @@ def _report_context(
         excerpt=post.text if len(post.text) <= 280 else post.text[:279] + "…",
         token=token,
         categories=CATEGORIES,
+        hides=takedown_hides(session, settings),
         values=values,
         error=error,
         assets="/static/",
@@ -310,20 +325,20 @@ def _not_found(request: Request, settings: Settings, templates: Jinja2Templates)
     )
 
 
-@router.get("/gallery/report/{post_id}")
+@router.get("/gallery/report/{public_id:path}")
 def report_form(
-    post_id: int,
+    public_id: str,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     templates: TemplatesDep,
 ) -> Response:
-    """The takedown request form for one published post."""
-    post = reportable_post(session, post_id)
+    """The takedown request form for one published post (row id or public id)."""
+    post = find_reportable(session, public_id)
     if post is None or gallery_paused(session):
         return _not_found(request, settings, templates)
-    token = issue_token(settings.ensure_secret_key(), post_id)
-    context = _report_context(settings, post, token=token, values={}, error=None)
+    token = issue_token(settings.ensure_secret_key(), post.id or 0)
+    context = _report_context(session, settings, post, token=token, values={}, error=None)
     return templates.TemplateResponse(
         request, "gallery/report.html", context, headers=public_headers(settings)
     )
@@ -346,22 +361,22 @@ async def _read_form(request: Request) -> dict[str, str] | None:
     return {key: values[0] for key, values in fields.items()}
 
 
-@router.post("/gallery/report/{post_id}")
+@router.post("/gallery/report/{public_id:path}")
 async def report_submit(
-    post_id: int,
+    public_id: str,
     request: Request,
     settings: SettingsDep,
     templates: TemplatesDep,
 ) -> Response:
-    """Store a takedown request: the post is flagged for moderators, nothing is hidden yet."""
+    """Store a takedown request: flagged for moderators, held in a safeguarding category."""
     form = await _read_form(request)
     address = request.client.host if request.client else "unknown"
-    return await run_in_threadpool(_submit, request, post_id, form, address, settings, templates)
+    return await run_in_threadpool(_submit, request, public_id, form, address, settings, templates)
 
 
 def _submit(
     request: Request,
-    post_id: int,
+    public_id: str,
     form: dict[str, str] | None,
     address: str,
     settings: Settings,
@@ -370,9 +385,10 @@ def _submit(
     secret = settings.ensure_secret_key()
     headers = public_headers(settings)
     with Session(request.app.state.engine, expire_on_commit=False) as session:
-        post = reportable_post(session, post_id)
+        post = find_reportable(session, public_id)
         if post is None or gallery_paused(session):
             return _not_found(request, settings, templates)
+        post_id = post.id or 0
         values = form or {}
         try:
             if form is None:
@@ -380,27 +396,37 @@ def _submit(
             check_token(secret, values.get("token", ""), post_id)
             request_takedown(
                 session=session,
+                settings=settings,
                 post=post,
                 category=values.get("category", ""),
                 details=values.get("details", ""),
                 contact=values.get("contact", ""),
                 client=client_key(secret, address),
+                network=network_key(secret, address),
             )
             session.commit()
+            held = post.takedown_hold
         except TakedownRefused as exc:
             session.rollback()
             status = 429 if isinstance(exc, TooManyRequests) else 400
             context = _report_context(
-                settings, post, token=issue_token(secret, post_id), values=values, error=str(exc)
+                session,
+                settings,
+                post,
+                token=issue_token(secret, post_id),
+                values=values,
+                error=str(exc),
             )
             return templates.TemplateResponse(
                 request, "gallery/report.html", context, status, headers
             )
+    send_soon(request.app.state.engine, settings)
     context = gallery_context(
         settings,
         GalleryPage((), None, False),
         title="Request received",
-        message="Thank you. A moderator will review this post and your request soon.",
+        message="Thank you. A moderator will review this post and your request soon."
+        + (" It is hidden from the gallery until then." if held else ""),
         assets="/static/",
     )
     return templates.TemplateResponse(request, "gallery/message.html", context, headers=headers)

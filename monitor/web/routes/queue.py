@@ -20,6 +20,7 @@ from starlette.datastructures import FormData
 
 from monitor.errors import UserError
 from monitor.models import Post, Role
+from monitor.services.app_settings import gallery_paused
 from monitor.services.audit import audit_log
 from monitor.services.consent import DEFAULT_COVERS, MAX_CONSENT_CHARS, record_consent
 from monitor.services.media import PINNED_NAME_RE, is_held_media, pinned_file
@@ -43,6 +44,15 @@ from monitor.services.moderation import (
     revealed_by,
 )
 from monitor.services.staging import stage_post
+from monitor.services.takedown import (
+    CATEGORIES,
+    OUTCOMES,
+    open_requests,
+    open_takedown_count,
+    top_takedowns,
+    version_for_decision,
+    versions_for_rejects,
+)
 from monitor.services.undo import last_undoable, undo_decision
 from monitor.web.auth import add_flash, pop_flash, role_at_least
 from monitor.web.deps import (
@@ -176,6 +186,7 @@ def queue_page(
     page = list_queue(session, filters, cursor=cursor, zone=settings.zone)
     overview = cached_overview(request.app, session)
     messages = pop_flash(session=session, request_session=request.state.web_session)
+    cards = load_cards(session, page.posts, viewer=user.name)
     return _page(
         templates,
         request,
@@ -186,8 +197,9 @@ def queue_page(
             "can_decide": role_at_least(user.role, Role.MODERATOR),
             "filters": filters,
             "tabs": QUEUE_TABS,
-            "counts": overview.counts,
-            "cards": load_cards(session, page.posts, viewer=user.name),
+            # The takedown count is read live: a request arrives from the public side.
+            "counts": {**overview.counts, "takedowns": open_takedown_count(session)},
+            "cards": cards,
             "next_url": (
                 f"/queue?{_query_string(filters, after=page.next_cursor)}"
                 if page.next_cursor
@@ -203,6 +215,13 @@ def queue_page(
             "undoable": last_undoable(session, user.name)
             if role_at_least(user.role, Role.MODERATOR)
             else None,
+            # Open takedowns lead every tab; their tab shows each request and its review.
+            "top_takedowns": [] if filters.tab == "takedowns" else top_takedowns(session),
+            "requests": open_requests(session, [c.post.id or 0 for c in cards]),
+            "categories": CATEGORIES,
+            "outcomes": OUTCOMES,
+            "paused": gallery_paused(session),
+            "max_bulk": MAX_BULK_POSTS,
         },
     )
 
@@ -333,7 +352,7 @@ def decide_one(
             actor=user.name,
             reason=reason,
             settings=settings,
-            expected_version=version,
+            expected_version=version_for_decision(session, post.id or 0, action, version),
             alt_texts=alt_texts,
             decorative=decorative,
             media_seen=bool(revealed_by(session, user.name, [post])),
@@ -398,6 +417,8 @@ def decide_bulk(
         if (pid := parse_row_id(post_id)) is None or (ver := parse_row_id(version)) is None:
             raise HTTPException(status_code=400, detail="A selection is not id:version.")
         versions[pid] = ver
+    if action == "reject":
+        versions = versions_for_rejects(session, versions)
     if not versions:
         return _outcome(
             request,

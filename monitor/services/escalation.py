@@ -1,0 +1,153 @@
+"""Escalation to the safeguarding lead: a disclosure, or a child at risk.
+
+Escalating (moderators and admins) takes the post off every public route for
+good (``Post.escalated`` never goes back, whatever is decided later), bumps its
+version so an approval in flight is refused as stale, alerts the safeguarding
+contacts after the commit, and keeps the post and its evidence out of retention
+purges until the escalation is closed. A safeguarding lead or an admin closes
+it with an outcome. Every step is an audit row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from monitor.config import Settings
+from monitor.errors import UserError
+from monitor.models import Escalation, ModerationEvent, Post, Role, utcnow
+from monitor.services.alerts import raise_alert
+from monitor.services.takedown import post_event
+from monitor.services.users import get_active_user
+
+MAX_TEXT_CHARS = 2000
+ESCALATORS = (Role.MODERATOR.value, Role.ADMIN.value)
+#: Who sees escalations and closes them.
+LEADS = (Role.SAFEGUARDING.value, Role.ADMIN.value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EscalationView:
+    escalation: Escalation
+    post: Post | None
+
+
+def _text(value: str | None, what: str) -> str:
+    text = " ".join((value or "").split())
+    if not text:
+        raise UserError(f"give {what}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise UserError(f"keep {what} under {MAX_TEXT_CHARS} characters")
+    return text
+
+
+def _require_role(session: Session, actor: str, roles: tuple[str, ...], doing: str) -> None:
+    user = get_active_user(session=session, name=actor)
+    if user.role not in roles:
+        raise UserError(f"{actor} is a {user.role}: only {' and '.join(roles)} users {doing}")
+
+
+def open_escalation_post_ids() -> sa.Select[tuple[int | None]]:
+    """Posts with an open escalation: retention leaves them alone."""
+    return sa.select(Escalation.post_id).where(
+        Escalation.closed_at.is_(None),  # type: ignore[union-attr]
+        Escalation.post_id.is_not(None),  # type: ignore[union-attr]
+    )
+
+
+def escalate(
+    *, session: Session, settings: Settings, post: Post, actor: str, reason: str | None
+) -> Escalation:
+    """Escalate one post (audited); refused when it already has an open escalation."""
+    reason = _text(reason, "a reason for the safeguarding lead")
+    _require_role(session, actor, ESCALATORS, "escalate")
+    # Under the row lock: an approval in flight either commits first (and the post then
+    # leaves the public routes here) or waits and finds its version stale.
+    session.refresh(post, with_for_update=True)
+    already = session.exec(
+        select(Escalation).where(
+            Escalation.post_id == post.id,
+            Escalation.closed_at.is_(None),  # type: ignore[union-attr]
+        )
+    ).first()
+    if already is not None:
+        raise UserError(f"post {post.platform}:{post.external_id} is already escalated")
+    now = utcnow()
+    escalation = Escalation(post_id=post.id, opened_at=now, opened_by=actor, reason=reason)
+    session.add(escalation)
+    session.flush()
+    post.escalated = True
+    post.version += 1
+    session.add(post)
+    session.add(
+        post_event(
+            post,
+            at=now,
+            actor=actor,
+            action="escalated",
+            reason=reason,
+            detail={"escalation_id": escalation.id, "version": post.version},
+        )
+    )
+    raise_alert(
+        session,
+        settings,
+        kind="escalation",
+        post=post,
+        headline=f"Escalated to the safeguarding lead by {actor}: {reason}",
+        at=now,
+    )
+    return escalation
+
+
+def close_escalation(
+    *, session: Session, escalation_id: int, actor: str, outcome: str | None
+) -> Escalation:
+    """Close an escalation with its outcome (safeguarding leads and admins); the post
+    stays off the public routes, and retention applies to it again."""
+    outcome = _text(outcome, "the outcome")
+    _require_role(session, actor, LEADS, "close escalations")
+    escalation = session.get(Escalation, escalation_id, with_for_update=True)
+    if escalation is None:
+        raise UserError(f"no escalation {escalation_id}")
+    if escalation.closed_at is not None:
+        raise UserError(f"escalation {escalation_id} was already closed by {escalation.closed_by}")
+    now = utcnow()
+    escalation.closed_at, escalation.closed_by, escalation.outcome = now, actor, outcome
+    session.add(escalation)
+    session.add(
+        ModerationEvent(
+            post_id=escalation.post_id,
+            at=now,
+            actor=actor,
+            action="escalation_closed",
+            reason=outcome,
+            detail={"escalation_id": escalation.id},
+        )
+    )
+    return escalation
+
+
+def list_escalations(
+    session: Session, *, open_only: bool, limit: int = 200
+) -> list[EscalationView]:
+    """Escalations, newest first, with their posts (a post may have been erased)."""
+    query = select(Escalation)
+    if open_only:
+        query = query.where(Escalation.closed_at.is_(None))  # type: ignore[union-attr]
+    escalations = list(
+        session.exec(query.order_by(Escalation.opened_at.desc()).limit(limit))  # type: ignore[attr-defined]
+    )
+    ids = [e.post_id for e in escalations if e.post_id is not None]
+    posts = {
+        post.id: post
+        for post in session.exec(select(Post).where(Post.id.in_(ids)))  # type: ignore[union-attr]
+    }
+    return [EscalationView(e, posts.get(e.post_id)) for e in escalations]
+
+
+def open_escalation_count(session: Session) -> int:
+    query = sa.select(sa.func.count()).select_from(Escalation).where(Escalation.closed_at.is_(None))  # type: ignore[union-attr]
+    return int(session.execute(query).scalar_one())

@@ -1,0 +1,310 @@
+"""Safeguarding and hijack actions from the queue: takedown reviews, escalation, the
+kill switch for moderators, a blocking rule applied to the backlog, and a bulk
+rejection of every post matching the queue's filters.
+
+Each route is thin: the service decides and audits; the outcome comes back as a
+flash message (or JSON for ``queue.js``), as for decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import HTMLResponse, Response
+
+from monitor.errors import UserError
+from monitor.models import Post, User
+from monitor.services.alerts import send_soon
+from monitor.services.escalation import (
+    LEADS,
+    close_escalation,
+    escalate,
+    list_escalations,
+    open_escalation_count,
+)
+from monitor.services.gallery import set_gallery_paused
+from monitor.services.moderation import MAX_BULK_POSTS, decide_many, matching_versions
+from monitor.services.rules import RuleKind, add_rule, apply_to_pending, preview_on_pending
+from monitor.services.takedown import OUTCOMES, open_takedown_count, resolve_takedown
+from monitor.web.auth import pop_flash
+from monitor.web.deps import (
+    MAX_ROW_ID,
+    CsrfDep,
+    CurrentUser,
+    ModeratorUser,
+    SessionDep,
+    SettingsDep,
+    TemplatesDep,
+)
+from monitor.web.routes.queue import (
+    FormDep,
+    _field,
+    _filters,
+    _outcome,
+    _page,
+    _query_string,
+    _reason,
+    forget_overview,
+)
+
+router = APIRouter()
+PostId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+
+
+def nav_counts(request: Request) -> dict[str, int]:
+    """Open takedowns (and, for leads, open escalations) for the staff navigation: read
+    live on every page, from two small indexed counts."""
+    user = getattr(request.state, "user", None)
+    session = getattr(request.state, "db_session", None)
+    if user is None or session is None:
+        return {}
+    counts = {"takedowns": open_takedown_count(session)}
+    if user.role in LEADS:
+        counts["escalations"] = open_escalation_count(session)
+    return counts
+
+
+def _post(session: SessionDep, post_id: int) -> Post:
+    post = session.get(Post, post_id)
+    if post is None:
+        raise HTTPException(status_code=404, detail=f"No post {post_id}.")
+    return post
+
+
+def _attempt(
+    request: Request, session: SessionDep, return_to: str, change: Callable[[], str]
+) -> Response:
+    """Run ``change()`` (returns the message); a refusal is rolled back and explained."""
+    try:
+        message = change()
+    except UserError as exc:
+        session.rollback()
+        return _outcome(
+            request,
+            session,
+            ok=False,
+            message=f"Not done: {exc}.",
+            return_to=return_to,
+            payload={},
+        )
+    session.commit()
+    forget_overview(request.app)
+    return _outcome(request, session, ok=True, message=message, return_to=return_to, payload={})
+
+
+@router.post("/queue/takedowns/{post_id}/resolve")
+def takedown_resolve(
+    request: Request,
+    post_id: PostId,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: FormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Review a post's takedown requests: keep it published, or take it down."""
+    post = _post(session, post_id)
+    outcome = _field(form, "outcome")
+
+    def change() -> str:
+        count = resolve_takedown(
+            session=session,
+            settings=settings,
+            post=post,
+            outcome=outcome,
+            actor=user.name,
+            note=_field(form, "note", 2000),
+        )
+        what = "request" if count == 1 else f"{count} requests"
+        return f"Takedown {what} on {post.author_handle}'s post: {OUTCOMES[outcome]}."
+
+    return _attempt(request, session, _field(form, "return_to", 2000), change)
+
+
+@router.post("/queue/posts/{post_id}/escalate")
+def escalate_post(
+    request: Request,
+    post_id: PostId,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: FormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Escalate to the safeguarding lead: off every public route for good, lead alerted."""
+    post = _post(session, post_id)
+
+    def change() -> str:
+        escalate(
+            session=session,
+            settings=settings,
+            post=post,
+            actor=user.name,
+            reason=_field(form, "reason", 2000),
+        )
+        return (
+            f"Escalated {post.author_handle}'s post to the safeguarding lead;"
+            " it is off the public gallery for good."
+        )
+
+    response = _attempt(request, session, _field(form, "return_to", 2000), change)
+    send_soon(request.app.state.engine, settings)
+    return response
+
+
+def _lead(user: CurrentUser) -> User:
+    if user.role not in LEADS:
+        raise HTTPException(
+            status_code=403,
+            detail=f"Escalations are for safeguarding leads and admins; you are a {user.role}.",
+        )
+    return user
+
+
+@router.get("/queue/escalations", response_class=HTMLResponse)
+def escalations_page(
+    request: Request, user: CurrentUser, session: SessionDep, templates: TemplatesDep
+) -> Response:
+    """Open escalations first, then the closed ones, for the safeguarding lead."""
+    _lead(user)
+    return _page(
+        templates,
+        request,
+        "queue/escalations.html",
+        {
+            "title": "Escalations",
+            "user": user,
+            "open": list_escalations(session, open_only=True),
+            "all": list_escalations(session, open_only=False),
+            "messages": pop_flash(session=session, request_session=request.state.web_session),
+        },
+    )
+
+
+@router.post("/queue/escalations/{escalation_id}/close")
+def escalation_close(
+    request: Request,
+    escalation_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    user: CurrentUser,
+    _csrf: CsrfDep,
+    form: FormDep,
+    session: SessionDep,
+) -> Response:
+    """Close an escalation with its outcome (the post stays off the public routes)."""
+    _lead(user)
+
+    def change() -> str:
+        close_escalation(
+            session=session,
+            escalation_id=escalation_id,
+            actor=user.name,
+            outcome=_field(form, "outcome", 2000),
+        )
+        return f"Closed escalation {escalation_id}."
+
+    return _attempt(request, session, "/queue/escalations", change)
+
+
+@router.post("/queue/gallery")
+def queue_gallery(
+    request: Request, user: ModeratorUser, _csrf: CsrfDep, form: FormDep, session: SessionDep
+) -> Response:
+    """The kill switch from the queue, for moderators as well as admins."""
+    state = _field(form, "state")
+
+    def change() -> str:
+        if state not in ("pause", "resume"):
+            raise UserError("choose pause or resume")
+        return set_gallery_paused(
+            session=session,
+            pause=state == "pause",
+            actor=user.name,
+            reason=_field(form, "reason", 500),
+        )
+
+    return _attempt(request, session, _field(form, "return_to", 2000), change)
+
+
+@router.post("/queue/rules")
+def queue_rule(
+    request: Request, user: ModeratorUser, _csrf: CsrfDep, form: FormDep, session: SessionDep
+) -> Response:
+    """Block a word or an author: ``preview`` counts the pending posts it would hit;
+    ``apply`` adds the rule and runs it over the pending queue at once."""
+    kind, pattern = _field(form, "kind"), _field(form, "pattern", 300)
+    action, step = _field(form, "rule_action"), _field(form, "step")
+
+    def change() -> str:
+        if kind not in (RuleKind.BLOCKED_TERM, RuleKind.BLOCKED_AUTHOR):
+            raise UserError("choose a blocked word or a blocked author")
+        if step == "preview":
+            hits = preview_on_pending(session=session, kind=kind, pattern=pattern, action=action)
+            return f"Preview: this rule would {action} {hits} pending posts. Nothing changed yet."
+        if step != "apply":
+            raise UserError("preview the rule, then apply it")
+        rule = add_rule(session=session, kind=kind, pattern=pattern, action=action, actor=user.name)
+        done = apply_to_pending(session=session, rule=rule)
+        return (
+            f"Added rule {rule.id}; on the pending queue it rejected {done.rejected}"
+            f" and flagged {done.flagged} posts."
+        )
+
+    return _attempt(request, session, _field(form, "return_to", 2000), change)
+
+
+@router.post("/queue/bulk-matching")
+def bulk_matching(
+    request: Request,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: FormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+) -> Response:
+    """Reject every post matching the queue's filters (up to MAX_BULK_POSTS).
+
+    The first post answers with a confirmation page that shows the count; the
+    confirmed post rejects only the posts that existed when it was shown.
+    Approval is never offered here: each approval needs a person to see the post.
+    """
+    problems: list[str] = []
+    filters = _filters(form, problems)
+    return_to = f"/queue?{_query_string(filters)}"
+    matched = matching_versions(session, filters, zone=settings.zone, limit=MAX_BULK_POSTS)
+    confirmed_up_to = _field(form, "up_to")
+    if not confirmed_up_to.isdigit():
+        return _page(
+            templates,
+            request,
+            "queue/confirm_bulk.html",
+            {
+                "title": "Confirm bulk rejection",
+                "user": user,
+                "count": len(matched),
+                "limit": MAX_BULK_POSTS,
+                "up_to": max(matched, default=0),
+                "form": {k: v for k, v in form.items() if k not in ("csrf_token", "up_to")},
+                "return_to": return_to,
+            },
+        )
+    up_to = int(confirmed_up_to[:19])
+    versions = {pid: version for pid, version in matched.items() if pid <= up_to}
+
+    def change() -> str:
+        outcome = decide_many(
+            session=session,
+            versions=versions,
+            action="reject",
+            actor=user.name,
+            reason=_reason(form, session, "reject"),
+            settings=settings,
+        )
+        message = f"Rejected {len(outcome.decided)} of {len(versions)} matching posts."
+        if outcome.refused:
+            message += f" {len(outcome.refused)} not applied (changed or already decided)."
+        return message
+
+    return _attempt(request, session, return_to, change)

@@ -1,0 +1,57 @@
+"""``moderate escalate`` and ``gallery pause|resume`` from a script: same rules, same audit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from tests.fakes.mastodon import FakeMastodon
+from tests.test_cli import CliResult, cli, env
+
+__all__ = ["cli", "env"]  # fixtures shared with the CLI tests
+
+PASSWORD = "a long enough password\n"
+
+
+def _setup(cli: Callable[..., CliResult], env: FakeMastodon) -> str:
+    [status] = env.add_many(1)
+    cli("db", "upgrade")
+    cli("poll")
+    for name, role in (("mo", "moderator"), ("vic", "viewer"), ("lead", "safeguarding")):
+        code, _, err = cli("users", "add", name, "--role", role, "--password-stdin", stdin=PASSWORD)
+        assert code == 0, err
+    return f"mastodon:{status['uri']}"
+
+
+def test_escalate_from_the_cli_is_audited_exported_and_blocks_publication(
+    cli: Callable[..., CliResult], env: FakeMastodon
+) -> None:
+    ref = _setup(cli, env)
+
+    code, _, err = cli("moderate", "escalate", ref, "--as", "vic", "--reason", "disclosure")
+    assert code == 2 and "only moderator and admin users escalate" in err
+    code, _, err = cli("moderate", "escalate", ref, "--as", "mo", "--reason", "  ")
+    assert code == 2 and err.strip() == "error: give a reason for the safeguarding lead"
+    code, out, err = cli("moderate", "escalate", ref, "--as", "mo", "--reason", "disclosure")
+    assert code == 0, err
+    assert out.strip() == f"{ref}: escalated to the safeguarding lead"
+
+    cli("moderate", "approve", ref, "--as", "mo")
+    [record] = [json.loads(line) for line in cli("export")[1].splitlines()]
+    assert record["escalated"] is True
+    code, _, err = cli("moderate", "escalate", ref, "--as", "mo", "--reason", "again")
+    assert code == 2 and "already escalated" in err
+
+
+def test_a_moderator_pauses_and_resumes_the_gallery_from_the_cli(
+    cli: Callable[..., CliResult], env: FakeMastodon
+) -> None:
+    _setup(cli, env)
+
+    assert cli("gallery", "pause", "--as", "vic")[0] == 2
+    code, out, err = cli("gallery", "pause", "--as", "mo", "--reason", "hijack")
+    assert code == 0 and out.strip() == "The public gallery is paused.", err
+    assert cli("gallery", "pause", "--as", "mo")[1].strip() == "The gallery was already paused."
+    code, out, _ = cli("gallery", "resume", "--as", "mo")
+    assert code == 0 and out.strip() == "The public gallery is live again."
+    assert "only moderators and admins pause" in cli("gallery", "resume", "--as", "lead")[2]
