@@ -33,6 +33,8 @@ SPEC_KEYS = [
     "edited_at",
     "deleted_at",
     "decisions",
+    "flags",
+    "consent",
     "escalated",
 ]
 
