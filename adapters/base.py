@@ -40,7 +40,11 @@ class ConfigError(AdapterError):
 
 
 class AuthFailed(AdapterError):
-    """The platform refused our credentials (401/403)."""
+    """The platform refused our credentials (401/403); ``status`` says which, if known."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RateLimited(AdapterError):

@@ -443,8 +443,8 @@ def _xrpc_error(response: httpx.Response) -> tuple[str | None, str]:
         body = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
         body = None
-    if not isinstance(body, dict):
-        return None, clean_text(response.text, 200) or "no detail"
+    if not isinstance(body, dict):  # never the raw body: only the platform's own fields
+        return None, "no detail"
     error = clean_text(body.get("error"), 100) or None
     return error, clean_text(body.get("message"), 200) or "no detail"
 

@@ -25,6 +25,7 @@ import httpx
 
 from adapters.base import (
     Adapter,
+    AuthFailed,
     Author,
     Engagement,
     FetchedPost,
@@ -37,7 +38,7 @@ from adapters.base import (
     Target,
     checked_base_url,
 )
-from adapters.http import HttpClient, decode_json
+from adapters.http import HttpClient, decode_json, link_on_host
 from adapters.text import (
     as_count,
     as_id,
@@ -137,7 +138,7 @@ class MastodonAdapter(Adapter):
                 return
             cursor = newest
             yield Page(posts, cursor, skipped=skipped)
-            prev_link = response.links.get("prev", {}).get("url")
+            prev_link = link_on_host(instance, response.links.get("prev", {}).get("url"))
             if prev_link:
                 next_url, params = prev_link, None
             else:
@@ -193,7 +194,7 @@ class MastodonAdapter(Adapter):
             seen.update(ids)
             posts, skipped = self._normalise_all(instance, statuses)
             oldest_time = min((p.created_at for p in posts), default=None)
-            next_url = response.links.get("next", {}).get("url")
+            next_url = link_on_host(instance, response.links.get("next", {}).get("url"))
             params = None
             # An empty page, a repeat of ids already seen (a server looping on
             # its Link header) or the end of the look-back ends the walk.
@@ -259,6 +260,15 @@ class MastodonAdapter(Adapter):
             )
         except RequestRejected as exc:
             raise RequestRejected(f"{exc} (the stored cursor may be too old)") from None
+        except AuthFailed as exc:
+            # Mastodon 4.5 lets a server close hashtag timelines to anonymous readers.
+            if exc.status == 401 and not self._headers:
+                raise AuthFailed(
+                    f"mastodon: {httpx.URL(url).host} requires an access token for hashtag"
+                    " timelines; set MASTODON_ACCESS_TOKEN",
+                    status=401,
+                ) from None
+            raise
 
     @staticmethod
     def _statuses(body: Any) -> list[dict[str, Any]]:

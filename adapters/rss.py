@@ -46,6 +46,7 @@ from adapters.base import (
     Target,
 )
 from adapters.http import HttpClient
+from adapters.netguard import AddressRefused, checked_address
 from adapters.text import (
     as_count,
     clean_text,
@@ -91,6 +92,8 @@ class RssAdapter(Adapter):
             url = httpx.URL(feed) if feed.isascii() else None
             if url is None or url.scheme not in ("http", "https") or not url.host:
                 raise ConfigError(f"RSS_FEEDS: {feed!r} is not an http(s) feed URL")
+        # The same switch as media pinning: a deployment reading its own intranet says so.
+        self.allow_private = _flag(config.get("OUTBOUND_ALLOW_PRIVATE", ""))
 
     @classmethod
     def is_configured(cls, config: Mapping[str, str]) -> bool:
@@ -176,7 +179,11 @@ class RssAdapter(Adapter):
         for _ in range(MAX_REDIRECTS + 1):
             try:
                 response = self.http.request(
-                    "GET", url, headers=headers, ok_statuses=frozenset({304}) | _REDIRECTS
+                    "GET",
+                    url,
+                    headers=headers,
+                    ok_statuses=frozenset({304}) | _REDIRECTS,
+                    connect_to=self._guarded(feed, url),
                 )
             except AuthFailed as exc:
                 raise AuthFailed(
@@ -194,6 +201,22 @@ class RssAdapter(Adapter):
                 raise MalformedResponse(f"rss: {feed} redirects to an unusable address")
             url = location
         raise RequestRejected(f"rss: {feed} redirects more than {MAX_REDIRECTS} times")
+
+    def _guarded(self, feed: str, url: str) -> str | None:
+        """The checked address to connect to for ``url`` (None when private ones are allowed)."""
+        if self.allow_private:
+            return None
+        try:
+            return checked_address(httpx.URL(url), allow_private=False)
+        except AddressRefused as exc:
+            raise AddressRefused(
+                f"rss: {exc}; OUTBOUND_ALLOW_PRIVATE=true allows private addresses"
+            ) from None
+
+
+def _flag(value: str) -> bool:
+    """A boolean setting as pydantic reads it (true/1/yes/on)."""
+    return value.strip().lower() in ("1", "true", "yes", "on", "t", "y")
 
 
 def matching_items(

@@ -488,8 +488,8 @@ def _problem(response: httpx.Response) -> str:
         body = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
         body = None
-    if not isinstance(body, dict):
-        return clean_text(response.text, 200) or f"HTTP {response.status_code}"
+    if not isinstance(body, dict):  # never the raw body: only the platform's own fields
+        return f"HTTP {response.status_code}"
     parts = [
         clean_text(body.get(key), 300)
         for key in ("reason", "title", "detail", "required_enrollment")

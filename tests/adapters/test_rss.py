@@ -38,6 +38,8 @@ from tests.fakes.server import FakeServer, Reply
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 TAGS = ("CEADAY21", "HelpingHands")
+#: The fake feeds listen on 127.0.0.1, which the private-address guard refuses by default.
+LOCAL = {"OUTBOUND_ALLOW_PRIVATE": "true"}
 
 
 @pytest.fixture
@@ -54,7 +56,7 @@ def http() -> Iterator[HttpClient]:
 
 @pytest.fixture
 def adapter(feed: FakeFeed, http: HttpClient) -> RssAdapter:
-    return RssAdapter({"RSS_FEEDS": feed.url}, http)
+    return RssAdapter({**LOCAL, "RSS_FEEDS": feed.url}, http)
 
 
 def _target(url: str) -> Target:
@@ -91,7 +93,12 @@ def test_poll_stores_matching_items_then_asks_conditionally(
     feed.add("Category only", "<p>Nothing in the text.</p>", categories=["HelpingHands"])
     feed.add("Road closure", "<p>Diversions are in place.</p>")
     feed.add("Look-alike #CEADAY21X and #NotHelpingHands")
-    settings = configure(PLATFORMS="rss", RSS_FEEDS=feed.url, HASHTAGS="CEADAY21,HelpingHands")
+    settings = configure(
+        OUTBOUND_ALLOW_PRIVATE="true",
+        PLATFORMS="rss",
+        RSS_FEEDS=feed.url,
+        HASHTAGS="CEADAY21,HelpingHands",
+    )
 
     [first] = poll_all(engine=engine, settings=settings)
 
@@ -114,7 +121,7 @@ def test_poll_stores_matching_items_then_asks_conditionally(
 def test_rss_is_on_by_default_only_with_feeds(configure: Callable[..., Settings]) -> None:
     assert "rss" not in configure().enabled_platforms
     assert "rss" in configure(RSS_FEEDS="https://example.org/feed").enabled_platforms
-    assert RssAdapter.is_configured({"RSS_FEEDS": " , "}) is False
+    assert RssAdapter.is_configured({**LOCAL, "RSS_FEEDS": " , "}) is False
 
 
 def test_a_page_that_is_not_a_feed_fails_that_feed_only(
@@ -122,7 +129,9 @@ def test_a_page_that_is_not_a_feed_fails_that_feed_only(
 ) -> None:
     feed.add()
     page_url = f"{feed.server.url}/news"
-    settings = configure(PLATFORMS="rss", RSS_FEEDS=f"{feed.url},{page_url}")
+    settings = configure(
+        OUTBOUND_ALLOW_PRIVATE="true", PLATFORMS="rss", RSS_FEEDS=f"{feed.url},{page_url}"
+    )
 
     summaries = {s.source: s for s in poll_all(engine=sqlite_engine, settings=settings)}
 
@@ -406,12 +415,16 @@ def test_backfill_says_how_far_a_feed_reaches(adapter: RssAdapter, feed: FakeFee
 )
 def test_bad_feed_lists_name_the_key(http: HttpClient, value: str) -> None:
     with pytest.raises(ConfigError, match="RSS_FEEDS"):
-        RssAdapter({"RSS_FEEDS": value}, http)
+        RssAdapter({**LOCAL, "RSS_FEEDS": value}, http)
 
 
 def test_one_target_per_feed_with_every_hashtag(http: HttpClient) -> None:
     adapter = RssAdapter(
-        {"RSS_FEEDS": "https://a.example/feed, https://b.example/rss,https://a.example/feed"}, http
+        {
+            **LOCAL,
+            "RSS_FEEDS": "https://a.example/feed, https://b.example/rss,https://a.example/feed",
+        },
+        http,
     )
     assert adapter.targets(["CEADAY21", "HelpingHands"]) == [
         Target("https://a.example/feed", ("CEADAY21", "HelpingHands")),
@@ -539,7 +552,7 @@ def test_refresh_through_the_pipeline_removes_nothing_that_rolled_off(
     sqlite_engine: Engine, feed: FakeFeed, configure: Callable[..., Settings]
 ) -> None:
     item = feed.add()
-    settings = configure(PLATFORMS="rss", RSS_FEEDS=feed.url)
+    settings = configure(OUTBOUND_ALLOW_PRIVATE="true", PLATFORMS="rss", RSS_FEEDS=feed.url)
     poll_all(engine=sqlite_engine, settings=settings)
     feed.drop(item)
 

@@ -20,6 +20,7 @@ from PIL import ExifTags, Image
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from adapters import netguard
 from adapters.base import Media
 from monitor.config import Settings
 from monitor.db import session_scope
@@ -232,7 +233,7 @@ def test_every_redirect_hop_is_checked(
     strict_settings: Settings, fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Treat the fake server's address as if it were a public CDN; everything else stays private.
-    monkeypatch.setattr(media_service, "_is_public", lambda address: str(address) == "127.0.0.1")
+    monkeypatch.setattr(netguard, "is_public", lambda address: str(address) == "127.0.0.1")
     port = fake_server.url.rsplit(":", 1)[1]
     fake_server.route(
         "GET", "/hop1", lambda _r: Reply(302, b"", {"Location": f"http://127.0.0.2:{port}/hop2"})
