@@ -127,6 +127,9 @@ class FetchedPost:
     edited_at: datetime | None = None
     #: Opaque handle the adapter needs to refresh this post later (defaults to external_id).
     ref: str | None = None
+    #: The source gave no date: ``created_at`` is when we first saw the post, not when it
+    #: was written (an undated RSS item).
+    created_at_is_first_seen: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -73,9 +73,10 @@ OVERLAP = timedelta(minutes=30)
 ASSUMED_URL_LIFETIME = timedelta(hours=24)
 #: Throttling lasts a rolling hour when the headers do not say how long.
 DEFAULT_THROTTLE = timedelta(hours=1)
+#: ``thumbnail_url`` is only answered for videos, and only when asked for.
 MEDIA_FIELDS = (
-    "id,caption,media_type,media_url,permalink,timestamp,like_count,comments_count,"
-    "children{media_url,media_type}"
+    "id,caption,media_type,media_url,thumbnail_url,permalink,timestamp,like_count,"
+    "comments_count,children{media_url,media_type,thumbnail_url}"
 )
 #: Hashtag search does not disclose who posted (``username`` cannot be requested).
 UNKNOWN_AUTHOR = Author(handle="instagram-user", name="Instagram user (not disclosed by the API)")
@@ -560,7 +561,16 @@ def _attachments(media_id: str, item: Mapping[str, Any], now: datetime) -> tuple
         kind = _MEDIA_KINDS.get(media_type) if isinstance(media_type, str) else None
         url = http_url(part.get("media_url"))
         if kind is not None and url is not None:
-            media.append(Media(kind=kind, url=url, expires_at=_url_expiry(url, now), key=key))
+            preview = http_url(part.get("thumbnail_url")) if kind == "video" else None
+            media.append(
+                Media(
+                    kind=kind,
+                    url=url,
+                    preview_url=preview,
+                    expires_at=_url_expiry(url, now),
+                    key=key,
+                )
+            )
     return tuple(media)
 
 

@@ -290,7 +290,14 @@ class MastodonAdapter(Adapter):
 
 
 def normalise_status(instance: str, status: Mapping[str, Any]) -> FetchedPost:
-    """Map one Mastodon status to a :class:`FetchedPost`; ValueError if it is unusable."""
+    """Map one Mastodon status to a :class:`FetchedPost`; ValueError if it is unusable.
+
+    A boost is the booster's empty status wrapping the original in ``reblog``:
+    the original is what was said, so it is what we store (under its own uri,
+    so a post boosted many times is one post).
+    """
+    if isinstance(status.get("reblog"), dict):
+        status = status["reblog"]
     local_id = as_id(status.get("id"))
     created_at = parse_time(status.get("created_at"))
     account = status.get("account")

@@ -87,6 +87,11 @@ _FULLNAME_RE = re.compile(r"t3_[0-9a-z]{1,13}")
 _BASE36_RE = re.compile(r"[0-9a-z]{1,13}")
 _USERNAME_RE = re.compile(r"[\w-]{1,40}")
 _REMOVED_TEXTS = frozenset({"[removed]", "[deleted]"})
+_FENCED_CODE_RE = re.compile(r"^ {0,3}(```|~~~).*?(^ {0,3}\1[^\n]*$|\Z)", re.M | re.S)
+_INDENTED_CODE_RE = re.compile(r"^(?: {4}|\t).*$", re.M)
+_INLINE_CODE_RE = re.compile(r"`+[^`\n]*`+")
+_LINK_TARGET_RE = re.compile(r"\]\([^)\s]*(?:\s[^)]*)?\)")
+_HEADING_RE = re.compile(r"^ {0,3}#{1,6}(?=[^#\s]|\s|$)", re.M)
 _read_reset = seconds_reset_reader("x-ratelimit-reset")
 #: Token expiry and quota resets are measured on this clock (tests move it).
 _clock = time.monotonic
@@ -554,13 +559,30 @@ def _identify(child: Any) -> tuple[dict[str, Any], float, str, str | None]:
 
 
 def is_removed(data: Mapping[str, Any]) -> bool:
-    """True for a post removed by moderators or deleted by its author."""
+    """True for a post removed by moderators or deleted by its author.
+
+    An author of ``[deleted]`` alone means the account is gone, not the post:
+    with ``removed_by_category`` null and its text intact the post is still up.
+    """
     selftext = data.get("selftext")
-    return (
-        (isinstance(selftext, str) and selftext in _REMOVED_TEXTS)
-        or data.get("author") == "[deleted]"
-        or bool(data.get("removed_by_category"))
+    return (isinstance(selftext, str) and selftext in _REMOVED_TEXTS) or bool(
+        data.get("removed_by_category")
     )
+
+
+def markdown_hashtags(title: str, selftext: str) -> tuple[str, ...]:
+    """Hashtags of a post, with the selftext's markdown syntax that looks like one left out.
+
+    Reddit markdown reads ``#Heading`` at a line start as a heading, ``#include``
+    in code as code and ``[text](#anchor)`` as a link to an anchor; none of them
+    is a hashtag. The title is plain text.
+    """
+    prose = _FENCED_CODE_RE.sub("\n", selftext)
+    prose = _INDENTED_CODE_RE.sub("", prose)
+    prose = _INLINE_CODE_RE.sub(" ", prose)
+    prose = _LINK_TARGET_RE.sub("]", prose)
+    prose = _HEADING_RE.sub("", prose)
+    return extract_hashtags(f"{title}\n\n{prose}")
 
 
 def read_post(data: Mapping[str, Any]) -> tuple[FetchedPost | None, str | None]:
@@ -622,7 +644,7 @@ def normalise_post(data: Mapping[str, Any]) -> FetchedPost:
         text=text,
         html=text_to_html(title) + body_html,
         created_at=datetime.fromtimestamp(created, UTC),
-        hashtags=extract_hashtags(text),
+        hashtags=markdown_hashtags(title, selftext),
         media=_media(data, sensitive),
         engagement=Engagement(
             likes=_first_count(data.get("ups"), data.get("score")),
@@ -714,11 +736,15 @@ def _gallery(data: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:
         url = _media_url(largest.get("gif") or largest.get("mp4") if animated else largest.get("u"))
         if url is None:
             continue
+        # An animation's ``p`` lists still renditions, smallest first: the last previews it.
+        stills = [as_object(p) for p in meta.get("p", []) if isinstance(p, dict)]
+        still = _media_url(stills[-1].get("u")) if animated and stills else None
         found.append(
             Media(
                 kind="gif" if animated else "image",
                 url=url,
                 alt=clean_text(item.get("caption"), 1500) or None,
+                preview_url=still,
                 sensitive=sensitive,
                 width=as_count(largest.get("x")),
                 height=as_count(largest.get("y")),

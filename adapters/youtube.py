@@ -1,4 +1,4 @@
-"""YouTube: videos whose title, description or tags carry a hashtag (Data API v3).
+"""YouTube: videos whose title or description carries a hashtag (Data API v3).
 
 API facts relied on (developers.google.com/youtube/v3, "search: list",
 "videos: list", "Quota costs", "Errors"):
@@ -59,7 +59,6 @@ from adapters.text import (
     normalise_tag,
     parse_time,
     text_to_html,
-    unique,
 )
 
 DEFAULT_API_BASE = "https://www.googleapis.com/youtube/v3"
@@ -443,15 +442,9 @@ def normalise_video(item: Mapping[str, Any]) -> FetchedPost:
     title = clean_text(snippet.get("title"), 1000)
     description = clean_text(snippet.get("description"))
     text = f"{title}\n\n{description}" if title and description else title or description
-    keywords = snippet.get("tags") if isinstance(snippet.get("tags"), list) else []
-    # Snippet tags are keywords; keep those that are a hashtag on their own ("CEADAY21").
-    keyword_tags = [
-        normalise_tag(word)
-        for word in keywords
-        if isinstance(word, str)
-        and extract_hashtags(f"#{word.lstrip('#')}") == (normalise_tag(word),)
-    ]
-    hashtags = unique([*extract_hashtags(text), *keyword_tags])
+    # Only title and description, as YouTube itself links them: snippet ``tags`` are
+    # hidden search keywords, so a hashtag there is nowhere a viewer can see it.
+    hashtags = extract_hashtags(text)
     details = item.get("contentDetails") if isinstance(item.get("contentDetails"), dict) else {}
     rating = details.get("contentRating") if isinstance(details.get("contentRating"), dict) else {}
     sensitive = rating.get("ytRating") == "ytAgeRestricted"

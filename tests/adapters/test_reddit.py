@@ -515,6 +515,18 @@ def test_refresh_updates_detects_edits_and_deletions(
     assert result.skipped == ("'bogus' is not a Reddit post fullname",)
 
 
+def test_refresh_keeps_a_post_whose_author_deleted_their_account(
+    adapter: RedditAdapter, reddit: FakeReddit
+) -> None:
+    [orphan] = reddit.add_many(1)
+    orphan["author"] = "[deleted]"  # the account is gone; removed_by_category stays null
+
+    result = adapter.refresh([f"t3_{orphan['id']}"])
+
+    assert [post.external_id for post in result.posts] == [orphan["id"]]
+    assert result.deleted == ()
+
+
 def test_refresh_asks_100_ids_a_call(adapter: RedditAdapter, reddit: FakeReddit) -> None:
     posts = reddit.add_many(150)
     result = adapter.refresh([f"t3_{p['id']}" for p in posts])

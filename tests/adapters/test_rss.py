@@ -97,6 +97,8 @@ def test_poll_stores_matching_items_then_asks_conditionally(
         OUTBOUND_ALLOW_PRIVATE="true",
         PLATFORMS="rss",
         RSS_FEEDS=feed.url,
+        # The admin says this feed's categories are hashtags ("Category only" counts).
+        RSS_CATEGORY_HASHTAG_FEEDS=feed.url,
         HASHTAGS="CEADAY21,HelpingHands",
     )
 
@@ -294,7 +296,8 @@ def test_rss_fixture_item_is_normalised(adapter: RssAdapter, feed: FakeFeed) -> 
     [post] = page.posts
     assert post.external_id == "https://www.example-police.uk/news/2021/03/ceaday21-schools"
     assert post.created_at == datetime(2021, 3, 18, 9, 0, tzinfo=UTC)
-    assert post.hashtags == ("ceaday21", "helpinghands", "community")  # categories count
+    # A news site's categories are its filing, not hashtags: only the text's count.
+    assert post.hashtags == ("ceaday21", "helpinghands")
     assert "<script" not in post.html and "alert" not in post.text
     assert "<strong>criminal exploitation</strong>" in post.html
     assert post.author.name == "Press Office"
@@ -308,7 +311,10 @@ def test_rss_fixture_item_is_normalised(adapter: RssAdapter, feed: FakeFeed) -> 
     assert post.engagement.likes is None and post.engagement.views is None
 
 
-def test_atom_fixture_uses_updated_and_skips_undated(adapter: RssAdapter, feed: FakeFeed) -> None:
+def test_atom_fixture_uses_updated_and_dates_undated_by_first_sight(
+    adapter: RssAdapter, feed: FakeFeed
+) -> None:
+    before = datetime.now(UTC)
     page = _search(adapter, f"{feed.server.url}/blog/atom.xml")
 
     by_id = {post.external_id: post for post in page.posts}
@@ -320,9 +326,10 @@ def test_atom_fixture_uses_updated_and_skips_undated(adapter: RssAdapter, feed: 
     assert [m.kind for m in partners.media] == ["image"]
     plan = by_id["tag:vrn.example.org,2021-03-17:/blog/plan"]
     assert plan.edited_at == datetime(2021, 3, 18, 9, 30, tzinfo=UTC)
-    assert page.skipped == (
-        "item 'tag:vrn.example.org,2021:/blog/undated': no readable published or updated date",
-    )
+    undated = by_id["tag:vrn.example.org,2021:/blog/undated"]
+    assert undated.created_at_is_first_seen and undated.created_at >= before
+    assert not plan.created_at_is_first_seen
+    assert page.skipped == ()
 
 
 def test_ids_from_guid_or_a_hash_of_the_link(adapter: RssAdapter, feed: FakeFeed) -> None:
@@ -330,6 +337,7 @@ def test_ids_from_guid_or_a_hash_of_the_link(adapter: RssAdapter, feed: FakeFeed
     feed.add("Bare guid #CEADAY21", guid="4711")
     no_guid = feed.add("No guid #CEADAY21", guid=None)
     feed.add("Nothing at all #CEADAY21", guid=None, link=None)
+    feed.add("Nothing either #CEADAY21", guid=None, link=None)
     feed.add("Duplicate #CEADAY21", guid="https://example.org/a")
 
     page = _search(adapter, feed.url)
@@ -340,7 +348,11 @@ def test_ids_from_guid_or_a_hash_of_the_link(adapter: RssAdapter, feed: FakeFeed
     assert ids["Bare guid #CEADAY21"] == f"{feed.url}#4711"
     expected = "sha256:" + hashlib.sha256(no_guid["link"].encode()).hexdigest()
     assert ids["No guid #CEADAY21"] == expected
-    assert any("no guid/id and no link" in reason for reason in page.skipped)
+    # Neither guid nor link: named by a digest of feed and content, one per item.
+    assert ids["Nothing at all #CEADAY21"].startswith("sha256:")
+    assert ids["Nothing at all #CEADAY21"] != ids["Nothing either #CEADAY21"]
+    [again] = [p for p in _search(adapter, feed.url).posts if p.text.startswith("Nothing at")]
+    assert again.external_id == ids["Nothing at all #CEADAY21"]
     assert "Permalink guid #CEADAY21" not in ids
     assert any("repeated in the feed" in reason for reason in page.skipped)
 
