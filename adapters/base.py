@@ -25,6 +25,26 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import httpx
 
+from adapters.paging import (
+    Batch,
+    CredentialCache,
+    JsonCursor,
+    UnreadableRecord,
+    WalkPage,
+    normalise_each,
+    walk_newest_first,
+)
+
+__all__ = [
+    "Batch",
+    "CredentialCache",
+    "JsonCursor",
+    "UnreadableRecord",
+    "WalkPage",
+    "normalise_each",
+    "walk_newest_first",
+]
+
 if TYPE_CHECKING:
     from adapters.http import HttpClient
 

@@ -52,6 +52,8 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
+    normalise_each,
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader
 from adapters.text import (
@@ -476,17 +478,15 @@ def _normalise_all(
     views: list[dict[str, Any]], wanted: set[str] | None
 ) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
     """Normalise post views, keeping those carrying a wanted tag (all when None)."""
-    posts: dict[str, FetchedPost] = {}
-    skipped: list[str] = []
-    for view in views:
-        try:
-            post = normalise_post(view)
-        except ValueError as exc:
-            skipped.append(f"post {as_str(view.get('uri'))[:200] or '?'}: {exc}")
-            continue
-        if wanted is None or wanted.intersection(post.hashtags):
-            posts[post.external_id] = post
-    return tuple(posts.values()), tuple(skipped)
+    read, skipped = normalise_each(
+        views, normalise_post, lambda view: f"post {as_str(view.get('uri'))[:200] or '?'}"
+    )
+    posts = {
+        post.external_id: post
+        for post in read
+        if wanted is None or wanted.intersection(post.hashtags)
+    }
+    return tuple(posts.values()), skipped
 
 
 def _sort_time(view: Mapping[str, Any]) -> datetime | None:
@@ -499,20 +499,20 @@ def _sort_time(view: Mapping[str, Any]) -> datetime | None:
 
 
 def normalise_post(view: Mapping[str, Any]) -> FetchedPost:
-    """Map one ``app.bsky.feed.defs#postView`` to a :class:`FetchedPost`; ValueError if unusable."""
+    """Map one ``app.bsky.feed.defs#postView`` to a :class:`FetchedPost` (or UnreadableRecord)."""
     uri = as_str(view.get("uri"))
     match = _POST_URI.fullmatch(uri)
     if match is None:
-        raise ValueError("no at:// post uri")
+        raise UnreadableRecord("no at:// post uri")
     record = view.get("record")
     if not isinstance(record, dict):
-        raise ValueError("no record")
+        raise UnreadableRecord("no record")
     author = view.get("author")
     if not isinstance(author, dict):
-        raise ValueError("no author")
+        raise UnreadableRecord("no author")
     created_at = _sort_time(view)
     if created_at is None:
-        raise ValueError("no readable createdAt or indexedAt")
+        raise UnreadableRecord("no readable createdAt or indexedAt")
     handle = as_str(author.get("handle"))
     handle = handle if _HANDLE.fullmatch(handle) and handle != "handle.invalid" else ""
     did = as_str(author.get("did"))

@@ -48,6 +48,8 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
+    normalise_each,
 )
 from adapters.http import HttpClient, decode_json
 from adapters.text import (
@@ -503,27 +505,24 @@ def normalise_all(
     items: list[dict[str, Any]], *, now: datetime
 ) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
     """Normalise every item; an unreadable one becomes a skipped reason, never an error."""
-    posts: list[FetchedPost] = []
-    skipped: list[str] = []
-    for item in items:
-        try:
-            posts.append(normalise_media(item, now=now))
-        except ValueError as exc:
-            skipped.append(f"media {as_id(item.get('id')) or '?'}: {exc}")
-    return tuple(posts), tuple(skipped)
+    return normalise_each(
+        items,
+        lambda item: normalise_media(item, now=now),
+        lambda item: f"media {as_id(item.get('id')) or '?'}",
+    )
 
 
 def normalise_media(item: Mapping[str, Any], *, now: datetime) -> FetchedPost:
-    """Map one IG Media object to a :class:`FetchedPost`; ValueError if it is unusable."""
+    """Map one IG Media object to a :class:`FetchedPost`; UnreadableRecord if it is unusable."""
     media_id = as_id(item.get("id"))
     if media_id is None:
-        raise ValueError("no id")
+        raise UnreadableRecord("no id")
     created_at = parse_time(item.get("timestamp"))
     if created_at is None:
-        raise ValueError("no readable timestamp")
+        raise UnreadableRecord("no readable timestamp")
     permalink = http_url(item.get("permalink"))
     if permalink is None:
-        raise ValueError("no permalink")
+        raise UnreadableRecord("no permalink")
     caption = clean_text(item.get("caption"))
     return FetchedPost(
         platform="instagram",

@@ -16,8 +16,7 @@ API facts relied on (docs.joinmastodon.org, methods/timelines and statuses):
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -27,6 +26,7 @@ from adapters.base import (
     Adapter,
     AuthFailed,
     Author,
+    Batch,
     Engagement,
     FetchedPost,
     MalformedResponse,
@@ -36,7 +36,10 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
     checked_base_url,
+    normalise_each,
+    walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, link_on_host
 from adapters.text import (
@@ -71,19 +74,6 @@ def _reset_reader(headers: httpx.Headers) -> float | None:
 def _id_order(status_id: str) -> tuple[int, str]:
     """Mastodon ids are decimal strings: longer means newer, then lexical."""
     return (len(status_id), status_id)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Step:
-    """One page of a walk back through a tag timeline."""
-
-    number: int
-    posts: tuple[FetchedPost, ...]
-    skipped: tuple[str, ...]
-    ids: list[str]
-    finished: bool
-    #: The page held only ids already seen: the walk ended because the server looped.
-    repeated: bool = False
 
 
 class MastodonAdapter(Adapter):
@@ -149,61 +139,49 @@ class MastodonAdapter(Adapter):
         self, instance: str, url: str, since: datetime, max_pages: int
     ) -> Iterator[Page]:
         """First poll: newest first, back to ``since``; the cursor lands on the last page."""
-        newest: str | None = None
-        for step in self._pages_back(instance, url, since, max_pages, max_id=None):
-            if step.ids and newest is None:
-                newest = max(step.ids, key=_id_order)
-            if step.repeated:
-                gap = (
-                    "the server answered a page already seen before reaching"
-                    f" {since:%Y-%m-%d %H:%M} UTC; older posts may be missing"
-                )
-                yield Page(step.posts, newest, gap=gap, skipped=step.skipped)
-            elif step.finished:
-                yield Page(step.posts, newest, skipped=step.skipped)
-            elif step.number == max_pages:
-                gap = f"stopped after {max_pages} pages before reaching {since:%Y-%m-%d %H:%M} UTC"
-                yield Page(step.posts, newest, gap=gap, skipped=step.skipped)
-            else:
-                yield Page(step.posts, None, skipped=step.skipped)
+        walk = walk_newest_first(
+            self._fetch_back(instance, url, max_id=None),
+            until=since,
+            max_pages=max_pages,
+            last_cursor=lambda ids: max(ids, key=_id_order, default=None),
+        )
+        for page in walk:
+            yield Page(page.posts, page.cursor, gap=page.gap, skipped=page.skipped)
 
     def backfill(
         self, target: Target, *, since: datetime, resume: str | None, max_pages: int
     ) -> Iterator[Page]:
         """Walk back with ``max_id``; the oldest id of each page is the resume position."""
         instance, url = target.scope, self._timeline_url(target)
-        for step in self._pages_back(instance, url, since, max_pages, max_id=resume):
-            position = min(step.ids, key=_id_order) if step.ids else None
-            yield Page(step.posts, position, skipped=step.skipped)
+        walk = walk_newest_first(
+            self._fetch_back(instance, url, max_id=resume),
+            until=since,
+            max_pages=max_pages,
+            last_cursor=lambda ids: None,
+            page_cursor=lambda batch: min(batch.ids, key=_id_order, default=None),
+        )
+        for page in walk:
+            yield Page(page.posts, page.cursor, skipped=page.skipped)
 
-    def _pages_back(
-        self, instance: str, url: str, since: datetime, max_pages: int, *, max_id: str | None
-    ) -> Iterator[_Step]:
-        """Newest to oldest via ``Link: rel=next``, until ``since``, the end, or a loop."""
-        params: dict[str, Any] | None = {"limit": PAGE_LIMIT}
-        if max_id:
-            params["max_id"] = max_id
-        next_url: str | None = url
-        seen: set[str] = set()
-        for number in range(1, max_pages + 1):
-            assert next_url is not None
-            body, response = self._get(next_url, params)
+    def _fetch_back(
+        self, instance: str, url: str, *, max_id: str | None
+    ) -> Callable[[str | None], Batch[FetchedPost, str]]:
+        """Reads one page of a walk back: the first by ``max_id``, then ``Link: rel=next``."""
+        first: dict[str, Any] = {"limit": PAGE_LIMIT, **({"max_id": max_id} if max_id else {})}
+
+        def fetch(next_url: str | None) -> Batch[FetchedPost, str]:
+            body, response = self._get(next_url or url, None if next_url else first)
             statuses = self._statuses(body)
-            ids = [sid for sid in (as_id(s.get("id")) for s in statuses) if sid]
-            fresh = [sid for sid in ids if sid not in seen]
-            seen.update(ids)
             posts, skipped = self._normalise_all(instance, statuses)
-            oldest_time = min((p.created_at for p in posts), default=None)
-            next_url = link_on_host(instance, response.links.get("next", {}).get("url"))
-            params = None
-            # An empty page, a repeat of ids already seen (a server looping on
-            # its Link header) or the end of the look-back ends the walk.
-            finished = (
-                not fresh or not next_url or (oldest_time is not None and oldest_time < since)
+            return Batch(
+                posts,
+                skipped,
+                tuple(sid for sid in (as_id(s.get("id")) for s in statuses) if sid),
+                link_on_host(instance, response.links.get("next", {}).get("url")),
+                min((p.created_at for p in posts), default=None),
             )
-            yield _Step(number, posts, skipped, ids, finished, repeated=bool(ids) and not fresh)
-            if finished:
-                return
+
+        return fetch
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
         by_instance: dict[str, list[str]] = {}
@@ -279,18 +257,15 @@ class MastodonAdapter(Adapter):
     def _normalise_all(
         self, instance: str, statuses: list[dict[str, Any]]
     ) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
-        posts: list[FetchedPost] = []
-        skipped: list[str] = []
-        for status in statuses:
-            try:
-                posts.append(normalise_status(instance, status))
-            except ValueError as exc:
-                skipped.append(f"status {as_id(status.get('id')) or '?'}: {exc}")
-        return tuple(posts), tuple(skipped)
+        return normalise_each(
+            statuses,
+            lambda status: normalise_status(instance, status),
+            lambda status: f"status {as_id(status.get('id')) or '?'}",
+        )
 
 
 def normalise_status(instance: str, status: Mapping[str, Any]) -> FetchedPost:
-    """Map one Mastodon status to a :class:`FetchedPost`; ValueError if it is unusable.
+    """Map one Mastodon status to a :class:`FetchedPost`; UnreadableRecord if it is unusable.
 
     A boost is the booster's empty status wrapping the original in ``reblog``:
     the original is what was said, so it is what we store (under its own uri,
@@ -302,15 +277,15 @@ def normalise_status(instance: str, status: Mapping[str, Any]) -> FetchedPost:
     created_at = parse_time(status.get("created_at"))
     account = status.get("account")
     if local_id is None:
-        raise ValueError("no id")
+        raise UnreadableRecord("no id")
     if created_at is None:
-        raise ValueError("no readable created_at")
+        raise UnreadableRecord("no readable created_at")
     if not isinstance(account, dict):
-        raise ValueError("no account")
+        raise UnreadableRecord("no account")
     uri = http_url(status.get("uri")) or f"{instance}/statuses/{local_id}"
     acct = clean_text(account.get("acct"), 300) or clean_text(account.get("username"), 300)
     if not acct:
-        raise ValueError("account has no acct")
+        raise UnreadableRecord("account has no acct")
     if "@" not in acct:
         acct = f"{acct}@{httpx.URL(instance).host}"
     raw_html = status.get("content") if isinstance(status.get("content"), str) else ""

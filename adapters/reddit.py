@@ -40,6 +40,7 @@ from adapters.base import (
     AuthFailed,
     Author,
     ConfigError,
+    CredentialCache,
     Engagement,
     FetchedPost,
     MalformedResponse,
@@ -49,6 +50,7 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
 )
 from adapters.http import HttpClient, decode_json, seconds_reset_reader
 from adapters.text import (
@@ -97,20 +99,9 @@ _read_reset = seconds_reset_reader("x-ratelimit-reset")
 _clock = time.monotonic
 
 
-class _Token:
-    """An access token and when to stop using it (monotonic seconds)."""
-
-    __slots__ = ("value", "renew_at")
-
-    def __init__(self, value: str, renew_at: float) -> None:
-        self.value = value
-        self.renew_at = renew_at
-
-
 # Adapters are rebuilt every polling cycle; the token outlives them (a day by
 # default), so it is cached per credential for the process, not per adapter.
-_TOKENS: dict[tuple[str, str, str], _Token] = {}
-_TOKENS_LOCK = threading.Lock()
+_TOKENS: CredentialCache[str] = CredentialCache(clock=lambda: _clock())
 
 
 class RedditAdapter(Adapter):
@@ -321,51 +312,41 @@ class RedditAdapter(Adapter):
 
     def _api_get(self, path: str, params: Mapping[str, Any]) -> Any:
         """GET an API path with the bearer token; a 401 renews the token once."""
-        for _ in range(2):
-            self._respect_quota()
-            token = self._token()
-            try:
-                response = self.http.request(
-                    "GET",
-                    f"{self.api_base}{path}",
-                    params=params,
-                    headers={"Authorization": f"bearer {token}", "User-Agent": self.user_agent},
-                    reset_reader=_read_reset,
-                    ok_statuses=frozenset({401}),
-                )
-            except AuthFailed as exc:
-                raise AuthFailed(
-                    f"reddit: access refused ({exc}). Reddit blocks generic or misleading"
-                    " user agents: set REDDIT_USER_AGENT to '<platform>:<app id>:<version>"
-                    " (by /u/<username>)', and check the app may use the Data API"
-                ) from None
-            self._note_quota(response.headers)
-            if response.status_code != 401:
-                return decode_json(response)
-            self._forget_token(token)
-        raise AuthFailed(
-            "reddit: the API refused a freshly issued token (HTTP 401); check that the app"
-            f" behind REDDIT_CLIENT_ID is not suspended, or {CREDENTIALS_HELP}"
+        [body] = _TOKENS.renewing_once(
+            self._token_key,
+            self._fetch_token,
+            lambda token: self._send_with(token, path, params),
+            lambda: AuthFailed(
+                "reddit: the API refused a freshly issued token (HTTP 401); check that the app"
+                f" behind REDDIT_CLIENT_ID is not suspended, or {CREDENTIALS_HELP}"
+            ),
         )
+        return body
 
-    def _token(self) -> str:
-        """The cached application-only token, fetched again shortly before it expires."""
-        with _TOKENS_LOCK:
-            cached = _TOKENS.get(self._token_key)
-            if cached is not None and cached.renew_at > _clock():
-                return cached.value
-            token = self._fetch_token()
-            _TOKENS[self._token_key] = token
-            return token.value
+    def _send_with(self, token: str, path: str, params: Mapping[str, Any]) -> tuple[Any] | None:
+        """One API call with ``token``: the decoded body (boxed, it may be JSON null), or
+        None when the token was refused (401)."""
+        self._respect_quota()
+        try:
+            response = self.http.request(
+                "GET",
+                f"{self.api_base}{path}",
+                params=params,
+                headers={"Authorization": f"bearer {token}", "User-Agent": self.user_agent},
+                reset_reader=_read_reset,
+                ok_statuses=frozenset({401}),
+            )
+        except AuthFailed as exc:
+            raise AuthFailed(
+                f"reddit: access refused ({exc}). Reddit blocks generic or misleading"
+                " user agents: set REDDIT_USER_AGENT to '<platform>:<app id>:<version>"
+                " (by /u/<username>)', and check the app may use the Data API"
+            ) from None
+        self._note_quota(response.headers)
+        return None if response.status_code == 401 else (decode_json(response),)
 
-    def _forget_token(self, value: str) -> None:
-        """Drop the cached token, unless another thread already replaced it."""
-        with _TOKENS_LOCK:
-            cached = _TOKENS.get(self._token_key)
-            if cached is not None and cached.value == value:
-                del _TOKENS[self._token_key]
-
-    def _fetch_token(self) -> _Token:
+    def _fetch_token(self) -> tuple[str, float]:
+        """A new application-only token and how long to use it (renewed before it expires)."""
         try:
             response = self.http.request(
                 "POST",
@@ -400,7 +381,7 @@ class RedditAdapter(Adapter):
             lifetime = 3600.0
         lifetime = float(lifetime)
         renew_in = max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2)
-        return _Token(value.strip(), _clock() + renew_in)
+        return value.strip(), renew_in
 
     def _note_quota(self, headers: httpx.Headers) -> None:
         """Remember when the window resets once Reddit says nothing is left in it."""
@@ -591,25 +572,25 @@ def read_post(data: Mapping[str, Any]) -> tuple[FetchedPost | None, str | None]:
         if is_removed(data):
             return None, None
         return normalise_post(data), None
-    except ValueError as exc:
+    except UnreadableRecord as exc:
         return None, f"t3_{as_id(data.get('id')) or '?'}: {exc}"
 
 
 def normalise_post(data: Mapping[str, Any]) -> FetchedPost:
-    """Map one Reddit post (``t3`` data) to a :class:`FetchedPost`; ValueError if unusable."""
+    """Map one Reddit post (``t3`` data) to a :class:`FetchedPost`; UnreadableRecord if unusable."""
     post_id = as_id(data.get("id"))
     if post_id is None or not _BASE36_RE.fullmatch(post_id):
-        raise ValueError("no usable id")
+        raise UnreadableRecord("no usable id")
     created = _epoch(data.get("created_utc"))
     if created is None:
-        raise ValueError("no readable created_utc")
+        raise UnreadableRecord("no readable created_utc")
     author = clean_text(data.get("author"), 100)
     if not author:
-        raise ValueError("no author")
+        raise UnreadableRecord("no author")
     title = clean_text(data.get("title"), 1000)
     selftext = clean_text(data.get("selftext"))
     if not title and not selftext:
-        raise ValueError("neither title nor text")
+        raise UnreadableRecord("neither title nor text")
     text = f"{title}\n\n{selftext}" if selftext else title
     raw_html = data.get("selftext_html")
     if isinstance(raw_html, str) and raw_html.lstrip().startswith("&lt;"):

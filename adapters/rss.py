@@ -46,6 +46,7 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
 )
 from adapters.http import HttpClient
 from adapters.netguard import AddressRefused, checked_address
@@ -435,7 +436,7 @@ def read_entry(
             categories_are_hashtags=categories_are_hashtags,
             now=now or datetime.now(UTC),
         ), None
-    except ValueError as exc:
+    except UnreadableRecord as exc:
         label = clean_text(entry.get("id"), 100) or clean_text(entry.get("title"), 60) or "?"
         return None, f"item {label!r}: {exc}"
 
@@ -448,7 +449,7 @@ def normalise_entry(
     categories_are_hashtags: bool,
     now: datetime,
 ) -> FetchedPost:
-    """Map one feedparser entry to a :class:`FetchedPost`; ValueError if unusable."""
+    """Map one feedparser entry to a :class:`FetchedPost`; UnreadableRecord if unusable."""
     published = _as_time(entry.get("published_parsed"))
     updated = _as_time(entry.get("updated_parsed"))
     title_detail = entry.get("title_detail")
@@ -467,7 +468,7 @@ def normalise_entry(
             break
     summary_text = html_to_text(summary) if summary else ""
     if not title and not body_text:
-        raise ValueError("neither title nor content")
+        raise UnreadableRecord("neither title nor content")
     text = f"{title}\n\n{body_text}" if title and body_text else title or body_text
     external_id = _external_id(feed_url, entry, text)
     categories = (

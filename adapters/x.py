@@ -51,6 +51,7 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader
 from adapters.text import (
@@ -361,7 +362,7 @@ class XAdapter(Adapter):
                     tweet, includes = newer[latest[ref]]
                 try:
                     posts.append(normalise_tweet(tweet, includes))
-                except ValueError as exc:
+                except UnreadableRecord as exc:
                     skipped.append(f"post {ref}: {exc}")
         return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
 
@@ -539,7 +540,7 @@ def _normalise_page(
             continue  # an older version of an edited post; its latest version is read instead
         try:
             post = normalise_tweet(tweet, includes)
-        except ValueError as exc:
+        except UnreadableRecord as exc:
             skipped.append(f"post {own or '?'}: {exc}")
             continue
         if wanted.intersection(post.hashtags):
@@ -551,13 +552,13 @@ def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> Fe
     """Map one v2 post (with the response's ``includes``) to a :class:`FetchedPost`."""
     post_id = _valid_id(tweet.get("id"))
     if post_id is None:
-        raise ValueError("no valid id")
+        raise UnreadableRecord("no valid id")
     created = parse_time(tweet.get("created_at"))
     if created is None:
-        raise ValueError("no readable created_at")
+        raise UnreadableRecord("no readable created_at")
     author_id = _valid_id(tweet.get("author_id"))
     if author_id is None:
-        raise ValueError("no author_id")
+        raise UnreadableRecord("no author_id")
     chain = _history(tweet)
     original = chain[0]
     edited_at = created if original != post_id else None

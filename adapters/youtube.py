@@ -49,6 +49,8 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
+    normalise_each,
 )
 from adapters.http import HttpClient, decode_json
 from adapters.text import (
@@ -416,29 +418,26 @@ def _search_page(body: Any) -> tuple[dict[str, datetime], tuple[str, ...], str |
 
 def normalise_all(items: list[dict[str, Any]]) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
     """Normalise every video; an unreadable one becomes a skipped reason, never an error."""
-    posts: list[FetchedPost] = []
-    skipped: list[str] = []
-    for item in items:
-        try:
-            posts.append(normalise_video(item))
-        except ValueError as exc:
-            video_id = item.get("id")
-            shown = video_id if isinstance(video_id, str) and _VIDEO_ID.fullmatch(video_id) else "?"
-            skipped.append(f"video {shown}: {exc}")
-    return tuple(posts), tuple(skipped)
+    return normalise_each(items, normalise_video, _video_label)
+
+
+def _video_label(item: Mapping[str, Any]) -> str:
+    video_id = item.get("id")
+    shown = video_id if isinstance(video_id, str) and _VIDEO_ID.fullmatch(video_id) else "?"
+    return f"video {shown}"
 
 
 def normalise_video(item: Mapping[str, Any]) -> FetchedPost:
-    """Map one ``videos.list`` item to a :class:`FetchedPost`; ValueError if it is unusable."""
+    """Map one ``videos.list`` item to a :class:`FetchedPost` (or UnreadableRecord)."""
     video_id = item.get("id")
     if not isinstance(video_id, str) or not _VIDEO_ID.fullmatch(video_id):
-        raise ValueError("no usable id")
+        raise UnreadableRecord("no usable id")
     snippet = item.get("snippet")
     if not isinstance(snippet, dict):
-        raise ValueError("no snippet")
+        raise UnreadableRecord("no snippet")
     created_at = parse_time(snippet.get("publishedAt"))
     if created_at is None:
-        raise ValueError("no readable publishedAt")
+        raise UnreadableRecord("no readable publishedAt")
     title = clean_text(snippet.get("title"), 1000)
     description = clean_text(snippet.get("description"))
     text = f"{title}\n\n{description}" if title and description else title or description

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from adapters import bluesky as bluesky_module
-from adapters.base import AuthFailed, ConfigError, Target
+from adapters.base import AuthFailed, ConfigError, Target, UnreadableRecord
 from adapters.bluesky import BlueskyAdapter, normalise_post
 from adapters.http import HttpClient, RetryPolicy
 from monitor.config import Settings
@@ -250,7 +250,7 @@ def test_missing_null_and_wrongly_typed_fields() -> None:
         (_view(author=[]), "author"),
         (_view(indexedAt=None, record={"createdAt": None}), "createdAt"),
     ]:
-        with pytest.raises(ValueError, match=reason):
+        with pytest.raises(UnreadableRecord, match=reason):
             normalise_post(broken)
 
 
@@ -297,7 +297,7 @@ def test_any_json_in_any_field_gives_a_post_or_a_reason(field: str, value: Any) 
         view[field] = value
     try:
         post = normalise_post(view)
-    except ValueError as exc:
+    except UnreadableRecord as exc:
         assert str(exc)
     else:
         assert post.created_at.tzinfo is not None and "<script" not in post.html
