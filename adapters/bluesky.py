@@ -565,24 +565,35 @@ def _render(text: str, facets: Any) -> tuple[str, list[str]]:
         if not isinstance(facet, dict) or not isinstance(facet.get("features"), list):
             continue
         index = as_object(facet.get("index"))
-        href = None
-        for feature in facet["features"]:
-            if not isinstance(feature, dict):
-                continue
-            kind = feature.get("$type")
-            if kind == "app.bsky.richtext.facet#tag" and isinstance(feature.get("tag"), str):
-                tags.append(feature["tag"])
-                href = f"https://bsky.app/hashtag/{quote(feature['tag'], safe='')}"
-            elif kind == "app.bsky.richtext.facet#link":
-                href = http_url(feature.get("uri")) or href
-            elif kind == "app.bsky.richtext.facet#mention":
-                did = feature.get("did")
-                if isinstance(did, str) and _DID.fullmatch(did):
-                    href = f"https://bsky.app/profile/{did}"
+        href = _facet_href(facet["features"], tags)
         start, end = as_count(index.get("byteStart")), as_count(index.get("byteEnd"))
         if href and start is not None and end is not None and start < end <= len(data):
             if _on_boundary(data, start) and _on_boundary(data, end):
                 spans.append((start, end, href))
+    return sanitise_html(_linked_paragraphs(data, spans)), tags
+
+
+def _facet_href(features: list[Any], tags: list[str]) -> str | None:
+    """Where a facet links to (its last usable feature); its hashtags go into ``tags``."""
+    href = None
+    for feature in features:
+        if not isinstance(feature, dict):
+            continue
+        kind = feature.get("$type")
+        if kind == "app.bsky.richtext.facet#tag" and isinstance(feature.get("tag"), str):
+            tags.append(feature["tag"])
+            href = f"https://bsky.app/hashtag/{quote(feature['tag'], safe='')}"
+        elif kind == "app.bsky.richtext.facet#link":
+            href = http_url(feature.get("uri")) or href
+        elif kind == "app.bsky.richtext.facet#mention":
+            did = feature.get("did")
+            if isinstance(did, str) and _DID.fullmatch(did):
+                href = f"https://bsky.app/profile/{did}"
+    return href
+
+
+def _linked_paragraphs(data: bytes, spans: list[tuple[int, int, str]]) -> str:
+    """The text as paragraphs with each span linked; an overlapping span is left plain."""
     pieces: list[str] = []
     position = 0
     for start, end, href in sorted(spans):
@@ -593,8 +604,7 @@ def _render(text: str, facets: Any) -> tuple[str, list[str]]:
         position = end
     pieces.append(_escape(data[position:]))
     paragraphs = [p for p in re.split(r"\n{2,}", "".join(pieces).strip()) if p.strip()]
-    body = "".join(f"<p>{p.replace(chr(10), '<br>')}</p>" for p in paragraphs)
-    return sanitise_html(body), tags
+    return "".join(f"<p>{p.replace(chr(10), '<br>')}</p>" for p in paragraphs)
 
 
 def _on_boundary(data: bytes, offset: int) -> bool:

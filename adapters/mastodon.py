@@ -43,8 +43,11 @@ from adapters.base import (
 )
 from adapters.http import HttpClient, decode_json, link_on_host
 from adapters.text import (
+    as_array,
     as_count,
     as_id,
+    as_object,
+    as_str,
     clean_text,
     extract_hashtags,
     html_to_text,
@@ -275,51 +278,25 @@ def normalise_status(instance: str, status: Mapping[str, Any]) -> FetchedPost:
         status = status["reblog"]
     local_id = as_id(status.get("id"))
     created_at = parse_time(status.get("created_at"))
-    account = status.get("account")
     if local_id is None:
         raise UnreadableRecord("no id")
     if created_at is None:
         raise UnreadableRecord("no readable created_at")
-    if not isinstance(account, dict):
-        raise UnreadableRecord("no account")
     uri = http_url(status.get("uri")) or f"{instance}/statuses/{local_id}"
-    acct = clean_text(account.get("acct"), 300) or clean_text(account.get("username"), 300)
-    if not acct:
-        raise UnreadableRecord("account has no acct")
-    if "@" not in acct:
-        acct = f"{acct}@{httpx.URL(instance).host}"
-    raw_html = status.get("content") if isinstance(status.get("content"), str) else ""
+    raw_html = as_str(status.get("content"))
     text = html_to_text(raw_html)
-    api_tags = status.get("tags") if isinstance(status.get("tags"), list) else []
-    api_names = [t.get("name") for t in api_tags if isinstance(t, dict)]
-    hashtags = unique(
-        [normalise_tag(name) for name in api_names if isinstance(name, str)]
-        + list(extract_hashtags(text))
-    )
     sensitive = status.get("sensitive") is True
-    attachments = status.get("media_attachments")
-    media = tuple(
-        item
-        for item in (
-            _normalise_media(a, sensitive)
-            for a in (attachments if isinstance(attachments, list) else [])
-        )
-        if item is not None
-    )
+    media = (_normalise_media(a, sensitive) for a in as_array(status.get("media_attachments")))
     return FetchedPost(
         platform="mastodon",
         external_id=uri,
         url=http_url(status.get("url")) or uri,
-        author=Author(
-            handle=f"@{acct}",
-            name=clean_text(account.get("display_name"), 300) or acct,
-            url=http_url(account.get("url")),
-        ),
+        author=_author(instance, status.get("account")),
         text=text,
         html=sanitise_html(raw_html),
         created_at=created_at,
-        hashtags=hashtags,
-        media=media,
+        hashtags=_hashtags(status, text),
+        media=tuple(item for item in media if item is not None),
         engagement=Engagement(
             likes=as_count(status.get("favourites_count")),
             shares=as_count(status.get("reblogs_count")),
@@ -331,6 +308,29 @@ def normalise_status(instance: str, status: Mapping[str, Any]) -> FetchedPost:
         edited_at=parse_time(status.get("edited_at")),
         ref=f"{instance}|{local_id}",
     )
+
+
+def _author(instance: str, account: Any) -> Author:
+    """The status's account, its handle made global (``@user@instance``)."""
+    if not isinstance(account, dict):
+        raise UnreadableRecord("no account")
+    acct = clean_text(account.get("acct"), 300) or clean_text(account.get("username"), 300)
+    if not acct:
+        raise UnreadableRecord("account has no acct")
+    if "@" not in acct:
+        acct = f"{acct}@{httpx.URL(instance).host}"
+    return Author(
+        handle=f"@{acct}",
+        name=clean_text(account.get("display_name"), 300) or acct,
+        url=http_url(account.get("url")),
+    )
+
+
+def _hashtags(status: Mapping[str, Any], text: str) -> tuple[str, ...]:
+    """The tags the server parsed, then any more in the text; never number-only ones."""
+    names = [as_object(tag).get("name") for tag in as_array(status.get("tags"))]
+    tags = [normalise_tag(name) for name in names if isinstance(name, str)]
+    return unique([*(tag for tag in tags if not tag.isdecimal()), *extract_hashtags(text)])
 
 
 def _normalise_media(attachment: Any, sensitive: bool) -> Media | None:

@@ -29,7 +29,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -162,29 +162,11 @@ class RedditAdapter(Adapter):
         after: str | None = None
         for number in range(1, max_pages + 1):
             children, after = self._search_page(target.hashtags[0], after)
-            posts: list[FetchedPost] = []
-            skipped: list[str] = []
-            reached = False
-            for child in children:
-                data, created, fullname, problem = _identify(child)
-                if problem:
-                    skipped.append(problem)
-                    continue
-                if fullname in walked:
-                    continue  # listings shift as posts arrive: a repeat from the last page
-                walked[fullname] = created
-                if created < stop_at:
-                    reached = True
-                    continue
-                if fullname in already:
-                    continue
-                post, reason = read_post(data)
-                if reason:
-                    skipped.append(reason)
-                elif post is not None and tag in post.hashtags:
-                    posts.append(post)
+            posts, skipped, reached, _ = _read_children(
+                children, tag, walked, stop_at, lambda name, _created: name not in already
+            )
             if not (reached or after is None or number == max_pages):
-                yield Page(tuple(posts), None, skipped=tuple(skipped))
+                yield Page(posts, None, skipped=skipped)
                 continue
             gap = note
             if not reached and after is not None:
@@ -192,7 +174,7 @@ class RedditAdapter(Adapter):
             elif not reached and len(walked) >= LISTING_DEPTH:
                 gap = f"Reddit search lists at most about {LISTING_DEPTH} results; older unseen"
             new_cursor = _PollCursor.from_walk(walked) if walked else None
-            yield Page(tuple(posts), new_cursor, gap=gap, skipped=tuple(skipped))
+            yield Page(posts, new_cursor, gap=gap, skipped=skipped)
             return
 
     def _search_page(self, query: str, after: str | None) -> tuple[list[Any], str | None]:
@@ -226,54 +208,42 @@ class RedditAdapter(Adapter):
         if position is not None and position.after is None:
             return  # the interrupted walk had already reached its end
         after = position.after if position else None
-        boundary: float | None = None
+        # Until a resumed walk finds its position gone, everything it lists is wanted.
+        boundary = math.inf
         oldest = position.oldest if position else None
         listed = position.listed if position else 0
-        seen: set[str] = set()
+        seen: dict[str, float] = {}
         for _ in range(max_pages):
-            try:
-                children, next_after = self._search_page(target.hashtags[0], after)
-            except RequestRejected:
-                if position is None or boundary is not None:
-                    raise
-                children, next_after = [], None
-            if not children and position is not None and boundary is None:
+            resuming = position is not None and boundary == math.inf
+            children, next_after = self._backfill_page(target.hashtags[0], after, resuming)
+            if not children and resuming:
+                assert position is not None
                 boundary, after, listed = position.oldest or since.timestamp(), None, 0
                 continue
-            posts: list[FetchedPost] = []
-            skipped: list[str] = []
-            reached = False
-            for child in children:
-                data, created, fullname, problem = _identify(child)
-                if problem:
-                    skipped.append(problem)
-                    continue
-                if fullname in seen:
-                    continue
-                seen.add(fullname)
-                listed += 1
-                if created < since.timestamp():
-                    reached = True
-                    continue
-                if boundary is not None and created > boundary:
-                    continue
-                oldest = created if oldest is None else min(oldest, created)
-                post, reason = read_post(data)
-                if reason:
-                    skipped.append(reason)
-                elif post is not None and tag in post.hashtags:
-                    posts.append(post)
+            before, limit = len(seen), boundary
+            posts, skipped, reached, kept = _read_children(
+                children, tag, seen, since.timestamp(), lambda _n, at, top=limit: at <= top
+            )
+            listed += len(seen) - before
+            oldest = min(kept, default=oldest) if oldest is None else min([oldest, *kept])
             finished = reached or next_after is None
-            gap = None
-            if finished and not reached and listed >= LISTING_DEPTH:
-                gap = f"Reddit search lists at most about {LISTING_DEPTH} results"
-                if oldest is not None:
-                    gap += f": history reached back to {_utc(oldest)} only"
+            gap = _depth_gap(listed, oldest) if finished and not reached else None
             cursor = _BackfillPosition(None if finished else next_after, oldest, listed).dump()
-            yield Page(tuple(posts), cursor, gap=gap, skipped=tuple(skipped))
+            yield Page(posts, cursor, gap=gap, skipped=skipped)
             if finished:
                 return
             after = next_after
+
+    def _backfill_page(
+        self, query: str, after: str | None, resuming: bool
+    ) -> tuple[list[Any], str | None]:
+        """One search page; a resumed position Reddit refuses reads as an empty listing."""
+        try:
+            return self._search_page(query, after)
+        except RequestRejected:
+            if not resuming:
+                raise
+            return [], None
 
     # --- refresh ---------------------------------------------------------
 
@@ -537,6 +507,54 @@ def _identify(child: Any) -> tuple[dict[str, Any], float, str, str | None]:
     if created is None:
         return {}, 0.0, "", f"t3_{post_id}: no readable created_utc"
     return data, created, f"t3_{post_id}", None
+
+
+def _depth_gap(listed: int, oldest: float | None) -> str | None:
+    """The gap of a backfill that ended at the bottom of Reddit's listing, not at ``since``."""
+    if listed < LISTING_DEPTH:
+        return None
+    reach = f": history reached back to {_utc(oldest)} only" if oldest is not None else ""
+    return f"Reddit search lists at most about {LISTING_DEPTH} results{reach}"
+
+
+def _read_children(
+    children: list[Any],
+    tag: str,
+    walked: dict[str, float],
+    stop_at: float,
+    keep: Callable[[str, float], bool],
+) -> tuple[tuple[FetchedPost, ...], tuple[str, ...], bool, list[float]]:
+    """One listing page read newest first: the posts carrying ``tag`` and what was skipped.
+
+    ``walked`` collects every fullname with its time across the walk (listings
+    shift as posts arrive, so a page may repeat the last one's tail); a post
+    older than ``stop_at`` ends the walk (``reached``); ``keep(fullname, time)``
+    says whether a post newer than that is wanted. Also returns the kept times.
+    """
+    posts: list[FetchedPost] = []
+    skipped: list[str] = []
+    kept: list[float] = []
+    reached = False
+    for child in children:
+        data, created, fullname, problem = _identify(child)
+        if problem:
+            skipped.append(problem)
+            continue
+        if fullname in walked:
+            continue
+        walked[fullname] = created
+        if created < stop_at:
+            reached = True
+            continue
+        if not keep(fullname, created):
+            continue
+        kept.append(created)
+        post, reason = read_post(data)
+        if reason:
+            skipped.append(reason)
+        elif post is not None and tag in post.hashtags:
+            posts.append(post)
+    return tuple(posts), tuple(skipped), reached, kept
 
 
 def is_removed(data: Mapping[str, Any]) -> bool:

@@ -51,7 +51,10 @@ from adapters.base import (
 from adapters.http import HttpClient
 from adapters.netguard import AddressRefused, checked_address
 from adapters.text import (
+    as_array,
     as_count,
+    as_object,
+    as_str,
     clean_text,
     extract_hashtags,
     html_to_text,
@@ -452,54 +455,59 @@ def normalise_entry(
     """Map one feedparser entry to a :class:`FetchedPost`; UnreadableRecord if unusable."""
     published = _as_time(entry.get("published_parsed"))
     updated = _as_time(entry.get("updated_parsed"))
-    title_detail = entry.get("title_detail")
-    title = (
-        _text_of(title_detail)[0]
-        if isinstance(title_detail, dict)
-        else clean_text(entry.get("title"))
-    )[:1000]
-    contents = entry.get("content") if isinstance(entry.get("content"), list) else []
-    summary = entry.get("summary") if isinstance(entry.get("summary"), str) else ""
-    # The full content when the feed has it, else the summary (feedparser's HTML).
-    body_text, body_html = "", ""
-    for detail in [*contents, entry.get("summary_detail"), {"value": summary, "type": "html"}]:
-        body_text, body_html = _text_of(detail)
-        if body_text:
-            break
-    summary_text = html_to_text(summary) if summary else ""
+    title = _title(entry)
+    summary = as_str(entry.get("summary"))
+    body_text, body_html = _body(entry, summary)
     if not title and not body_text:
         raise UnreadableRecord("neither title nor content")
     text = f"{title}\n\n{body_text}" if title and body_text else title or body_text
-    external_id = _external_id(feed_url, entry, text)
-    categories = (
-        entry.get("tags") if categories_are_hashtags and isinstance(entry.get("tags"), list) else []
-    )
-    category_tags = [
-        tag
-        for term in (c.get("term") for c in categories if isinstance(c, dict))
-        if isinstance(term, str)
-        for tag in [normalise_tag(term)]
-        if tag and extract_hashtags(f"#{tag}") == (tag,)
-    ]
+    summary_text = html_to_text(summary) if summary else ""
+    categories = _category_tags(entry) if categories_are_hashtags else ()
     site = http_url(feed.get("link")) or feed_url
-    site_name = clean_text(feed.get("title"), 300)
     host = httpx.URL(site).host or site
-    author = clean_text(entry.get("author"), 300)
+    author = clean_text(entry.get("author"), 300) or clean_text(feed.get("title"), 300) or host
     sensitive = _rated_adult(entry)
     return FetchedPost(
         platform="rss",
-        external_id=external_id,
+        external_id=_external_id(feed_url, entry, text),
         url=http_url(entry.get("link")) or site,
-        author=Author(handle=host, name=author or site_name or host, url=site),
+        author=Author(handle=host, name=author, url=site),
         text=text,
         html=(text_to_html(title) if title else "") + body_html,
         created_at=published or updated or now,
-        hashtags=unique([*extract_hashtags(f"{text}\n{summary_text}"), *category_tags]),
+        hashtags=unique([*extract_hashtags(f"{text}\n{summary_text}"), *categories]),
         media=_media(entry, sensitive),
         sensitive=sensitive,
         edited_at=updated if published and updated and updated > published else None,
         created_at_is_first_seen=not (published or updated),
     )
+
+
+def _title(entry: Mapping[str, Any]) -> str:
+    """The title as plain text (Atom titles may be HTML)."""
+    detail = entry.get("title_detail")
+    title = _text_of(detail)[0] if isinstance(detail, dict) else clean_text(entry.get("title"))
+    return title[:1000]
+
+
+def _body(entry: Mapping[str, Any], summary: str) -> tuple[str, str]:
+    """Text and HTML of the full content when the feed has it, else of the summary."""
+    for detail in [
+        *as_array(entry.get("content")),
+        entry.get("summary_detail"),
+        {"value": summary, "type": "html"},
+    ]:
+        text, html = _text_of(detail)
+        if text:
+            return text, html
+    return "", ""
+
+
+def _category_tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    """The entry's categories that are a hashtag word each ("CEADAY21", not "Road safety")."""
+    terms = [as_object(c).get("term") for c in as_array(entry.get("tags"))]
+    tags = [normalise_tag(term) for term in terms if isinstance(term, str)]
+    return tuple(tag for tag in tags if tag and extract_hashtags(f"#{tag}") == (tag,))
 
 
 def _rated_adult(entry: Mapping[str, Any]) -> bool:
