@@ -333,7 +333,8 @@ class BlueskyAdapter(Adapter):
             if step.finished:
                 state = _State(max(newest, lower) if newest else lower)
             elif step.oldest is not None:
-                upper = step.oldest + _TICK if upper is None else min(upper, step.oldest + _TICK)
+                upper = _bound_after(upper, step.oldest)
+                assert upper is not None
                 state = _State(newest or upper, lower, upper)
             else:  # nothing datable on this page: keep the stored cursor
                 state = None
@@ -347,8 +348,7 @@ class BlueskyAdapter(Adapter):
         """Walk back to ``since``; the position is the ``until`` bound after each page."""
         upper = parse_time(resume) if resume else None
         for step in self._walk(target, since, upper, max_pages):
-            if step.oldest is not None:
-                upper = step.oldest + _TICK if upper is None else min(upper, step.oldest + _TICK)
+            upper = _bound_after(upper, step.oldest)
             yield Page(step.posts, _iso(upper) if upper else None, skipped=step.skipped)
             _stop_if_exhausted(step, "run backfill again then to carry on")
 
@@ -377,13 +377,9 @@ class BlueskyAdapter(Adapter):
                 body, response = self._search(query, lower, query_upper, None)
             views = _posts_of(body)
             posts, skipped = _normalise_all(views, wanted)
-            times = [t for t in (_sort_time(view) for view in views) if t is not None]
-            uris = [view["uri"] for view in views if isinstance(view.get("uri"), str)]
-            fresh = [uri for uri in uris if uri not in seen]
-            seen.update(uris)
+            times, fresh = _times_and_fresh(views, seen)
             oldest = min(times, default=None)
-            if oldest is not None:
-                reached = oldest + _TICK if reached is None else min(reached, oldest + _TICK)
+            reached = _bound_after(reached, oldest)
             api_cursor = body.get("cursor") if isinstance(body.get("cursor"), str) else None
             finished = not fresh or (oldest is not None and oldest < lower)
             if not finished and not api_cursor:
@@ -487,6 +483,22 @@ def _normalise_all(
         if wanted is None or wanted.intersection(post.hashtags)
     }
     return tuple(posts.values()), skipped
+
+
+def _times_and_fresh(views: list[dict[str, Any]], seen: set[str]) -> tuple[list[datetime], bool]:
+    """The sort times on a page, and whether it lists a post the walk had not seen yet."""
+    times = [t for t in (_sort_time(view) for view in views) if t is not None]
+    uris = [view["uri"] for view in views if isinstance(view.get("uri"), str)]
+    fresh = any(uri not in seen for uri in uris)
+    seen.update(uris)
+    return times, fresh
+
+
+def _bound_after(upper: datetime | None, oldest: datetime | None) -> datetime | None:
+    """An ``until`` bound just past ``oldest`` (never later than ``upper``)."""
+    if oldest is None:
+        return upper
+    return oldest + _TICK if upper is None else min(upper, oldest + _TICK)
 
 
 def _sort_time(view: Mapping[str, Any]) -> datetime | None:

@@ -277,54 +277,19 @@ class XAdapter(Adapter):
         not ours), the walk reads the whole window instead and says so.
         """
         wanted = {normalise_tag(tag) for tag in target.hashtags}
-        params: dict[str, Any] = {
-            "query": _query(target.hashtags),
-            "max_results": PAGE_LIMIT,
-            "sort_order": "recency",
-            "tweet.fields": TWEET_FIELDS,
-            "expansions": EXPANSIONS,
-            "user.fields": USER_FIELDS,
-            "media.fields": MEDIA_FIELDS,
-        }
-        if isinstance(lower, str):
-            params["since_id"] = lower
-        else:
-            params["start_time"] = _iso(lower)
-        if until_id:
-            params["until_id"] = until_id
+        params = _search_params(target, lower, until_id)
         reached = until_id
         next_token: str | None = None
         seen: set[str] = set()
         for number in range(1, max_pages + 1):
-            request = dict(params, next_token=next_token) if next_token else params
-            note = None
-            try:
-                body, response = self._get("/2/tweets/search/recent", request)
-            except RequestRejected as exc:
-                if next_token is not None and reached is not None:
-                    params["until_id"] = reached
-                elif number == 1 and "since_id" in params:
-                    # Well inside the window, whatever X's clock says.
-                    horizon = datetime.now(UTC) - SEARCH_WINDOW + timedelta(hours=1)
-                    params["start_time"] = _iso(horizon)
-                    del params["since_id"]
-                    note = (
-                        f"X refused the stored since_id ({exc}), so the walk read from"
-                        f" {horizon:%Y-%m-%d %H:%M} UTC; older posts may be missing"
-                    )
-                else:
-                    raise
-                body, response = self._get("/2/tweets/search/recent", params)
-            tweets = _tweets_of(body)
-            ids = [tid for tid in (_valid_id(t.get("id")) for t in tweets) if tid]
+            body, response, note = self._search_page(params, next_token, reached, number)
+            ids = [tid for tid in (_valid_id(t.get("id")) for t in _tweets_of(body)) if tid]
             fresh = [tid for tid in ids if tid not in seen]
             seen.update(ids)
             oldest = min(ids, key=int) if ids else None
-            if oldest is not None and (reached is None or int(oldest) < int(reached)):
-                reached = oldest
+            reached = min((i for i in (oldest, reached) if i is not None), key=int, default=None)
             posts, skipped = _normalise_page(body, wanted)
-            meta = as_object(body.get("meta"))
-            token = meta.get("next_token")
+            token = as_object(body.get("meta")).get("next_token")
             next_token = token if isinstance(token, str) and token else None
             finished = next_token is None or not fresh
             exhausted = _exhausted_until(response)
@@ -332,6 +297,37 @@ class XAdapter(Adapter):
             yield _Step(posts, skipped, newest, oldest, finished, exhausted, note)
             if finished or exhausted is not None or number == max_pages:
                 return
+
+    def _search_page(
+        self, params: dict[str, Any], next_token: str | None, reached: str | None, number: int
+    ) -> tuple[Any, httpx.Response, str | None]:
+        """One search page, and a gap note when X refused our position and we read around it.
+
+        X refusing its own ``next_token`` restarts from ``until_id`` at the oldest
+        id read; X refusing the stored ``since_id`` on the first page reads the
+        whole window instead (``params`` is updated so later pages follow suit).
+        """
+        request = dict(params, next_token=next_token) if next_token else params
+        try:
+            body, response = self._get("/2/tweets/search/recent", request)
+            return body, response, None
+        except RequestRejected as exc:
+            note = None
+            if next_token is not None and reached is not None:
+                params["until_id"] = reached
+            elif number == 1 and "since_id" in params:
+                # Well inside the window, whatever X's clock says.
+                horizon = datetime.now(UTC) - SEARCH_WINDOW + timedelta(hours=1)
+                params["start_time"] = _iso(horizon)
+                del params["since_id"]
+                note = (
+                    f"X refused the stored since_id ({exc}), so the walk read from"
+                    f" {horizon:%Y-%m-%d %H:%M} UTC; older posts may be missing"
+                )
+            else:
+                raise
+        body, response = self._get("/2/tweets/search/recent", params)
+        return body, response, note
 
     # --- refresh -----------------------------------------------------------------
 
@@ -473,6 +469,26 @@ def _stop_if_exhausted(step: _Step, advice: str) -> None:
             f"x: search requests spent until {step.exhausted_until:%H:%M:%S} UTC; {advice}",
             retry_at=step.exhausted_until,
         )
+
+
+def _search_params(target: Target, lower: Lower, until_id: str | None) -> dict[str, Any]:
+    """The recent-search query for a walk between ``lower`` (an id or a time) and ``until_id``."""
+    params: dict[str, Any] = {
+        "query": _query(target.hashtags),
+        "max_results": PAGE_LIMIT,
+        "sort_order": "recency",
+        "tweet.fields": TWEET_FIELDS,
+        "expansions": EXPANSIONS,
+        "user.fields": USER_FIELDS,
+        "media.fields": MEDIA_FIELDS,
+    }
+    if isinstance(lower, str):
+        params["since_id"] = lower
+    else:
+        params["start_time"] = _iso(lower)
+    if until_id:
+        params["until_id"] = until_id
+    return params
 
 
 def _exhausted_until(response: httpx.Response) -> datetime | None:
