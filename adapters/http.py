@@ -18,7 +18,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +36,8 @@ from adapters.base import (
 
 USER_AGENT = "hashtag-monitor/0.1 (campaign hashtag monitor; +https://github.com/hashtag-monitor)"
 
+#: Query parameters: a mapping, or pairs when a name repeats (``id[]=1&id[]=2``).
+Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 #: Reads a platform-specific reset header and returns seconds to wait, or None.
 ResetReader = Callable[[httpx.Headers], float | None]
 
@@ -164,7 +166,7 @@ class HttpClient:
         method: str,
         url: str,
         *,
-        params: Mapping[str, Any] | None = None,
+        params: Params | None = None,
         headers: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
         json_body: Any = None,
@@ -216,8 +218,8 @@ class HttpClient:
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable) and exc.wait is not None:
-            return exc.wait
-        backoff = self.policy.backoff * (2 ** (state.attempt_number - 1))
+            return float(exc.wait)
+        backoff = self.policy.backoff * 2.0 ** (state.attempt_number - 1)
         return backoff + random.uniform(0, self.policy.backoff)
 
     def _send_once(

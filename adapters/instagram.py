@@ -55,6 +55,7 @@ from adapters.http import HttpClient, decode_json
 from adapters.text import (
     as_count,
     as_id,
+    as_object,
     clean_text,
     extract_hashtags,
     http_url,
@@ -479,9 +480,8 @@ def _data_and_after(body: Any) -> tuple[list[dict[str, Any]], str | None]:
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise MalformedResponse("instagram: recent_media answered without a data list")
     items = [item for item in body["data"] if isinstance(item, dict)]
-    paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
-    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
-    after = cursors.get("after")
+    paging = as_object(body.get("paging"))
+    after = as_object(paging.get("cursors")).get("after")
     if not paging.get("next") or not isinstance(after, str) or not after or len(after) > 2000:
         return items, None
     return items, after
@@ -553,7 +553,7 @@ def _attachments(media_id: str, item: Mapping[str, Any], now: datetime) -> tuple
             if isinstance(child, dict)
         ]
     else:
-        parts = [(media_id, item)]
+        parts = [(media_id, dict(item))]
     media: list[Media] = []
     for key, part in parts:
         media_type = part.get("media_type")

@@ -340,8 +340,7 @@ def _normalise_media(attachment: Any, sensitive: bool) -> Media | None:
     url = http_url(attachment.get("url")) or http_url(attachment.get("remote_url"))
     if kind is None or url is None:
         return None
-    meta = attachment.get("meta") if isinstance(attachment.get("meta"), dict) else {}
-    original = meta.get("original") if isinstance(meta.get("original"), dict) else {}
+    original = as_object(as_object(attachment.get("meta")).get("original"))
     return Media(
         kind=kind,
         url=url,

@@ -22,6 +22,7 @@ title or text carries the hashtag itself are kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -45,6 +46,7 @@ from adapters.base import (
     FetchedPost,
     MalformedResponse,
     Media,
+    MediaKind,
     Page,
     RateLimited,
     RefreshResult,
@@ -222,7 +224,7 @@ class RedditAdapter(Adapter):
                 continue
             before, limit = len(seen), boundary
             posts, skipped, reached, kept = _read_children(
-                children, tag, seen, since.timestamp(), lambda _n, at, top=limit: at <= top
+                children, tag, seen, since.timestamp(), functools.partial(_not_after, limit)
             )
             listed += len(seen) - before
             oldest = min(kept, default=oldest) if oldest is None else min([oldest, *kept])
@@ -509,6 +511,10 @@ def _identify(child: Any) -> tuple[dict[str, Any], float, str, str | None]:
     return data, created, f"t3_{post_id}", None
 
 
+def _not_after(limit: float, _fullname: str, created: float) -> bool:
+    return created <= limit
+
+
 def _depth_gap(listed: int, oldest: float | None) -> str | None:
     """The gap of a backfill that ended at the bottom of Reddit's listing, not at ``since``."""
     if listed < LISTING_DEPTH:
@@ -693,7 +699,7 @@ def _media(data: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:
         )
     destination = _media_url(data.get("url_overridden_by_dest"))
     if destination and httpx.URL(destination).host == "i.redd.it":
-        kind = "gif" if destination.lower().endswith(".gif") else "image"
+        kind: MediaKind = "gif" if destination.lower().endswith(".gif") else "image"
         return (
             Media(
                 kind=kind,

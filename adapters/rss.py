@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import charset_normalizer
-import feedparser
+import feedparser  # type: ignore[import-untyped]
 import httpx
 
 from adapters.base import (
@@ -341,7 +341,7 @@ class _FeedCursor:
             return None
         if not isinstance(value, dict) or value.get("v") != 1:
             return None
-        seen = value.get("seen") if isinstance(value.get("seen"), str) else ""
+        seen = as_str(value.get("seen"))
         chunks = frozenset(
             seen[i : i + DIGEST_CHARS] for i in range(0, len(seen) - DIGEST_CHARS + 1, DIGEST_CHARS)
         )
@@ -539,9 +539,9 @@ def _media(entry: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:
     enclosures = listed("enclosures") + [
         link for link in listed("links") if link.get("rel") == "enclosure"
     ]
-    candidates = [(e.get("href"), e.get("type"), None, {}) for e in enclosures] + [
-        (m.get("url"), m.get("type"), m.get("medium"), m) for m in listed("media_content")
-    ]
+    candidates: list[tuple[Any, Any, Any, Mapping[str, Any]]] = [
+        (e.get("href"), e.get("type"), None, {}) for e in enclosures
+    ] + [(m.get("url"), m.get("type"), m.get("medium"), m) for m in listed("media_content")]
     for raw_url, mime, medium, extra in candidates:
         url, kind = http_url(raw_url), _kind(mime, medium)
         if url is None or kind is None or url in found:

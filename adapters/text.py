@@ -97,8 +97,8 @@ def clean_text(value: Any, limit: int = _MAX_TEXT_CHARS) -> str:
     """A string field from a payload: non-strings become '', controls stripped, capped."""
     if not isinstance(value, str):
         return ""
-    value = "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
-    return value.strip()[:limit]
+    text = "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return text.strip()[:limit]
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -55,6 +55,7 @@ from adapters.base import (
 from adapters.http import HttpClient, decode_json
 from adapters.text import (
     as_count,
+    as_object,
     clean_text,
     extract_hashtags,
     http_url,
@@ -444,10 +445,9 @@ def normalise_video(item: Mapping[str, Any]) -> FetchedPost:
     # Only title and description, as YouTube itself links them: snippet ``tags`` are
     # hidden search keywords, so a hashtag there is nowhere a viewer can see it.
     hashtags = extract_hashtags(text)
-    details = item.get("contentDetails") if isinstance(item.get("contentDetails"), dict) else {}
-    rating = details.get("contentRating") if isinstance(details.get("contentRating"), dict) else {}
+    rating = as_object(as_object(item.get("contentDetails")).get("contentRating"))
     sensitive = rating.get("ytRating") == "ytAgeRestricted"
-    stats = item.get("statistics") if isinstance(item.get("statistics"), dict) else {}
+    stats = as_object(item.get("statistics"))
     return FetchedPost(
         platform="youtube",
         external_id=video_id,
@@ -481,11 +481,11 @@ def _thumbnail(
     video_id: str, snippet: Mapping[str, Any], title: str, sensitive: bool
 ) -> tuple[Media, ...]:
     """The largest thumbnail as an image (alt text: the title), the medium one as preview."""
-    thumbnails = snippet.get("thumbnails") if isinstance(snippet.get("thumbnails"), dict) else {}
+    thumbnails = as_object(snippet.get("thumbnails"))
     sizes = {
-        size: thumbnails[size]
+        size: as_object(thumbnails.get(size))
         for size in _THUMBNAIL_SIZES
-        if isinstance(thumbnails.get(size), dict) and http_url(thumbnails[size].get("url"))
+        if http_url(as_object(thumbnails.get(size)).get("url"))
     }
     if not sizes:
         return ()
