@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import textwrap
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlmodel import Session, select
 
 from adapters import BUILTIN_ADAPTERS, ENTRY_POINT_GROUP, available_adapters, get_adapter
 from monitor.config import Settings
+from monitor.errors import SettingsError
 from monitor.models import Post, Source
 from monitor.services.polling import poll_all
 
@@ -75,6 +77,28 @@ def test_builtins_are_sorted_and_each_has_a_test_module() -> None:
     for name in BUILTIN_ADAPTERS:
         assert (TESTS / f"test_{name}.py").is_file(), f"adapter {name} has no test module"
         assert get_adapter(name).name == name
+
+
+def test_builtins_are_the_projects_own_entry_points() -> None:
+    """One list (``BUILTIN_ADAPTERS``); pyproject's entry points must say the same."""
+    declared = tomllib.loads((TESTS.parents[1] / "pyproject.toml").read_text())
+    assert declared["project"]["entry-points"][ENTRY_POINT_GROUP] == BUILTIN_ADAPTERS
+
+
+def test_production_never_lists_the_training_sample(configure: Callable[..., Settings]) -> None:
+    assert "demo" not in available_adapters()
+    with pytest.raises(KeyError):
+        get_adapter("demo")
+    with pytest.raises(SettingsError, match="unknown platform demo"):
+        configure(PLATFORMS="demo")
+    assert not any(name.startswith("adapters.demo") for name in BUILTIN_ADAPTERS.values())
+
+
+def test_training_mode_registers_the_sample_platform(
+    training_mode: None, configure: Callable[..., Settings]
+) -> None:
+    assert get_adapter("demo").__module__ == "monitor.demo.adapter"
+    assert configure(PLATFORMS="demo", DEMO_SAMPLE="on").enabled_platforms == ["demo"]
 
 
 def test_an_entry_point_plugin_is_registered_and_polled(
