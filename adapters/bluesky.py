@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
@@ -56,6 +57,7 @@ from adapters.base import (
     normalise_each,
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader
+from adapters.settings import AdapterSettings
 from adapters.text import (
     as_array,
     as_count,
@@ -168,16 +170,19 @@ class _Step:
     exhausted_until: datetime | None = None
 
 
+class BlueskySettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    bluesky_handle: str
+    bluesky_app_password: pydantic.SecretStr
+    bluesky_api_base: str = DEFAULT_API_BASE
+
+
 class BlueskyAdapter(Adapter):
     """Searches Bluesky for each hashtag with ``app.bsky.feed.searchPosts``."""
 
     name: ClassVar[str] = "bluesky"
-    required_keys: ClassVar[tuple[str, ...]] = ("BLUESKY_HANDLE", "BLUESKY_APP_PASSWORD")
-    config_keys: ClassVar[tuple[str, ...]] = (
-        "BLUESKY_HANDLE",
-        "BLUESKY_APP_PASSWORD",
-        "BLUESKY_API_BASE",
-    )
+    settings_model: ClassVar[type[AdapterSettings]] = BlueskySettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)

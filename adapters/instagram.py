@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
@@ -52,6 +53,7 @@ from adapters.base import (
     normalise_each,
 )
 from adapters.http import HttpClient, decode_json
+from adapters.settings import AdapterSettings
 from adapters.text import (
     as_count,
     as_id,
@@ -193,16 +195,19 @@ class _Step:
     last: bool
 
 
+class InstagramSettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    instagram_access_token: pydantic.SecretStr
+    instagram_user_id: str
+    instagram_api_base: str = DEFAULT_API_BASE
+
+
 class InstagramAdapter(Adapter):
     """Reads ``/{hashtag-id}/recent_media`` for each hashtag, as a business account."""
 
     name: ClassVar[str] = "instagram"
-    required_keys: ClassVar[tuple[str, ...]] = ("INSTAGRAM_ACCESS_TOKEN", "INSTAGRAM_USER_ID")
-    config_keys: ClassVar[tuple[str, ...]] = (
-        "INSTAGRAM_ACCESS_TOKEN",
-        "INSTAGRAM_USER_ID",
-        "INSTAGRAM_API_BASE",
-    )
+    settings_model: ClassVar[type[AdapterSettings]] = InstagramSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)

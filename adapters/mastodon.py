@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
@@ -42,6 +43,7 @@ from adapters.base import (
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, link_on_host
+from adapters.settings import AdapterSettings
 from adapters.text import (
     as_array,
     as_count,
@@ -79,11 +81,18 @@ def _id_order(status_id: str) -> tuple[int, str]:
     return (len(status_id), status_id)
 
 
+class MastodonSettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    mastodon_instances: str = DEFAULT_INSTANCE
+    mastodon_access_token: pydantic.SecretStr | None = None
+
+
 class MastodonAdapter(Adapter):
     """Reads ``/api/v1/timelines/tag`` on every instance in ``MASTODON_INSTANCES``."""
 
     name: ClassVar[str] = "mastodon"
-    config_keys: ClassVar[tuple[str, ...]] = ("MASTODON_INSTANCES", "MASTODON_ACCESS_TOKEN")
+    settings_model: ClassVar[type[AdapterSettings]] = MastodonSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)

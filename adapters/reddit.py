@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
@@ -55,6 +56,7 @@ from adapters.base import (
     UnreadableRecord,
 )
 from adapters.http import HttpClient, decode_json, seconds_reset_reader
+from adapters.settings import AdapterSettings
 from adapters.text import (
     as_count,
     as_id,
@@ -106,20 +108,21 @@ _clock = time.monotonic
 _TOKENS: CredentialCache[str] = CredentialCache(clock=lambda: _clock())
 
 
+class RedditSettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    reddit_client_id: str
+    reddit_client_secret: pydantic.SecretStr
+    reddit_user_agent: str
+    reddit_api_base: str = DEFAULT_API_BASE
+    reddit_auth_base: str = DEFAULT_AUTH_BASE
+
+
 class RedditAdapter(Adapter):
     """Searches Reddit for each hashtag and keeps posts whose text carries it."""
 
     name: ClassVar[str] = "reddit"
-    required_keys: ClassVar[tuple[str, ...]] = (
-        "REDDIT_CLIENT_ID",
-        "REDDIT_CLIENT_SECRET",
-        "REDDIT_USER_AGENT",
-    )
-    config_keys: ClassVar[tuple[str, ...]] = (
-        *required_keys,
-        "REDDIT_API_BASE",
-        "REDDIT_AUTH_BASE",
-    )
+    settings_model: ClassVar[type[AdapterSettings]] = RedditSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)

@@ -50,6 +50,7 @@ from adapters.base import (
 )
 from adapters.http import HttpClient
 from adapters.netguard import AddressRefused, checked_address
+from adapters.settings import AdapterSettings
 from adapters.text import (
     as_array,
     as_count,
@@ -84,11 +85,20 @@ _XML_ENCODING_RE = re.compile(rb"\s*<\?xml[^>]*\bencoding\s*=", re.I)
 _HASHTAG_FEED_RE = re.compile(r"/tags/[^/]+?(\.rss)?")
 
 
+class RssSettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    rss_feeds: str = ""
+    rss_category_hashtag_feeds: str = ""
+    #: The deployment-wide switch, read here too: feeds pass the private-address guard.
+    outbound_allow_private: bool = False
+
+
 class RssAdapter(Adapter):
     """Reads each feed in ``RSS_FEEDS`` with conditional GETs; no credentials."""
 
     name: ClassVar[str] = "rss"
-    config_keys: ClassVar[tuple[str, ...]] = ("RSS_FEEDS", "RSS_CATEGORY_HASHTAG_FEEDS")
+    settings_model: ClassVar[type[AdapterSettings]] = RssSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
@@ -104,7 +114,7 @@ class RssAdapter(Adapter):
             item.strip() for item in config.get("RSS_CATEGORY_HASHTAG_FEEDS", "").split(",")
         )
         # The same switch as media pinning: a deployment reading its own intranet says so.
-        self.allow_private = _flag(config.get("OUTBOUND_ALLOW_PRIVATE", ""))
+        self.allow_private = RssSettings.parse(config).outbound_allow_private
 
     @classmethod
     def is_configured(cls, config: Mapping[str, str]) -> bool:
@@ -235,11 +245,6 @@ class RssAdapter(Adapter):
             raise AddressRefused(
                 f"rss: {exc}; OUTBOUND_ALLOW_PRIVATE=true allows private addresses"
             ) from None
-
-
-def _flag(value: str) -> bool:
-    """A boolean setting as pydantic reads it (true/1/yes/on)."""
-    return value.strip().lower() in ("1", "true", "yes", "on", "t", "y")
 
 
 def is_hashtag_feed(url: str) -> bool:

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
@@ -54,6 +55,7 @@ from adapters.base import (
     UnreadableRecord,
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader
+from adapters.settings import AdapterSettings
 from adapters.text import (
     as_array,
     as_count,
@@ -179,12 +181,18 @@ class _Step:
     note: str | None = None
 
 
+class XSettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    x_bearer_token: pydantic.SecretStr
+    x_api_base: str = DEFAULT_API_BASE
+
+
 class XAdapter(Adapter):
     """Searches X for each hashtag with ``GET /2/tweets/search/recent``."""
 
     name: ClassVar[str] = "x"
-    required_keys: ClassVar[tuple[str, ...]] = ("X_BEARER_TOKEN",)
-    config_keys: ClassVar[tuple[str, ...]] = ("X_BEARER_TOKEN", "X_API_BASE")
+    settings_model: ClassVar[type[AdapterSettings]] = XSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)

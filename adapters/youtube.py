@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
@@ -53,6 +54,7 @@ from adapters.base import (
     normalise_each,
 )
 from adapters.http import HttpClient, decode_json
+from adapters.settings import AdapterSettings
 from adapters.text import (
     as_count,
     as_object,
@@ -189,16 +191,19 @@ class _Step:
     last: bool
 
 
+class YouTubeSettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    youtube_api_key: pydantic.SecretStr
+    youtube_api_base: str = DEFAULT_API_BASE
+    youtube_daily_quota: str = str(DEFAULT_DAILY_QUOTA)
+
+
 class YouTubeAdapter(Adapter):
     """Searches ``#tag`` newest first and reads the videos' full snippet and statistics."""
 
     name: ClassVar[str] = "youtube"
-    required_keys: ClassVar[tuple[str, ...]] = ("YOUTUBE_API_KEY",)
-    config_keys: ClassVar[tuple[str, ...]] = (
-        "YOUTUBE_API_KEY",
-        "YOUTUBE_API_BASE",
-        "YOUTUBE_DAILY_QUOTA",
-    )
+    settings_model: ClassVar[type[AdapterSettings]] = YouTubeSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 import textwrap
 import tomllib
 from collections.abc import Callable
@@ -54,11 +55,17 @@ class ToyAdapter(Adapter):
 '''
 
 
-def _install_plugin(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, target: str
+def install_plugin(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    target: str,
+    source: str = TOY_ADAPTER,
 ) -> None:
     """Install a distribution the way pip would: a module plus its dist-info entry points."""
-    (tmp_path / "toy_plugin.py").write_text(TOY_ADAPTER)
+    module = target.partition(":")[0]
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.delitem(sys.modules, module, raising=False)  # not another test's version
     dist_info = tmp_path / "toy_plugin-1.0.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 1.0\n")
@@ -107,7 +114,7 @@ def test_an_entry_point_plugin_is_registered_and_polled(
     sqlite_engine: Engine,
     configure: Callable[..., Settings],
 ) -> None:
-    _install_plugin(tmp_path, monkeypatch, "toy", "toy_plugin:ToyAdapter")
+    install_plugin(tmp_path, monkeypatch, "toy", "toy_plugin:ToyAdapter")
     assert available_adapters()["toy"] == "toy_plugin:ToyAdapter"
 
     settings = configure(PLATFORMS="toy", HASHTAGS="CEADAY21,HelpingHands", TOY_GREETING="hello")
@@ -130,7 +137,7 @@ def test_a_plugin_that_fails_to_load_is_disabled_not_fatal(
     sqlite_engine: Engine,
     configure: Callable[..., Settings],
 ) -> None:
-    _install_plugin(tmp_path, monkeypatch, "broken", "toy_plugin:NoSuchClass")
+    install_plugin(tmp_path, monkeypatch, "broken", "toy_plugin:NoSuchClass")
     settings = configure(PLATFORMS="broken")
     [summary] = poll_all(engine=sqlite_engine, settings=settings)
     assert not summary.ok
