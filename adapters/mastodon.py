@@ -16,6 +16,8 @@ API facts relied on (docs.joinmastodon.org, methods/timelines and statuses):
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -61,6 +63,9 @@ from adapters.text import (
 )
 
 DEFAULT_INSTANCE = "https://mastodon.social"
+#: Mastodon ids are decimal; forks (Pleroma, Akkoma) use base62 flake ids.
+_STATUS_ID = re.compile(r"[0-9A-Za-z]{1,64}")
+_LOST_CURSOR = "the stored cursor was unreadable, so this poll re-read back to the look-back"
 PAGE_LIMIT = 40
 BULK_LIMIT = 20
 _MEDIA_KINDS: dict[str, MediaKind] = {
@@ -117,10 +122,13 @@ class MastodonAdapter(Adapter):
         self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
     ) -> Iterator[Page]:
         instance, url = target.scope, self._timeline_url(target)
-        if cursor:
+        if cursor and _STATUS_ID.fullmatch(cursor):
             yield from self._walk_forward(instance, url, cursor, max_pages)
-        else:
-            yield from self._walk_back(instance, url, since, max_pages)
+            return
+        note = _LOST_CURSOR if cursor else None
+        for page in self._walk_back(instance, url, since, max_pages):
+            yield dataclasses.replace(page, gap=page.gap or note) if note else page
+            note = None
 
     def _walk_forward(self, instance: str, url: str, cursor: str, max_pages: int) -> Iterator[Page]:
         """From the stored cursor towards now; every page is resumable on its own."""
