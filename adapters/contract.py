@@ -18,7 +18,15 @@ from typing import Protocol
 import pytest
 
 from adapters import get_adapter
-from adapters.base import Adapter, AdapterError, AuthFailed, Page, RateLimited, Target
+from adapters.base import (
+    Adapter,
+    AdapterError,
+    AuthFailed,
+    Page,
+    PlatformUnavailable,
+    RateLimited,
+    Target,
+)
 from adapters.http import HttpClient, RetryPolicy
 
 TAG = "CEADAY21"
@@ -47,7 +55,7 @@ class Subject:
 
 def policy() -> RetryPolicy:
     """Retries fast enough for tests, with room for one retry after a 5xx or short 429."""
-    return RetryPolicy(timeout=2, attempts=3, backoff=0.001, max_retry_after=1)
+    return RetryPolicy(timeout=1, attempts=3, backoff=0.001, max_retry_after=1)
 
 
 def build(name: str, config: dict[str, str]) -> Adapter:
@@ -115,6 +123,19 @@ def contract_the_page_budget_is_kept_and_says_so(subject: Subject) -> None:
 def contract_a_5xx_is_retried(subject: Subject) -> None:
     subject.add()
     subject.server.fail("status", status=503)
+    assert len(_ids(first_poll(subject))) == 1
+
+
+def contract_a_persistent_5xx_is_unavailable_naming_the_status(subject: Subject) -> None:
+    subject.add()
+    subject.server.fail("status", times=20, status=502)
+    with pytest.raises(PlatformUnavailable, match="HTTP 502"):
+        first_poll(subject)
+
+
+def contract_a_hanging_server_is_retried(subject: Subject) -> None:
+    subject.add()
+    subject.server.fail("hang", seconds=1.2)  # past the policy's one-second timeout
     assert len(_ids(first_poll(subject))) == 1
 
 

@@ -622,13 +622,6 @@ def test_platform_faults_fail_the_poll_with_a_clear_reason(
     assert poll_all(engine=sqlite_engine, settings=settings_for(HASHTAGS="CEADAY21"))[0].new == 2
 
 
-def test_one_5xx_is_retried(adapter: BlueskyAdapter, bluesky: FakeBluesky) -> None:
-    bluesky.add_many(2)
-    bluesky.server.fail("status", status=502, path=SEARCH)
-    pages = list(adapter.search(Target("", ("CEADAY21",)), None, since=LONG_AGO, max_pages=2))
-    assert sum(len(p.posts) for p in pages) == 2
-
-
 # --- refresh and backfill ---------------------------------------------------------------
 
 

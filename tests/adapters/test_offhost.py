@@ -42,6 +42,13 @@ def _policy() -> RetryPolicy:
     return RetryPolicy(timeout=1, attempts=1, backoff=0.001)
 
 
+def _mastodon(mastodon: FakeMastodon, token: str | None = None) -> MastodonAdapter:
+    config = {"MASTODON_INSTANCES": mastodon.url}
+    if token:
+        config["MASTODON_ACCESS_TOKEN"] = token
+    return MastodonAdapter(config, HttpClient(_policy()))
+
+
 def _walk(adapter: MastodonAdapter, instance: str, cursor: str | None = None) -> list[object]:
     return list(
         adapter.search(Target(instance, ("CEADAY21",)), cursor, since=LONG_AGO, max_pages=5)
@@ -55,10 +62,7 @@ def test_a_link_to_another_host_is_not_followed_and_gets_no_token(
     link = f'<{internal.url}/latest/meta-data?max_id=1>; rel="next"'
     page = Reply.json(list(reversed(statuses)), headers={"Link": link})
     mastodon.server.route("GET", TIMELINE, lambda _r: page, first=True)
-    adapter = MastodonAdapter(
-        {"MASTODON_INSTANCES": mastodon.url, "MASTODON_ACCESS_TOKEN": "secret-token"},
-        HttpClient(_policy()),
-    )
+    adapter = _mastodon(mastodon, "secret-token")
 
     with pytest.raises(MalformedResponse, match="another host") as caught:
         _walk(adapter, mastodon.url)
@@ -74,7 +78,7 @@ def test_a_prev_link_to_another_host_is_not_followed_either(
     link = f'<{internal.url}/x?min_id=9>; rel="prev"'
     page = Reply.json(list(reversed(statuses)), headers={"Link": link})
     mastodon.server.route("GET", TIMELINE, lambda _r: page, first=True)
-    adapter = MastodonAdapter({"MASTODON_INSTANCES": mastodon.url}, HttpClient(_policy()))
+    adapter = _mastodon(mastodon)
 
     with pytest.raises(MalformedResponse, match="another host"):
         _walk(adapter, mastodon.url, cursor="1")
@@ -92,7 +96,7 @@ def test_a_relative_link_on_the_same_host_is_followed(mastodon: FakeMastodon) ->
         lambda r: first if r.arg("max_id") is None else Reply.json([statuses[0]]),
         first=True,
     )
-    adapter = MastodonAdapter({"MASTODON_INSTANCES": mastodon.url}, HttpClient(_policy()))
+    adapter = _mastodon(mastodon)
 
     pages = _walk(adapter, mastodon.url)
 
@@ -102,7 +106,7 @@ def test_a_relative_link_on_the_same_host_is_followed(mastodon: FakeMastodon) ->
 def test_an_html_error_body_never_reaches_the_message(mastodon: FakeMastodon) -> None:
     body = f"<html><body>proxy error {INTERNAL_SECRET}</body></html>".encode()
     mastodon.server.route("GET", TIMELINE, lambda _r: Reply(422, body, {}), first=True)
-    adapter = MastodonAdapter({"MASTODON_INSTANCES": mastodon.url}, HttpClient(_policy()))
+    adapter = _mastodon(mastodon)
 
     with pytest.raises(RequestRejected) as caught:
         _walk(adapter, mastodon.url)
@@ -114,7 +118,7 @@ def test_an_html_error_body_never_reaches_the_message(mastodon: FakeMastodon) ->
 def test_the_platforms_own_error_field_is_shown(mastodon: FakeMastodon) -> None:
     reply = Reply.json({"error": "Record not found", "debug": INTERNAL_SECRET}, status=422)
     mastodon.server.route("GET", TIMELINE, lambda _r: reply, first=True)
-    adapter = MastodonAdapter({"MASTODON_INSTANCES": mastodon.url}, HttpClient(_policy()))
+    adapter = _mastodon(mastodon)
 
     with pytest.raises(RequestRejected, match="Record not found") as caught:
         _walk(adapter, mastodon.url)
@@ -142,7 +146,7 @@ def test_error_fields_read_only_named_fields(body: bytes, expected: str) -> None
 def test_mastodon_401_without_a_token_says_to_set_one(mastodon: FakeMastodon) -> None:
     reply = Reply.json({"error": "This method requires an authenticated user"}, status=401)
     mastodon.server.route("GET", TIMELINE, lambda _r: reply, first=True)
-    adapter = MastodonAdapter({"MASTODON_INSTANCES": mastodon.url}, HttpClient(_policy()))
+    adapter = _mastodon(mastodon)
 
     with pytest.raises(AuthFailed) as caught:
         _walk(adapter, mastodon.url)
@@ -154,10 +158,7 @@ def test_mastodon_401_without_a_token_says_to_set_one(mastodon: FakeMastodon) ->
 def test_mastodon_401_with_a_token_says_the_token_was_refused(mastodon: FakeMastodon) -> None:
     reply = Reply.json({"error": "The access token is invalid"}, status=401)
     mastodon.server.route("GET", TIMELINE, lambda _r: reply, first=True)
-    adapter = MastodonAdapter(
-        {"MASTODON_INSTANCES": mastodon.url, "MASTODON_ACCESS_TOKEN": "tok-123456"},
-        HttpClient(_policy()),
-    )
+    adapter = _mastodon(mastodon, "tok-123456")
 
     with pytest.raises(AuthFailed, match="The access token is invalid") as caught:
         _walk(adapter, mastodon.url)

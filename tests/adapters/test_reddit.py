@@ -19,7 +19,6 @@ from adapters.base import (
     ConfigError,
     MalformedResponse,
     Page,
-    PlatformUnavailable,
     RateLimited,
     Target,
 )
@@ -278,24 +277,6 @@ def test_short_quota_reset_waits_and_carries_on(adapter: RedditAdapter, reddit: 
     reddit.reset_seconds = 0
 
     assert len(_ids(_pages(adapter))) == 150
-
-
-def test_5xx_is_retried_and_persistent_5xx_is_unavailable(
-    adapter: RedditAdapter, reddit: FakeReddit
-) -> None:
-    reddit.add()
-    reddit.server.fail("status", status=503, path="/search")
-    assert len(_ids(_pages(adapter))) == 1
-
-    reddit.server.fail("status", times=3, status=502, path="/search")
-    with pytest.raises(PlatformUnavailable, match="HTTP 502"):
-        _pages(adapter)
-
-
-def test_a_hanging_server_is_retried(adapter: RedditAdapter, reddit: FakeReddit) -> None:
-    reddit.add()
-    reddit.server.fail("hang", seconds=1.2, path="/search")
-    assert len(_ids(_pages(adapter))) == 1
 
 
 def test_truncated_json_fails_the_poll_and_keeps_the_cursor(

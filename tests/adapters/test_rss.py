@@ -22,7 +22,6 @@ from adapters.base import (
     ConfigError,
     MalformedResponse,
     Page,
-    PlatformUnavailable,
     RefreshResult,
     RequestRejected,
     Target,
@@ -214,21 +213,6 @@ def test_endless_redirects_are_refused(adapter: RssAdapter, feed: FakeFeed) -> N
     )
     with pytest.raises(RequestRejected, match="redirects more than 5 times"):
         _search(adapter, f"{feed.server.url}/hop")
-
-
-def test_5xx_is_retried_then_unavailable(adapter: RssAdapter, feed: FakeFeed) -> None:
-    feed.add()
-    feed.server.fail("status", status=503, path=FEED_PATH)
-    assert len(_search(adapter, feed.url).posts) == 1
-    feed.server.fail("status", times=3, status=500, path=FEED_PATH)
-    with pytest.raises(PlatformUnavailable):
-        _search(adapter, feed.url)
-
-
-def test_a_hanging_feed_is_retried(adapter: RssAdapter, feed: FakeFeed) -> None:
-    feed.add()
-    feed.server.fail("hang", seconds=1.2, path=FEED_PATH)
-    assert len(_search(adapter, feed.url).posts) == 1
 
 
 def test_429_and_403_and_404_are_clear(adapter: RssAdapter, feed: FakeFeed) -> None:
