@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import httpx
 import pydantic
@@ -45,6 +45,7 @@ from adapters.base import (
     CredentialCache,
     Engagement,
     FetchedPost,
+    JsonCursor,
     MalformedResponse,
     Media,
     MediaKind,
@@ -209,7 +210,7 @@ class RedditAdapter(Adapter):
         time: slower, but it neither skips nor (beyond one second) repeats.
         """
         tag = normalise_tag(target.hashtags[0])
-        position = _BackfillPosition.parse(resume) if resume else None
+        position = _BackfillPosition.load(resume)
         if position is not None and position.after is None:
             return  # the interrupted walk had already reached its end
         after = position.after if position else None
@@ -233,7 +234,9 @@ class RedditAdapter(Adapter):
             oldest = min(kept, default=oldest) if oldest is None else min([oldest, *kept])
             finished = reached or next_after is None
             gap = _depth_gap(listed, oldest) if finished and not reached else None
-            cursor = _BackfillPosition(None if finished else next_after, oldest, listed).dump()
+            cursor = _BackfillPosition(
+                after=None if finished else next_after, oldest=oldest, listed=listed
+            ).dump()
             yield Page(posts, cursor, gap=gap, skipped=skipped)
             if finished:
                 return
@@ -439,31 +442,17 @@ class _PollCursor:
         )
 
 
-class _BackfillPosition:
+class _BackfillPosition(JsonCursor):
     """A resumable backfill position: Reddit's ``after`` plus the oldest time reached."""
 
-    def __init__(self, after: str | None, oldest: float | None, listed: int) -> None:
-        self.after = after
-        self.oldest = oldest
-        self.listed = listed
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
 
-    @classmethod
-    def parse(cls, raw: str) -> _BackfillPosition | None:
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return None
-        if not isinstance(value, dict):
-            return None
-        after, oldest, listed = value.get("after"), value.get("oldest"), value.get("listed")
-        after = after if isinstance(after, str) and _FULLNAME_RE.fullmatch(after) else None
-        if isinstance(oldest, bool) or not isinstance(oldest, int | float):
-            oldest = None
-        listed = listed if isinstance(listed, int) and not isinstance(listed, bool) else 0
-        return cls(after, float(oldest) if oldest is not None else None, max(0, listed))
-
-    def dump(self) -> str:
-        return json.dumps({"after": self.after, "oldest": self.oldest, "listed": self.listed})
+    #: None once the walk reached its end.
+    after: (
+        Annotated[str, pydantic.StringConstraints(pattern=f"^{_FULLNAME_RE.pattern}$")] | None
+    ) = None
+    oldest: Annotated[float, pydantic.Field(allow_inf_nan=False)] | None = None
+    listed: Annotated[int, pydantic.Field(ge=0)] = 0
 
 
 def _utc(epoch: float) -> str:
