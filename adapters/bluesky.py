@@ -33,7 +33,7 @@ import threading
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import quote
 
 import httpx
@@ -46,6 +46,7 @@ from adapters.base import (
     ConfigError,
     Engagement,
     FetchedPost,
+    JsonCursor,
     MalformedResponse,
     Media,
     Page,
@@ -126,35 +127,45 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _State:
+def _time_or_none(value: Any) -> datetime | None:
+    """A stored cursor time (ISO 8601 with a zone, or an aware datetime), else None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else None
+    return parse_time(value)
+
+
+def _as_time(value: Any) -> datetime:
+    moment = _time_or_none(value)
+    if moment is None:
+        raise ValueError("not an ISO 8601 time")
+    return moment
+
+
+#: A cursor time, stored in the API's own form; without ``newest`` the cursor is unreadable,
+#: an unreadable window bound only drops the window.
+_CursorTime = Annotated[
+    datetime, pydantic.BeforeValidator(_as_time), pydantic.PlainSerializer(_iso)
+]
+_WindowTime = Annotated[
+    datetime | None, pydantic.BeforeValidator(_time_or_none), pydantic.PlainSerializer(_iso)
+]
+
+
+class _State(JsonCursor):
     """The polling cursor: stored up to ``newest``; ``[lower, upper)`` still to walk."""
 
-    newest: datetime
-    lower: datetime | None = None
-    upper: datetime | None = None
+    v: int = 1
+    newest: _CursorTime
+    lower: _WindowTime = None
+    upper: _WindowTime = None
 
-    def dump(self) -> str:
-        data = {"v": 1, "newest": _iso(self.newest)}
-        if self.lower is not None and self.upper is not None:
-            data.update(lower=_iso(self.lower), upper=_iso(self.upper))
-        return json.dumps(data)
-
-    @classmethod
-    def load(cls, raw: str) -> _State | None:
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return None
-        if not isinstance(data, dict):
-            return None
-        newest = parse_time(data.get("newest"))
-        if newest is None:
-            return None
-        lower, upper = parse_time(data.get("lower")), parse_time(data.get("upper"))
-        if lower is None or upper is None or lower >= upper:
-            return cls(newest)
-        return cls(newest, lower, upper)
+    @pydantic.model_validator(mode="after")
+    def _window_or_none(self) -> Self:
+        """A half-stored or empty window is no window: poll on from ``newest``."""
+        if self.lower is None or self.upper is None or self.lower >= self.upper:
+            object.__setattr__(self, "lower", None)
+            object.__setattr__(self, "upper", None)
+        return self
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -313,7 +324,7 @@ class BlueskyAdapter(Adapter):
                 yield page
             if not done or budget <= 0:
                 return
-            state = _State(state.newest)
+            state = _State(newest=state.newest)
         if state is None:
             lower, newest = since, None
         else:
@@ -336,11 +347,11 @@ class BlueskyAdapter(Adapter):
                 newest = max(newest, step.newest) if newest else step.newest
             state: _State | None
             if step.finished:
-                state = _State(max(newest, lower) if newest else lower)
+                state = _State(newest=max(newest, lower) if newest else lower)
             elif step.oldest is not None:
                 upper = _bound_after(upper, step.oldest)
                 assert upper is not None
-                state = _State(newest or upper, lower, upper)
+                state = _State(newest=newest or upper, lower=lower, upper=upper)
             else:  # nothing datable on this page: keep the stored cursor
                 state = None
             cursor = state.dump() if state else None
