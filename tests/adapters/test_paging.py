@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -60,7 +61,9 @@ def _pages(*batches: Batch[str, int]) -> list[Batch[str, int]]:
     return list(batches)
 
 
-def _fetcher(batches: list[Batch[str, int]], asked: list[int | None]):  # type: ignore[no-untyped-def]
+def _fetcher(
+    batches: list[Batch[str, int]], asked: list[int | None]
+) -> Callable[[int | None], Batch[str, int]]:
     def fetch(position: int | None) -> Batch[str, int]:
         asked.append(position)
         return batches[position or 0]
@@ -72,8 +75,8 @@ def _batch(ids: tuple[str, ...], nxt: int | None, hours_ago: float = 1) -> Batch
     return Batch(ids, (), ids, nxt, NOW - timedelta(hours=hours_ago))
 
 
-def _newest(ids: object) -> str | None:
-    return max(ids, key=int, default=None)  # type: ignore[call-overload, no-any-return]
+def _newest(ids: Sequence[str]) -> str | None:
+    return max(ids, key=int, default=None)
 
 
 def test_the_cursor_lands_on_the_last_page_only() -> None:
