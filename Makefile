@@ -42,6 +42,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict adapters
 
 contract: $(STAMP)
 	$(BIN)/python ../shared/tools/check-contract

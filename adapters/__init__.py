@@ -1,9 +1,12 @@
 """Platform adapters and their registry.
 
-Built-in adapters are listed explicitly; third-party ones are found through the
-``hashtag_monitor.adapters`` entry-point group, so ``pip install`` of a package
-declaring ``[project.entry-points."hashtag_monitor.adapters"] name = "pkg:Cls"``
-adds a platform without touching this project.
+Built-in adapters are listed explicitly, here and nowhere else (a test checks
+that the project's own entry points say the same); third-party ones are found
+through the ``hashtag_monitor.adapters`` entry-point group, so ``pip install``
+of a package declaring ``[project.entry-points."hashtag_monitor.adapters"]
+name = "pkg:Cls"`` adds a platform without touching this project. A mode of
+one process (training mode's sample platform) adds its own with
+:func:`register_adapter`; a deployment never lists it.
 """
 
 from __future__ import annotations
@@ -13,13 +16,18 @@ from importlib.metadata import entry_points
 
 from adapters.base import Adapter
 
-__all__ = ["BUILTIN_ADAPTERS", "Adapter", "available_adapters", "get_adapter"]
+__all__ = [
+    "BUILTIN_ADAPTERS",
+    "Adapter",
+    "available_adapters",
+    "get_adapter",
+    "register_adapter",
+]
 
 ENTRY_POINT_GROUP = "hashtag_monitor.adapters"
 
 BUILTIN_ADAPTERS: dict[str, str] = {
     "bluesky": "adapters.bluesky:BlueskyAdapter",
-    "demo": "adapters.demo:DemoAdapter",
     "instagram": "adapters.instagram:InstagramAdapter",
     "mastodon": "adapters.mastodon:MastodonAdapter",
     "reddit": "adapters.reddit:RedditAdapter",
@@ -27,6 +35,15 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "x": "adapters.x:XAdapter",
     "youtube": "adapters.youtube:YouTubeAdapter",
 }
+
+
+#: Adapters this process added for itself (training mode), by name.
+_EXTRA: dict[str, str] = {}
+
+
+def register_adapter(name: str, target: str) -> None:
+    """Make ``target`` (``"module:Class"``) an adapter of this process only."""
+    _EXTRA[name] = target
 
 
 def _load(target: str) -> type[Adapter]:
@@ -42,6 +59,8 @@ def available_adapters() -> dict[str, str]:
     found = dict(BUILTIN_ADAPTERS)
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(entry.name, entry.value)
+    for name, target in _EXTRA.items():
+        found.setdefault(name, target)
     return dict(sorted(found.items()))
 
 

@@ -25,8 +25,29 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import httpx
 
+from adapters.paging import (
+    Batch,
+    CredentialCache,
+    JsonCursor,
+    UnreadableRecord,
+    WalkPage,
+    normalise_each,
+    walk_newest_first,
+)
+
+__all__ = [
+    "Batch",
+    "CredentialCache",
+    "JsonCursor",
+    "UnreadableRecord",
+    "WalkPage",
+    "normalise_each",
+    "walk_newest_first",
+]
+
 if TYPE_CHECKING:
     from adapters.http import HttpClient
+    from adapters.settings import AdapterSettings
 
 MediaKind = Literal["image", "video", "gif", "audio"]
 
@@ -40,7 +61,11 @@ class ConfigError(AdapterError):
 
 
 class AuthFailed(AdapterError):
-    """The platform refused our credentials (401/403)."""
+    """The platform refused our credentials (401/403); ``status`` says which, if known."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RateLimited(AdapterError):
@@ -123,6 +148,9 @@ class FetchedPost:
     edited_at: datetime | None = None
     #: Opaque handle the adapter needs to refresh this post later (defaults to external_id).
     ref: str | None = None
+    #: The source gave no date: ``created_at`` is when we first saw the post, not when it
+    #: was written (an undated RSS item).
+    created_at_is_first_seen: bool = False
     #: The author asked not to be shown publicly (an account or post setting), in words;
     #: such a post is published only with consent on record.
     opt_out: str | None = None
@@ -169,21 +197,41 @@ class RefreshResult:
 class Adapter(ABC):
     """Base class of every platform adapter.
 
-    Subclasses set ``name`` and implement :meth:`search` and :meth:`refresh`.
-    They receive the raw configuration mapping (environment plus ``.env``) and a
-    shared :class:`adapters.http.HttpClient`; they read only their own keys.
+    Subclasses set ``name`` and ``settings_model`` (an
+    :class:`adapters.settings.AdapterSettings` declaring their keys) and implement
+    :meth:`search` and :meth:`refresh`. They receive only their own keys (see
+    :meth:`own_config`) and a shared :class:`adapters.http.HttpClient`.
     """
 
     name: ClassVar[str]
+    #: The adapter's declared settings; the three key lists below derive from it.
+    settings_model: ClassVar[type[AdapterSettings] | None] = None
     #: Configuration keys that must be set for the adapter to be enabled by default.
     required_keys: ClassVar[tuple[str, ...]] = ()
     #: Every configuration key the adapter reads, for ``.env.example`` and docs.
     config_keys: ClassVar[tuple[str, ...]] = ()
+    #: Keys whose values are secrets (shown nowhere, blanked out of logs).
+    secret_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        model = cls.__dict__.get("settings_model")
+        if model is not None:
+            cls.config_keys = model.keys()
+            cls.required_keys = model.required_keys()
+            cls.secret_keys = model.secret_keys()
+
+    @classmethod
+    def own_config(cls, raw: Mapping[str, str]) -> dict[str, str]:
+        """Only the keys this adapter declares: no plugin sees another's secrets."""
+        return {key: raw[key] for key in cls.config_keys if key in raw}
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         missing = [key for key in self.required_keys if not config.get(key, "").strip()]
         if missing:
             raise ConfigError(f"{self.name}: missing {', '.join(missing)}")
+        if self.settings_model is not None:
+            self.settings_model.parse(config)  # a malformed value: one "KEY: message" line
         self.config = config
         self.http = http
 

@@ -33,10 +33,11 @@ import threading
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import quote
 
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
@@ -45,6 +46,7 @@ from adapters.base import (
     ConfigError,
     Engagement,
     FetchedPost,
+    JsonCursor,
     MalformedResponse,
     Media,
     Page,
@@ -52,8 +54,11 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
+    normalise_each,
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader
+from adapters.settings import AdapterSettings
 from adapters.text import (
     as_array,
     as_count,
@@ -122,35 +127,45 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _State:
+def _time_or_none(value: Any) -> datetime | None:
+    """A stored cursor time (ISO 8601 with a zone, or an aware datetime), else None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else None
+    return parse_time(value)
+
+
+def _as_time(value: Any) -> datetime:
+    moment = _time_or_none(value)
+    if moment is None:
+        raise ValueError("not an ISO 8601 time")
+    return moment
+
+
+#: A cursor time, stored in the API's own form; without ``newest`` the cursor is unreadable,
+#: an unreadable window bound only drops the window.
+_CursorTime = Annotated[
+    datetime, pydantic.BeforeValidator(_as_time), pydantic.PlainSerializer(_iso)
+]
+_WindowTime = Annotated[
+    datetime | None, pydantic.BeforeValidator(_time_or_none), pydantic.PlainSerializer(_iso)
+]
+
+
+class _State(JsonCursor):
     """The polling cursor: stored up to ``newest``; ``[lower, upper)`` still to walk."""
 
-    newest: datetime
-    lower: datetime | None = None
-    upper: datetime | None = None
+    v: int = 1
+    newest: _CursorTime
+    lower: _WindowTime = None
+    upper: _WindowTime = None
 
-    def dump(self) -> str:
-        data = {"v": 1, "newest": _iso(self.newest)}
-        if self.lower is not None and self.upper is not None:
-            data.update(lower=_iso(self.lower), upper=_iso(self.upper))
-        return json.dumps(data)
-
-    @classmethod
-    def load(cls, raw: str) -> _State | None:
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return None
-        if not isinstance(data, dict):
-            return None
-        newest = parse_time(data.get("newest"))
-        if newest is None:
-            return None
-        lower, upper = parse_time(data.get("lower")), parse_time(data.get("upper"))
-        if lower is None or upper is None or lower >= upper:
-            return cls(newest)
-        return cls(newest, lower, upper)
+    @pydantic.model_validator(mode="after")
+    def _window_or_none(self) -> Self:
+        """A half-stored or empty window is no window: poll on from ``newest``."""
+        if self.lower is None or self.upper is None or self.lower >= self.upper:
+            object.__setattr__(self, "lower", None)
+            object.__setattr__(self, "upper", None)
+        return self
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -166,16 +181,19 @@ class _Step:
     exhausted_until: datetime | None = None
 
 
+class BlueskySettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    bluesky_handle: str
+    bluesky_app_password: pydantic.SecretStr
+    bluesky_api_base: str = DEFAULT_API_BASE
+
+
 class BlueskyAdapter(Adapter):
     """Searches Bluesky for each hashtag with ``app.bsky.feed.searchPosts``."""
 
     name: ClassVar[str] = "bluesky"
-    required_keys: ClassVar[tuple[str, ...]] = ("BLUESKY_HANDLE", "BLUESKY_APP_PASSWORD")
-    config_keys: ClassVar[tuple[str, ...]] = (
-        "BLUESKY_HANDLE",
-        "BLUESKY_APP_PASSWORD",
-        "BLUESKY_API_BASE",
-    )
+    settings_model: ClassVar[type[AdapterSettings]] = BlueskySettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
@@ -306,7 +324,7 @@ class BlueskyAdapter(Adapter):
                 yield page
             if not done or budget <= 0:
                 return
-            state = _State(state.newest)
+            state = _State(newest=state.newest)
         if state is None:
             lower, newest = since, None
         else:
@@ -329,10 +347,11 @@ class BlueskyAdapter(Adapter):
                 newest = max(newest, step.newest) if newest else step.newest
             state: _State | None
             if step.finished:
-                state = _State(max(newest, lower) if newest else lower)
+                state = _State(newest=max(newest, lower) if newest else lower)
             elif step.oldest is not None:
-                upper = step.oldest + _TICK if upper is None else min(upper, step.oldest + _TICK)
-                state = _State(newest or upper, lower, upper)
+                upper = _bound_after(upper, step.oldest)
+                assert upper is not None
+                state = _State(newest=newest or upper, lower=lower, upper=upper)
             else:  # nothing datable on this page: keep the stored cursor
                 state = None
             cursor = state.dump() if state else None
@@ -345,8 +364,7 @@ class BlueskyAdapter(Adapter):
         """Walk back to ``since``; the position is the ``until`` bound after each page."""
         upper = parse_time(resume) if resume else None
         for step in self._walk(target, since, upper, max_pages):
-            if step.oldest is not None:
-                upper = step.oldest + _TICK if upper is None else min(upper, step.oldest + _TICK)
+            upper = _bound_after(upper, step.oldest)
             yield Page(step.posts, _iso(upper) if upper else None, skipped=step.skipped)
             _stop_if_exhausted(step, "run backfill again then to carry on")
 
@@ -375,13 +393,9 @@ class BlueskyAdapter(Adapter):
                 body, response = self._search(query, lower, query_upper, None)
             views = _posts_of(body)
             posts, skipped = _normalise_all(views, wanted)
-            times = [t for t in (_sort_time(view) for view in views) if t is not None]
-            uris = [view["uri"] for view in views if isinstance(view.get("uri"), str)]
-            fresh = [uri for uri in uris if uri not in seen]
-            seen.update(uris)
+            times, fresh = _times_and_fresh(views, seen)
             oldest = min(times, default=None)
-            if oldest is not None:
-                reached = oldest + _TICK if reached is None else min(reached, oldest + _TICK)
+            reached = _bound_after(reached, oldest)
             api_cursor = body.get("cursor") if isinstance(body.get("cursor"), str) else None
             finished = not fresh or (oldest is not None and oldest < lower)
             if not finished and not api_cursor:
@@ -443,8 +457,8 @@ def _xrpc_error(response: httpx.Response) -> tuple[str | None, str]:
         body = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
         body = None
-    if not isinstance(body, dict):
-        return None, clean_text(response.text, 200) or "no detail"
+    if not isinstance(body, dict):  # never the raw body: only the platform's own fields
+        return None, "no detail"
     error = clean_text(body.get("error"), 100) or None
     return error, clean_text(body.get("message"), 200) or "no detail"
 
@@ -476,17 +490,31 @@ def _normalise_all(
     views: list[dict[str, Any]], wanted: set[str] | None
 ) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
     """Normalise post views, keeping those carrying a wanted tag (all when None)."""
-    posts: dict[str, FetchedPost] = {}
-    skipped: list[str] = []
-    for view in views:
-        try:
-            post = normalise_post(view)
-        except ValueError as exc:
-            skipped.append(f"post {as_str(view.get('uri'))[:200] or '?'}: {exc}")
-            continue
-        if wanted is None or wanted.intersection(post.hashtags):
-            posts[post.external_id] = post
-    return tuple(posts.values()), tuple(skipped)
+    read, skipped = normalise_each(
+        views, normalise_post, lambda view: f"post {as_str(view.get('uri'))[:200] or '?'}"
+    )
+    posts = {
+        post.external_id: post
+        for post in read
+        if wanted is None or wanted.intersection(post.hashtags)
+    }
+    return tuple(posts.values()), skipped
+
+
+def _times_and_fresh(views: list[dict[str, Any]], seen: set[str]) -> tuple[list[datetime], bool]:
+    """The sort times on a page, and whether it lists a post the walk had not seen yet."""
+    times = [t for t in (_sort_time(view) for view in views) if t is not None]
+    uris = [view["uri"] for view in views if isinstance(view.get("uri"), str)]
+    fresh = any(uri not in seen for uri in uris)
+    seen.update(uris)
+    return times, fresh
+
+
+def _bound_after(upper: datetime | None, oldest: datetime | None) -> datetime | None:
+    """An ``until`` bound just past ``oldest`` (never later than ``upper``)."""
+    if oldest is None:
+        return upper
+    return oldest + _TICK if upper is None else min(upper, oldest + _TICK)
 
 
 def _sort_time(view: Mapping[str, Any]) -> datetime | None:
@@ -499,20 +527,20 @@ def _sort_time(view: Mapping[str, Any]) -> datetime | None:
 
 
 def normalise_post(view: Mapping[str, Any]) -> FetchedPost:
-    """Map one ``app.bsky.feed.defs#postView`` to a :class:`FetchedPost`; ValueError if unusable."""
+    """Map one ``app.bsky.feed.defs#postView`` to a :class:`FetchedPost` (or UnreadableRecord)."""
     uri = as_str(view.get("uri"))
     match = _POST_URI.fullmatch(uri)
     if match is None:
-        raise ValueError("no at:// post uri")
+        raise UnreadableRecord("no at:// post uri")
     record = view.get("record")
     if not isinstance(record, dict):
-        raise ValueError("no record")
+        raise UnreadableRecord("no record")
     author = view.get("author")
     if not isinstance(author, dict):
-        raise ValueError("no author")
+        raise UnreadableRecord("no author")
     created_at = _sort_time(view)
     if created_at is None:
-        raise ValueError("no readable createdAt or indexedAt")
+        raise UnreadableRecord("no readable createdAt or indexedAt")
     handle = as_str(author.get("handle"))
     handle = handle if _HANDLE.fullmatch(handle) and handle != "handle.invalid" else ""
     did = as_str(author.get("did"))
@@ -565,24 +593,35 @@ def _render(text: str, facets: Any) -> tuple[str, list[str]]:
         if not isinstance(facet, dict) or not isinstance(facet.get("features"), list):
             continue
         index = as_object(facet.get("index"))
-        href = None
-        for feature in facet["features"]:
-            if not isinstance(feature, dict):
-                continue
-            kind = feature.get("$type")
-            if kind == "app.bsky.richtext.facet#tag" and isinstance(feature.get("tag"), str):
-                tags.append(feature["tag"])
-                href = f"https://bsky.app/hashtag/{quote(feature['tag'], safe='')}"
-            elif kind == "app.bsky.richtext.facet#link":
-                href = http_url(feature.get("uri")) or href
-            elif kind == "app.bsky.richtext.facet#mention":
-                did = feature.get("did")
-                if isinstance(did, str) and _DID.fullmatch(did):
-                    href = f"https://bsky.app/profile/{did}"
+        href = _facet_href(facet["features"], tags)
         start, end = as_count(index.get("byteStart")), as_count(index.get("byteEnd"))
         if href and start is not None and end is not None and start < end <= len(data):
             if _on_boundary(data, start) and _on_boundary(data, end):
                 spans.append((start, end, href))
+    return sanitise_html(_linked_paragraphs(data, spans)), tags
+
+
+def _facet_href(features: list[Any], tags: list[str]) -> str | None:
+    """Where a facet links to (its last usable feature); its hashtags go into ``tags``."""
+    href = None
+    for feature in features:
+        if not isinstance(feature, dict):
+            continue
+        kind = feature.get("$type")
+        if kind == "app.bsky.richtext.facet#tag" and isinstance(feature.get("tag"), str):
+            tags.append(feature["tag"])
+            href = f"https://bsky.app/hashtag/{quote(feature['tag'], safe='')}"
+        elif kind == "app.bsky.richtext.facet#link":
+            href = http_url(feature.get("uri")) or href
+        elif kind == "app.bsky.richtext.facet#mention":
+            did = feature.get("did")
+            if isinstance(did, str) and _DID.fullmatch(did):
+                href = f"https://bsky.app/profile/{did}"
+    return href
+
+
+def _linked_paragraphs(data: bytes, spans: list[tuple[int, int, str]]) -> str:
+    """The text as paragraphs with each span linked; an overlapping span is left plain."""
     pieces: list[str] = []
     position = 0
     for start, end, href in sorted(spans):
@@ -593,8 +632,7 @@ def _render(text: str, facets: Any) -> tuple[str, list[str]]:
         position = end
     pieces.append(_escape(data[position:]))
     paragraphs = [p for p in re.split(r"\n{2,}", "".join(pieces).strip()) if p.strip()]
-    body = "".join(f"<p>{p.replace(chr(10), '<br>')}</p>" for p in paragraphs)
-    return sanitise_html(body), tags
+    return "".join(f"<p>{p.replace(chr(10), '<br>')}</p>" for p in paragraphs)
 
 
 def _on_boundary(data: bytes, offset: int) -> bool:

@@ -18,7 +18,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +36,8 @@ from adapters.base import (
 
 USER_AGENT = "hashtag-monitor/0.1 (campaign hashtag monitor; +https://github.com/hashtag-monitor)"
 
+#: Query parameters: a mapping, or pairs when a name repeats (``id[]=1&id[]=2``).
+Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 #: Reads a platform-specific reset header and returns seconds to wait, or None.
 ResetReader = Callable[[httpx.Headers], float | None]
 
@@ -164,18 +166,22 @@ class HttpClient:
         method: str,
         url: str,
         *,
-        params: Mapping[str, Any] | None = None,
+        params: Params | None = None,
         headers: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
         json_body: Any = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
         reset_reader: ResetReader | None = None,
         ok_statuses: frozenset[int] = frozenset(),
+        connect_to: str | None = None,
     ) -> httpx.Response:
         """Send one logical request, retrying per the policy; the body is fully read.
 
         Statuses in ``ok_statuses`` (e.g. 304, or 404 when probing) are returned
-        instead of raised.
+        instead of raised. ``connect_to`` is the address the private-address
+        guard checked (:func:`adapters.netguard.checked_address`): the connection
+        goes there, with the URL's host as ``Host`` and TLS name, so DNS cannot
+        answer differently the second time.
         """
         host = httpx.URL(url).host
         retrying = tenacity.Retrying(
@@ -198,6 +204,7 @@ class HttpClient:
                         auth=auth,
                         reset_reader=reset_reader,
                         ok_statuses=ok_statuses,
+                        connect_to=connect_to,
                     )
         except _Retryable as exc:
             if exc.status == 429:
@@ -211,8 +218,8 @@ class HttpClient:
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable) and exc.wait is not None:
-            return exc.wait
-        backoff = self.policy.backoff * (2 ** (state.attempt_number - 1))
+            return float(exc.wait)
+        backoff = self.policy.backoff * 2.0 ** (state.attempt_number - 1)
         return backoff + random.uniform(0, self.policy.backoff)
 
     def _send_once(
@@ -222,9 +229,11 @@ class HttpClient:
         *,
         reset_reader: ResetReader | None,
         ok_statuses: frozenset[int],
+        connect_to: str | None,
         **kwargs: Any,
     ) -> httpx.Response:
-        host = httpx.URL(url).host
+        target = httpx.URL(url)
+        host = target.host
         with self._lock:
             self.requests += 1
         self._local.requests = self.thread_requests + 1
@@ -236,8 +245,16 @@ class HttpClient:
         }
         if kwargs["auth"] is not None:
             request_kwargs["auth"] = kwargs["auth"]
+        if connect_to is not None:
+            request_kwargs["headers"] = {
+                **(kwargs["headers"] or {}),
+                "Host": target.netloc.decode(),
+            }
+            if target.scheme == "https":
+                request_kwargs["extensions"] = {"sni_hostname": host}
+            target = target.copy_with(host=connect_to)
         try:
-            with self._client.stream(method, url, **request_kwargs) as streamed:
+            with self._client.stream(method, target, **request_kwargs) as streamed:
                 # The body is already decoded: drop the headers that describe the wire form.
                 headers = [
                     (name, value)
@@ -272,7 +289,9 @@ class HttpClient:
         if status in _RETRY_STATUSES:
             raise _Retryable(f"HTTP {status}", wait=retry_after_seconds(response.headers))
         if status in (401, 403):
-            raise AuthFailed(f"{host}: credentials refused (HTTP {status}){_detail(response)}")
+            raise AuthFailed(
+                f"{host}: credentials refused (HTTP {status}){_detail(response)}", status=status
+            )
         raise RequestRejected(f"{host}: request refused (HTTP {status}){_detail(response)}")
 
     def _read_capped(self, response: httpx.Response) -> bytes:
@@ -293,6 +312,27 @@ class HttpClient:
         return b"".join(chunks)
 
 
+def link_on_host(base: str, link: str | None) -> str | None:
+    """``link`` (a pagination URL the platform sent) resolved on ``base``, if it stays there.
+
+    A link to another scheme, host or port is refused: following it would take
+    our credentials, and whatever that host answers, somewhere we were never
+    configured to go (an internal address, another service).
+    """
+    if not link:
+        return None
+    origin = httpx.URL(base)
+    try:
+        resolved = origin.join(link)
+    except httpx.InvalidURL:
+        raise MalformedResponse(f"{origin.host}: sent an unreadable pagination link") from None
+    if (resolved.scheme, resolved.host, resolved.port) != (origin.scheme, origin.host, origin.port):
+        raise MalformedResponse(
+            f"{origin.host}: a pagination link points to another host; not followed"
+        )
+    return str(resolved)
+
+
 def decode_json(response: httpx.Response) -> Any:
     """Decode a JSON body, turning garbage (truncated, HTML error pages) into an error."""
     try:
@@ -305,16 +345,39 @@ def decode_json(response: httpx.Response) -> Any:
 
 
 _SECRET_PARAMS = ("key", "access_token", "token", "client_secret", "password")
+#: JSON fields in which the platforms we know put their error wording.
+_ERROR_FIELDS = ("error", "error_description", "message", "detail", "title", "reason")
+
+
+def error_fields(response: httpx.Response) -> str:
+    """The platform's own error wording from a JSON error body, or "" for anything else.
+
+    Only named fields are read, never the raw body: an HTML page or a proxy's
+    answer is not shown to people, so whatever a broken or hostile server sends
+    cannot travel to ``/stats``, the Sources page, the CSV or the digest.
+    """
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    parts = [body.get(name) for name in _ERROR_FIELDS]
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        parts += [e.get("message") for e in errors[:3] if isinstance(e, dict)]
+    words = [" ".join(p.split())[:200] for p in parts if isinstance(p, str) and p.strip()]
+    return "; ".join(dict.fromkeys(words))
 
 
 def _detail(response: httpx.Response) -> str:
-    """A short, safe excerpt of an error body for people to read.
+    """A short, safe excerpt of an error for people to read: the platform's error fields.
 
     Some APIs echo the request back in their errors: whatever credential we
     sent (Authorization header, key or token parameters) is blanked out, since
     the excerpt ends up in logs, ``status`` and the database.
     """
-    text = response.text.strip().replace("\n", " ")
+    text = error_fields(response)
     request = response.request
     sent = [request.headers.get("authorization", "")]
     sent += [value for name, value in request.url.params.multi_items() if name in _SECRET_PARAMS]

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
@@ -48,11 +49,15 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
+    normalise_each,
 )
 from adapters.http import HttpClient, decode_json
+from adapters.settings import AdapterSettings
 from adapters.text import (
     as_count,
     as_id,
+    as_object,
     clean_text,
     extract_hashtags,
     http_url,
@@ -73,9 +78,10 @@ OVERLAP = timedelta(minutes=30)
 ASSUMED_URL_LIFETIME = timedelta(hours=24)
 #: Throttling lasts a rolling hour when the headers do not say how long.
 DEFAULT_THROTTLE = timedelta(hours=1)
+#: ``thumbnail_url`` is only answered for videos, and only when asked for.
 MEDIA_FIELDS = (
-    "id,caption,media_type,media_url,permalink,timestamp,like_count,comments_count,"
-    "children{media_url,media_type}"
+    "id,caption,media_type,media_url,thumbnail_url,permalink,timestamp,like_count,"
+    "comments_count,children{media_url,media_type,thumbnail_url}"
 )
 #: Hashtag search does not disclose who posted (``username`` cannot be requested).
 UNKNOWN_AUTHOR = Author(handle="instagram-user", name="Instagram user (not disclosed by the API)")
@@ -189,16 +195,19 @@ class _Step:
     last: bool
 
 
+class InstagramSettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    instagram_access_token: pydantic.SecretStr
+    instagram_user_id: str
+    instagram_api_base: str = DEFAULT_API_BASE
+
+
 class InstagramAdapter(Adapter):
     """Reads ``/{hashtag-id}/recent_media`` for each hashtag, as a business account."""
 
     name: ClassVar[str] = "instagram"
-    required_keys: ClassVar[tuple[str, ...]] = ("INSTAGRAM_ACCESS_TOKEN", "INSTAGRAM_USER_ID")
-    config_keys: ClassVar[tuple[str, ...]] = (
-        "INSTAGRAM_ACCESS_TOKEN",
-        "INSTAGRAM_USER_ID",
-        "INSTAGRAM_API_BASE",
-    )
+    settings_model: ClassVar[type[AdapterSettings]] = InstagramSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
@@ -476,9 +485,8 @@ def _data_and_after(body: Any) -> tuple[list[dict[str, Any]], str | None]:
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise MalformedResponse("instagram: recent_media answered without a data list")
     items = [item for item in body["data"] if isinstance(item, dict)]
-    paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
-    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
-    after = cursors.get("after")
+    paging = as_object(body.get("paging"))
+    after = as_object(paging.get("cursors")).get("after")
     if not paging.get("next") or not isinstance(after, str) or not after or len(after) > 2000:
         return items, None
     return items, after
@@ -502,27 +510,24 @@ def normalise_all(
     items: list[dict[str, Any]], *, now: datetime
 ) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
     """Normalise every item; an unreadable one becomes a skipped reason, never an error."""
-    posts: list[FetchedPost] = []
-    skipped: list[str] = []
-    for item in items:
-        try:
-            posts.append(normalise_media(item, now=now))
-        except ValueError as exc:
-            skipped.append(f"media {as_id(item.get('id')) or '?'}: {exc}")
-    return tuple(posts), tuple(skipped)
+    return normalise_each(
+        items,
+        lambda item: normalise_media(item, now=now),
+        lambda item: f"media {as_id(item.get('id')) or '?'}",
+    )
 
 
 def normalise_media(item: Mapping[str, Any], *, now: datetime) -> FetchedPost:
-    """Map one IG Media object to a :class:`FetchedPost`; ValueError if it is unusable."""
+    """Map one IG Media object to a :class:`FetchedPost`; UnreadableRecord if it is unusable."""
     media_id = as_id(item.get("id"))
     if media_id is None:
-        raise ValueError("no id")
+        raise UnreadableRecord("no id")
     created_at = parse_time(item.get("timestamp"))
     if created_at is None:
-        raise ValueError("no readable timestamp")
+        raise UnreadableRecord("no readable timestamp")
     permalink = http_url(item.get("permalink"))
     if permalink is None:
-        raise ValueError("no permalink")
+        raise UnreadableRecord("no permalink")
     caption = clean_text(item.get("caption"))
     return FetchedPost(
         platform="instagram",
@@ -553,14 +558,23 @@ def _attachments(media_id: str, item: Mapping[str, Any], now: datetime) -> tuple
             if isinstance(child, dict)
         ]
     else:
-        parts = [(media_id, item)]
+        parts = [(media_id, dict(item))]
     media: list[Media] = []
     for key, part in parts:
         media_type = part.get("media_type")
         kind = _MEDIA_KINDS.get(media_type) if isinstance(media_type, str) else None
         url = http_url(part.get("media_url"))
         if kind is not None and url is not None:
-            media.append(Media(kind=kind, url=url, expires_at=_url_expiry(url, now), key=key))
+            preview = http_url(part.get("thumbnail_url")) if kind == "video" else None
+            media.append(
+                Media(
+                    kind=kind,
+                    url=url,
+                    preview_url=preview,
+                    expires_at=_url_expiry(url, now),
+                    key=key,
+                )
+            )
     return tuple(media)
 
 

@@ -17,15 +17,19 @@ API facts relied on (docs.joinmastodon.org, methods/timelines and statuses):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
+    AuthFailed,
     Author,
+    Batch,
     Engagement,
     FetchedPost,
     MalformedResponse,
@@ -35,12 +39,19 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
     checked_base_url,
+    normalise_each,
+    walk_newest_first,
 )
-from adapters.http import HttpClient, decode_json
+from adapters.http import HttpClient, decode_json, link_on_host
+from adapters.settings import AdapterSettings
 from adapters.text import (
+    as_array,
     as_count,
     as_id,
+    as_object,
+    as_str,
     clean_text,
     extract_hashtags,
     html_to_text,
@@ -52,6 +63,9 @@ from adapters.text import (
 )
 
 DEFAULT_INSTANCE = "https://mastodon.social"
+#: Mastodon ids are decimal; forks (Pleroma, Akkoma) use base62 flake ids.
+_STATUS_ID = re.compile(r"[0-9A-Za-z]{1,64}")
+_LOST_CURSOR = "the stored cursor was unreadable, so this poll re-read back to the look-back"
 PAGE_LIMIT = 40
 BULK_LIMIT = 20
 _MEDIA_KINDS: dict[str, MediaKind] = {
@@ -72,24 +86,18 @@ def _id_order(status_id: str) -> tuple[int, str]:
     return (len(status_id), status_id)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Step:
-    """One page of a walk back through a tag timeline."""
+class MastodonSettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
 
-    number: int
-    posts: tuple[FetchedPost, ...]
-    skipped: tuple[str, ...]
-    ids: list[str]
-    finished: bool
-    #: The page held only ids already seen: the walk ended because the server looped.
-    repeated: bool = False
+    mastodon_instances: str = DEFAULT_INSTANCE
+    mastodon_access_token: pydantic.SecretStr | None = None
 
 
 class MastodonAdapter(Adapter):
     """Reads ``/api/v1/timelines/tag`` on every instance in ``MASTODON_INSTANCES``."""
 
     name: ClassVar[str] = "mastodon"
-    config_keys: ClassVar[tuple[str, ...]] = ("MASTODON_INSTANCES", "MASTODON_ACCESS_TOKEN")
+    settings_model: ClassVar[type[AdapterSettings]] = MastodonSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
@@ -114,10 +122,13 @@ class MastodonAdapter(Adapter):
         self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
     ) -> Iterator[Page]:
         instance, url = target.scope, self._timeline_url(target)
-        if cursor:
+        if cursor and _STATUS_ID.fullmatch(cursor):
             yield from self._walk_forward(instance, url, cursor, max_pages)
-        else:
-            yield from self._walk_back(instance, url, since, max_pages)
+            return
+        note = _LOST_CURSOR if cursor else None
+        for page in self._walk_back(instance, url, since, max_pages):
+            yield dataclasses.replace(page, gap=page.gap or note) if note else page
+            note = None
 
     def _walk_forward(self, instance: str, url: str, cursor: str, max_pages: int) -> Iterator[Page]:
         """From the stored cursor towards now; every page is resumable on its own."""
@@ -137,7 +148,7 @@ class MastodonAdapter(Adapter):
                 return
             cursor = newest
             yield Page(posts, cursor, skipped=skipped)
-            prev_link = response.links.get("prev", {}).get("url")
+            prev_link = link_on_host(instance, response.links.get("prev", {}).get("url"))
             if prev_link:
                 next_url, params = prev_link, None
             else:
@@ -148,61 +159,49 @@ class MastodonAdapter(Adapter):
         self, instance: str, url: str, since: datetime, max_pages: int
     ) -> Iterator[Page]:
         """First poll: newest first, back to ``since``; the cursor lands on the last page."""
-        newest: str | None = None
-        for step in self._pages_back(instance, url, since, max_pages, max_id=None):
-            if step.ids and newest is None:
-                newest = max(step.ids, key=_id_order)
-            if step.repeated:
-                gap = (
-                    "the server answered a page already seen before reaching"
-                    f" {since:%Y-%m-%d %H:%M} UTC; older posts may be missing"
-                )
-                yield Page(step.posts, newest, gap=gap, skipped=step.skipped)
-            elif step.finished:
-                yield Page(step.posts, newest, skipped=step.skipped)
-            elif step.number == max_pages:
-                gap = f"stopped after {max_pages} pages before reaching {since:%Y-%m-%d %H:%M} UTC"
-                yield Page(step.posts, newest, gap=gap, skipped=step.skipped)
-            else:
-                yield Page(step.posts, None, skipped=step.skipped)
+        walk = walk_newest_first(
+            self._fetch_back(instance, url, max_id=None),
+            until=since,
+            max_pages=max_pages,
+            last_cursor=lambda ids: max(ids, key=_id_order, default=None),
+        )
+        for page in walk:
+            yield Page(page.posts, page.cursor, gap=page.gap, skipped=page.skipped)
 
     def backfill(
         self, target: Target, *, since: datetime, resume: str | None, max_pages: int
     ) -> Iterator[Page]:
         """Walk back with ``max_id``; the oldest id of each page is the resume position."""
         instance, url = target.scope, self._timeline_url(target)
-        for step in self._pages_back(instance, url, since, max_pages, max_id=resume):
-            position = min(step.ids, key=_id_order) if step.ids else None
-            yield Page(step.posts, position, skipped=step.skipped)
+        walk = walk_newest_first(
+            self._fetch_back(instance, url, max_id=resume),
+            until=since,
+            max_pages=max_pages,
+            last_cursor=lambda ids: None,
+            page_cursor=lambda batch: min(batch.ids, key=_id_order, default=None),
+        )
+        for page in walk:
+            yield Page(page.posts, page.cursor, skipped=page.skipped)
 
-    def _pages_back(
-        self, instance: str, url: str, since: datetime, max_pages: int, *, max_id: str | None
-    ) -> Iterator[_Step]:
-        """Newest to oldest via ``Link: rel=next``, until ``since``, the end, or a loop."""
-        params: dict[str, Any] | None = {"limit": PAGE_LIMIT}
-        if max_id:
-            params["max_id"] = max_id
-        next_url: str | None = url
-        seen: set[str] = set()
-        for number in range(1, max_pages + 1):
-            assert next_url is not None
-            body, response = self._get(next_url, params)
+    def _fetch_back(
+        self, instance: str, url: str, *, max_id: str | None
+    ) -> Callable[[str | None], Batch[FetchedPost, str]]:
+        """Reads one page of a walk back: the first by ``max_id``, then ``Link: rel=next``."""
+        first: dict[str, Any] = {"limit": PAGE_LIMIT, **({"max_id": max_id} if max_id else {})}
+
+        def fetch(next_url: str | None) -> Batch[FetchedPost, str]:
+            body, response = self._get(next_url or url, None if next_url else first)
             statuses = self._statuses(body)
-            ids = [sid for sid in (as_id(s.get("id")) for s in statuses) if sid]
-            fresh = [sid for sid in ids if sid not in seen]
-            seen.update(ids)
             posts, skipped = self._normalise_all(instance, statuses)
-            oldest_time = min((p.created_at for p in posts), default=None)
-            next_url = response.links.get("next", {}).get("url")
-            params = None
-            # An empty page, a repeat of ids already seen (a server looping on
-            # its Link header) or the end of the look-back ends the walk.
-            finished = (
-                not fresh or not next_url or (oldest_time is not None and oldest_time < since)
+            return Batch(
+                posts,
+                skipped,
+                tuple(sid for sid in (as_id(s.get("id")) for s in statuses) if sid),
+                link_on_host(instance, response.links.get("next", {}).get("url")),
+                min((p.created_at for p in posts), default=None),
             )
-            yield _Step(number, posts, skipped, ids, finished, repeated=bool(ids) and not fresh)
-            if finished:
-                return
+
+        return fetch
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
         by_instance: dict[str, list[str]] = {}
@@ -259,6 +258,15 @@ class MastodonAdapter(Adapter):
             )
         except RequestRejected as exc:
             raise RequestRejected(f"{exc} (the stored cursor may be too old)") from None
+        except AuthFailed as exc:
+            # Mastodon 4.5 lets a server close hashtag timelines to anonymous readers.
+            if exc.status == 401 and not self._headers:
+                raise AuthFailed(
+                    f"mastodon: {httpx.URL(url).host} requires an access token for hashtag"
+                    " timelines; set MASTODON_ACCESS_TOKEN",
+                    status=401,
+                ) from None
+            raise
 
     @staticmethod
     def _statuses(body: Any) -> list[dict[str, Any]]:
@@ -269,65 +277,43 @@ class MastodonAdapter(Adapter):
     def _normalise_all(
         self, instance: str, statuses: list[dict[str, Any]]
     ) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
-        posts: list[FetchedPost] = []
-        skipped: list[str] = []
-        for status in statuses:
-            try:
-                posts.append(normalise_status(instance, status))
-            except ValueError as exc:
-                skipped.append(f"status {as_id(status.get('id')) or '?'}: {exc}")
-        return tuple(posts), tuple(skipped)
+        return normalise_each(
+            statuses,
+            lambda status: normalise_status(instance, status),
+            lambda status: f"status {as_id(status.get('id')) or '?'}",
+        )
 
 
 def normalise_status(instance: str, status: Mapping[str, Any]) -> FetchedPost:
-    """Map one Mastodon status to a :class:`FetchedPost`; ValueError if it is unusable."""
+    """Map one Mastodon status to a :class:`FetchedPost`; UnreadableRecord if it is unusable.
+
+    A boost is the booster's empty status wrapping the original in ``reblog``:
+    the original is what was said, so it is what we store (under its own uri,
+    so a post boosted many times is one post).
+    """
+    if isinstance(status.get("reblog"), dict):
+        status = status["reblog"]
     local_id = as_id(status.get("id"))
     created_at = parse_time(status.get("created_at"))
-    account = status.get("account")
     if local_id is None:
-        raise ValueError("no id")
+        raise UnreadableRecord("no id")
     if created_at is None:
-        raise ValueError("no readable created_at")
-    if not isinstance(account, dict):
-        raise ValueError("no account")
+        raise UnreadableRecord("no readable created_at")
     uri = http_url(status.get("uri")) or f"{instance}/statuses/{local_id}"
-    acct = clean_text(account.get("acct"), 300) or clean_text(account.get("username"), 300)
-    if not acct:
-        raise ValueError("account has no acct")
-    if "@" not in acct:
-        acct = f"{acct}@{httpx.URL(instance).host}"
-    raw_html = status.get("content") if isinstance(status.get("content"), str) else ""
+    raw_html = as_str(status.get("content"))
     text = html_to_text(raw_html)
-    api_tags = status.get("tags") if isinstance(status.get("tags"), list) else []
-    api_names = [t.get("name") for t in api_tags if isinstance(t, dict)]
-    hashtags = unique(
-        [normalise_tag(name) for name in api_names if isinstance(name, str)]
-        + list(extract_hashtags(text))
-    )
     sensitive = status.get("sensitive") is True
-    attachments = status.get("media_attachments")
-    media = tuple(
-        item
-        for item in (
-            _normalise_media(a, sensitive)
-            for a in (attachments if isinstance(attachments, list) else [])
-        )
-        if item is not None
-    )
+    media = (_normalise_media(a, sensitive) for a in as_array(status.get("media_attachments")))
     return FetchedPost(
         platform="mastodon",
         external_id=uri,
         url=http_url(status.get("url")) or uri,
-        author=Author(
-            handle=f"@{acct}",
-            name=clean_text(account.get("display_name"), 300) or acct,
-            url=http_url(account.get("url")),
-        ),
+        author=_author(instance, status.get("account")),
         text=text,
         html=sanitise_html(raw_html),
         created_at=created_at,
-        hashtags=hashtags,
-        media=media,
+        hashtags=_hashtags(status, text),
+        media=tuple(item for item in media if item is not None),
         engagement=Engagement(
             likes=as_count(status.get("favourites_count")),
             shares=as_count(status.get("reblogs_count")),
@@ -341,6 +327,29 @@ def normalise_status(instance: str, status: Mapping[str, Any]) -> FetchedPost:
     )
 
 
+def _author(instance: str, account: Any) -> Author:
+    """The status's account, its handle made global (``@user@instance``)."""
+    if not isinstance(account, dict):
+        raise UnreadableRecord("no account")
+    acct = clean_text(account.get("acct"), 300) or clean_text(account.get("username"), 300)
+    if not acct:
+        raise UnreadableRecord("account has no acct")
+    if "@" not in acct:
+        acct = f"{acct}@{httpx.URL(instance).host}"
+    return Author(
+        handle=f"@{acct}",
+        name=clean_text(account.get("display_name"), 300) or acct,
+        url=http_url(account.get("url")),
+    )
+
+
+def _hashtags(status: Mapping[str, Any], text: str) -> tuple[str, ...]:
+    """The tags the server parsed, then any more in the text; never number-only ones."""
+    names = [as_object(tag).get("name") for tag in as_array(status.get("tags"))]
+    tags = [normalise_tag(name) for name in names if isinstance(name, str)]
+    return unique([*(tag for tag in tags if not tag.isdecimal()), *extract_hashtags(text)])
+
+
 def _normalise_media(attachment: Any, sensitive: bool) -> Media | None:
     if not isinstance(attachment, dict):
         return None
@@ -348,8 +357,7 @@ def _normalise_media(attachment: Any, sensitive: bool) -> Media | None:
     url = http_url(attachment.get("url")) or http_url(attachment.get("remote_url"))
     if kind is None or url is None:
         return None
-    meta = attachment.get("meta") if isinstance(attachment.get("meta"), dict) else {}
-    original = meta.get("original") if isinstance(meta.get("original"), dict) else {}
+    original = as_object(as_object(attachment.get("meta")).get("original"))
     return Media(
         kind=kind,
         url=url,

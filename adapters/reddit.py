@@ -22,6 +22,7 @@ title or text carries the hashtag itself are kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -29,28 +30,34 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
     AuthFailed,
     Author,
     ConfigError,
+    CredentialCache,
     Engagement,
     FetchedPost,
+    JsonCursor,
     MalformedResponse,
     Media,
+    MediaKind,
     Page,
     RateLimited,
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
 )
 from adapters.http import HttpClient, decode_json, seconds_reset_reader
+from adapters.settings import AdapterSettings
 from adapters.text import (
     as_count,
     as_id,
@@ -87,41 +94,36 @@ _FULLNAME_RE = re.compile(r"t3_[0-9a-z]{1,13}")
 _BASE36_RE = re.compile(r"[0-9a-z]{1,13}")
 _USERNAME_RE = re.compile(r"[\w-]{1,40}")
 _REMOVED_TEXTS = frozenset({"[removed]", "[deleted]"})
+_FENCED_CODE_RE = re.compile(r"^ {0,3}(```|~~~).*?(^ {0,3}\1[^\n]*$|\Z)", re.M | re.S)
+_INDENTED_CODE_RE = re.compile(r"^(?: {4}|\t).*$", re.M)
+_INLINE_CODE_RE = re.compile(r"`+[^`\n]*`+")
+_LINK_TARGET_RE = re.compile(r"\]\([^)\s]*(?:\s[^)]*)?\)")
+_HEADING_RE = re.compile(r"^ {0,3}#{1,6}(?=[^#\s]|\s|$)", re.M)
 _read_reset = seconds_reset_reader("x-ratelimit-reset")
 #: Token expiry and quota resets are measured on this clock (tests move it).
 _clock = time.monotonic
 
 
-class _Token:
-    """An access token and when to stop using it (monotonic seconds)."""
-
-    __slots__ = ("value", "renew_at")
-
-    def __init__(self, value: str, renew_at: float) -> None:
-        self.value = value
-        self.renew_at = renew_at
-
-
 # Adapters are rebuilt every polling cycle; the token outlives them (a day by
 # default), so it is cached per credential for the process, not per adapter.
-_TOKENS: dict[tuple[str, str, str], _Token] = {}
-_TOKENS_LOCK = threading.Lock()
+_TOKENS: CredentialCache[str] = CredentialCache(clock=lambda: _clock())
+
+
+class RedditSettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    reddit_client_id: str
+    reddit_client_secret: pydantic.SecretStr
+    reddit_user_agent: str
+    reddit_api_base: str = DEFAULT_API_BASE
+    reddit_auth_base: str = DEFAULT_AUTH_BASE
 
 
 class RedditAdapter(Adapter):
     """Searches Reddit for each hashtag and keeps posts whose text carries it."""
 
     name: ClassVar[str] = "reddit"
-    required_keys: ClassVar[tuple[str, ...]] = (
-        "REDDIT_CLIENT_ID",
-        "REDDIT_CLIENT_SECRET",
-        "REDDIT_USER_AGENT",
-    )
-    config_keys: ClassVar[tuple[str, ...]] = (
-        *required_keys,
-        "REDDIT_API_BASE",
-        "REDDIT_AUTH_BASE",
-    )
+    settings_model: ClassVar[type[AdapterSettings]] = RedditSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
@@ -166,29 +168,11 @@ class RedditAdapter(Adapter):
         after: str | None = None
         for number in range(1, max_pages + 1):
             children, after = self._search_page(target.hashtags[0], after)
-            posts: list[FetchedPost] = []
-            skipped: list[str] = []
-            reached = False
-            for child in children:
-                data, created, fullname, problem = _identify(child)
-                if problem:
-                    skipped.append(problem)
-                    continue
-                if fullname in walked:
-                    continue  # listings shift as posts arrive: a repeat from the last page
-                walked[fullname] = created
-                if created < stop_at:
-                    reached = True
-                    continue
-                if fullname in already:
-                    continue
-                post, reason = read_post(data)
-                if reason:
-                    skipped.append(reason)
-                elif post is not None and tag in post.hashtags:
-                    posts.append(post)
+            posts, skipped, reached, _ = _read_children(
+                children, tag, walked, stop_at, lambda name, _created: name not in already
+            )
             if not (reached or after is None or number == max_pages):
-                yield Page(tuple(posts), None, skipped=tuple(skipped))
+                yield Page(posts, None, skipped=skipped)
                 continue
             gap = note
             if not reached and after is not None:
@@ -196,7 +180,7 @@ class RedditAdapter(Adapter):
             elif not reached and len(walked) >= LISTING_DEPTH:
                 gap = f"Reddit search lists at most about {LISTING_DEPTH} results; older unseen"
             new_cursor = _PollCursor.from_walk(walked) if walked else None
-            yield Page(tuple(posts), new_cursor, gap=gap, skipped=tuple(skipped))
+            yield Page(posts, new_cursor, gap=gap, skipped=skipped)
             return
 
     def _search_page(self, query: str, after: str | None) -> tuple[list[Any], str | None]:
@@ -226,58 +210,48 @@ class RedditAdapter(Adapter):
         time: slower, but it neither skips nor (beyond one second) repeats.
         """
         tag = normalise_tag(target.hashtags[0])
-        position = _BackfillPosition.parse(resume) if resume else None
+        position = _BackfillPosition.load(resume)
         if position is not None and position.after is None:
             return  # the interrupted walk had already reached its end
         after = position.after if position else None
-        boundary: float | None = None
+        # Until a resumed walk finds its position gone, everything it lists is wanted.
+        boundary = math.inf
         oldest = position.oldest if position else None
         listed = position.listed if position else 0
-        seen: set[str] = set()
+        seen: dict[str, float] = {}
         for _ in range(max_pages):
-            try:
-                children, next_after = self._search_page(target.hashtags[0], after)
-            except RequestRejected:
-                if position is None or boundary is not None:
-                    raise
-                children, next_after = [], None
-            if not children and position is not None and boundary is None:
+            resuming = position is not None and boundary == math.inf
+            children, next_after = self._backfill_page(target.hashtags[0], after, resuming)
+            if not children and resuming:
+                assert position is not None
                 boundary, after, listed = position.oldest or since.timestamp(), None, 0
                 continue
-            posts: list[FetchedPost] = []
-            skipped: list[str] = []
-            reached = False
-            for child in children:
-                data, created, fullname, problem = _identify(child)
-                if problem:
-                    skipped.append(problem)
-                    continue
-                if fullname in seen:
-                    continue
-                seen.add(fullname)
-                listed += 1
-                if created < since.timestamp():
-                    reached = True
-                    continue
-                if boundary is not None and created > boundary:
-                    continue
-                oldest = created if oldest is None else min(oldest, created)
-                post, reason = read_post(data)
-                if reason:
-                    skipped.append(reason)
-                elif post is not None and tag in post.hashtags:
-                    posts.append(post)
+            before, limit = len(seen), boundary
+            posts, skipped, reached, kept = _read_children(
+                children, tag, seen, since.timestamp(), functools.partial(_not_after, limit)
+            )
+            listed += len(seen) - before
+            oldest = min(kept, default=oldest) if oldest is None else min([oldest, *kept])
             finished = reached or next_after is None
-            gap = None
-            if finished and not reached and listed >= LISTING_DEPTH:
-                gap = f"Reddit search lists at most about {LISTING_DEPTH} results"
-                if oldest is not None:
-                    gap += f": history reached back to {_utc(oldest)} only"
-            cursor = _BackfillPosition(None if finished else next_after, oldest, listed).dump()
-            yield Page(tuple(posts), cursor, gap=gap, skipped=tuple(skipped))
+            gap = _depth_gap(listed, oldest) if finished and not reached else None
+            cursor = _BackfillPosition(
+                after=None if finished else next_after, oldest=oldest, listed=listed
+            ).dump()
+            yield Page(posts, cursor, gap=gap, skipped=skipped)
             if finished:
                 return
             after = next_after
+
+    def _backfill_page(
+        self, query: str, after: str | None, resuming: bool
+    ) -> tuple[list[Any], str | None]:
+        """One search page; a resumed position Reddit refuses reads as an empty listing."""
+        try:
+            return self._search_page(query, after)
+        except RequestRejected:
+            if not resuming:
+                raise
+            return [], None
 
     # --- refresh ---------------------------------------------------------
 
@@ -316,51 +290,41 @@ class RedditAdapter(Adapter):
 
     def _api_get(self, path: str, params: Mapping[str, Any]) -> Any:
         """GET an API path with the bearer token; a 401 renews the token once."""
-        for _ in range(2):
-            self._respect_quota()
-            token = self._token()
-            try:
-                response = self.http.request(
-                    "GET",
-                    f"{self.api_base}{path}",
-                    params=params,
-                    headers={"Authorization": f"bearer {token}", "User-Agent": self.user_agent},
-                    reset_reader=_read_reset,
-                    ok_statuses=frozenset({401}),
-                )
-            except AuthFailed as exc:
-                raise AuthFailed(
-                    f"reddit: access refused ({exc}). Reddit blocks generic or misleading"
-                    " user agents: set REDDIT_USER_AGENT to '<platform>:<app id>:<version>"
-                    " (by /u/<username>)', and check the app may use the Data API"
-                ) from None
-            self._note_quota(response.headers)
-            if response.status_code != 401:
-                return decode_json(response)
-            self._forget_token(token)
-        raise AuthFailed(
-            "reddit: the API refused a freshly issued token (HTTP 401); check that the app"
-            f" behind REDDIT_CLIENT_ID is not suspended, or {CREDENTIALS_HELP}"
+        [body] = _TOKENS.renewing_once(
+            self._token_key,
+            self._fetch_token,
+            lambda token: self._send_with(token, path, params),
+            lambda: AuthFailed(
+                "reddit: the API refused a freshly issued token (HTTP 401); check that the app"
+                f" behind REDDIT_CLIENT_ID is not suspended, or {CREDENTIALS_HELP}"
+            ),
         )
+        return body
 
-    def _token(self) -> str:
-        """The cached application-only token, fetched again shortly before it expires."""
-        with _TOKENS_LOCK:
-            cached = _TOKENS.get(self._token_key)
-            if cached is not None and cached.renew_at > _clock():
-                return cached.value
-            token = self._fetch_token()
-            _TOKENS[self._token_key] = token
-            return token.value
+    def _send_with(self, token: str, path: str, params: Mapping[str, Any]) -> tuple[Any] | None:
+        """One API call with ``token``: the decoded body (boxed, it may be JSON null), or
+        None when the token was refused (401)."""
+        self._respect_quota()
+        try:
+            response = self.http.request(
+                "GET",
+                f"{self.api_base}{path}",
+                params=params,
+                headers={"Authorization": f"bearer {token}", "User-Agent": self.user_agent},
+                reset_reader=_read_reset,
+                ok_statuses=frozenset({401}),
+            )
+        except AuthFailed as exc:
+            raise AuthFailed(
+                f"reddit: access refused ({exc}). Reddit blocks generic or misleading"
+                " user agents: set REDDIT_USER_AGENT to '<platform>:<app id>:<version>"
+                " (by /u/<username>)', and check the app may use the Data API"
+            ) from None
+        self._note_quota(response.headers)
+        return None if response.status_code == 401 else (decode_json(response),)
 
-    def _forget_token(self, value: str) -> None:
-        """Drop the cached token, unless another thread already replaced it."""
-        with _TOKENS_LOCK:
-            cached = _TOKENS.get(self._token_key)
-            if cached is not None and cached.value == value:
-                del _TOKENS[self._token_key]
-
-    def _fetch_token(self) -> _Token:
+    def _fetch_token(self) -> tuple[str, float]:
+        """A new application-only token and how long to use it (renewed before it expires)."""
         try:
             response = self.http.request(
                 "POST",
@@ -395,7 +359,7 @@ class RedditAdapter(Adapter):
             lifetime = 3600.0
         lifetime = float(lifetime)
         renew_in = max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2)
-        return _Token(value.strip(), _clock() + renew_in)
+        return value.strip(), renew_in
 
     def _note_quota(self, headers: httpx.Headers) -> None:
         """Remember when the window resets once Reddit says nothing is left in it."""
@@ -478,31 +442,17 @@ class _PollCursor:
         )
 
 
-class _BackfillPosition:
+class _BackfillPosition(JsonCursor):
     """A resumable backfill position: Reddit's ``after`` plus the oldest time reached."""
 
-    def __init__(self, after: str | None, oldest: float | None, listed: int) -> None:
-        self.after = after
-        self.oldest = oldest
-        self.listed = listed
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
 
-    @classmethod
-    def parse(cls, raw: str) -> _BackfillPosition | None:
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return None
-        if not isinstance(value, dict):
-            return None
-        after, oldest, listed = value.get("after"), value.get("oldest"), value.get("listed")
-        after = after if isinstance(after, str) and _FULLNAME_RE.fullmatch(after) else None
-        if isinstance(oldest, bool) or not isinstance(oldest, int | float):
-            oldest = None
-        listed = listed if isinstance(listed, int) and not isinstance(listed, bool) else 0
-        return cls(after, float(oldest) if oldest is not None else None, max(0, listed))
-
-    def dump(self) -> str:
-        return json.dumps({"after": self.after, "oldest": self.oldest, "listed": self.listed})
+    #: None once the walk reached its end.
+    after: (
+        Annotated[str, pydantic.StringConstraints(pattern=f"^{_FULLNAME_RE.pattern}$")] | None
+    ) = None
+    oldest: Annotated[float, pydantic.Field(allow_inf_nan=False)] | None = None
+    listed: Annotated[int, pydantic.Field(ge=0)] = 0
 
 
 def _utc(epoch: float) -> str:
@@ -553,14 +503,83 @@ def _identify(child: Any) -> tuple[dict[str, Any], float, str, str | None]:
     return data, created, f"t3_{post_id}", None
 
 
+def _not_after(limit: float, _fullname: str, created: float) -> bool:
+    return created <= limit
+
+
+def _depth_gap(listed: int, oldest: float | None) -> str | None:
+    """The gap of a backfill that ended at the bottom of Reddit's listing, not at ``since``."""
+    if listed < LISTING_DEPTH:
+        return None
+    reach = f": history reached back to {_utc(oldest)} only" if oldest is not None else ""
+    return f"Reddit search lists at most about {LISTING_DEPTH} results{reach}"
+
+
+def _read_children(
+    children: list[Any],
+    tag: str,
+    walked: dict[str, float],
+    stop_at: float,
+    keep: Callable[[str, float], bool],
+) -> tuple[tuple[FetchedPost, ...], tuple[str, ...], bool, list[float]]:
+    """One listing page read newest first: the posts carrying ``tag`` and what was skipped.
+
+    ``walked`` collects every fullname with its time across the walk (listings
+    shift as posts arrive, so a page may repeat the last one's tail); a post
+    older than ``stop_at`` ends the walk (``reached``); ``keep(fullname, time)``
+    says whether a post newer than that is wanted. Also returns the kept times.
+    """
+    posts: list[FetchedPost] = []
+    skipped: list[str] = []
+    kept: list[float] = []
+    reached = False
+    for child in children:
+        data, created, fullname, problem = _identify(child)
+        if problem:
+            skipped.append(problem)
+            continue
+        if fullname in walked:
+            continue
+        walked[fullname] = created
+        if created < stop_at:
+            reached = True
+            continue
+        if not keep(fullname, created):
+            continue
+        kept.append(created)
+        post, reason = read_post(data)
+        if reason:
+            skipped.append(reason)
+        elif post is not None and tag in post.hashtags:
+            posts.append(post)
+    return tuple(posts), tuple(skipped), reached, kept
+
+
 def is_removed(data: Mapping[str, Any]) -> bool:
-    """True for a post removed by moderators or deleted by its author."""
+    """True for a post removed by moderators or deleted by its author.
+
+    An author of ``[deleted]`` alone means the account is gone, not the post:
+    with ``removed_by_category`` null and its text intact the post is still up.
+    """
     selftext = data.get("selftext")
-    return (
-        (isinstance(selftext, str) and selftext in _REMOVED_TEXTS)
-        or data.get("author") == "[deleted]"
-        or bool(data.get("removed_by_category"))
+    return (isinstance(selftext, str) and selftext in _REMOVED_TEXTS) or bool(
+        data.get("removed_by_category")
     )
+
+
+def markdown_hashtags(title: str, selftext: str) -> tuple[str, ...]:
+    """Hashtags of a post, with the selftext's markdown syntax that looks like one left out.
+
+    Reddit markdown reads ``#Heading`` at a line start as a heading, ``#include``
+    in code as code and ``[text](#anchor)`` as a link to an anchor; none of them
+    is a hashtag. The title is plain text.
+    """
+    prose = _FENCED_CODE_RE.sub("\n", selftext)
+    prose = _INDENTED_CODE_RE.sub("", prose)
+    prose = _INLINE_CODE_RE.sub(" ", prose)
+    prose = _LINK_TARGET_RE.sub("]", prose)
+    prose = _HEADING_RE.sub("", prose)
+    return extract_hashtags(f"{title}\n\n{prose}")
 
 
 def read_post(data: Mapping[str, Any]) -> tuple[FetchedPost | None, str | None]:
@@ -569,25 +588,25 @@ def read_post(data: Mapping[str, Any]) -> tuple[FetchedPost | None, str | None]:
         if is_removed(data):
             return None, None
         return normalise_post(data), None
-    except ValueError as exc:
+    except UnreadableRecord as exc:
         return None, f"t3_{as_id(data.get('id')) or '?'}: {exc}"
 
 
 def normalise_post(data: Mapping[str, Any]) -> FetchedPost:
-    """Map one Reddit post (``t3`` data) to a :class:`FetchedPost`; ValueError if unusable."""
+    """Map one Reddit post (``t3`` data) to a :class:`FetchedPost`; UnreadableRecord if unusable."""
     post_id = as_id(data.get("id"))
     if post_id is None or not _BASE36_RE.fullmatch(post_id):
-        raise ValueError("no usable id")
+        raise UnreadableRecord("no usable id")
     created = _epoch(data.get("created_utc"))
     if created is None:
-        raise ValueError("no readable created_utc")
+        raise UnreadableRecord("no readable created_utc")
     author = clean_text(data.get("author"), 100)
     if not author:
-        raise ValueError("no author")
+        raise UnreadableRecord("no author")
     title = clean_text(data.get("title"), 1000)
     selftext = clean_text(data.get("selftext"))
     if not title and not selftext:
-        raise ValueError("neither title nor text")
+        raise UnreadableRecord("neither title nor text")
     text = f"{title}\n\n{selftext}" if selftext else title
     raw_html = data.get("selftext_html")
     if isinstance(raw_html, str) and raw_html.lstrip().startswith("&lt;"):
@@ -622,7 +641,7 @@ def normalise_post(data: Mapping[str, Any]) -> FetchedPost:
         text=text,
         html=text_to_html(title) + body_html,
         created_at=datetime.fromtimestamp(created, UTC),
-        hashtags=extract_hashtags(text),
+        hashtags=markdown_hashtags(title, selftext),
         media=_media(data, sensitive),
         engagement=Engagement(
             likes=_first_count(data.get("ups"), data.get("score")),
@@ -672,7 +691,7 @@ def _media(data: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:
         )
     destination = _media_url(data.get("url_overridden_by_dest"))
     if destination and httpx.URL(destination).host == "i.redd.it":
-        kind = "gif" if destination.lower().endswith(".gif") else "image"
+        kind: MediaKind = "gif" if destination.lower().endswith(".gif") else "image"
         return (
             Media(
                 kind=kind,
@@ -714,11 +733,15 @@ def _gallery(data: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:
         url = _media_url(largest.get("gif") or largest.get("mp4") if animated else largest.get("u"))
         if url is None:
             continue
+        # An animation's ``p`` lists still renditions, smallest first: the last previews it.
+        stills = [as_object(p) for p in meta.get("p", []) if isinstance(p, dict)]
+        still = _media_url(stills[-1].get("u")) if animated and stills else None
         found.append(
             Media(
                 kind="gif" if animated else "image",
                 url=url,
                 alt=clean_text(item.get("caption"), 1500) or None,
+                preview_url=still,
                 sensitive=sensitive,
                 width=as_count(largest.get("x")),
                 height=as_count(largest.get("y")),

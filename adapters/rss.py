@@ -18,6 +18,7 @@ Parsing is feedparser's, fed bytes that the shared :class:`HttpClient` fetched
 from __future__ import annotations
 
 import calendar
+import codecs
 import hashlib
 import io
 import json
@@ -28,7 +29,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import feedparser
+import charset_normalizer
+import feedparser  # type: ignore[import-untyped]
 import httpx
 
 from adapters.base import (
@@ -44,10 +46,16 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
 )
 from adapters.http import HttpClient
+from adapters.netguard import AddressRefused, checked_address
+from adapters.settings import AdapterSettings
 from adapters.text import (
+    as_array,
     as_count,
+    as_object,
+    as_str,
     clean_text,
     extract_hashtags,
     html_to_text,
@@ -73,13 +81,24 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _URI_RE = re.compile(r"[a-z][a-z0-9+.-]*:\S+", re.I)
 _HEADER_RE = re.compile(r"[\x20-\x7e]{1,200}")
 _MEDIUMS: dict[str, MediaKind] = {"image": "image", "video": "video", "audio": "audio"}
+_XML_ENCODING_RE = re.compile(rb"\s*<\?xml[^>]*\bencoding\s*=", re.I)
+_HASHTAG_FEED_RE = re.compile(r"/tags/[^/]+?(\.rss)?")
+
+
+class RssSettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    rss_feeds: str = ""
+    rss_category_hashtag_feeds: str = ""
+    #: The deployment-wide switch, read here too: feeds pass the private-address guard.
+    outbound_allow_private: bool = False
 
 
 class RssAdapter(Adapter):
     """Reads each feed in ``RSS_FEEDS`` with conditional GETs; no credentials."""
 
     name: ClassVar[str] = "rss"
-    config_keys: ClassVar[tuple[str, ...]] = ("RSS_FEEDS",)
+    settings_model: ClassVar[type[AdapterSettings]] = RssSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
@@ -91,11 +110,24 @@ class RssAdapter(Adapter):
             url = httpx.URL(feed) if feed.isascii() else None
             if url is None or url.scheme not in ("http", "https") or not url.host:
                 raise ConfigError(f"RSS_FEEDS: {feed!r} is not an http(s) feed URL")
+        self.category_feeds = frozenset(
+            item.strip() for item in config.get("RSS_CATEGORY_HASHTAG_FEEDS", "").split(",")
+        )
+        # The same switch as media pinning: a deployment reading its own intranet says so.
+        self.allow_private = RssSettings.parse(config).outbound_allow_private
 
     @classmethod
     def is_configured(cls, config: Mapping[str, str]) -> bool:
         """On by default only when there is a feed to read: it needs no credential."""
         return bool(config.get("RSS_FEEDS", "").strip(" ,"))
+
+    def categories_are_hashtags(self, feed: str) -> bool:
+        """True when a feed's categories are hashtags: a hashtag feed, or the admin says so.
+
+        On a Mastodon tag feed a category is a hashtag of the post; on a blog it
+        is the site's own filing (a tag cloud), which the author never wrote as one.
+        """
+        return is_hashtag_feed(feed) or feed in self.category_feeds
 
     def targets(self, hashtags: Sequence[str]) -> list[Target]:
         """One target per feed carrying every hashtag: a feed is fetched whole anyway."""
@@ -121,7 +153,8 @@ class RssAdapter(Adapter):
         posts: list[FetchedPost] = []
         skipped: list[str] = []
         digests: list[tuple[datetime, str]] = []
-        for post in matching_items(target, parsed, skipped):
+        categories = self.categories_are_hashtags(target.scope)
+        for post in matching_items(target, parsed, skipped, categories_are_hashtags=categories):
             digest = _digest(post)
             digests.append((post.created_at, digest))
             if state is not None and digest in state.seen:
@@ -140,7 +173,10 @@ class RssAdapter(Adapter):
         if fetched is None:
             return
         skipped: list[str] = []
-        matching = list(matching_items(target, fetched[0], skipped))
+        categories = self.categories_are_hashtags(target.scope)
+        matching = list(
+            matching_items(target, fetched[0], skipped, categories_are_hashtags=categories)
+        )
         posts = tuple(post for post in matching if post.created_at >= since)
         oldest = min((post.created_at for post in matching), default=None)
         gap = None
@@ -176,7 +212,11 @@ class RssAdapter(Adapter):
         for _ in range(MAX_REDIRECTS + 1):
             try:
                 response = self.http.request(
-                    "GET", url, headers=headers, ok_statuses=frozenset({304}) | _REDIRECTS
+                    "GET",
+                    url,
+                    headers=headers,
+                    ok_statuses=frozenset({304}) | _REDIRECTS,
+                    connect_to=self._guarded(feed, url),
                 )
             except AuthFailed as exc:
                 raise AuthFailed(
@@ -195,17 +235,40 @@ class RssAdapter(Adapter):
             url = location
         raise RequestRejected(f"rss: {feed} redirects more than {MAX_REDIRECTS} times")
 
+    def _guarded(self, feed: str, url: str) -> str | None:
+        """The checked address to connect to for ``url`` (None when private ones are allowed)."""
+        if self.allow_private:
+            return None
+        try:
+            return checked_address(httpx.URL(url), allow_private=False)
+        except AddressRefused as exc:
+            raise AddressRefused(
+                f"rss: {exc}; OUTBOUND_ALLOW_PRIVATE=true allows private addresses"
+            ) from None
+
+
+def is_hashtag_feed(url: str) -> bool:
+    """True for a Mastodon-style hashtag feed (``https://instance/tags/NAME.rss``)."""
+    return _HASHTAG_FEED_RE.fullmatch(httpx.URL(url).path) is not None
+
 
 def matching_items(
-    target: Target, parsed: feedparser.FeedParserDict, skipped: list[str]
+    target: Target,
+    parsed: feedparser.FeedParserDict,
+    skipped: list[str],
+    *,
+    categories_are_hashtags: bool = False,
 ) -> Iterator[FetchedPost]:
     """Readable items carrying one of the target's hashtags, once per id; the rest noted."""
+    now = datetime.now(UTC)
     wanted = {normalise_tag(tag) for tag in target.hashtags}
     feed = parsed.get("feed") if isinstance(parsed.get("feed"), dict) else {}
     entries = parsed.get("entries") if isinstance(parsed.get("entries"), list) else []
     seen: set[str] = set()
     for entry in entries[:MAX_ENTRIES]:
-        post, reason = read_entry(target.scope, feed, entry)
+        post, reason = read_entry(
+            target.scope, feed, entry, categories_are_hashtags=categories_are_hashtags, now=now
+        )
         if reason:
             skipped.append(reason)
         elif post is not None and post.external_id in seen:
@@ -217,10 +280,10 @@ def matching_items(
 
 def _parse(feed: str, url: str, response: httpx.Response) -> feedparser.FeedParserDict:
     """feedparser over the fetched bytes; a document that is no feed is malformed."""
-    content_type = response.headers.get("content-type", "")
+    content, content_type = _as_utf8(response.content, response.headers.get("content-type", ""))
     # A stream, never bytes or str: feedparser would read a path-like string as a file.
     parsed = feedparser.parse(
-        io.BytesIO(response.content),
+        io.BytesIO(content),
         response_headers={"content-type": content_type, "content-location": url},
         sanitize_html=True,
         resolve_relative_uris=True,
@@ -244,6 +307,26 @@ def _parse(feed: str, url: str, response: httpx.Response) -> feedparser.FeedPars
     raise MalformedResponse(f"rss: {feed} answered {reason}")
 
 
+def _as_utf8(content: bytes, content_type: str) -> tuple[bytes, str]:
+    """The feed as UTF-8 when it declares no encoding and is not UTF-8 (a legacy one).
+
+    feedparser guesses windows-1252 for such a feed, so KOI8-R or Shift_JIS
+    comes out garbled; charset-normalizer reads the bytes themselves. A feed
+    that declares its encoding (header, BOM or XML declaration) keeps it.
+    """
+    declared = "charset=" in content_type.lower() or _XML_ENCODING_RE.match(content[:300])
+    if declared or content.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return content, content_type
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        best = charset_normalizer.from_bytes(content).best()
+        if best is not None:
+            mime = content_type.split(";", 1)[0].strip() or "application/xml"
+            return str(best).encode("utf-8"), f"{mime}; charset=utf-8"
+    return content, content_type
+
+
 class _FeedCursor:
     """Validators for the next conditional GET and digests of the items seen.
 
@@ -263,7 +346,7 @@ class _FeedCursor:
             return None
         if not isinstance(value, dict) or value.get("v") != 1:
             return None
-        seen = value.get("seen") if isinstance(value.get("seen"), str) else ""
+        seen = as_str(value.get("seen"))
         chunks = frozenset(
             seen[i : i + DIGEST_CHARS] for i in range(0, len(seen) - DIGEST_CHARS + 1, DIGEST_CHARS)
         )
@@ -318,8 +401,13 @@ def _text_of(detail: Any) -> tuple[str, str]:
     return text, text_to_html(text)
 
 
-def _external_id(feed_url: str, entry: Mapping[str, Any]) -> str:
-    """The guid/id if it is a URI; a bare guid ("123") only within its feed; else the link."""
+def _external_id(feed_url: str, entry: Mapping[str, Any], content: str) -> str:
+    """The guid/id if it is a URI; a bare guid ("123") only within its feed; else the link.
+
+    An item with neither is named by a digest of its feed and content, which is
+    stable while the item is unchanged (an edit then reads as a new item, which
+    is all such a feed lets anyone know).
+    """
     guid = clean_text(entry.get("id"), 2000)
     if guid:
         stable = guid if _URI_RE.fullmatch(guid) else f"{feed_url}#{guid}"
@@ -327,81 +415,104 @@ def _external_id(feed_url: str, entry: Mapping[str, Any]) -> str:
             return stable
         return "sha256:" + hashlib.sha256(stable.encode()).hexdigest()
     link = http_url(entry.get("link"))
-    if link is None:
-        raise ValueError("no guid/id and no link")
-    return "sha256:" + hashlib.sha256(link.encode()).hexdigest()
+    material = link or f"{feed_url}\0{content}"
+    return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
 
 
 def read_entry(
-    feed_url: str, feed: Mapping[str, Any], entry: Any
+    feed_url: str,
+    feed: Mapping[str, Any],
+    entry: Any,
+    *,
+    categories_are_hashtags: bool = False,
+    now: datetime | None = None,
 ) -> tuple[FetchedPost | None, str | None]:
-    """One feed item normalised, or ``(None, reason)`` when it cannot be read."""
+    """One feed item normalised, or ``(None, reason)`` when it cannot be read.
+
+    ``now`` is the time an undated item is first seen (default: the clock).
+    """
     if not isinstance(entry, dict):
         return None, "an item is not a mapping"
     # Plain dict access: feedparser's dict maps a missing updated_parsed to
     # published_parsed with a DeprecationWarning; we want the fields as parsed.
     entry = {key: dict.__getitem__(entry, key) for key in dict.keys(entry)}
     try:
-        return normalise_entry(feed_url, feed, entry), None
-    except ValueError as exc:
+        return normalise_entry(
+            feed_url,
+            feed,
+            entry,
+            categories_are_hashtags=categories_are_hashtags,
+            now=now or datetime.now(UTC),
+        ), None
+    except UnreadableRecord as exc:
         label = clean_text(entry.get("id"), 100) or clean_text(entry.get("title"), 60) or "?"
         return None, f"item {label!r}: {exc}"
 
 
 def normalise_entry(
-    feed_url: str, feed: Mapping[str, Any], entry: Mapping[str, Any]
+    feed_url: str,
+    feed: Mapping[str, Any],
+    entry: Mapping[str, Any],
+    *,
+    categories_are_hashtags: bool,
+    now: datetime,
 ) -> FetchedPost:
-    """Map one feedparser entry to a :class:`FetchedPost`; ValueError if unusable."""
-    external_id = _external_id(feed_url, entry)
+    """Map one feedparser entry to a :class:`FetchedPost`; UnreadableRecord if unusable."""
     published = _as_time(entry.get("published_parsed"))
     updated = _as_time(entry.get("updated_parsed"))
-    created = published or updated
-    if created is None:
-        raise ValueError("no readable published or updated date")
-    title_detail = entry.get("title_detail")
-    title = (
-        _text_of(title_detail)[0]
-        if isinstance(title_detail, dict)
-        else clean_text(entry.get("title"))
-    )[:1000]
-    contents = entry.get("content") if isinstance(entry.get("content"), list) else []
-    summary = entry.get("summary") if isinstance(entry.get("summary"), str) else ""
-    # The full content when the feed has it, else the summary (feedparser's HTML).
-    body_text, body_html = "", ""
-    for detail in [*contents, entry.get("summary_detail"), {"value": summary, "type": "html"}]:
-        body_text, body_html = _text_of(detail)
-        if body_text:
-            break
-    summary_text = html_to_text(summary) if summary else ""
+    title = _title(entry)
+    summary = as_str(entry.get("summary"))
+    body_text, body_html = _body(entry, summary)
     if not title and not body_text:
-        raise ValueError("neither title nor content")
+        raise UnreadableRecord("neither title nor content")
     text = f"{title}\n\n{body_text}" if title and body_text else title or body_text
-    categories = entry.get("tags") if isinstance(entry.get("tags"), list) else []
-    category_tags = [
-        tag
-        for term in (c.get("term") for c in categories if isinstance(c, dict))
-        if isinstance(term, str)
-        for tag in [normalise_tag(term)]
-        if tag and extract_hashtags(f"#{tag}") == (tag,)
-    ]
+    summary_text = html_to_text(summary) if summary else ""
+    categories = _category_tags(entry) if categories_are_hashtags else ()
     site = http_url(feed.get("link")) or feed_url
-    site_name = clean_text(feed.get("title"), 300)
     host = httpx.URL(site).host or site
-    author = clean_text(entry.get("author"), 300)
+    author = clean_text(entry.get("author"), 300) or clean_text(feed.get("title"), 300) or host
     sensitive = _rated_adult(entry)
     return FetchedPost(
         platform="rss",
-        external_id=external_id,
+        external_id=_external_id(feed_url, entry, text),
         url=http_url(entry.get("link")) or site,
-        author=Author(handle=host, name=author or site_name or host, url=site),
+        author=Author(handle=host, name=author, url=site),
         text=text,
         html=(text_to_html(title) if title else "") + body_html,
-        created_at=created,
-        hashtags=unique([*extract_hashtags(f"{text}\n{summary_text}"), *category_tags]),
+        created_at=published or updated or now,
+        hashtags=unique([*extract_hashtags(f"{text}\n{summary_text}"), *categories]),
         media=_media(entry, sensitive),
         sensitive=sensitive,
         edited_at=updated if published and updated and updated > published else None,
+        created_at_is_first_seen=not (published or updated),
     )
+
+
+def _title(entry: Mapping[str, Any]) -> str:
+    """The title as plain text (Atom titles may be HTML)."""
+    detail = entry.get("title_detail")
+    title = _text_of(detail)[0] if isinstance(detail, dict) else clean_text(entry.get("title"))
+    return title[:1000]
+
+
+def _body(entry: Mapping[str, Any], summary: str) -> tuple[str, str]:
+    """Text and HTML of the full content when the feed has it, else of the summary."""
+    for detail in [
+        *as_array(entry.get("content")),
+        entry.get("summary_detail"),
+        {"value": summary, "type": "html"},
+    ]:
+        text, html = _text_of(detail)
+        if text:
+            return text, html
+    return "", ""
+
+
+def _category_tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    """The entry's categories that are a hashtag word each ("CEADAY21", not "Road safety")."""
+    terms = [as_object(c).get("term") for c in as_array(entry.get("tags"))]
+    tags = [normalise_tag(term) for term in terms if isinstance(term, str)]
+    return tuple(tag for tag in tags if tag and extract_hashtags(f"#{tag}") == (tag,))
 
 
 def _rated_adult(entry: Mapping[str, Any]) -> bool:
@@ -433,9 +544,9 @@ def _media(entry: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:
     enclosures = listed("enclosures") + [
         link for link in listed("links") if link.get("rel") == "enclosure"
     ]
-    candidates = [(e.get("href"), e.get("type"), None, {}) for e in enclosures] + [
-        (m.get("url"), m.get("type"), m.get("medium"), m) for m in listed("media_content")
-    ]
+    candidates: list[tuple[Any, Any, Any, Mapping[str, Any]]] = [
+        (e.get("href"), e.get("type"), None, {}) for e in enclosures
+    ] + [(m.get("url"), m.get("type"), m.get("medium"), m) for m in listed("media_content")]
     for raw_url, mime, medium, extra in candidates:
         url, kind = http_url(raw_url), _kind(mime, medium)
         if url is None or kind is None or url in found:

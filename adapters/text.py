@@ -35,8 +35,13 @@ def normalise_tag(tag: str) -> str:
 
 
 def extract_hashtags(text: str) -> tuple[str, ...]:
-    """Every hashtag in plain text, in matching form, first occurrence order."""
-    return unique(normalise_tag(match) for match in _HASHTAG_RE.findall(text))
+    """Every hashtag in plain text, in matching form, first occurrence order.
+
+    Number-only tags ("#1", "#2022") are left out: X, Mastodon and Instagram do
+    not make them hashtags either, they are list items and years.
+    """
+    tags = (normalise_tag(match) for match in _HASHTAG_RE.findall(text))
+    return unique(tag for tag in tags if not tag.isdecimal())
 
 
 def unique(values: Iterable[str]) -> tuple[str, ...]:
@@ -92,8 +97,8 @@ def clean_text(value: Any, limit: int = _MAX_TEXT_CHARS) -> str:
     """A string field from a payload: non-strings become '', controls stripped, capped."""
     if not isinstance(value, str):
         return ""
-    value = "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
-    return value.strip()[:limit]
+    text = "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return text.strip()[:limit]
 
 
 def parse_time(value: Any) -> datetime | None:

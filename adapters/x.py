@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
@@ -51,8 +52,10 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader
+from adapters.settings import AdapterSettings
 from adapters.text import (
     as_array,
     as_count,
@@ -178,12 +181,18 @@ class _Step:
     note: str | None = None
 
 
+class XSettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    x_bearer_token: pydantic.SecretStr
+    x_api_base: str = DEFAULT_API_BASE
+
+
 class XAdapter(Adapter):
     """Searches X for each hashtag with ``GET /2/tweets/search/recent``."""
 
     name: ClassVar[str] = "x"
-    required_keys: ClassVar[tuple[str, ...]] = ("X_BEARER_TOKEN",)
-    config_keys: ClassVar[tuple[str, ...]] = ("X_BEARER_TOKEN", "X_API_BASE")
+    settings_model: ClassVar[type[AdapterSettings]] = XSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
@@ -276,54 +285,19 @@ class XAdapter(Adapter):
         not ours), the walk reads the whole window instead and says so.
         """
         wanted = {normalise_tag(tag) for tag in target.hashtags}
-        params: dict[str, Any] = {
-            "query": _query(target.hashtags),
-            "max_results": PAGE_LIMIT,
-            "sort_order": "recency",
-            "tweet.fields": TWEET_FIELDS,
-            "expansions": EXPANSIONS,
-            "user.fields": USER_FIELDS,
-            "media.fields": MEDIA_FIELDS,
-        }
-        if isinstance(lower, str):
-            params["since_id"] = lower
-        else:
-            params["start_time"] = _iso(lower)
-        if until_id:
-            params["until_id"] = until_id
+        params = _search_params(target, lower, until_id)
         reached = until_id
         next_token: str | None = None
         seen: set[str] = set()
         for number in range(1, max_pages + 1):
-            request = dict(params, next_token=next_token) if next_token else params
-            note = None
-            try:
-                body, response = self._get("/2/tweets/search/recent", request)
-            except RequestRejected as exc:
-                if next_token is not None and reached is not None:
-                    params["until_id"] = reached
-                elif number == 1 and "since_id" in params:
-                    # Well inside the window, whatever X's clock says.
-                    horizon = datetime.now(UTC) - SEARCH_WINDOW + timedelta(hours=1)
-                    params["start_time"] = _iso(horizon)
-                    del params["since_id"]
-                    note = (
-                        f"X refused the stored since_id ({exc}), so the walk read from"
-                        f" {horizon:%Y-%m-%d %H:%M} UTC; older posts may be missing"
-                    )
-                else:
-                    raise
-                body, response = self._get("/2/tweets/search/recent", params)
-            tweets = _tweets_of(body)
-            ids = [tid for tid in (_valid_id(t.get("id")) for t in tweets) if tid]
+            body, response, note = self._search_page(params, next_token, reached, number)
+            ids = [tid for tid in (_valid_id(t.get("id")) for t in _tweets_of(body)) if tid]
             fresh = [tid for tid in ids if tid not in seen]
             seen.update(ids)
             oldest = min(ids, key=int) if ids else None
-            if oldest is not None and (reached is None or int(oldest) < int(reached)):
-                reached = oldest
+            reached = min((i for i in (oldest, reached) if i is not None), key=int, default=None)
             posts, skipped = _normalise_page(body, wanted)
-            meta = as_object(body.get("meta"))
-            token = meta.get("next_token")
+            token = as_object(body.get("meta")).get("next_token")
             next_token = token if isinstance(token, str) and token else None
             finished = next_token is None or not fresh
             exhausted = _exhausted_until(response)
@@ -331,6 +305,37 @@ class XAdapter(Adapter):
             yield _Step(posts, skipped, newest, oldest, finished, exhausted, note)
             if finished or exhausted is not None or number == max_pages:
                 return
+
+    def _search_page(
+        self, params: dict[str, Any], next_token: str | None, reached: str | None, number: int
+    ) -> tuple[Any, httpx.Response, str | None]:
+        """One search page, and a gap note when X refused our position and we read around it.
+
+        X refusing its own ``next_token`` restarts from ``until_id`` at the oldest
+        id read; X refusing the stored ``since_id`` on the first page reads the
+        whole window instead (``params`` is updated so later pages follow suit).
+        """
+        request = dict(params, next_token=next_token) if next_token else params
+        try:
+            body, response = self._get("/2/tweets/search/recent", request)
+            return body, response, None
+        except RequestRejected as exc:
+            note = None
+            if next_token is not None and reached is not None:
+                params["until_id"] = reached
+            elif number == 1 and "since_id" in params:
+                # Well inside the window, whatever X's clock says.
+                horizon = datetime.now(UTC) - SEARCH_WINDOW + timedelta(hours=1)
+                params["start_time"] = _iso(horizon)
+                del params["since_id"]
+                note = (
+                    f"X refused the stored since_id ({exc}), so the walk read from"
+                    f" {horizon:%Y-%m-%d %H:%M} UTC; older posts may be missing"
+                )
+            else:
+                raise
+        body, response = self._get("/2/tweets/search/recent", params)
+        return body, response, note
 
     # --- refresh -----------------------------------------------------------------
 
@@ -361,7 +366,7 @@ class XAdapter(Adapter):
                     tweet, includes = newer[latest[ref]]
                 try:
                     posts.append(normalise_tweet(tweet, includes))
-                except ValueError as exc:
+                except UnreadableRecord as exc:
                     skipped.append(f"post {ref}: {exc}")
         return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
 
@@ -474,6 +479,26 @@ def _stop_if_exhausted(step: _Step, advice: str) -> None:
         )
 
 
+def _search_params(target: Target, lower: Lower, until_id: str | None) -> dict[str, Any]:
+    """The recent-search query for a walk between ``lower`` (an id or a time) and ``until_id``."""
+    params: dict[str, Any] = {
+        "query": _query(target.hashtags),
+        "max_results": PAGE_LIMIT,
+        "sort_order": "recency",
+        "tweet.fields": TWEET_FIELDS,
+        "expansions": EXPANSIONS,
+        "user.fields": USER_FIELDS,
+        "media.fields": MEDIA_FIELDS,
+    }
+    if isinstance(lower, str):
+        params["since_id"] = lower
+    else:
+        params["start_time"] = _iso(lower)
+    if until_id:
+        params["until_id"] = until_id
+    return params
+
+
 def _exhausted_until(response: httpx.Response) -> datetime | None:
     """The reset time when ``x-rate-limit-remaining`` says no request is left, else None."""
     if response.headers.get("x-rate-limit-remaining", "").strip() != "0":
@@ -488,8 +513,8 @@ def _problem(response: httpx.Response) -> str:
         body = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
         body = None
-    if not isinstance(body, dict):
-        return clean_text(response.text, 200) or f"HTTP {response.status_code}"
+    if not isinstance(body, dict):  # never the raw body: only the platform's own fields
+        return f"HTTP {response.status_code}"
     parts = [
         clean_text(body.get(key), 300)
         for key in ("reason", "title", "detail", "required_enrollment")
@@ -539,7 +564,7 @@ def _normalise_page(
             continue  # an older version of an edited post; its latest version is read instead
         try:
             post = normalise_tweet(tweet, includes)
-        except ValueError as exc:
+        except UnreadableRecord as exc:
             skipped.append(f"post {own or '?'}: {exc}")
             continue
         if wanted.intersection(post.hashtags):
@@ -551,13 +576,13 @@ def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> Fe
     """Map one v2 post (with the response's ``includes``) to a :class:`FetchedPost`."""
     post_id = _valid_id(tweet.get("id"))
     if post_id is None:
-        raise ValueError("no valid id")
+        raise UnreadableRecord("no valid id")
     created = parse_time(tweet.get("created_at"))
     if created is None:
-        raise ValueError("no readable created_at")
+        raise UnreadableRecord("no readable created_at")
     author_id = _valid_id(tweet.get("author_id"))
     if author_id is None:
-        raise ValueError("no author_id")
+        raise UnreadableRecord("no author_id")
     chain = _history(tweet)
     original = chain[0]
     edited_at = created if original != post_id else None

@@ -1,4 +1,4 @@
-"""YouTube: videos whose title, description or tags carry a hashtag (Data API v3).
+"""YouTube: videos whose title or description carries a hashtag (Data API v3).
 
 API facts relied on (developers.google.com/youtube/v3, "search: list",
 "videos: list", "Quota costs", "Errors"):
@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
@@ -49,17 +50,20 @@ from adapters.base import (
     RefreshResult,
     RequestRejected,
     Target,
+    UnreadableRecord,
+    normalise_each,
 )
 from adapters.http import HttpClient, decode_json
+from adapters.settings import AdapterSettings
 from adapters.text import (
     as_count,
+    as_object,
     clean_text,
     extract_hashtags,
     http_url,
     normalise_tag,
     parse_time,
     text_to_html,
-    unique,
 )
 
 DEFAULT_API_BASE = "https://www.googleapis.com/youtube/v3"
@@ -187,16 +191,19 @@ class _Step:
     last: bool
 
 
+class YouTubeSettings(AdapterSettings):
+    """The keys this adapter reads (see ``.env.example``)."""
+
+    youtube_api_key: pydantic.SecretStr
+    youtube_api_base: str = DEFAULT_API_BASE
+    youtube_daily_quota: str = str(DEFAULT_DAILY_QUOTA)
+
+
 class YouTubeAdapter(Adapter):
     """Searches ``#tag`` newest first and reads the videos' full snippet and statistics."""
 
     name: ClassVar[str] = "youtube"
-    required_keys: ClassVar[tuple[str, ...]] = ("YOUTUBE_API_KEY",)
-    config_keys: ClassVar[tuple[str, ...]] = (
-        "YOUTUBE_API_KEY",
-        "YOUTUBE_API_BASE",
-        "YOUTUBE_DAILY_QUOTA",
-    )
+    settings_model: ClassVar[type[AdapterSettings]] = YouTubeSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
@@ -417,45 +424,35 @@ def _search_page(body: Any) -> tuple[dict[str, datetime], tuple[str, ...], str |
 
 def normalise_all(items: list[dict[str, Any]]) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
     """Normalise every video; an unreadable one becomes a skipped reason, never an error."""
-    posts: list[FetchedPost] = []
-    skipped: list[str] = []
-    for item in items:
-        try:
-            posts.append(normalise_video(item))
-        except ValueError as exc:
-            video_id = item.get("id")
-            shown = video_id if isinstance(video_id, str) and _VIDEO_ID.fullmatch(video_id) else "?"
-            skipped.append(f"video {shown}: {exc}")
-    return tuple(posts), tuple(skipped)
+    return normalise_each(items, normalise_video, _video_label)
+
+
+def _video_label(item: Mapping[str, Any]) -> str:
+    video_id = item.get("id")
+    shown = video_id if isinstance(video_id, str) and _VIDEO_ID.fullmatch(video_id) else "?"
+    return f"video {shown}"
 
 
 def normalise_video(item: Mapping[str, Any]) -> FetchedPost:
-    """Map one ``videos.list`` item to a :class:`FetchedPost`; ValueError if it is unusable."""
+    """Map one ``videos.list`` item to a :class:`FetchedPost` (or UnreadableRecord)."""
     video_id = item.get("id")
     if not isinstance(video_id, str) or not _VIDEO_ID.fullmatch(video_id):
-        raise ValueError("no usable id")
+        raise UnreadableRecord("no usable id")
     snippet = item.get("snippet")
     if not isinstance(snippet, dict):
-        raise ValueError("no snippet")
+        raise UnreadableRecord("no snippet")
     created_at = parse_time(snippet.get("publishedAt"))
     if created_at is None:
-        raise ValueError("no readable publishedAt")
+        raise UnreadableRecord("no readable publishedAt")
     title = clean_text(snippet.get("title"), 1000)
     description = clean_text(snippet.get("description"))
     text = f"{title}\n\n{description}" if title and description else title or description
-    keywords = snippet.get("tags") if isinstance(snippet.get("tags"), list) else []
-    # Snippet tags are keywords; keep those that are a hashtag on their own ("CEADAY21").
-    keyword_tags = [
-        normalise_tag(word)
-        for word in keywords
-        if isinstance(word, str)
-        and extract_hashtags(f"#{word.lstrip('#')}") == (normalise_tag(word),)
-    ]
-    hashtags = unique([*extract_hashtags(text), *keyword_tags])
-    details = item.get("contentDetails") if isinstance(item.get("contentDetails"), dict) else {}
-    rating = details.get("contentRating") if isinstance(details.get("contentRating"), dict) else {}
+    # Only title and description, as YouTube itself links them: snippet ``tags`` are
+    # hidden search keywords, so a hashtag there is nowhere a viewer can see it.
+    hashtags = extract_hashtags(text)
+    rating = as_object(as_object(item.get("contentDetails")).get("contentRating"))
     sensitive = rating.get("ytRating") == "ytAgeRestricted"
-    stats = item.get("statistics") if isinstance(item.get("statistics"), dict) else {}
+    stats = as_object(item.get("statistics"))
     return FetchedPost(
         platform="youtube",
         external_id=video_id,
@@ -489,11 +486,11 @@ def _thumbnail(
     video_id: str, snippet: Mapping[str, Any], title: str, sensitive: bool
 ) -> tuple[Media, ...]:
     """The largest thumbnail as an image (alt text: the title), the medium one as preview."""
-    thumbnails = snippet.get("thumbnails") if isinstance(snippet.get("thumbnails"), dict) else {}
+    thumbnails = as_object(snippet.get("thumbnails"))
     sizes = {
-        size: thumbnails[size]
+        size: as_object(thumbnails.get(size))
         for size in _THUMBNAIL_SIZES
-        if isinstance(thumbnails.get(size), dict) and http_url(thumbnails[size].get("url"))
+        if http_url(as_object(thumbnails.get(size)).get("url"))
     }
     if not sizes:
         return ()

@@ -77,6 +77,7 @@ def _environment(fakes: dict[str, Any]) -> dict[str, str]:
         "INSTAGRAM_USER_ID": instagram.USER_ID,
         "MASTODON_INSTANCES": fakes["mastodon"].url,
         "RSS_FEEDS": fakes["rss"].url,
+        "OUTBOUND_ALLOW_PRIVATE": "true",
         "X_API_BASE": fakes["x"].url,
         "X_BEARER_TOKEN": x.TOKEN,
         "YOUTUBE_API_BASE": fakes["youtube"].url,

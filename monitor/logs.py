@@ -58,12 +58,31 @@ class RedactSecrets(logging.Filter):
 
 
 def configured_secrets(settings: Settings) -> list[str]:
-    """Every secret value in the configuration: passwords, tokens, keys, the DB password."""
+    """Every secret value in the configuration: passwords, tokens, keys, the DB password.
+
+    Adapters declare theirs (``secret_keys``, from their settings model); the
+    service's own keys are known by the end of their name.
+    """
+    declared = _declared_secret_keys()
     found = [
-        value for key, value in settings.raw.items() if key.endswith(_SECRET_SUFFIXES) and value
+        value
+        for key, value in settings.raw.items()
+        if (key.endswith(_SECRET_SUFFIXES) or key in declared) and value
     ]
     password = make_url(settings.database_url).password
     return [*found, *([password] if password else [])]
+
+
+def _declared_secret_keys() -> set[str]:
+    from adapters import available_adapters, get_adapter
+
+    keys: set[str] = set()
+    for name in available_adapters():
+        try:
+            keys.update(get_adapter(name).secret_keys)
+        except Exception:  # noqa: BLE001  a plugin that cannot load declares nothing
+            continue
+    return keys
 
 
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]

@@ -140,6 +140,16 @@ def fake_server() -> Iterator[FakeServer]:
 
 
 @pytest.fixture
+def training_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample platform registered as ``hashtag-monitor demo`` does; gone after the test."""
+    import adapters
+    from monitor.demo.adapter import register
+
+    monkeypatch.setattr(adapters, "_EXTRA", {})
+    register()
+
+
+@pytest.fixture
 def mastodon(fake_server: FakeServer) -> FakeMastodon:
     """A local Mastodon instance speaking the documented API."""
     return FakeMastodon(fake_server)

@@ -55,6 +55,7 @@ def test_poll_collects_from_all_seven_and_refresh_snapshots_them(
         INSTAGRAM_USER_ID=instagram.USER_ID,
         MASTODON_INSTANCES=fakes["mastodon"].url,
         RSS_FEEDS=fakes["rss"].url,
+        OUTBOUND_ALLOW_PRIVATE="true",
         X_API_BASE=fakes["x"].url,
         X_BEARER_TOKEN=x.TOKEN,
         YOUTUBE_API_BASE=fakes["youtube"].url,

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from adapters.demo import DEFAULT_RELEASE_SECONDS
 from monitor.cli._common import echo
+from monitor.demo.adapter import DEFAULT_RELEASE_SECONDS
 from monitor.demo.runner import DEFAULT_PORT, run_demo
 
 

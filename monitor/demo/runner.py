@@ -25,9 +25,9 @@ from types import FrameType
 import uvicorn
 from sqlalchemy.engine import Engine
 
-from adapters.demo import DEFAULT_RELEASE_SECONDS
 from monitor.config import Settings, load_settings
 from monitor.db import create_db_engine, require_current_schema, session_scope
+from monitor.demo.adapter import DEFAULT_RELEASE_SECONDS, register
 from monitor.demo.site import DIGEST_PATH, add_sample_site
 from monitor.errors import UserError
 from monitor.logs import configure_logging
@@ -55,6 +55,7 @@ class DemoLogin:
 
 def demo_settings(directory: Path, port: int) -> Settings:
     """Settings for a throwaway instance; ``.env`` is ignored so nothing real is used."""
+    register()  # the sample platform exists in training mode only
     data_dir = directory / "data"
     return load_settings(
         _env_file=None,

@@ -18,8 +18,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from sqlmodel import Session
 
-from adapters.demo import MEDIA_PATH, POSTS_PATH
 from monitor.config import Settings
+from monitor.demo.adapter import MEDIA_PATH, POSTS_PATH
 from monitor.demo.images import ensure_image
 from monitor.demo.sample import build_sample
 from monitor.services.digest import compute_digest

@@ -24,12 +24,10 @@ import dataclasses
 import errno
 import hashlib
 import io
-import ipaddress
 import logging
 import math
 import os
 import re
-import socket
 import tempfile
 import time
 import warnings
@@ -43,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from adapters.http import USER_AGENT
+from adapters.netguard import AddressRefused, checked_address
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import MediaItem, Post, PostStatus
@@ -66,14 +65,6 @@ JPEG_QUALITY = 82
 ERASE_GRACE_SECONDS = 300
 PINNED_NAME_RE = re.compile(r"^(?P<hash>[0-9a-f]{64})-(?P<width>[1-9][0-9]{0,3})\.jpg$")
 _TEMP_PREFIX = ".tmp-"
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-#: IPv6 ranges that reach private networks although Python may call them global:
-#: local-use NAT64 (RFC 8215), deprecated site-local, and IPv4-compatible addresses.
-_NOT_PUBLIC_V6 = (
-    ipaddress.ip_network("64:ff9b:1::/48"),
-    ipaddress.ip_network("fec0::/10"),
-)
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _ERASE_PENDING = "hashtag_monitor_erase_media_pending"
 
 log = logging.getLogger("monitor.media")
@@ -159,35 +150,11 @@ def _parse_url(url: str) -> httpx.URL:
 
 
 def _checked_address(url: httpx.URL, settings: Settings) -> str:
-    """Resolve the host once; refuse it if any address is not public (the SSRF guard)."""
-    port = url.port or (443 if url.scheme == "https" else 80)
+    """The shared SSRF guard (``adapters.netguard``), its refusal as a PinError."""
     try:
-        infos = socket.getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        raise PinError(f"cannot resolve the host {url.host!r}") from None
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    if not addresses:
-        raise PinError(f"cannot resolve the host {url.host!r}")
-    if not settings.outbound_allow_private:
-        for address in addresses:
-            if not _is_public(address):
-                raise PinError(
-                    f"refused {_short(url)}: {url.host} is a private, loopback, link-local or"
-                    f" reserved address ({address})"
-                )
-    return str(addresses[0])
-
-
-def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address):
-        if any(address in network for network in _NOT_PUBLIC_V6):
-            return False
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and (address in _NAT64 or address in _IPV4_COMPATIBLE):
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None:
-            return _is_public(embedded)
-    return address.is_global and not address.is_multicast
+        return checked_address(url, allow_private=settings.outbound_allow_private)
+    except AddressRefused as exc:
+        raise PinError(str(exc)) from None
 
 
 def _read_capped(

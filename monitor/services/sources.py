@@ -52,7 +52,9 @@ def configured_platforms(
             client = HttpClient(retry_policy(settings))
             clients.append(client)
             try:
-                adapter = get_adapter(name)(raw, client)
+                adapter_class = get_adapter(name)
+                # Only its own declared keys: a plugin never sees SMTP_PASSWORD or SECRET_KEY.
+                adapter = adapter_class(adapter_class.own_config(raw), client)
             except AdapterError as exc:
                 platforms.append(ConfiguredPlatform(name, None, str(exc)))
             except Exception as exc:  # a plugin that cannot even load stays disabled

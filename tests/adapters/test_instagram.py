@@ -252,19 +252,6 @@ def test_usage_at_100_percent_stops_before_the_next_request(
     assert instagram.server.hits() == before
 
 
-def test_server_errors_are_retried_then_reported(
-    sqlite_engine: Engine, settings_for: Callable[..., Settings], instagram: FakeInstagram
-) -> None:
-    instagram.add_many(2)
-    settings = settings_for()
-    instagram.server.fail("status", times=1, status=502)
-    assert poll_all(engine=sqlite_engine, settings=settings)[0].new == 2
-
-    instagram.server.fail("status", times=3, status=503)
-    failed = poll_all(engine=sqlite_engine, settings=settings)[0]
-    assert not failed.ok and "503" in (failed.error or "")
-
-
 def test_a_hanging_server_times_out(
     sqlite_engine: Engine, settings_for: Callable[..., Settings], instagram: FakeInstagram
 ) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from adapters.base import MalformedResponse, RequestRejected, Target
+from adapters.base import MalformedResponse, RequestRejected, Target, UnreadableRecord
 from adapters.http import HttpClient, RetryPolicy
 from adapters.mastodon import MastodonAdapter, normalise_status
 from monitor.config import Settings
@@ -95,7 +95,7 @@ def test_normalise_maps_the_documented_fields() -> None:
     ],
 )
 def test_normalise_refuses_unusable_statuses(overrides: dict[str, Any], reason: str) -> None:
-    with pytest.raises(ValueError, match=reason):
+    with pytest.raises(UnreadableRecord, match=reason):
         normalise_status(INSTANCE, _status(**overrides))
 
 
@@ -143,7 +143,7 @@ def test_numeric_ids_missing_uri_and_hostile_html_are_handled() -> None:
 def test_any_value_in_any_field_normalises_or_is_refused(field: str, value: Any) -> None:
     try:
         post = normalise_status(INSTANCE, _status(**{field: value}))
-    except ValueError as exc:
+    except UnreadableRecord as exc:
         assert str(exc)
     else:
         assert post.external_id and post.created_at.tzinfo is not None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 import textwrap
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from sqlmodel import Session, select
 
 from adapters import BUILTIN_ADAPTERS, ENTRY_POINT_GROUP, available_adapters, get_adapter
 from monitor.config import Settings
+from monitor.errors import SettingsError
 from monitor.models import Post, Source
 from monitor.services.polling import poll_all
 
@@ -52,11 +55,17 @@ class ToyAdapter(Adapter):
 '''
 
 
-def _install_plugin(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, target: str
+def install_plugin(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    target: str,
+    source: str = TOY_ADAPTER,
 ) -> None:
     """Install a distribution the way pip would: a module plus its dist-info entry points."""
-    (tmp_path / "toy_plugin.py").write_text(TOY_ADAPTER)
+    module = target.partition(":")[0]
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.delitem(sys.modules, module, raising=False)  # not another test's version
     dist_info = tmp_path / "toy_plugin-1.0.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 1.0\n")
@@ -77,13 +86,35 @@ def test_builtins_are_sorted_and_each_has_a_test_module() -> None:
         assert get_adapter(name).name == name
 
 
+def test_builtins_are_the_projects_own_entry_points() -> None:
+    """One list (``BUILTIN_ADAPTERS``); pyproject's entry points must say the same."""
+    declared = tomllib.loads((TESTS.parents[1] / "pyproject.toml").read_text())
+    assert declared["project"]["entry-points"][ENTRY_POINT_GROUP] == BUILTIN_ADAPTERS
+
+
+def test_production_never_lists_the_training_sample(configure: Callable[..., Settings]) -> None:
+    assert "demo" not in available_adapters()
+    with pytest.raises(KeyError):
+        get_adapter("demo")
+    with pytest.raises(SettingsError, match="unknown platform demo"):
+        configure(PLATFORMS="demo")
+    assert not any(name.startswith("adapters.demo") for name in BUILTIN_ADAPTERS.values())
+
+
+def test_training_mode_registers_the_sample_platform(
+    training_mode: None, configure: Callable[..., Settings]
+) -> None:
+    assert get_adapter("demo").__module__ == "monitor.demo.adapter"
+    assert configure(PLATFORMS="demo", DEMO_SAMPLE="on").enabled_platforms == ["demo"]
+
+
 def test_an_entry_point_plugin_is_registered_and_polled(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     sqlite_engine: Engine,
     configure: Callable[..., Settings],
 ) -> None:
-    _install_plugin(tmp_path, monkeypatch, "toy", "toy_plugin:ToyAdapter")
+    install_plugin(tmp_path, monkeypatch, "toy", "toy_plugin:ToyAdapter")
     assert available_adapters()["toy"] == "toy_plugin:ToyAdapter"
 
     settings = configure(PLATFORMS="toy", HASHTAGS="CEADAY21,HelpingHands", TOY_GREETING="hello")
@@ -106,7 +137,7 @@ def test_a_plugin_that_fails_to_load_is_disabled_not_fatal(
     sqlite_engine: Engine,
     configure: Callable[..., Settings],
 ) -> None:
-    _install_plugin(tmp_path, monkeypatch, "broken", "toy_plugin:NoSuchClass")
+    install_plugin(tmp_path, monkeypatch, "broken", "toy_plugin:NoSuchClass")
     settings = configure(PLATFORMS="broken")
     [summary] = poll_all(engine=sqlite_engine, settings=settings)
     assert not summary.ok

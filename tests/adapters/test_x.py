@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from adapters.base import ConfigError, MalformedResponse, Target
+from adapters.base import ConfigError, MalformedResponse, Target, UnreadableRecord
 from adapters.http import HttpClient, RetryPolicy
 from adapters.x import XAdapter, normalise_tweet, snowflake_time
 from monitor.config import Settings
@@ -181,7 +181,7 @@ def test_missing_null_and_wrongly_typed_fields() -> None:
         ("author_id", None, "author_id"),
     ]:
         broken = dict(tweet, **{field: value})
-        with pytest.raises(ValueError, match=reason):
+        with pytest.raises(UnreadableRecord, match=reason):
             normalise_tweet(broken, includes)
 
 
@@ -226,7 +226,7 @@ def test_any_json_in_any_field_gives_a_post_or_a_reason(field: str, value: Any) 
         tweet[field] = value
     try:
         post = normalise_tweet(tweet, includes)
-    except ValueError as exc:
+    except UnreadableRecord as exc:
         assert str(exc)
     else:
         assert post.created_at.tzinfo is not None and "<script" not in post.html

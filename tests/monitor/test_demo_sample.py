@@ -133,7 +133,7 @@ def test_images_are_drawn_locally_and_the_same_every_time(tmp_path) -> None:
 
 
 def test_ingest_rules_flag_the_personal_data_cases_and_nothing_else(
-    sqlite_engine: Engine, configure: Callable[..., Settings]
+    sqlite_engine: Engine, configure: Callable[..., Settings], training_mode: None
 ) -> None:
     started = datetime.now(UTC) - timedelta(hours=1)
     settings = configure(

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import gzip
 import io
+import ipaddress
 import os
 import socket
 import struct
@@ -20,6 +21,7 @@ from PIL import ExifTags, Image
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from adapters import netguard
 from monitor.config import Settings
 from monitor.services import media as media_service
 from monitor.services.media import (
@@ -201,6 +203,10 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_partial_file(
         "http://0.0.0.0/image.jpg",
         "http://10.0.0.1/image.jpg",
         "http://localhost/image.jpg",
+        # The security review's three IPv6 forms that passed the filter:
+        "http://[::127.0.0.1]/image.jpg",  # IPv4-compatible (embedded IPv4)
+        "http://[64:ff9b:1::a00:1]/image.jpg",  # local-use NAT64 of 10.0.0.1
+        "http://[fec0::1]/image.jpg",  # site-local
         "not a url",
         "",
     ],
@@ -224,7 +230,7 @@ def test_every_redirect_hop_is_checked(
     strict_settings: Settings, fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Treat the fake server's address as if it were a public CDN; everything else stays private.
-    monkeypatch.setattr(media_service, "_is_public", lambda address: str(address) == "127.0.0.1")
+    monkeypatch.setattr(netguard, "is_public", lambda address: str(address) == "127.0.0.1")
     port = fake_server.url.rsplit(":", 1)[1]
     fake_server.route(
         "GET", "/hop1", lambda _r: Reply(302, b"", {"Location": f"http://127.0.0.2:{port}/hop2"})
@@ -364,3 +370,18 @@ def test_young_files_survive_an_erase_for_approvals_in_flight(
         assert erase_unreferenced_media(session, settings) == 2
 
     assert stored_files(settings.media_dir) == [mine_not]
+
+
+@pytest.mark.parametrize(
+    "address", ["::127.0.0.1", "::10.0.0.1", "64:ff9b:1::a00:1", "64:ff9b:1::808:808", "fec0::1"]
+)
+def test_ipv6_wrappers_of_private_networks_are_not_public(address: str) -> None:
+    assert not netguard.is_public(ipaddress.ip_address(address))
+
+
+def test_a_small_png_of_a_huge_area_is_refused_before_decoding(settings: Settings) -> None:
+    """The finding: a 140 KiB PNG cost about 630 MiB of memory to decode."""
+    flat = png_bomb(5000, 4000)  # 20 million pixels in a few hundred bytes
+    assert len(flat) < 200_000
+    with pytest.raises(PinError, match="the limit is 16,000,000 pixels for PNG"):
+        store_image(flat, settings.media_dir)

@@ -1,8 +1,10 @@
 """The training sample as a platform: posts arrive, gain engagement, change and go.
 
-``hashtag-monitor demo`` turns it on (``DEMO_SAMPLE``); nothing else does, so
-a real deployment never polls it. It goes through the same polling, ingest and
-refresh as any platform, so a trainee sees the product exactly as it behaves:
+``hashtag-monitor demo`` registers it (:func:`register`) and turns it on
+(``DEMO_SAMPLE``); nothing else does, so a real deployment never lists or polls
+it. It lives here, with the training mode, because it reads the sample. It goes
+through the same polling, ingest and refresh as any platform, so a trainee sees
+the product exactly as it behaves:
 
 * posts become visible by time since ``DEMO_STARTED_AT``: most of the sample
   on the first poll, the rest (with an off-topic burst) over
@@ -22,6 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
+from adapters import register_adapter
 from adapters.base import (
     Adapter,
     Author,
@@ -195,3 +198,8 @@ class DemoAdapter(Adapter):
             elif self._released(post, now):
                 posts.append(self._record(post, now))
         return RefreshResult(posts=tuple(posts), deleted=tuple(deleted))
+
+
+def register() -> None:
+    """Add the sample platform to this process's adapters, as training mode does."""
+    register_adapter(DemoAdapter.name, f"{__name__}:{DemoAdapter.__name__}")

@@ -15,10 +15,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from adapters.base import ConfigError, Target
-from adapters.demo import DemoAdapter
 from adapters.http import HttpClient
 from adapters.text import extract_hashtags
 from monitor.config import Settings
+from monitor.demo.adapter import DemoAdapter
 from monitor.demo.sample import Case, build_sample
 from monitor.models import ModerationEvent, Post, PostStatus
 from monitor.services.polling import poll_all
@@ -33,7 +33,9 @@ def _started(seconds_ago: float) -> str:
 
 
 @pytest.fixture
-def demo_settings(configure: Callable[..., Settings]) -> Callable[[float], Settings]:
+def demo_settings(
+    configure: Callable[..., Settings], training_mode: None
+) -> Callable[[float], Settings]:
     """Settings for the sample platform as if the demo started ``seconds_ago``."""
 
     def at(seconds_ago: float) -> Settings:

@@ -1,0 +1,166 @@
+"""The shared machinery of adapters/paging.py: what every platform's walk relies on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.base import (
+    Batch,
+    CredentialCache,
+    JsonCursor,
+    UnreadableRecord,
+    normalise_each,
+    walk_newest_first,
+)
+
+NOW = datetime(2021, 3, 18, 12, tzinfo=UTC)
+
+
+def _read(record: dict[str, str]) -> str:
+    if "id" not in record:
+        raise UnreadableRecord("no id")
+    return record["id"]
+
+
+def test_normalise_each_skips_unreadable_records_with_a_reason() -> None:
+    posts, skipped = normalise_each(
+        [{"id": "1"}, {}, {"id": "3"}], _read, lambda r: f"record {r.get('id', '?')}"
+    )
+    assert posts == ("1", "3") and skipped == ("record ?: no id",)
+
+
+def test_a_bug_raising_value_error_is_not_counted_as_a_skipped_record() -> None:
+    def buggy(record: dict[str, str]) -> str:
+        return str(int(record["id"]))
+
+    with pytest.raises(ValueError):
+        normalise_each([{"id": "x"}], buggy, lambda r: "record")
+
+
+class _Cursor(JsonCursor):
+    newest: str
+    seen: tuple[str, ...] = ()
+
+
+def test_cursor_round_trip_and_unreadable_values() -> None:
+    cursor = _Cursor(newest="42", seen=("a", "b"))
+    assert _Cursor.load(cursor.dump()) == cursor
+    for raw in (None, "", "not json", "[]", '{"seen": []}', '{"newest": {"x": 1}}'):
+        assert _Cursor.load(raw) is None
+
+
+def test_a_cursor_too_large_for_its_column_is_refused() -> None:
+    with pytest.raises(OverflowError, match="the column holds 600"):
+        _Cursor(newest="1", seen=tuple(str(n) for n in range(200))).dump()
+
+
+def _pages(*batches: Batch[str, int]) -> list[Batch[str, int]]:
+    return list(batches)
+
+
+def _fetcher(
+    batches: list[Batch[str, int]], asked: list[int | None]
+) -> Callable[[int | None], Batch[str, int]]:
+    def fetch(position: int | None) -> Batch[str, int]:
+        asked.append(position)
+        return batches[position or 0]
+
+    return fetch
+
+
+def _batch(ids: tuple[str, ...], nxt: int | None, hours_ago: float = 1) -> Batch[str, int]:
+    return Batch(ids, (), ids, nxt, NOW - timedelta(hours=hours_ago))
+
+
+def _newest(ids: Sequence[str]) -> str | None:
+    return max(ids, key=int, default=None)
+
+
+def test_the_cursor_lands_on_the_last_page_only() -> None:
+    asked: list[int | None] = []
+    batches = _pages(_batch(("9", "8"), 1), _batch(("7", "6"), 2), _batch(("5",), None))
+    pages = list(
+        walk_newest_first(
+            _fetcher(batches, asked),
+            until=NOW - timedelta(days=1),
+            max_pages=10,
+            last_cursor=_newest,
+        )
+    )
+    assert [p.cursor for p in pages] == [None, None, "9"]
+    assert [p.gap for p in pages] == [None, None, None] and asked == [None, 1, 2]
+
+
+def test_the_walk_stops_at_the_time_and_at_the_budget() -> None:
+    old = _pages(_batch(("9",), 1), _batch(("8",), 2, hours_ago=48), _batch(("7",), None))
+    assert (
+        len(
+            list(
+                walk_newest_first(
+                    _fetcher(old, []),
+                    until=NOW - timedelta(days=1),
+                    max_pages=10,
+                    last_cursor=_newest,
+                )
+            )
+        )
+        == 2
+    )
+    endless = _pages(*(_batch((str(100 - n),), n + 1) for n in range(5)))
+    pages = list(
+        walk_newest_first(
+            _fetcher(endless, []), until=NOW - timedelta(days=1), max_pages=2, last_cursor=_newest
+        )
+    )
+    assert [p.cursor for p in pages] == [None, "100"]
+    assert pages[-1].gap and "stopped after 2 pages" in pages[-1].gap
+
+
+def test_a_looping_server_ends_the_walk_with_a_gap() -> None:
+    looping = _pages(_batch(("9", "8"), 1), _batch(("9", "8"), 1))
+    pages = list(
+        walk_newest_first(
+            _fetcher(looping, []), until=NOW - timedelta(days=1), max_pages=50, last_cursor=_newest
+        )
+    )
+    assert len(pages) == 2 and pages[-1].cursor == "9"
+    assert pages[-1].gap and "already seen" in pages[-1].gap
+
+
+def test_a_resumable_walk_puts_a_position_on_every_page() -> None:
+    batches = _pages(_batch(("9", "8"), 1), _batch(("7",), None))
+    pages = list(
+        walk_newest_first(
+            _fetcher(batches, []),
+            until=NOW - timedelta(days=1),
+            max_pages=5,
+            last_cursor=_newest,
+            page_cursor=lambda b: min(b.ids, key=int),
+        )
+    )
+    assert [p.cursor for p in pages] == ["8", "7"]
+
+
+def test_a_credential_is_cached_renewed_when_due_and_once_on_401() -> None:
+    clock = [0.0]
+    issued: list[str] = []
+
+    def fetch() -> tuple[str, float]:
+        issued.append(f"token-{len(issued)}")
+        return issued[-1], 100.0
+
+    cache: CredentialCache[str] = CredentialCache(clock=lambda: clock[0])
+    assert cache.get("k", fetch) == cache.get("k", fetch) == "token-0"
+    clock[0] = 101
+    assert cache.get("k", fetch) == "token-1"
+
+    answers = iter([None, "ok"])
+    assert cache.renewing_once("k", fetch, lambda _t: next(answers), lambda: RuntimeError()) == "ok"
+    assert issued == ["token-0", "token-1", "token-2"]
+
+    with pytest.raises(PermissionError, match="refused twice"):
+        cache.renewing_once("k", fetch, lambda _t: None, lambda: PermissionError("refused twice"))
+    assert issued[-1] == "token-3"  # the cached one, then one fresh one, then give up
