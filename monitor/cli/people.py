@@ -7,15 +7,24 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli._common import echo, load, open_engine
+from monitor.cli._common import CLI_ACTOR, echo, load, open_engine
 from monitor.db import session_scope
+from monitor.errors import UserError
 from monitor.models import Role
 from monitor.services.moderation import decide, find_post
 from monitor.services.users import add_user, disable_user, list_users
 
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 moderate_app = typer.Typer(help="Decide on posts from a script.", no_args_is_help=True)
-CLI_ACTOR = "cli"
+
+
+def _read_password(from_stdin: bool, prompt: str = "Password") -> str:
+    """A new password from stdin, or asked for twice on a terminal (never echoed)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise UserError("no terminal to ask for the password: pipe it in with --password-stdin")
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
 
 
 @users_app.command("add")
@@ -27,10 +36,7 @@ def users_add(
     ] = False,
 ) -> None:
     """Add a user; the password is read from stdin or asked for."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     engine = open_engine(load())
     with session_scope(engine) as session:
         add_user(session=session, name=name, role=role.value, password=password, actor=CLI_ACTOR)

@@ -14,6 +14,7 @@ a 5xx) fails at once. Every attempt that reached the server is recorded in
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import smtplib
@@ -83,6 +84,28 @@ def render_digest_text(digest: Digest, settings: Settings) -> str:
     )
 
 
+def render_digest_html(digest: Digest, settings: Settings, *, chart_src: str) -> str:
+    """The HTML digest; ``chart_src`` is the email's ``cid:`` or a self-contained data URI."""
+    return (
+        _environment()
+        .get_template("email/digest.html")
+        .render(
+            digest=digest,
+            fmt=Format,
+            metrics=METRICS,
+            zone=settings.zone,
+            subject=digest_subject(digest),
+            chart_src=chart_src,
+        )
+    )
+
+
+def preview_digest_html(digest: Digest, settings: Settings) -> str:
+    """The HTML digest as one file a browser opens: the chart inlined as a data URI."""
+    chart = base64.b64encode(digest_chart_png(digest)).decode("ascii")
+    return render_digest_html(digest, settings, chart_src=f"data:image/png;base64,{chart}")
+
+
 def build_digest_message(
     digest: Digest,
     settings: Settings,
@@ -95,18 +118,7 @@ def build_digest_message(
     domain = sender.rpartition("@")[2] if sender else "hashtag-monitor.invalid"
     chart_cid = make_msgid(idstring="digest-chart", domain=domain)
     subject = digest_subject(digest)
-    html = (
-        _environment()
-        .get_template("email/digest.html")
-        .render(
-            digest=digest,
-            fmt=Format,
-            metrics=METRICS,
-            zone=settings.zone,
-            subject=subject,
-            chart_cid=chart_cid[1:-1],
-        )
-    )
+    html = render_digest_html(digest, settings, chart_src=f"cid:{chart_cid[1:-1]}")
     alternative = EmailMessage()
     alternative.set_content(render_digest_text(digest, settings))
     alternative.add_alternative(html, subtype="html")
