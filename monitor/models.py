@@ -241,6 +241,10 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=200)
     disabled: bool = False
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    #: Set by an admin's reset: the one-time password works only to choose a new one.
+    must_change_password: bool = Field(
+        default=False, sa_column_kwargs={"server_default": sa.false()}
+    )
 
 
 class Source(SQLModel, table=True):

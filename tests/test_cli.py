@@ -419,3 +419,60 @@ def test_make_demo_takes_a_port() -> None:
         check=True,
     )
     assert "hashtag-monitor demo --port 8123" in dry_run.stdout
+
+
+def test_account_lifecycle_from_the_command_line(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlmodel import Session, select
+
+    from monitor.db import create_db_engine
+    from monitor.models import ModerationEvent, User
+    from monitor.services.users import verify_password
+
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///./cli.db")
+    cli("db", "upgrade")
+    password = "a long enough password\n"
+    for name, role in (("root", "admin"), ("mo", "moderator")):
+        assert cli("users", "add", name, "--role", role, "--password-stdin", stdin=password)[0] == 0
+
+    code, out, err = cli(
+        "users", "passwd", "mo", "--password-stdin", stdin="another long password\n"
+    )
+    assert code == 0, err
+    assert out == "Changed the password of mo; their sessions have ended.\n"
+    code, out, _ = cli("users", "reset", "mo")
+    one_time = out.splitlines()[0].removeprefix("One-time password for mo: ")
+    assert code == 0 and len(one_time) >= 12
+    assert (
+        cli("users", "role", "mo", "viewer")[1]
+        == "mo is now a viewer; their sessions have ended.\n"
+    )
+    assert cli("users", "disable", "mo")[0] == 0
+    assert cli("users", "enable", "mo") == (0, "Enabled mo.\n", "")
+    assert cli("users", "list")[1].splitlines()[0] == "mo\tviewer\tactive"
+
+    code, _, err = cli("users", "role", "root", "viewer")
+    assert code == 2 and err == "error: root is the only active admin; make another admin first\n"
+    code, _, err = cli(
+        "users", "add", "system", "--role", "admin", "--password-stdin", stdin=password
+    )
+    assert code == 2 and "reserved" in err
+    code, _, err = cli("users", "passwd", "mo")
+    assert code == 2 and "--password-stdin" in err
+
+    engine = create_db_engine("sqlite:///./cli.db")
+    with Session(engine) as session:
+        mo = session.exec(select(User).where(User.name == "mo")).one()
+        assert mo.must_change_password and verify_password(mo.password_hash, one_time)
+        actions = [e.action for e in session.exec(select(ModerationEvent)) if e.actor == "cli"]
+    engine.dispose()
+    assert actions == [
+        "user_added",
+        "user_added",
+        "password_set",
+        "password_reset",
+        "role_changed",
+        "user_disabled",
+        "user_enabled",
+    ]

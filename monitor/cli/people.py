@@ -12,7 +12,16 @@ from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.models import Role
 from monitor.services.moderation import decide, find_post
-from monitor.services.users import add_user, disable_user, list_users
+from monitor.services.users import (
+    add_user,
+    disable_user,
+    enable_user,
+    list_users,
+    reset_password,
+    set_password,
+    set_role,
+    unlock_logins,
+)
 
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 moderate_app = typer.Typer(help="Decide on posts from a script.", no_args_is_help=True)
@@ -27,13 +36,16 @@ def _read_password(from_stdin: bool, prompt: str = "Password") -> str:
     return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
 
 
+PasswordStdinOption = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
+
+
 @users_app.command("add")
 def users_add(
     name: str,
     role: Annotated[Role, typer.Option("--role", help="viewer, moderator or admin.")],
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
-    ] = False,
+    password_stdin: PasswordStdinOption = False,
 ) -> None:
     """Add a user; the password is read from stdin or asked for."""
     password = _read_password(password_stdin)
@@ -58,7 +70,56 @@ def users_disable(name: str) -> None:
     engine = open_engine(load())
     with session_scope(engine) as session:
         disable_user(session=session, name=name, actor=CLI_ACTOR)
-    echo(f"Disabled {name}.")
+    echo(f"Disabled {name}; their sessions have ended.")
+
+
+@users_app.command("passwd")
+def users_passwd(name: str, password_stdin: PasswordStdinOption = False) -> None:
+    """Set a user's password (e.g. the first admin's); their sessions end."""
+    password = _read_password(password_stdin, prompt="New password")
+    engine = open_engine(load())
+    with session_scope(engine) as session:
+        set_password(session=session, name=name, password=password, actor=CLI_ACTOR)
+    echo(f"Changed the password of {name}; their sessions have ended.")
+
+
+@users_app.command("reset")
+def users_reset(name: str) -> None:
+    """Print a one-time password for a user; they must change it at their next login."""
+    engine = open_engine(load())
+    with session_scope(engine) as session:
+        password = reset_password(session=session, name=name, actor=CLI_ACTOR)
+    echo(f"One-time password for {name}: {password}")
+    echo("It is shown only now; they must choose a new one when they log in.")
+
+
+@users_app.command("enable")
+def users_enable(name: str) -> None:
+    """Re-enable a disabled user, with the password they had."""
+    engine = open_engine(load())
+    with session_scope(engine) as session:
+        enable_user(session=session, name=name, actor=CLI_ACTOR)
+    echo(f"Enabled {name}.")
+
+
+@users_app.command("role")
+def users_role(
+    name: str, role: Annotated[Role, typer.Argument(help="viewer, moderator or admin.")]
+) -> None:
+    """Change a user's role; their sessions end so it applies at once."""
+    engine = open_engine(load())
+    with session_scope(engine) as session:
+        set_role(session=session, name=name, role=role.value, actor=CLI_ACTOR)
+    echo(f"{name} is now a {role.value}; their sessions have ended.")
+
+
+@users_app.command("unlock")
+def users_unlock(name: str) -> None:
+    """Forget a user's failed logins, so their next login is not delayed."""
+    engine = open_engine(load())
+    with session_scope(engine) as session:
+        forgotten = unlock_logins(session=session, name=name, actor=CLI_ACTOR)
+    echo(f"Forgot {forgotten} failed login(s) of {name}.")
 
 
 def _decide_all(action: str, ids: list[str], actor: str, reason: str | None) -> None:

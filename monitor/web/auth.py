@@ -139,11 +139,6 @@ def end_session(*, session: Session, cookie: str | None, secret: str) -> None:
         session.delete(row)
 
 
-def end_user_sessions(*, session: Session, user_id: int) -> None:
-    """Log a user out everywhere (disabled, role changed)."""
-    session.execute(sa.delete(WebSession).where(WebSession.user_id == user_id))  # type: ignore[arg-type]
-
-
 def new_login_csrf(secret: str) -> tuple[str, str]:
     """A (cookie, form field) pair that protects the login form before any session exists."""
     nonce = secrets.token_urlsafe(24)

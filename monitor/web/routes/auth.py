@@ -8,12 +8,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from monitor.config import Settings
-from monitor.models import ModerationEvent, utcnow
+from monitor.errors import UserError
+from monitor.models import ModerationEvent, User, utcnow
+from monitor.services.users import MIN_PASSWORD_LENGTH, change_own_password
 from monitor.web.auth import (
     LOGIN_CSRF_COOKIE,
     MAX_NAME_CHARS,
     SESSION_COOKIE,
     SESSION_LIFETIME,
+    add_flash,
     authenticate,
     check_throttle,
     end_session,
@@ -24,6 +27,7 @@ from monitor.web.auth import (
     start_session,
 )
 from monitor.web.deps import (
+    PASSWORD_PATH,
     CsrfDep,
     CurrentUser,
     SessionDep,
@@ -164,6 +168,8 @@ def login_submit(
     end_session(session=session, cookie=request.cookies.get(SESSION_COOKIE), secret=secret)
     cookie = start_session(session=session, user=user, secret=secret, address=address)
     session.commit()
+    if user.must_change_password:
+        next_url = PASSWORD_PATH
     response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -206,3 +212,68 @@ def session_info(request: Request, user: CurrentUser) -> JSONResponse:
         {"user": user.name, "role": user.role, "csrf_token": request.state.csrf_token},
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _password_page(
+    request: Request,
+    templates: TemplatesDep,
+    user: User,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        "account/password.html",
+        {
+            "title": "Change your password",
+            "user": user,
+            "error": error,
+            "min_length": MIN_PASSWORD_LENGTH,
+            "messages": [],
+        },
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get(PASSWORD_PATH, response_class=HTMLResponse)
+def password_form(request: Request, user: CurrentUser, templates: TemplatesDep) -> Response:
+    """The form to change one's own password (the only page after an admin's reset)."""
+    return _password_page(request, templates, user)
+
+
+@router.post(PASSWORD_PATH, response_class=HTMLResponse)
+def password_submit(
+    request: Request,
+    user: CurrentUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    templates: TemplatesDep,
+    current: Annotated[str, Form(max_length=10_000)] = "",
+    new: Annotated[str, Form(max_length=10_000)] = "",
+    confirm: Annotated[str, Form(max_length=10_000)] = "",
+) -> Response:
+    """Change one's own password (the current one required); other sessions end."""
+    try:
+        if new != confirm:
+            raise UserError("the two new passwords differ")
+        change_own_password(
+            session=session,
+            user=user,
+            current=current,
+            new=new,
+            keep_session=request.state.web_session.token_hash,
+        )
+    except UserError as exc:
+        session.rollback()
+        return _password_page(
+            request, templates, user, error=f"Not changed: {exc}.", status_code=400
+        )
+    add_flash(
+        session=session,
+        request_session=request.state.web_session,
+        message="Password changed; your other sessions have ended.",
+    )
+    session.commit()
+    return RedirectResponse(DEFAULT_LANDING, status_code=303)
