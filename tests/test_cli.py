@@ -476,3 +476,28 @@ def test_account_lifecycle_from_the_command_line(
         "user_disabled",
         "user_enabled",
     ]
+
+
+def test_serve_prints_start_up_warnings_before_anything_else(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("PORT", str(port))
+        monkeypatch.setenv("OUTBOUND_ALLOW_PRIVATE", "true")
+        code, out, err = cli("serve")
+    assert code == 2 and out == ""
+    warning, error = err.splitlines()
+    assert warning.startswith("warning: OUTBOUND_ALLOW_PRIVATE=true: media fetches may reach")
+    assert error.startswith(f"error: port {port} is in use")
+
+
+def test_an_unparsable_dotenv_line_stops_every_command(cli: Callable[..., CliResult]) -> None:
+    Path(".env").write_text("HASHTAGS=CEADAY21\nGALLERY_FRAME_ANCESTORS='self' https://a.example\n")
+    code, _, err = cli("status")
+    assert code == 2 and err.startswith("error: .env, line 2: cannot be read;")
+    assert err.count("\n") == 1

@@ -9,16 +9,24 @@ import uvicorn
 from fastapi import FastAPI
 
 from monitor.cli._common import echo, load, open_engine
-from monitor.config import Settings, check_writable_dir
+from monitor.config import Settings, check_writable_dir, startup_warnings
 from monitor.db import session_scope
 from monitor.listen import bind
 from monitor.services.users import FIRST_ADMIN, create_first_admin
 from monitor.web.app import create_app
 
 
+def _start() -> Settings:
+    """Settings for a server, with a line on stderr for each setting that looks wrong."""
+    settings = load()
+    for warning in startup_warnings(settings):
+        typer.echo(f"warning: {warning}", err=True)
+    return settings
+
+
 def run() -> None:
     """Run the scheduler (polling and upkeep) and the web app in one process."""
-    settings = load()
+    settings = _start()
     check_writable_dir("DATA_DIR", settings.data_dir)
     check_writable_dir("MEDIA_DIR", settings.media_dir)
     sock = _bind(settings)
@@ -33,7 +41,7 @@ def run() -> None:
 
 def serve() -> None:
     """Run the web app only (extra replicas behind a load balancer)."""
-    settings = load()
+    settings = _start()
     check_writable_dir("MEDIA_DIR", settings.media_dir)
     sock = _bind(settings)
     engine = open_engine(settings)

@@ -106,3 +106,85 @@ def test_env_example_lists_every_key() -> None:
     for name in available_adapters():
         keys.update(get_adapter(name).config_keys)
     assert keys <= listed, sorted(keys - listed)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("*", "GALLERY_FRAME_ANCESTORS: '*' lets any site frame the gallery"),
+        ("self", "GALLERY_FRAME_ANCESTORS: write self in single quotes: 'self'"),
+        (
+            "'self' https://www.force.example.org/news",
+            "GALLERY_FRAME_ANCESTORS: 'https://www.force.example.org/news' is not a CSP source",
+        ),
+        ("'none' https://a.example", "GALLERY_FRAME_ANCESTORS: 'none' cannot be combined"),
+        ("javascript:alert(1)", "GALLERY_FRAME_ANCESTORS: 'javascript:alert(1)' is not a CSP"),
+        ("https://a.example;script-src", "GALLERY_FRAME_ANCESTORS: 'https://a.example;script-src'"),
+    ],
+)
+def test_closed_grammar_keys_are_validated(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    key = message.split(":")[0]
+    monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("DIGEST_FROM", "partners"), ("DIGEST_TO", "a@b.example, not-an-address")],
+)
+def test_email_keys_are_validated(monkeypatch: pytest.MonkeyPatch, key: str, value: str) -> None:
+    monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError, match=f"^{key}: .* is not an e-mail address"):
+        load_settings()
+
+
+def test_well_formed_frame_ancestors_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = "'self'  https://www.force.example.org https://*.vrn.example:443 http://localhost:*"
+    monkeypatch.setenv("GALLERY_FRAME_ANCESTORS", value)
+    assert load_settings().gallery_frame_ancestors == " ".join(value.split())
+
+
+def test_an_unparsable_dotenv_line_stops_start_up_naming_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "PORT=8001\n# a comment\nGALLERY_FRAME_ANCESTORS='self' https://www.force.example.org\n"
+    )
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(".env, line 3: cannot be read;")
+    (tmp_path / ".env").write_text(
+        "PORT=8001\nGALLERY_FRAME_ANCESTORS=\"'self' https://www.force.example.org\"\n"
+    )
+    assert load_settings().gallery_frame_ancestors == "'self' https://www.force.example.org"
+
+
+def test_public_base_url_follows_host_and_port_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.config import startup_warnings
+
+    monkeypatch.setenv("PORT", "8001")
+    settings = load_settings()
+    assert settings.public_base_url == "http://127.0.0.1:8001"
+    assert startup_warnings(settings) == []
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    assert load_settings().public_base_url == "http://127.0.0.1:8001"
+
+    monkeypatch.setenv("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+    [warning] = startup_warnings(load_settings())
+    assert warning.startswith("PUBLIC_BASE_URL http://127.0.0.1:8000 names port 8000, but the")
+    # Behind a proxy the public address differs from the listener by design.
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://monitor.example.org")
+    assert startup_warnings(load_settings()) == []
+
+
+def test_test_only_switches_warn_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.config import startup_warnings
+
+    monkeypatch.setenv("OUTBOUND_ALLOW_PRIVATE", "true")
+    [warning] = startup_warnings(load_settings())
+    assert warning.startswith("OUTBOUND_ALLOW_PRIVATE=true: media fetches may reach loopback")
