@@ -17,8 +17,7 @@ from monitor.web.auth import (
     SESSION_COOKIE,
     SESSION_LIFETIME,
     add_flash,
-    authenticate,
-    check_throttle,
+    attempt_login,
     end_session,
     load_session,
     login_csrf_valid,
@@ -134,7 +133,10 @@ def login_submit(
         )
     name = name.strip()
     address = client_address(request)
-    throttle = check_throttle(session=session, name=name[:MAX_NAME_CHARS], address=address)
+    purge_expired(session=session)
+    outcome = attempt_login(session=session, name=name, password=password, address=address)
+    session.commit()
+    throttle, user = outcome.throttle, outcome.user
     if not throttle.allowed:
         what = "locked" if throttle.locked else "slowed down"
         response = _login_page(
@@ -151,10 +153,7 @@ def login_submit(
         )
         response.headers["Retry-After"] = str(throttle.retry_after)
         return response
-    purge_expired(session=session)
-    user = authenticate(session=session, name=name, password=password, address=address)
     if user is None:
-        session.commit()
         return _login_page(
             request,
             templates,
