@@ -299,7 +299,7 @@ def check_env_file(env_file: Path) -> None:
 def check_writable_dir(key: str, path: Path) -> None:
     """Create a directory the service writes to, and prove it can write there."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()

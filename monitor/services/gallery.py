@@ -30,6 +30,7 @@ from monitor.errors import UserError
 from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag, PostStatus
 from monitor.services.app_settings import gallery_paused
 from monitor.services.media import pinned_name, rendition_height
+from monitor.services.users import STAFF_ACTIVITY_ACTIONS
 
 DEFAULT_PAGE_SIZE = 24
 #: The embed shows fewer posts a page so its markup stays light (under 30 KB with assets).
@@ -350,9 +351,16 @@ def page_etag(page: GalleryPage, *, variant: str) -> str:
 
 
 def last_change(session: Session) -> datetime | None:
-    """When anything on the record last happened: an upper bound for ``Last-Modified``."""
+    """When anything on the record last happened: an upper bound for ``Last-Modified``.
+
+    Logins and account changes are left out: they change nothing public, and a public
+    header that moved with them would show when staff are at work.
+    """
     events = ModerationEvent.__table__
-    value: datetime | None = session.execute(sa.select(sa.func.max(events.c.at))).scalar()
+    query = sa.select(sa.func.max(events.c.at)).where(
+        events.c.action.not_in(sorted(STAFF_ACTIVITY_ACTIONS))
+    )
+    value: datetime | None = session.execute(query).scalar()
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value

@@ -28,6 +28,23 @@ FIRST_ADMIN = "admin"
 #: Names the audit log uses for what no person did (automatic actions, the public, the
 #: command line, a failed login): a person so named would read as one of them.
 RESERVED_NAMES = frozenset({"anonymous", "cli", "demo", "public", "system"})
+#: Audit actions about staff, not posts: logins and account changes. Public headers
+#: (``Last-Modified``) ignore them, so they cannot tell when staff are active.
+STAFF_ACTIVITY_ACTIONS = frozenset(
+    {
+        "login",
+        "login_failed",
+        "logout",
+        "user_added",
+        "user_disabled",
+        "user_enabled",
+        "role_changed",
+        "password_set",
+        "password_changed",
+        "password_reset",
+        "logins_unlocked",
+    }
+)
 
 
 def hash_password(password: str) -> str:
