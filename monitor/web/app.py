@@ -17,6 +17,7 @@ from monitor.config import Settings
 from monitor.db import create_db_engine
 from monitor.resources import templates_dir
 from monitor.scheduler import Monitor
+from monitor.services.sources import platform_label, source_label
 from monitor.web.routes import admin as admin_routes
 from monitor.web.routes import auth as auth_routes
 from monitor.web.routes import gallery as gallery_routes
@@ -69,6 +70,8 @@ def create_app(
     app.state.templates = Jinja2Templates(directory=str(templates_dir()))
     # Training mode: base templates show a "Training data" banner on every page.
     app.state.templates.env.globals["demo_mode"] = settings.demo_mode
+    app.state.templates.env.filters["source_label"] = source_label
+    app.state.templates.env.filters["platform_label"] = platform_label
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "static")), name="static")
     app.include_router(operations.router)
     app.include_router(gallery_routes.router)

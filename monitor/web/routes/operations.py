@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.db import describe_db_error
+from monitor.resources import templates_dir
 from monitor.services.metrics import DatabaseCollector
 from monitor.web.auth import tokens_match
 from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep, client_address
@@ -33,6 +34,16 @@ def home(request: Request, settings: SettingsDep, templates: TemplatesDep) -> HT
     """The landing page: what this instance watches."""
     return templates.TemplateResponse(
         request, "home.html", {"hashtags": settings.hashtags, "title": "hashtag-monitor"}
+    )
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """Browsers ask for it on every page (even JSON): the same icon ``base.html`` links."""
+    return FileResponse(
+        templates_dir() / "static" / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
     )
 
 
