@@ -90,13 +90,14 @@ def _print_health(report: HealthReport, settings: Settings) -> None:
     if not report.sources:
         echo("No source has been polled yet: run `hashtag-monitor poll`.")
         return
-    for source in report.sources:
-        state = _STATE_WORDS[source.state]
-        if source.state is SourceState.DISABLED:
+    for health in report.sources:
+        source = health.source
+        state = _STATE_WORDS[health.state]
+        if health.state is SourceState.DISABLED:
             state += f" ({source.disabled_reason})"
-        elif source.state is SourceState.FAILING:
+        elif health.state is SourceState.FAILING:
             state += f" since {when(source.failing_since, settings)}"
-        if not source.current:
+        if not health.current:
             state += " [no longer configured]"
         echo(f"{source.key}  {state}")
         echo(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
+from sqlmodel import Session
 
 from monitor.cli._common import CLI_ACTOR, echo, load, open_engine
 from monitor.db import session_scope
@@ -23,6 +25,7 @@ from monitor.services.users import (
     unlock_logins,
 )
 
+T = TypeVar("T")
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 moderate_app = typer.Typer(help="Decide on posts from a script.", no_args_is_help=True)
 
@@ -34,6 +37,13 @@ def _read_password(from_stdin: bool, prompt: str = "Password") -> str:
     if not sys.stdin.isatty():
         raise UserError("no terminal to ask for the password: pipe it in with --password-stdin")
     return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
+
+
+def _as_admin(change: Callable[[Session], T]) -> T:
+    """Run one account change in a transaction, on the record as the command line."""
+    engine = open_engine(load())
+    with session_scope(engine) as session:
+        return change(session)
 
 
 PasswordStdinOption = Annotated[
@@ -49,9 +59,11 @@ def users_add(
 ) -> None:
     """Add a user; the password is read from stdin or asked for."""
     password = _read_password(password_stdin)
-    engine = open_engine(load())
-    with session_scope(engine) as session:
-        add_user(session=session, name=name, role=role.value, password=password, actor=CLI_ACTOR)
+    _as_admin(
+        lambda session: add_user(
+            session=session, name=name, role=role.value, password=password, actor=CLI_ACTOR
+        )
+    )
     echo(f"Added {name} as {role.value}.")
 
 
@@ -67,9 +79,7 @@ def users_list() -> None:
 @users_app.command("disable")
 def users_disable(name: str) -> None:
     """Disable a user: they can no longer log in or decide."""
-    engine = open_engine(load())
-    with session_scope(engine) as session:
-        disable_user(session=session, name=name, actor=CLI_ACTOR)
+    _as_admin(lambda session: disable_user(session=session, name=name, actor=CLI_ACTOR))
     echo(f"Disabled {name}; their sessions have ended.")
 
 
@@ -77,18 +87,18 @@ def users_disable(name: str) -> None:
 def users_passwd(name: str, password_stdin: PasswordStdinOption = False) -> None:
     """Set a user's password (e.g. the first admin's); their sessions end."""
     password = _read_password(password_stdin, prompt="New password")
-    engine = open_engine(load())
-    with session_scope(engine) as session:
-        set_password(session=session, name=name, password=password, actor=CLI_ACTOR)
+    _as_admin(
+        lambda session: set_password(session=session, name=name, password=password, actor=CLI_ACTOR)
+    )
     echo(f"Changed the password of {name}; their sessions have ended.")
 
 
 @users_app.command("reset")
 def users_reset(name: str) -> None:
     """Print a one-time password for a user; they must change it at their next login."""
-    engine = open_engine(load())
-    with session_scope(engine) as session:
-        password = reset_password(session=session, name=name, actor=CLI_ACTOR)
+    password = _as_admin(
+        lambda session: reset_password(session=session, name=name, actor=CLI_ACTOR)
+    )
     echo(f"One-time password for {name}: {password}")
     echo("It is shown only now; they must choose a new one when they log in.")
 
@@ -96,9 +106,7 @@ def users_reset(name: str) -> None:
 @users_app.command("enable")
 def users_enable(name: str) -> None:
     """Re-enable a disabled user, with the password they had."""
-    engine = open_engine(load())
-    with session_scope(engine) as session:
-        enable_user(session=session, name=name, actor=CLI_ACTOR)
+    _as_admin(lambda session: enable_user(session=session, name=name, actor=CLI_ACTOR))
     echo(f"Enabled {name}.")
 
 
@@ -107,18 +115,18 @@ def users_role(
     name: str, role: Annotated[Role, typer.Argument(help="viewer, moderator or admin.")]
 ) -> None:
     """Change a user's role; their sessions end so it applies at once."""
-    engine = open_engine(load())
-    with session_scope(engine) as session:
-        set_role(session=session, name=name, role=role.value, actor=CLI_ACTOR)
+    _as_admin(
+        lambda session: set_role(session=session, name=name, role=role.value, actor=CLI_ACTOR)
+    )
     echo(f"{name} is now a {role.value}; their sessions have ended.")
 
 
 @users_app.command("unlock")
 def users_unlock(name: str) -> None:
     """Forget a user's failed logins, so their next login is not delayed."""
-    engine = open_engine(load())
-    with session_scope(engine) as session:
-        forgotten = unlock_logins(session=session, name=name, actor=CLI_ACTOR)
+    forgotten = _as_admin(
+        lambda session: unlock_logins(session=session, name=name, actor=CLI_ACTOR)
+    )
     echo(f"Forgot {forgotten} failed login(s) of {name}.")
 
 

@@ -34,19 +34,11 @@ ALARMING = frozenset({SourceState.FAILING, SourceState.DISABLED})
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SourceHealth:
-    """One source as ``status`` shows it."""
+    """One source as ``status`` shows it: its row, its state, and whether it is configured."""
 
-    key: str
-    platform: str
+    source: Source
     state: SourceState
     current: bool
-    last_success_at: datetime | None
-    failures_in_row: int
-    failing_since: datetime | None
-    last_error: str | None
-    last_error_at: datetime | None
-    possible_gap: str | None
-    disabled_reason: str | None
 
     @property
     def needs_attention(self) -> bool:
@@ -78,24 +70,26 @@ class HealthReport:
                 "at": _iso(digest.sent_at),
                 "error": digest.error,
             },
-            "sources": [
-                {
-                    "key": s.key,
-                    "platform": s.platform,
-                    "state": s.state.value,
-                    "current": s.current,
-                    "needs_attention": s.needs_attention,
-                    "last_success_at": _iso(s.last_success_at),
-                    "failures_in_row": s.failures_in_row,
-                    "failing_since": _iso(s.failing_since),
-                    "last_error": s.last_error,
-                    "last_error_at": _iso(s.last_error_at),
-                    "possible_gap": s.possible_gap,
-                    "disabled_reason": s.disabled_reason,
-                }
-                for s in self.sources
-            ],
+            "sources": [_source_json(health) for health in self.sources],
         }
+
+
+def _source_json(health: SourceHealth) -> dict[str, Any]:
+    source = health.source
+    return {
+        "key": source.key,
+        "platform": source.platform,
+        "state": health.state.value,
+        "current": health.current,
+        "needs_attention": health.needs_attention,
+        "last_success_at": _iso(source.last_success_at),
+        "failures_in_row": source.failures_in_row,
+        "failing_since": _iso(source.failing_since),
+        "last_error": source.last_error,
+        "last_error_at": _iso(source.last_error_at),
+        "possible_gap": source.possible_gap,
+        "disabled_reason": source.disabled_reason,
+    }
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -124,19 +118,7 @@ def _is_current(source: Source, settings: Settings) -> bool:
 def health_report(session: Session, settings: Settings) -> HealthReport:
     """The health of every source known to the database, and the last digest attempt."""
     sources = [
-        SourceHealth(
-            key=source.key,
-            platform=source.platform,
-            state=_state(source),
-            current=_is_current(source, settings),
-            last_success_at=source.last_success_at,
-            failures_in_row=source.failures_in_row,
-            failing_since=source.failing_since,
-            last_error=source.last_error,
-            last_error_at=source.last_error_at,
-            possible_gap=source.possible_gap,
-            disabled_reason=source.disabled_reason,
-        )
+        SourceHealth(source, _state(source), _is_current(source, settings))
         for source in list_sources(session)
     ]
     return HealthReport(sources=sources, digest=last_digest_send(session))

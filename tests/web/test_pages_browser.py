@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy.engine import Engine
 
 from adapters.base import Target
@@ -22,11 +22,10 @@ from monitor.models import utcnow
 from monitor.services.sources import ensure_source, record_disabled
 from monitor.web.app import create_app
 from tests.web.auth_helpers import DEFAULT_PASSWORD, make_user
+from tests.web.browser import chromium
 from tests.web.live_server import LiveServer, live_server
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 STAFF_PAGES = ("/queue", "/stats", "/admin", "/admin/sources", "/admin/audit", "/account/password")
 PUBLIC_PAGES = ("/", "/login", "/gallery")
 
@@ -82,10 +81,8 @@ def server(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
