@@ -501,3 +501,33 @@ def test_an_unparsable_dotenv_line_stops_every_command(cli: Callable[..., CliRes
     code, _, err = cli("status")
     assert code == 2 and err.startswith("error: .env, line 2: cannot be read;")
     assert err.count("\n") == 1
+
+
+def test_totp_off_from_the_command_line_for_a_lost_phone(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlmodel import Session, select
+
+    from monitor.db import create_db_engine
+    from monitor.models import User
+
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///./cli.db")
+    cli("db", "upgrade")
+    cli("users", "add", "root", "--role", "admin", "--password-stdin", stdin="x" * 20 + "\n")
+    code, _, err = cli("users", "totp-off", "root")
+    assert code == 2 and err == "error: root has no second factor set up\n"
+
+    engine = create_db_engine("sqlite:///./cli.db")
+    with Session(engine) as session:
+        root = session.exec(select(User)).one()
+        root.totp_secret = "A" * 32
+        session.add(root)
+        session.commit()
+    assert cli("users", "totp-off", "root") == (
+        0,
+        "Two-factor login is off for root; their sessions have ended.\n",
+        "",
+    )
+    with Session(engine) as session:
+        assert session.exec(select(User)).one().totp_secret is None
+    engine.dispose()

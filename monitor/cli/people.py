@@ -16,6 +16,7 @@ from monitor.models import Role
 from monitor.services.moderation import decide, find_post
 from monitor.services.users import (
     add_user,
+    disable_totp,
     disable_user,
     enable_user,
     list_users,
@@ -119,6 +120,13 @@ def users_role(
         lambda session: set_role(session=session, name=name, role=role.value, actor=CLI_ACTOR)
     )
     echo(f"{name} is now a {role.value}; their sessions have ended.")
+
+
+@users_app.command("totp-off")
+def users_totp_off(name: str) -> None:
+    """Turn off a user's two-factor login (a lost phone); their sessions end."""
+    _as_admin(lambda session: disable_totp(session=session, name=name, actor=CLI_ACTOR))
+    echo(f"Two-factor login is off for {name}; their sessions have ended.")
 
 
 @users_app.command("unlock")

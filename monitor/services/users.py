@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import datetime
 
+import pyotp
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,6 +27,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 FIRST_ADMIN = "admin"
+TOTP_ISSUER = "hashtag-monitor"
+TOTP_DIGITS = 6
 #: Names the audit log uses for what no person did (automatic actions, the public, the
 #: command line, a failed login): a person so named would read as one of them.
 RESERVED_NAMES = frozenset({"anonymous", "cli", "demo", "public", "system"})
@@ -43,6 +47,8 @@ STAFF_ACTIVITY_ACTIONS = frozenset(
         "password_changed",
         "password_reset",
         "logins_unlocked",
+        "totp_enabled",
+        "totp_disabled",
     }
 )
 
@@ -224,6 +230,72 @@ def unlock_logins(*, session: Session, name: str, actor: str) -> int:
     forgotten = _forget_failed_logins(session, user.name)
     _audit(session, actor, "logins_unlocked", user.name)
     return forgotten
+
+
+def new_totp_secret() -> str:
+    """A fresh secret for an authenticator app (shown once, kept only once confirmed)."""
+    return pyotp.random_base32()
+
+
+def totp_uri(name: str, secret: str) -> str:
+    """The ``otpauth://`` address authenticator apps read, with this product as issuer."""
+    return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name=TOTP_ISSUER)
+
+
+def _accepted_step(secret: str, code: str, last_step: int | None, now: datetime) -> int | None:
+    """The 30-second step ``code`` belongs to (this one or a neighbour), unless already used."""
+    code = code.strip().replace(" ", "")
+    if not (code.isascii() and code.isdigit() and len(code) == TOTP_DIGITS):
+        return None
+    totp = pyotp.TOTP(secret)
+    step = int(now.timestamp()) // totp.interval
+    for candidate in (step, step - 1, step + 1):
+        if (last_step is None or candidate > last_step) and secrets.compare_digest(
+            totp.generate_otp(candidate), code
+        ):
+            return candidate
+    return None
+
+
+def verify_second_factor(*, user: User, code: str, now: datetime | None = None) -> bool:
+    """True without TOTP; with it, the code must be current and not used before."""
+    if user.totp_secret is None:
+        return True
+    step = _accepted_step(user.totp_secret, code, user.totp_last_step, now or utcnow())
+    if step is None:
+        return False
+    user.totp_last_step = step
+    return True
+
+
+def enable_totp(
+    *, session: Session, user: User, password: str, secret: str, code: str, keep_session: str | None
+) -> User:
+    """Turn on a second factor: the password and a code from the app prove both are at hand."""
+    if not verify_password(user.password_hash, password[:MAX_PASSWORD_LENGTH]):
+        raise UserError("the password is wrong")
+    if not re.fullmatch(r"[A-Z2-7]{32}", secret):
+        raise UserError("the setup key is not one this page gave; reload the page")
+    step = _accepted_step(secret, code, None, utcnow())
+    if step is None:
+        raise UserError("that code does not match; check the app's clock and try the next code")
+    user.totp_secret, user.totp_last_step = secret, step
+    session.add(user)
+    end_sessions(session=session, user_id=user.id or 0, keep=keep_session)
+    _audit(session, user.name, "totp_enabled", user.name)
+    return user
+
+
+def disable_totp(*, session: Session, name: str, actor: str) -> User:
+    """Turn a user's second factor off (a lost phone); their sessions end."""
+    user = get_user(session=session, name=name)
+    if user.totp_secret is None:
+        raise UserError(f"{name} has no second factor set up")
+    user.totp_secret, user.totp_last_step = None, None
+    session.add(user)
+    end_sessions(session=session, user_id=user.id or 0)
+    _audit(session, actor, "totp_disabled", name)
+    return user
 
 
 def list_users(*, session: Session) -> list[User]:

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from monitor.models import LoginAttempt, ModerationEvent, Role, User, WebSession, utcnow
-from monitor.services.users import hash_password, verify_password
+from monitor.services.users import hash_password, verify_password, verify_second_factor
 
 SESSION_COOKIE = "hm_session"
 LOGIN_CSRF_COOKIE = "hm_login"
@@ -233,7 +233,13 @@ class LoginOutcome:
 
 
 def attempt_login(
-    *, session: Session, name: str, password: str, address: str, now: datetime | None = None
+    *,
+    session: Session,
+    name: str,
+    password: str,
+    address: str,
+    code: str = "",
+    now: datetime | None = None,
 ) -> LoginOutcome:
     """Throttle check, password check and the attempt's record as one step (the caller
     commits): a throttled try checks no password and records nothing."""
@@ -242,20 +248,32 @@ def attempt_login(
     throttle = check_throttle(session=session, name=name, address=address, now=now)
     if not throttle.allowed:
         return LoginOutcome(None, throttle)
-    user = authenticate(session=session, name=name, password=password, address=address, now=now)
+    user = authenticate(
+        session=session, name=name, password=password, address=address, code=code, now=now
+    )
     return LoginOutcome(user, throttle)
 
 
 def authenticate(
-    *, session: Session, name: str, password: str, address: str, now: datetime | None = None
+    *,
+    session: Session,
+    name: str,
+    password: str,
+    address: str,
+    code: str = "",
+    now: datetime | None = None,
 ) -> User | None:
-    """Check a password, record the attempt (and an audit row); the user, or None."""
+    """Check a password (and the TOTP code where one is set up), record the attempt (and
+    an audit row); the user, or None. A wrong code counts as a failed login."""
     now = now or utcnow()
     name, address = name[:MAX_NAME_CHARS], address[:100]
     user = session.exec(select(User).where(User.name == name)).first()
     password_hash = user.password_hash if user is not None else _dummy_hash()
     ok = verify_password(password_hash, password[:MAX_PASSWORD_CHARS])
     ok = ok and user is not None and not user.disabled
+    if ok and user is not None and user.totp_secret is not None:
+        ok = verify_second_factor(user=user, code=code[:20], now=now)
+        session.add(user)
     session.add(LoginAttempt(at=now, name=name, address=address, success=ok))
     session.add(
         ModerationEvent(

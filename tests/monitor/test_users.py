@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import pyotp
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import ModerationEvent, User, WebSession
+from monitor.models import ModerationEvent, User, WebSession, utcnow
 from monitor.services.users import (
     RESERVED_NAMES,
     add_user,
     change_own_password,
     create_first_admin,
+    disable_totp,
     disable_user,
+    enable_totp,
     enable_user,
+    new_totp_secret,
     reset_password,
     set_password,
     set_role,
     verify_password,
+    verify_second_factor,
 )
 from monitor.web.auth import start_session
 from tests.web.auth_helpers import DEFAULT_PASSWORD, make_user
@@ -177,3 +183,88 @@ def test_the_first_admin_must_choose_a_password_at_first_login(sqlite_engine: En
     with session_scope(sqlite_engine) as session:
         assert create_first_admin(session=session)
     assert _user(sqlite_engine, "admin").must_change_password
+
+
+def _code(secret: str, at: datetime) -> str:
+    return pyotp.TOTP(secret).at(at)
+
+
+def _wrong_code(secret: str, at: datetime) -> str:
+    """A code that matches none of the steps a check around ``at`` accepts."""
+    near = {_code(secret, at + timedelta(seconds=shift)) for shift in (-30, 0, 30)}
+    return next(c for c in (f"{n:06d}" for n in range(10**6)) if c not in near)
+
+
+def test_a_second_factor_needs_the_password_and_a_code_and_each_code_works_once(
+    sqlite_engine: Engine,
+) -> None:
+    make_user(sqlite_engine, "ad", "admin")
+    here, elsewhere = _sessions(sqlite_engine, "ad")
+    secret = new_totp_secret()
+    now = utcnow()
+    with session_scope(sqlite_engine) as session:
+        user = session.exec(select(User).where(User.name == "ad")).one()
+        for password, code, why in [
+            ("guess", _code(secret, now), "password is wrong"),
+            (DEFAULT_PASSWORD, _wrong_code(secret, now), "does not match"),
+        ]:
+            with pytest.raises(UserError, match=why):
+                enable_totp(
+                    session=session,
+                    user=user,
+                    password=password,
+                    secret=secret,
+                    code=code,
+                    keep_session=here,
+                )
+        assert user.totp_secret is None
+        enable_totp(
+            session=session,
+            user=user,
+            password=DEFAULT_PASSWORD,
+            secret=secret,
+            code=_code(secret, now),
+            keep_session=here,
+        )
+    assert _open_sessions(sqlite_engine, "ad") == [here] and elsewhere != here
+    user = _user(sqlite_engine, "ad")
+    assert user.totp_secret == secret
+    later = now + timedelta(seconds=60)
+    # The code used to set it up cannot be replayed; the next one works once.
+    assert not verify_second_factor(user=user, code=_code(secret, now), now=now)
+    assert verify_second_factor(user=user, code=_code(secret, later), now=later)
+    assert not verify_second_factor(user=user, code=_code(secret, later), now=later)
+    assert not verify_second_factor(user=user, code="", now=later)
+
+    with session_scope(sqlite_engine) as session:
+        disable_totp(session=session, name="ad", actor="cli")
+    assert _user(sqlite_engine, "ad").totp_secret is None
+    assert _open_sessions(sqlite_engine, "ad") == []
+    assert [a[1] for a in _audit(sqlite_engine)] == ["totp_enabled", "totp_disabled"]
+
+
+def test_a_login_with_totp_needs_the_code(sqlite_engine: Engine) -> None:
+    from monitor.web.auth import authenticate
+
+    make_user(sqlite_engine, "ad", "admin")
+    secret = new_totp_secret()
+    with session_scope(sqlite_engine) as session:
+        user = session.exec(select(User).where(User.name == "ad")).one()
+        user.totp_secret = secret
+    now = utcnow()
+    with session_scope(sqlite_engine) as session:
+        assert (
+            authenticate(
+                session=session, name="ad", password=DEFAULT_PASSWORD, address="a", now=now
+            )
+            is None
+        )
+        assert authenticate(
+            session=session,
+            name="ad",
+            password=DEFAULT_PASSWORD,
+            address="a",
+            code=_code(secret, now),
+            now=now,
+        )
+    assert [a[1] for a in _audit(sqlite_engine)] == ["login_failed", "login"]

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor.config import Settings
-from monitor.models import DigestSend, ModerationEvent, ModerationRule, User
+from monitor.models import DigestSend, ModerationEvent, ModerationRule, User, utcnow
 from monitor.services.app_settings import gallery_paused
 from monitor.services.moderation import reject_reasons
 from monitor.web.app import create_app
@@ -24,6 +25,7 @@ from tests.web.auth_helpers import (
     app_client,
     csrf_token,
     engine_from_template,
+    form_token,
     login,
     login_response,
     make_user,
@@ -36,6 +38,7 @@ ADMIN_POSTS = (
     ("/admin/users/mo/role", {"role": "admin"}),
     ("/admin/users/mo/reset", {}),
     ("/admin/users/mo/unlock", {}),
+    ("/admin/users/mo/totp-off", {}),
     ("/admin/users/mo/enable", {}),
     ("/admin/rules", {"kind": "blocked_term", "pattern": "x", "action": "reject"}),
     ("/admin/rules/1/disable", {}),
@@ -346,3 +349,46 @@ def test_a_disabled_user_is_enabled_again(
     with app_client(app) as moderator:
         login(moderator, "mo")
     assert [e.reason for e in _events(sqlite_engine, "user_enabled")] == ["mo"]
+
+
+def test_a_user_sets_up_two_factor_login_and_an_admin_turns_it_off(
+    app: FastAPI, sqlite_engine: Engine, admin: TestClient
+) -> None:
+    with app_client(app) as moderator:
+        login(moderator, "mo")
+        page = moderator.get("/account/totp")
+        assert page.headers["cache-control"] == "no-store"
+        [secret] = re.findall(r'name="secret" value="([A-Z2-7]+)"', page.text)
+        totp = pyotp.TOTP(secret)
+        done = moderator.post(
+            "/account/totp",
+            data={
+                "csrf_token": csrf_token(moderator),
+                "secret": secret,
+                "password": DEFAULT_PASSWORD,
+                "code": totp.now(),
+            },
+            follow_redirects=False,
+        )
+        assert done.status_code == 303
+    with app_client(app) as again:
+        assert login_response(again, "mo", DEFAULT_PASSWORD).status_code == 401
+        form = again.get("/login")
+        with_code = again.post(
+            "/login",
+            data={
+                "name": "mo",
+                "password": DEFAULT_PASSWORD,
+                "code": totp.at(utcnow() + timedelta(seconds=30)),
+                "csrf_token": form_token(form.text),
+            },
+            follow_redirects=False,
+        )
+        assert with_code.status_code == 303
+
+    assert "Turn off two-factor" in admin.get("/admin").text
+    message = _post(admin, "/admin/users/mo/totp-off")
+    assert message == "Two-factor login is off for mo; their sessions have ended."
+    with app_client(app) as after:
+        login(after, "mo")
+    assert [e.actor for e in _events(sqlite_engine, "totp_disabled")] == ["ad"]

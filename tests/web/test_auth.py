@@ -127,7 +127,7 @@ def test_a_wrong_password_is_refused_escaped_and_audited(
 ) -> None:
     response = login_response(client, name, "wrong password here")
     assert response.status_code == 401
-    assert "Wrong user name or password" in response.text
+    assert "Wrong user name, password or authentication code" in response.text
     assert "<script>alert(1)" not in response.text
     assert SESSION_COOKIE not in _set_cookie(response)
     with Session(sqlite_engine) as session:

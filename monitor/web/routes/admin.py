@@ -31,6 +31,7 @@ from monitor.services.rules import (
 )
 from monitor.services.users import (
     add_user,
+    disable_totp,
     disable_user,
     enable_user,
     list_users,
@@ -171,6 +172,19 @@ def admin_unlock_user(
     def change() -> str:
         unlock_logins(session=session, name=name[:_SHORT], actor=user.name)
         return f"Failed logins of {name[:_SHORT]} forgotten; they can log in without delay."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/users/{name}/totp-off")
+def admin_totp_off(
+    request: Request, name: str, user: AdminUser, _csrf: CsrfDep, session: SessionDep
+) -> Response:
+    """Turn off a user's second factor (a lost phone); they log in with the password again."""
+
+    def change() -> str:
+        changed = disable_totp(session=session, name=name[:_SHORT], actor=user.name)
+        return f"Two-factor login is off for {changed.name}; their sessions have ended."
 
     return _attempt(request, session, change)
 

@@ -10,7 +10,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import ModerationEvent, User, utcnow
-from monitor.services.users import MIN_PASSWORD_LENGTH, change_own_password
+from monitor.services.users import (
+    MIN_PASSWORD_LENGTH,
+    change_own_password,
+    enable_totp,
+    new_totp_secret,
+    totp_uri,
+)
 from monitor.web.auth import (
     LOGIN_CSRF_COOKIE,
     MAX_NAME_CHARS,
@@ -36,6 +42,7 @@ from monitor.web.deps import (
 )
 
 router = APIRouter()
+TOTP_PATH = "/account/totp"
 DEFAULT_LANDING = "/queue"
 _LOGIN_FORM_LIFETIME = 3600
 
@@ -115,6 +122,7 @@ def login_submit(
     templates: TemplatesDep,
     name: Annotated[str, Form(max_length=10_000)] = "",
     password: Annotated[str, Form(max_length=10_000)] = "",
+    code: Annotated[str, Form(max_length=100)] = "",
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=10_000)] = "",
 ) -> Response:
@@ -134,7 +142,9 @@ def login_submit(
     name = name.strip()
     address = client_address(request)
     purge_expired(session=session)
-    outcome = attempt_login(session=session, name=name, password=password, address=address)
+    outcome = attempt_login(
+        session=session, name=name, password=password, address=address, code=code
+    )
     session.commit()
     throttle, user = outcome.throttle, outcome.user
     if not throttle.allowed:
@@ -160,7 +170,7 @@ def login_submit(
             settings,
             next_url=next_url,
             name=name,
-            error="Wrong user name or password, or the account is disabled.",
+            error=("Wrong user name, password or authentication code, or the account is disabled."),
             status_code=401,
         )
     # A new login replaces whatever session this browser had (no session fixation).
@@ -273,6 +283,70 @@ def password_submit(
         session=session,
         request_session=request.state.web_session,
         message="Password changed; your other sessions have ended.",
+    )
+    session.commit()
+    return RedirectResponse(DEFAULT_LANDING, status_code=303)
+
+
+def _totp_page(
+    request: Request,
+    templates: TemplatesDep,
+    user: User,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    secret = new_totp_secret()
+    return templates.TemplateResponse(
+        request,
+        "account/totp.html",
+        {
+            "title": "Two-factor login",
+            "user": user,
+            "error": error,
+            "secret": secret,
+            "uri": totp_uri(user.name, secret),
+            "messages": [],
+        },
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get(TOTP_PATH, response_class=HTMLResponse)
+def totp_form(request: Request, user: CurrentUser, templates: TemplatesDep) -> Response:
+    """Set up an authenticator app (recommended for admins); a new key on every visit."""
+    return _totp_page(request, templates, user)
+
+
+@router.post(TOTP_PATH, response_class=HTMLResponse)
+def totp_submit(
+    request: Request,
+    user: CurrentUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    templates: TemplatesDep,
+    password: Annotated[str, Form(max_length=10_000)] = "",
+    secret: Annotated[str, Form(max_length=100)] = "",
+    code: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Turn the second factor on once the password and a first code check out."""
+    try:
+        enable_totp(
+            session=session,
+            user=user,
+            password=password,
+            secret=secret,
+            code=code,
+            keep_session=request.state.web_session.token_hash,
+        )
+    except UserError as exc:
+        session.rollback()
+        return _totp_page(request, templates, user, error=f"Not set up: {exc}.", status_code=400)
+    add_flash(
+        session=session,
+        request_session=request.state.web_session,
+        message="Two-factor login is on: every login now asks for a code from your app.",
     )
     session.commit()
     return RedirectResponse(DEFAULT_LANDING, status_code=303)
