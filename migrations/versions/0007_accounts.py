@@ -23,7 +23,9 @@ def upgrade() -> None:
                 "must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()
             )
         )
-        batch.add_column(sa.Column("totp_secret", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
+        batch.add_column(
+            sa.Column("totp_secret", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True)
+        )
         batch.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
 
 

@@ -26,7 +26,15 @@ from tests.web.browser import chromium
 from tests.web.live_server import LiveServer, live_server
 
 pytestmark = pytest.mark.browser
-STAFF_PAGES = ("/queue", "/stats", "/admin", "/admin/sources", "/admin/audit", "/account/password")
+STAFF_PAGES = (
+    "/queue",
+    "/stats",
+    "/admin",
+    "/admin/sources",
+    "/admin/audit",
+    "/account/password",
+    "/account/totp",
+)
 PUBLIC_PAGES = ("/", "/login", "/gallery")
 
 #: Each header word's text, and whether the browser drew it on more than one line.

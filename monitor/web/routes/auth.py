@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -223,26 +224,57 @@ def session_info(request: Request, user: CurrentUser) -> JSONResponse:
     )
 
 
-def _password_page(
+def _account_page(
     request: Request,
     templates: TemplatesDep,
-    user: User,
+    template: str,
+    context: dict[str, object],
     *,
-    error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    """An own-account form: never cached, since it may show a setup key."""
     return templates.TemplateResponse(
         request,
+        template,
+        {"messages": [], "error": None, **context},
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _account_change(
+    request: Request,
+    session: SessionDep,
+    change: Callable[[], object],
+    refused: Callable[[str], HTMLResponse],
+    done: str,
+) -> Response:
+    """Apply a change to one's own account: refused, the form again with why; done, on
+    to the queue with a message."""
+    try:
+        change()
+    except UserError as exc:
+        session.rollback()
+        return refused(str(exc))
+    add_flash(session=session, request_session=request.state.web_session, message=done)
+    session.commit()
+    return RedirectResponse(DEFAULT_LANDING, status_code=303)
+
+
+def _password_page(
+    request: Request, templates: TemplatesDep, user: User, *, error: str | None = None
+) -> HTMLResponse:
+    return _account_page(
+        request,
+        templates,
         "account/password.html",
         {
             "title": "Change your password",
             "user": user,
-            "error": error,
+            "error": error and f"Not changed: {error}.",
             "min_length": MIN_PASSWORD_LENGTH,
-            "messages": [],
         },
-        status_code=status_code,
-        headers={"Cache-Control": "no-store"},
+        status_code=400 if error else 200,
     )
 
 
@@ -264,7 +296,8 @@ def password_submit(
     confirm: Annotated[str, Form(max_length=10_000)] = "",
 ) -> Response:
     """Change one's own password (the current one required); other sessions end."""
-    try:
+
+    def change() -> None:
         if new != confirm:
             raise UserError("the two new passwords differ")
         change_own_password(
@@ -274,42 +307,32 @@ def password_submit(
             new=new,
             keep_session=request.state.web_session.token_hash,
         )
-    except UserError as exc:
-        session.rollback()
-        return _password_page(
-            request, templates, user, error=f"Not changed: {exc}.", status_code=400
-        )
-    add_flash(
-        session=session,
-        request_session=request.state.web_session,
-        message="Password changed; your other sessions have ended.",
+
+    return _account_change(
+        request,
+        session,
+        change,
+        lambda error: _password_page(request, templates, user, error=error),
+        "Password changed; your other sessions have ended.",
     )
-    session.commit()
-    return RedirectResponse(DEFAULT_LANDING, status_code=303)
 
 
 def _totp_page(
-    request: Request,
-    templates: TemplatesDep,
-    user: User,
-    *,
-    error: str | None = None,
-    status_code: int = 200,
+    request: Request, templates: TemplatesDep, user: User, *, error: str | None = None
 ) -> HTMLResponse:
     secret = new_totp_secret()
-    return templates.TemplateResponse(
+    return _account_page(
         request,
+        templates,
         "account/totp.html",
         {
             "title": "Two-factor login",
             "user": user,
-            "error": error,
+            "error": error and f"Not set up: {error}.",
             "secret": secret,
             "uri": totp_uri(user.name, secret),
-            "messages": [],
         },
-        status_code=status_code,
-        headers={"Cache-Control": "no-store"},
+        status_code=400 if error else 200,
     )
 
 
@@ -331,22 +354,17 @@ def totp_submit(
     code: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Turn the second factor on once the password and a first code check out."""
-    try:
-        enable_totp(
+    return _account_change(
+        request,
+        session,
+        lambda: enable_totp(
             session=session,
             user=user,
             password=password,
             secret=secret,
             code=code,
             keep_session=request.state.web_session.token_hash,
-        )
-    except UserError as exc:
-        session.rollback()
-        return _totp_page(request, templates, user, error=f"Not set up: {exc}.", status_code=400)
-    add_flash(
-        session=session,
-        request_session=request.state.web_session,
-        message="Two-factor login is on: every login now asks for a code from your app.",
+        ),
+        lambda error: _totp_page(request, templates, user, error=error),
+        "Two-factor login is on: every login now asks for a code from your app.",
     )
-    session.commit()
-    return RedirectResponse(DEFAULT_LANDING, status_code=303)
