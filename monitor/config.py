@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from email.utils import parseaddr
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,6 +38,17 @@ _CSP_SOURCE_RE = re.compile(
     re.I,
 )
 _EMAIL_RE = re.compile(r"^[^@\s,<>\"]+@[^@\s,<>\"]+\.[^@\s,<>\".]+$")
+
+
+def bare_address(value: str) -> str | None:
+    """The address in ``a@b.example`` or ``Name <a@b.example>``, or None when it is not one
+    (header injection with CR/LF included)."""
+    if any(c in value for c in "\r\n"):
+        return None
+    address = parseaddr(value)[1]
+    return address if _EMAIL_RE.match(address) else None
+
+
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
@@ -156,16 +168,16 @@ class Settings(BaseSettings):
     @field_validator("digest_from")
     @classmethod
     def _check_sender(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL_RE.match(value.strip()):
-            raise ValueError(f"{value!r} is not an e-mail address")
+        if value is not None and bare_address(value.strip()) is None:
+            raise ValueError(f"{value!r} is not an email address")
         return value.strip() if value else value
 
     @field_validator("digest_to")
     @classmethod
     def _check_recipients(cls, value: list[str]) -> list[str]:
-        bad = [address for address in value if not _EMAIL_RE.match(address)]
+        bad = [address for address in value if bare_address(address) is None]
         if bad:
-            raise ValueError(f"{bad[0]!r} is not an e-mail address (comma-separated list)")
+            raise ValueError(f"{bad[0]!r} is not an email address (give a comma-separated list)")
         return value
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ import smtplib
 import ssl
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formatdate, make_msgid
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from monitor.config import Settings
+from monitor.config import Settings, bare_address
 from monitor.db import session_scope
 from monitor.errors import MonitorError, UserError
 from monitor.models import DigestSend, utcnow
@@ -158,8 +158,8 @@ def _checked_addresses(settings: Settings) -> tuple[str, tuple[str, ...]]:
     for key, value in [("DIGEST_FROM", settings.digest_from)] + [
         ("DIGEST_TO", item) for item in settings.digest_to
     ]:
-        address = parseaddr(value)[1]
-        if "@" not in address or any(c in value for c in "\r\n"):
+        address = bare_address(value)
+        if address is None:
             raise UserError(f"{key}: {value!r} is not an email address")
         addresses.append(address)
     return addresses[0], tuple(addresses[1:])

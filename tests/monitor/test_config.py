@@ -78,8 +78,8 @@ def test_defaults_are_the_spec_defaults() -> None:
             "https://a.example;script-src",
             "GALLERY_FRAME_ANCESTORS: 'https://a.example;script-src'",
         ),
-        ("DIGEST_FROM", "partners", "DIGEST_FROM: 'partners' is not an e-mail address"),
-        ("DIGEST_TO", "a@b.example, nope", "DIGEST_TO: 'nope' is not an e-mail address"),
+        ("DIGEST_FROM", "partners", "DIGEST_FROM: 'partners' is not an email address"),
+        ("DIGEST_TO", "a@b.example, nope", "DIGEST_TO: 'nope' is not an email address"),
         ("METRICS_TOKEN", "short", "METRICS_TOKEN: String should have at least 16"),
     ],
 )
