@@ -179,3 +179,11 @@ def test_test_only_switches_warn_at_start_up(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("OUTBOUND_ALLOW_PRIVATE", "true")
     [warning] = startup_warnings(load_settings())
     assert warning.startswith("OUTBOUND_ALLOW_PRIVATE=true: media fetches may reach loopback")
+
+
+def test_addresses_may_carry_a_display_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_FROM", "Campaign digest <digest@force.example.org>")
+    monkeypatch.setenv("DIGEST_TO", "VRN <vrn@partner.example>, ops@force.example.org")
+    settings = load_settings()
+    assert settings.digest_from == "Campaign digest <digest@force.example.org>"
+    assert settings.digest_to == ["VRN <vrn@partner.example>", "ops@force.example.org"]
