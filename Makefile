@@ -24,8 +24,10 @@ run: $(STAMP)
 	$(BIN)/hashtag-monitor run
 
 # Training mode: the whole product on a built-in sample, offline; Ctrl-C removes it all.
+# `make demo PORT=8080` serves it on another port (0 picks a free one).
+PORT ?= 8000
 demo: $(STAMP)
-	$(BIN)/hashtag-monitor demo
+	$(BIN)/hashtag-monitor demo --port $(PORT)
 
 # -rfE: a failing run ends with the names of the tests that failed or errored.
 test: $(STAMP) chromium

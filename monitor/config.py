@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from email.utils import parseaddr
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
-from pydantic import Field, ValidationError, field_validator
+from dotenv.parser import parse_stream
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from adapters import available_adapters
@@ -27,6 +30,26 @@ from monitor.errors import SettingsError
 CommaList = Annotated[list[str], NoDecode]
 
 _URL_RE = re.compile(r"^https?://[^\s/?#]+(:\d+)?(/[^\s]*)?$", re.I)
+#: One CSP source expression as frame-ancestors takes it: a keyword, a scheme, or an origin
+#: (scheme optional, ``*.`` subdomains, a port or ``:*``); paths are not origins.
+_CSP_SOURCE_RE = re.compile(
+    r"'self'|'none'|https?:|(https?://)?(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:(\d{1,5}|\*))?",
+    re.I,
+)
+_EMAIL_RE = re.compile(r"^[^@\s,<>\"]+@[^@\s,<>\"]+\.[^@\s,<>\".]+$")
+
+
+def bare_address(value: str) -> str | None:
+    """The address in ``a@b.example`` or ``Name <a@b.example>``, or None when it is not one
+    (header injection with CR/LF included)."""
+    if any(c in value for c in "\r\n"):
+        return None
+    address = parseaddr(value)[1]
+    return address if _EMAIL_RE.match(address) else None
+
+
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
 def _split_commas(value: Any) -> Any:
@@ -82,6 +105,8 @@ class Settings(BaseSettings):
     http_retries: int = Field(3, ge=0, le=10)
     http_backoff_seconds: float = Field(1.0, ge=0)
     http_max_retry_after_seconds: float = Field(60.0, ge=0)
+    #: Set, ``/metrics`` needs ``Authorization: Bearer <token>``; unset, loopback clients only.
+    metrics_token: str | None = Field(default=None, min_length=16)
 
     _split = field_validator(
         "hashtags", "platforms", "digest_to", "safeguarding_alert_to", mode="before"
@@ -125,6 +150,48 @@ class Settings(BaseSettings):
         if not _URL_RE.match(value):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("gallery_frame_ancestors")
+    @classmethod
+    def _check_frame_ancestors(cls, value: str) -> str:
+        sources = value.split()
+        for source in sources:
+            if source == "*":
+                raise ValueError("'*' lets any site frame the gallery; list the sites instead")
+            if source.lower() in ("self", "none"):
+                raise ValueError(f"write {source} in single quotes: '{source.lower()}'")
+            if not _CSP_SOURCE_RE.fullmatch(source):
+                raise ValueError(
+                    f"{source!r} is not a CSP source: give origins such as"
+                    " https://www.force.example.org, or 'self'"
+                )
+        if not sources:
+            raise ValueError("give 'self', 'none' or the origins allowed to embed the gallery")
+        if "'none'" in sources and len(sources) > 1:
+            raise ValueError("'none' cannot be combined with other sources")
+        return " ".join(sources)
+
+    @field_validator("digest_from")
+    @classmethod
+    def _check_sender(cls, value: str | None) -> str | None:
+        if value is not None and bare_address(value.strip()) is None:
+            raise ValueError(f"{value!r} is not an email address")
+        return value.strip() if value else value
+
+    @field_validator("digest_to")
+    @classmethod
+    def _check_recipients(cls, value: list[str]) -> list[str]:
+        bad = [address for address in value if bare_address(address) is None]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an email address (give a comma-separated list)")
+        return value
+
+    @model_validator(mode="after")
+    def _base_url_follows_the_listener(self) -> Settings:
+        """Unset, PUBLIC_BASE_URL is where this server listens, so links and images work."""
+        if "public_base_url" not in self.model_fields_set:
+            self.public_base_url = f"http://{_url_host(self.host)}:{self.port}"
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -184,6 +251,33 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
 
+def _url_host(host: str) -> str:
+    """The host part of a URL that reaches a server listening on ``host``."""
+    if host in _WILDCARD_HOSTS:
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def startup_warnings(settings: Settings) -> list[str]:
+    """Settings that are allowed but probably a mistake; ``run`` and ``serve`` print them."""
+    warnings: list[str] = []
+    if settings.outbound_allow_private:
+        warnings.append(
+            "OUTBOUND_ALLOW_PRIVATE=true: media fetches may reach loopback and private"
+            " addresses; this is for tests only, never for a real deployment"
+        )
+    base = urlsplit(settings.public_base_url)
+    local = {"127.0.0.1", "localhost", "::1", settings.host.strip("[]")}
+    if base.hostname in local:
+        port = base.port or (443 if base.scheme == "https" else 80)
+        if port != settings.port:
+            warnings.append(
+                f"PUBLIC_BASE_URL {settings.public_base_url} names port {port}, but the server"
+                f" listens on {settings.port} (PORT): image and report links will be broken"
+            )
+    return warnings
+
+
 def _has_credentials(name: str, raw: dict[str, str]) -> bool:
     """True when an adapter says it is configured; a broken plugin counts as not."""
     from adapters import get_adapter
@@ -195,27 +289,35 @@ def _has_credentials(name: str, raw: dict[str, str]) -> bool:
     return adapter.is_configured(raw)
 
 
-def _refuse_duplicate_keys(env_file: Path) -> None:
-    """A key set twice in .env is ambiguous (python-dotenv silently keeps the last)."""
+def check_env_file(env_file: Path) -> None:
+    """Refuse a ``.env`` python-dotenv would half-read: a line it cannot parse is skipped
+    silently, and a key set twice keeps only the last, so either can hide a setting."""
     if not env_file.is_file():
         return
     first_line: dict[str, int] = {}
-    for number, line in enumerate(env_file.read_text().splitlines(), start=1):
-        match = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", line)
-        if not match:
-            continue
-        key = match.group(1).upper()
-        if key in first_line:
-            raise SettingsError(
-                f"{env_file}: {key} is set twice (lines {first_line[key]} and {number}); keep one"
-            )
-        first_line[key] = number
+    with env_file.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            number = binding.original.line
+            if binding.error:
+                raise SettingsError(
+                    f"{env_file}, line {number}: cannot be read; write KEY=value, and put a"
+                    " value with spaces or quotes in double quotes (KEY=\"'self' https://x\")"
+                )
+            if binding.key is None:
+                continue
+            key = binding.key.upper()
+            if key in first_line:
+                raise SettingsError(
+                    f"{env_file}: {key} is set twice (lines {first_line[key]} and {number});"
+                    " keep one"
+                )
+            first_line[key] = number
 
 
 def check_writable_dir(key: str, path: Path) -> None:
     """Create a directory the service writes to, and prove it can write there."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
@@ -225,7 +327,7 @@ def check_writable_dir(key: str, path: Path) -> None:
 
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning validation errors into one line that names the key."""
-    _refuse_duplicate_keys(Path(".env"))
+    check_env_file(Path(".env"))
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -28,7 +29,7 @@ def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(database))
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -37,6 +38,17 @@ def create_db_engine(url: str) -> Engine:
         sa.event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file (and its folder) readable by the service's user only.
+
+    SQLite gives its -wal and -shm files the database file's permissions, so they
+    stay private too; an existing file keeps the permissions it has.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -337,6 +337,14 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=200)
     disabled: bool = False
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    #: Set by an admin's reset: the one-time password works only to choose a new one.
+    must_change_password: bool = Field(
+        default=False, sa_column_kwargs={"server_default": sa.false()}
+    )
+    #: Base32 TOTP secret once the user has set up an authenticator app; None: password only.
+    totp_secret: str | None = Field(default=None, max_length=64)
+    #: The last 30-second step a code was accepted for, so a code works only once.
+    totp_last_step: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
 class Source(SQLModel, table=True):

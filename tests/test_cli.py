@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import io
 import json
 import sys
@@ -270,3 +271,263 @@ def test_run_refuses_a_media_dir_it_cannot_write(
     code, _, err = cli("run")
     assert code == 2
     assert err.startswith("error: MEDIA_DIR: cannot write to not-a-dir/media: Not a directory")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["users", "add"],
+            "error: Missing argument 'name'. (see `hashtag-monitor users add --help`)",
+        ),
+        (
+            ["users", "add", "bob", "--role", "boss"],
+            "error: Invalid value for '--role': 'boss' is not one of 'viewer', 'moderator',"
+            " 'admin'. (see `hashtag-monitor users add --help`)",
+        ),
+        (["poll", "--nope"], "error: No such option: --nope (see `hashtag-monitor poll --help`)"),
+        (["no-such-command"], "error: No such command 'no-such-command'."),
+    ],
+)
+def test_usage_errors_are_one_line_on_stderr(
+    cli: Callable[..., CliResult], args: list[str], message: str
+) -> None:
+    code, out, err = cli(*args)
+    assert code == 2 and out == ""
+    assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_version_prints_the_installed_version(cli: Callable[..., CliResult]) -> None:
+    from importlib.metadata import version
+
+    assert cli("--version") == (0, f"hashtag-monitor {version('hashtag-monitor')}\n", "")
+
+
+def test_users_add_without_a_terminal_says_to_use_password_stdin(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///./cli.db")
+    cli("db", "upgrade")
+    code, _, err = cli("users", "add", "bob", "--role", "admin")
+    assert code == 2
+    assert err == "error: no terminal to ask for the password: pipe it in with --password-stdin\n"
+    assert not [w for w in recwarn.list if issubclass(w.category, getpass.GetPassWarning)]
+
+
+def test_status_check_exits_1_while_a_current_source_fails(
+    cli: Callable[..., CliResult], env: FakeMastodon
+) -> None:
+    cli("db", "upgrade")
+    assert cli("status", "--check")[0] == 1  # nothing polled yet: nothing is watched
+    env.add_many(1)
+    assert cli("poll")[0] == 0
+    assert cli("status", "--check")[0] == 0
+
+    env.server.fail("status", times=5, status=500)
+    cli("poll")
+    code, out, _ = cli("status", "--check", "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert report["ok"] is False
+    [source] = report["sources"]
+    assert source["state"] == "failing" and source["needs_attention"] is True
+    assert source["failures_in_row"] == 1 and "HTTP 500" in source["last_error"]
+
+
+def test_status_check_counts_a_disabled_source_but_not_an_old_one(
+    cli: Callable[..., CliResult], env: FakeMastodon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.add_many(1)
+    cli("db", "upgrade")
+    env.server.fail("status", times=2, status=500)  # both tries of the first poll
+    assert cli("poll")[0] == 1
+    # The failing source is for a hashtag no longer watched: shown, but no alarm.
+    monkeypatch.setenv("HASHTAGS", "HelpingHands")
+    code, out, _ = cli("status", "--check")
+    assert "[no longer configured]" in out
+    cli("poll")
+    assert cli("status", "--check")[0] == 0
+
+    monkeypatch.setenv("PLATFORMS", "mastodon,x")  # x without its bearer token
+    cli("poll")
+    code, out, _ = cli("status", "--check", "--json")
+    assert code == 1
+    states = {s["platform"]: s["state"] for s in json.loads(out)["sources"] if s["current"]}
+    assert states == {"mastodon": "ok", "x": "disabled"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["poll", "--platform", "bluesky"],
+            "error: --platform bluesky: not enabled (enabled: mastodon); add it to PLATFORMS"
+            " or set its credentials",
+        ),
+        (["poll", "--platform", "myspace"], "error: --platform myspace: unknown platform; known:"),
+        (["poll", "--tag", "Other"], "error: --tag Other: not one of HASHTAGS (CEADAY21)"),
+        (["refresh", "--platform", "x"], "error: --platform x: not enabled"),
+        (
+            ["erase", "--author", "nobody", "--platform", "tiktok"],
+            "error: --platform tiktok: unknown platform; known:",
+        ),
+    ],
+)
+def test_a_platform_or_tag_that_is_not_watched_is_named(
+    cli: Callable[..., CliResult], env: FakeMastodon, args: list[str], message: str
+) -> None:
+    cli("db", "upgrade")
+    code, _, err = cli(*args)
+    assert code == 2 and err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_poll_tag_accepts_any_case_and_a_hash(
+    cli: Callable[..., CliResult], env: FakeMastodon
+) -> None:
+    env.add_many(1)
+    cli("db", "upgrade")
+    code, out, _ = cli("poll", "--tag", "#ceaday21")
+    assert code == 0 and "|CEADAY21: ok: 1 fetched, 1 new" in out
+
+
+def test_erase_says_when_nothing_matched(cli: Callable[..., CliResult], env: FakeMastodon) -> None:
+    cli("db", "upgrade")
+    code, out, _ = cli("erase", "--author", "nobody", "--platform", "Mastodon")
+    assert code == 0
+    assert out.splitlines() == [
+        "Nothing matched: no post by nobody on mastodon is held.",
+        "Later posts by this author come back flagged.",
+    ]
+
+
+def test_db_upgrade_says_whether_it_created_the_schema(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///./new.db")
+    assert cli("db", "upgrade")[1] == "Created the database schema on a new database.\n"
+    assert cli("db", "upgrade")[1] == "Database schema is up to date.\n"
+
+
+def test_make_demo_takes_a_port() -> None:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    dry_run = subprocess.run(
+        ["make", "-n", "-C", str(root), "demo", "PORT=8123"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "hashtag-monitor demo --port 8123" in dry_run.stdout
+
+
+def test_account_lifecycle_from_the_command_line(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlmodel import Session, select
+
+    from monitor.db import create_db_engine
+    from monitor.models import ModerationEvent, User
+    from monitor.services.users import verify_password
+
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///./cli.db")
+    cli("db", "upgrade")
+    password = "a long enough password\n"
+    for name, role in (("root", "admin"), ("mo", "moderator")):
+        assert cli("users", "add", name, "--role", role, "--password-stdin", stdin=password)[0] == 0
+
+    code, out, err = cli(
+        "users", "passwd", "mo", "--password-stdin", stdin="another long password\n"
+    )
+    assert code == 0, err
+    assert out == "Changed the password of mo; their sessions have ended.\n"
+    code, out, _ = cli("users", "reset", "mo")
+    one_time = out.splitlines()[0].removeprefix("One-time password for mo: ")
+    assert code == 0 and len(one_time) >= 12
+    assert (
+        cli("users", "role", "mo", "viewer")[1]
+        == "mo is now a viewer; their sessions have ended.\n"
+    )
+    assert cli("users", "disable", "mo")[0] == 0
+    assert cli("users", "enable", "mo") == (0, "Enabled mo.\n", "")
+    assert cli("users", "list")[1].splitlines()[0] == "mo\tviewer\tactive"
+
+    code, _, err = cli("users", "role", "root", "viewer")
+    assert code == 2 and err == "error: root is the only active admin; make another admin first\n"
+    code, _, err = cli(
+        "users", "add", "system", "--role", "admin", "--password-stdin", stdin=password
+    )
+    assert code == 2 and "reserved" in err
+    code, _, err = cli("users", "passwd", "mo")
+    assert code == 2 and "--password-stdin" in err
+
+    engine = create_db_engine("sqlite:///./cli.db")
+    with Session(engine) as session:
+        mo = session.exec(select(User).where(User.name == "mo")).one()
+        assert mo.must_change_password and verify_password(mo.password_hash, one_time)
+        actions = [e.action for e in session.exec(select(ModerationEvent)) if e.actor == "cli"]
+    engine.dispose()
+    assert actions == [
+        "user_added",
+        "user_added",
+        "password_set",
+        "password_reset",
+        "role_changed",
+        "user_disabled",
+        "user_enabled",
+    ]
+
+
+def test_serve_prints_start_up_warnings_before_anything_else(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("PORT", str(port))
+        monkeypatch.setenv("OUTBOUND_ALLOW_PRIVATE", "true")
+        code, out, err = cli("serve")
+    assert code == 2 and out == ""
+    warning, error = err.splitlines()
+    assert warning.startswith("warning: OUTBOUND_ALLOW_PRIVATE=true: media fetches may reach")
+    assert error.startswith(f"error: port {port} is in use")
+
+
+def test_an_unparsable_dotenv_line_stops_every_command(cli: Callable[..., CliResult]) -> None:
+    Path(".env").write_text("HASHTAGS=CEADAY21\nGALLERY_FRAME_ANCESTORS='self' https://a.example\n")
+    code, _, err = cli("status")
+    assert code == 2 and err.startswith("error: .env, line 2: cannot be read;")
+    assert err.count("\n") == 1
+
+
+def test_totp_off_from_the_command_line_for_a_lost_phone(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlmodel import Session, select
+
+    from monitor.db import create_db_engine
+    from monitor.models import User
+
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///./cli.db")
+    cli("db", "upgrade")
+    cli("users", "add", "root", "--role", "admin", "--password-stdin", stdin="x" * 20 + "\n")
+    code, _, err = cli("users", "totp-off", "root")
+    assert code == 2 and err == "error: root has no second factor set up\n"
+
+    engine = create_db_engine("sqlite:///./cli.db")
+    with Session(engine) as session:
+        root = session.exec(select(User)).one()
+        root.totp_secret = "A" * 32
+        session.add(root)
+        session.commit()
+    assert cli("users", "totp-off", "root") == (
+        0,
+        "Two-factor login is off for root; their sessions have ended.\n",
+        "",
+    )
+    with Session(engine) as session:
+        assert session.exec(select(User)).one().totp_secret is None
+    engine.dispose()

@@ -200,3 +200,43 @@ def test_preview_out_to_a_missing_folder_fails_with_one_line(
 
     assert code == 2
     assert err == f"error: cannot write {target}: No such file or directory\n"
+
+
+def test_preview_out_html_writes_a_page_with_the_chart_inlined(
+    sqlite_engine: Engine, configure: Callable[..., Settings], run: Run, tmp_path: Path
+) -> None:
+    build_scenario(sqlite_engine)
+    cli_settings(configure, sqlite_engine, free_port())
+    target = tmp_path / "digest.html"
+
+    code, out, err = run(["digest", "preview", "--date", "2021-03-18", "--out", str(target)])
+
+    assert code == 0, err
+    page = target.read_text(encoding="utf-8")
+    assert page.lstrip().lower().startswith("<!doctype html")
+    assert "MIME-Version" not in page and "cid:" not in page
+    assert 'src="data:image/png;base64,' in page
+
+
+def test_preview_refuses_an_out_file_it_cannot_name_the_format_of(
+    sqlite_engine: Engine, configure: Callable[..., Settings], run: Run, tmp_path: Path
+) -> None:
+    cli_settings(configure, sqlite_engine, free_port())
+    target = tmp_path / "digest.pdf"
+
+    code, _, err = run(["digest", "preview", "--date", "2021-03-18", "--out", str(target)])
+
+    assert code == 2 and err == f"error: --out {target}: name a .html or .eml file\n"
+    assert not target.exists()
+
+
+def test_preview_date_defaults_to_yesterday_in_the_configured_zone(
+    sqlite_engine: Engine, configure: Callable[..., Settings], run: Run
+) -> None:
+    settings = cli_settings(configure, sqlite_engine, free_port())
+    yesterday = datetime.now(settings.zone).date() - timedelta(days=1)
+
+    code, out, err = run(["digest", "preview"])
+
+    assert code == 0, err
+    assert out.startswith(f"Subject: Hashtag digest {yesterday.isoformat()}:")

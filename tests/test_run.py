@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -74,3 +75,25 @@ def test_run_creates_schema_prints_admin_once_polls_and_serves(
     assert "one-time password" not in second_output
     assert stored_posts() == 5
     engine.dispose()
+
+
+def test_run_on_a_busy_port_says_so_in_one_line_before_serving(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DATABASE")},
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'monitor.db'}",
+            "PORT": str(port),
+            "DATA_DIR": str(tmp_path / "data"),
+            "MEDIA_DIR": str(tmp_path / "data" / "media"),
+        }
+        done = subprocess.run(
+            [*CLI, "run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 2
+    assert "Serving on" not in done.stdout and "one-time password" not in done.stdout
+    assert done.stderr == (
+        f"error: port {port} is in use: set PORT to a free one, or stop what listens there\n"
+    )

@@ -7,9 +7,14 @@ from datetime import datetime
 import typer
 from sqlalchemy.engine import Engine
 
+from adapters import available_adapters
 from monitor.config import Settings, load_settings
 from monitor.db import create_db_engine, require_current_schema
+from monitor.errors import UserError
 from monitor.logs import configure_logging
+
+#: Who the audit log names for what an admin did at the command line.
+CLI_ACTOR = "cli"
 
 
 def load() -> Settings:
@@ -24,6 +29,29 @@ def open_engine(settings: Settings, *, auto_upgrade_empty: bool = False) -> Engi
     engine = create_db_engine(settings.database_url)
     require_current_schema(engine, auto_upgrade_empty=auto_upgrade_empty)
     return engine
+
+
+def known_platform(platform: str) -> str:
+    """A platform name some adapter provides (any case), or a UserError listing them."""
+    name = platform.strip().lower()
+    known = available_adapters()
+    if name not in known:
+        raise UserError(f"--platform {platform}: unknown platform; known: {', '.join(known)}")
+    return name
+
+
+def enabled_platform(settings: Settings, platform: str | None) -> str | None:
+    """``--platform`` checked against PLATFORMS, so a typo or a disabled one is said."""
+    if platform is None:
+        return None
+    name = known_platform(platform)
+    if name not in settings.enabled_platforms:
+        enabled = ", ".join(settings.enabled_platforms) or "none"
+        raise UserError(
+            f"--platform {name}: not enabled (enabled: {enabled}); add it to PLATFORMS"
+            " or set its credentials"
+        )
+    return name
 
 
 def echo(line: str = "") -> None:

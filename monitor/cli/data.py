@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli._common import echo, load, open_engine
-from monitor.db import create_db_engine, session_scope, upgrade
+from monitor.cli._common import CLI_ACTOR, echo, known_platform, load, open_engine
+from monitor.db import SchemaState, create_db_engine, schema_state, session_scope, upgrade
 from monitor.models import PostStatus, utcnow
 from monitor.services import retention
 from monitor.services.backup import backup_database
@@ -23,12 +23,20 @@ class ExportFormat(StrEnum):
     CSV = "csv"
 
 
+_UPGRADE_OUTCOME = {
+    SchemaState.EMPTY: "Created the database schema on a new database.",
+    SchemaState.BEHIND: "Upgraded the database schema to this version.",
+}
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply Alembic migrations up to the newest schema."""
     settings = load()
-    upgrade(create_db_engine(settings.database_url))
-    echo("Database schema is up to date.")
+    engine = create_db_engine(settings.database_url)
+    before = schema_state(engine)
+    upgrade(engine)
+    echo(_UPGRADE_OUTCOME.get(before, "Database schema is up to date."))
 
 
 @db_app.command("backup")
@@ -85,12 +93,17 @@ def erase(
 ) -> None:
     """Erase everything held about one author (a data-protection request)."""
     settings = load()
+    platform = known_platform(platform)
     engine = open_engine(settings)
     with session_scope(engine) as session:
         erased = retention.erase_author(
-            session=session, settings=settings, platform=platform, handle=author, actor="cli"
+            session=session, settings=settings, platform=platform, handle=author, actor=CLI_ACTOR
         )
-    echo(f"Erased {erased} post(s) and their media; later posts by this author come back flagged.")
+    if erased:
+        echo(f"Erased {erased} post(s) and their media.")
+    else:
+        echo(f"Nothing matched: no post by {author} on {platform} is held.")
+    echo("Later posts by this author come back flagged.")
 
 
 def register(app: typer.Typer) -> None:

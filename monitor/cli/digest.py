@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from monitor.cli._common import echo, load, open_engine
+from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.services.digest import check_past_day, compute_digest, parse_day
@@ -15,6 +17,7 @@ from monitor.services.mail import (
     ALREADY_SENT,
     build_digest_message,
     digest_subject,
+    preview_digest_html,
     render_digest_text,
     send_digest,
 )
@@ -24,19 +27,38 @@ digest_app = typer.Typer(help="The daily digest email.", no_args_is_help=True)
 DateOption = Annotated[
     str, typer.Option("--date", help="The Europe/London (TIMEZONE) day, as YYYY-MM-DD.")
 ]
+PreviewDateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--date", help="The Europe/London (TIMEZONE) day, as YYYY-MM-DD; default: yesterday."
+    ),
+]
+#: What ``--out`` writes, by the file's suffix.
+PREVIEW_SUFFIXES = (".html", ".eml")
+
+
+def _yesterday(settings: Settings) -> date:
+    return datetime.now(settings.zone).date() - timedelta(days=1)
 
 
 @digest_app.command("preview")
 def preview(
-    date: DateOption,
+    date: PreviewDateOption = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Write the whole email (.eml, with the chart) to this file."),
+        typer.Option(
+            "--out",
+            help="Write the digest to this file: .html (a page, chart included) or .eml"
+            " (the whole email).",
+        ),
     ] = None,
 ) -> None:
     """Render the digest for one day without sending: the text to stdout, or --out FILE."""
     settings = load()
-    day = check_past_day(parse_day(date), settings, allow_today=True)
+    if out is not None and out.suffix.lower() not in PREVIEW_SUFFIXES:
+        raise UserError(f"--out {out}: name a .html or .eml file")
+    day = _yesterday(settings) if date is None else parse_day(date)
+    day = check_past_day(day, settings, allow_today=True)
     engine = open_engine(settings)
     with session_scope(engine) as session:
         digest = compute_digest(session, settings, day)
@@ -45,11 +67,15 @@ def preview(
         echo()
         echo(render_digest_text(digest, settings))
         return
-    message = build_digest_message(
-        digest, settings, sender=settings.digest_from, recipients=tuple(settings.digest_to)
-    )
+    if out.suffix.lower() == ".html":
+        content = preview_digest_html(digest, settings).encode("utf-8")
+    else:
+        message = build_digest_message(
+            digest, settings, sender=settings.digest_from, recipients=tuple(settings.digest_to)
+        )
+        content = bytes(message)
     try:
-        out.write_bytes(bytes(message))
+        out.write_bytes(content)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     echo(f"Wrote the digest for {day.isoformat()} to {out}")

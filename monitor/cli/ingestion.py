@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time
 from typing import Annotated
 
@@ -10,14 +11,16 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from sqlalchemy.engine import Engine
 
 from adapters.base import Adapter, Target
-from monitor.cli._common import echo, load, open_engine, when
+from adapters.text import normalise_tag
+from monitor.cli._common import echo, enabled_platform, load, open_engine, when
+from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.services.backfill import backfill_target
-from monitor.services.mail import last_digest_send
+from monitor.services.health import HealthReport, SourceState, health_report
 from monitor.services.polling import PollSummary, describe_summary, poll_all
 from monitor.services.refresh import describe_refresh, refresh_all
-from monitor.services.sources import configured_platforms, list_sources, source_key
+from monitor.services.sources import configured_platforms, source_key
 from monitor.services.staging import stage_all_waiting
 
 PlatformOption = Annotated[str | None, typer.Option("--platform", help="Only this platform.")]
@@ -29,6 +32,9 @@ def poll(
 ) -> None:
     """Run one polling cycle now and print a per-source summary (exit 1 if any failed)."""
     settings = load()
+    platform = enabled_platform(settings, platform)
+    if tag is not None:
+        tag = _configured_tag(settings, tag)
     engine = open_engine(settings)
     summaries = poll_all(engine=engine, settings=settings, platform=platform, tag=tag)
     if not summaries:
@@ -42,44 +48,75 @@ def poll(
         raise typer.Exit(1)
 
 
-def status() -> None:
+def _configured_tag(settings: Settings, tag: str) -> str:
+    """The HASHTAGS entry ``--tag`` names (any case, ``#`` optional), or a UserError."""
+    wanted = normalise_tag(tag.lstrip("#"))
+    for configured in settings.hashtags:
+        if normalise_tag(configured) == wanted:
+            return configured
+    raise UserError(f"--tag {tag}: not one of HASHTAGS ({', '.join(settings.hashtags)})")
+
+
+def status(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 1 when a current source is failing or disabled."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the same as JSON.")] = False,
+) -> None:
     """Health of every source: last success, last error, failures in a row, possible gaps."""
     settings = load()
     engine = open_engine(settings)
     with session_scope(engine) as session:
-        sources = list_sources(session)
-        digest = last_digest_send(session)
-        if digest is not None:
-            outcome = "sent" if digest.status == "sent" else f"NOT SENT: {digest.error}"
-            echo(
-                f"digest for {digest.day.isoformat()}: {outcome} ({when(digest.sent_at, settings)})"
-            )
-        if not sources:
-            echo("No source has been polled yet: run `hashtag-monitor poll`.")
-            return
-        for source in sources:
-            if source.disabled_reason:
-                state = f"DISABLED ({source.disabled_reason})"
-            elif source.failures_in_row:
-                state = f"FAILING since {when(source.failing_since, settings)}"
-            elif source.last_success_at is None:
-                state = "NOT YET POLLED"
-            else:
-                state = "OK"
-            echo(f"{source.key}  {state}")
-            echo(
-                f"  last success: {when(source.last_success_at, settings)}"
-                f"  failures in a row: {source.failures_in_row}"
-            )
-            if source.last_error:
-                echo(f"  last error ({when(source.last_error_at, settings)}): {source.last_error}")
-            if source.possible_gap:
-                echo(f"  possible gap: {source.possible_gap}")
+        report = health_report(session, settings)
+    if as_json:
+        echo(json.dumps(report.as_json(), ensure_ascii=False))
+    else:
+        _print_health(report, settings)
+    if check and not report.ok:
+        raise typer.Exit(1)
+
+
+_STATE_WORDS = {
+    SourceState.OK: "OK",
+    SourceState.FAILING: "FAILING",
+    SourceState.DISABLED: "DISABLED",
+    SourceState.NOT_YET_POLLED: "NOT YET POLLED",
+}
+
+
+def _print_health(report: HealthReport, settings: Settings) -> None:
+    digest = report.digest
+    if digest is not None:
+        outcome = "sent" if digest.status == "sent" else f"NOT SENT: {digest.error}"
+        echo(f"digest for {digest.day.isoformat()}: {outcome} ({when(digest.sent_at, settings)})")
+    if not report.sources:
+        echo("No source has been polled yet: run `hashtag-monitor poll`.")
+        return
+    for health in report.sources:
+        source = health.source
+        state = _STATE_WORDS[health.state]
+        if health.state is SourceState.DISABLED:
+            state += f" ({source.disabled_reason})"
+        elif health.state is SourceState.FAILING:
+            state += f" since {when(source.failing_since, settings)}"
+        if not health.current:
+            state += " [no longer configured]"
+        echo(f"{source.key}  {state}")
+        echo(
+            f"  last success: {when(source.last_success_at, settings)}"
+            f"  failures in a row: {source.failures_in_row}"
+        )
+        if source.last_error:
+            echo(f"  last error ({when(source.last_error_at, settings)}): {source.last_error}")
+        if source.possible_gap:
+            echo(f"  possible gap: {source.possible_gap}")
 
 
 def refresh(platform: PlatformOption = None) -> None:
     """Refresh engagement and catch edits and deletions at source now."""
     settings = load()
+    platform = enabled_platform(settings, platform)
     engine = open_engine(settings)
     summaries = refresh_all(engine=engine, settings=settings, platform=platform)
     for summary in summaries:
@@ -101,6 +138,7 @@ def backfill(
     start = datetime.combine(day, time.min, tzinfo=settings.zone).astimezone(UTC)
     if start > datetime.now(UTC):
         raise UserError(f"--since {since}: that day has not begun yet")
+    platform = enabled_platform(settings, platform)
     engine = open_engine(settings)
     failed = False
     with configured_platforms(settings, only=platform) as platforms, _progress() as bars:

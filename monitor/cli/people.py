@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from monitor.cli._common import echo, load, open_engine
+from monitor.cli._common import CLI_ACTOR, echo, load, open_engine
 from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.models import MediaItem, Role
@@ -18,29 +19,57 @@ from monitor.services.consent import record_consent
 from monitor.services.escalation import escalate
 from monitor.services.moderation import CloserLookNeeded, decide, find_post, flag_reasons
 from monitor.services.staging import stage_post
-from monitor.services.users import add_user, disable_user, list_users
+from monitor.services.users import (
+    add_user,
+    disable_totp,
+    disable_user,
+    enable_user,
+    list_users,
+    reset_password,
+    set_password,
+    set_role,
+    unlock_logins,
+)
 
+T = TypeVar("T")
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 moderate_app = typer.Typer(help="Decide on posts from a script.", no_args_is_help=True)
-CLI_ACTOR = "cli"
+
+
+def _read_password(from_stdin: bool, prompt: str = "Password") -> str:
+    """A new password from stdin, or asked for twice on a terminal (never echoed)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise UserError("no terminal to ask for the password: pipe it in with --password-stdin")
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
+
+
+def _as_admin(change: Callable[[Session], T]) -> T:
+    """Run one account change in a transaction, on the record as the command line."""
+    engine = open_engine(load())
+    with session_scope(engine) as session:
+        return change(session)
+
+
+PasswordStdinOption = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
 
 
 @users_app.command("add")
 def users_add(
     name: str,
     role: Annotated[Role, typer.Option("--role", help="viewer, moderator or admin.")],
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
-    ] = False,
+    password_stdin: PasswordStdinOption = False,
 ) -> None:
     """Add a user; the password is read from stdin or asked for."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    engine = open_engine(load())
-    with session_scope(engine) as session:
-        add_user(session=session, name=name, role=role.value, password=password, actor=CLI_ACTOR)
+    password = _read_password(password_stdin)
+    _as_admin(
+        lambda session: add_user(
+            session=session, name=name, role=role.value, password=password, actor=CLI_ACTOR
+        )
+    )
     echo(f"Added {name} as {role.value}.")
 
 
@@ -56,10 +85,62 @@ def users_list() -> None:
 @users_app.command("disable")
 def users_disable(name: str) -> None:
     """Disable a user: they can no longer log in or decide."""
-    engine = open_engine(load())
-    with session_scope(engine) as session:
-        disable_user(session=session, name=name, actor=CLI_ACTOR)
-    echo(f"Disabled {name}.")
+    _as_admin(lambda session: disable_user(session=session, name=name, actor=CLI_ACTOR))
+    echo(f"Disabled {name}; their sessions have ended.")
+
+
+@users_app.command("passwd")
+def users_passwd(name: str, password_stdin: PasswordStdinOption = False) -> None:
+    """Set a user's password (e.g. the first admin's); their sessions end."""
+    password = _read_password(password_stdin, prompt="New password")
+    _as_admin(
+        lambda session: set_password(session=session, name=name, password=password, actor=CLI_ACTOR)
+    )
+    echo(f"Changed the password of {name}; their sessions have ended.")
+
+
+@users_app.command("reset")
+def users_reset(name: str) -> None:
+    """Print a one-time password for a user; they must change it at their next login."""
+    password = _as_admin(
+        lambda session: reset_password(session=session, name=name, actor=CLI_ACTOR)
+    )
+    echo(f"One-time password for {name}: {password}")
+    echo("It is shown only now; they must choose a new one when they log in.")
+
+
+@users_app.command("enable")
+def users_enable(name: str) -> None:
+    """Re-enable a disabled user, with the password they had."""
+    _as_admin(lambda session: enable_user(session=session, name=name, actor=CLI_ACTOR))
+    echo(f"Enabled {name}.")
+
+
+@users_app.command("role")
+def users_role(
+    name: str, role: Annotated[Role, typer.Argument(help="viewer, moderator or admin.")]
+) -> None:
+    """Change a user's role; their sessions end so it applies at once."""
+    _as_admin(
+        lambda session: set_role(session=session, name=name, role=role.value, actor=CLI_ACTOR)
+    )
+    echo(f"{name} is now a {role.value}; their sessions have ended.")
+
+
+@users_app.command("totp-off")
+def users_totp_off(name: str) -> None:
+    """Turn off a user's two-factor login (a lost phone); their sessions end."""
+    _as_admin(lambda session: disable_totp(session=session, name=name, actor=CLI_ACTOR))
+    echo(f"Two-factor login is off for {name}; their sessions have ended.")
+
+
+@users_app.command("unlock")
+def users_unlock(name: str) -> None:
+    """Forget a user's failed logins, so their next login is not delayed."""
+    forgotten = _as_admin(
+        lambda session: unlock_logins(session=session, name=name, actor=CLI_ACTOR)
+    )
+    echo(f"Forgot {forgotten} failed login(s) of {name}.")
 
 
 def _positions(values: list[str], option: str) -> dict[int, str]:

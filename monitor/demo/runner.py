@@ -10,12 +10,10 @@ web app listens on the loopback address only.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import secrets
 import shutil
 import signal
-import socket
 import tempfile
 from collections.abc import Callable
 from datetime import datetime
@@ -29,7 +27,7 @@ from monitor.config import Settings, load_settings
 from monitor.db import create_db_engine, require_current_schema, session_scope
 from monitor.demo.adapter import DEFAULT_RELEASE_SECONDS, register
 from monitor.demo.site import DIGEST_PATH, add_sample_site
-from monitor.errors import UserError
+from monitor.listen import bind
 from monitor.logs import configure_logging
 from monitor.models import Role, utcnow
 from monitor.services.digest import compute_digest
@@ -42,6 +40,7 @@ DEFAULT_PORT = 8000
 TRAINER = "trainer"
 DEMO_ACTOR = "demo"
 TEMP_PREFIX = "hashtag-monitor-demo-"
+DEMO_FRAME_ANCESTORS = "'self' http://localhost:* http://127.0.0.1:*"
 #: Short cycles, so posts, engagement, edits and deletions show within minutes.
 POLL_SECONDS = 10
 REFRESH_SECONDS = 60
@@ -67,6 +66,8 @@ def demo_settings(directory: Path, port: int) -> Settings:
         host=HOST,
         port=port,
         public_base_url=f"http://{HOST}:{port}",
+        # docs/embedding.md's first step embeds the demo from a page served on localhost.
+        gallery_frame_ancestors=DEMO_FRAME_ANCESTORS,
         secret_key=None,
         data_dir=data_dir,
         media_dir=data_dir / "media",
@@ -98,22 +99,6 @@ def seed(engine: Engine) -> DemoLogin:
             session=session, name=TRAINER, role=Role.ADMIN, password=password, actor=DEMO_ACTOR
         )
     return DemoLogin(TRAINER, password)
-
-
-def bind(port: int) -> socket.socket:
-    """The listening socket, bound before anything is printed so the URL is right."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((HOST, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise UserError(
-                f"port {port} is in use: pass --port N (or --port 0 for any free port)"
-            ) from None
-        raise UserError(f"cannot listen on {HOST}:{port}: {exc.strerror or exc}") from None
-    return sock
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -160,7 +145,7 @@ def run_demo(
     echo: Callable[[str], None],
 ) -> None:
     """Serve the demo until Ctrl-C or SIGTERM, then remove every file it made."""
-    sock = bind(port)
+    sock = bind(HOST, port, busy_hint="pass --port N (or --port 0 for any free port)")
     directory = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
     previous_sigterm = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:

@@ -29,7 +29,7 @@ from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag, Role
 from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
 from monitor.services.media import pinned_name, rendition_height
 from monitor.services.public import publicly_visible
-from monitor.services.users import get_active_user
+from monitor.services.users import STAFF_ACTIVITY_ACTIONS, get_active_user
 from monitor.signing import BadToken, Use, sign, unsign
 
 DEFAULT_PAGE_SIZE = 24
@@ -359,8 +359,16 @@ _LAST_CHANGE_QUERY = sa.select(sa.func.max(ModerationEvent.__table__.c.at))
 
 
 def last_change(session: Session) -> datetime | None:
-    """When anything on the record last happened: an upper bound for ``Last-Modified``."""
-    value: datetime | None = session.execute(_LAST_CHANGE_QUERY).scalar()
+    """When anything on the record last happened: an upper bound for ``Last-Modified``.
+
+    Logins and account changes are left out: they change nothing public, and a public
+    header that moved with them would show when staff are at work.
+    """
+    events = ModerationEvent.__table__
+    query = sa.select(sa.func.max(events.c.at)).where(
+        events.c.action.not_in(sorted(STAFF_ACTIVITY_ACTIONS))
+    )
+    value: datetime | None = session.execute(query).scalar()
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value

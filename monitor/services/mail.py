@@ -14,20 +14,21 @@ a 5xx) fails at once. Every attempt that reached the server is recorded in
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import smtplib
 import ssl
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formatdate, make_msgid
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from monitor.config import Settings
+from monitor.config import Settings, bare_address
 from monitor.db import session_scope
 from monitor.errors import MonitorError, UserError
 from monitor.models import DigestSend, utcnow
@@ -68,6 +69,27 @@ def render_digest_text(digest: Digest, settings: Settings) -> str:
     )
 
 
+def render_digest_html(digest: Digest, settings: Settings, *, chart_src: str) -> str:
+    """The HTML digest; ``chart_src`` is the email's ``cid:`` or a self-contained data URI."""
+    return (
+        make_environment(settings, mail=True)
+        .get_template("email/digest.html")
+        .render(
+            digest=digest,
+            fmt=Format,
+            metrics=METRICS,
+            subject=digest_subject(digest),
+            chart_src=chart_src,
+        )
+    )
+
+
+def preview_digest_html(digest: Digest, settings: Settings) -> str:
+    """The HTML digest as one file a browser opens: the chart inlined as a data URI."""
+    chart = base64.b64encode(digest_chart_png(digest)).decode("ascii")
+    return render_digest_html(digest, settings, chart_src=f"data:image/png;base64,{chart}")
+
+
 def build_digest_message(
     digest: Digest,
     settings: Settings,
@@ -80,17 +102,7 @@ def build_digest_message(
     domain = sender.rpartition("@")[2] if sender else "hashtag-monitor.invalid"
     chart_cid = make_msgid(idstring="digest-chart", domain=domain)
     subject = digest_subject(digest)
-    html = (
-        make_environment(settings, mail=True)
-        .get_template("email/digest.html")
-        .render(
-            digest=digest,
-            fmt=Format,
-            metrics=METRICS,
-            subject=subject,
-            chart_cid=chart_cid[1:-1],
-        )
-    )
+    html = render_digest_html(digest, settings, chart_src=f"cid:{chart_cid[1:-1]}")
     alternative = EmailMessage()
     alternative.set_content(render_digest_text(digest, settings))
     alternative.add_alternative(html, subtype="html")
@@ -132,8 +144,8 @@ def _checked_addresses(settings: Settings) -> tuple[str, tuple[str, ...]]:
 
 def validated_address(key: str, value: str) -> str:
     """The bare address of a configured one, or a UserError naming the key."""
-    address = parseaddr(value)[1]
-    if "@" not in address or any(c in value for c in "\r\n"):
+    address = bare_address(value)
+    if address is None:
         raise UserError(f"{key}: {value!r} is not an email address")
     return address
 

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -70,6 +71,26 @@ def configured_platforms(
 
 def source_key(platform: str, target: Target) -> str:
     return f"{platform}:{target.key}"
+
+
+#: Platform names as people write them, where capitalising the registry name is wrong.
+_PLATFORM_NAMES = {"x": "X", "youtube": "YouTube", "rss": "RSS feed", "bluesky": "Bluesky"}
+
+
+def platform_label(name: str) -> str:
+    return _PLATFORM_NAMES.get(name, name.capitalize())
+
+
+def source_label(key: str) -> str:
+    """A source key as people say it: ``mastodon:https://mastodon.social|CEADAY21`` reads
+    "Mastodon: mastodon.social, #CEADAY21"; a whole-platform row reads "Mastodon: all"."""
+    platform, _, rest = key.partition(":")
+    scope, _, tags = rest.rpartition("|") if "|" in rest else (rest, "", "")
+    parts = []
+    if scope and scope != WILDCARD_SCOPE:
+        parts.append(urlsplit(scope).netloc or scope)
+    parts.extend(f"#{tag}" for tag in tags.split(",") if tag)
+    return f"{platform_label(platform)}: {', '.join(parts) or 'all'}"
 
 
 def ensure_source(session: Session, platform: str, target: Target) -> Source:

@@ -10,12 +10,14 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.config import Settings
 from monitor.db import create_db_engine
 from monitor.resources import templates_dir
 from monitor.scheduler import Monitor
+from monitor.services.sources import platform_label, source_label
 from monitor.templating import make_environment
 from monitor.web.routes import admin as admin_routes
 from monitor.web.routes import auth as auth_routes
@@ -56,13 +58,22 @@ def create_app(
                 await monitor.drain(timeout=settings.http_timeout_seconds * 2)
                 monitor.shutdown()
 
-    app = FastAPI(title="hashtag-monitor", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # No public API schema: it maps every staff route for a visitor (tests use app.openapi()).
+    app = FastAPI(
+        title="hashtag-monitor",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.monitor = None
     app.state.templates = Jinja2Templates(env=make_environment(settings))
     # Every staff page's navigation shows the live count of takedowns and escalations.
     app.state.templates.env.globals["nav_counts"] = safeguarding_routes.nav_counts
+    app.state.templates.env.filters["source_label"] = source_label
+    app.state.templates.env.filters["platform_label"] = platform_label
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "static")), name="static")
     app.include_router(operations.router)
     app.include_router(gallery_routes.router)
@@ -86,6 +97,24 @@ def create_app(
             status_code=exc.status_code,
             headers=exc.headers,
         )
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def out_of_range(request: Request, exc: Exception) -> Response:
+        """A number or date past what Python or the database holds is the client's mistake."""
+        return await error_page(
+            request, StarletteHTTPException(400, detail="A value in the request is out of range.")
+        )
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        """The 500 answer, outside every middleware: it sets the security headers itself."""
+        response = await error_page(
+            request,
+            StarletteHTTPException(500, detail="Something went wrong on our side; it is logged."),
+        )
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     @app.middleware("http")
     async def security_headers(

@@ -5,9 +5,14 @@ database keeps only the token's SHA-256. A session is valid while its row
 exists, it has not expired (absolute and idle limits), and its user is still
 active, so logout, disabling a user and expiry end it at once.
 
-Failed logins are counted per account and per client address over a window:
-past a first threshold each further try must wait a growing delay, past a
-second the account (or address) is locked for the rest of the window.
+Failed logins are counted per account and per client address over a window.
+Past a first threshold each further try must wait a growing delay (at most
+``MAX_DELAY_SECONDS``). An address past a second threshold is locked for the
+rest of the window; an account never is, so nobody can lock a known user out by
+guessing at it, and a success resets only its own account's count, so an insider
+cannot clear their address's count by logging in. An admin's unlock forgets an
+account's failures. The check and the record of an attempt are one step under a
+per-account and per-address lock, so concurrent guesses cannot all pass the check.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from monitor.models import LoginAttempt, ModerationEvent, Role, User, WebSession, utcnow
-from monitor.services.users import hash_password, verify_password
+from monitor.services.users import hash_password, verify_password, verify_second_factor
 from monitor.signing import BadToken, Use, sign, unsign
 
 SESSION_COOKIE = "hm_session"
@@ -140,11 +145,6 @@ def end_session(*, session: Session, cookie: str | None, secret: str) -> None:
         session.delete(row)
 
 
-def end_user_sessions(*, session: Session, user_id: int) -> None:
-    """Log a user out everywhere (disabled, role changed)."""
-    session.execute(sa.delete(WebSession).where(WebSession.user_id == user_id))  # type: ignore[arg-type]
-
-
 def new_login_csrf(secret: str, *, now: float | None = None) -> tuple[str, str]:
     """A (cookie, form field) pair that protects the login form before any session exists."""
     nonce = secrets.token_urlsafe(24)
@@ -173,14 +173,18 @@ class Throttle:
     locked: bool = False
 
 
-def _recent_failures(session: Session, column: str, value: str, since: datetime) -> list[datetime]:
+def _recent_failures(
+    session: Session, column: str, value: str, since: datetime, *, reset_on_success: bool
+) -> list[datetime]:
     table = LoginAttempt.__table__
-    last_success = session.execute(
-        sa.select(sa.func.max(table.c.at)).where(
-            table.c[column] == value, table.c.success.is_(True), table.c.at >= since
-        )
-    ).scalar_one_or_none()
-    start = max(since, last_success) if last_success else since
+    start = since
+    if reset_on_success:
+        last_success = session.execute(
+            sa.select(sa.func.max(table.c.at)).where(
+                table.c[column] == value, table.c.success.is_(True), table.c.at >= since
+            )
+        ).scalar_one_or_none()
+        start = max(since, last_success) if last_success else since
     rows = session.execute(
         sa.select(table.c.at)
         .where(table.c[column] == value, table.c.success.is_(False), table.c.at >= start)
@@ -190,37 +194,94 @@ def _recent_failures(session: Session, column: str, value: str, since: datetime)
     return [row.at for row in rows]
 
 
+def _delay(failures: list[datetime], now: datetime) -> int:
+    """Seconds until the next try is allowed, growing with each failure past the first few."""
+    if len(failures) < SLOW_AFTER_FAILURES:
+        return 0
+    delay = min(MAX_DELAY_SECONDS, 2 ** (len(failures) - SLOW_AFTER_FAILURES + 1))
+    return max(0, int((failures[0] + timedelta(seconds=delay) - now).total_seconds()) + 1)
+
+
 def check_throttle(
     *, session: Session, name: str, address: str, now: datetime | None = None
 ) -> Throttle:
-    """Slow, then lock, a name or an address with many recent failed logins."""
+    """Slow an account or an address with many recent failed logins; lock only an address."""
     now = now or utcnow()
     since = now - THROTTLE_WINDOW
-    worst = Throttle(allowed=True)
-    for column, value in (("name", name), ("address", address)):
-        failures = _recent_failures(session, column, value, since)
-        if len(failures) >= LOCK_AFTER_FAILURES:
-            until = failures[-1] + THROTTLE_WINDOW
-            wait = max(1, int((until - now).total_seconds()) + 1)
-            return Throttle(allowed=False, retry_after=wait, locked=True)
-        if len(failures) >= SLOW_AFTER_FAILURES:
-            delay = min(MAX_DELAY_SECONDS, 2 ** (len(failures) - SLOW_AFTER_FAILURES + 1))
-            wait = int((failures[0] + timedelta(seconds=delay) - now).total_seconds()) + 1
-            if wait > 0 and wait > worst.retry_after:
-                worst = Throttle(allowed=False, retry_after=wait)
-    return worst
+    by_address = _recent_failures(session, "address", address, since, reset_on_success=False)
+    if len(by_address) >= LOCK_AFTER_FAILURES:
+        until = by_address[-1] + THROTTLE_WINDOW
+        wait = max(1, int((until - now).total_seconds()) + 1)
+        return Throttle(allowed=False, retry_after=wait, locked=True)
+    by_name = _recent_failures(session, "name", name, since, reset_on_success=True)
+    wait = max(_delay(by_address, now), _delay(by_name, now))
+    return Throttle(allowed=False, retry_after=wait) if wait > 0 else Throttle(allowed=True)
+
+
+def _serialise_attempts(session: Session, name: str, address: str) -> None:
+    """Hold the account's and the address's lock until this attempt is committed.
+
+    SQLite transactions already begin with the write lock (``BEGIN IMMEDIATE``);
+    PostgreSQL takes transaction-scoped advisory locks, in a fixed order.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted((f"login-name:{name}", f"login-address:{address}")):
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoginOutcome:
+    """The user on a good password; otherwise None, with the throttle that applied."""
+
+    user: User | None
+    throttle: Throttle
+
+
+def attempt_login(
+    *,
+    session: Session,
+    name: str,
+    password: str,
+    address: str,
+    code: str = "",
+    now: datetime | None = None,
+) -> LoginOutcome:
+    """Throttle check, password check and the attempt's record as one step (the caller
+    commits): a throttled try checks no password and records nothing."""
+    name, address = name[:MAX_NAME_CHARS], address[:100]
+    _serialise_attempts(session, name, address)
+    throttle = check_throttle(session=session, name=name, address=address, now=now)
+    if not throttle.allowed:
+        return LoginOutcome(None, throttle)
+    user = authenticate(
+        session=session, name=name, password=password, address=address, code=code, now=now
+    )
+    return LoginOutcome(user, throttle)
 
 
 def authenticate(
-    *, session: Session, name: str, password: str, address: str, now: datetime | None = None
+    *,
+    session: Session,
+    name: str,
+    password: str,
+    address: str,
+    code: str = "",
+    now: datetime | None = None,
 ) -> User | None:
-    """Check a password, record the attempt (and an audit row); the user, or None."""
+    """Check a password (and the TOTP code where one is set up), record the attempt (and
+    an audit row); the user, or None. A wrong code counts as a failed login."""
     now = now or utcnow()
     name, address = name[:MAX_NAME_CHARS], address[:100]
     user = session.exec(select(User).where(User.name == name)).first()
     password_hash = user.password_hash if user is not None else _dummy_hash()
     ok = verify_password(password_hash, password[:MAX_PASSWORD_CHARS])
     ok = ok and user is not None and not user.disabled
+    if ok and user is not None and user.totp_secret is not None:
+        ok = verify_second_factor(user=user, code=code[:20], now=now)
+        session.add(user)
     session.add(LoginAttempt(at=now, name=name, address=address, success=ok))
     session.add(
         ModerationEvent(

@@ -81,6 +81,11 @@ def _wants_page(request: Request) -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
 
+#: Where a user whose password was reset may go before choosing a new one.
+PASSWORD_PATH = "/account/password"
+PASSWORD_CHANGE_PATHS = frozenset({PASSWORD_PATH, "/logout", "/auth/session"})
+
+
 def _current_user(request: Request, session: SessionDep, settings: SettingsDep) -> User:
     login = load_session(
         session=session,
@@ -96,6 +101,11 @@ def _current_user(request: Request, session: SessionDep, settings: SettingsDep) 
     request.state.user = login.user
     request.state.csrf_token = login.web_session.csrf_token
     request.state.web_session = login.web_session
+    if login.user.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
+        # A reset password is one-time: it opens the change form and nothing else.
+        if _wants_page(request):
+            raise HTTPException(status_code=303, headers={"Location": PASSWORD_PATH})
+        raise HTTPException(status_code=403, detail="Choose a new password first.")
     return login.user
 
 

@@ -56,6 +56,31 @@ def test_defaults_are_the_spec_defaults() -> None:
             "perhaps",
             "OUTBOUND_ALLOW_PRIVATE: Input should be a valid boolean",
         ),
+        ("GALLERY_FRAME_ANCESTORS", "*", "GALLERY_FRAME_ANCESTORS: '*' lets any site frame"),
+        ("GALLERY_FRAME_ANCESTORS", "self", "GALLERY_FRAME_ANCESTORS: write self in single quotes"),
+        (
+            "GALLERY_FRAME_ANCESTORS",
+            "'self' https://www.force.example.org/news",
+            "GALLERY_FRAME_ANCESTORS: 'https://www.force.example.org/news' is not a CSP source",
+        ),
+        (
+            "GALLERY_FRAME_ANCESTORS",
+            "'none' https://a.example",
+            "GALLERY_FRAME_ANCESTORS: 'none' cannot be combined",
+        ),
+        (
+            "GALLERY_FRAME_ANCESTORS",
+            "javascript:alert(1)",
+            "GALLERY_FRAME_ANCESTORS: 'javascript:alert(1)' is not a CSP",
+        ),
+        (
+            "GALLERY_FRAME_ANCESTORS",
+            "https://a.example;script-src",
+            "GALLERY_FRAME_ANCESTORS: 'https://a.example;script-src'",
+        ),
+        ("DIGEST_FROM", "partners", "DIGEST_FROM: 'partners' is not an email address"),
+        ("DIGEST_TO", "a@b.example, nope", "DIGEST_TO: 'nope' is not an email address"),
+        ("METRICS_TOKEN", "short", "METRICS_TOKEN: String should have at least 16"),
     ],
 )
 def test_malformed_values_stop_with_one_line_naming_the_key(
@@ -106,3 +131,59 @@ def test_env_example_lists_every_key() -> None:
     for name in available_adapters():
         keys.update(get_adapter(name).config_keys)
     assert keys <= listed, sorted(keys - listed)
+
+
+def test_well_formed_frame_ancestors_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = "'self'  https://www.force.example.org https://*.vrn.example:443 http://localhost:*"
+    monkeypatch.setenv("GALLERY_FRAME_ANCESTORS", value)
+    assert load_settings().gallery_frame_ancestors == " ".join(value.split())
+
+
+def test_an_unparsable_dotenv_line_stops_start_up_naming_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "PORT=8001\n# a comment\nGALLERY_FRAME_ANCESTORS='self' https://www.force.example.org\n"
+    )
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(".env, line 3: cannot be read;")
+    (tmp_path / ".env").write_text(
+        "PORT=8001\nGALLERY_FRAME_ANCESTORS=\"'self' https://www.force.example.org\"\n"
+    )
+    assert load_settings().gallery_frame_ancestors == "'self' https://www.force.example.org"
+
+
+def test_public_base_url_follows_host_and_port_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.config import startup_warnings
+
+    monkeypatch.setenv("PORT", "8001")
+    settings = load_settings()
+    assert settings.public_base_url == "http://127.0.0.1:8001"
+    assert startup_warnings(settings) == []
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    assert load_settings().public_base_url == "http://127.0.0.1:8001"
+
+    monkeypatch.setenv("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+    [warning] = startup_warnings(load_settings())
+    assert warning.startswith("PUBLIC_BASE_URL http://127.0.0.1:8000 names port 8000, but the")
+    # Behind a proxy the public address differs from the listener by design.
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://monitor.example.org")
+    assert startup_warnings(load_settings()) == []
+
+
+def test_test_only_switches_warn_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.config import startup_warnings
+
+    monkeypatch.setenv("OUTBOUND_ALLOW_PRIVATE", "true")
+    [warning] = startup_warnings(load_settings())
+    assert warning.startswith("OUTBOUND_ALLOW_PRIVATE=true: media fetches may reach loopback")
+
+
+def test_addresses_may_carry_a_display_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_FROM", "Campaign digest <digest@force.example.org>")
+    monkeypatch.setenv("DIGEST_TO", "VRN <vrn@partner.example>, ops@force.example.org")
+    settings = load_settings()
+    assert settings.digest_from == "Campaign digest <digest@force.example.org>"
+    assert settings.digest_to == ["VRN <vrn@partner.example>", "ops@force.example.org"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import stat
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -74,3 +76,19 @@ def test_utc_now_column_default(engine: Engine) -> None:
         session.add(Source(key="k", platform="mastodon", last_poll_at=now))
         session.commit()
         assert session.get_one(Source, 1).last_poll_at == now
+
+
+def test_a_new_sqlite_database_is_private_to_the_service_user(tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / "monitor.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_data_folders_are_created_private(tmp_path: Path) -> None:
+    from monitor.config import check_writable_dir
+
+    check_writable_dir("MEDIA_DIR", tmp_path / "data" / "media")
+    assert stat.S_IMODE((tmp_path / "data" / "media").stat().st_mode) == 0o700

@@ -104,3 +104,14 @@ def test_no_banner_outside_demo_mode(
     with app_client(create_app(configure(), engine=sqlite_engine)) as client:
         for path in ("/", "/login", "/gallery"):
             assert "Training data" not in client.get(path).text, path
+
+
+def test_the_demo_gallery_can_be_framed_from_localhost_pages(tmp_path: Path) -> None:
+    """docs/embedding.md's first step embeds the demo from a page served on localhost."""
+    from monitor.demo.runner import demo_settings
+    from monitor.web.routes.gallery import frame_ancestors
+
+    settings = demo_settings(tmp_path, 8123)
+    sources = frame_ancestors(settings).split()
+    assert sources == ["'self'", "http://localhost:*", "http://127.0.0.1:*"]
+    assert settings.public_base_url == "http://127.0.0.1:8123"

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor.config import Settings
-from monitor.errors import UserError
+from monitor.errors import MonitorError, UserError
 from monitor.models import DigestSend
 from monitor.services.mail import (
     ALREADY_SENT,
@@ -359,9 +359,9 @@ def test_missing_or_bad_addresses_are_refused_before_any_connection(
     env: dict[str, str],
     message: str,
 ) -> None:
-    settings = mail_settings(configure, smtp.port, **env)
-
-    with pytest.raises(UserError, match=message):
+    # A malformed address stops start-up (SettingsError); a missing one stops the send.
+    with pytest.raises(MonitorError, match=message):
+        settings = mail_settings(configure, smtp.port, **env)
         send_digest(engine=sqlite_engine, settings=settings, day=DAY)
 
     assert smtp.messages == [] and sends(sqlite_engine) == []

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import httpx
+import pyotp
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor.config import Settings
-from monitor.models import DigestSend, ModerationEvent, ModerationRule, User
+from monitor.models import DigestSend, ModerationEvent, ModerationRule, User, utcnow
 from monitor.services.app_settings import gallery_paused
 from monitor.services.moderation import reject_reasons
 from monitor.web.app import create_app
 from tests.web.auth_helpers import (
+    DEFAULT_PASSWORD,
     TestClient,
     app_client,
     csrf_token,
     engine_from_template,
+    form_token,
     login,
+    login_response,
     make_user,
     migrated_template,
 )
@@ -30,6 +35,11 @@ from tests.web.auth_helpers import (
 ADMIN_POSTS = (
     ("/admin/users", {"name": "eve", "role": "admin", "password": "x" * 20}),
     ("/admin/users/mo/disable", {}),
+    ("/admin/users/mo/role", {"role": "admin"}),
+    ("/admin/users/mo/reset", {}),
+    ("/admin/users/mo/unlock", {}),
+    ("/admin/users/mo/totp-off", {}),
+    ("/admin/users/mo/enable", {}),
     ("/admin/rules", {"kind": "blocked_term", "pattern": "x", "action": "reject"}),
     ("/admin/rules/1/disable", {}),
     ("/admin/reasons", {"reasons": "Only this"}),
@@ -97,7 +107,8 @@ def test_only_admins_reach_admin_pages(
     with Session(sqlite_engine) as session:
         assert not gallery_paused(session)
         assert session.exec(select(User).where(User.name == "eve")).first() is None
-        assert not session.exec(select(User).where(User.name == "mo")).one().disabled
+        mo = session.exec(select(User).where(User.name == "mo")).one()
+        assert not mo.disabled and mo.role == "moderator" and not mo.must_change_password
 
 
 def test_admin_forms_need_the_csrf_token(sqlite_engine: Engine, admin: TestClient) -> None:
@@ -256,3 +267,143 @@ def test_the_admin_page_shows_a_failed_digest_with_its_reason(
     page = admin.get("/admin").text
     assert "The digest for 2021-03-18 was not sent" in page
     assert "SMTP 535 &lt;b&gt;bad&lt;/b&gt; credentials" in page
+
+
+NEW_PASSWORD = "a brand new long password"
+
+
+def _change_password(
+    client: TestClient, current: str, new: str, confirm: str | None = None
+) -> httpx.Response:
+    return client.post(
+        "/account/password",
+        data={
+            "csrf_token": csrf_token(client),
+            "current": current,
+            "new": new,
+            "confirm": new if confirm is None else confirm,
+        },
+        follow_redirects=False,
+    )
+
+
+def test_a_user_changes_their_own_password_and_other_sessions_end(
+    app: FastAPI, sqlite_engine: Engine
+) -> None:
+    with app_client(app) as here, app_client(app) as elsewhere:
+        login(here, "mo")
+        login(elsewhere, "mo")
+        page = here.get("/account/password")
+        assert page.status_code == 200 and 'name="current"' in page.text
+
+        for current, new, confirm, why in [
+            ("wrong guess", NEW_PASSWORD, None, "the current password is wrong"),
+            (DEFAULT_PASSWORD, "short", None, "at least 12"),
+            (DEFAULT_PASSWORD, NEW_PASSWORD, "something else entirely", "differ"),
+        ]:
+            refused = _change_password(here, current, new, confirm)
+            assert refused.status_code == 400 and why in refused.text
+        assert elsewhere.get("/auth/session").status_code == 200
+
+        done = _change_password(here, DEFAULT_PASSWORD, NEW_PASSWORD)
+        assert done.status_code == 303
+        assert here.get("/auth/session").status_code == 200
+        assert elsewhere.get("/auth/session").status_code == 401
+    with app_client(app) as fresh:
+        assert login_response(fresh, "mo", DEFAULT_PASSWORD).status_code == 401
+        login(fresh, "mo", NEW_PASSWORD)
+    assert [e.actor for e in _events(sqlite_engine, "password_changed")] == ["mo"]
+
+
+def test_an_admin_reset_shows_a_one_time_password_that_must_be_changed(
+    app: FastAPI, sqlite_engine: Engine, admin: TestClient
+) -> None:
+    with app_client(app) as moderator:
+        login(moderator, "mo")
+        response = admin.post("/admin/users/mo/reset", data={"csrf_token": csrf_token(admin)})
+        assert response.status_code == 200
+        assert response.headers["cache-control"] == "no-store"
+        [password] = re.findall(r"<code>([^<]+)</code>", response.text)
+        assert moderator.get("/auth/session").status_code == 401
+
+        arrived = login_response(moderator, "mo", password)
+        assert arrived.headers["location"] == "/account/password"
+        # The one-time password opens the change form and nothing else.
+        page = moderator.get("/queue", headers={"accept": "text/html"}, follow_redirects=False)
+        assert page.headers["location"] == "/account/password"
+        assert moderator.get("/queue").status_code == 403
+        assert _change_password(moderator, password, NEW_PASSWORD).status_code == 303
+        assert moderator.get("/queue").status_code == 200
+    [event] = _events(sqlite_engine, "password_reset")
+    assert event.actor == "ad" and event.reason == "mo"
+    assert password not in (event.reason or "")
+
+
+def test_an_admin_changes_a_role_and_the_users_sessions_end(
+    app: FastAPI, sqlite_engine: Engine, admin: TestClient
+) -> None:
+    with app_client(app) as viewer:
+        login(viewer, "vi")
+        assert viewer.get("/queue").status_code == 200
+        assert _post(admin, "/admin/users/vi/role", role="moderator") == (
+            "vi is now a moderator; their sessions have ended."
+        )
+        assert viewer.get("/auth/session").status_code == 401
+    assert "cannot change your own role" in _post(admin, "/admin/users/ad/role", role="viewer")
+    assert "choose viewer" in _post(admin, "/admin/users/vi/role", role="owner")
+    [event] = _events(sqlite_engine, "role_changed")
+    assert (event.actor, event.reason) == ("ad", "vi: viewer -> moderator")
+
+
+def test_a_disabled_user_is_enabled_again(
+    app: FastAPI, sqlite_engine: Engine, admin: TestClient
+) -> None:
+    _post(admin, "/admin/users/mo/disable")
+    assert "Enable" in admin.get("/admin").text
+    assert _post(admin, "/admin/users/mo/enable") == "Enabled mo; they can log in again."
+    with app_client(app) as moderator:
+        login(moderator, "mo")
+    assert [e.reason for e in _events(sqlite_engine, "user_enabled")] == ["mo"]
+
+
+def test_a_user_sets_up_two_factor_login_and_an_admin_turns_it_off(
+    app: FastAPI, sqlite_engine: Engine, admin: TestClient
+) -> None:
+    with app_client(app) as moderator:
+        login(moderator, "mo")
+        page = moderator.get("/account/totp")
+        assert page.headers["cache-control"] == "no-store"
+        [secret] = re.findall(r'name="secret" value="([A-Z2-7]+)"', page.text)
+        totp = pyotp.TOTP(secret)
+        done = moderator.post(
+            "/account/totp",
+            data={
+                "csrf_token": csrf_token(moderator),
+                "secret": secret,
+                "password": DEFAULT_PASSWORD,
+                "code": totp.now(),
+            },
+            follow_redirects=False,
+        )
+        assert done.status_code == 303
+    with app_client(app) as again:
+        assert login_response(again, "mo", DEFAULT_PASSWORD).status_code == 401
+        form = again.get("/login")
+        with_code = again.post(
+            "/login",
+            data={
+                "name": "mo",
+                "password": DEFAULT_PASSWORD,
+                "code": totp.at(utcnow() + timedelta(seconds=30)),
+                "csrf_token": form_token(form.text),
+            },
+            follow_redirects=False,
+        )
+        assert with_code.status_code == 303
+
+    assert "Turn off two-factor" in admin.get("/admin").text
+    message = _post(admin, "/admin/users/mo/totp-off")
+    assert message == "Two-factor login is off for mo; their sessions have ended."
+    with app_client(app) as after:
+        login(after, "mo")
+    assert [e.actor for e in _events(sqlite_engine, "totp_disabled")] == ["ad"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from sqlmodel import Session
 from adapters.base import Author, Media
 from monitor.config import Settings
 from monitor.db import session_scope
-from monitor.models import Post, utcnow
+from monitor.errors import SettingsError
+from monitor.models import ModerationEvent, Post, utcnow
 from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
 from monitor.services.ingest import record_posts
 from monitor.services.media import erase_unreferenced_media
@@ -200,6 +202,21 @@ def test_last_modified_is_honoured(
     assert client.get("/gallery.json", headers={"If-Modified-Since": "nonsense"}).status_code == 200
 
 
+def test_last_modified_does_not_move_with_staff_logins(
+    client: TestClient, gallery_engine: Engine, settings: Settings
+) -> None:
+    """Logins and account changes are not public changes: they must not show staff activity."""
+    publish(gallery_engine, settings)
+    _pause(gallery_engine, False)
+    before = client.get("/gallery.json").headers["last-modified"]
+    later = utcnow() + timedelta(minutes=5)
+    with session_scope(gallery_engine) as session:
+        for action in ("login_failed", "login", "logout", "password_changed", "role_changed"):
+            session.add(ModerationEvent(at=later, actor="anonymous", action=action))
+    for path in ("/gallery.json", "/gallery"):
+        assert client.get(path).headers["last-modified"] == before, path
+
+
 def test_media_is_served_only_while_an_approved_post_shows_it(
     client: TestClient, gallery_engine: Engine, settings: Settings
 ) -> None:
@@ -270,10 +287,12 @@ def test_filters_by_query_parameter(
 def test_frame_ancestors_setting_cannot_inject_headers(
     configure: Callable[..., Settings], gallery_engine: Engine, tmp_path: Path
 ) -> None:
-    settings = configure(
-        GALLERY_FRAME_ANCESTORS="https://ok.example; script-src *",
-        DATA_DIR=str(tmp_path / "data"),
-    )
+    injection = "https://ok.example; script-src *"
+    valid = configure(DATA_DIR=str(tmp_path / "data"))
+    with pytest.raises(SettingsError, match="^GALLERY_FRAME_ANCESTORS: "):
+        configure(GALLERY_FRAME_ANCESTORS=injection)
+    # Settings built in code skip validation: the route still keeps only well-formed sources.
+    settings = valid.model_copy(update={"gallery_frame_ancestors": injection})
     with TestClient(create_app(settings, engine=gallery_engine)) as client:
         csp = client.get("/gallery").headers["content-security-policy"]
 

@@ -105,3 +105,22 @@ def test_every_builtin_platform_has_a_docs_section_with_credentials() -> None:
     for name in ("bluesky", "demo", "instagram", "mastodon", "reddit", "rss", "x", "youtube"):
         assert name in sections, name
     assert all(sections[n].credentials for n in ("bluesky", "x", "instagram", "youtube", "reddit"))
+
+
+@pytest.mark.parametrize(
+    ("key", "label"),
+    [
+        ("mastodon:https://mastodon.social|CEADAY21", "Mastodon: mastodon.social, #CEADAY21"),
+        ("bluesky:|CEADAY21", "Bluesky: #CEADAY21"),
+        ("mastodon:*|", "Mastodon: all"),
+        (
+            "rss:https://www.force.example.org/feed.xml|A,B",
+            "RSS feed: www.force.example.org, #A, #B",
+        ),
+        ("youtube:|CEADAY21", "YouTube: #CEADAY21"),
+    ],
+)
+def test_sources_are_named_as_people_say_them(key: str, label: str) -> None:
+    from monitor.services.sources import source_label
+
+    assert source_label(key) == label

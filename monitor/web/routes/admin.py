@@ -31,8 +31,17 @@ from monitor.services.rules import (
     set_rule_enabled,
 )
 from monitor.services.takedown import set_takedown_hides, takedown_hides
-from monitor.services.users import add_user, disable_user, list_users
-from monitor.web.auth import add_flash, end_user_sessions, pop_flash
+from monitor.services.users import (
+    add_user,
+    disable_totp,
+    disable_user,
+    enable_user,
+    list_users,
+    reset_password,
+    set_role,
+    unlock_logins,
+)
+from monitor.web.auth import add_flash, pop_flash
 from monitor.web.deps import (
     MAX_ROW_ID,
     AdminUser,
@@ -126,10 +135,94 @@ def admin_disable_user(
         if name == user.name:
             raise UserError("you cannot disable your own account")
         disabled = disable_user(session=session, name=name[:_SHORT], actor=user.name)
-        end_user_sessions(session=session, user_id=disabled.id or 0)
         return f"Disabled {disabled.name}; their sessions have ended."
 
     return _attempt(request, session, change)
+
+
+@router.post("/users/{name}/enable")
+def admin_enable_user(
+    request: Request, name: str, user: AdminUser, _csrf: CsrfDep, session: SessionDep
+) -> Response:
+    """Let a disabled user log in again."""
+
+    def change() -> str:
+        enabled = enable_user(session=session, name=name[:_SHORT], actor=user.name)
+        return f"Enabled {enabled.name}; they can log in again."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/users/{name}/role")
+def admin_set_role(
+    request: Request,
+    name: str,
+    user: AdminUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    role: Annotated[str, Form(max_length=_SHORT)] = "",
+) -> Response:
+    """Change a user's role; their sessions end so the new role applies at once."""
+
+    def change() -> str:
+        if name == user.name:
+            raise UserError("you cannot change your own role; ask another admin")
+        changed = set_role(session=session, name=name[:_SHORT], role=role, actor=user.name)
+        return f"{changed.name} is now a {changed.role}; their sessions have ended."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/users/{name}/unlock")
+def admin_unlock_user(
+    request: Request, name: str, user: AdminUser, _csrf: CsrfDep, session: SessionDep
+) -> Response:
+    """Forget an account's failed logins, lifting the delay on its next login."""
+
+    def change() -> str:
+        unlock_logins(session=session, name=name[:_SHORT], actor=user.name)
+        return f"Failed logins of {name[:_SHORT]} forgotten; they can log in without delay."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/users/{name}/totp-off")
+def admin_totp_off(
+    request: Request, name: str, user: AdminUser, _csrf: CsrfDep, session: SessionDep
+) -> Response:
+    """Turn off a user's second factor (a lost phone); they log in with the password again."""
+
+    def change() -> str:
+        changed = disable_totp(session=session, name=name[:_SHORT], actor=user.name)
+        return f"Two-factor login is off for {changed.name}; their sessions have ended."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/users/{name}/reset", response_class=HTMLResponse)
+def admin_reset_password(
+    request: Request,
+    name: str,
+    user: AdminUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    templates: TemplatesDep,
+) -> Response:
+    """Give a user a one-time password, shown on this page once (never stored in clear)."""
+    if name == user.name:
+        return _done(request, session, "Not done: change your own password under Account.")
+    try:
+        password = reset_password(session=session, name=name[:_SHORT], actor=user.name)
+    except UserError as exc:
+        session.rollback()
+        return _done(request, session, f"Not done: {exc}.")
+    session.commit()
+    return templates.TemplateResponse(
+        request,
+        "admin/password_reset.html",
+        {"title": "Password reset", "user": user, "account": name[:_SHORT], "password": password},
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.post("/rules")

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from monitor.config import Settings
-from monitor.models import ModerationEvent, utcnow
+from monitor.errors import UserError
+from monitor.models import ModerationEvent, User, utcnow
+from monitor.services.users import (
+    MIN_PASSWORD_LENGTH,
+    change_own_password,
+    enable_totp,
+    new_totp_secret,
+    totp_uri,
+)
 from monitor.web.auth import (
     LOGIN_CSRF_COOKIE,
     LOGIN_FORM_LIFETIME,
     MAX_NAME_CHARS,
     SESSION_COOKIE,
     SESSION_LIFETIME,
-    authenticate,
-    check_throttle,
+    add_flash,
+    attempt_login,
     end_session,
     load_session,
     login_csrf_valid,
@@ -25,6 +34,7 @@ from monitor.web.auth import (
     start_session,
 )
 from monitor.web.deps import (
+    PASSWORD_PATH,
     CsrfDep,
     CurrentUser,
     SessionDep,
@@ -34,6 +44,7 @@ from monitor.web.deps import (
 )
 
 router = APIRouter()
+TOTP_PATH = "/account/totp"
 DEFAULT_LANDING = "/queue"
 _LOGIN_FORM_LIFETIME = int(LOGIN_FORM_LIFETIME.total_seconds())
 
@@ -113,6 +124,7 @@ def login_submit(
     templates: TemplatesDep,
     name: Annotated[str, Form(max_length=10_000)] = "",
     password: Annotated[str, Form(max_length=10_000)] = "",
+    code: Annotated[str, Form(max_length=100)] = "",
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=10_000)] = "",
 ) -> Response:
@@ -131,7 +143,12 @@ def login_submit(
         )
     name = name.strip()
     address = client_address(request)
-    throttle = check_throttle(session=session, name=name[:MAX_NAME_CHARS], address=address)
+    purge_expired(session=session)
+    outcome = attempt_login(
+        session=session, name=name, password=password, address=address, code=code
+    )
+    session.commit()
+    throttle, user = outcome.throttle, outcome.user
     if not throttle.allowed:
         what = "locked" if throttle.locked else "slowed down"
         response = _login_page(
@@ -148,23 +165,22 @@ def login_submit(
         )
         response.headers["Retry-After"] = str(throttle.retry_after)
         return response
-    purge_expired(session=session)
-    user = authenticate(session=session, name=name, password=password, address=address)
     if user is None:
-        session.commit()
         return _login_page(
             request,
             templates,
             settings,
             next_url=next_url,
             name=name,
-            error="Wrong user name or password, or the account is disabled.",
+            error=("Wrong user name, password or authentication code, or the account is disabled."),
             status_code=401,
         )
     # A new login replaces whatever session this browser had (no session fixation).
     end_session(session=session, cookie=request.cookies.get(SESSION_COOKIE), secret=secret)
     cookie = start_session(session=session, user=user, secret=secret, address=address)
     session.commit()
+    if user.must_change_password:
+        next_url = PASSWORD_PATH
     response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -206,4 +222,150 @@ def session_info(request: Request, user: CurrentUser) -> JSONResponse:
     return JSONResponse(
         {"user": user.name, "role": user.role, "csrf_token": request.state.csrf_token},
         headers={"Cache-Control": "no-store"},
+    )
+
+
+def _account_page(
+    request: Request,
+    templates: TemplatesDep,
+    template: str,
+    context: dict[str, object],
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """An own-account form: never cached, since it may show a setup key."""
+    return templates.TemplateResponse(
+        request,
+        template,
+        {"messages": [], "error": None, **context},
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _account_change(
+    request: Request,
+    session: SessionDep,
+    change: Callable[[], object],
+    refused: Callable[[str], HTMLResponse],
+    done: str,
+) -> Response:
+    """Apply a change to one's own account: refused, the form again with why; done, on
+    to the queue with a message."""
+    try:
+        change()
+    except UserError as exc:
+        session.rollback()
+        return refused(str(exc))
+    add_flash(session=session, request_session=request.state.web_session, message=done)
+    session.commit()
+    return RedirectResponse(DEFAULT_LANDING, status_code=303)
+
+
+def _password_page(
+    request: Request, templates: TemplatesDep, user: User, *, error: str | None = None
+) -> HTMLResponse:
+    return _account_page(
+        request,
+        templates,
+        "account/password.html",
+        {
+            "title": "Change your password",
+            "user": user,
+            "error": error and f"Not changed: {error}.",
+            "min_length": MIN_PASSWORD_LENGTH,
+        },
+        status_code=400 if error else 200,
+    )
+
+
+@router.get(PASSWORD_PATH, response_class=HTMLResponse)
+def password_form(request: Request, user: CurrentUser, templates: TemplatesDep) -> Response:
+    """The form to change one's own password (the only page after an admin's reset)."""
+    return _password_page(request, templates, user)
+
+
+@router.post(PASSWORD_PATH, response_class=HTMLResponse)
+def password_submit(
+    request: Request,
+    user: CurrentUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    templates: TemplatesDep,
+    current: Annotated[str, Form(max_length=10_000)] = "",
+    new: Annotated[str, Form(max_length=10_000)] = "",
+    confirm: Annotated[str, Form(max_length=10_000)] = "",
+) -> Response:
+    """Change one's own password (the current one required); other sessions end."""
+
+    def change() -> None:
+        if new != confirm:
+            raise UserError("the two new passwords differ")
+        change_own_password(
+            session=session,
+            user=user,
+            current=current,
+            new=new,
+            keep_session=request.state.web_session.token_hash,
+        )
+
+    return _account_change(
+        request,
+        session,
+        change,
+        lambda error: _password_page(request, templates, user, error=error),
+        "Password changed; your other sessions have ended.",
+    )
+
+
+def _totp_page(
+    request: Request, templates: TemplatesDep, user: User, *, error: str | None = None
+) -> HTMLResponse:
+    secret = new_totp_secret()
+    return _account_page(
+        request,
+        templates,
+        "account/totp.html",
+        {
+            "title": "Two-factor login",
+            "user": user,
+            "error": error and f"Not set up: {error}.",
+            "secret": secret,
+            "uri": totp_uri(user.name, secret),
+        },
+        status_code=400 if error else 200,
+    )
+
+
+@router.get(TOTP_PATH, response_class=HTMLResponse)
+def totp_form(request: Request, user: CurrentUser, templates: TemplatesDep) -> Response:
+    """Set up an authenticator app (recommended for admins); a new key on every visit."""
+    return _totp_page(request, templates, user)
+
+
+@router.post(TOTP_PATH, response_class=HTMLResponse)
+def totp_submit(
+    request: Request,
+    user: CurrentUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    templates: TemplatesDep,
+    password: Annotated[str, Form(max_length=10_000)] = "",
+    secret: Annotated[str, Form(max_length=100)] = "",
+    code: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Turn the second factor on once the password and a first code check out."""
+    return _account_change(
+        request,
+        session,
+        lambda: enable_totp(
+            session=session,
+            user=user,
+            password=password,
+            secret=secret,
+            code=code,
+            keep_session=request.state.web_session.token_hash,
+        ),
+        lambda error: _totp_page(request, templates, user, error=error),
+        "Two-factor login is on: every login now asks for a code from your app.",
     )

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+import ipaddress
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.db import describe_db_error
+from monitor.resources import templates_dir
 from monitor.services.metrics import DatabaseCollector
-from monitor.web.deps import ReadSessionDep, SettingsDep, TemplatesDep
+from monitor.web.auth import tokens_match
+from monitor.web.deps import ReadSessionDep, SettingsDep, TemplatesDep, client_address
 
 router = APIRouter()
+
+
+def is_loopback(address: str) -> bool:
+    """True for 127.0.0.0/8 and ::1 (and IPv4-mapped forms); a name or garbage is not."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    return bool((mapped or parsed).is_loopback)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -20,6 +34,16 @@ def home(request: Request, settings: SettingsDep, templates: TemplatesDep) -> HT
     """The landing page: what this instance watches."""
     return templates.TemplateResponse(
         request, "home.html", {"hashtags": settings.hashtags, "title": "hashtag-monitor"}
+    )
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """Browsers ask for it on every page (even JSON): the same icon ``base.html`` links."""
+    return FileResponse(
+        templates_dir() / "static" / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
     )
 
 
@@ -48,7 +72,24 @@ def readyz(request: Request, session: ReadSessionDep) -> JSONResponse:
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-@router.get("/metrics")
+def _metrics_access(request: Request, settings: SettingsDep) -> None:
+    """Metrics name sources and queue sizes: a bearer token, or else this machine only."""
+    if settings.metrics_token:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not tokens_match(settings.metrics_token, given.strip()):
+            raise HTTPException(
+                status_code=401,
+                detail="Send Authorization: Bearer <METRICS_TOKEN>.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return
+    if not is_loopback(client_address(request)):
+        raise HTTPException(
+            status_code=403, detail="Metrics answer this machine only; set METRICS_TOKEN to scrape."
+        )
+
+
+@router.get("/metrics", dependencies=[Depends(_metrics_access)])
 def metrics(request: Request) -> Response:
     """Prometheus metrics: posts, queue, sources, polls, decision latency, digests."""
     registry = CollectorRegistry(auto_describe=False)
