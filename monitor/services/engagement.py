@@ -1,0 +1,265 @@
+"""The daily engagement roll-up: one row per post and local day, kept with the snapshots.
+
+The digest's gains (last counts of a period minus the last counts before it) used
+to be worked out from every snapshot of the day and each post's previous one. The
+roll-up (:class:`~monitor.models.EngagementDay`) holds, per post and day in the
+roll-up's zone, the day's last snapshot, the last counts before the day and the
+gain between them, so one day's figures are a range read of one index.
+
+It must never disagree with the snapshots, so every snapshot is folded in by the
+same transaction that writes it: :func:`append_snapshots` for the bulk writes of
+ingest and refresh, and an ORM hook for snapshots added through a ``Session``.
+Snapshots may arrive out of order (the days after the one changed are re-chained)
+and at the same instant (the higher snapshot id is the later, as in the digest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from monitor.models import EngagementDay, EngagementRollup, EngagementSnapshot, Post, utcnow
+
+METRICS = ("likes", "shares", "replies", "quotes", "views")
+#: Views measure reach, not interaction, and would drown the rest: they do not rank posts.
+INTERACTIONS = ("likes", "shares", "replies", "quotes")
+
+Values = tuple[int | None, ...]  # in METRICS order
+NOTHING: Values = (None,) * len(METRICS)
+
+_DAYS = EngagementDay.__table__
+_ROLLUP = EngagementRollup.__table__
+_SNAPS = EngagementSnapshot.__table__
+_POSTS = Post.__table__
+_CHUNK = 500
+_INTERACTION_POSITIONS = tuple(METRICS.index(m) for m in INTERACTIONS)
+
+
+def gained(last: Values, before: Values) -> Values:
+    """The digest's gain: the last count minus the last one before (none: from 0),
+    and None where the last snapshot does not give the metric (unknown, not zero)."""
+    return tuple(
+        None if value is None else value - (earlier or 0)
+        for value, earlier in zip(last, before, strict=True)
+    )
+
+
+def interactions(gains: Values) -> int:
+    """The known interaction gains added up; 0 when none is known."""
+    return sum(int(gains[i]) for i in _INTERACTION_POSITIONS if gains[i] is not None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One stored snapshot, as the roll-up needs it."""
+
+    post_id: int
+    taken_at: datetime
+    id: int
+    values: Values
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        return (self.taken_at, self.id)
+
+
+@dataclasses.dataclass(slots=True)
+class _Day:
+    day: date
+    taken_at: datetime
+    snapshot_id: int
+    last: Values
+    before: Values = NOTHING
+    stored: bool = False
+    dirty: bool = True
+
+    def row(self, post_id: int, platform: str) -> dict[str, Any]:
+        gains = gained(self.last, self.before)
+        return {
+            "post_id": post_id,
+            "day": self.day,
+            "platform": platform,
+            "taken_at": self.taken_at,
+            "snapshot_id": self.snapshot_id,
+            **dict(zip(METRICS, self.last, strict=True)),
+            **{f"prev_{m}": v for m, v in zip(METRICS, self.before, strict=True)},
+            **{f"gained_{m}": v for m, v in zip(METRICS, gains, strict=True)},
+            "interactions": interactions(gains),
+        }
+
+
+def rollup_zone(connection: Connection | Session) -> str | None:
+    """The zone the roll-up cuts days in; None when there is no roll-up."""
+    return connection.execute(
+        sa.select(_ROLLUP.c.zone).where(_ROLLUP.c.id == 1)
+    ).scalar_one_or_none()
+
+
+def append_snapshots(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert snapshot rows and fold them into the roll-up, in the session's transaction."""
+    if not rows:
+        return
+    insert = sa.insert(_SNAPS).returning(_SNAPS.c.id, sort_by_parameter_order=True)
+    ids = session.execute(insert, list(rows)).scalars().all()
+    fold_snapshots(
+        session.connection(),
+        [
+            Snapshot(row["post_id"], row["taken_at"], snapshot_id, _values(row))
+            for row, snapshot_id in zip(rows, ids, strict=True)
+        ],
+    )
+
+
+@event.listens_for(EngagementSnapshot, "after_insert")
+def _fold_added_snapshot(mapper: Any, connection: Connection, target: EngagementSnapshot) -> None:
+    """Snapshots added through the ORM are folded in by the flush that writes them."""
+    assert target.id is not None
+    values = tuple(getattr(target, m) for m in METRICS)
+    fold_snapshots(connection, [Snapshot(target.post_id, target.taken_at, target.id, values)])
+
+
+def fold_snapshots(connection: Connection, snapshots: Sequence[Snapshot]) -> None:
+    """Bring the roll-up rows of these snapshots' posts up to date with them."""
+    name = rollup_zone(connection) if snapshots else None
+    if name is None:
+        return
+    zone = ZoneInfo(name)
+    by_post = _group(snapshots)
+    for chunk in _chunks(sorted(by_post)):
+        platforms, days = _load(connection, chunk)
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for post_id in chunk:
+            post_days = days.get(post_id, {})
+            _merge(post_days, by_post[post_id], zone)
+            for row in post_days.values():
+                if row.dirty:
+                    values = row.row(post_id, platforms[post_id])
+                    if row.stored:
+                        updates.append({f"b_{k}" if k in _KEYS else k: v for k, v in values.items()})
+                    else:
+                        inserts.append(values)
+        if inserts:
+            connection.execute(sa.insert(_DAYS), inserts)
+        if updates:
+            connection.execute(_UPDATE, updates)
+
+
+_KEYS = ("post_id", "day")
+_UPDATE = (
+    sa.update(_DAYS)
+    .where(_DAYS.c.post_id == sa.bindparam("b_post_id"), _DAYS.c.day == sa.bindparam("b_day"))
+    .values({c.name: sa.bindparam(c.name) for c in _DAYS.c if c.name not in _KEYS})
+)
+
+
+def rebuild(connection: Connection, zone: ZoneInfo) -> int:
+    """Recompute the whole roll-up from the snapshots, cutting days in ``zone``.
+
+    The migration's back-fill, and the way back to the fast digest after a change of
+    ``TIMEZONE``. Returns how many day rows it wrote.
+    """
+    connection.execute(sa.delete(_DAYS))
+    connection.execute(sa.delete(_ROLLUP))
+    connection.execute(sa.insert(_ROLLUP).values(id=1, zone=zone.key, built_at=utcnow()))
+    query = (
+        sa.select(_SNAPS.c.post_id, _SNAPS.c.taken_at, _SNAPS.c.id, _POSTS.c.platform)
+        .add_columns(*[_SNAPS.c[m] for m in METRICS])
+        .join(_POSTS, _POSTS.c.id == _SNAPS.c.post_id)
+        .order_by(_SNAPS.c.post_id, _SNAPS.c.taken_at, _SNAPS.c.id)
+    )
+    result = connection.execution_options(yield_per=20_000).execute(query)
+    written = 0
+    batch: list[dict[str, Any]] = []
+    for post_id, rows in itertools.groupby(result, key=lambda row: row[0]):
+        post_days: dict[date, _Day] = {}
+        platform = ""
+        snapshots: list[Snapshot] = []
+        for _, taken_at, snapshot_id, platform, *values in rows:
+            snapshots.append(Snapshot(post_id, taken_at, snapshot_id, tuple(values)))
+        _merge(post_days, snapshots, zone)
+        batch += [row.row(post_id, platform) for row in post_days.values()]
+        if len(batch) >= 5_000:
+            connection.execute(sa.insert(_DAYS), batch)
+            written += len(batch)
+            batch = []
+    if batch:
+        connection.execute(sa.insert(_DAYS), batch)
+        written += len(batch)
+    return written
+
+
+def _values(row: dict[str, Any]) -> Values:
+    return tuple(row.get(m) for m in METRICS)
+
+
+def _group(snapshots: Iterable[Snapshot]) -> dict[int, list[Snapshot]]:
+    by_post: dict[int, list[Snapshot]] = {}
+    for snapshot in snapshots:
+        by_post.setdefault(snapshot.post_id, []).append(snapshot)
+    return by_post
+
+
+def _load(
+    connection: Connection, post_ids: list[int]
+) -> tuple[dict[int, str], dict[int, dict[date, _Day]]]:
+    """The posts' platforms and stored day rows; locks the posts so that two
+    transactions adding snapshots of one post take turns (PostgreSQL)."""
+    platforms = dict(
+        connection.execute(
+            sa.select(_POSTS.c.id, _POSTS.c.platform)
+            .where(_POSTS.c.id.in_(post_ids))
+            .order_by(_POSTS.c.id)
+            .with_for_update()
+        ).all()
+    )
+    columns = [_DAYS.c.post_id, _DAYS.c.day, _DAYS.c.taken_at, _DAYS.c.snapshot_id]
+    columns += [_DAYS.c[m] for m in METRICS] + [_DAYS.c[f"prev_{m}"] for m in METRICS]
+    days: dict[int, dict[date, _Day]] = {}
+    for post_id, day, taken_at, snapshot_id, *values in connection.execute(
+        sa.select(*columns).where(_DAYS.c.post_id.in_(post_ids))
+    ):
+        days.setdefault(post_id, {})[day] = _Day(
+            day,
+            taken_at,
+            snapshot_id,
+            tuple(values[: len(METRICS)]),
+            tuple(values[len(METRICS) :]),
+            stored=True,
+            dirty=False,
+        )
+    return platforms, days
+
+
+def _merge(days: dict[date, _Day], snapshots: Iterable[Snapshot], zone: ZoneInfo) -> None:
+    """Fold one post's snapshots into its day rows (in place), then re-chain each day's
+    counts before it; rows whose content changed are marked dirty."""
+    for snapshot in snapshots:
+        day = snapshot.taken_at.astimezone(zone).date()
+        row = days.get(day)
+        if row is None:
+            days[day] = _Day(day, snapshot.taken_at, snapshot.id, snapshot.values)
+        elif snapshot.order > (row.taken_at, row.snapshot_id):
+            row.taken_at, row.snapshot_id, row.last = snapshot.taken_at, snapshot.id, snapshot.values
+            row.dirty = True
+    before = NOTHING
+    for day in sorted(days):
+        row = days[day]
+        if row.before != before:
+            row.before = before
+            row.dirty = True
+        before = row.last
+
+
+def _chunks(items: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
