@@ -145,7 +145,7 @@ def fold_snapshots(connection: Connection, snapshots: Sequence[Snapshot]) -> Non
                 if row.dirty:
                     values = row.row(post_id, platforms[post_id])
                     if row.stored:
-                        updates.append({f"b_{k}" if k in _KEYS else k: v for k, v in values.items()})
+                        updates.append({_UPDATE_NAMES.get(k, k): v for k, v in values.items()})
                     else:
                         inserts.append(values)
         if inserts:
@@ -154,11 +154,12 @@ def fold_snapshots(connection: Connection, snapshots: Sequence[Snapshot]) -> Non
             connection.execute(_UPDATE, updates)
 
 
-_KEYS = ("post_id", "day")
+#: The key columns are matched on, under other names (a bind may not shadow a column set).
+_UPDATE_NAMES = {"post_id": "b_post_id", "day": "b_day"}
 _UPDATE = (
     sa.update(_DAYS)
     .where(_DAYS.c.post_id == sa.bindparam("b_post_id"), _DAYS.c.day == sa.bindparam("b_day"))
-    .values({c.name: sa.bindparam(c.name) for c in _DAYS.c if c.name not in _KEYS})
+    .values({c.name: sa.bindparam(c.name) for c in _DAYS.c if c.name not in _UPDATE_NAMES})
 )
 
 
@@ -177,17 +178,19 @@ def rebuild(connection: Connection, zone: ZoneInfo) -> int:
         .join(_POSTS, _POSTS.c.id == _SNAPS.c.post_id)
         .order_by(_SNAPS.c.post_id, _SNAPS.c.taken_at, _SNAPS.c.id)
     )
-    result = connection.execution_options(yield_per=20_000).execute(query)
+    result = connection.execute(query.execution_options(yield_per=20_000))
     written = 0
     batch: list[dict[str, Any]] = []
     for post_id, rows in itertools.groupby(result, key=lambda row: row[0]):
+        post_rows = list(rows)
         post_days: dict[date, _Day] = {}
-        platform = ""
-        snapshots: list[Snapshot] = []
-        for _, taken_at, snapshot_id, platform, *values in rows:
-            snapshots.append(Snapshot(post_id, taken_at, snapshot_id, tuple(values)))
-        _merge(post_days, snapshots, zone)
-        batch += [row.row(post_id, platform) for row in post_days.values()]
+        _merge(
+            post_days,
+            (Snapshot(post_id, row[1], row[2], tuple(row[4:])) for row in post_rows),
+            zone,
+        )
+        platform = post_rows[0][3]
+        batch += [day.row(post_id, platform) for day in post_days.values()]
         if len(batch) >= 5_000:
             connection.execute(sa.insert(_DAYS), batch)
             written += len(batch)
@@ -249,8 +252,8 @@ def _merge(days: dict[date, _Day], snapshots: Iterable[Snapshot], zone: ZoneInfo
         if row is None:
             days[day] = _Day(day, snapshot.taken_at, snapshot.id, snapshot.values)
         elif snapshot.order > (row.taken_at, row.snapshot_id):
-            row.taken_at, row.snapshot_id, row.last = snapshot.taken_at, snapshot.id, snapshot.values
-            row.dirty = True
+            row.taken_at, row.snapshot_id = snapshot.order
+            row.last, row.dirty = snapshot.values, True
     before = NOTHING
     for day in sorted(days):
         row = days[day]
