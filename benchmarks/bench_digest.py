@@ -27,6 +27,7 @@ from sqlmodel import Session
 from benchmarks._harness import ScratchDatabase, emit, seconds, stamp
 from monitor.config import load_settings
 from monitor.services.digest import compute_digest, local_midnight
+from monitor.services.engagement import rebuild
 
 POSTS = int(os.environ.get("BENCH_DIGEST_POSTS", "150000"))
 SNAPSHOT_OFFSETS = (timedelta(0), timedelta(hours=1), timedelta(hours=6), timedelta(days=1))
@@ -133,7 +134,6 @@ def fill(path: str, posts: int) -> int:
                     for m in range(DAYS * 24 * 12)
                 ],
             )
-    connection.execute("ANALYZE")
     connection.close()
     return snapshots
 
@@ -143,6 +143,11 @@ def main() -> None:
     with ScratchDatabase() as engine:
         engine.dispose()
         snapshots = fill(str(engine.url.database), POSTS)
+        # The rows were written raw, past the code that keeps the roll-up: build it as
+        # the migration does for an existing store.
+        with engine.begin() as connection:
+            rebuild(connection, settings.zone)
+            connection.exec_driver_sql("ANALYZE")
         zone = settings.zone
         start, end = local_midnight(DAY, zone), local_midnight(DAY + timedelta(days=1), zone)
         now = end + timedelta(hours=8)

@@ -19,7 +19,7 @@ import itertools
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,6 +45,7 @@ from monitor.services.engagement import (
     METRICS,
     gained,
     interactions,
+    local_midnight,
     rollup_zone,
 )
 
@@ -78,11 +79,6 @@ def check_past_day(day: date, settings: Settings, *, allow_today: bool = False) 
             f" give a day up to {(today - timedelta(days=1)).isoformat()}"
         )
     return day
-
-
-def local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    """The UTC instant a local calendar day begins."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

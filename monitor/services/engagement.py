@@ -16,9 +16,8 @@ and at the same instant (the higher snapshot id is the later, as in the digest).
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,7 +26,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from monitor.models import EngagementDay, EngagementRollup, EngagementSnapshot, Post, utcnow
+from monitor.models import (
+    EngagementDay,
+    EngagementRollup,
+    EngagementSnapshot,
+    Post,
+    UTCDateTime,
+    utcnow,
+)
 
 METRICS = ("likes", "shares", "replies", "quotes", "views")
 #: Views measure reach, not interaction, and would drown the rest: they do not rank posts.
@@ -163,42 +169,100 @@ _UPDATE = (
 )
 
 
-def rebuild(connection: Connection, zone: ZoneInfo) -> int:
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The UTC instant a local calendar day begins."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def rebuild(connection: Connection, zone: ZoneInfo) -> None:
     """Recompute the whole roll-up from the snapshots, cutting days in ``zone``.
 
     The migration's back-fill, and the way back to the fast digest after a change of
-    ``TIMEZONE``. Returns how many day rows it wrote.
+    ``TIMEZONE``. Done in SQL (millions of snapshots would take minutes through
+    Python): each day's last snapshot per post into a scratch table, one range read
+    of the day each, then every row with the day before it, in one statement.
     """
     connection.execute(sa.delete(_DAYS))
     connection.execute(sa.delete(_ROLLUP))
     connection.execute(sa.insert(_ROLLUP).values(id=1, zone=zone.key, built_at=utcnow()))
-    query = (
-        sa.select(_SNAPS.c.post_id, _SNAPS.c.taken_at, _SNAPS.c.id, _POSTS.c.platform)
-        .add_columns(*[_SNAPS.c[m] for m in METRICS])
-        .join(_POSTS, _POSTS.c.id == _SNAPS.c.post_id)
-        .order_by(_SNAPS.c.post_id, _SNAPS.c.taken_at, _SNAPS.c.id)
+    first, last = connection.execute(
+        sa.select(sa.func.min(_SNAPS.c.taken_at), sa.func.max(_SNAPS.c.taken_at))
+    ).one()
+    if first is None:
+        return
+    staging = sa.Table(
+        "engagement_days_staging",
+        sa.MetaData(),
+        sa.Column("post_id", sa.Integer, primary_key=True),
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("taken_at", UTCDateTime, nullable=False),
+        sa.Column("snapshot_id", sa.Integer, nullable=False),
+        *[sa.Column(m, sa.BigInteger) for m in METRICS],
+        prefixes=["TEMPORARY"],
     )
-    result = connection.execute(query.execution_options(yield_per=20_000))
-    written = 0
-    batch: list[dict[str, Any]] = []
-    for post_id, rows in itertools.groupby(result, key=lambda row: row[0]):
-        post_rows = list(rows)
-        post_days: dict[date, _Day] = {}
-        _merge(
-            post_days,
-            (Snapshot(post_id, row[1], row[2], tuple(row[4:])) for row in post_rows),
-            zone,
+    staging.create(connection)
+    day, last_day = first.astimezone(zone).date(), last.astimezone(zone).date()
+    while day <= last_day:
+        connection.execute(_last_of_day(staging, day, zone))
+        day += timedelta(days=1)
+    connection.execute(_chained(staging))
+    staging.drop(connection)
+
+
+def _last_of_day(staging: sa.Table, day: date, zone: ZoneInfo) -> sa.Insert:
+    """Each post's last snapshot of ``day`` (latest time, then highest id)."""
+    start, end = local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)
+    order = (_SNAPS.c.taken_at.desc(), _SNAPS.c.id.desc())
+    ranked = (
+        sa.select(_SNAPS.c.post_id, _SNAPS.c.taken_at, _SNAPS.c.id, *[_SNAPS.c[m] for m in METRICS])
+        .add_columns(
+            sa.func.row_number().over(partition_by=_SNAPS.c.post_id, order_by=order).label("rn")
         )
-        platform = post_rows[0][3]
-        batch += [day.row(post_id, platform) for day in post_days.values()]
-        if len(batch) >= 5_000:
-            connection.execute(sa.insert(_DAYS), batch)
-            written += len(batch)
-            batch = []
-    if batch:
-        connection.execute(sa.insert(_DAYS), batch)
-        written += len(batch)
-    return written
+        .where(_SNAPS.c.taken_at >= start, _SNAPS.c.taken_at < end)
+        .subquery()
+    )
+    lasts = sa.select(
+        ranked.c.post_id,
+        sa.literal(day, sa.Date),
+        ranked.c.taken_at,
+        ranked.c.id,
+        *[ranked.c[m] for m in METRICS],
+    ).where(ranked.c.rn == 1)
+    names = ["post_id", "day", "taken_at", "snapshot_id", *METRICS]
+    return sa.insert(staging).from_select(names, lasts)
+
+
+def _chained(staging: sa.Table) -> sa.Insert:
+    """Every staged day with the post's day before it, and the gain between them."""
+    window = {"partition_by": staging.c.post_id, "order_by": staging.c.day}
+    prev = [
+        sa.func.lag(staging.c[m], type_=sa.BigInteger).over(**window).label(f"prev_{m}")
+        for m in METRICS
+    ]
+    rows = sa.select(staging, *prev).subquery()
+    gains = [
+        sa.case(
+            (rows.c[m].is_(None), None), else_=rows.c[m] - sa.func.coalesce(rows.c[f"prev_{m}"], 0)
+        )
+        for m in METRICS
+    ]
+    total = sum(
+        (sa.func.coalesce(gains[i], 0) for i in _INTERACTION_POSITIONS), start=sa.literal(0)
+    )
+    query = sa.select(
+        rows.c.post_id,
+        rows.c.day,
+        _POSTS.c.platform,
+        rows.c.taken_at,
+        rows.c.snapshot_id,
+        *[rows.c[m] for m in METRICS],
+        *[rows.c[f"prev_{m}"] for m in METRICS],
+        *gains,
+        total,
+    ).join(_POSTS, _POSTS.c.id == rows.c.post_id)
+    names = ["post_id", "day", "platform", "taken_at", "snapshot_id", *METRICS]
+    names += [f"prev_{m}" for m in METRICS] + [f"gained_{m}" for m in METRICS] + ["interactions"]
+    return sa.insert(_DAYS).from_select(names, query)
 
 
 def _values(row: dict[str, Any]) -> Values:
