@@ -7,7 +7,9 @@ minutes, and a decision for most posts. The value is the time of
 ``compute_digest`` for one day in the middle; the baseline is one
 ``SELECT count(*)`` over that day's snapshots in the same run, i.e. the least
 any day-figure over snapshots has to read. Rows are written with plain
-``sqlite3`` so that building the store does not dominate the run.
+``sqlite3`` so that building the store does not dominate the run; the daily
+engagement roll-up is then built from them by the migration's back-fill
+(:func:`monitor.services.engagement.rebuild`), as for a store upgraded in place.
 
 The issue's scale (1,000,000 posts, 5,000,000 snapshots) takes several minutes
 just to build on a shared machine, past the time ``make bench`` allows, so the

@@ -391,9 +391,8 @@ class EngagementDay(SQLModel, table=True):
     )
     day: date = Field(sa_type=sa.Date, primary_key=True)
     platform: str = Field(max_length=40)
-    #: The day's last snapshot: its time and id order snapshots taken at the same instant.
+    #: When the day's last snapshot was taken (of two at one instant, the later written).
     taken_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    snapshot_id: int
     likes: int | None = Field(default=None, sa_type=sa.BigInteger)
     shares: int | None = Field(default=None, sa_type=sa.BigInteger)
     replies: int | None = Field(default=None, sa_type=sa.BigInteger)

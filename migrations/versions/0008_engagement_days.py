@@ -33,7 +33,6 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("taken_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("snapshot_id", sa.Integer(), nullable=False),
         *_counts(""),
         *_counts("prev_"),
         *_counts("gained_"),

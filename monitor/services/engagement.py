@@ -10,7 +10,8 @@ It must never disagree with the snapshots, so every snapshot is folded in by the
 same transaction that writes it: :func:`append_snapshots` for the bulk writes of
 ingest and refresh, and an ORM hook for snapshots added through a ``Session``.
 Snapshots may arrive out of order (the days after the one changed are re-chained)
-and at the same instant (the higher snapshot id is the later, as in the digest).
+and at the same instant (the later written wins, as the digest's higher snapshot
+id does: ids only grow, so a snapshot written now has a higher id than any stored).
 """
 
 from __future__ import annotations
@@ -66,23 +67,17 @@ def interactions(gains: Values) -> int:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Snapshot:
-    """One stored snapshot, as the roll-up needs it."""
+    """One snapshot just written, as the roll-up needs it."""
 
     post_id: int
     taken_at: datetime
-    id: int
     values: Values
-
-    @property
-    def order(self) -> tuple[datetime, int]:
-        return (self.taken_at, self.id)
 
 
 @dataclasses.dataclass(slots=True)
 class _Day:
     day: date
     taken_at: datetime
-    snapshot_id: int
     last: Values
     before: Values = NOTHING
     stored: bool = False
@@ -95,7 +90,6 @@ class _Day:
             "day": self.day,
             "platform": platform,
             "taken_at": self.taken_at,
-            "snapshot_id": self.snapshot_id,
             **dict(zip(METRICS, self.last, strict=True)),
             **{f"prev_{m}": v for m, v in zip(METRICS, self.before, strict=True)},
             **{f"gained_{m}": v for m, v in zip(METRICS, gains, strict=True)},
@@ -111,26 +105,24 @@ def rollup_zone(connection: Connection | Session) -> str | None:
 
 
 def append_snapshots(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert snapshot rows and fold them into the roll-up, in the session's transaction."""
+    """Insert snapshot rows and fold them into the roll-up, in the session's transaction.
+
+    Rows are written in order, so of two for one post at one instant the later wins.
+    """
     if not rows:
         return
-    insert = sa.insert(_SNAPS).returning(_SNAPS.c.id, sort_by_parameter_order=True)
-    ids = session.execute(insert, list(rows)).scalars().all()
+    session.execute(sa.insert(_SNAPS), list(rows))
     fold_snapshots(
         session.connection(),
-        [
-            Snapshot(row["post_id"], row["taken_at"], snapshot_id, _values(row))
-            for row, snapshot_id in zip(rows, ids, strict=True)
-        ],
+        [Snapshot(row["post_id"], row["taken_at"], _values(row)) for row in rows],
     )
 
 
 @event.listens_for(EngagementSnapshot, "after_insert")
 def _fold_added_snapshot(mapper: Any, connection: Connection, target: EngagementSnapshot) -> None:
     """Snapshots added through the ORM are folded in by the flush that writes them."""
-    assert target.id is not None
     values = tuple(getattr(target, m) for m in METRICS)
-    fold_snapshots(connection, [Snapshot(target.post_id, target.taken_at, target.id, values)])
+    fold_snapshots(connection, [Snapshot(target.post_id, target.taken_at, values)])
 
 
 def fold_snapshots(connection: Connection, snapshots: Sequence[Snapshot]) -> None:
@@ -196,7 +188,6 @@ def rebuild(connection: Connection, zone: ZoneInfo) -> None:
         sa.Column("post_id", sa.Integer, primary_key=True),
         sa.Column("day", sa.Date, primary_key=True),
         sa.Column("taken_at", UTCDateTime, nullable=False),
-        sa.Column("snapshot_id", sa.Integer, nullable=False),
         *[sa.Column(m, sa.BigInteger) for m in METRICS],
         prefixes=["TEMPORARY"],
     )
@@ -214,7 +205,7 @@ def _last_of_day(staging: sa.Table, day: date, zone: ZoneInfo) -> sa.Insert:
     start, end = local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)
     order = (_SNAPS.c.taken_at.desc(), _SNAPS.c.id.desc())
     ranked = (
-        sa.select(_SNAPS.c.post_id, _SNAPS.c.taken_at, _SNAPS.c.id, *[_SNAPS.c[m] for m in METRICS])
+        sa.select(_SNAPS.c.post_id, _SNAPS.c.taken_at, *[_SNAPS.c[m] for m in METRICS])
         .add_columns(
             sa.func.row_number().over(partition_by=_SNAPS.c.post_id, order_by=order).label("rn")
         )
@@ -225,10 +216,9 @@ def _last_of_day(staging: sa.Table, day: date, zone: ZoneInfo) -> sa.Insert:
         ranked.c.post_id,
         sa.literal(day, sa.Date),
         ranked.c.taken_at,
-        ranked.c.id,
         *[ranked.c[m] for m in METRICS],
     ).where(ranked.c.rn == 1)
-    names = ["post_id", "day", "taken_at", "snapshot_id", *METRICS]
+    names = ["post_id", "day", "taken_at", *METRICS]
     return sa.insert(staging).from_select(names, lasts)
 
 
@@ -254,13 +244,12 @@ def _chained(staging: sa.Table) -> sa.Insert:
         rows.c.day,
         _POSTS.c.platform,
         rows.c.taken_at,
-        rows.c.snapshot_id,
         *[rows.c[m] for m in METRICS],
         *[rows.c[f"prev_{m}"] for m in METRICS],
         *gains,
         total,
     ).join(_POSTS, _POSTS.c.id == rows.c.post_id)
-    names = ["post_id", "day", "platform", "taken_at", "snapshot_id", *METRICS]
+    names = ["post_id", "day", "platform", "taken_at", *METRICS]
     names += [f"prev_{m}" for m in METRICS] + [f"gained_{m}" for m in METRICS] + ["interactions"]
     return sa.insert(_DAYS).from_select(names, query)
 
@@ -289,16 +278,15 @@ def _load(
             .with_for_update()
         ).all()
     )
-    columns = [_DAYS.c.post_id, _DAYS.c.day, _DAYS.c.taken_at, _DAYS.c.snapshot_id]
+    columns = [_DAYS.c.post_id, _DAYS.c.day, _DAYS.c.taken_at]
     columns += [_DAYS.c[m] for m in METRICS] + [_DAYS.c[f"prev_{m}"] for m in METRICS]
     days: dict[int, dict[date, _Day]] = {}
-    for post_id, day, taken_at, snapshot_id, *values in connection.execute(
+    for post_id, day, taken_at, *values in connection.execute(
         sa.select(*columns).where(_DAYS.c.post_id.in_(post_ids))
     ):
         days.setdefault(post_id, {})[day] = _Day(
             day,
             taken_at,
-            snapshot_id,
             tuple(values[: len(METRICS)]),
             tuple(values[len(METRICS) :]),
             stored=True,
@@ -310,14 +298,13 @@ def _load(
 def _merge(days: dict[date, _Day], snapshots: Iterable[Snapshot], zone: ZoneInfo) -> None:
     """Fold one post's snapshots into its day rows (in place), then re-chain each day's
     counts before it; rows whose content changed are marked dirty."""
-    for snapshot in snapshots:
+    for snapshot in snapshots:  # in the order written
         day = snapshot.taken_at.astimezone(zone).date()
         row = days.get(day)
         if row is None:
-            days[day] = _Day(day, snapshot.taken_at, snapshot.id, snapshot.values)
-        elif snapshot.order > (row.taken_at, row.snapshot_id):
-            row.taken_at, row.snapshot_id = snapshot.order
-            row.last, row.dirty = snapshot.values, True
+            days[day] = _Day(day, snapshot.taken_at, snapshot.values)
+        elif snapshot.taken_at >= row.taken_at:
+            row.taken_at, row.last, row.dirty = snapshot.taken_at, snapshot.values, True
     before = NOTHING
     for day in sorted(days):
         row = days[day]
