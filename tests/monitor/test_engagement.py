@@ -419,3 +419,20 @@ def test_another_zone_falls_back_to_snapshots_until_rebuilt(engine: Engine) -> N
         rebuild(session.connection(), new_york)
         assert engagement.rollup_zone(session) == "America/New_York"
         assert computed(session, period, "America/New_York") == expected
+
+
+def test_deleting_a_post_deletes_its_days(engine: Engine) -> None:
+    """Retention and erasure delete posts; their roll-up rows go with the snapshots."""
+    with Session(engine) as session:
+        kept, gone = (add_post(session, key, "mastodon", "approved") for key in ("kept", "gone"))
+        noon = datetime(2021, 3, 18, 12, tzinfo=UTC)
+        append_snapshots(
+            session,
+            [{"post_id": pid, "taken_at": noon, "likes": 2} for pid in (kept, gone)],
+        )
+        session.commit()
+        session.execute(sa.delete(Post.__table__).where(Post.__table__.c.id == gone))
+        session.commit()
+        assert [row[0] for row in day_rows(session)] == [kept]
+        by_platform, _ = computed(session, Period.of(date(2021, 3, 18), date(2021, 3, 18), LONDON))
+        assert by_platform["mastodon"]["likes"] == 2
