@@ -76,6 +76,8 @@ class Snapshot:
 
 @dataclasses.dataclass(slots=True)
 class _Day:
+    """One post's day row while it is brought up to date (``dirty``: to be written)."""
+
     day: date
     taken_at: datetime
     last: Values
