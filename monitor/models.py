@@ -460,3 +460,71 @@ class ModerationRule(SQLModel, table=True):
     enabled: bool = True
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     created_by: str = Field(max_length=200)
+
+
+class EngagementDay(SQLModel, table=True):
+    """One post's engagement on one local day (in :class:`EngagementRollup`'s zone).
+
+    Kept with every snapshot, in the same transaction, so the digest reads one row
+    per post active on the day instead of every snapshot: the day's last counts (by
+    ``taken_at``, then snapshot id), the last counts before the day, and the gain
+    between them, computed exactly as the digest defines it.
+    """
+
+    __tablename__ = "engagement_days"
+    __table_args__ = (
+        # The digest's one-day sums and top posts read only this index.
+        sa.Index(
+            "ix_engagement_days_day",
+            "day",
+            "interactions",
+            "post_id",
+            "platform",
+            "gained_likes",
+            "gained_shares",
+            "gained_replies",
+            "gained_quotes",
+            "gained_views",
+        ),
+    )
+
+    post_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    day: date = Field(sa_type=sa.Date, primary_key=True)
+    platform: str = Field(max_length=40)
+    #: When the day's last snapshot was taken (of two at one instant, the later written).
+    taken_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    likes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    shares: int | None = Field(default=None, sa_type=sa.BigInteger)
+    replies: int | None = Field(default=None, sa_type=sa.BigInteger)
+    quotes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    views: int | None = Field(default=None, sa_type=sa.BigInteger)
+    prev_likes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    prev_shares: int | None = Field(default=None, sa_type=sa.BigInteger)
+    prev_replies: int | None = Field(default=None, sa_type=sa.BigInteger)
+    prev_quotes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    prev_views: int | None = Field(default=None, sa_type=sa.BigInteger)
+    gained_likes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    gained_shares: int | None = Field(default=None, sa_type=sa.BigInteger)
+    gained_replies: int | None = Field(default=None, sa_type=sa.BigInteger)
+    gained_quotes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    gained_views: int | None = Field(default=None, sa_type=sa.BigInteger)
+    #: The known interaction gains added up (0 when none is known): ranks top posts.
+    interactions: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class EngagementRollup(SQLModel, table=True):
+    """The one row saying which time zone :class:`EngagementDay` cuts days in.
+
+    The digest uses the roll-up only when this is its own zone; after a change of
+    ``TIMEZONE`` it computes from the snapshots until the roll-up is rebuilt.
+    """
+
+    __tablename__ = "engagement_rollup"
+
+    id: int = Field(default=1, primary_key=True)
+    zone: str = Field(max_length=64)
+    built_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import itertools
 import statistics
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +30,7 @@ from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import (
+    EngagementDay,
     EngagementSnapshot,
     ModerationEvent,
     PollRun,
@@ -37,10 +40,15 @@ from monitor.models import (
     Source,
     utcnow,
 )
+from monitor.services.engagement import (
+    INTERACTIONS,
+    METRICS,
+    gained,
+    interactions,
+    local_midnight,
+    rollup_zone,
+)
 
-METRICS = ("likes", "shares", "replies", "quotes", "views")
-#: Views measure reach, not interaction, and would drown the rest: they do not rank posts.
-INTERACTIONS = ("likes", "shares", "replies", "quotes")
 TOP_POSTS = 5
 HISTORY_DAYS = 14
 AVERAGE_PERIODS = 7
@@ -49,6 +57,7 @@ MAX_RANGE_DAYS = 31
 _POSTS = Post.__table__
 _TAGS = PostHashtag.__table__
 _SNAPS = EngagementSnapshot.__table__
+_DAYS = EngagementDay.__table__
 _EVENTS = ModerationEvent.__table__
 _RUNS = PollRun.__table__
 
@@ -70,11 +79,6 @@ def check_past_day(day: date, settings: Settings, *, allow_today: bool = False) 
             f" give a day up to {(today - timedelta(days=1)).isoformat()}"
         )
     return day
-
-
-def local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    """The UTC instant a local calendar day begins."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -311,7 +315,7 @@ def compute_digest(
         )
         for key in tag_names
     }
-    gains_by_platform, top_gains = _gains(session, period)
+    gains_by_platform, top_gains = _gains(session, period, settings.timezone)
     return Digest(
         period=period,
         timezone=settings.timezone,
@@ -489,22 +493,81 @@ class _Gain:
 
 
 def _gains(
-    session: Session, period: Period
+    session: Session, period: Period, timezone: str
 ) -> tuple[dict[str, dict[str, int | None]], list[_Gain]]:
     """Per platform and metric, the sum of the known gains (None when nobody gave it),
-    and the posts that gained most interactions; one pass over the day's posts."""
-    positions = [METRICS.index(m) for m in INTERACTIONS]
+    and the posts that gained most interactions.
+
+    Read from the daily roll-up when it cuts days in this zone; otherwise (the zone
+    was changed and the roll-up not rebuilt yet) from the snapshots, slowly but alike.
+    """
+    if rollup_zone(session) != timezone:
+        return _rank(session.execute(_gains_query(period)))
+    if period.days > 1:
+        return _rank(_range_gains(session, period))
+    day = _DAYS.c.day == period.first_day
+    gains = [_DAYS.c[f"gained_{m}"] for m in METRICS]
+    sums = session.execute(
+        sa.select(_DAYS.c.platform, *[sa.func.sum(c) for c in gains])
+        .where(day)
+        .group_by(_DAYS.c.platform)
+    )
+    by_platform = {
+        platform: dict(zip(METRICS, [_int(v) for v in values], strict=True))
+        for platform, *values in sorted(sums, key=lambda row: row[0])
+    }
+    top = session.execute(
+        sa.select(_DAYS.c.interactions, _DAYS.c.post_id, _DAYS.c.platform, _POSTS.c.status)
+        .add_columns(*gains)
+        .join(_POSTS, _POSTS.c.id == _DAYS.c.post_id)
+        .where(day, _DAYS.c.interactions > 0)
+        .order_by(_DAYS.c.interactions.desc(), _DAYS.c.post_id)
+        .limit(TOP_POSTS)
+    )
+    ranked = [
+        _Gain(int(n), -post_id, platform, status, tuple(_int(v) for v in values))
+        for n, post_id, platform, status, *values in top
+    ]
+    return by_platform, ranked
+
+
+def _int(value: Any) -> int | None:
+    """PostgreSQL sums big integers as numeric."""
+    return None if value is None else int(value)
+
+
+def _range_gains(session: Session, period: Period) -> Iterator[tuple[Any, ...]]:
+    """Per post active in a range of days: its last day's counts minus those before
+    its first day, from the day rows (one read of the range, in post order)."""
+    query = (
+        sa.select(_DAYS.c.post_id, _DAYS.c.platform, _POSTS.c.status)
+        .add_columns(*[_DAYS.c[m] for m in METRICS], *[_DAYS.c[f"prev_{m}"] for m in METRICS])
+        .join(_POSTS, _POSTS.c.id == _DAYS.c.post_id)
+        .where(_DAYS.c.day >= period.first_day, _DAYS.c.day <= period.last_day)
+        .order_by(_DAYS.c.post_id, _DAYS.c.day)
+    )
+    size = len(METRICS)
+    for post_id, group in itertools.groupby(session.execute(query), key=lambda row: row[0]):
+        days = list(group)
+        first, last = days[0], days[-1]
+        before = tuple(first[3 + size :])
+        yield (post_id, first[1], first[2], *gained(tuple(last[3 : 3 + size]), before))
+
+
+def _rank(rows: Iterable[Any]) -> tuple[dict[str, dict[str, int | None]], list[_Gain]]:
+    """Sums per platform and the top posts, in one pass over (post, platform, status,
+    gains...) rows."""
     sums: dict[str, list[int | None]] = {}
     top: list[_Gain] = []
-    for post_id, platform, status, *values in session.execute(_gains_query(period)):
+    for post_id, platform, status, *values in rows:
         platform_sums = sums.setdefault(platform, [None] * len(METRICS))
         for i, value in enumerate(values):
             if value is not None:
                 platform_sums[i] = (platform_sums[i] or 0) + int(value)
-        interactions = sum(int(values[i]) for i in positions if values[i] is not None)
-        if interactions <= 0:
+        gain_total = interactions(tuple(values))
+        if gain_total <= 0:
             continue
-        gain = _Gain(interactions, -post_id, platform, status, tuple(values))
+        gain = _Gain(gain_total, -post_id, platform, status, tuple(values))
         if len(top) < TOP_POSTS:
             heapq.heappush(top, gain)
         elif gain > top[0]:

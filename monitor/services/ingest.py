@@ -21,7 +21,6 @@ from sqlmodel import Session
 
 from adapters.base import FetchedPost, Media
 from monitor.models import (
-    EngagementSnapshot,
     ErasedAuthor,
     MediaItem,
     ModerationEvent,
@@ -30,6 +29,7 @@ from monitor.models import (
     PostStatus,
     utcnow,
 )
+from monitor.services.engagement import append_snapshots
 
 _CHUNK = 500
 ERASED_AUTHOR_REASON = "the author's data was erased on request before"
@@ -187,8 +187,7 @@ def _insert_new(
         session.execute(sa.insert(PostHashtag.__table__), tag_rows)
     _insert_media(session, pairs)
     if pairs:
-        snapshots = [_snapshot_row(pid, p, now) for pid, p in pairs]
-        session.execute(sa.insert(EngagementSnapshot.__table__), snapshots)
+        append_snapshots(session, [_snapshot_row(pid, p, now) for pid, p in pairs])
     return inserted
 
 
@@ -372,8 +371,7 @@ def _update_seen(
             edited.append(row.id)
         else:
             unchanged.append((row.id, post))
-    if snapshots:
-        session.execute(sa.insert(EngagementSnapshot.__table__), snapshots)
+    append_snapshots(session, snapshots)
     _renew_signed_urls(session, unchanged)
     return updated, edited
 
