@@ -89,6 +89,8 @@ class GalleryPost:
     author_url: str | None
     text: str
     content_warning: str | None
+    #: Media marked sensitive at source: behind a content note on every public surface.
+    sensitive: bool
     created_at: datetime
     hashtags: tuple[str, ...]
     images: tuple[GalleryImage, ...]
@@ -202,6 +204,7 @@ def load_page(
             author_url=safe_url(row.author_url),
             text=row.text,
             content_warning=row.content_warning,
+            sensitive=bool(row.sensitive),
             created_at=row.created_at,
             hashtags=hashtags.get(row.id, ()),
             images=tuple(images.get(row.id, ())),
@@ -235,6 +238,7 @@ def _page_statement(by_tag: bool, by_platform: bool, after_cursor: bool) -> sa.S
         posts.c.author_url,
         posts.c.text,
         posts.c.content_warning,
+        posts.c.sensitive,
         posts.c.created_at,
         posts.c.version,
     ).where(publicly_visible(posts))
@@ -385,6 +389,7 @@ def post_json(post: GalleryPost, *, report_base: str) -> dict[str, Any]:
         "author": {"name": post.author_name, "handle": post.author_handle, "url": post.author_url},
         "text": post.text,
         "content_warning": post.content_warning,
+        "sensitive": post.sensitive,
         "created_at": post.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "hashtags": list(post.hashtags),
         "media": [
