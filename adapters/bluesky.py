@@ -577,7 +577,26 @@ def normalise_post(view: Mapping[str, Any]) -> FetchedPost:
         ),
         sensitive=sensitive,
         content_warning=f"Labelled: {', '.join(labels)}" if labels else None,
+        opt_out=_opt_out(view, record, author),
     )
+
+
+#: The label an account or post carries when its owner asked that logged-out people,
+#: and so any public page, not be shown their content.
+NO_UNAUTHENTICATED = "!no-unauthenticated"
+
+
+def _opt_out(
+    view: Mapping[str, Any], record: Mapping[str, Any], author: Mapping[str, Any]
+) -> str | None:
+    """Why the author asked not to be shown publicly, from the ``!no-unauthenticated`` label."""
+    on_author = NO_UNAUTHENTICATED in _applied_labels(author.get("labels"))
+    on_post = NO_UNAUTHENTICATED in _applied_labels(view.get("labels"), record.get("labels"))
+    if on_author:
+        return "the Bluesky account asks not to be shown to logged-out people"
+    if on_post:
+        return "the Bluesky post asks not to be shown to logged-out people"
+    return None
 
 
 def _render(text: str, facets: Any) -> tuple[str, list[str]]:
@@ -648,6 +667,11 @@ def _escape(chunk: bytes) -> str:
 
 def _labels(*sources: Any) -> list[str]:
     """Sensitive label values applied and not negated, from view, record and author labels."""
+    return sorted(_applied_labels(*sources) & SENSITIVE_LABELS)
+
+
+def _applied_labels(*sources: Any) -> set[str]:
+    """Label values applied and not negated, from label arrays or a record's selfLabels."""
     applied: set[str] = set()
     negated: set[str] = set()
     for source in sources:
@@ -656,7 +680,7 @@ def _labels(*sources: Any) -> list[str]:
         for label in as_array(source):
             if isinstance(label, dict) and isinstance(label.get("val"), str):
                 (negated if label.get("neg") is True else applied).add(label["val"])
-    return sorted((applied - negated) & SENSITIVE_LABELS)
+    return applied - negated
 
 
 def _media(embed: Any, sensitive: bool) -> list[Media]:

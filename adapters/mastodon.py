@@ -324,7 +324,29 @@ def normalise_status(instance: str, status: Mapping[str, Any]) -> FetchedPost:
         content_warning=clean_text(status.get("spoiler_text"), 1000) or None,
         edited_at=parse_time(status.get("edited_at")),
         ref=f"{instance}|{local_id}",
+        opt_out=account_opt_out(status.get("account")),
     )
+
+
+def account_opt_out(account: Any) -> str | None:
+    """In words, why an account's owner asked not to be shown publicly, or None.
+
+    Mastodon 4.2+ accounts say ``indexable: false`` when the owner opted out of
+    search; ``noindex: true`` asks search engines to stay away (both in the API's
+    Account entity), and ``discoverable: false`` keeps the account out of the
+    directory and recommendations. A missing field says nothing: older servers
+    do not send them.
+    """
+    if not isinstance(account, dict):
+        return None
+    reasons = []
+    if account.get("indexable") is False:
+        reasons.append("the account is not indexable")
+    if account.get("noindex") is True:
+        reasons.append("the account asks not to be indexed (noindex)")
+    if account.get("discoverable") is False:
+        reasons.append("the account is not discoverable")
+    return "; ".join(reasons) or None
 
 
 def _author(instance: str, account: Any) -> Author:
