@@ -30,6 +30,7 @@ from monitor.models import (
     utcnow,
 )
 from monitor.services.engagement import append_snapshots
+from monitor.services.links import foreign_link_reason
 
 _CHUNK = 500
 ERASED_AUTHOR_REASON = "the author's data was erased on request before"
@@ -196,11 +197,19 @@ def opt_out_reason(opt_out: str) -> str:
     return f"Opt-out: {opt_out}; publish only with consent on record"
 
 
+def content_flags(post: FetchedPost) -> list[str]:
+    """What ingestion itself flags in a post's content: an author's opt-out, and links
+    leading off the post's own site (a hijacker's favourite)."""
+    reasons = [opt_out_reason(post.opt_out)] if post.opt_out else []
+    if foreign := foreign_link_reason(post.url, post.author.url, post.html):
+        reasons.append(foreign)
+    return reasons
+
+
 def _arrival_flags(post: FetchedPost, *, erased: bool) -> dict[str, Any]:
-    """Flags a new post carries from the start: an erased author, an author's opt-out."""
+    """Flags a new post carries from the start: an erased author, and its content's."""
     reasons = [ERASED_AUTHOR_REASON] if erased else []
-    if post.opt_out:
-        reasons.append(opt_out_reason(post.opt_out))
+    reasons += content_flags(post)
     return {"flagged": bool(reasons), "flag_reasons": reasons or None}
 
 
@@ -404,9 +413,9 @@ def apply_edit(session: Session, row: Any, post: FetchedPost, now: datetime) -> 
     ).one()
     if row.status == PostStatus.APPROVED:
         values["status"] = PostStatus.PENDING.value
-    if post.opt_out and opt_out_reason(post.opt_out) not in (flags or []):
-        # The author opted out since: their post needs consent like a new one.
-        values.update(flagged=True, flag_reasons=[*(flags or []), opt_out_reason(post.opt_out)])
+    if new_flags := [reason for reason in content_flags(post) if reason not in (flags or [])]:
+        # An opt-out or a foreign link that came with the edit flags it as in a new post.
+        values.update(flagged=True, flag_reasons=[*(flags or []), *new_flags])
     session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
     _replace_media(session, row.id, post)
     session.add(

@@ -4,7 +4,8 @@ The gallery publishes the post's link, the author's link and the links in the
 text. A moderator approving "Original post" must see where each one goes: a
 hijacker can point a harmless-looking post at any site. A link whose host is
 neither the post's platform nor the post's own origin is marked foreign, and
-ingestion flags such posts (see :mod:`monitor.services.rules`).
+ingestion flags such posts (:func:`foreign_link_reason`, used by
+:mod:`monitor.services.ingest`).
 """
 
 from __future__ import annotations
@@ -68,11 +69,16 @@ def text_links(post_html: str) -> list[str]:
 
 def link_hosts(post: Post) -> list[LinkHost]:
     """Every link the gallery would publish for ``post``, with its host."""
-    home = host_of(post.url)
+    return published_link_hosts(post.url, post.author_url, post.html)
+
+
+def published_link_hosts(url: str, author_url: str | None, post_html: str) -> list[LinkHost]:
+    """The hosts of a post's link, its author's link and the links in its text."""
+    home = host_of(url)
     found: list[LinkHost] = []
     seen: set[tuple[str, str]] = set()
-    candidates = [("Post", post.url), ("Author", post.author_url)]
-    candidates += [("Link in text", url) for url in text_links(post.html)]
+    candidates = [("Post", url), ("Author", author_url)]
+    candidates += [("Link in text", link) for link in text_links(post_html)]
     for label, url in candidates:
         host = host_of(url)
         if host is None or (label, host) in seen:
@@ -82,6 +88,13 @@ def link_hosts(post: Post) -> list[LinkHost]:
     return found
 
 
-def foreign_hosts(post: Post) -> list[str]:
-    """Hosts of the post's links that are not its platform's or its origin's."""
-    return list(dict.fromkeys(link.host for link in link_hosts(post) if link.foreign))
+def foreign_link_reason(url: str, author_url: str | None, post_html: str) -> str | None:
+    """The flag for links to another site than the post's own, or None."""
+    links = published_link_hosts(url, author_url, post_html)
+    foreign = [link.host for link in links if link.foreign]
+    if not foreign:
+        return None
+    return f"{FOREIGN_LINK_PREFIX} {', '.join(dict.fromkeys(foreign))}"
+
+
+FOREIGN_LINK_PREFIX = "Links to another site than the post's own:"

@@ -206,9 +206,16 @@ def test_link_destinations_are_shown_as_hosts_and_foreign_ones_marked(
 ) -> None:
     post = _text_post(
         html='<p>Support <a href="https://evil.example/win">here</a>'
-        ' <a href="https://example.social/tags/ceaday21">#CEADAY21</a></p>',
+        ' <a href="https://example.social/tags/ceaday21">#CEADAY21</a>'
+        ' <a href="https://other.social/@friend">@friend</a></p>',
     )
-    _store(sqlite_engine, post)
+    [post_id] = _store(sqlite_engine, post)
+    with Session(sqlite_engine) as session:
+        stored = session.get(Post, post_id)
+        assert stored is not None and stored.flagged
+        # Flagged at ingestion, naming only the author's own link off the site: a mention
+        # of someone on another server is the platform's navigation, not a link.
+        assert stored.flag_reasons == ["Links to another site than the post's own: evil.example"]
     html = moderator.get("/queue").text
     assert 'Post: <span class="host">example.social</span>' in html
     assert re.search(
