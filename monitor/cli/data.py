@@ -99,10 +99,16 @@ def erase(
         erased = retention.erase_author(
             session=session, settings=settings, platform=platform, handle=author, actor=CLI_ACTOR
         )
+        kept = retention.kept_for_escalation(session=session, platform=platform, handle=author)
     if erased:
         echo(f"Erased {erased} post(s) and their media.")
-    else:
+    elif not kept:
         echo(f"Nothing matched: no post by {author} on {platform} is held.")
+    if kept:
+        echo(
+            f"Kept {kept} post(s) under an open safeguarding escalation as evidence;"
+            " run erase again once the escalation is closed."
+        )
     echo("Later posts by this author come back flagged.")
 
 

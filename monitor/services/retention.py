@@ -93,21 +93,46 @@ def purge(*, session: Session, settings: Settings, now: datetime | None = None) 
     return counts
 
 
+def _handle_variants(handle: str) -> set[str]:
+    handle = handle.strip()
+    return {handle, handle if handle.startswith("@") else f"@{handle}"}
+
+
+def _by_author(platform: str, handle: str) -> sa.ColumnElement[bool]:
+    posts = Post.__table__
+    variants = _handle_variants(handle)
+    return sa.and_(
+        posts.c.platform == platform,
+        sa.func.lower(posts.c.author_handle).in_([v.lower() for v in variants]),
+    )
+
+
+def kept_for_escalation(*, session: Session, platform: str, handle: str) -> int:
+    """Posts by this author that erasure keeps because an escalation on them is open."""
+    posts = Post.__table__
+    query = sa.select(sa.func.count()).where(
+        _by_author(platform, handle), posts.c.id.in_(open_escalation_post_ids())
+    )
+    return int(session.execute(query).scalar_one())
+
+
 def erase_author(
     *, session: Session, settings: Settings, platform: str, handle: str, actor: str
 ) -> int:
-    """Erase everything held about one author on one platform; returns posts erased."""
+    """Erase everything held about one author on one platform; returns posts erased.
+
+    A post under an open escalation is kept: it is safeguarding evidence (a lawful
+    exception to erasure) until the escalation is closed. :func:`kept_for_escalation`
+    says how many such posts an erasure left.
+    """
     posts = Post.__table__
-    handle = handle.strip()
-    variants = {handle, handle if handle.startswith("@") else f"@{handle}"}
+    by_author = _by_author(platform, handle)
     post_ids = list(
         session.execute(
-            sa.select(posts.c.id).where(
-                posts.c.platform == platform,
-                sa.func.lower(posts.c.author_handle).in_([v.lower() for v in variants]),
-            )
+            sa.select(posts.c.id).where(by_author, posts.c.id.not_in(open_escalation_post_ids()))
         ).scalars()
     )
+    variants = _handle_variants(handle)
     _delete_posts(session, post_ids)
     now = utcnow()
     for variant in variants:

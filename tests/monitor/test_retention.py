@@ -13,9 +13,11 @@ from sqlmodel import Session, select
 from adapters.base import Author
 from monitor.config import Settings
 from monitor.models import EngagementSnapshot, ModerationEvent, Post, PostStatus
+from monitor.services.escalation import escalate
 from monitor.services.ingest import ERASED_AUTHOR_REASON, record_posts
-from monitor.services.retention import erase_author, purge, purge_candidates
+from monitor.services.retention import erase_author, kept_for_escalation, purge, purge_candidates
 from tests.factories import make_post
+from tests.web.auth_helpers import make_user
 
 NOW = datetime(2021, 6, 1, 12, tzinfo=UTC)
 
@@ -125,3 +127,26 @@ def test_erased_author_is_gone_and_comes_back_flagged_only(
         back = session.exec(select(Post).where(Post.author_handle == author.handle)).one()
     assert back.status == PostStatus.PENDING and back.flagged
     assert back.flag_reasons == [ERASED_AUTHOR_REASON]
+
+
+def test_erasure_keeps_a_post_under_an_open_escalation_as_evidence(
+    engine: Engine, settings: Settings
+) -> None:
+    make_user(engine, "mo", "moderator")
+    author = Author(handle="@teen@example.social", name="Teen")
+    with Session(engine) as session:
+        disclosure = _store(session, "pending", 1, author=author)
+        _store(session, "approved", 1, author=author)
+        session.commit()
+        escalate(session=session, settings=settings, post=disclosure, actor="mo", reason="at risk")
+        session.commit()
+        erased = erase_author(
+            session=session, settings=settings, platform="mastodon", handle="teen@example.social",
+            actor="dpo",
+        )  # fmt: skip
+        session.commit()
+        kept = kept_for_escalation(
+            session=session, platform="mastodon", handle="teen@example.social"
+        )
+        left = [p.id for p in session.exec(select(Post).where(Post.author_handle == author.handle))]
+    assert (erased, kept) == (1, 1) and left == [disclosure.id]
