@@ -41,6 +41,7 @@ def _session(request: Request) -> Iterator[Session]:
 def _read_session(request: Request) -> Iterator[Session]:
     """A session that only reads: on SQLite it holds no write lock while a response is sent."""
     with Session(read_only(request.app.state.engine), expire_on_commit=False) as session:
+        request.state.db_session = session
         yield session
 
 

@@ -62,3 +62,17 @@ def test_readyz_answers_while_a_writer_holds_the_lock(
     with app_client(create_app(configure(), engine=engine)) as client:
         answer = client.get("/readyz")
     assert answer.status_code == 200 and answer.json()["checks"]["database"] == "ok"
+
+
+def test_the_public_pages_answer_while_a_writer_holds_the_lock(
+    database: tuple[Engine, Path],
+    writer: sqlite3.Connection,
+    configure: Callable[..., Settings],
+) -> None:
+    """The finding: a moderator approving a post with slow images, or one client that
+    never reads a large gallery.json, made /gallery, /gallery.json and /media fail."""
+    engine, _ = database
+    with app_client(create_app(configure(), engine=engine)) as client:
+        for path in ("/gallery", "/gallery/embed", "/gallery.json"):
+            assert client.get(path).status_code == 200, path
+        assert client.get(f"/media/{'0' * 64}-320.jpg").status_code == 404

@@ -55,7 +55,7 @@ from monitor.services.takedown import (
     request_takedown,
     takedown_hides,
 )
-from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep
+from monitor.web.deps import ReadSessionDep, SettingsDep, TemplatesDep
 
 router = APIRouter()
 
@@ -215,7 +215,7 @@ def _html_gallery(
 
 @router.get("/gallery")
 def gallery(
-    request: Request, session: SessionDep, settings: SettingsDep, templates: TemplatesDep
+    request: Request, session: ReadSessionDep, settings: SettingsDep, templates: TemplatesDep
 ) -> Response:
     """The full public gallery page."""
     return _html_gallery(
@@ -225,7 +225,7 @@ def gallery(
 
 @router.get("/gallery/embed")
 def gallery_embed(
-    request: Request, session: SessionDep, settings: SettingsDep, templates: TemplatesDep
+    request: Request, session: ReadSessionDep, settings: SettingsDep, templates: TemplatesDep
 ) -> Response:
     """The gallery without site chrome, for an iframe; it reports its height to the parent."""
     return _html_gallery(
@@ -234,7 +234,7 @@ def gallery_embed(
 
 
 @router.get("/gallery.json")
-def gallery_json(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+def gallery_json(request: Request, session: ReadSessionDep, settings: SettingsDep) -> Response:
     """Approved posts, newest first, with a cursor to the next page."""
     headers = {**public_headers(settings), "Access-Control-Allow-Origin": "*"}
     try:
@@ -271,7 +271,7 @@ def embed_script(settings: SettingsDep) -> Response:
 
 
 @router.get("/media/{name}")
-def media(name: str, session: SessionDep, settings: SettingsDep) -> Response:
+def media(name: str, session: ReadSessionDep, settings: SettingsDep) -> Response:
     """A pinned image, while an approved post shows it (never while the gallery is paused)."""
     match = PINNED_NAME_RE.match(name)
     path = pinned_file(settings.media_dir, name) if match else None
@@ -329,7 +329,7 @@ def _not_found(request: Request, settings: Settings, templates: Jinja2Templates)
 def report_form(
     public_id: str,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     templates: TemplatesDep,
 ) -> Response:
