@@ -101,16 +101,20 @@ def _until(check: object, what: str) -> None:
     raise AssertionError(f"gave up waiting for {what}")
 
 
-def _approvable_post(engine: sa.Engine) -> tuple[int, int, str]:
-    """A pending genuine post whose image has alt text: (id, version, text)."""
+def _approvable_post(engine: sa.Engine) -> tuple[int, int, str] | None:
+    """A pending genuine post whose image has alt text and is stored for review:
+    (id, version, text), or None while staging has not reached one."""
     query = sa.text(
         "SELECT p.id, p.version, p.text FROM posts p JOIN media m ON m.post_id = p.id"
         " WHERE p.status = 'pending' AND NOT p.flagged AND NOT p.sensitive"
-        " AND m.alt IS NOT NULL ORDER BY p.id LIMIT 1"
+        " AND m.alt IS NOT NULL AND m.pinned_hash IS NOT NULL AND NOT EXISTS ("
+        "  SELECT 1 FROM media u WHERE u.post_id = p.id AND u.pinned_hash IS NULL"
+        "  AND u.kind IN ('image', 'video', 'gif'))"
+        " ORDER BY p.id LIMIT 1"
     )
     with engine.connect() as connection:
-        row = connection.execute(query).one()
-    return int(row.id), int(row.version), str(row.text)
+        row = connection.execute(query).first()
+    return (int(row.id), int(row.version), str(row.text)) if row else None
 
 
 def _post_count(engine: sa.Engine) -> int:
@@ -127,13 +131,20 @@ def test_demo_serves_queue_and_gallery_and_leaves_nothing_behind(demo: DemoProce
 
     with httpx.Client(base_url=base, timeout=30) as client:
         login(client, name, password)
+        # The sample's pictures are stored for review by the staging job, then shown.
+        _until(lambda: _approvable_post(engine) is not None, "the sample's images stored")
         queue_page = client.get("/queue", headers={"Accept": "text/html"})
         assert queue_page.status_code == 200
         assert "Training data" in queue_page.text
         assert "Flagged for a closer look" in queue_page.text  # the phone-number cases
-        assert 'src="/demo/media/s' in queue_page.text  # the sample's images show in the queue
+        assert "/demo/media/" not in queue_page.text  # never the media host itself
 
-        post_id, version, text = _approvable_post(engine)
+        approvable = _approvable_post(engine)
+        assert approvable is not None
+        post_id, version, text = approvable
+        card = client.get(f"/queue/posts/{post_id}", headers={"Accept": "text/html"}).text
+        [copy] = re.findall(r'<img src="(/queue/media/[0-9a-f]{64}-\d+\.jpg)"', card)[:1]
+        assert client.get(copy).headers["content-type"] == "image/jpeg"  # our stored copy
         decided = client.post(
             "/queue/decide",
             data={

@@ -361,7 +361,18 @@ def test_migration_back_fills_existing_snapshots_and_matches_the_models(db_url: 
     engine = create_db_engine(db_url)
     command.upgrade(_alembic_config(engine), "0004")
     with Session(engine) as session:
-        post_id = add_post(session, "a", "bluesky", "approved")
+        # Raw SQL with the columns a 0004 store had: the model has grown since.
+        created = datetime(2021, 3, 1, tzinfo=UTC).replace(tzinfo=None)
+        post_id = session.execute(
+            sa.text(
+                "INSERT INTO posts (platform, external_id, ref, url, author_handle, author_name,"
+                " text, html, content_hash, created_at, first_seen_at, last_seen_at, status,"
+                " sensitive, flagged, version) VALUES ('bluesky', 'a', 'bluesky:a',"
+                " 'https://bluesky.example/a', '@a', 'a', 'a', 'a', 'a', :at, :at, :at,"
+                " 'approved', false, false, 1) RETURNING id"
+            ),
+            {"at": created},
+        ).scalar_one()
         table = EngagementSnapshot.__table__
         at = datetime(2021, 3, 27, 23, 30, tzinfo=UTC)  # just before the spring change
         session.execute(
