@@ -162,7 +162,11 @@ def bench_normalise(fakes: dict[str, Any]) -> None:
 
     def rss_normalise() -> object:
         parsed = feedparser.parse(feed_bytes)
-        return [rss_adapter.normalise_entry(url, parsed.feed, e) for e in parsed.entries]
+        now = datetime.now(UTC)
+        return [
+            rss_adapter.normalise_entry(url, parsed.feed, e, categories_are_hashtags=False, now=now)
+            for e in parsed.entries
+        ]
 
     emit(
         "normalise",
