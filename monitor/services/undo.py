@@ -48,7 +48,9 @@ def last_undoable(session: Session, actor: str, now: datetime | None = None) -> 
             col(ModerationEvent.action).in_(_DECISIONS),
             ModerationEvent.at >= now - UNDO_WINDOW,
         )
-        .order_by(col(ModerationEvent.id).desc())
+        # By time first: the planner then walks the (small) recent end of the ``at`` index
+        # instead of every audit row from the newest id down.
+        .order_by(col(ModerationEvent.at).desc(), col(ModerationEvent.id).desc())
         .limit(1)
     ).first()
     if event is None or event.post_id is None:
