@@ -353,7 +353,8 @@ def audit_page(
         action=action.strip(),
         post_id=post_id,
     )
-    query = {"actor": actor.strip(), "action": action.strip(), "post": post if post_id else ""}
+    shown_post = post if post_id is not None else ""
+    query = {"actor": actor.strip(), "action": action.strip(), "post": shown_post}
     return templates.TemplateResponse(
         request,
         "admin/audit.html",
