@@ -154,10 +154,16 @@ def record(
     """Add one audit row to ``session`` (committed with the change it records) and return it.
 
     ``post`` or ``post_id`` says which post it is about (neither for logins, users and
-    settings); ``at`` defaults to now.
+    settings). Given ``post``, the statuses not passed are the post's status now: most
+    actions on a post (a reveal, a takedown request, consent) leave it as it was.
+    ``at`` defaults to now.
     """
+    if post is not None:
+        post_id = post.id
+        from_status = post.status if from_status is None else from_status
+        to_status = post.status if to_status is None else to_status
     event = ModerationEvent(
-        post_id=post.id if post is not None else post_id,
+        post_id=post_id,
         at=at or utcnow(),
         actor=actor,
         action=Action(action).value,

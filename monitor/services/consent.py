@@ -63,8 +63,6 @@ def record_consent(
         at=consent.recorded_at,
         actor=actor,
         action=Action.CONSENT_RECORDED,
-        from_status=post.status,
-        to_status=post.status,
         reason=consent.how,
         detail={"obtained_on": obtained_on.isoformat(), "covers": consent.covers},
     )

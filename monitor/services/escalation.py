@@ -21,7 +21,6 @@ from monitor.models import Escalation, Post, Role, utcnow
 from monitor.services import audit
 from monitor.services.alerts import raise_alert
 from monitor.services.audit import Action
-from monitor.services.takedown import post_event
 from monitor.services.users import get_active_user
 
 MAX_TEXT_CHARS = 2000
@@ -83,9 +82,9 @@ def escalate(
     post.escalated = True
     post.version += 1
     session.add(post)
-    post_event(
+    audit.record(
         session,
-        post,
+        post=post,
         at=now,
         actor=actor,
         action=Action.ESCALATED,

@@ -336,8 +336,6 @@ def record_reveal(*, session: Session, post: Post, actor: str) -> None:
         post=post,
         actor=actor,
         action=Action.MEDIA_REVEALED,
-        from_status=post.status,
-        to_status=post.status,
         detail={"version": post.version},
     )
 

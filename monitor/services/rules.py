@@ -317,7 +317,6 @@ def _rule_event(
         at=now,
         actor=f"rule:{match.rule_id}",
         action=action,
-        from_status=post.status,
         to_status=to_status,
         reason=f"Automatic: {match.label}",
         detail={"rule_id": match.rule_id, "kind": match.kind, "pattern": match.pattern},

@@ -23,7 +23,6 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -215,9 +214,9 @@ def request_takedown(
     # (see :func:`version_for_decision`).
     post.version += 1
     session.add(post)
-    post_event(
+    audit.record(
         session,
-        post,
+        post=post,
         at=now,
         actor=PUBLIC_ACTOR,
         action=Action.TAKEDOWN_REQUESTED,
@@ -240,30 +239,6 @@ def request_takedown(
         at=now,
     )
     return request
-
-
-def post_event(
-    session: Session,
-    post: Post,
-    *,
-    at: datetime,
-    actor: str,
-    action: Action,
-    reason: str,
-    detail: dict[str, Any],
-) -> ModerationEvent:
-    """An audit row about a post whose status the action leaves as it was."""
-    return audit.record(
-        session,
-        post=post,
-        at=at,
-        actor=actor,
-        action=action,
-        from_status=post.status,
-        to_status=post.status,
-        reason=reason,
-        detail=detail,
-    )
 
 
 def version_for_decision(session: Session, post_id: int, action: str, seen: int) -> int:
@@ -402,9 +377,9 @@ def resolve_takedown(
     post.flag_reasons = reasons or None
     post.flagged = bool(reasons)
     session.add(post)
-    post_event(
+    audit.record(
         session,
-        post,
+        post=post,
         at=now,
         actor=actor,
         action=Action.TAKEDOWN_RESOLVED,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, SQLModel, create_engine
 
-from monitor.models import ModerationEvent
+from monitor.models import ModerationEvent, Post
 from monitor.services import audit
 from monitor.services.audit import GALLERY_PAUSED, Action, describe
 
@@ -56,5 +56,10 @@ def test_record_adds_the_row_and_refuses_an_unknown_action() -> None:
     with Session(engine) as session:
         event = audit.record(session, actor="ad", action=Action.LOGOUT)
         assert event in session.new and event.action == "logout" and event.at is not None
+        post = Post(id=7, status="approved")  # not stored: record only reads it
+        kept = audit.record(session, actor="mo", action=Action.MEDIA_REVEALED, post=post)
+        assert (kept.post_id, kept.from_status, kept.to_status) == (7, "approved", "approved")
+        moved = audit.record(session, actor="mo", action=Action.UNDO, post=post, to_status="x")
+        assert (moved.from_status, moved.to_status) == ("approved", "x")
         with pytest.raises(ValueError, match="setting changed"):
             audit.record(session, actor="ad", action="setting changed")  # type: ignore[arg-type]
