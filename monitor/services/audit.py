@@ -70,7 +70,7 @@ class Action(StrEnum):
         return _LABELS[self]
 
     @classmethod
-    def find(cls, text: str) -> Action | None:
+    def from_words(cls, text: str) -> Action | None:
         """The action a person typed, by its stored value or its words; None if neither."""
         wanted = " ".join(text.lower().replace("_", " ").split())
         for action in cls:
@@ -254,7 +254,7 @@ def audit_log(
     if actor:
         query = query.where(ModerationEvent.actor == actor)
     if action:
-        known = Action.find(action)
+        known = Action.from_words(action)
         query = query.where(ModerationEvent.action == (known.value if known else action))
     if post_id is not None:
         query = query.where(ModerationEvent.post_id == post_id)

@@ -20,7 +20,7 @@ MONITOR = Path(__file__).resolve().parents[2] / "monitor"
 def test_every_action_has_words_for_people(action: Action) -> None:
     assert action.label.strip() == action.label and action.label
     assert "_" not in action.label
-    assert Action.find(action.label) is action and Action.find(action.value) is action
+    assert Action.from_words(action.label) is action and Action.from_words(action.value) is action
     assert describe(ModerationEvent(actor="x", action=action.value)) == action.label
 
 
