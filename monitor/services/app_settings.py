@@ -6,10 +6,11 @@ from typing import Any
 
 from sqlmodel import Session
 
-from monitor.models import AppSetting, ModerationEvent, utcnow
+from monitor.models import AppSetting, utcnow
+from monitor.services import audit
 
 #: When true the public gallery shows a neutral message and an empty feed (kill switch).
-GALLERY_PAUSED = "gallery_paused"
+GALLERY_PAUSED = audit.GALLERY_PAUSED
 
 
 def get_app_setting(session: Session, key: str, default: Any = None) -> Any:
@@ -29,14 +30,13 @@ def set_app_setting(
     else:
         row.value, row.updated_at, row.updated_by = value, now, actor
     session.add(row)
-    session.add(
-        ModerationEvent(
-            at=now,
-            actor=actor,
-            action="setting_changed",
-            reason=reason,
-            detail={"key": key, "from": old, "to": value},
-        )
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action=audit.Action.SETTING_CHANGED,
+        reason=reason,
+        detail={"key": key, "from": old, "to": value},
     )
 
 

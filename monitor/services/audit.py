@@ -1,17 +1,193 @@
-"""Reading the audit trail: a post's history, and the admin log page by keyset."""
+"""The audit trail's one owner: what can be recorded (:class:`Action`), the one way to
+record it (:func:`record`), and reading it back in words people use.
+
+Other modules read actions back as a protocol (the digest counts removals, undo looks for
+later changes), so each action is a member here, never a free string; the values are what
+the database already holds and must not change.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
 from sqlmodel import Session, select
 
-from monitor.models import ModerationEvent
+from monitor.models import ModerationEvent, Post, utcnow
 
 AUDIT_PAGE_SIZE = 100
 #: A post's card shows at most this many of its latest events (the log page has them all).
 HISTORY_PER_POST = 20
+#: The app setting of the gallery kill switch (app_settings re-exports it): defined here
+#: because the audit page words its changes as the gallery paused or resumed.
+GALLERY_PAUSED = "gallery_paused"
+
+
+class Action(StrEnum):
+    """Every action the audit trail records, by the string stored in its row."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    UNDO = "undo"
+    #: A rule flagged a post at ingestion (a rule's reject is :attr:`REJECT`).
+    FLAG = "flag"
+    MEDIA_REVEALED = "media_revealed"
+    CONSENT_RECORDED = "consent_recorded"
+    EDITED_AT_SOURCE = "edited_at_source"
+    DELETED_AT_SOURCE = "deleted_at_source"
+    UNCHECKED_AT_SOURCE = "unchecked_at_source"
+    TAKEDOWN_REQUESTED = "takedown_requested"
+    TAKEDOWN_RESOLVED = "takedown_resolved"
+    ESCALATED = "escalated"
+    ESCALATION_CLOSED = "escalation_closed"
+    RULE_ADDED = "rule_added"
+    RULE_ENABLED = "rule_enabled"
+    RULE_DISABLED = "rule_disabled"
+    RULE_DELETED = "rule_deleted"
+    SETTING_CHANGED = "setting_changed"
+    RETENTION_PURGE = "retention_purge"
+    AUTHOR_ERASED = "author_erased"
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    LOGOUT = "logout"
+    USER_ADDED = "user_added"
+    USER_DISABLED = "user_disabled"
+    USER_ENABLED = "user_enabled"
+    ROLE_CHANGED = "role_changed"
+    PASSWORD_SET = "password_set"
+    PASSWORD_CHANGED = "password_changed"
+    PASSWORD_RESET = "password_reset"
+    LOGINS_UNLOCKED = "logins_unlocked"
+    TOTP_ENABLED = "totp_enabled"
+    TOTP_DISABLED = "totp_disabled"
+
+    @property
+    def label(self) -> str:
+        """The action in words for the audit page (the stored value is for code)."""
+        return _LABELS[self]
+
+    @classmethod
+    def from_words(cls, text: str) -> Action | None:
+        """The action a person typed, by its stored value or its words; None if neither."""
+        wanted = " ".join(text.lower().replace("_", " ").split())
+        for action in cls:
+            if wanted in (action.value.replace("_", " "), action.label):
+                return action
+        return None
+
+
+_LABELS: dict[Action, str] = {
+    Action.APPROVE: "approved",
+    Action.REJECT: "rejected",
+    Action.UNDO: "decision undone",
+    Action.FLAG: "flagged by a rule",
+    Action.MEDIA_REVEALED: "hidden media shown",
+    Action.CONSENT_RECORDED: "consent recorded",
+    Action.EDITED_AT_SOURCE: "edited at source",
+    Action.DELETED_AT_SOURCE: "removed at source",
+    Action.UNCHECKED_AT_SOURCE: "could not be checked at source",
+    Action.TAKEDOWN_REQUESTED: "takedown requested",
+    Action.TAKEDOWN_RESOLVED: "takedown request resolved",
+    Action.ESCALATED: "escalated to safeguarding",
+    Action.ESCALATION_CLOSED: "escalation closed",
+    Action.RULE_ADDED: "rule added",
+    Action.RULE_ENABLED: "rule switched on",
+    Action.RULE_DISABLED: "rule switched off",
+    Action.RULE_DELETED: "rule deleted",
+    Action.SETTING_CHANGED: "setting changed",
+    Action.RETENTION_PURGE: "old posts deleted (retention)",
+    Action.AUTHOR_ERASED: "author's data erased",
+    Action.LOGIN: "login",
+    Action.LOGIN_FAILED: "failed login",
+    Action.LOGOUT: "logout",
+    Action.USER_ADDED: "user added",
+    Action.USER_DISABLED: "user disabled",
+    Action.USER_ENABLED: "user enabled",
+    Action.ROLE_CHANGED: "role changed",
+    Action.PASSWORD_SET: "password set by an admin",
+    Action.PASSWORD_CHANGED: "own password changed",
+    Action.PASSWORD_RESET: "password reset",
+    Action.LOGINS_UNLOCKED: "logins unlocked",
+    Action.TOTP_ENABLED: "two-factor login switched on",
+    Action.TOTP_DISABLED: "two-factor login switched off",
+}
+
+#: Actions about staff, not posts: logins and account changes. Public headers
+#: (``Last-Modified``) ignore them, so they cannot tell when staff are active.
+STAFF_ACTIVITY_ACTIONS = frozenset(
+    {
+        Action.LOGIN,
+        Action.LOGIN_FAILED,
+        Action.LOGOUT,
+        Action.USER_ADDED,
+        Action.USER_DISABLED,
+        Action.USER_ENABLED,
+        Action.ROLE_CHANGED,
+        Action.PASSWORD_SET,
+        Action.PASSWORD_CHANGED,
+        Action.PASSWORD_RESET,
+        Action.LOGINS_UNLOCKED,
+        Action.TOTP_ENABLED,
+        Action.TOTP_DISABLED,
+    }
+)
+#: A moderator's decisions on a post (what undo reverses and the export lists).
+DECISIONS = (Action.APPROVE, Action.REJECT)
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: Action,
+    post: Post | None = None,
+    post_id: int | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> ModerationEvent:
+    """Add one audit row to ``session`` (committed with the change it records) and return it.
+
+    ``post`` or ``post_id`` says which post it is about (neither for logins, users and
+    settings). Given ``post``, the statuses not passed are the post's status now: most
+    actions on a post (a reveal, a takedown request, consent) leave it as it was.
+    ``at`` defaults to now.
+    """
+    if post is not None:
+        post_id = post.id
+        from_status = post.status if from_status is None else from_status
+        to_status = post.status if to_status is None else to_status
+    event = ModerationEvent(
+        post_id=post_id,
+        at=at or utcnow(),
+        actor=actor,
+        action=Action(action).value,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        detail=detail,
+    )
+    session.add(event)
+    return event
+
+
+def describe(event: ModerationEvent) -> str:
+    """What ``event`` did, in words: the kill switch reads as the gallery paused or
+    resumed, not as a setting changed; an action this version does not know reads as
+    its stored value."""
+    try:
+        action = Action(event.action)
+    except ValueError:
+        return event.action.replace("_", " ")
+    detail = event.detail or {}
+    if action is Action.SETTING_CHANGED and detail.get("key") == GALLERY_PAUSED:
+        return "gallery paused" if detail.get("to") else "gallery resumed"
+    return action.label
 
 
 def post_histories(session: Session, post_ids: Sequence[int]) -> dict[int, list[ModerationEvent]]:
@@ -30,11 +206,35 @@ def post_histories(session: Session, post_ids: Sequence[int]) -> dict[int, list[
     return {post_id: events[-HISTORY_PER_POST:] for post_id, events in histories.items()}
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One row as the audit page shows it: the action in words, the post by public id."""
+
+    event: ModerationEvent
+    what: str
+    #: ``platform:external_id``; None when the row is not about a post or the post is gone.
+    post_ref: str | None
+
+
 @dataclasses.dataclass(slots=True)
 class AuditPage:
-    events: list[ModerationEvent]
+    entries: list[AuditEntry]
     #: Pass as ``before`` to read the next (older) page; None on the last page.
     next_before: int | None
+
+    @property
+    def events(self) -> list[ModerationEvent]:
+        return [entry.event for entry in self.entries]
+
+
+def find_post_id(session: Session, ref: str) -> int:
+    """The row id of the post named ``platform:external_id``, as the audit page shows
+    posts; 0, which no row has, when there is no such post (a filter then shows nothing)."""
+    platform, _, external_id = ref.strip().partition(":")
+    found = session.exec(
+        select(Post.id).where(Post.platform == platform, Post.external_id == external_id)
+    ).first()
+    return found or 0
 
 
 def audit_log(
@@ -46,17 +246,31 @@ def audit_log(
     post_id: int | None = None,
     limit: int = AUDIT_PAGE_SIZE,
 ) -> AuditPage:
-    """Newest events first, optionally for one actor, action or post."""
+    """Newest events first, optionally for one actor, action (stored value or its words)
+    or post."""
     query = select(ModerationEvent).order_by(ModerationEvent.id.desc())  # type: ignore[union-attr]
     if before is not None:
         query = query.where(ModerationEvent.id < before)  # type: ignore[operator]
     if actor:
         query = query.where(ModerationEvent.actor == actor)
     if action:
-        query = query.where(ModerationEvent.action == action)
+        known = Action.from_words(action)
+        query = query.where(ModerationEvent.action == (known.value if known else action))
     if post_id is not None:
         query = query.where(ModerationEvent.post_id == post_id)
     events = list(session.exec(query.limit(limit + 1)))
     more = len(events) > limit
     events = events[:limit]
-    return AuditPage(events=events, next_before=events[-1].id if more and events else None)
+    refs = _post_refs(session, {event.post_id for event in events if event.post_id is not None})
+    entries = [AuditEntry(event, describe(event), refs.get(event.post_id or 0)) for event in events]
+    return AuditPage(entries=entries, next_before=events[-1].id if more and events else None)
+
+
+def _post_refs(session: Session, post_ids: set[int]) -> dict[int, str]:
+    """``platform:external_id`` of each post, in one query."""
+    if not post_ids:
+        return {}
+    rows = session.exec(
+        select(Post.id, Post.platform, Post.external_id).where(Post.id.in_(sorted(post_ids)))  # type: ignore[union-attr]
+    )
+    return {post_id or 0: f"{platform}:{external_id}" for post_id, platform, external_id in rows}

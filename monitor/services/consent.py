@@ -16,13 +16,14 @@ from datetime import date
 from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
-from monitor.models import Consent, ModerationEvent, Post, Role, utcnow
+from monitor.models import Consent, Post, Role, utcnow
+from monitor.services import audit
+from monitor.services.audit import Action
 from monitor.services.users import get_active_user
 
 MAX_CONSENT_CHARS = 1000
 #: What consent recorded from the command line covers when it does not say.
 DEFAULT_COVERS = "publication in the campaign gallery and its embeds"
-CONSENT_RECORDED = "consent_recorded"
 
 
 def _clean(value: str, what: str) -> str:
@@ -56,20 +57,14 @@ def record_consent(
         recorded_at=utcnow(),
     )
     session.add(consent)
-    session.add(
-        ModerationEvent(
-            post_id=post.id,
-            at=consent.recorded_at,
-            actor=actor,
-            action=CONSENT_RECORDED,
-            from_status=post.status,
-            to_status=post.status,
-            reason=consent.how,
-            detail={
-                "obtained_on": obtained_on.isoformat(),
-                "covers": consent.covers,
-            },
-        )
+    audit.record(
+        session,
+        post=post,
+        at=consent.recorded_at,
+        actor=actor,
+        action=Action.CONSENT_RECORDED,
+        reason=consent.how,
+        detail={"obtained_on": obtained_on.isoformat(), "covers": consent.covers},
     )
     return consent
 

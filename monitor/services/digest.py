@@ -40,6 +40,7 @@ from monitor.models import (
     Source,
     utcnow,
 )
+from monitor.services.audit import DECISIONS, Action
 from monitor.services.engagement import (
     INTERACTIONS,
     METRICS,
@@ -624,7 +625,7 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
         .where(
             _in(_EVENTS.c.at, period.start, period.end),
             _EVENTS.c.to_status.in_([PostStatus.APPROVED.value, PostStatus.REJECTED.value]),
-            _EVENTS.c.action.in_(["approve", "reject"]),
+            _EVENTS.c.action.in_(DECISIONS),
         )
     )
     decisions = session.execute(decided).all()
@@ -639,7 +640,7 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
             sa.select(_EVENTS.c.action, sa.func.count())
             .where(
                 _in(_EVENTS.c.at, period.start, period.end),
-                _EVENTS.c.action.in_(["takedown_requested", "deleted_at_source"]),
+                _EVENTS.c.action.in_([Action.TAKEDOWN_REQUESTED, Action.DELETED_AT_SOURCE]),
             )
             .group_by(_EVENTS.c.action)
         ).all()
@@ -657,8 +658,8 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
         oldest_pending_age=None if pending[1] is None else now - pending[1],
         median_decision_time=timedelta(seconds=statistics.median(waits)) if waits else None,
         flagged=int(flagged),
-        removed_at_source=int(actions.get("deleted_at_source", 0)),
-        takedown_requests=int(actions.get("takedown_requested", 0)),
+        removed_at_source=int(actions.get(Action.DELETED_AT_SOURCE, 0)),
+        takedown_requests=int(actions.get(Action.TAKEDOWN_REQUESTED, 0)),
     )
 
 

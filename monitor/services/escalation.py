@@ -17,9 +17,10 @@ from sqlmodel import Session, select
 
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import Escalation, ModerationEvent, Post, Role, utcnow
+from monitor.models import Escalation, Post, Role, utcnow
+from monitor.services import audit
 from monitor.services.alerts import raise_alert
-from monitor.services.takedown import post_event
+from monitor.services.audit import Action
 from monitor.services.users import get_active_user
 
 MAX_TEXT_CHARS = 2000
@@ -81,15 +82,14 @@ def escalate(
     post.escalated = True
     post.version += 1
     session.add(post)
-    session.add(
-        post_event(
-            post,
-            at=now,
-            actor=actor,
-            action="escalated",
-            reason=reason,
-            detail={"escalation_id": escalation.id, "version": post.version},
-        )
+    audit.record(
+        session,
+        post=post,
+        at=now,
+        actor=actor,
+        action=Action.ESCALATED,
+        reason=reason,
+        detail={"escalation_id": escalation.id, "version": post.version},
     )
     raise_alert(
         session,
@@ -117,15 +117,14 @@ def close_escalation(
     now = utcnow()
     escalation.closed_at, escalation.closed_by, escalation.outcome = now, actor, outcome
     session.add(escalation)
-    session.add(
-        ModerationEvent(
-            post_id=escalation.post_id,
-            at=now,
-            actor=actor,
-            action="escalation_closed",
-            reason=outcome,
-            detail={"escalation_id": escalation.id},
-        )
+    audit.record(
+        session,
+        post_id=escalation.post_id,
+        at=now,
+        actor=actor,
+        action=Action.ESCALATION_CLOSED,
+        reason=outcome,
+        detail={"escalation_id": escalation.id},
     )
     return escalation
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag
+from monitor.services.audit import DECISIONS
 from monitor.services.consent import consent_record, consents_by_post
 
 _BATCH = 1000
@@ -37,7 +38,6 @@ CSV_COLUMNS = (
     "consent",
     "escalated",
 )
-DECISION_ACTIONS = ("approve", "reject")
 
 
 def iso(value: datetime | None) -> str | None:
@@ -81,7 +81,7 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
     for event in session.execute(
         sa.select(ModerationEvent)
         .where(ModerationEvent.post_id.in_(ids))
-        .where(ModerationEvent.action.in_(DECISION_ACTIONS))
+        .where(ModerationEvent.action.in_(DECISIONS))
         .order_by(ModerationEvent.at, ModerationEvent.id)
     ).scalars():
         decisions.setdefault(event.post_id, []).append(

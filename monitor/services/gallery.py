@@ -27,9 +27,10 @@ from monitor import __version__
 from monitor.errors import UserError
 from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag, Role
 from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
+from monitor.services.audit import STAFF_ACTIVITY_ACTIONS
 from monitor.services.media import pinned_name, rendition_height
 from monitor.services.public import publicly_visible
-from monitor.services.users import STAFF_ACTIVITY_ACTIONS, get_active_user
+from monitor.services.users import get_active_user
 from monitor.signing import BadToken, Use, sign, unsign
 
 DEFAULT_PAGE_SIZE = 24

@@ -23,12 +23,13 @@ from adapters.base import FetchedPost, Media
 from monitor.models import (
     ErasedAuthor,
     MediaItem,
-    ModerationEvent,
     Post,
     PostHashtag,
     PostStatus,
     utcnow,
 )
+from monitor.services import audit
+from monitor.services.audit import Action
 from monitor.services.engagement import append_snapshots
 from monitor.services.links import foreign_link_reason
 
@@ -418,17 +419,16 @@ def apply_edit(session: Session, row: Any, post: FetchedPost, now: datetime) -> 
         values.update(flagged=True, flag_reasons=[*(flags or []), *new_flags])
     session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
     _replace_media(session, row.id, post)
-    session.add(
-        ModerationEvent(
-            post_id=row.id,
-            at=now,
-            actor=SYSTEM_ACTOR,
-            action="edited_at_source",
-            from_status=row.status,
-            to_status=values.get("status", row.status),
-            reason="edited at source after approval"
-            if row.status == PostStatus.APPROVED
-            else "edited at source",
-            detail={"old_text": old, "new_text": post.text},
-        )
+    audit.record(
+        session,
+        post_id=row.id,
+        at=now,
+        actor=SYSTEM_ACTOR,
+        action=Action.EDITED_AT_SOURCE,
+        from_status=row.status,
+        to_status=values.get("status", row.status),
+        reason="edited at source after approval"
+        if row.status == PostStatus.APPROVED
+        else "edited at source",
+        detail={"old_text": old, "new_text": post.text},
     )

@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
 from monitor.models import DigestSend, ModerationEvent, PollRun, Post, Source, utcnow
+from monitor.services.audit import DECISIONS
 
 #: Decisions considered for the latency figure.
 LATENCY_WINDOW = timedelta(days=1)
@@ -107,7 +108,7 @@ def _decision_latency(connection: sa.Connection) -> Iterator[Metric]:
     query = (
         sa.select(events.c.at, posts.c.first_seen_at)
         .join(posts, posts.c.id == events.c.post_id)
-        .where(events.c.action.in_(("approve", "reject")), events.c.at >= utcnow() - LATENCY_WINDOW)
+        .where(events.c.action.in_(DECISIONS), events.c.at >= utcnow() - LATENCY_WINDOW)
     )
     waits = [(at - seen).total_seconds() for at, seen in connection.execute(query)]
     family = GaugeMetricFamily(

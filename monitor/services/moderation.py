@@ -31,10 +31,10 @@ from monitor.models import (
     PostStatus,
     Role,
     UTCDateTime,
-    utcnow,
 )
+from monitor.services import audit
 from monitor.services.app_settings import get_app_setting, set_app_setting
-from monitor.services.audit import post_histories
+from monitor.services.audit import Action, post_histories
 from monitor.services.consent import consents_by_post, latest_consent
 from monitor.services.gallery import PLATFORM_LABELS
 from monitor.services.links import LinkHost, link_hosts
@@ -43,7 +43,7 @@ from monitor.services.staging import SHOWN_KINDS, is_staged
 from monitor.services.takedown import open_takedown_count, open_takedown_posts
 from monitor.services.users import get_active_user
 
-_ACTIONS = {"approve": PostStatus.APPROVED, "reject": PostStatus.REJECTED}
+_ACTIONS = {Action.APPROVE: PostStatus.APPROVED, Action.REJECT: PostStatus.REJECTED}
 MAX_REASON_CHARS = 2000
 MAX_ALT_CHARS = 1500
 MAX_BULK_POSTS = 1000
@@ -277,7 +277,13 @@ def decide(
         detail["alt_edits"] = alt_edits
     reason = (reason or "").strip()[:MAX_REASON_CHARS] or None
     return change_status(
-        session, post, target, actor=actor, action=action, reason=reason, detail=detail or None
+        session,
+        post,
+        target,
+        actor=actor,
+        action=Action(action),
+        reason=reason,
+        detail=detail or None,
     )
 
 
@@ -287,7 +293,7 @@ def change_status(
     to: PostStatus,
     *,
     actor: str,
-    action: str,
+    action: Action,
     reason: str | None = None,
     detail: dict[str, object] | None = None,
 ) -> DecisionResult:
@@ -296,17 +302,15 @@ def change_status(
     post.status = to.value
     post.version += 1
     session.add(post)
-    session.add(
-        ModerationEvent(
-            post_id=post.id,
-            at=utcnow(),
-            actor=actor,
-            action=action,
-            from_status=result.from_status,
-            to_status=result.to_status,
-            reason=reason,
-            detail=detail,
-        )
+    audit.record(
+        session,
+        post=post,
+        actor=actor,
+        action=action,
+        from_status=result.from_status,
+        to_status=result.to_status,
+        reason=reason,
+        detail=detail,
     )
     return result
 
@@ -325,21 +329,14 @@ def _apply_alt_changes(
     return edits
 
 
-MEDIA_REVEALED = "media_revealed"
-
-
 def record_reveal(*, session: Session, post: Post, actor: str) -> None:
     """A moderator showed a post's hidden media: on the record, and what approval checks."""
-    session.add(
-        ModerationEvent(
-            post_id=post.id,
-            at=utcnow(),
-            actor=actor,
-            action=MEDIA_REVEALED,
-            from_status=post.status,
-            to_status=post.status,
-            detail={"version": post.version},
-        )
+    audit.record(
+        session,
+        post=post,
+        actor=actor,
+        action=Action.MEDIA_REVEALED,
+        detail={"version": post.version},
     )
 
 
@@ -350,7 +347,7 @@ def revealed_by(session: Session, actor: str, posts: Collection[Post]) -> set[in
         return set()
     events = session.exec(
         select(ModerationEvent).where(
-            ModerationEvent.action == MEDIA_REVEALED,
+            ModerationEvent.action == Action.MEDIA_REVEALED,
             ModerationEvent.actor == actor,
             ModerationEvent.post_id.in_(list(versions)),  # type: ignore[union-attr]
         )
@@ -715,7 +712,7 @@ def load_cards(session: Session, posts: list[Post], viewer: str | None = None) -
         history = histories[post.id or 0]
         previous = None
         if post.status == PostStatus.PENDING and post.edited_at is not None:
-            edits = [e for e in history if e.action == "edited_at_source" and e.detail]
+            edits = [e for e in history if e.action == Action.EDITED_AT_SOURCE and e.detail]
             if edits and edits[-1].from_status == PostStatus.APPROVED:
                 previous = str((edits[-1].detail or {}).get("old_text") or "") or None
         cards.append(

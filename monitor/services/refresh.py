@@ -26,7 +26,9 @@ from sqlmodel import Session
 from adapters.base import Adapter, AdapterError
 from monitor.config import Settings
 from monitor.db import describe_db_error, session_scope
-from monitor.models import ModerationEvent, Post, PostStatus, utcnow
+from monitor.models import Post, PostStatus, utcnow
+from monitor.services import audit
+from monitor.services.audit import Action
 from monitor.services.ingest import SYSTEM_ACTOR, record_posts
 from monitor.services.media import erase_after_commit
 from monitor.services.rules import apply_ingest_rules
@@ -69,16 +71,15 @@ def mark_removed(session: Session, post_ids: Sequence[int], now: datetime) -> in
             .where(table.c.id == row.id)
             .values(status=PostStatus.REMOVED.value, deleted_at=now, version=table.c.version + 1)
         )
-        session.add(
-            ModerationEvent(
-                post_id=row.id,
-                at=now,
-                actor=SYSTEM_ACTOR,
-                action="deleted_at_source",
-                from_status=row.status,
-                to_status=PostStatus.REMOVED.value,
-                reason="no longer available at source",
-            )
+        audit.record(
+            session,
+            post_id=row.id,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            action=Action.DELETED_AT_SOURCE,
+            from_status=row.status,
+            to_status=PostStatus.REMOVED.value,
+            reason="no longer available at source",
         )
     return len(rows)
 
@@ -199,16 +200,15 @@ def flag_unchecked(engine: Engine, platform: str, now: datetime) -> int:
                 .where(table.c.id == row.id)
                 .values(flagged=True, flag_reasons=[*reasons, reason])
             )
-            session.add(
-                ModerationEvent(
-                    post_id=row.id,
-                    at=now,
-                    actor=SYSTEM_ACTOR,
-                    action="unchecked_at_source",
-                    from_status=PostStatus.APPROVED.value,
-                    to_status=PostStatus.APPROVED.value,
-                    reason=reason,
-                )
+            audit.record(
+                session,
+                post_id=row.id,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                action=Action.UNCHECKED_AT_SOURCE,
+                from_status=PostStatus.APPROVED.value,
+                to_status=PostStatus.APPROVED.value,
+                reason=reason,
             )
             flagged += 1
     return flagged

@@ -18,6 +18,8 @@ from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.models import ErasedAuthor, ModerationEvent, Post, PostStatus, utcnow
+from monitor.services import audit
+from monitor.services.audit import Action
 from monitor.services.escalation import open_escalation_post_ids
 from monitor.services.ingest import SYSTEM_ACTOR, author_hash
 from monitor.services.media import erase_after_commit
@@ -84,10 +86,12 @@ def purge(*, session: Session, settings: Settings, now: datetime | None = None) 
         counts[candidate.status] = counts.get(candidate.status, 0) + 1
     if candidates:
         _delete_posts(session, [c.post_id for c in candidates])
-        session.add(
-            ModerationEvent(
-                at=now, actor=SYSTEM_ACTOR, action="retention_purge", detail={"deleted": counts}
-            )
+        audit.record(
+            session,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            action=Action.RETENTION_PURGE,
+            detail={"deleted": counts},
         )
         erase_after_commit(session, settings)
     return counts
@@ -139,14 +143,13 @@ def erase_author(
         digest = author_hash(platform, variant)
         if session.get(ErasedAuthor, (platform, digest)) is None:
             session.add(ErasedAuthor(platform=platform, handle_hash=digest, erased_at=now))
-    session.add(
-        ModerationEvent(
-            at=now,
-            actor=actor,
-            action="author_erased",
-            reason="erasure request",
-            detail={"platform": platform, "posts": len(post_ids)},
-        )
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action=Action.AUTHOR_ERASED,
+        reason="erasure request",
+        detail={"platform": platform, "posts": len(post_ids)},
     )
     erase_after_commit(session, settings)
     return len(post_ids)

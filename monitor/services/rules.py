@@ -25,6 +25,8 @@ from sqlmodel import Session, select
 
 from monitor.errors import UserError
 from monitor.models import ModerationEvent, ModerationRule, Post, PostStatus, utcnow
+from monitor.services import audit
+from monitor.services.audit import Action
 
 MAX_PATTERN_CHARS = 300
 _BACKLOG_BATCH = 500
@@ -140,7 +142,7 @@ def add_rule(
     )
     session.add(rule)
     session.flush()
-    _audit_rule_change(session, rule, actor, "rule_added")
+    _audit_rule_change(session, rule, actor, Action.RULE_ADDED)
     return rule
 
 
@@ -153,7 +155,9 @@ def set_rule_enabled(
     if rule.enabled != enabled:
         rule.enabled = enabled
         session.add(rule)
-        _audit_rule_change(session, rule, actor, "rule_enabled" if enabled else "rule_disabled")
+        _audit_rule_change(
+            session, rule, actor, Action.RULE_ENABLED if enabled else Action.RULE_DISABLED
+        )
     return rule
 
 
@@ -161,19 +165,17 @@ def delete_rule(*, session: Session, rule_id: int, actor: str) -> None:
     rule = session.get(ModerationRule, rule_id)
     if rule is None:
         raise UserError(f"no rule {rule_id}")
-    _audit_rule_change(session, rule, actor, "rule_deleted")
+    _audit_rule_change(session, rule, actor, Action.RULE_DELETED)
     session.delete(rule)
 
 
-def _audit_rule_change(session: Session, rule: ModerationRule, actor: str, action: str) -> None:
-    session.add(
-        ModerationEvent(
-            at=utcnow(),
-            actor=actor,
-            action=action,
-            reason=describe_rule(rule),
-            detail={"rule_id": rule.id, "kind": rule.kind, "pattern": rule.pattern},
-        )
+def _audit_rule_change(session: Session, rule: ModerationRule, actor: str, action: Action) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        reason=describe_rule(rule),
+        detail={"rule_id": rule.id, "kind": rule.kind, "pattern": rule.pattern},
     )
 
 
@@ -247,7 +249,7 @@ def _apply(
         )
         session.add(post)
         for match in found:
-            session.add(_rule_event(post, match, "flag", now, to_status=post.status))
+            _rule_event(session, post, match, Action.FLAG, now, to_status=post.status)
         outcome.flagged += 1
     return outcome
 
@@ -294,22 +296,27 @@ def apply_to_pending(*, session: Session, rule: ModerationRule) -> RulesOutcome:
 
 
 def _reject(session: Session, post: Post, match: RuleMatch, now: datetime) -> None:
-    event = _rule_event(post, match, "reject", now, to_status=PostStatus.REJECTED.value)
+    _rule_event(session, post, match, Action.REJECT, now, to_status=PostStatus.REJECTED.value)
     post.status = PostStatus.REJECTED.value
     post.version += 1
     session.add(post)
-    session.add(event)
 
 
 def _rule_event(
-    post: Post, match: RuleMatch, action: str, now: datetime, *, to_status: str
+    session: Session,
+    post: Post,
+    match: RuleMatch,
+    action: Action,
+    now: datetime,
+    *,
+    to_status: str,
 ) -> ModerationEvent:
-    return ModerationEvent(
-        post_id=post.id,
+    return audit.record(
+        session,
+        post=post,
         at=now,
         actor=f"rule:{match.rule_id}",
         action=action,
-        from_status=post.status,
         to_status=to_status,
         reason=f"Automatic: {match.label}",
         detail={"rule_id": match.rule_id, "kind": match.kind, "pattern": match.pattern},

@@ -23,7 +23,6 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -31,8 +30,10 @@ from sqlmodel import Session, select
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import ModerationEvent, Post, PostStatus, Role, TakedownRequest, utcnow
+from monitor.services import audit
 from monitor.services.alerts import raise_alert
 from monitor.services.app_settings import get_app_setting, set_app_setting
+from monitor.services.audit import Action
 from monitor.services.public import is_public
 from monitor.services.users import get_active_user
 from monitor.signing import BadToken, Use, sign, unsign
@@ -65,7 +66,7 @@ TAKEN_DOWN = "taken_down"
 OUTCOMES = {KEPT: "kept published", TAKEN_DOWN: "taken down"}
 #: Audit actions that bump a post's version only to protect it (a takedown, an
 #: escalation): a reject made on the version before still goes through.
-PROTECTIVE_ACTIONS = ("takedown_requested", "escalated")
+PROTECTIVE_ACTIONS = (Action.TAKEDOWN_REQUESTED, Action.ESCALATED)
 _REASON_PREFIX = "takedown request: "
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -213,21 +214,20 @@ def request_takedown(
     # (see :func:`version_for_decision`).
     post.version += 1
     session.add(post)
-    session.add(
-        post_event(
-            post,
-            at=now,
-            actor=PUBLIC_ACTOR,
-            action="takedown_requested",
-            reason=details or CATEGORIES[category],
-            detail={
-                "request_id": request.id,
-                "category": category,
-                "has_contact": bool(contact),
-                "held": hold,
-                "version": post.version,
-            },
-        )
+    audit.record(
+        session,
+        post=post,
+        at=now,
+        actor=PUBLIC_ACTOR,
+        action=Action.TAKEDOWN_REQUESTED,
+        reason=details or CATEGORIES[category],
+        detail={
+            "request_id": request.id,
+            "category": category,
+            "has_contact": bool(contact),
+            "held": hold,
+            "version": post.version,
+        },
     )
     held = "held off the public gallery pending review" if hold else "still public"
     raise_alert(
@@ -241,22 +241,6 @@ def request_takedown(
     return request
 
 
-def post_event(
-    post: Post, *, at: datetime, actor: str, action: str, reason: str, detail: dict[str, Any]
-) -> ModerationEvent:
-    """An audit row about a post whose status the action leaves as it was."""
-    return ModerationEvent(
-        post_id=post.id,
-        at=at,
-        actor=actor,
-        action=action,
-        from_status=post.status,
-        to_status=post.status,
-        reason=reason,
-        detail=detail,
-    )
-
-
 def version_for_decision(session: Session, post_id: int, action: str, seen: int) -> int:
     """The version a decision should be checked against.
 
@@ -265,7 +249,7 @@ def version_for_decision(session: Session, post_id: int, action: str, seen: int)
     when every change since ``seen`` was such a protective bump, it is checked
     against the current version instead and goes through.
     """
-    if action != "reject":
+    if action != Action.REJECT:
         return seen
     return versions_for_rejects(session, {post_id: seen})[post_id]
 
@@ -377,7 +361,7 @@ def resolve_takedown(
         decide(
             session=session,
             post=post,
-            action="reject",
+            action=Action.REJECT,
             actor=actor,
             reason=f"{reason}: {note}" if note else reason,
             settings=settings,
@@ -393,15 +377,14 @@ def resolve_takedown(
     post.flag_reasons = reasons or None
     post.flagged = bool(reasons)
     session.add(post)
-    session.add(
-        post_event(
-            post,
-            at=now,
-            actor=actor,
-            action="takedown_resolved",
-            reason=note or OUTCOMES[outcome],
-            detail={"outcome": outcome, "requests": [r.id for r in requests]},
-        )
+    audit.record(
+        session,
+        post=post,
+        at=now,
+        actor=actor,
+        action=Action.TAKEDOWN_RESOLVED,
+        reason=note or OUTCOMES[outcome],
+        detail={"outcome": outcome, "requests": [r.id for r in requests]},
     )
     return len(requests)
 

@@ -17,14 +17,13 @@ from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
 from monitor.models import ModerationEvent, Post, PostStatus, utcnow
+from monitor.services.audit import DECISIONS, Action
 from monitor.services.moderation import DecisionResult, change_status, describe_for_people
 
 #: How long after a decision its maker may still undo it.
 UNDO_WINDOW = timedelta(minutes=5)
-UNDO = "undo"
-_DECISIONS = ("approve", "reject")
 #: Events after a decision that make undoing it wrong: the post moved on.
-_ENDS_UNDO = (*_DECISIONS, UNDO, "edited_at_source", "deleted_at_source")
+_ENDS_UNDO = (*DECISIONS, Action.UNDO, Action.EDITED_AT_SOURCE, Action.DELETED_AT_SOURCE)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,7 +32,7 @@ class Undoable:
 
     event_id: int
     post_id: int
-    action: str
+    action: Action
     at: datetime
     post_label: str
 
@@ -45,7 +44,7 @@ def last_undoable(session: Session, actor: str, now: datetime | None = None) -> 
         select(ModerationEvent)
         .where(
             ModerationEvent.actor == actor,
-            col(ModerationEvent.action).in_(_DECISIONS),
+            col(ModerationEvent.action).in_(DECISIONS),
             ModerationEvent.at >= now - UNDO_WINDOW,
         )
         # By time first: the planner then walks the (small) recent end of the ``at`` index
@@ -58,7 +57,9 @@ def last_undoable(session: Session, actor: str, now: datetime | None = None) -> 
     post = session.get(Post, event.post_id)
     if post is None or not _still_as_decided(session, event, post):
         return None
-    return Undoable(event.id or 0, post.id or 0, event.action, event.at, describe_for_people(post))
+    return Undoable(
+        event.id or 0, post.id or 0, Action(event.action), event.at, describe_for_people(post)
+    )
 
 
 def _still_as_decided(session: Session, event: ModerationEvent, post: Post) -> bool:
@@ -79,7 +80,7 @@ def _still_as_decided(session: Session, event: ModerationEvent, post: Post) -> b
 def undo_decision(*, session: Session, actor: str, event_id: int) -> DecisionResult:
     """Reverse decision ``event_id`` if it is ``actor``'s and still undoable; audited."""
     event = session.get(ModerationEvent, event_id)
-    if event is None or event.actor != actor or event.action not in _DECISIONS:
+    if event is None or event.actor != actor or event.action not in DECISIONS:
         raise UserError("there is no decision of yours to undo")
     post = session.get(Post, event.post_id) if event.post_id is not None else None
     if post is None:
@@ -98,7 +99,7 @@ def undo_decision(*, session: Session, actor: str, event_id: int) -> DecisionRes
         post,
         restored,
         actor=actor,
-        action=UNDO,
+        action=Action.UNDO,
         reason=f"undid {event.action}",
         detail={"undid_event": event.id},
     )

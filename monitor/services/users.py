@@ -20,7 +20,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
 from monitor.errors import UserError
-from monitor.models import LoginAttempt, ModerationEvent, Role, User, WebSession, utcnow
+from monitor.models import LoginAttempt, Role, User, WebSession, utcnow
+from monitor.services import audit
+from monitor.services.audit import Action
 
 _hasher = PasswordHasher()
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -32,25 +34,6 @@ TOTP_DIGITS = 6
 #: Names the audit log uses for what no person did (automatic actions, the public, the
 #: command line, a failed login): a person so named would read as one of them.
 RESERVED_NAMES = frozenset({"anonymous", "cli", "demo", "public", "system"})
-#: Audit actions about staff, not posts: logins and account changes. Public headers
-#: (``Last-Modified``) ignore them, so they cannot tell when staff are active.
-STAFF_ACTIVITY_ACTIONS = frozenset(
-    {
-        "login",
-        "login_failed",
-        "logout",
-        "user_added",
-        "user_disabled",
-        "user_enabled",
-        "role_changed",
-        "password_set",
-        "password_changed",
-        "password_reset",
-        "logins_unlocked",
-        "totp_enabled",
-        "totp_disabled",
-    }
-)
 
 
 def hash_password(password: str) -> str:
@@ -77,8 +60,8 @@ def _check_role(role: str) -> str:
     return role
 
 
-def _audit(session: Session, actor: str, action: str, reason: str) -> None:
-    session.add(ModerationEvent(at=utcnow(), actor=actor, action=action, reason=reason))
+def _audit(session: Session, actor: str, action: Action, reason: str) -> None:
+    audit.record(session, actor=actor, action=action, reason=reason)
 
 
 def add_user(*, session: Session, name: str, role: str, password: str, actor: str) -> User:
@@ -93,7 +76,7 @@ def add_user(*, session: Session, name: str, role: str, password: str, actor: st
         raise UserError(f"user {name!r} already exists")
     user = User(name=name, role=role, password_hash=hash_password(password), created_at=utcnow())
     session.add(user)
-    _audit(session, actor, "user_added", f"{name} as {role}")
+    _audit(session, actor, Action.USER_ADDED, f"{name} as {role}")
     return user
 
 
@@ -142,7 +125,7 @@ def disable_user(*, session: Session, name: str, actor: str) -> User:
     user.disabled = True
     session.add(user)
     end_sessions(session=session, user_id=user.id or 0)
-    _audit(session, actor, "user_disabled", name)
+    _audit(session, actor, Action.USER_DISABLED, name)
     return user
 
 
@@ -153,7 +136,7 @@ def enable_user(*, session: Session, name: str, actor: str) -> User:
         raise UserError(f"{name} is not disabled")
     user.disabled = False
     session.add(user)
-    _audit(session, actor, "user_enabled", name)
+    _audit(session, actor, Action.USER_ENABLED, name)
     return user
 
 
@@ -168,7 +151,7 @@ def set_role(*, session: Session, name: str, role: str, actor: str) -> User:
     before, user.role = user.role, role
     session.add(user)
     end_sessions(session=session, user_id=user.id or 0)
-    _audit(session, actor, "role_changed", f"{name}: {before} -> {role}")
+    _audit(session, actor, Action.ROLE_CHANGED, f"{name}: {before} -> {role}")
     return user
 
 
@@ -180,7 +163,7 @@ def set_password(*, session: Session, name: str, password: str, actor: str) -> U
     user.must_change_password = False
     session.add(user)
     end_sessions(session=session, user_id=user.id or 0)
-    _audit(session, actor, "password_set", name)
+    _audit(session, actor, Action.PASSWORD_SET, name)
     return user
 
 
@@ -197,7 +180,7 @@ def change_own_password(
     user.must_change_password = False
     session.add(user)
     end_sessions(session=session, user_id=user.id or 0, keep=keep_session)
-    _audit(session, user.name, "password_changed", user.name)
+    _audit(session, user.name, Action.PASSWORD_CHANGED, user.name)
     return user
 
 
@@ -210,7 +193,7 @@ def reset_password(*, session: Session, name: str, actor: str) -> str:
     session.add(user)
     end_sessions(session=session, user_id=user.id or 0)
     _forget_failed_logins(session, name)
-    _audit(session, actor, "password_reset", name)
+    _audit(session, actor, Action.PASSWORD_RESET, name)
     return password
 
 
@@ -228,7 +211,7 @@ def unlock_logins(*, session: Session, name: str, actor: str) -> int:
     """Forget an account's failed logins, lifting its login delay; returns how many."""
     user = get_user(session=session, name=name)
     forgotten = _forget_failed_logins(session, user.name)
-    _audit(session, actor, "logins_unlocked", user.name)
+    _audit(session, actor, Action.LOGINS_UNLOCKED, user.name)
     return forgotten
 
 
@@ -282,7 +265,7 @@ def enable_totp(
     user.totp_secret, user.totp_last_step = secret, step
     session.add(user)
     end_sessions(session=session, user_id=user.id or 0, keep=keep_session)
-    _audit(session, user.name, "totp_enabled", user.name)
+    _audit(session, user.name, Action.TOTP_ENABLED, user.name)
     return user
 
 
@@ -294,7 +277,7 @@ def disable_totp(*, session: Session, name: str, actor: str) -> User:
     user.totp_secret, user.totp_last_step = None, None
     session.add(user)
     end_sessions(session=session, user_id=user.id or 0)
-    _audit(session, actor, "totp_disabled", name)
+    _audit(session, actor, Action.TOTP_DISABLED, name)
     return user
 
 

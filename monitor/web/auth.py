@@ -26,7 +26,9 @@ from functools import lru_cache
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from monitor.models import LoginAttempt, ModerationEvent, Role, User, WebSession, utcnow
+from monitor.models import LoginAttempt, Role, User, WebSession, utcnow
+from monitor.services import audit
+from monitor.services.audit import Action
 from monitor.services.users import hash_password, verify_password, verify_second_factor
 from monitor.signing import BadToken, Use, sign, unsign
 
@@ -283,14 +285,13 @@ def authenticate(
         ok = verify_second_factor(user=user, code=code[:20], now=now)
         session.add(user)
     session.add(LoginAttempt(at=now, name=name, address=address, success=ok))
-    session.add(
-        ModerationEvent(
-            at=now,
-            actor=name if ok else "anonymous",
-            action="login" if ok else "login_failed",
-            reason=None if ok else f"failed login as {name!r}",
-            detail={"address": address},
-        )
+    audit.record(
+        session,
+        at=now,
+        actor=name if ok else "anonymous",
+        action=Action.LOGIN if ok else Action.LOGIN_FAILED,
+        reason=None if ok else f"failed login as {name!r}",
+        detail={"address": address},
     )
     return user if ok else None
 

@@ -15,10 +15,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor.config import Settings
-from monitor.models import DigestSend, ModerationEvent, ModerationRule, User, utcnow
+from monitor.db import session_scope
+from monitor.models import DigestSend, ModerationEvent, ModerationRule, Post, User, utcnow
+from monitor.services import audit
 from monitor.services.app_settings import gallery_paused
-from monitor.services.moderation import reject_reasons
+from monitor.services.audit import Action
+from monitor.services.ingest import record_posts
+from monitor.services.moderation import record_reveal, reject_reasons
 from monitor.web.app import create_app
+from tests.factories import BASE_TIME, make_post
 from tests.web.auth_helpers import (
     DEFAULT_PASSWORD,
     TestClient,
@@ -238,7 +243,9 @@ def test_the_audit_log_pages_and_filters(sqlite_engine: Engine, admin: TestClien
         _post(admin, "/admin/gallery", state="pause" if number % 2 == 0 else "resume")
     page = admin.get("/admin/audit")
     assert page.status_code == 200
-    assert page.text.count("setting changed") == 3 and "login" in page.text
+    # Issue 18: the kill switch reads as what it did, not as "setting changed".
+    assert page.text.count("gallery paused") == 2 and page.text.count("gallery resumed") == 1
+    assert "setting changed" not in page.text and "login" in page.text
     filtered = admin.get("/admin/audit?action=login&actor=ad").text
     assert "setting changed" not in filtered and ">login<" in filtered
     queries = ("before=abc", "post=x", "post=", "before=1", "before=" + "9" * 19, "post=²")
@@ -407,3 +414,36 @@ def test_a_user_sets_up_two_factor_login_and_an_admin_turns_it_off(
     with app_client(app) as after:
         login(after, "mo")
     assert [e.actor for e in _events(sqlite_engine, "totp_disabled")] == ["ad"]
+
+
+def test_the_audit_log_says_what_happened_in_words_and_names_posts_publicly(
+    sqlite_engine: Engine, admin: TestClient
+) -> None:
+    post = make_post(media=(), external_id="https://example.social/users/kim/statuses/77")
+    with session_scope(sqlite_engine) as session:
+        [post_id] = record_posts(session=session, posts=[post]).new_ids
+        row = session.get(Post, post_id)
+        assert row is not None
+        record_reveal(session=session, post=row, actor="ad")
+        audit.record(session, actor="rule:3", action=Action.FLAG, post=row)
+        audit.record(session, actor="system", action=Action.DELETED_AT_SOURCE, post_id=post_id)
+        audit.record(session, actor="old", action=Action.UNDO, post_id=post_id, at=BASE_TIME)
+    _post(admin, "/admin/gallery", state="pause", reason="Hashtag hijacked")
+
+    page = admin.get("/admin/audit").text
+    cells = re.findall(r"<td>([^<]*)</td>", page)
+
+    for words in ("gallery paused", "hidden media shown", "flagged by a rule", "removed at source"):
+        assert words in cells, words
+    assert "Hashtag hijacked" in cells
+    for stored in ("setting_changed", "media_revealed", "deleted_at_source", ">flag<"):
+        assert stored not in page, stored
+    ref = f"mastodon:{post.external_id}"
+    shown = re.findall(r'<a href="/queue/posts/(\d+)">([^<]+)</a>', page)
+    assert shown and set(shown) == {(str(post_id), ref)}
+    # The post filter takes the name the page shows, and the action filter its words.
+    by_ref = admin.get("/admin/audit", params={"post": ref}).text
+    assert "hidden media shown" in by_ref and "gallery paused" not in by_ref
+    assert "No events match" in admin.get("/admin/audit", params={"post": "mastodon:nope"}).text
+    by_words = admin.get("/admin/audit", params={"action": "Decision undone"}).text
+    assert re.findall(r"<td>(old|ad|system|rule:3)</td>", by_words) == ["old"]

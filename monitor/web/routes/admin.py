@@ -18,7 +18,7 @@ from monitor.errors import UserError
 from monitor.models import Role
 from monitor.services.alerts import failed_alerts
 from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
-from monitor.services.audit import audit_log
+from monitor.services.audit import audit_log, find_post_id
 from monitor.services.mail import last_digest_send
 from monitor.services.moderation import reject_reasons, set_reject_reasons
 from monitor.services.rules import (
@@ -340,10 +340,12 @@ def audit_page(
     before: Annotated[str, Query(max_length=20)] = "",
     actor: Annotated[str, Query(max_length=_SHORT)] = "",
     action: Annotated[str, Query(max_length=_SHORT)] = "",
-    post: Annotated[str, Query(max_length=20)] = "",
+    post: Annotated[str, Query(max_length=_SHORT)] = "",
 ) -> Response:
-    """Every audit row, newest first, filterable by who, what and post."""
-    post_id = parse_row_id(post.strip())
+    """Every audit row, newest first, filterable by who, what (its words or its stored
+    value) and post (``platform:external_id`` as the page shows it, or a row id)."""
+    post = post.strip()
+    post_id = find_post_id(session, post) if ":" in post else parse_row_id(post)
     page = audit_log(
         session,
         before=parse_row_id(before),
@@ -351,7 +353,8 @@ def audit_page(
         action=action.strip(),
         post_id=post_id,
     )
-    query = {"actor": actor.strip(), "action": action.strip(), "post": post_id or ""}
+    shown_post = post if post_id is not None else ""
+    query = {"actor": actor.strip(), "action": action.strip(), "post": shown_post}
     return templates.TemplateResponse(
         request,
         "admin/audit.html",

@@ -10,7 +10,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import ModerationEvent, User, utcnow
+from monitor.models import User
+from monitor.services import audit
+from monitor.services.audit import Action
 from monitor.services.users import (
     MIN_PASSWORD_LENGTH,
     change_own_password,
@@ -209,7 +211,7 @@ def logout(
         cookie=request.cookies.get(SESSION_COOKIE),
         secret=settings.ensure_secret_key(),
     )
-    session.add(ModerationEvent(at=utcnow(), actor=user.name, action="logout"))
+    audit.record(session, actor=user.name, action=Action.LOGOUT)
     session.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from monitor.errors import UserError
 from monitor.models import Post, User
 from monitor.services.alerts import send_soon
+from monitor.services.audit import Action
 from monitor.services.escalation import (
     LEADS,
     close_escalation,
@@ -297,9 +298,9 @@ def bulk_matching(
         outcome = decide_many(
             session=session,
             versions=versions,
-            action="reject",
+            action=Action.REJECT,
             actor=user.name,
-            reason=_reason(form, session, "reject"),
+            reason=_reason(form, session, Action.REJECT),
             settings=settings,
         )
         message = f"Rejected {len(outcome.decided)} of {len(versions)} matching posts."
