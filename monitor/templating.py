@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from monitor.config import Settings
 from monitor.resources import templates_dir
+from monitor.services.audit import describe
 
 #: How a time reads when a template does not ask for another layout.
 TIME_FORMAT = "%Y-%m-%d %H:%M %Z"
@@ -52,4 +53,6 @@ def make_environment(settings: Settings, *, mail: bool = False) -> Environment:
         environment = Environment(loader=loader, autoescape=select_autoescape())
     environment.globals["demo_mode"] = settings.demo_mode
     environment.filters["local_time"] = partial(local_time, zone=settings.zone)
+    # An audit event in words ("gallery paused", "media revealed"), one wording everywhere.
+    environment.filters["event_words"] = describe
     return environment
