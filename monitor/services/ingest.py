@@ -198,10 +198,20 @@ def opt_out_reason(opt_out: str) -> str:
     return f"Opt-out: {opt_out}; publish only with consent on record"
 
 
+#: Attachments kept per post: every one is downloaded and decoded before review, so a
+#: hostile post must not make us fetch hundreds. Platforms allow 4 to 20.
+MAX_MEDIA_PER_POST = 20
+
+
 def content_flags(post: FetchedPost) -> list[str]:
-    """What ingestion itself flags in a post's content: an author's opt-out, and links
-    leading off the post's own site (a hijacker's favourite)."""
+    """What ingestion itself flags in a post's content: an author's opt-out, links
+    leading off the post's own site (a hijacker's favourite), attachments beyond the cap."""
     reasons = [opt_out_reason(post.opt_out)] if post.opt_out else []
+    if len(post.media) > MAX_MEDIA_PER_POST:
+        reasons.append(
+            f"Has {len(post.media)} attachments; only the first {MAX_MEDIA_PER_POST} are kept"
+            " here: check the original before approving"
+        )
     if foreign := foreign_link_reason(post.url, post.author.url, post.html):
         reasons.append(foreign)
     return reasons
@@ -255,7 +265,7 @@ def _insert_media(session: Session, pairs: list[tuple[int, FetchedPost]]) -> Non
             "media_key": media_key(media),
         }
         for pid, post in pairs
-        for position, media in enumerate(post.media)
+        for position, media in enumerate(post.media[:MAX_MEDIA_PER_POST])
     ]
     if rows:
         session.execute(sa.insert(MediaItem.__table__), rows)
@@ -290,7 +300,7 @@ def _replace_media(session: Session, post_id: int, post: FetchedPost) -> None:
     }
     session.execute(sa.delete(table).where(table.c.post_id == post_id))
     _insert_media(session, [(post_id, post)])
-    for position, media in enumerate(post.media):
+    for position, media in enumerate(post.media[:MAX_MEDIA_PER_POST]):
         before = old.get(media_key(media))
         if before is None:
             continue
@@ -326,7 +336,7 @@ def _renew_signed_urls(session: Session, pairs: list[tuple[int, FetchedPost]]) -
             "expires_at": media.expires_at,
         }
         for post_id, post in pairs
-        for position, media in enumerate(post.media)
+        for position, media in enumerate(post.media[:MAX_MEDIA_PER_POST])
         if media.expires_at is not None
     ]
     if rows:

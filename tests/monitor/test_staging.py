@@ -429,3 +429,12 @@ def test_a_lost_copy_is_fetched_again_before_approval(
     assert stage_post(engine=gallery_engine, settings=settings, post_id=post_id, retry=True).stored
     assert _post(gallery_engine, post_id).version == version + 1  # shown anew, looked at anew
     assert fake_server.hits("/lost.png") == 2
+
+
+def test_images_per_post_are_capped_and_the_cap_is_flagged(gallery_engine: Engine) -> None:
+    """The finding: images per post were not capped, and each is fetched and decoded."""
+    many = tuple(Media(kind="image", url=f"https://files.example/{n}.jpg") for n in range(25))
+    post_id = _add_post(gallery_engine, *many)
+    assert len(_media(gallery_engine, post_id)) == 20
+    post = _post(gallery_engine, post_id)
+    assert post.flagged and any("Has 25 attachments" in r for r in post.flag_reasons or [])
