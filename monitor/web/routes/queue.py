@@ -494,6 +494,15 @@ def staged_media(
     return FileResponse(path, media_type="image/jpeg", headers=headers)
 
 
+def _posted_post(form: FormData, session: SessionDep) -> Post:
+    """The post a card's form names in its ``post_id`` field, or a 404."""
+    post_id = parse_row_id(_field(form, "post_id"))
+    post = session.get(Post, post_id) if post_id is not None else None
+    if post is None:
+        raise HTTPException(status_code=404, detail="No such post.")
+    return post
+
+
 @router.post("/queue/reveal")
 def reveal_media(
     request: Request,
@@ -504,10 +513,7 @@ def reveal_media(
 ) -> Response:
     """Show a post's hidden media to this moderator, on the record (approval checks it)."""
     return_to = _field(form, "return_to", 2000)
-    post_id = parse_row_id(_field(form, "post_id"))
-    post = session.get(Post, post_id) if post_id is not None else None
-    if post is None:
-        raise HTTPException(status_code=404, detail="No such post.")
+    post = _posted_post(form, session)
     record_reveal(session=session, post=post, actor=user.name)
     session.commit()
     if _wants_json(request):
@@ -561,10 +567,7 @@ def consent(
 ) -> Response:
     """Record how an opted-out author's consent to publish was obtained (audited)."""
     return_to = _field(form, "return_to", 2000)
-    post_id = parse_row_id(_field(form, "post_id"))
-    post = session.get(Post, post_id) if post_id is not None else None
-    if post is None:
-        raise HTTPException(status_code=404, detail="No such post.")
+    post = _posted_post(form, session)
     problems: list[str] = []
     obtained = _parse_date(_field(form, "obtained_on", 20), "consent", problems)
     try:
