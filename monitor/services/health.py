@@ -106,20 +106,9 @@ class SourceHealth:
             state = SourceState.NEVER_POLLED
         else:
             state = SourceState.OK
-        return cls(
-            key=source.key,
-            platform=source.platform,
-            state=state,
-            since=source.failing_since if state in ALARMING else None,
-            failures_in_row=source.failures_in_row,
-            last_poll_at=source.last_poll_at,
-            last_success_at=source.last_success_at,
-            last_error=source.last_error,
-            last_error_at=source.last_error_at,
-            disabled_reason=source.disabled_reason,
-            possible_gap=source.possible_gap,
-            current=current,
-        )
+        since = source.failing_since if state in ALARMING else None
+        facts = {name: getattr(source, name) for name in _COPIED}
+        return cls(state=state, since=since, current=current, **facts)
 
     @property
     def ok(self) -> bool:
@@ -173,6 +162,14 @@ class SourceHealth:
             "possible_gap": self.possible_gap,
             "disabled_reason": self.disabled_reason,
         }
+
+
+#: The fields a SourceHealth takes from the row as they are.
+_COPIED = tuple(
+    field.name
+    for field in dataclasses.fields(SourceHealth)
+    if field.name not in {"state", "since", "current"}
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
