@@ -17,7 +17,7 @@ from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.services.backfill import backfill_target
-from monitor.services.health import HealthReport, SourceState, health_report
+from monitor.services.health import HealthReport, health_report
 from monitor.services.polling import PollSummary, describe_summary, poll_all
 from monitor.services.refresh import describe_refresh, refresh_all
 from monitor.services.sources import configured_platforms, source_key
@@ -77,14 +77,6 @@ def status(
         raise typer.Exit(1)
 
 
-_STATE_WORDS = {
-    SourceState.OK: "OK",
-    SourceState.FAILING: "FAILING",
-    SourceState.DISABLED: "DISABLED",
-    SourceState.NOT_YET_POLLED: "NOT YET POLLED",
-}
-
-
 def _print_health(report: HealthReport, settings: Settings) -> None:
     digest = report.digest
     if digest is not None:
@@ -94,23 +86,18 @@ def _print_health(report: HealthReport, settings: Settings) -> None:
         echo("No source has been polled yet: run `hashtag-monitor poll`.")
         return
     for health in report.sources:
-        source = health.source
-        state = _STATE_WORDS[health.state]
-        if health.state is SourceState.DISABLED:
-            state += f" ({source.disabled_reason})"
-        elif health.state is SourceState.FAILING:
-            state += f" since {when(source.failing_since, settings)}"
+        state = health.describe(settings.zone, upper=True)
         if not health.current:
             state += " [no longer configured]"
-        echo(f"{source.key}  {state}")
+        echo(f"{health.key}  {state}")
         echo(
-            f"  last success: {when(source.last_success_at, settings)}"
-            f"  failures in a row: {source.failures_in_row}"
+            f"  last success: {when(health.last_success_at, settings)}"
+            f"  failures in a row: {health.failures_in_row}"
         )
-        if source.last_error:
-            echo(f"  last error ({when(source.last_error_at, settings)}): {source.last_error}")
-        if source.possible_gap:
-            echo(f"  possible gap: {source.possible_gap}")
+        if health.last_error:
+            echo(f"  last error ({when(health.last_error_at, settings)}): {health.last_error}")
+        if health.possible_gap:
+            echo(f"  possible gap: {health.possible_gap}")
 
 
 def refresh(platform: PlatformOption = None) -> None:

@@ -49,6 +49,7 @@ from monitor.services.engagement import (
     local_midnight,
     rollup_zone,
 )
+from monitor.services.health import SourceHealth, SourceState, source_tags
 
 TOP_POSTS = 5
 HISTORY_DAYS = 14
@@ -159,25 +160,38 @@ class Bucket:
 class SourceCoverage:
     """Whether a source was watched during the period, and its health now."""
 
-    key: str
-    platform: str
+    health: SourceHealth
     #: The campaign hashtags it watches, in matching form; empty means all of them.
     hashtags: tuple[str, ...]
-    state: str  # "ok", "failing", "disabled", "never polled"
-    failing_since: datetime | None
-    last_error: str | None
-    disabled_reason: str | None
     hours_polled: int
     hours_expected: int
     failed_polls: int
     gaps: tuple[str, ...]
-    standing_gap: str | None
+
+    @property
+    def key(self) -> str:
+        return self.health.key
+
+    @property
+    def platform(self) -> str:
+        return self.health.platform
+
+    @property
+    def state(self) -> SourceState:
+        return self.health.state
+
+    @property
+    def standing_gap(self) -> str | None:
+        """A gap the last poll reported and no poll has closed yet."""
+        return self.health.possible_gap
 
     @property
     def complete(self) -> bool:
         """Watched every elapsed hour of the period, with no gap reported."""
         return (
-            self.state != "disabled" and self.hours_polled >= self.hours_expected and not self.gaps
+            self.state is not SourceState.DISABLED
+            and self.hours_polled >= self.hours_expected
+            and not self.gaps
         )
 
 
@@ -688,28 +702,14 @@ def _coverage(
     coverage = []
     for source in sources:
         sid = source.id or 0
-        if source.disabled_reason:
-            state = "disabled"
-        elif source.failures_in_row:
-            state = "failing"
-        elif source.last_success_at is None:
-            state = "never polled"
-        else:
-            state = "ok"
         coverage.append(
             SourceCoverage(
-                key=source.key,
-                platform=source.platform,
-                hashtags=tuple(normalise_tag(t) for t in source.hashtags.split(",") if t.strip()),
-                state=state,
-                failing_since=source.failing_since if state == "failing" else None,
-                last_error=source.last_error if state in ("failing", "disabled") else None,
-                disabled_reason=source.disabled_reason,
+                health=SourceHealth.of(source),
+                hashtags=source_tags(source.hashtags),
                 hours_polled=len(hours[sid]),
                 hours_expected=expected,
                 failed_polls=failed[sid],
                 gaps=tuple(gaps[sid]),
-                standing_gap=source.possible_gap,
             )
         )
     return coverage

@@ -1,9 +1,15 @@
-"""Source health for ``status``: what each source's state is and whether it needs a person.
+"""A source's health: the one place its state, its dates and its words for people are decided.
+
+``status`` (text and JSON), the digest (email and ``/stats``), ``/metrics`` and
+the admin Sources page all show how a source is doing. They used to derive it
+each in their own way and word it four ways; now each builds a
+:class:`SourceHealth` from the source's row and shows its fields, and every
+template shows it through ``templates/_source_health.html``.
 
 ``status --check`` turns this into an exit code for cron and monitoring, so the
-rule lives here: a *current* source (its platform still enabled, its hashtags
-still configured) that is failing or disabled needs attention. A source left
-over from an earlier configuration is shown but never raises an alarm.
+rule lives here too: a *current* source (its platform still enabled, its
+hashtags still configured) that is failing or disabled needs attention. A source
+left over from an earlier configuration is shown but never raises an alarm.
 """
 
 from __future__ import annotations
@@ -11,38 +17,159 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
 from adapters.text import normalise_tag
 from monitor.config import Settings
-from monitor.models import DigestSend, Source
-from monitor.services.mail import last_digest_send
+from monitor.models import DigestSend
 from monitor.services.sources import list_sources
+from monitor.templating import local_time
 
 
 class SourceState(StrEnum):
+    """What a source is doing now; the value is what ``status --json`` prints."""
+
     OK = "ok"
     FAILING = "failing"
     DISABLED = "disabled"
-    NOT_YET_POLLED = "not_yet_polled"
+    NEVER_POLLED = "never_polled"
+
+    @property
+    def words(self) -> str:
+        """The state for people, in sentence case ("OK", "Failing", "Never polled")."""
+        return _WORDS[self]
 
 
+_WORDS = {
+    SourceState.OK: "OK",
+    SourceState.FAILING: "Failing",
+    SourceState.DISABLED: "Disabled",
+    SourceState.NEVER_POLLED: "Never polled",
+}
+
+#: The states in which nothing is being collected from a source that should be.
 ALARMING = frozenset({SourceState.FAILING, SourceState.DISABLED})
+
+
+class SourceFacts(Protocol):
+    """The health columns of a ``sources`` row, as an ORM object or a Core row has them."""
+
+    key: str
+    platform: str
+    hashtags: str
+    disabled_reason: str | None
+    failures_in_row: int
+    failing_since: datetime | None
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    possible_gap: str | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SourceHealth:
-    """One source as ``status`` shows it: its row, its state, and whether it is configured."""
+    """One source's health now: its state, since when, why, and how it reads to people.
 
-    source: Source
+    A possible gap is a field rather than a state: it can stand beside any state
+    (a failing source may also have missed posts), and hiding either would hide
+    something a person must know.
+    """
+
+    key: str
+    platform: str
     state: SourceState
-    current: bool
+    #: When the current trouble began; only while failing or disabled.
+    since: datetime | None
+    failures_in_row: int
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    #: The last error ever recorded, even when the source has recovered since.
+    last_error: str | None
+    last_error_at: datetime | None
+    disabled_reason: str | None
+    possible_gap: str | None
+    #: Still part of the configuration (see :func:`is_current`); True when not asked.
+    current: bool = True
+
+    @classmethod
+    def of(cls, source: SourceFacts, *, current: bool = True) -> SourceHealth:
+        """The health a source's row records, the one rule for every place that shows it."""
+        if source.disabled_reason:
+            state = SourceState.DISABLED
+        elif source.failures_in_row:
+            state = SourceState.FAILING
+        elif source.last_success_at is None:
+            state = SourceState.NEVER_POLLED
+        else:
+            state = SourceState.OK
+        since = source.failing_since if state in ALARMING else None
+        facts = {name: getattr(source, name) for name in _COPIED}
+        return cls(state=state, since=since, current=current, **facts)
+
+    @property
+    def ok(self) -> bool:
+        """Polled and well: nothing for a person to look at."""
+        return self.state is SourceState.OK
+
+    @property
+    def alarming(self) -> bool:
+        """Failing or disabled: nothing is collected from it (``/metrics`` reports it down)."""
+        return self.state in ALARMING
 
     @property
     def needs_attention(self) -> bool:
-        return self.current and self.state in ALARMING
+        """Alarming and still configured: what ``status --check`` exits 1 for."""
+        return self.current and self.alarming
+
+    @property
+    def reason(self) -> str | None:
+        """Why it is in trouble, for people: the disabling reason or the last error."""
+        if self.state is SourceState.DISABLED:
+            return self.disabled_reason
+        if self.state is SourceState.FAILING and self.last_error:
+            return f"last error: {self.last_error}"
+        return None
+
+    def describe(self, zone: ZoneInfo, *, upper: bool = False) -> str:
+        """The state in words, as ``_source_health.html`` words it: "Failing since X (why)".
+
+        ``upper`` shouts the state, for plain text where nothing else can stand out.
+        """
+        words = self.state.words.upper() if upper else self.state.words
+        if self.since is not None:
+            words += f" since {local_time(self.since, zone=zone)}"
+        if self.reason:
+            words += f" ({self.reason})"
+        return words
+
+    def as_json(self) -> dict[str, Any]:
+        """The facts for scripts (times in UTC, ISO 8601)."""
+        return {
+            "key": self.key,
+            "platform": self.platform,
+            "state": self.state.value,
+            "current": self.current,
+            "needs_attention": self.needs_attention,
+            "last_success_at": _iso(self.last_success_at),
+            "failures_in_row": self.failures_in_row,
+            "failing_since": _iso(self.since),
+            "last_error": self.last_error,
+            "last_error_at": _iso(self.last_error_at),
+            "possible_gap": self.possible_gap,
+            "disabled_reason": self.disabled_reason,
+        }
+
+
+#: The fields a SourceHealth takes from the row as they are.
+_COPIED = tuple(
+    field.name
+    for field in dataclasses.fields(SourceHealth)
+    if field.name not in {"state", "since", "current"}
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,55 +197,34 @@ class HealthReport:
                 "at": _iso(digest.sent_at),
                 "error": digest.error,
             },
-            "sources": [_source_json(health) for health in self.sources],
+            "sources": [health.as_json() for health in self.sources],
         }
-
-
-def _source_json(health: SourceHealth) -> dict[str, Any]:
-    source = health.source
-    return {
-        "key": source.key,
-        "platform": source.platform,
-        "state": health.state.value,
-        "current": health.current,
-        "needs_attention": health.needs_attention,
-        "last_success_at": _iso(source.last_success_at),
-        "failures_in_row": source.failures_in_row,
-        "failing_since": _iso(source.failing_since),
-        "last_error": source.last_error,
-        "last_error_at": _iso(source.last_error_at),
-        "possible_gap": source.possible_gap,
-        "disabled_reason": source.disabled_reason,
-    }
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _state(source: Source) -> SourceState:
-    if source.disabled_reason:
-        return SourceState.DISABLED
-    if source.failures_in_row:
-        return SourceState.FAILING
-    if source.last_success_at is None:
-        return SourceState.NOT_YET_POLLED
-    return SourceState.OK
-
-
-def _is_current(source: Source, settings: Settings) -> bool:
+def is_current(source: SourceFacts, settings: Settings) -> bool:
     """Still part of the configuration: an enabled platform, watching configured tags."""
     if source.platform not in settings.enabled_platforms:
         return False
     wanted = {normalise_tag(tag) for tag in settings.hashtags}
-    tags = {normalise_tag(tag) for tag in source.hashtags.split(",") if tag.strip()}
-    return tags <= wanted
+    return set(source_tags(source.hashtags)) <= wanted
+
+
+def source_tags(hashtags: str) -> tuple[str, ...]:
+    """A source's stored hashtags (comma-separated) in matching form; empty means all."""
+    return tuple(normalise_tag(tag) for tag in hashtags.split(",") if tag.strip())
 
 
 def health_report(session: Session, settings: Settings) -> HealthReport:
     """The health of every source known to the database, and the last digest attempt."""
+    # Imported here: mail renders the digest, and the digest builds on this module.
+    from monitor.services.mail import last_digest_send
+
     sources = [
-        SourceHealth(source, _state(source), _is_current(source, settings))
+        SourceHealth.of(source, current=is_current(source, settings))
         for source in list_sources(session)
     ]
     return HealthReport(sources=sources, digest=last_digest_send(session))

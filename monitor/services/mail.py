@@ -65,7 +65,7 @@ def render_digest_text(digest: Digest, settings: Settings) -> str:
     return (
         make_environment(settings, mail=True)
         .get_template("email/digest.txt")
-        .render(digest=digest, fmt=Format, metrics=METRICS)
+        .render(digest=digest, fmt=Format, metrics=METRICS, zone=settings.zone)
     )
 
 

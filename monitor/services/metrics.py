@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.models import DigestSend, ModerationEvent, PollRun, Post, Source, utcnow
 from monitor.services.audit import DECISIONS
+from monitor.services.health import SourceHealth
 
 #: Decisions considered for the latency figure.
 LATENCY_WINDOW = timedelta(days=1)
@@ -60,7 +61,7 @@ def _posts(connection: sa.Connection) -> Iterator[Metric]:
 def _sources(connection: sa.Connection) -> Iterator[Metric]:
     up = GaugeMetricFamily(
         "hashtag_monitor_source_up",
-        "1 when the source's last poll succeeded and it is enabled, else 0.",
+        "0 when the source is failing or disabled, else 1.",
         labels=["source", "platform"],
     )
     failures = GaugeMetricFamily(
@@ -72,8 +73,8 @@ def _sources(connection: sa.Connection) -> Iterator[Metric]:
         labels=["source"],
     )
     for source in connection.execute(sa.select(Source.__table__)):
-        healthy = source.failures_in_row == 0 and not source.disabled_reason
-        up.add_metric([source.key, source.platform], 1 if healthy else 0)
+        health = SourceHealth.of(source)
+        up.add_metric([source.key, source.platform], 0 if health.alarming else 1)
         failures.add_metric([source.key], source.failures_in_row)
         if source.last_success_at is not None:
             last_success.add_metric([source.key], source.last_success_at.timestamp())

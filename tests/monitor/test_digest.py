@@ -375,11 +375,11 @@ def test_a_source_failing_half_the_day_marks_its_figures_incomplete(
     assert coverage["mastodon"].complete and coverage["mastodon"].hours_polled == 24
     bluesky = coverage["bluesky"]
     assert (bluesky.state, bluesky.hours_polled, bluesky.hours_expected) == ("failing", 12, 24)
-    assert bluesky.failing_since == at(DAY, 12, 10)
-    assert bluesky.last_error == "HTTP 503 from bsky.social"
+    assert bluesky.health.since == at(DAY, 12, 10)
+    assert bluesky.health.last_error == "HTTP 503 from bsky.social"
     assert bluesky.failed_polls == 12 and not bluesky.complete
     assert coverage["x"].state == "disabled" and not coverage["x"].complete
-    assert coverage["x"].disabled_reason == "X_BEARER_TOKEN is not set"
+    assert coverage["x"].health.disabled_reason == "X_BEARER_TOKEN is not set"
     assert not digest.platforms["mastodon"].incomplete
     assert digest.platforms["bluesky"].incomplete and digest.platforms["x"].incomplete
     assert digest.posts.incomplete and digest.incomplete

@@ -235,6 +235,9 @@ def test_digest_email_has_the_numbers_structure_chart_and_escaping(
     assert row("mastodon", "3") + "vs day before +1 (+50%)" in text
     assert text.count("[incomplete]") == 6  # all but mastodon
     assert "Failing since 2021-03-18 12:10 GMT" in html and "Polled in 12 of 24 hours" in html
+    # The HTML part words health as the text part does, with the state marked.
+    assert "12:10 GMT</span> (last error: HTTP 503 from bsky.social)" in html
+    assert "Disabled</span> (X_BEARER_TOKEN is not set)" in html
     assert sends(engine)[0].status == SENT
 
 

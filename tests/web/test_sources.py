@@ -124,3 +124,16 @@ def test_sources_are_named_as_people_say_them(key: str, label: str) -> None:
     from monitor.services.sources import source_label
 
     assert source_label(key) == label
+
+
+def test_each_watched_source_shows_its_health_in_the_shared_words(client: TestClient) -> None:
+    """The per-source table words health as status and the digest do, and escapes the error."""
+    login(client, "ad")
+    page = client.get("/admin/sources").text
+    watched = page[page.index('id="watched-x"') :]
+    start = watched.index("<tr>", watched.index("<tbody>"))
+    row = watched[start : watched.index("</tr>", start)]
+    assert "<strong>Failing since 2026-03-18 09:30" in row
+    assert "(last error: &lt;script&gt;alert(" in row and "<script>" not in row
+    mastodon = page[page.index('id="watched-mastodon"') :]
+    assert "<td>OK</td>" in mastodon[: mastodon.index("</table>")]

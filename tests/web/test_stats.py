@@ -64,7 +64,7 @@ def test_a_viewer_sees_the_digest_numbers_for_a_day(viewer: TestClient) -> None:
     assert "<td>5</td><td>2</td><td>+3 (+150%)</td>" in html  # all posts, day before, change
     assert "<td>10,000,015</td>" in html and "not available" in html
     assert "Failing since 2021-03-18 12:10 GMT" in html and "<td>12 of 24; 12 failed" in html
-    assert "<strong>Disabled</strong>: X_BEARER_TOKEN is not set" in html
+    assert "<strong>Disabled</strong> (X_BEARER_TOKEN is not set)" in html
     # The approved post is quoted, escaped; the pending one is counted only.
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html and "<script>" not in html
     assert "Pending: never quoted" not in html
@@ -137,7 +137,10 @@ def test_the_csv_has_the_same_numbers(viewer: TestClient) -> None:
     assert rows[("gained", "views")][0] == "not available"
     assert rows[("moderation", "decisions")][0] == "3"
     failing = rows[("coverage", "bluesky:*")]
-    assert failing[0] == "failing since 2021-03-18 12:10 GMT: HTTP 503 from bsky.social"
+    assert failing[0] == (
+        "Failing since 2021-03-18 12:10 GMT (last error: HTTP 503 from bsky.social)"
+    )
+    assert rows[("coverage", "x:*")][0] == "Disabled (X_BEARER_TOKEN is not set)"
     assert failing[1] == "12/24 hours polled" and failing[3] == "yes"
     assert len([key for key in rows if key[0] == "hour"]) == 24
     assert len([key for key in rows if key[0] == "day"]) == 14

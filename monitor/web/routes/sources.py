@@ -23,6 +23,7 @@ from adapters import available_adapters, get_adapter
 from monitor.config import Settings
 from monitor.models import Source
 from monitor.resources import templates_dir
+from monitor.services.health import SourceHealth, SourceState
 from monitor.services.sources import WILDCARD_SCOPE, list_sources
 from monitor.web.deps import AdminUser, SessionDep, SettingsDep, TemplatesDep
 
@@ -59,7 +60,7 @@ class PlatformHealth:
     last_success_at: datetime | None
     last_error_at: datetime | None
     last_error: str | None
-    sources: tuple[Source, ...]
+    sources: tuple[SourceHealth, ...]
     doc: DocSection | None
 
 
@@ -104,14 +105,16 @@ def _credentials(name: str, raw: dict[str, str]) -> tuple[str, bool]:
 
 
 def _accepted(polled: bool, sources: list[Source]) -> str:
+    """The platform's verdict on its credentials, from its sources' health."""
     if not polled:
         return "not polled"
-    if any(source.disabled_reason for source in sources):
+    health = [SourceHealth.of(source) for source in sources]
+    if any(h.state is SourceState.DISABLED for h in health):
         return "refused or failing"
-    watched = [s for s in sources if s.scope != WILDCARD_SCOPE]
-    if any(source.failing_since for source in watched):
+    watched = [h for h, s in zip(health, sources, strict=True) if s.scope != WILDCARD_SCOPE]
+    if any(h.state is SourceState.FAILING for h in watched):
         return "refused or failing"
-    if any(source.last_success_at for source in watched):
+    if any(h.last_success_at for h in watched):
         return "accepted"
     return "not checked yet"
 
@@ -142,7 +145,7 @@ def platform_health(sources: list[Source], settings: Settings) -> list[PlatformH
                 last_success_at=_latest([s.last_success_at for s in own]),
                 last_error_at=last_error.last_error_at if last_error else None,
                 last_error=last_error.last_error if last_error else None,
-                sources=tuple(s for s in own if s.scope != WILDCARD_SCOPE),
+                sources=tuple(SourceHealth.of(s) for s in own if s.scope != WILDCARD_SCOPE),
                 doc=docs.get(name),
             )
         )

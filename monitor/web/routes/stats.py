@@ -167,11 +167,7 @@ def digest_csv(digest: Digest, settings: Settings) -> str:
     ]
     rows += [["moderation", name, value, "", "", ""] for name, value in moderation_figures]
     for c in digest.coverage:
-        state = c.state
-        if c.state == "failing":
-            state = f"failing since {Format.when(c.failing_since, settings.zone)}: {c.last_error}"
-        elif c.state == "disabled":
-            state = f"disabled: {c.disabled_reason}"
+        state = c.health.describe(settings.zone)
         hours = f"{c.hours_polled}/{c.hours_expected} hours polled"
         rows.append(["coverage", c.key, state, hours, "; ".join(c.gaps), not c.complete])
     rows += [["hour", b.label, b.posts, "", "", ""] for b in digest.hourly]
