@@ -15,11 +15,11 @@ from PIL import Image
 from sqlalchemy.engine import Engine
 
 from monitor.cli import main
-from monitor.cli.gallery import EXPORT_PAGE_SIZE
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.models import Post
 from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
+from monitor.services.static_export import EXPORT_PAGE_SIZE
 from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish, tiny_png
 
 __all__ = ["gallery_engine", "migrated_sqlite"]  # fixtures shared with the web tests

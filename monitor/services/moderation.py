@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 from sqlmodel.sql.expression import Select
 
+from adapters import display_name
 from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.errors import UserError
@@ -36,7 +37,6 @@ from monitor.services import audit
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import Action, post_histories
 from monitor.services.consent import consents_by_post, latest_consent
-from monitor.services.gallery import PLATFORM_LABELS
 from monitor.services.links import LinkHost, link_hosts
 from monitor.services.media import pinned_name
 from monitor.services.staging import SHOWN_KINDS, is_staged
@@ -124,7 +124,7 @@ def describe_for_people(post: Post) -> str:
     words = " ".join(post.text.split())
     if len(words) > QUOTED_CHARS:
         words = words[: QUOTED_CHARS - 1].rstrip() + "…"
-    platform = PLATFORM_LABELS.get(post.platform, post.platform.title())
+    platform = display_name(post.platform)
     quoted = f": “{words}”" if words else ""
     return f"the post by {post.author_handle} on {platform}{quoted}"
 

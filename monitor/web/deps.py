@@ -22,7 +22,11 @@ from sqlmodel import Session
 from monitor.config import Settings
 from monitor.db import read_only
 from monitor.models import Role, User
-from monitor.web.auth import SESSION_COOKIE, load_session, role_at_least, tokens_match
+from monitor.services.sessions import load_session, tokens_match
+from monitor.services.users import role_at_least
+
+SESSION_COOKIE = "hm_session"
+LOGIN_CSRF_COOKIE = "hm_login"
 
 
 def _settings(request: Request) -> Settings:

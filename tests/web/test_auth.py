@@ -19,21 +19,20 @@ from monitor.config import Settings
 from monitor.db import create_db_engine, session_scope, upgrade
 from monitor.models import LoginAttempt, ModerationEvent, WebSession, utcnow
 from monitor.services.gallery import encode_cursor
-from monitor.services.takedown import issue_token
-from monitor.services.users import disable_user, unlock_logins
-from monitor.web.app import create_app
-from monitor.web.auth import (
+from monitor.services.login import (
     LOCK_AFTER_FAILURES,
-    LOGIN_CSRF_COOKIE,
     LOGIN_FORM_LIFETIME,
     MAX_DELAY_SECONDS,
-    SESSION_COOKIE,
     SLOW_AFTER_FAILURES,
     THROTTLE_WINDOW,
     attempt_login,
     check_throttle,
     new_login_csrf,
 )
+from monitor.services.takedown import issue_token
+from monitor.services.users import disable_user, unlock_logins
+from monitor.web.app import create_app
+from monitor.web.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 from monitor.web.routes.auth import safe_next
 from tests.web.auth_helpers import (
     DEFAULT_PASSWORD,

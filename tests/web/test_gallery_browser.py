@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from adapters.base import Author
-from monitor.cli.gallery import export_site
 from monitor.config import Settings
+from monitor.services.static_export import export_site
 from monitor.web.app import create_app
 from tests.fakes.server import FakeServer, Reply
 from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish, tiny_png

@@ -13,9 +13,9 @@ from sqlalchemy.engine import Engine
 from adapters.base import Target
 from monitor.config import Settings
 from monitor.db import session_scope
+from monitor.services.platform_health import doc_sections, docs_path
 from monitor.services.sources import ensure_source, record_disabled
 from monitor.web.app import create_app
-from monitor.web.routes.sources import doc_sections, docs_path
 from tests.web.auth_helpers import (
     TestClient,
     app_client,

@@ -30,6 +30,7 @@ from monitor.services.rules import (
     list_rules,
     set_rule_enabled,
 )
+from monitor.services.sessions import add_flash, pop_flash
 from monitor.services.takedown import set_takedown_hides, takedown_hides
 from monitor.services.users import (
     add_user,
@@ -41,7 +42,6 @@ from monitor.services.users import (
     set_role,
     unlock_logins,
 )
-from monitor.web.auth import add_flash, pop_flash
 from monitor.web.deps import (
     MAX_ROW_ID,
     AdminUser,

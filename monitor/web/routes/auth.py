@@ -13,6 +13,21 @@ from monitor.errors import UserError
 from monitor.models import User
 from monitor.services import audit
 from monitor.services.audit import Action
+from monitor.services.login import (
+    LOGIN_FORM_LIFETIME,
+    MAX_NAME_CHARS,
+    attempt_login,
+    login_csrf_valid,
+    new_login_csrf,
+    purge_expired,
+)
+from monitor.services.sessions import (
+    SESSION_LIFETIME,
+    add_flash,
+    end_session,
+    load_session,
+    start_session,
+)
 from monitor.services.users import (
     MIN_PASSWORD_LENGTH,
     change_own_password,
@@ -20,23 +35,10 @@ from monitor.services.users import (
     new_totp_secret,
     totp_uri,
 )
-from monitor.web.auth import (
-    LOGIN_CSRF_COOKIE,
-    LOGIN_FORM_LIFETIME,
-    MAX_NAME_CHARS,
-    SESSION_COOKIE,
-    SESSION_LIFETIME,
-    add_flash,
-    attempt_login,
-    end_session,
-    load_session,
-    login_csrf_valid,
-    new_login_csrf,
-    purge_expired,
-    start_session,
-)
 from monitor.web.deps import (
+    LOGIN_CSRF_COOKIE,
     PASSWORD_PATH,
+    SESSION_COOKIE,
     CsrfDep,
     CurrentUser,
     SessionDep,

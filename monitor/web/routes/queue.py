@@ -43,6 +43,7 @@ from monitor.services.moderation import (
     reject_reasons,
     revealed_by,
 )
+from monitor.services.sessions import add_flash, pop_flash
 from monitor.services.staging import stage_post
 from monitor.services.takedown import (
     CATEGORIES,
@@ -54,7 +55,7 @@ from monitor.services.takedown import (
     versions_for_rejects,
 )
 from monitor.services.undo import last_undoable, undo_decision
-from monitor.web.auth import add_flash, pop_flash, role_at_least
+from monitor.services.users import role_at_least
 from monitor.web.deps import (
     MAX_FORM_FIELDS,
     MAX_ROW_ID,

@@ -28,8 +28,8 @@ from monitor.services.escalation import (
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.moderation import MAX_BULK_POSTS, decide_many, matching_versions
 from monitor.services.rules import RuleKind, add_rule, apply_to_pending, preview_on_pending
+from monitor.services.sessions import pop_flash
 from monitor.services.takedown import OUTCOMES, open_takedown_count, resolve_takedown
-from monitor.web.auth import pop_flash
 from monitor.web.deps import (
     MAX_ROW_ID,
     CsrfDep,
