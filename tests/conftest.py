@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -115,6 +117,26 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     """An upgraded SQLite engine, for tests of logic rather than storage."""
     engine = create_db_engine(sqlite_url)
     upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (migrating per test is slow)."""
+    path = tmp_path_factory.mktemp("template") / "monitor.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def gallery_engine(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh, migrated SQLite database for public-route tests."""
+    copy = tmp_path / "gallery.db"
+    shutil.copyfile(migrated_sqlite, copy)
+    engine = create_db_engine(f"sqlite:///{copy}")
     yield engine
     engine.dispose()
 

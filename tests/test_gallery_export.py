@@ -20,9 +20,7 @@ from monitor.db import session_scope
 from monitor.models import Post
 from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
 from monitor.services.static_export import EXPORT_PAGE_SIZE
-from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish, tiny_png
-
-__all__ = ["gallery_engine", "migrated_sqlite"]  # fixtures shared with the web tests
+from tests.monitor.test_gallery import publish, tiny_png
 
 CliResult = tuple[int, str, str]
 

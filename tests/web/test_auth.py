@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -39,12 +38,10 @@ from tests.web.auth_helpers import (
     TestClient,
     app_client,
     csrf_token,
-    engine_from_template,
     form_token,
     login,
     login_response,
     make_user,
-    migrated_template,
 )
 
 PUBLIC_PATHS = (
@@ -59,36 +56,6 @@ PUBLIC_PATHS = (
     "/metrics",
     "/static/app.css",
 )
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory)
-
-
-@pytest.fixture
-def sqlite_engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated database per test, copied from the module's template."""
-    engine = engine_from_template(template, tmp_path)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def settings(configure: Callable[..., Settings]) -> Settings:
-    return configure()
-
-
-@pytest.fixture
-def app(sqlite_engine: Engine, settings: Settings) -> FastAPI:
-    make_user(sqlite_engine, "mo", "moderator")
-    return create_app(settings, engine=sqlite_engine)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with app_client(app) as client:
-        yield client
 
 
 def _set_cookie(response: httpx.Response) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, Request, sync_playwright
+from playwright.sync_api import Browser, Page, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -21,29 +21,17 @@ from monitor.config import Settings
 from monitor.services.static_export import export_site
 from monitor.web.app import create_app
 from tests.fakes.server import FakeServer, Reply
-from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish, tiny_png
+from tests.monitor.test_gallery import publish, tiny_png
 from tests.web.live_server import LiveServer, live_server
-
-__all__ = ["gallery_engine", "migrated_sqlite"]  # fixtures shared with the web tests
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 #: Scripts a hostile post might carry; each would set ``window.__pwned`` if it ever ran.
 INJECTED_TEXT = (
     "<script>window.__pwned = 'text'</script> <img src=x onerror=\"window.__pwned='img'\">"
     " javascript:window.__pwned='link' \u202eoverride\u202c " + "W" * 10_000
 )
 INJECTED_NAME = "<script>window.__pwned='author'</script>"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
