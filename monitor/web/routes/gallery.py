@@ -55,7 +55,7 @@ from monitor.services.takedown import (
     request_takedown,
     takedown_hides,
 )
-from monitor.web.deps import ReadSessionDep, SettingsDep, TemplatesDep
+from monitor.web.deps import PublicPage, ReadSessionDep, SettingsDep, TemplatesDep, Visitor
 
 router = APIRouter()
 
@@ -141,15 +141,10 @@ def _page_links(
     return {"older_url": older, "newer_url": newer, "newer_label": "Newest messages"}
 
 
-def _html_gallery(
-    request: Request,
-    session: Session,
-    settings: Settings,
-    templates: Jinja2Templates,
-    *,
-    template: str,
-    embed: bool,
-) -> Response:
+def _html_gallery(visitor: Visitor, *, template: str, embed: bool) -> Response:
+    request, session, settings, templates = (
+        visitor.request, visitor.session, visitor.settings, visitor.templates
+    )  # fmt: skip
     headers = public_headers(settings)
     default_limit = EMBED_PAGE_SIZE if embed else DEFAULT_PAGE_SIZE
     try:
@@ -185,23 +180,15 @@ def _html_gallery(
 
 
 @router.get("/gallery")
-def gallery(
-    request: Request, session: ReadSessionDep, settings: SettingsDep, templates: TemplatesDep
-) -> Response:
+def gallery(visitor: PublicPage) -> Response:
     """The full public gallery page."""
-    return _html_gallery(
-        request, session, settings, templates, template="gallery/index.html", embed=False
-    )
+    return _html_gallery(visitor, template="gallery/index.html", embed=False)
 
 
 @router.get("/gallery/embed")
-def gallery_embed(
-    request: Request, session: ReadSessionDep, settings: SettingsDep, templates: TemplatesDep
-) -> Response:
+def gallery_embed(visitor: PublicPage) -> Response:
     """The gallery without site chrome, for an iframe; it reports its height to the parent."""
-    return _html_gallery(
-        request, session, settings, templates, template="gallery/embed.html", embed=True
-    )
+    return _html_gallery(visitor, template="gallery/embed.html", embed=True)
 
 
 @router.get("/gallery.json")
@@ -297,14 +284,11 @@ def _not_found(request: Request, settings: Settings, templates: Jinja2Templates)
 
 
 @router.get("/gallery/report/{public_id:path}")
-def report_form(
-    public_id: str,
-    request: Request,
-    session: ReadSessionDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-) -> Response:
+def report_form(public_id: str, visitor: PublicPage) -> Response:
     """The takedown request form for one published post (row id or public id)."""
+    request, session, settings, templates = (
+        visitor.request, visitor.session, visitor.settings, visitor.templates
+    )  # fmt: skip
     post = find_reportable(session, public_id)
     if post is None or gallery_paused(session):
         return _not_found(request, settings, templates)

@@ -59,11 +59,11 @@ from monitor.services.users import role_at_least
 from monitor.web.deps import (
     MAX_FORM_FIELDS,
     MAX_ROW_ID,
-    CsrfDep,
-    ModeratorUser,
+    ModeratorChange,
     SessionDep,
     SettingsDep,
     TemplatesDep,
+    ViewerPage,
     ViewerUser,
     parse_row_id,
 )
@@ -173,14 +173,9 @@ def _page(
 
 
 @router.get("/queue", response_class=HTMLResponse)
-def queue_page(
-    request: Request,
-    user: ViewerUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-) -> Response:
+def queue_page(staff: ViewerPage) -> Response:
     """A tab of the queue, filtered, one keyset page at a time."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     problems: list[str] = []
     filters = _filters(request.query_params, problems)
     cursor = QueueCursor.decode(request.query_params.get("after"))
@@ -189,7 +184,7 @@ def queue_page(
     messages = pop_flash(session=session, request_session=request.state.web_session)
     cards = load_cards(session, page.posts, viewer=user.name)
     return _page(
-        templates,
+        staff.templates,
         request,
         "queue/index.html",
         {
@@ -228,14 +223,9 @@ def queue_page(
 
 
 @router.get("/queue/posts/{post_id}", response_class=HTMLResponse)
-def post_page(
-    request: Request,
-    post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
-    user: ViewerUser,
-    session: SessionDep,
-    templates: TemplatesDep,
-) -> Response:
+def post_page(staff: ViewerPage, post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)]) -> Response:
     """One post with its full history."""
+    request, user, session, templates = staff.request, staff.user, staff.session, staff.templates
     post = session.get(Post, post_id)
     if post is None:
         raise HTTPException(status_code=404, detail=f"No post {post_id}.")
@@ -306,15 +296,9 @@ def _after_decision(request: Request, session: SessionDep, actor: str) -> dict[s
 
 
 @router.post("/queue/decide")
-def decide_one(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: FormDep,
-    session: SessionDep,
-    settings: SettingsDep,
-) -> Response:
+def decide_one(staff: ModeratorChange, form: FormDep) -> Response:
     """Approve or reject one post at the version the moderator saw."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     return_to = _field(form, "return_to", 2000)
     post_id, version = parse_row_id(_field(form, "post_id")), parse_row_id(_field(form, "version"))
     action = _field(form, "action")
@@ -398,15 +382,9 @@ def decide_one(
 
 
 @router.post("/queue/bulk")
-def decide_bulk(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: FormDep,
-    session: SessionDep,
-    settings: SettingsDep,
-) -> Response:
+def decide_bulk(staff: ModeratorChange, form: FormDep) -> Response:
     """Approve or reject every selected post (``id:version`` each) in one transaction."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     return_to = _field(form, "return_to", 2000)
     action = _field(form, "action")
     selected = form.getlist("selected")
@@ -505,14 +483,9 @@ def _posted_post(form: FormData, session: SessionDep) -> Post:
 
 
 @router.post("/queue/reveal")
-def reveal_media(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: FormDep,
-    session: SessionDep,
-) -> Response:
+def reveal_media(staff: ModeratorChange, form: FormDep) -> Response:
     """Show a post's hidden media to this moderator, on the record (approval checks it)."""
+    request, user, session = staff.request, staff.user, staff.session
     return_to = _field(form, "return_to", 2000)
     post = _posted_post(form, session)
     record_reveal(session=session, post=post, actor=user.name)
@@ -524,14 +497,9 @@ def reveal_media(
 
 
 @router.post("/queue/undo")
-def undo(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: FormDep,
-    session: SessionDep,
-) -> Response:
+def undo(staff: ModeratorChange, form: FormDep) -> Response:
     """Take back one's own last decision, while nothing else happened to the post."""
+    request, user, session = staff.request, staff.user, staff.session
     return_to = _field(form, "return_to", 2000)
     event_id = parse_row_id(_field(form, "event_id"))
     try:
@@ -559,14 +527,9 @@ def undo(
 
 
 @router.post("/queue/consent")
-def consent(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: FormDep,
-    session: SessionDep,
-) -> Response:
+def consent(staff: ModeratorChange, form: FormDep) -> Response:
     """Record how an opted-out author's consent to publish was obtained (audited)."""
+    request, user, session = staff.request, staff.user, staff.session
     return_to = _field(form, "return_to", 2000)
     post = _posted_post(form, session)
     problems: list[str] = []

@@ -13,9 +13,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlmodel import Session
 
 from monitor.errors import UserError
-from monitor.models import Post, User
+from monitor.models import Post
 from monitor.services.alerts import send_soon
 from monitor.services.audit import Action
 from monitor.services.escalation import (
@@ -32,12 +33,10 @@ from monitor.services.sessions import pop_flash
 from monitor.services.takedown import OUTCOMES, open_takedown_count, resolve_takedown
 from monitor.web.deps import (
     MAX_ROW_ID,
-    CsrfDep,
-    CurrentUser,
-    ModeratorUser,
-    SessionDep,
-    SettingsDep,
-    TemplatesDep,
+    LeadChange,
+    LeadPage,
+    ModeratorChange,
+    Staff,
 )
 from monitor.web.routes.queue import (
     FormDep,
@@ -67,17 +66,16 @@ def nav_counts(request: Request) -> dict[str, int]:
     return counts
 
 
-def _post(session: SessionDep, post_id: int) -> Post:
+def _post(session: Session, post_id: int) -> Post:
     post = session.get(Post, post_id)
     if post is None:
         raise HTTPException(status_code=404, detail=f"No post {post_id}.")
     return post
 
 
-def _attempt(
-    request: Request, session: SessionDep, return_to: str, change: Callable[[], str]
-) -> Response:
+def _attempt(staff: Staff, return_to: str, change: Callable[[], str]) -> Response:
     """Run ``change()`` (returns the message); a refusal is rolled back and explained."""
+    request, session = staff.request, staff.session
     try:
         message = change()
     except UserError as exc:
@@ -96,53 +94,37 @@ def _attempt(
 
 
 @router.post("/queue/takedowns/{post_id}/resolve")
-def takedown_resolve(
-    request: Request,
-    post_id: PostId,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: FormDep,
-    session: SessionDep,
-    settings: SettingsDep,
-) -> Response:
+def takedown_resolve(post_id: PostId, staff: ModeratorChange, form: FormDep) -> Response:
     """Review a post's takedown requests: keep it published, or take it down."""
-    post = _post(session, post_id)
+    post = _post(staff.session, post_id)
     outcome = _field(form, "outcome")
 
     def change() -> str:
         count = resolve_takedown(
-            session=session,
-            settings=settings,
+            session=staff.session,
+            settings=staff.settings,
             post=post,
             outcome=outcome,
-            actor=user.name,
+            actor=staff.user.name,
             note=_field(form, "note", 2000),
         )
         what = "request" if count == 1 else f"{count} requests"
         return f"Takedown {what} on {post.author_handle}'s post: {OUTCOMES[outcome]}."
 
-    return _attempt(request, session, _field(form, "return_to", 2000), change)
+    return _attempt(staff, _field(form, "return_to", 2000), change)
 
 
 @router.post("/queue/posts/{post_id}/escalate")
-def escalate_post(
-    request: Request,
-    post_id: PostId,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: FormDep,
-    session: SessionDep,
-    settings: SettingsDep,
-) -> Response:
+def escalate_post(post_id: PostId, staff: ModeratorChange, form: FormDep) -> Response:
     """Escalate to the safeguarding lead: off every public route for good, lead alerted."""
-    post = _post(session, post_id)
+    post = _post(staff.session, post_id)
 
     def change() -> str:
         escalate(
-            session=session,
-            settings=settings,
+            session=staff.session,
+            settings=staff.settings,
             post=post,
-            actor=user.name,
+            actor=staff.user.name,
             reason=_field(form, "reason", 2000),
         )
         return (
@@ -150,68 +132,49 @@ def escalate_post(
             " it is off the public gallery for good."
         )
 
-    response = _attempt(request, session, _field(form, "return_to", 2000), change)
-    send_soon(request.app.state.engine, settings)
+    response = _attempt(staff, _field(form, "return_to", 2000), change)
+    send_soon(staff.request.app.state.engine, staff.settings)
     return response
 
 
-def _lead(user: CurrentUser) -> User:
-    if user.role not in LEADS:
-        raise HTTPException(
-            status_code=403,
-            detail=f"Escalations are for safeguarding leads and admins; you are a {user.role}.",
-        )
-    return user
-
-
 @router.get("/queue/escalations", response_class=HTMLResponse)
-def escalations_page(
-    request: Request, user: CurrentUser, session: SessionDep, templates: TemplatesDep
-) -> Response:
+def escalations_page(staff: LeadPage) -> Response:
     """Open escalations first, then the closed ones, for the safeguarding lead."""
-    _lead(user)
+    session = staff.session
     return _page(
-        templates,
-        request,
+        staff.templates,
+        staff.request,
         "queue/escalations.html",
         {
             "title": "Escalations",
-            "user": user,
+            "user": staff.user,
             "open": list_escalations(session, open_only=True),
             "all": list_escalations(session, open_only=False),
-            "messages": pop_flash(session=session, request_session=request.state.web_session),
+            "messages": pop_flash(session=session, request_session=staff.request.state.web_session),
         },
     )
 
 
 @router.post("/queue/escalations/{escalation_id}/close")
 def escalation_close(
-    request: Request,
-    escalation_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
-    user: CurrentUser,
-    _csrf: CsrfDep,
-    form: FormDep,
-    session: SessionDep,
+    escalation_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], staff: LeadChange, form: FormDep
 ) -> Response:
     """Close an escalation with its outcome (the post stays off the public routes)."""
-    _lead(user)
 
     def change() -> str:
         close_escalation(
-            session=session,
+            session=staff.session,
             escalation_id=escalation_id,
-            actor=user.name,
+            actor=staff.user.name,
             outcome=_field(form, "outcome", 2000),
         )
         return f"Closed escalation {escalation_id}."
 
-    return _attempt(request, session, "/queue/escalations", change)
+    return _attempt(staff, "/queue/escalations", change)
 
 
 @router.post("/queue/gallery")
-def queue_gallery(
-    request: Request, user: ModeratorUser, _csrf: CsrfDep, form: FormDep, session: SessionDep
-) -> Response:
+def queue_gallery(staff: ModeratorChange, form: FormDep) -> Response:
     """The kill switch from the queue, for moderators as well as admins."""
     state = _field(form, "state")
 
@@ -219,19 +182,17 @@ def queue_gallery(
         if state not in ("pause", "resume"):
             raise UserError("choose pause or resume")
         return set_gallery_paused(
-            session=session,
+            session=staff.session,
             pause=state == "pause",
-            actor=user.name,
+            actor=staff.user.name,
             reason=_field(form, "reason", 500),
         )
 
-    return _attempt(request, session, _field(form, "return_to", 2000), change)
+    return _attempt(staff, _field(form, "return_to", 2000), change)
 
 
 @router.post("/queue/rules")
-def queue_rule(
-    request: Request, user: ModeratorUser, _csrf: CsrfDep, form: FormDep, session: SessionDep
-) -> Response:
+def queue_rule(staff: ModeratorChange, form: FormDep) -> Response:
     """Block a word or an author: ``preview`` counts the pending posts it would hit;
     ``apply`` adds the rule and runs it over the pending queue at once."""
     kind, pattern = _field(form, "kind"), _field(form, "pattern", 300)
@@ -241,30 +202,26 @@ def queue_rule(
         if kind not in (RuleKind.BLOCKED_TERM, RuleKind.BLOCKED_AUTHOR):
             raise UserError("choose a blocked word or a blocked author")
         if step == "preview":
-            hits = preview_on_pending(session=session, kind=kind, pattern=pattern, action=action)
+            hits = preview_on_pending(
+                session=staff.session, kind=kind, pattern=pattern, action=action
+            )
             return f"Preview: this rule would {action} {hits} pending posts. Nothing changed yet."
         if step != "apply":
             raise UserError("preview the rule, then apply it")
-        rule = add_rule(session=session, kind=kind, pattern=pattern, action=action, actor=user.name)
-        done = apply_to_pending(session=session, rule=rule)
+        rule = add_rule(
+            session=staff.session, kind=kind, pattern=pattern, action=action, actor=staff.user.name
+        )
+        done = apply_to_pending(session=staff.session, rule=rule)
         return (
             f"Added rule {rule.id}; on the pending queue it rejected {done.rejected}"
             f" and flagged {done.flagged} posts."
         )
 
-    return _attempt(request, session, _field(form, "return_to", 2000), change)
+    return _attempt(staff, _field(form, "return_to", 2000), change)
 
 
 @router.post("/queue/bulk-matching")
-def bulk_matching(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: FormDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-) -> Response:
+def bulk_matching(staff: ModeratorChange, form: FormDep) -> Response:
     """Reject every post matching the queue's filters (up to MAX_BULK_POSTS).
 
     The first post answers with a confirmation page that shows the count; the
@@ -274,16 +231,18 @@ def bulk_matching(
     problems: list[str] = []
     filters = _filters(form, problems)
     return_to = f"/queue?{_query_string(filters)}"
-    matched = matching_versions(session, filters, zone=settings.zone, limit=MAX_BULK_POSTS)
+    matched = matching_versions(
+        staff.session, filters, zone=staff.settings.zone, limit=MAX_BULK_POSTS
+    )
     confirmed_up_to = _field(form, "up_to")
     if not confirmed_up_to.isdigit():
         return _page(
-            templates,
-            request,
+            staff.templates,
+            staff.request,
             "queue/confirm_bulk.html",
             {
                 "title": "Confirm bulk rejection",
-                "user": user,
+                "user": staff.user,
                 "count": len(matched),
                 "limit": MAX_BULK_POSTS,
                 "up_to": max(matched, default=0),
@@ -296,16 +255,16 @@ def bulk_matching(
 
     def change() -> str:
         outcome = decide_many(
-            session=session,
+            session=staff.session,
             versions=versions,
             action=Action.REJECT,
-            actor=user.name,
-            reason=_reason(form, session, Action.REJECT),
-            settings=settings,
+            actor=staff.user.name,
+            reason=_reason(form, staff.session, Action.REJECT),
+            settings=staff.settings,
         )
         message = f"Rejected {len(outcome.decided)} of {len(versions)} matching posts."
         if outcome.refused:
             message += f" {len(outcome.refused)} not applied (changed or already decided)."
         return message
 
-    return _attempt(request, session, return_to, change)
+    return _attempt(staff, return_to, change)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import UserError
@@ -17,7 +17,7 @@ from monitor.services.charts import digest_chart_png
 from monitor.services.digest import METRICS, Digest, Format, compute_digest
 from monitor.services.mail import last_digest_send
 from monitor.services.stats import csv_name, digest_csv, requested_days, requested_digest
-from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep, ViewerUser
+from monitor.web.deps import Staff, ViewerPage
 
 router = APIRouter()
 
@@ -26,16 +26,9 @@ ToQuery = Annotated[str | None, Query(alias="to", max_length=40)]
 
 
 @router.get("/stats", response_class=HTMLResponse)
-def stats_page(
-    request: Request,
-    user: ViewerUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-    first: FromQuery = None,
-    last: ToQuery = None,
-) -> Response:
+def stats_page(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None) -> Response:
     """The digest's figures for a day or range, the chart, a CSV link, the last email."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     context = {
         "user": user,
         "fmt": Format,
@@ -47,7 +40,9 @@ def stats_page(
         digest = compute_digest(session, settings, first_day, last_day)
     except UserError as exc:
         context |= {"error": str(exc), "first": first or "", "last": last or "", "title": "Stats"}
-        return templates.TemplateResponse(request, "stats/index.html", context, status_code=400)
+        return staff.templates.TemplateResponse(
+            request, "stats/index.html", context, status_code=400
+        )
     query = f"from={first_day.isoformat()}&to={last_day.isoformat()}"
     context |= {
         "digest": digest,
@@ -56,36 +51,25 @@ def stats_page(
         "query": query,
         "title": f"Stats {digest.period.label}",
     }
-    return templates.TemplateResponse(request, "stats/index.html", context)
+    return staff.templates.TemplateResponse(request, "stats/index.html", context)
 
 
 def _download(
-    session: SessionDep,
-    settings: SettingsDep,
-    first: str | None,
-    last: str | None,
-    respond: Callable[[Digest], Response],
+    staff: Staff, first: str | None, last: str | None, respond: Callable[[Digest], Response]
 ) -> Response:
     """The requested digest through ``respond``, or a plain 400 that says what is wrong."""
     try:
-        digest = requested_digest(session, settings, first, last)
+        digest = requested_digest(staff.session, staff.settings, first, last)
     except UserError as exc:
         return Response(str(exc), status_code=400, media_type="text/plain")
     return respond(digest)
 
 
 @router.get("/stats/chart.png")
-def stats_chart(
-    _user: ViewerUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    first: FromQuery = None,
-    last: ToQuery = None,
-) -> Response:
+def stats_chart(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None) -> Response:
     """The digest chart for the same day or range, as a PNG."""
     return _download(
-        session,
-        settings,
+        staff,
         first,
         last,
         lambda digest: Response(
@@ -97,21 +81,14 @@ def stats_chart(
 
 
 @router.get("/stats.csv")
-def stats_csv(
-    _user: ViewerUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    first: FromQuery = None,
-    last: ToQuery = None,
-) -> Response:
+def stats_csv(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None) -> Response:
     """Every figure of the page as CSV rows, for a spreadsheet."""
     return _download(
-        session,
-        settings,
+        staff,
         first,
         last,
         lambda digest: Response(
-            digest_csv(digest, settings),
+            digest_csv(digest, staff.settings),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{csv_name(digest)}"'},
         ),
