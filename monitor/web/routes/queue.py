@@ -343,7 +343,7 @@ def decide_one(staff: ModeratorChange, form: FormDep) -> Response:
             media_seen=bool(revealed_by(session, user.name, [post])),
             acknowledged_flags=acknowledged,
         )
-    except StaleDecision as exc:
+    except UserError as exc:  # a StaleDecision tells the page to reload the post
         session.rollback()
         return _outcome(
             request,
@@ -351,17 +351,7 @@ def decide_one(staff: ModeratorChange, form: FormDep) -> Response:
             ok=False,
             message=f"Not applied: {exc}.",
             return_to=return_to,
-            payload={"stale": True},
-        )
-    except UserError as exc:
-        session.rollback()
-        return _outcome(
-            request,
-            session,
-            ok=False,
-            message=f"Not applied: {exc}.",
-            return_to=return_to,
-            payload={"stale": False},
+            payload={"stale": isinstance(exc, StaleDecision)},
         )
     session.commit()
     forget_overview(request.app)

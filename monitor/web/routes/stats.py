@@ -55,14 +55,20 @@ def stats_page(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None)
 
 
 def _download(
-    staff: Staff, first: str | None, last: str | None, respond: Callable[[Digest], Response]
+    staff: Staff,
+    first: str | None,
+    last: str | None,
+    *,
+    render: Callable[[Digest], bytes | str],
+    media_type: str,
+    headers: Callable[[Digest], dict[str, str]],
 ) -> Response:
-    """The requested digest through ``respond``, or a plain 400 that says what is wrong."""
+    """The requested digest rendered as a file, or a plain 400 that says what is wrong."""
     try:
         digest = requested_digest(staff.session, staff.settings, first, last)
     except UserError as exc:
         return Response(str(exc), status_code=400, media_type="text/plain")
-    return respond(digest)
+    return Response(render(digest), media_type=media_type, headers=headers(digest))
 
 
 @router.get("/stats/chart.png")
@@ -72,11 +78,9 @@ def stats_chart(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None
         staff,
         first,
         last,
-        lambda digest: Response(
-            digest_chart_png(digest),
-            media_type="image/png",
-            headers={"Cache-Control": "no-store"},
-        ),
+        render=digest_chart_png,
+        media_type="image/png",
+        headers=lambda _digest: {"Cache-Control": "no-store"},
     )
 
 
@@ -87,9 +91,9 @@ def stats_csv(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None) 
         staff,
         first,
         last,
-        lambda digest: Response(
-            digest_csv(digest, staff.settings),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{csv_name(digest)}"'},
-        ),
+        render=lambda digest: digest_csv(digest, staff.settings),
+        media_type="text/csv; charset=utf-8",
+        headers=lambda digest: {
+            "Content-Disposition": f'attachment; filename="{csv_name(digest)}"'
+        },
     )
