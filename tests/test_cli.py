@@ -3,57 +3,18 @@
 from __future__ import annotations
 
 import getpass
-import io
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 
-from monitor.cli import main
 from monitor.config import Settings
 from monitor.models import WebSession
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import Reply
-
-CliResult = tuple[int, str, str]
-
-
-@pytest.fixture
-def cli(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., CliResult]:
-    """Run ``hashtag-monitor ARGS`` in-process; returns (exit code, stdout, stderr)."""
-
-    def run(*args: str, stdin: str = "") -> CliResult:
-        monkeypatch.setattr(sys, "argv", ["hashtag-monitor", *args])
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = 0
-        try:
-            main()
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, db_url: str, mastodon: FakeMastodon) -> FakeMastodon:
-    """A configured deployment: database, fast retries, a local Mastodon."""
-    for key, value in {
-        "DATABASE_URL": db_url,
-        "MASTODON_INSTANCES": mastodon.url,
-        "HASHTAGS": "CEADAY21",
-        "HTTP_TIMEOUT_SECONDS": "1",
-        "HTTP_RETRIES": "1",
-        "HTTP_BACKOFF_SECONDS": "0.01",
-    }.items():
-        monkeypatch.setenv(key, value)
-    return mastodon
+from tests.processes import CliResult
 
 
 def test_poll_status_export_round_trip(cli: Callable[..., CliResult], env: FakeMastodon) -> None:

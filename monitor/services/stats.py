@@ -14,13 +14,13 @@ from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.services.digest import (
-    METRICS,
     Digest,
     Format,
     check_past_day,
     compute_digest,
     parse_day,
 )
+from monitor.services.engagement import METRICS
 
 #: Spreadsheet programs run a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

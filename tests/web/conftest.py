@@ -8,7 +8,6 @@ the same name (its own ``settings`` or ``app``), as pytest resolves the nearest.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -17,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.config import Settings
 from monitor.web.app import create_app
-from tests.web.auth_helpers import TestClient, app_client, engine_from_template, login, make_user
+from tests.web.auth_helpers import TestClient, app_client, login, make_user
 from tests.web.browser import chromium
 
 # Playwright's assertions wait for their condition for 5 s by default, which a machine busy
@@ -27,11 +26,9 @@ expect.set_options(timeout=30_000)
 
 
 @pytest.fixture
-def sqlite_engine(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Engine]:
+def sqlite_engine(gallery_engine: Engine) -> Engine:
     """A migrated SQLite database per test, copied from the session's template (fast)."""
-    engine = engine_from_template(migrated_sqlite, tmp_path)
-    yield engine
-    engine.dispose()
+    return gallery_engine
 
 
 @pytest.fixture

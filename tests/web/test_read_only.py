@@ -24,8 +24,8 @@ from tests.web.auth_helpers import app_client
 
 
 @pytest.fixture
-def database(sqlite_engine: Engine, tmp_path: Path) -> tuple[Engine, Path]:
-    return sqlite_engine, tmp_path / "monitor.db"
+def database(sqlite_engine: Engine) -> tuple[Engine, Path]:
+    return sqlite_engine, Path(str(sqlite_engine.url.database))
 
 
 @pytest.fixture

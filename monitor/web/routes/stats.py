@@ -14,7 +14,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import UserError
 from monitor.services.charts import digest_chart_png
-from monitor.services.digest import METRICS, Digest, Format, compute_digest
+from monitor.services.digest import Digest, Format, compute_digest
+from monitor.services.engagement import METRICS
 from monitor.services.mail import last_digest_send
 from monitor.services.stats import csv_name, digest_csv, requested_days, requested_digest
 from monitor.web.deps import Staff, ViewerPage
