@@ -6,8 +6,9 @@ outcome shows once on the next page (post, redirect, get).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query
@@ -117,28 +118,43 @@ def admin_add_user(
     return _attempt(staff, change)
 
 
+def _on_account(
+    staff: Staff,
+    name: str,
+    act: Callable[..., object],
+    done: Callable[[Any], str],
+    *,
+    not_yourself: str | None = None,
+) -> Response:
+    """One change to another user's account by name: the service checks and audits it,
+    ``done`` words its result; ``not_yourself`` refuses it on one's own account."""
+
+    def change() -> str:
+        if not_yourself is not None and name == staff.user.name:
+            raise UserError(not_yourself)
+        return done(act(session=staff.session, name=name[:_SHORT], actor=staff.user.name))
+
+    return _attempt(staff, change)
+
+
 @router.post("/users/{name}/disable")
 def admin_disable_user(name: str, staff: AdminChange) -> Response:
     """Disable a user and end their sessions at once."""
-
-    def change() -> str:
-        if name == staff.user.name:
-            raise UserError("you cannot disable your own account")
-        disabled = disable_user(session=staff.session, name=name[:_SHORT], actor=staff.user.name)
-        return f"Disabled {disabled.name}; their sessions have ended."
-
-    return _attempt(staff, change)
+    return _on_account(
+        staff,
+        name,
+        disable_user,
+        lambda user: f"Disabled {user.name}; their sessions have ended.",
+        not_yourself="you cannot disable your own account",
+    )
 
 
 @router.post("/users/{name}/enable")
 def admin_enable_user(name: str, staff: AdminChange) -> Response:
     """Let a disabled user log in again."""
-
-    def change() -> str:
-        enabled = enable_user(session=staff.session, name=name[:_SHORT], actor=staff.user.name)
-        return f"Enabled {enabled.name}; they can log in again."
-
-    return _attempt(staff, change)
+    return _on_account(
+        staff, name, enable_user, lambda user: f"Enabled {user.name}; they can log in again."
+    )
 
 
 @router.post("/users/{name}/role")
@@ -148,38 +164,37 @@ def admin_set_role(
     role: Annotated[str, Form(max_length=_SHORT)] = "",
 ) -> Response:
     """Change a user's role; their sessions end so the new role applies at once."""
-
-    def change() -> str:
-        if name == staff.user.name:
-            raise UserError("you cannot change your own role; ask another admin")
-        changed = set_role(
-            session=staff.session, name=name[:_SHORT], role=role, actor=staff.user.name
-        )
-        return f"{changed.name} is now a {changed.role}; their sessions have ended."
-
-    return _attempt(staff, change)
+    return _on_account(
+        staff,
+        name,
+        functools.partial(set_role, role=role),
+        lambda user: f"{user.name} is now a {user.role}; their sessions have ended.",
+        not_yourself="you cannot change your own role; ask another admin",
+    )
 
 
 @router.post("/users/{name}/unlock")
 def admin_unlock_user(name: str, staff: AdminChange) -> Response:
     """Forget an account's failed logins, lifting the delay on its next login."""
-
-    def change() -> str:
-        unlock_logins(session=staff.session, name=name[:_SHORT], actor=staff.user.name)
-        return f"Failed logins of {name[:_SHORT]} forgotten; they can log in without delay."
-
-    return _attempt(staff, change)
+    return _on_account(
+        staff,
+        name,
+        unlock_logins,
+        lambda _forgotten: (
+            f"Failed logins of {name[:_SHORT]} forgotten; they can log in without delay."
+        ),
+    )
 
 
 @router.post("/users/{name}/totp-off")
 def admin_totp_off(name: str, staff: AdminChange) -> Response:
     """Turn off a user's second factor (a lost phone); they log in with the password again."""
-
-    def change() -> str:
-        changed = disable_totp(session=staff.session, name=name[:_SHORT], actor=staff.user.name)
-        return f"Two-factor login is off for {changed.name}; their sessions have ended."
-
-    return _attempt(staff, change)
+    return _on_account(
+        staff,
+        name,
+        disable_totp,
+        lambda user: f"Two-factor login is off for {user.name}; their sessions have ended.",
+    )
 
 
 @router.post("/users/{name}/reset", response_class=HTMLResponse)

@@ -277,6 +277,27 @@ def _outcome(
     return RedirectResponse(_safe_return(return_to), status_code=303)
 
 
+def refused(
+    request: Request,
+    session: SessionDep,
+    exc: UserError,
+    *,
+    return_to: str,
+    payload: dict[str, Any],
+    prefix: str = "Not applied",
+) -> Response:
+    """A change the service refused: rolled back, and why shown (or answered as JSON)."""
+    session.rollback()
+    return _outcome(
+        request,
+        session,
+        ok=False,
+        message=f"{prefix}: {exc}.",
+        return_to=return_to,
+        payload=payload,
+    )
+
+
 def _reason(form: FormData, session: SessionDep, action: str) -> str | None:
     reason = compose_reason(
         _field(form, "reason_choice"), _field(form, "reason_note", 2000), reject_reasons(session)
@@ -344,12 +365,10 @@ def decide_one(staff: ModeratorChange, form: FormDep) -> Response:
             acknowledged_flags=acknowledged,
         )
     except UserError as exc:  # a StaleDecision tells the page to reload the post
-        session.rollback()
-        return _outcome(
+        return refused(
             request,
             session,
-            ok=False,
-            message=f"Not applied: {exc}.",
+            exc,
             return_to=return_to,
             payload={"stale": isinstance(exc, StaleDecision)},
         )
@@ -410,14 +429,8 @@ def decide_bulk(staff: ModeratorChange, form: FormDep) -> Response:
             revealed=revealed_by(session, user.name, selected_posts),
         )
     except UserError as exc:
-        session.rollback()
-        return _outcome(
-            request,
-            session,
-            ok=False,
-            message=f"Not applied: {exc}.",
-            return_to=return_to,
-            payload={"decided": [], "refused": {}},
+        return refused(
+            request, session, exc, return_to=return_to, payload={"decided": [], "refused": {}}
         )
     session.commit()
     forget_overview(request.app)

@@ -47,6 +47,7 @@ from monitor.web.routes.queue import (
     _query_string,
     _reason,
     forget_overview,
+    refused,
 )
 
 router = APIRouter()
@@ -79,15 +80,7 @@ def _attempt(staff: Staff, return_to: str, change: Callable[[], str]) -> Respons
     try:
         message = change()
     except UserError as exc:
-        session.rollback()
-        return _outcome(
-            request,
-            session,
-            ok=False,
-            message=f"Not done: {exc}.",
-            return_to=return_to,
-            payload={},
-        )
+        return refused(request, session, exc, return_to=return_to, payload={}, prefix="Not done")
     session.commit()
     forget_overview(request.app)
     return _outcome(request, session, ok=True, message=message, return_to=return_to, payload={})
