@@ -19,28 +19,24 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from enum import StrEnum
 
 from sqlmodel import Session, select
 
 from monitor.errors import UserError
-from monitor.models import ModerationEvent, ModerationRule, Post, PostStatus, utcnow
+from monitor.models import (
+    ModerationEvent,
+    ModerationRule,
+    Post,
+    PostStatus,
+    RuleAction,
+    RuleKind,
+    utcnow,
+)
 from monitor.services import audit
 from monitor.services.audit import Action
 
 MAX_PATTERN_CHARS = 300
 _BACKLOG_BATCH = 500
-
-
-class RuleKind(StrEnum):
-    BLOCKED_TERM = "blocked_term"
-    BLOCKED_AUTHOR = "blocked_author"
-    DETECTOR = "detector"
-
-
-class RuleAction(StrEnum):
-    REJECT = "reject"
-    FLAG = "flag"
 
 
 #: Personal-data detectors: name -> (what a moderator reads, pattern on the raw text).
