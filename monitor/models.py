@@ -17,7 +17,6 @@ from sqlmodel import Field, SQLModel
 
 from adapters.base import MediaKind
 
-
 if TYPE_CHECKING:
 
     class Table(SQLModel):

@@ -33,6 +33,7 @@ from monitor.models import (
     EngagementDay,
     EngagementSnapshot,
     ModerationEvent,
+    PollKind,
     PollRun,
     Post,
     PostHashtag,
@@ -638,7 +639,7 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
         .select_from(_EVENTS.outerjoin(_POSTS, _POSTS.c.id == _EVENTS.c.post_id))
         .where(
             _in(_EVENTS.c.at, period.start, period.end),
-            _EVENTS.c.to_status.in_([PostStatus.APPROVED.value, PostStatus.REJECTED.value]),
+            _EVENTS.c.to_status.in_([PostStatus.APPROVED, PostStatus.REJECTED]),
             _EVENTS.c.action.in_(DECISIONS),
         )
     )
@@ -646,7 +647,7 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
     waits = [(at - arrived).total_seconds() for at, _, arrived in decisions if arrived is not None]
     pending = session.execute(
         sa.select(sa.func.count(), sa.func.min(_POSTS.c.first_seen_at)).where(
-            _POSTS.c.status == PostStatus.PENDING.value
+            _POSTS.c.status == PostStatus.PENDING
         )
     ).one()
     actions = dict(
@@ -685,7 +686,7 @@ def _coverage(
     expected = sum(1 for start in starts[:-1] if start < now)
     runs = session.execute(
         sa.select(_RUNS.c.source_id, _RUNS.c.started_at, _RUNS.c.ok, _RUNS.c.gap)
-        .where(_in(_RUNS.c.started_at, period.start, period.end), _RUNS.c.kind == "poll")
+        .where(_in(_RUNS.c.started_at, period.start, period.end), _RUNS.c.kind == PollKind.POLL)
         .order_by(_RUNS.c.started_at)
     ).all()
     hours: dict[int, set[int]] = defaultdict(set)

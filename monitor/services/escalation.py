@@ -17,16 +17,16 @@ from sqlmodel import Session, select
 
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import Escalation, Post, Role, utcnow
+from monitor.models import AlertKind, Escalation, Post, Role, utcnow
 from monitor.services import audit
 from monitor.services.alerts import raise_alert
 from monitor.services.audit import Action
 from monitor.services.users import get_active_user
 
 MAX_TEXT_CHARS = 2000
-ESCALATORS = (Role.MODERATOR.value, Role.ADMIN.value)
+ESCALATORS = (Role.MODERATOR, Role.ADMIN)
 #: Who sees escalations and closes them.
-LEADS = (Role.SAFEGUARDING.value, Role.ADMIN.value)
+LEADS = (Role.SAFEGUARDING, Role.ADMIN)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ def escalate(
     raise_alert(
         session,
         settings,
-        kind="escalation",
+        kind=AlertKind.ESCALATION,
         post=post,
         headline=f"Escalated to the safeguarding lead by {actor}: {reason}",
         at=now,

@@ -31,15 +31,15 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from monitor.config import Settings, bare_address
 from monitor.db import session_scope
 from monitor.errors import MonitorError, UserError
-from monitor.models import DigestSend, utcnow
+from monitor.models import DigestSend, DigestStatus, utcnow
 from monitor.services.charts import digest_chart_png
 from monitor.services.digest import METRICS, Digest, Format, check_past_day, compute_digest
 from monitor.templating import make_environment
 
 log = logging.getLogger("monitor.mail")
 
-SENT = "sent"
-FAILED = "failed"
+SENT = DigestStatus.SENT
+FAILED = DigestStatus.FAILED
 ALREADY_SENT = "already sent"
 MAX_BACKOFF_SECONDS = 60.0
 
@@ -265,7 +265,7 @@ def _record(
     engine: Engine,
     day: date,
     recipients: tuple[str, ...],
-    status: str,
+    status: DigestStatus,
     error: str | None,
     forced: bool,
 ) -> None:

@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
-from monitor.models import DigestSend, ModerationEvent, PollRun, Post, Source, utcnow
+from monitor.models import DigestSend, ModerationEvent, PollRun, Post, PostStatus, Source, utcnow
 from monitor.services.audit import DECISIONS
 from monitor.services.health import SourceHealth
 
@@ -51,7 +51,7 @@ def _posts(connection: sa.Connection) -> Iterator[Metric]:
     pending = 0
     for platform, status, count in connection.execute(query):
         family.add_metric([platform, status], count)
-        pending += count if status == "pending" else 0
+        pending += count if status == PostStatus.PENDING else 0
     yield family
     yield GaugeMetricFamily(
         "hashtag_monitor_queue_pending", "Posts waiting for a moderator.", value=pending

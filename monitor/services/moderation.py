@@ -43,7 +43,10 @@ from monitor.services.staging import SHOWN_KINDS, is_staged
 from monitor.services.takedown import open_takedown_count, open_takedown_posts
 from monitor.services.users import get_active_user
 
-_ACTIONS = {Action.APPROVE: PostStatus.APPROVED, Action.REJECT: PostStatus.REJECTED}
+_ACTIONS: dict[str, PostStatus] = {
+    Action.APPROVE: PostStatus.APPROVED,
+    Action.REJECT: PostStatus.REJECTED,
+}
 MAX_REASON_CHARS = 2000
 MAX_ALT_CHARS = 1500
 MAX_BULK_POSTS = 1000
@@ -93,8 +96,8 @@ class ConsentNeeded(CloserLookNeeded):
 @dataclasses.dataclass(frozen=True, slots=True)
 class DecisionResult:
     post_id: int
-    from_status: str
-    to_status: str
+    from_status: PostStatus
+    to_status: PostStatus
 
 
 def parse_post_ref(ref: str) -> tuple[str, str]:
@@ -136,7 +139,7 @@ def _alt_changes(
     changes = []
     for item in media:
         alt = item.alt
-        if item.id in alt_texts:
+        if item.id is not None and item.id in alt_texts:
             alt = " ".join(alt_texts[item.id].split())[:MAX_ALT_CHARS] or None
         changes.append((item, alt, item.id in decorative or item.decorative))
     return changes
@@ -256,8 +259,8 @@ def decide(
             f"{describe_for_people(post)} was escalated to the safeguarding lead;"
             " an escalated post is never published"
         )
-    if post.status == target.value:
-        raise UserError(f"{describe_for_people(post)} is already {target.value}")
+    if post.status == target:
+        raise UserError(f"{describe_for_people(post)} is already {target}")
     media = list(
         session.exec(
             select(MediaItem).where(MediaItem.post_id == post.id).order_by(MediaItem.position)  # type: ignore[arg-type]
@@ -298,8 +301,8 @@ def change_status(
     detail: dict[str, object] | None = None,
 ) -> DecisionResult:
     """Move a locked post to ``to``, bump its version, and put the change on the record."""
-    result = DecisionResult(post.id or 0, post.status, to.value)
-    post.status = to.value
+    result = DecisionResult(post.id or 0, post.status, to)
+    post.status = to
     post.version += 1
     session.add(post)
     audit.record(

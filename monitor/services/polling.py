@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.base import Adapter, AdapterError, Page, RateLimited, Target
 from monitor.config import Settings
 from monitor.db import describe_db_error, session_scope
-from monitor.models import PollRun, Source, utcnow
+from monitor.models import PollKind, PollRun, Source, utcnow
 from monitor.services.ingest import record_posts
 from monitor.services.media import erase_after_commit
 from monitor.services.rules import apply_ingest_rules
@@ -76,7 +76,7 @@ def poll_target(
                 summary.ok = False
                 summary.error = f"rate limited until {retry_at:%Y-%m-%d %H:%M} UTC"
                 return summary
-            run = PollRun(source_id=source_id, kind="poll", started_at=started)
+            run = PollRun(source_id=source_id, kind=PollKind.POLL, started_at=started)
             session.add(run)
             session.flush()
             run_id = run.id

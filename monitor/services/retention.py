@@ -41,7 +41,7 @@ def purge_candidates(session: Session, settings: Settings, now: datetime) -> lis
     events = ModerationEvent.__table__
     rejected_at = (
         sa.select(sa.func.max(events.c.at))
-        .where(events.c.post_id == posts.c.id, events.c.to_status == PostStatus.REJECTED.value)
+        .where(events.c.post_id == posts.c.id, events.c.to_status == PostStatus.REJECTED)
         .scalar_subquery()
     )
     rejected_since = sa.func.coalesce(rejected_at, posts.c.first_seen_at)

@@ -86,9 +86,9 @@ def _author_key(handle: str) -> str:
 @dataclasses.dataclass(frozen=True, slots=True)
 class RuleMatch:
     rule_id: int
-    kind: str
+    kind: RuleKind
     pattern: str
-    action: str
+    action: RuleAction
     #: What a moderator reads on the card and in the audit log.
     label: str
 
@@ -101,12 +101,20 @@ def describe_rule(rule: ModerationRule) -> str:
     return f"Blocked term “{rule.pattern}”"
 
 
-def validate_rule(kind: str, pattern: str, action: str) -> tuple[str, str, str]:
+def validate_rule(
+    kind_name: str, pattern: str, action_name: str
+) -> tuple[RuleKind, str, RuleAction]:
     """Check an admin's rule; detectors are forced to flag (they never reject)."""
-    if kind not in {k.value for k in RuleKind}:
-        raise UserError(f"rule kind {kind[:40]!r}: choose blocked_term, blocked_author or detector")
-    if action not in {a.value for a in RuleAction}:
-        raise UserError(f"rule action {action[:40]!r}: choose reject or flag")
+    try:
+        kind = RuleKind(kind_name)
+    except ValueError:
+        raise UserError(
+            f"rule kind {kind_name[:40]!r}: choose blocked_term, blocked_author or detector"
+        ) from None
+    try:
+        action = RuleAction(action_name)
+    except ValueError:
+        raise UserError(f"rule action {action_name[:40]!r}: choose reject or flag") from None
     pattern = " ".join(pattern.split())
     if not pattern:
         raise UserError("a rule needs a term, an author or a detector name")
@@ -115,7 +123,7 @@ def validate_rule(kind: str, pattern: str, action: str) -> tuple[str, str, str]:
     if kind == RuleKind.DETECTOR:
         if pattern not in DETECTORS:
             raise UserError(f"detector {pattern[:40]!r}: choose {', '.join(DETECTORS)}")
-        return kind, pattern, RuleAction.FLAG.value
+        return kind, pattern, RuleAction.FLAG
     if kind == RuleKind.BLOCKED_AUTHOR:
         pattern = pattern.lstrip("@")
         if not pattern or " " in pattern:
@@ -129,12 +137,16 @@ def add_rule(
     *, session: Session, kind: str, pattern: str, action: str, actor: str
 ) -> ModerationRule:
     """Create a rule (audited); an identical rule is not stored twice."""
-    kind, pattern, action = validate_rule(kind, pattern, action)
+    rule_kind, pattern, rule_action = validate_rule(kind, pattern, action)
     for rule in list_rules(session=session):
-        if (rule.kind, fold(rule.pattern), rule.action) == (kind, fold(pattern), action):
+        if (rule.kind, fold(rule.pattern), rule.action) == (rule_kind, fold(pattern), rule_action):
             raise UserError(f"that rule already exists (rule {rule.id})")
     rule = ModerationRule(
-        kind=kind, pattern=pattern, action=action, created_at=utcnow(), created_by=actor
+        kind=rule_kind,
+        pattern=pattern,
+        action=rule_action,
+        created_at=utcnow(),
+        created_by=actor,
     )
     session.add(rule)
     session.flush()
@@ -270,14 +282,16 @@ def _pending_batches(session: Session) -> Iterator[list[Post]]:
 
 def preview_on_pending(*, session: Session, kind: str, pattern: str, action: str) -> int:
     """How many pending posts a rule would hit, before it is added (nothing changes)."""
-    kind, pattern, action = validate_rule(kind, pattern, action)
-    compiled = CompiledRules(
-        [
-            ModerationRule(
-                id=0, kind=kind, pattern=pattern, action=action, created_at=utcnow(), created_by=""
-            )
-        ]
+    rule_kind, pattern, rule_action = validate_rule(kind, pattern, action)
+    rule = ModerationRule(
+        id=0,
+        kind=rule_kind,
+        pattern=pattern,
+        action=rule_action,
+        created_at=utcnow(),
+        created_by="",
     )
+    compiled = CompiledRules([rule])
     return sum(1 for batch in _pending_batches(session) for post in batch if compiled.matches(post))
 
 
@@ -292,8 +306,8 @@ def apply_to_pending(*, session: Session, rule: ModerationRule) -> RulesOutcome:
 
 
 def _reject(session: Session, post: Post, match: RuleMatch, now: datetime) -> None:
-    _rule_event(session, post, match, Action.REJECT, now, to_status=PostStatus.REJECTED.value)
-    post.status = PostStatus.REJECTED.value
+    _rule_event(session, post, match, Action.REJECT, now, to_status=PostStatus.REJECTED)
+    post.status = PostStatus.REJECTED
     post.version += 1
     session.add(post)
 

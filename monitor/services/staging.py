@@ -220,7 +220,7 @@ def posts_waiting(engine: Engine, *, limit: int = STAGE_BATCH) -> list[int]:
     query = (
         sa.select(posts.c.id)
         .where(
-            posts.c.status != PostStatus.REMOVED.value,
+            posts.c.status != PostStatus.REMOVED,
             sa.exists().where(
                 media.c.post_id == posts.c.id,
                 media.c.kind.in_(SHOWN_KINDS),

@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import UserError
-from monitor.models import Post, User
+from monitor.models import Post, RuleKind, TakedownOutcome, User
 from monitor.services.alerts import send_soon
 from monitor.services.audit import Action
 from monitor.services.escalation import (
@@ -27,7 +27,7 @@ from monitor.services.escalation import (
 )
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.moderation import MAX_BULK_POSTS, decide_many, matching_versions
-from monitor.services.rules import RuleKind, add_rule, apply_to_pending, preview_on_pending
+from monitor.services.rules import add_rule, apply_to_pending, preview_on_pending
 from monitor.services.takedown import OUTCOMES, open_takedown_count, resolve_takedown
 from monitor.web.auth import pop_flash
 from monitor.web.deps import (
@@ -119,7 +119,8 @@ def takedown_resolve(
             note=_field(form, "note", 2000),
         )
         what = "request" if count == 1 else f"{count} requests"
-        return f"Takedown {what} on {post.author_handle}'s post: {OUTCOMES[outcome]}."
+        done = OUTCOMES[TakedownOutcome(outcome)]
+        return f"Takedown {what} on {post.author_handle}'s post: {done}."
 
     return _attempt(request, session, _field(form, "return_to", 2000), change)
 
