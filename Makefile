@@ -44,7 +44,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict adapters
+	$(BIN)/mypy --strict adapters monitor
 
 contract: $(STAMP)
 	$(BIN)/python ../shared/tools/check-contract

@@ -178,7 +178,7 @@ def _decide_all(
     with session_scope(engine) as session:
         for ref in ids:
             post = find_post(session, ref)
-            media = session.exec(select(MediaItem).where(MediaItem.post_id == post.id)).all()  # type: ignore[call-overload]
+            media = session.exec(select(MediaItem).where(MediaItem.post_id == post.id)).all()
             by_position = {item.position + 1: item.id for item in media if item.id is not None}
             if consent is not None:
                 record_consent(

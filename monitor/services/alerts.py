@@ -19,6 +19,7 @@ import threading
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -118,7 +119,7 @@ def _claim(engine: Engine, *, retry_failed: bool) -> list[SafeguardingAlert]:
                 .where(table.c.id == alert.id, table.c.status == alert.status)
                 .values(status=AlertStatus.SENDING, attempts=table.c.attempts + 1)
             )
-            if result.rowcount:  # type: ignore[attr-defined]
+            if cast("sa.CursorResult[Any]", result).rowcount:
                 claimed.append(alert)
         session.expunge_all()
         return claimed

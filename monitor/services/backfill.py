@@ -58,7 +58,7 @@ def backfill_target(
     started = utcnow()
     with session_scope(engine) as session:
         source = ensure_source(session, adapter.name, target)
-        source_id, resume = source.id, _resume_position(source, since)
+        source_id, resume = source.id or 0, _resume_position(source, since)
         run = PollRun(source_id=source_id, kind=PollKind.BACKFILL, started_at=started)
         session.add(run)
         session.flush()

@@ -71,7 +71,7 @@ def poll_target(
     try:
         with session_scope(engine) as session:
             source = ensure_source(session, adapter.name, target)
-            source_id, cursor, retry_at = source.id, source.cursor, source.retry_at
+            source_id, cursor, retry_at = source.id or 0, source.cursor, source.retry_at
             if retry_at is not None and started < retry_at <= started + MAX_RATE_LIMIT_WAIT:
                 summary.ok = False
                 summary.error = f"rate limited until {retry_at:%Y-%m-%d %H:%M} UTC"

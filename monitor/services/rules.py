@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
 from monitor.models import (
@@ -188,7 +188,7 @@ def _audit_rule_change(session: Session, rule: ModerationRule, actor: str, actio
 
 
 def list_rules(*, session: Session) -> list[ModerationRule]:
-    return list(session.exec(select(ModerationRule).order_by(ModerationRule.id)))  # type: ignore[arg-type]
+    return list(session.exec(select(ModerationRule).order_by(col(ModerationRule.id))))
 
 
 class CompiledRules:
@@ -233,7 +233,7 @@ def apply_ingest_rules(*, session: Session, post_ids: Sequence[int]) -> RulesOut
     if not rules:
         return RulesOutcome()
     posts = session.exec(
-        select(Post).where(Post.id.in_(list(post_ids)), Post.status == PostStatus.PENDING)  # type: ignore[union-attr]
+        select(Post).where(col(Post.id).in_(list(post_ids)), Post.status == PostStatus.PENDING)
     )
     return _apply(session, CompiledRules(rules), posts, RulesOutcome())
 
@@ -269,8 +269,8 @@ def _pending_batches(session: Session) -> Iterator[list[Post]]:
         batch = list(
             session.exec(
                 select(Post)
-                .where(Post.status == PostStatus.PENDING, Post.id > last)  # type: ignore[operator]
-                .order_by(Post.id)  # type: ignore[arg-type]
+                .where(Post.status == PostStatus.PENDING, col(Post.id) > last)
+                .order_by(col(Post.id))
                 .limit(_BACKLOG_BATCH)
             )
         )

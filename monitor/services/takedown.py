@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor.config import Settings
 from monitor.errors import UserError
@@ -163,17 +163,22 @@ def set_takedown_hides(*, session: Session, hides: bool, actor: str) -> None:
 
 def _recent(session: Session, since: datetime, *conditions: sa.ColumnElement[bool]) -> int:
     query = (
-        sa.select(sa.func.count()).select_from(TakedownRequest).where(TakedownRequest.at > since)
+        sa.select(sa.func.count())
+        .select_from(TakedownRequest)
+        .where(col(TakedownRequest.at) > since)
     )
     return int(session.execute(query.where(*conditions)).scalar_one())
 
 
 def _check_rate(session: Session, client: str, network: str, now: datetime) -> None:
     since = now - RATE_WINDOW
-    if _recent(session, since, TakedownRequest.client_key == client) >= MAX_REQUESTS_PER_WINDOW:
+    if (
+        _recent(session, since, col(TakedownRequest.client_key) == client)
+        >= MAX_REQUESTS_PER_WINDOW
+    ):
         raise TooManyRequests("too many requests from your connection; please try again later")
     if (
-        _recent(session, since, TakedownRequest.network_key == network)
+        _recent(session, since, col(TakedownRequest.network_key) == network)
         >= MAX_NETWORK_REQUESTS_PER_WINDOW
     ):
         raise TooManyRequests("too many requests from your network; please try again later")
@@ -275,21 +280,20 @@ def versions_for_rejects(session: Session, seen: Mapping[int, int]) -> dict[int,
     """:func:`version_for_decision` for a bulk reject, in two queries."""
     if not seen:
         return {}
-    current = dict(
-        session.execute(sa.select(Post.id, Post.version).where(Post.id.in_(list(seen)))).all()  # type: ignore[union-attr]
-    )
+    query = sa.select(col(Post.id), col(Post.version)).where(col(Post.id).in_(list(seen)))
+    current = {post_id or 0: version for post_id, version in session.execute(query)}
     stale = {pid: version for pid, version in seen.items() if current.get(pid, version) > version}
     protective: dict[int, set[int]] = {pid: set() for pid in stale}
     if stale:
         events = session.execute(
-            sa.select(ModerationEvent.post_id, ModerationEvent.detail).where(
-                ModerationEvent.post_id.in_(list(stale)),  # type: ignore[union-attr]
-                ModerationEvent.action.in_(PROTECTIVE_ACTIONS),  # type: ignore[attr-defined]
+            sa.select(col(ModerationEvent.post_id), col(ModerationEvent.detail)).where(
+                col(ModerationEvent.post_id).in_(list(stale)),
+                col(ModerationEvent.action).in_(PROTECTIVE_ACTIONS),
             )
         )
         for post_id, detail in events:
             bumped = (detail or {}).get("version")
-            if isinstance(bumped, int):
+            if isinstance(bumped, int) and post_id is not None:
                 protective[post_id].add(bumped)
     result = dict(seen)
     for post_id, version in stale.items():
@@ -305,21 +309,21 @@ def open_requests(session: Session, post_ids: list[int]) -> dict[int, list[Taked
         query = (
             select(TakedownRequest)
             .where(
-                TakedownRequest.post_id.in_(post_ids),  # type: ignore[union-attr]
-                TakedownRequest.resolved_at.is_(None),  # type: ignore[union-attr]
+                col(TakedownRequest.post_id).in_(post_ids),
+                col(TakedownRequest.resolved_at).is_(None),
             )
-            .order_by(TakedownRequest.at)
+            .order_by(col(TakedownRequest.at))
         )
         for request in session.exec(query):
             found[request.post_id or 0].append(request)
     return found
 
 
-def open_takedown_posts() -> sa.Select[tuple[int | None]]:
+def open_takedown_posts() -> sa.Select[int | None]:
     """Ids of posts with an unresolved request: the Takedown tab's filter."""
     return (
-        sa.select(TakedownRequest.post_id)
-        .where(TakedownRequest.resolved_at.is_(None))  # type: ignore[union-attr]
+        sa.select(col(TakedownRequest.post_id))
+        .where(col(TakedownRequest.resolved_at).is_(None))
         .distinct()
     )
 
@@ -328,16 +332,18 @@ def top_takedowns(session: Session, limit: int = 5) -> list[tuple[Post, Takedown
     """The posts waiting longest for a takedown review, each with its first open request:
     what every moderator sees at the top of the queue."""
     first = (
-        sa.select(TakedownRequest.post_id, sa.func.min(TakedownRequest.id).label("first_id"))
-        .where(TakedownRequest.resolved_at.is_(None))  # type: ignore[union-attr]
-        .group_by(TakedownRequest.post_id)
+        sa.select(
+            col(TakedownRequest.post_id), sa.func.min(col(TakedownRequest.id)).label("first_id")
+        )
+        .where(col(TakedownRequest.resolved_at).is_(None))
+        .group_by(col(TakedownRequest.post_id))
         .subquery()
     )
     rows = session.execute(
         sa.select(Post, TakedownRequest)
-        .join(first, first.c.post_id == Post.id)
-        .join(TakedownRequest, TakedownRequest.id == first.c.first_id)
-        .order_by(TakedownRequest.at)
+        .join(first, first.c.post_id == col(Post.id))
+        .join(TakedownRequest, col(TakedownRequest.id) == first.c.first_id)
+        .order_by(col(TakedownRequest.at))
         .limit(limit)
     ).all()
     return [(post, request) for post, request in rows]

@@ -17,7 +17,7 @@ import pyotp
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
 from monitor.models import LoginAttempt, Role, User, WebSession, utcnow
@@ -197,8 +197,8 @@ def reset_password(*, session: Session, name: str, actor: str) -> str:
 def _forget_failed_logins(session: Session, name: str) -> int:
     result = session.execute(
         sa.delete(LoginAttempt).where(
-            LoginAttempt.name == name,  # type: ignore[arg-type]
-            LoginAttempt.success == False,  # type: ignore[arg-type]  # noqa: E712
+            col(LoginAttempt.name) == name,
+            col(LoginAttempt.success).is_(False),
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)

@@ -49,16 +49,16 @@ MAX_PASSWORD_CHARS = 1024
 
 #: A safeguarding lead reads like a viewer; escalations are theirs by name (and admins').
 _ROLE_RANK = {
-    Role.VIEWER: 1,
-    Role.SAFEGUARDING: 1,
-    Role.MODERATOR: 2,
-    Role.ADMIN: 3,
+    Role.VIEWER.value: 1,
+    Role.SAFEGUARDING.value: 1,
+    Role.MODERATOR.value: 2,
+    Role.ADMIN.value: 3,
 }
 
 
-def role_at_least(role: Role, needed: Role) -> bool:
+def role_at_least(role: str, needed: Role) -> bool:
     """True when ``role`` includes every right of ``needed`` (admin > moderator > viewer)."""
-    return _ROLE_RANK[role] >= _ROLE_RANK[needed]
+    return _ROLE_RANK.get(role, 0) >= _ROLE_RANK[needed.value]
 
 
 @lru_cache(maxsize=1)

@@ -120,7 +120,7 @@ def require_role(needed: Role) -> Callable[[User], User]:
         if not role_at_least(user.role, needed):
             raise HTTPException(
                 status_code=403,
-                detail=f"This needs the {needed} role; you are signed in as a {user.role}.",
+                detail=f"This needs the {needed.value} role; you are signed in as a {user.role}.",
             )
         return user
 

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.datastructures import FormData
 
 from monitor.errors import UserError
@@ -430,7 +430,7 @@ def decide_bulk(
         )
     try:
         reason = _reason(form, session, action)
-        selected_posts = session.exec(select(Post).where(Post.id.in_(list(versions)))).all()  # type: ignore[union-attr]
+        selected_posts = session.exec(select(Post).where(col(Post.id).in_(list(versions)))).all()
         outcome = decide_many(
             session=session,
             versions=versions,
