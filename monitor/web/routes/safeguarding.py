@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import UserError
@@ -39,6 +39,7 @@ from monitor.web.deps import (
     SettingsDep,
     TemplatesDep,
 )
+from monitor.web.forms import BulkMatchingForm
 from monitor.web.routes.queue import (
     FormDep,
     _field,
@@ -261,7 +262,7 @@ def bulk_matching(
     request: Request,
     user: ModeratorUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[BulkMatchingForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
     templates: TemplatesDep,
@@ -276,7 +277,7 @@ def bulk_matching(
     filters = _filters(form, problems)
     return_to = f"/queue?{_query_string(filters)}"
     matched = matching_versions(session, filters, zone=settings.zone, limit=MAX_BULK_POSTS)
-    confirmed_up_to = _field(form, "up_to")
+    confirmed_up_to = form.up_to
     if not confirmed_up_to.isdigit():
         return _page(
             templates,
@@ -288,7 +289,7 @@ def bulk_matching(
                 "count": len(matched),
                 "limit": MAX_BULK_POSTS,
                 "up_to": max(matched, default=0),
-                "form": {k: v for k, v in form.items() if k not in ("csrf_token", "up_to")},
+                "form": form.model_dump(exclude={"up_to"}, exclude_defaults=True),
                 "return_to": return_to,
             },
         )
@@ -301,7 +302,7 @@ def bulk_matching(
             versions=versions,
             action=Action.REJECT,
             actor=user.name,
-            reason=_reason(form, session, Action.REJECT),
+            reason=_reason(session, Action.REJECT, form.reason_choice, form.reason_note),
             settings=settings,
         )
         message = f"Rejected {len(outcome.decided)} of {len(versions)} matching posts."
