@@ -85,7 +85,7 @@ def build_alert_message(
     """Plain text, one block per alert; nothing attached."""
     message = EmailMessage()
     kinds = {alert.kind for alert in alerts}
-    noun = "Escalation" if kinds == {"escalation"} else "Takedown request"
+    noun = "Escalation" if kinds == {AlertKind.ESCALATION} else "Takedown request"
     many = f" ({len(alerts)})" if len(alerts) > 1 else ""
     message["Subject"] = f"Safeguarding: {noun.lower() if many else noun}{many} needs review"
     message["From"] = sender

@@ -19,9 +19,9 @@ from sqlmodel import col, select
 from starlette.datastructures import FormData
 
 from monitor.errors import UserError
-from monitor.models import Post, Role
+from monitor.models import Post, PostStatus, Role
 from monitor.services.app_settings import gallery_paused
-from monitor.services.audit import audit_log
+from monitor.services.audit import Action, audit_log
 from monitor.services.consent import DEFAULT_COVERS, record_consent
 from monitor.services.media import PINNED_NAME_RE, is_held_media, pinned_file
 from monitor.services.moderation import (
@@ -300,7 +300,7 @@ def _field(form: FormData, name: str, limit: int = _MAX_FIELD) -> str:
 def _reason(session: SessionDep, action: str, choice: str, note: str) -> str | None:
     """The reason a decision records; a rejection needs one."""
     reason = compose_reason(choice, note, reject_reasons(session))
-    if action == "reject" and not reason:
+    if action == Action.REJECT and not reason:
         raise UserError("choose a reason (or write one) before rejecting")
     return reason
 
@@ -330,7 +330,7 @@ def decide_one(
         raise HTTPException(status_code=404, detail="No such post (or no version given).")
     try:
         reason = _reason(session, action, form.reason_choice, form.reason_note)
-        if action == "approve":
+        if action == Action.APPROVE:
             # A copy missing or lost is fetched now, outside the decision's transaction (and
             # the lock a read may hold); fetching bumps the version, so the moderator who
             # never saw it gets a stale refusal and looks again.
@@ -375,7 +375,7 @@ def decide_one(
         )
     session.commit()
     forget_overview(request.app)
-    verb = "Approved" if result.to_status == "approved" else "Rejected"
+    verb = "Approved" if result.to_status == PostStatus.APPROVED else "Rejected"
     return _outcome(
         request,
         session,
@@ -410,7 +410,7 @@ def decide_bulk(
         if (pid := parse_row_id(post_id)) is None or (ver := parse_row_id(version)) is None:
             raise HTTPException(status_code=400, detail="A selection is not id:version.")
         versions[pid] = ver
-    if action == "reject":
+    if action == Action.REJECT:
         versions = versions_for_rejects(session, versions)
     if not versions:
         return _outcome(
@@ -445,9 +445,9 @@ def decide_bulk(
         )
     session.commit()
     forget_overview(request.app)
-    verb = "Approved" if action == "approve" else "Rejected"
+    verb = "Approved" if action == Action.APPROVE else "Rejected"
     message = f"{verb} {len(outcome.decided)} of {len(versions)} selected posts."
-    if action == "approve" and (left_out := outcome.needs_a_closer_look):
+    if action == Action.APPROVE and (left_out := outcome.needs_a_closer_look):
         message += (
             f" Left out {left_out} that need a closer look (hidden media or flags):"
             " open each to approve it."
