@@ -40,10 +40,14 @@ Long = Annotated[str, _clipped(LONG_CHARS)]
 RowId = Annotated[int | None, BeforeValidator(_row_id)]
 
 
-class _Form(BaseModel):
+class _Fields(BaseModel):
     """Fields the model does not name (the CSRF token among them) are left to others."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+class _Form(_Fields):
+    """A form that sends the moderator back to the page it came from."""
 
     return_to: Long = ""
 
@@ -130,3 +134,34 @@ class BulkMatchingForm(QueueQuery):
     reason_choice: Short = ""
     reason_note: Long = ""
     up_to: Short = ""
+
+
+class TakedownReviewForm(_Form):
+    """Keep a reported post published, or take it down, with a note."""
+
+    outcome: Short = ""
+    note: Long = ""
+
+
+class EscalationForm(_Form):
+    reason: Long = ""
+
+
+class CloseEscalationForm(_Fields):
+    outcome: Long = ""
+
+
+class GallerySwitchForm(_Form):
+    """The kill switch from the queue: ``pause`` or ``resume``, and why."""
+
+    state: Short = ""
+    reason: Annotated[str, _clipped(500)] = ""
+
+
+class QueueRuleForm(_Form):
+    """A blocked word or author from the queue: ``preview`` first, then ``apply``."""
+
+    kind: Short = ""
+    pattern: Annotated[str, _clipped(300)] = ""
+    rule_action: Short = ""
+    step: Short = ""

@@ -13,10 +13,9 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlmodel import col, select
-from starlette.datastructures import FormData
 
 from monitor.errors import UserError
 from monitor.models import Post, PostStatus, Role
@@ -282,19 +281,6 @@ def _outcome(
     add_flash(session=session, request_session=request.state.web_session, message=message)
     session.commit()
     return RedirectResponse(_safe_return(return_to), status_code=303)
-
-
-async def _form(request: Request) -> FormData:
-    return await request.form(max_fields=MAX_FORM_FIELDS)
-
-
-#: The whole posted form, for the safeguarding routes that still read it field by field.
-FormDep = Annotated[FormData, Depends(_form)]
-
-
-def _field(form: FormData, name: str, limit: int = _MAX_FIELD) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
 
 
 def _reason(session: SessionDep, action: str, choice: str, note: str) -> str | None:

@@ -39,10 +39,15 @@ from monitor.web.deps import (
     SettingsDep,
     TemplatesDep,
 )
-from monitor.web.forms import BulkMatchingForm
+from monitor.web.forms import (
+    BulkMatchingForm,
+    CloseEscalationForm,
+    EscalationForm,
+    GallerySwitchForm,
+    QueueRuleForm,
+    TakedownReviewForm,
+)
 from monitor.web.routes.queue import (
-    FormDep,
-    _field,
     _filters,
     _outcome,
     _page,
@@ -102,13 +107,13 @@ def takedown_resolve(
     post_id: PostId,
     user: ModeratorUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[TakedownReviewForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
     """Review a post's takedown requests: keep it published, or take it down."""
     post = _post(session, post_id)
-    outcome = _field(form, "outcome")
+    outcome = form.outcome
 
     def change() -> str:
         count = resolve_takedown(
@@ -117,13 +122,13 @@ def takedown_resolve(
             post=post,
             outcome=outcome,
             actor=user.name,
-            note=_field(form, "note", 2000),
+            note=form.note,
         )
         what = "request" if count == 1 else f"{count} requests"
         done = OUTCOMES[TakedownOutcome(outcome)]
         return f"Takedown {what} on {post.author_handle}'s post: {done}."
 
-    return _attempt(request, session, _field(form, "return_to", 2000), change)
+    return _attempt(request, session, form.return_to, change)
 
 
 @router.post("/queue/posts/{post_id}/escalate")
@@ -132,7 +137,7 @@ def escalate_post(
     post_id: PostId,
     user: ModeratorUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[EscalationForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
@@ -145,14 +150,14 @@ def escalate_post(
             settings=settings,
             post=post,
             actor=user.name,
-            reason=_field(form, "reason", 2000),
+            reason=form.reason,
         )
         return (
             f"Escalated {post.author_handle}'s post to the safeguarding lead;"
             " it is off the public gallery for good."
         )
 
-    response = _attempt(request, session, _field(form, "return_to", 2000), change)
+    response = _attempt(request, session, form.return_to, change)
     send_soon(request.app.state.engine, settings)
     return response
 
@@ -192,7 +197,7 @@ def escalation_close(
     escalation_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
     user: CurrentUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[CloseEscalationForm, Form()],
     session: SessionDep,
 ) -> Response:
     """Close an escalation with its outcome (the post stays off the public routes)."""
@@ -203,7 +208,7 @@ def escalation_close(
             session=session,
             escalation_id=escalation_id,
             actor=user.name,
-            outcome=_field(form, "outcome", 2000),
+            outcome=form.outcome,
         )
         return f"Closed escalation {escalation_id}."
 
@@ -212,10 +217,14 @@ def escalation_close(
 
 @router.post("/queue/gallery")
 def queue_gallery(
-    request: Request, user: ModeratorUser, _csrf: CsrfDep, form: FormDep, session: SessionDep
+    request: Request,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: Annotated[GallerySwitchForm, Form()],
+    session: SessionDep,
 ) -> Response:
     """The kill switch from the queue, for moderators as well as admins."""
-    state = _field(form, "state")
+    state = form.state
 
     def change() -> str:
         if state not in ("pause", "resume"):
@@ -224,20 +233,23 @@ def queue_gallery(
             session=session,
             pause=state == "pause",
             actor=user.name,
-            reason=_field(form, "reason", 500),
+            reason=form.reason,
         )
 
-    return _attempt(request, session, _field(form, "return_to", 2000), change)
+    return _attempt(request, session, form.return_to, change)
 
 
 @router.post("/queue/rules")
 def queue_rule(
-    request: Request, user: ModeratorUser, _csrf: CsrfDep, form: FormDep, session: SessionDep
+    request: Request,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: Annotated[QueueRuleForm, Form()],
+    session: SessionDep,
 ) -> Response:
     """Block a word or an author: ``preview`` counts the pending posts it would hit;
     ``apply`` adds the rule and runs it over the pending queue at once."""
-    kind, pattern = _field(form, "kind"), _field(form, "pattern", 300)
-    action, step = _field(form, "rule_action"), _field(form, "step")
+    kind, pattern, action, step = form.kind, form.pattern, form.rule_action, form.step
 
     def change() -> str:
         if kind not in (RuleKind.BLOCKED_TERM, RuleKind.BLOCKED_AUTHOR):
@@ -254,7 +266,7 @@ def queue_rule(
             f" and flagged {done.flagged} posts."
         )
 
-    return _attempt(request, session, _field(form, "return_to", 2000), change)
+    return _attempt(request, session, form.return_to, change)
 
 
 @router.post("/queue/bulk-matching")
