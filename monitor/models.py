@@ -380,8 +380,8 @@ class ModerationEvent(Table, table=True):
     at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
     actor: str = Field(max_length=200)
     action: str = Field(max_length=40, index=True)
-    from_status: str | None = Field(default=None, max_length=20)
-    to_status: str | None = Field(default=None, max_length=20)
+    from_status: PostStatus | None = Field(default=None, sa_type=_enum(PostStatus, 20))
+    to_status: PostStatus | None = Field(default=None, sa_type=_enum(PostStatus, 20))
     reason: str | None = Field(default=None, sa_type=sa.Text)
     detail: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from monitor.models import ModerationEvent, Post, utcnow
+from monitor.models import ModerationEvent, Post, PostStatus, utcnow
 
 AUDIT_PAGE_SIZE = 100
 #: A post's card shows at most this many of its latest events (the log page has them all).
@@ -145,8 +145,8 @@ def record(
     action: Action,
     post: Post | None = None,
     post_id: int | None = None,
-    from_status: str | None = None,
-    to_status: str | None = None,
+    from_status: PostStatus | None = None,
+    to_status: PostStatus | None = None,
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
     at: datetime | None = None,

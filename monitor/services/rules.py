@@ -319,7 +319,7 @@ def _rule_event(
     action: Action,
     now: datetime,
     *,
-    to_status: str,
+    to_status: PostStatus,
 ) -> ModerationEvent:
     return audit.record(
         session,
