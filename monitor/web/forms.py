@@ -21,9 +21,11 @@ SHORT_CHARS = 200
 LONG_CHARS = 2000
 
 
-def _clipped(limit: int, *, strip: bool = True) -> AfterValidator:
+def _clipped(limit: int) -> AfterValidator:
+    """Strip the value and cut it to ``limit`` characters (a long field is never refused)."""
+
     def clip(value: str) -> str:
-        return (value.strip() if strip else value)[:limit]
+        return value.strip()[:limit]
 
     return AfterValidator(clip)
 
