@@ -49,7 +49,8 @@ from monitor.services.engagement import (
     local_midnight,
     rollup_zone,
 )
-from monitor.services.health import SourceHealth, SourceState, source_tags
+from monitor.services.health import SourceHealth, SourceState
+from monitor.services.sources import source_tags
 
 TOP_POSTS = 5
 HISTORY_DAYS = 14
@@ -680,39 +681,108 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
 def _coverage(
     session: Session, period: Period, now: datetime, zone: ZoneInfo
 ) -> list[SourceCoverage]:
-    """Each source's health now and which hours of the period it was polled successfully."""
+    """How well each source meant to watch the period watched it.
+
+    A source counts for the hours it was configured: from its creation (unknown
+    for old rows: then the whole period) to its retirement. A period that is over
+    is judged by its own poll runs, so a past day's digest shows that day's health,
+    not today's; a period still running shows each source's health now.
+    """
     starts = _hour_starts(period)
-    expected = sum(1 for start in starts[:-1] if start < now)
     runs = session.execute(
-        sa.select(_RUNS.c.source_id, _RUNS.c.started_at, _RUNS.c.ok, _RUNS.c.gap)
+        sa.select(_RUNS.c.source_id, _RUNS.c.started_at, _RUNS.c.ok, _RUNS.c.gap, _RUNS.c.error)
         .where(_in(_RUNS.c.started_at, period.start, period.end), _RUNS.c.kind == "poll")
         .order_by(_RUNS.c.started_at)
     ).all()
-    hours: dict[int, set[int]] = defaultdict(set)
-    failed: dict[int, int] = defaultdict(int)
-    gaps: dict[int, list[str]] = defaultdict(list)
-    for source_id, started_at, ok, gap in runs:
-        if ok:
-            hours[source_id].add(int((started_at - period.start).total_seconds() // 3600))
-        else:
-            failed[source_id] += 1
-        if gap and gap not in gaps[source_id]:
-            gaps[source_id].append(gap)
-    sources = session.execute(sa.select(Source).order_by(Source.platform, Source.key)).scalars()
+    by_source: dict[int, list[Any]] = defaultdict(list)
+    for run in runs:
+        by_source[run.source_id].append(run)
+    sources = session.execute(
+        sa.select(Source)
+        .where(
+            sa.or_(Source.retired_at.is_(None), Source.retired_at > period.start),
+            sa.or_(Source.created_at.is_(None), Source.created_at < period.end),
+        )
+        .order_by(Source.platform, Source.key)
+    ).scalars()
     coverage = []
     for source in sources:
-        sid = source.id or 0
+        own = by_source[source.id or 0]
+        hours = {_hour_index(run.started_at, period) for run in own if run.ok}
+        gaps = list(dict.fromkeys(run.gap for run in own if run.gap))
         coverage.append(
             SourceCoverage(
-                health=SourceHealth.of(source),
+                health=SourceHealth.of(source)
+                if period.end > now
+                else SourceHealth.of(_PeriodRecord.of(source, own, period)),
                 hashtags=source_tags(source.hashtags),
-                hours_polled=len(hours[sid]),
-                hours_expected=expected,
-                failed_polls=failed[sid],
-                gaps=tuple(gaps[sid]),
+                hours_polled=len(hours),
+                hours_expected=_hours_expected(starts, now, source),
+                failed_polls=sum(1 for run in own if not run.ok),
+                gaps=tuple(gaps),
             )
         )
     return coverage
+
+
+def _hour_index(moment: datetime, period: Period) -> int:
+    return int((moment - period.start).total_seconds() // 3600)
+
+
+def _hours_expected(starts: list[datetime], now: datetime, source: Source) -> int:
+    """The period's elapsed hours in which the source was configured."""
+    created = source.created_at
+    born = created.replace(minute=0, second=0, microsecond=0) if created else None
+    return sum(
+        1
+        for start in starts[:-1]
+        if start < now
+        and (born is None or start >= born)
+        and (source.retired_at is None or start < source.retired_at)
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _PeriodRecord:
+    """A source's health columns as they stood at the end of a past period, rebuilt from
+    that period's poll runs (the row itself only knows how the source is doing now)."""
+
+    key: str
+    platform: str
+    hashtags: str
+    disabled_reason: str | None
+    failures_in_row: int
+    failing_since: datetime | None
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    possible_gap: str | None
+
+    @classmethod
+    def of(cls, source: Source, runs: list[Any], period: Period) -> _PeriodRecord:
+        trailing_failures = list(itertools.takewhile(lambda run: not run.ok, reversed(runs)))
+        successes = [run.started_at for run in runs if run.ok]
+        errors = [run for run in runs if not run.ok]
+        # Disabled (a missing credential, say) since before the period ended.
+        disabled = source.disabled_reason and (
+            source.failing_since is None or source.failing_since < period.end
+        )
+        return cls(
+            key=source.key,
+            platform=source.platform,
+            hashtags=source.hashtags,
+            disabled_reason=source.disabled_reason if disabled else None,
+            failures_in_row=len(trailing_failures),
+            failing_since=trailing_failures[-1].started_at
+            if trailing_failures
+            else (source.failing_since if disabled else None),
+            last_poll_at=runs[-1].started_at if runs else None,
+            last_success_at=successes[-1] if successes else None,
+            last_error=errors[-1].error if errors else None,
+            last_error_at=errors[-1].started_at if errors else None,
+            possible_gap=runs[-1].gap if runs else None,
+        )
 
 
 def _tag_incomplete(tag: str, coverage: list[SourceCoverage]) -> bool:

@@ -22,10 +22,9 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.models import DigestSend
-from monitor.services.sources import list_sources
+from monitor.services.sources import is_current, list_sources
 from monitor.templating import local_time
 
 
@@ -203,19 +202,6 @@ class HealthReport:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def is_current(source: SourceFacts, settings: Settings) -> bool:
-    """Still part of the configuration: an enabled platform, watching configured tags."""
-    if source.platform not in settings.enabled_platforms:
-        return False
-    wanted = {normalise_tag(tag) for tag in settings.hashtags}
-    return set(source_tags(source.hashtags)) <= wanted
-
-
-def source_tags(hashtags: str) -> tuple[str, ...]:
-    """A source's stored hashtags (comma-separated) in matching form; empty means all."""
-    return tuple(normalise_tag(tag) for tag in hashtags.split(",") if tag.strip())
 
 
 def health_report(session: Session, settings: Settings) -> HealthReport:
