@@ -714,7 +714,7 @@ def _coverage(
             SourceCoverage(
                 health=SourceHealth.of(source)
                 if period.end > now
-                else SourceHealth.of(_PeriodRecord.of(source, own, period)),
+                else SourceHealth.during(source, own, period.end),
                 hashtags=source_tags(source.hashtags),
                 hours_polled=len(hours),
                 hours_expected=_hours_expected(starts, now, source),
@@ -740,49 +740,6 @@ def _hours_expected(starts: list[datetime], now: datetime, source: Source) -> in
         and (born is None or start >= born)
         and (source.retired_at is None or start < source.retired_at)
     )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _PeriodRecord:
-    """A source's health columns as they stood at the end of a past period, rebuilt from
-    that period's poll runs (the row itself only knows how the source is doing now)."""
-
-    key: str
-    platform: str
-    hashtags: str
-    disabled_reason: str | None
-    failures_in_row: int
-    failing_since: datetime | None
-    last_poll_at: datetime | None
-    last_success_at: datetime | None
-    last_error: str | None
-    last_error_at: datetime | None
-    possible_gap: str | None
-
-    @classmethod
-    def of(cls, source: Source, runs: list[Any], period: Period) -> _PeriodRecord:
-        trailing_failures = list(itertools.takewhile(lambda run: not run.ok, reversed(runs)))
-        successes = [run.started_at for run in runs if run.ok]
-        errors = [run for run in runs if not run.ok]
-        # Disabled (a missing credential, say) since before the period ended.
-        disabled = source.disabled_reason and (
-            source.failing_since is None or source.failing_since < period.end
-        )
-        return cls(
-            key=source.key,
-            platform=source.platform,
-            hashtags=source.hashtags,
-            disabled_reason=source.disabled_reason if disabled else None,
-            failures_in_row=len(trailing_failures),
-            failing_since=trailing_failures[-1].started_at
-            if trailing_failures
-            else (source.failing_since if disabled else None),
-            last_poll_at=runs[-1].started_at if runs else None,
-            last_success_at=successes[-1] if successes else None,
-            last_error=errors[-1].error if errors else None,
-            last_error_at=errors[-1].started_at if errors else None,
-            possible_gap=runs[-1].gap if runs else None,
-        )
 
 
 def _tag_incomplete(tag: str, coverage: list[SourceCoverage]) -> bool:
