@@ -451,3 +451,16 @@ def test_a_full_bulk_selection_sent_by_the_page_script_reaches_the_decision(
     assert response.status_code == 409, response.text
     assert response.json()["decided"] == [post_id]
     assert "does not exist" in response.json()["message"]
+
+
+def test_a_file_sent_where_a_form_expects_text_is_a_4xx_and_decides_nothing(
+    sqlite_engine: Engine, moderator: TestClient
+) -> None:
+    [post_id] = _store(sqlite_engine, _text_post())
+    fields = _decide(moderator, post_id, "approve")
+    for name in ("action", "post_id", "return_to", "decorative"):
+        others = {key: value for key, value in fields.items() if key != name}
+        upload = {name: ("x.txt", b"approve", "text/plain")}
+        response = moderator.post("/queue/decide", data=others, files=upload, headers=JSON)
+        assert 400 <= response.status_code < 500, (name, response.status_code)
+    assert _decisions(sqlite_engine) == []
