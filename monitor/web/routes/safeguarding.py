@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import Session
 
 from monitor.errors import UserError
-from monitor.models import Post
+from monitor.models import Post, RuleKind, TakedownOutcome
 from monitor.services.alerts import send_soon
 from monitor.services.audit import Action
 from monitor.services.escalation import (
@@ -28,19 +27,19 @@ from monitor.services.escalation import (
 )
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.moderation import MAX_BULK_POSTS, decide_many, matching_versions
-from monitor.services.rules import RuleKind, add_rule, apply_to_pending, preview_on_pending
+from monitor.services.rules import add_rule, apply_to_pending, preview_on_pending
 from monitor.services.sessions import pop_flash
 from monitor.services.takedown import OUTCOMES, open_takedown_count, resolve_takedown
-from monitor.web.deps import (
-    MAX_ROW_ID,
-    LeadChange,
-    LeadPage,
-    ModeratorChange,
-    Staff,
+from monitor.web.deps import MAX_ROW_ID, LeadChange, LeadPage, ModeratorChange, SessionDep
+from monitor.web.forms import (
+    BulkMatchingForm,
+    CloseEscalationForm,
+    EscalationForm,
+    GallerySwitchForm,
+    QueueRuleForm,
+    TakedownReviewForm,
 )
 from monitor.web.routes.queue import (
-    FormDep,
-    _field,
     _filters,
     _outcome,
     _page,
@@ -67,16 +66,17 @@ def nav_counts(request: Request) -> dict[str, int]:
     return counts
 
 
-def _post(session: Session, post_id: int) -> Post:
+def _post(session: SessionDep, post_id: int) -> Post:
     post = session.get(Post, post_id)
     if post is None:
         raise HTTPException(status_code=404, detail=f"No post {post_id}.")
     return post
 
 
-def _attempt(staff: Staff, return_to: str, change: Callable[[], str]) -> Response:
+def _attempt(
+    request: Request, session: SessionDep, return_to: str, change: Callable[[], str]
+) -> Response:
     """Run ``change()`` (returns the message); a refusal is rolled back and explained."""
-    request, session = staff.request, staff.session
     try:
         message = change()
     except UserError as exc:
@@ -87,159 +87,165 @@ def _attempt(staff: Staff, return_to: str, change: Callable[[], str]) -> Respons
 
 
 @router.post("/queue/takedowns/{post_id}/resolve")
-def takedown_resolve(post_id: PostId, staff: ModeratorChange, form: FormDep) -> Response:
+def takedown_resolve(
+    staff: ModeratorChange, post_id: PostId, form: Annotated[TakedownReviewForm, Form()]
+) -> Response:
     """Review a post's takedown requests: keep it published, or take it down."""
-    post = _post(staff.session, post_id)
-    outcome = _field(form, "outcome")
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
+    post = _post(session, post_id)
+    outcome = form.outcome
 
     def change() -> str:
         count = resolve_takedown(
-            session=staff.session,
-            settings=staff.settings,
+            session=session,
+            settings=settings,
             post=post,
             outcome=outcome,
-            actor=staff.user.name,
-            note=_field(form, "note", 2000),
+            actor=user.name,
+            note=form.note,
         )
         what = "request" if count == 1 else f"{count} requests"
-        return f"Takedown {what} on {post.author_handle}'s post: {OUTCOMES[outcome]}."
+        done = OUTCOMES[TakedownOutcome(outcome)]
+        return f"Takedown {what} on {post.author_handle}'s post: {done}."
 
-    return _attempt(staff, _field(form, "return_to", 2000), change)
+    return _attempt(request, session, form.return_to, change)
 
 
 @router.post("/queue/posts/{post_id}/escalate")
-def escalate_post(post_id: PostId, staff: ModeratorChange, form: FormDep) -> Response:
+def escalate_post(
+    staff: ModeratorChange, post_id: PostId, form: Annotated[EscalationForm, Form()]
+) -> Response:
     """Escalate to the safeguarding lead: off every public route for good, lead alerted."""
-    post = _post(staff.session, post_id)
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
+    post = _post(session, post_id)
 
     def change() -> str:
         escalate(
-            session=staff.session,
-            settings=staff.settings,
+            session=session,
+            settings=settings,
             post=post,
-            actor=staff.user.name,
-            reason=_field(form, "reason", 2000),
+            actor=user.name,
+            reason=form.reason,
         )
         return (
             f"Escalated {post.author_handle}'s post to the safeguarding lead;"
             " it is off the public gallery for good."
         )
 
-    response = _attempt(staff, _field(form, "return_to", 2000), change)
-    send_soon(staff.request.app.state.engine, staff.settings)
+    response = _attempt(request, session, form.return_to, change)
+    send_soon(request.app.state.engine, settings)
     return response
 
 
 @router.get("/queue/escalations", response_class=HTMLResponse)
 def escalations_page(staff: LeadPage) -> Response:
     """Open escalations first, then the closed ones, for the safeguarding lead."""
-    session = staff.session
+    request, user, session, templates = staff.request, staff.user, staff.session, staff.templates
     return _page(
-        staff.templates,
-        staff.request,
+        templates,
+        request,
         "queue/escalations.html",
         {
             "title": "Escalations",
-            "user": staff.user,
+            "user": user,
             "open": list_escalations(session, open_only=True),
             "all": list_escalations(session, open_only=False),
-            "messages": pop_flash(session=session, request_session=staff.request.state.web_session),
+            "messages": pop_flash(session=session, request_session=request.state.web_session),
         },
     )
 
 
 @router.post("/queue/escalations/{escalation_id}/close")
 def escalation_close(
-    escalation_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], staff: LeadChange, form: FormDep
+    staff: LeadChange,
+    escalation_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    form: Annotated[CloseEscalationForm, Form()],
 ) -> Response:
     """Close an escalation with its outcome (the post stays off the public routes)."""
+    request, user, session = staff.request, staff.user, staff.session
 
     def change() -> str:
         close_escalation(
-            session=staff.session,
+            session=session,
             escalation_id=escalation_id,
-            actor=staff.user.name,
-            outcome=_field(form, "outcome", 2000),
+            actor=user.name,
+            outcome=form.outcome,
         )
         return f"Closed escalation {escalation_id}."
 
-    return _attempt(staff, "/queue/escalations", change)
+    return _attempt(request, session, "/queue/escalations", change)
 
 
 @router.post("/queue/gallery")
-def queue_gallery(staff: ModeratorChange, form: FormDep) -> Response:
+def queue_gallery(staff: ModeratorChange, form: Annotated[GallerySwitchForm, Form()]) -> Response:
     """The kill switch from the queue, for moderators as well as admins."""
-    state = _field(form, "state")
+    request, user, session = staff.request, staff.user, staff.session
+    state = form.state
 
     def change() -> str:
         if state not in ("pause", "resume"):
             raise UserError("choose pause or resume")
         return set_gallery_paused(
-            session=staff.session,
+            session=session,
             pause=state == "pause",
-            actor=staff.user.name,
-            reason=_field(form, "reason", 500),
+            actor=user.name,
+            reason=form.reason,
         )
 
-    return _attempt(staff, _field(form, "return_to", 2000), change)
+    return _attempt(request, session, form.return_to, change)
 
 
 @router.post("/queue/rules")
-def queue_rule(staff: ModeratorChange, form: FormDep) -> Response:
+def queue_rule(staff: ModeratorChange, form: Annotated[QueueRuleForm, Form()]) -> Response:
     """Block a word or an author: ``preview`` counts the pending posts it would hit;
     ``apply`` adds the rule and runs it over the pending queue at once."""
-    kind, pattern = _field(form, "kind"), _field(form, "pattern", 300)
-    action, step = _field(form, "rule_action"), _field(form, "step")
+    request, user, session = staff.request, staff.user, staff.session
+    kind, pattern, action, step = form.kind, form.pattern, form.rule_action, form.step
 
     def change() -> str:
         if kind not in (RuleKind.BLOCKED_TERM, RuleKind.BLOCKED_AUTHOR):
             raise UserError("choose a blocked word or a blocked author")
         if step == "preview":
-            hits = preview_on_pending(
-                session=staff.session, kind=kind, pattern=pattern, action=action
-            )
+            hits = preview_on_pending(session=session, kind=kind, pattern=pattern, action=action)
             return f"Preview: this rule would {action} {hits} pending posts. Nothing changed yet."
         if step != "apply":
             raise UserError("preview the rule, then apply it")
-        rule = add_rule(
-            session=staff.session, kind=kind, pattern=pattern, action=action, actor=staff.user.name
-        )
-        done = apply_to_pending(session=staff.session, rule=rule)
+        rule = add_rule(session=session, kind=kind, pattern=pattern, action=action, actor=user.name)
+        done = apply_to_pending(session=session, rule=rule)
         return (
             f"Added rule {rule.id}; on the pending queue it rejected {done.rejected}"
             f" and flagged {done.flagged} posts."
         )
 
-    return _attempt(staff, _field(form, "return_to", 2000), change)
+    return _attempt(request, session, form.return_to, change)
 
 
 @router.post("/queue/bulk-matching")
-def bulk_matching(staff: ModeratorChange, form: FormDep) -> Response:
+def bulk_matching(staff: ModeratorChange, form: Annotated[BulkMatchingForm, Form()]) -> Response:
     """Reject every post matching the queue's filters (up to MAX_BULK_POSTS).
 
     The first post answers with a confirmation page that shows the count; the
     confirmed post rejects only the posts that existed when it was shown.
     Approval is never offered here: each approval needs a person to see the post.
     """
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     problems: list[str] = []
     filters = _filters(form, problems)
     return_to = f"/queue?{_query_string(filters)}"
-    matched = matching_versions(
-        staff.session, filters, zone=staff.settings.zone, limit=MAX_BULK_POSTS
-    )
-    confirmed_up_to = _field(form, "up_to")
+    matched = matching_versions(session, filters, zone=settings.zone, limit=MAX_BULK_POSTS)
+    confirmed_up_to = form.up_to
     if not confirmed_up_to.isdigit():
         return _page(
             staff.templates,
-            staff.request,
+            request,
             "queue/confirm_bulk.html",
             {
                 "title": "Confirm bulk rejection",
-                "user": staff.user,
+                "user": user,
                 "count": len(matched),
                 "limit": MAX_BULK_POSTS,
                 "up_to": max(matched, default=0),
-                "form": {k: v for k, v in form.items() if k not in ("csrf_token", "up_to")},
+                "form": form.model_dump(exclude={"up_to"}, exclude_defaults=True),
                 "return_to": return_to,
             },
         )
@@ -248,16 +254,16 @@ def bulk_matching(staff: ModeratorChange, form: FormDep) -> Response:
 
     def change() -> str:
         outcome = decide_many(
-            session=staff.session,
+            session=session,
             versions=versions,
             action=Action.REJECT,
-            actor=staff.user.name,
-            reason=_reason(form, staff.session, Action.REJECT),
-            settings=staff.settings,
+            actor=user.name,
+            reason=_reason(session, Action.REJECT, form.reason_choice, form.reason_note),
+            settings=settings,
         )
         message = f"Rejected {len(outcome.decided)} of {len(versions)} matching posts."
         if outcome.refused:
             message += f" {len(outcome.refused)} not applied (changed or already decided)."
         return message
 
-    return _attempt(staff, return_to, change)
+    return _attempt(request, session, return_to, change)
