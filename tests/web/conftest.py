@@ -11,18 +11,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser
 from sqlalchemy.engine import Engine
 
 from monitor.config import Settings
 from monitor.web.app import create_app
 from tests.web.auth_helpers import TestClient, app_client, login, make_user
 from tests.web.browser import chromium
-
-# Playwright's assertions wait for their condition for 5 s by default, which a machine busy
-# with other work can exceed while a page renders; they return as soon as the condition
-# holds, so a longer ceiling costs nothing when things are quick.
-expect.set_options(timeout=30_000)
 
 
 @pytest.fixture
