@@ -21,13 +21,14 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import httpx
 
 from adapters.paging import (
     Batch,
     CredentialCache,
+    CursorTime,
     JsonCursor,
     UnreadableRecord,
     WalkPage,
@@ -38,10 +39,12 @@ from adapters.paging import (
 __all__ = [
     "Batch",
     "CredentialCache",
+    "CursorTime",
     "JsonCursor",
     "UnreadableRecord",
     "WalkPage",
     "normalise_each",
+    "stop_if_spent",
     "walk_newest_first",
 ]
 
@@ -86,6 +89,19 @@ class RequestRejected(AdapterError):
 
 class MalformedResponse(AdapterError):
     """The platform answered with something that is not the documented JSON."""
+
+
+def stop_if_spent(page: WalkPage[Any, Any], spent: str, advice: str) -> None:
+    """End a walk whose request window is spent, once its page was handed over.
+
+    ``spent`` names what ran out ("x: search requests"); ``advice`` says what
+    happens next. A walk that had finished anyway ends quietly.
+    """
+    retry_at = page.batch.retry_at
+    if retry_at is not None and not page.finished:
+        raise RateLimited(
+            f"{spent} spent until {retry_at:%H:%M:%S} UTC; {advice}", retry_at=retry_at
+        )
 
 
 def checked_base_url(key: str, value: str) -> str:
