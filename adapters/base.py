@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import httpx
 
@@ -32,6 +32,7 @@ from adapters.paging import (
     JsonCursor,
     UnreadableRecord,
     WalkPage,
+    finish_then_continue,
     normalise_each,
     walk_newest_first,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "JsonCursor",
     "UnreadableRecord",
     "WalkPage",
+    "finish_then_continue",
     "normalise_each",
     "stop_if_spent",
     "walk_newest_first",
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from adapters.settings import AdapterSettings
 
 MediaKind = Literal["image", "video", "gif", "audio"]
+R = TypeVar("R")
 
 
 class AdapterError(Exception):
@@ -208,6 +211,33 @@ class RefreshResult:
     posts: tuple[FetchedPost, ...] = ()
     deleted: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
+
+    def __add__(self, other: RefreshResult) -> RefreshResult:
+        return RefreshResult(
+            self.posts + other.posts, self.deleted + other.deleted, self.skipped + other.skipped
+        )
+
+
+def refresh_in_chunks(
+    ids: Iterable[str],
+    size: int,
+    lookup: Callable[[list[str]], Mapping[str, R]],
+    normalise: Callable[[list[R]], tuple[tuple[FetchedPost, ...], tuple[str, ...]]],
+) -> RefreshResult:
+    """Known posts looked up ``size`` ids a request, each id once.
+
+    ``lookup`` answers the records it found by id; an id missing from its
+    answer is gone at source (deleted, or no longer public). ``normalise`` is
+    the platform's :func:`normalise_each` over the records found.
+    """
+    wanted = list(dict.fromkeys(ids))
+    result = RefreshResult()
+    for start in range(0, len(wanted), size):
+        chunk = wanted[start : start + size]
+        found = lookup(chunk)
+        posts, skipped = normalise(list(found.values()))
+        result += RefreshResult(posts, tuple(i for i in chunk if i not in found), skipped)
+    return result
 
 
 class Adapter(ABC):

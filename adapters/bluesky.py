@@ -25,6 +25,7 @@ Every page therefore carries a cursor that resumes exactly where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import html
 import math
@@ -58,7 +59,9 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     WalkPage,
+    finish_then_continue,
     normalise_each,
+    refresh_in_chunks,
     stop_if_spent,
     walk_newest_first,
 )
@@ -256,23 +259,17 @@ class BlueskyAdapter(Adapter):
     ) -> Iterator[Page]:
         state = _State.load(cursor)
         gap = _LOST_CURSOR if cursor and state is None else None
-        budget = max_pages
+        unfinished = None
         if state is not None and state.lower is not None and state.upper is not None:
-            # An earlier walk stopped part-way: finish its window before reading newer posts.
-            done = False
-            window = self._window(target, state.lower, state.upper, state.newest, budget)
-            for page, finished in window:
-                budget -= 1
-                done = finished
-                yield page
-            if not done or budget <= 0:
-                return
-            state = _State(newest=state.newest)
+            # An earlier walk stopped part-way: its window is read before newer posts.
+            window = (target, state.lower, state.upper, state.newest)
+            unfinished = functools.partial(self._window, *window)
         if state is None or state.newest is None:
             lower, newest = since, None
         else:
             lower, newest = state.newest - OVERLAP, state.newest
-        for page, _finished in self._window(target, lower, None, newest, budget):
+        newer = functools.partial(self._window, target, lower, None, newest)
+        for page in finish_then_continue(unfinished, newer, max_pages):
             yield dataclasses.replace(page, gap=gap) if gap else page
             gap = None
 
@@ -367,21 +364,18 @@ class BlueskyAdapter(Adapter):
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
         uris = unique(refs)
         valid = [uri for uri in uris if _POST_URI.fullmatch(uri)]
-        skipped = [
+        invalid = [
             f"ref {uri[:200]!r} is not an at:// post uri" for uri in uris if uri not in valid
         ]
-        posts: list[FetchedPost] = []
-        deleted: list[str] = []
-        for start in range(0, len(valid), BULK_LIMIT):
-            chunk = valid[start : start + BULK_LIMIT]
-            body, _ = self._xrpc("app.bsky.feed.getPosts", [("uris", uri) for uri in chunk])
-            views = _posts_of(body)
-            found = {v["uri"]: v for v in views if v.get("uri") in chunk}
-            live, chunk_skipped = _normalise_all(list(found.values()), None)
-            posts.extend(live)
-            skipped.extend(chunk_skipped)
-            deleted.extend(uri for uri in chunk if uri not in found)
-        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+        found = refresh_in_chunks(
+            valid, BULK_LIMIT, self._get_posts, lambda views: _normalise_all(views, None)
+        )
+        return RefreshResult(skipped=tuple(invalid)) + found
+
+    def _get_posts(self, uris: list[str]) -> dict[str, dict[str, Any]]:
+        """Post views by uri; a uri missing from the answer is gone."""
+        body, _ = self._xrpc("app.bsky.feed.getPosts", [("uris", uri) for uri in uris])
+        return {view["uri"]: view for view in _posts_of(body) if view.get("uri") in uris}
 
 
 def _session_from(body: Any) -> _Session:

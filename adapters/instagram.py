@@ -54,6 +54,7 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     normalise_each,
+    refresh_in_chunks,
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, error_body
@@ -344,18 +345,13 @@ class InstagramAdapter(Adapter):
         return found
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
-        ids = list(dict.fromkeys(ref for ref in (_node_id(r) for r in refs) if ref))
-        posts: list[FetchedPost] = []
-        deleted: list[str] = []
-        skipped: list[str] = []
-        for start in range(0, len(ids), BULK_LIMIT):
-            chunk = ids[start : start + BULK_LIMIT]
-            found = self._read_objects(chunk)
-            live, chunk_skipped = normalise_all(list(found.values()), now=self.clock())
-            posts.extend(live)
-            skipped.extend(chunk_skipped)
-            deleted.extend(media_id for media_id in chunk if media_id not in found)
-        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+        ids = [ref for ref in (_node_id(r) for r in refs) if ref]
+        return refresh_in_chunks(
+            ids,
+            BULK_LIMIT,
+            self._read_objects,
+            lambda items: normalise_all(items, now=self.clock()),
+        )
 
     def _read_objects(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Current media by id; an id missing from the answer is gone (deleted or private)."""

@@ -10,6 +10,8 @@
   with a page budget, loop detection and the wording of its gaps; the cursor
   is set on the last page only, on every page when the API can resume, or
   left to the platform, which reads each page's ``finished`` and ``batch``.
+* :func:`finish_then_continue`: a window an earlier poll left unfinished is read
+  to its end before a new walk starts.
 * :class:`CredentialCache`: a short-lived token or session kept for the process,
   renewed when it runs out, and renewed once when the platform answers 401.
 
@@ -196,6 +198,29 @@ def walk_newest_first(
         if last:
             return
         position = batch.next
+
+
+def finish_then_continue(
+    unfinished: Callable[[int], Iterator[tuple[T, bool]]] | None,
+    fresh: Callable[[int], Iterator[tuple[T, bool]]],
+    max_pages: int,
+) -> Iterator[T]:
+    """The pages of a walk an earlier poll left part-way, then a new walk with what is left.
+
+    For APIs whose cursor stores an unfinished window: it is read to its end
+    before anything newer, so a long backlog is never skipped. Each callable is
+    given its page budget and yields ``(page, finished)``.
+    """
+    budget = max_pages
+    if unfinished is not None:
+        done = False
+        for page, finished in unfinished(budget):
+            budget, done = budget - 1, finished
+            yield page
+        if not done or budget <= 0:
+            return
+    for page, _finished in fresh(budget):
+        yield page
 
 
 def _walk_gap(looped: bool, finished: bool, until: datetime | None, max_pages: int) -> str | None:

@@ -26,6 +26,7 @@ still to read (its lower bound and the exclusive ``until_id``).
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -54,6 +55,7 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     WalkPage,
+    finish_then_continue,
     normalise_each,
     stop_if_spent,
     walk_newest_first,
@@ -202,21 +204,17 @@ class XAdapter(Adapter):
         notes = [_LOST_CURSOR] if cursor and state is None else []
         if state is None:
             state = _State(start=since)
-        budget = max_pages
+        unfinished = None
         if state.lower is not None and state.until_id is not None:
-            # An earlier walk stopped part-way: finish its window before reading newer posts.
-            done = False
-            window = self._window(target, state, state.lower, state.until_id, budget, notes)
-            for page, finished in window:
-                budget -= 1
-                done = finished
-                yield page
-            if not done or budget <= 0:
-                return
-            state = _State(newest=state.newest, start=state.start)
-        lower: Lower = state.newest or state.start or since
-        for page, _finished in self._window(target, state, lower, None, budget, notes):
-            yield page
+            # An earlier walk stopped part-way: its window is read before newer posts.
+            lower, until_id = state.lower, state.until_id
+            unfinished = functools.partial(
+                self._window, target, state, lower, until_id, notes=notes
+            )
+        rest = _State(newest=state.newest, start=state.start)
+        after: Lower = rest.newest or rest.start or since
+        newer = functools.partial(self._window, target, rest, after, None, notes=notes)
+        yield from finish_then_continue(unfinished, newer, max_pages)
 
     def _window(
         self,

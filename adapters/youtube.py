@@ -22,6 +22,7 @@ API facts relied on (developers.google.com/youtube/v3, "search: list",
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -53,6 +54,7 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     normalise_each,
+    refresh_in_chunks,
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, error_body
@@ -311,18 +313,9 @@ class YouTubeAdapter(Adapter):
         return fetch
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
-        ids = list(dict.fromkeys(ref.strip() for ref in refs if _VIDEO_ID.fullmatch(ref.strip())))
-        posts: list[FetchedPost] = []
-        deleted: list[str] = []
-        skipped: list[str] = []
-        for start in range(0, len(ids), BULK_LIMIT):
-            chunk = ids[start : start + BULK_LIMIT]
-            found = self._videos(chunk, limit=self.quota.daily)
-            live, bad = normalise_all(list(found.values()))
-            posts.extend(live)
-            skipped.extend(bad)
-            deleted.extend(vid for vid in chunk if vid not in found)
-        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+        ids = [ref.strip() for ref in refs if _VIDEO_ID.fullmatch(ref.strip())]
+        lookup = functools.partial(self._videos, limit=self.quota.daily)
+        return refresh_in_chunks(ids, BULK_LIMIT, lookup, normalise_all)
 
     def _videos(self, ids: list[str], *, limit: int) -> dict[str, dict[str, Any]]:
         """videos.list for up to 50 ids: the items by id (missing ones are gone)."""
