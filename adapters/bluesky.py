@@ -77,6 +77,7 @@ from adapters.text import (
     http_url,
     normalise_tag,
     parse_time,
+    platform_tags,
     sanitise_html,
     unique,
 )
@@ -494,10 +495,7 @@ def normalise_post(view: Mapping[str, Any]) -> FetchedPost:
     body_html, facet_tags = _render(raw_text, record.get("facets"))
     text = clean_text(raw_text)
     extra_tags = as_array(record.get("tags"))
-    hashtags = unique(
-        [normalise_tag(tag) for tag in facet_tags + extra_tags if isinstance(tag, str)]
-        + list(extract_hashtags(text))
-    )
+    hashtags = unique([*platform_tags(facet_tags + extra_tags), *extract_hashtags(text)])
     labels = _labels(view.get("labels"), record.get("labels"), author.get("labels"))
     sensitive = bool(labels)
     return FetchedPost(

@@ -58,8 +58,8 @@ from adapters.text import (
     extract_hashtags,
     html_to_text,
     http_url,
-    normalise_tag,
     parse_time,
+    platform_tags,
     sanitise_html,
     unique,
 )
@@ -369,8 +369,7 @@ def _author(instance: str, account: Any) -> Author:
 def _hashtags(status: Mapping[str, Any], text: str) -> tuple[str, ...]:
     """The tags the server parsed, then any more in the text; never number-only ones."""
     names = [as_object(tag).get("name") for tag in as_array(status.get("tags"))]
-    tags = [normalise_tag(name) for name in names if isinstance(name, str)]
-    return unique([*(tag for tag in tags if not tag.isdecimal()), *extract_hashtags(text)])
+    return unique([*platform_tags(names), *extract_hashtags(text)])
 
 
 def _normalise_media(attachment: Any, sensitive: bool) -> Media | None:

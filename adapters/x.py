@@ -72,6 +72,7 @@ from adapters.text import (
     http_url,
     normalise_tag,
     parse_time,
+    platform_tags,
     sanitise_html,
     text_to_html,
     unique,
@@ -562,8 +563,7 @@ def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> Fe
     raw_text = note.get("text") if isinstance(note.get("text"), str) else tweet.get("text")
     text = clean_text(html.unescape(raw_text) if isinstance(raw_text, str) else "")
     hashtags = unique(
-        [normalise_tag(tag) for tag in _entity_tags(tweet) + _entity_tags(note)]
-        + list(extract_hashtags(text))
+        [*platform_tags(_entity_tags(tweet) + _entity_tags(note)), *extract_hashtags(text)]
     )
     sensitive = tweet.get("possibly_sensitive") is True
     attachments = as_object(tweet.get("attachments"))
