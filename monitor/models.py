@@ -368,6 +368,12 @@ class Source(SQLModel, table=True):
     possible_gap: str | None = Field(default=None, sa_type=sa.Text)
     retry_at: datetime | None = _time()
     backfill_cursor: str | None = Field(default=None, sa_type=sa.Text)
+    #: When the source was first configured (unknown for sources from before it was kept):
+    #: a period that ended before it is not one the source was meant to watch.
+    created_at: datetime | None = _time()
+    #: When it left the configuration (platform or hashtags removed): kept for the
+    #: history of the days it was watched, out of status, /metrics and coverage after.
+    retired_at: datetime | None = _time(index=True)
 
 
 class PollRun(SQLModel, table=True):

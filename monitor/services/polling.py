@@ -29,6 +29,7 @@ from monitor.services.sources import (
     configured_platforms,
     ensure_source,
     record_disabled,
+    retire_unconfigured,
     source_key,
 )
 
@@ -70,7 +71,7 @@ def poll_target(
     summary = PollSummary(source=source_key(adapter.name, target), platform=adapter.name)
     try:
         with session_scope(engine) as session:
-            source = ensure_source(session, adapter.name, target)
+            source = ensure_source(session, adapter.name, target, started)
             source_id, cursor, retry_at = source.id, source.cursor, source.retry_at
             if retry_at is not None and started < retry_at <= started + MAX_RATE_LIMIT_WAIT:
                 summary.ok = False
@@ -188,15 +189,23 @@ def describe_summary(summary: PollSummary) -> str:
     return text
 
 
-def _record_disabled(engine: Engine, platforms: list[ConfiguredPlatform]) -> None:
-    """Keep disabled platforms on record. A database that cannot take it now (locked,
-    read-only) must not stop the cycle: each source's own poll then says so."""
+def _record_configuration(
+    engine: Engine, settings: Settings, platforms: list[ConfiguredPlatform]
+) -> None:
+    """Retire the sources the settings dropped and keep disabled platforms on record.
+
+    A database that cannot take it now (locked, read-only) must not stop the cycle:
+    each source's own poll then says so.
+    """
+    now = utcnow()
     try:
         with session_scope(engine) as session:
+            for key in retire_unconfigured(session, settings, now):
+                log.info("poll: %s is no longer configured: retired", key)
             for configured in platforms:
-                record_disabled(session, configured.name, configured.disabled_reason, utcnow())
+                record_disabled(session, configured.name, configured.disabled_reason, now)
     except SQLAlchemyError as exc:
-        log.error("poll: disabled platforms not recorded: %s", describe_db_error(exc))
+        log.error("poll: configuration not recorded: %s", describe_db_error(exc))
 
 
 def poll_all(
@@ -223,7 +232,7 @@ def poll_all(
                 )
                 continue
             jobs.extend((configured.adapter, t) for t in configured.adapter.targets(hashtags))
-        _record_disabled(engine, platforms)
+        _record_configuration(engine, settings, platforms)
         # Sources are independent: a slow one must not hold up the rest.
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="poll") as pool:
             summaries.extend(
