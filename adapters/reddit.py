@@ -58,6 +58,7 @@ from adapters.base import (
     UnreadableRecord,
     WalkPage,
     normalise_each,
+    refresh_in_chunks,
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, seconds_reset_reader
@@ -166,39 +167,27 @@ class RedditAdapter(Adapter):
         stop_at = state.stop_at if state else since.timestamp()
         already = state.fullnames if state else frozenset()
         walked: dict[str, float] = {}
+        tag = normalise_tag(target.hashtags[0])
+
+        def unseen(fullname: str, _created: float) -> bool:
+            return fullname not in already
+
+        def fetch(after: str | None) -> Batch[FetchedPost, str]:
+            children, next_after = self._search_page(target.hashtags[0], after)
+            return _read_children(children, tag, walked, stop_at, unseen, next_after)
+
         walk = walk_newest_first(
-            self._pages(target, walked, stop_at, lambda name, _created: name not in already),
+            fetch,
             until=datetime.fromtimestamp(stop_at, UTC),
             max_pages=max_pages,
             last_cursor=lambda _ids: _PollCursor.from_walk(walked) if walked else None,
         )
         for page in walk:
-            gap = page.gap
-            if page.finished and page.batch.next is None and not _reached(page, stop_at):
-                if len(walked) >= LISTING_DEPTH:
-                    gap = f"Reddit search lists at most about {LISTING_DEPTH} results; older unseen"
-            yield Page(
-                page.posts,
-                page.cursor,
-                gap=gap or (note if page.last else None),
-                skipped=page.skipped,
-            )
-
-    def _pages(
-        self,
-        target: Target,
-        walked: dict[str, float],
-        stop_at: float,
-        keep: Callable[[str, float], bool],
-    ) -> Callable[[str | None], Batch[FetchedPost, str]]:
-        """Reads search pages by ``after``, newest first (see :func:`_read_children`)."""
-        tag = normalise_tag(target.hashtags[0])
-
-        def fetch(after: str | None) -> Batch[FetchedPost, str]:
-            children, next_after = self._search_page(target.hashtags[0], after)
-            return _read_children(children, tag, walked, stop_at, keep, next_after)
-
-        return fetch
+            gap = page.gap or (note if page.last else None)
+            ended = page.finished and page.batch.next is None and not _reached(page, stop_at)
+            if ended and len(walked) >= LISTING_DEPTH:
+                gap = f"Reddit search lists at most about {LISTING_DEPTH} results; older unseen"
+            yield Page(page.posts, page.cursor, gap=gap, skipped=page.skipped)
 
     def _search_page(self, query: str, after: str | None) -> tuple[list[Any], str | None]:
         params = {
@@ -263,9 +252,8 @@ class RedditAdapter(Adapter):
             keep = functools.partial(_not_after, run.boundary, kept)
             batch = _read_children(children, tag, run.seen, run.since, keep, next_after)
             run.listed += len(run.seen) - before
-            run.oldest = min(
-                [*kept, *([run.oldest] if run.oldest is not None else [])], default=None
-            )
+            if kept:
+                run.oldest = min(kept) if run.oldest is None else min(run.oldest, *kept)
             return batch
 
         return fetch
@@ -287,30 +275,25 @@ class RedditAdapter(Adapter):
         """``/api/info`` in chunks of 100: missing or removed posts are deleted."""
         fullnames = unique(ref for ref in refs if _FULLNAME_RE.fullmatch(ref))
         skipped = [f"{ref!r} is not a Reddit post fullname" for ref in refs if ref not in fullnames]
-        posts: list[FetchedPost] = []
-        deleted: list[str] = []
-        for start in range(0, len(fullnames), INFO_LIMIT):
-            chunk = fullnames[start : start + INFO_LIMIT]
+
+        def live(chunk: list[str]) -> dict[str, dict[str, Any]]:
+            """The chunk's posts still up; a removed one is left out, so it counts as gone."""
             children, _ = _listing(
                 self._api_get("/api/info", {"id": ",".join(chunk), "raw_json": 1})
             )
-            found: set[str] = set()
-            live: list[dict[str, Any]] = []
+            found: dict[str, dict[str, Any]] = {}
             for child in children:
                 data, _, fullname, problem = _identify(child)
                 if problem:
                     skipped.append(problem)
-                elif fullname in chunk:
-                    found.add(fullname)
-                    if is_removed(data):
-                        deleted.append(fullname)
-                    else:
-                        live.append(data)
-            read, unreadable = normalise_each(live, normalise_post, _label)
-            posts.extend(read)
-            skipped.extend(unreadable)
-            deleted.extend(name for name in chunk if name not in found)
-        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+                elif fullname in chunk and not is_removed(data):
+                    found[fullname] = data
+            return found
+
+        result = refresh_in_chunks(
+            fullnames, INFO_LIMIT, live, lambda items: normalise_each(items, normalise_post, _label)
+        )
+        return RefreshResult(skipped=tuple(skipped)) + result
 
     # --- HTTP ------------------------------------------------------------
 
