@@ -192,7 +192,8 @@ def walk_newest_first(
         elif last and last_cursor is not None:
             cursor = last_cursor(list(seen))
             looped = bool(batch.ids) and not fresh
-            gap = _walk_gap(looped, finished, until, max_pages)
+            out_of_pages = not finished and number == max_pages
+            gap = _walk_gap(looped, out_of_pages, until, max_pages)
         notes = [note for note in (batch.note, gap) if note]
         yield WalkPage(batch, cursor, "; ".join(notes) or None, finished, last)
         if last:
@@ -223,12 +224,14 @@ def finish_then_continue(
         yield page
 
 
-def _walk_gap(looped: bool, finished: bool, until: datetime | None, max_pages: int) -> str | None:
+def _walk_gap(
+    looped: bool, out_of_pages: bool, until: datetime | None, max_pages: int
+) -> str | None:
     """What the last page of a walk that cannot resume says it missed, if anything."""
     reaching = f" before reaching {until:%Y-%m-%d %H:%M} UTC" if until is not None else ""
     if looped:
         return f"the server answered a page already seen{reaching}; older posts may be missing"
-    if not finished:
+    if out_of_pages:
         return f"stopped after {max_pages} pages{reaching}"
     return None
 
