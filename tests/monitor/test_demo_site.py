@@ -88,8 +88,14 @@ def test_no_banner_outside_demo_mode(
             assert "Training data" not in client.get(path).text, path
 
 
-def test_the_demo_gallery_can_be_framed_from_localhost_pages(tmp_path: Path) -> None:
-    """docs/embedding.md's first step embeds the demo from a page served on localhost."""
+def test_the_demo_gallery_can_be_framed_from_localhost_pages(
+    tmp_path: Path, training_mode: None
+) -> None:
+    """docs/embedding.md's first step embeds the demo from a page served on localhost.
+
+    ``demo_settings`` registers the sample platform; ``training_mode`` takes it away
+    again, so a test that runs after this one in the same worker never sees it.
+    """
     from monitor.demo.runner import demo_settings
     from monitor.web.routes.gallery import frame_ancestors
 
