@@ -168,6 +168,42 @@ class MediaItem(SQLModel, table=True):
     alt_edited: bool = False
 
 
+class MediaAnalysis(SQLModel, table=True):
+    """What the image analysis made of one stored copy: pending, done or failed, and why.
+
+    Keyed by attachment; ``pinned_hash`` names the copy it is about, so a copy
+    replaced (an edit at source, a copy fetched anew) is analysed again. The job
+    queue's own tables (PostgreSQL) say what is running; this row is what the card,
+    approval and ``status`` read.
+    """
+
+    __tablename__ = "media_analyses"
+    __table_args__ = (sa.Index("ix_media_analyses_status_queued", "status", "queued_at"),)
+
+    media_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("media.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    post_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    pinned_hash: str = Field(max_length=64)
+    #: ``pending``, ``done`` or ``failed``.
+    status: str = Field(default="pending", max_length=10)
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    #: Every finding, as :func:`monitor.services.analysis.finding_record` writes it.
+    findings: list[dict[str, Any]] | None = Field(default=None, sa_type=sa.JSON)
+    queued_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = _time()
+    finished_at: datetime | None = _time()
+    #: The copy was replaced by one blurred at the face boxes: the unblurred copy's hash.
+    blurred_from: str | None = Field(default=None, max_length=64)
+
+
 class TakedownRequest(SQLModel, table=True):
     """A member of the public asked for a post to be removed: it flags the post and, in a
     safeguarding category, holds it off the public routes until a moderator resolves it."""
