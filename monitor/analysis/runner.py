@@ -51,6 +51,8 @@ class Job:
     post_id: int
     position: int
     path: str
+    #: The database whose rules and banks the detectors consult for this image.
+    database_url: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -73,14 +75,9 @@ class Analyser:
     """One analyser child process, restarted after a crash or an overrun."""
 
     def __init__(
-        self,
-        *,
-        targets: Mapping[str, str],
-        database_url: str,
-        time_limit: float = TIME_LIMIT_SECONDS,
+        self, *, targets: Mapping[str, str], time_limit: float = TIME_LIMIT_SECONDS
     ) -> None:
         self.targets = dict(targets)
-        self.database_url = database_url
         self.time_limit = time_limit
         self._context = multiprocessing.get_context("spawn")
         self._process: BaseProcess | None = None
@@ -96,7 +93,7 @@ class Analyser:
         parent, child = self._context.Pipe()
         process = self._context.Process(
             target=_serve,
-            args=(child, self.targets, self.database_url),
+            args=(child, self.targets),
             name="hashtag-monitor-analyser",
             daemon=True,
         )
@@ -147,7 +144,10 @@ class Analyser:
                     )
                 kind, payload = conn.recv()
             except (EOFError, OSError):
-                code = self._process.exitcode if self._process is not None else None
+                code = None
+                if self._process is not None:
+                    self._process.join(5)  # reaped, so its exit code is known
+                    code = self._process.exitcode
                 self.stop()
                 return Outcome(errors=(f"{running} crashed on this image (exit code {code})",))
             if kind == "running":
@@ -177,9 +177,10 @@ class Analyser:
 # --- the child process ---------------------------------------------------------------
 
 
-def _serve(conn: Connection, targets: dict[str, str], database_url: str) -> None:
+def _serve(conn: Connection, targets: dict[str, str]) -> None:
     """The child's loop: load every detector, then analyse each job sent, until EOF."""
     from monitor.analysis.detectors import load_detectors
+    from monitor.db import create_db_engine  # noqa: F401  imported before "ready", not per image
 
     try:
         detectors = load_detectors(targets)
@@ -189,7 +190,7 @@ def _serve(conn: Connection, targets: dict[str, str], database_url: str) -> None
     except Exception as exc:  # noqa: BLE001  any failure to load is reported, not raised
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
-    contexts = _Contexts(database_url)
+    contexts: dict[str, _Contexts] = {}
     conn.send(("ready", None))
     while True:
         try:
@@ -203,10 +204,14 @@ def _serve(conn: Connection, targets: dict[str, str], database_url: str) -> None
         except _Unreadable as exc:
             conn.send(("done", ([], [str(exc)])))
             continue
-        item = ImageInput(image=image, position=job.position, media_id=job.media_id, post_id=job.post_id)
-        context = contexts.get()
+        item = ImageInput(
+            image=image, position=job.position, media_id=job.media_id, post_id=job.post_id
+        )
+        context = contexts.setdefault(job.database_url, _Contexts(job.database_url)).get()
         if context is None:
-            conn.send(("done", ([], ["the rules and hash banks could not be read from the database"])))
+            conn.send(
+                ("done", ([], ["the rules and hash banks could not be read from the database"]))
+            )
             continue
         for detector in detectors:
             conn.send(("running", detector.name))
@@ -214,7 +219,9 @@ def _serve(conn: Connection, targets: dict[str, str], database_url: str) -> None
                 findings.extend(detector.analyse(item, context))
             except Exception as exc:  # noqa: BLE001  one check failing is reported, the others run
                 log.warning("the %s check failed: %s", detector.name, traceback.format_exc())
-                errors.append(f"the {detector.name} check failed: {type(exc).__name__}: {exc}"[:500])
+                errors.append(
+                    f"the {detector.name} check failed: {type(exc).__name__}: {exc}"[:500]
+                )
         conn.send(("done", (findings, errors)))
 
 

@@ -78,6 +78,19 @@ def status(
 
 
 def _print_health(report: HealthReport, settings: Settings) -> None:
+    if (analysis := report.analysis) is not None:
+        line = f"image analysis: {analysis.words.upper()}"
+        if analysis.enabled:
+            line += f"  backlog: {analysis.backlog}"
+            if analysis.workers is not None:
+                line += f"  workers: {analysis.workers}"
+            line += f"  last checked: {when(analysis.last_done_at, settings)}"
+        echo(line)
+        if analysis.last_failure:
+            echo(
+                f"  last failure ({when(analysis.last_failure_at, settings)}):"
+                f" {analysis.last_failure}  ({analysis.failed_today} in the last 24 h)"
+            )
     digest = report.digest
     if digest is not None:
         outcome = "sent" if digest.status == "sent" else f"NOT SENT: {digest.error}"

@@ -25,6 +25,7 @@ from sqlmodel import Session
 from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.models import DigestSend
+from monitor.services.analysis import AnalysisHealth, analysis_health
 from monitor.services.sources import list_sources
 from monitor.templating import local_time
 
@@ -178,6 +179,8 @@ class HealthReport:
 
     sources: list[SourceHealth]
     digest: DigestSend | None
+    #: The image analysers' health (see :mod:`monitor.services.analysis`).
+    analysis: AnalysisHealth | None = None
 
     @property
     def ok(self) -> bool:
@@ -198,6 +201,7 @@ class HealthReport:
                 "error": digest.error,
             },
             "sources": [health.as_json() for health in self.sources],
+            "image_analysis": self.analysis.as_json() if self.analysis is not None else None,
         }
 
 
@@ -227,4 +231,8 @@ def health_report(session: Session, settings: Settings) -> HealthReport:
         SourceHealth.of(source, current=is_current(source, settings))
         for source in list_sources(session)
     ]
-    return HealthReport(sources=sources, digest=last_digest_send(session))
+    return HealthReport(
+        sources=sources,
+        digest=last_digest_send(session),
+        analysis=analysis_health(session, settings),
+    )
