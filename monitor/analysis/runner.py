@@ -192,6 +192,13 @@ def _serve(conn: Connection, targets: dict[str, str]) -> None:
         return
     contexts: dict[str, _Contexts] = {}
     conn.send(("ready", None))
+    try:
+        _loop(conn, detectors, contexts)
+    except (BrokenPipeError, EOFError, OSError):
+        return  # the parent is gone (stopped, or killed): nobody waits for an answer
+
+
+def _loop(conn: Connection, detectors: list[Any], contexts: dict[str, _Contexts]) -> None:
     while True:
         try:
             job: Job = conn.recv()
@@ -216,7 +223,10 @@ def _serve(conn: Connection, targets: dict[str, str]) -> None:
         for detector in detectors:
             conn.send(("running", detector.name))
             try:
-                findings.extend(detector.analyse(item, context))
+                found = detector.analyse(item, context)
+                if not all(isinstance(finding, Finding) for finding in found):
+                    raise TypeError("the detector returned something that is not a Finding")
+                findings.extend(found)
             except Exception as exc:  # noqa: BLE001  one check failing is reported, the others run
                 log.warning("the %s check failed: %s", detector.name, traceback.format_exc())
                 errors.append(

@@ -209,6 +209,7 @@ def _decide_all(
                 )
             except CloserLookNeeded as exc:
                 hint = f" (pass {exc.cli_option})" if exc.cli_option else ""
+                hint = hint or (f" ({exc.cli_hint})" if exc.cli_hint else "")
                 raise UserError(f"{exc}{hint}; nothing was changed") from None
             echo(f"{ref}: {result.from_status} -> {result.to_status}")
 

@@ -251,6 +251,14 @@ def analyse_waiting(
     return done
 
 
+def analyse_all_waiting(*, engine: Engine, settings: Settings, analyser: Analyser) -> int:
+    """Check every waiting copy, batch after batch (``poll`` from the command line)."""
+    total = 0
+    while done := analyse_waiting(engine=engine, settings=settings, analyser=analyser):
+        total += done
+    return total
+
+
 def record_outcome(engine: Engine, settings: Settings, item: Waiting, outcome: Outcome) -> bool:
     """Write one copy's outcome and apply it to its post, in one short transaction.
 

@@ -81,6 +81,8 @@ class CloserLookNeeded(UserError):
     option that records the step, for ``moderate approve``."""
 
     cli_option: str | None = None
+    #: What to do instead, for ``moderate approve``, when no option records the step.
+    cli_hint: str | None = None
 
 
 class MissingAlt(CloserLookNeeded):
@@ -102,7 +104,10 @@ class ConsentNeeded(CloserLookNeeded):
 class ImagesBeingChecked(CloserLookNeeded):
     """The automatic image checks have not finished: nothing to record, only to wait."""
 
-    cli_option = None
+    cli_hint = (
+        "the checks run in `hashtag-monitor poll` and `run` on SQLite, in"
+        " `hashtag-monitor worker` on PostgreSQL; approve once they have finished"
+    )
 
 
 class FacesNeedConsent(ConsentNeeded):

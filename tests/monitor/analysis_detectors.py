@@ -73,3 +73,29 @@ class Missing:
 
     def analyse(self, item: ImageInput, context: Context) -> list[Finding]:
         raise AssertionError("never loaded")
+
+
+#: Top-left colour of images :class:`Slow` takes its time over.
+SLOW = (250, 130, 0)
+#: Where :class:`Slow` says which process started on which image (set by the worker test).
+MARKERS_ENV = "ANALYSIS_TEST_MARKERS"
+
+
+class Slow:
+    """Flags every image; on :data:`SLOW` ones, first says so in a marker file and sleeps,
+    so a test can kill the worker while the job is under way."""
+
+    name = "slow"
+
+    def load(self) -> None:
+        return None
+
+    def analyse(self, item: ImageInput, context: Context) -> list[Finding]:
+        if _is(item, SLOW):
+            folder = os.environ.get(MARKERS_ENV)
+            if folder:
+                marker = os.path.join(folder, f"{os.getppid()}-{item.media_id}")
+                with open(marker, "w") as handle:
+                    handle.write("started")
+            time.sleep(4)
+        return [Finding(self.name, item.position, f"Checked slowly: image {item.position}")]

@@ -538,11 +538,13 @@ def blur_faces_route(
     """Replace the stored copies by ones blurred at the faces found: what approval publishes."""
     return_to = _field(form, "return_to", 2000)
     post = _posted_post(form, session)
-    post_id = post.id or 0
+    # Read before the rollback: touching an expired row afterwards would begin a transaction
+    # (on SQLite, the write lock) that the blurring's own transaction then waits on.
+    post_id, actor = post.id or 0, user.name
     session.rollback()  # the image work runs outside this request's transaction
     try:
         count = blur_faces(
-            engine=request.app.state.engine, settings=settings, post_id=post_id, actor=user.name
+            engine=request.app.state.engine, settings=settings, post_id=post_id, actor=actor
         )
     except UserError as exc:
         return _outcome(
