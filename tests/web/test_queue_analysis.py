@@ -19,16 +19,21 @@ from skimage import data
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from monitor.analysis.runner import Analyser
+from adapters.base import Media
+from monitor.analysis.runner import Analyser, Outcome
 from monitor.config import Settings
+from monitor.db import session_scope
 from monitor.models import MediaItem, Post
-from monitor.services.analysis import analyse_waiting
+from monitor.services.analysis import analyse_waiting, begin_attempt, media_waiting, record_outcome
+from monitor.services.ingest import record_posts
 from monitor.services.polling import poll_all
 from monitor.services.staging import stage_all_waiting
 from monitor.web.app import create_app
+from tests.factories import make_post
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import Reply
 from tests.web.auth_helpers import TestClient, app_client, csrf_token, login, make_user
+from tests.web.staging_helpers import stage_with_local_copy
 
 JSON = {"Accept": "application/json"}
 
@@ -150,3 +155,27 @@ def test_poll_store_check_queue_blur_and_approve(
     public = moderator.get(f"/media/{shown}")
     assert public.status_code == 200
     assert public.content == moderator.get(f"/queue/media/{shown}").content
+
+
+def test_the_sources_page_shows_the_analysers_health_and_last_failure(
+    sqlite_engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    with session_scope(sqlite_engine) as session:
+        for number in range(2):
+            media = (Media(kind="image", url=f"https://files.example/{number}.jpg", alt="x"),)
+            record_posts(session=session, posts=[make_post(media=media)])
+    stage_with_local_copy(sqlite_engine, settings)
+    first = media_waiting(sqlite_engine)[0]
+    assert begin_attempt(sqlite_engine, settings, first)
+    record_outcome(sqlite_engine, settings, first, Outcome(errors=("the faces check timed out",)))
+    make_user(sqlite_engine, "ad", "admin")
+    with app_client(create_app(settings, engine=sqlite_engine)) as admin:
+        login(admin, "ad")
+        page = admin.get("/admin/sources").text
+        queue = admin.get("/queue").text
+
+    section = page[page.index('id="image-analysis"') :]
+    assert "<dd>OK</dd>" in section and "<dd>1 image</dd>" in section
+    assert f"post {first.post_id}: the faces check timed out (1 in the last 24 hours)" in section
+    assert "The automatic check of image 1 failed:</strong> the faces check timed out" in queue
+    assert "Being checked:" in queue  # the other post is still waiting
