@@ -202,6 +202,9 @@ class MediaAnalysis(SQLModel, table=True):
     finished_at: datetime | None = _time()
     #: The copy was replaced by one blurred at the face boxes: the unblurred copy's hash.
     blurred_from: str | None = Field(default=None, max_length=64)
+    #: A finding asked for escalation (a known-image bank match): the copy is never shown
+    #: to anyone, staff included.
+    withheld: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class TakedownRequest(SQLModel, table=True):

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("started_at", monitor.models.UTCDateTime(), nullable=True),
         sa.Column("finished_at", monitor.models.UTCDateTime(), nullable=True),
         sa.Column("blurred_from", sa.String(length=64), nullable=True),
+        sa.Column("withheld", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.ForeignKeyConstraint(["media_id"], ["media.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["post_id"], ["posts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("media_id"),

@@ -190,7 +190,7 @@ def mark_queued(engine: Engine, item: Waiting) -> None:
 
 def _reset(row: MediaAnalysis, pinned_hash: str) -> None:
     row.pinned_hash, row.status, row.attempts = pinned_hash, PENDING, 0
-    row.error, row.findings, row.blurred_from = None, None, None
+    row.error, row.findings, row.blurred_from, row.withheld = None, None, None, False
     row.queued_at, row.started_at, row.finished_at = utcnow(), None, None
 
 
@@ -286,6 +286,7 @@ def record_outcome(engine: Engine, settings: Settings, item: Waiting, outcome: O
         row.status = DONE if outcome.ok else FAILED
         row.error = "; ".join(outcome.errors)[:2000] or None
         row.findings = [finding_record(f) for f in outcome.findings]
+        row.withheld = any(f.verdict is Verdict.ESCALATE for f in outcome.findings)
         row.finished_at = utcnow()
         session.add(row)
         _apply(session, settings, post, item.position, outcome)
@@ -385,6 +386,15 @@ def unchecked_positions(
         if needs_check(item)
         and ((row := current_analysis(item, analyses)) is None or row.status not in FINISHED)
     ]
+
+
+def is_withheld(session: Session, digest: str) -> bool:
+    """A stored copy an escalating finding withholds from everyone (never served)."""
+    analyses = MediaAnalysis.__table__
+    query = sa.select(analyses.c.media_id).where(
+        analyses.c.pinned_hash == digest, analyses.c.withheld.is_(True)
+    )
+    return session.execute(query.limit(1)).first() is not None
 
 
 def unblurred_faces(

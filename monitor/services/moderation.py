@@ -760,8 +760,17 @@ class QueueCard:
 
     @property
     def blur_media(self) -> bool:
-        """Hidden until this moderator reveals it (and the reveal is on the record)."""
-        return self.hides_media and not self.revealed
+        """Hidden until this moderator reveals it (and the reveal is on the record); a
+        withheld copy (a known-image bank match) is never shown, revealed or not."""
+        return self.withheld or (self.hides_media and not self.revealed)
+
+    @property
+    def withheld(self) -> bool:
+        """An image check asked for escalation: the media is shown to no one."""
+        return any(
+            (row := current_analysis(item, self.analyses)) is not None and row.withheld
+            for item in self.media
+        )
 
     @property
     def flag_reasons(self) -> list[str]:

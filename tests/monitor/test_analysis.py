@@ -31,6 +31,7 @@ from monitor.services.analysis import (
     analyse_waiting,
     analysis_health,
     begin_attempt,
+    is_withheld,
     media_waiting,
     record_outcome,
 )
@@ -217,6 +218,14 @@ def test_reject_and_escalate_findings_are_applied_with_the_rule_on_the_record(
     assert escalation.opened_by == "analysis:ruling"
     assert "known-image bank" in escalation.reason
     assert len(events(engine, escalated, Action.ESCALATED)) == 1
+    # A bank match is shown to no one: hidden on the card even after a reveal, never served.
+    [row], [plain] = analyses(engine, escalated), analyses(engine, rejected)
+    with Session(engine) as session:
+        [card] = load_cards(session, [post], image_analysis=True)
+        card.revealed = True
+        assert card.withheld and card.blur_media and row.withheld
+        assert is_withheld(session, row.pinned_hash)
+        assert not is_withheld(session, plain.pinned_hash)
 
 
 def test_an_outcome_recorded_twice_is_applied_once(

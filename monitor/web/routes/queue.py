@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 
 from monitor.errors import UserError
 from monitor.models import Post, Role
-from monitor.services.analysis import blur_faces
+from monitor.services.analysis import blur_faces, is_withheld
 from monitor.services.app_settings import gallery_paused
 from monitor.services.audit import audit_log
 from monitor.services.consent import DEFAULT_COVERS, MAX_CONSENT_CHARS, record_consent
@@ -491,6 +491,7 @@ def staged_media(
         match is None
         or path is None
         or not is_held_media(session, match["hash"])
+        or is_withheld(session, match["hash"])
         or not path.is_file()
     ):
         raise HTTPException(status_code=404, detail="No such stored media.")
