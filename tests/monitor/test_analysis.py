@@ -22,7 +22,7 @@ from monitor.analysis.runner import Analyser, Outcome
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import Escalation, MediaAnalysis, ModerationEvent, Post, PostStatus
+from monitor.models import Escalation, MediaAnalysis, ModerationEvent, Post, PostStatus, utcnow
 from monitor.services.analysis import (
     DONE,
     FAILED,
@@ -161,6 +161,7 @@ def test_a_stored_image_is_being_checked_until_its_analysis_is_done(
     assert analyse_waiting(engine=engine, settings=settings, analyser=analyser) == 0
 
 
+@pytest.mark.slow  # a real 3-second overrun and two restarts of the analyser
 def test_an_analyser_that_hangs_crashes_or_raises_fails_its_image_and_the_next_is_checked(
     engine: Engine, settings: Settings, analyser: Analyser, images: Callable[..., str]
 ) -> None:
@@ -318,3 +319,61 @@ def test_a_missing_model_is_a_clear_error_at_start_naming_the_package(
         Analyser(targets=targets).start()
     with pytest.raises(UserError, match="image analysis cannot start: .*no-such-model-package"):
         start_analyser(settings, targets)
+
+
+def test_runs_job_checks_here_on_sqlite_and_queues_for_workers_on_postgresql(
+    engine: Engine, settings: Settings, analyser: Analyser, images: Callable[..., str]
+) -> None:
+    from monitor.scheduler import Monitor
+
+    post_id = add_post(engine, images("good.png", png(GOOD)))
+    stage_all_waiting(engine=engine, settings=settings)
+    [item] = media_waiting(engine)
+    if engine.dialect.name == "sqlite":
+        # The previous `run` died mid-check: its attempt is on record, its outcome is not.
+        assert begin_attempt(engine, settings, item)
+    monitor = Monitor(engine=engine, settings=settings, analyser=analyser)
+    monitor._add_work_jobs()
+    assert "analyse-media" in monitor._work_job_ids
+
+    monitor._analyse_now()
+
+    [row] = analyses(engine, post_id)
+    if engine.dialect.name == "sqlite":
+        # Picked up again after the restart and checked once more, to the end.
+        assert (row.status, row.attempts) == (DONE, 2)
+    else:
+        assert row.status == PENDING
+        with engine.connect() as connection:
+            jobs = connection.exec_driver_sql(
+                "SELECT task_name, args FROM procrastinate_jobs WHERE status = 'todo'"
+            ).all()
+        assert [(name, args["media_id"]) for name, args in jobs] == [
+            ("monitor:analyse_media", item.media_id)
+        ]
+
+
+def test_a_job_lost_from_the_queue_is_queued_again_so_no_post_waits_for_ever(
+    engine: Engine, settings: Settings, images: Callable[..., str]
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the job queue is PostgreSQL's")
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from monitor.services.jobs import REQUEUE_AFTER, enqueue_waiting, job_app
+
+    add_post(engine, images("good.png", png(GOOD)))
+    stage_all_waiting(engine=engine, settings=settings)
+    app = job_app(engine)
+    assert enqueue_waiting(engine=engine, settings=settings, app=app) == 1
+    with session_scope(engine) as session:
+        # The job is gone (failed for good, or deleted by hand) and its row still pending.
+        session.execute(sa.text("DELETE FROM procrastinate_jobs"))
+    assert enqueue_waiting(engine=engine, settings=settings, app=app) == 0  # not yet
+    with session_scope(engine) as session:
+        long_ago = utcnow() - REQUEUE_AFTER - timedelta(minutes=1)
+        session.execute(sa.update(MediaAnalysis).values(queued_at=long_ago))
+
+    assert enqueue_waiting(engine=engine, settings=settings, app=app) == 1
