@@ -58,7 +58,7 @@ class Monitor:
         self._resources = ExitStack()
         self._platforms: list[ConfiguredPlatform] = []
         self._work_job_ids: list[str] = []
-        self._in_flight: set[asyncio.Future[None]] = set()
+        self._in_flight: set[asyncio.Future[object]] = set()
         self._job_app: Any = None
 
     @property

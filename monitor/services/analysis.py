@@ -41,7 +41,7 @@ from monitor.analysis.runner import Analyser, Job, Outcome
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import MediaAnalysis, MediaItem, Post, PostStatus, utcnow
+from monitor.models import AnalysisStatus, MediaAnalysis, MediaItem, Post, PostStatus, utcnow
 from monitor.services import audit
 from monitor.services.audit import Action
 from monitor.services.media import PinError, pinned_file, pinned_name, store_image
@@ -49,7 +49,7 @@ from monitor.services.staging import SHOWN_KINDS
 
 log = logging.getLogger("monitor.analysis")
 
-PENDING, DONE, FAILED = "pending", "done", "failed"
+PENDING, DONE, FAILED = AnalysisStatus.PENDING, AnalysisStatus.DONE, AnalysisStatus.FAILED
 FINISHED = (DONE, FAILED)
 #: How often ``run`` (SQLite) looks for stored copies to check.
 ANALYSE_INTERVAL_SECONDS = 5
@@ -121,7 +121,7 @@ class Waiting:
     pinned_path: str
 
 
-def _finished_for_copy(*, statuses: Sequence[str]) -> sa.Exists:
+def _finished_for_copy(*, statuses: Sequence[AnalysisStatus]) -> sa.Exists:
     media, analyses = MediaItem.__table__, MediaAnalysis.__table__
     return sa.exists().where(
         analyses.c.media_id == media.c.id,
@@ -130,7 +130,7 @@ def _finished_for_copy(*, statuses: Sequence[str]) -> sa.Exists:
     )
 
 
-def _waiting_query(*, statuses: Sequence[str]) -> sa.Select[Any]:
+def _waiting_query(*, statuses: Sequence[AnalysisStatus]) -> sa.Select[Any]:
     """Stored copies of posts awaiting a decision with no analysis in ``statuses``."""
     media, posts = MediaItem.__table__, Post.__table__
     return (
