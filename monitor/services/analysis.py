@@ -179,13 +179,19 @@ def mark_queued(engine: Engine, item: Waiting) -> None:
     with session_scope(engine) as session:
         row = session.get(MediaAnalysis, item.media_id)
         if row is None or row.pinned_hash != item.pinned_hash:
-            row = row or MediaAnalysis(media_id=item.media_id, post_id=item.post_id, pinned_hash="")
+            row = row or _new_row(item)
             _reset(row, item.pinned_hash)
         elif row.status == PENDING:
             row.queued_at = utcnow()
         else:
             return
         session.add(row)
+
+
+def _new_row(item: Waiting) -> MediaAnalysis:
+    return MediaAnalysis(
+        media_id=item.media_id, post_id=item.post_id, pinned_hash="", queued_at=utcnow()
+    )
 
 
 def _reset(row: MediaAnalysis, pinned_hash: str) -> None:
@@ -214,7 +220,7 @@ def begin_attempt(engine: Engine, settings: Settings, item: Waiting) -> bool:
             return False
         row = session.get(MediaAnalysis, item.media_id, with_for_update=True)
         if row is None:
-            row = MediaAnalysis(media_id=item.media_id, post_id=item.post_id, pinned_hash="")
+            row = _new_row(item)
         if row.pinned_hash != item.pinned_hash:
             _reset(row, item.pinned_hash)
         elif row.status in FINISHED:
@@ -462,17 +468,17 @@ def blur_faces(*, engine: Engine, settings: Settings, post_id: int, actor: str) 
             raise UserError(f"no post {post_id}")
         count = 0
         for media_id, digest, pinned in replaced:
-            item = session.get(MediaItem, media_id)
+            current = session.get(MediaItem, media_id)
             row = session.get(MediaAnalysis, media_id)
-            if item is None or row is None or item.pinned_hash != digest:
+            if current is None or row is None or current.pinned_hash != digest:
                 continue  # replaced meanwhile: the new copy gets its own analysis
-            item.pinned_hash, item.pinned_widths = pinned.digest, list(pinned.widths)
-            item.pinned_width, item.pinned_height = pinned.width, pinned.height
-            item.pinned_path = (
+            current.pinned_hash, current.pinned_widths = pinned.digest, list(pinned.widths)
+            current.pinned_width, current.pinned_height = pinned.width, pinned.height
+            current.pinned_path = (
                 f"{pinned.digest[:2]}/{pinned_name(pinned.digest, pinned.widths[-1])}"
             )
             row.pinned_hash, row.blurred_from = pinned.digest, digest
-            session.add(item)
+            session.add(current)
             session.add(row)
             count += 1
         if count:

@@ -160,7 +160,7 @@ def run_worker(
             try:
                 await app.run_worker_async(
                     queues=[QUEUE],
-                    name=name,
+                    name=name or "hashtag-monitor-worker",
                     concurrency=1,
                     additional_context={"monitor": state},
                     update_heartbeat_interval=heartbeat_seconds,
