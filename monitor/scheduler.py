@@ -225,7 +225,13 @@ class Monitor:
             if self._job_app is None:
                 self._job_app = job_app(self.engine)
             enqueue_waiting(engine=self.engine, settings=self.settings, app=self._job_app)
-        elif self.analyser is not None:
+        else:
+            if self.analyser is None:
+                # Not started by `run` (training mode, tests): started at its first image.
+                from monitor.analysis.detectors import available_detectors
+                from monitor.analysis.runner import Analyser
+
+                self.analyser = Analyser(targets=available_detectors())
             analyse_waiting(engine=self.engine, settings=self.settings, analyser=self.analyser)
 
     async def _purge(self) -> None:
