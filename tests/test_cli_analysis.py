@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from skimage import data
 
 from monitor.config import load_settings
 from monitor.db import create_db_engine
@@ -122,3 +123,39 @@ def test_worker_refuses_sqlite_and_image_analysis_off(
     monkeypatch.setenv("IMAGE_ANALYSIS", "true")
     code, _, err = cli("worker")
     assert code == 2 and "`worker` needs PostgreSQL" in err and "`run` checks" in err
+
+
+def test_faces_from_the_command_line_need_consent_or_blurring(
+    cli: Callable[..., CliResult],
+    env: FakeMastodon,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    if db_url.startswith("postgresql"):
+        pytest.skip("the CLI path is the same on both; SQLite checks in-process")
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buffer, "JPEG")
+    body = buffer.getvalue()
+    env.server.route(
+        "GET", r"/media/.*", lambda _r: Reply(200, body, {"Content-Type": "image/jpeg"})
+    )
+    for key, value in {
+        "OUTBOUND_ALLOW_PRIVATE": "true",
+        "MEDIA_DIR": str(tmp_path / "media"),
+        "IMAGE_ANALYSIS": "true",
+        "HTTP_TIMEOUT_SECONDS": "10",
+    }.items():
+        monkeypatch.setenv(key, value)
+    ref = _with_image(env)
+    _moderator(cli)
+    assert cli("poll")[0] == 0
+    seen = ["--media-seen", "--ack-flags"]
+
+    code, _, err = cli("moderate", "approve", ref, "--as", "alice", *seen)
+    assert code == 2 and "1 face in image 1" in err and "`moderate blur-faces`" in err
+
+    code, out, err = cli("moderate", "blur-faces", ref, "--as", "alice")
+    assert code == 0 and "faces blurred in 1 image(s)" in out, err
+    code, _, err = cli("moderate", "approve", ref, "--as", "alice", *seen)
+    assert code == 0, err

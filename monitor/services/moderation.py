@@ -116,6 +116,8 @@ class ImagesBeingChecked(CloserLookNeeded):
 class FacesNeedConsent(ConsentNeeded):
     """Faces were found: publishing them needs the consent of the people shown."""
 
+    cli_option = "--consent TEXT, or blur them first with `moderate blur-faces`"
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DecisionResult:
