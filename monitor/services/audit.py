@@ -63,6 +63,10 @@ class Action(StrEnum):
     LOGINS_UNLOCKED = "logins_unlocked"
     TOTP_ENABLED = "totp_enabled"
     TOTP_DISABLED = "totp_disabled"
+    #: An image's automatic check failed or overran: flagged for a person's own look.
+    ANALYSIS_FAILED = "analysis_failed"
+    #: A moderator had the stored copies replaced by ones blurred at the faces found.
+    FACES_BLURRED = "faces_blurred"
 
     @property
     def label(self) -> str:
@@ -113,6 +117,8 @@ _LABELS: dict[Action, str] = {
     Action.LOGINS_UNLOCKED: "logins unlocked",
     Action.TOTP_ENABLED: "two-factor login switched on",
     Action.TOTP_DISABLED: "two-factor login switched off",
+    Action.ANALYSIS_FAILED: "image check failed",
+    Action.FACES_BLURRED: "faces blurred for publication",
 }
 
 #: Actions about staff, not posts: logins and account changes. Public headers

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from monitor.errors import UserError
 from monitor.models import Post, PostStatus, Role
+from monitor.services.analysis import blur_faces, is_withheld
 from monitor.services.app_settings import gallery_paused
 from monitor.services.audit import Action, audit_log
 from monitor.services.consent import DEFAULT_COVERS, record_consent
@@ -178,7 +179,9 @@ def queue_page(staff: ViewerPage, query: Annotated[QueueQuery, Query()]) -> Resp
     page = list_queue(session, filters, cursor=cursor, zone=settings.zone)
     overview = cached_overview(request.app, session)
     messages = pop_flash(session=session, request_session=request.state.web_session)
-    cards = load_cards(session, page.posts, viewer=user.name)
+    cards = load_cards(
+        session, page.posts, viewer=user.name, image_analysis=settings.image_analysis
+    )
     return _page(
         staff.templates,
         request,
@@ -221,14 +224,14 @@ def queue_page(staff: ViewerPage, query: Annotated[QueueQuery, Query()]) -> Resp
 @router.get("/queue/posts/{post_id}", response_class=HTMLResponse)
 def post_page(staff: ViewerPage, post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)]) -> Response:
     """One post with its full history."""
-    request, user, session, templates = staff.request, staff.user, staff.session, staff.templates
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     post = session.get(Post, post_id)
     if post is None:
         raise HTTPException(status_code=404, detail=f"No post {post_id}.")
-    [card] = load_cards(session, [post], viewer=user.name)
+    [card] = load_cards(session, [post], viewer=user.name, image_analysis=settings.image_analysis)
     messages = pop_flash(session=session, request_session=request.state.web_session)
     return _page(
-        templates,
+        staff.templates,
         request,
         "queue/post.html",
         {
@@ -443,6 +446,7 @@ def staged_media(
         match is None
         or path is None
         or not is_held_media(session, match["hash"])
+        or is_withheld(session, match["hash"])
         or not path.is_file()
     ):
         raise HTTPException(status_code=404, detail="No such stored media.")
@@ -470,6 +474,36 @@ def reveal_media(staff: ModeratorChange, form: Annotated[PostForm, Form()]) -> R
         return JSONResponse({"ok": True, "post_id": post.id, "version": post.version})
     target = _safe_return(return_to)
     return RedirectResponse(f"{target}#post-{post.id}", status_code=303)
+
+
+@router.post("/queue/blur-faces")
+def blur_faces_route(staff: ModeratorChange, form: Annotated[PostForm, Form()]) -> Response:
+    """Replace the stored copies by ones blurred at the faces found: what approval publishes."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
+    return_to = form.return_to
+    post = _posted_post(form, session)
+    # Read before the rollback: touching an expired row afterwards would begin a transaction
+    # (on SQLite, the write lock) that the blurring's own transaction then waits on.
+    post_id, actor = post.id or 0, user.name
+    session.rollback()  # the image work runs outside this request's transaction
+    try:
+        count = blur_faces(
+            engine=request.app.state.engine, settings=settings, post_id=post_id, actor=actor
+        )
+    except UserError as exc:
+        return refused(request, session, exc, return_to=return_to, payload={"post_id": post_id})
+    post = session.get(Post, post_id) or post
+    return _outcome(
+        request,
+        session,
+        ok=True,
+        message=(
+            f"Faces blurred in {count} image{'s' if count != 1 else ''} of"
+            f" {describe_for_people(post)}: look at the blurred copy, then approve."
+        ),
+        return_to=return_to,
+        payload={"post_id": post_id, "version": post.version},
+    )
 
 
 @router.post("/queue/undo")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
+from monitor.services.analysis import analysis_health
 from monitor.services.platform_health import DOCS_NAME, doc_sections, platform_health
 from monitor.web.deps import AdminPage
 
@@ -26,6 +27,7 @@ def sources_page(staff: AdminPage) -> Response:
             "title": "Sources",
             "user": staff.user,
             "platforms": platform_health(staff.session, staff.settings),
+            "analysis": analysis_health(staff.session, staff.settings),
             "docs_name": DOCS_NAME,
         },
         headers={"Cache-Control": "no-store"},
