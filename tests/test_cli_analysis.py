@@ -18,9 +18,7 @@ from monitor.services.polling import poll_all
 from monitor.services.staging import stage_all_waiting
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import Reply
-from tests.test_cli import CliResult, cli, env
-
-__all__ = ["cli", "env"]
+from tests.processes import CliResult
 
 
 @pytest.fixture

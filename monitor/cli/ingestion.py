@@ -101,26 +101,14 @@ def status(
 
 
 def _print_health(report: HealthReport, settings: Settings) -> None:
-    if (analysis := report.analysis) is not None:
-        line = f"image analysis: {analysis.words.upper()}"
-        if analysis.enabled:
-            line += f"  backlog: {analysis.backlog}"
-            if analysis.workers is not None:
-                line += f"  workers: {analysis.workers}"
-            line += f"  last checked: {when(analysis.last_done_at, settings)}"
-        echo(line)
-        if analysis.last_failure:
-            echo(
-                f"  last failure ({when(analysis.last_failure_at, settings)}):"
-                f" {analysis.last_failure}  ({analysis.failed_today} in the last 24 h)"
-            )
+    """The digest's last attempt, every source, then the image analysis (a script reading
+    the first line finds the digest there, as it always has)."""
     digest = report.digest
     if digest is not None:
         outcome = "sent" if digest.status == DigestStatus.SENT else f"NOT SENT: {digest.error}"
         echo(f"digest for {digest.day.isoformat()}: {outcome} ({when(digest.sent_at, settings)})")
     if not report.sources:
         echo("No source has been polled yet: run `hashtag-monitor poll`.")
-        return
     for health in report.sources:
         state = health.describe(settings.zone, upper=True)
         if not health.current:
@@ -134,6 +122,19 @@ def _print_health(report: HealthReport, settings: Settings) -> None:
             echo(f"  last error ({when(health.last_error_at, settings)}): {health.last_error}")
         if health.possible_gap:
             echo(f"  possible gap: {health.possible_gap}")
+    if (analysis := report.analysis) is not None:
+        line = f"image analysis: {analysis.words.upper()}"
+        if analysis.enabled:
+            line += f"  backlog: {analysis.backlog}"
+            if analysis.workers is not None:
+                line += f"  workers: {analysis.workers}"
+            line += f"  last checked: {when(analysis.last_done_at, settings)}"
+        echo(line)
+        if analysis.last_failure:
+            echo(
+                f"  last failure ({when(analysis.last_failure_at, settings)}):"
+                f" {analysis.last_failure}  ({analysis.failed_today} in the last 24 h)"
+            )
 
 
 def refresh(platform: PlatformOption = None) -> None:

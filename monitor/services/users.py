@@ -34,7 +34,7 @@ TOTP_ISSUER = "hashtag-monitor"
 TOTP_DIGITS = 6
 #: Names the audit log uses for what no person did (automatic actions, the public, the
 #: command line, a failed login): a person so named would read as one of them.
-RESERVED_NAMES = frozenset({"anonymous", "cli", "demo", "public", "system"})
+RESERVED_NAMES = frozenset({"analysis", "anonymous", "cli", "demo", "public", "system"})
 
 
 def hash_password(password: str) -> str:
