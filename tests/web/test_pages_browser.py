@@ -80,7 +80,11 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 def server(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data_dir: Path = tmp_path_factory.mktemp("data")
     settings = load_settings(
-        data_dir=data_dir, media_dir=data_dir / "media", demo_mode=True, platforms=["mastodon"]
+        data_dir=data_dir,
+        media_dir=data_dir / "media",
+        demo_mode=True,
+        platforms=["mastodon"],
+        image_analysis=False,  # module-scoped: set here, as the per-test environment does
     )
     with live_server(create_app(settings, engine=engine)) as running:
         yield running

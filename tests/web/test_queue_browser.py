@@ -53,7 +53,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 @pytest.fixture(scope="module")
 def server(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data_dir: Path = tmp_path_factory.mktemp("data")
-    settings = load_settings(data_dir=data_dir, media_dir=data_dir / "media")
+    # Module-scoped, so before the per-test environment: image analysis off as there.
+    settings = load_settings(data_dir=data_dir, media_dir=data_dir / "media", image_analysis=False)
     with live_server(create_app(settings, engine=engine)) as running:
         yield running
 
