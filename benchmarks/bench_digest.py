@@ -29,6 +29,7 @@ from sqlmodel import Session
 from benchmarks._harness import ScratchDatabase, emit, seconds, stamp
 from monitor.config import load_settings
 from monitor.services.digest import compute_digest, local_midnight
+from monitor.services import rollup
 from monitor.services.engagement import rebuild
 
 POSTS = int(os.environ.get("BENCH_DIGEST_POSTS", "150000"))
@@ -149,6 +150,7 @@ def main() -> None:
         # the migration does for an existing store.
         with engine.begin() as connection:
             rebuild(connection, settings.zone)
+            rollup.rebuild(connection)
             connection.exec_driver_sql("ANALYZE")
         zone = settings.zone
         start, end = local_midnight(DAY, zone), local_midnight(DAY + timedelta(days=1), zone)

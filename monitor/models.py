@@ -72,6 +72,8 @@ class Post(SQLModel, table=True):
         sa.Index("ix_posts_status_first_seen_at", "status", "first_seen_at"),
         # The queue pages flagged posts first, then by time, within one status.
         sa.Index("ix_posts_status_flagged_created", "status", "flagged", "created_at", "id"),
+        # The digest's flagged count for a period, without reading the period's posts.
+        sa.Index("ix_posts_flagged_created_at", "flagged", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -528,3 +530,103 @@ class EngagementRollup(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     zone: str = Field(max_length=64)
     built_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class PostSlot(SQLModel, table=True):
+    """Posts created on one platform in one 15-minute UTC slot, and their counts as last seen.
+
+    Every zone's local midnight and hour fall on a quarter-hour in UTC, so any day, hour
+    or range in any ``TIMEZONE`` is a whole number of slots: the digest sums slots instead
+    of reading posts. Kept by :mod:`monitor.services.rollup` with every write of a post.
+    """
+
+    __tablename__ = "post_slots"
+    #: Clustered on the key on SQLite: a range of slots is one contiguous read.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    slot: int = Field(primary_key=True)
+    platform: str = Field(max_length=40, primary_key=True)
+    posts: int = 0
+    #: Sums of the posts' counts as last seen, and how many posts give each (0: unknown).
+    likes: int = Field(default=0, sa_type=sa.BigInteger)
+    shares: int = Field(default=0, sa_type=sa.BigInteger)
+    replies: int = Field(default=0, sa_type=sa.BigInteger)
+    quotes: int = Field(default=0, sa_type=sa.BigInteger)
+    views: int = Field(default=0, sa_type=sa.BigInteger)
+    known_likes: int = 0
+    known_shares: int = 0
+    known_replies: int = 0
+    known_quotes: int = 0
+    known_views: int = 0
+
+
+class PlatformTotal(SQLModel, table=True):
+    """Every post of one platform as last seen: :class:`PostSlot` added up over all time,
+    kept alongside it so the campaign's totals are one row a platform."""
+
+    __tablename__ = "platform_totals"
+
+    platform: str = Field(max_length=40, primary_key=True)
+    posts: int = 0
+    likes: int = Field(default=0, sa_type=sa.BigInteger)
+    shares: int = Field(default=0, sa_type=sa.BigInteger)
+    replies: int = Field(default=0, sa_type=sa.BigInteger)
+    quotes: int = Field(default=0, sa_type=sa.BigInteger)
+    views: int = Field(default=0, sa_type=sa.BigInteger)
+    known_likes: int = 0
+    known_shares: int = 0
+    known_replies: int = 0
+    known_quotes: int = 0
+    known_views: int = 0
+
+
+class TagSlot(SQLModel, table=True):
+    """Posts carrying one hashtag (matching form) created in one 15-minute UTC slot."""
+
+    __tablename__ = "tag_slots"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    slot: int = Field(primary_key=True)
+    tag: str = Field(max_length=200, primary_key=True)
+    posts: int = 0
+
+
+class AuthorSlot(SQLModel, table=True):
+    """One author's posts in one 15-minute UTC slot, chained to their slot before.
+
+    The chain makes "distinct authors in a range" a count without DISTINCT: an author
+    is counted once, by their first slot in the range, the one whose ``prev_slot`` is
+    before the range (or None: their first post held, which makes them new).
+    """
+
+    __tablename__ = "author_slots"
+    __table_args__ = (
+        sa.Index("ix_author_slots_slot", "slot", "prev_slot", "platform"),
+        sa.Index("ix_author_slots_prev", "prev_slot", "slot", "platform"),
+        {"sqlite_with_rowid": False},
+    )
+
+    platform: str = Field(max_length=40, primary_key=True)
+    author_handle: str = Field(max_length=300, primary_key=True)
+    slot: int = Field(primary_key=True)
+    prev_slot: int | None = None
+    posts: int = 0
+
+
+class AuthorFollowers(SQLModel, table=True):
+    """An author's follower count as a platform gave it at one moment (potential reach).
+
+    A new row only when the count changes, so the history stays small; the digest takes
+    each author's count as of the end of the period it reports.
+    """
+
+    __tablename__ = "author_followers"
+    __table_args__ = (
+        sa.Index("ix_author_followers_author", "platform", "author_handle", "taken_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=40)
+    author_handle: str = Field(max_length=300)
+    taken_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    followers: int = Field(sa_type=sa.BigInteger)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import itertools
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
@@ -40,6 +39,7 @@ from monitor.models import (
     Source,
     utcnow,
 )
+from monitor.services import rollup
 from monitor.services.audit import DECISIONS, Action
 from monitor.services.engagement import (
     INTERACTIONS,
@@ -222,6 +222,8 @@ class ModerationFigures:
     pending: int
     oldest_pending_age: timedelta | None
     median_decision_time: timedelta | None
+    #: 95 in 100 decisions were made within this time of the post's arrival.
+    p95_decision_time: timedelta | None
     flagged: int
     removed_at_source: int
     takedown_requests: int
@@ -296,9 +298,13 @@ def compute_digest(
     # The 14 daily buckets of the chart; for a one-day period they also hold the day
     # (bucket 13) and the seven before it (6..12), so one scan serves both.
     days = [period.last_day - timedelta(days=k) for k in range(HISTORY_DAYS - 1, -1, -1)]
-    daily_counts = _post_counts(session, [local_midnight(day, zone) for day in days] + [period.end])
+    offset = HISTORY_DAYS - 1 - AVERAGE_PERIODS
+    daily_counts = _post_counts(
+        session,
+        [local_midnight(day, zone) for day in days] + [period.end],
+        authors=range(offset, HISTORY_DAYS) if period.days == 1 else (),
+    )
     if period.days == 1:
-        offset = HISTORY_DAYS - 1 - AVERAGE_PERIODS
         counts = {(b - offset, p): v for (b, p), v in daily_counts.items() if b >= offset}
     else:
         counts = _post_counts(session, boundaries)
@@ -384,38 +390,26 @@ def _in(column: Any, start: datetime, end: datetime) -> Any:
     return sa.and_(column >= start, column < end)
 
 
+def _slot_bounds(boundaries: list[datetime]) -> list[int]:
+    return [rollup.slot_bound(moment) for moment in boundaries]
+
+
 def _post_counts(
-    session: Session, boundaries: list[datetime]
+    session: Session, boundaries: list[datetime], *, authors: Iterable[int] | None = None
 ) -> dict[tuple[int, str], tuple[int, int]]:
-    """(posts, distinct authors) per (bucket, platform), by creation time."""
-    counts: dict[tuple[int, str], tuple[int, int]] = {}
-    for i, start, end in _buckets(boundaries):
-        query = (
-            sa.select(
-                _POSTS.c.platform,
-                sa.func.count(),
-                sa.func.count(sa.distinct(_POSTS.c.author_handle)),
-            )
-            .where(_in(_POSTS.c.created_at, start, end))
-            .group_by(_POSTS.c.platform)
-        )
-        counts |= {(i, p): (int(n), int(a)) for p, n, a in session.execute(query)}
-    return counts
+    """(posts, distinct authors) per (bucket, platform), by creation time, from the roll-up;
+    authors only for the buckets named (all by default), 0 in the others."""
+    bounds = _slot_bounds(boundaries)
+    posts = rollup.post_counts(session, bounds)
+    writers: dict[tuple[int, str], int] = {}
+    for i in range(len(bounds) - 1) if authors is None else authors:
+        for platform, count in rollup.author_counts(session, bounds[i], bounds[i + 1]).items():
+            writers[(i, platform)] = count.authors
+    return {key: (n, writers.get(key, 0)) for key, n in posts.items()}
 
 
 def _tags_by_bucket(session: Session, boundaries: list[datetime]) -> dict[tuple[int, str], int]:
-    # No filter on the tag: with one, planners walk the tag index over the whole history
-    # instead of the few days of posts; the caller keeps the campaign tags.
-    counts: dict[tuple[int, str], int] = {}
-    for i, start, end in _buckets(boundaries):
-        query = (
-            sa.select(_TAGS.c.tag, sa.func.count())
-            .select_from(_POSTS.join(_TAGS, _TAGS.c.post_id == _POSTS.c.id))
-            .where(_in(_POSTS.c.created_at, start, end))
-            .group_by(_TAGS.c.tag)
-        )
-        counts |= {(i, tag): int(n) for tag, n in session.execute(query)}
-    return counts
+    return rollup.tag_counts(session, _slot_bounds(boundaries))
 
 
 def _hour_starts(period: Period) -> list[datetime]:
@@ -425,12 +419,10 @@ def _hour_starts(period: Period) -> list[datetime]:
 def _hourly(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
     """Posts per local hour; on a one-day period the repeated autumn hour is shown twice."""
     starts = _hour_starts(period)
-    counts = {
-        i: session.execute(
-            sa.select(sa.func.count()).where(_in(_POSTS.c.created_at, start, end))
-        ).scalar_one()
-        for i, start, end in _buckets(starts)
-    }
+    by_bucket = rollup.post_counts(session, _slot_bounds(starts))
+    counts: dict[int, int] = defaultdict(int)
+    for (i, _), n in by_bucket.items():
+        counts[i] += n
     local = [start.astimezone(zone) for start in starts[:-1]]
     labels = [f"{moment:%H}:00" for moment in local]
     if period.days == 1:
@@ -627,14 +619,37 @@ def _top_posts(session: Session, ranked: list[_Gain]) -> list[TopPost]:
 
 
 def _campaign_totals(session: Session) -> dict[str, int | None]:
-    """Totals over every post as last seen (SUM of nothing is NULL: not available)."""
-    row = session.execute(sa.select(*[sa.func.sum(_POSTS.c[m]) for m in METRICS])).one()
-    return {m: None if v is None else int(v) for m, v in zip(METRICS, row, strict=True)}
+    """Totals over every post as last seen (none known: not available)."""
+    by_platform = rollup.totals(session)
+    return {m: _sum_known(sums[m] for sums in by_platform.values()) for m in METRICS}
+
+
+def _seconds_between(connection: Session, later: Any, earlier: Any) -> Any:
+    """``later - earlier`` in seconds, computed by the database (no datetimes to Python)."""
+    if session_dialect(connection) == "postgresql":
+        return sa.func.extract("epoch", later - earlier)
+    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
+
+
+def session_dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """The value at ``fraction`` of sorted values, interpolated (statistics.quantiles'
+    inclusive method; the median for 0.5)."""
+    if len(ordered) == 1:
+        return ordered[0]
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _moderation(session: Session, period: Period, now: datetime) -> ModerationFigures:
+    wait = _seconds_between(session, _EVENTS.c.at, _POSTS.c.first_seen_at)
     decided = (
-        sa.select(_EVENTS.c.at, _EVENTS.c.to_status, _POSTS.c.first_seen_at)
+        sa.select(_EVENTS.c.to_status, wait)
         .select_from(_EVENTS.outerjoin(_POSTS, _POSTS.c.id == _EVENTS.c.post_id))
         .where(
             _in(_EVENTS.c.at, period.start, period.end),
@@ -643,7 +658,7 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
         )
     )
     decisions = session.execute(decided).all()
-    waits = [(at - arrived).total_seconds() for at, _, arrived in decisions if arrived is not None]
+    waits = sorted(float(w) for _, w in decisions if w is not None)
     pending = session.execute(
         sa.select(sa.func.count(), sa.func.min(_POSTS.c.first_seen_at)).where(
             _POSTS.c.status == PostStatus.PENDING.value
@@ -661,20 +676,29 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
     )
     flagged = session.execute(
         sa.select(sa.func.count()).where(
-            _in(_POSTS.c.created_at, period.start, period.end), _POSTS.c.flagged.is_(True)
+            _POSTS.c.flagged.is_(True), _in(_POSTS.c.created_at, period.start, period.end)
         )
     ).scalar_one()
+    approved = sum(1 for status, _ in decisions if status == PostStatus.APPROVED)
     return ModerationFigures(
         decisions=len(decisions),
-        approved=sum(1 for _, status, _ in decisions if status == PostStatus.APPROVED),
-        rejected=sum(1 for _, status, _ in decisions if status == PostStatus.REJECTED),
+        approved=approved,
+        rejected=len(decisions) - approved,
         pending=int(pending[0]),
         oldest_pending_age=None if pending[1] is None else now - pending[1],
-        median_decision_time=timedelta(seconds=statistics.median(waits)) if waits else None,
+        median_decision_time=_duration(waits, 0.5),
+        p95_decision_time=_duration(waits, 0.95),
         flagged=int(flagged),
         removed_at_source=int(actions.get(Action.DELETED_AT_SOURCE, 0)),
         takedown_requests=int(actions.get(Action.TAKEDOWN_REQUESTED, 0)),
     )
+
+
+def _duration(ordered: list[float], fraction: float) -> timedelta | None:
+    """A percentile of waits in whole milliseconds (the two databases round alike)."""
+    if not ordered:
+        return None
+    return timedelta(milliseconds=round(percentile(ordered, fraction) * 1000))
 
 
 def _coverage(

@@ -28,7 +28,7 @@ from monitor.models import (
     PostStatus,
     utcnow,
 )
-from monitor.services import audit
+from monitor.services import audit, rollup
 from monitor.services.audit import Action
 from monitor.services.engagement import append_snapshots
 from monitor.services.links import foreign_link_reason
@@ -102,7 +102,9 @@ def _record_chunk(session: Session, posts: list[FetchedPost], now: datetime) -> 
     fresh = [p for p in posts if (p.platform, p.external_id) not in existing]
     seen = [p for p in posts if (p.platform, p.external_id) in existing]
     if fresh:
-        inserted = _insert_new(session, fresh, now)
+        with rollup.tracking(session) as tracked:
+            inserted = _insert_new(session, fresh, now)
+            tracked.update(inserted.values())
         result.new_ids = list(inserted.values())
         result.new = len(inserted)
         # Stored meanwhile by a concurrent poll (another instance or hashtag):
@@ -112,7 +114,9 @@ def _record_chunk(session: Session, posts: list[FetchedPost], now: datetime) -> 
             existing.update(_load_existing(session, raced))
             seen.extend(raced)
     if seen:
-        result.updated, result.edited_ids = _update_seen(session, seen, existing, now)
+        ids = [existing[(p.platform, p.external_id)].id for p in seen]
+        with rollup.tracking(session, ids):
+            result.updated, result.edited_ids = _update_seen(session, seen, existing, now)
     return result
 
 

@@ -1,0 +1,94 @@
+"""posts roll-up per 15-minute UTC slot (posts, hashtags, authors) and author follower counts
+
+Revision ID: 0014
+Revises: 0008
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+import monitor.models
+from monitor.services.rollup import rebuild
+
+revision: str = "0014"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_METRICS = ("likes", "shares", "replies", "quotes", "views")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "post_slots",
+        sa.Column("slot", sa.Integer(), nullable=False),
+        sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("posts", sa.Integer(), nullable=False),
+        *[sa.Column(m, sa.BigInteger(), nullable=False) for m in _METRICS],
+        *[sa.Column(f"known_{m}", sa.Integer(), nullable=False) for m in _METRICS],
+        sa.PrimaryKeyConstraint("slot", "platform"),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "platform_totals",
+        sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("posts", sa.Integer(), nullable=False),
+        *[sa.Column(m, sa.BigInteger(), nullable=False) for m in _METRICS],
+        *[sa.Column(f"known_{m}", sa.Integer(), nullable=False) for m in _METRICS],
+        sa.PrimaryKeyConstraint("platform"),
+    )
+    op.create_table(
+        "tag_slots",
+        sa.Column("slot", sa.Integer(), nullable=False),
+        sa.Column("tag", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("posts", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("slot", "tag"),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "author_slots",
+        sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("author_handle", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("slot", sa.Integer(), nullable=False),
+        sa.Column("prev_slot", sa.Integer(), nullable=True),
+        sa.Column("posts", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("platform", "author_handle", "slot"),
+        sqlite_with_rowid=False,
+    )
+    with op.batch_alter_table("author_slots", schema=None) as batch_op:
+        batch_op.create_index("ix_author_slots_slot", ["slot", "prev_slot", "platform"])
+        batch_op.create_index("ix_author_slots_prev", ["prev_slot", "slot", "platform"])
+    op.create_table(
+        "author_followers",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("author_handle", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("taken_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("followers", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("author_followers", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_author_followers_author", ["platform", "author_handle", "taken_at"]
+        )
+    with op.batch_alter_table("posts", schema=None) as batch_op:
+        batch_op.create_index("ix_posts_flagged_created_at", ["flagged", "created_at"])
+    rebuild(op.get_bind())
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("posts", schema=None) as batch_op:
+        batch_op.drop_index("ix_posts_flagged_created_at")
+    with op.batch_alter_table("author_followers", schema=None) as batch_op:
+        batch_op.drop_index("ix_author_followers_author")
+    op.drop_table("author_followers")
+    with op.batch_alter_table("author_slots", schema=None) as batch_op:
+        batch_op.drop_index("ix_author_slots_prev")
+        batch_op.drop_index("ix_author_slots_slot")
+    op.drop_table("author_slots")
+    op.drop_table("tag_slots")
+    op.drop_table("platform_totals")
+    op.drop_table("post_slots")
