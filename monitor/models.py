@@ -488,6 +488,8 @@ class EngagementDay(SQLModel, table=True):
             "gained_quotes",
             "gained_views",
         ),
+        # The few days whose gains a range cannot add up (see ``flips``).
+        sa.Index("ix_engagement_days_flips", "flips", "day", "post_id"),
     )
 
     post_id: int = Field(
@@ -516,6 +518,31 @@ class EngagementDay(SQLModel, table=True):
     gained_views: int | None = Field(default=None, sa_type=sa.BigInteger)
     #: The known interaction gains added up (0 when none is known): ranks top posts.
     interactions: int = Field(default=0, sa_type=sa.BigInteger)
+    #: A count the post's day before gave (or not) is missing (or given) here: across this
+    #: day, gains do not add up day by day, so ranges work this post out from its rows.
+    flips: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+
+
+class GainDay(SQLModel, table=True):
+    """Per local day and platform, the :class:`EngagementDay` gains added up, and how many
+    posts give each: a range's sums are a few rows a day, not one row per post."""
+
+    __tablename__ = "gain_days"
+
+    day: date = Field(sa_type=sa.Date, primary_key=True)
+    platform: str = Field(max_length=40, primary_key=True)
+    #: Posts with engagement that day (a platform with posts but no count given is shown).
+    posts: int = 0
+    likes: int = Field(default=0, sa_type=sa.BigInteger)
+    shares: int = Field(default=0, sa_type=sa.BigInteger)
+    replies: int = Field(default=0, sa_type=sa.BigInteger)
+    quotes: int = Field(default=0, sa_type=sa.BigInteger)
+    views: int = Field(default=0, sa_type=sa.BigInteger)
+    known_likes: int = 0
+    known_shares: int = 0
+    known_replies: int = 0
+    known_quotes: int = 0
+    known_views: int = 0
 
 
 class EngagementRollup(SQLModel, table=True):

@@ -5,12 +5,14 @@ Revises: 0008
 """
 
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
 import monitor.models
+from monitor.services import engagement
 from monitor.services.rollup import rebuild
 
 revision: str = "0014"
@@ -76,10 +78,32 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.create_index("ix_posts_flagged_created_at", ["flagged", "created_at"])
-    rebuild(op.get_bind())
+    with op.batch_alter_table("engagement_days", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("flips", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+        batch_op.create_index("ix_engagement_days_flips", ["flips", "day", "post_id"])
+    op.create_table(
+        "gain_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("posts", sa.Integer(), nullable=False),
+        *[sa.Column(m, sa.BigInteger(), nullable=False) for m in _METRICS],
+        *[sa.Column(f"known_{m}", sa.Integer(), nullable=False) for m in _METRICS],
+        sa.PrimaryKeyConstraint("day", "platform"),
+    )
+    connection = op.get_bind()
+    rebuild(connection)
+    zone = engagement.rollup_zone(connection)
+    if zone is not None:
+        engagement.rebuild(connection, ZoneInfo(zone))
 
 
 def downgrade() -> None:
+    op.drop_table("gain_days")
+    with op.batch_alter_table("engagement_days", schema=None) as batch_op:
+        batch_op.drop_index("ix_engagement_days_flips")
+        batch_op.drop_column("flips")
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.drop_index("ix_posts_flagged_created_at")
     with op.batch_alter_table("author_followers", schema=None) as batch_op:

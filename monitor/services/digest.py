@@ -31,10 +31,12 @@ from monitor.errors import UserError
 from monitor.models import (
     EngagementDay,
     EngagementSnapshot,
+    GainDay,
     ModerationEvent,
     PollRun,
     Post,
     PostHashtag,
+    PostSlot,
     PostStatus,
     Source,
     utcnow,
@@ -54,7 +56,8 @@ from monitor.services.health import SourceHealth, SourceState, source_tags
 TOP_POSTS = 5
 HISTORY_DAYS = 14
 AVERAGE_PERIODS = 7
-MAX_RANGE_DAYS = 31
+#: No post can be older than this: a range starting before it is a typing error.
+EARLIEST_DAY = date(2000, 1, 1)
 
 _POSTS = Post.__table__
 _TAGS = PostHashtag.__table__
@@ -62,6 +65,7 @@ _SNAPS = EngagementSnapshot.__table__
 _DAYS = EngagementDay.__table__
 _EVENTS = ModerationEvent.__table__
 _RUNS = PollRun.__table__
+_GAIN_DAYS = GainDay.__table__
 
 
 def parse_day(value: str) -> date:
@@ -95,9 +99,15 @@ class Period:
     @classmethod
     def of(cls, first_day: date, last_day: date, zone: ZoneInfo) -> Period:
         if last_day < first_day:
-            raise UserError("the range ends before it starts")
-        if (last_day - first_day).days >= MAX_RANGE_DAYS:
-            raise UserError(f"give a range of at most {MAX_RANGE_DAYS} days")
+            raise UserError(
+                f"the range ends ({last_day.isoformat()}) before it starts"
+                f" ({first_day.isoformat()}): give the earlier day first"
+            )
+        if first_day < EARLIEST_DAY:
+            raise UserError(
+                f"{first_day.isoformat()} is before any post could have been written:"
+                f" give a day from {EARLIEST_DAY.isoformat()}"
+            )
         end = local_midnight(last_day + timedelta(days=1), zone)
         return cls(first_day, last_day, local_midnight(first_day, zone), end)
 
@@ -116,9 +126,12 @@ class Period:
         return f"{self.first_day.isoformat()} to {self.last_day.isoformat()}"
 
     def shifted(self, periods: int, zone: ZoneInfo) -> Period:
-        """The period of the same length ``periods`` lengths earlier (negative) or later."""
+        """The period of the same length ``periods`` lengths earlier (negative) or later
+        (comparisons may reach before :data:`EARLIEST_DAY`: they simply find nothing)."""
         step = timedelta(days=self.days * periods)
-        return Period.of(self.first_day + step, self.last_day + step, zone)
+        first, last = self.first_day + step, self.last_day + step
+        end = local_midnight(last + timedelta(days=1), zone)
+        return Period(first, last, local_midnight(first, zone), end)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -295,23 +308,24 @@ def compute_digest(
     coverage = _coverage(session, period, now, zone)
     incomplete_platforms = {c.platform for c in coverage if not c.complete}
 
-    # The 14 daily buckets of the chart; for a one-day period they also hold the day
-    # (bucket 13) and the seven before it (6..12), so one scan serves both.
-    days = [period.last_day - timedelta(days=k) for k in range(HISTORY_DAYS - 1, -1, -1)]
+    # The chart's days: the 14 to the period's last, or every day of a longer range. For
+    # a one-day period they also hold the day (bucket 13) and the seven before (6..12).
+    shown = max(HISTORY_DAYS, period.days)
+    days = [period.last_day - timedelta(days=k) for k in range(shown - 1, -1, -1)]
     offset = HISTORY_DAYS - 1 - AVERAGE_PERIODS
     daily_counts = _post_counts(
         session,
         [local_midnight(day, zone) for day in days] + [period.end],
-        authors=range(offset, HISTORY_DAYS) if period.days == 1 else (),
+        authors=range(offset, shown) if period.days == 1 else (),
     )
     if period.days == 1:
         counts = {(b - offset, p): v for (b, p), v in daily_counts.items() if b >= offset}
     else:
         counts = _post_counts(session, boundaries)
-    daily = [
-        Bucket(day.isoformat(), sum(v[0] for (b, _), v in daily_counts.items() if b == i))
-        for i, day in enumerate(days)
-    ]
+    per_day: dict[int, int] = defaultdict(int)
+    for (bucket, _), (posts, _) in daily_counts.items():
+        per_day[bucket] += posts
+    daily = [Bucket(day.isoformat(), per_day[i]) for i, day in enumerate(days)]
     posts_by_bucket: dict[int, int] = defaultdict(int)
     authors_by_bucket: dict[int, int] = defaultdict(int)
     for (bucket, _), (posts, authors) in counts.items():
@@ -511,18 +525,10 @@ def _gains(
     if rollup_zone(session) != timezone:
         return _rank(session.execute(_gains_query(period)))
     if period.days > 1:
-        return _rank(_range_gains(session, period))
+        return _range(session, period)
     day = _DAYS.c.day == period.first_day
     gains = [_DAYS.c[f"gained_{m}"] for m in METRICS]
-    sums = session.execute(
-        sa.select(_DAYS.c.platform, *[sa.func.sum(c) for c in gains])
-        .where(day)
-        .group_by(_DAYS.c.platform)
-    )
-    by_platform = {
-        platform: dict(zip(METRICS, [_int(v) for v in values], strict=True))
-        for platform, *values in sorted(sums, key=lambda row: row[0])
-    }
+    by_platform = _day_sums(session, period.first_day, period.first_day)
     top = session.execute(
         sa.select(_DAYS.c.interactions, _DAYS.c.post_id, _DAYS.c.platform, _POSTS.c.status)
         .add_columns(*gains)
@@ -543,7 +549,109 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _range_gains(session: Session, period: Period) -> Iterator[tuple[Any, ...]]:
+def _range(
+    session: Session, period: Period
+) -> tuple[dict[str, dict[str, int | None]], list[_Gain]]:
+    """A range's gains: the day sums added up, and the top posts by one grouped read.
+
+    Day by day, a post's gains add up to its gain over the range (each day starts from
+    the day before's last counts), except across a day where a count appears or
+    disappears (``flips``): those few posts are worked out from their rows instead.
+    """
+    in_range = sa.and_(_DAYS.c.day >= period.first_day, _DAYS.c.day <= period.last_day)
+    flipped = set(
+        session.execute(
+            sa.select(_DAYS.c.post_id)
+            .where(_DAYS.c.flips.is_(True), _DAYS.c.day > period.first_day)
+            .where(_DAYS.c.day <= period.last_day)
+        ).scalars()
+    )
+    sums = _day_sum_rows(session, period.first_day, period.last_day)
+    exact = list(_range_gains(session, period, sorted(flipped))) if flipped else []
+    if flipped:
+        gains = [_DAYS.c[f"gained_{m}"] for m in METRICS]
+        for start in range(0, len(flipped), 500):
+            chunk = sorted(flipped)[start : start + 500]
+            for platform, *values in session.execute(
+                sa.select(_DAYS.c.platform, *gains).where(in_range, _DAYS.c.post_id.in_(chunk))
+            ):
+                _add(sums[platform], values, -1)
+        for _, platform, _, *values in exact:
+            _add(sums[platform], values, +1)
+    by_platform = _as_figures(sums)
+    total = sa.func.sum(_DAYS.c.interactions)
+    query = (
+        sa.select(total, _DAYS.c.post_id, sa.func.min(_DAYS.c.platform))
+        .add_columns(*[sa.func.sum(_DAYS.c[f"gained_{m}"]) for m in METRICS])
+        .where(in_range)
+        .group_by(_DAYS.c.post_id)
+        .having(total > 0)
+        .order_by(total.desc(), _DAYS.c.post_id)
+        .limit(TOP_POSTS + len(flipped))
+    )
+    summed = [
+        (post_id, platform, tuple(_int(v) for v in values))
+        for _, post_id, platform, *values in session.execute(query)
+        if post_id not in flipped
+    ]
+    candidates = [(p, platform, vals) for p, platform, _, *vals in exact] + summed
+    statuses = _statuses(session, [c[0] for c in candidates])
+    _, top = _rank(
+        (post_id, platform, statuses.get(post_id, ""), *values)
+        for post_id, platform, values in candidates
+    )
+    return by_platform, top
+
+
+def _day_sum_rows(session: Session, first: date, last: date) -> dict[str, list[int]]:
+    """Per platform: the day sums of gains, then how many posts give each, then posts."""
+    t = _GAIN_DAYS
+    counters = [*METRICS, *[f"known_{m}" for m in METRICS], "posts"]
+    sums: dict[str, list[int]] = defaultdict(lambda: [0] * len(counters))
+    for platform, *values in session.execute(
+        sa.select(t.c.platform, *[sa.func.sum(t.c[c]) for c in counters])
+        .where(t.c.day >= first, t.c.day <= last)
+        .group_by(t.c.platform)
+    ):
+        sums[platform] = [int(v or 0) for v in values]
+    return sums
+
+
+def _as_figures(sums: dict[str, list[int]]) -> dict[str, dict[str, int | None]]:
+    size = len(METRICS)
+    return {
+        platform: {m: (values[i] if values[size + i] else None) for i, m in enumerate(METRICS)}
+        for platform, values in sorted(sums.items())
+        if values[-1] > 0
+    }
+
+
+def _day_sums(session: Session, first: date, last: date) -> dict[str, dict[str, int | None]]:
+    """Per platform and metric, the gains of these days added up (None: nobody gave it)."""
+    return _as_figures(_day_sum_rows(session, first, last))
+
+
+def _add(row: list[int], values: Iterable[Any], sign: int) -> None:
+    size = len(METRICS)
+    for i, value in enumerate(values):
+        if value is not None:
+            row[i] += sign * int(value)
+            row[size + i] += sign
+
+
+def _statuses(session: Session, post_ids: list[int]) -> dict[int, str]:
+    if not post_ids:
+        return {}
+    return dict(
+        session.execute(
+            sa.select(_POSTS.c.id, _POSTS.c.status).where(_POSTS.c.id.in_(post_ids))
+        ).all()
+    )
+
+
+def _range_gains(
+    session: Session, period: Period, post_ids: list[int] | None = None
+) -> Iterator[tuple[Any, ...]]:
     """Per post active in a range of days: its last day's counts minus those before
     its first day, from the day rows (one read of the range, in post order)."""
     query = (
@@ -553,6 +661,8 @@ def _range_gains(session: Session, period: Period) -> Iterator[tuple[Any, ...]]:
         .where(_DAYS.c.day >= period.first_day, _DAYS.c.day <= period.last_day)
         .order_by(_DAYS.c.post_id, _DAYS.c.day)
     )
+    if post_ids is not None:
+        query = query.where(_DAYS.c.post_id.in_(post_ids))
     size = len(METRICS)
     for post_id, group in itertools.groupby(session.execute(query), key=lambda row: row[0]):
         days = list(group)
@@ -705,21 +815,31 @@ def _coverage(
     session: Session, period: Period, now: datetime, zone: ZoneInfo
 ) -> list[SourceCoverage]:
     """Each source's health now and which hours of the period it was polled successfully."""
-    starts = _hour_starts(period)
-    expected = sum(1 for start in starts[:-1] if start < now)
-    runs = session.execute(
-        sa.select(_RUNS.c.source_id, _RUNS.c.started_at, _RUNS.c.ok, _RUNS.c.gap)
-        .where(_in(_RUNS.c.started_at, period.start, period.end), _RUNS.c.kind == "poll")
-        .order_by(_RUNS.c.started_at)
+    elapsed = min(now, period.end) - period.start
+    expected = max(0, -int(-elapsed.total_seconds() // 3600))
+    # Counted by the database, a year of five-minute polls being a hundred thousand rows:
+    # the hour of a run is its 15-minute slot's, counted from the period's first slot.
+    runs = sa.and_(_in(_RUNS.c.started_at, period.start, period.end), _RUNS.c.kind == "poll")
+    hour = (
+        rollup.slot_sql(session.connection(), _RUNS.c.started_at) - rollup.slot_bound(period.start)
+    ) // (3600 // int(rollup.SLOT.total_seconds()))
+    polled = session.execute(
+        sa.select(
+            _RUNS.c.source_id,
+            sa.func.count(sa.distinct(sa.case((_RUNS.c.ok.is_(True), hour)))),
+            sa.func.count(sa.case((_RUNS.c.ok.is_(False), 1))),
+        )
+        .where(runs)
+        .group_by(_RUNS.c.source_id)
     ).all()
-    hours: dict[int, set[int]] = defaultdict(set)
-    failed: dict[int, int] = defaultdict(int)
+    hours = {sid: int(n) for sid, n, _ in polled}
+    failed = {sid: int(f) for sid, _, f in polled}
     gaps: dict[int, list[str]] = defaultdict(list)
-    for source_id, started_at, ok, gap in runs:
-        if ok:
-            hours[source_id].add(int((started_at - period.start).total_seconds() // 3600))
-        else:
-            failed[source_id] += 1
+    for source_id, gap in session.execute(
+        sa.select(_RUNS.c.source_id, _RUNS.c.gap)
+        .where(runs, _RUNS.c.gap.is_not(None))
+        .order_by(_RUNS.c.started_at)
+    ):
         if gap and gap not in gaps[source_id]:
             gaps[source_id].append(gap)
     sources = session.execute(sa.select(Source).order_by(Source.platform, Source.key)).scalars()
@@ -730,9 +850,9 @@ def _coverage(
             SourceCoverage(
                 health=SourceHealth.of(source),
                 hashtags=source_tags(source.hashtags),
-                hours_polled=len(hours[sid]),
+                hours_polled=hours.get(sid, 0),
                 hours_expected=expected,
-                failed_polls=failed[sid],
+                failed_polls=failed.get(sid, 0),
                 gaps=tuple(gaps[sid]),
             )
         )
@@ -793,3 +913,71 @@ class Format:
         if value is None:
             return "-"
         return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+class Shortcut:
+    """Named ranges people ask for: the words ``/stats`` and ``digest preview`` accept."""
+
+    TODAY = "today"
+    CAMPAIGN = "campaign"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Range:
+    """The days asked for, and a sentence saying how a shortcut was turned into them."""
+
+    first_day: date
+    last_day: date
+    note: str | None = None
+
+
+def first_day_held(session: Session, zone: ZoneInfo) -> date | None:
+    """The local day of the oldest post held (None: nothing held), from the roll-up."""
+    slot = session.execute(sa.select(sa.func.min(PostSlot.__table__.c.slot))).scalar_one_or_none()
+    return None if slot is None else rollup.slot_start(int(slot)).astimezone(zone).date()
+
+
+def resolve_range(
+    session: Session,
+    settings: Settings,
+    first: str | None,
+    last: str | None = None,
+    *,
+    default: str = Shortcut.TODAY,
+) -> Range:
+    """A day, a range or a shortcut as a person typed them, checked.
+
+    ``today`` is today so far; ``campaign`` is the campaign so far: from the day of the
+    first post held to today, there being no campaign dates to start from yet.
+    """
+    today = datetime.now(settings.zone).date()
+    word = (first or default).strip().lower()
+    if word == Shortcut.TODAY and not last:
+        return Range(today, today, "today so far")
+    if word == Shortcut.CAMPAIGN and not last:
+        start = first_day_held(session, settings.zone)
+        if start is None or start > today:
+            return Range(today, today, "the campaign so far: nothing is held yet")
+        return Range(
+            start,
+            today,
+            f"the campaign so far: from the first post held ({start.isoformat()}) to today",
+        )
+    first_day = parse_day(first or "")
+    last_day = parse_day(last) if last else first_day
+    check_past_day(first_day, settings, allow_today=True)
+    check_past_day(last_day, settings, allow_today=True)
+    Period.of(first_day, last_day, settings.zone)  # reversed or absurd ranges fail here
+    return Range(first_day, last_day, _held_note(session, settings.zone, first_day, last_day))
+
+
+def _held_note(session: Session, zone: ZoneInfo, first_day: date, last_day: date) -> str | None:
+    """Say so when the range reaches before the first post held (its figures start later)."""
+    start = first_day_held(session, zone)
+    if start is None:
+        return "nothing is held yet: every figure is zero because there is no data"
+    if last_day < start:
+        return f"this range ends before the first post held ({start.isoformat()})"
+    if first_day < start:
+        return f"posts are held from {start.isoformat()}: the days before it have none"
+    return None

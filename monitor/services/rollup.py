@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from monitor.models import AuthorSlot, PlatformTotal, Post, PostHashtag, PostSlot, TagSlot
+from monitor.services import engagement
 
 METRICS = ("likes", "shares", "replies", "quotes", "views")
 SLOT = timedelta(minutes=15)
@@ -261,7 +262,7 @@ def rebuild(connection: Connection) -> None:
     """
     for table in (_POST_SLOTS, _TAG_SLOTS, _AUTHOR_SLOTS, _TOTALS):
         connection.execute(sa.delete(table))
-    slot = _slot_sql(connection, _POSTS.c.created_at).label("slot")
+    slot = slot_sql(connection, _POSTS.c.created_at).label("slot")
     sums = [sa.func.coalesce(sa.func.sum(_POSTS.c[m]), 0) for m in METRICS]
     knowns = [sa.func.count(_POSTS.c[m]) for m in METRICS]
     names = ["slot", "platform", "posts", *METRICS, *[f"known_{m}" for m in METRICS]]
@@ -304,7 +305,7 @@ def rebuild(connection: Connection) -> None:
     )
 
 
-def _slot_sql(connection: Connection, column: Any) -> Any:
+def slot_sql(connection: Connection, column: Any) -> Any:
     """:func:`slot_of` in SQL, for the back-fill."""
     if connection.dialect.name == "postgresql":
         seconds = sa.func.extract("epoch", column)
@@ -487,6 +488,7 @@ def _post_updated(mapper: Any, connection: Connection, target: Post) -> None:
 def _post_deleted(mapper: Any, connection: Connection, target: Post) -> None:
     if target.id is not None:
         apply(connection, load_states(connection, [target.id]).values(), ())
+        engagement.forget_posts(connection, [target.id])
 
 
 @event.listens_for(PostHashtag, "after_insert")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.errors import UserError
@@ -21,9 +21,9 @@ from monitor.services.digest import (
     METRICS,
     Digest,
     Format,
-    check_past_day,
+    Range,
     compute_digest,
-    parse_day,
+    resolve_range,
 )
 from monitor.services.mail import last_digest_send
 from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep, ViewerUser
@@ -36,14 +36,9 @@ ToQuery = Annotated[str | None, Query(alias="to", max_length=40)]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _days(settings: Settings, first: str | None, last: str | None) -> tuple[date, date]:
-    """The requested day or range; yesterday by default; today allowed (partial)."""
-    yesterday = datetime.now(settings.zone).date() - timedelta(days=1)
-    first_day = parse_day(first) if first else yesterday
-    last_day = parse_day(last) if last else first_day
-    check_past_day(first_day, settings, allow_today=True)
-    check_past_day(last_day, settings, allow_today=True)
-    return first_day, last_day
+def _days(session: Session, settings: Settings, first: str | None, last: str | None) -> Range:
+    """The requested day, range or shortcut (``today``, ``campaign``); today by default."""
+    return resolve_range(session, settings, first, last)
 
 
 @router.get("/stats", response_class=HTMLResponse)
@@ -64,16 +59,17 @@ def stats_page(
         "last_send": last_digest_send(session),
     }
     try:
-        first_day, last_day = _days(settings, first, last)
-        digest = compute_digest(session, settings, first_day, last_day)
+        chosen = _days(session, settings, first, last)
+        digest = compute_digest(session, settings, chosen.first_day, chosen.last_day)
     except UserError as exc:
         context |= {"error": str(exc), "first": first or "", "last": last or "", "title": "Stats"}
         return templates.TemplateResponse(request, "stats/index.html", context, status_code=400)
-    query = f"from={first_day.isoformat()}&to={last_day.isoformat()}"
+    query = f"from={chosen.first_day.isoformat()}&to={chosen.last_day.isoformat()}"
     context |= {
         "digest": digest,
-        "first": first_day.isoformat(),
-        "last": last_day.isoformat(),
+        "note": chosen.note,
+        "first": chosen.first_day.isoformat(),
+        "last": chosen.last_day.isoformat(),
         "query": query,
         "title": f"Stats {digest.period.label}",
     }
@@ -90,7 +86,8 @@ def stats_chart(
 ) -> Response:
     """The digest chart for the same day or range, as a PNG."""
     try:
-        digest = compute_digest(session, settings, *_days(settings, first, last))
+        chosen = _days(session, settings, first, last)
+        digest = compute_digest(session, settings, chosen.first_day, chosen.last_day)
     except UserError as exc:
         return Response(str(exc), status_code=400, media_type="text/plain")
     return Response(
@@ -108,7 +105,8 @@ def stats_csv(
 ) -> Response:
     """Every figure of the page as CSV rows, for a spreadsheet."""
     try:
-        digest = compute_digest(session, settings, *_days(settings, first, last))
+        chosen = _days(session, settings, first, last)
+        digest = compute_digest(session, settings, chosen.first_day, chosen.last_day)
     except UserError as exc:
         return Response(str(exc), status_code=400, media_type="text/plain")
     name = f"stats-{digest.period.first_day.isoformat()}-{digest.period.last_day.isoformat()}"
