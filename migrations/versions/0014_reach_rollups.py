@@ -60,9 +60,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("platform", "author_handle", "slot"),
         sqlite_with_rowid=False,
     )
-    with op.batch_alter_table("author_slots", schema=None) as batch_op:
-        batch_op.create_index("ix_author_slots_slot", ["slot", "prev_slot", "platform"])
-        batch_op.create_index("ix_author_slots_prev", ["prev_slot", "slot", "platform"])
+    # Plain CREATE INDEX and ADD COLUMN, never a batch: on SQLite a batch may copy a
+    # table, and dropping ``posts`` would cascade to every snapshot.
+    op.create_index("ix_author_slots_slot", "author_slots", ["slot", "prev_slot", "platform"])
+    op.create_index("ix_author_slots_prev", "author_slots", ["prev_slot", "slot", "platform"])
     op.create_table(
         "author_followers",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -72,17 +73,15 @@ def upgrade() -> None:
         sa.Column("followers", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("author_followers", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_author_followers_author", ["platform", "author_handle", "taken_at"]
-        )
-    with op.batch_alter_table("posts", schema=None) as batch_op:
-        batch_op.create_index("ix_posts_flagged_created_at", ["flagged", "created_at"])
-    with op.batch_alter_table("engagement_days", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("flips", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch_op.create_index("ix_engagement_days_flips", ["flips", "day", "post_id"])
+    op.create_index(
+        "ix_author_followers_author", "author_followers", ["platform", "author_handle", "taken_at"]
+    )
+    op.create_index("ix_posts_flagged_created_at", "posts", ["flagged", "created_at"])
+    op.add_column(
+        "engagement_days",
+        sa.Column("flips", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+    op.create_index("ix_engagement_days_flips", "engagement_days", ["flips", "day", "post_id"])
     op.create_table(
         "gain_days",
         sa.Column("day", sa.Date(), nullable=False),
@@ -101,17 +100,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("gain_days")
+    op.drop_index("ix_engagement_days_flips", table_name="engagement_days")
     with op.batch_alter_table("engagement_days", schema=None) as batch_op:
-        batch_op.drop_index("ix_engagement_days_flips")
         batch_op.drop_column("flips")
-    with op.batch_alter_table("posts", schema=None) as batch_op:
-        batch_op.drop_index("ix_posts_flagged_created_at")
-    with op.batch_alter_table("author_followers", schema=None) as batch_op:
-        batch_op.drop_index("ix_author_followers_author")
+    op.drop_index("ix_posts_flagged_created_at", table_name="posts")
+    op.drop_index("ix_author_followers_author", table_name="author_followers")
     op.drop_table("author_followers")
-    with op.batch_alter_table("author_slots", schema=None) as batch_op:
-        batch_op.drop_index("ix_author_slots_prev")
-        batch_op.drop_index("ix_author_slots_slot")
+    op.drop_index("ix_author_slots_prev", table_name="author_slots")
+    op.drop_index("ix_author_slots_slot", table_name="author_slots")
     op.drop_table("author_slots")
     op.drop_table("tag_slots")
     op.drop_table("platform_totals")

@@ -299,7 +299,8 @@ def _chained(staging: sa.Table, *, with_flips: bool) -> sa.Insert:
     names = ["post_id", "day", "platform", "taken_at", *METRICS]
     names += [f"prev_{m}" for m in METRICS] + [f"gained_{m}" for m in METRICS] + ["interactions"]
     names += ["flips"] if with_flips else []
-    return sa.insert(_DAYS).from_select(names, query)
+    # No Python-side defaults: before 0014 the table has no ``flips`` to default.
+    return sa.insert(_DAYS).from_select(names, query, include_defaults=False)
 
 
 def _values(row: dict[str, Any]) -> Values:
