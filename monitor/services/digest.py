@@ -52,6 +52,9 @@ from monitor.services.engagement import (
     rollup_zone,
 )
 from monitor.services.health import SourceHealth, SourceState, source_tags
+from monitor.services.reach import DEFINITION as reach_definition
+from monitor.services.reach import Reach, compact, compute_reach
+from monitor.services.reach import describe as describe_reach
 
 TOP_POSTS = 5
 HISTORY_DAYS = 14
@@ -261,6 +264,8 @@ class Digest:
     coverage: list[SourceCoverage]
     hourly: list[Bucket]
     daily: list[Bucket]
+    #: Potential reach and contributors, with their coverage (see monitor.services.reach).
+    reach: Reach
 
     @property
     def incomplete(self) -> bool:
@@ -273,9 +278,12 @@ class Digest:
 
     @property
     def headline(self) -> str:
-        """The subject's numbers: posts, interactions gained, decisions, and any warning."""
+        """The subject's numbers: potential reach, contributors, posts, interactions
+        gained, decisions, and any warning."""
         interactions = _sum_known(self.gains[m] for m in INTERACTIONS)
         parts = [
+            f"potential reach {describe_reach(self.reach)}",
+            f"{self.reach.authors:,} contributor{'s' if self.reach.authors != 1 else ''}",
             f"{self.posts.value:,} new post{'s' if self.posts.value != 1 else ''}",
             "interactions not available"
             if interactions is None
@@ -370,6 +378,7 @@ def compute_digest(
         coverage=coverage,
         hourly=_hourly(session, period, zone),
         daily=daily,
+        reach=compute_reach(session, period.start, period.end),
     )
 
 
@@ -871,6 +880,9 @@ class Format:
     """How figures read to people, shared by the email, the preview and ``/stats``."""
 
     NOT_AVAILABLE = "not available"
+    REACH_DEFINITION = reach_definition
+    reach = staticmethod(describe_reach)
+    compact = staticmethod(compact)
 
     @staticmethod
     def count(value: int | float | None) -> str:

@@ -28,7 +28,7 @@ from monitor.models import (
     PostStatus,
     utcnow,
 )
-from monitor.services import audit, rollup
+from monitor.services import audit, reach, rollup
 from monitor.services.audit import Action
 from monitor.services.engagement import append_snapshots
 from monitor.services.links import foreign_link_reason
@@ -93,6 +93,7 @@ def record_posts(
     unique_posts = merge_duplicates(posts)
     for start in range(0, len(unique_posts), _CHUNK):
         result.add(_record_chunk(session, unique_posts[start : start + _CHUNK], now))
+    reach.record_followers(session.connection(), unique_posts, now)
     return result
 
 
