@@ -291,6 +291,10 @@ class ModerationEvent(SQLModel, table=True):
     """One line of the audit trail: who or what did what, when, from which state, why."""
 
     __tablename__ = "moderation_events"
+    __table_args__ = (
+        # The digest's decisions of a period, read from the index alone.
+        sa.Index("ix_moderation_events_at_action", "at", "action", "to_status", "post_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     post_id: int | None = Field(
@@ -628,8 +632,8 @@ class AuthorSlot(SQLModel, table=True):
 
     __tablename__ = "author_slots"
     __table_args__ = (
-        sa.Index("ix_author_slots_slot", "slot", "prev_slot", "platform"),
-        sa.Index("ix_author_slots_prev", "prev_slot", "slot", "platform"),
+        sa.Index("ix_author_slots_slot", "platform", "slot", "prev_slot"),
+        sa.Index("ix_author_slots_prev", "platform", "prev_slot", "slot"),
         {"sqlite_with_rowid": False},
     )
 

@@ -62,8 +62,13 @@ def upgrade() -> None:
     )
     # Plain CREATE INDEX and ADD COLUMN, never a batch: on SQLite a batch may copy a
     # table, and dropping ``posts`` would cascade to every snapshot.
-    op.create_index("ix_author_slots_slot", "author_slots", ["slot", "prev_slot", "platform"])
-    op.create_index("ix_author_slots_prev", "author_slots", ["prev_slot", "slot", "platform"])
+    op.create_index("ix_author_slots_slot", "author_slots", ["platform", "slot", "prev_slot"])
+    op.create_index("ix_author_slots_prev", "author_slots", ["platform", "prev_slot", "slot"])
+    op.create_index(
+        "ix_moderation_events_at_action",
+        "moderation_events",
+        ["at", "action", "to_status", "post_id"],
+    )
     op.create_table(
         "author_followers",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -99,6 +104,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_moderation_events_at_action", table_name="moderation_events")
     op.drop_table("gain_days")
     op.drop_index("ix_engagement_days_flips", table_name="engagement_days")
     with op.batch_alter_table("engagement_days", schema=None) as batch_op:

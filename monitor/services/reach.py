@@ -85,6 +85,13 @@ def store_counts(connection: Connection, counts: dict[tuple[str, str], int], now
         connection.execute(sa.insert(_FOLLOWERS), rows)
 
 
+def latest_followers(
+    connection: Connection, authors: list[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Each author's most recent follower count held (absent: the platform did not say)."""
+    return _latest(connection, sorted(set(authors)))
+
+
 def _latest(connection: Connection, authors: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Each author's most recent count held."""
     found: dict[tuple[str, str], tuple[datetime, int]] = {}
@@ -354,8 +361,10 @@ def describe(reach: Reach) -> str:
     missing = [_title(p.platform) for p in reach.not_available]
     total = reach.total
     if total is None:
-        return f"not available ({', '.join(missing)}: no follower counts)" if missing else (
-            "not available (no posts)"
+        return (
+            f"not available ({', '.join(missing)}: no follower counts)"
+            if missing
+            else ("not available (no posts)")
         )
     coverage = ", ".join(names) + (f"; {', '.join(missing)} not available" if missing else "")
     return f"{'≥ ' if reach.lower_bound else ''}{compact(total)} ({coverage})"

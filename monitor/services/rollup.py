@@ -388,35 +388,38 @@ def author_counts(connection: Connection | Session, start: int, end: int) -> dic
     An author is counted by their first slot in the range: the one whose slot before is
     before the range, or who has none (new). Those rows are found from whichever side
     is smaller: the range itself, or the history before it (for a range that starts at
-    the campaign's beginning, nothing), so a year costs about what a day does.
+    the campaign's beginning, nothing), so a year costs about what a day does. One
+    count per platform, each a range of one index with nothing to sort.
     """
     t = _AUTHOR_SLOTS
-    in_range = sa.and_(t.c.slot >= start, t.c.slot < end)
-    new = dict(
+    platforms = list(
         connection.execute(
-            sa.select(t.c.platform, sa.func.count())
-            .where(t.c.prev_slot.is_(None), in_range)
-            .group_by(t.c.platform)
-        ).all()
+            sa.select(_POST_SLOTS.c.platform)
+            .where(_POST_SLOTS.c.slot >= start, _POST_SLOTS.c.slot < end)
+            .distinct()
+        ).scalars()
     )
     before, inside = _sizes(connection, start, end)
-    if before < inside:
-        returning_query = sa.select(t.c.platform, sa.func.count()).where(
-            t.c.prev_slot < start, in_range
-        )
-    else:
-        # Written so that only the slot index serves it (prev_slot is not compared on
-        # its own), whatever the planner thinks of the two ranges.
-        returning_query = sa.select(t.c.platform, sa.func.count()).where(
-            in_range, sa.func.coalesce(t.c.prev_slot, start) < start
-        )
-    returning = dict(connection.execute(returning_query.group_by(t.c.platform)).all())
-    return {
-        platform: Authors(
-            int(new.get(platform, 0)) + int(returning.get(platform, 0)), int(new.get(platform, 0))
-        )
-        for platform in sorted(set(new) | set(returning))
-    }
+    result: dict[str, Authors] = {}
+    for platform in sorted(platforms):
+        in_range = sa.and_(t.c.platform == platform, t.c.slot >= start, t.c.slot < end)
+        new = connection.execute(
+            sa.select(sa.func.count()).where(in_range, t.c.prev_slot.is_(None))
+        ).scalar_one()
+        if before < inside:
+            returning = sa.select(sa.func.count()).where(
+                t.c.platform == platform, t.c.prev_slot < start, t.c.slot >= start, t.c.slot < end
+            )
+        else:
+            # Written so that only the slot index serves it (prev_slot is not compared on
+            # its own), whatever the planner thinks of the two ranges.
+            returning = sa.select(sa.func.count()).where(
+                in_range, sa.func.coalesce(t.c.prev_slot, start) < start
+            )
+        count = int(new) + int(connection.execute(returning).scalar_one())
+        if count:
+            result[platform] = Authors(count, int(new))
+    return result
 
 
 def _sizes(connection: Connection | Session, start: int, end: int) -> tuple[int, int]:
