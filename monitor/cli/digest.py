@@ -21,6 +21,7 @@ from monitor.services.mail import (
     render_digest_text,
     send_digest,
 )
+from monitor.services.report import SUFFIXES, build_report, write_report
 
 digest_app = typer.Typer(help="The daily digest email.", no_args_is_help=True)
 
@@ -110,5 +111,30 @@ def send(
         echo(f"Warning: {outcome.detail}")
 
 
+def report(
+    first: Annotated[
+        str,
+        typer.Option(
+            "--from", help="The first day, YYYY-MM-DD, or 'campaign' (the campaign so far)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="The file to write: .pdf, .csv or .xlsx (by suffix).")
+    ],
+    last: Annotated[str | None, typer.Option("--to", help="The last day, YYYY-MM-DD.")] = None,
+) -> None:
+    """The campaign report for a period, for a board: PDF, CSV or a workbook."""
+    settings = load()
+    if out.suffix.lower() not in SUFFIXES:
+        raise UserError(f"--out {out}: name a .pdf, .csv or .xlsx file")
+    engine = open_engine(settings)
+    with session_scope(engine) as session:
+        chosen = resolve_range(session, settings, first, last)
+        built = build_report(session, settings, chosen.first_day, chosen.last_day)
+    write_report(built, settings, out)
+    echo(f"Wrote the campaign report for {built.digest.period.label} to {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(digest_app, name="digest")
+    app.command("report")(report)

@@ -26,6 +26,7 @@ from monitor.services.digest import (
     resolve_range,
 )
 from monitor.services.mail import last_digest_send
+from monitor.services.report import build_report, render_csv, render_pdf, render_xlsx
 from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep, ViewerUser
 
 router = APIRouter()
@@ -92,6 +93,46 @@ def stats_chart(
         return Response(str(exc), status_code=400, media_type="text/plain")
     return Response(
         digest_chart_png(digest), media_type="image/png", headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.get("/stats/report.{kind}")
+def stats_report(
+    kind: str,
+    _user: ViewerUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    first: FromQuery = None,
+    last: ToQuery = None,
+) -> Response:
+    """The campaign report for the same day or range: PDF, CSV or workbook."""
+    types = {
+        "pdf": "application/pdf",
+        "csv": "text/csv; charset=utf-8",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    }
+    if kind not in types:
+        return Response(
+            "ask for report.pdf, report.csv or report.xlsx", 404, media_type="text/plain"
+        )
+    try:
+        chosen = _days(session, settings, first, last)
+        built = build_report(session, settings, chosen.first_day, chosen.last_day)
+        content = (
+            render_pdf(built, settings)
+            if kind == "pdf"
+            else render_csv(built).encode("utf-8")
+            if kind == "csv"
+            else render_xlsx(built)
+        )
+    except UserError as exc:
+        return Response(str(exc), status_code=400, media_type="text/plain")
+    period = built.digest.period
+    name = f"campaign-report-{period.first_day.isoformat()}-{period.last_day.isoformat()}.{kind}"
+    return Response(
+        content,
+        media_type=types[kind],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
