@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.cli import main
 from monitor.config import Settings
-from tests.monitor.test_digest import DAY, SCRIPT_TEXT, build_scenario
+from tests.monitor.test_digest import SCRIPT_TEXT, build_scenario
 from tests.monitor.test_mail import FROM, TO, SmtpCapture
 from tests.processes import free_port
 

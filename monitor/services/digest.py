@@ -425,8 +425,13 @@ def _post_counts(
     bounds = _slot_bounds(boundaries)
     posts = rollup.post_counts(session, bounds)
     writers: dict[tuple[int, str], int] = {}
+    first = rollup.first_slot(session)
     for i in range(len(bounds) - 1) if authors is None else authors:
-        for platform, count in rollup.author_counts(session, bounds[i], bounds[i + 1]).items():
+        present = [platform for (bucket, platform) in posts if bucket == i]
+        counts = rollup.author_counts(
+            session, bounds[i], bounds[i + 1], platforms=present, first=first
+        )
+        for platform, count in counts.items():
             writers[(i, platform)] = count.authors
     return {key: (n, writers.get(key, 0)) for key, n in posts.items()}
 

@@ -246,9 +246,20 @@ def compute_reach(session: Session, start: datetime, end: datetime) -> Reach:
     authors = rollup.author_counts(session, lo, hi)
     writers = rollup.distinct_authors(session, lo, hi).subquery()
     count = _count_as_of(writers, end)
-    per_author = session.execute(
-        sa.select(writers.c.platform, writers.c.author_handle, count.label("n"))
-    ).all()
+    # Platforms with no count held at all need no per-author look (most of a store
+    # where a platform never gives them).
+    with_counts = set(session.execute(sa.select(_FOLLOWERS.c.platform).distinct()).scalars()) & set(
+        authors
+    )
+    per_author = (
+        session.execute(
+            sa.select(writers.c.platform, writers.c.author_handle, count.label("n")).where(
+                writers.c.platform.in_(sorted(with_counts))
+            )
+        ).all()
+        if with_counts
+        else []
+    )
     reach: dict[str, int] = defaultdict(int)
     counted: dict[str, int] = defaultdict(int)
     ranked: list[tuple[int, str, str]] = []

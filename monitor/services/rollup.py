@@ -382,7 +382,14 @@ class Authors:
     new: int
 
 
-def author_counts(connection: Connection | Session, start: int, end: int) -> dict[str, Authors]:
+def author_counts(
+    connection: Connection | Session,
+    start: int,
+    end: int,
+    *,
+    platforms: Iterable[str] | None = None,
+    first: int | None = None,
+) -> dict[str, Authors]:
     """Distinct authors per platform in slots [start, end), and the new ones among them.
 
     An author is counted by their first slot in the range: the one whose slot before is
@@ -392,14 +399,13 @@ def author_counts(connection: Connection | Session, start: int, end: int) -> dic
     count per platform, each a range of one index with nothing to sort.
     """
     t = _AUTHOR_SLOTS
-    platforms = list(
-        connection.execute(
+    if platforms is None:
+        platforms = connection.execute(
             sa.select(_POST_SLOTS.c.platform)
             .where(_POST_SLOTS.c.slot >= start, _POST_SLOTS.c.slot < end)
             .distinct()
         ).scalars()
-    )
-    before, inside = _sizes(connection, start, end)
+    before, inside = _sizes(connection, start, end, first)
     result: dict[str, Authors] = {}
     for platform in sorted(platforms):
         in_range = sa.and_(t.c.platform == platform, t.c.slot >= start, t.c.slot < end)
@@ -422,10 +428,19 @@ def author_counts(connection: Connection | Session, start: int, end: int) -> dic
     return result
 
 
-def _sizes(connection: Connection | Session, start: int, end: int) -> tuple[int, int]:
+def first_slot(connection: Connection | Session) -> int | None:
+    """The slot of the oldest post held."""
+    return connection.execute(sa.select(sa.func.min(_POST_SLOTS.c.slot))).scalar_one_or_none()
+
+
+def _sizes(
+    connection: Connection | Session, start: int, end: int, first: int | None = None
+) -> tuple[int, int]:
     """Slots held before ``start``, and slots in the range: what each way of counting
     authors reads, near enough (one seek, where adding up posts would read the slots)."""
-    first = connection.execute(sa.select(sa.func.min(_AUTHOR_SLOTS.c.slot))).scalar_one_or_none()
+    # The first slot of any post: one seek on post_slots' key (author_slots' indexes
+    # lead with the platform).
+    first = first_slot(connection) if first is None else first
     return (0 if first is None else max(0, start - first)), end - start
 
 
