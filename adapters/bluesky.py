@@ -441,7 +441,6 @@ class BlueskyAdapter(Adapter):
             deleted.extend(uri for uri in chunk if uri not in found)
         return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
 
-
     # --- follower counts (potential reach) ------------------------------------------
 
     gives_follower_counts = True
