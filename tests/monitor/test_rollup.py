@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -130,6 +131,7 @@ def fetched(spec: Spec, number: int, origin: datetime, *, likes: int | None = No
     )
 
 
+@pytest.mark.slow  # 15 random stores a backend: about 15 s each
 @settings(
     max_examples=15,
     deadline=None,
