@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test test-fast bench lint contract clean chromium
+.PHONY: run demo test test-fast bench lint contract clean chromium pango
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,13 @@ chromium:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-run: $(STAMP)
+# WeasyPrint (the campaign report's PDF) lays out text with Debian's pango.
+pango:
+	@ldconfig -p | grep -q libpangoft2-1.0 || { \
+	  echo "installing Debian's pango for the PDF report"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; }
+
+run: $(STAMP) pango
 	mkdir -p data
 	$(BIN)/hashtag-monitor db upgrade
 	$(BIN)/hashtag-monitor run
@@ -32,11 +38,11 @@ demo: $(STAMP)
 # -rfE: a failing run ends with the names of the tests that failed or errored.
 # -n 2: two pytest-xdist workers. Most tests wait on a database, a local server or a
 # browser, so two at a time halve the run; every test has its own database and port.
-test: $(STAMP) chromium
+test: $(STAMP) chromium pango
 	$(BIN)/python -m pytest -q -p no:cacheprovider -rfE -n 2
 
 # The inner loop: everything but child processes, the whole service and the browser.
-test-fast: $(STAMP)
+test-fast: $(STAMP) pango
 	$(BIN)/python -m pytest -q -p no:cacheprovider -rfE -n 2 -m "not slow"
 
 bench: $(STAMP)

@@ -173,6 +173,9 @@ class FetchedPost:
     #: The author asked not to be shown publicly (an account or post setting), in words;
     #: such a post is published only with consent on record.
     opt_out: str | None = None
+    #: How many follow the author (or subscribe to the subreddit it was posted in), where
+    #: the payload already says; None where it does not (see ``Adapter.follower_counts``).
+    author_followers: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -345,6 +348,18 @@ class Adapter(ABC):
         """
         for page in self.search(target, None, since=since, max_pages=max_pages):
             yield dataclasses.replace(page, cursor=None)
+
+    #: Whether :meth:`follower_counts` can say anything (for coverage: "not available").
+    gives_follower_counts: ClassVar[bool] = False
+
+    def follower_counts(self, handles: Sequence[str]) -> dict[str, int]:
+        """Follower counts of these authors (``Author.handle``), for potential reach.
+
+        For platforms whose posts do not carry the count: a batched profile lookup,
+        called after ingest, never inside a search walk. Handles the platform does not
+        know are left out. The default: the platform does not give it.
+        """
+        return {}
 
     def poll_interval(self, configured_seconds: int, target_count: int) -> int:
         """Seconds between polls of each target; quota-bound platforms stretch it."""

@@ -378,6 +378,27 @@ class BlueskyAdapter(Adapter):
         body, _ = self._xrpc("app.bsky.feed.getPosts", [("uris", uri) for uri in uris])
         return {view["uri"]: view for view in _posts_of(body) if view.get("uri") in uris}
 
+    # --- follower counts (potential reach) ------------------------------------------
+
+    gives_follower_counts = True
+
+    def follower_counts(self, handles: Sequence[str]) -> dict[str, int]:
+        """``followersCount`` from ``app.bsky.actor.getProfiles``, 25 actors a call."""
+        actors = {handle.removeprefix("@"): handle for handle in unique(handles)}
+        counts: dict[str, int] = {}
+        names = [actor for actor in actors if actor]
+        for start in range(0, len(names), BULK_LIMIT):
+            chunk = names[start : start + BULK_LIMIT]
+            body, _ = self._xrpc("app.bsky.actor.getProfiles", [("actors", a) for a in chunk])
+            profiles = as_array(as_object(body).get("profiles"))
+            for profile in profiles:
+                profile = as_object(profile)
+                followers = as_count(profile.get("followersCount"))
+                for key in (as_str(profile.get("handle")), as_str(profile.get("did"))):
+                    if followers is not None and key in actors:
+                        counts[actors[key]] = followers
+        return counts
+
 
 def _session_from(body: Any) -> _Session:
     if not isinstance(body, dict):

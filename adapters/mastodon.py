@@ -326,6 +326,7 @@ def normalise_status(instance: str, status: Mapping[str, Any]) -> FetchedPost:
         edited_at=parse_time(status.get("edited_at")),
         ref=f"{instance}|{local_id}",
         opt_out=account_opt_out(status.get("account")),
+        author_followers=as_count(as_object(status.get("account")).get("followers_count")),
     )
 
 

@@ -677,6 +677,8 @@ def normalise_post(data: Mapping[str, Any]) -> FetchedPost:
         content_warning=", ".join(labels) or None,
         edited_at=datetime.fromtimestamp(edited, UTC) if edited else None,
         ref=f"t3_{post_id}",
+        # A post in a subreddit reaches its subscribers, not the poster's followers.
+        author_followers=as_count(data.get("subreddit_subscribers")),
     )
 
 

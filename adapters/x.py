@@ -95,7 +95,7 @@ TWEET_FIELDS = (
     "attachments,author_id,note_tweet"
 )
 EXPANSIONS = "author_id,attachments.media_keys"
-USER_FIELDS = "username,name"
+USER_FIELDS = "username,name,public_metrics"
 MEDIA_FIELDS = "url,preview_image_url,alt_text,width,height,type,variants"
 
 #: Problems that mean a post is no longer public (deleted, or its author went protected).
@@ -598,6 +598,7 @@ def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> Fe
         sensitive=sensitive,
         edited_at=edited_at,
         ref=post_id,
+        author_followers=as_count(as_object(user.get("public_metrics")).get("followers_count")),
     )
 
 

@@ -1,4 +1,12 @@
-"""digest_compute: one day's digest figures over a large store (digest issue).
+"""digest_compute, stats_year and report_pdf over a large store (digest and reach issues).
+
+* ``digest_compute``: one day's digest against ``SELECT count(*)`` of that day's
+  snapshots (target ratio 10).
+* ``stats_year``: ``/stats``' figures for a 365-day range ending on the same day
+  (the whole store and more) against the one-day figures (target ratio 3).
+* ``report_pdf``: the PDF campaign report of 30 days, in seconds, with its page count
+  (the baseline is the 30-day figures alone).
+
 
 The store holds ``BENCH_DIGEST_POSTS`` posts (default 150,000) spread over
 60 days, five engagement snapshots each (the first at arrival, then 1 h, 6 h,
@@ -18,17 +26,21 @@ default is smaller; set ``BENCH_DIGEST_POSTS=1000000`` to run it in full.
 
 from __future__ import annotations
 
+import io
 import os
 import statistics
 import sys
 from datetime import UTC, date, datetime, timedelta
 
+from pypdf import PdfReader
 from sqlmodel import Session
 
 from benchmarks._harness import EVENT_SQL, ScratchDatabase, bulk_writer, emit, seconds, stamp
 from monitor.config import load_settings
+from monitor.services import rollup
 from monitor.services.digest import compute_digest, local_midnight
 from monitor.services.engagement import rebuild
+from monitor.services.report import build_report, render_pdf
 
 POSTS = int(os.environ.get("BENCH_DIGEST_POSTS", "150000"))
 SNAPSHOT_OFFSETS = (timedelta(0), timedelta(hours=1), timedelta(hours=6), timedelta(days=1))
@@ -140,6 +152,7 @@ def main() -> None:
         # the migration does for an existing store.
         with engine.begin() as connection:
             rebuild(connection, settings.zone)
+            rollup.rebuild(connection)
             connection.exec_driver_sql("ANALYZE")
         zone = settings.zone
         start, end = local_midnight(DAY, zone), local_midnight(DAY + timedelta(days=1), zone)
@@ -160,10 +173,33 @@ def main() -> None:
                 result = compute_digest(session, settings, DAY, now=now)
             assert result.posts.value > 0 and not result.incomplete
 
+        def year() -> None:
+            with Session(engine) as session:
+                first = DAY - timedelta(days=364)
+                result = compute_digest(session, settings, first, DAY, now=now)
+            assert result.posts.value > 0
+
+        def month_figures() -> None:
+            with Session(engine) as session:
+                compute_digest(session, settings, DAY - timedelta(days=29), DAY, now=now)
+
+        pages: list[int] = []
+
+        def report() -> None:
+            with Session(engine) as session:
+                built = build_report(session, settings, DAY - timedelta(days=29), DAY)
+            pages.append(len(PdfReader(io.BytesIO(render_pdf(built, settings))).pages))
+
         day_snapshots = count_day_snapshots()
         digest()  # warm the page cache for both sides alike
         value = statistics.median(seconds(digest) for _ in range(RUNS))
         baseline = statistics.median(seconds(count_day_snapshots) for _ in range(RUNS))
+        year()
+        year_value = statistics.median(seconds(year) for _ in range(RUNS))
+        report_value = seconds(report)
+        month_value = seconds(month_figures)
+    emit("stats_year", "seconds", year_value, value, POSTS, days=365)
+    emit("report_pdf", "seconds", report_value, month_value, POSTS, pages=pages[0], days=30)
     emit(
         "digest_compute",
         "seconds",

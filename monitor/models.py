@@ -161,6 +161,8 @@ class Post(Table, table=True):
         sa.Index("ix_posts_status_first_seen_at", "status", "first_seen_at"),
         # The queue pages flagged posts first, then by time, within one status.
         sa.Index("ix_posts_status_flagged_created", "status", "flagged", "created_at", "id"),
+        # The digest's flagged count for a period, without reading the period's posts.
+        sa.Index("ix_posts_flagged_created_at", "flagged", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -417,6 +419,10 @@ class ModerationEvent(Table, table=True):
     """One line of the audit trail: who or what did what, when, from which state, why."""
 
     __tablename__ = "moderation_events"
+    __table_args__ = (
+        # The digest's decisions of a period, read from the index alone.
+        sa.Index("ix_moderation_events_at_action", "at", "action", "to_status", "post_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     post_id: int | None = Field(
@@ -620,6 +626,8 @@ class EngagementDay(Table, table=True):
             "gained_quotes",
             "gained_views",
         ),
+        # The few days whose gains a range cannot add up (see ``flips``).
+        sa.Index("ix_engagement_days_flips", "flips", "day", "post_id"),
     )
 
     post_id: int = Field(
@@ -648,6 +656,31 @@ class EngagementDay(Table, table=True):
     gained_views: int | None = Field(default=None, sa_type=sa.BigInteger)
     #: The known interaction gains added up (0 when none is known): ranks top posts.
     interactions: int = Field(default=0, sa_type=sa.BigInteger)
+    #: A count the post's day before gave (or not) is missing (or given) here: across this
+    #: day, gains do not add up day by day, so ranges work this post out from its rows.
+    flips: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+
+
+class GainDay(Table, table=True):
+    """Per local day and platform, the :class:`EngagementDay` gains added up, and how many
+    posts give each: a range's sums are a few rows a day, not one row per post."""
+
+    __tablename__ = "gain_days"
+
+    day: date = Field(sa_type=sa.Date, primary_key=True)
+    platform: str = Field(max_length=40, primary_key=True)
+    #: Posts with engagement that day (a platform with posts but no count given is shown).
+    posts: int = 0
+    likes: int = Field(default=0, sa_type=sa.BigInteger)
+    shares: int = Field(default=0, sa_type=sa.BigInteger)
+    replies: int = Field(default=0, sa_type=sa.BigInteger)
+    quotes: int = Field(default=0, sa_type=sa.BigInteger)
+    views: int = Field(default=0, sa_type=sa.BigInteger)
+    known_likes: int = 0
+    known_shares: int = 0
+    known_replies: int = 0
+    known_quotes: int = 0
+    known_views: int = 0
 
 
 class EngagementRollup(Table, table=True):
@@ -662,3 +695,103 @@ class EngagementRollup(Table, table=True):
     id: int = Field(default=1, primary_key=True)
     zone: str = Field(max_length=64)
     built_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class PostSlot(Table, table=True):
+    """Posts created on one platform in one 15-minute UTC slot, and their counts as last seen.
+
+    Every zone's local midnight and hour fall on a quarter-hour in UTC, so any day, hour
+    or range in any ``TIMEZONE`` is a whole number of slots: the digest sums slots instead
+    of reading posts. Kept by :mod:`monitor.services.rollup` with every write of a post.
+    """
+
+    __tablename__ = "post_slots"
+    #: Clustered on the key on SQLite: a range of slots is one contiguous read.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    slot: int = Field(primary_key=True)
+    platform: str = Field(max_length=40, primary_key=True)
+    posts: int = 0
+    #: Sums of the posts' counts as last seen, and how many posts give each (0: unknown).
+    likes: int = Field(default=0, sa_type=sa.BigInteger)
+    shares: int = Field(default=0, sa_type=sa.BigInteger)
+    replies: int = Field(default=0, sa_type=sa.BigInteger)
+    quotes: int = Field(default=0, sa_type=sa.BigInteger)
+    views: int = Field(default=0, sa_type=sa.BigInteger)
+    known_likes: int = 0
+    known_shares: int = 0
+    known_replies: int = 0
+    known_quotes: int = 0
+    known_views: int = 0
+
+
+class PlatformTotal(Table, table=True):
+    """Every post of one platform as last seen: :class:`PostSlot` added up over all time,
+    kept alongside it so the campaign's totals are one row a platform."""
+
+    __tablename__ = "platform_totals"
+
+    platform: str = Field(max_length=40, primary_key=True)
+    posts: int = 0
+    likes: int = Field(default=0, sa_type=sa.BigInteger)
+    shares: int = Field(default=0, sa_type=sa.BigInteger)
+    replies: int = Field(default=0, sa_type=sa.BigInteger)
+    quotes: int = Field(default=0, sa_type=sa.BigInteger)
+    views: int = Field(default=0, sa_type=sa.BigInteger)
+    known_likes: int = 0
+    known_shares: int = 0
+    known_replies: int = 0
+    known_quotes: int = 0
+    known_views: int = 0
+
+
+class TagSlot(Table, table=True):
+    """Posts carrying one hashtag (matching form) created in one 15-minute UTC slot."""
+
+    __tablename__ = "tag_slots"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    slot: int = Field(primary_key=True)
+    tag: str = Field(max_length=200, primary_key=True)
+    posts: int = 0
+
+
+class AuthorSlot(Table, table=True):
+    """One author's posts in one 15-minute UTC slot, chained to their slot before.
+
+    The chain makes "distinct authors in a range" a count without DISTINCT: an author
+    is counted once, by their first slot in the range, the one whose ``prev_slot`` is
+    before the range (or None: their first post held, which makes them new).
+    """
+
+    __tablename__ = "author_slots"
+    __table_args__ = (
+        sa.Index("ix_author_slots_slot", "platform", "slot", "prev_slot"),
+        sa.Index("ix_author_slots_prev", "platform", "prev_slot", "slot"),
+        {"sqlite_with_rowid": False},
+    )
+
+    platform: str = Field(max_length=40, primary_key=True)
+    author_handle: str = Field(max_length=300, primary_key=True)
+    slot: int = Field(primary_key=True)
+    prev_slot: int | None = None
+    posts: int = 0
+
+
+class AuthorFollowers(Table, table=True):
+    """An author's follower count as a platform gave it at one moment (potential reach).
+
+    A new row only when the count changes, so the history stays small; the digest takes
+    each author's count as of the end of the period it reports.
+    """
+
+    __tablename__ = "author_followers"
+    __table_args__ = (
+        sa.Index("ix_author_followers_author", "platform", "author_handle", "taken_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=40)
+    author_handle: str = Field(max_length=300)
+    taken_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    followers: int = Field(sa_type=sa.BigInteger)

@@ -31,6 +31,10 @@ def test_poll_status_export_round_trip(cli: Callable[..., CliResult], env: FakeM
     code, out, _ = cli("export", "--format", "jsonl")
     records = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(records) == 3 and records[0]["status"] == "pending"
+    # The followers the account entity gave at ingest (the fake gives 100 per number).
+    assert all(
+        r["author"]["followers"] % 100 == 0 and r["author"]["followers"] > 0 for r in records
+    )
 
     code, out, _ = cli("export", "--format", "csv", "--status", "approved")
     assert code == 0 and out.splitlines()[0].startswith("platform,external_id")

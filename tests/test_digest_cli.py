@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.cli import main
 from monitor.config import Settings
-from tests.monitor.test_digest import DAY, SCRIPT_TEXT, build_scenario
+from tests.monitor.test_digest import SCRIPT_TEXT, build_scenario
 from tests.monitor.test_mail import FROM, TO, SmtpCapture
 from tests.processes import free_port
 
@@ -70,7 +70,8 @@ def test_preview_prints_the_text_digest(
     code, out, err = run(["digest", "preview", "--date", "2021-03-18"])
 
     assert code == 0, err
-    assert out.startswith("Subject: Hashtag digest 2021-03-18: 5 new posts,")
+    assert out.startswith("Subject: Hashtag digest 2021-03-18: potential reach not available")
+    assert "4 contributors, 5 new posts," in out.splitlines()[0]
     assert SCRIPT_TEXT in out
     assert "FAILING since 2021-03-18 12:10 GMT" in out
 
@@ -173,7 +174,7 @@ def test_send_delivers_once_and_again_only_with_force(
     assert "already sent; use --force to send it again" in second[1]
     assert forced[0] == 0 and forced[1].startswith("Sent the digest")
     assert len(smtp.messages) == 2
-    assert smtp.messages[0]["Subject"].startswith(f"Hashtag digest {DAY.isoformat()}: 5 new")
+    assert "4 contributors, 5 new posts" in smtp.messages[0]["Subject"]
 
 
 def test_send_reports_a_refused_login_in_one_line(

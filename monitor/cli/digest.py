@@ -12,7 +12,7 @@ from monitor.cli._common import echo, load, open_engine
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.services.digest import check_past_day, compute_digest, parse_day
+from monitor.services.digest import compute_digest, parse_day, resolve_range
 from monitor.services.mail import (
     ALREADY_SENT,
     build_digest_message,
@@ -21,6 +21,7 @@ from monitor.services.mail import (
     render_digest_text,
     send_digest,
 )
+from monitor.services.report import SUFFIXES, build_report, write_report
 
 digest_app = typer.Typer(help="The daily digest email.", no_args_is_help=True)
 
@@ -30,8 +31,14 @@ DateOption = Annotated[
 PreviewDateOption = Annotated[
     str | None,
     typer.Option(
-        "--date", help="The Europe/London (TIMEZONE) day, as YYYY-MM-DD; default: yesterday."
+        "--date",
+        help="The Europe/London (TIMEZONE) day, as YYYY-MM-DD (the first of a range with"
+        " --to), or 'today' (so far) or 'campaign' (so far); default: yesterday.",
     ),
+]
+ToOption = Annotated[
+    str | None,
+    typer.Option("--to", help="The last day of a range, as YYYY-MM-DD (any length)."),
 ]
 #: What ``--out`` writes, by the file's suffix.
 PREVIEW_SUFFIXES = (".html", ".eml")
@@ -44,6 +51,7 @@ def _yesterday(settings: Settings) -> date:
 @digest_app.command("preview")
 def preview(
     date: PreviewDateOption = None,
+    to: ToOption = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -53,17 +61,19 @@ def preview(
         ),
     ] = None,
 ) -> None:
-    """Render the digest for one day without sending: the text to stdout, or --out FILE."""
+    """Render the digest for a day or range without sending: the text to stdout, or --out FILE."""
     settings = load()
     if out is not None and out.suffix.lower() not in PREVIEW_SUFFIXES:
         raise UserError(f"--out {out}: name a .html or .eml file")
-    day = _yesterday(settings) if date is None else parse_day(date)
-    day = check_past_day(day, settings, allow_today=True)
     engine = open_engine(settings)
     with session_scope(engine) as session:
-        digest = compute_digest(session, settings, day)
+        first = date if date is not None else _yesterday(settings).isoformat()
+        chosen = resolve_range(session, settings, first, to)
+        digest = compute_digest(session, settings, chosen.first_day, chosen.last_day)
     if out is None:
         echo(f"Subject: {digest_subject(digest)}")
+        if chosen.note:
+            echo(f"Showing {chosen.note}.")
         echo()
         echo(render_digest_text(digest, settings))
         return
@@ -78,7 +88,7 @@ def preview(
         out.write_bytes(content)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
-    echo(f"Wrote the digest for {day.isoformat()} to {out}")
+    echo(f"Wrote the digest for {digest.period.label} to {out}")
 
 
 @digest_app.command("send")
@@ -101,5 +111,30 @@ def send(
         echo(f"Warning: {outcome.detail}")
 
 
+def report(
+    first: Annotated[
+        str,
+        typer.Option(
+            "--from", help="The first day, YYYY-MM-DD, or 'campaign' (the campaign so far)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="The file to write: .pdf, .csv or .xlsx (by suffix).")
+    ],
+    last: Annotated[str | None, typer.Option("--to", help="The last day, YYYY-MM-DD.")] = None,
+) -> None:
+    """The campaign report for a period, for a board: PDF, CSV or a workbook."""
+    settings = load()
+    if out.suffix.lower() not in SUFFIXES:
+        raise UserError(f"--out {out}: name a .pdf, .csv or .xlsx file")
+    engine = open_engine(settings)
+    with session_scope(engine) as session:
+        chosen = resolve_range(session, settings, first, last)
+        built = build_report(session, settings, chosen.first_day, chosen.last_day)
+    write_report(built, settings, out)
+    echo(f"Wrote the campaign report for {built.digest.period.label} to {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(digest_app, name="digest")
+    app.command("report")(report)

@@ -35,11 +35,16 @@ def digest_chart_png(digest: Digest) -> bytes:
     hourly_axes.set_title(f"Posts per hour, {digest.period.label} ({digest.timezone})", fontsize=10)
     hourly_axes.yaxis.set_major_locator(MaxNLocator(integer=True))
 
-    day_labels = [bucket.label[5:] for bucket in digest.daily]
+    long_range = len(digest.daily) > 366
+    day_labels = [bucket.label if long_range else bucket.label[5:] for bucket in digest.daily]
     colours = [BAR_COLOUR] * (len(day_labels) - 1) + [TODAY_COLOUR]
     daily_axes.bar(range(len(day_labels)), [b.posts for b in digest.daily], color=colours)
-    daily_axes.set_xticks(range(len(day_labels)), day_labels, rotation=45, fontsize=7)
-    daily_axes.set_title("Posts per day, last 14 days", fontsize=10)
+    # A long range keeps one label in every ``step`` days, so they stay legible.
+    step = max(1, -(-len(day_labels) // 31))
+    ticks = list(range(0, len(day_labels), step))
+    daily_axes.set_xticks(ticks, [day_labels[i] for i in ticks], rotation=45, fontsize=7)
+    first, last = digest.daily[0].label, digest.daily[-1].label
+    daily_axes.set_title(f"Posts per day, {first} to {last}", fontsize=10)
     daily_axes.yaxis.set_major_locator(MaxNLocator(integer=True))
 
     for axes in (hourly_axes, daily_axes):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import itertools
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
@@ -32,15 +31,18 @@ from monitor.errors import UserError
 from monitor.models import (
     EngagementDay,
     EngagementSnapshot,
+    GainDay,
     ModerationEvent,
     PollKind,
     PollRun,
     Post,
     PostHashtag,
+    PostSlot,
     PostStatus,
     Source,
     utcnow,
 )
+from monitor.services import rollup
 from monitor.services.audit import DECISIONS, Action
 from monitor.services.engagement import (
     INTERACTIONS,
@@ -50,13 +52,17 @@ from monitor.services.engagement import (
     local_midnight,
     rollup_zone,
 )
-from monitor.services.health import SourceHealth, SourceState
+from monitor.services.health import PeriodRuns, SourceHealth, SourceState
+from monitor.services.reach import DEFINITION as reach_definition
+from monitor.services.reach import Reach, compact, compute_reach
+from monitor.services.reach import describe as describe_reach
 from monitor.services.sources import source_tags
 
 TOP_POSTS = 5
 HISTORY_DAYS = 14
 AVERAGE_PERIODS = 7
-MAX_RANGE_DAYS = 31
+#: No post can be older than this: a range starting before it is a typing error.
+EARLIEST_DAY = date(2000, 1, 1)
 
 _POSTS = Post.__table__
 _TAGS = PostHashtag.__table__
@@ -64,6 +70,7 @@ _SNAPS = EngagementSnapshot.__table__
 _DAYS = EngagementDay.__table__
 _EVENTS = ModerationEvent.__table__
 _RUNS = PollRun.__table__
+_GAIN_DAYS = GainDay.__table__
 
 
 def parse_day(value: str) -> date:
@@ -97,9 +104,15 @@ class Period:
     @classmethod
     def of(cls, first_day: date, last_day: date, zone: ZoneInfo) -> Period:
         if last_day < first_day:
-            raise UserError("the range ends before it starts")
-        if (last_day - first_day).days >= MAX_RANGE_DAYS:
-            raise UserError(f"give a range of at most {MAX_RANGE_DAYS} days")
+            raise UserError(
+                f"the range ends ({last_day.isoformat()}) before it starts"
+                f" ({first_day.isoformat()}): give the earlier day first"
+            )
+        if first_day < EARLIEST_DAY:
+            raise UserError(
+                f"{first_day.isoformat()} is before any post could have been written:"
+                f" give a day from {EARLIEST_DAY.isoformat()}"
+            )
         end = local_midnight(last_day + timedelta(days=1), zone)
         return cls(first_day, last_day, local_midnight(first_day, zone), end)
 
@@ -118,9 +131,12 @@ class Period:
         return f"{self.first_day.isoformat()} to {self.last_day.isoformat()}"
 
     def shifted(self, periods: int, zone: ZoneInfo) -> Period:
-        """The period of the same length ``periods`` lengths earlier (negative) or later."""
+        """The period of the same length ``periods`` lengths earlier (negative) or later
+        (comparisons may reach before :data:`EARLIEST_DAY`: they simply find nothing)."""
         step = timedelta(days=self.days * periods)
-        return Period.of(self.first_day + step, self.last_day + step, zone)
+        first, last = self.first_day + step, self.last_day + step
+        end = local_midnight(last + timedelta(days=1), zone)
+        return Period(first, last, local_midnight(first, zone), end)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -224,6 +240,8 @@ class ModerationFigures:
     pending: int
     oldest_pending_age: timedelta | None
     median_decision_time: timedelta | None
+    #: 95 in 100 decisions were made within this time of the post's arrival.
+    p95_decision_time: timedelta | None
     flagged: int
     removed_at_source: int
     takedown_requests: int
@@ -248,6 +266,8 @@ class Digest:
     coverage: list[SourceCoverage]
     hourly: list[Bucket]
     daily: list[Bucket]
+    #: Potential reach and contributors, with their coverage (see monitor.services.reach).
+    reach: Reach
 
     @property
     def incomplete(self) -> bool:
@@ -260,9 +280,12 @@ class Digest:
 
     @property
     def headline(self) -> str:
-        """The subject's numbers: posts, interactions gained, decisions, and any warning."""
+        """The subject's numbers: potential reach, contributors, posts, interactions
+        gained, decisions, and any warning."""
         interactions = _sum_known(self.gains[m] for m in INTERACTIONS)
         parts = [
+            f"potential reach {describe_reach(self.reach)}",
+            f"{self.reach.authors:,} contributor{'s' if self.reach.authors != 1 else ''}",
             f"{self.posts.value:,} new post{'s' if self.posts.value != 1 else ''}",
             "interactions not available"
             if interactions is None
@@ -295,19 +318,24 @@ def compute_digest(
     coverage = _coverage(session, period, now, zone)
     incomplete_platforms = {c.platform for c in coverage if not c.complete}
 
-    # The 14 daily buckets of the chart; for a one-day period they also hold the day
-    # (bucket 13) and the seven before it (6..12), so one scan serves both.
-    days = [period.last_day - timedelta(days=k) for k in range(HISTORY_DAYS - 1, -1, -1)]
-    daily_counts = _post_counts(session, [local_midnight(day, zone) for day in days] + [period.end])
+    # The chart's days: the 14 to the period's last, or every day of a longer range. For
+    # a one-day period they also hold the day (bucket 13) and the seven before (6..12).
+    shown = max(HISTORY_DAYS, period.days)
+    days = [period.last_day - timedelta(days=k) for k in range(shown - 1, -1, -1)]
+    offset = HISTORY_DAYS - 1 - AVERAGE_PERIODS
+    daily_counts = _post_counts(
+        session,
+        [local_midnight(day, zone) for day in days] + [period.end],
+        authors=range(offset, shown) if period.days == 1 else (),
+    )
     if period.days == 1:
-        offset = HISTORY_DAYS - 1 - AVERAGE_PERIODS
         counts = {(b - offset, p): v for (b, p), v in daily_counts.items() if b >= offset}
     else:
         counts = _post_counts(session, boundaries)
-    daily = [
-        Bucket(day.isoformat(), sum(v[0] for (b, _), v in daily_counts.items() if b == i))
-        for i, day in enumerate(days)
-    ]
+    per_day: dict[int, int] = defaultdict(int)
+    for (bucket, _), (posts, _) in daily_counts.items():
+        per_day[bucket] += posts
+    daily = [Bucket(day.isoformat(), per_day[i]) for i, day in enumerate(days)]
     posts_by_bucket: dict[int, int] = defaultdict(int)
     authors_by_bucket: dict[int, int] = defaultdict(int)
     for (bucket, _), (posts, authors) in counts.items():
@@ -352,6 +380,7 @@ def compute_digest(
         coverage=coverage,
         hourly=_hourly(session, period, zone),
         daily=daily,
+        reach=compute_reach(session, period.start, period.end),
     )
 
 
@@ -386,38 +415,31 @@ def _in(column: Any, start: datetime, end: datetime) -> Any:
     return sa.and_(column >= start, column < end)
 
 
+def _slot_bounds(boundaries: list[datetime]) -> list[int]:
+    return [rollup.slot_bound(moment) for moment in boundaries]
+
+
 def _post_counts(
-    session: Session, boundaries: list[datetime]
+    session: Session, boundaries: list[datetime], *, authors: Iterable[int] | None = None
 ) -> dict[tuple[int, str], tuple[int, int]]:
-    """(posts, distinct authors) per (bucket, platform), by creation time."""
-    counts: dict[tuple[int, str], tuple[int, int]] = {}
-    for i, start, end in _buckets(boundaries):
-        query = (
-            sa.select(
-                _POSTS.c.platform,
-                sa.func.count(),
-                sa.func.count(sa.distinct(_POSTS.c.author_handle)),
-            )
-            .where(_in(_POSTS.c.created_at, start, end))
-            .group_by(_POSTS.c.platform)
+    """(posts, distinct authors) per (bucket, platform), by creation time, from the roll-up;
+    authors only for the buckets named (all by default), 0 in the others."""
+    bounds = _slot_bounds(boundaries)
+    posts = rollup.post_counts(session, bounds)
+    writers: dict[tuple[int, str], int] = {}
+    first = rollup.first_slot(session)
+    for i in range(len(bounds) - 1) if authors is None else authors:
+        present = [platform for (bucket, platform) in posts if bucket == i]
+        counts = rollup.author_counts(
+            session, bounds[i], bounds[i + 1], platforms=present, first=first
         )
-        counts |= {(i, p): (int(n), int(a)) for p, n, a in session.execute(query)}
-    return counts
+        for platform, count in counts.items():
+            writers[(i, platform)] = count.authors
+    return {key: (n, writers.get(key, 0)) for key, n in posts.items()}
 
 
 def _tags_by_bucket(session: Session, boundaries: list[datetime]) -> dict[tuple[int, str], int]:
-    # No filter on the tag: with one, planners walk the tag index over the whole history
-    # instead of the few days of posts; the caller keeps the campaign tags.
-    counts: dict[tuple[int, str], int] = {}
-    for i, start, end in _buckets(boundaries):
-        query = (
-            sa.select(_TAGS.c.tag, sa.func.count())
-            .select_from(_POSTS.join(_TAGS, _TAGS.c.post_id == _POSTS.c.id))
-            .where(_in(_POSTS.c.created_at, start, end))
-            .group_by(_TAGS.c.tag)
-        )
-        counts |= {(i, tag): int(n) for tag, n in session.execute(query)}
-    return counts
+    return rollup.tag_counts(session, _slot_bounds(boundaries))
 
 
 def _hour_starts(period: Period) -> list[datetime]:
@@ -427,12 +449,10 @@ def _hour_starts(period: Period) -> list[datetime]:
 def _hourly(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
     """Posts per local hour; on a one-day period the repeated autumn hour is shown twice."""
     starts = _hour_starts(period)
-    counts = {
-        i: session.execute(
-            sa.select(sa.func.count()).where(_in(_POSTS.c.created_at, start, end))
-        ).scalar_one()
-        for i, start, end in _buckets(starts)
-    }
+    by_bucket = rollup.post_counts(session, _slot_bounds(starts))
+    counts: dict[int, int] = defaultdict(int)
+    for (i, _), n in by_bucket.items():
+        counts[i] += n
     local = [start.astimezone(zone) for start in starts[:-1]]
     labels = [f"{moment:%H}:00" for moment in local]
     if period.days == 1:
@@ -521,18 +541,10 @@ def _gains(
     if rollup_zone(session) != timezone:
         return _rank(session.execute(_gains_query(period)))
     if period.days > 1:
-        return _rank(_range_gains(session, period))
+        return _range(session, period)
     day = _DAYS.c.day == period.first_day
     gains = [_DAYS.c[f"gained_{m}"] for m in METRICS]
-    sums = session.execute(
-        sa.select(_DAYS.c.platform, *[sa.func.sum(c) for c in gains])
-        .where(day)
-        .group_by(_DAYS.c.platform)
-    )
-    by_platform = {
-        platform: dict(zip(METRICS, [_int(v) for v in values], strict=True))
-        for platform, *values in sorted(sums, key=lambda row: row[0])
-    }
+    by_platform = _day_sums(session, period.first_day, period.first_day)
     top = session.execute(
         sa.select(_DAYS.c.interactions, _DAYS.c.post_id, _DAYS.c.platform, _POSTS.c.status)
         .add_columns(*gains)
@@ -553,7 +565,109 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _range_gains(session: Session, period: Period) -> Iterator[tuple[Any, ...]]:
+def _range(
+    session: Session, period: Period
+) -> tuple[dict[str, dict[str, int | None]], list[_Gain]]:
+    """A range's gains: the day sums added up, and the top posts by one grouped read.
+
+    Day by day, a post's gains add up to its gain over the range (each day starts from
+    the day before's last counts), except across a day where a count appears or
+    disappears (``flips``): those few posts are worked out from their rows instead.
+    """
+    in_range = sa.and_(_DAYS.c.day >= period.first_day, _DAYS.c.day <= period.last_day)
+    flipped = set(
+        session.execute(
+            sa.select(_DAYS.c.post_id)
+            .where(_DAYS.c.flips.is_(True), _DAYS.c.day > period.first_day)
+            .where(_DAYS.c.day <= period.last_day)
+        ).scalars()
+    )
+    sums = _day_sum_rows(session, period.first_day, period.last_day)
+    exact = list(_range_gains(session, period, sorted(flipped))) if flipped else []
+    if flipped:
+        gains = [_DAYS.c[f"gained_{m}"] for m in METRICS]
+        for start in range(0, len(flipped), 500):
+            chunk = sorted(flipped)[start : start + 500]
+            for platform, *values in session.execute(
+                sa.select(_DAYS.c.platform, *gains).where(in_range, _DAYS.c.post_id.in_(chunk))
+            ):
+                _add(sums[platform], values, -1)
+        for _, platform, _, *values in exact:
+            _add(sums[platform], values, +1)
+    by_platform = _as_figures(sums)
+    total = sa.func.sum(_DAYS.c.interactions)
+    query = (
+        sa.select(total, _DAYS.c.post_id, sa.func.min(_DAYS.c.platform))
+        .add_columns(*[sa.func.sum(_DAYS.c[f"gained_{m}"]) for m in METRICS])
+        .where(in_range)
+        .group_by(_DAYS.c.post_id)
+        .having(total > 0)
+        .order_by(total.desc(), _DAYS.c.post_id)
+        .limit(TOP_POSTS + len(flipped))
+    )
+    summed = [
+        (post_id, platform, tuple(_int(v) for v in values))
+        for _, post_id, platform, *values in session.execute(query)
+        if post_id not in flipped
+    ]
+    candidates = [(p, platform, vals) for p, platform, _, *vals in exact] + summed
+    statuses = _statuses(session, [c[0] for c in candidates])
+    _, top = _rank(
+        (post_id, platform, statuses.get(post_id, ""), *values)
+        for post_id, platform, values in candidates
+    )
+    return by_platform, top
+
+
+def _day_sum_rows(session: Session, first: date, last: date) -> dict[str, list[int]]:
+    """Per platform: the day sums of gains, then how many posts give each, then posts."""
+    t = _GAIN_DAYS
+    counters = [*METRICS, *[f"known_{m}" for m in METRICS], "posts"]
+    sums: dict[str, list[int]] = defaultdict(lambda: [0] * len(counters))
+    for platform, *values in session.execute(
+        sa.select(t.c.platform, *[sa.func.sum(t.c[c]) for c in counters])
+        .where(t.c.day >= first, t.c.day <= last)
+        .group_by(t.c.platform)
+    ):
+        sums[platform] = [int(v or 0) for v in values]
+    return sums
+
+
+def _as_figures(sums: dict[str, list[int]]) -> dict[str, dict[str, int | None]]:
+    size = len(METRICS)
+    return {
+        platform: {m: (values[i] if values[size + i] else None) for i, m in enumerate(METRICS)}
+        for platform, values in sorted(sums.items())
+        if values[-1] > 0
+    }
+
+
+def _day_sums(session: Session, first: date, last: date) -> dict[str, dict[str, int | None]]:
+    """Per platform and metric, the gains of these days added up (None: nobody gave it)."""
+    return _as_figures(_day_sum_rows(session, first, last))
+
+
+def _add(row: list[int], values: Iterable[Any], sign: int) -> None:
+    size = len(METRICS)
+    for i, value in enumerate(values):
+        if value is not None:
+            row[i] += sign * int(value)
+            row[size + i] += sign
+
+
+def _statuses(session: Session, post_ids: list[int]) -> dict[int, str]:
+    if not post_ids:
+        return {}
+    return dict(
+        session.execute(
+            sa.select(_POSTS.c.id, _POSTS.c.status).where(_POSTS.c.id.in_(post_ids))
+        ).all()
+    )
+
+
+def _range_gains(
+    session: Session, period: Period, post_ids: list[int] | None = None
+) -> Iterator[tuple[Any, ...]]:
     """Per post active in a range of days: its last day's counts minus those before
     its first day, from the day rows (one read of the range, in post order)."""
     query = (
@@ -563,6 +677,8 @@ def _range_gains(session: Session, period: Period) -> Iterator[tuple[Any, ...]]:
         .where(_DAYS.c.day >= period.first_day, _DAYS.c.day <= period.last_day)
         .order_by(_DAYS.c.post_id, _DAYS.c.day)
     )
+    if post_ids is not None:
+        query = query.where(_DAYS.c.post_id.in_(post_ids))
     size = len(METRICS)
     for post_id, group in itertools.groupby(session.execute(query), key=lambda row: row[0]):
         days = list(group)
@@ -629,14 +745,37 @@ def _top_posts(session: Session, ranked: list[_Gain]) -> list[TopPost]:
 
 
 def _campaign_totals(session: Session) -> dict[str, int | None]:
-    """Totals over every post as last seen (SUM of nothing is NULL: not available)."""
-    row = session.execute(sa.select(*[sa.func.sum(_POSTS.c[m]) for m in METRICS])).one()
-    return {m: None if v is None else int(v) for m, v in zip(METRICS, row, strict=True)}
+    """Totals over every post as last seen (none known: not available)."""
+    by_platform = rollup.totals(session)
+    return {m: _sum_known(sums[m] for sums in by_platform.values()) for m in METRICS}
+
+
+def _seconds_between(connection: Session, later: Any, earlier: Any) -> Any:
+    """``later - earlier`` in seconds, computed by the database (no datetimes to Python)."""
+    if session_dialect(connection) == "postgresql":
+        return sa.func.extract("epoch", later - earlier)
+    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
+
+
+def session_dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """The value at ``fraction`` of sorted values, interpolated (statistics.quantiles'
+    inclusive method; the median for 0.5)."""
+    if len(ordered) == 1:
+        return ordered[0]
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _moderation(session: Session, period: Period, now: datetime) -> ModerationFigures:
+    wait = _seconds_between(session, _EVENTS.c.at, _POSTS.c.first_seen_at)
     decided = (
-        sa.select(_EVENTS.c.at, _EVENTS.c.to_status, _POSTS.c.first_seen_at)
+        sa.select(_EVENTS.c.to_status, wait)
         .select_from(_EVENTS.outerjoin(_POSTS, _POSTS.c.id == _EVENTS.c.post_id))
         .where(
             _in(_EVENTS.c.at, period.start, period.end),
@@ -644,8 +783,15 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
             _EVENTS.c.action.in_(DECISIONS),
         )
     )
-    decisions = session.execute(decided).all()
-    waits = [(at - arrived).total_seconds() for at, _, arrived in decisions if arrived is not None]
+    # Counted and ranked by the database: a year holds hundreds of thousands of decisions.
+    summary = decided.subquery()
+    by_status = dict(
+        session.execute(
+            sa.select(summary.c.to_status, sa.func.count()).group_by(summary.c.to_status)
+        ).all()
+    )
+    known = summary.c[summary.c.keys()[1]]
+    timed = int(session.execute(sa.select(sa.func.count(known)).select_from(summary)).scalar_one())
     pending = session.execute(
         sa.select(sa.func.count(), sa.func.min(_POSTS.c.first_seen_at)).where(
             _POSTS.c.status == PostStatus.PENDING
@@ -663,20 +809,52 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
     )
     flagged = session.execute(
         sa.select(sa.func.count()).where(
-            _in(_POSTS.c.created_at, period.start, period.end), _POSTS.c.flagged.is_(True)
+            _POSTS.c.flagged.is_(True), _in(_POSTS.c.created_at, period.start, period.end)
         )
     ).scalar_one()
+    approved = int(by_status.get(PostStatus.APPROVED.value, 0))
+    total = sum(int(n) for n in by_status.values())
     return ModerationFigures(
-        decisions=len(decisions),
-        approved=sum(1 for _, status, _ in decisions if status == PostStatus.APPROVED),
-        rejected=sum(1 for _, status, _ in decisions if status == PostStatus.REJECTED),
+        decisions=total,
+        approved=approved,
+        rejected=total - approved,
         pending=int(pending[0]),
         oldest_pending_age=None if pending[1] is None else now - pending[1],
-        median_decision_time=timedelta(seconds=statistics.median(waits)) if waits else None,
+        median_decision_time=_ranked(session, known, timed, 0.5),
+        p95_decision_time=_ranked(session, known, timed, 0.95),
         flagged=int(flagged),
         removed_at_source=int(actions.get(Action.DELETED_AT_SOURCE, 0)),
         takedown_requests=int(actions.get(Action.TAKEDOWN_REQUESTED, 0)),
     )
+
+
+def _ranked(session: Session, wait: Any, count: int, fraction: float) -> timedelta | None:
+    """A percentile of the waits, as :func:`percentile` interpolates it, found by the
+    database: the two waits around the rank are read, never the whole period's."""
+    if count == 0:
+        return None
+    position = fraction * (count - 1)
+    low = int(position)
+    around = [
+        float(v)
+        for v in session.execute(
+            sa.select(wait).where(wait.is_not(None)).order_by(wait).offset(low).limit(2)
+        ).scalars()
+    ]
+    if len(around) == 1:
+        around.append(around[0])
+    return (
+        _duration([around[0], around[1]], position - low)
+        if count > 1
+        else _duration(around[:1], 0.5)
+    )
+
+
+def _duration(ordered: list[float], fraction: float) -> timedelta | None:
+    """A percentile of waits in whole milliseconds (the two databases round alike)."""
+    if not ordered:
+        return None
+    return timedelta(milliseconds=round(percentile(ordered, fraction) * 1000))
 
 
 def _coverage(
@@ -688,16 +866,37 @@ def _coverage(
     for old rows: then the whole period) to its retirement. A period that is over
     is judged by its own poll runs, so a past day's digest shows that day's health,
     not today's; a period still running shows each source's health now.
+
+    The runs are counted by the database, a year of five-minute polls being a
+    hundred thousand rows: the hour of a run is its 15-minute slot's, counted from
+    the period's first slot.
     """
-    starts = _hour_starts(period)
-    runs = session.execute(
-        sa.select(_RUNS.c.source_id, _RUNS.c.started_at, _RUNS.c.ok, _RUNS.c.gap, _RUNS.c.error)
-        .where(_in(_RUNS.c.started_at, period.start, period.end), _RUNS.c.kind == PollKind.POLL)
+    runs = sa.and_(_in(_RUNS.c.started_at, period.start, period.end), _RUNS.c.kind == PollKind.POLL)
+    hour = (
+        rollup.slot_sql(session.connection(), _RUNS.c.started_at) - rollup.slot_bound(period.start)
+    ) // (3600 // int(rollup.SLOT.total_seconds()))
+    ok, failed = _RUNS.c.ok.is_(True), _RUNS.c.ok.is_(False)
+    tally = (
+        sa.select(
+            _RUNS.c.source_id.label("source_id"),
+            sa.func.count(sa.distinct(sa.case((ok, hour)))).label("hours"),
+            sa.func.count(sa.case((failed, 1))).label("failed"),
+            sa.func.max(_RUNS.c.started_at).label("last_run_at"),
+            sa.func.max(sa.case((ok, _RUNS.c.started_at))).label("last_success_at"),
+            sa.func.max(sa.case((failed, _RUNS.c.started_at))).label("last_error_at"),
+        )
+        .where(runs)
+        .group_by(_RUNS.c.source_id)
+    )
+    tallies = {row.source_id: row for row in session.execute(tally)}
+    gaps: dict[int, list[str]] = defaultdict(list)
+    for source_id, gap in session.execute(
+        sa.select(_RUNS.c.source_id, _RUNS.c.gap)
+        .where(runs, _RUNS.c.gap.is_not(None))
         .order_by(_RUNS.c.started_at)
-    ).all()
-    by_source: dict[int, list[Any]] = defaultdict(list)
-    for run in runs:
-        by_source[run.source_id].append(run)
+    ):
+        if gap and gap not in gaps[source_id]:
+            gaps[source_id].append(gap)
     sources = session.execute(
         sa.select(Source)
         .where(
@@ -706,41 +905,90 @@ def _coverage(
         )
         .order_by(col(Source.platform), col(Source.key))
     ).scalars()
+    past = period.end <= now
+    records = _period_runs(session, runs, tally.subquery(), tallies) if past else {}
     coverage = []
     for source in sources:
-        own = by_source[source.id or 0]
-        hours = {_hour_index(run.started_at, period) for run in own if run.ok}
-        gaps = list(dict.fromkeys(run.gap for run in own if run.gap))
+        sid = source.id or 0
+        counted = tallies.get(sid)
         coverage.append(
             SourceCoverage(
-                health=SourceHealth.of(source)
-                if period.end > now
-                else SourceHealth.during(source, own, period.end),
+                health=SourceHealth.during(source, records.get(sid, PeriodRuns()), period.end)
+                if past
+                else SourceHealth.of(source),
                 hashtags=source_tags(source.hashtags),
-                hours_polled=len(hours),
-                hours_expected=_hours_expected(starts, now, source),
-                failed_polls=sum(1 for run in own if not run.ok),
-                gaps=tuple(gaps),
+                hours_polled=int(counted.hours) if counted else 0,
+                hours_expected=_hours_expected(period, now, source),
+                failed_polls=int(counted.failed) if counted else 0,
+                gaps=tuple(gaps[sid]),
             )
         )
     return coverage
 
 
-def _hour_index(moment: datetime, period: Period) -> int:
-    return int((moment - period.start).total_seconds() // 3600)
+def _period_runs(
+    session: Session, runs: Any, tally: Any, tallies: dict[int, Any]
+) -> dict[int, PeriodRuns]:
+    """What each source's runs in a past period say of how it stood when the period ended:
+    the failures since its last success, its last error's words and its last run's gap."""
+    trailing = {
+        source_id: (int(count), first)
+        for source_id, count, first in session.execute(
+            sa.select(_RUNS.c.source_id, sa.func.count(), sa.func.min(_RUNS.c.started_at))
+            .join(tally, tally.c.source_id == _RUNS.c.source_id)
+            .where(
+                runs,
+                _RUNS.c.ok.is_(False),
+                sa.or_(
+                    tally.c.last_success_at.is_(None),
+                    _RUNS.c.started_at > tally.c.last_success_at,
+                ),
+            )
+            .group_by(_RUNS.c.source_id)
+        )
+    }
+    errors: dict[int, str | None] = {}
+    last_gaps: dict[int, str | None] = {}
+    for source_id, started_at, ok, error, gap in session.execute(
+        sa.select(_RUNS.c.source_id, _RUNS.c.started_at, _RUNS.c.ok, _RUNS.c.error, _RUNS.c.gap)
+        .join(tally, tally.c.source_id == _RUNS.c.source_id)
+        .where(
+            runs,
+            sa.or_(
+                _RUNS.c.started_at == tally.c.last_run_at,
+                _RUNS.c.started_at == tally.c.last_error_at,
+            ),
+        )
+    ):
+        row = tallies[source_id]
+        if not ok and started_at == row.last_error_at:
+            errors[source_id] = error
+        if started_at == row.last_run_at:
+            last_gaps[source_id] = gap
+    return {
+        source_id: PeriodRuns(
+            last_run_at=row.last_run_at,
+            last_run_gap=last_gaps.get(source_id),
+            last_success_at=row.last_success_at,
+            failures_since_success=trailing.get(source_id, (0, None))[0],
+            failing_since=trailing.get(source_id, (0, None))[1],
+            last_error=errors.get(source_id),
+            last_error_at=row.last_error_at,
+        )
+        for source_id, row in tallies.items()
+    }
 
 
-def _hours_expected(starts: list[datetime], now: datetime, source: Source) -> int:
-    """The period's elapsed hours in which the source was configured."""
-    created = source.created_at
-    born = created.replace(minute=0, second=0, microsecond=0) if created else None
-    return sum(
-        1
-        for start in starts[:-1]
-        if start < now
-        and (born is None or start >= born)
-        and (source.retired_at is None or start < source.retired_at)
-    )
+def _hours_expected(period: Period, now: datetime, source: Source) -> int:
+    """The period's elapsed hours in which the source was configured: from the hour it was
+    created in (the whole period when that is unknown) to its retirement."""
+    hour = timedelta(hours=1)
+    first = 0
+    if source.created_at is not None:
+        first = max(0, (source.created_at - period.start) // hour)
+    until = min(now, period.end, source.retired_at or period.end)
+    last = max(0, -((period.start - until) // hour))  # hours begun before ``until``
+    return max(0, last - first)
 
 
 def _tag_incomplete(tag: str, coverage: list[SourceCoverage]) -> bool:
@@ -755,6 +1003,9 @@ class Format:
     """How figures read to people, shared by the email, the preview and ``/stats``."""
 
     NOT_AVAILABLE = "not available"
+    REACH_DEFINITION = reach_definition
+    reach = staticmethod(describe_reach)
+    compact = staticmethod(compact)
 
     @staticmethod
     def count(value: int | float | None) -> str:
@@ -797,3 +1048,71 @@ class Format:
         if value is None:
             return "-"
         return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+class Shortcut:
+    """Named ranges people ask for: the words ``/stats`` and ``digest preview`` accept."""
+
+    TODAY = "today"
+    CAMPAIGN = "campaign"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Range:
+    """The days asked for, and a sentence saying how a shortcut was turned into them."""
+
+    first_day: date
+    last_day: date
+    note: str | None = None
+
+
+def first_day_held(session: Session, zone: ZoneInfo) -> date | None:
+    """The local day of the oldest post held (None: nothing held), from the roll-up."""
+    slot = session.execute(sa.select(sa.func.min(PostSlot.__table__.c.slot))).scalar_one_or_none()
+    return None if slot is None else rollup.slot_start(int(slot)).astimezone(zone).date()
+
+
+def resolve_range(
+    session: Session,
+    settings: Settings,
+    first: str | None,
+    last: str | None = None,
+    *,
+    default: str = Shortcut.TODAY,
+) -> Range:
+    """A day, a range or a shortcut as a person typed them, checked.
+
+    ``today`` is today so far; ``campaign`` is the campaign so far: from the day of the
+    first post held to today, there being no campaign dates to start from yet.
+    """
+    today = datetime.now(settings.zone).date()
+    word = (first or default).strip().lower()
+    if word == Shortcut.TODAY and not last:
+        return Range(today, today, "today so far")
+    if word == Shortcut.CAMPAIGN and not last:
+        start = first_day_held(session, settings.zone)
+        if start is None or start > today:
+            return Range(today, today, "the campaign so far: nothing is held yet")
+        return Range(
+            start,
+            today,
+            f"the campaign so far: from the first post held ({start.isoformat()}) to today",
+        )
+    first_day = parse_day(first or "")
+    last_day = parse_day(last) if last else first_day
+    check_past_day(first_day, settings, allow_today=True)
+    check_past_day(last_day, settings, allow_today=True)
+    Period.of(first_day, last_day, settings.zone)  # reversed or absurd ranges fail here
+    return Range(first_day, last_day, _held_note(session, settings.zone, first_day, last_day))
+
+
+def _held_note(session: Session, zone: ZoneInfo, first_day: date, last_day: date) -> str | None:
+    """Say so when the range reaches before the first post held (its figures start later)."""
+    start = first_day_held(session, zone)
+    if start is None:
+        return "nothing is held yet: every figure is zero because there is no data"
+    if last_day < start:
+        return f"this range ends before the first post held ({start.isoformat()})"
+    if first_day < start:
+        return f"posts are held from {start.isoformat()}: the days before it have none"
+    return None

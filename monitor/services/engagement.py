@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
@@ -31,6 +32,7 @@ from monitor.models import (
     EngagementDay,
     EngagementRollup,
     EngagementSnapshot,
+    GainDay,
     Post,
     UTCDateTime,
     utcnow,
@@ -44,6 +46,7 @@ Values = tuple[int | None, ...]  # in METRICS order
 NOTHING: Values = (None,) * len(METRICS)
 
 _DAYS = EngagementDay.__table__
+_GAINS = GainDay.__table__
 _ROLLUP = EngagementRollup.__table__
 _SNAPS = EngagementSnapshot.__table__
 _POSTS = Post.__table__
@@ -84,6 +87,9 @@ class _Day:
     before: Values = NOTHING
     stored: bool = False
     dirty: bool = True
+    flips: bool = False
+    #: What the stored row contributed to :class:`GainDay` (None: not stored yet).
+    old_gains: Values | None = None
 
     def row(self, post_id: int, platform: str) -> dict[str, Any]:
         gains = gained(self.last, self.before)
@@ -96,6 +102,7 @@ class _Day:
             **{f"prev_{m}": v for m, v in zip(METRICS, self.before, strict=True)},
             **{f"gained_{m}": v for m, v in zip(METRICS, gains, strict=True)},
             "interactions": interactions(gains),
+            "flips": self.flips,
         }
 
 
@@ -138,12 +145,17 @@ def fold_snapshots(connection: Connection, snapshots: Sequence[Snapshot]) -> Non
         platforms, days = _load(connection, chunk)
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
+        sums = _GainSums()
         for post_id in chunk:
             post_days = days.get(post_id, {})
             _merge(post_days, by_post[post_id], zone)
             for row in post_days.values():
                 if row.dirty:
-                    values = row.row(post_id, platforms[post_id])
+                    platform = platforms[post_id]
+                    if row.old_gains is not None:
+                        sums.add(row.day, platform, row.old_gains, -1)
+                    sums.add(row.day, platform, gained(row.last, row.before), +1)
+                    values = row.row(post_id, platform)
                     if row.stored:
                         updates.append({_UPDATE_NAMES.get(k, k): v for k, v in values.items()})
                     else:
@@ -152,6 +164,7 @@ def fold_snapshots(connection: Connection, snapshots: Sequence[Snapshot]) -> Non
             connection.execute(sa.insert(_DAYS), inserts)
         if updates:
             connection.execute(_UPDATE, updates)
+        sums.write(connection)
 
 
 #: The key columns are matched on, under other names (a bind may not shadow a column set).
@@ -176,8 +189,11 @@ def rebuild(connection: Connection, zone: ZoneInfo) -> None:
     Python): each day's last snapshot per post into a scratch table, one range read
     of the day each, then every row with the day before it, in one statement.
     """
+    with_sums = _has_sums(connection)
     connection.execute(sa.delete(_DAYS))
     connection.execute(sa.delete(_ROLLUP))
+    if with_sums:
+        connection.execute(sa.delete(_GAINS))
     connection.execute(sa.insert(_ROLLUP).values(id=1, zone=zone.key, built_at=utcnow()))
     first, last = connection.execute(
         sa.select(sa.func.min(_SNAPS.c.taken_at), sa.func.max(_SNAPS.c.taken_at))
@@ -198,8 +214,25 @@ def rebuild(connection: Connection, zone: ZoneInfo) -> None:
     while day <= last_day:
         connection.execute(_last_of_day(staging, day, zone))
         day += timedelta(days=1)
-    connection.execute(_chained(staging))
+    connection.execute(_chained(staging, with_flips=with_sums))
     staging.drop(connection)
+    if with_sums:
+        names = [*METRICS, *[f"known_{m}" for m in METRICS], "posts"]
+        gains = [_DAYS.c[f"gained_{m}"] for m in METRICS]
+        sums = sa.select(
+            _DAYS.c.day,
+            _DAYS.c.platform,
+            *[sa.func.coalesce(sa.func.sum(c), 0) for c in gains],
+            *[sa.func.count(c) for c in gains],
+            sa.func.count(),
+        ).group_by(_DAYS.c.day, _DAYS.c.platform)
+        connection.execute(sa.insert(_GAINS).from_select(["day", "platform", *names], sums))
+
+
+def _has_sums(connection: Connection) -> bool:
+    """Whether the schema has the day sums and flips (migration 0014): the 0008 back-fill
+    runs this code against the tables as they were then."""
+    return sa.inspect(connection).has_table(_GAINS.name)
 
 
 def _last_of_day(staging: sa.Table, day: date, zone: ZoneInfo) -> sa.Insert:
@@ -224,7 +257,7 @@ def _last_of_day(staging: sa.Table, day: date, zone: ZoneInfo) -> sa.Insert:
     return sa.insert(staging).from_select(names, lasts)
 
 
-def _chained(staging: sa.Table) -> sa.Insert:
+def _chained(staging: sa.Table, *, with_flips: bool) -> sa.Insert:
     """Every staged day with the post's day before it, and the gain between them."""
     by_post, by_day = staging.c.post_id, staging.c.day
     prev = [
@@ -233,7 +266,18 @@ def _chained(staging: sa.Table) -> sa.Insert:
         .label(f"prev_{m}")
         for m in METRICS
     ]
-    rows = sa.select(staging, *prev).subquery()
+    number = sa.func.row_number().over(partition_by=by_post, order_by=by_day).label("n")
+    rows = sa.select(staging, *prev, number).subquery()
+    flips = sa.case(
+        (
+            sa.and_(
+                rows.c.n > 1,
+                sa.or_(*[rows.c[m].is_(None) != rows.c[f"prev_{m}"].is_(None) for m in METRICS]),
+            ),
+            sa.true(),
+        ),
+        else_=sa.false(),
+    )
     gains = [
         sa.case(
             (rows.c[m].is_(None), None), else_=rows.c[m] - sa.func.coalesce(rows.c[f"prev_{m}"], 0)
@@ -252,10 +296,13 @@ def _chained(staging: sa.Table) -> sa.Insert:
         *[rows.c[f"prev_{m}"] for m in METRICS],
         *gains,
         total,
+        *([flips] if with_flips else []),
     ).join(_POSTS, _POSTS.c.id == rows.c.post_id)
     names = ["post_id", "day", "platform", "taken_at", *METRICS]
     names += [f"prev_{m}" for m in METRICS] + [f"gained_{m}" for m in METRICS] + ["interactions"]
-    return sa.insert(_DAYS).from_select(names, query)
+    names += ["flips"] if with_flips else []
+    # No Python-side defaults: before 0014 the table has no ``flips`` to default.
+    return sa.insert(_DAYS).from_select(names, query, include_defaults=False)
 
 
 def _values(row: dict[str, Any]) -> Values:
@@ -284,8 +331,9 @@ def _load(
     )
     columns = [_DAYS.c.post_id, _DAYS.c.day, _DAYS.c.taken_at]
     columns += [_DAYS.c[m] for m in METRICS] + [_DAYS.c[f"prev_{m}"] for m in METRICS]
+    columns.append(_DAYS.c.flips)
     days: dict[int, dict[date, _Day]] = {}
-    for post_id, day, taken_at, *values in connection.execute(
+    for post_id, day, taken_at, *values, flips in connection.execute(
         sa.select(*columns).where(_DAYS.c.post_id.in_(post_ids))
     ):
         days.setdefault(post_id, {})[day] = _Day(
@@ -295,6 +343,8 @@ def _load(
             tuple(values[len(METRICS) :]),
             stored=True,
             dirty=False,
+            flips=bool(flips),
+            old_gains=gained(tuple(values[: len(METRICS)]), tuple(values[len(METRICS) :])),
         )
     return platforms, days
 
@@ -310,12 +360,69 @@ def _merge(days: dict[date, _Day], snapshots: Iterable[Snapshot], zone: ZoneInfo
         elif snapshot.taken_at >= row.taken_at:
             row.taken_at, row.last, row.dirty = snapshot.taken_at, snapshot.values, True
     before = NOTHING
-    for day in sorted(days):
+    for index, day in enumerate(sorted(days)):
         row = days[day]
         if row.before != before:
             row.before = before
             row.dirty = True
+        flips = index > 0 and _flips(row.last, before)
+        if row.flips != flips:
+            row.flips = flips
+            row.dirty = True
         before = row.last
+
+
+def _flips(last: Values, before: Values) -> bool:
+    """A count given one day and not the day before, or the other way round."""
+    return any((a is None) != (b is None) for a, b in zip(last, before, strict=True))
+
+
+class _GainSums:
+    """Changes to :class:`GainDay`, added up per (day, platform) before they are written."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[date, str], list[int]] = {}
+
+    def add(self, day: date, platform: str, gains: Values, sign: int) -> None:
+        row = self.rows.setdefault((day, platform), [0] * (2 * len(METRICS) + 1))
+        row[-1] += sign
+        for i, value in enumerate(gains):
+            if value is not None:
+                row[i] += sign * int(value)
+                row[len(METRICS) + i] += sign
+
+    def write(self, connection: Connection) -> None:
+        names = [*METRICS, *[f"known_{m}" for m in METRICS], "posts"]
+        rows = [
+            {"day": day, "platform": platform, **dict(zip(names, values, strict=True))}
+            for (day, platform), values in self.rows.items()
+            if any(values)
+        ]
+        if not rows:
+            return
+        insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(_GAINS)
+        statement = statement.on_conflict_do_update(
+            index_elements=[_GAINS.c.day, _GAINS.c.platform],
+            set_={name: _GAINS.c[name] + statement.excluded[name] for name in names},
+        )
+        connection.execute(statement, rows)
+        connection.execute(sa.delete(_GAINS).where(_GAINS.c.posts <= 0))
+
+
+def forget_posts(connection: Connection, post_ids: Sequence[int]) -> None:
+    """Take posts about to be deleted out of :class:`GainDay` (their day rows go with them)."""
+    if not post_ids or rollup_zone(connection) is None:
+        return
+    sums = _GainSums()
+    gains = [_DAYS.c[f"gained_{m}"] for m in METRICS]
+    for start in range(0, len(post_ids), _CHUNK):
+        chunk = list(post_ids[start : start + _CHUNK])
+        for day, platform, *values in connection.execute(
+            sa.select(_DAYS.c.day, _DAYS.c.platform, *gains).where(_DAYS.c.post_id.in_(chunk))
+        ):
+            sums.add(day, platform, tuple(values), -1)
+    sums.write(connection)
 
 
 def _chunks(items: list[int]) -> Iterator[list[int]]:

@@ -15,6 +15,7 @@ from sqlmodel import Session, col
 from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag
 from monitor.services.audit import DECISIONS
 from monitor.services.consent import consent_record, consents_by_post
+from monitor.services.reach import latest_followers
 
 _BATCH = 1000
 CSV_COLUMNS = (
@@ -90,6 +91,9 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
             {"action": event.action, "by": event.actor, "at": iso(event.at), "reason": event.reason}
         )
     consents = consents_by_post(session, ids)
+    followers = latest_followers(
+        session.connection(), [(p.platform, p.author_handle) for p in posts]
+    )
     for post in posts:
         yield {
             "platform": post.platform,
@@ -99,6 +103,7 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
                 "handle": post.author_handle,
                 "name": post.author_name,
                 "url": post.author_url,
+                "followers": followers.get((post.platform, post.author_handle)),
             },
             "text": post.text,
             "created_at": iso(post.created_at),

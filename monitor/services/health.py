@@ -15,8 +15,6 @@ left over from an earlier configuration is shown but never raises an alarm.
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -72,13 +70,20 @@ class SourceFacts(Protocol):
     possible_gap: str | None
 
 
-class RunFacts(Protocol):
-    """The columns of a ``poll_runs`` row that a period's health is rebuilt from."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class PeriodRuns:
+    """What one source's poll runs in a past period say (nothing: it was not polled)."""
 
-    started_at: datetime
-    ok: bool
-    error: str | None
-    gap: str | None
+    last_run_at: datetime | None = None
+    #: The gap the period's last run reported, if it did.
+    last_run_gap: str | None = None
+    last_success_at: datetime | None = None
+    #: Failed runs after the period's last success (all of them, without one).
+    failures_since_success: int = 0
+    #: The first of those failures.
+    failing_since: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
 
 
 def _state(
@@ -127,37 +132,31 @@ class SourceHealth:
         return cls(state=state, since=since, current=current, **facts)
 
     @classmethod
-    def during(cls, source: SourceFacts, runs: Sequence[RunFacts], end: datetime) -> SourceHealth:
-        """The health a source had when a past period ended, from that period's poll runs
-        (oldest first): its row only knows how it is doing now, and a past day's digest
-        must not show today's trouble, nor hide that day's."""
-        failing = list(itertools.takewhile(lambda run: not run.ok, reversed(runs)))
-        successes = [run.started_at for run in runs if run.ok]
-        errors = [run for run in runs if not run.ok]
+    def during(cls, source: SourceFacts, runs: PeriodRuns, end: datetime) -> SourceHealth:
+        """The health a source had when a past period ended, from that period's poll runs:
+        its row only knows how it is doing now, and a past day's digest must not show
+        today's trouble, nor hide that day's."""
         # Disabled (a missing credential, say) since before the period ended.
         disabled = source.disabled_reason and (
             source.failing_since is None or source.failing_since < end
         )
         disabled_reason = source.disabled_reason if disabled else None
-        last_success = successes[-1] if successes else None
-        state = _state(disabled_reason, len(failing), last_success)
-        since = (
-            (failing[-1].started_at if failing else source.failing_since)
-            if state in ALARMING
-            else None
-        )
+        state = _state(disabled_reason, runs.failures_since_success, runs.last_success_at)
+        since = None
+        if state in ALARMING:
+            since = runs.failing_since or source.failing_since
         return cls(
             key=source.key,
             platform=source.platform,
             state=state,
             since=since,
-            failures_in_row=len(failing),
-            last_poll_at=runs[-1].started_at if runs else None,
-            last_success_at=last_success,
-            last_error=errors[-1].error if errors else None,
-            last_error_at=errors[-1].started_at if errors else None,
+            failures_in_row=runs.failures_since_success,
+            last_poll_at=runs.last_run_at,
+            last_success_at=runs.last_success_at,
+            last_error=runs.last_error,
+            last_error_at=runs.last_error_at,
             disabled_reason=disabled_reason,
-            possible_gap=runs[-1].gap if runs else None,
+            possible_gap=runs.last_run_gap,
         )
 
     @property

@@ -28,7 +28,7 @@ from monitor.models import (
     PostStatus,
     utcnow,
 )
-from monitor.services import audit
+from monitor.services import audit, reach, rollup
 from monitor.services.audit import Action
 from monitor.services.engagement import append_snapshots
 from monitor.services.links import foreign_link_reason
@@ -93,6 +93,7 @@ def record_posts(
     unique_posts = merge_duplicates(posts)
     for start in range(0, len(unique_posts), _CHUNK):
         result.add(_record_chunk(session, unique_posts[start : start + _CHUNK], now))
+    reach.record_followers(session.connection(), unique_posts, now)
     return result
 
 
@@ -102,7 +103,9 @@ def _record_chunk(session: Session, posts: list[FetchedPost], now: datetime) -> 
     fresh = [p for p in posts if (p.platform, p.external_id) not in existing]
     seen = [p for p in posts if (p.platform, p.external_id) in existing]
     if fresh:
-        inserted = _insert_new(session, fresh, now)
+        with rollup.tracking(session) as tracked:
+            inserted = _insert_new(session, fresh, now)
+            tracked.update(inserted.values())
         result.new_ids = list(inserted.values())
         result.new = len(inserted)
         # Stored meanwhile by a concurrent poll (another instance or hashtag):
@@ -112,7 +115,9 @@ def _record_chunk(session: Session, posts: list[FetchedPost], now: datetime) -> 
             existing.update(_load_existing(session, raced))
             seen.extend(raced)
     if seen:
-        result.updated, result.edited_ids = _update_seen(session, seen, existing, now)
+        ids = [existing[(p.platform, p.external_id)].id for p in seen]
+        with rollup.tracking(session, ids):
+            result.updated, result.edited_ids = _update_seen(session, seen, existing, now)
     return result
 
 

@@ -21,6 +21,7 @@ from adapters.base import Adapter, AdapterError, Page, RateLimited, Target
 from monitor.config import Settings
 from monitor.db import describe_db_error, session_scope
 from monitor.models import PollKind, PollRun, Source, utcnow
+from monitor.services import reach
 from monitor.services.ingest import record_posts
 from monitor.services.media import erase_after_commit
 from monitor.services.rules import apply_ingest_rules
@@ -243,4 +244,8 @@ def poll_all(
                     jobs,
                 )
             )
+        # Counts that need a profile lookup, once the cycle's posts are in (potential reach).
+        for configured in platforms:
+            if configured.adapter is not None:
+                reach.look_up_followers(engine, configured.adapter)
     return summaries

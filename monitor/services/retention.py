@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.models import ErasedAuthor, ModerationEvent, Post, PostStatus, utcnow
-from monitor.services import audit
+from monitor.services import audit, engagement, rollup
 from monitor.services.audit import Action
 from monitor.services.escalation import open_escalation_post_ids
 from monitor.services.ingest import SYSTEM_ACTOR, author_hash
@@ -75,7 +75,9 @@ def _delete_posts(session: Session, post_ids: list[int]) -> None:
     for start in range(0, len(post_ids), _BATCH):
         chunk = post_ids[start : start + _BATCH]
         session.execute(sa.update(events).where(events.c.post_id.in_(chunk)).values(detail=None))
-        session.execute(sa.delete(Post.__table__).where(Post.__table__.c.id.in_(chunk)))
+        with rollup.tracking(session, chunk):
+            engagement.forget_posts(session.connection(), chunk)
+            session.execute(sa.delete(Post.__table__).where(Post.__table__.c.id.in_(chunk)))
 
 
 def purge(*, session: Session, settings: Settings, now: datetime | None = None) -> dict[str, int]:

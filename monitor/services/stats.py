@@ -8,39 +8,24 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta
 
 from sqlmodel import Session
 
 from monitor.config import Settings
-from monitor.services.digest import (
-    Digest,
-    Format,
-    check_past_day,
-    compute_digest,
-    parse_day,
-)
+from monitor.services.digest import Digest, Format, Range, compute_digest, resolve_range
 from monitor.services.engagement import METRICS
 
 #: Spreadsheet programs run a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def requested_days(settings: Settings, first: str | None, last: str | None) -> tuple[date, date]:
-    """The requested day or range; yesterday by default; today allowed (partial)."""
-    yesterday = datetime.now(settings.zone).date() - timedelta(days=1)
-    first_day = parse_day(first) if first else yesterday
-    last_day = parse_day(last) if last else first_day
-    check_past_day(first_day, settings, allow_today=True)
-    check_past_day(last_day, settings, allow_today=True)
-    return first_day, last_day
-
-
 def requested_digest(
     session: Session, settings: Settings, first: str | None, last: str | None
-) -> Digest:
-    """The digest of the requested day or range; UserError for a bad or future day."""
-    return compute_digest(session, settings, *requested_days(settings, first, last))
+) -> tuple[Digest, Range]:
+    """The digest of the requested day, range or shortcut (today by default), and the range
+    as resolved; UserError for a bad, reversed or future day."""
+    chosen = resolve_range(session, settings, first, last)
+    return compute_digest(session, settings, chosen.first_day, chosen.last_day), chosen
 
 
 def csv_name(digest: Digest) -> str:

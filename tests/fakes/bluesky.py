@@ -61,6 +61,9 @@ class FakeBluesky:
         server.route("POST", r"/xrpc/com\.atproto\.server\.refreshSession", self._refresh_session)
         server.route("GET", r"/xrpc/app\.bsky\.feed\.searchPosts", self._search)
         server.route("GET", r"/xrpc/app\.bsky\.feed\.getPosts", self._get_posts)
+        server.route("GET", r"/xrpc/app\.bsky\.actor\.getProfiles", self._get_profiles)
+        #: ``followersCount`` per handle for getProfiles; a handle missing is not found.
+        self.followers: dict[str, int] = {}
 
     @property
     def url(self) -> str:
@@ -227,6 +230,20 @@ class FakeBluesky:
         if offset + limit < len(found):
             body["cursor"] = str(offset + limit)
         return Reply.json(body, headers=self._headers())
+
+    def _get_profiles(self, request: FakeRequest) -> Reply:
+        """``app.bsky.actor.getProfiles``: up to 25 ``actors``; unknown ones left out."""
+        if refusal := self._authorised(request):
+            return refusal
+        actors = request.query.get("actors", [])
+        if len(actors) > 25:
+            return self._error("too_many_actors", 400)
+        profiles = [
+            {"did": f"did:plc:{actor}", "handle": actor, "followersCount": self.followers[actor]}
+            for actor in actors
+            if actor in self.followers
+        ]
+        return Reply.json({"profiles": profiles}, headers=self._headers())
 
     def _get_posts(self, request: FakeRequest) -> Reply:
         if refusal := self._authorised(request):

@@ -92,6 +92,8 @@ class FakeMastodon:
                 "acct": f"user{number}",
                 "display_name": f"User {number}",
                 "url": f"https://{self.domain}/@user{number}",
+                # As Mastodon's account entity gives it: what potential reach adds up.
+                "followers_count": 100 * number,
             },
             "media_attachments": [],
             "tags": [{"name": t.lower(), "url": f"https://{self.domain}/tags/{t}"} for t in tags],

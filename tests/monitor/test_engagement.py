@@ -27,11 +27,12 @@ from sqlmodel import Session, SQLModel
 
 from adapters.base import Engagement
 from monitor.db import _alembic_config, create_db_engine, upgrade
-from monitor.models import EngagementDay, EngagementSnapshot, Post
+from monitor.models import EngagementDay, EngagementSnapshot, GainDay, Post
 from monitor.services import engagement
 from monitor.services.digest import METRICS, TOP_POSTS, Period, _gains, _gains_query, _rank
 from monitor.services.engagement import append_snapshots, rebuild
 from monitor.services.ingest import record_posts
+from monitor.services.retention import _delete_posts
 from tests.factories import make_post
 
 LONDON = ZoneInfo("Europe/London")
@@ -180,7 +181,9 @@ def test_rollup_matches_the_reference_on_random_snapshots(
     first_day = change - timedelta(days=1)
     origin = datetime.combine(first_day, datetime.min.time(), tzinfo=LONDON) - timedelta(hours=1)
     with Session(engine) as session:
+        # Written past the code that keeps the roll-ups (a raw delete), so they go too.
         session.execute(sa.delete(Post.__table__))
+        session.execute(sa.delete(GainDay.__table__))
         session.commit()
         ids = [add_post(session, f"p{i}", *kind) for i, kind in enumerate(kinds)]
         session.commit()
@@ -313,7 +316,8 @@ def test_a_failure_between_snapshot_and_rollup_leaves_neither(
     with Session(engine) as session:
         snapshots = stored_snapshots(session)
         assert [s.values[0] for s in snapshots] == [3]
-        assert [row[-1] for row in day_rows(session)] == [4]  # interactions of the one kept
+        # The row ends (interactions, flips): the interactions of the one kept.
+        assert [row[-2] for row in day_rows(session)] == [4]
         period = Period.of(date(2021, 3, 18), date(2021, 3, 18), LONDON)
         posts = {snapshots[0].post_id: ("mastodon", "pending")}
         assert computed(session, period) == reference(snapshots, posts, period.start, period.end)
@@ -352,7 +356,7 @@ def test_a_process_killed_between_snapshot_and_rollup_writes_neither(sqlite_url:
     assert child.returncode == 3
     with Session(engine) as session:
         assert [s.values[0] for s in stored_snapshots(session)] == [1]
-        assert [row[-1] for row in day_rows(session)] == [1]
+        assert [row[-2] for row in day_rows(session)] == [1]  # (interactions, flips)
     engine.dispose()
 
 
@@ -442,7 +446,8 @@ def test_deleting_a_post_deletes_its_days(engine: Engine) -> None:
             [{"post_id": pid, "taken_at": noon, "likes": 2} for pid in (kept, gone)],
         )
         session.commit()
-        session.execute(sa.delete(Post.__table__).where(Post.__table__.c.id == gone))
+        # The one delete retention and erasure share (it keeps the day sums too).
+        _delete_posts(session, [gone])
         session.commit()
         assert [row[0] for row in day_rows(session)] == [kept]
         by_platform, _ = computed(session, Period.of(date(2021, 3, 18), date(2021, 3, 18), LONDON))

@@ -72,7 +72,8 @@ def exported(engine: Engine, configure: Callable[..., Settings]) -> list[dict]:
 def test_jsonl_has_the_spec_shape(exported: list[dict]) -> None:
     first = exported[0]
     assert list(first) == SPEC_KEYS
-    assert list(first["author"]) == ["handle", "name", "url"]
+    assert list(first["author"]) == ["handle", "name", "url", "followers"]
+    assert first["author"]["followers"] is None  # the factory's post does not say: null, not 0
     assert first["created_at"].endswith("Z")
     assert first["hashtags"] == ["ceaday21", "helpinghands"]
     assert first["status"] == "approved"

@@ -189,8 +189,9 @@ def test_digest_email_has_the_numbers_structure_chart_and_escaping(
     assert message["Message-ID"].endswith("@vrn.example>")
     interactions = (10 + 2 + 10_000_000 + 3) + (2 + 2 + 5) + (1 + 2) + 1
     assert message["Subject"] == (
-        f"Hashtag digest 2021-03-18: 5 new posts, {interactions:,} interactions, 3 decisions;"
-        " INCOMPLETE: 2 source(s) not watched"
+        "Hashtag digest 2021-03-18: potential reach not available (Bluesky, Mastodon: no"
+        f" follower counts), 4 contributors, 5 new posts, {interactions:,} interactions,"
+        " 3 decisions; INCOMPLETE: 2 source(s) not watched"
     )
     text, html, image = parts(message)
 
@@ -250,7 +251,8 @@ def test_a_day_with_no_posts_still_sends_a_readable_email(
 
     text, html, _ = parts(smtp.messages[0])
     assert smtp.messages[0]["Subject"].startswith(
-        "Hashtag digest 2021-01-05: 0 new posts, interactions not available, 0 decisions"
+        "Hashtag digest 2021-01-05: potential reach not available (no posts), 0 contributors,"
+        " 0 new posts, interactions not available, 0 decisions"
     )
     assert "No post gained interactions." in text
     assert "No source has ever been polled, so nothing was watched." in text

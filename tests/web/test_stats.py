@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI
@@ -15,7 +16,7 @@ from sqlmodel import Session
 from monitor.config import Settings
 from monitor.models import DigestSend, Source, utcnow
 from monitor.web.app import create_app
-from tests.monitor.test_digest import build_scenario
+from tests.monitor.test_digest import build_scenario, scenario_posts
 from tests.web.auth_helpers import TestClient, login, make_user
 
 DAY_QUERY = "from=2021-03-18"
@@ -88,8 +89,8 @@ def test_a_range_is_compared_with_the_range_before(viewer: TestClient) -> None:
     [
         ("from=18-03-2021", "&#39;18-03-2021&#39; is not a date: give it as YYYY-MM-DD"),
         ("from=2999-01-01", "2999-01-01 has not ended yet in Europe/London"),
-        ("from=2021-03-18&to=2021-03-01", "the range ends before it starts"),
-        ("from=2021-01-01&to=2021-03-18", "give a range of at most 31 days"),
+        ("from=2021-03-18&to=2021-03-01", "the range ends (2021-03-01) before it starts"),
+        ("from=1999-12-31&to=2021-03-18", "1999-12-31 is before any post could have been"),
         ("from=%3Cscript%3E", "&#39;&lt;script&gt;&#39; is not a date"),
     ],
 )
@@ -166,3 +167,58 @@ def test_the_last_digest_failure_is_shown(viewer: TestClient, sqlite_engine: Eng
     assert "Last digest email: 2021-03-18," in html
     assert "<strong>not sent</strong>" in html
     assert "digest not sent: SMTP 535 &lt;bad&gt; credentials" in html
+
+
+def all_posts(page: str) -> str:
+    """The count in the page's "All posts" row (marked incomplete or not)."""
+    row = page.split('<th scope="row">All posts', 1)[1]
+    return row.split("<td>", 1)[1].split("</td>", 1)[0]
+
+
+def test_stats_opens_on_today_so_far(viewer: TestClient) -> None:
+    page = viewer.get("/stats")
+    today = datetime.now(ZoneInfo("Europe/London")).date().isoformat()
+
+    assert page.status_code == 200
+    assert f"<h1>Stats for {today}</h1>" in page.text
+    assert "Showing today so far." in page.text
+
+
+def test_campaign_so_far_runs_from_the_first_post_held_to_today(viewer: TestClient) -> None:
+    page = viewer.get("/stats?from=campaign")
+    today = datetime.now(ZoneInfo("Europe/London")).date().isoformat()
+    first = min(spec.created for spec in scenario_posts()).astimezone(ZoneInfo("Europe/London"))
+
+    assert page.status_code == 200
+    assert f"<h1>Stats for {first.date().isoformat()} to {today}</h1>" in page.text
+    assert f"from the first post held ({first.date().isoformat()}) to today" in page.text
+    # Every post held is in the campaign so far.
+    assert f"<td>{len(scenario_posts())}</td>" in page.text
+
+
+def test_a_range_longer_than_the_data_held_counts_everything_and_says_so(
+    viewer: TestClient,
+) -> None:
+    page = viewer.get("/stats?from=2021-01-01&to=2021-03-18")
+    held = [s for s in scenario_posts() if s.created < datetime(2021, 3, 19, tzinfo=UTC)]
+
+    assert page.status_code == 200
+    assert "posts are held from 2021-03-" in page.text
+    assert all_posts(page.text) == str(len(held))
+
+
+def test_a_range_before_any_data_is_zero_and_incomplete_never_blank(viewer: TestClient) -> None:
+    page = viewer.get("/stats?from=2020-01-01&to=2020-12-31")
+
+    assert page.status_code == 200
+    assert "this range ends before the first post held" in page.text
+    assert all_posts(page.text) == "0"
+    assert "These figures are incomplete." in page.text
+
+
+def test_a_range_across_the_spring_clock_change_has_71_hours(viewer: TestClient) -> None:
+    page = viewer.get("/stats?from=2021-03-27&to=2021-03-29")
+
+    assert page.status_code == 200
+    assert "calendar days, 71 hours" in page.text
+    assert viewer.get("/stats/chart.png?from=2021-03-27&to=2021-03-29").status_code == 200

@@ -1,7 +1,8 @@
-"""``/stats``: the digest's figures for any day or range, its chart, and a CSV download.
+"""``/stats``: the digest's figures for any day or range, its chart, a CSV and the report.
 
 The figures and the CSV come from :mod:`monitor.services.stats`, the same
-computation as the email, so the numbers cannot drift apart. Viewers and up.
+computation as the email, and the report from :mod:`monitor.services.report`, so
+the numbers cannot drift apart. Viewers and up.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import UserError
 from monitor.services.charts import digest_chart_png
-from monitor.services.digest import Digest, Format, compute_digest
+from monitor.services.digest import Digest, Format, resolve_range
 from monitor.services.engagement import METRICS
 from monitor.services.mail import last_digest_send
-from monitor.services.stats import csv_name, digest_csv, requested_days, requested_digest
+from monitor.services.report import build_report, render_csv, render_pdf, render_xlsx
+from monitor.services.stats import csv_name, digest_csv, requested_digest
 from monitor.web.deps import Staff, ViewerPage
 
 router = APIRouter()
@@ -25,10 +27,18 @@ router = APIRouter()
 FromQuery = Annotated[str | None, Query(alias="from", max_length=40)]
 ToQuery = Annotated[str | None, Query(alias="to", max_length=40)]
 
+#: The report's formats, by the suffix asked for.
+REPORT_TYPES = {
+    "pdf": "application/pdf",
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
 
 @router.get("/stats", response_class=HTMLResponse)
 def stats_page(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None) -> Response:
-    """The digest's figures for a day or range, the chart, a CSV link, the last email."""
+    """The digest's figures for a day, range or shortcut (today by default), the chart,
+    the CSV and report links, the last email."""
     request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     context = {
         "user": user,
@@ -37,18 +47,18 @@ def stats_page(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None)
         "last_send": last_digest_send(session),
     }
     try:
-        first_day, last_day = requested_days(settings, first, last)
-        digest = compute_digest(session, settings, first_day, last_day)
+        digest, chosen = requested_digest(session, settings, first, last)
     except UserError as exc:
         context |= {"error": str(exc), "first": first or "", "last": last or "", "title": "Stats"}
         return staff.templates.TemplateResponse(
             request, "stats/index.html", context, status_code=400
         )
-    query = f"from={first_day.isoformat()}&to={last_day.isoformat()}"
+    query = f"from={chosen.first_day.isoformat()}&to={chosen.last_day.isoformat()}"
     context |= {
         "digest": digest,
-        "first": first_day.isoformat(),
-        "last": last_day.isoformat(),
+        "note": chosen.note,
+        "first": chosen.first_day.isoformat(),
+        "last": chosen.last_day.isoformat(),
         "query": query,
         "title": f"Stats {digest.period.label}",
     }
@@ -66,7 +76,7 @@ def _download(
 ) -> Response:
     """The requested digest rendered as a file, or a plain 400 that says what is wrong."""
     try:
-        digest = requested_digest(staff.session, staff.settings, first, last)
+        digest, _chosen = requested_digest(staff.session, staff.settings, first, last)
     except UserError as exc:
         return Response(str(exc), status_code=400, media_type="text/plain")
     return Response(render(digest), media_type=media_type, headers=headers(digest))
@@ -97,4 +107,35 @@ def stats_csv(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None) 
         headers=lambda digest: {
             "Content-Disposition": f'attachment; filename="{csv_name(digest)}"'
         },
+    )
+
+
+@router.get("/stats/report.{kind}")
+def stats_report(
+    staff: ViewerPage, kind: str, first: FromQuery = None, last: ToQuery = None
+) -> Response:
+    """The campaign report for the same day or range: PDF, CSV or workbook."""
+    if kind not in REPORT_TYPES:
+        return Response(
+            "ask for report.pdf, report.csv or report.xlsx", 404, media_type="text/plain"
+        )
+    session, settings = staff.session, staff.settings
+    try:
+        chosen = resolve_range(session, settings, first, last)
+        built = build_report(session, settings, chosen.first_day, chosen.last_day)
+        content = (
+            render_pdf(built, settings)
+            if kind == "pdf"
+            else render_csv(built).encode("utf-8")
+            if kind == "csv"
+            else render_xlsx(built)
+        )
+    except UserError as exc:
+        return Response(str(exc), status_code=400, media_type="text/plain")
+    period = built.digest.period
+    name = f"campaign-report-{period.first_day.isoformat()}-{period.last_day.isoformat()}.{kind}"
+    return Response(
+        content,
+        media_type=REPORT_TYPES[kind],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -1,0 +1,544 @@
+"""The posts roll-up: counts per 15-minute UTC slot, kept with every write of a post.
+
+The digest and ``/stats`` count posts per platform, per hashtag, per hour and per
+day, distinct authors, and sum every post's counts as last seen. Read from the
+posts, each of those grows with the history held; read from here, it grows with
+the number of slots in the period (96 a day), whatever the size of the store.
+
+* :class:`~monitor.models.PostSlot`: posts and their summed counts per slot and platform;
+* :class:`~monitor.models.TagSlot`: posts per slot and hashtag;
+* :class:`~monitor.models.AuthorSlot`: each author's slots, chained (see its docstring).
+
+Slots are UTC quarter-hours because every zone's local midnight and hour fall on
+one, so the roll-up never needs rebuilding when ``TIMEZONE`` changes.
+
+It must never disagree with the posts, so the same transaction that writes posts
+updates it: the bulk writers (ingest, retention) wrap their writes in
+:func:`tracking`, which reads the posts' state before and after and applies the
+difference; posts and hashtags written through the ORM are folded by mapper hooks.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from monitor.models import AuthorSlot, PlatformTotal, Post, PostHashtag, PostSlot, TagSlot
+from monitor.services import engagement
+
+METRICS = ("likes", "shares", "replies", "quotes", "views")
+SLOT = timedelta(minutes=15)
+_SLOT_SECONDS = int(SLOT.total_seconds())
+_CHUNK = 500
+
+_POSTS = Post.__table__
+_TAGS = PostHashtag.__table__
+_POST_SLOTS = PostSlot.__table__
+_TAG_SLOTS = TagSlot.__table__
+_TOTALS = PlatformTotal.__table__
+_AUTHOR_SLOTS = AuthorSlot.__table__
+
+
+def slot_of(moment: datetime) -> int:
+    """The slot a moment falls in (quarter-hours since the Unix epoch, UTC)."""
+    return int(moment.astimezone(UTC).timestamp()) // _SLOT_SECONDS
+
+
+def slot_start(slot: int) -> datetime:
+    return datetime.fromtimestamp(slot * _SLOT_SECONDS, UTC)
+
+
+def slot_bound(moment: datetime) -> int:
+    """The first slot at or after ``moment`` (a range's exclusive end, or its start).
+
+    Local midnights and hours are on a slot boundary in every zone in use; a bound
+    that is not (a historic local mean time) is rounded up, to the next slot.
+    """
+    seconds = moment.astimezone(UTC).timestamp()
+    return -int(-seconds // _SLOT_SECONDS)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PostState:
+    """What the roll-up holds of one post."""
+
+    post_id: int
+    platform: str
+    created_at: datetime
+    author_handle: str
+    values: tuple[int | None, ...]  # in METRICS order
+    tags: tuple[str, ...]
+
+
+def load_states(connection: Connection, post_ids: Iterable[int]) -> dict[int, PostState]:
+    """The stored state of these posts (missing ones are simply absent)."""
+    ids = sorted(set(post_ids))
+    states: dict[int, PostState] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        tags: dict[int, list[str]] = defaultdict(list)
+        for post_id, tag in connection.execute(
+            sa.select(_TAGS.c.post_id, _TAGS.c.tag).where(_TAGS.c.post_id.in_(chunk))
+        ):
+            tags[post_id].append(tag)
+        columns = [_POSTS.c.id, _POSTS.c.platform, _POSTS.c.created_at, _POSTS.c.author_handle]
+        for row in connection.execute(
+            sa.select(*columns, *[_POSTS.c[m] for m in METRICS]).where(_POSTS.c.id.in_(chunk))
+        ):
+            post_id, platform, created_at, handle, *values = row
+            states[post_id] = PostState(
+                post_id, platform, created_at, handle, tuple(values), tuple(sorted(tags[post_id]))
+            )
+    return states
+
+
+@contextmanager
+def tracking(session: Session, post_ids: Iterable[int] = ()) -> Iterator[set[int]]:
+    """Keep the roll-up in step with the posts written inside the block.
+
+    ``post_ids`` are the posts that exist before and may change; add the ids of posts
+    inserted inside the block to the yielded set. On leaving, the difference between
+    the states before and after is applied, in the session's transaction.
+    """
+    connection = session.connection()
+    ids = set(post_ids)
+    before = load_states(connection, ids)
+    yield ids
+    apply(connection, before.values(), load_states(connection, ids).values())
+
+
+class _Delta:
+    """Changes to the three tables, added up before they are written."""
+
+    def __init__(self) -> None:
+        self.posts: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * 11)
+        self.tags: dict[tuple[int, str], int] = defaultdict(int)
+        self.authors: dict[tuple[str, str, int], int] = defaultdict(int)
+
+    def add(self, state: PostState, sign: int) -> None:
+        slot = slot_of(state.created_at)
+        row = self.posts[(slot, state.platform)]
+        row[0] += sign
+        for i, value in enumerate(state.values):
+            if value is not None:
+                row[1 + i] += sign * int(value)
+                row[6 + i] += sign
+        for tag in state.tags:
+            self.tags[(slot, tag)] += sign
+        self.authors[(state.platform, state.author_handle, slot)] += sign
+
+
+def apply(connection: Connection, before: Iterable[PostState], after: Iterable[PostState]) -> None:
+    """Take the ``before`` states out of the roll-up and put the ``after`` states in."""
+    delta = _Delta()
+    for state in before:
+        delta.add(state, -1)
+    for state in after:
+        delta.add(state, +1)
+    insert = _insert_for(connection)
+    names = ["posts", *METRICS, *[f"known_{m}" for m in METRICS]]
+    post_rows = [
+        {"slot": slot, "platform": platform, **dict(zip(names, values, strict=True))}
+        for (slot, platform), values in delta.posts.items()
+        if any(values)
+    ]
+    _upsert(connection, insert, _POST_SLOTS, ["slot", "platform"], names, post_rows)
+    platform_sums: dict[str, list[int]] = defaultdict(lambda: [0] * len(names))
+    for (_, platform), values in delta.posts.items():
+        platform_sums[platform] = [
+            a + b for a, b in zip(platform_sums[platform], values, strict=True)
+        ]
+    total_rows = [
+        {"platform": platform, **dict(zip(names, values, strict=True))}
+        for platform, values in platform_sums.items()
+        if any(values)
+    ]
+    _upsert(connection, insert, _TOTALS, ["platform"], names, total_rows)
+    tag_rows = [{"slot": s, "tag": t, "posts": n} for (s, t), n in delta.tags.items() if n]
+    _upsert(connection, insert, _TAG_SLOTS, ["slot", "tag"], ["posts"], tag_rows)
+    author_rows = [
+        {"platform": p, "author_handle": a, "slot": s, "posts": n}
+        for (p, a, s), n in delta.authors.items()
+        if n
+    ]
+    key = ["platform", "author_handle", "slot"]
+    _upsert(connection, insert, _AUTHOR_SLOTS, key, ["posts"], author_rows)
+    if post_rows:
+        connection.execute(sa.delete(_POST_SLOTS).where(_POST_SLOTS.c.posts <= 0))
+        connection.execute(sa.delete(_TOTALS).where(_TOTALS.c.posts <= 0))
+    if tag_rows:
+        connection.execute(sa.delete(_TAG_SLOTS).where(_TAG_SLOTS.c.posts <= 0))
+    if author_rows:
+        connection.execute(sa.delete(_AUTHOR_SLOTS).where(_AUTHOR_SLOTS.c.posts <= 0))
+        _rechain(connection, sorted({(p, a) for p, a, _ in delta.authors}))
+
+
+def _insert_for(connection: Connection) -> Any:
+    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+
+
+def _upsert(
+    connection: Connection,
+    insert: Any,
+    table: sa.Table,
+    key: list[str],
+    counters: list[str],
+    rows: list[dict[str, Any]],
+) -> None:
+    """Add each row's counters to the stored row of its key (a new key starts at 0)."""
+    if not rows:
+        return
+    statement = insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c[name] for name in key],
+        set_={name: table.c[name] + statement.excluded[name] for name in counters},
+    )
+    for start in range(0, len(rows), _CHUNK):
+        connection.execute(statement, rows[start : start + _CHUNK])
+
+
+def _rechain(connection: Connection, authors: Sequence[tuple[str, str]]) -> None:
+    """Point each of these authors' slots at the slot before it, where that changed."""
+    table = _AUTHOR_SLOTS
+    for start in range(0, len(authors), _CHUNK):
+        chunk = authors[start : start + _CHUNK]
+        if connection.dialect.name == "postgresql":
+            # Two transactions adding slots of one author take turns, so the later sees
+            # the other's slot (committed) and chains both; locks in one order.
+            keys = sorted({hash_key(p, a) for p, a in chunk})
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(:keys) AS k ORDER BY k"),
+                {"keys": keys},
+            )
+        rows = connection.execute(
+            sa.select(table.c.platform, table.c.author_handle, table.c.slot, table.c.prev_slot)
+            .where(sa.tuple_(table.c.platform, table.c.author_handle).in_(chunk))
+            .order_by(table.c.platform, table.c.author_handle, table.c.slot)
+        ).all()
+        changes: list[dict[str, Any]] = []
+        previous: tuple[str, str] | None = None
+        prev_slot: int | None = None
+        for platform, handle, slot, stored_prev in rows:
+            if (platform, handle) != previous:
+                previous, prev_slot = (platform, handle), None
+            if stored_prev != prev_slot:
+                changes.append({"b_p": platform, "b_a": handle, "b_s": slot, "prev": prev_slot})
+            prev_slot = slot
+        if changes:
+            connection.execute(
+                sa.update(table)
+                .where(
+                    table.c.platform == sa.bindparam("b_p"),
+                    table.c.author_handle == sa.bindparam("b_a"),
+                    table.c.slot == sa.bindparam("b_s"),
+                )
+                .values(prev_slot=sa.bindparam("prev")),
+                changes,
+            )
+
+
+def hash_key(platform: str, handle: str) -> int:
+    """A stable signed 64-bit lock key for one author."""
+    digest = hashlib.blake2b(f"{platform}\0{handle}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def rebuild(connection: Connection) -> None:
+    """Recompute the whole roll-up from the posts (the migration's back-fill).
+
+    In SQL, grouped once per table: a million posts through Python would take minutes.
+    """
+    for table in (_POST_SLOTS, _TAG_SLOTS, _AUTHOR_SLOTS, _TOTALS):
+        connection.execute(sa.delete(table))
+    slot = slot_sql(connection, _POSTS.c.created_at).label("slot")
+    sums = [sa.func.coalesce(sa.func.sum(_POSTS.c[m]), 0) for m in METRICS]
+    knowns = [sa.func.count(_POSTS.c[m]) for m in METRICS]
+    names = ["slot", "platform", "posts", *METRICS, *[f"known_{m}" for m in METRICS]]
+    per_slot = sa.select(slot, _POSTS.c.platform, sa.func.count(), *sums, *knowns).group_by(
+        slot, _POSTS.c.platform
+    )
+    connection.execute(sa.insert(_POST_SLOTS).from_select(names, per_slot))
+    counters = [_POST_SLOTS.c[name] for name in names[2:]]
+    connection.execute(
+        sa.insert(_TOTALS).from_select(
+            names[1:],
+            sa.select(_POST_SLOTS.c.platform, *[sa.func.sum(c) for c in counters]).group_by(
+                _POST_SLOTS.c.platform
+            ),
+        )
+    )
+    per_tag = (
+        sa.select(slot, _TAGS.c.tag, sa.func.count())
+        .select_from(_POSTS.join(_TAGS, _TAGS.c.post_id == _POSTS.c.id))
+        .group_by(slot, _TAGS.c.tag)
+    )
+    connection.execute(sa.insert(_TAG_SLOTS).from_select(["slot", "tag", "posts"], per_tag))
+    grouped = (
+        sa.select(_POSTS.c.platform, _POSTS.c.author_handle, slot, sa.func.count().label("n"))
+        .group_by(_POSTS.c.platform, _POSTS.c.author_handle, slot)
+        .subquery()
+    )
+    chained = sa.select(
+        grouped.c.platform,
+        grouped.c.author_handle,
+        grouped.c.slot,
+        sa.func.lag(grouped.c.slot).over(
+            partition_by=[grouped.c.platform, grouped.c.author_handle], order_by=grouped.c.slot
+        ),
+        grouped.c.n,
+    )
+    connection.execute(
+        sa.insert(_AUTHOR_SLOTS).from_select(
+            ["platform", "author_handle", "slot", "prev_slot", "posts"], chained
+        )
+    )
+
+
+def slot_sql(connection: Connection, column: Any) -> Any:
+    """:func:`slot_of` in SQL, for the back-fill."""
+    if connection.dialect.name == "postgresql":
+        seconds = sa.func.extract("epoch", column)
+        return sa.cast(sa.func.floor(seconds / _SLOT_SECONDS), sa.Integer)
+    return sa.cast(sa.func.strftime("%s", column), sa.Integer) // _SLOT_SECONDS
+
+
+# Reading: every figure is a range of slots [start, end), end exclusive.
+
+
+def _bucket_of(bounds: Sequence[int], slot: int) -> int:
+    return bisect.bisect_right(bounds, slot) - 1
+
+
+def post_counts(
+    connection: Connection | Session, bounds: Sequence[int]
+) -> dict[tuple[int, str], int]:
+    """Posts per (bucket, platform), bucket i being slots [bounds[i], bounds[i + 1])."""
+    t = _POST_SLOTS
+    counts: dict[tuple[int, str], int] = defaultdict(int)
+    rows = connection.execute(
+        sa.select(t.c.slot, t.c.platform, t.c.posts).where(
+            t.c.slot >= bounds[0], t.c.slot < bounds[-1]
+        )
+    )
+    for slot, platform, posts in rows:
+        counts[(_bucket_of(bounds, slot), platform)] += int(posts)
+    return dict(counts)
+
+
+def tag_counts(
+    connection: Connection | Session, bounds: Sequence[int]
+) -> dict[tuple[int, str], int]:
+    """Posts per (bucket, hashtag)."""
+    t = _TAG_SLOTS
+    counts: dict[tuple[int, str], int] = defaultdict(int)
+    rows = connection.execute(
+        sa.select(t.c.slot, t.c.tag, t.c.posts).where(t.c.slot >= bounds[0], t.c.slot < bounds[-1])
+    )
+    for slot, tag, posts in rows:
+        counts[(_bucket_of(bounds, slot), tag)] += int(posts)
+    return dict(counts)
+
+
+def totals(
+    connection: Connection | Session, start: int | None = None, end: int | None = None
+) -> dict[str, dict[str, int | None]]:
+    """Per platform, the sum of each count as last seen over posts created in the range
+    (all of them without one); None where no post gives the count."""
+    t = _TOTALS if start is None and end is None else _POST_SLOTS
+    query = sa.select(
+        t.c.platform,
+        *[sa.func.sum(t.c[m]) for m in METRICS],
+        *[sa.func.sum(t.c[f"known_{m}"]) for m in METRICS],
+    ).group_by(t.c.platform)
+    if start is not None:
+        query = query.where(_POST_SLOTS.c.slot >= start)
+    if end is not None:
+        query = query.where(_POST_SLOTS.c.slot < end)
+    result: dict[str, dict[str, int | None]] = {}
+    size = len(METRICS)
+    for platform, *values in connection.execute(query):
+        result[platform] = {
+            m: int(values[i]) if values[size + i] else None for i, m in enumerate(METRICS)
+        }
+    return dict(sorted(result.items()))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Authors:
+    """Distinct authors of one platform in a range, and how many posted there first."""
+
+    authors: int
+    new: int
+
+
+def author_counts(
+    connection: Connection | Session,
+    start: int,
+    end: int,
+    *,
+    platforms: Iterable[str] | None = None,
+    first: int | None = None,
+) -> dict[str, Authors]:
+    """Distinct authors per platform in slots [start, end), and the new ones among them.
+
+    An author is counted by their first slot in the range: the one whose slot before is
+    before the range, or who has none (new). Those rows are found from whichever side
+    is smaller: the range itself, or the history before it (for a range that starts at
+    the campaign's beginning, nothing), so a year costs about what a day does. One
+    count per platform, each a range of one index with nothing to sort.
+    """
+    t = _AUTHOR_SLOTS
+    if platforms is None:
+        platforms = connection.execute(
+            sa.select(_POST_SLOTS.c.platform)
+            .where(_POST_SLOTS.c.slot >= start, _POST_SLOTS.c.slot < end)
+            .distinct()
+        ).scalars()
+    before, inside = _sizes(connection, start, end, first)
+    result: dict[str, Authors] = {}
+    for platform in sorted(platforms):
+        in_range = sa.and_(t.c.platform == platform, t.c.slot >= start, t.c.slot < end)
+        new = connection.execute(
+            sa.select(sa.func.count()).where(in_range, t.c.prev_slot.is_(None))
+        ).scalar_one()
+        if before < inside:
+            returning = sa.select(sa.func.count()).where(
+                t.c.platform == platform, t.c.prev_slot < start, t.c.slot >= start, t.c.slot < end
+            )
+        else:
+            # Written so that only the slot index serves it (prev_slot is not compared on
+            # its own), whatever the planner thinks of the two ranges.
+            returning = sa.select(sa.func.count()).where(
+                in_range, sa.func.coalesce(t.c.prev_slot, start) < start
+            )
+        count = int(new) + int(connection.execute(returning).scalar_one())
+        if count:
+            result[platform] = Authors(count, int(new))
+    return result
+
+
+def first_slot(connection: Connection | Session) -> int | None:
+    """The slot of the oldest post held."""
+    return connection.execute(sa.select(sa.func.min(_POST_SLOTS.c.slot))).scalar_one_or_none()
+
+
+def _sizes(
+    connection: Connection | Session, start: int, end: int, first: int | None = None
+) -> tuple[int, int]:
+    """Slots held before ``start``, and slots in the range: what each way of counting
+    authors reads, near enough (one seek, where adding up posts would read the slots)."""
+    # The first slot of any post: one seek on post_slots' key (author_slots' indexes
+    # lead with the platform).
+    first = first_slot(connection) if first is None else first
+    return (0 if first is None else max(0, start - first)), end - start
+
+
+def distinct_authors(connection: Connection | Session, start: int, end: int) -> sa.Select[Any]:
+    """The (platform, handle) of every author who posted in slots [start, end)."""
+    t = _AUTHOR_SLOTS
+    return sa.select(t.c.platform, t.c.author_handle).where(
+        t.c.slot >= start,
+        t.c.slot < end,
+        sa.or_(t.c.prev_slot.is_(None), t.c.prev_slot < start),
+    )
+
+
+# Posts and hashtags written through the ORM (tests, the demo's sample) are folded by
+# the flush that writes them; bulk writers use ``tracking`` instead.
+
+
+def _orm_state(connection: Connection, target: Post, **overrides: Any) -> PostState:
+    tags = tuple(
+        sorted(
+            connection.execute(sa.select(_TAGS.c.tag).where(_TAGS.c.post_id == target.id)).scalars()
+        )
+    )
+    values = {
+        "platform": target.platform,
+        "created_at": target.created_at,
+        "author_handle": target.author_handle,
+        "values": tuple(getattr(target, m) for m in METRICS),
+        **overrides,
+    }
+    return PostState(int(target.id or 0), tags=tags, **values)
+
+
+@event.listens_for(Post, "after_insert")
+def _post_inserted(mapper: Any, connection: Connection, target: Post) -> None:
+    apply(connection, (), [_orm_state(connection, target)])
+
+
+@event.listens_for(Post, "after_update")
+def _post_updated(mapper: Any, connection: Connection, target: Post) -> None:
+    inspected = sa.inspect(target)
+    fields = ("platform", "created_at", "author_handle", *METRICS)
+    old: dict[str, Any] = {}
+    for name in fields:
+        history = inspected.attrs[name].history
+        if history.deleted:
+            old[name] = history.deleted[0]
+    if not old:
+        return
+    before = {name: old.get(name, getattr(target, name)) for name in fields}
+    earlier = _orm_state(
+        connection,
+        target,
+        platform=before["platform"],
+        created_at=before["created_at"],
+        author_handle=before["author_handle"],
+        values=tuple(before[m] for m in METRICS),
+    )
+    apply(connection, [earlier], [_orm_state(connection, target)])
+
+
+@event.listens_for(Post, "before_delete")
+def _post_deleted(mapper: Any, connection: Connection, target: Post) -> None:
+    if target.id is not None:
+        apply(connection, load_states(connection, [target.id]).values(), ())
+        engagement.forget_posts(connection, [target.id])
+
+
+@event.listens_for(PostHashtag, "after_insert")
+def _tag_inserted(mapper: Any, connection: Connection, target: PostHashtag) -> None:
+    created = connection.execute(
+        sa.select(_POSTS.c.created_at).where(_POSTS.c.id == target.post_id)
+    ).scalar_one_or_none()
+    if created is not None:
+        _upsert(
+            connection,
+            _insert_for(connection),
+            _TAG_SLOTS,
+            ["slot", "tag"],
+            ["posts"],
+            [{"slot": slot_of(created), "tag": target.tag, "posts": 1}],
+        )
+
+
+@event.listens_for(PostHashtag, "after_delete")
+def _tag_deleted(mapper: Any, connection: Connection, target: PostHashtag) -> None:
+    created = connection.execute(
+        sa.select(_POSTS.c.created_at).where(_POSTS.c.id == target.post_id)
+    ).scalar_one_or_none()
+    if created is not None:
+        key = {"slot": slot_of(created), "tag": target.tag}
+        _upsert(
+            connection,
+            _insert_for(connection),
+            _TAG_SLOTS,
+            ["slot", "tag"],
+            ["posts"],
+            [{**key, "posts": -1}],
+        )
+        connection.execute(sa.delete(_TAG_SLOTS).where(_TAG_SLOTS.c.posts <= 0))
