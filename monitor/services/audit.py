@@ -63,6 +63,8 @@ class Action(StrEnum):
     LOGINS_UNLOCKED = "logins_unlocked"
     TOTP_ENABLED = "totp_enabled"
     TOTP_DISABLED = "totp_disabled"
+    HASH_BANK_IMPORTED = "hash_bank_imported"
+    HASH_BANK_DELETED = "hash_bank_deleted"
 
     @property
     def label(self) -> str:
@@ -113,6 +115,8 @@ _LABELS: dict[Action, str] = {
     Action.LOGINS_UNLOCKED: "logins unlocked",
     Action.TOTP_ENABLED: "two-factor login switched on",
     Action.TOTP_DISABLED: "two-factor login switched off",
+    Action.HASH_BANK_IMPORTED: "image hash bank imported",
+    Action.HASH_BANK_DELETED: "image hash bank deleted",
 }
 
 #: Actions about staff, not posts: logins and account changes. Public headers

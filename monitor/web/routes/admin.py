@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
@@ -23,11 +23,14 @@ from monitor.services.mail import last_digest_send
 from monitor.services.moderation import reject_reasons, set_reject_reasons
 from monitor.services.rules import (
     DETECTORS,
+    MAX_PLACE_FILE_BYTES,
     RuleKind,
+    add_place_list,
     add_rule,
     delete_rule,
     describe_rule,
     list_rules,
+    place_name_counts,
     set_rule_enabled,
 )
 from monitor.services.takedown import set_takedown_hides, takedown_hides
@@ -93,6 +96,7 @@ def admin_page(
             "roles": [role.value for role in Role],
             "rules": [(rule, describe_rule(rule)) for rule in rules],
             "rule_kinds": [kind.value for kind in RuleKind],
+            "place_counts": place_name_counts(session),
             "detectors": DETECTORS,
             "reasons": reject_reasons(session),
             "paused": gallery_paused(session),
@@ -240,6 +244,27 @@ def admin_add_rule(
     def change() -> str:
         rule = add_rule(session=session, kind=kind, pattern=pattern, action=action, actor=user.name)
         return f"Added rule {rule.id}: {describe_rule(rule)} ({rule.action})."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/rules/places")
+def admin_add_place_list(
+    request: Request,
+    user: AdminUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    title: Annotated[str, Form(max_length=_SHORT)] = "",
+    names: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    """Upload a list of place names (CSV, one a line): any of them in a post flags it."""
+    # One byte over the limit is enough to refuse, without reading a huge upload whole.
+    data = names.file.read(MAX_PLACE_FILE_BYTES + 1) if names is not None else b""
+
+    def change() -> str:
+        rule = add_place_list(session=session, title=title, data=data, actor=user.name)
+        count = place_name_counts(session).get(rule.id or 0, 0)
+        return f"Added rule {rule.id}: {describe_rule(rule)}, {count} names (flag)."
 
     return _attempt(request, session, change)
 
