@@ -7,7 +7,6 @@ from monitor.analysis.known import KnownImageDetector
 from monitor.analysis.nudity import NudityDetector
 from monitor.analysis.text import TextDetector
 
-
 #: The detector classes, in the order they run: the cheapest first.
 DETECTORS = (KnownImageDetector, NudityDetector, TextDetector)
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from monitor.analysis._images import note
+from monitor.analysis._images import note, rgb
 from monitor.analysis.findings import Context, Finding, ImageInput, ModelMissing, Verdict
 
 PACKAGE = "pdqhash"
@@ -39,11 +39,8 @@ def _hex(bits: np.ndarray) -> str:
 def hash_image(image: Image.Image) -> tuple[list[str], int]:
     """The image's PDQ hash and those of its seven rotations and mirrors (the first is the
     image as it is), with PDQ's quality score (0-100)."""
-    picture = image if image.mode == "RGB" else image.convert("RGB")
-    if max(picture.size) > HASH_SIDE:
-        picture = picture.copy()
-        picture.thumbnail((HASH_SIDE, HASH_SIDE), Image.Resampling.BILINEAR)
-    hashes, quality = _pdqhash().compute_dihedral(np.asarray(picture))
+    picture = rgb(image, HASH_SIDE)
+    hashes, quality = _pdqhash().compute_dihedral(np.ascontiguousarray(np.asarray(picture)))
     return [_hex(bits) for bits in hashes], int(quality)
 
 

@@ -19,6 +19,15 @@ from monitor.models import Role
 from monitor.services.alerts import failed_alerts
 from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
 from monitor.services.audit import audit_log, find_post_id
+from monitor.services.known_images import (
+    IMPORTED,
+    MAX_BANK_FILE_BYTES,
+    delete_bank,
+    import_bank,
+    list_banks,
+    never_again_policy,
+    set_never_again_policy,
+)
 from monitor.services.mail import last_digest_send
 from monitor.services.moderation import reject_reasons, set_reject_reasons
 from monitor.services.rules import (
@@ -97,6 +106,9 @@ def admin_page(
             "rules": [(rule, describe_rule(rule)) for rule in rules],
             "rule_kinds": [kind.value for kind in RuleKind],
             "place_counts": place_name_counts(session),
+            "banks": list_banks(session),
+            "imported_kind": IMPORTED,
+            "never_again_policy": never_again_policy(session),
             "detectors": DETECTORS,
             "reasons": reject_reasons(session),
             "paused": gallery_paused(session),
@@ -290,6 +302,61 @@ def admin_change_rule(
             session=session, rule_id=rule_id, enabled=operation == "enable", actor=user.name
         )
         return f"Rule {rule_id} {operation}d."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/hash-banks")
+def admin_import_bank(
+    request: Request,
+    user: AdminUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=_SHORT)] = "",
+    hashes: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    """Import a bank of PDQ hashes: a match there is escalated and never shown."""
+    data = hashes.file.read(MAX_BANK_FILE_BYTES + 1) if hashes is not None else b""
+
+    def change() -> str:
+        bank, count = import_bank(session=session, name=name, data=data, actor=user.name)
+        return f"Imported the hash bank “{bank.name}”: {count:,} hashes."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/hash-banks/{bank_id}/delete")
+def admin_delete_bank(
+    request: Request,
+    bank_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    user: AdminUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+) -> Response:
+    """Delete an imported hash bank (new images are no longer matched against it)."""
+
+    def change() -> str:
+        bank = delete_bank(session=session, bank_id=bank_id, actor=user.name)
+        return f"Deleted the hash bank “{bank.name}”."
+
+    return _attempt(request, session, change)
+
+
+@router.post("/never-again-policy")
+def admin_never_again_policy(
+    request: Request,
+    user: AdminUser,
+    _csrf: CsrfDep,
+    session: SessionDep,
+    policy: Annotated[str, Form(max_length=_SHORT)] = "",
+) -> Response:
+    """What a repost of a rejected picture does: rejected at once, or flagged."""
+
+    def change() -> str:
+        set_never_again_policy(session=session, policy=policy, actor=user.name)
+        if policy == "flag":
+            return "A repost of a rejected picture is now flagged for a moderator."
+        return "A repost of a rejected picture is now rejected automatically."
 
     return _attempt(request, session, change)
 
