@@ -57,7 +57,7 @@ class KnownImageDetector:
 
         hashes, quality = hash_image(item.image)
         facts = note(context.notes, item.media_id, item.post_id)
-        facts["pdq"], facts["pdq_quality"] = hashes[0], quality
+        facts["pdq"], facts["pdq_quality"], facts["pdq_variants"] = hashes[0], quality, hashes
         if quality < MIN_QUALITY:
             return []  # a flat picture (a plain card) matches too much to say anything
         for candidate in hashes:

@@ -217,9 +217,12 @@ def store_facts(session: Session, notes: Mapping[int, Mapping[str, Any]]) -> Non
         quality = note.get("pdq_quality")
         picture = media_id
         if isinstance(pdq, str) and (quality or 0) >= MIN_QUALITY:
-            found = index.nearest(pdq)
-            if found is not None and owners[found[0]][0] != media_id:
-                picture = owners[found[0]][1]
+            # A mirrored or turned repost matches through one of its variants.
+            for candidate in note.get("pdq_variants") or [pdq]:
+                found = index.nearest(candidate)
+                if found is not None and owners[found[0]][0] != media_id:
+                    picture = owners[found[0]][1]
+                    break
         facts = session.get(ImageFacts, media_id) or ImageFacts(
             media_id=media_id, post_id=int(note["post_id"]), picture=picture, analysed_at=now
         )
