@@ -403,6 +403,7 @@ def parse_bank_file(data: bytes) -> list[str]:
     except UnicodeDecodeError:
         raise UserError("the file is not UTF-8 text") from None
     hashes: dict[str, None] = {}
+    header_allowed = True
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -410,10 +411,11 @@ def parse_bank_file(data: bytes) -> list[str]:
         first = re.split(r"[\s,;]+", line, maxsplit=1)[0].strip("\"'")
         if _HEX.fullmatch(first):
             hashes[first.lower()] = None
-        elif number == 1 or not hashes and not any(ch.isdigit() for ch in first):
-            continue  # a header line ("hash,quality,...")
+        elif header_allowed and first.replace("_", "").isalpha():
+            pass  # the first line may name the columns ("pdq_hash,quality,...")
         else:
             raise UserError(f"line {number}: {first[:70]!r} is not a PDQ hash (64 hex digits)")
+        header_allowed = False
         if len(hashes) > MAX_BANK_HASHES:
             raise UserError(f"a bank holds at most {MAX_BANK_HASHES:,} hashes")
     if not hashes:
