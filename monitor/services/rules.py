@@ -230,8 +230,11 @@ class PlaceMatcher:
         automaton = ahocorasick.Automaton()
         for rule, name in names:
             key = place_key(name)
-            if key and key not in automaton:
-                automaton.add_word(key, (len(key), rule, name))
+            # Each name also run together, as a hashtag writes it (#StMarysSchool) and as
+            # OCR often reads handwriting ("EastgateAcademy").
+            for variant in (key, _JOINERS.sub("", key)):
+                if variant and variant not in automaton:
+                    automaton.add_word(variant, (len(variant), rule, name))
         if len(automaton):
             automaton.make_automaton()
             self._automaton = automaton
@@ -249,6 +252,9 @@ class PlaceMatcher:
             if not _is_word_char(before) and not _is_word_char(after):
                 found.setdefault(name, (rule, name))
         return list(found.values())
+
+
+_JOINERS = re.compile(r"[\s'.-]+")
 
 
 def _is_word_char(char: str) -> bool:

@@ -45,6 +45,8 @@ def _list_rule(names: list[str]) -> CompiledRules:
         "ecole sainte-anne, bravo",
         "#CEADAY21 on Mill Lane.",
         "Mill Lane",
+        "Proud of #StMarysSchool today",
+        "EastgateAcademy",
     ],
 )
 def test_names_match_ignoring_case_accents_spacing_and_quote_style(text: str) -> None:
@@ -54,7 +56,15 @@ def test_names_match_ignoring_case_accents_spacing_and_quote_style(text: str) ->
 
 @pytest.mark.parametrize(
     "text",
-    ["Eastgate Academyville", "Mill Laneway", "the Eastgate", "NotMill Lane", "millbrook lane"],
+    [
+        "Eastgate Academyville",
+        "Mill Laneway",
+        "the Eastgate",
+        "NotMill Lane",
+        "millbrook lane",
+        "#NotMillLane",
+        "Mill-Lanes",
+    ],
 )
 def test_names_stop_at_word_boundaries(text: str) -> None:
     assert not _list_rule(["Eastgate Academy", "Mill Lane"]).text_matches(text)
