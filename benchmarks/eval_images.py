@@ -134,7 +134,7 @@ def known(samples: list[Sample]) -> dict[str, object]:
             kind = sample.name.rsplit("-", 1)[1]
             per_kind[kind][0] += matched[:1] == [sample.copy_of]
             per_kind[kind][1] += 1
-        elif sample.group != "original" and matched:
+        elif sample.group != "original" and matched and matched[0] != sample.name:
             wrong.append(f"{sample.name}~{matched[0]}")
     others = [s for s in samples if s.group not in ("original", "repost")]
     flat = sum(hash_image(s.image)[1] < MIN_QUALITY for s in others)

@@ -63,7 +63,7 @@ class TextDetector:
         lines = [
             (box, str(words).strip())
             for box, words, score in result or []
-            if float(score) >= MIN_LINE_SCORE and str(words).strip()
+            if float(score) >= MIN_LINE_SCORE and _legible(str(words))
         ]
         # Reading order: by the top of each line's box, then its left.
         lines.sort(key=lambda line: (min(p[1] for p in line[0]), min(p[0] for p in line[0])))
@@ -84,6 +84,13 @@ class TextDetector:
             )
             for reason, verdict in context.text_reasons(text)
         ]
+
+
+def _legible(words: str) -> bool:
+    """Not noise: two or more characters, some of them letters or digits in a script the
+    model reads besides Chinese (its CJK output on hands is knuckles and creases)."""
+    words = words.strip()
+    return len(words) >= 2 and any(ch.isalnum() and not "\u2e80" <= ch <= "\u9fff" for ch in words)
 
 
 def alt_suggestion(text: str) -> str:
