@@ -8,11 +8,11 @@ PDQ's authors recommend) are taken as the same picture.
 - Every analysed image's hash is kept (:class:`~monitor.models.ImageFacts`); an
   image matching an earlier one joins its *picture*, so the queue can say "also
   posted by 14 others" and decide them together.
-- Every image of a post a person rejected goes into the local **never-again**
-  bank; a later match is rejected automatically, or only flagged if an admin set
-  the policy so. A rule's automatic rejection (a blocked word) does not bank the
-  picture: the words were the problem, and a campaign graphic must not be
-  poisoned by one spammer reusing it.
+- Every image of a rejected post goes into the local **never-again** bank; a
+  later match is rejected automatically, or only flagged if an admin set the
+  policy so. A text rule's automatic rejection (a blocked word in the post's
+  text) does not bank the picture: the words were the problem, and a campaign
+  graphic must not be poisoned by one spammer reusing it.
 - Admins import further banks from a file of hashes; a match there is
   escalated and never shown unblurred.
 
@@ -206,8 +206,9 @@ def _facts_index(session: Session) -> tuple[HashIndex, list[tuple[int, int]]]:
 
 def store_facts(session: Session, notes: Mapping[int, Mapping[str, Any]]) -> None:
     """Keep what the detectors learnt about each image (``Context.notes``), in the caller's
-    transaction: the hash joins the image to its picture, the read text is kept for the card.
-    An image of a post a person already rejected goes into the never-again bank at once."""
+    transaction, after the findings were applied: the hash joins the image to its picture,
+    the read text is kept for the card. An image of a post already rejected, by a person
+    or by image analysis (not by a text rule), goes into the never-again bank at once."""
     if not notes:
         return
     index, owners = _facts_index(session)
@@ -238,18 +239,21 @@ def store_facts(session: Session, notes: Mapping[int, Mapping[str, Any]]) -> Non
         select(Post).where(col(Post.id).in_(post_ids), Post.status == PostStatus.REJECTED)
     )
     for post in rejected:
-        if _rejected_by_a_person(session, post):
+        if _rejection_banks(session, post):
             bank_rejected_post(session, post)
 
 
-def _rejected_by_a_person(session: Session, post: Post) -> bool:
+def _rejection_banks(session: Session, post: Post) -> bool:
+    """Was the post's rejection about its pictures? A person's, or image analysis's (an
+    explicit image, a known one, words in the picture), is; a text rule's (``rule:N``,
+    the post's words) is not."""
     last = session.exec(
         select(ModerationEvent)
         .where(ModerationEvent.post_id == post.id, ModerationEvent.action == Action.REJECT)
         .order_by(col(ModerationEvent.id).desc())
         .limit(1)
     ).first()
-    return last is not None and not last.actor.startswith(("rule:", "analysis"))
+    return last is not None and not last.actor.startswith("rule:")
 
 
 def facts_by_media(session: Session, media_ids: Sequence[int]) -> dict[int, ImageFacts]:

@@ -237,3 +237,19 @@ def test_the_context_runs_the_post_text_rules_over_image_text(sqlite_engine: Eng
         ("Personal data: looks like a UK phone number", Verdict.FLAG),
         ("Place name “Eastgate Academy”", Verdict.FLAG),
     ]
+
+
+def test_a_picture_image_analysis_rejected_is_banked_with_its_notes(engine: Engine) -> None:
+    from monitor.models import PostStatus
+    from monitor.services.audit import Action
+    from monitor.services.moderation import change_status
+
+    (post_id, media_id), (other, other_media) = _posts(engine, 2)
+    with session_scope(engine) as session:
+        post = session.get_one(Post, post_id)
+        change_status(
+            session, post, PostStatus.REJECTED, actor="analysis:nudity", action=Action.REJECT
+        )
+    _analyse(engine, post_id, media_id, _pictures()["hubble"])
+    [found] = _analyse(engine, other, other_media, jpeg(_pictures()["hubble"], 50))
+    assert found.startswith("reject: Known image: a picture rejected before")
