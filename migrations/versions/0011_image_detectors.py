@@ -1,7 +1,8 @@
 """image detectors: place-name lists, each image's hash and read text, PDQ hash banks
 
 Revision ID: 0011
-Revises: 0008 (and needs 0002, which made the rules table its place names belong to)
+Revises: 0008, 0002 (its place names belong to the rules table 0002 made, so it merges the two;
+`depends_on` would do, but leaves 0002 a head Alembic never records as applied)
 """
 
 from collections.abc import Sequence
@@ -13,9 +14,9 @@ from alembic import op
 import monitor.models
 
 revision: str = "0011"
-down_revision: str | None = "0008"
+down_revision: str | tuple[str, ...] | None = ("0008", "0002")
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = ("0002",)
+depends_on: str | Sequence[str] | None = None
 
 _S = sqlmodel.sql.sqltypes.AutoString
 
