@@ -25,11 +25,13 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor.analysis.findings import Verdict
@@ -131,12 +133,17 @@ class BankMatcher:
 
 
 _cache_lock = threading.Lock()
-_bank_cache: dict[str, tuple[tuple[int, int], BankMatcher]] = {}
-_facts_cache: dict[str, tuple[tuple[int, int], HashIndex, list[tuple[int, int]]]] = {}
+#: Per engine (one database), so two databases in one process never share a bank.
+_bank_cache: weakref.WeakKeyDictionary[Engine, tuple[tuple[int, int], BankMatcher]] = (
+    weakref.WeakKeyDictionary()
+)
+_facts_cache: weakref.WeakKeyDictionary[
+    Engine, tuple[tuple[int, int], HashIndex, list[tuple[int, int]]]
+] = weakref.WeakKeyDictionary()
 
 
-def _cache_key(session: Session) -> str:
-    return str(session.get_bind().engine.url)
+def _cache_key(session: Session) -> Engine:
+    return session.get_bind().engine
 
 
 def bank_matcher(session: Session) -> BankMatcher:
@@ -342,9 +349,11 @@ def _never_again_bank(session: Session) -> HashBank:
     return bank
 
 
-def bank_rejected_post(session: Session, post: Post, reason: str | None = None) -> int:
-    """Put every hashed image of a post a person rejected into the never-again bank (once).
-    Returns how many hashes were added; images not analysed yet are added when they are."""
+def bank_rejected_post(session: Session, post: Post) -> int:
+    """Put every hashed image of a rejected post into the never-again bank (once). Returns
+    how many hashes were added; images not analysed yet are added when they are. The note
+    names the post by row id and never quotes the reason: a moderator's note can hold
+    personal details, and this one is shown on other people's posts."""
     facts = session.exec(
         select(ImageFacts).where(ImageFacts.post_id == post.id, col(ImageFacts.pdq).is_not(None))
     ).all()
@@ -367,9 +376,9 @@ def bank_rejected_post(session: Session, post: Post, reason: str | None = None) 
         if fact.pdq in known or fact.pdq is None:
             continue
         number = positions.get(fact.media_id, 0) + 1
-        note = f"image {number} of {post.platform}:{post.external_id}, rejected {utcnow():%d %b %Y}"
-        if reason:
-            note += f" ({reason[:200]})"
+        # The post by its row id, not its platform id: an id at source can hold the
+        # author's handle, and this note outlives the post (retention, erasure).
+        note = f"image {number} of post {post.id}, rejected {utcnow():%d %b %Y}"
         session.add(
             HashBankEntry(
                 bank_id=bank.id or 0, pdq=fact.pdq, note=note, post_id=post.id, added_at=utcnow()

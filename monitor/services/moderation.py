@@ -296,7 +296,7 @@ def decide(
     )
     if target is PostStatus.REJECTED:
         # A person rejected it: its pictures are never published again (known_images).
-        bank_rejected_post(session, post, reason)
+        bank_rejected_post(session, post)
     return result
 
 
