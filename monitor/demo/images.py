@@ -103,7 +103,7 @@ def _scenery(draw: ImageDraw.ImageDraw, rng: random.Random) -> None:
         x, y = rng.randint(-100, WIDTH), rng.randint(-100, HEIGHT)
         w, h = rng.randint(80, 400), rng.randint(80, 400)
         shade = tuple(rng.randint(60, 240) for _ in range(3))
-        draw.rectangle((x, y, x + w, y + h), fill=shade)  # type: ignore[arg-type]
+        draw.rectangle((x, y, x + w, y + h), fill=shade)
 
 
 def _framed(picture: Image.Image, rng: random.Random) -> Image.Image:
