@@ -30,7 +30,7 @@ from PIL import Image
 
 from benchmarks._harness import emit
 from benchmarks.imageset import BENIGN_WORDS, PERSONAL_WORDS, hand, photos
-from monitor.analysis.detectors import make_detectors
+from monitor.analysis.builtin import make_detectors
 from monitor.analysis.findings import Context, ImageInput
 from monitor.analysis.known import hash_image
 from monitor.models import ModerationRule

@@ -1,21 +1,32 @@
-"""What the detectors may consult, built from the database once per batch of images, and
-what they noted, stored back afterwards.
+"""What detectors may consult about this install, built from the database, and what
+they noted about each image, stored back.
 
-The detectors themselves never touch the database: :func:`build_context` reads
-the enabled text rules and the hash banks into plain callables, and
-:func:`store_notes` writes the hashes and read text the detectors left in
-``Context.notes`` (call it in the transaction that applies the findings).
+The detectors never touch the database: :func:`build_context` reads the enabled
+text rules (place-name lists included) and the hash banks into plain callables.
+The analyser process builds it at most every :data:`CONTEXT_MAX_AGE_SECONDS`, so
+a rule an admin adds applies within seconds while a long list (10,000 place
+names) is not recompiled for every image; the banks are reloaded only when they
+changed (:func:`monitor.services.known_images.bank_matcher`).
+
+What the detectors learnt that is no finding (each image's PDQ hash, the text
+read in it) they leave in ``Context.notes[media_id]``; the pipeline hands those
+notes back with the findings and calls :func:`store_notes` in the transaction
+that applies them, after applying them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlmodel import Session
 
 from monitor.analysis.findings import Context, Verdict
 from monitor.services import known_images
 from monitor.services.rules import RuleAction, compile_enabled
+
+#: How long a built context is reused before it is built again from the database.
+CONTEXT_MAX_AGE_SECONDS = 10.0
 
 
 def build_context(session: Session) -> Context:
@@ -36,7 +47,17 @@ def build_context(session: Session) -> Context:
     return Context(text_reasons=text_reasons, known_match=known_match)
 
 
-def store_notes(session: Session, context: Context) -> None:
-    """Keep each image's hash (its picture, the never-again bank) and read text."""
-    known_images.store_facts(session, context.notes)
-    context.notes.clear()
+def take_notes(context: Context, media_id: int) -> dict[str, Any] | None:
+    """One image's notes, removed from the context (which outlives the image): what the
+    analyser sends back beside the image's findings."""
+    return context.notes.pop(media_id, None)
+
+
+def store_notes(session: Session, notes: Mapping[int, Mapping[str, Any]] | Context) -> None:
+    """Keep each image's hash (its picture, the never-again bank) and read text: the
+    notes by media id (from :func:`take_notes`), or a whole context's."""
+    if isinstance(notes, Context):
+        known_images.store_facts(session, notes.notes)
+        notes.notes.clear()
+    else:
+        known_images.store_facts(session, notes)

@@ -24,7 +24,7 @@ from benchmarks.imageset import (
     skin_closeup,
     text_card,
 )
-from monitor.analysis.detectors import DETECTORS, make_detectors
+from monitor.analysis.builtin import DETECTORS, make_detectors
 from monitor.analysis.findings import Context, Detector, ImageInput, ModelMissing, Verdict
 from monitor.analysis.known import KnownImageDetector, hash_image
 from monitor.analysis.nudity import REJECT_SCORE, NudityDetector

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -11,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from benchmarks.imageset import jpeg, photos
-from monitor.analysis.context import build_context, store_notes
+from monitor.analysis.context import build_context, store_notes, take_notes
 from monitor.analysis.findings import Context, ImageInput, Verdict
 from monitor.analysis.known import KnownImageDetector, hash_image
 from monitor.config import Settings
@@ -49,13 +50,17 @@ def _posts(engine: Engine, count: int) -> list[tuple[int, int]]:
 
 
 def _analyse(engine: Engine, post_id: int, media_id: int, image: Image.Image) -> list[str]:
-    """Run the known-image detector as the pipeline does; the findings' words."""
+    """Run the known-image detector as the pipeline does: the context built from the
+    database, the findings and the image's notes pickled back from the analyser process,
+    the notes stored in the transaction that applies the findings. The findings' words."""
     with session_scope(engine) as session:
         context = build_context(session)
     item = ImageInput(image=image, position=1, media_id=media_id, post_id=post_id)
     findings = KnownImageDetector().analyse(item, context)
+    findings, notes = pickle.loads(pickle.dumps((findings, take_notes(context, media_id))))
+    assert context.notes == {}
     with session_scope(engine) as session:
-        store_notes(session, context)
+        store_notes(session, {media_id: notes})
     return [f"{f.verdict.value}: {f.words}" for f in findings]
 
 
