@@ -25,12 +25,14 @@ import dataclasses
 import io
 import re
 import unicodedata
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 
 import ahocorasick
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
@@ -223,34 +225,36 @@ def list_rules(*, session: Session) -> list[ModerationRule]:
 
 class PlaceMatcher:
     """Every name of the place-name lists in one Aho-Corasick automaton: one pass over a
-    text finds all of 10,000 names, where 10,000 regular expressions would take 10,000."""
+    text finds all of 10,000 names, where 10,000 regular expressions would take 10,000.
+    It keeps each rule's facts, not the rule row, so it outlives the session it came from."""
 
     def __init__(self, names: Iterable[tuple[ModerationRule, str]]) -> None:
         self._automaton: ahocorasick.Automaton | None = None
         automaton = ahocorasick.Automaton()
         for rule, name in names:
             key = place_key(name)
+            facts = (rule.id or 0, rule.kind, rule.pattern, rule.action)
             # Each name also run together, as a hashtag writes it (#StMarysSchool) and as
             # OCR often reads handwriting ("EastgateAcademy").
             for variant in (key, _JOINERS.sub("", key)):
                 if variant and variant not in automaton:
-                    automaton.add_word(variant, (len(variant), rule, name))
+                    automaton.add_word(variant, (len(variant), facts, name))
         if len(automaton):
             automaton.make_automaton()
             self._automaton = automaton
 
-    def find(self, text: str) -> list[tuple[ModerationRule, str]]:
+    def find(self, text: str) -> list[RuleMatch]:
         """Each list name in ``text`` on word boundaries, once, in order of appearance."""
         if self._automaton is None:
             return []
         key = place_key(text)
-        found: dict[str, tuple[ModerationRule, str]] = {}
-        for end, (length, rule, name) in self._automaton.iter(key):
+        found: dict[str, RuleMatch] = {}
+        for end, (length, (rule_id, kind, pattern, action), name) in self._automaton.iter(key):
             start = end - length + 1
             before = key[start - 1] if start > 0 else " "
             after = key[end + 1] if end + 1 < len(key) else " "
-            if not _is_word_char(before) and not _is_word_char(after):
-                found.setdefault(name, (rule, name))
+            if not _is_word_char(before) and not _is_word_char(after) and name not in found:
+                found[name] = RuleMatch(rule_id, kind, pattern, action, f"Place name “{name}”")
         return list(found.values())
 
 
@@ -268,6 +272,8 @@ class CompiledRules:
         self,
         rules: Sequence[ModerationRule],
         place_names: Iterable[tuple[ModerationRule, str]] = (),
+        *,
+        places: PlaceMatcher | None = None,
     ) -> None:
         self.terms = [(r, term_regex(r.pattern)) for r in rules if r.kind == RuleKind.BLOCKED_TERM]
         self.authors = [
@@ -278,7 +284,7 @@ class CompiledRules:
             for r in rules
             if r.kind == RuleKind.DETECTOR and r.pattern in DETECTORS
         ]
-        self.places = PlaceMatcher(place_names)
+        self.places = places if places is not None else PlaceMatcher(place_names)
 
     def text_matches(self, raw: str) -> list[RuleMatch]:
         """Every text rule (terms, personal data, place names) ``raw`` trips, rejecting rules
@@ -286,10 +292,7 @@ class CompiledRules:
         folded = fold(raw)
         found = [_match(r) for r, regex in self.terms if regex.search(folded)]
         found += [_match(r) for r, regex in self.detectors if regex.search(raw)]
-        found += [
-            RuleMatch(rule.id or 0, rule.kind, rule.pattern, rule.action, f"Place name “{name}”")
-            for rule, name in self.places.find(raw)
-        ]
+        found += self.places.find(raw)
         return sorted(found, key=lambda m: m.action != RuleAction.REJECT)
 
     def matches(self, post: Post) -> list[RuleMatch]:
@@ -305,22 +308,40 @@ def _match(rule: ModerationRule) -> RuleMatch:
     return RuleMatch(rule.id or 0, rule.kind, rule.pattern, rule.action, describe_rule(rule))
 
 
+#: The last automaton built per database, with what it was built from: an analyser
+#: rebuilds its context every few seconds, and 10,000 names take most of a second.
+_place_cache: weakref.WeakKeyDictionary[Engine, tuple[object, PlaceMatcher]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def compile_enabled(
     session: Session, rules: Sequence[ModerationRule] | None = None
 ) -> CompiledRules:
-    """The enabled rules (or ``rules``) with the names of their place-name lists loaded."""
+    """The enabled rules (or ``rules``) with the names of their place-name lists loaded;
+    the names' automaton is reused while the lists are unchanged."""
     if rules is None:
         rules = [r for r in list_rules(session=session) if r.enabled]
     lists = {r.id: r for r in rules if r.kind == RuleKind.PLACE_NAMES and r.id is not None}
-    names: list[tuple[ModerationRule, str]] = []
-    if lists:
-        rows = session.execute(
-            sa.select(col(PlaceName.rule_id), col(PlaceName.name)).where(
-                col(PlaceName.rule_id).in_(list(lists))
-            )
-        )
-        names = [(lists[rule_id], name) for rule_id, name in rows]
-    return CompiledRules(rules, names)
+    if not lists:
+        return CompiledRules(rules)
+    in_lists = col(PlaceName.rule_id).in_(list(lists))
+    count, last = session.execute(
+        sa.select(sa.func.count(), sa.func.max(col(PlaceName.id))).where(in_lists)
+    ).one()
+    signature = (
+        tuple(sorted((r.id, r.pattern, r.action) for r in lists.values())),
+        int(count),
+        int(last or 0),
+    )
+    engine = session.get_bind().engine
+    cached = _place_cache.get(engine)
+    if cached is not None and cached[0] == signature:
+        return CompiledRules(rules, places=cached[1])
+    rows = session.execute(sa.select(col(PlaceName.rule_id), col(PlaceName.name)).where(in_lists))
+    matcher = PlaceMatcher((lists[rule_id], name) for rule_id, name in rows)
+    _place_cache[engine] = (signature, matcher)
+    return CompiledRules(rules, places=matcher)
 
 
 def parse_place_names(data: bytes) -> list[str]:

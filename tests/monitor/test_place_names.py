@@ -176,3 +176,24 @@ def test_deleting_a_list_deletes_its_names_and_disabled_lists_do_nothing(
         delete_rule(session=session, rule_id=rule.id or 0, actor="ad")
     with Session(sqlite_engine) as session:
         assert session.exec(select(PlaceName)).all() == []
+
+
+def test_the_automaton_is_reused_until_a_list_changes(sqlite_engine: Engine) -> None:
+    with session_scope(sqlite_engine) as session:
+        add_place_list(session=session, title="Estates", data=b"Millbrook", actor="ad")
+    with session_scope(sqlite_engine) as session:
+        first = compile_enabled(session)
+        assert compile_enabled(session).places is first.places
+        add_place_list(session=session, title="Schools", data=b"Eastgate Academy", actor="ad")
+    with session_scope(sqlite_engine) as session:
+        second = compile_enabled(session)
+        assert second.places is not first.places
+        assert [m.label for m in second.text_matches("Millbrook, Eastgate Academy")] == [
+            "Place name “Millbrook”",
+            "Place name “Eastgate Academy”",
+        ]
+        [schools] = session.exec(select(ModerationRule).where(ModerationRule.pattern == "Schools"))
+        schools.enabled = False
+        session.add(schools)
+    with session_scope(sqlite_engine) as session:
+        assert [m.label for m in compile_enabled(session).text_matches("Eastgate Academy")] == []
