@@ -22,8 +22,9 @@ from typing import Any
 from sqlmodel import Session
 
 from monitor.analysis.findings import Context, Verdict
+from monitor.models import RuleAction
 from monitor.services import known_images
-from monitor.services.rules import RuleAction, compile_enabled
+from monitor.services.rules import compile_enabled
 
 #: How long a built context is reused before it is built again from the database.
 CONTEXT_MAX_AGE_SECONDS = 10.0

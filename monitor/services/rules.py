@@ -28,7 +28,6 @@ import unicodedata
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from enum import StrEnum
 
 import ahocorasick
 import sqlalchemy as sa
@@ -42,6 +41,8 @@ from monitor.models import (
     PlaceName,
     Post,
     PostStatus,
+    RuleAction,
+    RuleKind,
     utcnow,
 )
 from monitor.services import audit
@@ -49,18 +50,6 @@ from monitor.services.audit import Action
 
 MAX_PATTERN_CHARS = 300
 _BACKLOG_BATCH = 500
-
-
-class RuleKind(StrEnum):
-    BLOCKED_TERM = "blocked_term"
-    BLOCKED_AUTHOR = "blocked_author"
-    DETECTOR = "detector"
-    PLACE_NAMES = "place_names"
-
-
-class RuleAction(StrEnum):
-    REJECT = "reject"
-    FLAG = "flag"
 
 
 #: Personal-data detectors: name -> (what a moderator reads, pattern on the raw text).
@@ -122,9 +111,9 @@ def _author_key(handle: str) -> str:
 @dataclasses.dataclass(frozen=True, slots=True)
 class RuleMatch:
     rule_id: int
-    kind: str
+    kind: RuleKind
     pattern: str
-    action: str
+    action: RuleAction
     #: What a moderator reads on the card and in the audit log.
     label: str
 
@@ -139,14 +128,21 @@ def describe_rule(rule: ModerationRule) -> str:
     return f"Blocked term “{rule.pattern}”"
 
 
-def validate_rule(kind: str, pattern: str, action: str) -> tuple[str, str, str]:
-    """Check an admin's rule; detectors are forced to flag (they never reject)."""
-    if kind not in {k.value for k in RuleKind}:
+def validate_rule(
+    kind_name: str, pattern: str, action_name: str
+) -> tuple[RuleKind, str, RuleAction]:
+    """Check an admin's rule; detectors and place names are forced to flag (never reject)."""
+    try:
+        kind = RuleKind(kind_name)
+    except ValueError:
         raise UserError(
-            f"rule kind {kind[:40]!r}: choose blocked_term, blocked_author, detector or place_names"
-        )
-    if action not in {a.value for a in RuleAction}:
-        raise UserError(f"rule action {action[:40]!r}: choose reject or flag")
+            f"rule kind {kind_name[:40]!r}: choose blocked_term, blocked_author, detector or"
+            " place_names"
+        ) from None
+    try:
+        action = RuleAction(action_name)
+    except ValueError:
+        raise UserError(f"rule action {action_name[:40]!r}: choose reject or flag") from None
     pattern = " ".join(pattern.split())
     if not pattern:
         raise UserError("a rule needs a term, an author or a detector name")
@@ -155,9 +151,9 @@ def validate_rule(kind: str, pattern: str, action: str) -> tuple[str, str, str]:
     if kind == RuleKind.DETECTOR:
         if pattern not in DETECTORS:
             raise UserError(f"detector {pattern[:40]!r}: choose {', '.join(DETECTORS)}")
-        return kind, pattern, RuleAction.FLAG.value
+        return kind, pattern, RuleAction.FLAG
     if kind == RuleKind.PLACE_NAMES:
-        return kind, pattern, RuleAction.FLAG.value
+        return kind, pattern, RuleAction.FLAG
     if kind == RuleKind.BLOCKED_AUTHOR:
         pattern = pattern.lstrip("@")
         if not pattern or " " in pattern:
@@ -171,14 +167,18 @@ def add_rule(
     *, session: Session, kind: str, pattern: str, action: str, actor: str
 ) -> ModerationRule:
     """Create a rule (audited); an identical rule is not stored twice."""
-    kind, pattern, action = validate_rule(kind, pattern, action)
-    if kind == RuleKind.PLACE_NAMES:
+    rule_kind, pattern, rule_action = validate_rule(kind, pattern, action)
+    if rule_kind == RuleKind.PLACE_NAMES:
         raise UserError("a place-name list is uploaded as a file of names, one a line")
     for rule in list_rules(session=session):
-        if (rule.kind, fold(rule.pattern), rule.action) == (kind, fold(pattern), action):
+        if (rule.kind, fold(rule.pattern), rule.action) == (rule_kind, fold(pattern), rule_action):
             raise UserError(f"that rule already exists (rule {rule.id})")
     rule = ModerationRule(
-        kind=kind, pattern=pattern, action=action, created_at=utcnow(), created_by=actor
+        kind=rule_kind,
+        pattern=pattern,
+        action=rule_action,
+        created_at=utcnow(),
+        created_by=actor,
     )
     session.add(rule)
     session.flush()
@@ -220,7 +220,7 @@ def _audit_rule_change(session: Session, rule: ModerationRule, actor: str, actio
 
 
 def list_rules(*, session: Session) -> list[ModerationRule]:
-    return list(session.exec(select(ModerationRule).order_by(ModerationRule.id)))  # type: ignore[arg-type]
+    return list(session.exec(select(ModerationRule).order_by(col(ModerationRule.id))))
 
 
 class PlaceMatcher:
@@ -386,9 +386,9 @@ def add_place_list(*, session: Session, title: str, data: bytes, actor: str) -> 
         if rule.kind == RuleKind.PLACE_NAMES and fold(rule.pattern) == fold(title):
             raise UserError(f"a place-name list called {title!r} exists (rule {rule.id})")
     rule = ModerationRule(
-        kind=RuleKind.PLACE_NAMES.value,
+        kind=RuleKind.PLACE_NAMES,
         pattern=title,
-        action=RuleAction.FLAG.value,
+        action=RuleAction.FLAG,
         created_at=utcnow(),
         created_by=actor,
     )
@@ -433,7 +433,7 @@ def apply_ingest_rules(*, session: Session, post_ids: Sequence[int]) -> RulesOut
     if not rules:
         return RulesOutcome()
     posts = session.exec(
-        select(Post).where(Post.id.in_(list(post_ids)), Post.status == PostStatus.PENDING)  # type: ignore[union-attr]
+        select(Post).where(col(Post.id).in_(list(post_ids)), Post.status == PostStatus.PENDING)
     )
     return _apply(session, compile_enabled(session, rules), posts, RulesOutcome())
 
@@ -469,8 +469,8 @@ def _pending_batches(session: Session) -> Iterator[list[Post]]:
         batch = list(
             session.exec(
                 select(Post)
-                .where(Post.status == PostStatus.PENDING, Post.id > last)  # type: ignore[operator]
-                .order_by(Post.id)  # type: ignore[arg-type]
+                .where(Post.status == PostStatus.PENDING, col(Post.id) > last)
+                .order_by(col(Post.id))
                 .limit(_BACKLOG_BATCH)
             )
         )
@@ -482,14 +482,16 @@ def _pending_batches(session: Session) -> Iterator[list[Post]]:
 
 def preview_on_pending(*, session: Session, kind: str, pattern: str, action: str) -> int:
     """How many pending posts a rule would hit, before it is added (nothing changes)."""
-    kind, pattern, action = validate_rule(kind, pattern, action)
-    compiled = CompiledRules(
-        [
-            ModerationRule(
-                id=0, kind=kind, pattern=pattern, action=action, created_at=utcnow(), created_by=""
-            )
-        ]
+    rule_kind, pattern, rule_action = validate_rule(kind, pattern, action)
+    rule = ModerationRule(
+        id=0,
+        kind=rule_kind,
+        pattern=pattern,
+        action=rule_action,
+        created_at=utcnow(),
+        created_by="",
     )
+    compiled = CompiledRules([rule])
     return sum(1 for batch in _pending_batches(session) for post in batch if compiled.matches(post))
 
 
@@ -504,8 +506,8 @@ def apply_to_pending(*, session: Session, rule: ModerationRule) -> RulesOutcome:
 
 
 def _reject(session: Session, post: Post, match: RuleMatch, now: datetime) -> None:
-    _rule_event(session, post, match, Action.REJECT, now, to_status=PostStatus.REJECTED.value)
-    post.status = PostStatus.REJECTED.value
+    _rule_event(session, post, match, Action.REJECT, now, to_status=PostStatus.REJECTED)
+    post.status = PostStatus.REJECTED
     post.version += 1
     session.add(post)
 
@@ -517,7 +519,7 @@ def _rule_event(
     action: Action,
     now: datetime,
     *,
-    to_status: str,
+    to_status: PostStatus,
 ) -> ModerationEvent:
     return audit.record(
         session,

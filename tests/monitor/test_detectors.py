@@ -29,9 +29,9 @@ from monitor.analysis.findings import Context, Detector, ImageInput, ModelMissin
 from monitor.analysis.known import KnownImageDetector, hash_image
 from monitor.analysis.nudity import REJECT_SCORE, NudityDetector
 from monitor.analysis.text import TextDetector, alt_suggestion
-from monitor.models import ModerationRule
+from monitor.models import ModerationRule, RuleAction
 from monitor.services.known_images import MATCH_DISTANCE, HashIndex
-from monitor.services.rules import CompiledRules, RuleAction
+from monitor.services.rules import CompiledRules
 
 #: Hands drawn at phone-photo size for speed; the evaluation uses 1024 x 768.
 SIZE = (800, 600)
