@@ -118,6 +118,14 @@ class PollKind(StrEnum):
     BACKFILL = "backfill"
 
 
+class AnalysisStatus(StrEnum):
+    """Where a stored copy's image checks are: waiting or under way, finished, failed."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
 class DigestStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
@@ -251,6 +259,46 @@ class MediaItem(Table, table=True):
     decorative: bool = False
     #: The alt text (or decorative mark) is a moderator's, not the platform's.
     alt_edited: bool = False
+
+
+class MediaAnalysis(Table, table=True):
+    """What the image analysis made of one stored copy: pending, done or failed, and why.
+
+    Keyed by attachment; ``pinned_hash`` names the copy it is about, so a copy
+    replaced (an edit at source, a copy fetched anew) is analysed again. The job
+    queue's own tables (PostgreSQL) say what is running; this row is what the card,
+    approval and ``status`` read.
+    """
+
+    __tablename__ = "media_analyses"
+    __table_args__ = (sa.Index("ix_media_analyses_status_queued", "status", "queued_at"),)
+
+    media_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("media.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    post_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    pinned_hash: str = Field(max_length=64)
+    status: AnalysisStatus = Field(
+        default=AnalysisStatus.PENDING, sa_type=_enum(AnalysisStatus, 10)
+    )
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    #: Every finding, as :func:`monitor.services.analysis.finding_record` writes it.
+    findings: list[dict[str, Any]] | None = Field(default=None, sa_type=sa.JSON)
+    queued_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = _time()
+    finished_at: datetime | None = _time()
+    #: The copy was replaced by one blurred at the face boxes: the unblurred copy's hash.
+    blurred_from: str | None = Field(default=None, max_length=64)
+    #: A finding asked for escalation (a known-image bank match): the copy is never shown
+    #: to anyone, staff included.
+    withheld: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class TakedownRequest(Table, table=True):

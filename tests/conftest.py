@@ -57,6 +57,9 @@ def isolated_config(
     monkeypatch.chdir(workdir)
     for key in _config_keys():
         monkeypatch.delenv(key, raising=False)
+    # The image checks load models in a child process; tests of other features run without
+    # them, and the analysis tests switch them on (tests/monitor/test_analysis*.py).
+    monkeypatch.setenv("IMAGE_ANALYSIS", "false")
     get_settings.cache_clear()
 
 

@@ -1,8 +1,7 @@
-"""The detectors this package builds besides faces: known images, nudity, text in images.
-
-For the registry (:mod:`monitor.analysis.detectors`): :data:`TARGETS` maps each
-name to its ``"module:Class"`` target; every class has a no-argument constructor
-and loads its model in :meth:`~monitor.analysis.findings.Detector.load`.
+"""The offline detectors besides faces (known images, nudity, text in images), in one
+place for benchmarks and evaluation; the registry (:mod:`monitor.analysis.detectors`)
+lists their targets. Every class has a no-argument constructor and loads its model in
+:meth:`~monitor.analysis.findings.Detector.load`.
 """
 
 from __future__ import annotations
@@ -14,10 +13,6 @@ from monitor.analysis.text import TextDetector
 
 #: The detector classes, cheapest first.
 DETECTORS = (KnownImageDetector, NudityDetector, TextDetector)
-#: Name -> import target, as the registry lists built-in detectors.
-TARGETS: dict[str, str] = {
-    detector.name: f"{detector.__module__}:{detector.__qualname__}" for detector in DETECTORS
-}
 
 
 def make_detectors() -> list[Detector]:

@@ -75,6 +75,27 @@ def escalate(
     ).first()
     if already is not None:
         raise UserError(f"post {post.platform}:{post.external_id} is already escalated")
+    return _open(session, settings, post, actor, reason)
+
+
+def escalate_automatically(
+    *, session: Session, settings: Settings, post: Post, actor: str, reason: str
+) -> Escalation | None:
+    """Escalate a post an automatic check found (a known-image bank match): no person's
+    role to check, the post already locked by the caller; None if already escalated."""
+    already = session.exec(
+        select(Escalation).where(
+            Escalation.post_id == post.id,
+            Escalation.closed_at.is_(None),  # type: ignore[union-attr]
+        )
+    ).first()
+    if already is not None:
+        return None
+    return _open(session, settings, post, actor, _text(reason, "a reason"))
+
+
+def _open(session: Session, settings: Settings, post: Post, actor: str, reason: str) -> Escalation:
+    """Open the escalation, take the post off the public routes for good, and alert."""
     now = utcnow()
     escalation = Escalation(post_id=post.id, opened_at=now, opened_by=actor, reason=reason)
     session.add(escalation)

@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.models import DigestSend
+from monitor.services.analysis import AnalysisHealth, analysis_health
 from monitor.services.sources import is_current, list_sources
 from monitor.templating import local_time
 
@@ -227,6 +228,8 @@ class HealthReport:
 
     sources: list[SourceHealth]
     digest: DigestSend | None
+    #: The image analysers' health (see :mod:`monitor.services.analysis`).
+    analysis: AnalysisHealth | None = None
 
     @property
     def ok(self) -> bool:
@@ -247,6 +250,7 @@ class HealthReport:
                 "error": digest.error,
             },
             "sources": [health.as_json() for health in self.sources],
+            "image_analysis": self.analysis.as_json() if self.analysis is not None else None,
         }
 
 
@@ -263,4 +267,8 @@ def health_report(session: Session, settings: Settings) -> HealthReport:
         SourceHealth.of(source, current=is_current(source, settings))
         for source in list_sources(session)
     ]
-    return HealthReport(sources=sources, digest=last_digest_send(session))
+    return HealthReport(
+        sources=sources,
+        digest=last_digest_send(session),
+        analysis=analysis_health(session, settings),
+    )

@@ -26,6 +26,7 @@ from monitor.errors import UserError
 from monitor.models import (
     Consent,
     ImageFacts,
+    MediaAnalysis,
     MediaItem,
     ModerationEvent,
     Post,
@@ -35,6 +36,14 @@ from monitor.models import (
     UTCDateTime,
 )
 from monitor.services import audit
+from monitor.services.analysis import (
+    FAILED,
+    analyses_by_media,
+    current_analysis,
+    stored_findings,
+    unblurred_faces,
+    unchecked_positions,
+)
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import Action, post_histories
 from monitor.services.consent import consents_by_post, latest_consent
@@ -84,6 +93,8 @@ class CloserLookNeeded(UserError):
     option that records the step, for ``moderate approve``."""
 
     cli_option: str | None = None
+    #: What to do instead, for ``moderate approve``, when no option records the step.
+    cli_hint: str | None = None
 
 
 class MissingAlt(CloserLookNeeded):
@@ -100,6 +111,21 @@ class FlagsUnacknowledged(CloserLookNeeded):
 
 class ConsentNeeded(CloserLookNeeded):
     cli_option = "--consent TEXT"
+
+
+class ImagesBeingChecked(CloserLookNeeded):
+    """The automatic image checks have not finished: nothing to record, only to wait."""
+
+    cli_hint = (
+        "the checks run in `hashtag-monitor poll` and `run` on SQLite, in"
+        " `hashtag-monitor worker` on PostgreSQL; approve once they have finished"
+    )
+
+
+class FacesNeedConsent(ConsentNeeded):
+    """Faces were found: publishing them needs the consent of the people shown."""
+
+    cli_option = "--consent TEXT, or blur them first with `moderate blur-faces`"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -194,6 +220,30 @@ def _require_seen(post: Post, media: list[MediaItem], media_seen: bool) -> None:
         )
 
 
+def _require_checked(
+    post: Post, media: list[MediaItem], analyses: dict[int, MediaAnalysis]
+) -> None:
+    """Every stored copy's automatic check has finished (done, or failed and flagged)."""
+    if waiting := unchecked_positions(media, analyses):
+        which = ", ".join(str(n) for n in waiting)
+        raise ImagesBeingChecked(
+            f"{describe_for_people(post)}: image {which} is still being checked automatically"
+            " (faces, text, known images); try again once the check has finished"
+        )
+
+
+def _require_face_consent(
+    session: Session, post: Post, media: list[MediaItem], analyses: dict[int, MediaAnalysis]
+) -> None:
+    """Faces are published only with consent on record, or blurred (the consent policy)."""
+    faces = unblurred_faces(media, analyses)
+    if faces and latest_consent(session, post.id or 0) is None:
+        raise FacesNeedConsent(
+            f"{describe_for_people(post)}: {'; '.join(f.words for f in faces)}; record the"
+            " consent of the people shown, or publish with faces blurred, before approving"
+        )
+
+
 def _require_consent(session: Session, post: Post) -> None:
     """An author who asked not to be shown publicly is published only with consent."""
     if post.opt_out and latest_consent(session, post.id or 0) is None:
@@ -278,9 +328,14 @@ def decide(
     changes = _alt_changes(media, alt_texts or {}, decorative)
     detail: dict[str, object] = {}
     if target is PostStatus.APPROVED:
+        analyses = analyses_by_media(session, [post.id or 0]) if settings.image_analysis else {}
+        if settings.image_analysis:
+            _require_checked(post, media, analyses)
         _require_alt(post, changes)
         _require_seen(post, media, media_seen)
         _require_consent(session, post)
+        if settings.image_analysis:
+            _require_face_consent(session, post, media, analyses)
         if acknowledged := _require_acknowledged(post, acknowledged_flags):
             detail["acknowledged_flags"] = acknowledged
         if media_hidden(post, media):
@@ -686,6 +741,9 @@ class QueueCard:
     facts: dict[int, ImageFacts] = dataclasses.field(default_factory=dict)
     #: Other posts carrying one of this post's pictures, if any.
     reposts: Reposts | None = None
+    #: Each attachment's image analysis, by media id (empty when IMAGE_ANALYSIS is off).
+    analyses: dict[int, MediaAnalysis] = dataclasses.field(default_factory=dict)
+    image_analysis: bool = False
 
     def read_text(self, item: MediaItem) -> str | None:
         """The text read in one image, if any."""
@@ -698,14 +756,61 @@ class QueueCard:
         return alt_suggestion(text) if text else None
 
     @property
+    def being_checked(self) -> list[int]:
+        """Positions of stored copies whose automatic check has not finished."""
+        return unchecked_positions(self.media, self.analyses) if self.image_analysis else []
+
+    @property
+    def check_failures(self) -> list[tuple[int, str]]:
+        """(position, why) of each stored copy whose automatic check failed."""
+        failed = []
+        for item in self.media:
+            row = current_analysis(item, self.analyses)
+            if row is not None and row.status == FAILED:
+                failed.append((item.position + 1, row.error or "no reason recorded"))
+        return failed
+
+    @property
+    def faces(self) -> list[str]:
+        """Face findings in words, on copies not blurred yet (consent or blurring needed)."""
+        return [finding.words for finding in unblurred_faces(self.media, self.analyses)]
+
+    @property
+    def blurred_positions(self) -> list[int]:
+        """Positions whose stored copy is the one blurred at the faces (what is published)."""
+        return [
+            item.position + 1
+            for item in self.media
+            if (row := current_analysis(item, self.analyses)) is not None and row.blurred_from
+        ]
+
+    @property
+    def text_findings(self) -> list[str]:
+        """Every finding in words, image by image, for the card's "checked" note."""
+        return [
+            finding.words
+            for item in self.media
+            for finding in stored_findings(current_analysis(item, self.analyses))
+        ]
+
+    @property
     def hides_media(self) -> bool:
         """Sensitive at source, or flagged by a rule or a takedown: shown only on request."""
         return media_hidden(self.post, self.media)
 
     @property
     def blur_media(self) -> bool:
-        """Hidden until this moderator reveals it (and the reveal is on the record)."""
-        return self.hides_media and not self.revealed
+        """Hidden until this moderator reveals it (and the reveal is on the record); a
+        withheld copy (a known-image bank match) is never shown, revealed or not."""
+        return self.withheld or (self.hides_media and not self.revealed)
+
+    @property
+    def withheld(self) -> bool:
+        """An image check asked for escalation: the media is shown to no one."""
+        return any(
+            (row := current_analysis(item, self.analyses)) is not None and row.withheld
+            for item in self.media
+        )
 
     @property
     def flag_reasons(self) -> list[str]:
@@ -724,8 +829,15 @@ class QueueCard:
         return f"/queue/media/{pinned_name(item.pinned_hash, width)}"
 
 
-def load_cards(session: Session, posts: list[Post], viewer: str | None = None) -> list[QueueCard]:
-    """Media, hashtags, history and ``viewer``'s reveals for a page of posts, in four queries."""
+def load_cards(
+    session: Session,
+    posts: list[Post],
+    viewer: str | None = None,
+    *,
+    image_analysis: bool = False,
+) -> list[QueueCard]:
+    """Media, hashtags, history, ``viewer``'s reveals and (``image_analysis``) the image
+    checks for a page of posts, in a handful of queries."""
     ids = [post.id or 0 for post in posts]
     media: dict[int, list[MediaItem]] = {post_id: [] for post_id in ids}
     tags: dict[int, list[str]] = {post_id: [] for post_id in ids}
@@ -744,7 +856,9 @@ def load_cards(session: Session, posts: list[Post], viewer: str | None = None) -
             tags[post_id].append(tag)
     histories = post_histories(session, ids)
     revealed = revealed_by(session, viewer, posts) if viewer else set()
-    consents = consents_by_post(session, [post.id for post in posts if post.opt_out and post.id])
+    # Every post's: consent answers an opt-out, and also faces the image checks found.
+    consents = consents_by_post(session, [post.id for post in posts if post.id])
+    analyses = analyses_by_media(session, ids) if image_analysis else {}
     facts = facts_by_media(session, [item.id or 0 for items in media.values() for item in items])
     reposts = reposts_for(session, posts)
     cards = []
@@ -764,6 +878,8 @@ def load_cards(session: Session, posts: list[Post], viewer: str | None = None) -
                 previous,
                 revealed=post.id in revealed,
                 consent=consents.get(post.id or 0),
+                analyses=analyses,
+                image_analysis=image_analysis,
                 facts={i.id or 0: facts[i.id or 0] for i in media[post.id or 0] if i.id in facts},
                 reposts=reposts.get(post.id or 0),
             )

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from monitor.errors import UserError
 from monitor.models import Post, PostStatus, Role
+from monitor.services.analysis import blur_faces, is_withheld
 from monitor.services.app_settings import gallery_paused
 from monitor.services.audit import Action, audit_log
 from monitor.services.consent import DEFAULT_COVERS, record_consent
@@ -184,7 +185,9 @@ def queue_page(
     page = list_queue(session, filters, cursor=cursor, zone=settings.zone)
     overview = cached_overview(request.app, session)
     messages = pop_flash(session=session, request_session=request.state.web_session)
-    cards = load_cards(session, page.posts, viewer=user.name)
+    cards = load_cards(
+        session, page.posts, viewer=user.name, image_analysis=settings.image_analysis
+    )
     return _page(
         templates,
         request,
@@ -230,13 +233,14 @@ def post_page(
     post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
     user: ViewerUser,
     session: SessionDep,
+    settings: SettingsDep,
     templates: TemplatesDep,
 ) -> Response:
     """One post with its full history."""
     post = session.get(Post, post_id)
     if post is None:
         raise HTTPException(status_code=404, detail=f"No post {post_id}.")
-    [card] = load_cards(session, [post], viewer=user.name)
+    [card] = load_cards(session, [post], viewer=user.name, image_analysis=settings.image_analysis)
     messages = pop_flash(session=session, request_session=request.state.web_session)
     return _page(
         templates,
@@ -498,6 +502,7 @@ def staged_media(
         match is None
         or path is None
         or not is_held_media(session, match["hash"])
+        or is_withheld(session, match["hash"])
         or not path.is_file()
     ):
         raise HTTPException(status_code=404, detail="No such stored media.")
@@ -530,6 +535,49 @@ def reveal_media(
         return JSONResponse({"ok": True, "post_id": post.id, "version": post.version})
     target = _safe_return(return_to)
     return RedirectResponse(f"{target}#post-{post.id}", status_code=303)
+
+
+@router.post("/queue/blur-faces")
+def blur_faces_route(
+    request: Request,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: Annotated[PostForm, Form()],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Replace the stored copies by ones blurred at the faces found: what approval publishes."""
+    return_to = form.return_to
+    post = _posted_post(form, session)
+    # Read before the rollback: touching an expired row afterwards would begin a transaction
+    # (on SQLite, the write lock) that the blurring's own transaction then waits on.
+    post_id, actor = post.id or 0, user.name
+    session.rollback()  # the image work runs outside this request's transaction
+    try:
+        count = blur_faces(
+            engine=request.app.state.engine, settings=settings, post_id=post_id, actor=actor
+        )
+    except UserError as exc:
+        return _outcome(
+            request,
+            session,
+            ok=False,
+            message=f"Not applied: {exc}.",
+            return_to=return_to,
+            payload={"post_id": post_id},
+        )
+    post = session.get(Post, post_id) or post
+    return _outcome(
+        request,
+        session,
+        ok=True,
+        message=(
+            f"Faces blurred in {count} image{'s' if count != 1 else ''} of"
+            f" {describe_for_people(post)}: look at the blurred copy, then approve."
+        ),
+        return_to=return_to,
+        payload={"post_id": post_id, "version": post.version},
+    )
 
 
 @router.post("/queue/undo")
