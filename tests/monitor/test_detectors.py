@@ -290,3 +290,13 @@ def test_a_missing_model_package_is_named(monkeypatch: pytest.MonkeyPatch) -> No
     ):
         with pytest.raises(ModelMissing, match=package):
             detector.load()
+
+
+def test_the_registry_runs_these_detectors_beside_faces() -> None:
+    from monitor.analysis.detectors import available_detectors, load_detectors
+
+    targets = available_detectors()
+    assert {"faces", "known_image", "nudity", "text"} <= set(targets)
+    mine = {name: targets[name] for name in ("known_image", "nudity", "text")}
+    assert [d.name for d in load_detectors(mine)] == ["known_image", "nudity", "text"]
+    assert sorted(d.name for d in make_detectors()) == sorted(mine)
