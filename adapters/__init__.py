@@ -11,6 +11,7 @@ one process (training mode's sample platform) adds its own with
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import import_module
 from importlib.metadata import entry_points
 
@@ -20,6 +21,7 @@ __all__ = [
     "BUILTIN_ADAPTERS",
     "Adapter",
     "available_adapters",
+    "display_name",
     "get_adapter",
     "register_adapter",
 ]
@@ -44,6 +46,7 @@ _EXTRA: dict[str, str] = {}
 def register_adapter(name: str, target: str) -> None:
     """Make ``target`` (``"module:Class"``) an adapter of this process only."""
     _EXTRA[name] = target
+    _names.cache_clear()
 
 
 def _load(target: str) -> type[Adapter]:
@@ -70,3 +73,19 @@ def get_adapter(name: str) -> type[Adapter]:
     if name not in targets:
         raise KeyError(f"no adapter named {name!r}; known: {', '.join(targets)}")
     return _load(targets[name])
+
+
+@cache
+def _names(name: str) -> tuple[str, str]:
+    try:
+        adapter = get_adapter(name)
+    except Exception:  # a platform whose plugin is gone (or broken) still has a name
+        return name.capitalize(), name.capitalize()
+    return adapter.display_name, adapter.public_name
+
+
+def display_name(name: str, *, public: bool = False) -> str:
+    """How people write a platform's name, from its adapter (``public``: the gallery's
+    wording); cached, because the gallery asks for every post it shows."""
+    staff, public_name = _names(name)
+    return public_name if public else staff

@@ -250,6 +250,12 @@ class Adapter(ABC):
     """
 
     name: ClassVar[str]
+    #: The platform's name as people write it (staff pages, alerts); defaults to ``name``
+    #: capitalised, so set it where that is wrong ("YouTube", "X").
+    display_name: ClassVar[str] = ""
+    #: The name the public gallery shows, where it should differ from ``display_name``
+    #: (the public knows a news feed, not "RSS"); defaults to ``display_name``.
+    public_name: ClassVar[str] = ""
     #: The adapter's declared settings; the three key lists below derive from it.
     settings_model: ClassVar[type[AdapterSettings] | None] = None
     #: Configuration keys that must be set for the adapter to be enabled by default.
@@ -261,6 +267,10 @@ class Adapter(ABC):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if isinstance(name, str):
+            cls.display_name = cls.__dict__.get("display_name") or name.capitalize()
+            cls.public_name = cls.__dict__.get("public_name") or cls.display_name
         model = cls.__dict__.get("settings_model")
         if model is not None:
             cls.config_keys = model.keys()

@@ -98,6 +98,8 @@ class RssAdapter(Adapter):
     """Reads each feed in ``RSS_FEEDS`` with conditional GETs; no credentials."""
 
     name: ClassVar[str] = "rss"
+    display_name: ClassVar[str] = "RSS feed"
+    public_name: ClassVar[str] = "News feed"
     settings_model: ClassVar[type[AdapterSettings]] = RssSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:

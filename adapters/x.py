@@ -186,6 +186,7 @@ class XAdapter(Adapter):
     """Searches X for each hashtag with ``GET /2/tweets/search/recent``."""
 
     name: ClassVar[str] = "x"
+    display_name: ClassVar[str] = "X"
     settings_model: ClassVar[type[AdapterSettings]] = XSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:

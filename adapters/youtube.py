@@ -204,6 +204,7 @@ class YouTubeAdapter(Adapter):
     """Searches ``#tag`` newest first and reads the videos' full snippet and statistics."""
 
     name: ClassVar[str] = "youtube"
+    display_name: ClassVar[str] = "YouTube"
     settings_model: ClassVar[type[AdapterSettings]] = YouTubeSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:

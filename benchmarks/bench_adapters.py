@@ -33,10 +33,7 @@ from benchmarks._harness import ScratchDatabase, emit
 from monitor.config import load_settings
 from monitor.services.polling import poll_all
 from monitor.services.refresh import refresh_all
-from tests.fakes import bluesky, instagram, reddit, x, youtube
-from tests.fakes.mastodon import FakeMastodon
-from tests.fakes.rss import FakeFeed
-from tests.fakes.server import FakeServer
+from tests.fakes.registry import all_config, running_fakes
 
 N = int(os.environ.get("BENCH_REFRESH_N", "1000"))
 NORMALISE_ROUNDS = 20
@@ -52,37 +49,12 @@ BULK_SIZES = {
 }
 
 
-def _fakes(servers: list[FakeServer]) -> dict[str, Any]:
-    return {
-        "bluesky": bluesky.FakeBluesky(servers[0]),
-        "instagram": instagram.FakeInstagram(servers[1]),
-        "mastodon": FakeMastodon(servers[2]),
-        "reddit": reddit.FakeReddit(servers[3]),
-        "rss": FakeFeed(servers[4]),
-        "x": x.FakeX(servers[5]),
-        "youtube": youtube.FakeYouTube(servers[6]),
-    }
-
-
 def _environment(fakes: dict[str, Any]) -> dict[str, str]:
     return {
         "HASHTAGS": "CEADAY21",
         "POLL_MAX_PAGES": "1000",
         "YOUTUBE_DAILY_QUOTA": "1000000",
-        "BLUESKY_API_BASE": fakes["bluesky"].url,
-        "BLUESKY_HANDLE": bluesky.HANDLE,
-        "BLUESKY_APP_PASSWORD": bluesky.APP_PASSWORD,
-        "INSTAGRAM_API_BASE": fakes["instagram"].url,
-        "INSTAGRAM_ACCESS_TOKEN": instagram.TOKEN,
-        "INSTAGRAM_USER_ID": instagram.USER_ID,
-        "MASTODON_INSTANCES": fakes["mastodon"].url,
-        "RSS_FEEDS": fakes["rss"].url,
-        "OUTBOUND_ALLOW_PRIVATE": "true",
-        "X_API_BASE": fakes["x"].url,
-        "X_BEARER_TOKEN": x.TOKEN,
-        "YOUTUBE_API_BASE": fakes["youtube"].url,
-        "YOUTUBE_API_KEY": youtube.API_KEY,
-        **fakes["reddit"].config(),
+        **all_config(fakes),
     }
 
 
@@ -179,16 +151,11 @@ def bench_normalise(fakes: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    servers = [FakeServer().start() for _ in range(7)]
-    try:
-        fakes = _fakes(servers)
+    with running_fakes() as fakes:
         for _ in range(200):
             fakes["rss"].add()
         bench_refresh(fakes)
         bench_normalise(fakes)
-    finally:
-        for server in servers:
-            server.stop()
 
 
 if __name__ == "__main__":

@@ -19,14 +19,13 @@ default is smaller; set ``BENCH_DIGEST_POSTS=1000000`` to run it in full.
 from __future__ import annotations
 
 import os
-import sqlite3
 import statistics
 import sys
 from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session
 
-from benchmarks._harness import ScratchDatabase, emit, seconds, stamp
+from benchmarks._harness import EVENT_SQL, ScratchDatabase, bulk_writer, emit, seconds, stamp
 from monitor.config import load_settings
 from monitor.services.digest import compute_digest, local_midnight
 from monitor.services.engagement import rebuild
@@ -52,10 +51,6 @@ POST_SQL = (
 SNAPSHOT_SQL = (
     "INSERT INTO engagement_snapshots (post_id, taken_at, likes, shares, replies, quotes, views)"
     " VALUES (?,?,?,?,?,?,?)"
-)
-EVENT_SQL = (
-    "INSERT INTO moderation_events (post_id, at, actor, action, from_status, to_status)"
-    " VALUES (?,?,?,?,?,?)"
 )
 
 
@@ -99,10 +94,7 @@ def fill(path: str, posts: int) -> int:
     start = datetime.combine(FIRST_DAY, datetime.min.time(), tzinfo=UTC)
     step = timedelta(days=DAYS) / posts
     snapshots = 0
-    connection = sqlite3.connect(path)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=OFF")
-    with connection:
+    with bulk_writer(path, analyse=False) as connection:
         for first in range(0, posts, BATCH):
             post_rows, tag_rows, snap_rows, event_rows = [], [], [], []
             for i in range(first, min(first + BATCH, posts)):
@@ -136,7 +128,6 @@ def fill(path: str, posts: int) -> int:
                     for m in range(DAYS * 24 * 12)
                 ],
             )
-    connection.close()
     return snapshots
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import sqlite3
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from pathlib import Path
 import httpx
 from PIL import ExifTags, Image
 
-from benchmarks._harness import ScratchDatabase, emit, p95, seconds, stamp
+from benchmarks._harness import EVENT_SQL, ScratchDatabase, bulk_writer, emit, p95, seconds, stamp
 from monitor.config import load_settings
 from monitor.services.media import pin_url
 from monitor.web.app import create_app
@@ -46,11 +45,8 @@ START = datetime(2021, 3, 1, tzinfo=UTC)
 
 def fill(path: str, posts: int) -> int:
     """Write the store; returns how many posts are approved."""
-    connection = sqlite3.connect(path)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=OFF")
     approved = 0
-    with connection:
+    with bulk_writer(path) as connection:
         for first in range(0, posts, BATCH):
             post_rows, tag_rows, media_rows, event_rows = [], [], [], []
             for i in range(first, min(first + BATCH, posts)):
@@ -87,13 +83,7 @@ def fill(path: str, posts: int) -> int:
                 " VALUES (?,?,?,?,?,0,0,?,?,?,?,?)",
                 media_rows,
             )
-            connection.executemany(
-                "INSERT INTO moderation_events (post_id, at, actor, action, from_status,"
-                " to_status) VALUES (?,?,?,?,?,?)",
-                event_rows,
-            )
-    connection.execute("ANALYZE")
-    connection.close()
+            connection.executemany(EVENT_SQL, event_rows)
     return approved
 
 

@@ -97,14 +97,13 @@ def raw_executemany(posts: list[FetchedPost], path: str) -> None:
 def idle_cycle() -> None:
     from monitor.config import load_settings
     from monitor.services.polling import poll_all
-    from tests.fakes.mastodon import FakeMastodon
-    from tests.fakes.server import FakeServer
+    from tests.fakes.registry import fake_config, running_fakes
 
-    server = FakeServer().start()
-    try:
-        instance = FakeMastodon(server)
+    with running_fakes(["mastodon"]) as fakes:
+        instance = fakes["mastodon"]
+        server = instance.server
         instance.add_many(50, tags=("CEADAY21", "HelpingHands"))
-        os.environ.update(MASTODON_INSTANCES=server.url, HASHTAGS="CEADAY21,HelpingHands")
+        os.environ.update(fake_config("mastodon", instance), HASHTAGS="CEADAY21,HelpingHands")
         settings = load_settings()
         with ScratchDatabase() as engine:
             poll_all(engine=engine, settings=settings)
@@ -113,8 +112,6 @@ def idle_cycle() -> None:
             made = server.hits() - before
         targets = len(summaries)
         emit("idle_cycle", "requests_per_target", made / targets, 1.0, targets, requests=made)
-    finally:
-        server.stop()
 
 
 def main() -> None:

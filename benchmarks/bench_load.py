@@ -33,7 +33,7 @@ from monitor.db import create_db_engine, upgrade
 from monitor.models import Post
 from monitor.services.moderation import decide
 from monitor.services.users import add_user
-from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.registry import fake_config, make_fake
 from tests.fakes.server import FakeServer
 from tests.processes import CLI, free_port
 
@@ -105,14 +105,14 @@ def main() -> None:
         engine.dispose()
 
         server = FakeServer().start()
-        mastodon = FakeMastodon(server)
+        mastodon = make_fake("mastodon", server)
         mastodon.add_many(20)
         port = free_port()
         env = {
             **os.environ,
             "DATABASE_URL": url,
             "PORT": str(port),
-            "MASTODON_INSTANCES": mastodon.url,
+            **fake_config("mastodon", mastodon),
             "HASHTAGS": "CEADAY21",
             "POLL_INTERVAL_SECONDS": "10",
             "DATA_DIR": f"{work}/data",

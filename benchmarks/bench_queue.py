@@ -27,7 +27,16 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from benchmarks._harness import ScratchDatabase, emit, p95, seconds, stamp
+from benchmarks._harness import (
+    EVENT_SQL,
+    ScratchDatabase,
+    bulk_writer,
+    emit,
+    p95,
+    read_rows,
+    seconds,
+    stamp,
+)
 from monitor.config import load_settings
 from monitor.web.app import create_app
 from tests.web.auth_helpers import DEFAULT_PASSWORD, make_user
@@ -43,10 +52,7 @@ START = datetime(2021, 3, 1, tzinfo=UTC)
 
 def fill(path: str, posts: int) -> None:
     """Write the store: posts, hashtags, an image on one in ten, audit rows for decisions."""
-    connection = sqlite3.connect(path)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=OFF")
-    with connection:
+    with bulk_writer(path) as connection:
         for first in range(0, posts, BATCH):
             post_rows, tag_rows, media_rows, event_rows = [], [], [], []
             for i in range(first, min(first + BATCH, posts)):
@@ -84,25 +90,18 @@ def fill(path: str, posts: int) -> None:
                 " VALUES (?,?,?,?,?,?,0)",
                 media_rows,
             )
-            connection.executemany(
-                "INSERT INTO moderation_events (post_id, at, actor, action, from_status,"
-                " to_status) VALUES (?,?,?,?,?,?)",
-                event_rows,
-            )
-    connection.execute("ANALYZE")
-    connection.close()
+            connection.executemany(EVENT_SQL, event_rows)
 
 
 def text_only_pending(path: str, count: int) -> list[tuple[int, int]]:
     """(id, version) of the newest pending posts without media (decided ones drop out)."""
-    connection = sqlite3.connect(path)
-    rows = connection.execute(
+    rows = read_rows(
+        path,
         "SELECT id, version FROM posts WHERE status = 'pending' AND NOT flagged"
         " AND id NOT IN (SELECT post_id FROM media) ORDER BY id DESC LIMIT ?",
-        (count,),
-    ).fetchall()
-    connection.close()
-    return [(row[0], row[1]) for row in rows]
+        count,
+    )
+    return [(int(str(row[0])), int(str(row[1]))) for row in rows]
 
 
 def raw_approve(path: str, selection: list[tuple[int, int]]) -> float:

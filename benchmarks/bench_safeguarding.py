@@ -27,7 +27,7 @@ import time
 
 import httpx
 
-from benchmarks._harness import ScratchDatabase, emit, p95
+from benchmarks._harness import ScratchDatabase, emit, p95, read_rows
 from benchmarks.bench_queue import fill, log_in
 from monitor.config import load_settings
 from monitor.web.app import create_app
@@ -41,14 +41,13 @@ CATEGORY = "shows_me_or_my_child"
 
 def _newest_approved(path: str, count: int) -> list[tuple[int, str]]:
     """(row id, public id) of the newest approved posts: the first page of the gallery."""
-    connection = sqlite3.connect(path)
-    rows = connection.execute(
+    rows = read_rows(
+        path,
         "SELECT id, platform || ':' || external_id FROM posts WHERE status = 'approved'"
         " ORDER BY created_at DESC LIMIT ?",
-        (count,),
-    ).fetchall()
-    connection.close()
-    return [(row[0], row[1]) for row in rows]
+        count,
+    )
+    return [(int(str(row[0])), str(row[1])) for row in rows]
 
 
 def _forget_requests(path: str) -> None:

@@ -4,19 +4,25 @@ isolated configuration, and local platform servers."""
 from __future__ import annotations
 
 import functools
+import io
 import os
+import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 from sqlalchemy.engine import Engine
 
+from monitor.cli import main
 from monitor.config import Settings, get_settings, load_settings
 from monitor.db import create_db_engine, upgrade
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import FakeServer
+from tests.processes import CliResult
 
 # A browser assertion waits for its condition; on a machine busy with other work the
 # page can take longer than Playwright's 5-second default to get there.
@@ -127,6 +133,26 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (migrating per test is slow)."""
+    path = tmp_path_factory.mktemp("template") / "monitor.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def gallery_engine(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh, migrated SQLite database for public-route tests."""
+    copy = tmp_path / "gallery.db"
+    shutil.copyfile(migrated_sqlite, copy)
+    engine = create_db_engine(f"sqlite:///{copy}")
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
 def configure(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
     """Set configuration keys in the environment (as a deployment would) and load settings."""
@@ -161,6 +187,41 @@ def training_mode(monkeypatch: pytest.MonkeyPatch) -> None:
 def mastodon(fake_server: FakeServer) -> FakeMastodon:
     """A local Mastodon instance speaking the documented API."""
     return FakeMastodon(fake_server)
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., CliResult]:
+    """Run ``hashtag-monitor ARGS`` in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str, stdin: str = "") -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["hashtag-monitor", *args])
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = 0
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, db_url: str, mastodon: FakeMastodon) -> FakeMastodon:
+    """A configured deployment: database, fast retries, a local Mastodon."""
+    for key, value in {
+        "DATABASE_URL": db_url,
+        "MASTODON_INSTANCES": mastodon.url,
+        "HASHTAGS": "CEADAY21",
+        "HTTP_TIMEOUT_SECONDS": "1",
+        "HTTP_RETRIES": "1",
+        "HTTP_BACKOFF_SECONDS": "0.01",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return mastodon
 
 
 #: Modules whose tests start child processes, kill them, or run the whole service; with the

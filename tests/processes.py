@@ -10,6 +10,8 @@ from collections.abc import Callable
 import httpx
 import sqlalchemy as sa
 
+#: What the ``cli`` fixture (tests/conftest.py) returns: exit code, stdout, stderr.
+CliResult = tuple[int, str, str]
 #: The console entry point, run by this interpreter (no reliance on PATH).
 CLI = [sys.executable, "-c", "from monitor.cli import main; main()"]
 #: Generous: a child process starting on a machine busy with other work can take a minute.

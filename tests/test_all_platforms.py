@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -13,30 +14,13 @@ from monitor.models import EngagementSnapshot, Post
 from monitor.services.polling import poll_all
 from monitor.services.refresh import refresh_all
 from monitor.services.sources import list_sources
-from tests.fakes import bluesky, instagram, reddit, x, youtube
-from tests.fakes.mastodon import FakeMastodon
-from tests.fakes.rss import FakeFeed
-from tests.fakes.server import FakeServer
-
-PLATFORMS = ["bluesky", "instagram", "mastodon", "reddit", "rss", "x", "youtube"]
+from tests.fakes.registry import PLATFORMS, all_config, running_fakes
 
 
 @pytest.fixture
-def fakes() -> Iterator[dict[str, object]]:
-    servers = [FakeServer().start() for _ in PLATFORMS]
-    try:
-        yield {
-            "bluesky": bluesky.FakeBluesky(servers[0]),
-            "instagram": instagram.FakeInstagram(servers[1]),
-            "mastodon": FakeMastodon(servers[2]),
-            "reddit": reddit.FakeReddit(servers[3]),
-            "rss": FakeFeed(servers[4]),
-            "x": x.FakeX(servers[5]),
-            "youtube": youtube.FakeYouTube(servers[6]),
-        }
-    finally:
-        for server in servers:
-            server.stop()
+def fakes() -> Iterator[dict[str, Any]]:
+    with running_fakes() as fakes:
+        yield fakes
 
 
 def test_poll_collects_from_all_seven_and_refresh_snapshots_them(
@@ -45,23 +29,7 @@ def test_poll_collects_from_all_seven_and_refresh_snapshots_them(
     for fake in fakes.values():
         for _ in range(2):
             fake.add()
-    settings = configure(
-        HASHTAGS="CEADAY21",
-        BLUESKY_API_BASE=fakes["bluesky"].url,
-        BLUESKY_HANDLE=bluesky.HANDLE,
-        BLUESKY_APP_PASSWORD=bluesky.APP_PASSWORD,
-        INSTAGRAM_API_BASE=fakes["instagram"].url,
-        INSTAGRAM_ACCESS_TOKEN=instagram.TOKEN,
-        INSTAGRAM_USER_ID=instagram.USER_ID,
-        MASTODON_INSTANCES=fakes["mastodon"].url,
-        RSS_FEEDS=fakes["rss"].url,
-        OUTBOUND_ALLOW_PRIVATE="true",
-        X_API_BASE=fakes["x"].url,
-        X_BEARER_TOKEN=x.TOKEN,
-        YOUTUBE_API_BASE=fakes["youtube"].url,
-        YOUTUBE_API_KEY=youtube.API_KEY,
-        **fakes["reddit"].config(),
-    )
+    settings = configure(HASHTAGS="CEADAY21", **all_config(fakes))
     assert set(PLATFORMS) <= set(settings.enabled_platforms)
 
     summaries = poll_all(engine=sqlite_engine, settings=settings)
@@ -79,3 +47,10 @@ def test_poll_collects_from_all_seven_and_refresh_snapshots_them(
     assert refreshed["rss"].checked == 2  # feeds cannot tell deletions, but are asked
     with Session(sqlite_engine) as session:
         assert len(list(session.exec(select(EngagementSnapshot)))) >= 14
+
+
+def test_the_registry_of_fakes_plays_every_built_in_platform() -> None:
+    """Tests and benchmarks find a platform's fake in one place; a new adapter needs one."""
+    from adapters import BUILTIN_ADAPTERS
+
+    assert set(PLATFORMS) == set(BUILTIN_ADAPTERS)

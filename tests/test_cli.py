@@ -3,54 +3,18 @@
 from __future__ import annotations
 
 import getpass
-import io
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 
-from monitor.cli import main
+from monitor.config import Settings
+from monitor.models import WebSession
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import Reply
-
-CliResult = tuple[int, str, str]
-
-
-@pytest.fixture
-def cli(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., CliResult]:
-    """Run ``hashtag-monitor ARGS`` in-process; returns (exit code, stdout, stderr)."""
-
-    def run(*args: str, stdin: str = "") -> CliResult:
-        monkeypatch.setattr(sys, "argv", ["hashtag-monitor", *args])
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = 0
-        try:
-            main()
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, db_url: str, mastodon: FakeMastodon) -> FakeMastodon:
-    """A configured deployment: database, fast retries, a local Mastodon."""
-    for key, value in {
-        "DATABASE_URL": db_url,
-        "MASTODON_INSTANCES": mastodon.url,
-        "HASHTAGS": "CEADAY21",
-        "HTTP_TIMEOUT_SECONDS": "1",
-        "HTTP_RETRIES": "1",
-        "HTTP_BACKOFF_SECONDS": "0.01",
-    }.items():
-        monkeypatch.setenv(key, value)
-    return mastodon
+from tests.processes import CliResult
 
 
 def test_poll_status_export_round_trip(cli: Callable[..., CliResult], env: FakeMastodon) -> None:
@@ -545,3 +509,42 @@ def test_totp_off_from_the_command_line_for_a_lost_phone(
     with Session(engine) as session:
         assert session.exec(select(User)).one().totp_secret is None
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("users", "disable", "mo"), ("users", "role", "mo", "viewer")],
+    ids=["disable", "role"],
+)
+def test_an_account_change_from_the_cli_ends_an_open_web_session(
+    cli: Callable[..., CliResult],
+    configure: Callable[..., Settings],
+    db_url: str,
+    tmp_path: Path,
+    command: tuple[str, ...],
+) -> None:
+    """The rule belongs to the service, so a command applies it as the admin page does."""
+    from monitor.db import create_db_engine
+    from monitor.web.app import create_app
+    from tests.web.auth_helpers import app_client, login
+
+    settings = configure(DATABASE_URL=db_url, DATA_DIR=str(tmp_path / "data"))
+    assert cli("db", "upgrade")[0] == 0
+    password = "a long enough password"
+    for name, role in (("root", "admin"), ("mo", "moderator")):
+        code, _, err = cli("users", "add", name, "--role", role, "--password-stdin", stdin=password)
+        assert code == 0, err
+    engine = create_db_engine(db_url)
+    try:
+        with app_client(create_app(settings, engine=engine)) as browser:
+            login(browser, "mo", password)
+            assert browser.get("/auth/session").status_code == 200
+
+            code, out, err = cli(*command)
+            assert code == 0, err
+            assert "their sessions have ended" in out
+            assert browser.get("/auth/session").status_code == 401
+            with Session(engine) as session:
+                assert session.exec(select(WebSession)).all() == []
+    finally:
+        engine.dispose()

@@ -13,9 +13,7 @@ from PIL import Image
 
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import Reply
-from tests.test_cli import CliResult, cli, env
-
-__all__ = ["cli", "env"]
+from tests.processes import CliResult
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ import json
 from collections.abc import Callable
 
 from tests.fakes.mastodon import FakeMastodon
-from tests.test_cli import CliResult, cli, env
-
-__all__ = ["cli", "env"]  # fixtures shared with the CLI tests
+from tests.processes import CliResult
 
 PASSWORD = "a long enough password\n"
 

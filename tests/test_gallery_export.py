@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,17 +12,13 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy.engine import Engine
 
-from monitor.cli import main
-from monitor.cli.gallery import EXPORT_PAGE_SIZE
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.models import Post
 from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
-from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish, tiny_png
-
-__all__ = ["gallery_engine", "migrated_sqlite"]  # fixtures shared with the web tests
-
-CliResult = tuple[int, str, str]
+from monitor.services.static_export import EXPORT_PAGE_SIZE
+from tests.monitor.test_gallery import publish, tiny_png
+from tests.processes import CliResult
 
 
 @pytest.fixture
@@ -40,25 +34,9 @@ def settings(
 
 
 @pytest.fixture
-def export(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, settings: Settings
-) -> Callable[[Path], CliResult]:
+def export(cli: Callable[..., CliResult], settings: Settings) -> Callable[[Path], CliResult]:
     """Run ``hashtag-monitor gallery export --out DIR`` in-process."""
-
-    def run(out: Path) -> CliResult:
-        monkeypatch.setattr(
-            sys, "argv", ["hashtag-monitor", "gallery", "export", "--out", str(out)]
-        )
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-        code = 0
-        try:
-            main()
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        stdout, stderr = capsys.readouterr()
-        return code, stdout, stderr
-
-    return run
+    return lambda out: cli("gallery", "export", "--out", str(out))
 
 
 def _local_references(html: str) -> list[str]:

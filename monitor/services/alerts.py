@@ -25,11 +25,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from adapters import display_name
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import MonitorError, UserError
 from monitor.models import AlertKind, AlertStatus, Post, SafeguardingAlert, utcnow
-from monitor.services.gallery import PLATFORM_LABELS
+from monitor.services import audit
+from monitor.services.audit import Action
 from monitor.services.mail import deliver, validated_address
 
 log = logging.getLogger("monitor.alerts")
@@ -56,7 +58,7 @@ def raise_alert(
     lines = [
         headline,
         f"Post: {settings.public_base_url}/queue/posts/{post.id}",
-        f"Platform: {PLATFORM_LABELS.get(post.platform, post.platform)}",
+        f"Platform: {display_name(post.platform)}",
         f"Author: {post.author_handle}",
         f"At: {at.astimezone(settings.zone):%d %b %Y %H:%M %Z}",
     ]
@@ -65,6 +67,39 @@ def raise_alert(
     )
     session.add(alert)
     return alert
+
+
+def protective_change(
+    session: Session,
+    settings: Settings,
+    *,
+    post: Post,
+    at: datetime,
+    actor: str,
+    action: Action,
+    reason: str | None,
+    detail: dict[str, object],
+    alert_kind: AlertKind,
+    headline: str,
+) -> None:
+    """Put a change that keeps a post from the public (an escalation, a takedown request)
+    on the record and in front of the safeguarding contacts, in the caller's transaction.
+
+    The post's version moves on, so an approval made without seeing the change is
+    refused as stale; the audit row carries the new version.
+    """
+    post.version += 1
+    session.add(post)
+    audit.record(
+        session,
+        post=post,
+        at=at,
+        actor=actor,
+        action=action,
+        reason=reason,
+        detail={**detail, "version": post.version},
+    )
+    raise_alert(session, settings, kind=alert_kind, post=post, headline=headline, at=at)
 
 
 def _addresses(settings: Settings) -> tuple[str, tuple[str, ...]]:

@@ -19,7 +19,7 @@ from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import AlertKind, Escalation, Post, Role, utcnow
 from monitor.services import audit
-from monitor.services.alerts import raise_alert
+from monitor.services.alerts import protective_change
 from monitor.services.audit import Action
 from monitor.services.users import get_active_user
 
@@ -101,24 +101,17 @@ def _open(session: Session, settings: Settings, post: Post, actor: str, reason: 
     session.add(escalation)
     session.flush()
     post.escalated = True
-    post.version += 1
-    session.add(post)
-    audit.record(
+    protective_change(
         session,
+        settings,
         post=post,
         at=now,
         actor=actor,
         action=Action.ESCALATED,
         reason=reason,
-        detail={"escalation_id": escalation.id, "version": post.version},
-    )
-    raise_alert(
-        session,
-        settings,
-        kind=AlertKind.ESCALATION,
-        post=post,
+        detail={"escalation_id": escalation.id},
+        alert_kind=AlertKind.ESCALATION,
         headline=f"Escalated to the safeguarding lead by {actor}: {reason}",
-        at=now,
     )
     return escalation
 

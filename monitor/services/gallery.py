@@ -22,14 +22,17 @@ from urllib.parse import quote, urlsplit
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from adapters import display_name
 from adapters.text import normalise_tag
 from monitor import __version__
+from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag, Role
 from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
 from monitor.services.audit import STAFF_ACTIVITY_ACTIONS
 from monitor.services.media import pinned_name, rendition_height
 from monitor.services.public import publicly_visible
+from monitor.services.takedown import MAX_CONTACT_CHARS, MAX_DETAILS_CHARS
 from monitor.services.users import get_active_user
 from monitor.signing import BadToken, Use, sign, unsign
 
@@ -38,15 +41,6 @@ DEFAULT_PAGE_SIZE = 24
 EMBED_PAGE_SIZE = 12
 MAX_PAGE_SIZE = 100
 MAX_CURSOR_CHARS = 200
-PLATFORM_LABELS = {
-    "bluesky": "Bluesky",
-    "instagram": "Instagram",
-    "mastodon": "Mastodon",
-    "reddit": "Reddit",
-    "rss": "News feed",
-    "x": "X",
-    "youtube": "YouTube",
-}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PLATFORM_RE = re.compile(r"[a-z0-9_-]{1,40}")
 _TAG_RE = re.compile(r"\w{1,100}")
@@ -198,7 +192,7 @@ def load_page(
             id=row.id,
             ref=f"{row.platform}:{row.external_id}",
             platform=row.platform,
-            platform_label=PLATFORM_LABELS.get(row.platform, row.platform.title()),
+            platform_label=display_name(row.platform, public=True),
             url=safe_url(row.url),
             author_name=row.author_name or row.author_handle,
             author_handle=row.author_handle,
@@ -411,6 +405,34 @@ def post_json(post: GalleryPost, *, report_base: str) -> dict[str, Any]:
             }
             for image in post.images
         ],
+    }
+
+
+def report_base(settings: Settings) -> str:
+    """Where a post's takedown form lives: the public id is appended, URL-quoted."""
+    return f"{settings.public_base_url}/gallery/report/"
+
+
+def show_date(value: datetime, settings: Settings) -> str:
+    local = value.astimezone(settings.zone)
+    return f"{local.day} {local:%B %Y}"
+
+
+def gallery_context(
+    settings: Settings, page: GalleryPage, *, title: str = "Messages of support", **extra: Any
+) -> dict[str, Any]:
+    """What every gallery template needs, on the web and in the static export."""
+    tags = ", ".join(f"#{tag}" for tag in settings.hashtags)
+    return {
+        "page": page,
+        "title": title,
+        "intro": f"Posts tagged {tags}. A person read and approved each one before it"
+        " appeared here.",
+        "show_date": lambda value: show_date(value, settings),
+        "iso": lambda value: value.isoformat(),
+        "max_details": MAX_DETAILS_CHARS,
+        "max_contact": MAX_CONTACT_CHARS,
+        **extra,
     }
 
 

@@ -19,16 +19,13 @@ renamed into place, so a half-written file is never served.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import hashlib
 import io
 import logging
 import math
-import os
 import re
-import tempfile
 import time
 import warnings
 from collections.abc import Iterable
@@ -44,6 +41,7 @@ from adapters.http import USER_AGENT
 from adapters.netguard import AddressRefused, checked_address
 from monitor.config import Settings
 from monitor.errors import UserError
+from monitor.files import TEMP_PREFIX, write_atomic
 from monitor.models import MediaItem, Post, PostStatus
 from monitor.services.public import publicly_visible
 
@@ -64,7 +62,6 @@ JPEG_QUALITY = 82
 #: Files younger than this are never erased: an approval may be pinning them right now.
 ERASE_GRACE_SECONDS = 300
 PINNED_NAME_RE = re.compile(r"^(?P<hash>[0-9a-f]{64})-(?P<width>[1-9][0-9]{0,3})\.jpg$")
-_TEMP_PREFIX = ".tmp-"
 _ERASE_PENDING = "hashtag_monitor_erase_media_pending"
 
 log = logging.getLogger("monitor.media")
@@ -267,19 +264,11 @@ def _renditions_widths(width: int) -> list[int]:
 
 
 def _write_atomic(path: Path, image: Image.Image) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".jpg", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, "JPEG", quality=JPEG_QUALITY, progressive=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
+    write_atomic(
+        path,
+        lambda handle: image.save(handle, "JPEG", quality=JPEG_QUALITY, progressive=True),
+        suffix=".jpg",
+    )
 
 
 def pin_url(url: str, *, settings: Settings) -> PinnedImage:
@@ -363,7 +352,7 @@ def _media_files(media_dir: Path) -> Iterable[Path]:
             found.extend(
                 path
                 for path in folder.iterdir()
-                if PINNED_NAME_RE.match(path.name) or path.name.startswith(_TEMP_PREFIX)
+                if PINNED_NAME_RE.match(path.name) or path.name.startswith(TEMP_PREFIX)
             )
     return found
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from adapters import display_name
 from adapters.text import normalise_tag
 from monitor.analysis.text import alt_suggestion
 from monitor.config import Settings
@@ -47,7 +48,6 @@ from monitor.services.analysis import (
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import Action, post_histories
 from monitor.services.consent import consents_by_post, latest_consent
-from monitor.services.gallery import PLATFORM_LABELS
 from monitor.services.known_images import (
     Reposts,
     bank_rejected_post,
@@ -162,7 +162,7 @@ def describe_for_people(post: Post) -> str:
     words = " ".join(post.text.split())
     if len(words) > QUOTED_CHARS:
         words = words[: QUOTED_CHARS - 1].rstrip() + "…"
-    platform = PLATFORM_LABELS.get(post.platform, post.platform.title())
+    platform = display_name(post.platform)
     quoted = f": “{words}”" if words else ""
     return f"the post by {post.author_handle} on {platform}{quoted}"
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from adapters import get_adapter
+from adapters import display_name, get_adapter
 from adapters.base import Adapter, AdapterError, Target
 from adapters.http import HttpClient, RetryPolicy
 from adapters.text import normalise_tag
@@ -83,14 +83,6 @@ def source_key(platform: str, target: Target) -> str:
     return f"{platform}:{target.key}"
 
 
-#: Platform names as people write them, where capitalising the registry name is wrong.
-_PLATFORM_NAMES = {"x": "X", "youtube": "YouTube", "rss": "RSS feed", "bluesky": "Bluesky"}
-
-
-def platform_label(name: str) -> str:
-    return _PLATFORM_NAMES.get(name, name.capitalize())
-
-
 def source_label(key: str) -> str:
     """A source key as people say it: ``mastodon:https://mastodon.social|CEADAY21`` reads
     "Mastodon: mastodon.social, #CEADAY21"; a whole-platform row reads "Mastodon: all"."""
@@ -100,7 +92,7 @@ def source_label(key: str) -> str:
     if scope and scope != WILDCARD_SCOPE:
         parts.append(urlsplit(scope).netloc or scope)
     parts.extend(f"#{tag}" for tag in tags.split(",") if tag)
-    return f"{platform_label(platform)}: {', '.join(parts) or 'all'}"
+    return f"{display_name(platform)}: {', '.join(parts) or 'all'}"
 
 
 def ensure_source(

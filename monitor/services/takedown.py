@@ -41,7 +41,7 @@ from monitor.models import (
     utcnow,
 )
 from monitor.services import audit
-from monitor.services.alerts import raise_alert
+from monitor.services.alerts import protective_change
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import Action
 from monitor.services.public import is_public
@@ -232,12 +232,12 @@ def request_takedown(
     post.flagged = True
     post.flag_reasons = list(dict.fromkeys([*(post.flag_reasons or []), reason]))
     post.takedown_hold = post.takedown_hold or hold
+    held = "held off the public gallery pending review" if hold else "still public"
     # An approval made without seeing this request is refused as stale; a reject is not
     # (see :func:`version_for_decision`).
-    post.version += 1
-    session.add(post)
-    audit.record(
+    protective_change(
         session,
+        settings,
         post=post,
         at=now,
         actor=PUBLIC_ACTOR,
@@ -248,17 +248,9 @@ def request_takedown(
             "category": kind,
             "has_contact": bool(contact),
             "held": hold,
-            "version": post.version,
         },
-    )
-    held = "held off the public gallery pending review" if hold else "still public"
-    raise_alert(
-        session,
-        settings,
-        kind=AlertKind.TAKEDOWN,
-        post=post,
+        alert_kind=AlertKind.TAKEDOWN,
         headline=f"Takedown request: {CATEGORIES[kind]} (the post is {held})",
-        at=now,
     )
     return request
 

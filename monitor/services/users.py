@@ -20,9 +20,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
-from monitor.models import LoginAttempt, Role, User, WebSession, utcnow
+from monitor.models import LoginAttempt, Role, User, utcnow
 from monitor.services import audit
 from monitor.services.audit import Action
+from monitor.services.sessions import end_sessions
 
 _hasher = PasswordHasher()
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -89,12 +90,18 @@ def get_user(*, session: Session, name: str) -> User:
     return user
 
 
-def end_sessions(*, session: Session, user_id: int, keep: str | None = None) -> None:
-    """Log a user out everywhere, except the session whose token hash is ``keep``."""
-    query = sa.delete(WebSession).where(WebSession.user_id == user_id)  # type: ignore[arg-type]
-    if keep is not None:
-        query = query.where(WebSession.token_hash != keep)  # type: ignore[arg-type]
-    session.execute(query)
+#: A safeguarding lead reads like a viewer; escalations are theirs by name (and admins').
+_ROLE_RANK = {
+    Role.VIEWER.value: 1,
+    Role.SAFEGUARDING.value: 1,
+    Role.MODERATOR.value: 2,
+    Role.ADMIN.value: 3,
+}
+
+
+def role_at_least(role: str, needed: Role) -> bool:
+    """True when ``role`` includes every right of ``needed`` (admin > moderator > viewer)."""
+    return _ROLE_RANK.get(role, 0) >= _ROLE_RANK[needed.value]
 
 
 def _other_active_admins(session: Session, user: User) -> int:

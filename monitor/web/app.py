@@ -13,12 +13,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters import display_name
 from monitor.analysis.runner import Analyser
 from monitor.config import Settings
 from monitor.db import create_db_engine
 from monitor.resources import templates_dir
 from monitor.scheduler import Monitor
-from monitor.services.sources import platform_label, source_label
+from monitor.services.sources import source_label
 from monitor.templating import make_environment
 from monitor.web.routes import admin as admin_routes
 from monitor.web.routes import auth as auth_routes
@@ -81,7 +82,7 @@ def create_app(
     # Every staff page's navigation shows the live count of takedowns and escalations.
     app.state.templates.env.globals["nav_counts"] = safeguarding_routes.nav_counts
     app.state.templates.env.filters["source_label"] = source_label
-    app.state.templates.env.filters["platform_label"] = platform_label
+    app.state.templates.env.filters["platform_label"] = display_name
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "static")), name="static")
     app.include_router(operations.router)
     app.include_router(gallery_routes.router)

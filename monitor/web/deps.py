@@ -11,6 +11,7 @@ token as ``request.state.csrf_token``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Annotated
 from urllib.parse import quote
@@ -22,7 +23,12 @@ from sqlmodel import Session
 from monitor.config import Settings
 from monitor.db import read_only
 from monitor.models import Role, User
-from monitor.web.auth import SESSION_COOKIE, load_session, role_at_least, tokens_match
+from monitor.services.escalation import LEADS
+from monitor.services.sessions import load_session, tokens_match
+from monitor.services.users import role_at_least
+
+SESSION_COOKIE = "hm_session"
+LOGIN_CSRF_COOKIE = "hm_login"
 
 
 def _settings(request: Request) -> Settings:
@@ -55,6 +61,25 @@ SessionDep = Annotated[Session, Depends(_session)]
 #: For routes that never write (the public gallery, health checks).
 ReadSessionDep = Annotated[Session, Depends(_read_session)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(_templates)]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Visitor:
+    """A public page request: no login, a read-only database session."""
+
+    request: Request
+    session: Session
+    settings: Settings
+    templates: Jinja2Templates
+
+
+def _visitor(
+    request: Request, session: ReadSessionDep, settings: SettingsDep, templates: TemplatesDep
+) -> Visitor:
+    return Visitor(request, session, settings, templates)
+
+
+PublicPage = Annotated[Visitor, Depends(_visitor)]
 
 
 #: The largest id a 64-bit integer column holds; larger numbers name no row at all.
@@ -149,3 +174,69 @@ async def require_csrf(request: Request, _user: CurrentUser) -> None:
 
 
 CsrfDep = Annotated[None, Depends(require_csrf)]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Staff:
+    """A staff request as a route works with it: who asked (role already checked), the
+    request (for flash messages and the app), the database session, settings, templates."""
+
+    request: Request
+    user: User
+    session: Session
+    settings: Settings
+    templates: Jinja2Templates
+
+
+def require_lead(user: CurrentUser) -> User:
+    """Escalations are safeguarding leads' (and admins') by name, not by rank."""
+    if user.role not in LEADS:
+        raise HTTPException(
+            status_code=403,
+            detail=f"Escalations are for safeguarding leads and admins; you are a {user.role}.",
+        )
+    return user
+
+
+def _signed_in(user: User) -> User:
+    return user
+
+
+class _StaffDependency:
+    """Resolves a :class:`Staff` whose user passes ``check``; ``change`` adds the CSRF check.
+
+    The role is checked before the token, as separate ``AdminUser`` and ``CsrfDep``
+    parameters would be, so a viewer posting an admin form is told about the role.
+    """
+
+    def __init__(self, check: Callable[[User], User], *, change: bool) -> None:
+        self.check_role = check
+        self.change = change
+
+    async def __call__(
+        self,
+        request: Request,
+        user: CurrentUser,
+        session: SessionDep,
+        settings: SettingsDep,
+        templates: TemplatesDep,
+    ) -> Staff:
+        self.check_role(user)
+        if self.change:
+            await require_csrf(request, user)
+        return Staff(request, user, session, settings, templates)
+
+
+#: Pages (for viewers and up, admins, safeguarding leads) and state changes (CSRF-checked:
+#: by moderators and up, admins, leads).
+ViewerPage = Annotated[Staff, Depends(_StaffDependency(require_role(Role.VIEWER), change=False))]
+AdminPage = Annotated[Staff, Depends(_StaffDependency(require_role(Role.ADMIN), change=False))]
+LeadPage = Annotated[Staff, Depends(_StaffDependency(require_lead, change=False))]
+ModeratorChange = Annotated[
+    Staff, Depends(_StaffDependency(require_role(Role.MODERATOR), change=True))
+]
+AdminChange = Annotated[Staff, Depends(_StaffDependency(require_role(Role.ADMIN), change=True))]
+LeadChange = Annotated[Staff, Depends(_StaffDependency(require_lead, change=True))]
+#: Pages and changes of one's own account, for anyone logged in.
+AccountPage = Annotated[Staff, Depends(_StaffDependency(_signed_in, change=False))]
+AccountChange = Annotated[Staff, Depends(_StaffDependency(_signed_in, change=True))]

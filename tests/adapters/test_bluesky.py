@@ -24,7 +24,7 @@ from monitor.services.polling import poll_all
 from monitor.services.refresh import refresh_all
 from tests.fakes.bluesky import APP_PASSWORD, HANDLE, FakeBluesky, fixture
 from tests.fakes.mastodon import FakeMastodon
-from tests.fakes.server import FakeServer
+from tests.fakes.server import FOREVER, FakeServer
 
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
@@ -596,7 +596,7 @@ def test_spent_request_budget_stops_after_the_page_and_resumes(
     ("fault", "options", "message"),
     [
         ("status", {"status": 503}, "503"),
-        ("hang", {"seconds": 1.5}, "no answer within"),
+        ("hang", {"seconds": FOREVER}, "no answer within"),
         ("reset", {}, "connection failed"),
         ("truncate", {}, "not valid JSON"),
         ("garbage", {}, "not valid JSON"),

@@ -16,7 +16,7 @@ from adapters.base import (
     RequestRejected,
 )
 from adapters.http import HttpClient, RetryPolicy, epoch_reset_reader, retry_after_seconds
-from tests.fakes.server import FakeServer, Reply
+from tests.fakes.server import FOREVER, FakeServer, Reply
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_retry_after_as_http_date() -> None:
 
 
 def test_hang_past_timeout_is_platform_unavailable(server: FakeServer, client: HttpClient) -> None:
-    server.fail("hang", times=3, seconds=1.0)
+    server.fail("hang", times=3, seconds=FOREVER)
     with pytest.raises(PlatformUnavailable, match="no answer within 0.5s"):
         client.get_json(f"{server.url}/ok")
 
@@ -128,7 +128,7 @@ def test_giant_body_is_refused(server: FakeServer, client: HttpClient) -> None:
 
 
 def test_slow_drip_is_a_timeout(server: FakeServer, client: HttpClient) -> None:
-    server.fail("drip", times=3, seconds=0.6)
+    server.fail("drip", times=3, seconds=FOREVER)
     with pytest.raises(PlatformUnavailable):
         client.get_json(f"{server.url}/ok")
 

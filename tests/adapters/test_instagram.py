@@ -32,7 +32,7 @@ from monitor.services.ingest import content_hash, record_posts
 from monitor.services.polling import poll_all
 from tests.fakes.instagram import TOKEN, USER_ID, FakeInstagram, fixture
 from tests.fakes.mastodon import FakeMastodon
-from tests.fakes.server import FakeServer
+from tests.fakes.server import FOREVER, FakeServer
 
 TAG = Target("", ("CEADAY21",))
 
@@ -255,7 +255,7 @@ def test_usage_at_100_percent_stops_before_the_next_request(
 def test_a_hanging_server_times_out(
     sqlite_engine: Engine, settings_for: Callable[..., Settings], instagram: FakeInstagram
 ) -> None:
-    instagram.server.fail("hang", seconds=1.0)
+    instagram.server.fail("hang", seconds=FOREVER)
     summary = poll_all(
         engine=sqlite_engine, settings=settings_for(HTTP_TIMEOUT_SECONDS="0.2", HTTP_RETRIES="0")
     )[0]

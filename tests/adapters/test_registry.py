@@ -150,3 +150,16 @@ def test_a_plugin_that_fails_to_load_is_disabled_not_fatal(
 def test_unknown_adapter_name() -> None:
     with pytest.raises(KeyError, match="no adapter named 'myspace'"):
         get_adapter("myspace")
+
+
+def test_every_adapter_names_its_platform_for_people() -> None:
+    """Display names live on the adapter class; the public wording may differ (RSS)."""
+    from adapters import display_name
+
+    names = {name: get_adapter(name) for name in BUILTIN_ADAPTERS}
+    assert all(cls.display_name and cls.public_name for cls in names.values())
+    assert display_name("youtube") == "YouTube" and display_name("x") == "X"
+    assert display_name("mastodon") == display_name("mastodon", public=True) == "Mastodon"
+    assert display_name("rss") == "RSS feed" and display_name("rss", public=True) == "News feed"
+    # A post from a platform whose plugin was uninstalled still reads as a name.
+    assert display_name("gone-plugin") == display_name("gone-plugin", public=True) == "Gone-plugin"

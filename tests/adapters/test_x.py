@@ -23,7 +23,7 @@ from monitor.services.backfill import backfill_target
 from monitor.services.polling import poll_all
 from monitor.services.refresh import refresh_all
 from tests.fakes.bluesky import APP_PASSWORD, HANDLE, FakeBluesky
-from tests.fakes.server import FakeServer, Reply
+from tests.fakes.server import FOREVER, FakeServer, Reply
 from tests.fakes.x import TOKEN, FakeX, fixture, snowflake
 
 SEARCH = "/2/tweets/search/recent"
@@ -520,7 +520,7 @@ def test_spent_request_window_stops_after_the_page_and_resumes(
     ("fault", "options", "message"),
     [
         ("status", {"status": 503}, "503"),
-        ("hang", {"seconds": 1.5}, "no answer within"),
+        ("hang", {"seconds": FOREVER}, "no answer within"),
         ("truncate", {}, "not valid JSON"),
         ("garbage", {}, "not valid JSON"),
     ],

@@ -30,7 +30,7 @@ from monitor.models import Post, Source
 from monitor.services.ingest import record_posts
 from monitor.services.polling import poll_all
 from tests.fakes.mastodon import FakeMastodon
-from tests.fakes.server import FakeServer
+from tests.fakes.server import FOREVER, FakeServer
 from tests.fakes.youtube import API_KEY, FakeYouTube, fixture
 
 TAG = Target("", ("CEADAY21",))
@@ -245,7 +245,7 @@ def test_server_errors_timeouts_and_garbage(
     settings = settings_for(HTTP_TIMEOUT_SECONDS="0.2", HTTP_RETRIES="1")
     youtube.server.fail("status", times=2, status=503)
     assert "503" in (poll_all(engine=sqlite_engine, settings=settings)[0].error or "")
-    youtube.server.fail("hang", times=2, seconds=0.6)
+    youtube.server.fail("hang", times=2, seconds=FOREVER)
     assert "no answer within" in (poll_all(engine=sqlite_engine, settings=settings)[0].error or "")
     youtube.server.fail("truncate", path="/videos")
     assert "not valid JSON" in (poll_all(engine=sqlite_engine, settings=settings)[0].error or "")

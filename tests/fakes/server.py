@@ -4,6 +4,13 @@ Each platform fake registers its routes on a :class:`FakeServer`; tests queue
 faults (``server.fail(...)``) that the next matching requests suffer before
 the real answer: an HTTP status with headers, a hang past the client's
 timeout, a connection reset, a truncated body.
+
+A hang or a drip waits on conditions, not only on its clock: it ends as soon as
+the client hangs up or the server stops. A test that means "past the client's
+timeout" asks for :data:`FOREVER`, so only the client's own timeout ends the wait,
+however slowly a busy machine runs the client; a hang that ends by itself after a
+few seconds could otherwise beat a starved client to it, and the client would see
+a dropped connection instead of its timeout.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import select
 import socket
 import threading
 import time
@@ -18,6 +26,10 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+#: A hang or drip "past any timeout": it lasts until the client gives up or the server
+#: stops, never until this many seconds (a ceiling so a broken test cannot hang for good).
+FOREVER = 600.0
 
 
 @dataclasses.dataclass
@@ -83,6 +95,8 @@ class FakeServer:
         #: (lock the database, kill its connections) at a known point of a poll.
         self.on_request: Callable[[FakeRequest], None] | None = None
         self._lock = threading.Lock()
+        #: Set by :meth:`stop`: every hang and drip still waiting ends at once.
+        self._stopping = threading.Event()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         # A short poll interval: shutdown() waits for the loop to notice (0.5 s by default).
@@ -100,6 +114,7 @@ class FakeServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -185,6 +200,25 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(reply.body)
 
+            def _pause(self, seconds: float) -> bool:
+                """Wait up to ``seconds`` without answering; False as soon as the client has
+                hung up or the server is stopping (then there is nobody left to answer)."""
+                deadline = time.monotonic() + seconds
+                while not server._stopping.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return True
+                    readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+                    if readable:
+                        try:
+                            if not self.connection.recv(1, socket.MSG_PEEK):
+                                return False  # the client closed its end
+                        except OSError:
+                            return False
+                        # The client sent more (a pipelined request): keep waiting quietly.
+                        server._stopping.wait(min(left, 0.05))
+                return False
+
             def _suffer(self, fault: Fault) -> bool:
                 """Apply a fault that replaces the answer; False if it mangles the answer."""
                 if fault.kind == "status":
@@ -192,7 +226,7 @@ class FakeServer:
                     self._send(Reply(fault.status, body, fault.headers))
                     return True
                 if fault.kind == "hang":
-                    time.sleep(fault.seconds)
+                    self._pause(fault.seconds)
                     self.close_connection = True
                     return True
                 if fault.kind == "reset":
@@ -219,7 +253,8 @@ class FakeServer:
                         for byte in reply.body[:50]:
                             self.wfile.write(bytes([byte]))
                             self.wfile.flush()
-                            time.sleep(fault.seconds)
+                            if not self._pause(fault.seconds):
+                                return
                     except (BrokenPipeError, ConnectionResetError):
                         return  # the client gave up waiting, as it should
 

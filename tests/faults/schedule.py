@@ -35,6 +35,7 @@ from monitor.models import PollRun, Post, PostStatus, Source, utcnow
 from monitor.services.polling import PollSummary, poll_all
 from monitor.services.refresh import refresh_all
 from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.server import FOREVER
 from tests.faults.conftest import FaultFigures
 
 TAGS = ("CEADAY21", "HelpingHands")
@@ -94,8 +95,8 @@ FAULT_PLANS = (
     FaultPlan("connection reset", "reset", dict),
     FaultPlan("truncated JSON", "truncate", dict),
     FaultPlan("invalid JSON (an HTML error page)", "garbage", dict),
-    FaultPlan("hang past the timeout", "hang", lambda: {"seconds": 0.8}),
-    FaultPlan("drip slower than the timeout", "drip", lambda: {"seconds": 0.6}),
+    FaultPlan("hang past the timeout", "hang", lambda: {"seconds": FOREVER}),
+    FaultPlan("drip slower than the timeout", "drip", lambda: {"seconds": FOREVER}),
     FaultPlan("page repeating the previous ids", "repeat", dict, misbehaviour=True),
     FaultPlan("cursor going backwards", "backwards", dict, misbehaviour=True),
 )

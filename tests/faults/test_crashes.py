@@ -31,7 +31,7 @@ from monitor.services.staging import stage_post
 from monitor.services.users import add_user
 from tests.factories import make_post
 from tests.fakes.mastodon import FakeMastodon
-from tests.fakes.server import FakeServer, Reply
+from tests.fakes.server import FOREVER, FakeServer, Reply
 from tests.monitor.test_media import jpeg_with_gps
 from tests.processes import CLI
 
@@ -77,7 +77,7 @@ def test_sigkill_mid_refresh_then_refresh_again(
     mastodon.delete(statuses[0]["id"])  # answered by the first bulk request
     mastodon.delete(statuses[-1]["id"])  # by the last one, never reached before the kill
     # The second of three bulk requests hangs, and the process dies waiting for it.
-    mastodon.server.fail("hang", path="/api/v1/statuses", after=1, seconds=30)
+    mastodon.server.fail("hang", path="/api/v1/statuses", after=1, seconds=FOREVER)
 
     process = _cli("refresh", env={"HTTP_TIMEOUT_SECONDS": "60"})
     _kill_when(process, lambda: mastodon.server.hits("/api/v1/statuses") >= 2)

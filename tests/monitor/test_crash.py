@@ -15,6 +15,7 @@ from monitor.config import Settings
 from monitor.db import create_db_engine, upgrade
 from monitor.services.polling import poll_all
 from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.server import FOREVER
 from tests.processes import CLI
 
 DEADLINE_S = 60
@@ -36,7 +37,7 @@ def test_sigkill_mid_poll_then_repoll(
     poll_all(engine=engine, settings=settings)
     mastodon.add_many(120)
     # The second page of the next poll hangs: the process dies waiting for it.
-    mastodon.server.fail("hang", path="/api/v1/timelines/tag/", after=1, seconds=30)
+    mastodon.server.fail("hang", path="/api/v1/timelines/tag/", after=1, seconds=FOREVER)
 
     process = subprocess.Popen(
         [*CLI, "poll"],

@@ -12,33 +12,15 @@ from monitor.config import Settings
 from monitor.demo.sample import build_sample
 from monitor.demo.site import DIGEST_CSP, add_sample_site
 from monitor.web.app import create_app
-from tests.web.auth_helpers import (
-    TestClient,
-    app_client,
-    engine_from_template,
-    migrated_template,
-)
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory)
-
-
-@pytest.fixture
-def sqlite_engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated database per test, copied from the module's template (fast)."""
-    engine = engine_from_template(template, tmp_path)
-    yield engine
-    engine.dispose()
+from tests.web.auth_helpers import TestClient, app_client
 
 
 @pytest.fixture
 def client(
-    sqlite_engine: Engine, configure: Callable[..., Settings], tmp_path: Path
+    gallery_engine: Engine, configure: Callable[..., Settings], tmp_path: Path
 ) -> Iterator[TestClient]:
     settings = configure(DEMO_MODE="true", DATA_DIR=str(tmp_path / "data"))
-    app = create_app(settings, engine=sqlite_engine)
+    app = create_app(settings, engine=gallery_engine)
     add_sample_site(app, tmp_path / "drawn")
     with app_client(app) as client:
         yield client
@@ -99,15 +81,21 @@ def test_every_page_carries_the_training_banner_in_demo_mode(client: TestClient)
 
 
 def test_no_banner_outside_demo_mode(
-    sqlite_engine: Engine, configure: Callable[..., Settings]
+    gallery_engine: Engine, configure: Callable[..., Settings]
 ) -> None:
-    with app_client(create_app(configure(), engine=sqlite_engine)) as client:
+    with app_client(create_app(configure(), engine=gallery_engine)) as client:
         for path in ("/", "/login", "/gallery"):
             assert "Training data" not in client.get(path).text, path
 
 
-def test_the_demo_gallery_can_be_framed_from_localhost_pages(tmp_path: Path) -> None:
-    """docs/embedding.md's first step embeds the demo from a page served on localhost."""
+def test_the_demo_gallery_can_be_framed_from_localhost_pages(
+    tmp_path: Path, training_mode: None
+) -> None:
+    """docs/embedding.md's first step embeds the demo from a page served on localhost.
+
+    ``demo_settings`` registers the sample platform; ``training_mode`` takes it away
+    again, so a test that runs after this one in the same worker never sees it.
+    """
     from monitor.demo.runner import demo_settings
     from monitor.web.routes.gallery import frame_ancestors
 

@@ -1,7 +1,7 @@
 """The gallery service: approved posts only, signed keyset cursors, filters, kill switch.
 
-``publish``, ``tiny_png`` and the ``gallery_engine`` fixture are shared with the
-media, web, browser and export tests.
+``publish`` and ``tiny_png`` are shared with the media, web, browser and export tests
+(the ``gallery_engine`` fixture is in ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from sqlmodel import Session, select
 
 from adapters.base import Author, Media
 from monitor.config import Settings
-from monitor.db import create_db_engine, session_scope, upgrade
+from monitor.db import session_scope
 from monitor.models import MediaItem, Post, PostStatus
 from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
 from monitor.services.gallery import (
@@ -93,26 +92,6 @@ def publish(
 def _store_once(image: bytes, media_dir: Path) -> PinnedImage:
     """Tests publish the same picture many times; re-encoding it once is enough."""
     return store_image(image, media_dir)
-
-
-@pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite file; each test gets a copy (migrating per test is slow)."""
-    path = tmp_path_factory.mktemp("template") / "monitor.db"
-    engine = create_db_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    engine.dispose()
-    return path
-
-
-@pytest.fixture
-def gallery_engine(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Engine]:
-    """A fresh, migrated SQLite database for public-route tests."""
-    copy = tmp_path / "gallery.db"
-    shutil.copyfile(migrated_sqlite, copy)
-    engine = create_db_engine(f"sqlite:///{copy}")
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from adapters import netguard
+from monitor import files
 from monitor.config import Settings
-from monitor.services import media as media_service
 from monitor.services.media import (
     PinError,
     download_image,
@@ -33,9 +33,6 @@ from monitor.services.media import (
     store_image,
 )
 from tests.fakes.server import FakeServer, Reply
-from tests.monitor.test_gallery import gallery_engine, migrated_sqlite
-
-__all__ = ["gallery_engine", "migrated_sqlite"]  # fixtures shared with the gallery tests
 
 
 def jpeg_with_gps(width: int = 200, height: int = 100, orientation: int = 6) -> bytes:
@@ -181,7 +178,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_partial_file(
     def disk_full(src: str, dst: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(media_service.os, "replace", disk_full)
+    monkeypatch.setattr(files.os, "replace", disk_full)
 
     with pytest.raises(PinError, match="the disk is full"):
         store_image(png_bytes(100, 100), settings.media_dir)

@@ -14,6 +14,7 @@ from monitor.config import Settings
 from monitor.models import Post, PostHashtag, Source
 from monitor.services.polling import poll_all
 from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.server import FOREVER
 
 
 def _posts(engine: Engine) -> list[Post]:
@@ -146,7 +147,7 @@ def test_crash_between_pages_loses_and_duplicates_nothing(
         ("status", {"status": 429, "headers": {"Retry-After": "3600"}}, "rate limited until"),
         ("status", {"status": 429}, "rate limited (HTTP 429)"),
         ("status", {"status": 500}, "HTTP 500"),
-        ("hang", {"seconds": 1.5}, "no answer within 1s"),
+        ("hang", {"seconds": FOREVER}, "no answer within 1s"),
         ("truncate", {}, "not valid JSON"),
         ("garbage", {}, "not valid JSON"),
         ("reset", {}, "connection failed"),

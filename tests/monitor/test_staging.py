@@ -34,11 +34,8 @@ from monitor.services.moderation import (
 from monitor.services.staging import posts_waiting, stage_all_waiting, stage_post
 from tests.factories import make_post
 from tests.fakes.server import FakeServer, Reply
-from tests.monitor.test_gallery import gallery_engine, migrated_sqlite
 from tests.monitor.test_media import jpeg_with_gps, png_bytes, serve, stored_files
 from tests.web.auth_helpers import make_user
-
-__all__ = ["gallery_engine", "migrated_sqlite"]
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.models import ModerationEvent, User, WebSession, utcnow
+from monitor.services.sessions import start_session
 from monitor.services.users import (
     RESERVED_NAMES,
     add_user,
@@ -31,7 +32,6 @@ from monitor.services.users import (
     verify_password,
     verify_second_factor,
 )
-from monitor.web.auth import start_session
 from tests.web.auth_helpers import DEFAULT_PASSWORD, make_user
 
 MONITOR = Path(__file__).resolve().parents[2] / "monitor"
@@ -244,7 +244,7 @@ def test_a_second_factor_needs_the_password_and_a_code_and_each_code_works_once(
 
 
 def test_a_login_with_totp_needs_the_code(sqlite_engine: Engine) -> None:
-    from monitor.web.auth import authenticate
+    from monitor.services.login import authenticate
 
     make_user(sqlite_engine, "ad", "admin")
     secret = new_totp_secret()

@@ -7,18 +7,15 @@ at a live server: both keep cookies between requests.
 from __future__ import annotations
 
 import re
-import shutil
 import warnings
-from pathlib import Path
 
 import httpx
-import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from starlette.exceptions import StarletteDeprecationWarning
 
-from monitor.db import create_db_engine, session_scope, upgrade
+from monitor.db import session_scope
 from monitor.models import User, utcnow
 
 with warnings.catch_warnings():
@@ -81,19 +78,3 @@ def csrf_token(client: httpx.Client) -> str:
 def app_client(app: FastAPI, base_url: str = "http://testserver") -> TestClient:
     """A ``TestClient`` for ``app`` (its lifespan runs when used as a context manager)."""
     return TestClient(app, base_url=base_url)
-
-
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file built once; copying it is much faster than migrating again."""
-    path = tmp_path_factory.mktemp("template") / "monitor.db"
-    engine = create_db_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    engine.dispose()  # the last connection checkpoints the WAL into the file
-    return path
-
-
-def engine_from_template(template: Path, directory: Path) -> Engine:
-    """A fresh database for one test: a copy of the migrated template."""
-    path = directory / "monitor.db"
-    shutil.copyfile(template, path)
-    return create_db_engine(f"sqlite:///{path}")

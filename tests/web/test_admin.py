@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pyotp
@@ -14,7 +12,6 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.models import DigestSend, ModerationEvent, ModerationRule, Post, User, utcnow
 from monitor.services import audit
@@ -22,19 +19,15 @@ from monitor.services.app_settings import gallery_paused
 from monitor.services.audit import Action
 from monitor.services.ingest import record_posts
 from monitor.services.moderation import record_reveal, reject_reasons
-from monitor.web.app import create_app
 from tests.factories import BASE_TIME, make_post
 from tests.web.auth_helpers import (
     DEFAULT_PASSWORD,
     TestClient,
     app_client,
     csrf_token,
-    engine_from_template,
     form_token,
     login,
     login_response,
-    make_user,
-    migrated_template,
 )
 
 ADMIN_POSTS = (
@@ -50,39 +43,6 @@ ADMIN_POSTS = (
     ("/admin/reasons", {"reasons": "Only this"}),
     ("/admin/gallery", {"state": "pause"}),
 )
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory)
-
-
-@pytest.fixture
-def sqlite_engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated database per test, copied from the module's template."""
-    engine = engine_from_template(template, tmp_path)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def app(sqlite_engine: Engine, configure: Callable[..., Settings]) -> FastAPI:
-    make_user(sqlite_engine, "ad", "admin")
-    make_user(sqlite_engine, "mo", "moderator")
-    make_user(sqlite_engine, "vi", "viewer")
-    return create_app(configure(), engine=sqlite_engine)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with app_client(app) as client:
-        yield client
-
-
-@pytest.fixture
-def admin(client: TestClient) -> TestClient:
-    login(client, "ad")
-    return client
 
 
 def _events(engine: Engine, action: str) -> list[ModerationEvent]:

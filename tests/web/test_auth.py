@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,33 +18,30 @@ from monitor.config import Settings
 from monitor.db import create_db_engine, session_scope, upgrade
 from monitor.models import LoginAttempt, ModerationEvent, WebSession, utcnow
 from monitor.services.gallery import encode_cursor
-from monitor.services.takedown import issue_token
-from monitor.services.users import disable_user, unlock_logins
-from monitor.web.app import create_app
-from monitor.web.auth import (
+from monitor.services.login import (
     LOCK_AFTER_FAILURES,
-    LOGIN_CSRF_COOKIE,
     LOGIN_FORM_LIFETIME,
     MAX_DELAY_SECONDS,
-    SESSION_COOKIE,
     SLOW_AFTER_FAILURES,
     THROTTLE_WINDOW,
     attempt_login,
     check_throttle,
     new_login_csrf,
 )
+from monitor.services.takedown import issue_token
+from monitor.services.users import disable_user, unlock_logins
+from monitor.web.app import create_app
+from monitor.web.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 from monitor.web.routes.auth import safe_next
 from tests.web.auth_helpers import (
     DEFAULT_PASSWORD,
     TestClient,
     app_client,
     csrf_token,
-    engine_from_template,
     form_token,
     login,
     login_response,
     make_user,
-    migrated_template,
 )
 
 PUBLIC_PATHS = (
@@ -60,36 +56,6 @@ PUBLIC_PATHS = (
     "/metrics",
     "/static/app.css",
 )
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory)
-
-
-@pytest.fixture
-def sqlite_engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated database per test, copied from the module's template."""
-    engine = engine_from_template(template, tmp_path)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def settings(configure: Callable[..., Settings]) -> Settings:
-    return configure()
-
-
-@pytest.fixture
-def app(sqlite_engine: Engine, settings: Settings) -> FastAPI:
-    make_user(sqlite_engine, "mo", "moderator")
-    return create_app(settings, engine=sqlite_engine)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with app_client(app) as client:
-        yield client
 
 
 def _set_cookie(response: httpx.Response) -> str:

@@ -27,11 +27,9 @@ from monitor.services.staging import stage_post
 from monitor.web.app import create_app
 from tests.factories import make_post
 from tests.fakes.server import FakeServer, Reply
-from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish, tiny_png
+from tests.monitor.test_gallery import publish, tiny_png
 from tests.monitor.test_media import jpeg_with_gps
 from tests.web.auth_helpers import TestClient, make_user
-
-__all__ = ["gallery_engine", "migrated_sqlite"]  # fixtures shared with the service tests
 
 FORCE_SITE = "https://www.force.example"
 HOSTILE_TEXT = (

@@ -18,11 +18,8 @@ from monitor.services.ingest import record_posts
 from monitor.services.moderation import decide
 from monitor.web.app import create_app
 from tests.factories import make_post
-from tests.monitor.test_gallery import gallery_engine, migrated_sqlite
 from tests.web.auth_helpers import make_user
 from tests.web.staging_helpers import stage_with_local_copy
-
-__all__ = ["gallery_engine", "migrated_sqlite"]
 
 
 def _approved(engine: Engine, settings: Settings, *, sensitive: bool) -> None:

@@ -16,35 +16,25 @@ from urllib.parse import quote
 
 import pytest
 from fastapi import FastAPI
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy.engine import Engine
 
 from monitor.config import Settings
 from monitor.web.app import SECURITY_HEADERS, create_app
 from tests.web.auth_helpers import (
     TestClient,
     csrf_token,
-    engine_from_template,
     login,
     make_user,
-    migrated_template,
 )
 
 HUGE = "9" * 25
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory)
-
-
 @pytest.fixture
-def app(template: Path, tmp_path: Path, configure: Callable[..., Settings]) -> Iterator[FastAPI]:
-    engine: Engine = engine_from_template(template, tmp_path)
-    make_user(engine, "ad", "admin")
-    yield create_app(configure(DATA_DIR=str(tmp_path / "data")), engine=engine)
-    engine.dispose()
+def settings(configure: Callable[..., Settings], tmp_path: Path) -> Settings:
+    return configure(DATA_DIR=str(tmp_path / "data"))
 
 
 @pytest.fixture
@@ -162,7 +152,9 @@ class _Operation:
 def _fuzz(operation: _Operation, client: TestClient, token: str, errors: list[str]) -> None:
     size = len(operation.params) + len(operation.fields)
 
-    @settings(max_examples=8, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @hypothesis_settings(
+        max_examples=8, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(values=st.lists(_VALUES, min_size=size, max_size=size))
     def probe(values: list[str]) -> None:
         status = operation.request(client, token, values)

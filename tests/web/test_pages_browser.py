@@ -22,7 +22,6 @@ from monitor.models import utcnow
 from monitor.services.sources import ensure_source, record_disabled
 from monitor.web.app import create_app
 from tests.web.auth_helpers import DEFAULT_PASSWORD, make_user
-from tests.web.browser import chromium
 from tests.web.live_server import LiveServer, live_server
 
 pytestmark = pytest.mark.browser
@@ -85,12 +84,6 @@ def server(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )
     with live_server(create_app(settings, engine=engine)) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,62 +13,20 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from adapters.base import Author, FetchedPost, Media
-from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.models import ModerationEvent, Post, WebSession
 from monitor.services.ingest import record_posts
 from monitor.services.moderation import QUEUE_PAGE_SIZE
-from monitor.web.app import create_app
 from tests.factories import make_post
 from tests.web.auth_helpers import (
     TestClient,
     app_client,
     csrf_token,
-    engine_from_template,
     login,
-    make_user,
-    migrated_template,
 )
 
 JSON = {"accept": "application/json"}
 PAGE = {"accept": "text/html"}
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory)
-
-
-@pytest.fixture
-def sqlite_engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated database per test, copied from the module's template."""
-    engine = engine_from_template(template, tmp_path)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def settings(configure: Callable[..., Settings]) -> Settings:
-    return configure()
-
-
-@pytest.fixture
-def app(sqlite_engine: Engine, settings: Settings) -> FastAPI:
-    make_user(sqlite_engine, "mo", "moderator")
-    make_user(sqlite_engine, "vi", "viewer")
-    return create_app(settings, engine=sqlite_engine)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with app_client(app) as client:
-        yield client
-
-
-@pytest.fixture
-def moderator(client: TestClient) -> TestClient:
-    login(client, "mo")
-    return client
 
 
 def _store(engine: Engine, *posts: FetchedPost) -> list[int]:

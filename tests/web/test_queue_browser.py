@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -30,8 +30,6 @@ from tests.web.auth_helpers import DEFAULT_PASSWORD, make_user
 from tests.web.live_server import LiveServer, live_server
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 WCAG_22_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 MEDIA_HOST = "https://media.test"
 
@@ -58,14 +56,6 @@ def server(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     settings = load_settings(data_dir=data_dir, media_dir=data_dir / "media")
     with live_server(create_app(settings, engine=engine)) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

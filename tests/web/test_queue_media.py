@@ -29,14 +29,7 @@ from tests.web.test_queue import (
     _statuses,
     _store,
     _text_post,
-    app,
-    client,
-    moderator,
-    sqlite_engine,
-    template,
 )
-
-__all__ = ["app", "client", "moderator", "sqlite_engine", "template"]
 
 
 def _png(width: int, height: int) -> bytes:

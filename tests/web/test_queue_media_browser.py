@@ -21,13 +21,12 @@ from tests.web.test_queue_browser import (
     _log_in,
     _status,
     _store,
-    browser,
     engine,
     page,
     server,
 )
 
-__all__ = ["browser", "engine", "page", "server"]
+__all__ = ["engine", "page", "server"]
 pytestmark = pytest.mark.browser
 
 

@@ -20,19 +20,12 @@ from monitor.config import Settings
 from monitor.db import read_only, session_scope
 from monitor.models import Post
 from monitor.web.app import create_app
-from tests.web.auth_helpers import app_client, engine_from_template, migrated_template
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory)
+from tests.web.auth_helpers import app_client
 
 
 @pytest.fixture
-def database(template: Path, tmp_path: Path) -> Iterator[tuple[Engine, Path]]:
-    engine = engine_from_template(template, tmp_path)
-    yield engine, tmp_path / "monitor.db"
-    engine.dispose()
+def database(sqlite_engine: Engine) -> tuple[Engine, Path]:
+    return sqlite_engine, Path(str(sqlite_engine.url.database))
 
 
 @pytest.fixture

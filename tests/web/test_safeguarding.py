@@ -28,12 +28,10 @@ from monitor.services.takedown import (
     set_takedown_hides,
 )
 from monitor.web.app import create_app
-from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish, tiny_png
+from tests.monitor.test_gallery import publish, tiny_png
 from tests.monitor.test_mail import SmtpCapture
 from tests.processes import free_port
 from tests.web.auth_helpers import TestClient, csrf_token, login, make_user
-
-__all__ = ["gallery_engine", "migrated_sqlite"]  # fixtures shared with the gallery tests
 
 JSON = {"accept": "application/json"}
 #: The clients speak to the configured public origin (login cookies are Secure there).

@@ -19,13 +19,12 @@ from tests.web.test_queue_browser import (
     _log_in,
     _serious,
     _store,
-    browser,
     engine,
     page,
     server,
 )
 
-__all__ = ["browser", "engine", "page", "server"]  # fixtures shared with the queue tests
+__all__ = ["engine", "page", "server"]  # fixtures shared with the queue tests
 pytestmark = pytest.mark.browser
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -13,37 +12,28 @@ from sqlalchemy.engine import Engine
 from adapters.base import Target
 from monitor.config import Settings
 from monitor.db import session_scope
+from monitor.services.platform_health import doc_sections, docs_path
 from monitor.services.polling import poll_all
 from monitor.services.sources import ensure_source, record_disabled
 from monitor.web.app import create_app
-from monitor.web.routes.sources import doc_sections, docs_path
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import Reply
 from tests.web.auth_helpers import (
     TestClient,
     app_client,
-    engine_from_template,
     login,
     make_user,
-    migrated_template,
 )
 
 NOW = datetime(2026, 3, 18, 9, 30, tzinfo=UTC)
 HOSTILE = '<script>alert("x")</script> 401 Unauthorized'
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory)
-
-
 @pytest.fixture
-def engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
-    engine = engine_from_template(template, tmp_path)
-    make_user(engine, "ad", "admin")
-    make_user(engine, "mo", "moderator")
-    yield engine
-    engine.dispose()
+def engine(sqlite_engine: Engine) -> Engine:
+    make_user(sqlite_engine, "ad", "admin")
+    make_user(sqlite_engine, "mo", "moderator")
+    return sqlite_engine
 
 
 @pytest.fixture

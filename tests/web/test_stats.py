@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 
 import pytest
@@ -16,7 +16,7 @@ from monitor.config import Settings
 from monitor.models import DigestSend, Source, utcnow
 from monitor.web.app import create_app
 from tests.monitor.test_digest import build_scenario
-from tests.web.auth_helpers import TestClient, app_client, login, make_user
+from tests.web.auth_helpers import TestClient, login, make_user
 
 DAY_QUERY = "from=2021-03-18"
 
@@ -27,18 +27,6 @@ def app(sqlite_engine: Engine, configure: Callable[..., Settings]) -> FastAPI:
     make_user(sqlite_engine, "vi", "viewer")
     make_user(sqlite_engine, "mo", "moderator")
     return create_app(configure(HASHTAGS="CEADAY21,HelpingHands"), engine=sqlite_engine)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with app_client(app) as client:
-        yield client
-
-
-@pytest.fixture
-def viewer(client: TestClient) -> TestClient:
-    login(client, "vi")
-    return client
 
 
 def csv_rows(text: str) -> dict[tuple[str, str], list[str]]:

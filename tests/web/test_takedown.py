@@ -20,11 +20,11 @@ from monitor.services.takedown import (
 )
 from monitor.signing import Use, sign
 from monitor.web.app import create_app
-from tests.monitor.test_gallery import gallery_engine, migrated_sqlite, publish
+from tests.monitor.test_gallery import publish
 from tests.web.auth_helpers import TestClient
 from tests.web.test_gallery import settings
 
-__all__ = ["gallery_engine", "migrated_sqlite", "settings"]  # fixtures shared with test_gallery
+__all__ = ["settings"]  # fixtures shared with test_gallery
 
 _TOKEN = re.compile(r'name="token" value="([^"]+)"')
 

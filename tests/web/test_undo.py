@@ -18,15 +18,7 @@ from tests.web.test_queue import (
     _statuses,
     _store,
     _text_post,
-    app,
-    client,
-    moderator,
-    settings,
-    sqlite_engine,
-    template,
 )
-
-__all__ = ["app", "client", "moderator", "settings", "sqlite_engine", "template"]
 
 
 def _undo(client: TestClient, event_id: str) -> dict[str, object]:

@@ -6,19 +6,20 @@ outcome shows once on the next page (post, redirect, get).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session
 
 from monitor.errors import UserError
 from monitor.models import Role, RuleKind
 from monitor.services.alerts import failed_alerts
-from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
+from monitor.services.app_settings import gallery_paused
 from monitor.services.audit import audit_log, find_post_id
+from monitor.services.gallery import set_gallery_paused
 from monitor.services.known_images import (
     IMPORTED,
     MAX_BANK_FILE_BYTES,
@@ -41,6 +42,7 @@ from monitor.services.rules import (
     place_name_counts,
     set_rule_enabled,
 )
+from monitor.services.sessions import add_flash, pop_flash
 from monitor.services.takedown import set_takedown_hides, takedown_hides
 from monitor.services.users import (
     add_user,
@@ -52,49 +54,37 @@ from monitor.services.users import (
     set_role,
     unlock_logins,
 )
-from monitor.web.auth import add_flash, pop_flash
-from monitor.web.deps import (
-    MAX_ROW_ID,
-    AdminUser,
-    CsrfDep,
-    SessionDep,
-    SettingsDep,
-    TemplatesDep,
-    parse_row_id,
-)
+from monitor.web.deps import MAX_ROW_ID, AdminChange, AdminPage, Staff, parse_row_id
 
 router = APIRouter(prefix="/admin")
 _SHORT = 200
 _LONG = 5000
 
 
-def _done(request: Request, session: Session, message: str, target: str = "/admin") -> Response:
-    add_flash(session=session, request_session=request.state.web_session, message=message)
-    session.commit()
+def _done(staff: Staff, message: str, target: str = "/admin") -> Response:
+    add_flash(
+        session=staff.session, request_session=staff.request.state.web_session, message=message
+    )
+    staff.session.commit()
     return RedirectResponse(target, status_code=303)
 
 
-def _attempt(request: Request, session: Session, change: Callable[[], str]) -> Response:
+def _attempt(staff: Staff, change: Callable[[], str]) -> Response:
     """Run a change; a refused one is rolled back and explained, never half-applied."""
     try:
         message = change()
     except UserError as exc:
-        session.rollback()
-        return _done(request, session, f"Not done: {exc}.")
-    return _done(request, session, message)
+        staff.session.rollback()
+        return _done(staff, f"Not done: {exc}.")
+    return _done(staff, message)
 
 
 @router.get("", response_class=HTMLResponse)
-def admin_page(
-    request: Request,
-    user: AdminUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-) -> Response:
+def admin_page(staff: AdminPage) -> Response:
     """Users, rules, reject reasons and the kill switch on one page."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     rules = list_rules(session=session)
-    return templates.TemplateResponse(
+    return staff.templates.TemplateResponse(
         request,
         "admin/index.html",
         {
@@ -123,10 +113,7 @@ def admin_page(
 
 @router.post("/users")
 def admin_add_user(
-    request: Request,
-    user: AdminUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
+    staff: AdminChange,
     name: Annotated[str, Form(max_length=_SHORT)] = "",
     role: Annotated[str, Form(max_length=_SHORT)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
@@ -134,118 +121,124 @@ def admin_add_user(
     """Add a user with a role and an initial password."""
 
     def change() -> str:
-        add_user(session=session, name=name.strip(), role=role, password=password, actor=user.name)
+        add_user(
+            session=staff.session,
+            name=name.strip(),
+            role=role,
+            password=password,
+            actor=staff.user.name,
+        )
         return f"Added {name.strip()} as {role}."
 
-    return _attempt(request, session, change)
+    return _attempt(staff, change)
+
+
+def _on_account(
+    staff: Staff,
+    name: str,
+    act: Callable[..., object],
+    done: Callable[[Any], str],
+    *,
+    not_yourself: str | None = None,
+) -> Response:
+    """One change to another user's account by name: the service checks and audits it,
+    ``done`` words its result; ``not_yourself`` refuses it on one's own account."""
+
+    def change() -> str:
+        if not_yourself is not None and name == staff.user.name:
+            raise UserError(not_yourself)
+        return done(act(session=staff.session, name=name[:_SHORT], actor=staff.user.name))
+
+    return _attempt(staff, change)
 
 
 @router.post("/users/{name}/disable")
-def admin_disable_user(
-    request: Request, name: str, user: AdminUser, _csrf: CsrfDep, session: SessionDep
-) -> Response:
+def admin_disable_user(name: str, staff: AdminChange) -> Response:
     """Disable a user and end their sessions at once."""
-
-    def change() -> str:
-        if name == user.name:
-            raise UserError("you cannot disable your own account")
-        disabled = disable_user(session=session, name=name[:_SHORT], actor=user.name)
-        return f"Disabled {disabled.name}; their sessions have ended."
-
-    return _attempt(request, session, change)
+    return _on_account(
+        staff,
+        name,
+        disable_user,
+        lambda user: f"Disabled {user.name}; their sessions have ended.",
+        not_yourself="you cannot disable your own account",
+    )
 
 
 @router.post("/users/{name}/enable")
-def admin_enable_user(
-    request: Request, name: str, user: AdminUser, _csrf: CsrfDep, session: SessionDep
-) -> Response:
+def admin_enable_user(name: str, staff: AdminChange) -> Response:
     """Let a disabled user log in again."""
-
-    def change() -> str:
-        enabled = enable_user(session=session, name=name[:_SHORT], actor=user.name)
-        return f"Enabled {enabled.name}; they can log in again."
-
-    return _attempt(request, session, change)
+    return _on_account(
+        staff, name, enable_user, lambda user: f"Enabled {user.name}; they can log in again."
+    )
 
 
 @router.post("/users/{name}/role")
 def admin_set_role(
-    request: Request,
     name: str,
-    user: AdminUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
+    staff: AdminChange,
     role: Annotated[str, Form(max_length=_SHORT)] = "",
 ) -> Response:
     """Change a user's role; their sessions end so the new role applies at once."""
-
-    def change() -> str:
-        if name == user.name:
-            raise UserError("you cannot change your own role; ask another admin")
-        changed = set_role(session=session, name=name[:_SHORT], role=role, actor=user.name)
-        return f"{changed.name} is now a {changed.role}; their sessions have ended."
-
-    return _attempt(request, session, change)
+    return _on_account(
+        staff,
+        name,
+        functools.partial(set_role, role=role),
+        lambda user: f"{user.name} is now a {user.role}; their sessions have ended.",
+        not_yourself="you cannot change your own role; ask another admin",
+    )
 
 
 @router.post("/users/{name}/unlock")
-def admin_unlock_user(
-    request: Request, name: str, user: AdminUser, _csrf: CsrfDep, session: SessionDep
-) -> Response:
+def admin_unlock_user(name: str, staff: AdminChange) -> Response:
     """Forget an account's failed logins, lifting the delay on its next login."""
-
-    def change() -> str:
-        unlock_logins(session=session, name=name[:_SHORT], actor=user.name)
-        return f"Failed logins of {name[:_SHORT]} forgotten; they can log in without delay."
-
-    return _attempt(request, session, change)
+    return _on_account(
+        staff,
+        name,
+        unlock_logins,
+        lambda _forgotten: (
+            f"Failed logins of {name[:_SHORT]} forgotten; they can log in without delay."
+        ),
+    )
 
 
 @router.post("/users/{name}/totp-off")
-def admin_totp_off(
-    request: Request, name: str, user: AdminUser, _csrf: CsrfDep, session: SessionDep
-) -> Response:
+def admin_totp_off(name: str, staff: AdminChange) -> Response:
     """Turn off a user's second factor (a lost phone); they log in with the password again."""
-
-    def change() -> str:
-        changed = disable_totp(session=session, name=name[:_SHORT], actor=user.name)
-        return f"Two-factor login is off for {changed.name}; their sessions have ended."
-
-    return _attempt(request, session, change)
+    return _on_account(
+        staff,
+        name,
+        disable_totp,
+        lambda user: f"Two-factor login is off for {user.name}; their sessions have ended.",
+    )
 
 
 @router.post("/users/{name}/reset", response_class=HTMLResponse)
-def admin_reset_password(
-    request: Request,
-    name: str,
-    user: AdminUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
-    templates: TemplatesDep,
-) -> Response:
+def admin_reset_password(name: str, staff: AdminChange) -> Response:
     """Give a user a one-time password, shown on this page once (never stored in clear)."""
-    if name == user.name:
-        return _done(request, session, "Not done: change your own password under Account.")
+    if name == staff.user.name:
+        return _done(staff, "Not done: change your own password under Account.")
     try:
-        password = reset_password(session=session, name=name[:_SHORT], actor=user.name)
+        password = reset_password(session=staff.session, name=name[:_SHORT], actor=staff.user.name)
     except UserError as exc:
-        session.rollback()
-        return _done(request, session, f"Not done: {exc}.")
-    session.commit()
-    return templates.TemplateResponse(
-        request,
+        staff.session.rollback()
+        return _done(staff, f"Not done: {exc}.")
+    staff.session.commit()
+    return staff.templates.TemplateResponse(
+        staff.request,
         "admin/password_reset.html",
-        {"title": "Password reset", "user": user, "account": name[:_SHORT], "password": password},
+        {
+            "title": "Password reset",
+            "user": staff.user,
+            "account": name[:_SHORT],
+            "password": password,
+        },
         headers={"Cache-Control": "no-store"},
     )
 
 
 @router.post("/rules")
 def admin_add_rule(
-    request: Request,
-    user: AdminUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
+    staff: AdminChange,
     kind: Annotated[str, Form(max_length=_SHORT)] = "",
     pattern: Annotated[str, Form(max_length=_LONG)] = "",
     action: Annotated[str, Form(max_length=_SHORT)] = "",
@@ -253,18 +246,17 @@ def admin_add_rule(
     """Add a rule that rejects or flags new posts."""
 
     def change() -> str:
-        rule = add_rule(session=session, kind=kind, pattern=pattern, action=action, actor=user.name)
+        rule = add_rule(
+            session=staff.session, kind=kind, pattern=pattern, action=action, actor=staff.user.name
+        )
         return f"Added rule {rule.id}: {describe_rule(rule)} ({rule.action})."
 
-    return _attempt(request, session, change)
+    return _attempt(staff, change)
 
 
 @router.post("/rules/places")
 def admin_add_place_list(
-    request: Request,
-    user: AdminUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
+    staff: AdminChange,
     title: Annotated[str, Form(max_length=_SHORT)] = "",
     names: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
@@ -273,44 +265,41 @@ def admin_add_place_list(
     data = names.file.read(MAX_PLACE_FILE_BYTES + 1) if names is not None else b""
 
     def change() -> str:
-        rule = add_place_list(session=session, title=title, data=data, actor=user.name)
-        count = place_name_counts(session).get(rule.id or 0, 0)
+        rule = add_place_list(session=staff.session, title=title, data=data, actor=staff.user.name)
+        count = place_name_counts(staff.session).get(rule.id or 0, 0)
         return f"Added rule {rule.id}: {describe_rule(rule)}, {count} names (flag)."
 
-    return _attempt(request, session, change)
+    return _attempt(staff, change)
 
 
 @router.post("/rules/{rule_id}/{operation}")
 def admin_change_rule(
-    request: Request,
     rule_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
     operation: str,
-    user: AdminUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
+    staff: AdminChange,
 ) -> Response:
     """Enable, disable or delete a rule."""
 
     def change() -> str:
         if operation == "delete":
-            delete_rule(session=session, rule_id=rule_id, actor=user.name)
+            delete_rule(session=staff.session, rule_id=rule_id, actor=staff.user.name)
             return f"Deleted rule {rule_id}."
         if operation not in ("enable", "disable"):
             raise UserError("a rule can be enabled, disabled or deleted")
         set_rule_enabled(
-            session=session, rule_id=rule_id, enabled=operation == "enable", actor=user.name
+            session=staff.session,
+            rule_id=rule_id,
+            enabled=operation == "enable",
+            actor=staff.user.name,
         )
         return f"Rule {rule_id} {operation}d."
 
-    return _attempt(request, session, change)
+    return _attempt(staff, change)
 
 
 @router.post("/hash-banks")
 def admin_import_bank(
-    request: Request,
-    user: AdminUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
+    staff: AdminChange,
     name: Annotated[str, Form(max_length=_SHORT)] = "",
     hashes: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
@@ -318,71 +307,61 @@ def admin_import_bank(
     data = hashes.file.read(MAX_BANK_FILE_BYTES + 1) if hashes is not None else b""
 
     def change() -> str:
-        bank, count = import_bank(session=session, name=name, data=data, actor=user.name)
+        bank, count = import_bank(
+            session=staff.session, name=name, data=data, actor=staff.user.name
+        )
         return f"Imported the hash bank “{bank.name}”: {count:,} hashes."
 
-    return _attempt(request, session, change)
+    return _attempt(staff, change)
 
 
 @router.post("/hash-banks/{bank_id}/delete")
 def admin_delete_bank(
-    request: Request,
-    bank_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
-    user: AdminUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
+    bank_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], staff: AdminChange
 ) -> Response:
     """Delete an imported hash bank (new images are no longer matched against it)."""
 
     def change() -> str:
-        bank = delete_bank(session=session, bank_id=bank_id, actor=user.name)
+        bank = delete_bank(session=staff.session, bank_id=bank_id, actor=staff.user.name)
         return f"Deleted the hash bank “{bank.name}”."
 
-    return _attempt(request, session, change)
+    return _attempt(staff, change)
 
 
 @router.post("/never-again-policy")
 def admin_never_again_policy(
-    request: Request,
-    user: AdminUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
-    policy: Annotated[str, Form(max_length=_SHORT)] = "",
+    staff: AdminChange, policy: Annotated[str, Form(max_length=_SHORT)] = ""
 ) -> Response:
     """What a repost of a rejected picture does: rejected at once, or flagged."""
 
     def change() -> str:
-        set_never_again_policy(session=session, policy=policy, actor=user.name)
+        set_never_again_policy(session=staff.session, policy=policy, actor=staff.user.name)
         if policy == "flag":
             return "A repost of a rejected picture is now flagged for a moderator."
         return "A repost of a rejected picture is now rejected automatically."
 
-    return _attempt(request, session, change)
+    return _attempt(staff, change)
 
 
 @router.post("/reasons")
 def admin_reasons(
-    request: Request,
-    user: AdminUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
+    staff: AdminChange,
     reasons: Annotated[str, Form(max_length=_LONG)] = "",
 ) -> Response:
     """Replace the list of reject reasons (one per line)."""
 
     def change() -> str:
-        saved = set_reject_reasons(session=session, reasons=reasons.splitlines(), actor=user.name)
+        saved = set_reject_reasons(
+            session=staff.session, reasons=reasons.splitlines(), actor=staff.user.name
+        )
         return f"Saved {len(saved)} reject reasons."
 
-    return _attempt(request, session, change)
+    return _attempt(staff, change)
 
 
 @router.post("/gallery")
 def admin_gallery(
-    request: Request,
-    user: AdminUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
+    staff: AdminChange,
     state: Annotated[str, Form(max_length=_SHORT)] = "",
     reason: Annotated[str, Form(max_length=_LONG)] = "",
 ) -> Response:
@@ -391,22 +370,16 @@ def admin_gallery(
     def change() -> str:
         if state not in ("pause", "resume"):
             raise UserError("choose pause or resume")
-        pause = state == "pause"
-        if pause == gallery_paused(session):
-            return "The gallery was already " + ("paused." if pause else "live.")
-        note = " ".join(reason.split())[:500] or None
-        set_app_setting(session, GALLERY_PAUSED, pause, actor=user.name, reason=note)
-        return "The public gallery is paused." if pause else "The public gallery is live again."
+        return set_gallery_paused(
+            session=staff.session, pause=state == "pause", actor=staff.user.name, reason=reason
+        )
 
-    return _attempt(request, session, change)
+    return _attempt(staff, change)
 
 
 @router.post("/takedown-policy")
 def admin_takedown_policy(
-    request: Request,
-    user: AdminUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
+    staff: AdminChange,
     hides: Annotated[str, Form(max_length=_SHORT)] = "",
 ) -> Response:
     """The policy switch over TAKEDOWN_HIDES: do safeguarding requests hide at once?"""
@@ -414,20 +387,17 @@ def admin_takedown_policy(
     def change() -> str:
         if hides not in ("true", "false"):
             raise UserError("choose whether requests hide posts")
-        set_takedown_hides(session=session, hides=hides == "true", actor=user.name)
+        set_takedown_hides(session=staff.session, hides=hides == "true", actor=staff.user.name)
         if hides == "true":
             return "Safeguarding takedown requests now hide the post at once."
         return "Takedown requests now only flag posts."
 
-    return _attempt(request, session, change)
+    return _attempt(staff, change)
 
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(
-    request: Request,
-    user: AdminUser,
-    session: SessionDep,
-    templates: TemplatesDep,
+    staff: AdminPage,
     before: Annotated[str, Query(max_length=20)] = "",
     actor: Annotated[str, Query(max_length=_SHORT)] = "",
     action: Annotated[str, Query(max_length=_SHORT)] = "",
@@ -435,6 +405,7 @@ def audit_page(
 ) -> Response:
     """Every audit row, newest first, filterable by who, what (its words or its stored
     value) and post (``platform:external_id`` as the page shows it, or a row id)."""
+    session = staff.session
     post = post.strip()
     post_id = find_post_id(session, post) if ":" in post else parse_row_id(post)
     page = audit_log(
@@ -446,12 +417,12 @@ def audit_page(
     )
     shown_post = post if post_id is not None else ""
     query = {"actor": actor.strip(), "action": action.strip(), "post": shown_post}
-    return templates.TemplateResponse(
-        request,
+    return staff.templates.TemplateResponse(
+        staff.request,
         "admin/audit.html",
         {
             "title": "Audit log",
-            "user": user,
+            "user": staff.user,
             "page": page,
             "filters": query,
             "next_query": urlencode({k: v for k, v in query.items() if v}),

@@ -10,9 +10,23 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import User
 from monitor.services import audit
 from monitor.services.audit import Action
+from monitor.services.login import (
+    LOGIN_FORM_LIFETIME,
+    MAX_NAME_CHARS,
+    attempt_login,
+    login_csrf_valid,
+    new_login_csrf,
+    purge_expired,
+)
+from monitor.services.sessions import (
+    SESSION_LIFETIME,
+    add_flash,
+    end_session,
+    load_session,
+    start_session,
+)
 from monitor.services.users import (
     MIN_PASSWORD_LENGTH,
     change_own_password,
@@ -20,27 +34,17 @@ from monitor.services.users import (
     new_totp_secret,
     totp_uri,
 )
-from monitor.web.auth import (
-    LOGIN_CSRF_COOKIE,
-    LOGIN_FORM_LIFETIME,
-    MAX_NAME_CHARS,
-    SESSION_COOKIE,
-    SESSION_LIFETIME,
-    add_flash,
-    attempt_login,
-    end_session,
-    load_session,
-    login_csrf_valid,
-    new_login_csrf,
-    purge_expired,
-    start_session,
-)
 from monitor.web.deps import (
+    LOGIN_CSRF_COOKIE,
     PASSWORD_PATH,
+    SESSION_COOKIE,
+    AccountChange,
+    AccountPage,
     CsrfDep,
     CurrentUser,
     SessionDep,
     SettingsDep,
+    Staff,
     TemplatesDep,
     client_address,
 )
@@ -228,26 +232,20 @@ def session_info(request: Request, user: CurrentUser) -> JSONResponse:
 
 
 def _account_page(
-    request: Request,
-    templates: TemplatesDep,
-    template: str,
-    context: dict[str, object],
-    *,
-    status_code: int = 200,
+    staff: Staff, template: str, context: dict[str, object], *, error: str | None
 ) -> HTMLResponse:
     """An own-account form: never cached, since it may show a setup key."""
-    return templates.TemplateResponse(
-        request,
+    return staff.templates.TemplateResponse(
+        staff.request,
         template,
-        {"messages": [], "error": None, **context},
-        status_code=status_code,
+        {"messages": [], "user": staff.user, **context, "error": error},
+        status_code=400 if error else 200,
         headers={"Cache-Control": "no-store"},
     )
 
 
 def _account_change(
-    request: Request,
-    session: SessionDep,
+    staff: Staff,
     change: Callable[[], object],
     refused: Callable[[str], HTMLResponse],
     done: str,
@@ -257,43 +255,31 @@ def _account_change(
     try:
         change()
     except UserError as exc:
-        session.rollback()
+        staff.session.rollback()
         return refused(str(exc))
-    add_flash(session=session, request_session=request.state.web_session, message=done)
-    session.commit()
+    add_flash(session=staff.session, request_session=staff.request.state.web_session, message=done)
+    staff.session.commit()
     return RedirectResponse(DEFAULT_LANDING, status_code=303)
 
 
-def _password_page(
-    request: Request, templates: TemplatesDep, user: User, *, error: str | None = None
-) -> HTMLResponse:
+def _password_page(staff: Staff, *, error: str | None = None) -> HTMLResponse:
     return _account_page(
-        request,
-        templates,
+        staff,
         "account/password.html",
-        {
-            "title": "Change your password",
-            "user": user,
-            "error": error and f"Not changed: {error}.",
-            "min_length": MIN_PASSWORD_LENGTH,
-        },
-        status_code=400 if error else 200,
+        {"title": "Change your password", "min_length": MIN_PASSWORD_LENGTH},
+        error=error and f"Not changed: {error}.",
     )
 
 
 @router.get(PASSWORD_PATH, response_class=HTMLResponse)
-def password_form(request: Request, user: CurrentUser, templates: TemplatesDep) -> Response:
+def password_form(staff: AccountPage) -> Response:
     """The form to change one's own password (the only page after an admin's reset)."""
-    return _password_page(request, templates, user)
+    return _password_page(staff)
 
 
 @router.post(PASSWORD_PATH, response_class=HTMLResponse)
 def password_submit(
-    request: Request,
-    user: CurrentUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
-    templates: TemplatesDep,
+    staff: AccountChange,
     current: Annotated[str, Form(max_length=10_000)] = "",
     new: Annotated[str, Form(max_length=10_000)] = "",
     confirm: Annotated[str, Form(max_length=10_000)] = "",
@@ -304,70 +290,59 @@ def password_submit(
         if new != confirm:
             raise UserError("the two new passwords differ")
         change_own_password(
-            session=session,
-            user=user,
+            session=staff.session,
+            user=staff.user,
             current=current,
             new=new,
-            keep_session=request.state.web_session.token_hash,
+            keep_session=staff.request.state.web_session.token_hash,
         )
 
     return _account_change(
-        request,
-        session,
+        staff,
         change,
-        lambda error: _password_page(request, templates, user, error=error),
+        lambda error: _password_page(staff, error=error),
         "Password changed; your other sessions have ended.",
     )
 
 
-def _totp_page(
-    request: Request, templates: TemplatesDep, user: User, *, error: str | None = None
-) -> HTMLResponse:
+def _totp_page(staff: Staff, *, error: str | None = None) -> HTMLResponse:
     secret = new_totp_secret()
     return _account_page(
-        request,
-        templates,
+        staff,
         "account/totp.html",
         {
             "title": "Two-factor login",
-            "user": user,
-            "error": error and f"Not set up: {error}.",
             "secret": secret,
-            "uri": totp_uri(user.name, secret),
+            "uri": totp_uri(staff.user.name, secret),
         },
-        status_code=400 if error else 200,
+        error=error and f"Not set up: {error}.",
     )
 
 
 @router.get(TOTP_PATH, response_class=HTMLResponse)
-def totp_form(request: Request, user: CurrentUser, templates: TemplatesDep) -> Response:
+def totp_form(staff: AccountPage) -> Response:
     """Set up an authenticator app (recommended for admins); a new key on every visit."""
-    return _totp_page(request, templates, user)
+    return _totp_page(staff)
 
 
 @router.post(TOTP_PATH, response_class=HTMLResponse)
 def totp_submit(
-    request: Request,
-    user: CurrentUser,
-    _csrf: CsrfDep,
-    session: SessionDep,
-    templates: TemplatesDep,
+    staff: AccountChange,
     password: Annotated[str, Form(max_length=10_000)] = "",
     secret: Annotated[str, Form(max_length=100)] = "",
     code: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Turn the second factor on once the password and a first code check out."""
     return _account_change(
-        request,
-        session,
+        staff,
         lambda: enable_totp(
-            session=session,
-            user=user,
+            session=staff.session,
+            user=staff.user,
             password=password,
             secret=secret,
             code=code,
-            keep_session=request.state.web_session.token_hash,
+            keep_session=staff.request.state.web_session.token_hash,
         ),
-        lambda error: _totp_page(request, templates, user, error=error),
+        lambda error: _totp_page(staff, error=error),
         "Two-factor login is on: every login now asks for a code from your app.",
     )

@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
+from adapters import display_name
 from monitor.config import Settings
 from monitor.models import Post
 from monitor.resources import templates_dir
@@ -30,21 +31,20 @@ from monitor.services.app_settings import gallery_paused
 from monitor.services.gallery import (
     DEFAULT_PAGE_SIZE,
     EMBED_PAGE_SIZE,
-    PLATFORM_LABELS,
     GalleryInputError,
     GalleryPage,
     GalleryQuery,
+    gallery_context,
     last_change,
     load_page,
     page_etag,
     parse_query,
     post_json,
+    report_base,
 )
 from monitor.services.media import PINNED_NAME_RE, is_published_media, pinned_file
 from monitor.services.takedown import (
     CATEGORIES,
-    MAX_CONTACT_CHARS,
-    MAX_DETAILS_CHARS,
     TakedownRefused,
     TooManyRequests,
     check_token,
@@ -55,7 +55,7 @@ from monitor.services.takedown import (
     request_takedown,
     takedown_hides,
 )
-from monitor.web.deps import ReadSessionDep, SettingsDep, TemplatesDep
+from monitor.web.deps import PublicPage, ReadSessionDep, SettingsDep, TemplatesDep, Visitor
 
 router = APIRouter()
 
@@ -82,34 +82,6 @@ def public_headers(settings: Settings, *, cache: str = PAGE_CACHE) -> dict[str, 
         ),
         "Referrer-Policy": "no-referrer",
         "Cache-Control": cache,
-    }
-
-
-def report_base(settings: Settings) -> str:
-    """Where a post's takedown form lives: the public id is appended, URL-quoted."""
-    return f"{settings.public_base_url}/gallery/report/"
-
-
-def show_date(value: datetime, settings: Settings) -> str:
-    local = value.astimezone(settings.zone)
-    return f"{local.day} {local:%B %Y}"
-
-
-def gallery_context(
-    settings: Settings, page: GalleryPage, *, title: str = "Messages of support", **extra: Any
-) -> dict[str, Any]:
-    """What every gallery template needs, on the web and in the static export."""
-    tags = ", ".join(f"#{tag}" for tag in settings.hashtags)
-    return {
-        "page": page,
-        "title": title,
-        "intro": f"Posts tagged {tags}. A person read and approved each one before it"
-        " appeared here.",
-        "show_date": lambda value: show_date(value, settings),
-        "iso": lambda value: value.isoformat(),
-        "max_details": MAX_DETAILS_CHARS,
-        "max_contact": MAX_CONTACT_CHARS,
-        **extra,
     }
 
 
@@ -175,15 +147,10 @@ def _page_links(
     return {"older_url": older, "newer_url": newer, "newer_label": "Newest messages"}
 
 
-def _html_gallery(
-    request: Request,
-    session: Session,
-    settings: Settings,
-    templates: Jinja2Templates,
-    *,
-    template: str,
-    embed: bool,
-) -> Response:
+def _html_gallery(visitor: Visitor, *, template: str, embed: bool) -> Response:
+    request, session, settings, templates = (
+        visitor.request, visitor.session, visitor.settings, visitor.templates
+    )  # fmt: skip
     headers = public_headers(settings)
     default_limit = EMBED_PAGE_SIZE if embed else DEFAULT_PAGE_SIZE
     try:
@@ -208,8 +175,7 @@ def _html_gallery(
         filters={
             "tags": settings.hashtags,
             "platforms": [
-                (name, PLATFORM_LABELS.get(name, name.title()))
-                for name in settings.enabled_platforms
+                (name, display_name(name, public=True)) for name in settings.enabled_platforms
             ],
             "tag": query.hashtag,
             "platform": query.platform,
@@ -220,23 +186,15 @@ def _html_gallery(
 
 
 @router.get("/gallery")
-def gallery(
-    request: Request, session: ReadSessionDep, settings: SettingsDep, templates: TemplatesDep
-) -> Response:
+def gallery(visitor: PublicPage) -> Response:
     """The full public gallery page."""
-    return _html_gallery(
-        request, session, settings, templates, template="gallery/index.html", embed=False
-    )
+    return _html_gallery(visitor, template="gallery/index.html", embed=False)
 
 
 @router.get("/gallery/embed")
-def gallery_embed(
-    request: Request, session: ReadSessionDep, settings: SettingsDep, templates: TemplatesDep
-) -> Response:
+def gallery_embed(visitor: PublicPage) -> Response:
     """The gallery without site chrome, for an iframe; it reports its height to the parent."""
-    return _html_gallery(
-        request, session, settings, templates, template="gallery/embed.html", embed=True
-    )
+    return _html_gallery(visitor, template="gallery/embed.html", embed=True)
 
 
 @router.get("/gallery.json")
@@ -332,14 +290,11 @@ def _not_found(request: Request, settings: Settings, templates: Jinja2Templates)
 
 
 @router.get("/gallery/report/{public_id:path}")
-def report_form(
-    public_id: str,
-    request: Request,
-    session: ReadSessionDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-) -> Response:
+def report_form(public_id: str, visitor: PublicPage) -> Response:
     """The takedown request form for one published post (row id or public id)."""
+    request, session, settings, templates = (
+        visitor.request, visitor.session, visitor.settings, visitor.templates
+    )  # fmt: skip
     post = find_reportable(session, public_id)
     if post is None or gallery_paused(session):
         return _not_found(request, settings, templates)

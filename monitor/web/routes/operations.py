@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.db import describe_db_error
 from monitor.resources import templates_dir
 from monitor.services.metrics import DatabaseCollector
-from monitor.web.auth import tokens_match
+from monitor.services.sessions import tokens_match
 from monitor.web.deps import ReadSessionDep, SettingsDep, TemplatesDep, client_address
 
 router = APIRouter()

@@ -44,6 +44,7 @@ from monitor.services.moderation import (
     reject_reasons,
     revealed_by,
 )
+from monitor.services.sessions import add_flash, pop_flash
 from monitor.services.staging import stage_post
 from monitor.services.takedown import (
     CATEGORIES,
@@ -55,15 +56,15 @@ from monitor.services.takedown import (
     versions_for_rejects,
 )
 from monitor.services.undo import last_undoable, undo_decision
-from monitor.web.auth import add_flash, pop_flash, role_at_least
+from monitor.services.users import role_at_least
 from monitor.web.deps import (
     MAX_FORM_FIELDS,
     MAX_ROW_ID,
-    CsrfDep,
-    ModeratorUser,
+    ModeratorChange,
     SessionDep,
     SettingsDep,
     TemplatesDep,
+    ViewerPage,
     ViewerUser,
     parse_row_id,
 )
@@ -170,15 +171,9 @@ def _page(
 
 
 @router.get("/queue", response_class=HTMLResponse)
-def queue_page(
-    request: Request,
-    query: Annotated[QueueQuery, Query()],
-    user: ViewerUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-) -> Response:
+def queue_page(staff: ViewerPage, query: Annotated[QueueQuery, Query()]) -> Response:
     """A tab of the queue, filtered, one keyset page at a time."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     problems: list[str] = []
     filters = _filters(query, problems)
     cursor = QueueCursor.decode(query.after)
@@ -189,7 +184,7 @@ def queue_page(
         session, page.posts, viewer=user.name, image_analysis=settings.image_analysis
     )
     return _page(
-        templates,
+        staff.templates,
         request,
         "queue/index.html",
         {
@@ -228,22 +223,16 @@ def queue_page(
 
 
 @router.get("/queue/posts/{post_id}", response_class=HTMLResponse)
-def post_page(
-    request: Request,
-    post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
-    user: ViewerUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-) -> Response:
+def post_page(staff: ViewerPage, post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)]) -> Response:
     """One post with its full history."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     post = session.get(Post, post_id)
     if post is None:
         raise HTTPException(status_code=404, detail=f"No post {post_id}.")
     [card] = load_cards(session, [post], viewer=user.name, image_analysis=settings.image_analysis)
     messages = pop_flash(session=session, request_session=request.state.web_session)
     return _page(
-        templates,
+        staff.templates,
         request,
         "queue/post.html",
         {
@@ -319,6 +308,23 @@ def _outcome(
     return RedirectResponse(_safe_return(return_to), status_code=303)
 
 
+def refused(
+    request: Request,
+    session: SessionDep,
+    exc: UserError,
+    *,
+    return_to: str,
+    payload: dict[str, Any],
+    prefix: str = "Not applied",
+) -> Response:
+    """A change the service refused: rolled back, and why shown (or answered as JSON)."""
+    session.rollback()
+    message = f"{prefix}: {exc}."
+    return _outcome(
+        request, session, ok=False, message=message, return_to=return_to, payload=payload
+    )
+
+
 def _reason(session: SessionDep, action: str, choice: str, note: str) -> str | None:
     """The reason a decision records; a rejection needs one."""
     reason = compose_reason(choice, note, reject_reasons(session))
@@ -337,15 +343,9 @@ def _after_decision(request: Request, session: SessionDep, actor: str) -> dict[s
 
 
 @router.post("/queue/decide")
-def decide_one(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: Annotated[DecisionForm, Form()],
-    session: SessionDep,
-    settings: SettingsDep,
-) -> Response:
+def decide_one(staff: ModeratorChange, form: Annotated[DecisionForm, Form()]) -> Response:
     """Approve or reject one post at the version the moderator saw."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     return_to, action, version = form.return_to, form.action, form.version
     post = session.get(Post, form.post_id) if form.post_id is not None else None
     if post is None or version is None:
@@ -375,25 +375,13 @@ def decide_one(
             media_seen=bool(revealed_by(session, user.name, [post])),
             acknowledged_flags=form.ack_flag,
         )
-    except StaleDecision as exc:
-        session.rollback()
-        return _outcome(
+    except UserError as exc:  # a StaleDecision tells the page to reload the post
+        return refused(
             request,
             session,
-            ok=False,
-            message=f"Not applied: {exc}.",
+            exc,
             return_to=return_to,
-            payload={"stale": True},
-        )
-    except UserError as exc:
-        session.rollback()
-        return _outcome(
-            request,
-            session,
-            ok=False,
-            message=f"Not applied: {exc}.",
-            return_to=return_to,
-            payload={"stale": False},
+            payload={"stale": isinstance(exc, StaleDecision)},
         )
     session.commit()
     forget_overview(request.app)
@@ -414,15 +402,9 @@ def decide_one(
 
 
 @router.post("/queue/bulk")
-def decide_bulk(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: Annotated[BulkForm, Form()],
-    session: SessionDep,
-    settings: SettingsDep,
-) -> Response:
+def decide_bulk(staff: ModeratorChange, form: Annotated[BulkForm, Form()]) -> Response:
     """Approve or reject every selected post (``id:version`` each) in one transaction."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     return_to, action = form.return_to, form.action
     if len(form.selected) > MAX_BULK_POSTS:
         raise HTTPException(status_code=413, detail=f"Select at most {MAX_BULK_POSTS} posts.")
@@ -456,14 +438,8 @@ def decide_bulk(
             revealed=revealed_by(session, user.name, selected_posts),
         )
     except UserError as exc:
-        session.rollback()
-        return _outcome(
-            request,
-            session,
-            ok=False,
-            message=f"Not applied: {exc}.",
-            return_to=return_to,
-            payload={"decided": [], "refused": {}},
+        return refused(
+            request, session, exc, return_to=return_to, payload={"decided": [], "refused": {}}
         )
     session.commit()
     forget_overview(request.app)
@@ -519,14 +495,9 @@ def _posted_post(form: PostForm, session: SessionDep) -> Post:
 
 
 @router.post("/queue/reveal")
-def reveal_media(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: Annotated[PostForm, Form()],
-    session: SessionDep,
-) -> Response:
+def reveal_media(staff: ModeratorChange, form: Annotated[PostForm, Form()]) -> Response:
     """Show a post's hidden media to this moderator, on the record (approval checks it)."""
+    request, user, session = staff.request, staff.user, staff.session
     return_to = form.return_to
     post = _posted_post(form, session)
     record_reveal(session=session, post=post, actor=user.name)
@@ -538,15 +509,9 @@ def reveal_media(
 
 
 @router.post("/queue/blur-faces")
-def blur_faces_route(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: Annotated[PostForm, Form()],
-    session: SessionDep,
-    settings: SettingsDep,
-) -> Response:
+def blur_faces_route(staff: ModeratorChange, form: Annotated[PostForm, Form()]) -> Response:
     """Replace the stored copies by ones blurred at the faces found: what approval publishes."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     return_to = form.return_to
     post = _posted_post(form, session)
     # Read before the rollback: touching an expired row afterwards would begin a transaction
@@ -558,14 +523,7 @@ def blur_faces_route(
             engine=request.app.state.engine, settings=settings, post_id=post_id, actor=actor
         )
     except UserError as exc:
-        return _outcome(
-            request,
-            session,
-            ok=False,
-            message=f"Not applied: {exc}.",
-            return_to=return_to,
-            payload={"post_id": post_id},
-        )
+        return refused(request, session, exc, return_to=return_to, payload={"post_id": post_id})
     post = session.get(Post, post_id) or post
     return _outcome(
         request,
@@ -581,25 +539,16 @@ def blur_faces_route(
 
 
 @router.post("/queue/undo")
-def undo(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: Annotated[UndoForm, Form()],
-    session: SessionDep,
-) -> Response:
+def undo(staff: ModeratorChange, form: Annotated[UndoForm, Form()]) -> Response:
     """Take back one's own last decision, while nothing else happened to the post."""
+    request, user, session = staff.request, staff.user, staff.session
     return_to, event_id = form.return_to, form.event_id
     try:
         if event_id is None:
             raise UserError("there is no decision of yours to undo")
         result = undo_decision(session=session, actor=user.name, event_id=event_id)
     except UserError as exc:
-        session.rollback()
-        return _outcome(
-            request, session, ok=False, message=f"Not undone: {exc}.", return_to=return_to,
-            payload={},
-        )  # fmt: skip
+        return refused(request, session, exc, return_to=return_to, payload={}, prefix="Not undone")
     session.commit()
     forget_overview(request.app)
     post = session.get(Post, result.post_id)
@@ -615,14 +564,9 @@ def undo(
 
 
 @router.post("/queue/consent")
-def consent(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: Annotated[ConsentForm, Form()],
-    session: SessionDep,
-) -> Response:
+def consent(staff: ModeratorChange, form: Annotated[ConsentForm, Form()]) -> Response:
     """Record how an opted-out author's consent to publish was obtained (audited)."""
+    request, user, session = staff.request, staff.user, staff.session
     return_to = form.return_to
     post = _posted_post(form, session)
     problems: list[str] = []
@@ -639,11 +583,9 @@ def consent(
             covers=form.covers or DEFAULT_COVERS,
         )
     except UserError as exc:
-        session.rollback()
-        return _outcome(
-            request, session, ok=False, message=f"Consent not recorded: {exc}.",
-            return_to=return_to, payload={},
-        )  # fmt: skip
+        return refused(
+            request, session, exc, return_to=return_to, payload={}, prefix="Consent not recorded"
+        )
     session.commit()
     return _outcome(
         request,

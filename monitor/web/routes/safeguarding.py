@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import UserError
-from monitor.models import Post, RuleKind, TakedownOutcome, User
+from monitor.models import Post, RuleKind, TakedownOutcome
 from monitor.services.alerts import send_soon
 from monitor.services.audit import Action
 from monitor.services.escalation import (
@@ -28,17 +28,9 @@ from monitor.services.escalation import (
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.moderation import MAX_BULK_POSTS, decide_many, matching_versions
 from monitor.services.rules import add_rule, apply_to_pending, preview_on_pending
+from monitor.services.sessions import pop_flash
 from monitor.services.takedown import OUTCOMES, open_takedown_count, resolve_takedown
-from monitor.web.auth import pop_flash
-from monitor.web.deps import (
-    MAX_ROW_ID,
-    CsrfDep,
-    CurrentUser,
-    ModeratorUser,
-    SessionDep,
-    SettingsDep,
-    TemplatesDep,
-)
+from monitor.web.deps import MAX_ROW_ID, LeadChange, LeadPage, ModeratorChange, SessionDep
 from monitor.web.forms import (
     BulkMatchingForm,
     CloseEscalationForm,
@@ -54,6 +46,7 @@ from monitor.web.routes.queue import (
     _query_string,
     _reason,
     forget_overview,
+    refused,
 )
 
 router = APIRouter()
@@ -87,15 +80,7 @@ def _attempt(
     try:
         message = change()
     except UserError as exc:
-        session.rollback()
-        return _outcome(
-            request,
-            session,
-            ok=False,
-            message=f"Not done: {exc}.",
-            return_to=return_to,
-            payload={},
-        )
+        return refused(request, session, exc, return_to=return_to, payload={}, prefix="Not done")
     session.commit()
     forget_overview(request.app)
     return _outcome(request, session, ok=True, message=message, return_to=return_to, payload={})
@@ -103,15 +88,10 @@ def _attempt(
 
 @router.post("/queue/takedowns/{post_id}/resolve")
 def takedown_resolve(
-    request: Request,
-    post_id: PostId,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: Annotated[TakedownReviewForm, Form()],
-    session: SessionDep,
-    settings: SettingsDep,
+    staff: ModeratorChange, post_id: PostId, form: Annotated[TakedownReviewForm, Form()]
 ) -> Response:
     """Review a post's takedown requests: keep it published, or take it down."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     post = _post(session, post_id)
     outcome = form.outcome
 
@@ -133,15 +113,10 @@ def takedown_resolve(
 
 @router.post("/queue/posts/{post_id}/escalate")
 def escalate_post(
-    request: Request,
-    post_id: PostId,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: Annotated[EscalationForm, Form()],
-    session: SessionDep,
-    settings: SettingsDep,
+    staff: ModeratorChange, post_id: PostId, form: Annotated[EscalationForm, Form()]
 ) -> Response:
     """Escalate to the safeguarding lead: off every public route for good, lead alerted."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     post = _post(session, post_id)
 
     def change() -> str:
@@ -162,21 +137,10 @@ def escalate_post(
     return response
 
 
-def _lead(user: CurrentUser) -> User:
-    if user.role not in LEADS:
-        raise HTTPException(
-            status_code=403,
-            detail=f"Escalations are for safeguarding leads and admins; you are a {user.role}.",
-        )
-    return user
-
-
 @router.get("/queue/escalations", response_class=HTMLResponse)
-def escalations_page(
-    request: Request, user: CurrentUser, session: SessionDep, templates: TemplatesDep
-) -> Response:
+def escalations_page(staff: LeadPage) -> Response:
     """Open escalations first, then the closed ones, for the safeguarding lead."""
-    _lead(user)
+    request, user, session, templates = staff.request, staff.user, staff.session, staff.templates
     return _page(
         templates,
         request,
@@ -193,15 +157,12 @@ def escalations_page(
 
 @router.post("/queue/escalations/{escalation_id}/close")
 def escalation_close(
-    request: Request,
+    staff: LeadChange,
     escalation_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
-    user: CurrentUser,
-    _csrf: CsrfDep,
     form: Annotated[CloseEscalationForm, Form()],
-    session: SessionDep,
 ) -> Response:
     """Close an escalation with its outcome (the post stays off the public routes)."""
-    _lead(user)
+    request, user, session = staff.request, staff.user, staff.session
 
     def change() -> str:
         close_escalation(
@@ -216,14 +177,9 @@ def escalation_close(
 
 
 @router.post("/queue/gallery")
-def queue_gallery(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: Annotated[GallerySwitchForm, Form()],
-    session: SessionDep,
-) -> Response:
+def queue_gallery(staff: ModeratorChange, form: Annotated[GallerySwitchForm, Form()]) -> Response:
     """The kill switch from the queue, for moderators as well as admins."""
+    request, user, session = staff.request, staff.user, staff.session
     state = form.state
 
     def change() -> str:
@@ -240,15 +196,10 @@ def queue_gallery(
 
 
 @router.post("/queue/rules")
-def queue_rule(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: Annotated[QueueRuleForm, Form()],
-    session: SessionDep,
-) -> Response:
+def queue_rule(staff: ModeratorChange, form: Annotated[QueueRuleForm, Form()]) -> Response:
     """Block a word or an author: ``preview`` counts the pending posts it would hit;
     ``apply`` adds the rule and runs it over the pending queue at once."""
+    request, user, session = staff.request, staff.user, staff.session
     kind, pattern, action, step = form.kind, form.pattern, form.rule_action, form.step
 
     def change() -> str:
@@ -270,21 +221,14 @@ def queue_rule(
 
 
 @router.post("/queue/bulk-matching")
-def bulk_matching(
-    request: Request,
-    user: ModeratorUser,
-    _csrf: CsrfDep,
-    form: Annotated[BulkMatchingForm, Form()],
-    session: SessionDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-) -> Response:
+def bulk_matching(staff: ModeratorChange, form: Annotated[BulkMatchingForm, Form()]) -> Response:
     """Reject every post matching the queue's filters (up to MAX_BULK_POSTS).
 
     The first post answers with a confirmation page that shows the count; the
     confirmed post rejects only the posts that existed when it was shown.
     Approval is never offered here: each approval needs a person to see the post.
     """
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     problems: list[str] = []
     filters = _filters(form, problems)
     return_to = f"/queue?{_query_string(filters)}"
@@ -292,7 +236,7 @@ def bulk_matching(
     confirmed_up_to = form.up_to
     if not confirmed_up_to.isdigit():
         return _page(
-            templates,
+            staff.templates,
             request,
             "queue/confirm_bulk.html",
             {

@@ -1,9 +1,5 @@
-"""Logins for the staff side: server-side sessions, CSRF tokens, throttling, roles.
-
-The cookie holds a random token signed by :mod:`monitor.signing`; the
-database keeps only the token's SHA-256. A session is valid while its row
-exists, it has not expired (absolute and idle limits), and its user is still
-active, so logout, disabling a user and expiry end it at once.
+"""Staff logins: the password (and second factor) check, the login form's CSRF pair, and
+throttling of failed attempts.
 
 Failed logins are counted per account and per client address over a window.
 Past a first threshold each further try must wait a growing delay (at most
@@ -13,12 +9,12 @@ guessing at it, and a success resets only its own account's count, so an insider
 cannot clear their address's count by logging in. An admin's unlock forgets an
 account's failures. The check and the record of an attempt are one step under a
 per-account and per-address lock, so concurrent guesses cannot all pass the check.
+A good login then starts a session (:mod:`monitor.services.sessions`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import secrets
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -26,20 +22,15 @@ from functools import lru_cache
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from monitor.models import LoginAttempt, Role, User, WebSession, utcnow
+from monitor.models import LoginAttempt, User, utcnow
 from monitor.services import audit
 from monitor.services.audit import Action
+from monitor.services.sessions import purge_expired_sessions, tokens_match
 from monitor.services.users import hash_password, verify_password, verify_second_factor
 from monitor.signing import BadToken, Use, sign, unsign
 
-SESSION_COOKIE = "hm_session"
-LOGIN_CSRF_COOKIE = "hm_login"
-SESSION_LIFETIME = timedelta(hours=12)
-SESSION_IDLE_LIMIT = timedelta(hours=2)
 #: How long the login form (its cookie and its signed field) stays good.
 LOGIN_FORM_LIFETIME = timedelta(hours=1)
-#: Refresh ``last_seen_at`` at most this often, so reading pages does not write every time.
-LAST_SEEN_GRANULARITY = timedelta(minutes=1)
 THROTTLE_WINDOW = timedelta(minutes=15)
 SLOW_AFTER_FAILURES = 3
 LOCK_AFTER_FAILURES = 10
@@ -47,104 +38,11 @@ MAX_DELAY_SECONDS = 60
 MAX_NAME_CHARS = 100
 MAX_PASSWORD_CHARS = 1024
 
-#: A safeguarding lead reads like a viewer; escalations are theirs by name (and admins').
-_ROLE_RANK = {
-    Role.VIEWER.value: 1,
-    Role.SAFEGUARDING.value: 1,
-    Role.MODERATOR.value: 2,
-    Role.ADMIN.value: 3,
-}
-
-
-def role_at_least(role: str, needed: Role) -> bool:
-    """True when ``role`` includes every right of ``needed`` (admin > moderator > viewer)."""
-    return _ROLE_RANK.get(role, 0) >= _ROLE_RANK[needed.value]
-
 
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     """A real hash to verify against when the user does not exist, so timing is uniform."""
     return hash_password(secrets.token_urlsafe(16))
-
-
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _cookie_token(secret: str, cookie: str | None) -> str | None:
-    """The raw session token inside a cookie we signed, or None for anything else."""
-    try:
-        return unsign(Use.SESSION, cookie or "", secret=secret)
-    except BadToken:
-        return None
-
-
-def tokens_match(expected: str | None, given: str | None) -> bool:
-    """Constant-time comparison that treats a missing token as a mismatch."""
-    if not expected or not given:
-        return False
-    return secrets.compare_digest(expected.encode(), given.encode())
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ActiveLogin:
-    user: User
-    web_session: WebSession
-
-
-def start_session(
-    *, session: Session, user: User, secret: str, address: str, now: datetime | None = None
-) -> str:
-    """Create a session row for ``user`` and return the signed cookie value."""
-    now = now or utcnow()
-    token = secrets.token_urlsafe(32)
-    session.add(
-        WebSession(
-            token_hash=_hash_token(token),
-            user_id=user.id or 0,
-            csrf_token=secrets.token_urlsafe(32),
-            created_at=now,
-            last_seen_at=now,
-            expires_at=now + SESSION_LIFETIME,
-            address=address[:100],
-        )
-    )
-    return sign(Use.SESSION, token, secret=secret)
-
-
-def load_session(
-    *, session: Session, cookie: str | None, secret: str, now: datetime | None = None
-) -> ActiveLogin | None:
-    """The live login behind a cookie, or None when it is forged, ended, idle or expired."""
-    token = _cookie_token(secret, cookie)
-    if token is None:
-        return None
-    now = now or utcnow()
-    web_session = session.get(WebSession, _hash_token(token))
-    if web_session is None:
-        return None
-    if web_session.expires_at <= now or now - web_session.last_seen_at > SESSION_IDLE_LIMIT:
-        session.delete(web_session)
-        session.commit()
-        return None
-    user = session.get(User, web_session.user_id)
-    if user is None or user.disabled:
-        return None
-    if now - web_session.last_seen_at > LAST_SEEN_GRANULARITY:
-        web_session.last_seen_at = now
-        session.add(web_session)
-        session.commit()
-    return ActiveLogin(user=user, web_session=web_session)
-
-
-def end_session(*, session: Session, cookie: str | None, secret: str) -> None:
-    """Delete the session row behind ``cookie`` (logout); unknown cookies are ignored."""
-    token = _cookie_token(secret, cookie)
-    if token is None:
-        return
-    row = session.get(WebSession, _hash_token(token))
-    if row is not None:
-        session.delete(row)
 
 
 def new_login_csrf(secret: str, *, now: float | None = None) -> tuple[str, str]:
@@ -299,23 +197,7 @@ def authenticate(
 def purge_expired(*, session: Session, now: datetime | None = None) -> None:
     """Drop ended sessions and attempts older than the throttle window."""
     now = now or utcnow()
-    session.execute(sa.delete(WebSession).where(WebSession.expires_at <= now))  # type: ignore[arg-type]
+    purge_expired_sessions(session=session, now=now)
     session.execute(
         sa.delete(LoginAttempt).where(LoginAttempt.at < now - THROTTLE_WINDOW)  # type: ignore[arg-type]
     )
-
-
-def add_flash(*, session: Session, request_session: WebSession, message: str) -> None:
-    """Keep a message for the next page this login shows (post, redirect, get)."""
-    request_session.flash = [*(request_session.flash or []), message[:500]][-5:]
-    session.add(request_session)
-
-
-def pop_flash(*, session: Session, request_session: WebSession) -> list[str]:
-    """The pending messages, removed so they show once."""
-    messages = list(request_session.flash or [])
-    if messages:
-        request_session.flash = None
-        session.add(request_session)
-        session.commit()
-    return messages
