@@ -4,57 +4,18 @@ text read in an image and reposts of one picture on the queue card."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import pytest
-from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.models import HashBankEntry, MediaItem, ModerationRule, PlaceName, Post
 from monitor.services.ingest import record_posts
 from monitor.services.known_images import never_again_policy, store_facts
-from monitor.web.app import create_app
 from tests.factories import make_post
-from tests.web.auth_helpers import (
-    TestClient,
-    app_client,
-    csrf_token,
-    engine_from_template,
-    login,
-    make_user,
-    migrated_template,
-)
+from tests.web.auth_helpers import TestClient, csrf_token, login
 
 HASH = "f" * 32 + "0" * 32
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory)
-
-
-@pytest.fixture
-def sqlite_engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
-    engine = engine_from_template(template, tmp_path)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def app(sqlite_engine: Engine, configure: Callable[..., Settings]) -> FastAPI:
-    make_user(sqlite_engine, "ad", "admin")
-    make_user(sqlite_engine, "mo", "moderator")
-    return create_app(configure(), engine=sqlite_engine)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with app_client(app) as client:
-        yield client
 
 
 def _upload(client: TestClient, path: str, field: str, data: bytes, **fields: str) -> str:
