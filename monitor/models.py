@@ -77,6 +77,8 @@ class RuleKind(StrEnum):
     BLOCKED_TERM = "blocked_term"
     BLOCKED_AUTHOR = "blocked_author"
     DETECTOR = "detector"
+    #: A list of place names an admin uploaded (the names are :class:`PlaceName` rows).
+    PLACE_NAMES = "place_names"
 
 
 class RuleAction(StrEnum):
@@ -795,3 +797,89 @@ class AuthorFollowers(Table, table=True):
     author_handle: str = Field(max_length=300)
     taken_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     followers: int = Field(sa_type=sa.BigInteger)
+
+
+class PlaceName(Table, table=True):
+    """One name on an admin's place-name list (a ``place_names`` rule): the area's schools,
+    estates and streets. A post or an image's text naming one is flagged."""
+
+    __tablename__ = "place_names"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer,
+            sa.ForeignKey("moderation_rules.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        )
+    )
+    name: str = Field(max_length=300)
+
+
+class ImageFacts(Table, table=True):
+    """What the detectors learnt about one stored image that is not itself a flag: its
+    perceptual hash (reposts, the never-again bank) and the text read in it (the card
+    shows it and offers it as a start for the alt text)."""
+
+    __tablename__ = "image_facts"
+
+    media_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("media.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    post_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    #: PDQ hash, 64 hex digits; None when the picture is too flat to hash usefully.
+    pdq: str | None = Field(default=None, max_length=64)
+    pdq_quality: int | None = None
+    #: The media id of the first stored image this one is a copy of (its own id if none):
+    #: the images sharing it are reposts of one picture.
+    picture: int = Field(index=True)
+    read_text: str | None = Field(default=None, sa_type=sa.Text)
+    analysed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class HashBank(Table, table=True):
+    """A bank of PDQ hashes a new image is matched against: the local never-again bank
+    (every image of a rejected post) or one an admin imported from a hash-sharing list."""
+
+    __tablename__ = "hash_banks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: ``never_again`` (one, made on first use) or ``imported``.
+    kind: str = Field(max_length=20, index=True)
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_by: str = Field(max_length=200)
+
+
+class HashBankEntry(Table, table=True):
+    """One hash in a bank, with what a match says about where it came from."""
+
+    __tablename__ = "hash_bank_entries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    bank_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer,
+            sa.ForeignKey("hash_banks.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        )
+    )
+    pdq: str = Field(max_length=64)
+    #: Where the hash came from, in words (kept when the post it came from is purged).
+    note: str | None = Field(default=None, sa_type=sa.Text)
+    #: The rejected post a never-again hash came from (undoing the rejection removes it).
+    post_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="SET NULL"), nullable=True, index=True
+        ),
+    )
+    added_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -1,21 +1,64 @@
-"""What detectors may consult about this install, built from the database.
+"""What detectors may consult about this install, built from the database, and what
+they noted about each image, stored back.
 
-The analyser process (see :mod:`monitor.analysis.runner`) opens its own
-database connection and calls :func:`build_context` at most every
-:data:`CONTEXT_MAX_AGE_SECONDS`, so a rule an admin adds applies within seconds
-while a long list (10,000 place names) is not recompiled for every image.
+The detectors never touch the database: :func:`build_context` reads the enabled
+text rules (place-name lists included) and the hash banks into plain callables.
+The analyser process builds it at most every :data:`CONTEXT_MAX_AGE_SECONDS`, so
+a rule an admin adds applies within seconds while a long list (10,000 place
+names) is not recompiled for every image; the banks are reloaded only when they
+changed (:func:`monitor.services.known_images.bank_matcher`).
+
+What the detectors learnt that is no finding (each image's PDQ hash, the text
+read in it) they leave in ``Context.notes[media_id]``; the pipeline hands those
+notes back with the findings and calls :func:`store_notes` in the transaction
+that applies them, after applying them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from sqlmodel import Session
 
-from monitor.analysis.findings import Context
+from monitor.analysis.findings import Context, Verdict
+from monitor.models import RuleAction
+from monitor.services import known_images
+from monitor.services.rules import compile_enabled
 
 #: How long a built context is reused before it is built again from the database.
 CONTEXT_MAX_AGE_SECONDS = 10.0
 
 
 def build_context(session: Session) -> Context:
-    """The detectors' context: the text rules and hash banks this install holds."""
-    return Context()
+    """The rules and banks as they are now, for one batch of images."""
+    compiled = compile_enabled(session)
+    matcher = known_images.bank_matcher(session)
+    policy = known_images.never_again_policy(session)
+
+    def text_reasons(text: str) -> Sequence[tuple[str, Verdict]]:
+        return [
+            (match.label, Verdict.REJECT if match.action == RuleAction.REJECT else Verdict.FLAG)
+            for match in compiled.text_matches(text)
+        ]
+
+    def known_match(hex_hash: str) -> tuple[str, Verdict] | None:
+        return matcher.match(hex_hash, policy)
+
+    return Context(text_reasons=text_reasons, known_match=known_match)
+
+
+def take_notes(context: Context, media_id: int) -> dict[str, Any] | None:
+    """One image's notes, removed from the context (which outlives the image): what the
+    analyser sends back beside the image's findings."""
+    return context.notes.pop(media_id, None)
+
+
+def store_notes(session: Session, notes: Mapping[int, Mapping[str, Any]] | Context) -> None:
+    """Keep each image's hash (its picture, the never-again bank) and read text: the
+    notes by media id (from :func:`take_notes`), or a whole context's."""
+    if isinstance(notes, Context):
+        known_images.store_facts(session, notes.notes)
+        notes.notes.clear()
+    else:
+        known_images.store_facts(session, notes)

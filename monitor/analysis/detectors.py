@@ -24,6 +24,9 @@ ENTRY_POINT_GROUP = "hashtag_monitor.detectors"
 
 BUILTIN_DETECTORS: dict[str, str] = {
     "faces": "monitor.analysis.faces:FaceDetector",
+    "known_image": "monitor.analysis.known:KnownImageDetector",
+    "nudity": "monitor.analysis.nudity:NudityDetector",
+    "text": "monitor.analysis.text:TextDetector",
 }
 
 

@@ -81,6 +81,10 @@ class Context:
     text_reasons: Callable[[str], Sequence[tuple[str, Verdict]]] = lambda _text: ()
     #: A perceptual hash's match in the banks, if any: (reason in words, verdict).
     known_match: Callable[[str], tuple[str, Verdict] | None] = lambda _hash: None
+    #: What a detector learnt about an image that is no finding (its perceptual hash, the
+    #: text read in it), by media id: the pipeline stores it with the findings
+    #: (:func:`monitor.analysis.context.store_notes`), for reposts and the card.
+    notes: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class Detector(Protocol):

@@ -26,6 +26,7 @@ from typing import Any
 
 from PIL import Image
 
+from monitor.analysis.context import take_notes
 from monitor.analysis.findings import Context, Finding, ImageInput, ModelMissing
 
 log = logging.getLogger("monitor.analysis")
@@ -65,6 +66,9 @@ class Outcome:
 
     findings: tuple[Finding, ...] = ()
     errors: tuple[str, ...] = ()
+    #: What the detectors noted about the image that is no finding (its PDQ hash, the text
+    #: read in it): stored with the outcome (:func:`monitor.analysis.context.store_notes`).
+    notes: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -153,8 +157,8 @@ class Analyser:
             if kind == "running":
                 running = f"the {payload} check"
                 continue
-            findings, errors = payload
-            return Outcome(tuple(findings), tuple(errors))
+            findings, errors, notes = payload
+            return Outcome(tuple(findings), tuple(errors), notes)
 
     def stop(self) -> None:
         """Stop the child now (a later :meth:`analyse` starts a fresh one)."""
@@ -209,7 +213,7 @@ def _loop(conn: Connection, detectors: list[Any], contexts: dict[str, _Contexts]
         try:
             image = _open(Path(job.path))
         except _Unreadable as exc:
-            conn.send(("done", ([], [str(exc)])))
+            conn.send(("done", ([], [str(exc)], None)))
             continue
         item = ImageInput(
             image=image, position=job.position, media_id=job.media_id, post_id=job.post_id
@@ -217,7 +221,10 @@ def _loop(conn: Connection, detectors: list[Any], contexts: dict[str, _Contexts]
         context = contexts.setdefault(job.database_url, _Contexts(job.database_url)).get()
         if context is None:
             conn.send(
-                ("done", ([], ["the rules and hash banks could not be read from the database"]))
+                (
+                    "done",
+                    ([], ["the rules and hash banks could not be read from the database"], None),
+                )
             )
             continue
         for detector in detectors:
@@ -232,7 +239,8 @@ def _loop(conn: Connection, detectors: list[Any], contexts: dict[str, _Contexts]
                 errors.append(
                     f"the {detector.name} check failed: {type(exc).__name__}: {exc}"[:500]
                 )
-        conn.send(("done", (findings, errors)))
+        # The context outlives the image: its notes go back with its findings.
+        conn.send(("done", (findings, errors, take_notes(context, job.media_id))))
 
 
 class _Unreadable(Exception):

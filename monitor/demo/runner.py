@@ -26,12 +26,14 @@ from sqlalchemy.engine import Engine
 from monitor.config import Settings, load_settings
 from monitor.db import create_db_engine, require_current_schema, session_scope
 from monitor.demo.adapter import DEFAULT_RELEASE_SECONDS, register
+from monitor.demo.sample import SAMPLE_PLACES
 from monitor.demo.site import DIGEST_PATH, add_sample_site
 from monitor.listen import bind
 from monitor.logs import configure_logging
 from monitor.models import Role, utcnow
 from monitor.services.digest import compute_digest
 from monitor.services.mail import digest_subject, render_digest_text
+from monitor.services.rules import add_place_list
 from monitor.services.users import add_user
 from monitor.web.app import create_app
 
@@ -92,11 +94,18 @@ def sample_environment(settings: Settings, release_seconds: int) -> dict[str, st
 
 
 def seed(engine: Engine) -> DemoLogin:
-    """The trainee's one-time login; the personal-data detectors are on by default."""
+    """The trainee's one-time login and the sample area's place names; the personal-data
+    detectors are on by default."""
     password = secrets.token_urlsafe(12)
     with session_scope(engine) as session:
         add_user(
             session=session, name=TRAINER, role=Role.ADMIN, password=password, actor=DEMO_ACTOR
+        )
+        add_place_list(
+            session=session,
+            title="Schools and estates in the sample area",
+            data="\n".join(SAMPLE_PLACES).encode(),
+            actor=DEMO_ACTOR,
         )
     return DemoLogin(TRAINER, password)
 

@@ -55,6 +55,12 @@ class Case(StrEnum):
     NO_ALT_TEXT = "no_alt_text"
     EDITED_AT_SOURCE = "edited_at_source"
     DELETED_AT_SOURCE = "deleted_at_source"
+    #: A phone number written on the hand in the picture, not in the post's words.
+    PHONE_ON_HAND = "phone_on_hand"
+    #: A school's name written on the hand (on the sample area's place-name list).
+    PLACE_ON_HAND = "place_on_hand"
+    #: The same picture posted by several accounts: grouped on the card.
+    REPOST = "repost"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -300,6 +306,25 @@ NEWS_POSTS = (
      " everyone who has taken part. #HelpingHands"),
 )  # fmt: skip
 
+#: The sample area's schools and estates (the demo loads them as a place-name list).
+SAMPLE_PLACES = (
+    "Brookfield Primary School",
+    "Hollins Park Academy",
+    "Kingsway High School",
+    "Eastgate Academy",
+    "Millbrook Estate",
+)
+
+#: Words written on a hand that image analysis must read (the post's text is harmless).
+HAND_PHONE_WORDS = ("Text me 07700 900654", "Call 07700 900987")
+HAND_PLACE_WORDS = ("Eastgate Academy",)
+REPOST_CAPTIONS = (
+    "Sharing this, says it all #HelpingHands",
+    "This 👇 #CEADAY21",
+    "Saw this and had to repost #HelpingHands #CEADAY21",
+    "So true #CEADAY21",
+)
+
 EDITED_TEXT = (
     "EDIT: message me on 07700 900777 for free hand-painting kits for your kids' class!"
     " #CEADAY21 #HelpingHands"
@@ -498,6 +523,33 @@ def _cases(builder: _Builder, release_base: int) -> None:
             image=SampleImage("hand", words, None, variant=100 + index),
             backlog=index % 2 == 0,
             case=Case.NO_ALT_TEXT,
+        )
+    for index, words in enumerate(HAND_PHONE_WORDS + HAND_PLACE_WORDS):
+        user, name = _user(rng, release_base + 30 + index)
+        builder.add(
+            network=builder.network(),
+            user=user,
+            name=name,
+            text=CAPTIONS[index].format(words="Speak up"),
+            image=SampleImage(
+                "hand", words, "A hand with a message written on it.", variant=200 + index
+            ),
+            backlog=index % 2 == 0,
+            case=Case.PLACE_ON_HAND if words in HAND_PLACE_WORDS else Case.PHONE_ON_HAND,
+        )
+    shared = SampleImage(
+        "card", "Kids not criminals", "A card that reads “Kids not criminals”.", variant=300
+    )
+    for index, text in enumerate(REPOST_CAPTIONS):
+        user, name = _user(rng, release_base + 40 + index)
+        builder.add(
+            network=builder.network(),
+            user=user,
+            name=name,
+            text=text,
+            image=shared,
+            backlog=index < 2,
+            case=Case.REPOST,
         )
     for index, (title, body) in enumerate(NEWS_POSTS):
         builder.add(

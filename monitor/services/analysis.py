@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from monitor.analysis.context import store_notes
 from monitor.analysis.findings import Box, Finding, Verdict
 from monitor.analysis.runner import Analyser, Job, Outcome
 from monitor.config import Settings
@@ -296,6 +297,10 @@ def record_outcome(engine: Engine, settings: Settings, item: Waiting, outcome: O
         row.finished_at = utcnow()
         session.add(row)
         _apply(session, settings, post, item.position, outcome)
+        if outcome.notes:
+            # After the findings: a picture this outcome rejected goes into the never-again
+            # bank with its hash; the hash groups reposts; the read text is kept for the card.
+            store_notes(session, {item.media_id: outcome.notes})
     if outcome.errors:
         log.warning("post %d image %d: %s", item.post_id, item.position, "; ".join(outcome.errors))
     return True

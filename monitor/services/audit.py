@@ -63,6 +63,8 @@ class Action(StrEnum):
     LOGINS_UNLOCKED = "logins_unlocked"
     TOTP_ENABLED = "totp_enabled"
     TOTP_DISABLED = "totp_disabled"
+    HASH_BANK_IMPORTED = "hash_bank_imported"
+    HASH_BANK_DELETED = "hash_bank_deleted"
     #: An image's automatic check failed or overran: flagged for a person's own look.
     ANALYSIS_FAILED = "analysis_failed"
     #: A moderator had the stored copies replaced by ones blurred at the faces found.
@@ -117,6 +119,8 @@ _LABELS: dict[Action, str] = {
     Action.LOGINS_UNLOCKED: "logins unlocked",
     Action.TOTP_ENABLED: "two-factor login switched on",
     Action.TOTP_DISABLED: "two-factor login switched off",
+    Action.HASH_BANK_IMPORTED: "image hash bank imported",
+    Action.HASH_BANK_DELETED: "image hash bank deleted",
     Action.ANALYSIS_FAILED: "image check failed",
     Action.FACES_BLURRED: "faces blurred for publication",
 }

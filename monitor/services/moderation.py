@@ -21,10 +21,12 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from adapters import display_name
 from adapters.text import normalise_tag
+from monitor.analysis.text import alt_suggestion
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import (
     Consent,
+    ImageFacts,
     MediaAnalysis,
     MediaItem,
     ModerationEvent,
@@ -46,6 +48,13 @@ from monitor.services.analysis import (
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import Action, post_histories
 from monitor.services.consent import consents_by_post, latest_consent
+from monitor.services.known_images import (
+    Reposts,
+    bank_rejected_post,
+    facts_by_media,
+    reposts_for,
+    unbank_post,
+)
 from monitor.services.links import LinkHost, link_hosts
 from monitor.services.media import pinned_name
 from monitor.services.staging import SHOWN_KINDS, is_staged
@@ -334,7 +343,7 @@ def decide(
     if alt_edits := _apply_alt_changes(session, changes):
         detail["alt_edits"] = alt_edits
     reason = (reason or "").strip()[:MAX_REASON_CHARS] or None
-    return change_status(
+    result = change_status(
         session,
         post,
         target,
@@ -343,6 +352,10 @@ def decide(
         reason=reason,
         detail=detail or None,
     )
+    if target is PostStatus.REJECTED:
+        # A person rejected it: its pictures are never published again (known_images).
+        bank_rejected_post(session, post)
+    return result
 
 
 def change_status(
@@ -357,6 +370,8 @@ def change_status(
 ) -> DecisionResult:
     """Move a locked post to ``to``, bump its version, and put the change on the record."""
     result = DecisionResult(post.id or 0, post.status, to)
+    if post.status == PostStatus.REJECTED and to is not PostStatus.REJECTED and post.id:
+        unbank_post(session, post.id)  # the rejection was undone or reversed
     post.status = to
     post.version += 1
     session.add(post)
@@ -722,9 +737,23 @@ class QueueCard:
     revealed: bool = False
     #: The latest consent on record for this post, if any.
     consent: Consent | None = None
+    #: What image analysis learnt about each image (read text, hash), by media id.
+    facts: dict[int, ImageFacts] = dataclasses.field(default_factory=dict)
+    #: Other posts carrying one of this post's pictures, if any.
+    reposts: Reposts | None = None
     #: Each attachment's image analysis, by media id (empty when IMAGE_ANALYSIS is off).
     analyses: dict[int, MediaAnalysis] = dataclasses.field(default_factory=dict)
     image_analysis: bool = False
+
+    def read_text(self, item: MediaItem) -> str | None:
+        """The text read in one image, if any."""
+        found = self.facts.get(item.id or 0)
+        return found.read_text if found is not None else None
+
+    def alt_suggestion(self, item: MediaItem) -> str | None:
+        """A start for the alt text from the words read in the image (to be confirmed)."""
+        text = self.read_text(item)
+        return alt_suggestion(text) if text else None
 
     @property
     def being_checked(self) -> list[int]:
@@ -830,6 +859,8 @@ def load_cards(
     # Every post's: consent answers an opt-out, and also faces the image checks found.
     consents = consents_by_post(session, [post.id for post in posts if post.id])
     analyses = analyses_by_media(session, ids) if image_analysis else {}
+    facts = facts_by_media(session, [item.id or 0 for items in media.values() for item in items])
+    reposts = reposts_for(session, posts)
     cards = []
     for post in posts:
         history = histories[post.id or 0]
@@ -849,6 +880,8 @@ def load_cards(
                 consent=consents.get(post.id or 0),
                 analyses=analyses,
                 image_analysis=image_analysis,
+                facts={i.id or 0: facts[i.id or 0] for i in media[post.id or 0] if i.id in facts},
+                reposts=reposts.get(post.id or 0),
             )
         )
     return cards

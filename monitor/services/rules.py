@@ -6,7 +6,13 @@ Kinds of rule:
   and accents ("Café" blocks "cafe" but not "cafeteria");
 - ``blocked_author``: an author handle (the leading ``@`` is optional);
 - ``detector``: a personal-data detector (UK phone numbers, email addresses,
-  UK postcodes). Detectors only ever flag: a human decides.
+  UK postcodes). Detectors only ever flag: a human decides;
+- ``place_names``: a list of the area's schools, estates and streets an admin
+  uploaded (one name a line); any of them, on word boundaries, ignoring case and
+  accents, flags the post. Place names only ever flag.
+
+The text rules (everything but authors) run the same way over a post's text and
+over the text read in its images (:meth:`CompiledRules.text_matches`).
 
 Every automatic action is an audit row whose actor is ``rule:<id>`` and whose
 detail names the rule, so a moderator can see why a post was rejected or flagged.
@@ -14,18 +20,25 @@ detail names the rule, so a moderator can see why a post was rejected or flagged
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import re
 import unicodedata
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
+import ahocorasick
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
 from monitor.models import (
     ModerationEvent,
     ModerationRule,
+    PlaceName,
     Post,
     PostStatus,
     RuleAction,
@@ -79,6 +92,18 @@ def term_regex(term: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + r"\s+".join(re.escape(w) for w in words) + r"(?!\w)")
 
 
+#: Curly quotes and dashes people and OCR use interchangeably with the plain ones.
+_PLACE_PUNCTUATION = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2013": "-"})
+MAX_PLACE_NAMES = 20_000
+MAX_PLACE_FILE_BYTES = 2_000_000
+_PLACE_HEADERS = {"name", "names", "place", "places", "place name", "place names", "place_name"}
+
+
+def place_key(text: str) -> str:
+    """A name or a text as place names are compared: folded, plain quotes, single spaces."""
+    return " ".join(fold(text).translate(_PLACE_PUNCTUATION).split())
+
+
 def _author_key(handle: str) -> str:
     return fold(handle.strip()).lstrip("@")
 
@@ -94,6 +119,8 @@ class RuleMatch:
 
 
 def describe_rule(rule: ModerationRule) -> str:
+    if rule.kind == RuleKind.PLACE_NAMES:
+        return f"Place names “{rule.pattern}”"
     if rule.kind == RuleKind.DETECTOR:
         return f"Personal data: {DETECTORS[rule.pattern][0]}"
     if rule.kind == RuleKind.BLOCKED_AUTHOR:
@@ -104,12 +131,13 @@ def describe_rule(rule: ModerationRule) -> str:
 def validate_rule(
     kind_name: str, pattern: str, action_name: str
 ) -> tuple[RuleKind, str, RuleAction]:
-    """Check an admin's rule; detectors are forced to flag (they never reject)."""
+    """Check an admin's rule; detectors and place names are forced to flag (never reject)."""
     try:
         kind = RuleKind(kind_name)
     except ValueError:
         raise UserError(
-            f"rule kind {kind_name[:40]!r}: choose blocked_term, blocked_author or detector"
+            f"rule kind {kind_name[:40]!r}: choose blocked_term, blocked_author, detector or"
+            " place_names"
         ) from None
     try:
         action = RuleAction(action_name)
@@ -123,6 +151,8 @@ def validate_rule(
     if kind == RuleKind.DETECTOR:
         if pattern not in DETECTORS:
             raise UserError(f"detector {pattern[:40]!r}: choose {', '.join(DETECTORS)}")
+        return kind, pattern, RuleAction.FLAG
+    if kind == RuleKind.PLACE_NAMES:
         return kind, pattern, RuleAction.FLAG
     if kind == RuleKind.BLOCKED_AUTHOR:
         pattern = pattern.lstrip("@")
@@ -138,6 +168,8 @@ def add_rule(
 ) -> ModerationRule:
     """Create a rule (audited); an identical rule is not stored twice."""
     rule_kind, pattern, rule_action = validate_rule(kind, pattern, action)
+    if rule_kind == RuleKind.PLACE_NAMES:
+        raise UserError("a place-name list is uploaded as a file of names, one a line")
     for rule in list_rules(session=session):
         if (rule.kind, fold(rule.pattern), rule.action) == (rule_kind, fold(pattern), rule_action):
             raise UserError(f"that rule already exists (rule {rule.id})")
@@ -191,10 +223,58 @@ def list_rules(*, session: Session) -> list[ModerationRule]:
     return list(session.exec(select(ModerationRule).order_by(col(ModerationRule.id))))
 
 
-class CompiledRules:
-    """The enabled rules, compiled once per batch of posts."""
+class PlaceMatcher:
+    """Every name of the place-name lists in one Aho-Corasick automaton: one pass over a
+    text finds all of 10,000 names, where 10,000 regular expressions would take 10,000.
+    It keeps each rule's facts, not the rule row, so it outlives the session it came from."""
 
-    def __init__(self, rules: Sequence[ModerationRule]) -> None:
+    def __init__(self, names: Iterable[tuple[ModerationRule, str]]) -> None:
+        self._automaton: ahocorasick.Automaton | None = None
+        automaton = ahocorasick.Automaton()
+        for rule, name in names:
+            key = place_key(name)
+            facts = (rule.id or 0, rule.kind, rule.pattern, rule.action)
+            # Each name also run together, as a hashtag writes it (#StMarysSchool) and as
+            # OCR often reads handwriting ("EastgateAcademy").
+            for variant in (key, _JOINERS.sub("", key)):
+                if variant and variant not in automaton:
+                    automaton.add_word(variant, (len(variant), facts, name))
+        if len(automaton):
+            automaton.make_automaton()
+            self._automaton = automaton
+
+    def find(self, text: str) -> list[RuleMatch]:
+        """Each list name in ``text`` on word boundaries, once, in order of appearance."""
+        if self._automaton is None:
+            return []
+        key = place_key(text)
+        found: dict[str, RuleMatch] = {}
+        for end, (length, (rule_id, kind, pattern, action), name) in self._automaton.iter(key):
+            start = end - length + 1
+            before = key[start - 1] if start > 0 else " "
+            after = key[end + 1] if end + 1 < len(key) else " "
+            if not _is_word_char(before) and not _is_word_char(after) and name not in found:
+                found[name] = RuleMatch(rule_id, kind, pattern, action, f"Place name “{name}”")
+        return list(found.values())
+
+
+_JOINERS = re.compile(r"[\s'.-]+")
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+class CompiledRules:
+    """The enabled rules, compiled once per batch of posts (or of images)."""
+
+    def __init__(
+        self,
+        rules: Sequence[ModerationRule],
+        place_names: Iterable[tuple[ModerationRule, str]] = (),
+        *,
+        places: PlaceMatcher | None = None,
+    ) -> None:
         self.terms = [(r, term_regex(r.pattern)) for r in rules if r.kind == RuleKind.BLOCKED_TERM]
         self.authors = [
             (r, _author_key(r.pattern)) for r in rules if r.kind == RuleKind.BLOCKED_AUTHOR
@@ -204,18 +284,138 @@ class CompiledRules:
             for r in rules
             if r.kind == RuleKind.DETECTOR and r.pattern in DETECTORS
         ]
+        self.places = places if places is not None else PlaceMatcher(place_names)
+
+    def text_matches(self, raw: str) -> list[RuleMatch]:
+        """Every text rule (terms, personal data, place names) ``raw`` trips, rejecting rules
+        first: the one matcher for a post's text and for the text read in an image."""
+        folded = fold(raw)
+        found = [_match(r) for r, regex in self.terms if regex.search(folded)]
+        found += [_match(r) for r, regex in self.detectors if regex.search(raw)]
+        found += self.places.find(raw)
+        return sorted(found, key=lambda m: m.action != RuleAction.REJECT)
 
     def matches(self, post: Post) -> list[RuleMatch]:
         """Every enabled rule the post trips, rejecting rules first."""
         raw = "\n".join(filter(None, (post.content_warning, post.text, post.author_name)))
-        folded = fold(raw)
         author = _author_key(post.author_handle)
-        hits: list[ModerationRule] = []
-        hits += [r for r, regex in self.terms if regex.search(folded)]
-        hits += [r for r, key in self.authors if key == author]
-        hits += [r for r, regex in self.detectors if regex.search(raw)]
-        found = [RuleMatch(r.id or 0, r.kind, r.pattern, r.action, describe_rule(r)) for r in hits]
+        found = self.text_matches(raw)
+        found += [_match(r) for r, key in self.authors if key == author]
         return sorted(found, key=lambda m: m.action != RuleAction.REJECT)
+
+
+def _match(rule: ModerationRule) -> RuleMatch:
+    return RuleMatch(rule.id or 0, rule.kind, rule.pattern, rule.action, describe_rule(rule))
+
+
+#: The last automaton built per database, with what it was built from: an analyser
+#: rebuilds its context every few seconds, and 10,000 names take most of a second.
+_place_cache: weakref.WeakKeyDictionary[Engine, tuple[object, PlaceMatcher]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def compile_enabled(
+    session: Session, rules: Sequence[ModerationRule] | None = None
+) -> CompiledRules:
+    """The enabled rules (or ``rules``) with the names of their place-name lists loaded;
+    the names' automaton is reused while the lists are unchanged."""
+    if rules is None:
+        rules = [r for r in list_rules(session=session) if r.enabled]
+    lists = {r.id: r for r in rules if r.kind == RuleKind.PLACE_NAMES and r.id is not None}
+    if not lists:
+        return CompiledRules(rules)
+    in_lists = col(PlaceName.rule_id).in_(list(lists))
+    count, last = session.execute(
+        sa.select(sa.func.count(), sa.func.max(col(PlaceName.id))).where(in_lists)
+    ).one()
+    signature = (
+        tuple(sorted((r.id, r.pattern, r.action) for r in lists.values())),
+        int(count),
+        int(last or 0),
+    )
+    engine = session.get_bind().engine
+    cached = _place_cache.get(engine)
+    if cached is not None and cached[0] == signature:
+        return CompiledRules(rules, places=cached[1])
+    rows = session.execute(sa.select(col(PlaceName.rule_id), col(PlaceName.name)).where(in_lists))
+    matcher = PlaceMatcher((lists[rule_id], name) for rule_id, name in rows)
+    _place_cache[engine] = (signature, matcher)
+    return CompiledRules(rules, places=matcher)
+
+
+def parse_place_names(data: bytes) -> list[str]:
+    """The names in an uploaded list: CSV or plain text, one name a line (the first column),
+    UTF-8; blank lines, a header line and repeats are dropped. Refuses what is not such a list."""
+    if not data.strip():
+        raise UserError("the file is empty: give one place name a line")
+    if len(data) > MAX_PLACE_FILE_BYTES:
+        raise UserError(f"the file is over {MAX_PLACE_FILE_BYTES // 1_000_000} MB")
+    if b"\x00" in data:
+        raise UserError("the file is not text: give a CSV or text file, one place name a line")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError("the file is not UTF-8 text: save it as “CSV UTF-8”") from None
+    names: dict[str, str] = {}
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        name = " ".join(row[0].split()) if row else ""
+        if not name or (number == 1 and name.casefold() in _PLACE_HEADERS):
+            continue
+        if len(name) > MAX_PATTERN_CHARS:
+            raise UserError(
+                f"line {number}: a place name is at most {MAX_PATTERN_CHARS} characters"
+            )
+        if not any(ch.isalnum() for ch in place_key(name)):
+            raise UserError(f"line {number}: {name[:40]!r} has no letters or digits")
+        names.setdefault(place_key(name), name)
+        if len(names) > MAX_PLACE_NAMES:
+            raise UserError(f"a list holds at most {MAX_PLACE_NAMES} names")
+    if not names:
+        raise UserError("the file has no place names: give one a line")
+    return list(names.values())
+
+
+def add_place_list(*, session: Session, title: str, data: bytes, actor: str) -> ModerationRule:
+    """Store an uploaded place-name list as one flagging rule (audited) and its names."""
+    title = " ".join(title.split())[:MAX_PATTERN_CHARS]
+    if not title:
+        raise UserError("name the list (e.g. “Schools in Eastgate”)")
+    names = parse_place_names(data)
+    for rule in list_rules(session=session):
+        if rule.kind == RuleKind.PLACE_NAMES and fold(rule.pattern) == fold(title):
+            raise UserError(f"a place-name list called {title!r} exists (rule {rule.id})")
+    rule = ModerationRule(
+        kind=RuleKind.PLACE_NAMES,
+        pattern=title,
+        action=RuleAction.FLAG,
+        created_at=utcnow(),
+        created_by=actor,
+    )
+    session.add(rule)
+    session.flush()
+    session.execute(sa.insert(PlaceName), [{"rule_id": rule.id, "name": name} for name in names])
+    audit.record(
+        session,
+        actor=actor,
+        action=Action.RULE_ADDED,
+        reason=describe_rule(rule),
+        detail={
+            "rule_id": rule.id,
+            "kind": rule.kind,
+            "pattern": rule.pattern,
+            "names": len(names),
+        },
+    )
+    return rule
+
+
+def place_name_counts(session: Session) -> dict[int, int]:
+    """How many names each place-name list holds, for the rules page."""
+    rows = session.execute(
+        sa.select(col(PlaceName.rule_id), sa.func.count()).group_by(col(PlaceName.rule_id))
+    )
+    return {int(rule_id): int(count) for rule_id, count in rows}
 
 
 @dataclasses.dataclass(slots=True)
@@ -235,7 +435,7 @@ def apply_ingest_rules(*, session: Session, post_ids: Sequence[int]) -> RulesOut
     posts = session.exec(
         select(Post).where(col(Post.id).in_(list(post_ids)), Post.status == PostStatus.PENDING)
     )
-    return _apply(session, CompiledRules(rules), posts, RulesOutcome())
+    return _apply(session, compile_enabled(session, rules), posts, RulesOutcome())
 
 
 def _apply(
@@ -297,7 +497,7 @@ def preview_on_pending(*, session: Session, kind: str, pattern: str, action: str
 
 def apply_to_pending(*, session: Session, rule: ModerationRule) -> RulesOutcome:
     """Run one (new) rule over the pending backlog at once, audited per post like ingestion."""
-    compiled = CompiledRules([rule])
+    compiled = compile_enabled(session, [rule])
     outcome = RulesOutcome()
     for batch in _pending_batches(session):
         _apply(session, compiled, batch, outcome)

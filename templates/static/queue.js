@@ -172,6 +172,18 @@
     });
   });
 
+  // The words read in an image, offered as the start of its alt text: they fill the alt
+  // field for the moderator to check and edit; nothing is saved until the decision.
+  document.querySelectorAll("button.use-alt").forEach((button) => {
+    button.addEventListener("click", () => {
+      const target = document.getElementById(button.dataset.altTarget);
+      const source = document.getElementById(button.dataset.altSource);
+      if (!target || !source) return;
+      target.value = source.textContent;
+      target.focus();
+    });
+  });
+
   // Alt text: Escape goes back to the card, so "a" approves with what was written.
   document.querySelectorAll(".media-list textarea").forEach((area) => {
     area.addEventListener("keydown", (event) => {

@@ -205,3 +205,28 @@ def test_queue_pages_have_no_serious_accessibility_violations(engine: Engine, pa
     page.keyboard.press("?")
     expect(page.locator("dialog#help")).to_be_visible()
     assert _serious(page) == []
+
+
+def test_the_read_text_starts_the_alt_text_and_reposts_page_is_accessible(
+    engine: Engine, page: Page
+) -> None:
+    from monitor.models import MediaItem
+    from monitor.services.known_images import store_facts
+
+    _clear_queue(engine)
+    ids = _store(engine, make_post(), make_post())
+    with session_scope(engine) as session:
+        for post_id in ids:
+            item = session.exec(select(MediaItem).where(MediaItem.post_id == post_id)).one()
+            note = {"post_id": post_id, "pdq": "c" * 64, "pdq_quality": 100, "text": "Speak up"}
+            store_facts(session, {item.id or 0: note})
+    _log_in(page, "mo")
+    page.goto(f"/queue/posts/{ids[1]}")
+    assert _serious(page) == []
+    page.get_by_role("button", name="Use as alt text for image 1").click()
+    field = page.get_by_label("Alt text for image 1")
+    assert field.input_value() == "Hand with the words “Speak up” written on it"
+    assert _status(engine, ids[1]) == "pending"  # nothing is saved until a decision
+    page.goto(f"/queue/posts/{ids[1]}/reposts")
+    assert page.locator("article.card").count() == 2
+    assert _serious(page) == []

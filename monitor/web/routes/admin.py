@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Path, Query
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from monitor.errors import UserError
@@ -20,14 +20,26 @@ from monitor.services.alerts import failed_alerts
 from monitor.services.app_settings import gallery_paused
 from monitor.services.audit import audit_log, find_post_id
 from monitor.services.gallery import set_gallery_paused
+from monitor.services.known_images import (
+    IMPORTED,
+    MAX_BANK_FILE_BYTES,
+    delete_bank,
+    import_bank,
+    list_banks,
+    never_again_policy,
+    set_never_again_policy,
+)
 from monitor.services.mail import last_digest_send
 from monitor.services.moderation import reject_reasons, set_reject_reasons
 from monitor.services.rules import (
     DETECTORS,
+    MAX_PLACE_FILE_BYTES,
+    add_place_list,
     add_rule,
     delete_rule,
     describe_rule,
     list_rules,
+    place_name_counts,
     set_rule_enabled,
 )
 from monitor.services.sessions import add_flash, pop_flash
@@ -82,6 +94,10 @@ def admin_page(staff: AdminPage) -> Response:
             "roles": list(Role),
             "rules": [(rule, describe_rule(rule)) for rule in rules],
             "rule_kinds": list(RuleKind),
+            "place_counts": place_name_counts(session),
+            "banks": list_banks(session),
+            "imported_kind": IMPORTED,
+            "never_again_policy": never_again_policy(session),
             "detectors": DETECTORS,
             "reasons": reject_reasons(session),
             "paused": gallery_paused(session),
@@ -238,6 +254,24 @@ def admin_add_rule(
     return _attempt(staff, change)
 
 
+@router.post("/rules/places")
+def admin_add_place_list(
+    staff: AdminChange,
+    title: Annotated[str, Form(max_length=_SHORT)] = "",
+    names: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    """Upload a list of place names (CSV, one a line): any of them in a post flags it."""
+    # One byte over the limit is enough to refuse, without reading a huge upload whole.
+    data = names.file.read(MAX_PLACE_FILE_BYTES + 1) if names is not None else b""
+
+    def change() -> str:
+        rule = add_place_list(session=staff.session, title=title, data=data, actor=staff.user.name)
+        count = place_name_counts(staff.session).get(rule.id or 0, 0)
+        return f"Added rule {rule.id}: {describe_rule(rule)}, {count} names (flag)."
+
+    return _attempt(staff, change)
+
+
 @router.post("/rules/{rule_id}/{operation}")
 def admin_change_rule(
     rule_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
@@ -259,6 +293,52 @@ def admin_change_rule(
             actor=staff.user.name,
         )
         return f"Rule {rule_id} {operation}d."
+
+    return _attempt(staff, change)
+
+
+@router.post("/hash-banks")
+def admin_import_bank(
+    staff: AdminChange,
+    name: Annotated[str, Form(max_length=_SHORT)] = "",
+    hashes: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    """Import a bank of PDQ hashes: a match there is escalated and never shown."""
+    data = hashes.file.read(MAX_BANK_FILE_BYTES + 1) if hashes is not None else b""
+
+    def change() -> str:
+        bank, count = import_bank(
+            session=staff.session, name=name, data=data, actor=staff.user.name
+        )
+        return f"Imported the hash bank “{bank.name}”: {count:,} hashes."
+
+    return _attempt(staff, change)
+
+
+@router.post("/hash-banks/{bank_id}/delete")
+def admin_delete_bank(
+    bank_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], staff: AdminChange
+) -> Response:
+    """Delete an imported hash bank (new images are no longer matched against it)."""
+
+    def change() -> str:
+        bank = delete_bank(session=staff.session, bank_id=bank_id, actor=staff.user.name)
+        return f"Deleted the hash bank “{bank.name}”."
+
+    return _attempt(staff, change)
+
+
+@router.post("/never-again-policy")
+def admin_never_again_policy(
+    staff: AdminChange, policy: Annotated[str, Form(max_length=_SHORT)] = ""
+) -> Response:
+    """What a repost of a rejected picture does: rejected at once, or flagged."""
+
+    def change() -> str:
+        set_never_again_policy(session=staff.session, policy=policy, actor=staff.user.name)
+        if policy == "flag":
+            return "A repost of a rejected picture is now flagged for a moderator."
+        return "A repost of a rejected picture is now rejected automatically."
 
     return _attempt(staff, change)
 

@@ -23,6 +23,7 @@ from monitor.services.analysis import blur_faces, is_withheld
 from monitor.services.app_settings import gallery_paused
 from monitor.services.audit import Action, audit_log
 from monitor.services.consent import DEFAULT_COVERS, record_consent
+from monitor.services.known_images import posts_with_picture_of
 from monitor.services.media import PINNED_NAME_RE, is_held_media, pinned_file
 from monitor.services.moderation import (
     MAX_BULK_POSTS,
@@ -243,6 +244,37 @@ def post_page(staff: ViewerPage, post_id: Annotated[int, Path(ge=1, le=MAX_ROW_I
             "reasons": reject_reasons(session),
             "return_to": f"/queue/posts/{post_id}",
             "messages": messages,
+        },
+    )
+
+
+@router.get("/queue/posts/{post_id}/reposts", response_class=HTMLResponse)
+def reposts_page(
+    request: Request,
+    post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    user: ViewerUser,
+    session: SessionDep,
+    templates: TemplatesDep,
+) -> Response:
+    """Every post carrying the same picture as this one, as cards, to decide them together."""
+    post = session.get(Post, post_id)
+    if post is None:
+        raise HTTPException(status_code=404, detail=f"No post {post_id}.")
+    posts = posts_with_picture_of(session, post, limit=MAX_BULK_POSTS)
+    return _page(
+        templates,
+        request,
+        "queue/reposts.html",
+        {
+            "title": f"Reposts of the picture in post {post_id}",
+            "user": user,
+            "can_decide": role_at_least(user.role, Role.MODERATOR),
+            "post_id": post_id,
+            "cards": load_cards(session, posts, viewer=user.name),
+            "reasons": reject_reasons(session),
+            "return_to": f"/queue/posts/{post_id}/reposts",
+            "messages": pop_flash(session=session, request_session=request.state.web_session),
+            "max_bulk": MAX_BULK_POSTS,
         },
     )
 
