@@ -72,6 +72,8 @@ class Post(SQLModel, table=True):
         sa.Index("ix_posts_status_first_seen_at", "status", "first_seen_at"),
         # The queue pages flagged posts first, then by time, within one status.
         sa.Index("ix_posts_status_flagged_created", "status", "flagged", "created_at", "id"),
+        # A stream's delete event names the post by its ref (Mastodon: instance|local id).
+        sa.Index("ix_posts_platform_ref", "platform", "ref"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -91,6 +93,9 @@ class Post(SQLModel, table=True):
     content_hash: str = Field(max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     first_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    #: When the post became visible in the moderation queue (its pictures staged, or none to
+    #: stage): ``queued_at - first_seen_at`` is the stored-to-queue latency on /metrics.
+    queued_at: datetime | None = _time()
     last_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     edited_at: datetime | None = _time()
     deleted_at: datetime | None = _time()
@@ -368,6 +373,15 @@ class Source(SQLModel, table=True):
     possible_gap: str | None = Field(default=None, sa_type=sa.Text)
     retry_at: datetime | None = _time()
     backfill_cursor: str | None = Field(default=None, sa_type=sa.Text)
+    #: How posts arrive now: ``streaming``, ``catching_up`` or ``polling`` (None: polling,
+    #: the only mode a source had before streams); ``mode_note`` says why, for people.
+    mode: str | None = Field(default=None, max_length=20)
+    mode_note: str | None = Field(default=None, sa_type=sa.Text)
+    #: A stream's own resume position where it differs from the polling cursor (Jetstream's
+    #: ``time_us``), committed with the posts it covers.
+    stream_cursor: str | None = Field(default=None, sa_type=sa.Text)
+    #: The platform time up to which the stream has delivered everything: lag = now - this.
+    stream_position_at: datetime | None = _time()
 
 
 class PollRun(SQLModel, table=True):
