@@ -271,11 +271,12 @@ class Jetstream:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self.url = None
             self.backoff.connected_for(time.monotonic() - started)
+            failed = self.urls[self._index]
             if not connected:
                 # Never got through (DNS, refused, handshake): try the next instance.
                 self._index = (self._index + 1) % len(self.urls)
             delay = self.backoff.next_delay()
-            yield Disconnected(f"{self.urls[self._index]}: {reason}", delay)
+            yield Disconnected(f"{failed}: {reason}", delay)
             await asyncio.sleep(delay)
 
     async def _connection(self) -> AsyncIterator[StreamEvent]:
@@ -290,7 +291,7 @@ class Jetstream:
             self.url = self.urls[self._index]
             yield Connected(self.url, str(asked) if asked else None)
             checked = asked is None
-            last_position = time.monotonic()
+            last_position = 0.0  # the first unmatched event moves the position at once
             while True:
                 async with asyncio.timeout(self.idle_timeout):
                     raw = await socket.recv(decode=False)

@@ -131,9 +131,7 @@ def test_malformed_and_oversized_frames_are_skipped_and_the_stream_goes_on(
             live.send_event("ceaday21", "notification", "{}")  # not ours: ignored
             live.post("Still streaming #CEADAY21")
 
-    seen = run(
-        mastodon, lambda seen: _count(Posted, seen) == 1, on_event, max_frame_bytes=100_000
-    )
+    seen = run(mastodon, lambda seen: _count(Posted, seen) == 1, on_event, max_frame_bytes=100_000)
 
     reasons = [e.reason for e in seen if isinstance(e, Skipped)]
     assert len(reasons) == 5, reasons
@@ -164,9 +162,7 @@ def test_a_stall_without_closing_is_ended_by_the_heartbeat_timeout(
         elif isinstance(event, Disconnected):
             live.unstall()
 
-    seen = run(
-        mastodon, lambda seen: _count(Connected, seen) == 2, on_event, heartbeat_timeout=0.5
-    )
+    seen = run(mastodon, lambda seen: _count(Connected, seen) == 2, on_event, heartbeat_timeout=0.5)
 
     drop = next(e for e in seen if isinstance(e, Disconnected))
     assert "no data or heartbeat for 0.5 s" in drop.reason
@@ -232,4 +228,3 @@ def test_backoff_is_jittered_capped_and_reset_by_a_stable_connection() -> None:
     assert backoff.failures == 0
     first = [Backoff(base=1.0, cap=8.0).next_delay() for _ in range(200)]
     assert max(first) <= 1.0  # a first retry never waits long
-

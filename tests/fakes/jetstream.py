@@ -56,6 +56,7 @@ class FakeJetstream:
         return self
 
     def stop(self) -> None:
+        self.drop_all()
         if self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set_result, None)
         self._thread.join(10)
@@ -110,7 +111,8 @@ class FakeJetstream:
         """Other people's posts: the bulk of what the network sends."""
         for number in range(count):
             record = {"text": f"Lunch was good {number}", "createdAt": "2026-12-01T12:00:00Z"}
-            self.commit(f"at://did:plc:noise{number:020d}/app.bsky.feed.post/3n{number}", "create", record=record)
+            uri = f"at://did:plc:noise{number:020d}/app.bsky.feed.post/3n{number}"
+            self.commit(uri, "create", record=record)
 
     def send_raw(self, frame: bytes, *, time_us: int | None = None) -> None:
         """A frame as it is (kept for replay when it has a time)."""
@@ -171,9 +173,16 @@ class FakeJetstream:
         try:
             for frame in replay:
                 await socket.send(frame.decode())
+            closed = asyncio.ensure_future(socket.wait_closed())
             while True:
-                frame = await inbox.get()
+                getter = asyncio.ensure_future(inbox.get())
+                await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():  # the client went away
+                    getter.cancel()
+                    return
+                frame = getter.result()
                 if frame is None:
+                    closed.cancel()
                     return
                 with self._lock:
                     stalled = self._stalled

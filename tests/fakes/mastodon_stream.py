@@ -45,7 +45,9 @@ class FakeMastodonStream:
 
     # --- what happens at source ------------------------------------------------------
 
-    def post(self, text: str = "Streaming hands #CEADAY21", *, stream: bool = True, **kwargs: Any) -> dict[str, Any]:
+    def post(
+        self, text: str = "Streaming hands #CEADAY21", *, stream: bool = True, **kwargs: Any
+    ) -> dict[str, Any]:
         status = self.mastodon.add(text, **kwargs)
         if stream:
             self._broadcast(status, "update", json.dumps(status))
