@@ -265,7 +265,6 @@ class StreamRunner:
     async def _mastodon(self, adapter: MastodonAdapter, target: Target, interval: int) -> None:
         sources = await asyncio.to_thread(stream_sources, self.engine, adapter.name, [target])
         ids = [source.id for source in sources if source.id is not None]
-        self._source_ids += ids
         token = adapter.config.get("MASTODON_ACCESS_TOKEN", "").strip()
         if not self.settings.streaming or not token:
             why = (
@@ -321,7 +320,6 @@ class StreamRunner:
         interval = self.settings.poll_interval_seconds
         sources = await asyncio.to_thread(stream_sources, self.engine, adapter.name, targets)
         ids = [source.id for source in sources if source.id is not None]
-        self._source_ids += ids
         if not self.settings.streaming:
             note = f"STREAMING=false: polling every {interval} s"
             await asyncio.to_thread(set_mode, self.engine, ids, SourceMode.POLLING, note)
@@ -382,6 +380,7 @@ class StreamRunner:
     ) -> None:
         """Feed the pump; on every (re)connect or gap, catch up and then say "streaming"."""
         pumping = asyncio.ensure_future(pump.run())
+        self._source_ids += ids  # streamed: said to have stopped when the runner stops
         generation = 0
         catching: asyncio.Task[None] | None = None
 
