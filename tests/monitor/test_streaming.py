@@ -37,6 +37,11 @@ def _sources(engine: Engine, platform: str) -> list[Source]:
         return list(session.exec(query))
 
 
+def _note(engine: Engine, platform: str) -> str:
+    sources = _sources(engine, platform)
+    return (sources[0].mode_note or "") if sources else ""
+
+
 def _mode(engine: Engine, platform: str) -> SourceMode | None:
     modes = {SourceMode.read(s.mode) for s in _sources(engine, platform)}
     return modes.pop() if len(modes) == 1 else None
@@ -91,7 +96,7 @@ def test_a_gap_while_disconnected_is_filled_by_the_rest_catch_up_without_duplica
         missed = [live.post(f"Missed by the stream {n} #CEADAY21", stream=False) for n in range(3)]
         live.drop_all()
         expected = {s["uri"] for s in sent + missed}
-        wait_for(lambda: expected <= {p for p in _external_ids(engine)}, what="every post stored")
+        wait_for(lambda: expected <= set(_external_ids(engine)), what="every post stored")
         assert streams.catch_ups >= 2
     ids = _external_ids(engine)
     assert len(ids) == len(set(ids)) == 9
@@ -150,8 +155,7 @@ def test_a_stall_is_noticed_and_the_stream_comes_back(
     with running_streams(engine, settings):
         wait_for(lambda: live.connections == 1, what="a connection")
         live.stall()
-        wait_for(lambda: "no data or heartbeat" in (_sources(engine, "mastodon")[0].mode_note or ""),
-                 what="the stall noticed")  # fmt: skip
+        wait_for(lambda: "no data or heartbeat" in _note(engine, "mastodon"), what="the stall")
         assert _mode(engine, "mastodon") is SourceMode.POLLING
         live.unstall()
         status = live.post("After the stall #CEADAY21")
@@ -259,7 +263,7 @@ def test_jetstream_posts_are_stored_with_their_full_view_and_the_cursor(
     engine: Engine, bsky_settings: Settings, jetstream: FakeJetstream
 ) -> None:
     with running_streams(engine, bsky_settings):
-        wait_for(lambda: jetstream.connections == 1 and _mode(engine, "bluesky") is SourceMode.STREAMING, what="streaming")  # fmt: skip
+        wait_for(lambda: _mode(engine, "bluesky") is SourceMode.STREAMING, what="streaming")
         jetstream.noise(20)
         view = jetstream.post("On the jetstream #HelpingHands")
         post = wait_for(lambda: _post(engine, view["uri"]), what="the jetstream post")
