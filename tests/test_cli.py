@@ -10,8 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from monitor.cli import main
+from monitor.db import create_db_engine, session_scope
+from monitor.models import Source, utcnow
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import Reply
 
@@ -531,3 +534,30 @@ def test_totp_off_from_the_command_line_for_a_lost_phone(
     with Session(engine) as session:
         assert session.exec(select(User)).one().totp_secret is None
     engine.dispose()
+
+
+def test_status_says_each_sources_mode_and_lag(
+    cli: Callable[..., CliResult], env: FakeMastodon, db_url: str
+) -> None:
+    env.add_many(1)
+    cli("db", "upgrade")
+    assert cli("poll")[0] == 0
+    code, out, _ = cli("status")
+    assert code == 0 and "  mode: Polling, " in out and " behind" in out
+
+    engine = create_db_engine(db_url)
+    with session_scope(engine) as session:
+        session.execute(
+            sa.update(Source.__table__).values(
+                mode="streaming",
+                mode_note="live from http://127.0.0.1/api/v1/streaming/hashtag",
+                stream_position_at=utcnow(),
+            )
+        )
+    engine.dispose()
+    code, out, _ = cli("status", "--json")
+    [source] = json.loads(out)["sources"]
+    assert source["mode"] == "streaming" and source["lag_seconds"] < 60
+    assert source["mode_note"].startswith("live from")
+    code, out, _ = cli("status")
+    assert "  mode: Streaming, " in out and "(live from http://127.0.0.1/" in out
