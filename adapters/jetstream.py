@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -247,7 +247,7 @@ class Jetstream:
         url = f"{self.urls[self._index]}?wantedCollections={COLLECTION}"
         return (f"{url}&cursor={asked}" if asked else url), asked
 
-    async def events(self) -> AsyncIterator[StreamEvent]:
+    async def events(self) -> AsyncGenerator[StreamEvent, None]:
         """Stream forever, from the cursor (rewound), reconnecting and failing over."""
         while True:
             started = time.monotonic()
@@ -287,6 +287,7 @@ class Jetstream:
             open_timeout=self.open_timeout,
             proxy=None,
             compression=None,
+            close_timeout=2,
         ) as socket:
             self.url = self.urls[self._index]
             yield Connected(self.url, str(asked) if asked else None)

@@ -25,7 +25,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -178,7 +178,7 @@ class MastodonStream:
             self._base = base
         return self._base
 
-    async def events(self) -> AsyncIterator[StreamEvent]:
+    async def events(self) -> AsyncGenerator[StreamEvent, None]:
         """Stream forever; every (re)connect is announced, every drop says why and how
         long until the next try. Raises :class:`AuthFailed` when the token is refused."""
         while True:
@@ -252,6 +252,10 @@ class MastodonStream:
         except UnreadableRecord as exc:
             return Skipped(f"a {name} event with an unreadable status: {exc}")
         if normalise_tag(self.tag) not in post.hashtags:
+            if name == "status.update":
+                # The tag was edited out: what the post says now must still reach a
+                # moderator (it may be approved and public), but it is no new sighting.
+                return Posted(post, None, datetime.now(UTC), known_only=True)
             return Skipped(f"a {name} event for a status without #{self.tag}")
         cursor = None
         if name == "update" and (new_id := as_id(status.get("id"))):

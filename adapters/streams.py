@@ -46,6 +46,9 @@ class Posted:
     #: The position to store once this post is committed (None: keep the stored one).
     cursor: str | None = None
     position_at: datetime | None = None
+    #: An edit that no longer shows why we would collect the post (its campaign tag was
+    #: edited out): it updates a post we hold, and is not a new sighting.
+    known_only: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

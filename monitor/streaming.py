@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -118,7 +118,7 @@ class _Pump:
         batch = StreamBatch()
         for event in events:
             if isinstance(event, Posted):
-                batch.posts.append(event.post)
+                (batch.edits_of_known if event.known_only else batch.posts).append(event.post)
             elif isinstance(event, Deleted):
                 batch.deleted.append(event.ref)
             if event.cursor is not None:
@@ -220,11 +220,13 @@ class StreamRunner:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop reading, commit what was read (within ``timeout``), say so on every source."""
-        streams = list(self._tasks)
-        for task in streams:
-            task.cancel()
-        if streams:
-            await asyncio.wait(streams, timeout=timeout + 1)
+        pending = set(self._tasks)
+        deadline = asyncio.get_running_loop().time() + timeout + 5
+        # A stream finishing its last commit may ignore one cancellation; never two for long.
+        while pending and asyncio.get_running_loop().time() < deadline:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=timeout)
         for task in list(self._helpers):
             task.cancel()
         if self._helpers:
@@ -372,7 +374,7 @@ class StreamRunner:
     async def _consume(
         self,
         key: str,
-        events: AsyncIterator[StreamEvent],
+        events: AsyncGenerator[StreamEvent, None],
         pump: _Pump,
         ids: list[int],
         catch_up: Callable[[], Awaitable[None]],
@@ -436,5 +438,7 @@ class StreamRunner:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(pump.queue.join(), timeout=5)
             pumping.cancel()
+            with contextlib.suppress(Exception):
+                await events.aclose()  # ends the connection now, not at garbage collection
             if catching is not None:
                 catching.cancel()

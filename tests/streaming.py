@@ -84,10 +84,19 @@ class RunningStreams:
             if self.runner is not None:
                 self.call(self.runner.stop(timeout=5))
         finally:
+            self.call(_cancel_the_rest())
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
             self.loop.close()
             self._platforms.close()
+
+
+async def _cancel_the_rest() -> None:
+    """What ``asyncio.run`` does on the way out: no task outlives its loop."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 @contextlib.contextmanager

@@ -37,6 +37,8 @@ class StreamBatch:
     """What a stream delivered since the last commit."""
 
     posts: list[FetchedPost] = dataclasses.field(default_factory=list)
+    #: Edits to apply only to posts already stored (see ``Posted.known_only``).
+    edits_of_known: list[FetchedPost] = dataclasses.field(default_factory=list)
     #: Refs of posts deleted at source (most are posts we never stored).
     deleted: list[str] = dataclasses.field(default_factory=list)
     cursor: str | None = None
@@ -75,7 +77,8 @@ def store_batch(
     """
     now = now or utcnow()
     with session_scope(engine) as session:
-        result = record_posts(session=session, posts=batch.posts, now=now)
+        posts = batch.posts + stored_among(session, batch.edits_of_known)
+        result = record_posts(session=session, posts=posts, now=now)
         apply_ingest_rules(session=session, post_ids=result.new_ids + result.edited_ids)
         removed = mark_removed(session, known_refs(session, platform, batch.deleted), now)
         if result.edited or removed:
@@ -94,6 +97,19 @@ def store_batch(
             source.failures_in_row = 0
             source.failing_since = None
     return StoredBatch(result.new_ids, result.edited_ids, removed)
+
+
+def stored_among(session: Session, posts: Sequence[FetchedPost]) -> list[FetchedPost]:
+    """The posts among ``posts`` that are already stored."""
+    if not posts:
+        return []
+    table = Post.__table__
+    keys = {(post.platform, post.external_id) for post in posts}
+    query = sa.select(table.c.platform, table.c.external_id).where(
+        sa.tuple_(table.c.platform, table.c.external_id).in_(sorted(keys))
+    )
+    held = {(row.platform, row.external_id) for row in session.execute(query)}
+    return [post for post in posts if (post.platform, post.external_id) in held]
 
 
 def known_refs(session: Session, platform: str, refs: Sequence[str]) -> list[int]:

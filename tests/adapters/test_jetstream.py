@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 
 import pytest
 
@@ -55,14 +55,14 @@ def run(
             backoff=Backoff(base=0.05, cap=0.2),
             **options,  # type: ignore[arg-type]
         )
-        events: AsyncIterator[StreamEvent] = client.events()
+        events: AsyncGenerator[StreamEvent, None] = client.events()
         async with asyncio.timeout(10):
             async for event in events:
                 seen.append(event)
                 on_event(event, seen)
                 if until(seen):
                     break
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
         return seen
 
     return asyncio.run(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 import httpx
 import pytest
@@ -55,14 +55,14 @@ def run(
     async def main() -> list[StreamEvent]:
         seen: list[StreamEvent] = []
         async with httpx.AsyncClient(trust_env=False) as http:
-            events: AsyncIterator[StreamEvent] = _client(mastodon, http, **options).events()
+            events: AsyncGenerator[StreamEvent, None] = _client(mastodon, http, **options).events()
             async with asyncio.timeout(10):
                 async for event in events:
                     seen.append(event)
                     on_event(event, seen)
                     if until(seen):
                         break
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
         return seen
 
     return asyncio.run(main())

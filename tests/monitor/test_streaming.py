@@ -3,6 +3,7 @@ a real database, and the faults a campaign day brings. No post lost, none stored
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -325,3 +326,64 @@ def test_jetstream_fails_over_when_an_instance_does_not_resolve(
         wait_for(
             lambda: jetstream.url in (_sources(engine, "bluesky")[0].mode_note or ""), what="named"
         )
+
+
+def test_an_edit_that_removes_the_hashtag_still_updates_the_post_we_hold(
+    engine: Engine, settings: Settings, live: FakeMastodonStream
+) -> None:
+    with running_streams(engine, settings):
+        wait_for(lambda: _mode(engine, "mastodon") is SourceMode.STREAMING, what="streaming")
+        held = live.post("Innocent words #CEADAY21")
+        wait_for(lambda: _post(engine, held["uri"]), what="the post")
+        # Edited to say something else and drop the tag; an unknown post edited so is no news.
+        edited = live.mastodon.edit(held["id"], "Something else entirely")
+        edited["tags"] = []
+        live.send_event("ceaday21", "status.update", json.dumps(edited))
+        stranger = live.mastodon.add("Not ours at all", tags=())
+        live.send_event("ceaday21", "status.update", json.dumps(stranger))
+        wait_for(
+            lambda: (p := _post(engine, held["uri"])) and p.text == "Something else entirely",
+            what="the edit applied",
+        )
+    assert _post(engine, stranger["uri"]) is None
+
+
+def test_a_database_failure_mid_stream_loses_nothing(
+    engine: Engine,
+    settings: Settings,
+    live: FakeMastodonStream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import monitor.streaming
+
+    real = monitor.streaming.store_batch
+    failures = {"left": 3}
+
+    def flaky(**kwargs: object) -> object:
+        if failures["left"] and kwargs["batch"].posts:  # type: ignore[attr-defined]
+            failures["left"] -= 1
+            raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(monitor.streaming, "store_batch", flaky)
+    with running_streams(engine, settings):
+        wait_for(lambda: _mode(engine, "mastodon") is SourceMode.STREAMING, what="streaming")
+        sent = [live.post(f"Through the outage {n} #CEADAY21") for n in range(5)]
+        wait_for(lambda: {s["uri"] for s in sent} <= set(_external_ids(engine)), what="all five")
+    assert failures["left"] == 0
+    assert len(_external_ids(engine)) == 5
+
+
+@pytest.mark.slow
+def test_a_jetstream_flood_among_network_noise_is_stored_whole(
+    sqlite_engine: Engine, bsky_settings: Settings, jetstream: FakeJetstream
+) -> None:
+    engine = sqlite_engine
+    with running_streams(engine, bsky_settings):
+        wait_for(lambda: _mode(engine, "bluesky") is SourceMode.STREAMING, what="streaming")
+        for _ in range(4):
+            jetstream.noise(2500)
+            for number in range(500):
+                jetstream.post(f"Flood {number} #CEADAY21")
+        wait_for(lambda: _count(engine) == 2000, timeout=90, what="all 2,000 posts")
+    assert len(set(_external_ids(engine))) == 2000
