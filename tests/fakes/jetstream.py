@@ -95,6 +95,8 @@ class FakeJetstream:
         """A commit event for ``at://did/app.bsky.feed.post/rkey``; returns its time_us."""
         did, _, rkey = uri.removeprefix("at://").partition("/app.bsky.feed.post/")
         moment = time_us or self.now_us()
+        with self._lock:  # time_us only grows on a real instance, whatever a test asks for
+            self._last_us = max(self._last_us, moment)
         commit: dict[str, Any] = {
             "rev": f"rev{moment}",
             "operation": operation,
