@@ -57,6 +57,7 @@ from monitor.services.streams import (
     StoredBatch,
     StreamBatch,
     note_position,
+    note_unstored,
     set_mode,
     store_batch,
     stream_sources,
@@ -137,19 +138,37 @@ class _Pump:
                 except asyncio.QueueEmpty:
                     break
             batch = self.batch(events)
-            while True:
-                try:
-                    stored = await asyncio.to_thread(self._store, batch)
-                    break
-                except SQLAlchemyError as exc:
-                    # Kept in memory and tried again: the stream's events are not lost.
-                    log.error(
-                        "stream %s: not stored yet: %s", self.platform, describe_db_error(exc)
-                    )
-                    await asyncio.sleep(backoff.next_delay())
-            self.runner.stage(stored.new_ids + stored.edited_ids)
+            stored = await self._store_or_give_up(batch, backoff)
+            if stored is not None:
+                self.runner.stage(stored.new_ids + stored.edited_ids)
             for _ in events:
                 self.queue.task_done()
+
+    async def _store_or_give_up(self, batch: StreamBatch, backoff: Backoff) -> StoredBatch | None:
+        """Commit, retrying a database failure for as long as it lasts (the events wait in
+        memory); a batch that fails for another reason (a bug) is tried three times, then
+        left to the next poll, which re-reads it from the cursor it did not move."""
+        attempts = 0
+        while True:
+            try:
+                return await asyncio.to_thread(self._store, batch)
+            except SQLAlchemyError as exc:
+                reason = describe_db_error(exc)
+                log.error("stream %s: not stored yet: %s", self.platform, reason)
+            except Exception as exc:
+                attempts += 1
+                log.exception("stream %s: a batch could not be stored", self.platform)
+                if attempts >= 3:
+                    gap = (
+                        f"{len(batch.posts)} streamed post(s) could not be stored"
+                        f" ({type(exc).__name__}: {exc}); the next poll reads them again"
+                    )
+                    with contextlib.suppress(SQLAlchemyError):
+                        await asyncio.to_thread(
+                            note_unstored, self.runner.engine, self.source_ids, gap
+                        )
+                    return None
+            await asyncio.sleep(backoff.next_delay())
 
     def _store(self, batch: StreamBatch) -> StoredBatch:
         if self.hydrate is not None and batch.posts:

@@ -93,9 +93,6 @@ def store_batch(
                 source.stream_position_at = max(
                     batch.position_at, source.stream_position_at or batch.position_at
                 )
-            source.last_success_at = now
-            source.failures_in_row = 0
-            source.failing_since = None
     return StoredBatch(result.new_ids, result.edited_ids, removed)
 
 
@@ -143,6 +140,15 @@ def set_mode(
     with session_scope(engine) as session:
         table = Source.__table__
         session.execute(sa.update(table).where(table.c.id.in_(source_ids)).values(**values))
+
+
+def note_unstored(engine: Engine, source_ids: Sequence[int], reason: str) -> None:
+    """Streamed events that could not be stored: a possible gap until the next poll."""
+    with session_scope(engine) as session:
+        table = Source.__table__
+        session.execute(
+            sa.update(table).where(table.c.id.in_(source_ids)).values(possible_gap=reason)
+        )
 
 
 def note_position(engine: Engine, source_ids: Sequence[int], position_at: datetime) -> None:

@@ -387,3 +387,31 @@ def test_a_jetstream_flood_among_network_noise_is_stored_whole(
                 jetstream.post(f"Flood {number} #CEADAY21")
         wait_for(lambda: _count(engine) == 2000, timeout=90, what="all 2,000 posts")
     assert len(set(_external_ids(engine))) == 2000
+
+
+def test_a_batch_that_cannot_be_stored_is_left_to_the_next_poll_and_said(
+    engine: Engine,
+    settings: Settings,
+    live: FakeMastodonStream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import monitor.streaming
+
+    real = monitor.streaming.store_batch
+    broken = {"on": True}
+
+    def store(**kwargs: object) -> object:
+        if broken["on"] and kwargs["batch"].posts:  # type: ignore[attr-defined]
+            raise ValueError("a bug in a rule")
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(monitor.streaming, "store_batch", store)
+    with running_streams(engine, settings):
+        wait_for(lambda: _mode(engine, "mastodon") is SourceMode.STREAMING, what="streaming")
+        status = live.post("Hit by the bug #CEADAY21")
+        gap = wait_for(lambda: _sources(engine, "mastodon")[0].possible_gap, what="the gap said")
+        assert "1 streamed post(s) could not be stored (ValueError: a bug in a rule)" in gap
+        assert _post(engine, status["uri"]) is None
+        broken["on"] = False
+        live.drop_all()  # the reconnect's catch-up reads it again: the cursor did not move
+        wait_for(lambda: _post(engine, status["uri"]), what="the post, by the catch-up")
