@@ -22,6 +22,7 @@ ended by the read timeout and reconnected like a drop. Frames over
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 import time
@@ -62,9 +63,9 @@ def later_id(stored: str | None, candidate: str) -> str:
 def streaming_base(instance: str, configured: Any) -> str:
     """The https base of the streaming API from ``configuration.urls.streaming``.
 
-    Only a host under the instance's own domain is trusted (``streaming.example.social``
-    for ``example.social``): a hostile instance must not point us at an arbitrary host.
-    Anything else falls back to the instance itself, which serves streaming too.
+    Only the instance's own host or a subdomain of it is trusted (``streaming.example.social``
+    for ``example.social``): the token must not be sent to an arbitrary host. Anything
+    else falls back to the instance itself, which serves the streaming API too.
     """
     if not isinstance(configured, str):
         return instance
@@ -78,11 +79,20 @@ def streaming_base(instance: str, configured: Any) -> str:
     scheme = "https" if url.scheme in ("wss", "https") else "http"
     if home.scheme == "https" and scheme != "https":
         return instance  # never step down from TLS
-    parent = home.host.split(".", 1)[1] if home.host.count(".") >= 2 else home.host
-    if url.host != home.host and not url.host.endswith(f".{parent}"):
+    if url.host != home.host and not _under(url.host, home.host):
         return instance
     port = f":{url.port}" if url.port else ""
     return f"{scheme}://{url.host}{port}"
+
+
+def _under(host: str, home: str) -> bool:
+    """``host`` is a subdomain of ``home`` (``streaming.example.social``). Not a sibling:
+    without the public suffix list, ``*.co.uk`` would pass for ``mastodon.co.uk``."""
+    try:
+        ipaddress.ip_address(home)
+        return False  # an address has no subdomains
+    except ValueError:
+        return host.endswith(f".{home}")
 
 
 class _CappedLines:

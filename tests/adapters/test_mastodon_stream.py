@@ -213,6 +213,13 @@ def test_only_a_streaming_host_under_the_instances_domain_is_trusted(
     assert streaming_base("https://example.social", configured) == expected
 
 
+def test_an_instance_at_an_address_trusts_only_that_address() -> None:
+    assert streaming_base("http://10.0.0.1:3000", "ws://5.0.0.1") == "http://10.0.0.1:3000"
+    assert streaming_base("http://10.0.0.1:3000", "ws://10.0.0.1:4000") == "http://10.0.0.1:4000"
+    # A sibling is not trusted: without the public suffix list it could be anyone's.
+    assert streaming_base("https://mastodon.co.uk", "wss://x.co.uk") == "https://mastodon.co.uk"
+
+
 def test_the_cursor_is_the_newest_id() -> None:
     assert later_id(None, "5") == "5"
     assert later_id("109", "99") == "109"
