@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import httpx
 
 from adapters.paging import (
     Batch,
     CredentialCache,
+    CursorTime,
     JsonCursor,
     UnreadableRecord,
     WalkPage,
+    finish_then_continue,
     normalise_each,
     walk_newest_first,
 )
@@ -38,10 +40,13 @@ from adapters.paging import (
 __all__ = [
     "Batch",
     "CredentialCache",
+    "CursorTime",
     "JsonCursor",
     "UnreadableRecord",
     "WalkPage",
+    "finish_then_continue",
     "normalise_each",
+    "stop_if_spent",
     "walk_newest_first",
 ]
 
@@ -50,6 +55,7 @@ if TYPE_CHECKING:
     from adapters.settings import AdapterSettings
 
 MediaKind = Literal["image", "video", "gif", "audio"]
+R = TypeVar("R")
 
 
 class AdapterError(Exception):
@@ -86,6 +92,19 @@ class RequestRejected(AdapterError):
 
 class MalformedResponse(AdapterError):
     """The platform answered with something that is not the documented JSON."""
+
+
+def stop_if_spent(page: WalkPage[Any, Any], spent: str, advice: str) -> None:
+    """End a walk whose request window is spent, once its page was handed over.
+
+    ``spent`` names what ran out ("x: search requests"); ``advice`` says what
+    happens next. A walk that had finished anyway ends quietly.
+    """
+    retry_at = page.batch.retry_at
+    if retry_at is not None and not page.finished:
+        raise RateLimited(
+            f"{spent} spent until {retry_at:%H:%M:%S} UTC; {advice}", retry_at=retry_at
+        )
 
 
 def checked_base_url(key: str, value: str) -> str:
@@ -192,6 +211,33 @@ class RefreshResult:
     posts: tuple[FetchedPost, ...] = ()
     deleted: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
+
+    def __add__(self, other: RefreshResult) -> RefreshResult:
+        return RefreshResult(
+            self.posts + other.posts, self.deleted + other.deleted, self.skipped + other.skipped
+        )
+
+
+def refresh_in_chunks(
+    ids: Iterable[str],
+    size: int,
+    lookup: Callable[[list[str]], Mapping[str, R]],
+    normalise: Callable[[list[R]], tuple[tuple[FetchedPost, ...], tuple[str, ...]]],
+) -> RefreshResult:
+    """Known posts looked up ``size`` ids a request, each id once.
+
+    ``lookup`` answers the records it found by id; an id missing from its
+    answer is gone at source (deleted, or no longer public). ``normalise`` is
+    the platform's :func:`normalise_each` over the records found.
+    """
+    wanted = list(dict.fromkeys(ids))
+    result = RefreshResult()
+    for start in range(0, len(wanted), size):
+        chunk = wanted[start : start + size]
+        found = lookup(chunk)
+        posts, skipped = normalise(list(found.values()))
+        result += RefreshResult(posts, tuple(i for i in chunk if i not in found), skipped)
+    return result
 
 
 class Adapter(ABC):

@@ -25,11 +25,11 @@ Every page therefore carries a cursor that resumes exactly where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import html
-import json
+import math
 import re
-import threading
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -41,23 +41,31 @@ import pydantic
 
 from adapters.base import (
     Adapter,
+    AdapterError,
     AuthFailed,
     Author,
+    Batch,
     ConfigError,
+    CredentialCache,
+    CursorTime,
     Engagement,
     FetchedPost,
     JsonCursor,
     MalformedResponse,
     Media,
     Page,
-    RateLimited,
     RefreshResult,
     RequestRejected,
     Target,
     UnreadableRecord,
+    WalkPage,
+    finish_then_continue,
     normalise_each,
+    refresh_in_chunks,
+    stop_if_spent,
+    walk_newest_first,
 )
-from adapters.http import HttpClient, decode_json, epoch_reset_reader
+from adapters.http import HttpClient, decode_json, epoch_reset_reader, error_body, spent_until
 from adapters.settings import AdapterSettings
 from adapters.text import (
     as_array,
@@ -69,6 +77,7 @@ from adapters.text import (
     http_url,
     normalise_tag,
     parse_time,
+    platform_tags,
     sanitise_html,
     unique,
 )
@@ -112,73 +121,43 @@ class _Session:
     refresh: str
 
 
-# Sessions outlive adapter instances (one is built per polling cycle) because
-# createSession has a small daily budget; the lock also stops concurrent
-# targets from logging in or refreshing twice.
-_SESSIONS: dict[tuple[str, str, str], _Session] = {}
-_SESSIONS_LOCK = threading.Lock()
+#: Sessions outlive adapter instances (one is built per polling cycle) because
+#: createSession has a small daily budget; one login per account for the process.
+_SESSIONS: CredentialCache[_Session] = CredentialCache()
 #: Credentials the server refused, with when and why: not tried again for a while,
 #: so a wrong password does not spend the daily login budget (new keys retry at once).
 _REFUSED: dict[tuple[str, str, str], tuple[datetime, str]] = {}
 LOGIN_RETRY_AFTER = timedelta(minutes=30)
+#: An access token is used until the server refuses it, then refreshed.
+_UNTIL_REFUSED = math.inf
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _time_or_none(value: Any) -> datetime | None:
-    """A stored cursor time (ISO 8601 with a zone, or an aware datetime), else None."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else None
-    return parse_time(value)
-
-
-def _as_time(value: Any) -> datetime:
-    moment = _time_or_none(value)
-    if moment is None:
-        raise ValueError("not an ISO 8601 time")
-    return moment
-
-
-#: A cursor time, stored in the API's own form; without ``newest`` the cursor is unreadable,
-#: an unreadable window bound only drops the window.
-_CursorTime = Annotated[
-    datetime, pydantic.BeforeValidator(_as_time), pydantic.PlainSerializer(_iso)
-]
-_WindowTime = Annotated[
-    datetime | None, pydantic.BeforeValidator(_time_or_none), pydantic.PlainSerializer(_iso)
-]
+#: A page of a walk: the query's ``until`` bound and the API's cursor within that query.
+_Position = tuple[datetime | None, str | None]
+_Time = Annotated[CursorTime, pydantic.PlainSerializer(_iso, when_used="unless-none")]
 
 
 class _State(JsonCursor):
     """The polling cursor: stored up to ``newest``; ``[lower, upper)`` still to walk."""
 
     v: int = 1
-    newest: _CursorTime
-    lower: _WindowTime = None
-    upper: _WindowTime = None
+    newest: _Time
+    lower: _Time = None
+    upper: _Time = None
 
     @pydantic.model_validator(mode="after")
     def _window_or_none(self) -> Self:
-        """A half-stored or empty window is no window: poll on from ``newest``."""
+        """Unreadable without ``newest``; a half-stored or empty window is no window."""
+        if self.newest is None:
+            raise ValueError("no newest time")
         if self.lower is None or self.upper is None or self.lower >= self.upper:
             object.__setattr__(self, "lower", None)
             object.__setattr__(self, "upper", None)
         return self
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Step:
-    """One page of a walk from ``upper`` (or now) back to ``lower``."""
-
-    posts: tuple[FetchedPost, ...]
-    skipped: tuple[str, ...]
-    newest: datetime | None
-    oldest: datetime | None
-    finished: bool
-    #: When the rate-limit window is spent: stop after this page and come back then.
-    exhausted_until: datetime | None = None
 
 
 class BlueskySettings(AdapterSettings):
@@ -209,29 +188,7 @@ class BlueskyAdapter(Adapter):
 
     # --- session -----------------------------------------------------------------
 
-    def _access_token(self) -> str:
-        with _SESSIONS_LOCK:
-            session = _SESSIONS.get(self._session_key)
-            if session is None:
-                session = self._create_session()
-                _SESSIONS[self._session_key] = session
-            return session.access
-
-    def _renew(self, stale_access: str) -> str:
-        """A fresh access token after ``stale_access`` was refused; one renewal per expiry."""
-        with _SESSIONS_LOCK:
-            session = _SESSIONS.get(self._session_key)
-            if session is not None and session.access != stale_access:
-                return session.access  # another thread renewed it meanwhile
-            # A transient failure here leaves the old session in place for the next try.
-            renewed = self._refresh_session(session) if session is not None else None
-            if renewed is None:
-                _SESSIONS.pop(self._session_key, None)
-                renewed = self._create_session()
-            _SESSIONS[self._session_key] = renewed
-            return renewed.access
-
-    def _create_session(self) -> _Session:
+    def _create_session(self) -> tuple[_Session, float]:
         refused = _REFUSED.get(self._session_key)
         if refused is not None and datetime.now(UTC) - refused[0] < LOGIN_RETRY_AFTER:
             retry = refused[0] + LOGIN_RETRY_AFTER
@@ -245,25 +202,16 @@ class BlueskyAdapter(Adapter):
         )
         if response.is_success:
             _REFUSED.pop(self._session_key, None)
-            return _session_from(decode_json(response))
+            return _session_from(decode_json(response)), _UNTIL_REFUSED
         error, message = _xrpc_error(response)
-        if error == "AuthFactorTokenRequired":
-            advice = "the account asks for an email code: use an app password instead"
-        elif error == "AccountTakedown":
-            advice = "the account has been taken down; use another account"
-        else:
-            advice = (
-                "check BLUESKY_HANDLE and create an app password under Settings > Privacy"
-                " and security > App passwords for BLUESKY_APP_PASSWORD"
-            )
         reason = (
             f"bluesky: login as {self.handle!r} refused"
-            f" (HTTP {response.status_code} {error or ''}: {message}); {advice}"
+            f" (HTTP {response.status_code} {error or ''}: {message}); {_login_advice(error)}"
         )
         _REFUSED[self._session_key] = (datetime.now(UTC), reason)
         raise AuthFailed(reason)
 
-    def _refresh_session(self, session: _Session) -> _Session | None:
+    def _refresh_session(self, session: _Session) -> tuple[_Session, float] | None:
         """Renew with the refresh token; None when that is refused too (log in again)."""
         response = self.http.request(
             "POST",
@@ -272,64 +220,57 @@ class BlueskyAdapter(Adapter):
             reset_reader=_reset_reader,
             ok_statuses=frozenset({400, 401, 403}),
         )
-        return _session_from(decode_json(response)) if response.is_success else None
+        if not response.is_success:
+            return None
+        return _session_from(decode_json(response)), _UNTIL_REFUSED
 
     def _xrpc(self, method: str, params: Any) -> tuple[Any, httpx.Response]:
         """GET an XRPC query with the session, renewing it once if it expired."""
-        url = f"{self.base}/xrpc/{method}"
-        token = self._access_token()
-        for attempt in (1, 2):
+        refusals: list[httpx.Response] = []
+
+        def send(session: _Session) -> tuple[Any, httpx.Response] | None:
             response = self.http.request(
                 "GET",
-                url,
+                f"{self.base}/xrpc/{method}",
                 params=params,
-                headers={"Authorization": f"Bearer {token}"},
+                headers={"Authorization": f"Bearer {session.access}"},
                 reset_reader=_reset_reader,
                 ok_statuses=frozenset({400, 401, 403}),
             )
             if response.is_success:
                 return decode_json(response), response
             error, message = _xrpc_error(response)
-            expired = response.status_code == 401 or error in ("ExpiredToken", "InvalidToken")
-            if expired and attempt == 1:
-                token = self._renew(token)
-                continue
-            if expired or response.status_code == 403:
-                raise AuthFailed(
-                    f"bluesky: {method} refused the session of {self.handle!r}"
-                    f" (HTTP {response.status_code} {error or ''}: {message}); check"
-                    " BLUESKY_HANDLE and BLUESKY_APP_PASSWORD"
-                )
-            raise RequestRejected(
-                f"bluesky: {method} refused the request"
-                f" (HTTP {response.status_code} {error or ''}: {message})"
-            )
-        raise AssertionError("unreachable: the second attempt returns or raises")
+            if response.status_code == 401 or error in ("ExpiredToken", "InvalidToken"):
+                refusals.append(response)
+                return None  # expired: refresh and ask again
+            raise _refusal(method, self.handle, response)
+
+        return _SESSIONS.renewing_once(
+            self._session_key,
+            self._create_session,
+            send,
+            lambda: _refusal(method, self.handle, refusals[-1]),
+            renew=self._refresh_session,
+        )
 
     # --- polling -----------------------------------------------------------------
 
     def search(
         self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
     ) -> Iterator[Page]:
-        state = _State.load(cursor) if cursor else None
+        state = _State.load(cursor)
         gap = _LOST_CURSOR if cursor and state is None else None
-        budget = max_pages
+        unfinished = None
         if state is not None and state.lower is not None and state.upper is not None:
-            # An earlier walk stopped part-way: finish its window before reading newer posts.
-            done = False
-            window = self._window(target, state.lower, state.upper, state.newest, budget)
-            for page, finished in window:
-                budget -= 1
-                done = finished
-                yield page
-            if not done or budget <= 0:
-                return
-            state = _State(newest=state.newest)
-        if state is None:
+            # An earlier walk stopped part-way: its window is read before newer posts.
+            window = (target, state.lower, state.upper, state.newest)
+            unfinished = functools.partial(self._window, *window)
+        if state is None or state.newest is None:
             lower, newest = since, None
         else:
             lower, newest = state.newest - OVERLAP, state.newest
-        for page, _finished in self._window(target, lower, None, newest, budget):
+        newer = functools.partial(self._window, target, lower, None, newest)
+        for page in finish_then_continue(unfinished, newer, max_pages):
             yield dataclasses.replace(page, gap=gap) if gap else page
             gap = None
 
@@ -342,72 +283,71 @@ class BlueskyAdapter(Adapter):
         budget: int,
     ) -> Iterator[tuple[Page, bool]]:
         """Walk ``[lower, upper)``; each page's cursor resumes right after it."""
-        for step in self._walk(target, lower, upper, budget):
-            if step.newest is not None:
-                newest = max(newest, step.newest) if newest else step.newest
-            state: _State | None
-            if step.finished:
+        for page in self._walk(target, lower, upper, budget):
+            batch = page.batch
+            if batch.newest is not None:
+                newest = max(newest, batch.newest) if newest else batch.newest
+            state: _State | None = None  # nothing datable on this page: keep the stored cursor
+            if page.finished:
                 state = _State(newest=max(newest, lower) if newest else lower)
-            elif step.oldest is not None:
-                upper = _bound_after(upper, step.oldest)
-                assert upper is not None
+            elif batch.oldest is not None:
+                upper = _bound_after(upper, batch.oldest)
                 state = _State(newest=newest or upper, lower=lower, upper=upper)
-            else:  # nothing datable on this page: keep the stored cursor
-                state = None
             cursor = state.dump() if state else None
-            yield Page(step.posts, cursor, skipped=step.skipped), step.finished
-            _stop_if_exhausted(step, "the walk resumes from the stored cursor")
+            yield Page(page.posts, cursor, skipped=page.skipped), page.finished
+            stop_if_spent(
+                page, "bluesky: request budget", "the walk resumes from the stored cursor"
+            )
 
     def backfill(
         self, target: Target, *, since: datetime, resume: str | None, max_pages: int
     ) -> Iterator[Page]:
         """Walk back to ``since``; the position is the ``until`` bound after each page."""
         upper = parse_time(resume) if resume else None
-        for step in self._walk(target, since, upper, max_pages):
-            upper = _bound_after(upper, step.oldest)
-            yield Page(step.posts, _iso(upper) if upper else None, skipped=step.skipped)
-            _stop_if_exhausted(step, "run backfill again then to carry on")
+        for page in self._walk(target, since, upper, max_pages):
+            upper = _bound_after(upper, page.batch.oldest)
+            yield Page(page.posts, _iso(upper) if upper else None, skipped=page.skipped)
+            stop_if_spent(page, "bluesky: request budget", "run backfill again then to carry on")
 
     def _walk(
         self, target: Target, lower: datetime, upper: datetime | None, max_pages: int
-    ) -> Iterator[_Step]:
+    ) -> Iterator[WalkPage[FetchedPost, _Position]]:
         """Newest to oldest through the search results in ``[lower, upper)``.
 
         Pages follow the API cursor with the query unchanged. When the API
         refuses its own cursor, or stops giving one after a full page (its scroll
         limit), the walk starts a new query bounded by ``until`` just past the
-        oldest post read so far; ``seen`` ends a walk that stops making progress.
+        oldest post read so far; the shared walk ends one that stops making progress.
         """
         wanted = {normalise_tag(tag) for tag in target.hashtags}
         query = " ".join(f"#{tag.lstrip('#')}" for tag in target.hashtags)
-        seen: set[str] = set()
-        query_upper, reached = upper, upper
-        api_cursor: str | None = None
-        for number in range(1, max_pages + 1):
+        reached = upper  # just past the oldest post read so far
+
+        def fetch(position: _Position | None) -> Batch[FetchedPost, _Position]:
+            nonlocal reached
+            query_upper, api_cursor = position or (upper, None)
             try:
                 body, response = self._search(query, lower, query_upper, api_cursor)
             except RequestRejected:
                 if api_cursor is None or reached is None:
                     raise
-                query_upper, api_cursor = reached, None
+                query_upper = reached
                 body, response = self._search(query, lower, query_upper, None)
             views = _posts_of(body)
             posts, skipped = _normalise_all(views, wanted)
-            times, fresh = _times_and_fresh(views, seen)
-            oldest = min(times, default=None)
-            reached = _bound_after(reached, oldest)
-            api_cursor = body.get("cursor") if isinstance(body.get("cursor"), str) else None
-            finished = not fresh or (oldest is not None and oldest < lower)
-            if not finished and not api_cursor:
-                if len(views) >= PAGE_LIMIT and reached is not None:
-                    query_upper, api_cursor = reached, None
-                else:
-                    finished = True
-            exhausted = _exhausted_until(response)
-            newest = max(times, default=None)
-            yield _Step(posts, skipped, newest, oldest, finished, exhausted)
-            if finished or exhausted is not None or number == max_pages:
-                return
+            times = [t for t in (_sort_time(view) for view in views) if t is not None]
+            reached = _bound_after(reached, min(times, default=None))
+            return Batch(
+                posts,
+                skipped,
+                tuple(view["uri"] for view in views if isinstance(view.get("uri"), str)),
+                _next_position(body, query_upper, len(views), reached),
+                oldest=min(times, default=None),
+                newest=max(times, default=None),
+                retry_at=spent_until(response, "ratelimit-remaining", _reset_reader, 60.0),
+            )
+
+        return walk_newest_first(fetch, until=lower, max_pages=max_pages)
 
     def _search(
         self, query: str, lower: datetime, upper: datetime | None, cursor: str | None
@@ -425,21 +365,18 @@ class BlueskyAdapter(Adapter):
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
         uris = unique(refs)
         valid = [uri for uri in uris if _POST_URI.fullmatch(uri)]
-        skipped = [
+        invalid = [
             f"ref {uri[:200]!r} is not an at:// post uri" for uri in uris if uri not in valid
         ]
-        posts: list[FetchedPost] = []
-        deleted: list[str] = []
-        for start in range(0, len(valid), BULK_LIMIT):
-            chunk = valid[start : start + BULK_LIMIT]
-            body, _ = self._xrpc("app.bsky.feed.getPosts", [("uris", uri) for uri in chunk])
-            views = _posts_of(body)
-            found = {v["uri"]: v for v in views if v.get("uri") in chunk}
-            live, chunk_skipped = _normalise_all(list(found.values()), None)
-            posts.extend(live)
-            skipped.extend(chunk_skipped)
-            deleted.extend(uri for uri in chunk if uri not in found)
-        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+        found = refresh_in_chunks(
+            valid, BULK_LIMIT, self._get_posts, lambda views: _normalise_all(views, None)
+        )
+        return RefreshResult(skipped=tuple(invalid)) + found
+
+    def _get_posts(self, uris: list[str]) -> dict[str, dict[str, Any]]:
+        """Post views by uri; a uri missing from the answer is gone."""
+        body, _ = self._xrpc("app.bsky.feed.getPosts", [("uris", uri) for uri in uris])
+        return {view["uri"]: view for view in _posts_of(body) if view.get("uri") in uris}
 
 
 def _session_from(body: Any) -> _Session:
@@ -451,33 +388,38 @@ def _session_from(body: Any) -> _Session:
     return _Session(access, refresh)
 
 
+def _login_advice(error: str | None) -> str:
+    """What to do about a refused login, by the XRPC error name."""
+    if error == "AuthFactorTokenRequired":
+        return "the account asks for an email code: use an app password instead"
+    if error == "AccountTakedown":
+        return "the account has been taken down; use another account"
+    return (
+        "check BLUESKY_HANDLE and create an app password under Settings > Privacy"
+        " and security > App passwords for BLUESKY_APP_PASSWORD"
+    )
+
+
+def _refusal(method: str, handle: str, response: httpx.Response) -> AdapterError:
+    """Our error for an XRPC query the server refused."""
+    error, message = _xrpc_error(response)
+    detail = f"HTTP {response.status_code} {error or ''}: {message}"
+    expired = response.status_code == 401 or error in ("ExpiredToken", "InvalidToken")
+    if expired or response.status_code == 403:
+        return AuthFailed(
+            f"bluesky: {method} refused the session of {handle!r} ({detail}); check"
+            " BLUESKY_HANDLE and BLUESKY_APP_PASSWORD"
+        )
+    return RequestRejected(f"bluesky: {method} refused the request ({detail})")
+
+
 def _xrpc_error(response: httpx.Response) -> tuple[str | None, str]:
-    """The XRPC error name and message of a refusal, read defensively."""
-    try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        body = None
-    if not isinstance(body, dict):  # never the raw body: only the platform's own fields
+    """The XRPC error name and message of a refusal (never the raw body)."""
+    body = error_body(response)
+    if not body:
         return None, "no detail"
     error = clean_text(body.get("error"), 100) or None
     return error, clean_text(body.get("message"), 200) or "no detail"
-
-
-def _stop_if_exhausted(step: _Step, advice: str) -> None:
-    """End a walk whose rate-limit window is spent, after its page was handed over."""
-    if step.exhausted_until is not None and not step.finished:
-        raise RateLimited(
-            f"bluesky: request budget spent until {step.exhausted_until:%H:%M:%S} UTC; {advice}",
-            retry_at=step.exhausted_until,
-        )
-
-
-def _exhausted_until(response: httpx.Response) -> datetime | None:
-    """The reset time when ``RateLimit-Remaining`` says no request is left, else None."""
-    if response.headers.get("ratelimit-remaining", "").strip() != "0":
-        return None
-    wait = _reset_reader(response.headers)
-    return datetime.now(UTC) + timedelta(seconds=wait if wait is not None else 60.0)
 
 
 def _posts_of(body: Any) -> list[dict[str, Any]]:
@@ -501,13 +443,17 @@ def _normalise_all(
     return tuple(posts.values()), skipped
 
 
-def _times_and_fresh(views: list[dict[str, Any]], seen: set[str]) -> tuple[list[datetime], bool]:
-    """The sort times on a page, and whether it lists a post the walk had not seen yet."""
-    times = [t for t in (_sort_time(view) for view in views) if t is not None]
-    uris = [view["uri"] for view in views if isinstance(view.get("uri"), str)]
-    fresh = any(uri not in seen for uri in uris)
-    seen.update(uris)
-    return times, fresh
+def _next_position(
+    body: Any, query_upper: datetime | None, listed: int, reached: datetime | None
+) -> _Position | None:
+    """Where the next page is: the API cursor within the same query, or after a full page
+    without one (the search's scroll limit) a new query up to just past the oldest post."""
+    api_cursor = body.get("cursor") if isinstance(body.get("cursor"), str) else None
+    if api_cursor:
+        return query_upper, api_cursor
+    if listed >= PAGE_LIMIT and reached is not None:
+        return reached, None
+    return None
 
 
 def _bound_after(upper: datetime | None, oldest: datetime | None) -> datetime | None:
@@ -549,10 +495,7 @@ def normalise_post(view: Mapping[str, Any]) -> FetchedPost:
     body_html, facet_tags = _render(raw_text, record.get("facets"))
     text = clean_text(raw_text)
     extra_tags = as_array(record.get("tags"))
-    hashtags = unique(
-        [normalise_tag(tag) for tag in facet_tags + extra_tags if isinstance(tag, str)]
-        + list(extract_hashtags(text))
-    )
+    hashtags = unique([*platform_tags(facet_tags + extra_tags), *extract_hashtags(text)])
     labels = _labels(view.get("labels"), record.get("labels"), author.get("labels"))
     sensitive = bool(labels)
     return FetchedPost(

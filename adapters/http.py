@@ -333,6 +333,28 @@ def link_on_host(base: str, link: str | None) -> str | None:
     return str(resolved)
 
 
+def spent_until(
+    response: httpx.Response, remaining_header: str, reset_reader: ResetReader, default: float
+) -> datetime | None:
+    """When the request window resets, if ``remaining_header`` says nothing is left, else None.
+
+    ``default`` is the seconds to assume when the platform sends no reset time.
+    """
+    if response.headers.get(remaining_header, "").strip() != "0":
+        return None
+    wait = reset_reader(response.headers)
+    return datetime.now(UTC) + timedelta(seconds=wait if wait is not None else default)
+
+
+def error_body(response: httpx.Response) -> dict[str, Any]:
+    """A refusal's JSON object, read defensively: {} for HTML, garbage or another shape."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def decode_json(response: httpx.Response) -> Any:
     """Decode a JSON body, turning garbage (truncated, HTML error pages) into an error."""
     try:
@@ -356,12 +378,7 @@ def error_fields(response: httpx.Response) -> str:
     answer is not shown to people, so whatever a broken or hostile server sends
     cannot travel to ``/stats``, the Sources page, the CSV or the digest.
     """
-    try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return ""
-    if not isinstance(body, dict):
-        return ""
+    body = error_body(response)
     parts = [body.get(name) for name in _ERROR_FIELDS]
     errors = body.get("errors")
     if isinstance(errors, list):

@@ -27,7 +27,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -38,9 +38,12 @@ from adapters.base import (
     AdapterError,
     AuthFailed,
     Author,
+    Batch,
     ConfigError,
+    CursorTime,
     Engagement,
     FetchedPost,
+    JsonCursor,
     MalformedResponse,
     Media,
     MediaKind,
@@ -51,8 +54,10 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     normalise_each,
+    refresh_in_chunks,
+    walk_newest_first,
 )
-from adapters.http import HttpClient, decode_json
+from adapters.http import HttpClient, decode_json, error_body
 from adapters.settings import AdapterSettings
 from adapters.text import (
     as_count,
@@ -147,52 +152,38 @@ def _reset_reader(headers: httpx.Headers) -> float | None:
     return minutes * 60 if minutes > 0 else None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Cursor:
+def _since_2010(when: datetime | None) -> datetime | None:
+    return when if when is not None and when.year >= 2010 else None
+
+
+class _Cursor(JsonCursor):
     """What a source remembers: the hashtag's id and when the last full walk began.
 
     A source is one hashtag, so the cursor need not name it; it stays far below
-    the 600 characters a source cursor may hold.
+    the 600 characters a source cursor may hold. ``after`` is a backfill's
+    resume point inside recent_media.
     """
 
-    hashtag_id: str
-    covered_until: datetime | None = None
-
-    def dump(self, *, after: str | None = None) -> str:
-        """JSON; ``after`` is a backfill's resume point inside recent_media."""
-        value: dict[str, Any] = {"v": 1, "hashtag_id": self.hashtag_id}
-        if self.covered_until is not None:
-            value["covered"] = self.covered_until.isoformat()
-        if after is not None:
-            value["after"] = after
-        return json.dumps(value)
-
-    @classmethod
-    def load(cls, raw: str | None) -> _Cursor | None:
-        """The stored cursor, or None when absent or unreadable."""
-        try:
-            value = json.loads(raw or "null")
-        except ValueError:
-            return None
-        hashtag_id = _node_id(value.get("hashtag_id")) if isinstance(value, dict) else None
-        if hashtag_id is None:
-            return None
-        covered = parse_time(value.get("covered"))
-        return cls(hashtag_id, covered if covered and covered.year >= 2010 else None)
+    v: int = 1
+    hashtag_id: Annotated[str, pydantic.BeforeValidator(lambda value: _node_id(value))]
+    covered: Annotated[CursorTime, pydantic.AfterValidator(_since_2010)] = None
+    after: Annotated[
+        str | None, pydantic.BeforeValidator(lambda v: v if isinstance(v, str) and v else None)
+    ] = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Step:
-    """One page of a walk through recent_media."""
+class _NoSuchHashtag(Exception):
+    """Instagram knows no such hashtag (yet): there is nothing to read."""
 
-    number: int
-    hashtag_id: str
-    posts: tuple[FetchedPost, ...]
-    skipped: tuple[str, ...]
-    newest: datetime | None
-    next_after: str | None
-    #: No further page, or a page with nothing new (a server repeating itself).
-    last: bool
+
+@dataclasses.dataclass
+class _Hashtag:
+    """The hashtag a walk reads and its node id, which a refused stored id replaces."""
+
+    name: str
+    node: str
+    #: The node came from a stored cursor or memory, so the server may refuse it.
+    remembered: bool
 
 
 class InstagramSettings(AdapterSettings):
@@ -227,122 +218,110 @@ class InstagramAdapter(Adapter):
     def search(
         self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
     ) -> Iterator[Page]:
-        tag = target.hashtags[0].lstrip("#＃")
-        key = normalise_tag(tag)
         stored = _Cursor.load(cursor)
         started = self.clock()
-        horizon = started - RECENT_WINDOW
-        covered = stored.covered_until if stored else None
-        stop_before = covered - OVERLAP if covered else since
-        for step in self._walk(tag, stored.hashtag_id if stored else None, None, max_pages):
-            if not step.hashtag_id:
-                yield Page(())  # Instagram knows no such hashtag yet: nothing to read
-                return
-            posts = _carrying(step.posts, key)
-            done = step.last or (step.newest is not None and step.newest < stop_before)
-            if not done and step.number < max_pages:
-                # Nothing is covered until the walk ends: keep the old position, but
-                # remember the hashtag id at once so it is never looked up twice.
-                keep = _Cursor(step.hashtag_id, covered).dump()
-                yield Page(posts, keep, skipped=step.skipped)
-                continue
-            gaps = []
-            if not done:
-                gaps.append(f"stopped after {max_pages} pages; older recent media were not read")
-            if covered is not None and covered < horizon:
-                gaps.append(
-                    f"polling fell behind: last complete poll {_minute(covered)}, and"
-                    " Instagram's recent media only reach 24 hours back"
-                )
-            elif covered is None and since < horizon:
-                gaps.append(
-                    f"Instagram's recent media only reach 24 hours back (to {_minute(horizon)}),"
-                    f" not to {_minute(since)}"
-                )
-            cursor_out = _Cursor(step.hashtag_id, started).dump()
-            yield Page(posts, cursor_out, gap="; ".join(gaps) or None, skipped=step.skipped)
-            return
+        covered = stored.covered if stored else None
+        try:
+            hashtag = self._hashtag(target, stored)
+            walk = walk_newest_first(
+                self._pages(hashtag, None),
+                until=covered - OVERLAP if covered else since,
+                max_pages=max_pages,
+                last_cursor=lambda _: _Cursor(hashtag_id=hashtag.node, covered=started).dump(),
+            )
+            for page in walk:
+                if not page.last:
+                    # Nothing is covered until the walk ends: keep the old position, but
+                    # remember the hashtag id at once so it is never looked up twice.
+                    keep = _Cursor(hashtag_id=hashtag.node, covered=covered).dump()
+                    yield Page(page.posts, keep, skipped=page.skipped)
+                    continue
+                window = _window_gap(covered, since, started - RECENT_WINDOW)
+                gap = "; ".join(g for g in (page.gap, window) if g) or None
+                yield Page(page.posts, page.cursor, gap=gap, skipped=page.skipped)
+        except _NoSuchHashtag:
+            yield Page(())
 
     def backfill(
         self, target: Target, *, since: datetime, resume: str | None, max_pages: int
     ) -> Iterator[Page]:
         """Walk recent_media to its end; the position is the hashtag id and ``after`` cursor."""
-        tag = target.hashtags[0].lstrip("#＃")
-        key = normalise_tag(tag)
         position = _Cursor.load(resume)
-        hashtag_id = position.hashtag_id if position else None
-        after = _after_from(resume) if position else None
         horizon = self.clock() - RECENT_WINDOW
-        for step in self._walk(tag, hashtag_id, after, max_pages):
-            if not step.hashtag_id:
-                yield Page(())
-                return
-            posts = _carrying(step.posts, key)
-            done = step.last or (step.newest is not None and step.newest < since)
-            if not done and step.next_after:
-                # _walk ends after max_pages; this position lets the next run carry on.
-                resume_at = _Cursor(step.hashtag_id).dump(after=step.next_after)
-                yield Page(posts, resume_at, skipped=step.skipped)
-                continue
-            gap = None
-            if since < horizon:
-                gap = (
-                    f"Instagram's recent media only reach 24 hours back (to {_minute(horizon)});"
-                    " posts before that cannot be fetched"
-                )
-            yield Page(posts, None, gap=gap, skipped=step.skipped)
-            return
+        try:
+            hashtag = self._hashtag(target, position)
+            pages = self._pages(hashtag, position.after if position else None)
+            for page in walk_newest_first(pages, until=since, max_pages=max_pages):
+                if not page.finished:  # out of pages: this position lets the next run go on
+                    resume_at = _Cursor(hashtag_id=hashtag.node, after=page.batch.next).dump()
+                    yield Page(page.posts, resume_at, skipped=page.skipped)
+                    continue
+                gap = None
+                if since < horizon:
+                    gap = (
+                        f"Instagram's recent media only reach 24 hours back (to"
+                        f" {_minute(horizon)}); posts before that cannot be fetched"
+                    )
+                yield Page(page.posts, None, gap=gap, skipped=page.skipped)
+        except _NoSuchHashtag:
+            yield Page(())
 
-    def _walk(
-        self, tag: str, hashtag_id: str | None, after: str | None, max_pages: int
-    ) -> Iterator[_Step]:
-        """Pages of recent_media, following ``after`` until the end, a repeat or ``max_pages``."""
-        key = normalise_tag(tag)
-        known = hashtag_id or self._hashtag_ids.get(key)
-        current = known or self._lookup_hashtag(tag)
-        if current is None:
-            yield _Step(1, "", (), (), None, None, last=True)
-            return
+    def _hashtag(self, target: Target, stored: _Cursor | None) -> _Hashtag:
+        """The target's hashtag with its node id: stored, remembered, or looked up."""
+        name = target.hashtags[0].lstrip("#＃")
+        known = stored.hashtag_id if stored else self._hashtag_ids.get(normalise_tag(name))
+        node = known or self._lookup_hashtag(name)
+        if node is None:
+            raise _NoSuchHashtag(name)
+        return _Hashtag(name, node, remembered=known is not None)
+
+    def _pages(
+        self, hashtag: _Hashtag, after: str | None
+    ) -> Callable[[str | None], Batch[FetchedPost, str]]:
+        """Reads recent_media pages by ``after``; media repeated across pages are read once.
+
+        recent_media is in no order: a page's newest time stands for how far it
+        reached, so only a page wholly older than the walk's ``until`` ends it.
+        """
+        key = normalise_tag(hashtag.name)
         seen: set[str] = set()
-        for number in range(1, max_pages + 1):
-            params: dict[str, Any] = {
-                "user_id": self.user_id,
-                "fields": MEDIA_FIELDS,
-                "limit": PAGE_LIMIT,
-            }
-            if after:
-                params["after"] = after
-            try:
-                body = self._call(f"/{current}/recent_media", params)
-            except GraphRefused as exc:
-                # A stored id or resume position the server no longer accepts: look the
-                # hashtag up again (free within the 7 days) and start from the top once.
-                if number > 1 or known is None or exc.code not in _MISSING_CODES:
-                    raise
-                known, after = None, None
-                current = self._lookup_hashtag(tag, forget=True)
-                if current is None:
-                    yield _Step(1, "", (), (), None, None, last=True)
-                    return
-                body = self._call(f"/{current}/recent_media", {**params, "after": None})
+
+        def fetch(position: str | None) -> Batch[FetchedPost, str]:
+            body = self._recent_media(hashtag, position or after, first=position is None)
             items, next_after = _data_and_after(body)
             fresh: list[dict[str, Any]] = []
-            new_ids = 0
             for item in items:
                 item_id = as_id(item.get("id"))
-                if item_id is not None and item_id in seen:
-                    continue  # repeated across pages: already yielded
-                if item_id is not None:
-                    seen.add(item_id)
-                    new_ids += 1
-                fresh.append(item)
+                if item_id is None or item_id not in seen:
+                    fresh.append(item)
+                seen.add(item_id or "")
+            ids = tuple(item_id for item in items if (item_id := as_id(item.get("id"))))
             posts, skipped = normalise_all(fresh, now=self.clock())
             newest = max((p.created_at for p in posts), default=None)
-            last = next_after is None or new_ids == 0
-            yield _Step(number, current, posts, skipped, newest, next_after, last)
-            if last:
-                return
-            after = next_after
+            carrying = _carrying(posts, key)
+            return Batch(carrying, skipped, ids, next_after, oldest=newest, newest=newest)
+
+        return fetch
+
+    def _recent_media(self, hashtag: _Hashtag, after: str | None, *, first: bool) -> Any:
+        """One recent_media page. A stored id or resume position the server no longer
+        accepts is looked up again (free within the 7 days), starting from the top once."""
+        params: dict[str, Any] = {
+            "user_id": self.user_id,
+            "fields": MEDIA_FIELDS,
+            "limit": PAGE_LIMIT,
+            "after": after,
+        }
+        try:
+            return self._call(f"/{hashtag.node}/recent_media", params)
+        except GraphRefused as exc:
+            if not first or not hashtag.remembered or exc.code not in _MISSING_CODES:
+                raise
+        node = self._lookup_hashtag(hashtag.name, forget=True)
+        if node is None:
+            raise _NoSuchHashtag(hashtag.name)
+        hashtag.node, hashtag.remembered = node, False
+        return self._call(f"/{node}/recent_media", {**params, "after": None})
 
     def _lookup_hashtag(self, tag: str, *, forget: bool = False) -> str | None:
         """The hashtag's node id (one of the 30 weekly hashtag queries), or None if unknown."""
@@ -366,18 +345,13 @@ class InstagramAdapter(Adapter):
         return found
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
-        ids = list(dict.fromkeys(ref for ref in (_node_id(r) for r in refs) if ref))
-        posts: list[FetchedPost] = []
-        deleted: list[str] = []
-        skipped: list[str] = []
-        for start in range(0, len(ids), BULK_LIMIT):
-            chunk = ids[start : start + BULK_LIMIT]
-            found = self._read_objects(chunk)
-            live, chunk_skipped = normalise_all(list(found.values()), now=self.clock())
-            posts.extend(live)
-            skipped.extend(chunk_skipped)
-            deleted.extend(media_id for media_id in chunk if media_id not in found)
-        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+        ids = [ref for ref in (_node_id(r) for r in refs) if ref]
+        return refresh_in_chunks(
+            ids,
+            BULK_LIMIT,
+            self._read_objects,
+            lambda items: normalise_all(items, now=self.clock()),
+        )
 
     def _read_objects(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Current media by id; an id missing from the answer is gone (deleted or private)."""
@@ -445,11 +419,7 @@ class InstagramAdapter(Adapter):
 
 def _error_object(response: httpx.Response) -> dict[str, Any]:
     """The ``error`` object of a failed call, or a stand-in when the body has none."""
-    try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
+    error = error_body(response).get("error")
     return error if isinstance(error, dict) else {"message": f"HTTP {response.status_code}"}
 
 
@@ -492,13 +462,19 @@ def _data_and_after(body: Any) -> tuple[list[dict[str, Any]], str | None]:
     return items, after
 
 
-def _after_from(raw: str | None) -> str | None:
-    try:
-        value = json.loads(raw or "null")
-    except ValueError:
-        return None
-    after = value.get("after") if isinstance(value, dict) else None
-    return after if isinstance(after, str) and after else None
+def _window_gap(covered: datetime | None, since: datetime, horizon: datetime) -> str | None:
+    """What a poll could not read because recent_media reach back only 24 hours."""
+    if covered is not None and covered < horizon:
+        return (
+            f"polling fell behind: last complete poll {_minute(covered)}, and"
+            " Instagram's recent media only reach 24 hours back"
+        )
+    if covered is None and since < horizon:
+        return (
+            f"Instagram's recent media only reach 24 hours back (to {_minute(horizon)}),"
+            f" not to {_minute(since)}"
+        )
+    return None
 
 
 def _carrying(posts: tuple[FetchedPost, ...], tag: str) -> tuple[FetchedPost, ...]:

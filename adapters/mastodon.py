@@ -17,6 +17,7 @@ API facts relied on (docs.joinmastodon.org, methods/timelines and statuses):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ from adapters.base import (
     UnreadableRecord,
     checked_base_url,
     normalise_each,
+    refresh_in_chunks,
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, link_on_host
@@ -56,8 +58,8 @@ from adapters.text import (
     extract_hashtags,
     html_to_text,
     http_url,
-    normalise_tag,
     parse_time,
+    platform_tags,
     sanitise_html,
     unique,
 )
@@ -213,18 +215,17 @@ class MastodonAdapter(Adapter):
             instance, _, status_id = ref.rpartition("|")
             if instance and status_id:
                 by_instance.setdefault(instance, []).append(status_id)
-        posts: list[FetchedPost] = []
-        deleted: list[str] = []
-        skipped: list[str] = []
+        result = RefreshResult()
         for instance, ids in by_instance.items():
-            for start in range(0, len(ids), BULK_LIMIT):
-                chunk = ids[start : start + BULK_LIMIT]
-                found = self._fetch_statuses(instance, chunk)
-                live, chunk_skipped = self._normalise_all(instance, list(found.values()))
-                posts.extend(live)
-                skipped.extend(chunk_skipped)
-                deleted.extend(f"{instance}|{sid}" for sid in chunk if sid not in found)
-        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+            found = refresh_in_chunks(
+                ids,
+                BULK_LIMIT,
+                functools.partial(self._fetch_statuses, instance),
+                functools.partial(self._normalise_all, instance),
+            )
+            gone = tuple(f"{instance}|{sid}" for sid in found.deleted)
+            result += dataclasses.replace(found, deleted=gone)
+        return result
 
     def _fetch_statuses(self, instance: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Current statuses by local id; ids missing from the answer are gone."""
@@ -372,8 +373,7 @@ def _author(instance: str, account: Any) -> Author:
 def _hashtags(status: Mapping[str, Any], text: str) -> tuple[str, ...]:
     """The tags the server parsed, then any more in the text; never number-only ones."""
     names = [as_object(tag).get("name") for tag in as_array(status.get("tags"))]
-    tags = [normalise_tag(name) for name in names if isinstance(name, str)]
-    return unique([*(tag for tag in tags if not tag.isdecimal()), *extract_hashtags(text)])
+    return unique([*platform_tags(names), *extract_hashtags(text)])
 
 
 def _normalise_media(attachment: Any, sensitive: bool) -> Media | None:

@@ -4,10 +4,14 @@
   sent that cannot be read is skipped with a reason; any other exception (a
   bug) still propagates instead of being counted as a skipped record.
 * :class:`JsonCursor`: a stored cursor as a pydantic model, dumped compactly,
-  checked against the column size, and ``None`` when a stored value cannot be read.
+  shrunk (by a subclass's :meth:`JsonCursor.shrunk`) or refused when it would
+  not fit the column, and ``None`` when a stored value cannot be read.
 * :func:`walk_newest_first`: the walk from the newest result back to a time,
   with a page budget, loop detection and the wording of its gaps; the cursor
-  is set on the last page only (or on every page when the API can resume).
+  is set on the last page only, on every page when the API can resume, or
+  left to the platform, which reads each page's ``finished`` and ``batch``.
+* :func:`finish_then_continue`: a window an earlier poll left unfinished is read
+  to its end before a new walk starts.
 * :class:`CredentialCache`: a short-lived token or session kept for the process,
   renewed when it runs out, and renewed once when the platform answers 401.
 
@@ -21,9 +25,11 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import ClassVar, Generic, Self, TypeVar
+from typing import Annotated, ClassVar, Generic, Self, TypeVar
 
 import pydantic
+
+from adapters.text import parse_time
 
 R = TypeVar("R")
 P = TypeVar("P")
@@ -52,21 +58,45 @@ def normalise_each(
     return tuple(posts), tuple(skipped)
 
 
+def _time_or_none(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else None
+    return parse_time(value)
+
+
+#: A time in a stored cursor (ISO 8601 with its zone); a value that is not one reads as
+#: None, so a cursor can drop the part it cannot read instead of the whole cursor.
+CursorTime = Annotated[datetime | None, pydantic.BeforeValidator(_time_or_none)]
+
+
 class JsonCursor(pydantic.BaseModel):
     """Base of every adapter's cursor: compact JSON that must fit the cursor column."""
 
     model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
     max_chars: ClassVar[int] = CURSOR_MAX_CHARS
 
+    def shrunk(self) -> Self | None:
+        """The same position holding less (the oldest remembered id dropped), or None.
+
+        A cursor that remembers ids only to spare re-reading them overrides this,
+        so a long list is trimmed to fit the column instead of failing.
+        """
+        return None
+
     def dump(self) -> str:
         """The stored form; a cursor that cannot fit the column is a bug, not data."""
-        text = self.model_dump_json(exclude_none=True)
-        if len(text) > self.max_chars:
-            raise OverflowError(
-                f"{type(self).__name__} is {len(text)} characters; the column holds"
-                f" {self.max_chars}"
-            )
-        return text
+        cursor = self
+        while True:
+            text = cursor.model_dump_json(exclude_none=True)
+            if len(text) <= self.max_chars:
+                return text
+            smaller = cursor.shrunk()
+            if smaller is None:
+                raise OverflowError(
+                    f"{type(self).__name__} is {len(text)} characters; the column holds"
+                    f" {self.max_chars}"
+                )
+            cursor = smaller
 
     @classmethod
     def load(cls, raw: str | None) -> Self | None:
@@ -85,7 +115,12 @@ class Batch(Generic[Post, P]):
 
     ``ids`` are every record id on the page (readable or not), for loop
     detection and cursors; ``next`` is the position of the following (older)
-    page, or None at the end; ``oldest`` is the oldest post time on the page.
+    page, or None at the end. ``oldest`` is how far back in time the page shows
+    the listing has been read (its oldest post; for a listing in no order, its
+    newest), which ends the walk once older than ``until``; ``newest`` is its
+    newest record time. ``note`` is what the fetch had to give up to carry on
+    (a position the platform refused), for the page's gap; ``retry_at`` says
+    the platform's request window is spent, so the walk ends after this page.
     """
 
     posts: tuple[Post, ...]
@@ -93,35 +128,54 @@ class Batch(Generic[Post, P]):
     ids: tuple[str, ...]
     next: P | None
     oldest: datetime | None = None
+    newest: datetime | None = None
+    note: str | None = None
+    retry_at: datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class WalkPage(Generic[Post]):
-    """A page of a walk with the cursor and gap the walk decided for it."""
+class WalkPage(Generic[Post, P]):
+    """A page of a walk with the cursor and gap the walk decided for it.
 
-    posts: tuple[Post, ...]
-    skipped: tuple[str, ...]
+    ``finished`` says the walk reached its end (the last result, ``until``, or a
+    server repeating a page), not its page budget or a spent request window;
+    ``last`` says no page follows.
+    """
+
+    batch: Batch[Post, P]
     cursor: str | None
     gap: str | None = None
+    finished: bool = False
+    last: bool = False
+
+    @property
+    def posts(self) -> tuple[Post, ...]:
+        return self.batch.posts
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        return self.batch.skipped
 
 
 def walk_newest_first(
     fetch: Callable[[P | None], Batch[Post, P]],
     *,
-    until: datetime,
+    until: datetime | None,
     max_pages: int,
-    last_cursor: Callable[[Sequence[str]], str | None],
+    last_cursor: Callable[[Sequence[str]], str | None] | None = None,
     page_cursor: Callable[[Batch[Post, P]], str | None] | None = None,
-) -> Iterator[WalkPage[Post]]:
+) -> Iterator[WalkPage[Post, P]]:
     """Page from the newest result back to ``until``; ``fetch(None)`` reads the first page.
 
     The walk ends at the end of the results, at a page older than ``until``, at
-    an empty page, or at a page holding only ids already seen (a server looping
-    on its pagination, said in the gap). Without ``page_cursor`` the cursor is
-    ``last_cursor(every id seen, newest page first)``, on the last page only: an
-    earlier page's cursor would skip what the walk had not reached yet. With
-    ``page_cursor`` every page carries its own resumable position instead.
-    After ``max_pages`` a walk that could not finish says so in its gap.
+    an empty page, at a page holding only ids already seen (a server looping on
+    its pagination), after ``max_pages``, or after a page whose ``retry_at`` is
+    set. With ``last_cursor`` the cursor is ``last_cursor(every id seen, newest
+    page first)``, on the last page only (an earlier page's cursor would skip
+    what the walk had not reached yet), and that page's gap says what a walk
+    that cannot resume missed. With ``page_cursor`` every page carries its own
+    resumable position instead; with neither, the cursor is the caller's to
+    build. A page's gap starts with its batch's ``note``.
     """
     seen: dict[str, None] = {}
     position: P | None = None
@@ -129,27 +183,57 @@ def walk_newest_first(
         batch = fetch(position)
         fresh = [record_id for record_id in batch.ids if record_id not in seen]
         seen.update(dict.fromkeys(batch.ids))
-        looped = bool(batch.ids) and not fresh
-        reached = batch.oldest is not None and batch.oldest < until
+        reached = until is not None and batch.oldest is not None and batch.oldest < until
         finished = not fresh or batch.next is None or reached
-        last = finished or number == max_pages
+        last = finished or number == max_pages or batch.retry_at is not None
+        cursor = gap = None
         if page_cursor is not None:
-            yield WalkPage(batch.posts, batch.skipped, page_cursor(batch))
-        elif not last:
-            yield WalkPage(batch.posts, batch.skipped, None)
-        else:
-            gap = None
-            if looped:
-                gap = (
-                    "the server answered a page already seen before reaching"
-                    f" {until:%Y-%m-%d %H:%M} UTC; older posts may be missing"
-                )
-            elif not finished:
-                gap = f"stopped after {max_pages} pages before reaching {until:%Y-%m-%d %H:%M} UTC"
-            yield WalkPage(batch.posts, batch.skipped, last_cursor(list(seen)), gap)
+            cursor = page_cursor(batch)
+        elif last and last_cursor is not None:
+            cursor = last_cursor(list(seen))
+            looped = bool(batch.ids) and not fresh
+            out_of_pages = not finished and number == max_pages
+            gap = _walk_gap(looped, out_of_pages, until, max_pages)
+        notes = [note for note in (batch.note, gap) if note]
+        yield WalkPage(batch, cursor, "; ".join(notes) or None, finished, last)
         if last:
             return
         position = batch.next
+
+
+def finish_then_continue(
+    unfinished: Callable[[int], Iterator[tuple[T, bool]]] | None,
+    fresh: Callable[[int], Iterator[tuple[T, bool]]],
+    max_pages: int,
+) -> Iterator[T]:
+    """The pages of a walk an earlier poll left part-way, then a new walk with what is left.
+
+    For APIs whose cursor stores an unfinished window: it is read to its end
+    before anything newer, so a long backlog is never skipped. Each callable is
+    given its page budget and yields ``(page, finished)``.
+    """
+    budget = max_pages
+    if unfinished is not None:
+        done = False
+        for page, finished in unfinished(budget):
+            budget, done = budget - 1, finished
+            yield page
+        if not done or budget <= 0:
+            return
+    for page, _finished in fresh(budget):
+        yield page
+
+
+def _walk_gap(
+    looped: bool, out_of_pages: bool, until: datetime | None, max_pages: int
+) -> str | None:
+    """What the last page of a walk that cannot resume says it missed, if anything."""
+    reaching = f" before reaching {until:%Y-%m-%d %H:%M} UTC" if until is not None else ""
+    if looped:
+        return f"the server answered a page already seen{reaching}; older posts may be missing"
+    if out_of_pages:
+        return f"stopped after {max_pages} pages{reaching}"
+    return None
 
 
 class CredentialCache(Generic[T]):
@@ -158,6 +242,7 @@ class CredentialCache(Generic[T]):
     Adapters are rebuilt every polling cycle while a token lives for hours, so
     the cache belongs to the process. ``fetch`` returns the credential and how
     many seconds to use it for; ``clock`` is monotonic seconds (tests move it).
+    The lock is held while fetching, so concurrent targets never log in twice.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -174,6 +259,30 @@ class CredentialCache(Generic[T]):
             value, lifetime = fetch()
             self._entries[key] = (value, self._clock() + lifetime)
             return value
+
+    def replace(
+        self,
+        key: Hashable,
+        stale: T,
+        fetch: Callable[[], tuple[T, float]],
+        renew: Callable[[T], tuple[T, float] | None] | None = None,
+    ) -> T:
+        """A credential in place of ``stale`` (refused): ``renew(stale)`` if given, else fetched.
+
+        When another thread replaced ``stale`` meanwhile its credential is
+        used; when ``renew`` raises (the platform is down) ``stale`` stays for
+        the next try; when it answers None the credential is fetched anew.
+        """
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] != stale and entry[1] > self._clock():
+                return entry[0]
+            renewed = renew(stale) if renew is not None else None
+            if renewed is None:
+                self._entries.pop(key, None)
+                renewed = fetch()
+            self._entries[key] = (renewed[0], self._clock() + renewed[1])
+            return renewed[0]
 
     def forget(self, key: Hashable, value: T) -> None:
         """Drop ``value`` (refused by the platform), unless another thread replaced it."""
@@ -192,15 +301,21 @@ class CredentialCache(Generic[T]):
         fetch: Callable[[], tuple[T, float]],
         send: Callable[[T], R | None],
         refused: Callable[[], Exception],
+        renew: Callable[[T], tuple[T, float] | None] | None = None,
     ) -> R:
         """``send(credential)``; when it answers None (a 401), renew once and send again.
 
-        A second refusal of a freshly fetched credential raises ``refused()``.
+        ``renew`` turns a refused credential into a new one without logging in
+        again (a refresh token), answering None when it cannot; a second
+        refusal of a freshly renewed credential raises ``refused()``.
         """
-        for _ in range(2):
-            credential = self.get(key, fetch)
-            answer = send(credential)
-            if answer is not None:
-                return answer
-            self.forget(key, credential)
+        credential = self.get(key, fetch)
+        answer = send(credential)
+        if answer is not None:
+            return answer
+        credential = self.replace(key, credential, fetch, renew)
+        answer = send(credential)
+        if answer is not None:
+            return answer
+        self.forget(key, credential)
         raise refused()

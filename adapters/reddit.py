@@ -22,17 +22,17 @@ title or text carries the hashtag itself are kept.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import html
-import json
 import math
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import httpx
 import pydantic
@@ -41,6 +41,7 @@ from adapters.base import (
     Adapter,
     AuthFailed,
     Author,
+    Batch,
     ConfigError,
     CredentialCache,
     Engagement,
@@ -55,6 +56,10 @@ from adapters.base import (
     RequestRejected,
     Target,
     UnreadableRecord,
+    WalkPage,
+    normalise_each,
+    refresh_in_chunks,
+    walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, seconds_reset_reader
 from adapters.settings import AdapterSettings
@@ -81,8 +86,6 @@ LISTING_DEPTH = 1000
 #: Search indexes a post a little after it is made: later polls look back this
 #: far behind the newest post already seen, so a late-indexed post is not missed.
 INDEX_LAG = timedelta(minutes=15)
-#: Stored cursors live in a 600-character column.
-CURSOR_MAX_CHARS = 600
 #: A token is renewed this long before Reddit says it expires.
 TOKEN_MARGIN_SECONDS = 60.0
 CREDENTIALS_HELP = (
@@ -157,31 +160,34 @@ class RedditAdapter(Adapter):
         the cursor and not yielded again; the walk stops even when the post
         the cursor was made from has been deleted since.
         """
-        tag = normalise_tag(target.hashtags[0])
-        state = _PollCursor.parse(cursor) if cursor else None
+        state = _PollCursor.load(cursor)
         note = None
         if cursor and state is None:
             note = "the stored cursor was unreadable, so this poll re-read back to the look-back"
         stop_at = state.stop_at if state else since.timestamp()
-        already = state.ids if state else frozenset()
+        already = state.fullnames if state else frozenset()
         walked: dict[str, float] = {}
-        after: str | None = None
-        for number in range(1, max_pages + 1):
-            children, after = self._search_page(target.hashtags[0], after)
-            posts, skipped, reached, _ = _read_children(
-                children, tag, walked, stop_at, lambda name, _created: name not in already
-            )
-            if not (reached or after is None or number == max_pages):
-                yield Page(posts, None, skipped=skipped)
-                continue
-            gap = note
-            if not reached and after is not None:
-                gap = f"stopped after {max_pages} pages before reaching {_utc(stop_at)}"
-            elif not reached and len(walked) >= LISTING_DEPTH:
+        tag = normalise_tag(target.hashtags[0])
+
+        def unseen(fullname: str, _created: float) -> bool:
+            return fullname not in already
+
+        def fetch(after: str | None) -> Batch[FetchedPost, str]:
+            children, next_after = self._search_page(target.hashtags[0], after)
+            return _read_children(children, tag, walked, stop_at, unseen, next_after)
+
+        walk = walk_newest_first(
+            fetch,
+            until=datetime.fromtimestamp(stop_at, UTC),
+            max_pages=max_pages,
+            last_cursor=lambda _ids: _PollCursor.from_walk(walked) if walked else None,
+        )
+        for page in walk:
+            gap = page.gap or (note if page.last else None)
+            ended = page.finished and page.batch.next is None and not _reached(page, stop_at)
+            if ended and len(walked) >= LISTING_DEPTH:
                 gap = f"Reddit search lists at most about {LISTING_DEPTH} results; older unseen"
-            new_cursor = _PollCursor.from_walk(walked) if walked else None
-            yield Page(posts, new_cursor, gap=gap, skipped=skipped)
-            return
+            yield Page(page.posts, page.cursor, gap=gap, skipped=page.skipped)
 
     def _search_page(self, query: str, after: str | None) -> tuple[list[Any], str | None]:
         params = {
@@ -209,38 +215,48 @@ class RedditAdapter(Adapter):
         from the newest result and skips everything newer than the position's
         time: slower, but it neither skips nor (beyond one second) repeats.
         """
-        tag = normalise_tag(target.hashtags[0])
         position = _BackfillPosition.load(resume)
         if position is not None and position.after is None:
             return  # the interrupted walk had already reached its end
-        after = position.after if position else None
-        # Until a resumed walk finds its position gone, everything it lists is wanted.
-        boundary = math.inf
-        oldest = position.oldest if position else None
-        listed = position.listed if position else 0
-        seen: dict[str, float] = {}
-        for _ in range(max_pages):
-            resuming = position is not None and boundary == math.inf
-            children, next_after = self._backfill_page(target.hashtags[0], after, resuming)
+        run = _BackfillRun(position, since.timestamp())
+        for page in walk_newest_first(
+            self._backfill_pages(target, run), until=since, max_pages=max_pages
+        ):
+            reached = _reached(page, run.since)
+            gap = _depth_gap(run.listed, run.oldest) if page.finished and not reached else None
+            after = None if page.finished else page.batch.next
+            cursor = _BackfillPosition(after=after, oldest=run.oldest, listed=run.listed)
+            yield Page(page.posts, cursor.dump(), gap=gap, skipped=page.skipped)
+
+    def _backfill_pages(
+        self, target: Target, run: _BackfillRun
+    ) -> Callable[[str | None], Batch[FetchedPost, str]]:
+        """Reads a backfill's pages, from its resumed position first.
+
+        Until a resumed walk finds its position gone, everything it lists is
+        wanted; then it starts again from the newest result, keeping only posts
+        older than the position's time.
+        """
+        tag, query = normalise_tag(target.hashtags[0]), target.hashtags[0]
+
+        def fetch(after: str | None) -> Batch[FetchedPost, str]:
+            resuming = run.resumed is not None and run.boundary == math.inf
+            if after is None and run.resumed is not None:
+                after = run.resumed.after
+            children, next_after = self._backfill_page(query, after, resuming)
             if not children and resuming:
-                assert position is not None
-                boundary, after, listed = position.oldest or since.timestamp(), None, 0
-                continue
-            before, limit = len(seen), boundary
-            posts, skipped, reached, kept = _read_children(
-                children, tag, seen, since.timestamp(), functools.partial(_not_after, limit)
-            )
-            listed += len(seen) - before
-            oldest = min(kept, default=oldest) if oldest is None else min([oldest, *kept])
-            finished = reached or next_after is None
-            gap = _depth_gap(listed, oldest) if finished and not reached else None
-            cursor = _BackfillPosition(
-                after=None if finished else next_after, oldest=oldest, listed=listed
-            ).dump()
-            yield Page(posts, cursor, gap=gap, skipped=skipped)
-            if finished:
-                return
-            after = next_after
+                assert run.resumed is not None
+                run.boundary, run.listed = run.resumed.oldest or run.since, 0
+                children, next_after = self._search_page(query, None)
+            before, kept = len(run.seen), list[float]()
+            keep = functools.partial(_not_after, run.boundary, kept)
+            batch = _read_children(children, tag, run.seen, run.since, keep, next_after)
+            run.listed += len(run.seen) - before
+            if kept:
+                run.oldest = min(kept) if run.oldest is None else min(run.oldest, *kept)
+            return batch
+
+        return fetch
 
     def _backfill_page(
         self, query: str, after: str | None, resuming: bool
@@ -259,32 +275,25 @@ class RedditAdapter(Adapter):
         """``/api/info`` in chunks of 100: missing or removed posts are deleted."""
         fullnames = unique(ref for ref in refs if _FULLNAME_RE.fullmatch(ref))
         skipped = [f"{ref!r} is not a Reddit post fullname" for ref in refs if ref not in fullnames]
-        posts: list[FetchedPost] = []
-        deleted: list[str] = []
-        for start in range(0, len(fullnames), INFO_LIMIT):
-            chunk = fullnames[start : start + INFO_LIMIT]
+
+        def live(chunk: list[str]) -> dict[str, dict[str, Any]]:
+            """The chunk's posts still up; a removed one is left out, so it counts as gone."""
             children, _ = _listing(
                 self._api_get("/api/info", {"id": ",".join(chunk), "raw_json": 1})
             )
-            found: set[str] = set()
+            found: dict[str, dict[str, Any]] = {}
             for child in children:
                 data, _, fullname, problem = _identify(child)
                 if problem:
                     skipped.append(problem)
-                    continue
-                if fullname not in chunk:
-                    continue
-                found.add(fullname)
-                if is_removed(data):
-                    deleted.append(fullname)
-                    continue
-                post, reason = read_post(data)
-                if post is not None:
-                    posts.append(post)
-                else:
-                    skipped.append(reason or f"{fullname}: unreadable")
-            deleted.extend(name for name in chunk if name not in found)
-        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+                elif fullname in chunk and not is_removed(data):
+                    found[fullname] = data
+            return found
+
+        result = refresh_in_chunks(
+            fullnames, INFO_LIMIT, live, lambda items: normalise_each(items, normalise_post, _label)
+        )
+        return RefreshResult(skipped=tuple(skipped)) + result
 
     # --- HTTP ------------------------------------------------------------
 
@@ -390,7 +399,7 @@ class RedditAdapter(Adapter):
         time.sleep(wait)
 
 
-class _PollCursor:
+class _PollCursor(JsonCursor):
     """Where a poll stopped: the newest creation time seen and the ids near it.
 
     Stored as compact JSON: ``{"v": 1, "t": <epoch>, "ids": "id1,id2"}``; ids
@@ -398,28 +407,24 @@ class _PollCursor:
     to fit the column (a trimmed id is merely fetched again, never lost).
     """
 
-    def __init__(self, newest: float, ids: frozenset[str]) -> None:
-        self.newest = newest
-        self.ids = ids
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    v: Literal[1]
+    t: Annotated[float, pydantic.Field(allow_inf_nan=False), pydantic.PlainSerializer(math.floor)]
+    ids: str
 
     @property
     def stop_at(self) -> float:
-        return self.newest - INDEX_LAG.total_seconds()
+        return self.t - INDEX_LAG.total_seconds()
 
-    @classmethod
-    def parse(cls, raw: str) -> _PollCursor | None:
-        try:
-            value = json.loads(raw)
-        except ValueError:
+    @property
+    def fullnames(self) -> frozenset[str]:
+        return frozenset(f"t3_{short}" for short in self.ids.split(",") if short)
+
+    def shrunk(self) -> Self | None:
+        if not self.ids:
             return None
-        if not isinstance(value, dict) or value.get("v") != 1:
-            return None
-        newest, ids = value.get("t"), value.get("ids")
-        if isinstance(newest, bool) or not isinstance(newest, int | float):
-            return None
-        if not isinstance(ids, str) or not math.isfinite(newest):
-            return None
-        return cls(float(newest), frozenset(f"t3_{i}" for i in ids.split(",") if i))
+        return self.model_copy(update={"ids": self.ids.rpartition(",")[0]})
 
     @staticmethod
     def from_walk(walked: Mapping[str, float]) -> str:
@@ -429,17 +434,25 @@ class _PollCursor:
             key=lambda item: item[1],
             reverse=True,
         )
-        ids: list[str] = []
-        budget = CURSOR_MAX_CHARS - 40
-        for fullname, _ in recent:
-            short = fullname.removeprefix("t3_")
-            budget -= len(short) + 1
-            if budget < 0:
-                break
-            ids.append(short)
-        return json.dumps(
-            {"v": 1, "t": math.floor(newest), "ids": ",".join(ids)}, separators=(",", ":")
-        )
+        ids = ",".join(fullname.removeprefix("t3_") for fullname, _ in recent)
+        return _PollCursor(v=1, t=newest, ids=ids).dump()
+
+
+@dataclasses.dataclass
+class _BackfillRun:
+    """A backfill's progress across its pages: what its position records."""
+
+    resumed: _BackfillPosition | None
+    since: float
+    #: Until a resumed walk finds its position gone, everything it lists is wanted.
+    boundary: float = math.inf
+    oldest: float | None = None
+    listed: int = 0
+    seen: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.resumed is not None:
+            self.oldest, self.listed = self.resumed.oldest, self.resumed.listed
 
 
 class _BackfillPosition(JsonCursor):
@@ -503,8 +516,17 @@ def _identify(child: Any) -> tuple[dict[str, Any], float, str, str | None]:
     return data, created, f"t3_{post_id}", None
 
 
-def _not_after(limit: float, _fullname: str, created: float) -> bool:
-    return created <= limit
+def _not_after(limit: float, kept: list[float], _fullname: str, created: float) -> bool:
+    """Whether a backfill wants a post (not newer than ``limit``); its time goes in ``kept``."""
+    if created > limit:
+        return False
+    kept.append(created)
+    return True
+
+
+def _reached(page: WalkPage[FetchedPost, str], stop_at: float) -> bool:
+    """Whether the page listed a post older than ``stop_at`` (the walk reached its time)."""
+    return page.batch.oldest is not None and page.batch.oldest.timestamp() < stop_at
 
 
 def _depth_gap(listed: int, oldest: float | None) -> str | None:
@@ -521,38 +543,44 @@ def _read_children(
     walked: dict[str, float],
     stop_at: float,
     keep: Callable[[str, float], bool],
-) -> tuple[tuple[FetchedPost, ...], tuple[str, ...], bool, list[float]]:
+    next_after: str | None,
+) -> Batch[FetchedPost, str]:
     """One listing page read newest first: the posts carrying ``tag`` and what was skipped.
 
     ``walked`` collects every fullname with its time across the walk (listings
     shift as posts arrive, so a page may repeat the last one's tail); a post
-    older than ``stop_at`` ends the walk (``reached``); ``keep(fullname, time)``
-    says whether a post newer than that is wanted. Also returns the kept times.
+    older than ``stop_at`` is not read (the batch's ``oldest`` then ends the
+    walk); ``keep(fullname, time)`` says whether a post newer than that is wanted.
     """
-    posts: list[FetchedPost] = []
-    skipped: list[str] = []
-    kept: list[float] = []
-    reached = False
+    problems: list[str] = []
+    ids: list[str] = []
+    times: list[float] = []
+    wanted: list[dict[str, Any]] = []
     for child in children:
         data, created, fullname, problem = _identify(child)
         if problem:
-            skipped.append(problem)
+            problems.append(problem)
             continue
+        ids.append(fullname)
         if fullname in walked:
             continue
         walked[fullname] = created
-        if created < stop_at:
-            reached = True
-            continue
-        if not keep(fullname, created):
-            continue
-        kept.append(created)
-        post, reason = read_post(data)
-        if reason:
-            skipped.append(reason)
-        elif post is not None and tag in post.hashtags:
-            posts.append(post)
-    return tuple(posts), tuple(skipped), reached, kept
+        times.append(created)
+        if created >= stop_at and keep(fullname, created) and not is_removed(data):
+            wanted.append(data)
+    posts, skipped = normalise_each(wanted, normalise_post, _label)
+    oldest = datetime.fromtimestamp(min(times), UTC) if times else None
+    return Batch(
+        tuple(post for post in posts if tag in post.hashtags),
+        (*problems, *skipped),
+        tuple(ids),
+        next_after,
+        oldest=oldest,
+    )
+
+
+def _label(data: Mapping[str, Any]) -> str:
+    return f"t3_{as_id(data.get('id')) or '?'}"
 
 
 def is_removed(data: Mapping[str, Any]) -> bool:
@@ -584,12 +612,10 @@ def markdown_hashtags(title: str, selftext: str) -> tuple[str, ...]:
 
 def read_post(data: Mapping[str, Any]) -> tuple[FetchedPost | None, str | None]:
     """A live post normalised, ``(None, None)`` if removed, or ``(None, reason)``."""
-    try:
-        if is_removed(data):
-            return None, None
-        return normalise_post(data), None
-    except UnreadableRecord as exc:
-        return None, f"t3_{as_id(data.get('id')) or '?'}: {exc}"
+    if is_removed(data):
+        return None, None
+    posts, skipped = normalise_each([data], normalise_post, _label)
+    return (posts[0] if posts else None), (skipped[0] if skipped else None)
 
 
 def normalise_post(data: Mapping[str, Any]) -> FetchedPost:

@@ -21,17 +21,17 @@ import calendar
 import codecs
 import hashlib
 import io
-import json
 import re
 import time
 import xml.sax
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import charset_normalizer
 import feedparser  # type: ignore[import-untyped]
 import httpx
+import pydantic
 
 from adapters.base import (
     Adapter,
@@ -39,6 +39,7 @@ from adapters.base import (
     Author,
     ConfigError,
     FetchedPost,
+    JsonCursor,
     MalformedResponse,
     Media,
     MediaKind,
@@ -47,6 +48,7 @@ from adapters.base import (
     RequestRejected,
     Target,
     UnreadableRecord,
+    normalise_each,
 )
 from adapters.http import HttpClient
 from adapters.netguard import AddressRefused, checked_address
@@ -74,8 +76,6 @@ MAX_REDIRECTS = 5
 #: Items read from one feed; real feeds hold tens, anything past this is abuse.
 MAX_ENTRIES = 1000
 MAX_MEDIA = 20
-#: Stored cursors live in a 600-character column.
-CURSOR_MAX_CHARS = 600
 DIGEST_CHARS = 8
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _URI_RE = re.compile(r"[a-z][a-z0-9+.-]*:\S+", re.I)
@@ -144,7 +144,7 @@ class RssAdapter(Adapter):
         item is yielded (and upserted) again. The first poll skips items older
         than ``since``.
         """
-        state = _FeedCursor.parse(cursor) if cursor else None
+        state = _FeedCursor.load(cursor)
         fetched = self._fetch(target.scope, state)
         if fetched is None:
             yield Page(())  # 304: nothing changed, the stored cursor stays
@@ -157,7 +157,7 @@ class RssAdapter(Adapter):
         for post in matching_items(target, parsed, skipped, categories_are_hashtags=categories):
             digest = _digest(post)
             digests.append((post.created_at, digest))
-            if state is not None and digest in state.seen:
+            if state is not None and digest in state.digests:
                 continue
             if state is None and post.created_at < since:
                 continue
@@ -264,16 +264,21 @@ def matching_items(
     wanted = {normalise_tag(tag) for tag in target.hashtags}
     feed = parsed.get("feed") if isinstance(parsed.get("feed"), dict) else {}
     entries = parsed.get("entries") if isinstance(parsed.get("entries"), list) else []
+    items = [_fields(entry) for entry in entries[:MAX_ENTRIES]]
+    skipped.extend("an item is not a mapping" for item in items if item is None)
+    posts, unreadable = normalise_each(
+        [item for item in items if item is not None],
+        lambda item: normalise_entry(
+            target.scope, feed, item, categories_are_hashtags=categories_are_hashtags, now=now
+        ),
+        _entry_label,
+    )
+    skipped.extend(unreadable)
     seen: set[str] = set()
-    for entry in entries[:MAX_ENTRIES]:
-        post, reason = read_entry(
-            target.scope, feed, entry, categories_are_hashtags=categories_are_hashtags, now=now
-        )
-        if reason:
-            skipped.append(reason)
-        elif post is not None and post.external_id in seen:
+    for post in posts:
+        if post.external_id in seen:
             skipped.append(f"item {post.external_id!r}: repeated in the feed, first kept")
-        elif post is not None and wanted.intersection(post.hashtags):
+        elif wanted.intersection(post.hashtags):
             seen.add(post.external_id)
             yield post
 
@@ -327,44 +332,37 @@ def _as_utf8(content: bytes, content_type: str) -> tuple[bytes, str]:
     return content, content_type
 
 
-class _FeedCursor:
+class _FeedCursor(JsonCursor):
     """Validators for the next conditional GET and digests of the items seen.
 
-    JSON: ``{"v": 1, "etag": ..., "modified": ..., "seen": "<8 hex>..."}``.
+    JSON: ``{"v": 1, "etag": ..., "modified": ..., "seen": "<8 hex>..."}``; the
+    newest items' digests come first, and the oldest are dropped to fit.
     """
 
-    def __init__(self, etag: str | None, modified: str | None, seen: frozenset[str]) -> None:
-        self.etag = etag
-        self.modified = modified
-        self.seen = seen
+    v: Literal[1] = 1
+    etag: Annotated[str | None, pydantic.BeforeValidator(lambda v: _validator(v))] = None
+    modified: Annotated[str | None, pydantic.BeforeValidator(lambda v: _validator(v))] = None
+    seen: Annotated[str, pydantic.BeforeValidator(as_str)] = ""
 
-    @classmethod
-    def parse(cls, raw: str) -> _FeedCursor | None:
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return None
-        if not isinstance(value, dict) or value.get("v") != 1:
-            return None
-        seen = as_str(value.get("seen"))
-        chunks = frozenset(
+    @property
+    def digests(self) -> frozenset[str]:
+        seen = self.seen
+        return frozenset(
             seen[i : i + DIGEST_CHARS] for i in range(0, len(seen) - DIGEST_CHARS + 1, DIGEST_CHARS)
         )
-        return cls(_validator(value.get("etag")), _validator(value.get("modified")), chunks)
 
-    @staticmethod
-    def build(headers: httpx.Headers, digests: list[tuple[datetime, str]]) -> str:
+    def shrunk(self) -> Self | None:
+        if not self.seen:
+            return None
+        return self.model_copy(update={"seen": self.seen[:-DIGEST_CHARS]})
+
+    @classmethod
+    def build(cls, headers: httpx.Headers, digests: list[tuple[datetime, str]]) -> str:
         """The cursor after a full fetch: newest items' digests first, trimmed to fit."""
-        state: dict[str, Any] = {
-            "v": 1,
-            "etag": _validator(headers.get("etag")),
-            "modified": _validator(headers.get("last-modified")),
-            "seen": "",
-        }
-        room = CURSOR_MAX_CHARS - len(json.dumps(state, separators=(",", ":")))
         ordered = unique(digest for _, digest in sorted(digests, key=lambda d: d[0], reverse=True))
-        state["seen"] = "".join(ordered[: max(0, room) // DIGEST_CHARS])
-        return json.dumps(state, separators=(",", ":"))
+        return cls(
+            etag=headers.get("etag"), modified=headers.get("last-modified"), seen="".join(ordered)
+        ).dump()
 
 
 def _validator(value: Any) -> str | None:
@@ -419,6 +417,22 @@ def _external_id(feed_url: str, entry: Mapping[str, Any], content: str) -> str:
     return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
 
 
+def _fields(entry: Any) -> dict[str, Any] | None:
+    """An entry's fields as parsed, or None when it is not a mapping.
+
+    Plain dict access: feedparser's dict maps a missing updated_parsed to
+    published_parsed with a DeprecationWarning; we want the fields as parsed.
+    """
+    if not isinstance(entry, dict):
+        return None
+    return {key: dict.__getitem__(entry, key) for key in dict.keys(entry)}
+
+
+def _entry_label(entry: Mapping[str, Any]) -> str:
+    label = clean_text(entry.get("id"), 100) or clean_text(entry.get("title"), 60) or "?"
+    return f"item {label!r}"
+
+
 def read_entry(
     feed_url: str,
     feed: Mapping[str, Any],
@@ -431,22 +445,18 @@ def read_entry(
 
     ``now`` is the time an undated item is first seen (default: the clock).
     """
-    if not isinstance(entry, dict):
+    fields = _fields(entry)
+    if fields is None:
         return None, "an item is not a mapping"
-    # Plain dict access: feedparser's dict maps a missing updated_parsed to
-    # published_parsed with a DeprecationWarning; we want the fields as parsed.
-    entry = {key: dict.__getitem__(entry, key) for key in dict.keys(entry)}
-    try:
-        return normalise_entry(
-            feed_url,
-            feed,
-            entry,
-            categories_are_hashtags=categories_are_hashtags,
-            now=now or datetime.now(UTC),
-        ), None
-    except UnreadableRecord as exc:
-        label = clean_text(entry.get("id"), 100) or clean_text(entry.get("title"), 60) or "?"
-        return None, f"item {label!r}: {exc}"
+    when = now or datetime.now(UTC)
+    posts, skipped = normalise_each(
+        [fields],
+        lambda item: normalise_entry(
+            feed_url, feed, item, categories_are_hashtags=categories_are_hashtags, now=when
+        ),
+        _entry_label,
+    )
+    return (posts[0] if posts else None), (skipped[0] if skipped else None)
 
 
 def normalise_entry(

@@ -85,6 +85,24 @@ def _types_of(annotation: object) -> tuple[object, ...]:
     return (annotation,)
 
 
+def env_example(model: type[AdapterSettings]) -> str:
+    """The ``.env.example`` lines of a declaration: each key with its default, secrets empty.
+
+    A plugin writes its own file from this (the project's lists the built-ins);
+    :func:`env_example_problems` then keeps the two in step.
+    """
+    secret, required = set(model.secret_keys()), set(model.required_keys())
+    lines = [f"# {model.__doc__.strip().splitlines()[0]}"] if model.__doc__ else []
+    for key, default in model.defaults().items():
+        note = [
+            word for word, on in (("secret", key in secret), ("required", key in required)) if on
+        ]
+        if note:
+            lines.append(f"# {key}: {', '.join(note)}")
+        lines.append(f"{key}={default}")
+    return "\n".join(lines) + "\n"
+
+
 def env_example_problems(example: str, model: type[AdapterSettings]) -> list[str]:
     """Where an ``.env.example`` text and a declaration disagree, one line each.
 

@@ -44,6 +44,15 @@ def extract_hashtags(text: str) -> tuple[str, ...]:
     return unique(tag for tag in tags if not tag.isdecimal())
 
 
+def platform_tags(names: Iterable[Any]) -> tuple[str, ...]:
+    """Tags a platform handed over as data (entities, facets), in matching form.
+
+    The same rule as :func:`extract_hashtags`: a number-only tag is no hashtag.
+    """
+    tags = (normalise_tag(name) for name in names if isinstance(name, str))
+    return unique(tag for tag in tags if not tag.isdecimal())
+
+
 def unique(values: Iterable[str]) -> tuple[str, ...]:
     """Drop empties and repeats, keeping the first occurrence's order."""
     return tuple(dict.fromkeys(value for value in values if value))

@@ -26,13 +26,12 @@ still to read (its lower bound and the exclusive ``until_id``).
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import html
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
 import httpx
 import pydantic
@@ -41,20 +40,27 @@ from adapters.base import (
     Adapter,
     AuthFailed,
     Author,
+    Batch,
     ConfigError,
+    CursorTime,
     Engagement,
     FetchedPost,
+    JsonCursor,
     MalformedResponse,
     Media,
     MediaKind,
     Page,
-    RateLimited,
     RefreshResult,
     RequestRejected,
     Target,
     UnreadableRecord,
+    WalkPage,
+    finish_then_continue,
+    normalise_each,
+    stop_if_spent,
+    walk_newest_first,
 )
-from adapters.http import HttpClient, decode_json, epoch_reset_reader
+from adapters.http import HttpClient, decode_json, epoch_reset_reader, error_body, spent_until
 from adapters.settings import AdapterSettings
 from adapters.text import (
     as_array,
@@ -66,6 +72,7 @@ from adapters.text import (
     http_url,
     normalise_tag,
     parse_time,
+    platform_tags,
     sanitise_html,
     text_to_html,
     unique,
@@ -130,55 +137,42 @@ def _newer(first: str | None, second: str | None) -> str | None:
     return max(ids, key=int) if ids else None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _State:
-    """The polling cursor (see the module docstring)."""
-
-    newest: str | None
-    start: datetime | None = None
-    lower: Lower | None = None
-    until_id: str | None = None
-
-    def dump(self) -> str:
-        data: dict[str, Any] = {"v": 1, "newest": self.newest}
-        if self.start is not None:
-            data["start"] = _iso(self.start)
-        if self.lower is not None and self.until_id is not None:
-            data["lower"] = self.lower if isinstance(self.lower, str) else _iso(self.lower)
-            data["until_id"] = self.until_id
-        return json.dumps(data)
-
-    @classmethod
-    def load(cls, raw: str) -> _State | None:
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return None
-        if not isinstance(data, dict):
-            return None
-        newest = _valid_id(data.get("newest"))
-        start = parse_time(data.get("start"))
-        if newest is None and start is None:
-            return None
-        lower_raw, until_id = data.get("lower"), _valid_id(data.get("until_id"))
-        lower: Lower | None = _valid_id(lower_raw) or parse_time(lower_raw)
-        if lower is None or until_id is None:
-            return cls(newest, start)
-        return cls(newest, start, lower, until_id)
+def _lower_or_none(value: Any) -> Lower | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else None
+    return _valid_id(value) or parse_time(value)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Step:
-    """One page of a walk from the newest match back to the lower bound."""
+def _dump_lower(lower: Lower) -> str:
+    return lower if isinstance(lower, str) else _iso(lower)
 
-    posts: tuple[FetchedPost, ...]
-    skipped: tuple[str, ...]
-    newest: str | None
-    oldest: str | None
-    finished: bool
-    exhausted_until: datetime | None = None
-    #: What the walk had to give up to carry on, for the page's gap.
-    note: str | None = None
+
+_Id = Annotated[str | None, pydantic.BeforeValidator(lambda value: _valid_id(value))]
+_Time = Annotated[CursorTime, pydantic.PlainSerializer(_iso, when_used="unless-none")]
+_Lower = Annotated[
+    Lower | None,
+    pydantic.BeforeValidator(_lower_or_none),
+    pydantic.PlainSerializer(_dump_lower, when_used="unless-none"),
+]
+
+
+class _State(JsonCursor):
+    """The polling cursor (see the module docstring); unreadable without newest or start."""
+
+    v: int = 1
+    newest: _Id = None
+    start: _Time = None
+    lower: _Lower = None
+    until_id: _Id = None
+
+    @pydantic.model_validator(mode="after")
+    def _readable(self) -> Self:
+        if self.newest is None and self.start is None:
+            raise ValueError("neither newest nor start")
+        if self.lower is None or self.until_id is None:  # half a window is no window
+            object.__setattr__(self, "lower", None)
+            object.__setattr__(self, "until_id", None)
+        return self
 
 
 class XSettings(AdapterSettings):
@@ -207,25 +201,21 @@ class XAdapter(Adapter):
     def search(
         self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
     ) -> Iterator[Page]:
-        state = _State.load(cursor) if cursor else None
+        state = _State.load(cursor)
         notes = [_LOST_CURSOR] if cursor and state is None else []
         if state is None:
-            state = _State(None, since)
-        budget = max_pages
+            state = _State(start=since)
+        unfinished = None
         if state.lower is not None and state.until_id is not None:
-            # An earlier walk stopped part-way: finish its window before reading newer posts.
-            done = False
-            window = self._window(target, state, state.lower, state.until_id, budget, notes)
-            for page, finished in window:
-                budget -= 1
-                done = finished
-                yield page
-            if not done or budget <= 0:
-                return
-            state = _State(state.newest, state.start)
-        lower: Lower = state.newest or state.start or since
-        for page, _finished in self._window(target, state, lower, None, budget, notes):
-            yield page
+            # An earlier walk stopped part-way: its window is read before newer posts.
+            lower, until_id = state.lower, state.until_id
+            unfinished = functools.partial(
+                self._window, target, state, lower, until_id, notes=notes
+            )
+        rest = _State(newest=state.newest, start=state.start)
+        after: Lower = rest.newest or rest.start or since
+        newer = functools.partial(self._window, target, rest, after, None, notes=notes)
+        yield from finish_then_continue(unfinished, newer, max_pages)
 
     def _window(
         self,
@@ -242,25 +232,24 @@ class XAdapter(Adapter):
         if clamped:
             notes.append(clamped)
         newest = state.newest
-        for step in self._walk(target, lower, until_id, budget):
-            newest = _newer(newest, step.newest)
-            if step.note:
-                notes.append(step.note)
-            if step.finished:
+        for page in self._walk(target, lower, until_id, budget):
+            ids = page.batch.ids
+            newest = _newer(newest, max(ids, key=int, default=None))
+            cursor: str | None = None  # nothing readable on this page: keep the stored cursor
+            if page.finished:
                 start = None
                 if newest is None:
                     floor = lower if isinstance(lower, datetime) else state.start or started
                     start = max(floor, started - _INDEX_LAG)
-                cursor: str | None = _State(newest, start).dump()
-            elif step.oldest is not None:
-                until_id = step.oldest
-                cursor = _State(newest, state.start, lower, until_id).dump()
-            else:  # nothing readable on this page: keep the stored cursor
-                cursor = None
-            gap = "; ".join(notes) or None
+                cursor = _State(newest=newest, start=start).dump()
+            elif ids:
+                oldest = min(ids, key=int)
+                window = _State(newest=newest, start=state.start, lower=lower, until_id=oldest)
+                cursor = window.dump()
+            gap = "; ".join([*notes, *([page.gap] if page.gap else [])]) or None
             notes.clear()
-            yield Page(step.posts, cursor, gap=gap, skipped=step.skipped), step.finished
-            _stop_if_exhausted(step, "the walk resumes from the stored cursor")
+            yield Page(page.posts, cursor, gap=gap, skipped=page.skipped), page.finished
+            stop_if_spent(page, "x: search requests", "the walk resumes from the stored cursor")
 
     def backfill(
         self, target: Target, *, since: datetime, resume: str | None, max_pages: int
@@ -268,15 +257,15 @@ class XAdapter(Adapter):
         """Walk back to ``since`` (at most 7 days); the position is the oldest id read."""
         until_id = _valid_id(resume)
         lower, clamped = _clamp(since, datetime.now(UTC))
-        for step in self._walk(target, lower, until_id, max_pages):
-            until_id = step.oldest or until_id
-            gap = clamped if step.finished else None
-            yield Page(step.posts, until_id, gap=gap, skipped=step.skipped)
-            _stop_if_exhausted(step, "run backfill again then to carry on")
+        for page in self._walk(target, lower, until_id, max_pages):
+            until_id = min(page.batch.ids, key=int) if page.batch.ids else until_id
+            gap = clamped if page.finished else None
+            yield Page(page.posts, until_id, gap=gap, skipped=page.skipped)
+            stop_if_spent(page, "x: search requests", "run backfill again then to carry on")
 
     def _walk(
         self, target: Target, lower: Lower, until_id: str | None, max_pages: int
-    ) -> Iterator[_Step]:
+    ) -> Iterator[WalkPage[FetchedPost, str]]:
         """Newest to oldest through the matches between ``lower`` and ``until_id``.
 
         Pages follow ``next_token`` with the query unchanged; if X refuses its
@@ -286,28 +275,28 @@ class XAdapter(Adapter):
         """
         wanted = {normalise_tag(tag) for tag in target.hashtags}
         params = _search_params(target, lower, until_id)
-        reached = until_id
-        next_token: str | None = None
-        seen: set[str] = set()
-        for number in range(1, max_pages + 1):
-            body, response, note = self._search_page(params, next_token, reached, number)
-            ids = [tid for tid in (_valid_id(t.get("id")) for t in _tweets_of(body)) if tid]
-            fresh = [tid for tid in ids if tid not in seen]
-            seen.update(ids)
-            oldest = min(ids, key=int) if ids else None
-            reached = min((i for i in (oldest, reached) if i is not None), key=int, default=None)
+        reached = until_id  # the oldest id read so far
+
+        def fetch(next_token: str | None) -> Batch[FetchedPost, str]:
+            nonlocal reached
+            body, response, note = self._search_page(params, next_token, reached)
+            ids = tuple(tid for tid in (_valid_id(t.get("id")) for t in _tweets_of(body)) if tid)
+            reached = min([i for i in (*ids, reached) if i], key=int, default=None)
             posts, skipped = _normalise_page(body, wanted)
             token = as_object(body.get("meta")).get("next_token")
-            next_token = token if isinstance(token, str) and token else None
-            finished = next_token is None or not fresh
-            exhausted = _exhausted_until(response)
-            newest = max(ids, key=int) if ids else None
-            yield _Step(posts, skipped, newest, oldest, finished, exhausted, note)
-            if finished or exhausted is not None or number == max_pages:
-                return
+            return Batch(
+                posts,
+                skipped,
+                ids,
+                token if isinstance(token, str) and token else None,
+                note=note,
+                retry_at=spent_until(response, "x-rate-limit-remaining", _reset_reader, 900.0),
+            )
+
+        return walk_newest_first(fetch, until=None, max_pages=max_pages)
 
     def _search_page(
-        self, params: dict[str, Any], next_token: str | None, reached: str | None, number: int
+        self, params: dict[str, Any], next_token: str | None, reached: str | None
     ) -> tuple[Any, httpx.Response, str | None]:
         """One search page, and a gap note when X refused our position and we read around it.
 
@@ -323,7 +312,7 @@ class XAdapter(Adapter):
             note = None
             if next_token is not None and reached is not None:
                 params["until_id"] = reached
-            elif number == 1 and "since_id" in params:
+            elif next_token is None and "since_id" in params:
                 # Well inside the window, whatever X's clock says.
                 horizon = datetime.now(UTC) - SEARCH_WINDOW + timedelta(hours=1)
                 params["start_time"] = _iso(horizon)
@@ -358,16 +347,17 @@ class XAdapter(Adapter):
             }
             newer, newer_gone, newer_unknown = self._lookup(list(unique(latest.values())))
             skipped.extend(newer_unknown)
+            current: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
             for ref, (tweet, includes) in found.items():
                 if ref in latest and latest[ref] in newer_gone:
                     deleted.append(ref)  # deleting any version deletes the whole chain
                     continue
-                if ref in latest and latest[ref] in newer:
-                    tweet, includes = newer[latest[ref]]
-                try:
-                    posts.append(normalise_tweet(tweet, includes))
-                except UnreadableRecord as exc:
-                    skipped.append(f"post {ref}: {exc}")
+                current.append((ref, *newer.get(latest.get(ref, ""), (tweet, includes))))
+            live, unreadable = normalise_each(
+                current, lambda item: normalise_tweet(item[1], item[2]), lambda i: f"post {i[0]}"
+            )
+            posts.extend(live)
+            skipped.extend(unreadable)
         return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
 
     def _lookup(
@@ -470,15 +460,6 @@ def _clamp(lower: Lower, now: datetime) -> tuple[Lower, str | None]:
     )
 
 
-def _stop_if_exhausted(step: _Step, advice: str) -> None:
-    """End a walk whose rate-limit window is spent, after its page was handed over."""
-    if step.exhausted_until is not None and not step.finished:
-        raise RateLimited(
-            f"x: search requests spent until {step.exhausted_until:%H:%M:%S} UTC; {advice}",
-            retry_at=step.exhausted_until,
-        )
-
-
 def _search_params(target: Target, lower: Lower, until_id: str | None) -> dict[str, Any]:
     """The recent-search query for a walk between ``lower`` (an id or a time) and ``until_id``."""
     params: dict[str, Any] = {
@@ -499,22 +480,9 @@ def _search_params(target: Target, lower: Lower, until_id: str | None) -> dict[s
     return params
 
 
-def _exhausted_until(response: httpx.Response) -> datetime | None:
-    """The reset time when ``x-rate-limit-remaining`` says no request is left, else None."""
-    if response.headers.get("x-rate-limit-remaining", "").strip() != "0":
-        return None
-    wait = _reset_reader(response.headers)
-    return datetime.now(UTC) + timedelta(seconds=wait if wait is not None else 900.0)
-
-
 def _problem(response: httpx.Response) -> str:
     """A short readable summary of an X problem body."""
-    try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        body = None
-    if not isinstance(body, dict):  # never the raw body: only the platform's own fields
-        return f"HTTP {response.status_code}"
+    body = error_body(response)  # never the raw body: only the platform's own fields
     parts = [
         clean_text(body.get(key), 300)
         for key in ("reason", "title", "detail", "required_enrollment")
@@ -554,22 +522,22 @@ def _history(tweet: Mapping[str, Any]) -> list[str]:
 def _normalise_page(
     body: dict[str, Any], wanted: set[str]
 ) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
+    """The page's latest versions carrying a wanted tag, once each, and the unreadable ones."""
     includes = _includes(body)
-    posts: dict[str, FetchedPost] = {}
-    skipped: list[str] = []
-    for tweet in _tweets_of(body):
-        own = _valid_id(tweet.get("id"))
-        chain = _history(tweet)
-        if own and chain and chain[-1] != own:
-            continue  # an older version of an edited post; its latest version is read instead
-        try:
-            post = normalise_tweet(tweet, includes)
-        except UnreadableRecord as exc:
-            skipped.append(f"post {own or '?'}: {exc}")
-            continue
-        if wanted.intersection(post.hashtags):
-            posts[post.external_id] = post
-    return tuple(posts.values()), tuple(skipped)
+    posts, skipped = normalise_each(
+        [tweet for tweet in _tweets_of(body) if not _superseded(tweet)],
+        lambda tweet: normalise_tweet(tweet, includes),
+        lambda tweet: f"post {_valid_id(tweet.get('id')) or '?'}",
+    )
+    kept = {post.external_id: post for post in posts if wanted.intersection(post.hashtags)}
+    return tuple(kept.values()), skipped
+
+
+def _superseded(tweet: Mapping[str, Any]) -> bool:
+    """An older version of an edited post: its latest version is read instead."""
+    own = _valid_id(tweet.get("id"))
+    chain = _history(tweet)
+    return bool(own and chain and chain[-1] != own)
 
 
 def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> FetchedPost:
@@ -595,8 +563,7 @@ def normalise_tweet(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> Fe
     raw_text = note.get("text") if isinstance(note.get("text"), str) else tweet.get("text")
     text = clean_text(html.unescape(raw_text) if isinstance(raw_text, str) else "")
     hashtags = unique(
-        [normalise_tag(tag) for tag in _entity_tags(tweet) + _entity_tags(note)]
-        + list(extract_hashtags(text))
+        [*platform_tags(_entity_tags(tweet) + _entity_tags(note)), *extract_hashtags(text)]
     )
     sensitive = tweet.get("possibly_sensitive") is True
     attachments = as_object(tweet.get("attachments"))

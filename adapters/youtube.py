@@ -22,14 +22,13 @@ API facts relied on (developers.google.com/youtube/v3, "search: list",
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import functools
 import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -40,9 +39,12 @@ from adapters.base import (
     AdapterError,
     AuthFailed,
     Author,
+    Batch,
     ConfigError,
+    CursorTime,
     Engagement,
     FetchedPost,
+    JsonCursor,
     MalformedResponse,
     Media,
     Page,
@@ -52,8 +54,10 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     normalise_each,
+    refresh_in_chunks,
+    walk_newest_first,
 )
-from adapters.http import HttpClient, decode_json
+from adapters.http import HttpClient, decode_json, error_body
 from adapters.settings import AdapterSettings
 from adapters.text import (
     as_count,
@@ -80,8 +84,6 @@ QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
 #: Search results appear some time after publication, so each poll searches this
 #: far back before the newest video seen, skipping the ids it already knows.
 OVERLAP = timedelta(hours=1)
-#: A source cursor is stored in a column of 600 characters.
-_MAX_CURSOR_CHARS = 600
 _SHORT_RATE_LIMIT = timedelta(minutes=1)
 _THUMBNAIL_SIZES = ("maxres", "standard", "high", "medium", "default")
 _VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -147,8 +149,21 @@ class QuotaBudget:
             self._day, self._spent = today, 0
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Cursor:
+def _rfc3339(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """The strings of a stored list (anything else in it is dropped)."""
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(item for item in value if isinstance(item, str))
+
+
+_Time = Annotated[CursorTime, pydantic.PlainSerializer(_rfc3339, when_used="unless-none")]
+
+
+class _Cursor(JsonCursor):
     """The newest publication time seen, and the ids already read within OVERLAP of it.
 
     Every poll's search covers the whole overlap, so the ids are rebuilt from its
@@ -156,39 +171,25 @@ class _Cursor:
     in the cursor column, the oldest are dropped and merely read again.
     """
 
-    newest: datetime
-    recent: tuple[str, ...]
+    v: int = 1
+    newest: _Time
+    recent: Annotated[tuple[str, ...], pydantic.BeforeValidator(_strings)] = ()
 
-    def dump(self) -> str:
-        ids = list(self.recent)
-        while True:
-            raw = json.dumps({"v": 1, "newest": _rfc3339(self.newest), "recent": ids})
-            if len(raw) <= _MAX_CURSOR_CHARS or not ids:
-                return raw
-            ids.pop()
+    @pydantic.model_validator(mode="after")
+    def _readable(self) -> Self:
+        # YouTube's first video is from 2005: anything older is junk.
+        if self.newest is None or self.newest.year < 2005:
+            raise ValueError("no usable newest time")
+        return self
 
-    @classmethod
-    def load(cls, raw: str | None) -> _Cursor | None:
-        try:
-            value = json.loads(raw or "null")
-        except ValueError:
-            return None
-        newest = parse_time(value.get("newest")) if isinstance(value, dict) else None
-        if newest is None or newest.year < 2005:  # YouTube's first video: anything older is junk
-            return None
-        recent = value.get("recent") if isinstance(value.get("recent"), list) else []
-        return cls(newest, tuple(vid for vid in recent if isinstance(vid, str)))
+    def shrunk(self) -> Self | None:
+        return self.model_copy(update={"recent": self.recent[:-1]}) if self.recent else None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Step:
-    """One search page: kept posts, what was listed (id -> publication time), more to come."""
+class _Position(JsonCursor):
+    """A backfill position: the oldest publication time reached."""
 
-    number: int
-    posts: tuple[FetchedPost, ...]
-    skipped: tuple[str, ...]
-    listed: dict[str, datetime]
-    last: bool
+    before: _Time = None
 
 
 class YouTubeSettings(AdapterSettings):
@@ -235,45 +236,52 @@ class YouTubeAdapter(Adapter):
         stored = _Cursor.load(cursor)
         started = self.clock()
         known = frozenset(stored.recent) if stored else frozenset()
-        after = stored.newest - OVERLAP if stored else since
+        after = stored.newest - OVERLAP if stored and stored.newest else since
         listed: dict[str, datetime] = {}
-        for step in self._walk(tag, known, after=after, before=None, max_pages=max_pages):
-            listed.update(step.listed)
-            if not step.last and step.number < max_pages:
-                yield Page(step.posts, None, skipped=step.skipped)  # newest first: not yet
-                continue
-            gap = None
-            if not step.last:
-                gap = f"stopped after {max_pages} pages before reaching {_rfc3339(after)}"
-            times = [*listed.values(), *([stored.newest] if stored else [])]
+
+        def last_cursor(_ids: Sequence[str]) -> str:
+            times = [*listed.values(), *([stored.newest] if stored and stored.newest else [])]
             # A publication time in the future must not push the next search past now.
             newest = min(max(times, default=started), started)
             in_overlap = [(when, vid) for vid, when in listed.items() if when >= newest - OVERLAP]
             recent = tuple(vid for _, vid in sorted(in_overlap, reverse=True))
-            yield Page(step.posts, _Cursor(newest, recent).dump(), gap=gap, skipped=step.skipped)
-            return
+            return _Cursor(newest=newest, recent=recent).dump()
+
+        walk = self._walk(tag, known, listed, after=after, before=None)
+        for page in walk_newest_first(
+            walk, until=after, max_pages=max_pages, last_cursor=last_cursor
+        ):
+            yield Page(page.posts, page.cursor, gap=page.gap, skipped=page.skipped)
 
     def backfill(
         self, target: Target, *, since: datetime, resume: str | None, max_pages: int
     ) -> Iterator[Page]:
         """Search back to ``since``; the position is the oldest publication time reached."""
         tag = target.hashtags[0].lstrip("#＃")
-        before = _position(resume)
-        for step in self._walk(tag, frozenset(), after=since, before=before, max_pages=max_pages):
-            oldest = min(step.listed.values(), default=None)
-            position = json.dumps({"before": _rfc3339(oldest)}) if oldest else None
-            yield Page(step.posts, position, skipped=step.skipped)
+        stored = _Position.load(resume)
+        before = stored.before if stored else None
+        walk = self._walk(tag, frozenset(), {}, after=since, before=before)
+        for page in walk_newest_first(
+            walk,
+            until=None,
+            max_pages=max_pages,
+            page_cursor=lambda b: _Position(before=b.oldest).dump() if b.oldest else None,
+        ):
+            yield Page(page.posts, page.cursor, skipped=page.skipped)
 
     def _walk(
         self,
         tag: str,
         known: frozenset[str],
+        listed: dict[str, datetime],
         *,
         after: datetime,
         before: datetime | None,
-        max_pages: int,
-    ) -> Iterator[_Step]:
-        """search.list pages newest to oldest, each followed by videos.list for unknown ids."""
+    ) -> Callable[[str | None], Batch[FetchedPost, str]]:
+        """Reads search.list pages by page token, each followed by videos.list for new ids.
+
+        ``listed`` collects each video id the walk met with its publication time.
+        """
         key = normalise_tag(tag)
         params: dict[str, Any] = {
             "part": "snippet",
@@ -285,12 +293,13 @@ class YouTubeAdapter(Adapter):
         }
         if before is not None:
             params["publishedBefore"] = _rfc3339(before)
-        seen: set[str] = set()
-        for number in range(1, max_pages + 1):
-            body = self._call("search", params, SEARCH_COST, self.search_budget)
-            listed, skipped, next_token = _search_page(body)
-            fresh = [vid for vid in listed if vid not in seen]
-            seen.update(listed)
+
+        def fetch(page_token: str | None) -> Batch[FetchedPost, str]:
+            query = {**params, "pageToken": page_token} if page_token else params
+            body = self._call("search", query, SEARCH_COST, self.search_budget)
+            page, skipped, next_token = _search_page(body)
+            fresh = {vid: when for vid, when in page.items() if vid not in listed}
+            listed.update(fresh)
             wanted = [vid for vid in fresh if vid not in known]
             posts: tuple[FetchedPost, ...] = ()
             if wanted:
@@ -298,25 +307,15 @@ class YouTubeAdapter(Adapter):
                 normalised, bad = normalise_all(list(found.values()))
                 posts = tuple(p for p in normalised if key in p.hashtags)
                 skipped += bad
-            last = next_token is None or not fresh
-            yield _Step(number, posts, skipped, {v: listed[v] for v in fresh}, last)
-            if last:
-                return
-            params["pageToken"] = next_token
+            oldest = min(fresh.values(), default=None)
+            return Batch(posts, skipped, tuple(page), next_token, oldest=oldest)
+
+        return fetch
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
-        ids = list(dict.fromkeys(ref.strip() for ref in refs if _VIDEO_ID.fullmatch(ref.strip())))
-        posts: list[FetchedPost] = []
-        deleted: list[str] = []
-        skipped: list[str] = []
-        for start in range(0, len(ids), BULK_LIMIT):
-            chunk = ids[start : start + BULK_LIMIT]
-            found = self._videos(chunk, limit=self.quota.daily)
-            live, bad = normalise_all(list(found.values()))
-            posts.extend(live)
-            skipped.extend(bad)
-            deleted.extend(vid for vid in chunk if vid not in found)
-        return RefreshResult(tuple(posts), tuple(deleted), tuple(skipped))
+        ids = [ref.strip() for ref in refs if _VIDEO_ID.fullmatch(ref.strip())]
+        lookup = functools.partial(self._videos, limit=self.quota.daily)
+        return refresh_in_chunks(ids, BULK_LIMIT, lookup, normalise_all)
 
     def _videos(self, ids: list[str], *, limit: int) -> dict[str, dict[str, Any]]:
         """videos.list for up to 50 ids: the items by id (missing ones are gone)."""
@@ -346,12 +345,7 @@ class YouTubeAdapter(Adapter):
 
     def _failure(self, response: httpx.Response) -> AdapterError:
         """Our error for a Google error body: quota, key, access or a refused request."""
-        try:
-            body = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        error = body.get("error") if isinstance(body, dict) else None
-        error = error if isinstance(error, dict) else {}
+        error = as_object(error_body(response).get("error"))
         reasons = [
             reason
             for field in ("errors", "details")
@@ -386,18 +380,6 @@ class YouTubeAdapter(Adapter):
                 " server"
             )
         return RequestRejected(f"youtube: request refused (HTTP {status}, {detail})")
-
-
-def _rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _position(resume: str | None) -> datetime | None:
-    try:
-        value = json.loads(resume or "null")
-    except ValueError:
-        return None
-    return parse_time(value.get("before")) if isinstance(value, dict) else None
 
 
 def _search_page(body: Any) -> tuple[dict[str, datetime], tuple[str, ...], str | None]:

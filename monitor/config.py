@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     retention_removed_days: int = Field(0, ge=0)
     retention_pending_days: int = Field(90, ge=0)
     outbound_allow_private: bool = False
+    #: Every stored image is checked (faces, text, nudity, known images) before approval.
+    image_analysis: bool = True
     #: Set by ``hashtag-monitor demo``: every page says it shows training data.
     demo_mode: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

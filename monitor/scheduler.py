@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
@@ -39,21 +39,29 @@ from monitor.services.sources import (
 from monitor.services.staging import STAGE_INTERVAL_SECONDS, stage_waiting
 from monitor.streaming import StreamRunner, StreamTuning
 
+if TYPE_CHECKING:
+    from monitor.analysis.runner import Analyser
+
 log = logging.getLogger("monitor.scheduler")
 
 
 class Monitor:
     """Owns the scheduler and the adapters' HTTP clients for the life of ``run``."""
 
-    def __init__(self, *, engine: Engine, settings: Settings) -> None:
+    def __init__(
+        self, *, engine: Engine, settings: Settings, analyser: Analyser | None = None
+    ) -> None:
         self.engine = engine
         self.settings = settings
+        #: SQLite: this process checks the images (PostgreSQL: ``worker`` processes do).
+        self.analyser = analyser
         self.scheduler = AsyncIOScheduler(timezone=settings.zone)
         self.leader = LeaderLock(engine)
         self._resources = ExitStack()
         self._platforms: list[ConfiguredPlatform] = []
         self._work_job_ids: list[str] = []
-        self._in_flight: set[asyncio.Future[None]] = set()
+        self._in_flight: set[asyncio.Future[object]] = set()
+        self._job_app: Any = None
         #: The streams (Mastodon, Jetstream), run by the leader beside the poll jobs.
         self.streams: StreamRunner | None = None
         self.stream_tuning: StreamTuning | None = None
@@ -159,6 +167,17 @@ class Monitor:
             misfire_grace_time=STAGE_INTERVAL_SECONDS,
             next_run_time=first_run,
         )
+        if self.settings.image_analysis:
+            from monitor.services.analysis import ANALYSE_INTERVAL_SECONDS
+
+            self._add(
+                self._analyse,
+                "interval",
+                seconds=ANALYSE_INTERVAL_SECONDS,
+                id="analyse-media",
+                misfire_grace_time=ANALYSE_INTERVAL_SECONDS,
+                next_run_time=first_run,
+            )
         if self.settings.safeguarding_alert_to:
             # Catch-up for alerts a request's own thread did not send (a restart, a failure).
             self._add(self._send_alerts, "interval", seconds=60, id="safeguarding-alerts")
@@ -212,6 +231,28 @@ class Monitor:
         """Fetch media of new and edited posts for review, outside every poll's transaction."""
         await self._in_thread(stage_waiting, engine=self.engine, settings=self.settings)
 
+    async def _analyse(self) -> None:
+        """Check stored images: here on SQLite, by queueing jobs for workers on PostgreSQL."""
+        await self._in_thread(self._analyse_now)
+
+    def _analyse_now(self) -> None:
+        from monitor.services.analysis import analyse_waiting
+
+        if self.engine.dialect.name == "postgresql":
+            from monitor.services.jobs import enqueue_waiting, job_app
+
+            if self._job_app is None:
+                self._job_app = job_app(self.engine)
+            enqueue_waiting(engine=self.engine, settings=self.settings, app=self._job_app)
+        else:
+            if self.analyser is None:
+                # Not started by `run` (training mode, tests): started at its first image.
+                from monitor.analysis.detectors import available_detectors
+                from monitor.analysis.runner import Analyser
+
+                self.analyser = Analyser(targets=available_detectors())
+            analyse_waiting(engine=self.engine, settings=self.settings, analyser=self.analyser)
+
     async def _purge(self) -> None:
         await self._in_thread(self._purge_now)
 
@@ -247,3 +288,5 @@ class Monitor:
             self.scheduler.shutdown(wait=False)
         self.leader.release()
         self._resources.close()
+        if self.analyser is not None:
+            self.analyser.stop()

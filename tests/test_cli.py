@@ -87,6 +87,20 @@ def test_failing_poll_exits_1_and_status_tells(
     assert "FAILING since" in out and "failures in a row: 1" in out and "HTTP 500" in out
 
 
+def test_a_mastodon_server_closed_to_anonymous_readers_says_so_in_status(
+    cli: Callable[..., CliResult], env: FakeMastodon
+) -> None:
+    """Mastodon 4.5 may answer 401 to an unauthenticated hashtag timeline: say what to set."""
+    cli("db", "upgrade")
+    refusal = Reply.json({"error": "This method requires an authenticated user"}, status=401)
+    env.server.route("GET", r"/api/v1/timelines/tag/.*", lambda _r: refusal, first=True)
+    code, out, _ = cli("poll")
+    assert code == 1 and "FAILED:" in out
+    code, out, _ = cli("status")
+    assert "FAILING since" in out
+    assert "requires an access token for hashtag timelines; set MASTODON_ACCESS_TOKEN" in out
+
+
 def test_users_and_moderate_from_a_script(cli: Callable[..., CliResult], env: FakeMastodon) -> None:
     [status] = env.add_many(1)
     cli("db", "upgrade")

@@ -16,10 +16,16 @@ import monitor.models  # noqa: F401  (registers every table)
 from monitor.db import upgrade
 
 
+def _ours(name: str | None, type_: str, _parent: object) -> bool:
+    """The job queue's tables (procrastinate's, on PostgreSQL) are not in our models."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def _differences(engine: Engine) -> list[object]:
     with engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "compare_server_default": False}
+            connection,
+            opts={"compare_type": True, "compare_server_default": False, "include_name": _ours},
         )
         return list(compare_metadata(context, SQLModel.metadata))
 

@@ -16,6 +16,7 @@ from monitor.cli._common import echo, enabled_platform, load, open_engine, when
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
+from monitor.models import DigestStatus
 from monitor.services.backfill import backfill_target
 from monitor.services.health import HealthReport, health_report
 from monitor.services.polling import PollSummary, describe_summary, poll_all
@@ -44,8 +45,30 @@ def poll(
         echo(f"{summary.source}: {describe_summary(summary)}")
     if staged := stage_all_waiting(engine=engine, settings=settings):
         echo(f"media: fetched for review on {staged} post(s)")
+    if settings.image_analysis:
+        _check_images(engine, settings)
     if not all(summary.ok for summary in summaries):
         raise typer.Exit(1)
+
+
+def _check_images(engine: Engine, settings: Settings) -> None:
+    """The image checks of what was stored: here on SQLite, queued for workers on PostgreSQL."""
+    if engine.dialect.name == "postgresql":
+        from monitor.services.jobs import enqueue_waiting, job_app
+
+        if queued := enqueue_waiting(engine=engine, settings=settings, app=job_app(engine)):
+            echo(f"images: {queued} queued for checking by `hashtag-monitor worker`")
+        return
+    from monitor.cli.server import start_analyser
+    from monitor.services.analysis import analyse_all_waiting, media_waiting
+
+    if not media_waiting(engine, limit=1):
+        return
+    analyser = start_analyser(settings)
+    assert analyser is not None
+    with analyser:
+        if checked := analyse_all_waiting(engine=engine, settings=settings, analyser=analyser):
+            echo(f"images: checked {checked} (faces, text, known images)")
 
 
 def _configured_tag(settings: Settings, tag: str) -> str:
@@ -78,9 +101,22 @@ def status(
 
 
 def _print_health(report: HealthReport, settings: Settings) -> None:
+    if (analysis := report.analysis) is not None:
+        line = f"image analysis: {analysis.words.upper()}"
+        if analysis.enabled:
+            line += f"  backlog: {analysis.backlog}"
+            if analysis.workers is not None:
+                line += f"  workers: {analysis.workers}"
+            line += f"  last checked: {when(analysis.last_done_at, settings)}"
+        echo(line)
+        if analysis.last_failure:
+            echo(
+                f"  last failure ({when(analysis.last_failure_at, settings)}):"
+                f" {analysis.last_failure}  ({analysis.failed_today} in the last 24 h)"
+            )
     digest = report.digest
     if digest is not None:
-        outcome = "sent" if digest.status == "sent" else f"NOT SENT: {digest.error}"
+        outcome = "sent" if digest.status == DigestStatus.SENT else f"NOT SENT: {digest.error}"
         echo(f"digest for {digest.day.isoformat()}: {outcome} ({when(digest.sent_at, settings)})")
     if not report.sources:
         echo("No source has been polled yet: run `hashtag-monitor poll`.")

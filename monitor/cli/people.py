@@ -15,6 +15,7 @@ from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.models import MediaItem, Role
 from monitor.services.alerts import send_pending_alerts
+from monitor.services.analysis import blur_faces
 from monitor.services.consent import record_consent
 from monitor.services.escalation import escalate
 from monitor.services.moderation import CloserLookNeeded, decide, find_post, flag_reasons
@@ -67,10 +68,10 @@ def users_add(
     password = _read_password(password_stdin)
     _as_admin(
         lambda session: add_user(
-            session=session, name=name, role=role.value, password=password, actor=CLI_ACTOR
+            session=session, name=name, role=role, password=password, actor=CLI_ACTOR
         )
     )
-    echo(f"Added {name} as {role.value}.")
+    echo(f"Added {name} as {role}.")
 
 
 @users_app.command("list")
@@ -121,10 +122,8 @@ def users_role(
     name: str, role: Annotated[Role, typer.Argument(help="viewer, moderator or admin.")]
 ) -> None:
     """Change a user's role; their sessions end so it applies at once."""
-    _as_admin(
-        lambda session: set_role(session=session, name=name, role=role.value, actor=CLI_ACTOR)
-    )
-    echo(f"{name} is now a {role.value}; their sessions have ended.")
+    _as_admin(lambda session: set_role(session=session, name=name, role=role, actor=CLI_ACTOR))
+    echo(f"{name} is now a {role}; their sessions have ended.")
 
 
 @users_app.command("totp-off")
@@ -180,7 +179,7 @@ def _decide_all(
     with session_scope(engine) as session:
         for ref in ids:
             post = find_post(session, ref)
-            media = session.exec(select(MediaItem).where(MediaItem.post_id == post.id)).all()  # type: ignore[call-overload]
+            media = session.exec(select(MediaItem).where(MediaItem.post_id == post.id)).all()
             by_position = {item.position + 1: item.id for item in media if item.id is not None}
             if consent is not None:
                 record_consent(
@@ -209,6 +208,7 @@ def _decide_all(
                 )
             except CloserLookNeeded as exc:
                 hint = f" (pass {exc.cli_option})" if exc.cli_option else ""
+                hint = hint or (f" ({exc.cli_hint})" if exc.cli_hint else "")
                 raise UserError(f"{exc}{hint}; nothing was changed") from None
             echo(f"{ref}: {result.from_status} -> {result.to_status}")
 
@@ -270,6 +270,19 @@ def moderate_reject(
     if not reason.strip():
         raise UserError("--reason: say why the posts are rejected")
     _decide_all("reject", ids, as_user, reason)
+
+
+@moderate_app.command("blur-faces")
+def moderate_blur_faces(ids: IdsArgument, as_user: AsOption) -> None:
+    """Publish with faces blurred: replace each post's stored copies by ones blurred at the
+    faces the image check found. Look at the blurred copy in the queue, then approve."""
+    settings = load()
+    engine = open_engine(settings)
+    with session_scope(engine) as session:
+        post_ids = [find_post(session, ref).id or 0 for ref in ids]
+    for ref, post_id in zip(ids, post_ids, strict=True):
+        count = blur_faces(engine=engine, settings=settings, post_id=post_id, actor=as_user)
+        echo(f"{ref}: faces blurred in {count} image(s); look at it in the queue, then approve")
 
 
 @moderate_app.command("escalate")

@@ -16,14 +16,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
-from sqlmodel.sql.expression import Select
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import (
     Consent,
+    MediaAnalysis,
     MediaItem,
     ModerationEvent,
     Post,
@@ -33,6 +34,14 @@ from monitor.models import (
     UTCDateTime,
 )
 from monitor.services import audit
+from monitor.services.analysis import (
+    FAILED,
+    analyses_by_media,
+    current_analysis,
+    stored_findings,
+    unblurred_faces,
+    unchecked_positions,
+)
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import Action, post_histories
 from monitor.services.consent import consents_by_post, latest_consent
@@ -43,7 +52,10 @@ from monitor.services.staging import SHOWN_KINDS, is_staged
 from monitor.services.takedown import open_takedown_count, open_takedown_posts
 from monitor.services.users import get_active_user
 
-_ACTIONS = {Action.APPROVE: PostStatus.APPROVED, Action.REJECT: PostStatus.REJECTED}
+_ACTIONS: dict[str, PostStatus] = {
+    Action.APPROVE: PostStatus.APPROVED,
+    Action.REJECT: PostStatus.REJECTED,
+}
 MAX_REASON_CHARS = 2000
 MAX_ALT_CHARS = 1500
 MAX_BULK_POSTS = 1000
@@ -72,6 +84,8 @@ class CloserLookNeeded(UserError):
     option that records the step, for ``moderate approve``."""
 
     cli_option: str | None = None
+    #: What to do instead, for ``moderate approve``, when no option records the step.
+    cli_hint: str | None = None
 
 
 class MissingAlt(CloserLookNeeded):
@@ -90,11 +104,26 @@ class ConsentNeeded(CloserLookNeeded):
     cli_option = "--consent TEXT"
 
 
+class ImagesBeingChecked(CloserLookNeeded):
+    """The automatic image checks have not finished: nothing to record, only to wait."""
+
+    cli_hint = (
+        "the checks run in `hashtag-monitor poll` and `run` on SQLite, in"
+        " `hashtag-monitor worker` on PostgreSQL; approve once they have finished"
+    )
+
+
+class FacesNeedConsent(ConsentNeeded):
+    """Faces were found: publishing them needs the consent of the people shown."""
+
+    cli_option = "--consent TEXT, or blur them first with `moderate blur-faces`"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class DecisionResult:
     post_id: int
-    from_status: str
-    to_status: str
+    from_status: PostStatus
+    to_status: PostStatus
 
 
 def parse_post_ref(ref: str) -> tuple[str, str]:
@@ -136,7 +165,7 @@ def _alt_changes(
     changes = []
     for item in media:
         alt = item.alt
-        if item.id in alt_texts:
+        if item.id is not None and item.id in alt_texts:
             alt = " ".join(alt_texts[item.id].split())[:MAX_ALT_CHARS] or None
         changes.append((item, alt, item.id in decorative or item.decorative))
     return changes
@@ -179,6 +208,30 @@ def _require_seen(post: Post, media: list[MediaItem], media_seen: bool) -> None:
         raise HiddenMediaUnseen(
             f"{describe_for_people(post)}: its media is hidden (marked sensitive or flagged);"
             " show the media and look at it before approving"
+        )
+
+
+def _require_checked(
+    post: Post, media: list[MediaItem], analyses: dict[int, MediaAnalysis]
+) -> None:
+    """Every stored copy's automatic check has finished (done, or failed and flagged)."""
+    if waiting := unchecked_positions(media, analyses):
+        which = ", ".join(str(n) for n in waiting)
+        raise ImagesBeingChecked(
+            f"{describe_for_people(post)}: image {which} is still being checked automatically"
+            " (faces, text, known images); try again once the check has finished"
+        )
+
+
+def _require_face_consent(
+    session: Session, post: Post, media: list[MediaItem], analyses: dict[int, MediaAnalysis]
+) -> None:
+    """Faces are published only with consent on record, or blurred (the consent policy)."""
+    faces = unblurred_faces(media, analyses)
+    if faces and latest_consent(session, post.id or 0) is None:
+        raise FacesNeedConsent(
+            f"{describe_for_people(post)}: {'; '.join(f.words for f in faces)}; record the"
+            " consent of the people shown, or publish with faces blurred, before approving"
         )
 
 
@@ -256,19 +309,24 @@ def decide(
             f"{describe_for_people(post)} was escalated to the safeguarding lead;"
             " an escalated post is never published"
         )
-    if post.status == target.value:
-        raise UserError(f"{describe_for_people(post)} is already {target.value}")
+    if post.status == target:
+        raise UserError(f"{describe_for_people(post)} is already {target}")
     media = list(
         session.exec(
-            select(MediaItem).where(MediaItem.post_id == post.id).order_by(MediaItem.position)  # type: ignore[arg-type]
+            select(MediaItem).where(MediaItem.post_id == post.id).order_by(col(MediaItem.position))
         )
     )
     changes = _alt_changes(media, alt_texts or {}, decorative)
     detail: dict[str, object] = {}
     if target is PostStatus.APPROVED:
+        analyses = analyses_by_media(session, [post.id or 0]) if settings.image_analysis else {}
+        if settings.image_analysis:
+            _require_checked(post, media, analyses)
         _require_alt(post, changes)
         _require_seen(post, media, media_seen)
         _require_consent(session, post)
+        if settings.image_analysis:
+            _require_face_consent(session, post, media, analyses)
         if acknowledged := _require_acknowledged(post, acknowledged_flags):
             detail["acknowledged_flags"] = acknowledged
         if media_hidden(post, media):
@@ -298,8 +356,8 @@ def change_status(
     detail: dict[str, object] | None = None,
 ) -> DecisionResult:
     """Move a locked post to ``to``, bump its version, and put the change on the record."""
-    result = DecisionResult(post.id or 0, post.status, to.value)
-    post.status = to.value
+    result = DecisionResult(post.id or 0, post.status, to)
+    post.status = to
     post.version += 1
     session.add(post)
     audit.record(
@@ -349,7 +407,7 @@ def revealed_by(session: Session, actor: str, posts: Collection[Post]) -> set[in
         select(ModerationEvent).where(
             ModerationEvent.action == Action.MEDIA_REVEALED,
             ModerationEvent.actor == actor,
-            ModerationEvent.post_id.in_(list(versions)),  # type: ignore[union-attr]
+            col(ModerationEvent.post_id).in_(list(versions)),
         )
     )
     return {
@@ -391,8 +449,7 @@ def decide_many(
         raise UserError(f"select at most {MAX_BULK_POSTS} posts at a time")
     outcome = BulkOutcome()
     posts = {
-        post.id: post
-        for post in session.exec(select(Post).where(Post.id.in_(list(versions))))  # type: ignore[union-attr]
+        post.id: post for post in session.exec(select(Post).where(col(Post.id).in_(list(versions))))
     }
     # One flush at the end writes the selection's updates and audit rows in batches.
     with session.no_autoflush:
@@ -518,12 +575,12 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(filters: QueueFilters, zone: ZoneInfo) -> Select[tuple[Post]]:
+def _filtered(filters: QueueFilters, zone: ZoneInfo) -> SelectOfScalar[Post]:
     query = select(Post)
     if filters.tab == "takedowns":
-        query = query.where(Post.id.in_(open_takedown_posts()))  # type: ignore[union-attr]
+        query = query.where(col(Post.id).in_(open_takedown_posts()))
     elif filters.tab == "flagged":
-        query = query.where(Post.status == PostStatus.PENDING, Post.flagged.is_(True))  # type: ignore[attr-defined]
+        query = query.where(Post.status == PostStatus.PENDING, col(Post.flagged).is_(True))
     else:
         query = query.where(Post.status == filters.tab)
     if filters.platform:
@@ -532,20 +589,21 @@ def _filtered(filters: QueueFilters, zone: ZoneInfo) -> Select[tuple[Post]]:
         # EXISTS follows the page's index order and probes the (post_id, tag) key per post;
         # an IN list would first gather every post with a campaign tag, i.e. nearly all.
         tagged = sa.exists().where(
-            PostHashtag.post_id == Post.id, PostHashtag.tag == normalise_tag(filters.tag)
+            col(PostHashtag.post_id) == col(Post.id),
+            col(PostHashtag.tag) == normalise_tag(filters.tag),
         )
         query = query.where(tagged)
     if filters.author:
         pattern = f"%{_escape_like(filters.author.lstrip('@'))}%"
         query = query.where(
             sa.or_(
-                Post.author_handle.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
-                Post.author_name.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
+                col(Post.author_handle).ilike(pattern, escape="\\"),
+                col(Post.author_name).ilike(pattern, escape="\\"),
             )
         )
     if filters.text:
         pattern = f"%{_escape_like(filters.text)}%"
-        query = query.where(Post.text.ilike(pattern, escape="\\"))  # type: ignore[attr-defined]
+        query = query.where(col(Post.text).ilike(pattern, escape="\\"))
     if filters.since:
         start = datetime.combine(filters.since, time.min, zone)
         query = query.where(Post.created_at >= start)
@@ -583,15 +641,15 @@ def list_queue(
     for segment in segments:
         query = base
         if segment != _SEGMENT_ALL:
-            query = query.where(Post.flagged.is_(segment == "1"))  # type: ignore[attr-defined]
-        key = sa.tuple_(Post.created_at, Post.id)
+            query = query.where(col(Post.flagged).is_(segment == "1"))
+        key = sa.tuple_(col(Post.created_at), col(Post.id))
         if cursor is not None and cursor.segment == segment:
             after = sa.tuple_(sa.literal(cursor.created_at, UTCDateTime()), cursor.post_id)
             query = query.where(key < after if filters.newest_first else key > after)
         if filters.newest_first:
-            query = query.order_by(Post.created_at.desc(), Post.id.desc())  # type: ignore[union-attr]
+            query = query.order_by(col(Post.created_at).desc(), col(Post.id).desc())
         else:
-            query = query.order_by(Post.created_at, Post.id)
+            query = query.order_by(col(Post.created_at), col(Post.id))
         wanted = limit + 1 - len(found)
         found += [(segment, post) for post in session.exec(query.limit(wanted))]
         if len(found) > limit:
@@ -610,9 +668,11 @@ def matching_versions(
 ) -> dict[int, int]:
     """Every post the filters match (id -> version), oldest first, at most ``limit``: what a
     bulk decision on "all matching" covers."""
-    query = _filtered(filters, zone).order_by(Post.created_at, Post.id).limit(limit)
-    chosen = query.with_only_columns(Post.id)  # type: ignore[arg-type]
-    rows = session.execute(sa.select(Post.id, Post.version).where(Post.id.in_(chosen)))  # type: ignore[union-attr]
+    query = _filtered(filters, zone).order_by(col(Post.created_at), col(Post.id)).limit(limit)
+    chosen = query.with_only_columns(col(Post.id))
+    rows = session.execute(
+        sa.select(col(Post.id), col(Post.version)).where(col(Post.id).in_(chosen))
+    )
     return {int(post_id): int(version) for post_id, version in rows}
 
 
@@ -621,7 +681,9 @@ def queue_counts(session: Session) -> dict[str, int]:
     counts = dict.fromkeys(QUEUE_TABS, 0)
     counts["takedowns"] = open_takedown_count(session)
     rows = session.execute(
-        sa.select(Post.status, Post.flagged, sa.func.count()).group_by(Post.status, Post.flagged)
+        sa.select(col(Post.status), col(Post.flagged), sa.func.count()).group_by(
+            col(Post.status), col(Post.flagged)
+        )
     )
     for status, flagged, number in rows:
         if status in counts:
@@ -634,11 +696,13 @@ def queue_counts(session: Session) -> dict[str, int]:
 def queue_facets(session: Session) -> tuple[list[str], list[str]]:
     """Platforms and hashtags present, for the filter menus."""
     platforms = list(
-        session.execute(sa.select(Post.platform).distinct().order_by(Post.platform)).scalars()
+        session.execute(
+            sa.select(col(Post.platform)).distinct().order_by(col(Post.platform))
+        ).scalars()
     )
     tags = list(
         session.execute(
-            sa.select(PostHashtag.tag).distinct().order_by(PostHashtag.tag).limit(200)
+            sa.select(col(PostHashtag.tag)).distinct().order_by(col(PostHashtag.tag)).limit(200)
         ).scalars()
     )
     return platforms, tags
@@ -658,6 +722,47 @@ class QueueCard:
     revealed: bool = False
     #: The latest consent on record for this post, if any.
     consent: Consent | None = None
+    #: Each attachment's image analysis, by media id (empty when IMAGE_ANALYSIS is off).
+    analyses: dict[int, MediaAnalysis] = dataclasses.field(default_factory=dict)
+    image_analysis: bool = False
+
+    @property
+    def being_checked(self) -> list[int]:
+        """Positions of stored copies whose automatic check has not finished."""
+        return unchecked_positions(self.media, self.analyses) if self.image_analysis else []
+
+    @property
+    def check_failures(self) -> list[tuple[int, str]]:
+        """(position, why) of each stored copy whose automatic check failed."""
+        failed = []
+        for item in self.media:
+            row = current_analysis(item, self.analyses)
+            if row is not None and row.status == FAILED:
+                failed.append((item.position + 1, row.error or "no reason recorded"))
+        return failed
+
+    @property
+    def faces(self) -> list[str]:
+        """Face findings in words, on copies not blurred yet (consent or blurring needed)."""
+        return [finding.words for finding in unblurred_faces(self.media, self.analyses)]
+
+    @property
+    def blurred_positions(self) -> list[int]:
+        """Positions whose stored copy is the one blurred at the faces (what is published)."""
+        return [
+            item.position + 1
+            for item in self.media
+            if (row := current_analysis(item, self.analyses)) is not None and row.blurred_from
+        ]
+
+    @property
+    def text_findings(self) -> list[str]:
+        """Every finding in words, image by image, for the card's "checked" note."""
+        return [
+            finding.words
+            for item in self.media
+            for finding in stored_findings(current_analysis(item, self.analyses))
+        ]
 
     @property
     def hides_media(self) -> bool:
@@ -666,8 +771,17 @@ class QueueCard:
 
     @property
     def blur_media(self) -> bool:
-        """Hidden until this moderator reveals it (and the reveal is on the record)."""
-        return self.hides_media and not self.revealed
+        """Hidden until this moderator reveals it (and the reveal is on the record); a
+        withheld copy (a known-image bank match) is never shown, revealed or not."""
+        return self.withheld or (self.hides_media and not self.revealed)
+
+    @property
+    def withheld(self) -> bool:
+        """An image check asked for escalation: the media is shown to no one."""
+        return any(
+            (row := current_analysis(item, self.analyses)) is not None and row.withheld
+            for item in self.media
+        )
 
     @property
     def flag_reasons(self) -> list[str]:
@@ -686,27 +800,36 @@ class QueueCard:
         return f"/queue/media/{pinned_name(item.pinned_hash, width)}"
 
 
-def load_cards(session: Session, posts: list[Post], viewer: str | None = None) -> list[QueueCard]:
-    """Media, hashtags, history and ``viewer``'s reveals for a page of posts, in four queries."""
+def load_cards(
+    session: Session,
+    posts: list[Post],
+    viewer: str | None = None,
+    *,
+    image_analysis: bool = False,
+) -> list[QueueCard]:
+    """Media, hashtags, history, ``viewer``'s reveals and (``image_analysis``) the image
+    checks for a page of posts, in a handful of queries."""
     ids = [post.id or 0 for post in posts]
     media: dict[int, list[MediaItem]] = {post_id: [] for post_id in ids}
     tags: dict[int, list[str]] = {post_id: [] for post_id in ids}
     if ids:
         for item in session.exec(
             select(MediaItem)
-            .where(MediaItem.post_id.in_(ids))  # type: ignore[attr-defined]
-            .order_by(MediaItem.post_id, MediaItem.position)
+            .where(col(MediaItem.post_id).in_(ids))
+            .order_by(col(MediaItem.post_id), col(MediaItem.position))
         ):
             media[item.post_id].append(item)
         for post_id, tag in session.execute(
-            sa.select(PostHashtag.post_id, PostHashtag.tag)
-            .where(PostHashtag.post_id.in_(ids))  # type: ignore[attr-defined]
-            .order_by(PostHashtag.tag)
+            sa.select(col(PostHashtag.post_id), col(PostHashtag.tag))
+            .where(col(PostHashtag.post_id).in_(ids))
+            .order_by(col(PostHashtag.tag))
         ):
             tags[post_id].append(tag)
     histories = post_histories(session, ids)
     revealed = revealed_by(session, viewer, posts) if viewer else set()
-    consents = consents_by_post(session, [post.id for post in posts if post.opt_out and post.id])
+    # Every post's: consent answers an opt-out, and also faces the image checks found.
+    consents = consents_by_post(session, [post.id for post in posts if post.id])
+    analyses = analyses_by_media(session, ids) if image_analysis else {}
     cards = []
     for post in posts:
         history = histories[post.id or 0]
@@ -724,6 +847,8 @@ def load_cards(session: Session, posts: list[Post], viewer: str | None = None) -
                 previous,
                 revealed=post.id in revealed,
                 consent=consents.get(post.id or 0),
+                analyses=analyses,
+                image_analysis=image_analysis,
             )
         )
     return cards

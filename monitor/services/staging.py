@@ -23,6 +23,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -124,7 +125,7 @@ def _forget_lost_copies(engine: Engine, settings: Settings, post_id: int) -> Non
     """A copy whose files are gone (a restored backup, a wiped disk) is fetched anew."""
     media = MediaItem.__table__
     with session_scope(engine) as session:
-        items = session.exec(select(MediaItem).where(MediaItem.post_id == post_id)).all()  # type: ignore[call-overload]
+        items = session.exec(select(MediaItem).where(MediaItem.post_id == post_id)).all()
         lost = [
             item.id for item in items if item.pinned_hash and not copy_is_present(settings, item)
         ]
@@ -197,7 +198,7 @@ def _record(
                 still_waiting = sa.and_(still_waiting, media.c.pin_error.is_distinct_from(result))
                 values = {"pin_error": result}
             updated = session.execute(sa.update(media).where(still_waiting).values(**values))
-            if updated.rowcount:
+            if cast("sa.CursorResult[Any]", updated).rowcount:
                 if isinstance(result, PinnedImage):
                     outcome.stored += 1
                 else:
@@ -244,7 +245,7 @@ def posts_waiting(
     query = (
         sa.select(posts.c.id)
         .where(
-            posts.c.status != PostStatus.REMOVED.value,
+            posts.c.status != PostStatus.REMOVED,
             sa.exists().where(
                 media.c.post_id == posts.c.id,
                 media.c.kind.in_(SHOWN_KINDS),

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from monitor.analysis.runner import Analyser
 from monitor.config import Settings
 from monitor.db import create_db_engine
 from monitor.resources import templates_dir
@@ -40,14 +41,21 @@ SECURITY_HEADERS = {
 
 
 def create_app(
-    settings: Settings, *, engine: Engine | None = None, with_scheduler: bool = False
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    with_scheduler: bool = False,
+    analyser: Analyser | None = None,
 ) -> FastAPI:
-    """Build the app; ``with_scheduler`` (used by ``run``) starts the polling jobs too."""
+    """Build the app; ``with_scheduler`` (used by ``run``) starts the polling jobs too, and
+    ``analyser`` (``run`` on SQLite) checks the stored images in this process."""
     engine = engine or create_db_engine(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        monitor = Monitor(engine=engine, settings=settings) if with_scheduler else None
+        monitor = (
+            Monitor(engine=engine, settings=settings, analyser=analyser) if with_scheduler else None
+        )
         app.state.monitor = monitor
         if monitor is not None:
             monitor.start()
@@ -90,7 +98,8 @@ def create_app(
         wants_page = "text/html" in request.headers.get("accept", "")
         if exc.status_code < 400 or not wants_page:
             return await http_exception_handler(request, exc)
-        return app.state.templates.TemplateResponse(
+        templates: Jinja2Templates = app.state.templates
+        return templates.TemplateResponse(
             request,
             "error.html",
             {"title": f"Error {exc.status_code}", "status": exc.status_code, "detail": exc.detail},

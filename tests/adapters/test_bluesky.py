@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from adapters import bluesky as bluesky_module
-from adapters.base import AuthFailed, ConfigError, Target, UnreadableRecord
+from adapters.base import AuthFailed, ConfigError, CredentialCache, Target, UnreadableRecord
 from adapters.bluesky import BlueskyAdapter, normalise_post
 from adapters.http import HttpClient, RetryPolicy
 from monitor.config import Settings
@@ -33,7 +33,7 @@ LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def fresh_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sessions live for the process; a test must not meet one from a server on a reused port."""
-    monkeypatch.setattr(bluesky_module, "_SESSIONS", {})
+    monkeypatch.setattr(bluesky_module, "_SESSIONS", CredentialCache())
     monkeypatch.setattr(bluesky_module, "_REFUSED", {})
 
 

@@ -10,9 +10,12 @@ import pytest
 from adapters.base import (
     Batch,
     CredentialCache,
+    CursorTime,
     JsonCursor,
+    RateLimited,
     UnreadableRecord,
     normalise_each,
+    stop_if_spent,
     walk_newest_first,
 )
 
@@ -164,3 +167,97 @@ def test_a_credential_is_cached_renewed_when_due_and_once_on_401() -> None:
     with pytest.raises(PermissionError, match="refused twice"):
         cache.renewing_once("k", fetch, lambda _t: None, lambda: PermissionError("refused twice"))
     assert issued[-1] == "token-3"  # the cached one, then one fresh one, then give up
+
+
+def test_a_refused_credential_is_renewed_before_it_is_fetched_again() -> None:
+    """A refresh token renews a session without a new login; a refused refresh logs in."""
+    logins: list[str] = []
+    renewals: list[str] = []
+
+    def login() -> tuple[str, float]:
+        logins.append(f"login-{len(logins)}")
+        return logins[-1], float("inf")
+
+    def refresh(stale: str) -> tuple[str, float] | None:
+        renewals.append(stale)
+        return (f"{stale}+renewed", float("inf")) if len(renewals) == 1 else None
+
+    cache: CredentialCache[str] = CredentialCache()
+    sent: list[str] = []
+
+    def send(credential: str) -> str | None:
+        sent.append(credential)
+        return None if len(sent) in (1, 3) else credential
+
+    assert cache.renewing_once("k", login, send, RuntimeError, renew=refresh) == "login-0+renewed"
+    assert cache.renewing_once("k", login, send, RuntimeError, renew=refresh) == "login-1"
+    assert logins == ["login-0", "login-1"] and renewals == ["login-0", "login-0+renewed"]
+
+
+def test_a_renewal_that_fails_keeps_the_stale_credential_for_the_next_try() -> None:
+    cache: CredentialCache[str] = CredentialCache()
+    assert cache.get("k", lambda: ("old", 100.0)) == "old"
+
+    def down(_stale: str) -> tuple[str, float] | None:
+        raise ConnectionError("the platform is down")
+
+    with pytest.raises(ConnectionError):
+        cache.replace("k", "old", lambda: ("new", 100.0), down)
+    assert cache.get("k", lambda: ("unused", 100.0)) == "old"
+    # Another thread already replaced the refused one: its credential is used, none fetched.
+    assert cache.replace("k", "older", lambda: ("unused", 100.0)) == "old"
+
+
+class _Trimmed(JsonCursor):
+    newest: str
+    seen: tuple[str, ...] = ()
+
+    def shrunk(self) -> _Trimmed | None:
+        return self.model_copy(update={"seen": self.seen[:-1]}) if self.seen else None
+
+
+def test_a_cursor_that_can_shrink_drops_its_oldest_ids_to_fit() -> None:
+    seen = tuple(f"{n:04d}" for n in range(200))
+    text = _Trimmed(newest="1", seen=seen).dump()
+    loaded = _Trimmed.load(text)
+    assert len(text) <= 600 and loaded is not None
+    assert loaded.seen == seen[: len(loaded.seen)] and 80 < len(loaded.seen) < 200
+
+
+class _Timed(JsonCursor):
+    newest: CursorTime
+    window: CursorTime = None
+
+
+def test_a_cursor_time_that_cannot_be_read_is_none_not_a_lost_cursor() -> None:
+    loaded = _Timed.load('{"newest": "2021-03-18T12:00:00Z", "window": "yesterday"}')
+    assert loaded == _Timed(newest=NOW, window=None)
+    assert _Timed.load('{"newest": "2021-03-18T12:00:00"}') == _Timed(newest=NOW)  # UTC
+
+
+def test_a_page_carries_its_fetch_note_and_a_spent_window_ends_the_walk() -> None:
+    spent = NOW + timedelta(minutes=15)
+    batches = _pages(
+        Batch(("9",), (), ("9",), 1, note="the server refused its own cursor"),
+        Batch(("8",), (), ("8",), 2, retry_at=spent),
+        _batch(("7",), None),
+    )
+    pages = list(walk_newest_first(_fetcher(batches, []), until=None, max_pages=10))
+    assert [p.gap for p in pages] == ["the server refused its own cursor", None]
+    assert [p.cursor for p in pages] == [None, None]  # neither callable: the caller's to build
+    assert [(p.finished, p.last) for p in pages] == [(False, False), (False, True)]
+    assert pages[-1].batch.retry_at == spent
+
+
+def test_a_spent_window_raises_after_its_page_unless_the_walk_had_finished() -> None:
+    spent = NOW + timedelta(minutes=15)
+    [open_page] = walk_newest_first(
+        _fetcher([Batch(("9",), (), ("9",), 1, retry_at=spent)], []), until=None, max_pages=5
+    )
+    with pytest.raises(RateLimited, match="x: search requests spent until 12:15:00 UTC; later"):
+        stop_if_spent(open_page, "x: search requests", "later")
+    assert open_page.batch.retry_at == spent and open_page.last
+    [done] = walk_newest_first(
+        _fetcher([Batch(("9",), (), ("9",), None, retry_at=spent)], []), until=None, max_pages=5
+    )
+    stop_if_spent(done, "x: search requests", "later")  # nothing left to read: no error

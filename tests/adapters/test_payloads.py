@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adapters import instagram, reddit, rss, youtube
+from adapters import bluesky, instagram, reddit, rss, x, youtube
 from adapters.base import Target
 from adapters.http import HttpClient, RetryPolicy
 from adapters.mastodon import normalise_status
@@ -32,6 +32,45 @@ def test_number_only_tags_are_not_hashtags() -> None:
     # X, Mastodon and Instagram all need a non-digit in a hashtag: "#1" is a list item.
     text = "#1 step, #2022 was long, #2022Goals and #CEADAY21 #１２"
     assert extract_hashtags(text) == ("2022goals", "ceaday21")
+
+
+def test_number_only_tags_the_platform_parsed_are_not_hashtags_either() -> None:
+    """Tags handed over as data (Bluesky facets and record tags, X entities, Mastodon's
+    parsed tags) follow the same rule as tags found in text."""
+    bluesky_view = {  # app.bsky.feed.defs#postView with a #tag facet and record tags
+        "uri": "at://did:plc:abc123/app.bsky.feed.post/3kabc",
+        "author": {"did": "did:plc:abc123", "handle": "someone.bsky.social"},
+        "indexedAt": "2024-01-01T00:00:00.000Z",
+        "record": {
+            "text": "Looking back on #2022 #CEADAY21",
+            "createdAt": "2024-01-01T00:00:00.000Z",
+            "tags": ["1", "HelpingHands"],
+            "facets": [
+                {
+                    "index": {"byteStart": 16, "byteEnd": 21},
+                    "features": [{"$type": "app.bsky.richtext.facet#tag", "tag": "2022"}],
+                }
+            ],
+        },
+    }
+    assert bluesky.normalise_post(bluesky_view).hashtags == ("helpinghands", "ceaday21")
+    tweet = {  # a v2 post whose entities list a number-only tag
+        "id": "1460323737035677698",
+        "text": "Top 10 of #2022 #CEADAY21",
+        "created_at": "2021-11-15T19:08:05.000Z",
+        "author_id": "2244994945",
+        "entities": {"hashtags": [{"tag": "2022"}, {"tag": "CEADAY21"}]},
+    }
+    assert x.normalise_tweet(tweet, {}).hashtags == ("ceaday21",)
+    status = {  # a Mastodon status whose parsed tags include a number-only one
+        "id": "109000000000000700",
+        "uri": "https://other.example/users/orig/statuses/7",
+        "created_at": "2021-03-18T08:00:00.000Z",
+        "content": "<p>Top 10 of 2022 <a href='https://other.example/tags/CEADAY21'>#CEADAY21</a></p>",
+        "account": _account("orig@other.example"),
+        "tags": [{"name": "2022"}, {"name": "ceaday21"}],
+    }
+    assert normalise_status(INSTANCE, status).hashtags == ("ceaday21",)
 
 
 def test_reddit_markdown_headings_code_and_anchors_are_not_hashtags() -> None:

@@ -7,6 +7,7 @@ all follow the declaration.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from adapters import BUILTIN_ADAPTERS, get_adapter
 from adapters.base import ConfigError
 from adapters.http import HttpClient
 from adapters.rss import RssAdapter
-from adapters.settings import env_example_problems
+from adapters.settings import env_example, env_example_problems
 from monitor.config import Settings
+from monitor.demo.adapter import DemoAdapter
 from monitor.logs import configured_secrets
 from monitor.models import Post
 from monitor.services.polling import poll_all
@@ -91,6 +93,29 @@ def test_env_example_disagreeing_with_a_declaration_is_caught(spy: None) -> None
         "SPY_PASSPHRASE: declared but not in .env.example",
         "SPY_COLOUR: .env.example says 'red', the default is 'blue'",
     ]
+
+
+def test_env_example_lines_derive_from_each_declaration(spy: None) -> None:
+    """What a plugin writes into its own ``.env.example``, generated from its declaration."""
+    spy_model = get_adapter("spy").settings_model
+    assert spy_model is not None
+    assert env_example(spy_model) == (
+        "# SPY_PASSPHRASE: secret, required\nSPY_PASSPHRASE=\nSPY_COLOUR=blue\n"
+    )
+    for name in [*BUILTIN_ADAPTERS, "spy"]:
+        model = get_adapter(name).settings_model
+        assert model is not None
+        assert env_example_problems(env_example(model), model) == [], name
+
+
+def test_env_example_lists_no_key_that_nothing_declares() -> None:
+    """The other direction: a key left behind in ``.env.example`` after a change is caught."""
+    example = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, re.M))
+    declared = {name.upper() for name in Settings.model_fields} | set(DemoAdapter.config_keys)
+    for name in BUILTIN_ADAPTERS:
+        declared.update(get_adapter(name).config_keys)
+    assert listed - declared == set()
 
 
 def test_a_plugin_is_handed_only_its_own_keys(

@@ -13,9 +13,12 @@ from sqlalchemy.engine import Engine
 from adapters.base import Target
 from monitor.config import Settings
 from monitor.db import session_scope
+from monitor.services.polling import poll_all
 from monitor.services.sources import ensure_source, record_disabled
 from monitor.web.app import create_app
 from monitor.web.routes.sources import doc_sections, docs_path
+from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.server import Reply
 from tests.web.auth_helpers import (
     TestClient,
     app_client,
@@ -155,3 +158,20 @@ def test_each_watched_source_says_how_its_posts_arrive_and_why(
     row = mastodon[: mastodon.index("</table>")]
     assert "Polling, " in row and " behind" in row
     assert "no MASTODON_ACCESS_TOKEN (&lt;b&gt;needs a user token&lt;/b&gt;)" in row
+
+
+def test_a_mastodon_server_closed_to_anonymous_readers_says_to_set_a_token(
+    engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
+) -> None:
+    """Mastodon 4.5 may answer 401 to an unauthenticated hashtag timeline: say what to set."""
+    refusal = Reply.json({"error": "This method requires an authenticated user"}, status=401)
+    mastodon.server.route("GET", r"/api/v1/timelines/tag/.*", lambda _r: refusal, first=True)
+    settings = configure(PLATFORMS="mastodon", MASTODON_INSTANCES=mastodon.url, HASHTAGS="CEADAY21")
+    [summary] = poll_all(engine=engine, settings=settings)
+    assert not summary.ok
+    with app_client(create_app(settings, engine=engine)) as client:
+        login(client, "ad")
+        page = client.get("/admin/sources").text
+    watched = page[page.index('id="watched-mastodon"') :]
+    table = watched[: watched.index("</table>")]
+    assert "requires an access token for hashtag timelines; set MASTODON_ACCESS_TOKEN" in table

@@ -23,6 +23,7 @@ from adapters import available_adapters, get_adapter
 from monitor.config import Settings
 from monitor.models import Source
 from monitor.resources import templates_dir
+from monitor.services.analysis import analysis_health
 from monitor.services.health import SourceHealth, SourceState
 from monitor.services.sources import WILDCARD_SCOPE, list_sources
 from monitor.web.deps import AdminUser, SessionDep, SettingsDep, TemplatesDep
@@ -168,6 +169,7 @@ def sources_page(
             "title": "Sources",
             "user": user,
             "platforms": platform_health(list_sources(session), settings),
+            "analysis": analysis_health(session, settings),
             "docs_name": DOCS_NAME,
         },
         headers={"Cache-Control": "no-store"},
