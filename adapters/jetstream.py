@@ -180,26 +180,14 @@ class JetstreamFilter:
             event = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return Skipped(f"a frame that is not JSON: {raw[:80]!r}")
-        if not isinstance(event, dict) or event.get("kind") != "commit":
-            return None
-        commit, did, time_us = event.get("commit"), event.get("did"), event.get("time_us")
-        if not isinstance(commit, dict) or commit.get("collection") != COLLECTION:
-            return None
-        rkey = commit.get("rkey")
-        if not (
-            isinstance(did, str)
-            and _DID.fullmatch(did)
-            and isinstance(rkey, str)
-            and _RKEY.fullmatch(rkey)
-            and isinstance(time_us, int)
-            and time_us > 0
-        ):
-            return Skipped("a commit without a readable did, rkey or time_us")
+        commit = _post_commit(event)
+        if commit is None or isinstance(commit, Skipped):
+            return commit
+        did, rkey, time_us, body = commit
         cursor, at = str(time_us), _time(time_us)
-        operation = commit.get("operation")
+        operation, record = body.get("operation"), body.get("record")
         if operation == "delete":
             return Deleted(f"at://{did}/{COLLECTION}/{rkey}", cursor, at)
-        record = commit.get("record")
         if operation not in ("create", "update") or not isinstance(record, dict):
             return Skipped(f"a post commit with operation {str(operation)[:20]!r} and no record")
         try:
@@ -209,6 +197,28 @@ class JetstreamFilter:
         if not self.wanted.intersection(post.hashtags):
             return None
         return Posted(post, cursor, at)
+
+
+def _post_commit(event: Any) -> tuple[str, str, int, dict[str, Any]] | Skipped | None:
+    """(did, rkey, time_us, commit) of a post commit; None for other events."""
+    if not isinstance(event, dict) or event.get("kind") != "commit":
+        return None
+    commit, did, time_us = event.get("commit"), event.get("did"), event.get("time_us")
+    if not isinstance(commit, dict) or commit.get("collection") != COLLECTION:
+        return None
+    rkey = commit.get("rkey")
+    readable = (
+        isinstance(did, str)
+        and _DID.fullmatch(did) is not None
+        and isinstance(rkey, str)
+        and _RKEY.fullmatch(rkey) is not None
+        and isinstance(time_us, int)
+        and time_us > 0
+    )
+    if not readable:
+        return Skipped("a commit without a readable did, rkey or time_us")
+    assert isinstance(did, str) and isinstance(rkey, str) and isinstance(time_us, int)
+    return did, rkey, time_us, commit
 
 
 class Jetstream:

@@ -105,6 +105,7 @@ class Monitor:
         leading = await asyncio.to_thread(self._check_leadership)
         if leading and not self._work_job_ids:
             self._add_work_jobs()
+            self._start_streams()
         elif not leading and self._work_job_ids:
             log.warning("lost the scheduler leadership; stopping scheduled work")
             for job_id in self._work_job_ids:
@@ -182,6 +183,9 @@ class Monitor:
             # Catch-up for alerts a request's own thread did not send (a restart, a failure).
             self._add(self._send_alerts, "interval", seconds=60, id="safeguarding-alerts")
         log.info("scheduler leader: %d job(s) registered", len(self._work_job_ids))
+
+    def _start_streams(self) -> None:
+        """The streams, beside the poll jobs; inside the event loop (``_elect`` runs there)."""
         self.streams = StreamRunner(
             engine=self.engine,
             settings=self.settings,

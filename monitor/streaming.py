@@ -408,18 +408,16 @@ class StreamRunner:
         async def catch_up_then_stream(number: int, url: str) -> None:
             note = f"connected to {url}; catching up on what the stream missed"
             await asyncio.to_thread(set_mode, self.engine, ids, SourceMode.CATCHING_UP, note)
-            try:
-                await catch_up()
-            finally:
-                if number == generation:
-                    await asyncio.to_thread(
-                        set_mode,
-                        self.engine,
-                        ids,
-                        SourceMode.STREAMING,
-                        f"live from {url}",
-                        position_at=datetime.now(UTC),
-                    )
+            await catch_up()
+            if number == generation:  # not cancelled, and no newer (re)connect meanwhile
+                await asyncio.to_thread(
+                    set_mode,
+                    self.engine,
+                    ids,
+                    SourceMode.STREAMING,
+                    f"live from {url}",
+                    position_at=datetime.now(UTC),
+                )
 
         try:
             async for event in events:
@@ -461,3 +459,5 @@ class StreamRunner:
                 await events.aclose()  # ends the connection now, not at garbage collection
             if catching is not None:
                 catching.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await catching
