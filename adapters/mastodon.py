@@ -88,6 +88,10 @@ def _id_order(status_id: str) -> tuple[int, str]:
     return (len(status_id), status_id)
 
 
+#: The same order, for the stream's catch-up cursor (see :mod:`adapters.mastodon_stream`).
+status_id_order = _id_order
+
+
 class MastodonSettings(AdapterSettings):
     """The keys this adapter reads (see ``.env.example``)."""
 

@@ -24,6 +24,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from adapters import available_adapters
+from adapters.jetstream import DEFAULT_URLS as JETSTREAM_DEFAULT_URLS
+from adapters.jetstream import subscribe_url
 from adapters.text import normalise_tag
 from monitor.errors import SettingsError
 
@@ -109,10 +111,27 @@ class Settings(BaseSettings):
     http_max_retry_after_seconds: float = Field(60.0, ge=0)
     #: Set, ``/metrics`` needs ``Authorization: Bearer <token>``; unset, loopback clients only.
     metrics_token: str | None = Field(default=None, min_length=16)
+    #: Stream where the platform allows it (Mastodon with a token, Bluesky Jetstream);
+    #: polling goes on beside it as the catch-up.
+    streaming: bool = True
+    #: Jetstream instances, in order of preference: the stream fails over down the list.
+    jetstream_urls: CommaList = Field(default_factory=lambda: list(JETSTREAM_DEFAULT_URLS))
 
     _split = field_validator(
-        "hashtags", "platforms", "digest_to", "safeguarding_alert_to", mode="before"
+        "hashtags",
+        "platforms",
+        "digest_to",
+        "safeguarding_alert_to",
+        "jetstream_urls",
+        mode="before",
     )(_split_commas)
+
+    @field_validator("jetstream_urls")
+    @classmethod
+    def _check_jetstream_urls(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give one or more ws:// or wss:// URLs, comma-separated")
+        return [subscribe_url(url) for url in value]
 
     @field_validator("log_level", mode="before")
     @classmethod

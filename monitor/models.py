@@ -165,6 +165,8 @@ class Post(Table, table=True):
         sa.Index("ix_posts_status_flagged_created", "status", "flagged", "created_at", "id"),
         # The digest's flagged count for a period, without reading the period's posts.
         sa.Index("ix_posts_flagged_created_at", "flagged", "created_at"),
+        # A stream's delete event names the post by its ref (Mastodon: instance|local id).
+        sa.Index("ix_posts_platform_ref", "platform", "ref"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -184,6 +186,9 @@ class Post(Table, table=True):
     content_hash: str = Field(max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     first_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    #: When the post became visible in the moderation queue (its pictures staged, or none to
+    #: stage): ``queued_at - first_seen_at`` is the stored-to-queue latency on /metrics.
+    queued_at: datetime | None = _time()
     last_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     edited_at: datetime | None = _time()
     deleted_at: datetime | None = _time()
@@ -504,6 +509,15 @@ class Source(Table, table=True):
     possible_gap: str | None = Field(default=None, sa_type=sa.Text)
     retry_at: datetime | None = _time()
     backfill_cursor: str | None = Field(default=None, sa_type=sa.Text)
+    #: How posts arrive now: ``streaming``, ``catching_up`` or ``polling`` (None: polling,
+    #: the only mode a source had before streams); ``mode_note`` says why, for people.
+    mode: str | None = Field(default=None, max_length=20)
+    mode_note: str | None = Field(default=None, sa_type=sa.Text)
+    #: A stream's own resume position where it differs from the polling cursor (Jetstream's
+    #: ``time_us``), committed with the posts it covers.
+    stream_cursor: str | None = Field(default=None, sa_type=sa.Text)
+    #: The platform time up to which the stream has delivered everything: lag = now - this.
+    stream_position_at: datetime | None = _time()
     #: When the source was first configured (unknown for sources from before it was kept):
     #: a period that ended before it is not one the source was meant to watch.
     created_at: datetime | None = _time()

@@ -1,5 +1,6 @@
 """The in-process scheduler (APScheduler 3, AsyncIO): a poll job per source, a refresh
-job per platform, the digest and retention, run by the elected leader only.
+job per platform, the digest and retention, run by the elected leader only, and beside
+them the streams (:mod:`monitor.streaming`), started and stopped with the leadership.
 
 Each poll runs in a worker thread, so a slow or hanging source never delays
 another; ``max_instances=1`` keeps two runs of the same job apart and
@@ -36,6 +37,7 @@ from monitor.services.sources import (
     source_key,
 )
 from monitor.services.staging import STAGE_INTERVAL_SECONDS, stage_waiting
+from monitor.streaming import StreamRunner, StreamTuning
 
 if TYPE_CHECKING:
     from monitor.analysis.runner import Analyser
@@ -60,6 +62,9 @@ class Monitor:
         self._work_job_ids: list[str] = []
         self._in_flight: set[asyncio.Future[object]] = set()
         self._job_app: Any = None
+        #: The streams (Mastodon, Jetstream), run by the leader beside the poll jobs.
+        self.streams: StreamRunner | None = None
+        self.stream_tuning: StreamTuning | None = None
 
     @property
     def leader_state(self) -> str:
@@ -100,11 +105,13 @@ class Monitor:
         leading = await asyncio.to_thread(self._check_leadership)
         if leading and not self._work_job_ids:
             self._add_work_jobs()
+            self._start_streams()
         elif not leading and self._work_job_ids:
             log.warning("lost the scheduler leadership; stopping scheduled work")
             for job_id in self._work_job_ids:
                 self.scheduler.remove_job(job_id)
             self._work_job_ids = []
+            await self._stop_streams()
 
     def _check_leadership(self) -> bool:
         try:
@@ -176,6 +183,22 @@ class Monitor:
             # Catch-up for alerts a request's own thread did not send (a restart, a failure).
             self._add(self._send_alerts, "interval", seconds=60, id="safeguarding-alerts")
         log.info("scheduler leader: %d job(s) registered", len(self._work_job_ids))
+
+    def _start_streams(self) -> None:
+        """The streams, beside the poll jobs; inside the event loop (``_elect`` runs there)."""
+        self.streams = StreamRunner(
+            engine=self.engine,
+            settings=self.settings,
+            platforms=self._platforms,
+            catch_up=self._poll,
+            tuning=self.stream_tuning,
+        )
+        self.streams.start()
+
+    async def _stop_streams(self) -> None:
+        if self.streams is not None:
+            streams, self.streams = self.streams, None
+            await streams.stop()
 
     def _add(self, func: Callable[..., Awaitable[None]], *args: Any, **options: Any) -> None:
         """Add one job of the leader's work: never two runs at once, missed runs folded."""
@@ -260,6 +283,7 @@ class Monitor:
         so a restart does not cut a poll off mid-request and record a false failure."""
         if self.scheduler.running:
             self.scheduler.pause()
+        await self._stop_streams()
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=timeout)
 

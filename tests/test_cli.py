@@ -8,10 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from monitor.config import Settings
-from monitor.models import WebSession
+from monitor.db import create_db_engine, session_scope
+from monitor.models import Source, WebSession, utcnow
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import Reply
 from tests.processes import CliResult
@@ -552,3 +554,30 @@ def test_an_account_change_from_the_cli_ends_an_open_web_session(
                 assert session.exec(select(WebSession)).all() == []
     finally:
         engine.dispose()
+
+
+def test_status_says_each_sources_mode_and_lag(
+    cli: Callable[..., CliResult], env: FakeMastodon, db_url: str
+) -> None:
+    env.add_many(1)
+    cli("db", "upgrade")
+    assert cli("poll")[0] == 0
+    code, out, _ = cli("status")
+    assert code == 0 and "  mode: Polling, " in out and " behind" in out
+
+    engine = create_db_engine(db_url)
+    with session_scope(engine) as session:
+        session.execute(
+            sa.update(Source.__table__).values(
+                mode="streaming",
+                mode_note="live from http://127.0.0.1/api/v1/streaming/hashtag",
+                stream_position_at=utcnow(),
+            )
+        )
+    engine.dispose()
+    code, out, _ = cli("status", "--json")
+    [source] = json.loads(out)["sources"]
+    assert source["mode"] == "streaming" and source["lag_seconds"] < 60
+    assert source["mode_note"].startswith("live from")
+    code, out, _ = cli("status")
+    assert "  mode: Streaming, " in out and "(live from http://127.0.0.1/" in out

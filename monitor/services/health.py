@@ -15,7 +15,7 @@ left over from an earlier configuration is shown but never raises an alarm.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -50,6 +50,30 @@ _WORDS = {
     SourceState.NEVER_POLLED: "Never polled",
 }
 
+
+class SourceMode(StrEnum):
+    """How a source's posts arrive now; the value is what ``status --json`` prints."""
+
+    STREAMING = "streaming"
+    #: Connected, and catching up over REST or search on what the stream missed.
+    CATCHING_UP = "catching_up"
+    POLLING = "polling"
+
+    @property
+    def words(self) -> str:
+        return {"streaming": "Streaming", "catching_up": "Catching up", "polling": "Polling"}[
+            self.value
+        ]
+
+    @classmethod
+    def read(cls, value: str | None) -> SourceMode:
+        """The stored mode; none (a row from before streams) or unknown is polling."""
+        try:
+            return cls(value) if value else cls.POLLING
+        except ValueError:
+            return cls.POLLING
+
+
 #: The states in which nothing is being collected from a source that should be.
 ALARMING = frozenset({SourceState.FAILING, SourceState.DISABLED})
 
@@ -68,6 +92,9 @@ class SourceFacts(Protocol):
     last_error: str | None
     last_error_at: datetime | None
     possible_gap: str | None
+    mode: str | None
+    mode_note: str | None
+    stream_position_at: datetime | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -120,16 +147,30 @@ class SourceHealth:
     last_error_at: datetime | None
     disabled_reason: str | None
     possible_gap: str | None
+    #: Why the source is in that mode, for people ("no MASTODON_ACCESS_TOKEN: polling").
+    mode_note: str | None = None
     #: Still part of the configuration (see :func:`is_current`); True when not asked.
     current: bool = True
+    mode: SourceMode = SourceMode.POLLING
+    #: How far behind the platform we may be, in seconds: for a stream, since the moment
+    #: up to which it delivered everything; for polling, since the last successful poll.
+    lag_seconds: float | None = None
 
     @classmethod
-    def of(cls, source: SourceFacts, *, current: bool = True) -> SourceHealth:
+    def of(
+        cls, source: SourceFacts, *, current: bool = True, now: datetime | None = None
+    ) -> SourceHealth:
         """The health a source's row records, the one rule for every place that shows it."""
         state = _state(source.disabled_reason, source.failures_in_row, source.last_success_at)
         since = source.failing_since if state in ALARMING else None
         facts = {name: getattr(source, name) for name in _COPIED}
-        return cls(state=state, since=since, current=current, **facts)
+        mode = SourceMode.read(source.mode)
+        caught_up = source.stream_position_at if mode is not SourceMode.POLLING else None
+        caught_up = caught_up or source.last_success_at
+        lag = None
+        if caught_up is not None:
+            lag = max(0.0, ((now or datetime.now(UTC)) - caught_up).total_seconds())
+        return cls(state=state, since=since, current=current, mode=mode, lag_seconds=lag, **facts)
 
     @classmethod
     def during(cls, source: SourceFacts, runs: PeriodRuns, end: datetime) -> SourceHealth:
@@ -210,15 +251,37 @@ class SourceHealth:
             "last_error_at": _iso(self.last_error_at),
             "possible_gap": self.possible_gap,
             "disabled_reason": self.disabled_reason,
+            "mode": self.mode.value,
+            "mode_note": self.mode_note,
+            "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
         }
+
+    @property
+    def mode_words(self) -> str:
+        """The mode and its lag for people: "Streaming, 2 s behind"."""
+        words = self.mode.words
+        if self.lag_seconds is not None and self.state is not SourceState.DISABLED:
+            words += f", {describe_lag(self.lag_seconds)} behind"
+        return words
 
 
 #: The fields a SourceHealth takes from the row as they are.
 _COPIED = tuple(
     field.name
     for field in dataclasses.fields(SourceHealth)
-    if field.name not in {"state", "since", "current"}
+    if field.name not in {"state", "since", "current", "mode", "lag_seconds"}
 )
+
+
+def describe_lag(seconds: float) -> str:
+    """A lag as people say it: "under a second", "42 s", "5 min", "3 h"."""
+    if seconds < 1:
+        return "under a second"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

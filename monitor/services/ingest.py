@@ -32,6 +32,7 @@ from monitor.services import audit, reach, rollup
 from monitor.services.audit import Action
 from monitor.services.engagement import append_snapshots
 from monitor.services.links import foreign_link_reason
+from monitor.services.staging import mark_queued
 
 _CHUNK = 500
 ERASED_AUTHOR_REASON = "the author's data was erased on request before"
@@ -193,6 +194,8 @@ def _insert_new(
     if tag_rows:
         session.execute(sa.insert(PostHashtag.__table__), tag_rows)
     _insert_media(session, pairs)
+    # A post with no picture to stage is in the queue as soon as this commits.
+    mark_queued(session, [pid for pid, _ in pairs], now)
     if pairs:
         append_snapshots(session, [_snapshot_row(pid, p, now) for pid, p in pairs])
     return inserted

@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 
 from monitor.models import DigestSend, ModerationEvent, PollRun, Post, PostStatus, Source, utcnow
 from monitor.services.audit import DECISIONS
-from monitor.services.health import SourceHealth
+from monitor.services.health import SourceHealth, SourceMode
+from monitor.services.latency import latency_metrics
 from monitor.services.sources import live_sources
 
 #: Decisions considered for the latency figure.
@@ -36,6 +37,7 @@ class DatabaseCollector(Collector):
             yield from _sources(connection)
             yield from _polls(connection)
             yield from _decision_latency(connection)
+            yield from latency_metrics(connection)
             yield from _digests(connection)
 
 
@@ -73,6 +75,17 @@ def _sources(connection: sa.Connection) -> Iterator[Metric]:
         "Unix time of the source's last successful poll.",
         labels=["source"],
     )
+    mode = GaugeMetricFamily(
+        "hashtag_monitor_source_mode",
+        "1 for how the source's posts arrive now (streaming, catching_up or polling).",
+        labels=["source", "mode"],
+    )
+    lag = GaugeMetricFamily(
+        "hashtag_monitor_source_lag_seconds",
+        "How far behind the platform the source may be: since the moment its stream had"
+        " delivered everything, or since its last successful poll.",
+        labels=["source"],
+    )
     # A retired source is history: it is neither up nor down any more.
     for source in connection.execute(sa.select(Source.__table__).where(live_sources())):
         health = SourceHealth.of(source)
@@ -80,7 +93,11 @@ def _sources(connection: sa.Connection) -> Iterator[Metric]:
         failures.add_metric([source.key], source.failures_in_row)
         if source.last_success_at is not None:
             last_success.add_metric([source.key], source.last_success_at.timestamp())
-    yield from (up, failures, last_success)
+        for each in SourceMode:
+            mode.add_metric([source.key, each.value], 1 if health.mode is each else 0)
+        if health.lag_seconds is not None:
+            lag.add_metric([source.key], health.lag_seconds)
+    yield from (up, failures, last_success, mode, lag)
 
 
 def _polls(connection: sa.Connection) -> Iterator[Metric]:

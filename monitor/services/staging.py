@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from monitor.config import Settings
 from monitor.db import session_scope
-from monitor.models import MediaItem, Post, PostStatus
+from monitor.models import MediaItem, Post, PostStatus, utcnow
 from monitor.services.media import PinError, PinnedImage, pin_url, pinned_file, pinned_name
 
 log = logging.getLogger("monitor.staging")
@@ -206,6 +207,7 @@ def _record(
             session.execute(
                 sa.update(posts).where(posts.c.id == post_id).values(version=posts.c.version + 1)
             )
+        mark_queued(session, [post_id], utcnow())
     for position, reason in outcome.failed.items():
         log.warning("post %d: attachment %d could not be stored: %s", post_id, position, reason)
 
@@ -215,8 +217,30 @@ def _pinned_path(pinned: PinnedImage) -> str:
     return f"{pinned.digest[:2]}/{pinned_name(pinned.digest, pinned.widths[-1])}"
 
 
-def posts_waiting(engine: Engine, *, limit: int = STAGE_BATCH) -> list[int]:
-    """Posts with an attachment never tried yet, oldest arrival first."""
+def mark_queued(session: Session, post_ids: Sequence[int], now: datetime) -> None:
+    """Note when posts became visible in the queue: nothing left to stage (stored, or failed
+    and shown as failed). The first time counts; ``/metrics`` reads it as stored-to-queue."""
+    if not post_ids:
+        return
+    media, posts = MediaItem.__table__, Post.__table__
+    waiting = sa.exists().where(
+        media.c.post_id == posts.c.id,
+        media.c.kind.in_(SHOWN_KINDS),
+        media.c.pinned_hash.is_(None),
+        media.c.pin_error.is_(None),
+    )
+    session.execute(
+        sa.update(posts)
+        .where(posts.c.id.in_(post_ids), posts.c.queued_at.is_(None), ~waiting)
+        .values(queued_at=now)
+    )
+
+
+def posts_waiting(
+    engine: Engine, *, limit: int = STAGE_BATCH, among: Sequence[int] | None = None
+) -> list[int]:
+    """Posts with an attachment never tried yet, oldest arrival first (only ``among``
+    these ids when given: a stream stages what it just stored)."""
     media, posts = MediaItem.__table__, Post.__table__
     query = (
         sa.select(posts.c.id)
@@ -230,8 +254,10 @@ def posts_waiting(engine: Engine, *, limit: int = STAGE_BATCH) -> list[int]:
             ),
         )
         .order_by(posts.c.first_seen_at, posts.c.id)
-        .limit(limit)
+        .limit(limit if among is None else len(among))
     )
+    if among is not None:
+        query = query.where(posts.c.id.in_(among))
     with session_scope(engine) as session:
         return list(session.execute(query).scalars())
 

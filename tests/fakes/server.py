@@ -56,6 +56,9 @@ class Reply:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: A streamed answer (server-sent events): called with a ``write`` that sends and
+    #: flushes bytes, and returns when the stream ends (the connection then closes).
+    stream: Callable[[Callable[[bytes], None]], None] | None = None
 
     @classmethod
     def json(cls, value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -193,6 +196,9 @@ class FakeServer:
             do_GET = do_POST = do_DELETE = _handle
 
             def _send(self, reply: Reply) -> None:
+                if reply.stream is not None:
+                    self._stream(reply)
+                    return
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -218,6 +224,24 @@ class FakeServer:
                         # The client sent more (a pipelined request): keep waiting quietly.
                         server._stopping.wait(min(left, 0.05))
                 return False
+
+            def _stream(self, reply: Reply) -> None:
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+
+                def write(data: bytes) -> None:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+
+                assert reply.stream is not None
+                try:
+                    reply.stream(write)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client went away: the stream ends
 
             def _suffer(self, fault: Fault) -> bool:
                 """Apply a fault that replaces the answer; False if it mangles the answer."""

@@ -14,7 +14,9 @@ from monitor.models import Post
 from monitor.scheduler import Monitor
 from monitor.services.sources import list_sources
 from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.mastodon_stream import TOKEN, FakeMastodonStream
 from tests.fakes.server import FakeServer
+from tests.streaming import FAST
 
 
 def _leader_jobs(engine: Engine, settings: Settings) -> list:
@@ -160,3 +162,67 @@ def test_safeguarding_alerts_have_a_catch_up_job_when_configured(
 
     (job,) = [j for j in _leader_jobs(sqlite_engine, settings) if j.id == "safeguarding-alerts"]
     assert job.trigger.interval.total_seconds() == 60 and job.max_instances == 1
+
+
+def test_the_leader_runs_the_streams_and_stops_them_cleanly_on_drain(
+    sqlite_engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
+) -> None:
+    live = FakeMastodonStream(mastodon)
+    settings = configure(
+        MASTODON_INSTANCES=mastodon.url, MASTODON_ACCESS_TOKEN=TOKEN, HASHTAGS="CEADAY21"
+    )
+
+    async def scenario() -> tuple[bool, bool]:
+        monitor = Monitor(engine=sqlite_engine, settings=settings)
+        monitor.stream_tuning = FAST
+        monitor.start()
+        try:
+            await monitor._elect()
+            assert monitor.streams is not None
+            deadline = asyncio.get_running_loop().time() + 15
+            while live.connections < 1 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+            status = live.post("Under the leader #CEADAY21")
+            while asyncio.get_running_loop().time() < deadline:
+                with Session(sqlite_engine) as session:
+                    if session.exec(select(Post).where(Post.external_id == status["uri"])).first():
+                        break
+                await asyncio.sleep(0.02)
+            runner = monitor.streams
+            await monitor.drain(timeout=10)
+            return runner.running, monitor.streams is None
+        finally:
+            monitor.shutdown()
+
+    still_running, forgotten = asyncio.run(scenario())
+    assert not still_running and forgotten
+    with Session(sqlite_engine) as session:
+        assert len(list(session.exec(select(Post)))) == 1
+        [source] = list_sources(session)
+    assert source.mode == "polling" and "stopped with the scheduler" in (source.mode_note or "")
+
+
+def test_a_follower_runs_no_stream(
+    sqlite_engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
+) -> None:
+    live = FakeMastodonStream(mastodon)
+    settings = configure(
+        MASTODON_INSTANCES=mastodon.url, MASTODON_ACCESS_TOKEN=TOKEN, HASHTAGS="CEADAY21"
+    )
+
+    async def scenario() -> list[bool]:
+        monitors = [Monitor(engine=sqlite_engine, settings=settings) for _ in range(2)]
+        for monitor in monitors:
+            monitor.stream_tuning = FAST
+            monitor.start()
+        try:
+            for monitor in monitors:
+                await monitor._elect()
+            return [monitor.streams is not None for monitor in monitors]
+        finally:
+            for monitor in monitors:
+                await monitor.drain(timeout=5)
+                monitor.shutdown()
+
+    assert sorted(asyncio.run(scenario())) == [False, True]
+    assert live.connections <= 1

@@ -132,6 +132,24 @@ def test_each_watched_source_shows_its_health_in_the_shared_words(client: TestCl
     assert "<td>OK</td>" in mastodon[: mastodon.index("</table>")]
 
 
+def test_each_watched_source_says_how_its_posts_arrive_and_why(
+    client: TestClient, engine: Engine
+) -> None:
+    """Streaming, catching up or polling, how far behind, and the reason (escaped)."""
+    with session_scope(engine) as session:
+        source = ensure_source(session, "mastodon", Target("https://social.example", ("CEADAY21",)))
+        source.mode = "polling"
+        source.mode_note = (
+            "no MASTODON_ACCESS_TOKEN (<b>needs a user token</b>): polling every 300 s"
+        )
+    login(client, "ad")
+    page = client.get("/admin/sources").text
+    mastodon = page[page.index('id="watched-mastodon"') :]
+    row = mastodon[: mastodon.index("</table>")]
+    assert "Polling, " in row and " behind" in row
+    assert "no MASTODON_ACCESS_TOKEN (&lt;b&gt;needs a user token&lt;/b&gt;)" in row
+
+
 def test_a_mastodon_server_closed_to_anonymous_readers_says_to_set_a_token(
     engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
 ) -> None:
