@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     http_max_retry_after_seconds: float = Field(60.0, ge=0)
     #: Set, ``/metrics`` needs ``Authorization: Bearer <token>``; unset, loopback clients only.
     metrics_token: str | None = Field(default=None, min_length=16)
+    #: Time between an approval and the post appearing on the event screen (an admin can
+    #: change it on the admin page: the stored setting wins over this default).
+    screen_delay_seconds: int = Field(0, ge=0, le=86_400)
 
     _split = field_validator(
         "hashtags", "platforms", "digest_to", "safeguarding_alert_to", mode="before"

@@ -13,6 +13,7 @@ from monitor.config import Settings, check_writable_dir, startup_warnings
 from monitor.db import session_scope
 from monitor.listen import bind
 from monitor.services.users import FIRST_ADMIN, create_first_admin
+from monitor.web import live
 from monitor.web.app import create_app
 
 
@@ -59,7 +60,8 @@ def _serve(app: FastAPI, settings: Settings, sock: socket.socket) -> None:
     try:
         echo(f"Serving on http://{settings.host}:{settings.port}")
         config = uvicorn.Config(app, log_config=None, proxy_headers=True)
-        server = uvicorn.Server(config)
+        # Ends the open event streams on shutdown (uvicorn would wait for them).
+        server = live.Server(config, app)
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:

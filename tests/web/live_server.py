@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from monitor.web import live
+
 STARTUP_TIMEOUT_SECONDS = 10.0
 
 
@@ -26,7 +28,7 @@ class LiveServer:
         self._socket.bind(("127.0.0.1", 0))
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", lifespan="on", log_config=None)
-        self._server = uvicorn.Server(config)
+        self._server = live.Server(config, app)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
