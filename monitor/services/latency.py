@@ -61,8 +61,9 @@ class StageFigures:
 @dataclasses.dataclass(frozen=True, slots=True)
 class StageHistogram:
     stage: str
-    #: Cumulative counts per bound of :data:`BUCKETS`, then the total.
+    #: Cumulative counts per bound of :data:`BUCKETS`.
     cumulative: tuple[int, ...]
+    count: int
     total: float
 
 
@@ -101,9 +102,10 @@ def histograms(connection: sa.Connection) -> list[StageHistogram]:
     ).group_by(table.c.stage)
     found = []
     for row in connection.execute(query).all():
-        stage, *counts = row
-        total = float(counts.pop())
-        found.append(StageHistogram(stage, tuple(int(c or 0) for c in counts), total))
+        stage, *counts, count, total = row
+        found.append(
+            StageHistogram(stage, tuple(int(c or 0) for c in counts), int(count), float(total))
+        )
     return sorted(found, key=lambda item: item.stage)
 
 

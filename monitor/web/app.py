@@ -23,6 +23,7 @@ from monitor.web.routes import admin as admin_routes
 from monitor.web.routes import auth as auth_routes
 from monitor.web.routes import gallery as gallery_routes
 from monitor.web.routes import live as live_routes
+from monitor.web.routes import looks as looks_routes
 from monitor.web.routes import operations
 from monitor.web.routes import queue as queue_routes
 from monitor.web.routes import safeguarding as safeguarding_routes
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(safeguarding_routes.router)
     app.include_router(sources_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(looks_routes.router)
     app.include_router(stats_routes.router)
 
     @app.exception_handler(StarletteHTTPException)

@@ -15,10 +15,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from monitor.errors import UserError
-from monitor.models import Role
+from monitor.models import Role, utcnow
 from monitor.services.alerts import failed_alerts
 from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
 from monitor.services.audit import audit_log, find_post_id
+from monitor.services.latency import today_figures
 from monitor.services.mail import last_digest_send
 from monitor.services.moderation import reject_reasons, set_reject_reasons
 from monitor.services.rules import (
@@ -63,14 +64,16 @@ def _done(request: Request, session: Session, message: str, target: str = "/admi
     return RedirectResponse(target, status_code=303)
 
 
-def _attempt(request: Request, session: Session, change: Callable[[], str]) -> Response:
+def _attempt(
+    request: Request, session: Session, change: Callable[[], str], target: str = "/admin"
+) -> Response:
     """Run a change; a refused one is rolled back and explained, never half-applied."""
     try:
         message = change()
     except UserError as exc:
         session.rollback()
-        return _done(request, session, f"Not done: {exc}.")
-    return _done(request, session, message)
+        return _done(request, session, f"Not done: {exc}.", target)
+    return _done(request, session, message, target)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -100,6 +103,7 @@ def admin_page(
             "takedown_hides": takedown_hides(session, settings),
             "alert_to": settings.safeguarding_alert_to,
             "failed_alerts": failed_alerts(session),
+            "latency": today_figures(session, zone=settings.zone, now=utcnow()),
             "messages": pop_flash(session=session, request_session=request.state.web_session),
         },
         headers={"Cache-Control": "no-store"},
