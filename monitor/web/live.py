@@ -120,6 +120,8 @@ class LiveHub:
         self.seq = 0
         self.events: deque[LiveEvent] = deque(maxlen=HISTORY)
         self.listeners = 0
+        #: Looks taken at the database (one per tick, however many listen).
+        self.steps = 0
         self.closing = False
         self.wall: Snapshot | None = None
         self.screen: dict[int, PublicPost] = {}
@@ -211,6 +213,7 @@ class LiveHub:
     async def step(self) -> None:
         """One look at the database; public so tests can drive the hub without a clock."""
         now = utcnow()
+        self.steps += 1
         found = await asyncio.to_thread(self._read_fingerprint)
         wall_changes: list[Change] = []
         full = found != self._fingerprint or (
@@ -343,14 +346,14 @@ class LiveHub:
             # The reconnect delay EventSource would use; our script backs off on its own.
             yield b"retry: 10000\n\n"
             if cursor is None:
+                cursor = self.seq  # before the yield: events during it must not be skipped
                 yield sse_frame(self.position(), "reset", {})
-                cursor = self.seq
             while not self.closing:
                 bell = self._bell
                 oldest = self.events[0].seq if self.events else self.seq + 1
                 if cursor < oldest - 1:
-                    yield sse_frame(self.position(), "reset", {})
                     cursor = self.seq
+                    yield sse_frame(self.position(), "reset", {})
                 pending = [event for event in self.events if event.seq > cursor]
                 for event in pending:
                     frame = event.frame_for(variant, tag, platform)
