@@ -12,7 +12,7 @@
   let current = -1;
 
   function cards() {
-    return Array.from(document.querySelectorAll("article.card:not(.decided)"));
+    return Array.from(document.querySelectorAll("article.card:not(.decided):not(.elsewhere)"));
   }
 
   function announce(message, isError) {
@@ -48,6 +48,11 @@
   }
 
   function currentCard() {
+    // The card with focus is the one a key acts on, even one decided elsewhere meanwhile
+    // (the server then refuses the stale decision and says why).
+    const focused = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest("article.card") : null;
+    if (focused) return focused;
     syncCurrent();
     const list = cards();
     if (current < 0 || current >= list.length) focusCard(0);
@@ -368,10 +373,11 @@
         ? " Open its details to see the new version before deciding." : "");
     cardNote(card, "change", message);
     if (change.status !== tab && !(tab === "flagged" && change.status === "pending")) {
-      // No longer this tab's to decide: out of j/k, buttons off, typed text kept.
-      card.classList.add("decided");
+      // No longer this tab's to decide: out of j/k and bulk selection; what was typed stays.
+      card.classList.add("elsewhere");
       card.classList.remove("current");
-      card.querySelectorAll("form.decide button, .select-box input").forEach((el) => { el.disabled = true; });
+      card.querySelectorAll(".select-box input").forEach((el) => { el.checked = false; el.disabled = true; });
+      updateSelected();
     }
     liveNote(cardName(card) + ": " + change.note + ".");
   }
@@ -405,7 +411,7 @@
           const card = document.getElementById("post-" + postId);
           if (card) {
             cardNote(card, "change", "This post is no longer stored (erased or purged).");
-            card.classList.add("decided");
+            card.classList.add("elsewhere");
           }
         });
         const now = new Set(body.requested || []);

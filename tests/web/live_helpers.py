@@ -106,9 +106,11 @@ def reading(url: str) -> Iterator[EventReader]:
 
 
 def pending_post(engine: Engine, **overrides: Any) -> int:
-    """A post waiting in the queue, without media (approval then needs nothing else)."""
+    """A post waiting in the queue, without media unless given (approval then needs nothing
+    else; with media, stage it first)."""
+    fields = {"media": (), **overrides}
     with session_scope(engine) as session:
-        return record_posts(session=session, posts=[make_post(media=(), **overrides)]).new_ids[0]
+        return record_posts(session=session, posts=[make_post(**fields)]).new_ids[0]
 
 
 @contextmanager
