@@ -1,4 +1,4 @@
-/* The live wall and the event screen: follow /gallery/events and change the page in place.
+/* The live wall: follow /gallery/events and change the page in place.
    Cards arrive rendered by the server (the same markup as the page); this script only
    places them. Nothing is stored, no cookie is set, nothing is fetched from elsewhere.
    After a dropped connection it waits longer each time, with random jitter, so a server
@@ -7,7 +7,6 @@
   "use strict";
   var BACKOFF_START_MS = 1000;
   var BACKOFF_CAP_MS = 60000;
-  var SLIDE_MS = 10000;
 
   function follow(url, since, handlers) {
     var attempt = 0;
@@ -155,86 +154,9 @@
     });
   }
 
-  function screen(box) {
-    var limit = Number(box.getAttribute("data-limit")) || 24;
-    var slideshow = box.getAttribute("data-mode") === "slideshow";
-    var announce = announcer(".screen-announce");
-    var pauseButton = document.querySelector(".screen-pause");
-    var held = false;
-    var current = -1;
-    var timer = null;
-    function list() { return box.querySelector(".screen-list"); }
-    function waiting(show) {
-      var note = box.querySelector(".screen-waiting");
-      if (note) note.hidden = !show;
-    }
-    function show(index) {
-      var items = list() ? list().children : [];
-      if (!items.length) { current = -1; return; }
-      current = ((index % items.length) + items.length) % items.length;
-      for (var i = 0; i < items.length; i += 1) items[i].classList.toggle("is-current", i === current);
-    }
-    function rotate() {
-      window.clearTimeout(timer);
-      if (!slideshow) return;
-      timer = window.setTimeout(function () {
-        if (!held) show(current + 1);
-        rotate();
-      }, SLIDE_MS);
-    }
-    if (slideshow) {
-      show(0);
-      rotate();
-      if (pauseButton) {
-        pauseButton.hidden = false;
-        pauseButton.addEventListener("click", function () {
-          held = !held;
-          pauseButton.setAttribute("aria-pressed", held ? "true" : "false");
-          pauseButton.textContent = held ? "Play the slideshow" : "Pause the slideshow";
-        });
-      }
-    }
-    follow(box.getAttribute("data-live"), box.getAttribute("data-since"), {
-      approved: function (data) {
-        var items = list();
-        if (!items || !data.html || byId(box, data.id)) return;
-        var card = fromHtml(data.html);
-        if (!card) return;
-        items.prepend(card);
-        items.hidden = false;
-        waiting(false);
-        while (items.children.length > limit) items.lastElementChild.remove();
-        // The newest message is shown next, for a full slide.
-        if (slideshow) { show(0); rotate(); }
-        announce();
-      },
-      removed: function (data) {
-        var card = byId(box, data.id);
-        if (!card) return;
-        var wasCurrent = card.classList.contains("is-current");
-        card.remove();
-        if (!list() || list().children.length === 0) waiting(true);
-        else if (slideshow && wasCurrent) show(current);
-      },
-      paused: function () {
-        // The kill switch: nothing of any post stays on screen.
-        if (list()) list().replaceChildren();
-        if (list()) list().hidden = true;
-        waiting(true);
-      },
-      reset: function () {
-        reload("screen-posts", function (old, fresh) {
-          old.replaceChildren.apply(old, Array.prototype.slice.call(fresh.childNodes));
-          waiting(!list() || list().children.length === 0 || list().hidden);
-          if (slideshow) { show(0); rotate(); }
-        });
-      },
-    });
-  }
-
   if (!window.EventSource || !window.fetch) return;
   var wallBox = document.getElementById("gallery-posts");
   if (wallBox && wallBox.getAttribute("data-live")) wall(wallBox);
-  var screenBox = document.getElementById("screen-posts");
-  if (screenBox && screenBox.getAttribute("data-live")) screen(screenBox);
+  // The event screen (screen.js) builds on the same pieces.
+  window.hashtagMonitorLive = { follow: follow, fromHtml: fromHtml, byId: byId, announcer: announcer, reload: reload };
 })();

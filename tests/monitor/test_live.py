@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
