@@ -105,8 +105,10 @@ async def poll_json(port: int, stop: asyncio.Event, offset: float) -> int:
         while not stop.is_set():
             try:
                 (await client.get("/gallery.json")).raise_for_status()
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 errors += 1
+                if errors == 1:
+                    print(f"poll error: {exc!r}", file=sys.stderr)
             try:
                 await asyncio.wait_for(stop.wait(), POLL_EVERY)
             except TimeoutError:
@@ -210,7 +212,6 @@ def main() -> None:
             [sys.executable, "-c", "from monitor.cli import main; main()", "serve"],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
         )
         try:
             deadline = time.monotonic() + 30
@@ -224,6 +225,8 @@ def main() -> None:
                     raise SystemExit("the server did not start")
                 time.sleep(0.1)
             push = asyncio.run(measure_push(port, server.pid, ids, engine))
+            if server.poll() is not None:
+                raise SystemExit(f"the server stopped during the push phase ({server.returncode})")
             poll_cpu, poll_elapsed, poll_errors = asyncio.run(measure_poll(port, server.pid))
         finally:
             server.terminate()

@@ -354,13 +354,16 @@ class LiveHub:
                 if cursor < oldest - 1:
                     cursor = self.seq
                     yield sse_frame(self.position(), "reset", {})
-                pending = [event for event in self.events if event.seq > cursor]
-                for event in pending:
-                    frame = event.frame_for(variant, tag, platform)
-                    if frame is not None:
-                        yield frame
-                    cursor = event.seq
-                if cursor < self.seq:
+                # The ring holds consecutive sequence numbers: what is new is its tail.
+                first = self.events[0].seq if self.events else self.seq + 1
+                pending = [self.events[i] for i in range(cursor + 1 - first, len(self.events))]
+                if pending:
+                    cursor = pending[-1].seq
+                    frames = [event.frame_for(variant, tag, platform) for event in pending]
+                    # One write per wake-up, however many events it carries.
+                    batch = b"".join(frame for frame in frames if frame is not None)
+                    if batch:
+                        yield batch
                     continue
                 try:
                     await asyncio.wait_for(bell.wait(), HEARTBEAT_SECONDS)

@@ -184,6 +184,11 @@ def _html_gallery(
 ) -> Response:
     headers = public_headers(settings)
     default_limit = EMBED_PAGE_SIZE if embed else DEFAULT_PAGE_SIZE
+    # The live position is read before the page: an event after it may repeat what the
+    # page shows (the wall skips a card it has), but none the page lacks is skipped.
+    live = live_hub(request)
+    live.start_from_thread()
+    since = live.position()
     try:
         query, loaded = _load(request, session, settings, "/media/", default_limit)
     except GalleryInputError as exc:
@@ -192,7 +197,6 @@ def _html_gallery(
         )
         return templates.TemplateResponse(request, "gallery/message.html", context, 400, headers)
     variant = f"{template}|{query.hashtag}|{query.platform}|{settings.hashtags}"
-    live_hub(request).start_from_thread()
     etag = page_etag(loaded, variant=f"{variant}|{looks_stamp(session)}")
     modified = last_change(session)
     headers.update(_validators(etag, modified))
@@ -208,7 +212,6 @@ def _html_gallery(
     shown = dataclasses.replace(
         loaded, posts=tuple(post for post in loaded.posts if post.id not in pinned_set)
     )
-    live = live_hub(request)
     context = gallery_context(
         settings,
         shown,
@@ -220,7 +223,7 @@ def _html_gallery(
         featured=set(featured_ids(session)),
         # Only the newest page follows live: an older page is a place in the archive.
         live_url=None if query.cursor else live_url(query, embed=embed),
-        live_since=live.position(),
+        live_since=since,
         live_limit=query.limit,
         theme_url=theme_url(look),
         filters={
