@@ -439,6 +439,12 @@
       if (body.tail) tail = body.tail;
       const count = body.counts && body.counts.takedowns;
       if (typeof count === "number") {
+        // The navigation's count, on every staff page, follows too.
+        document.querySelectorAll('.staff-nav a[href="/queue?tab=takedowns"]').forEach((link) => {
+          const badge = link.querySelector(".count");
+          if (badge) badge.textContent = count.toLocaleString("en-GB");
+          link.classList.toggle("nav-urgent", count > 0);
+        });
         if (takedowns !== null && count > takedowns) {
           liveNote("A takedown request arrived.", { href: "/queue?tab=takedowns", text: "Review takedown requests" });
         }

@@ -36,6 +36,16 @@
       rotate();
     }, SLIDE_MS);
   }
+  var fullscreen = document.querySelector(".screen-fullscreen");
+  if (fullscreen && document.fullscreenEnabled) {
+    fullscreen.hidden = false;
+    fullscreen.addEventListener("click", function () {
+      document.documentElement.requestFullscreen().catch(function () { /* the browser said no */ });
+    });
+    document.addEventListener("fullscreenchange", function () {
+      fullscreen.hidden = Boolean(document.fullscreenElement);
+    });
+  }
   if (slideshow) {
     show(0);
     rotate();
