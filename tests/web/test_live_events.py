@@ -4,6 +4,7 @@ reaches every open wall and screen, in order, resumable, and nothing grows witho
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -267,3 +268,39 @@ def test_the_event_screen_page_has_the_help_panel_and_a_local_qr_code(
     mosaic = httpx.get(f"{server.url}/gallery/screen?mode=mosaic")
     assert 'data-mode="mosaic"' in mosaic.text
     assert 'data-mode="slideshow"' in httpx.get(f"{server.url}/gallery/screen?mode=<x>").text
+
+
+def test_the_hub_outlives_a_database_outage(
+    gallery_engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> tuple[bool, int]:
+        hub = LiveHub(engine=gallery_engine, settings=settings, render=lambda *_: {})
+        hub.tick_seconds = 0.01
+        await hub.start()
+        healthy = hub._read_fingerprint
+        broken = 0
+
+        def outage() -> tuple[object, ...]:
+            nonlocal broken
+            broken += 1
+            raise sa.exc.OperationalError("SELECT", {}, Exception("database is locked"))
+
+        hub._read_fingerprint = outage  # type: ignore[method-assign]
+        while broken < 3:
+            await asyncio.sleep(0.01)
+        hub._read_fingerprint = healthy  # type: ignore[method-assign]
+        steps = hub.steps
+        while hub.steps < steps + 2:
+            await asyncio.sleep(0.01)
+        alive = hub._task is not None and not hub._task.done()
+        await hub.close()
+        return alive, broken
+
+    caplog.set_level(logging.INFO, logger="monitor.web.live")
+    alive, broken = asyncio.run(scenario())
+    assert alive and broken >= 3
+    warnings = [
+        r.getMessage() for r in caplog.records if "cannot read the database" in r.getMessage()
+    ]
+    assert len(warnings) == 1  # said once, not every tick
+    assert any("answers again" in r.getMessage() for r in caplog.records)

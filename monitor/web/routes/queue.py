@@ -33,6 +33,7 @@ from monitor.services.moderation import (
     StaleDecision,
     compose_reason,
     cursor_after,
+    cursor_at_start,
     decide,
     decide_many,
     describe_for_people,
@@ -234,9 +235,9 @@ def queue_page(
 
 def _tail(filters: QueueFilters, posts: list[Post]) -> str:
     """Where arrivals would be appended, or "" when they would not go at the end."""
-    if filters.newest_first or not posts:
+    if filters.newest_first:
         return ""
-    return cursor_after(filters.tab, posts[-1])
+    return cursor_after(filters.tab, posts[-1]) if posts else cursor_at_start(filters.tab)
 
 
 @router.get("/queue/live")
