@@ -35,6 +35,10 @@ MAX_LOGO_BYTES = 2 * 1024 * 1024
 _SHORT = 200
 
 
+def _media_url(name: str) -> str:
+    return "/media/" + name
+
+
 @router.get("/looks", response_class=HTMLResponse)
 def looks_page(
     request: Request,
@@ -44,7 +48,6 @@ def looks_page(
     templates: TemplatesDep,
 ) -> Response:
     """The gallery's look, its pinned and featured posts, and the screen delay."""
-    media = lambda name: "/media/" + name  # noqa: E731
     return templates.TemplateResponse(
         request,
         "admin/looks.html",
@@ -54,8 +57,8 @@ def looks_page(
             "look": load_look(session),
             "layouts": LAYOUTS,
             "max_help": MAX_HELP_CHARS,
-            "pinned": load_posts(session, pinned_ids(session), media_url=media),
-            "featured": load_posts(session, featured_ids(session), media_url=media),
+            "pinned": load_posts(session, pinned_ids(session), media_url=_media_url),
+            "featured": load_posts(session, featured_ids(session), media_url=_media_url),
             "delay": int(screen_delay(session, settings.screen_delay_seconds).total_seconds()),
             "max_delay": MAX_SCREEN_DELAY_SECONDS,
             "messages": pop_flash(session=session, request_session=request.state.web_session),
