@@ -30,12 +30,14 @@ demo: $(STAMP)
 	$(BIN)/hashtag-monitor demo --port $(PORT)
 
 # -rfE: a failing run ends with the names of the tests that failed or errored.
+# -n 2: two pytest-xdist workers. Most tests wait on a database, a local server or a
+# browser, so two at a time halve the run; every test has its own database and port.
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -q -p no:cacheprovider -rfE
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rfE -n 2
 
 # The inner loop: everything but child processes, the whole service and the browser.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -rfE -m "not slow"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rfE -n 2 -m "not slow"
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do \
@@ -44,7 +46,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict adapters
+	$(BIN)/mypy --strict adapters monitor
 
 contract: $(STAMP)
 	$(BIN)/python ../shared/tools/check-contract

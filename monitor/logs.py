@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from sqlalchemy.engine import make_url
 
@@ -85,14 +85,14 @@ def _declared_secret_keys() -> set[str]:
     return keys
 
 
-class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+class _CurrentStderr(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stderr`` is at the time, not the one at set-up.
 
     Tools and test runners swap ``sys.stderr``; a handler holding the old one
     would write to a closed file.
     """
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from adapters.base import MediaKind
+
+if TYPE_CHECKING:
+
+    class Table(SQLModel):
+        """What a table model is to a type checker: SQLModel leaves ``__table__`` undeclared,
+        and the services build Core statements on it."""
+
+        __table__: ClassVar[sa.Table]
+
+else:
+    #: At run time every table is a plain ``SQLModel, table=True`` class.
+    Table = SQLModel
 
 
 def utcnow() -> datetime:
@@ -59,7 +73,74 @@ class Role(StrEnum):
     SAFEGUARDING = "safeguarding"
 
 
-class Post(SQLModel, table=True):
+class RuleKind(StrEnum):
+    BLOCKED_TERM = "blocked_term"
+    BLOCKED_AUTHOR = "blocked_author"
+    DETECTOR = "detector"
+
+
+class RuleAction(StrEnum):
+    REJECT = "reject"
+    FLAG = "flag"
+
+
+class TakedownCategory(StrEnum):
+    """Why a member of the public asks for a post to come down (the form's choices)."""
+
+    SHOWS_ME_OR_MY_CHILD = "shows_me_or_my_child"
+    PERSONAL_INFORMATION = "personal_information"
+    ABUSIVE_OR_MISLEADING = "abusive_or_misleading"
+    MY_CONTENT = "my_content"
+    OTHER = "other"
+
+
+class TakedownOutcome(StrEnum):
+    KEPT = "kept"
+    TAKEN_DOWN = "taken_down"
+
+
+class AlertKind(StrEnum):
+    TAKEDOWN = "takedown"
+    ESCALATION = "escalation"
+
+
+class AlertStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class PollKind(StrEnum):
+    POLL = "poll"
+    BACKFILL = "backfill"
+
+
+class DigestStatus(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+
+
+def _enum(vocabulary: type[StrEnum] | tuple[str, ...], length: int) -> sa.Enum:
+    """A column holding one word of a fixed vocabulary, stored as the word itself.
+
+    ``VARCHAR(length)`` without a database CHECK, exactly the column the earlier
+    migrations made, so existing rows stay valid and adding a word needs no
+    migration; SQLAlchemy refuses any other string before it is written and reads
+    the StrEnum member back.
+    """
+    if isinstance(vocabulary, tuple):
+        return sa.Enum(*vocabulary, native_enum=False, length=length, validate_strings=True)
+    return sa.Enum(
+        vocabulary,
+        native_enum=False,
+        length=length,
+        validate_strings=True,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Post(Table, table=True):
     """A post as last seen at source, with its moderation state."""
 
     __tablename__ = "posts"
@@ -94,7 +175,9 @@ class Post(SQLModel, table=True):
     last_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     edited_at: datetime | None = _time()
     deleted_at: datetime | None = _time()
-    status: str = Field(default=PostStatus.PENDING, max_length=20, index=True)
+    status: PostStatus = Field(
+        default=PostStatus.PENDING, sa_type=_enum(PostStatus, 20), index=True
+    )
     #: Set by rules and takedown requests: the post needs a closer look (never approves).
     flagged: bool = Field(default=False, index=True)
     flag_reasons: list[str] | None = Field(default=None, sa_type=sa.JSON)
@@ -112,7 +195,7 @@ class Post(SQLModel, table=True):
     escalated: bool = False
 
 
-class PostHashtag(SQLModel, table=True):
+class PostHashtag(Table, table=True):
     """Which campaign (or other) hashtags a post carries, in matching form."""
 
     __tablename__ = "post_hashtags"
@@ -125,7 +208,7 @@ class PostHashtag(SQLModel, table=True):
     tag: str = Field(max_length=200, primary_key=True, index=True)
 
 
-class MediaItem(SQLModel, table=True):
+class MediaItem(Table, table=True):
     """An attachment as the platform describes it, and our one stored copy of it.
 
     The copy is made once, before any moderator sees the attachment (staging), and
@@ -143,7 +226,7 @@ class MediaItem(SQLModel, table=True):
         )
     )
     position: int = 0
-    kind: str = Field(max_length=10)
+    kind: MediaKind = Field(sa_type=_enum(get_args(MediaKind), 10))
     url: str = Field(sa_type=sa.Text)
     preview_url: str | None = Field(default=None, sa_type=sa.Text)
     alt: str | None = Field(default=None, sa_type=sa.Text)
@@ -168,7 +251,7 @@ class MediaItem(SQLModel, table=True):
     alt_edited: bool = False
 
 
-class TakedownRequest(SQLModel, table=True):
+class TakedownRequest(Table, table=True):
     """A member of the public asked for a post to be removed: it flags the post and, in a
     safeguarding category, holds it off the public routes until a moderator resolves it."""
 
@@ -188,7 +271,7 @@ class TakedownRequest(SQLModel, table=True):
         ),
     )
     at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    category: str = Field(max_length=40)
+    category: TakedownCategory = Field(sa_type=_enum(TakedownCategory, 40))
     details: str | None = Field(default=None, sa_type=sa.Text)
     contact: str | None = Field(default=None, max_length=320)
     #: Keyed hash of the client address: enough to rate-limit, not to identify.
@@ -197,11 +280,10 @@ class TakedownRequest(SQLModel, table=True):
     network_key: str = Field(default="", max_length=64)
     resolved_at: datetime | None = _time()
     resolved_by: str | None = Field(default=None, max_length=100)
-    #: ``kept`` (stays published) or ``taken_down``.
-    outcome: str | None = Field(default=None, max_length=20)
+    outcome: TakedownOutcome | None = Field(default=None, sa_type=_enum(TakedownOutcome, 20))
 
 
-class Escalation(SQLModel, table=True):
+class Escalation(Table, table=True):
     """A post escalated to the safeguarding lead; open until an admin or lead closes it."""
 
     __tablename__ = "escalations"
@@ -221,15 +303,14 @@ class Escalation(SQLModel, table=True):
     outcome: str | None = Field(default=None, sa_type=sa.Text)
 
 
-class SafeguardingAlert(SQLModel, table=True):
+class SafeguardingAlert(Table, table=True):
     """A message owed to ``SAFEGUARDING_ALERT_TO``, sent after the request's commit."""
 
     __tablename__ = "safeguarding_alerts"
     __table_args__ = (sa.Index("ix_safeguarding_alerts_status_created", "status", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    #: ``takedown`` or ``escalation``.
-    kind: str = Field(max_length=20)
+    kind: AlertKind = Field(sa_type=_enum(AlertKind, 20))
     post_id: int | None = Field(
         default=None,
         sa_column=sa.Column(
@@ -239,14 +320,13 @@ class SafeguardingAlert(SQLModel, table=True):
     #: The lines of the message (no media, no requester contact), fixed when raised.
     summary: str = Field(sa_type=sa.Text)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    #: ``pending``, ``sending``, ``sent`` or ``failed``.
-    status: str = Field(default="pending", max_length=20)
+    status: AlertStatus = Field(default=AlertStatus.PENDING, sa_type=_enum(AlertStatus, 20))
     attempts: int = 0
     sent_at: datetime | None = _time()
     error: str | None = Field(default=None, sa_type=sa.Text)
 
 
-class Consent(SQLModel, table=True):
+class Consent(Table, table=True):
     """Consent to publish a post, as a moderator recorded it: how it was obtained, when,
     by whom, and what it covers. An opted-out author's post needs one before approval."""
 
@@ -265,7 +345,7 @@ class Consent(SQLModel, table=True):
     recorded_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
-class EngagementSnapshot(SQLModel, table=True):
+class EngagementSnapshot(Table, table=True):
     """Engagement counts at one moment; the digest subtracts consecutive ones."""
 
     __tablename__ = "engagement_snapshots"
@@ -285,7 +365,7 @@ class EngagementSnapshot(SQLModel, table=True):
     views: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
-class ModerationEvent(SQLModel, table=True):
+class ModerationEvent(Table, table=True):
     """One line of the audit trail: who or what did what, when, from which state, why."""
 
     __tablename__ = "moderation_events"
@@ -300,13 +380,13 @@ class ModerationEvent(SQLModel, table=True):
     at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
     actor: str = Field(max_length=200)
     action: str = Field(max_length=40, index=True)
-    from_status: str | None = Field(default=None, max_length=20)
-    to_status: str | None = Field(default=None, max_length=20)
+    from_status: PostStatus | None = Field(default=None, sa_type=_enum(PostStatus, 20))
+    to_status: PostStatus | None = Field(default=None, sa_type=_enum(PostStatus, 20))
     reason: str | None = Field(default=None, sa_type=sa.Text)
     detail: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
 
 
-class ErasedAuthor(SQLModel, table=True):
+class ErasedAuthor(Table, table=True):
     """Someone whose data was erased on request, kept only as a keyed hash of the handle,
     so their posts, if polled again, come back flagged and never straight to the public."""
 
@@ -317,7 +397,7 @@ class ErasedAuthor(SQLModel, table=True):
     erased_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
-class AppSetting(SQLModel, table=True):
+class AppSetting(Table, table=True):
     """Small runtime switches admins change (e.g. the gallery kill switch)."""
 
     __tablename__ = "app_settings"
@@ -328,12 +408,12 @@ class AppSetting(SQLModel, table=True):
     updated_by: str = Field(max_length=200)
 
 
-class User(SQLModel, table=True):
+class User(Table, table=True):
     __tablename__ = "users"
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, unique=True)
-    role: str = Field(max_length=20)
+    role: Role = Field(sa_type=_enum(Role, 20))
     password_hash: str = Field(max_length=200)
     disabled: bool = False
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -347,7 +427,7 @@ class User(SQLModel, table=True):
     totp_last_step: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
-class Source(SQLModel, table=True):
+class Source(Table, table=True):
     """One polled target (platform + scope + hashtags): its cursor and its health."""
 
     __tablename__ = "sources"
@@ -368,9 +448,15 @@ class Source(SQLModel, table=True):
     possible_gap: str | None = Field(default=None, sa_type=sa.Text)
     retry_at: datetime | None = _time()
     backfill_cursor: str | None = Field(default=None, sa_type=sa.Text)
+    #: When the source was first configured (unknown for sources from before it was kept):
+    #: a period that ended before it is not one the source was meant to watch.
+    created_at: datetime | None = _time()
+    #: When it left the configuration (platform or hashtags removed): kept for the
+    #: history of the days it was watched, out of status, /metrics and coverage after.
+    retired_at: datetime | None = _time(index=True)
 
 
-class PollRun(SQLModel, table=True):
+class PollRun(Table, table=True):
     """One attempt to poll (or backfill) a source, kept for status and the digest."""
 
     __tablename__ = "poll_runs"
@@ -382,7 +468,7 @@ class PollRun(SQLModel, table=True):
             sa.Integer, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False
         )
     )
-    kind: str = Field(default="poll", max_length=20)
+    kind: PollKind = Field(default=PollKind.POLL, sa_type=_enum(PollKind, 20))
     started_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
     finished_at: datetime | None = _time()
     ok: bool = False
@@ -396,7 +482,7 @@ class PollRun(SQLModel, table=True):
     gap: str | None = Field(default=None, sa_type=sa.Text)
 
 
-class DigestSend(SQLModel, table=True):
+class DigestSend(Table, table=True):
     """One attempt to send a day's digest, so a day is sent at most once unless forced."""
 
     __tablename__ = "digest_sends"
@@ -406,12 +492,12 @@ class DigestSend(SQLModel, table=True):
     day: date = Field(sa_type=sa.Date, nullable=False)
     sent_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     recipients: str = Field(sa_type=sa.Text)
-    status: str = Field(max_length=20)
+    status: DigestStatus = Field(sa_type=_enum(DigestStatus, 20))
     error: str | None = Field(default=None, sa_type=sa.Text)
     forced: bool = False
 
 
-class WebSession(SQLModel, table=True):
+class WebSession(Table, table=True):
     """A login: the cookie carries a token whose hash is the key, so a stolen
     database does not yield live cookies, and logout, disable or expiry end it."""
 
@@ -432,7 +518,7 @@ class WebSession(SQLModel, table=True):
     flash: list[str] | None = Field(default=None, sa_type=sa.JSON)
 
 
-class LoginAttempt(SQLModel, table=True):
+class LoginAttempt(Table, table=True):
     """One login try, kept a while to slow and then lock repeated failures."""
 
     __tablename__ = "login_attempts"
@@ -448,21 +534,21 @@ class LoginAttempt(SQLModel, table=True):
     success: bool = False
 
 
-class ModerationRule(SQLModel, table=True):
+class ModerationRule(Table, table=True):
     """An admin rule run at ingestion; it may reject or flag a post, never approve."""
 
     __tablename__ = "moderation_rules"
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=20)
+    kind: RuleKind = Field(sa_type=_enum(RuleKind, 20))
     pattern: str = Field(max_length=300)
-    action: str = Field(max_length=10)
+    action: RuleAction = Field(sa_type=_enum(RuleAction, 10))
     enabled: bool = True
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     created_by: str = Field(max_length=200)
 
 
-class EngagementDay(SQLModel, table=True):
+class EngagementDay(Table, table=True):
     """One post's engagement on one local day (in :class:`EngagementRollup`'s zone).
 
     Kept with every snapshot, in the same transaction, so the digest reads one row
@@ -516,7 +602,7 @@ class EngagementDay(SQLModel, table=True):
     interactions: int = Field(default=0, sa_type=sa.BigInteger)
 
 
-class EngagementRollup(SQLModel, table=True):
+class EngagementRollup(Table, table=True):
     """The one row saying which time zone :class:`EngagementDay` cuts days in.
 
     The digest uses the roll-up only when this is its own zone; after a change of
@@ -530,7 +616,7 @@ class EngagementRollup(SQLModel, table=True):
     built_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
-class LatencySample(SQLModel, table=True):
+class LatencySample(Table, table=True):
     """How long one step of a post's way took (``stage``: e.g. approval to the gallery).
 
     Written once per post version and stage (the first process to see it wins), so

@@ -51,7 +51,7 @@ class Monitor:
         self._resources = ExitStack()
         self._platforms: list[ConfiguredPlatform] = []
         self._work_job_ids: list[str] = []
-        self._in_flight: set[asyncio.Future[None]] = set()
+        self._in_flight: set[asyncio.Future[object]] = set()
 
     @property
     def leader_state(self) -> str:

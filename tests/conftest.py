@@ -10,12 +10,17 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 from sqlalchemy.engine import Engine
 
 from monitor.config import Settings, get_settings, load_settings
 from monitor.db import create_db_engine, upgrade
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import FakeServer
+
+# A browser assertion waits for its condition; on a machine busy with other work the
+# page can take longer than Playwright's 5-second default to get there.
+expect.set_options(timeout=20_000)
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -16,6 +16,7 @@ from monitor.cli._common import echo, enabled_platform, load, open_engine, when
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
+from monitor.models import DigestStatus
 from monitor.services.backfill import backfill_target
 from monitor.services.health import HealthReport, health_report
 from monitor.services.polling import PollSummary, describe_summary, poll_all
@@ -80,7 +81,7 @@ def status(
 def _print_health(report: HealthReport, settings: Settings) -> None:
     digest = report.digest
     if digest is not None:
-        outcome = "sent" if digest.status == "sent" else f"NOT SENT: {digest.error}"
+        outcome = "sent" if digest.status == DigestStatus.SENT else f"NOT SENT: {digest.error}"
         echo(f"digest for {digest.day.isoformat()}: {outcome} ({when(digest.sent_at, settings)})")
     if not report.sources:
         echo("No source has been polled yet: run `hashtag-monitor poll`.")

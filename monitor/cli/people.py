@@ -67,10 +67,10 @@ def users_add(
     password = _read_password(password_stdin)
     _as_admin(
         lambda session: add_user(
-            session=session, name=name, role=role.value, password=password, actor=CLI_ACTOR
+            session=session, name=name, role=role, password=password, actor=CLI_ACTOR
         )
     )
-    echo(f"Added {name} as {role.value}.")
+    echo(f"Added {name} as {role}.")
 
 
 @users_app.command("list")
@@ -121,10 +121,8 @@ def users_role(
     name: str, role: Annotated[Role, typer.Argument(help="viewer, moderator or admin.")]
 ) -> None:
     """Change a user's role; their sessions end so it applies at once."""
-    _as_admin(
-        lambda session: set_role(session=session, name=name, role=role.value, actor=CLI_ACTOR)
-    )
-    echo(f"{name} is now a {role.value}; their sessions have ended.")
+    _as_admin(lambda session: set_role(session=session, name=name, role=role, actor=CLI_ACTOR))
+    echo(f"{name} is now a {role}; their sessions have ended.")
 
 
 @users_app.command("totp-off")
@@ -180,7 +178,7 @@ def _decide_all(
     with session_scope(engine) as session:
         for ref in ids:
             post = find_post(session, ref)
-            media = session.exec(select(MediaItem).where(MediaItem.post_id == post.id)).all()  # type: ignore[call-overload]
+            media = session.exec(select(MediaItem).where(MediaItem.post_id == post.id)).all()
             by_position = {item.position + 1: item.id for item in media if item.id is not None}
             if consent is not None:
                 record_consent(

@@ -19,6 +19,7 @@ import threading
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -27,16 +28,12 @@ from sqlmodel import Session
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import MonitorError, UserError
-from monitor.models import Post, SafeguardingAlert, utcnow
+from monitor.models import AlertKind, AlertStatus, Post, SafeguardingAlert, utcnow
 from monitor.services.gallery import PLATFORM_LABELS
 from monitor.services.mail import deliver, validated_address
 
 log = logging.getLogger("monitor.alerts")
 
-PENDING = "pending"
-SENDING = "sending"
-SENT = "sent"
-FAILED = "failed"
 #: A failed alert is tried again by the catch-up job this many times in all.
 MAX_ATTEMPTS = 5
 #: At most this many alerts in one message (a flood is summarised in a few mails).
@@ -45,7 +42,13 @@ _send_lock = threading.Lock()
 
 
 def raise_alert(
-    session: Session, settings: Settings, *, kind: str, post: Post, headline: str, at: datetime
+    session: Session,
+    settings: Settings,
+    *,
+    kind: AlertKind,
+    post: Post,
+    headline: str,
+    at: datetime,
 ) -> SafeguardingAlert | None:
     """Queue an alert in the caller's transaction; None when no alert list is configured."""
     if not settings.safeguarding_alert_to:
@@ -82,7 +85,7 @@ def build_alert_message(
     """Plain text, one block per alert; nothing attached."""
     message = EmailMessage()
     kinds = {alert.kind for alert in alerts}
-    noun = "Escalation" if kinds == {"escalation"} else "Takedown request"
+    noun = "Escalation" if kinds == {AlertKind.ESCALATION} else "Takedown request"
     many = f" ({len(alerts)})" if len(alerts) > 1 else ""
     message["Subject"] = f"Safeguarding: {noun.lower() if many else noun}{many} needs review"
     message["From"] = sender
@@ -99,7 +102,7 @@ def build_alert_message(
 def _claim(engine: Engine, *, retry_failed: bool) -> list[SafeguardingAlert]:
     """Mark the alerts to send as ``sending`` so no other sender takes them too."""
     table = SafeguardingAlert.__table__
-    wanted = [PENDING, FAILED] if retry_failed else [PENDING]
+    wanted = [AlertStatus.PENDING, AlertStatus.FAILED] if retry_failed else [AlertStatus.PENDING]
     with session_scope(engine) as session:
         alerts = list(
             session.execute(
@@ -114,21 +117,23 @@ def _claim(engine: Engine, *, retry_failed: bool) -> list[SafeguardingAlert]:
             result = session.execute(
                 sa.update(table)
                 .where(table.c.id == alert.id, table.c.status == alert.status)
-                .values(status=SENDING, attempts=table.c.attempts + 1)
+                .values(status=AlertStatus.SENDING, attempts=table.c.attempts + 1)
             )
-            if result.rowcount:  # type: ignore[attr-defined]
+            if cast("sa.CursorResult[Any]", result).rowcount:
                 claimed.append(alert)
         session.expunge_all()
         return claimed
 
 
-def _finish(engine: Engine, ids: list[int], status: str, error: str | None) -> None:
+def _finish(engine: Engine, ids: list[int], status: AlertStatus, error: str | None) -> None:
     table = SafeguardingAlert.__table__
     with session_scope(engine) as session:
         session.execute(
             sa.update(table)
             .where(table.c.id.in_(ids))
-            .values(status=status, error=error, sent_at=utcnow() if status == SENT else None)
+            .values(
+                status=status, error=error, sent_at=utcnow() if status == AlertStatus.SENT else None
+            )
         )
 
 
@@ -147,9 +152,9 @@ def send_pending_alerts(*, engine: Engine, settings: Settings, retry_failed: boo
         except MonitorError as exc:
             error = str(exc)
             log.error("safeguarding alert: %s", error)
-            _finish(engine, ids, FAILED, error)
+            _finish(engine, ids, AlertStatus.FAILED, error)
             return 0
-        _finish(engine, ids, SENT, None)
+        _finish(engine, ids, AlertStatus.SENT, None)
         return len(ids)
 
 
@@ -167,5 +172,5 @@ def send_soon(engine: Engine, settings: Settings) -> None:
 def failed_alerts(session: Session, limit: int = 10) -> list[SafeguardingAlert]:
     """The latest alerts that could not be sent, for the admin page."""
     table = SafeguardingAlert.__table__
-    query = sa.select(SafeguardingAlert).where(table.c.status == FAILED)
+    query = sa.select(SafeguardingAlert).where(table.c.status == AlertStatus.FAILED)
     return list(session.execute(query.order_by(table.c.id.desc()).limit(limit)).scalars())

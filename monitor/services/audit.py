@@ -14,9 +14,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from monitor.models import ModerationEvent, Post, utcnow
+from monitor.models import ModerationEvent, Post, PostStatus, utcnow
 
 AUDIT_PAGE_SIZE = 100
 #: A post's card shows at most this many of its latest events (the log page has them all).
@@ -145,8 +145,8 @@ def record(
     action: Action,
     post: Post | None = None,
     post_id: int | None = None,
-    from_status: str | None = None,
-    to_status: str | None = None,
+    from_status: PostStatus | None = None,
+    to_status: PostStatus | None = None,
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
     at: datetime | None = None,
@@ -198,8 +198,8 @@ def post_histories(session: Session, post_ids: Sequence[int]) -> dict[int, list[
     # Ordered as the post_id index is, so the database walks it instead of the whole table.
     query = (
         select(ModerationEvent)
-        .where(ModerationEvent.post_id.in_(list(post_ids)))  # type: ignore[union-attr]
-        .order_by(ModerationEvent.post_id, ModerationEvent.id)
+        .where(col(ModerationEvent.post_id).in_(list(post_ids)))
+        .order_by(col(ModerationEvent.post_id), col(ModerationEvent.id))
     )
     for event in session.exec(query):
         histories[event.post_id or 0].append(event)
@@ -248,9 +248,9 @@ def audit_log(
 ) -> AuditPage:
     """Newest events first, optionally for one actor, action (stored value or its words)
     or post."""
-    query = select(ModerationEvent).order_by(ModerationEvent.id.desc())  # type: ignore[union-attr]
+    query = select(ModerationEvent).order_by(col(ModerationEvent.id).desc())
     if before is not None:
-        query = query.where(ModerationEvent.id < before)  # type: ignore[operator]
+        query = query.where(col(ModerationEvent.id) < before)
     if actor:
         query = query.where(ModerationEvent.actor == actor)
     if action:
@@ -271,6 +271,6 @@ def _post_refs(session: Session, post_ids: set[int]) -> dict[int, str]:
     if not post_ids:
         return {}
     rows = session.exec(
-        select(Post.id, Post.platform, Post.external_id).where(Post.id.in_(sorted(post_ids)))  # type: ignore[union-attr]
+        select(Post.id, Post.platform, Post.external_id).where(col(Post.id).in_(sorted(post_ids)))
     )
     return {post_id or 0: f"{platform}:{external_id}" for post_id, platform, external_id in rows}

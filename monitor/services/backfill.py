@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from adapters.base import Adapter, AdapterError, Target
 from monitor.db import session_scope
-from monitor.models import PollRun, Source, utcnow
+from monitor.models import PollKind, PollRun, Source, utcnow
 from monitor.services.ingest import record_posts
 from monitor.services.polling import PollSummary
 from monitor.services.sources import ensure_source, source_key
@@ -58,8 +58,8 @@ def backfill_target(
     started = utcnow()
     with session_scope(engine) as session:
         source = ensure_source(session, adapter.name, target)
-        source_id, resume = source.id, _resume_position(source, since)
-        run = PollRun(source_id=source_id, kind="backfill", started_at=started)
+        source_id, resume = source.id or 0, _resume_position(source, since)
+        run = PollRun(source_id=source_id, kind=PollKind.BACKFILL, started_at=started)
         session.add(run)
         session.flush()
         run_id = run.id

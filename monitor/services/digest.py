@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from adapters.text import normalise_tag
 from monitor.config import Settings
@@ -33,6 +33,7 @@ from monitor.models import (
     EngagementDay,
     EngagementSnapshot,
     ModerationEvent,
+    PollKind,
     PollRun,
     Post,
     PostHashtag,
@@ -49,7 +50,8 @@ from monitor.services.engagement import (
     local_midnight,
     rollup_zone,
 )
-from monitor.services.health import SourceHealth, SourceState, source_tags
+from monitor.services.health import SourceHealth, SourceState
+from monitor.services.sources import source_tags
 
 TOP_POSTS = 5
 HISTORY_DAYS = 14
@@ -638,7 +640,7 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
         .select_from(_EVENTS.outerjoin(_POSTS, _POSTS.c.id == _EVENTS.c.post_id))
         .where(
             _in(_EVENTS.c.at, period.start, period.end),
-            _EVENTS.c.to_status.in_([PostStatus.APPROVED.value, PostStatus.REJECTED.value]),
+            _EVENTS.c.to_status.in_([PostStatus.APPROVED, PostStatus.REJECTED]),
             _EVENTS.c.action.in_(DECISIONS),
         )
     )
@@ -646,7 +648,7 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
     waits = [(at - arrived).total_seconds() for at, _, arrived in decisions if arrived is not None]
     pending = session.execute(
         sa.select(sa.func.count(), sa.func.min(_POSTS.c.first_seen_at)).where(
-            _POSTS.c.status == PostStatus.PENDING.value
+            _POSTS.c.status == PostStatus.PENDING
         )
     ).one()
     actions = dict(
@@ -680,39 +682,65 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
 def _coverage(
     session: Session, period: Period, now: datetime, zone: ZoneInfo
 ) -> list[SourceCoverage]:
-    """Each source's health now and which hours of the period it was polled successfully."""
+    """How well each source meant to watch the period watched it.
+
+    A source counts for the hours it was configured: from its creation (unknown
+    for old rows: then the whole period) to its retirement. A period that is over
+    is judged by its own poll runs, so a past day's digest shows that day's health,
+    not today's; a period still running shows each source's health now.
+    """
     starts = _hour_starts(period)
-    expected = sum(1 for start in starts[:-1] if start < now)
     runs = session.execute(
-        sa.select(_RUNS.c.source_id, _RUNS.c.started_at, _RUNS.c.ok, _RUNS.c.gap)
-        .where(_in(_RUNS.c.started_at, period.start, period.end), _RUNS.c.kind == "poll")
+        sa.select(_RUNS.c.source_id, _RUNS.c.started_at, _RUNS.c.ok, _RUNS.c.gap, _RUNS.c.error)
+        .where(_in(_RUNS.c.started_at, period.start, period.end), _RUNS.c.kind == PollKind.POLL)
         .order_by(_RUNS.c.started_at)
     ).all()
-    hours: dict[int, set[int]] = defaultdict(set)
-    failed: dict[int, int] = defaultdict(int)
-    gaps: dict[int, list[str]] = defaultdict(list)
-    for source_id, started_at, ok, gap in runs:
-        if ok:
-            hours[source_id].add(int((started_at - period.start).total_seconds() // 3600))
-        else:
-            failed[source_id] += 1
-        if gap and gap not in gaps[source_id]:
-            gaps[source_id].append(gap)
-    sources = session.execute(sa.select(Source).order_by(Source.platform, Source.key)).scalars()
+    by_source: dict[int, list[Any]] = defaultdict(list)
+    for run in runs:
+        by_source[run.source_id].append(run)
+    sources = session.execute(
+        sa.select(Source)
+        .where(
+            sa.or_(col(Source.retired_at).is_(None), col(Source.retired_at) > period.start),
+            sa.or_(col(Source.created_at).is_(None), col(Source.created_at) < period.end),
+        )
+        .order_by(col(Source.platform), col(Source.key))
+    ).scalars()
     coverage = []
     for source in sources:
-        sid = source.id or 0
+        own = by_source[source.id or 0]
+        hours = {_hour_index(run.started_at, period) for run in own if run.ok}
+        gaps = list(dict.fromkeys(run.gap for run in own if run.gap))
         coverage.append(
             SourceCoverage(
-                health=SourceHealth.of(source),
+                health=SourceHealth.of(source)
+                if period.end > now
+                else SourceHealth.during(source, own, period.end),
                 hashtags=source_tags(source.hashtags),
-                hours_polled=len(hours[sid]),
-                hours_expected=expected,
-                failed_polls=failed[sid],
-                gaps=tuple(gaps[sid]),
+                hours_polled=len(hours),
+                hours_expected=_hours_expected(starts, now, source),
+                failed_polls=sum(1 for run in own if not run.ok),
+                gaps=tuple(gaps),
             )
         )
     return coverage
+
+
+def _hour_index(moment: datetime, period: Period) -> int:
+    return int((moment - period.start).total_seconds() // 3600)
+
+
+def _hours_expected(starts: list[datetime], now: datetime, source: Source) -> int:
+    """The period's elapsed hours in which the source was configured."""
+    created = source.created_at
+    born = created.replace(minute=0, second=0, microsecond=0) if created else None
+    return sum(
+        1
+        for start in starts[:-1]
+        if start < now
+        and (born is None or start >= born)
+        and (source.retired_at is None or start < source.retired_at)
+    )
 
 
 def _tag_incomplete(tag: str, coverage: list[SourceCoverage]) -> bool:

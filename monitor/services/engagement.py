@@ -62,7 +62,7 @@ def gained(last: Values, before: Values) -> Values:
 
 def interactions(gains: Values) -> int:
     """The known interaction gains added up; 0 when none is known."""
-    return sum(int(gains[i]) for i in _INTERACTION_POSITIONS if gains[i] is not None)
+    return sum(gain for gain in (gains[i] for i in _INTERACTION_POSITIONS) if gain is not None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -226,9 +226,11 @@ def _last_of_day(staging: sa.Table, day: date, zone: ZoneInfo) -> sa.Insert:
 
 def _chained(staging: sa.Table) -> sa.Insert:
     """Every staged day with the post's day before it, and the gain between them."""
-    window = {"partition_by": staging.c.post_id, "order_by": staging.c.day}
+    by_post, by_day = staging.c.post_id, staging.c.day
     prev = [
-        sa.func.lag(staging.c[m], type_=sa.BigInteger).over(**window).label(f"prev_{m}")
+        sa.func.lag(staging.c[m], type_=sa.BigInteger)
+        .over(partition_by=by_post, order_by=by_day)
+        .label(f"prev_{m}")
         for m in METRICS
     ]
     rows = sa.select(staging, *prev).subquery()

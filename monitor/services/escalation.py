@@ -13,20 +13,20 @@ from __future__ import annotations
 import dataclasses
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import Escalation, Post, Role, utcnow
+from monitor.models import AlertKind, Escalation, Post, Role, utcnow
 from monitor.services import audit
 from monitor.services.alerts import raise_alert
 from monitor.services.audit import Action
 from monitor.services.users import get_active_user
 
 MAX_TEXT_CHARS = 2000
-ESCALATORS = (Role.MODERATOR.value, Role.ADMIN.value)
+ESCALATORS = (Role.MODERATOR, Role.ADMIN)
 #: Who sees escalations and closes them.
-LEADS = (Role.SAFEGUARDING.value, Role.ADMIN.value)
+LEADS = (Role.SAFEGUARDING, Role.ADMIN)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,11 +50,11 @@ def _require_role(session: Session, actor: str, roles: tuple[str, ...], doing: s
         raise UserError(f"{actor} is a {user.role}: only {' and '.join(roles)} users {doing}")
 
 
-def open_escalation_post_ids() -> sa.Select[tuple[int | None]]:
+def open_escalation_post_ids() -> sa.Select[int | None]:
     """Posts with an open escalation: retention leaves them alone."""
-    return sa.select(Escalation.post_id).where(
-        Escalation.closed_at.is_(None),  # type: ignore[union-attr]
-        Escalation.post_id.is_not(None),  # type: ignore[union-attr]
+    return sa.select(col(Escalation.post_id)).where(
+        col(Escalation.closed_at).is_(None),
+        col(Escalation.post_id).is_not(None),
     )
 
 
@@ -70,7 +70,7 @@ def escalate(
     already = session.exec(
         select(Escalation).where(
             Escalation.post_id == post.id,
-            Escalation.closed_at.is_(None),  # type: ignore[union-attr]
+            col(Escalation.closed_at).is_(None),
         )
     ).first()
     if already is not None:
@@ -94,7 +94,7 @@ def escalate(
     raise_alert(
         session,
         settings,
-        kind="escalation",
+        kind=AlertKind.ESCALATION,
         post=post,
         headline=f"Escalated to the safeguarding lead by {actor}: {reason}",
         at=now,
@@ -135,18 +135,17 @@ def list_escalations(
     """Escalations, newest first, with their posts (a post may have been erased)."""
     query = select(Escalation)
     if open_only:
-        query = query.where(Escalation.closed_at.is_(None))  # type: ignore[union-attr]
-    escalations = list(
-        session.exec(query.order_by(Escalation.opened_at.desc()).limit(limit))  # type: ignore[attr-defined]
-    )
+        query = query.where(col(Escalation.closed_at).is_(None))
+    escalations = list(session.exec(query.order_by(col(Escalation.opened_at).desc()).limit(limit)))
     ids = [e.post_id for e in escalations if e.post_id is not None]
-    posts = {
-        post.id: post
-        for post in session.exec(select(Post).where(Post.id.in_(ids)))  # type: ignore[union-attr]
-    }
+    posts = {post.id: post for post in session.exec(select(Post).where(col(Post.id).in_(ids)))}
     return [EscalationView(e, posts.get(e.post_id)) for e in escalations]
 
 
 def open_escalation_count(session: Session) -> int:
-    query = sa.select(sa.func.count()).select_from(Escalation).where(Escalation.closed_at.is_(None))  # type: ignore[union-attr]
+    query = (
+        sa.select(sa.func.count())
+        .select_from(Escalation)
+        .where(col(Escalation.closed_at).is_(None))
+    )
     return int(session.execute(query).scalar_one())

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag
 from monitor.services.audit import DECISIONS
@@ -49,12 +49,12 @@ def iso(value: datetime | None) -> str | None:
 
 def iter_export_records(session: Session, *, status: str | None = None) -> Iterator[dict[str, Any]]:
     """Every post as the SPEC's export object, oldest first, in batches."""
-    query = sa.select(Post).order_by(Post.created_at, Post.id)
+    query = sa.select(Post).order_by(col(Post.created_at), col(Post.id))
     if status:
-        query = query.where(Post.status == status)
+        query = query.where(col(Post.status) == status)
     last_id = 0
     while True:
-        batch = list(session.execute(query.where(Post.id > last_id).limit(_BATCH)).scalars())
+        batch = list(session.execute(query.where(col(Post.id) > last_id).limit(_BATCH)).scalars())
         if not batch:
             return
         yield from _records(session, batch)
@@ -62,17 +62,19 @@ def iter_export_records(session: Session, *, status: str | None = None) -> Itera
 
 
 def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
-    ids = [p.id for p in posts]
+    ids = [p.id or 0 for p in posts]
     tags: dict[int, list[str]] = {}
     for post_id, tag in session.execute(
-        sa.select(PostHashtag.post_id, PostHashtag.tag)
-        .where(PostHashtag.post_id.in_(ids))
-        .order_by(PostHashtag.tag)
+        sa.select(col(PostHashtag.post_id), col(PostHashtag.tag))
+        .where(col(PostHashtag.post_id).in_(ids))
+        .order_by(col(PostHashtag.tag))
     ):
         tags.setdefault(post_id, []).append(tag)
     media: dict[int, list[dict[str, Any]]] = {}
     for item in session.execute(
-        sa.select(MediaItem).where(MediaItem.post_id.in_(ids)).order_by(MediaItem.position)
+        sa.select(MediaItem)
+        .where(col(MediaItem.post_id).in_(ids))
+        .order_by(col(MediaItem.position))
     ).scalars():
         media.setdefault(item.post_id, []).append(
             {"kind": item.kind, "alt": item.alt, "pinned": item.pinned_path is not None}
@@ -80,14 +82,14 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
     decisions: dict[int, list[dict[str, Any]]] = {}
     for event in session.execute(
         sa.select(ModerationEvent)
-        .where(ModerationEvent.post_id.in_(ids))
-        .where(ModerationEvent.action.in_(DECISIONS))
-        .order_by(ModerationEvent.at, ModerationEvent.id)
+        .where(col(ModerationEvent.post_id).in_(ids))
+        .where(col(ModerationEvent.action).in_(DECISIONS))
+        .order_by(col(ModerationEvent.at), col(ModerationEvent.id))
     ).scalars():
-        decisions.setdefault(event.post_id, []).append(
+        decisions.setdefault(event.post_id or 0, []).append(
             {"action": event.action, "by": event.actor, "at": iso(event.at), "reason": event.reason}
         )
-    consents = consents_by_post(session, [i for i in ids if i is not None])
+    consents = consents_by_post(session, ids)
     for post in posts:
         yield {
             "platform": post.platform,
@@ -100,9 +102,9 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
             },
             "text": post.text,
             "created_at": iso(post.created_at),
-            "hashtags": tags.get(post.id, []),
+            "hashtags": tags.get(post.id or 0, []),
             "status": post.status,
-            "media": media.get(post.id, []),
+            "media": media.get(post.id or 0, []),
             "engagement": {
                 "likes": post.likes,
                 "shares": post.shares,
@@ -111,7 +113,7 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
             },
             "edited_at": iso(post.edited_at),
             "deleted_at": iso(post.deleted_at),
-            "decisions": decisions.get(post.id, []),
+            "decisions": decisions.get(post.id or 0, []),
             "flags": list(post.flag_reasons or []) if post.flagged else [],
             "consent": consent_record(consents.get(post.id or 0)),
             "escalated": post.escalated,

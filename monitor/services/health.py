@@ -15,6 +15,8 @@ left over from an earlier configuration is shown but never raises an alarm.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -22,10 +24,9 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.models import DigestSend
-from monitor.services.sources import list_sources
+from monitor.services.sources import is_current, list_sources
 from monitor.templating import local_time
 
 
@@ -70,6 +71,27 @@ class SourceFacts(Protocol):
     possible_gap: str | None
 
 
+class RunFacts(Protocol):
+    """The columns of a ``poll_runs`` row that a period's health is rebuilt from."""
+
+    started_at: datetime
+    ok: bool
+    error: str | None
+    gap: str | None
+
+
+def _state(
+    disabled_reason: str | None, failures_in_row: int, last_success_at: datetime | None
+) -> SourceState:
+    if disabled_reason:
+        return SourceState.DISABLED
+    if failures_in_row:
+        return SourceState.FAILING
+    if last_success_at is None:
+        return SourceState.NEVER_POLLED
+    return SourceState.OK
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class SourceHealth:
     """One source's health now: its state, since when, why, and how it reads to people.
@@ -98,17 +120,44 @@ class SourceHealth:
     @classmethod
     def of(cls, source: SourceFacts, *, current: bool = True) -> SourceHealth:
         """The health a source's row records, the one rule for every place that shows it."""
-        if source.disabled_reason:
-            state = SourceState.DISABLED
-        elif source.failures_in_row:
-            state = SourceState.FAILING
-        elif source.last_success_at is None:
-            state = SourceState.NEVER_POLLED
-        else:
-            state = SourceState.OK
+        state = _state(source.disabled_reason, source.failures_in_row, source.last_success_at)
         since = source.failing_since if state in ALARMING else None
         facts = {name: getattr(source, name) for name in _COPIED}
         return cls(state=state, since=since, current=current, **facts)
+
+    @classmethod
+    def during(cls, source: SourceFacts, runs: Sequence[RunFacts], end: datetime) -> SourceHealth:
+        """The health a source had when a past period ended, from that period's poll runs
+        (oldest first): its row only knows how it is doing now, and a past day's digest
+        must not show today's trouble, nor hide that day's."""
+        failing = list(itertools.takewhile(lambda run: not run.ok, reversed(runs)))
+        successes = [run.started_at for run in runs if run.ok]
+        errors = [run for run in runs if not run.ok]
+        # Disabled (a missing credential, say) since before the period ended.
+        disabled = source.disabled_reason and (
+            source.failing_since is None or source.failing_since < end
+        )
+        disabled_reason = source.disabled_reason if disabled else None
+        last_success = successes[-1] if successes else None
+        state = _state(disabled_reason, len(failing), last_success)
+        since = (
+            (failing[-1].started_at if failing else source.failing_since)
+            if state in ALARMING
+            else None
+        )
+        return cls(
+            key=source.key,
+            platform=source.platform,
+            state=state,
+            since=since,
+            failures_in_row=len(failing),
+            last_poll_at=runs[-1].started_at if runs else None,
+            last_success_at=last_success,
+            last_error=errors[-1].error if errors else None,
+            last_error_at=errors[-1].started_at if errors else None,
+            disabled_reason=disabled_reason,
+            possible_gap=runs[-1].gap if runs else None,
+        )
 
     @property
     def ok(self) -> bool:
@@ -203,19 +252,6 @@ class HealthReport:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def is_current(source: SourceFacts, settings: Settings) -> bool:
-    """Still part of the configuration: an enabled platform, watching configured tags."""
-    if source.platform not in settings.enabled_platforms:
-        return False
-    wanted = {normalise_tag(tag) for tag in settings.hashtags}
-    return set(source_tags(source.hashtags)) <= wanted
-
-
-def source_tags(hashtags: str) -> tuple[str, ...]:
-    """A source's stored hashtags (comma-separated) in matching form; empty means all."""
-    return tuple(normalise_tag(tag) for tag in hashtags.split(",") if tag.strip())
 
 
 def health_report(session: Session, settings: Settings) -> HealthReport:

@@ -167,7 +167,7 @@ def _insert_new(
             **_post_row(p, now),
             "first_seen_at": now,
             "last_seen_at": now,
-            "status": PostStatus.PENDING.value,
+            "status": PostStatus.PENDING,
             "version": 1,
             **_arrival_flags(p, erased=p in erased),
         }
@@ -423,7 +423,7 @@ def apply_edit(session: Session, row: Any, post: FetchedPost, now: datetime) -> 
         sa.select(table.c.text, table.c.flag_reasons).where(table.c.id == row.id)
     ).one()
     if row.status == PostStatus.APPROVED:
-        values["status"] = PostStatus.PENDING.value
+        values["status"] = PostStatus.PENDING
     if new_flags := [reason for reason in content_flags(post) if reason not in (flags or [])]:
         # An opt-out or a foreign link that came with the edit flags it as in a new post.
         values.update(flagged=True, flag_reasons=[*(flags or []), *new_flags])

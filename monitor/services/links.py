@@ -77,10 +77,10 @@ def published_link_hosts(url: str, author_url: str | None, post_html: str) -> li
     home = host_of(url)
     found: list[LinkHost] = []
     seen: set[tuple[str, str]] = set()
-    candidates = [("Post", url), ("Author", author_url)]
+    candidates: list[tuple[str, str | None]] = [("Post", url), ("Author", author_url)]
     candidates += [("Link in text", link) for link in text_links(post_html)]
-    for label, url in candidates:
-        host = host_of(url)
+    for label, link in candidates:
+        host = host_of(link)
         if host is None or (label, host) in seen:
             continue
         seen.add((label, host))

@@ -25,21 +25,28 @@ from email.utils import formatdate, make_msgid
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from sqlmodel import Session, col
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from monitor.config import Settings, bare_address
 from monitor.db import session_scope
 from monitor.errors import MonitorError, UserError
-from monitor.models import DigestSend, utcnow
+from monitor.models import DigestSend, DigestStatus, utcnow
 from monitor.services.charts import digest_chart_png
-from monitor.services.digest import METRICS, Digest, Format, check_past_day, compute_digest
+from monitor.services.digest import Digest, Format, check_past_day, compute_digest
+from monitor.services.engagement import METRICS
 from monitor.templating import make_environment
 
 log = logging.getLogger("monitor.mail")
 
-SENT = "sent"
-FAILED = "failed"
+SENT = DigestStatus.SENT
+FAILED = DigestStatus.FAILED
 ALREADY_SENT = "already sent"
 MAX_BACKOFF_SECONDS = 60.0
 
@@ -161,6 +168,12 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError | TimeoutError)
 
 
+def _describe_attempt(state: RetryCallState) -> str:
+    """What went wrong on a failed attempt (tenacity's outcome may be unset or not raise)."""
+    exc = state.outcome.exception() if state.outcome else None
+    return describe_smtp_error(exc) if exc is not None else "?"
+
+
 def describe_smtp_error(exc: BaseException) -> str:
     """One line for status and logs: the server's code and words, or the network error."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -219,7 +232,7 @@ def deliver(
         before_sleep=lambda state: log.warning(
             "SMTP attempt %d failed (%s); retrying",
             state.attempt_number,
-            describe_smtp_error(state.outcome.exception()) if state.outcome else "?",
+            _describe_attempt(state),
         ),
     )
     try:
@@ -229,13 +242,17 @@ def deliver(
 
 
 def already_sent(session: Session, day: date) -> bool:
-    query = sa.select(sa.func.count()).where(DigestSend.day == day, DigestSend.status == SENT)
+    query = sa.select(sa.func.count()).where(
+        col(DigestSend.day) == day, col(DigestSend.status) == SENT
+    )
     return bool(session.execute(query).scalar_one())
 
 
 def last_digest_send(session: Session) -> DigestSend | None:
     """The latest attempt, for ``status`` and the admin page (a failure shows its error)."""
-    query = sa.select(DigestSend).order_by(DigestSend.sent_at.desc(), DigestSend.id.desc())
+    query = sa.select(DigestSend).order_by(
+        col(DigestSend.sent_at).desc(), col(DigestSend.id).desc()
+    )
     return session.execute(query.limit(1)).scalars().first()
 
 
@@ -265,7 +282,7 @@ def _record(
     engine: Engine,
     day: date,
     recipients: tuple[str, ...],
-    status: str,
+    status: DigestStatus,
     error: str | None,
     forced: bool,
 ) -> None:

@@ -295,7 +295,7 @@ def _published_hashes_query() -> sa.Select[tuple[str | None]]:
     return (
         sa.select(media.c.pinned_hash)
         .join(posts, posts.c.id == media.c.post_id)
-        .where(posts.c.status == PostStatus.APPROVED.value, media.c.pinned_hash.is_not(None))
+        .where(posts.c.status == PostStatus.APPROVED, media.c.pinned_hash.is_not(None))
     )
 
 
@@ -306,7 +306,7 @@ def _held_hashes_query() -> sa.Select[tuple[str | None]]:
     return (
         sa.select(media.c.pinned_hash)
         .join(posts, posts.c.id == media.c.post_id)
-        .where(posts.c.status != PostStatus.REMOVED.value, media.c.pinned_hash.is_not(None))
+        .where(posts.c.status != PostStatus.REMOVED, media.c.pinned_hash.is_not(None))
     )
 
 

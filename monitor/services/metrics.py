@@ -20,10 +20,11 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
-from monitor.models import DigestSend, ModerationEvent, PollRun, Post, Source, utcnow
+from monitor.models import DigestSend, ModerationEvent, PollRun, Post, PostStatus, Source, utcnow
 from monitor.services.audit import DECISIONS
 from monitor.services.health import SourceHealth
 from monitor.services.latency import BUCKETS, STAGES, histograms
+from monitor.services.sources import live_sources
 
 #: Decisions considered for the latency figure.
 LATENCY_WINDOW = timedelta(days=1)
@@ -58,7 +59,7 @@ def _posts(connection: sa.Connection) -> Iterator[Metric]:
     pending = 0
     for platform, status, count in connection.execute(query):
         family.add_metric([platform, status], count)
-        pending += count if status == "pending" else 0
+        pending += count if status == PostStatus.PENDING else 0
     yield family
     yield GaugeMetricFamily(
         "hashtag_monitor_queue_pending", "Posts waiting for a moderator.", value=pending
@@ -79,7 +80,8 @@ def _sources(connection: sa.Connection) -> Iterator[Metric]:
         "Unix time of the source's last successful poll.",
         labels=["source"],
     )
-    for source in connection.execute(sa.select(Source.__table__)):
+    # A retired source is history: it is neither up nor down any more.
+    for source in connection.execute(sa.select(Source.__table__).where(live_sources())):
         health = SourceHealth.of(source)
         up.add_metric([source.key, source.platform], 0 if health.alarming else 1)
         failures.add_metric([source.key], source.failures_in_row)
@@ -99,7 +101,7 @@ def _polls(connection: sa.Connection) -> Iterator[Metric]:
     query = (
         sa.select(sources.c.key, runs.c.ok, sa.func.count(), sa.func.sum(runs.c.new))
         .join(sources, sources.c.id == runs.c.source_id)
-        .where(runs.c.finished_at.is_not(None))
+        .where(runs.c.finished_at.is_not(None), live_sources())
         .group_by(sources.c.key, runs.c.ok)
     )
     collected: dict[str, int] = {}

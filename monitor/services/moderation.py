@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
-from sqlmodel.sql.expression import Select
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from adapters.text import normalise_tag
 from monitor.config import Settings
@@ -43,7 +43,10 @@ from monitor.services.staging import SHOWN_KINDS, is_staged
 from monitor.services.takedown import open_takedown_count, open_takedown_posts
 from monitor.services.users import get_active_user
 
-_ACTIONS = {Action.APPROVE: PostStatus.APPROVED, Action.REJECT: PostStatus.REJECTED}
+_ACTIONS: dict[str, PostStatus] = {
+    Action.APPROVE: PostStatus.APPROVED,
+    Action.REJECT: PostStatus.REJECTED,
+}
 MAX_REASON_CHARS = 2000
 MAX_ALT_CHARS = 1500
 MAX_BULK_POSTS = 1000
@@ -93,8 +96,8 @@ class ConsentNeeded(CloserLookNeeded):
 @dataclasses.dataclass(frozen=True, slots=True)
 class DecisionResult:
     post_id: int
-    from_status: str
-    to_status: str
+    from_status: PostStatus
+    to_status: PostStatus
 
 
 def parse_post_ref(ref: str) -> tuple[str, str]:
@@ -136,7 +139,7 @@ def _alt_changes(
     changes = []
     for item in media:
         alt = item.alt
-        if item.id in alt_texts:
+        if item.id is not None and item.id in alt_texts:
             alt = " ".join(alt_texts[item.id].split())[:MAX_ALT_CHARS] or None
         changes.append((item, alt, item.id in decorative or item.decorative))
     return changes
@@ -256,11 +259,11 @@ def decide(
             f"{describe_for_people(post)} was escalated to the safeguarding lead;"
             " an escalated post is never published"
         )
-    if post.status == target.value:
-        raise UserError(f"{describe_for_people(post)} is already {target.value}")
+    if post.status == target:
+        raise UserError(f"{describe_for_people(post)} is already {target}")
     media = list(
         session.exec(
-            select(MediaItem).where(MediaItem.post_id == post.id).order_by(MediaItem.position)  # type: ignore[arg-type]
+            select(MediaItem).where(MediaItem.post_id == post.id).order_by(col(MediaItem.position))
         )
     )
     changes = _alt_changes(media, alt_texts or {}, decorative)
@@ -298,8 +301,8 @@ def change_status(
     detail: dict[str, object] | None = None,
 ) -> DecisionResult:
     """Move a locked post to ``to``, bump its version, and put the change on the record."""
-    result = DecisionResult(post.id or 0, post.status, to.value)
-    post.status = to.value
+    result = DecisionResult(post.id or 0, post.status, to)
+    post.status = to
     post.version += 1
     session.add(post)
     audit.record(
@@ -349,7 +352,7 @@ def revealed_by(session: Session, actor: str, posts: Collection[Post]) -> set[in
         select(ModerationEvent).where(
             ModerationEvent.action == Action.MEDIA_REVEALED,
             ModerationEvent.actor == actor,
-            ModerationEvent.post_id.in_(list(versions)),  # type: ignore[union-attr]
+            col(ModerationEvent.post_id).in_(list(versions)),
         )
     )
     return {
@@ -391,8 +394,7 @@ def decide_many(
         raise UserError(f"select at most {MAX_BULK_POSTS} posts at a time")
     outcome = BulkOutcome()
     posts = {
-        post.id: post
-        for post in session.exec(select(Post).where(Post.id.in_(list(versions))))  # type: ignore[union-attr]
+        post.id: post for post in session.exec(select(Post).where(col(Post.id).in_(list(versions))))
     }
     # One flush at the end writes the selection's updates and audit rows in batches.
     with session.no_autoflush:
@@ -530,12 +532,12 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(filters: QueueFilters, zone: ZoneInfo) -> Select[tuple[Post]]:
+def _filtered(filters: QueueFilters, zone: ZoneInfo) -> SelectOfScalar[Post]:
     query = select(Post)
     if filters.tab == "takedowns":
-        query = query.where(Post.id.in_(open_takedown_posts()))  # type: ignore[union-attr]
+        query = query.where(col(Post.id).in_(open_takedown_posts()))
     elif filters.tab == "flagged":
-        query = query.where(Post.status == PostStatus.PENDING, Post.flagged.is_(True))  # type: ignore[attr-defined]
+        query = query.where(Post.status == PostStatus.PENDING, col(Post.flagged).is_(True))
     else:
         query = query.where(Post.status == filters.tab)
     if filters.platform:
@@ -544,20 +546,21 @@ def _filtered(filters: QueueFilters, zone: ZoneInfo) -> Select[tuple[Post]]:
         # EXISTS follows the page's index order and probes the (post_id, tag) key per post;
         # an IN list would first gather every post with a campaign tag, i.e. nearly all.
         tagged = sa.exists().where(
-            PostHashtag.post_id == Post.id, PostHashtag.tag == normalise_tag(filters.tag)
+            col(PostHashtag.post_id) == col(Post.id),
+            col(PostHashtag.tag) == normalise_tag(filters.tag),
         )
         query = query.where(tagged)
     if filters.author:
         pattern = f"%{_escape_like(filters.author.lstrip('@'))}%"
         query = query.where(
             sa.or_(
-                Post.author_handle.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
-                Post.author_name.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
+                col(Post.author_handle).ilike(pattern, escape="\\"),
+                col(Post.author_name).ilike(pattern, escape="\\"),
             )
         )
     if filters.text:
         pattern = f"%{_escape_like(filters.text)}%"
-        query = query.where(Post.text.ilike(pattern, escape="\\"))  # type: ignore[attr-defined]
+        query = query.where(col(Post.text).ilike(pattern, escape="\\"))
     if filters.since:
         start = datetime.combine(filters.since, time.min, zone)
         query = query.where(Post.created_at >= start)
@@ -595,15 +598,15 @@ def list_queue(
     for segment in segments:
         query = base
         if segment != _SEGMENT_ALL:
-            query = query.where(Post.flagged.is_(segment == "1"))  # type: ignore[attr-defined]
-        key = sa.tuple_(Post.created_at, Post.id)
+            query = query.where(col(Post.flagged).is_(segment == "1"))
+        key = sa.tuple_(col(Post.created_at), col(Post.id))
         if cursor is not None and cursor.segment == segment:
             after = sa.tuple_(sa.literal(cursor.created_at, UTCDateTime()), cursor.post_id)
             query = query.where(key < after if filters.newest_first else key > after)
         if filters.newest_first:
-            query = query.order_by(Post.created_at.desc(), Post.id.desc())  # type: ignore[union-attr]
+            query = query.order_by(col(Post.created_at).desc(), col(Post.id).desc())
         else:
-            query = query.order_by(Post.created_at, Post.id)
+            query = query.order_by(col(Post.created_at), col(Post.id))
         wanted = limit + 1 - len(found)
         found += [(segment, post) for post in session.exec(query.limit(wanted))]
         if len(found) > limit:
@@ -622,9 +625,11 @@ def matching_versions(
 ) -> dict[int, int]:
     """Every post the filters match (id -> version), oldest first, at most ``limit``: what a
     bulk decision on "all matching" covers."""
-    query = _filtered(filters, zone).order_by(Post.created_at, Post.id).limit(limit)
-    chosen = query.with_only_columns(Post.id)  # type: ignore[arg-type]
-    rows = session.execute(sa.select(Post.id, Post.version).where(Post.id.in_(chosen)))  # type: ignore[union-attr]
+    query = _filtered(filters, zone).order_by(col(Post.created_at), col(Post.id)).limit(limit)
+    chosen = query.with_only_columns(col(Post.id))
+    rows = session.execute(
+        sa.select(col(Post.id), col(Post.version)).where(col(Post.id).in_(chosen))
+    )
     return {int(post_id): int(version) for post_id, version in rows}
 
 
@@ -633,7 +638,9 @@ def queue_counts(session: Session) -> dict[str, int]:
     counts = dict.fromkeys(QUEUE_TABS, 0)
     counts["takedowns"] = open_takedown_count(session)
     rows = session.execute(
-        sa.select(Post.status, Post.flagged, sa.func.count()).group_by(Post.status, Post.flagged)
+        sa.select(col(Post.status), col(Post.flagged), sa.func.count()).group_by(
+            col(Post.status), col(Post.flagged)
+        )
     )
     for status, flagged, number in rows:
         if status in counts:
@@ -646,11 +653,13 @@ def queue_counts(session: Session) -> dict[str, int]:
 def queue_facets(session: Session) -> tuple[list[str], list[str]]:
     """Platforms and hashtags present, for the filter menus."""
     platforms = list(
-        session.execute(sa.select(Post.platform).distinct().order_by(Post.platform)).scalars()
+        session.execute(
+            sa.select(col(Post.platform)).distinct().order_by(col(Post.platform))
+        ).scalars()
     )
     tags = list(
         session.execute(
-            sa.select(PostHashtag.tag).distinct().order_by(PostHashtag.tag).limit(200)
+            sa.select(col(PostHashtag.tag)).distinct().order_by(col(PostHashtag.tag)).limit(200)
         ).scalars()
     )
     return platforms, tags
@@ -706,14 +715,14 @@ def load_cards(session: Session, posts: list[Post], viewer: str | None = None) -
     if ids:
         for item in session.exec(
             select(MediaItem)
-            .where(MediaItem.post_id.in_(ids))  # type: ignore[attr-defined]
-            .order_by(MediaItem.post_id, MediaItem.position)
+            .where(col(MediaItem.post_id).in_(ids))
+            .order_by(col(MediaItem.post_id), col(MediaItem.position))
         ):
             media[item.post_id].append(item)
         for post_id, tag in session.execute(
-            sa.select(PostHashtag.post_id, PostHashtag.tag)
-            .where(PostHashtag.post_id.in_(ids))  # type: ignore[attr-defined]
-            .order_by(PostHashtag.tag)
+            sa.select(col(PostHashtag.post_id), col(PostHashtag.tag))
+            .where(col(PostHashtag.post_id).in_(ids))
+            .order_by(col(PostHashtag.tag))
         ):
             tags[post_id].append(tag)
     histories = post_histories(session, ids)

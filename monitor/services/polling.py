@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.base import Adapter, AdapterError, Page, RateLimited, Target
 from monitor.config import Settings
 from monitor.db import describe_db_error, session_scope
-from monitor.models import PollRun, Source, utcnow
+from monitor.models import PollKind, PollRun, Source, utcnow
 from monitor.services.ingest import record_posts
 from monitor.services.media import erase_after_commit
 from monitor.services.rules import apply_ingest_rules
@@ -29,6 +29,7 @@ from monitor.services.sources import (
     configured_platforms,
     ensure_source,
     record_disabled,
+    retire_unconfigured,
     source_key,
 )
 
@@ -70,13 +71,13 @@ def poll_target(
     summary = PollSummary(source=source_key(adapter.name, target), platform=adapter.name)
     try:
         with session_scope(engine) as session:
-            source = ensure_source(session, adapter.name, target)
-            source_id, cursor, retry_at = source.id, source.cursor, source.retry_at
+            source = ensure_source(session, adapter.name, target, started)
+            source_id, cursor, retry_at = source.id or 0, source.cursor, source.retry_at
             if retry_at is not None and started < retry_at <= started + MAX_RATE_LIMIT_WAIT:
                 summary.ok = False
                 summary.error = f"rate limited until {retry_at:%Y-%m-%d %H:%M} UTC"
                 return summary
-            run = PollRun(source_id=source_id, kind="poll", started_at=started)
+            run = PollRun(source_id=source_id, kind=PollKind.POLL, started_at=started)
             session.add(run)
             session.flush()
             run_id = run.id
@@ -188,15 +189,23 @@ def describe_summary(summary: PollSummary) -> str:
     return text
 
 
-def _record_disabled(engine: Engine, platforms: list[ConfiguredPlatform]) -> None:
-    """Keep disabled platforms on record. A database that cannot take it now (locked,
-    read-only) must not stop the cycle: each source's own poll then says so."""
+def _record_configuration(
+    engine: Engine, settings: Settings, platforms: list[ConfiguredPlatform]
+) -> None:
+    """Retire the sources the settings dropped and keep disabled platforms on record.
+
+    A database that cannot take it now (locked, read-only) must not stop the cycle:
+    each source's own poll then says so.
+    """
+    now = utcnow()
     try:
         with session_scope(engine) as session:
+            for key in retire_unconfigured(session, settings, now):
+                log.info("poll: %s is no longer configured: retired", key)
             for configured in platforms:
-                record_disabled(session, configured.name, configured.disabled_reason, utcnow())
+                record_disabled(session, configured.name, configured.disabled_reason, now)
     except SQLAlchemyError as exc:
-        log.error("poll: disabled platforms not recorded: %s", describe_db_error(exc))
+        log.error("poll: configuration not recorded: %s", describe_db_error(exc))
 
 
 def poll_all(
@@ -223,7 +232,7 @@ def poll_all(
                 )
                 continue
             jobs.extend((configured.adapter, t) for t in configured.adapter.targets(hashtags))
-        _record_disabled(engine, platforms)
+        _record_configuration(engine, settings, platforms)
         # Sources are independent: a slow one must not hold up the rest.
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="poll") as pool:
             summaries.extend(

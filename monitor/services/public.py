@@ -18,7 +18,7 @@ def publicly_visible(posts: sa.Table | None = None) -> sa.ColumnElement[bool]:
     """A SQL condition on the posts table (or an alias of it)."""
     table = Post.__table__ if posts is None else posts
     return sa.and_(
-        table.c.status == PostStatus.APPROVED.value,
+        table.c.status == PostStatus.APPROVED,
         table.c.takedown_hold.is_(False),
         table.c.escalated.is_(False),
     )

@@ -62,14 +62,14 @@ def mark_removed(session: Session, post_ids: Sequence[int], now: datetime) -> in
     table = Post.__table__
     rows = session.execute(
         sa.select(table.c.id, table.c.status).where(
-            table.c.id.in_(post_ids), table.c.status != PostStatus.REMOVED.value
+            table.c.id.in_(post_ids), table.c.status != PostStatus.REMOVED
         )
     ).all()
     for row in rows:
         session.execute(
             sa.update(table)
             .where(table.c.id == row.id)
-            .values(status=PostStatus.REMOVED.value, deleted_at=now, version=table.c.version + 1)
+            .values(status=PostStatus.REMOVED, deleted_at=now, version=table.c.version + 1)
         )
         audit.record(
             session,
@@ -78,7 +78,7 @@ def mark_removed(session: Session, post_ids: Sequence[int], now: datetime) -> in
             actor=SYSTEM_ACTOR,
             action=Action.DELETED_AT_SOURCE,
             from_status=row.status,
-            to_status=PostStatus.REMOVED.value,
+            to_status=PostStatus.REMOVED,
             reason="no longer available at source",
         )
     return len(rows)
@@ -107,9 +107,9 @@ def refresh_platform(
                         table.c.platform == adapter.name,
                         sa.or_(
                             table.c.created_at >= horizon,
-                            table.c.status == PostStatus.APPROVED.value,
+                            table.c.status == PostStatus.APPROVED,
                         ),
-                        table.c.status != PostStatus.REMOVED.value,
+                        table.c.status != PostStatus.REMOVED,
                         table.c.id > last_id,
                     )
                     .order_by(table.c.id)
@@ -182,7 +182,7 @@ def flag_unchecked(engine: Engine, platform: str, now: datetime) -> int:
             sa.select(table.c.id, table.c.flag_reasons, table.c.last_seen_at)
             .where(
                 table.c.platform == platform,
-                table.c.status == PostStatus.APPROVED.value,
+                table.c.status == PostStatus.APPROVED,
                 table.c.last_seen_at < cutoff,
             )
             .with_for_update()
@@ -206,8 +206,8 @@ def flag_unchecked(engine: Engine, platform: str, now: datetime) -> int:
                 at=now,
                 actor=SYSTEM_ACTOR,
                 action=Action.UNCHECKED_AT_SOURCE,
-                from_status=PostStatus.APPROVED.value,
-                to_status=PostStatus.APPROVED.value,
+                from_status=PostStatus.APPROVED,
+                to_status=PostStatus.APPROVED,
                 reason=reason,
             )
             flagged += 1

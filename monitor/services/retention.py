@@ -41,22 +41,23 @@ def purge_candidates(session: Session, settings: Settings, now: datetime) -> lis
     events = ModerationEvent.__table__
     rejected_at = (
         sa.select(sa.func.max(events.c.at))
-        .where(events.c.post_id == posts.c.id, events.c.to_status == PostStatus.REJECTED.value)
+        .where(events.c.post_id == posts.c.id, events.c.to_status == PostStatus.REJECTED)
         .scalar_subquery()
     )
     rejected_since = sa.func.coalesce(rejected_at, posts.c.first_seen_at)
     cutoff = {
-        "rejected": now - timedelta(days=settings.retention_rejected_days),
-        "removed": now - timedelta(days=settings.retention_removed_days),
-        "pending": now - timedelta(days=settings.retention_pending_days),
+        PostStatus.REJECTED: now - timedelta(days=settings.retention_rejected_days),
+        PostStatus.REMOVED: now - timedelta(days=settings.retention_removed_days),
+        PostStatus.PENDING: now - timedelta(days=settings.retention_pending_days),
     }
+    rejected, removed, pending = PostStatus.REJECTED, PostStatus.REMOVED, PostStatus.PENDING
     query = (
         sa.select(posts.c.id, posts.c.platform, posts.c.external_id, posts.c.status)
         .where(
             sa.or_(
-                sa.and_(posts.c.status == "rejected", rejected_since <= cutoff["rejected"]),
-                sa.and_(posts.c.status == "removed", posts.c.deleted_at <= cutoff["removed"]),
-                sa.and_(posts.c.status == "pending", posts.c.first_seen_at <= cutoff["pending"]),
+                sa.and_(posts.c.status == rejected, rejected_since <= cutoff[rejected]),
+                sa.and_(posts.c.status == removed, posts.c.deleted_at <= cutoff[removed]),
+                sa.and_(posts.c.status == pending, posts.c.first_seen_at <= cutoff[pending]),
             ),
             posts.c.id.not_in(open_escalation_post_ids()),
         )

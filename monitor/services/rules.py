@@ -19,28 +19,24 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from enum import StrEnum
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
-from monitor.models import ModerationEvent, ModerationRule, Post, PostStatus, utcnow
+from monitor.models import (
+    ModerationEvent,
+    ModerationRule,
+    Post,
+    PostStatus,
+    RuleAction,
+    RuleKind,
+    utcnow,
+)
 from monitor.services import audit
 from monitor.services.audit import Action
 
 MAX_PATTERN_CHARS = 300
 _BACKLOG_BATCH = 500
-
-
-class RuleKind(StrEnum):
-    BLOCKED_TERM = "blocked_term"
-    BLOCKED_AUTHOR = "blocked_author"
-    DETECTOR = "detector"
-
-
-class RuleAction(StrEnum):
-    REJECT = "reject"
-    FLAG = "flag"
 
 
 #: Personal-data detectors: name -> (what a moderator reads, pattern on the raw text).
@@ -90,9 +86,9 @@ def _author_key(handle: str) -> str:
 @dataclasses.dataclass(frozen=True, slots=True)
 class RuleMatch:
     rule_id: int
-    kind: str
+    kind: RuleKind
     pattern: str
-    action: str
+    action: RuleAction
     #: What a moderator reads on the card and in the audit log.
     label: str
 
@@ -105,12 +101,20 @@ def describe_rule(rule: ModerationRule) -> str:
     return f"Blocked term “{rule.pattern}”"
 
 
-def validate_rule(kind: str, pattern: str, action: str) -> tuple[str, str, str]:
+def validate_rule(
+    kind_name: str, pattern: str, action_name: str
+) -> tuple[RuleKind, str, RuleAction]:
     """Check an admin's rule; detectors are forced to flag (they never reject)."""
-    if kind not in {k.value for k in RuleKind}:
-        raise UserError(f"rule kind {kind[:40]!r}: choose blocked_term, blocked_author or detector")
-    if action not in {a.value for a in RuleAction}:
-        raise UserError(f"rule action {action[:40]!r}: choose reject or flag")
+    try:
+        kind = RuleKind(kind_name)
+    except ValueError:
+        raise UserError(
+            f"rule kind {kind_name[:40]!r}: choose blocked_term, blocked_author or detector"
+        ) from None
+    try:
+        action = RuleAction(action_name)
+    except ValueError:
+        raise UserError(f"rule action {action_name[:40]!r}: choose reject or flag") from None
     pattern = " ".join(pattern.split())
     if not pattern:
         raise UserError("a rule needs a term, an author or a detector name")
@@ -119,7 +123,7 @@ def validate_rule(kind: str, pattern: str, action: str) -> tuple[str, str, str]:
     if kind == RuleKind.DETECTOR:
         if pattern not in DETECTORS:
             raise UserError(f"detector {pattern[:40]!r}: choose {', '.join(DETECTORS)}")
-        return kind, pattern, RuleAction.FLAG.value
+        return kind, pattern, RuleAction.FLAG
     if kind == RuleKind.BLOCKED_AUTHOR:
         pattern = pattern.lstrip("@")
         if not pattern or " " in pattern:
@@ -133,12 +137,16 @@ def add_rule(
     *, session: Session, kind: str, pattern: str, action: str, actor: str
 ) -> ModerationRule:
     """Create a rule (audited); an identical rule is not stored twice."""
-    kind, pattern, action = validate_rule(kind, pattern, action)
+    rule_kind, pattern, rule_action = validate_rule(kind, pattern, action)
     for rule in list_rules(session=session):
-        if (rule.kind, fold(rule.pattern), rule.action) == (kind, fold(pattern), action):
+        if (rule.kind, fold(rule.pattern), rule.action) == (rule_kind, fold(pattern), rule_action):
             raise UserError(f"that rule already exists (rule {rule.id})")
     rule = ModerationRule(
-        kind=kind, pattern=pattern, action=action, created_at=utcnow(), created_by=actor
+        kind=rule_kind,
+        pattern=pattern,
+        action=rule_action,
+        created_at=utcnow(),
+        created_by=actor,
     )
     session.add(rule)
     session.flush()
@@ -180,7 +188,7 @@ def _audit_rule_change(session: Session, rule: ModerationRule, actor: str, actio
 
 
 def list_rules(*, session: Session) -> list[ModerationRule]:
-    return list(session.exec(select(ModerationRule).order_by(ModerationRule.id)))  # type: ignore[arg-type]
+    return list(session.exec(select(ModerationRule).order_by(col(ModerationRule.id))))
 
 
 class CompiledRules:
@@ -225,7 +233,7 @@ def apply_ingest_rules(*, session: Session, post_ids: Sequence[int]) -> RulesOut
     if not rules:
         return RulesOutcome()
     posts = session.exec(
-        select(Post).where(Post.id.in_(list(post_ids)), Post.status == PostStatus.PENDING)  # type: ignore[union-attr]
+        select(Post).where(col(Post.id).in_(list(post_ids)), Post.status == PostStatus.PENDING)
     )
     return _apply(session, CompiledRules(rules), posts, RulesOutcome())
 
@@ -261,8 +269,8 @@ def _pending_batches(session: Session) -> Iterator[list[Post]]:
         batch = list(
             session.exec(
                 select(Post)
-                .where(Post.status == PostStatus.PENDING, Post.id > last)  # type: ignore[operator]
-                .order_by(Post.id)  # type: ignore[arg-type]
+                .where(Post.status == PostStatus.PENDING, col(Post.id) > last)
+                .order_by(col(Post.id))
                 .limit(_BACKLOG_BATCH)
             )
         )
@@ -274,14 +282,16 @@ def _pending_batches(session: Session) -> Iterator[list[Post]]:
 
 def preview_on_pending(*, session: Session, kind: str, pattern: str, action: str) -> int:
     """How many pending posts a rule would hit, before it is added (nothing changes)."""
-    kind, pattern, action = validate_rule(kind, pattern, action)
-    compiled = CompiledRules(
-        [
-            ModerationRule(
-                id=0, kind=kind, pattern=pattern, action=action, created_at=utcnow(), created_by=""
-            )
-        ]
+    rule_kind, pattern, rule_action = validate_rule(kind, pattern, action)
+    rule = ModerationRule(
+        id=0,
+        kind=rule_kind,
+        pattern=pattern,
+        action=rule_action,
+        created_at=utcnow(),
+        created_by="",
     )
+    compiled = CompiledRules([rule])
     return sum(1 for batch in _pending_batches(session) for post in batch if compiled.matches(post))
 
 
@@ -296,8 +306,8 @@ def apply_to_pending(*, session: Session, rule: ModerationRule) -> RulesOutcome:
 
 
 def _reject(session: Session, post: Post, match: RuleMatch, now: datetime) -> None:
-    _rule_event(session, post, match, Action.REJECT, now, to_status=PostStatus.REJECTED.value)
-    post.status = PostStatus.REJECTED.value
+    _rule_event(session, post, match, Action.REJECT, now, to_status=PostStatus.REJECTED)
+    post.status = PostStatus.REJECTED
     post.version += 1
     session.add(post)
 
@@ -309,7 +319,7 @@ def _rule_event(
     action: Action,
     now: datetime,
     *,
-    to_status: str,
+    to_status: PostStatus,
 ) -> ModerationEvent:
     return audit.record(
         session,

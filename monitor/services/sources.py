@@ -1,4 +1,12 @@
-"""Building adapters from settings, and the health record of every source."""
+"""Building adapters from settings, and the record of every source: its health and its life.
+
+A source is born the first time the configuration asks for it (``ensure_source``)
+and retires when the configuration stops asking (``retire_unconfigured``, run at
+the start of every polling cycle): a platform or hashtag removed from the settings.
+A retired source keeps its row and poll runs, so the digest of a day it watched
+still says how well it was watched; it leaves ``status``, ``/metrics``, the Sources
+page and the coverage of every later period. Configured again, it comes back.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -14,8 +23,9 @@ from sqlmodel import Session, select
 from adapters import get_adapter
 from adapters.base import Adapter, AdapterError, Target
 from adapters.http import HttpClient, RetryPolicy
+from adapters.text import normalise_tag
 from monitor.config import Settings
-from monitor.models import Source
+from monitor.models import Source, utcnow
 
 WILDCARD_SCOPE = "*"
 
@@ -93,17 +103,59 @@ def source_label(key: str) -> str:
     return f"{platform_label(platform)}: {', '.join(parts) or 'all'}"
 
 
-def ensure_source(session: Session, platform: str, target: Target) -> Source:
-    """The source row for a target, created on first sight."""
+def ensure_source(
+    session: Session, platform: str, target: Target, now: datetime | None = None
+) -> Source:
+    """The source row for a target, created on first sight and brought back if retired."""
     key = source_key(platform, target)
     source = session.exec(select(Source).where(Source.key == key)).first()
     if source is None:
         source = Source(
-            key=key, platform=platform, scope=target.scope, hashtags=",".join(target.hashtags)
+            key=key,
+            platform=platform,
+            scope=target.scope,
+            hashtags=",".join(target.hashtags),
+            created_at=now or utcnow(),
         )
         session.add(source)
         session.flush()
+    elif source.retired_at is not None:
+        source.retired_at = None
     return source
+
+
+def source_tags(hashtags: str) -> tuple[str, ...]:
+    """A source's stored hashtags (comma-separated) in matching form; empty means all."""
+    return tuple(normalise_tag(tag) for tag in hashtags.split(",") if tag.strip())
+
+
+class SourceFacts(Protocol):
+    """What deciding whether a source is still configured needs from its row."""
+
+    platform: str
+    hashtags: str
+
+
+def is_current(source: SourceFacts, settings: Settings) -> bool:
+    """Still part of the configuration: an enabled platform, watching configured tags."""
+    if source.platform not in settings.enabled_platforms:
+        return False
+    wanted = {normalise_tag(tag) for tag in settings.hashtags}
+    return set(source_tags(source.hashtags)) <= wanted
+
+
+def retire_unconfigured(session: Session, settings: Settings, now: datetime) -> list[str]:
+    """Retire every live source the configuration no longer asks for; their keys.
+
+    Run before each cycle polls, so a platform or hashtag removed from the settings
+    stops counting from its first cycle without it (not for ever after, as before).
+    """
+    retired = []
+    for source in list_sources(session):
+        if not is_current(source, settings):
+            source.retired_at = now
+            retired.append(source.key)
+    return retired
 
 
 def record_disabled(session: Session, platform: str, reason: str | None, now: datetime) -> None:
@@ -124,5 +176,14 @@ def record_disabled(session: Session, platform: str, reason: str | None, now: da
     source.failing_since = source.failing_since or now
 
 
-def list_sources(session: Session) -> list[Source]:
-    return list(session.exec(select(Source).order_by(sa.text("platform"), sa.text("key"))))
+def live_sources() -> sa.ColumnElement[bool]:
+    """The condition for sources still configured (not retired)."""
+    return sa.column("retired_at").is_(None)
+
+
+def list_sources(session: Session, *, include_retired: bool = False) -> list[Source]:
+    """The sources people are shown (status, Sources page): the retired only when asked."""
+    query = select(Source).order_by(sa.text("platform"), sa.text("key"))
+    if not include_retired:
+        query = query.where(live_sources())
+    return list(session.exec(query))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -123,7 +124,7 @@ def _forget_lost_copies(engine: Engine, settings: Settings, post_id: int) -> Non
     """A copy whose files are gone (a restored backup, a wiped disk) is fetched anew."""
     media = MediaItem.__table__
     with session_scope(engine) as session:
-        items = session.exec(select(MediaItem).where(MediaItem.post_id == post_id)).all()  # type: ignore[call-overload]
+        items = session.exec(select(MediaItem).where(MediaItem.post_id == post_id)).all()
         lost = [
             item.id for item in items if item.pinned_hash and not copy_is_present(settings, item)
         ]
@@ -196,7 +197,7 @@ def _record(
                 still_waiting = sa.and_(still_waiting, media.c.pin_error.is_distinct_from(result))
                 values = {"pin_error": result}
             updated = session.execute(sa.update(media).where(still_waiting).values(**values))
-            if updated.rowcount:
+            if cast("sa.CursorResult[Any]", updated).rowcount:
                 if isinstance(result, PinnedImage):
                     outcome.stored += 1
                 else:
@@ -220,7 +221,7 @@ def posts_waiting(engine: Engine, *, limit: int = STAGE_BATCH) -> list[int]:
     query = (
         sa.select(posts.c.id)
         .where(
-            posts.c.status != PostStatus.REMOVED.value,
+            posts.c.status != PostStatus.REMOVED,
             sa.exists().where(
                 media.c.post_id == posts.c.id,
                 media.c.kind.in_(SHOWN_KINDS),

@@ -25,11 +25,21 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import ModerationEvent, Post, PostStatus, Role, TakedownRequest, utcnow
+from monitor.models import (
+    AlertKind,
+    ModerationEvent,
+    Post,
+    PostStatus,
+    Role,
+    TakedownCategory,
+    TakedownOutcome,
+    TakedownRequest,
+    utcnow,
+)
 from monitor.services import audit
 from monitor.services.alerts import raise_alert
 from monitor.services.app_settings import get_app_setting, set_app_setting
@@ -50,20 +60,25 @@ RATE_WINDOW = timedelta(hours=1)
 MAX_DETAILS_CHARS = 2000
 MAX_CONTACT_CHARS = 320
 PUBLIC_ACTOR = "public"
+#: What the form offers and a moderator reads, for each category.
 CATEGORIES = {
-    "shows_me_or_my_child": "It shows me or my child",
-    "personal_information": "It shares personal information",
-    "abusive_or_misleading": "It is abusive, offensive or misleading",
-    "my_content": "It uses my photo or words without my permission",
-    "other": "Another reason",
+    TakedownCategory.SHOWS_ME_OR_MY_CHILD: "It shows me or my child",
+    TakedownCategory.PERSONAL_INFORMATION: "It shares personal information",
+    TakedownCategory.ABUSIVE_OR_MISLEADING: "It is abusive, offensive or misleading",
+    TakedownCategory.MY_CONTENT: "It uses my photo or words without my permission",
+    TakedownCategory.OTHER: "Another reason",
 }
 #: Categories where the person asking may be at risk: the post is held off public routes.
-SAFEGUARDING_CATEGORIES = frozenset({"shows_me_or_my_child", "personal_information", "my_content"})
+SAFEGUARDING_CATEGORIES = frozenset(
+    {
+        TakedownCategory.SHOWS_ME_OR_MY_CHILD,
+        TakedownCategory.PERSONAL_INFORMATION,
+        TakedownCategory.MY_CONTENT,
+    }
+)
 #: The admin policy switch over ``TAKEDOWN_HIDES`` (an app setting, audited).
 TAKEDOWN_HIDES_SETTING = "takedown_hides"
-KEPT = "kept"
-TAKEN_DOWN = "taken_down"
-OUTCOMES = {KEPT: "kept published", TAKEN_DOWN: "taken down"}
+OUTCOMES = {TakedownOutcome.KEPT: "kept published", TakedownOutcome.TAKEN_DOWN: "taken down"}
 #: Audit actions that bump a post's version only to protect it (a takedown, an
 #: escalation): a reject made on the version before still goes through.
 PROTECTIVE_ACTIONS = (Action.TAKEDOWN_REQUESTED, Action.ESCALATED)
@@ -148,17 +163,22 @@ def set_takedown_hides(*, session: Session, hides: bool, actor: str) -> None:
 
 def _recent(session: Session, since: datetime, *conditions: sa.ColumnElement[bool]) -> int:
     query = (
-        sa.select(sa.func.count()).select_from(TakedownRequest).where(TakedownRequest.at > since)
+        sa.select(sa.func.count())
+        .select_from(TakedownRequest)
+        .where(col(TakedownRequest.at) > since)
     )
     return int(session.execute(query.where(*conditions)).scalar_one())
 
 
 def _check_rate(session: Session, client: str, network: str, now: datetime) -> None:
     since = now - RATE_WINDOW
-    if _recent(session, since, TakedownRequest.client_key == client) >= MAX_REQUESTS_PER_WINDOW:
+    if (
+        _recent(session, since, col(TakedownRequest.client_key) == client)
+        >= MAX_REQUESTS_PER_WINDOW
+    ):
         raise TooManyRequests("too many requests from your connection; please try again later")
     if (
-        _recent(session, since, TakedownRequest.network_key == network)
+        _recent(session, since, col(TakedownRequest.network_key) == network)
         >= MAX_NETWORK_REQUESTS_PER_WINDOW
     ):
         raise TooManyRequests("too many requests from your network; please try again later")
@@ -183,8 +203,10 @@ def request_takedown(
     ``client`` and ``network`` are :func:`client_key` and :func:`network_key`'s.
     """
     now = now or utcnow()
-    if category not in CATEGORIES:
-        raise TakedownRefused("choose why the post should be removed")
+    try:
+        kind = TakedownCategory(category)
+    except ValueError:
+        raise TakedownRefused("choose why the post should be removed") from None
     details = _clean(details)
     contact = _clean(contact)
     if len(details) > MAX_DETAILS_CHARS:
@@ -197,7 +219,7 @@ def request_takedown(
     request = TakedownRequest(
         post_id=post.id,
         at=now,
-        category=category,
+        category=kind,
         details=details or None,
         contact=contact or None,
         client_key=client,
@@ -205,8 +227,8 @@ def request_takedown(
     )
     session.add(request)
     session.flush()
-    hold = category in SAFEGUARDING_CATEGORIES and takedown_hides(session, settings)
-    reason = _REASON_PREFIX + CATEGORIES[category]
+    hold = kind in SAFEGUARDING_CATEGORIES and takedown_hides(session, settings)
+    reason = _REASON_PREFIX + CATEGORIES[kind]
     post.flagged = True
     post.flag_reasons = list(dict.fromkeys([*(post.flag_reasons or []), reason]))
     post.takedown_hold = post.takedown_hold or hold
@@ -220,10 +242,10 @@ def request_takedown(
         at=now,
         actor=PUBLIC_ACTOR,
         action=Action.TAKEDOWN_REQUESTED,
-        reason=details or CATEGORIES[category],
+        reason=details or CATEGORIES[kind],
         detail={
             "request_id": request.id,
-            "category": category,
+            "category": kind,
             "has_contact": bool(contact),
             "held": hold,
             "version": post.version,
@@ -233,9 +255,9 @@ def request_takedown(
     raise_alert(
         session,
         settings,
-        kind="takedown",
+        kind=AlertKind.TAKEDOWN,
         post=post,
-        headline=f"Takedown request: {CATEGORIES[category]} (the post is {held})",
+        headline=f"Takedown request: {CATEGORIES[kind]} (the post is {held})",
         at=now,
     )
     return request
@@ -258,21 +280,20 @@ def versions_for_rejects(session: Session, seen: Mapping[int, int]) -> dict[int,
     """:func:`version_for_decision` for a bulk reject, in two queries."""
     if not seen:
         return {}
-    current = dict(
-        session.execute(sa.select(Post.id, Post.version).where(Post.id.in_(list(seen)))).all()  # type: ignore[union-attr]
-    )
+    query = sa.select(col(Post.id), col(Post.version)).where(col(Post.id).in_(list(seen)))
+    current = {post_id or 0: version for post_id, version in session.execute(query)}
     stale = {pid: version for pid, version in seen.items() if current.get(pid, version) > version}
     protective: dict[int, set[int]] = {pid: set() for pid in stale}
     if stale:
         events = session.execute(
-            sa.select(ModerationEvent.post_id, ModerationEvent.detail).where(
-                ModerationEvent.post_id.in_(list(stale)),  # type: ignore[union-attr]
-                ModerationEvent.action.in_(PROTECTIVE_ACTIONS),  # type: ignore[attr-defined]
+            sa.select(col(ModerationEvent.post_id), col(ModerationEvent.detail)).where(
+                col(ModerationEvent.post_id).in_(list(stale)),
+                col(ModerationEvent.action).in_(PROTECTIVE_ACTIONS),
             )
         )
         for post_id, detail in events:
             bumped = (detail or {}).get("version")
-            if isinstance(bumped, int):
+            if isinstance(bumped, int) and post_id is not None:
                 protective[post_id].add(bumped)
     result = dict(seen)
     for post_id, version in stale.items():
@@ -288,21 +309,21 @@ def open_requests(session: Session, post_ids: list[int]) -> dict[int, list[Taked
         query = (
             select(TakedownRequest)
             .where(
-                TakedownRequest.post_id.in_(post_ids),  # type: ignore[union-attr]
-                TakedownRequest.resolved_at.is_(None),  # type: ignore[union-attr]
+                col(TakedownRequest.post_id).in_(post_ids),
+                col(TakedownRequest.resolved_at).is_(None),
             )
-            .order_by(TakedownRequest.at)
+            .order_by(col(TakedownRequest.at))
         )
         for request in session.exec(query):
             found[request.post_id or 0].append(request)
     return found
 
 
-def open_takedown_posts() -> sa.Select[tuple[int | None]]:
+def open_takedown_posts() -> sa.Select[int | None]:
     """Ids of posts with an unresolved request: the Takedown tab's filter."""
     return (
-        sa.select(TakedownRequest.post_id)
-        .where(TakedownRequest.resolved_at.is_(None))  # type: ignore[union-attr]
+        sa.select(col(TakedownRequest.post_id))
+        .where(col(TakedownRequest.resolved_at).is_(None))
         .distinct()
     )
 
@@ -311,16 +332,18 @@ def top_takedowns(session: Session, limit: int = 5) -> list[tuple[Post, Takedown
     """The posts waiting longest for a takedown review, each with its first open request:
     what every moderator sees at the top of the queue."""
     first = (
-        sa.select(TakedownRequest.post_id, sa.func.min(TakedownRequest.id).label("first_id"))
-        .where(TakedownRequest.resolved_at.is_(None))  # type: ignore[union-attr]
-        .group_by(TakedownRequest.post_id)
+        sa.select(
+            col(TakedownRequest.post_id), sa.func.min(col(TakedownRequest.id)).label("first_id")
+        )
+        .where(col(TakedownRequest.resolved_at).is_(None))
+        .group_by(col(TakedownRequest.post_id))
         .subquery()
     )
     rows = session.execute(
         sa.select(Post, TakedownRequest)
-        .join(first, first.c.post_id == Post.id)
-        .join(TakedownRequest, TakedownRequest.id == first.c.first_id)
-        .order_by(TakedownRequest.at)
+        .join(first, first.c.post_id == col(Post.id))
+        .join(TakedownRequest, col(TakedownRequest.id) == first.c.first_id)
+        .order_by(col(TakedownRequest.at))
         .limit(limit)
     ).all()
     return [(post, request) for post, request in rows]
@@ -349,14 +372,19 @@ def resolve_takedown(
     """
     from monitor.services.moderation import decide  # decisions import this module
 
-    if outcome not in OUTCOMES:
-        raise UserError("choose keep published or take down")
+    try:
+        verdict = TakedownOutcome(outcome)
+    except ValueError:
+        raise UserError("choose keep published or take down") from None
     requests = open_requests(session, [post.id or 0])[post.id or 0]
     if not requests:
         raise UserError(f"post {post.platform}:{post.external_id} has no open takedown request")
     note = " ".join((note or "").split())[:2000] or None
-    categories = sorted({CATEGORIES.get(r.category, r.category) for r in requests})
-    if outcome == TAKEN_DOWN and post.status in (PostStatus.APPROVED, PostStatus.PENDING):
+    categories = sorted({CATEGORIES[r.category] for r in requests})
+    if verdict is TakedownOutcome.TAKEN_DOWN and post.status in (
+        PostStatus.APPROVED,
+        PostStatus.PENDING,
+    ):
         reason = "Takedown request upheld: " + ", ".join(categories)
         decide(
             session=session,
@@ -370,7 +398,7 @@ def resolve_takedown(
         _require_reviewer(session, actor)
     now = utcnow()
     for request in requests:
-        request.resolved_at, request.resolved_by, request.outcome = now, actor, outcome
+        request.resolved_at, request.resolved_by, request.outcome = now, actor, verdict
         session.add(request)
     post.takedown_hold = False
     reasons = [r for r in post.flag_reasons or [] if not r.startswith(_REASON_PREFIX)]
@@ -383,8 +411,8 @@ def resolve_takedown(
         at=now,
         actor=actor,
         action=Action.TAKEDOWN_RESOLVED,
-        reason=note or OUTCOMES[outcome],
-        detail={"outcome": outcome, "requests": [r.id for r in requests]},
+        reason=note or OUTCOMES[verdict],
+        detail={"outcome": verdict, "requests": [r.id for r in requests]},
     )
     return len(requests)
 

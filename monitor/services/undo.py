@@ -93,7 +93,7 @@ def undo_decision(*, session: Session, actor: str, event_id: int) -> DecisionRes
         raise UserError(
             f"{describe_for_people(post)} changed after your decision; review it again instead"
         )
-    restored = PostStatus(event.from_status or PostStatus.PENDING)
+    restored = event.from_status or PostStatus.PENDING
     return change_status(
         session,
         post,

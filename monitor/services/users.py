@@ -17,7 +17,7 @@ import pyotp
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
 from monitor.models import LoginAttempt, Role, User, WebSession, utcnow
@@ -54,10 +54,11 @@ def _check_password(password: str) -> None:
         raise UserError(f"password: at most {MAX_PASSWORD_LENGTH} characters")
 
 
-def _check_role(role: str) -> str:
-    if role not in {r.value for r in Role}:
-        raise UserError(f"role {role!r}: choose {', '.join(r.value for r in Role)}")
-    return role
+def _check_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise UserError(f"role {role!r}: choose {', '.join(Role)}") from None
 
 
 def _audit(session: Session, actor: str, action: Action, reason: str) -> None:
@@ -70,7 +71,7 @@ def add_user(*, session: Session, name: str, role: str, password: str, actor: st
         raise UserError(f"user name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
     if name.casefold() in RESERVED_NAMES:
         raise UserError(f"user name {name!r} is reserved for the audit log; choose another")
-    _check_role(role)
+    role = _check_role(role)
     _check_password(password)
     if session.exec(select(User).where(User.name == name)).first() is not None:
         raise UserError(f"user {name!r} already exists")
@@ -100,7 +101,7 @@ def _other_active_admins(session: Session, user: User) -> int:
     return len(
         session.exec(
             select(User).where(
-                User.role == Role.ADMIN.value,
+                User.role == Role.ADMIN,
                 User.disabled == False,  # noqa: E712  SQL, not Python truthiness
                 User.id != user.id,
             )
@@ -110,11 +111,7 @@ def _other_active_admins(session: Session, user: User) -> int:
 
 def _refuse_losing_last_admin(session: Session, user: User) -> None:
     """Nobody could manage accounts any more: refuse to disable or demote the last admin."""
-    if (
-        user.role == Role.ADMIN.value
-        and not user.disabled
-        and not _other_active_admins(session, user)
-    ):
+    if user.role == Role.ADMIN and not user.disabled and not _other_active_admins(session, user):
         raise UserError(f"{user.name} is the only active admin; make another admin first")
 
 
@@ -143,10 +140,10 @@ def enable_user(*, session: Session, name: str, actor: str) -> User:
 def set_role(*, session: Session, name: str, role: str, actor: str) -> User:
     """Change a user's role; their sessions end so every page is served under the new one."""
     user = get_user(session=session, name=name)
-    _check_role(role)
+    role = _check_role(role)
     if user.role == role:
         raise UserError(f"{name} is already a {role}")
-    if role != Role.ADMIN.value:
+    if role != Role.ADMIN:
         _refuse_losing_last_admin(session, user)
     before, user.role = user.role, role
     session.add(user)
@@ -200,8 +197,8 @@ def reset_password(*, session: Session, name: str, actor: str) -> str:
 def _forget_failed_logins(session: Session, name: str) -> int:
     result = session.execute(
         sa.delete(LoginAttempt).where(
-            LoginAttempt.name == name,  # type: ignore[arg-type]
-            LoginAttempt.success == False,  # type: ignore[arg-type]  # noqa: E712
+            col(LoginAttempt.name) == name,
+            col(LoginAttempt.success).is_(False),
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)

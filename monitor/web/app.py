@@ -96,7 +96,8 @@ def create_app(
         wants_page = "text/html" in request.headers.get("accept", "")
         if exc.status_code < 400 or not wants_page:
             return await http_exception_handler(request, exc)
-        return app.state.templates.TemplateResponse(
+        templates: Jinja2Templates = app.state.templates
+        return templates.TemplateResponse(
             request,
             "error.html",
             {"title": f"Error {exc.status_code}", "status": exc.status_code, "detail": exc.detail},

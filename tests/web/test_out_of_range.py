@@ -172,6 +172,25 @@ def _fuzz(operation: _Operation, client: TestClient, token: str, errors: list[st
     probe()
 
 
+def test_the_queue_forms_and_filters_are_described_so_the_fuzzer_reaches_them(
+    app: FastAPI,
+) -> None:
+    schema = app.openapi()
+    operations = {(method, path): operation for method, path, operation in _operations(app)}
+    expected = {
+        "/queue/decide": {"post_id", "version", "action", "reason_note", "decorative", "ack_flag"},
+        "/queue/bulk": {"selected", "action", "reason_choice", "reason_note", "return_to"},
+        "/queue/reveal": {"post_id", "return_to"},
+        "/queue/undo": {"event_id", "return_to"},
+        "/queue/consent": {"post_id", "obtained_on", "how", "covers"},
+        "/queue/bulk-matching": {"tab", "since", "until", "reason_note", "up_to"},
+    }
+    for path, fields in expected.items():
+        assert fields <= set(_form_fields(operations["post", path], schema)), path
+    filters = {param["name"] for param in operations["get", "/queue"]["parameters"]}
+    assert {"tab", "platform", "tag", "author", "since", "until", "q", "order", "after"} <= filters
+
+
 def test_fuzzing_every_route_finds_no_server_error(app: FastAPI, admin: TestClient) -> None:
     schema = app.openapi()
     token = csrf_token(admin)

@@ -436,3 +436,31 @@ def test_bulk_reject_without_script_redirects_back_with_the_outcome(
     assert "Rejected 3 of 3 selected posts." in moderator.get("/queue").text
     assert {e.reason for e in _decisions(sqlite_engine)} == {"Spam or advertising"}
     assert set(_statuses(sqlite_engine).values()) == {"rejected"}
+
+
+def test_a_full_bulk_selection_sent_by_the_page_script_reaches_the_decision(
+    sqlite_engine: Engine, moderator: TestClient
+) -> None:
+    """queue.js posts multipart FormData: the most posts a bulk decision takes must get
+    past the form parser (whose default allows fewer fields) to the decision itself."""
+    [post_id] = _store(sqlite_engine, _text_post())
+    selected = [f"{post_id}:1", *(f"{i}:1" for i in range(post_id + 1, post_id + 1000))]
+    fields = {"csrf_token": csrf_token(moderator), "action": "reject", "selected": selected}
+    fields["reason_note"] = "spam"
+    response = moderator.post("/queue/bulk", data=fields, files={"unused": ("", b"")}, headers=JSON)
+    assert response.status_code == 409, response.text
+    assert response.json()["decided"] == [post_id]
+    assert "does not exist" in response.json()["message"]
+
+
+def test_a_file_sent_where_a_form_expects_text_is_a_4xx_and_decides_nothing(
+    sqlite_engine: Engine, moderator: TestClient
+) -> None:
+    [post_id] = _store(sqlite_engine, _text_post())
+    fields = _decide(moderator, post_id, "approve")
+    for name in ("action", "post_id", "return_to", "decorative"):
+        others = {key: value for key, value in fields.items() if key != name}
+        upload = {name: ("x.txt", b"approve", "text/plain")}
+        response = moderator.post("/queue/decide", data=others, files=upload, headers=JSON)
+        assert 400 <= response.status_code < 500, (name, response.status_code)
+    assert _decisions(sqlite_engine) == []

@@ -206,6 +206,11 @@ def test_queue_pages_have_no_serious_accessibility_violations(engine: Engine, pa
         page.goto(path)
         assert _serious(page) == [], path
     page.goto("/queue")
-    page.get_by_role("button", name="Show media").click()
+    # The reveal is a form post that reloads the queue: check the page it lands on, with
+    # the help dialog open, not one caught half-way through loading.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show media").click()
+    expect(page.get_by_role("button", name="Show media")).to_have_count(0)
     page.keyboard.press("?")
+    expect(page.locator("dialog#help")).to_be_visible()
     assert _serious(page) == []

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from monitor.errors import UserError
-from monitor.models import Role, utcnow
+from monitor.models import Role, RuleKind, utcnow
 from monitor.services.alerts import failed_alerts
 from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
 from monitor.services.audit import audit_log, find_post_id
@@ -24,7 +24,6 @@ from monitor.services.mail import last_digest_send
 from monitor.services.moderation import reject_reasons, set_reject_reasons
 from monitor.services.rules import (
     DETECTORS,
-    RuleKind,
     add_rule,
     delete_rule,
     describe_rule,
@@ -93,9 +92,9 @@ def admin_page(
             "title": "Admin",
             "user": user,
             "users": list_users(session=session),
-            "roles": [role.value for role in Role],
+            "roles": list(Role),
             "rules": [(rule, describe_rule(rule)) for rule in rules],
-            "rule_kinds": [kind.value for kind in RuleKind],
+            "rule_kinds": list(RuleKind),
             "detectors": DETECTORS,
             "reasons": reject_reasons(session),
             "paused": gallery_paused(session),

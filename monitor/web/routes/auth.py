@@ -153,7 +153,7 @@ def login_submit(
     throttle, user = outcome.throttle, outcome.user
     if not throttle.allowed:
         what = "locked" if throttle.locked else "slowed down"
-        response = _login_page(
+        refused = _login_page(
             request,
             templates,
             settings,
@@ -165,8 +165,8 @@ def login_submit(
             ),
             status_code=429,
         )
-        response.headers["Retry-After"] = str(throttle.retry_after)
-        return response
+        refused.headers["Retry-After"] = str(throttle.retry_after)
+        return refused
     if user is None:
         return _login_page(
             request,

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
@@ -161,9 +161,15 @@ def _load(
     return query, page
 
 
+class _PageLinks(TypedDict):
+    older_url: str | None
+    newer_url: str | None
+    newer_label: str
+
+
 def _page_links(
     query: GalleryQuery, page: GalleryPage, path: str, default_limit: int
-) -> dict[str, str | None]:
+) -> _PageLinks:
     filters = {"tag": query.hashtag, "platform": query.platform}
     if query.limit != default_limit:
         filters["limit"] = str(query.limit)

@@ -13,16 +13,15 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from sqlmodel import select
-from starlette.datastructures import FormData
+from sqlmodel import col, select
 
 from monitor.errors import UserError
-from monitor.models import Post, Role
+from monitor.models import Post, PostStatus, Role
 from monitor.services.app_settings import gallery_paused
-from monitor.services.audit import audit_log
-from monitor.services.consent import DEFAULT_COVERS, MAX_CONSENT_CHARS, record_consent
+from monitor.services.audit import Action, audit_log
+from monitor.services.consent import DEFAULT_COVERS, record_consent
 from monitor.services.media import PINNED_NAME_RE, is_held_media, pinned_file
 from monitor.services.moderation import (
     MAX_BULK_POSTS,
@@ -69,8 +68,18 @@ from monitor.web.deps import (
     ViewerUser,
     parse_row_id,
 )
+from monitor.web.forms import (
+    BulkForm,
+    ConsentForm,
+    DecisionForm,
+    PostForm,
+    QueueLiveQuery,
+    QueueQuery,
+    UndoForm,
+)
 
-router = APIRouter()
+#: Bulk decisions post one field per selected post: more than the parser's default allows.
+router = APIRouter(form_limits={"max_fields": MAX_FORM_FIELDS})
 #: The queue shows only our own stored copies of media: a moderator's browser never
 #: contacts a media host (which could track them, or serve them other bytes).
 QUEUE_CSP = (
@@ -109,18 +118,6 @@ def forget_overview(app: FastAPI) -> None:
     app.state.queue_overview = None
 
 
-async def _form(request: Request) -> FormData:
-    return await request.form(max_fields=MAX_FORM_FIELDS)
-
-
-FormDep = Annotated[FormData, Depends(_form)]
-
-
-def _field(form: FormData, name: str, limit: int = _MAX_FIELD) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
-
-
 def _parse_date(value: str, label: str, problems: list[str]) -> date | None:
     if not value:
         return None
@@ -131,20 +128,20 @@ def _parse_date(value: str, label: str, problems: list[str]) -> date | None:
         return None
 
 
-def _filters(params: Any, problems: list[str]) -> QueueFilters:
-    tab = str(params.get("tab") or "pending")
+def _filters(query: QueueQuery, problems: list[str]) -> QueueFilters:
+    tab = query.tab or "pending"
     if tab not in QUEUE_TABS:
         problems.append("Unknown tab: showing Pending.")
         tab = "pending"
-    order = str(params.get("order") or "")
+    order = query.order
     return QueueFilters(
         tab=tab,
-        platform=str(params.get("platform") or "")[:40],
-        tag=str(params.get("tag") or "").lstrip("#")[:_MAX_FIELD],
-        author=str(params.get("author") or "")[:_MAX_FIELD],
-        since=_parse_date(str(params.get("since") or "")[:20], "from", problems),
-        until=_parse_date(str(params.get("until") or "")[:20], "to", problems),
-        text=str(params.get("q") or "")[:MAX_SEARCH_CHARS],
+        platform=query.platform[:40],
+        tag=query.tag.lstrip("#")[:_MAX_FIELD],
+        author=query.author[:_MAX_FIELD],
+        since=_parse_date(query.since[:20], "from", problems),
+        until=_parse_date(query.until[:20], "to", problems),
+        text=query.q[:MAX_SEARCH_CHARS],
         newest_first=order == "newest" or (not order and tab in ("approved", "rejected")),
         explicit_order=order if order in ("newest", "oldest") else "",
     )
@@ -177,6 +174,7 @@ def _page(
 @router.get("/queue", response_class=HTMLResponse)
 def queue_page(
     request: Request,
+    query: Annotated[QueueQuery, Query()],
     user: ViewerUser,
     session: SessionDep,
     settings: SettingsDep,
@@ -184,8 +182,8 @@ def queue_page(
 ) -> Response:
     """A tab of the queue, filtered, one keyset page at a time."""
     problems: list[str] = []
-    filters = _filters(request.query_params, problems)
-    cursor = QueueCursor.decode(request.query_params.get("after"))
+    filters = _filters(query, problems)
+    cursor = QueueCursor.decode(query.after)
     page = list_queue(session, filters, cursor=cursor, zone=settings.zone)
     overview = cached_overview(request.app, session)
     messages = pop_flash(session=session, request_session=request.state.web_session)
@@ -243,6 +241,7 @@ def _tail(filters: QueueFilters, posts: list[Post]) -> str:
 @router.get("/queue/live")
 def queue_live(
     request: Request,
+    query: Annotated[QueueLiveQuery, Query()],
     user: ViewerUser,
     session: SessionDep,
     settings: SettingsDep,
@@ -251,10 +250,10 @@ def queue_live(
     """What changed under an open queue page (queue.js asks every few seconds): tab
     counts, cards others decided or the platform changed, new takedown requests, and
     the cards that arrived after the page's end."""
-    filters = _filters(request.query_params, [])
-    shown = parse_shown(request.query_params.get("shown", "")[:8000])
+    filters = _filters(query, [])
+    shown = parse_shown(query.shown[:8000])
     changes = queue_changes(session, shown)
-    cursor = QueueCursor.decode(request.query_params.get("tail"))
+    cursor = QueueCursor.decode(query.tail)
     arrivals: list[Post] = []
     if cursor is not None and not filters.newest_first:
         page = list_queue(session, filters, cursor=cursor, limit=MAX_ARRIVALS, zone=settings.zone)
@@ -341,11 +340,10 @@ def _outcome(
     return RedirectResponse(_safe_return(return_to), status_code=303)
 
 
-def _reason(form: FormData, session: SessionDep, action: str) -> str | None:
-    reason = compose_reason(
-        _field(form, "reason_choice"), _field(form, "reason_note", 2000), reject_reasons(session)
-    )
-    if action == "reject" and not reason:
+def _reason(session: SessionDep, action: str, choice: str, note: str) -> str | None:
+    """The reason a decision records; a rejection needs one."""
+    reason = compose_reason(choice, note, reject_reasons(session))
+    if action == Action.REJECT and not reason:
         raise UserError("choose a reason (or write one) before rejecting")
     return reason
 
@@ -364,33 +362,18 @@ def decide_one(
     request: Request,
     user: ModeratorUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[DecisionForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
     """Approve or reject one post at the version the moderator saw."""
-    return_to = _field(form, "return_to", 2000)
-    post_id, version = parse_row_id(_field(form, "post_id")), parse_row_id(_field(form, "version"))
-    action = _field(form, "action")
-    post = session.get(Post, post_id) if post_id is not None else None
+    return_to, action, version = form.return_to, form.action, form.version
+    post = session.get(Post, form.post_id) if form.post_id is not None else None
     if post is None or version is None:
         raise HTTPException(status_code=404, detail="No such post (or no version given).")
-    alt_texts = {
-        media_id: value
-        for key, value in form.multi_items()
-        if key.startswith("alt_")
-        and isinstance(value, str)
-        and (media_id := parse_row_id(key.removeprefix("alt_"))) is not None
-    }
-    decorative = {
-        media_id
-        for value in form.getlist("decorative")
-        if isinstance(value, str) and (media_id := parse_row_id(value)) is not None
-    }
-    acknowledged = [value for value in form.getlist("ack_flag") if isinstance(value, str)]
     try:
-        reason = _reason(form, session, action)
-        if action == "approve":
+        reason = _reason(session, action, form.reason_choice, form.reason_note)
+        if action == Action.APPROVE:
             # A copy missing or lost is fetched now, outside the decision's transaction (and
             # the lock a read may hold); fetching bumps the version, so the moderator who
             # never saw it gets a stale refusal and looks again.
@@ -408,10 +391,10 @@ def decide_one(
             reason=reason,
             settings=settings,
             expected_version=version_for_decision(session, post.id or 0, action, version),
-            alt_texts=alt_texts,
-            decorative=decorative,
+            alt_texts=form.alt_texts(),
+            decorative=form.decorative_ids(),
             media_seen=bool(revealed_by(session, user.name, [post])),
-            acknowledged_flags=acknowledged,
+            acknowledged_flags=form.ack_flag,
         )
     except StaleDecision as exc:
         session.rollback()
@@ -435,7 +418,7 @@ def decide_one(
         )
     session.commit()
     forget_overview(request.app)
-    verb = "Approved" if result.to_status == "approved" else "Rejected"
+    verb = "Approved" if result.to_status == PostStatus.APPROVED else "Rejected"
     return _outcome(
         request,
         session,
@@ -456,23 +439,21 @@ def decide_bulk(
     request: Request,
     user: ModeratorUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[BulkForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
     """Approve or reject every selected post (``id:version`` each) in one transaction."""
-    return_to = _field(form, "return_to", 2000)
-    action = _field(form, "action")
-    selected = form.getlist("selected")
-    if len(selected) > MAX_BULK_POSTS:
+    return_to, action = form.return_to, form.action
+    if len(form.selected) > MAX_BULK_POSTS:
         raise HTTPException(status_code=413, detail=f"Select at most {MAX_BULK_POSTS} posts.")
     versions: dict[int, int] = {}
-    for value in selected:
-        post_id, _, version = (value if isinstance(value, str) else "").partition(":")
+    for value in form.selected:
+        post_id, _, version = value.partition(":")
         if (pid := parse_row_id(post_id)) is None or (ver := parse_row_id(version)) is None:
             raise HTTPException(status_code=400, detail="A selection is not id:version.")
         versions[pid] = ver
-    if action == "reject":
+    if action == Action.REJECT:
         versions = versions_for_rejects(session, versions)
     if not versions:
         return _outcome(
@@ -484,8 +465,8 @@ def decide_bulk(
             payload={"decided": [], "refused": {}},
         )
     try:
-        reason = _reason(form, session, action)
-        selected_posts = session.exec(select(Post).where(Post.id.in_(list(versions)))).all()  # type: ignore[union-attr]
+        reason = _reason(session, action, form.reason_choice, form.reason_note)
+        selected_posts = session.exec(select(Post).where(col(Post.id).in_(list(versions)))).all()
         outcome = decide_many(
             session=session,
             versions=versions,
@@ -507,9 +488,9 @@ def decide_bulk(
         )
     session.commit()
     forget_overview(request.app)
-    verb = "Approved" if action == "approve" else "Rejected"
+    verb = "Approved" if action == Action.APPROVE else "Rejected"
     message = f"{verb} {len(outcome.decided)} of {len(versions)} selected posts."
-    if action == "approve" and (left_out := outcome.needs_a_closer_look):
+    if action == Action.APPROVE and (left_out := outcome.needs_a_closer_look):
         message += (
             f" Left out {left_out} that need a closer look (hidden media or flags):"
             " open each to approve it."
@@ -549,10 +530,9 @@ def staged_media(
     return FileResponse(path, media_type="image/jpeg", headers=headers)
 
 
-def _posted_post(form: FormData, session: SessionDep) -> Post:
+def _posted_post(form: PostForm, session: SessionDep) -> Post:
     """The post a card's form names in its ``post_id`` field, or a 404."""
-    post_id = parse_row_id(_field(form, "post_id"))
-    post = session.get(Post, post_id) if post_id is not None else None
+    post = session.get(Post, form.post_id) if form.post_id is not None else None
     if post is None:
         raise HTTPException(status_code=404, detail="No such post.")
     return post
@@ -563,11 +543,11 @@ def reveal_media(
     request: Request,
     user: ModeratorUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[PostForm, Form()],
     session: SessionDep,
 ) -> Response:
     """Show a post's hidden media to this moderator, on the record (approval checks it)."""
-    return_to = _field(form, "return_to", 2000)
+    return_to = form.return_to
     post = _posted_post(form, session)
     record_reveal(session=session, post=post, actor=user.name)
     session.commit()
@@ -582,12 +562,11 @@ def undo(
     request: Request,
     user: ModeratorUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[UndoForm, Form()],
     session: SessionDep,
 ) -> Response:
     """Take back one's own last decision, while nothing else happened to the post."""
-    return_to = _field(form, "return_to", 2000)
-    event_id = parse_row_id(_field(form, "event_id"))
+    return_to, event_id = form.return_to, form.event_id
     try:
         if event_id is None:
             raise UserError("there is no decision of yours to undo")
@@ -617,14 +596,14 @@ def consent(
     request: Request,
     user: ModeratorUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[ConsentForm, Form()],
     session: SessionDep,
 ) -> Response:
     """Record how an opted-out author's consent to publish was obtained (audited)."""
-    return_to = _field(form, "return_to", 2000)
+    return_to = form.return_to
     post = _posted_post(form, session)
     problems: list[str] = []
-    obtained = _parse_date(_field(form, "obtained_on", 20), "consent", problems)
+    obtained = _parse_date(form.obtained_on, "consent", problems)
     try:
         if obtained is None:
             raise UserError("give the date consent was obtained (YYYY-MM-DD)")
@@ -632,9 +611,9 @@ def consent(
             session=session,
             post=post,
             actor=user.name,
-            how=_field(form, "how", MAX_CONSENT_CHARS),
+            how=form.how,
             obtained_on=obtained,
-            covers=_field(form, "covers", MAX_CONSENT_CHARS) or DEFAULT_COVERS,
+            covers=form.covers or DEFAULT_COVERS,
         )
     except UserError as exc:
         session.rollback()

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import UserError
-from monitor.models import Post, User
+from monitor.models import Post, RuleKind, TakedownOutcome, User
 from monitor.services.alerts import send_soon
 from monitor.services.audit import Action
 from monitor.services.escalation import (
@@ -27,7 +27,7 @@ from monitor.services.escalation import (
 )
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.moderation import MAX_BULK_POSTS, decide_many, matching_versions
-from monitor.services.rules import RuleKind, add_rule, apply_to_pending, preview_on_pending
+from monitor.services.rules import add_rule, apply_to_pending, preview_on_pending
 from monitor.services.takedown import OUTCOMES, open_takedown_count, resolve_takedown
 from monitor.web.auth import pop_flash
 from monitor.web.deps import (
@@ -39,9 +39,15 @@ from monitor.web.deps import (
     SettingsDep,
     TemplatesDep,
 )
+from monitor.web.forms import (
+    BulkMatchingForm,
+    CloseEscalationForm,
+    EscalationForm,
+    GallerySwitchForm,
+    QueueRuleForm,
+    TakedownReviewForm,
+)
 from monitor.web.routes.queue import (
-    FormDep,
-    _field,
     _filters,
     _outcome,
     _page,
@@ -101,13 +107,13 @@ def takedown_resolve(
     post_id: PostId,
     user: ModeratorUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[TakedownReviewForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
     """Review a post's takedown requests: keep it published, or take it down."""
     post = _post(session, post_id)
-    outcome = _field(form, "outcome")
+    outcome = form.outcome
 
     def change() -> str:
         count = resolve_takedown(
@@ -116,12 +122,13 @@ def takedown_resolve(
             post=post,
             outcome=outcome,
             actor=user.name,
-            note=_field(form, "note", 2000),
+            note=form.note,
         )
         what = "request" if count == 1 else f"{count} requests"
-        return f"Takedown {what} on {post.author_handle}'s post: {OUTCOMES[outcome]}."
+        done = OUTCOMES[TakedownOutcome(outcome)]
+        return f"Takedown {what} on {post.author_handle}'s post: {done}."
 
-    return _attempt(request, session, _field(form, "return_to", 2000), change)
+    return _attempt(request, session, form.return_to, change)
 
 
 @router.post("/queue/posts/{post_id}/escalate")
@@ -130,7 +137,7 @@ def escalate_post(
     post_id: PostId,
     user: ModeratorUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[EscalationForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
@@ -143,14 +150,14 @@ def escalate_post(
             settings=settings,
             post=post,
             actor=user.name,
-            reason=_field(form, "reason", 2000),
+            reason=form.reason,
         )
         return (
             f"Escalated {post.author_handle}'s post to the safeguarding lead;"
             " it is off the public gallery for good."
         )
 
-    response = _attempt(request, session, _field(form, "return_to", 2000), change)
+    response = _attempt(request, session, form.return_to, change)
     send_soon(request.app.state.engine, settings)
     return response
 
@@ -190,7 +197,7 @@ def escalation_close(
     escalation_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
     user: CurrentUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[CloseEscalationForm, Form()],
     session: SessionDep,
 ) -> Response:
     """Close an escalation with its outcome (the post stays off the public routes)."""
@@ -201,7 +208,7 @@ def escalation_close(
             session=session,
             escalation_id=escalation_id,
             actor=user.name,
-            outcome=_field(form, "outcome", 2000),
+            outcome=form.outcome,
         )
         return f"Closed escalation {escalation_id}."
 
@@ -210,10 +217,14 @@ def escalation_close(
 
 @router.post("/queue/gallery")
 def queue_gallery(
-    request: Request, user: ModeratorUser, _csrf: CsrfDep, form: FormDep, session: SessionDep
+    request: Request,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: Annotated[GallerySwitchForm, Form()],
+    session: SessionDep,
 ) -> Response:
     """The kill switch from the queue, for moderators as well as admins."""
-    state = _field(form, "state")
+    state = form.state
 
     def change() -> str:
         if state not in ("pause", "resume"):
@@ -222,20 +233,23 @@ def queue_gallery(
             session=session,
             pause=state == "pause",
             actor=user.name,
-            reason=_field(form, "reason", 500),
+            reason=form.reason,
         )
 
-    return _attempt(request, session, _field(form, "return_to", 2000), change)
+    return _attempt(request, session, form.return_to, change)
 
 
 @router.post("/queue/rules")
 def queue_rule(
-    request: Request, user: ModeratorUser, _csrf: CsrfDep, form: FormDep, session: SessionDep
+    request: Request,
+    user: ModeratorUser,
+    _csrf: CsrfDep,
+    form: Annotated[QueueRuleForm, Form()],
+    session: SessionDep,
 ) -> Response:
     """Block a word or an author: ``preview`` counts the pending posts it would hit;
     ``apply`` adds the rule and runs it over the pending queue at once."""
-    kind, pattern = _field(form, "kind"), _field(form, "pattern", 300)
-    action, step = _field(form, "rule_action"), _field(form, "step")
+    kind, pattern, action, step = form.kind, form.pattern, form.rule_action, form.step
 
     def change() -> str:
         if kind not in (RuleKind.BLOCKED_TERM, RuleKind.BLOCKED_AUTHOR):
@@ -252,7 +266,7 @@ def queue_rule(
             f" and flagged {done.flagged} posts."
         )
 
-    return _attempt(request, session, _field(form, "return_to", 2000), change)
+    return _attempt(request, session, form.return_to, change)
 
 
 @router.post("/queue/bulk-matching")
@@ -260,7 +274,7 @@ def bulk_matching(
     request: Request,
     user: ModeratorUser,
     _csrf: CsrfDep,
-    form: FormDep,
+    form: Annotated[BulkMatchingForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
     templates: TemplatesDep,
@@ -275,7 +289,7 @@ def bulk_matching(
     filters = _filters(form, problems)
     return_to = f"/queue?{_query_string(filters)}"
     matched = matching_versions(session, filters, zone=settings.zone, limit=MAX_BULK_POSTS)
-    confirmed_up_to = _field(form, "up_to")
+    confirmed_up_to = form.up_to
     if not confirmed_up_to.isdigit():
         return _page(
             templates,
@@ -287,7 +301,7 @@ def bulk_matching(
                 "count": len(matched),
                 "limit": MAX_BULK_POSTS,
                 "up_to": max(matched, default=0),
-                "form": {k: v for k, v in form.items() if k not in ("csrf_token", "up_to")},
+                "form": form.model_dump(exclude={"up_to"}, exclude_defaults=True),
                 "return_to": return_to,
             },
         )
@@ -300,7 +314,7 @@ def bulk_matching(
             versions=versions,
             action=Action.REJECT,
             actor=user.name,
-            reason=_reason(form, session, Action.REJECT),
+            reason=_reason(session, Action.REJECT, form.reason_choice, form.reason_note),
             settings=settings,
         )
         message = f"Rejected {len(outcome.decided)} of {len(versions)} matching posts."

@@ -18,13 +18,13 @@ from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.services.charts import digest_chart_png
 from monitor.services.digest import (
-    METRICS,
     Digest,
     Format,
     check_past_day,
     compute_digest,
     parse_day,
 )
+from monitor.services.engagement import METRICS
 from monitor.services.mail import last_digest_send
 from monitor.web.deps import SessionDep, SettingsDep, TemplatesDep, ViewerUser
 
