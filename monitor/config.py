@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     streaming: bool = True
     #: Jetstream instances, in order of preference: the stream fails over down the list.
     jetstream_urls: CommaList = Field(default_factory=lambda: list(JETSTREAM_DEFAULT_URLS))
+    #: Time between an approval and the post appearing on the event screen (an admin can
+    #: change it on the admin page: the stored setting wins over this default).
+    screen_delay_seconds: int = Field(0, ge=0, le=86_400)
 
     _split = field_validator(
         "hashtags",

@@ -897,3 +897,26 @@ class HashBankEntry(Table, table=True):
         ),
     )
     added_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class LatencySample(Table, table=True):
+    """How long one step of a post's way took (``stage``: e.g. approval to the gallery).
+
+    Written once per post version and stage (the first process to see it wins), so
+    ``/metrics`` and the admin page read the same figures from every replica.
+    """
+
+    __tablename__ = "latency_samples"
+    __table_args__ = (
+        sa.UniqueConstraint("stage", "post_id", "version", name="uq_latency_samples_once"),
+        sa.Index("ix_latency_samples_stage_at", "stage", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    stage: str = Field(max_length=40)
+    #: No foreign key: a sample outlives its post (retention), as a figure does.
+    post_id: int
+    version: int
+    #: When the step ended (the post became visible, left the gallery, ...).
+    at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    seconds: float

@@ -19,6 +19,7 @@ from monitor.errors import UserError
 from monitor.listen import bind
 from monitor.services.jobs import HEARTBEAT_SECONDS, run_worker
 from monitor.services.users import FIRST_ADMIN, create_first_admin
+from monitor.web import live
 from monitor.web.app import create_app
 
 
@@ -137,7 +138,8 @@ def _serve(app: FastAPI, settings: Settings, sock: socket.socket) -> None:
     try:
         echo(f"Serving on http://{settings.host}:{settings.port}")
         config = uvicorn.Config(app, log_config=None, proxy_headers=True)
-        server = uvicorn.Server(config)
+        # Ends the open event streams on shutdown (uvicorn would wait for them).
+        server = live.Server(config, app)
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:

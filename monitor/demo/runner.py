@@ -35,6 +35,7 @@ from monitor.services.digest import compute_digest
 from monitor.services.mail import digest_subject, render_digest_text
 from monitor.services.rules import add_place_list
 from monitor.services.users import add_user
+from monitor.web import live
 from monitor.web.app import create_app
 
 HOST = "127.0.0.1"
@@ -169,8 +170,8 @@ def run_demo(
             add_sample_site(app, directory / "sample-media")
             for line in welcome(settings, login, release_seconds):
                 echo(line)
-            server = uvicorn.Server(
-                uvicorn.Config(app, log_config=None, lifespan="on", access_log=False)
+            server = live.Server(
+                uvicorn.Config(app, log_config=None, lifespan="on", access_log=False), app
             )
             try:
                 server.run(sockets=[sock])

@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -184,10 +184,21 @@ def load_page(
     rows = session.execute(select, params).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
+    page_posts = _gallery_posts(session, rows, media_url)
+    next_cursor = None
+    if more and rows:
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id, secret)
+    return GalleryPage(posts=page_posts, next_cursor=next_cursor, paused=False)
+
+
+def _gallery_posts(
+    session: Session, rows: Sequence[Any], media_url: MediaUrl
+) -> tuple[GalleryPost, ...]:
+    """Page rows (from :func:`_page_statement`'s columns) with their media and hashtags."""
     ids = [row.id for row in rows]
     images, unshown = _media_by_post(session, ids, media_url)
     hashtags = _hashtags_by_post(session, ids)
-    page_posts = tuple(
+    return tuple(
         GalleryPost(
             id=row.id,
             ref=f"{row.platform}:{row.external_id}",
@@ -208,10 +219,23 @@ def load_page(
         )
         for row in rows
     )
-    next_cursor = None
-    if more and rows:
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id, secret)
-    return GalleryPage(posts=page_posts, next_cursor=next_cursor, paused=False)
+
+
+def load_posts(
+    session: Session, ids: Collection[int], *, media_url: MediaUrl
+) -> tuple[GalleryPost, ...]:
+    """The posts among ``ids`` the public may see now, newest first (the live wall's
+    new cards, the event screen's set); nothing while the gallery is paused."""
+    if not ids or gallery_paused(session):
+        return ()
+    posts = Post.__table__
+    columns = _page_statement(False, False, False).selected_columns
+    select = (
+        sa.select(*columns)
+        .where(publicly_visible(posts), posts.c.id.in_(sorted(ids)))
+        .order_by(posts.c.created_at.desc(), posts.c.id.desc())
+    )
+    return _gallery_posts(session, session.execute(select).all(), media_url)
 
 
 @functools.cache

@@ -1,107 +1,136 @@
-"""How long a post takes: from the platform to our database, and from there to the queue.
+"""How long each step of a post's way takes, stored so every replica reports the same.
 
-Both figures come from the posts table (``created_at`` → ``first_seen_at`` →
-``queued_at``), so every replica reports the same and nothing resets when the
-leader changes. ``/metrics`` exposes them as Prometheus histograms, counted in
-SQL over every post that has the times (a scrape reads two aggregate rows, not
-the posts); :func:`latency_quantiles` gives the day's p50 and p95 for people.
-
-``queued_at`` is set by the last step before a moderator can see the post
-(:func:`monitor.services.staging.mark_queued`): at once for a post with no
-pictures, after staging for one with pictures.
+A stage is a short name (``approval_to_gallery``, ...). A sample is written at
+most once per post version and stage: when several processes see the same step,
+the first to write it wins (``INSERT ... ON CONFLICT DO NOTHING``). ``/metrics``
+turns the samples into one Prometheus histogram per stage; the admin page shows
+today's median and 95th percentile of each. A stage added elsewhere (the
+streaming side's platform-to-stored, say) needs only :func:`record_latency`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import statistics
-from collections.abc import Iterator
-from datetime import datetime
-from typing import Any
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from prometheus_client.core import HistogramMetricFamily, Metric
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
 
-from monitor.models import Post
+from monitor.models import LatencySample
 
-#: Upper bounds in seconds: sub-second streaming to a day-old post found by a first poll.
-BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 86400.0)
-
-
-def seconds_between(connection: sa.Connection, later: Any, earlier: Any) -> Any:
-    """SQL for ``later - earlier`` in seconds, on SQLite (text times) and PostgreSQL."""
-    if connection.dialect.name == "postgresql":
-        return sa.func.extract("epoch", later - earlier)
-    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
-
-
-def _histogram(
-    connection: sa.Connection, name: str, doc: str, later: Any, earlier: Any
-) -> HistogramMetricFamily:
-    # A platform clock a little ahead of ours is not a negative latency.
-    clamp = sa.func.greatest if connection.dialect.name == "postgresql" else sa.func.max
-    duration = clamp(seconds_between(connection, later, earlier), 0.0)
-    counts = [sa.func.sum(sa.case((duration <= bound, 1), else_=0)) for bound in BUCKETS]
-    query = sa.select(sa.func.count(), sa.func.sum(duration), *counts).where(
-        later.is_not(None), earlier.is_not(None)
-    )
-    total, total_seconds, *cumulative = connection.execute(query).one()
-    buckets = [(str(bound), int(n or 0)) for bound, n in zip(BUCKETS, cumulative, strict=True)]
-    buckets.append(("+Inf", int(total or 0)))
-    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=float(total_seconds or 0))
-
-
-def latency_metrics(connection: sa.Connection) -> Iterator[Metric]:
-    """The two histograms for ``/metrics``."""
-    posts = Post.__table__
-    yield _histogram(
-        connection,
-        "hashtag_monitor_ingest_latency_seconds",
-        "From a post's time on the platform to it being stored.",
-        posts.c.first_seen_at,
-        posts.c.created_at,
-    )
-    yield _histogram(
-        connection,
-        "hashtag_monitor_queue_latency_seconds",
-        "From a post being stored to it being visible in the moderation queue.",
-        posts.c.queued_at,
-        posts.c.first_seen_at,
-    )
+#: An approved post reached the open walls (the live gallery and the embed).
+APPROVAL_TO_GALLERY = "approval_to_gallery"
+#: An approved post appeared on the event screen (after the screen delay).
+APPROVAL_TO_SCREEN = "approval_to_screen"
+#: A takedown request that holds a post took it off the open walls.
+TAKEDOWN_TO_GALLERY = "takedown_to_gallery"
+#: What each stage measures, in words (the admin page, the metric's help).
+STAGES: dict[str, str] = {
+    APPROVAL_TO_GALLERY: "approval to visible on the gallery",
+    APPROVAL_TO_SCREEN: "approval to visible on the event screen (delay included)",
+    TAKEDOWN_TO_GALLERY: "takedown request to off the gallery",
+}
+#: Histogram bucket bounds, seconds: from "live" to "a poll interval" and beyond.
+BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class LatencySummary:
-    """p50 and p95 in seconds of the posts stored since a moment; None when there were none."""
-
-    posts: int
-    ingest_p50: float | None
-    ingest_p95: float | None
-    queue_p50: float | None
-    queue_p95: float | None
+class Sample:
+    stage: str
+    post_id: int
+    version: int
+    at: datetime
+    seconds: float
 
 
-def _quantiles(samples: list[float]) -> tuple[float | None, float | None]:
-    if not samples:
-        return None, None
-    if len(samples) == 1:
-        return samples[0], samples[0]
-    cuts = statistics.quantiles(samples, n=20, method="inclusive")
-    return statistics.median(samples), cuts[18]
+@dataclasses.dataclass(frozen=True, slots=True)
+class StageFigures:
+    """One stage's figures for the admin page (p50/p95 are None without samples)."""
+
+    stage: str
+    label: str
+    count: int
+    p50: float | None
+    p95: float | None
 
 
-def latency_quantiles(connection: sa.Connection, since: datetime) -> LatencySummary:
-    """Today's figures for the admin page: posts first seen since ``since``."""
-    posts = Post.__table__
-    rows = connection.execute(
-        sa.select(posts.c.created_at, posts.c.first_seen_at, posts.c.queued_at).where(
-            posts.c.first_seen_at >= since
-        )
-    ).all()
-    ingest = [max(0.0, (row.first_seen_at - row.created_at).total_seconds()) for row in rows]
-    queue = [
-        max(0.0, (row.queued_at - row.first_seen_at).total_seconds())
-        for row in rows
-        if row.queued_at is not None
+@dataclasses.dataclass(frozen=True, slots=True)
+class StageHistogram:
+    stage: str
+    #: Cumulative counts per bound of :data:`BUCKETS`.
+    cumulative: tuple[int, ...]
+    count: int
+    total: float
+
+
+def record_latency(session: Session, samples: Iterable[Sample]) -> None:
+    """Store samples (the caller commits); one already stored for that post version and
+    stage is left as it was."""
+    rows = [
+        {
+            "stage": sample.stage[:40],
+            "post_id": sample.post_id,
+            "version": sample.version,
+            "at": sample.at,
+            "seconds": max(0.0, sample.seconds),
+        }
+        for sample in samples
+        if math.isfinite(sample.seconds)
     ]
-    return LatencySummary(len(rows), *_quantiles(ingest), *_quantiles(queue))
+    if not rows:
+        return
+    table = LatencySample.__table__
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    session.execute(insert.on_conflict_do_nothing(), rows)
+
+
+def stage_label(stage: str) -> str:
+    return STAGES.get(stage, stage.replace("_", " "))
+
+
+def histograms(connection: sa.Connection) -> list[StageHistogram]:
+    """Every stage's cumulative bucket counts and sum, in one grouped query."""
+    table = LatencySample.__table__
+    columns = [sa.func.sum(sa.case((table.c.seconds <= bound, 1), else_=0)) for bound in BUCKETS]
+    query = sa.select(
+        table.c.stage, *columns, sa.func.count(), sa.func.sum(table.c.seconds)
+    ).group_by(table.c.stage)
+    found = []
+    for row in connection.execute(query).all():
+        stage, *counts, count, total = row
+        found.append(
+            StageHistogram(stage, tuple(int(c or 0) for c in counts), int(count), float(total))
+        )
+    return sorted(found, key=lambda item: item.stage)
+
+
+def today_figures(session: Session, *, zone: ZoneInfo, now: datetime) -> list[StageFigures]:
+    """Today's (local day) p50 and p95 of every known stage and of any other stored one."""
+    day = now.astimezone(zone).date()
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    table = LatencySample.__table__
+    values: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    query = sa.select(table.c.stage, table.c.seconds).where(table.c.at >= start, table.c.at < end)
+    for stage, seconds in session.execute(query):
+        values.setdefault(stage, []).append(float(seconds))
+    return [
+        StageFigures(
+            stage, stage_label(stage), len(found), quantile(found, 0.5), quantile(found, 0.95)
+        )
+        for stage, found in sorted(values.items())
+    ]
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The nearest-rank quantile (a figure someone could find among the samples)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]

@@ -580,6 +580,18 @@ class QueueCursor:
             return None
 
 
+def cursor_at_start(tab: str) -> str:
+    """The cursor before every post of ``tab`` (an empty page's arrivals start there)."""
+    return QueueCursor(_segments(tab)[0], datetime(1970, 1, 1, tzinfo=UTC), 0).encode()
+
+
+def cursor_after(tab: str, post: Post) -> str:
+    """The cursor of the place just after ``post`` in ``tab`` (where arrivals would go)."""
+    segments = _segments(tab)
+    segment = segments[0] if len(segments) == 1 else ("1" if post.flagged else "0")
+    return QueueCursor(segment, post.created_at, post.id or 0).encode()
+
+
 @dataclasses.dataclass(slots=True)
 class QueuePage:
     posts: list[Post]

@@ -24,6 +24,8 @@ from monitor.templating import make_environment
 from monitor.web.routes import admin as admin_routes
 from monitor.web.routes import auth as auth_routes
 from monitor.web.routes import gallery as gallery_routes
+from monitor.web.routes import live as live_routes
+from monitor.web.routes import looks as looks_routes
 from monitor.web.routes import operations
 from monitor.web.routes import queue as queue_routes
 from monitor.web.routes import safeguarding as safeguarding_routes
@@ -63,6 +65,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.live_hub.close()
             if monitor is not None:
                 await monitor.drain(timeout=settings.http_timeout_seconds * 2)
                 monitor.shutdown()
@@ -83,14 +86,17 @@ def create_app(
     app.state.templates.env.globals["nav_counts"] = safeguarding_routes.nav_counts
     app.state.templates.env.filters["source_label"] = source_label
     app.state.templates.env.filters["platform_label"] = display_name
+    app.state.live_hub = live_routes.make_hub(app.state, app.state.templates, settings)
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "static")), name="static")
     app.include_router(operations.router)
     app.include_router(gallery_routes.router)
+    app.include_router(live_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(queue_routes.router)
     app.include_router(safeguarding_routes.router)
     app.include_router(sources_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(looks_routes.router)
     app.include_router(stats_routes.router)
 
     @app.exception_handler(StarletteHTTPException)

@@ -129,6 +129,14 @@ class QueueQuery(BaseModel):
     after: str | None = None
 
 
+class QueueLiveQuery(QueueQuery):
+    """What an open queue page sends when it asks what changed: the posts it shows
+    (``id:version,...``) and, when it shows the end of its tab, where that end is."""
+
+    shown: str = ""
+    tail: str = ""
+
+
 class BulkMatchingForm(QueueQuery):
     """A bulk rejection of what the queue's filters match: the filters as posted, the
     reason, and ``up_to`` (the newest post id shown) once the moderator confirmed."""

@@ -12,7 +12,7 @@
   let current = -1;
 
   function cards() {
-    return Array.from(document.querySelectorAll("article.card:not(.decided)"));
+    return Array.from(document.querySelectorAll("article.card:not(.decided):not(.elsewhere)"));
   }
 
   function announce(message, isError) {
@@ -21,6 +21,15 @@
     line.className = isError ? "notice notice-error" : "notice";
     line.textContent = message;
     live.replaceChildren(line);
+  }
+
+  // The current card is remembered as an element: cards decided elsewhere leave the
+  // navigation without moving the moderator's place.
+  let currentCardEl = null;
+
+  function syncCurrent() {
+    const index = currentCardEl ? cards().indexOf(currentCardEl) : -1;
+    if (index >= 0) current = index;
   }
 
   function focusCard(index, afterDecision) {
@@ -32,12 +41,19 @@
       return;
     }
     current = Math.max(0, Math.min(index, list.length - 1));
+    currentCardEl = list[current];
     list.forEach((card, i) => card.classList.toggle("current", i === current));
     list[current].focus();
     list[current].scrollIntoView({ block: "nearest" });
   }
 
   function currentCard() {
+    // The card with focus is the one a key acts on, even one decided elsewhere meanwhile
+    // (the server then refuses the stale decision and says why).
+    const focused = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest("article.card") : null;
+    if (focused) return focused;
+    syncCurrent();
     const list = cards();
     if (current < 0 || current >= list.length) focusCard(0);
     return cards()[current] || null;
@@ -140,6 +156,7 @@
       const index = cards().indexOf(card);
       updateCounts(result.counts);
       offerUndo(result.undo, new FormData(form).get("csrf_token"));
+      if (result.version) card.dataset.version = String(result.version);
       markDecided(card, result.status);
       updateSelected();
       focusCard(index, result.message);
@@ -153,7 +170,8 @@
     if (reason) reason.focus();
   }
 
-  document.querySelectorAll("form.decide").forEach((form) => {
+  function bindCards(root) {
+  root.querySelectorAll("form.decide").forEach((form) => {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const action = event.submitter ? event.submitter.value : "approve";
@@ -185,7 +203,7 @@
   });
 
   // Alt text: Escape goes back to the card, so "a" approves with what was written.
-  document.querySelectorAll(".media-list textarea").forEach((area) => {
+  root.querySelectorAll(".media-list textarea").forEach((area) => {
     area.addEventListener("keydown", (event) => {
       if (event.key === "Escape") {
         event.preventDefault();
@@ -194,6 +212,8 @@
       }
     });
   });
+  }
+  bindCards(document);
 
   if (bulkForm) {
     bulkForm.addEventListener("submit", async (event) => {
@@ -246,6 +266,7 @@
       }
       return;
     }
+    syncCurrent();
     switch (event.key) {
       case "j":
         focusCard(current + 1);
@@ -298,8 +319,177 @@
       const index = cards().indexOf(card);
       if (index >= 0) {
         current = index;
+        currentCardEl = card;
         cards().forEach((c, i) => c.classList.toggle("current", i === current));
       }
     }
   });
+
+  // --- Live: what others did, what arrived, asked for every few seconds ---------------
+  // Cards change in place and arrivals are appended at the end, so nothing the moderator
+  // looks at moves and nothing typed (alt text, a reason) is thrown away.
+  const liveSection = document.querySelector("section.cards[data-live]");
+  const liveNotes = document.getElementById("queue-live");
+  const POLL_MS = 4000;
+  const POLL_CAP_MS = 60000;
+
+  function liveNote(message, link) {
+    if (!liveNotes) return;
+    const line = document.createElement("p");
+    line.className = "notice";
+    line.textContent = message + (link ? " " : "");
+    if (link) {
+      const anchor = document.createElement("a");
+      anchor.href = link.href;
+      anchor.textContent = link.text;
+      line.append(anchor);
+    }
+    liveNotes.replaceChildren(line);
+  }
+
+  // Keep the card in view where it is when something above it grows or shrinks.
+  function keepPlace(change) {
+    const anchor = currentCardEl && currentCardEl.isConnected ? currentCardEl
+      : Array.from(document.querySelectorAll("article.card")).find((c) => c.getBoundingClientRect().bottom > 0);
+    const before = anchor ? anchor.getBoundingClientRect().top : 0;
+    change();
+    if (anchor && window.scrollY > 0) {
+      const moved = anchor.getBoundingClientRect().top - before;
+      if (moved !== 0) window.scrollBy(0, moved);
+    }
+  }
+
+  function cardNote(card, kind, message) {
+    let note = card.querySelector(".live-" + kind);
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "live-note live-" + kind;
+      note.setAttribute("role", "note");
+      const head = card.querySelector(".card-head");
+      if (head) head.after(note);
+      else card.prepend(note);
+    }
+    note.textContent = message;
+  }
+
+  function cardName(card) {
+    const title = card.querySelector(".card-title");
+    return title ? title.textContent.trim().replace(/\s+/g, " ") : "A post";
+  }
+
+  function changedElsewhere(card, change, tab) {
+    card.dataset.version = String(change.version);
+    card.classList.add("changed-elsewhere");
+    const message = "Changed while you were looking (" + change.note + "): it is now " + change.status + "."
+      + (change.status === tab || (tab === "flagged" && change.status === "pending")
+        ? " Open its details to see the new version before deciding." : "");
+    cardNote(card, "change", message);
+    if (change.status !== tab && !(tab === "flagged" && change.status === "pending")) {
+      // No longer this tab's to decide: out of j/k and bulk selection; what was typed stays.
+      card.classList.add("elsewhere");
+      card.classList.remove("current");
+      card.querySelectorAll(".select-box input").forEach((el) => { el.checked = false; el.disabled = true; });
+      updateSelected();
+    }
+    liveNote(cardName(card) + ": " + change.note + ".");
+  }
+
+  if (liveSection) {
+    const tab = new URLSearchParams(liveSection.dataset.live.split("?")[1] || "").get("tab") || "pending";
+    let tail = liveSection.dataset.tail || "";
+    let delay = POLL_MS;
+    let takedowns = null;
+    let requested = null;
+    let timer = null;
+
+    const schedule = (ms) => {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(poll, ms);
+    };
+
+    const apply = (body) => {
+      keepPlace(() => {
+        updateCounts(body.counts);
+        (body.changed || []).forEach((change) => {
+          const card = document.getElementById("post-" + change.post_id);
+          if (!card) return;
+          if (card.classList.contains("decided") && !card.classList.contains("changed-elsewhere")) {
+            card.dataset.version = String(change.version); // our own decision, already shown
+            return;
+          }
+          changedElsewhere(card, change, tab);
+        });
+        (body.gone || []).forEach((postId) => {
+          const card = document.getElementById("post-" + postId);
+          if (card) {
+            cardNote(card, "change", "This post is no longer stored (erased or purged).");
+            card.classList.add("elsewhere");
+          }
+        });
+        const now = new Set(body.requested || []);
+        if (requested !== null) {
+          now.forEach((postId) => {
+            const card = document.getElementById("post-" + postId);
+            if (!requested.has(postId) && card) cardNote(card, "takedown", "A takedown request arrived for this post: see Takedown requests.");
+          });
+        }
+        requested = now;
+        if (body.arrivals) {
+          const holder = document.createElement("template");
+          holder.innerHTML = body.arrivals;
+          const fresh = Array.from(holder.content.querySelectorAll("article.card"))
+            .filter((card) => !document.getElementById(card.id));
+          const empty = liveSection.querySelector(".empty");
+          if (fresh.length && empty) empty.remove();
+          fresh.forEach((card) => {
+            liveSection.append(card);
+            bindCards(card);
+          });
+          if (fresh.length) liveNote(fresh.length === 1 ? "1 new post added at the end of the list." : fresh.length + " new posts added at the end of the list.");
+        }
+      });
+      if (body.tail) tail = body.tail;
+      const count = body.counts && body.counts.takedowns;
+      if (typeof count === "number") {
+        // The navigation's count, on every staff page, follows too.
+        document.querySelectorAll('.staff-nav a[href="/queue?tab=takedowns"]').forEach((link) => {
+          const badge = link.querySelector(".count");
+          if (badge) badge.textContent = count.toLocaleString("en-GB");
+          link.classList.toggle("nav-urgent", count > 0);
+        });
+        if (takedowns !== null && count > takedowns) {
+          liveNote("A takedown request arrived.", { href: "/queue?tab=takedowns", text: "Review takedown requests" });
+        }
+        takedowns = count;
+      }
+    };
+
+    const poll = async () => {
+      if (document.hidden) return; // visibilitychange polls again when the tab is shown
+      const shown = Array.from(document.querySelectorAll("article.card"))
+        .map((card) => card.dataset.postId + ":" + card.dataset.version).join(",");
+      const url = liveSection.dataset.live + "&shown=" + encodeURIComponent(shown)
+        + (tail ? "&tail=" + encodeURIComponent(tail) : "");
+      try {
+        const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+        if (response.status === 401 || response.status === 403) {
+          liveNote("The queue stopped updating: your session has ended. Log in again.");
+          return;
+        }
+        if (!response.ok) throw new Error(String(response.status));
+        apply(await response.json());
+        delay = POLL_MS;
+        schedule(POLL_MS);
+      } catch (error) {
+        // Back off with jitter; decisions still work and say if the server is away.
+        delay = Math.min(delay * 2, POLL_CAP_MS);
+        schedule(delay / 2 + Math.random() * delay / 2);
+      }
+    };
+
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) schedule(0);
+    });
+    schedule(POLL_MS);
+  }
 })();

@@ -16,7 +16,7 @@ from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.models import Post, Source, utcnow
 from monitor.services.ingest import record_posts
-from monitor.services.latency import latency_metrics, latency_quantiles
+from monitor.services.post_latency import latency_metrics, latency_quantiles
 from monitor.services.staging import mark_queued
 from monitor.web.app import create_app
 from tests.factories import make_post

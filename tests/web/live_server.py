@@ -11,22 +11,24 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from monitor.web import live
+
 STARTUP_TIMEOUT_SECONDS = 10.0
 
 
 class LiveServer:
-    """Serves ``app`` on a free loopback port until :meth:`stop`."""
+    """Serves ``app`` on a free loopback port (or ``port``: a restart) until :meth:`stop`."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, port: int = 0) -> None:
         self.app = app
         # proto must say TCP: asyncio only sets TCP_NODELAY on such sockets, and without it
         # Nagle's algorithm and delayed ACKs add ~40 ms to every keep-alive response.
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
+        self._socket.bind(("127.0.0.1", port))
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", lifespan="on", log_config=None)
-        self._server = uvicorn.Server(config)
+        self._server = live.Server(config, app)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )

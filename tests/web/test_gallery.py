@@ -122,7 +122,7 @@ def test_embed_is_light_and_reports_its_height(
     assert page.text.count('loading="lazy"') == 12 and 'width="700" height="400"' in page.text
     assert page.text.count(" 320w, ") == 12
     assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text)
-    assert assets == ["/static/gallery.css", "/static/gallery.js"]
+    assert assets == ["/static/gallery.css", "/static/live.js", "/static/gallery.js"]
     weight = len(page.content) + sum(len(client.get(path).content) for path in assets)
     assert weight < 30 * 1024, weight
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from monitor.errors import UserError
-from monitor.models import Role, RuleKind
+from monitor.models import Role, RuleKind, utcnow
 from monitor.services.alerts import failed_alerts
 from monitor.services.app_settings import gallery_paused
 from monitor.services.audit import audit_log, find_post_id
@@ -29,6 +29,7 @@ from monitor.services.known_images import (
     never_again_policy,
     set_never_again_policy,
 )
+from monitor.services.latency import today_figures
 from monitor.services.mail import last_digest_send
 from monitor.services.moderation import reject_reasons, set_reject_reasons
 from monitor.services.rules import (
@@ -69,14 +70,14 @@ def _done(staff: Staff, message: str, target: str = "/admin") -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-def _attempt(staff: Staff, change: Callable[[], str]) -> Response:
+def _attempt(staff: Staff, change: Callable[[], str], target: str = "/admin") -> Response:
     """Run a change; a refused one is rolled back and explained, never half-applied."""
     try:
         message = change()
     except UserError as exc:
         staff.session.rollback()
-        return _done(staff, f"Not done: {exc}.")
-    return _done(staff, message)
+        return _done(staff, f"Not done: {exc}.", target)
+    return _done(staff, message, target)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -105,6 +106,7 @@ def admin_page(staff: AdminPage) -> Response:
             "takedown_hides": takedown_hides(session, settings),
             "alert_to": settings.safeguarding_alert_to,
             "failed_alerts": failed_alerts(session),
+            "latency": today_figures(session, zone=settings.zone, now=utcnow()),
             "messages": pop_flash(session=session, request_session=request.state.web_session),
         },
         headers={"Cache-Control": "no-store"},

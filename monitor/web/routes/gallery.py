@@ -8,6 +8,7 @@ default forbids framing, which the embed needs.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import re
 from collections.abc import Mapping
@@ -37,11 +38,13 @@ from monitor.services.gallery import (
     gallery_context,
     last_change,
     load_page,
+    load_posts,
     page_etag,
     parse_query,
     post_json,
     report_base,
 )
+from monitor.services.looks import featured_ids, load_look, looks_stamp, pinned_ids
 from monitor.services.media import PINNED_NAME_RE, is_published_media, pinned_file
 from monitor.services.takedown import (
     CATEGORIES,
@@ -56,6 +59,7 @@ from monitor.services.takedown import (
     takedown_hides,
 )
 from monitor.web.deps import PublicPage, ReadSessionDep, SettingsDep, TemplatesDep, Visitor
+from monitor.web.live import live_hub, live_url, theme_url
 
 router = APIRouter()
 
@@ -153,6 +157,11 @@ def _html_gallery(visitor: Visitor, *, template: str, embed: bool) -> Response:
     )  # fmt: skip
     headers = public_headers(settings)
     default_limit = EMBED_PAGE_SIZE if embed else DEFAULT_PAGE_SIZE
+    # The live position is read before the page: an event after it may repeat what the
+    # page shows (the wall skips a card it has), but none the page lacks is skipped.
+    live = live_hub(request)
+    live.start_from_thread()
+    since = live.position()
     try:
         query, loaded = _load(request, session, settings, "/media/", default_limit)
     except GalleryInputError as exc:
@@ -161,17 +170,35 @@ def _html_gallery(visitor: Visitor, *, template: str, embed: bool) -> Response:
         )
         return templates.TemplateResponse(request, "gallery/message.html", context, 400, headers)
     variant = f"{template}|{query.hashtag}|{query.platform}|{settings.hashtags}"
-    etag = page_etag(loaded, variant=variant)
+    etag = page_etag(loaded, variant=f"{variant}|{looks_stamp(session)}")
     modified = last_change(session)
     headers.update(_validators(etag, modified))
     if _not_modified(request, etag, modified):
         return Response(status_code=304, headers=headers)
+    look = load_look(session)
+    pinned_set = set(pinned_ids(session))
+    pinned = (
+        ()
+        if query.cursor or loaded.paused
+        else load_posts(session, pinned_set, media_url=lambda name: "/media/" + name)
+    )
+    shown = dataclasses.replace(
+        loaded, posts=tuple(post for post in loaded.posts if post.id not in pinned_set)
+    )
     context = gallery_context(
         settings,
-        loaded,
+        shown,
         embed=embed,
         assets="/static/",
         report_base="/gallery/report/",
+        look=look,
+        pinned=pinned,
+        featured=set(featured_ids(session)),
+        # Only the newest page follows live: an older page is a place in the archive.
+        live_url=None if query.cursor else live_url(query, embed=embed),
+        live_since=since,
+        live_limit=query.limit,
+        theme_url=theme_url(look),
         filters={
             "tags": settings.hashtags,
             "platforms": [

@@ -33,6 +33,8 @@ from monitor.services.moderation import (
     QueueFilters,
     StaleDecision,
     compose_reason,
+    cursor_after,
+    cursor_at_start,
     decide,
     decide_many,
     describe_for_people,
@@ -44,6 +46,7 @@ from monitor.services.moderation import (
     reject_reasons,
     revealed_by,
 )
+from monitor.services.queue_live import MAX_ARRIVALS, parse_shown, queue_changes
 from monitor.services.sessions import add_flash, pop_flash
 from monitor.services.staging import stage_post
 from monitor.services.takedown import (
@@ -73,6 +76,7 @@ from monitor.web.forms import (
     ConsentForm,
     DecisionForm,
     PostForm,
+    QueueLiveQuery,
     QueueQuery,
     UndoForm,
 )
@@ -202,6 +206,10 @@ def queue_page(staff: ViewerPage, query: Annotated[QueueQuery, Query()]) -> Resp
                 else None
             ),
             "tab_query": lambda tab: _query_string(filters, tab=tab),
+            # The page follows changes itself (queue.js polls this); arrivals are
+            # appended only when it shows the end of its tab, in oldest-first order.
+            "live_url": f"/queue/live?{_query_string(filters)}",
+            "tail": _tail(filters, page.posts) if page.next_cursor is None else "",
             "return_to": f"/queue?{_query_string(filters)}",
             "platforms": overview.platforms,
             "tags": overview.tags,
@@ -220,6 +228,55 @@ def queue_page(staff: ViewerPage, query: Annotated[QueueQuery, Query()]) -> Resp
             "max_bulk": MAX_BULK_POSTS,
         },
     )
+
+
+def _tail(filters: QueueFilters, posts: list[Post]) -> str:
+    """Where arrivals would be appended, or "" when they would not go at the end."""
+    if filters.newest_first:
+        return ""
+    return cursor_after(filters.tab, posts[-1]) if posts else cursor_at_start(filters.tab)
+
+
+@router.get("/queue/live")
+def queue_live(
+    request: Request,
+    query: Annotated[QueueLiveQuery, Query()],
+    user: ViewerUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+) -> Response:
+    """What changed under an open queue page (queue.js asks every few seconds): tab
+    counts, cards others decided or the platform changed, new takedown requests, and
+    the cards that arrived after the page's end."""
+    filters = _filters(query, [])
+    shown = parse_shown(query.shown[:8000])
+    changes = queue_changes(session, shown)
+    cursor = QueueCursor.decode(query.tail)
+    arrivals: list[Post] = []
+    if cursor is not None and not filters.newest_first:
+        page = list_queue(session, filters, cursor=cursor, limit=MAX_ARRIVALS, zone=settings.zone)
+        arrivals = [post for post in page.posts if post.id not in shown]
+    html = ""
+    if arrivals:
+        can_decide = role_at_least(user.role, Role.MODERATOR)
+        html = templates.env.get_template("queue/_live_cards.html").render(
+            cards=load_cards(session, arrivals, viewer=user.name),
+            can_decide=can_decide,
+            reasons=reject_reasons(session),
+            return_to=f"/queue?{_query_string(filters)}",
+            csrf_token=request.state.csrf_token,
+        )
+    overview = cached_overview(request.app, session)
+    body = {
+        "counts": {**overview.counts, "takedowns": open_takedown_count(session)},
+        "changed": [dataclasses.asdict(change) for change in changes.changed],
+        "requested": changes.requested,
+        "gone": changes.gone,
+        "arrivals": html,
+        "tail": _tail(filters, arrivals) if arrivals else (cursor.encode() if cursor else ""),
+    }
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/queue/posts/{post_id}", response_class=HTMLResponse)
