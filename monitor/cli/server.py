@@ -19,8 +19,7 @@ from monitor.errors import UserError
 from monitor.listen import bind
 from monitor.services.jobs import HEARTBEAT_SECONDS, run_worker
 from monitor.services.users import FIRST_ADMIN, create_first_admin
-from monitor.web import live
-from monitor.web.app import create_app
+from monitor.web.app import Server, create_app
 
 
 def _start() -> Settings:
@@ -139,7 +138,7 @@ def _serve(app: FastAPI, settings: Settings, sock: socket.socket) -> None:
         echo(f"Serving on http://{settings.host}:{settings.port}")
         config = uvicorn.Config(app, log_config=None, proxy_headers=True)
         # Ends the open event streams on shutdown (uvicorn would wait for them).
-        server = live.Server(config, app)
+        server = Server(config, app)
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:

@@ -35,8 +35,7 @@ from monitor.services.digest import compute_digest
 from monitor.services.mail import digest_subject, render_digest_text
 from monitor.services.rules import add_place_list
 from monitor.services.users import add_user
-from monitor.web import live
-from monitor.web.app import create_app
+from monitor.web.app import Server, create_app
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -170,7 +169,7 @@ def run_demo(
             add_sample_site(app, directory / "sample-media")
             for line in welcome(settings, login, release_seconds):
                 echo(line)
-            server = live.Server(
+            server = Server(
                 uvicorn.Config(app, log_config=None, lifespan="on", access_log=False), app
             )
             try:

@@ -21,6 +21,7 @@ from monitor.resources import templates_dir
 from monitor.scheduler import Monitor
 from monitor.services.sources import source_label
 from monitor.templating import make_environment
+from monitor.web.live import Server
 from monitor.web.routes import admin as admin_routes
 from monitor.web.routes import auth as auth_routes
 from monitor.web.routes import gallery as gallery_routes
@@ -41,6 +42,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+
+#: The server the CLI runs the app under (it ends open event streams on shutdown).
+__all__ = ["Server", "create_app"]
 
 
 def create_app(

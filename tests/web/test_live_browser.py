@@ -18,13 +18,10 @@ from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
 from monitor.web.app import create_app
-from tests.monitor.test_gallery import gallery_engine, migrated_sqlite
 from tests.web.auth_helpers import DEFAULT_PASSWORD, make_user
 from tests.web.live_helpers import approve, other_process, pending_post, ref_of, set_status
 from tests.web.live_server import LiveServer
 from tests.web.staging_helpers import stage_with_local_copy
-
-__all__ = ["gallery_engine", "migrated_sqlite"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

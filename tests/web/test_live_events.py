@@ -22,7 +22,6 @@ from monitor.services.latency import APPROVAL_TO_GALLERY, APPROVAL_TO_SCREEN, TA
 from monitor.services.live import SCREEN_DELAY
 from monitor.web.app import create_app
 from monitor.web.live import LiveEvent, LiveHub
-from tests.monitor.test_gallery import gallery_engine, migrated_sqlite
 from tests.web.auth_helpers import make_user
 from tests.web.live_helpers import (
     approve,
@@ -34,8 +33,6 @@ from tests.web.live_helpers import (
     wait_until,
 )
 from tests.web.live_server import LiveServer, live_server
-
-__all__ = ["gallery_engine", "migrated_sqlite"]
 
 
 @pytest.fixture

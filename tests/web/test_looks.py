@@ -28,26 +28,18 @@ from tests.web.auth_helpers import (
     TestClient,
     app_client,
     csrf_token,
-    engine_from_template,
     login,
     make_user,
-    migrated_template,
 )
 from tests.web.live_helpers import pending_post, ref_of
 
 GOOD = {"layout": "list", "background": "#ffffff", "text": "#1b1b1b", "accent": "#0b3d6b"}
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory)
-
-
 @pytest.fixture
-def engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
-    engine = engine_from_template(template, tmp_path)
-    yield engine
-    engine.dispose()
+def engine(gallery_engine: Engine) -> Engine:
+    """A migrated SQLite database of its own (copied from the suite's template)."""
+    return gallery_engine
 
 
 @pytest.fixture

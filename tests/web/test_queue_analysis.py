@@ -47,10 +47,14 @@ def analyser() -> Iterator[Analyser]:
 
 @pytest.fixture
 def settings(
-    configure: Callable[..., Settings], tmp_path: Path, mastodon: FakeMastodon, sqlite_url: str
+    configure: Callable[..., Settings],
+    tmp_path: Path,
+    mastodon: FakeMastodon,
+    sqlite_engine: Engine,
 ) -> Settings:
+    # The analyser process opens the database the jobs name: the one the test's engine is on.
     return configure(
-        DATABASE_URL=sqlite_url,
+        DATABASE_URL=sqlite_engine.url.render_as_string(hide_password=False),
         MASTODON_INSTANCES=mastodon.url,
         HASHTAGS="CEADAY21",
         OUTBOUND_ALLOW_PRIVATE="true",

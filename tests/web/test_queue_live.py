@@ -15,24 +15,16 @@ from monitor.web.app import create_app
 from tests.web.auth_helpers import (
     TestClient,
     app_client,
-    engine_from_template,
     login,
     make_user,
-    migrated_template,
 )
 from tests.web.live_helpers import approve, pending_post
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory)
-
-
 @pytest.fixture
-def engine(template: Path, tmp_path: Path) -> Iterator[Engine]:
-    engine = engine_from_template(template, tmp_path)
-    yield engine
-    engine.dispose()
+def engine(gallery_engine: Engine) -> Engine:
+    """A migrated SQLite database of its own (copied from the suite's template)."""
+    return gallery_engine
 
 
 @pytest.fixture
