@@ -230,7 +230,10 @@ def test_the_digest_reads_the_rollup_not_the_posts(sqlite_engine: Engine) -> Non
     day = date(2021, 3, 18)
     with Session(sqlite_engine) as session:
         record_posts(
-            session=session, posts=[make_post()], now=datetime(2021, 3, 18, 12, tzinfo=UTC)
+            session=session,
+            # On the day itself: the factory's default time moves on with every post made.
+            posts=[make_post(created_at=datetime(2021, 3, 18, 11, tzinfo=UTC))],
+            now=datetime(2021, 3, 18, 12, tzinfo=UTC),
         )
         session.commit()
         before = compute_digest(session, settings_, day, now=datetime(2021, 3, 19, tzinfo=UTC))
