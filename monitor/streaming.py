@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -65,6 +66,8 @@ from monitor.services.streams import (
 
 log = logging.getLogger("monitor.streams")
 
+#: Tries at the final "polling" write when the streams stop (a busy database).
+STOP_WRITE_ATTEMPTS = 5
 #: Events committed in one transaction at most; a quiet stream commits each at once.
 BATCH_MAX = 1000
 #: Events waiting for the database at most; past it the stream's socket waits instead.
@@ -208,6 +211,8 @@ class StreamRunner:
         #: Frames skipped per stream, with the last reason: for logs and tests.
         self.skipped: dict[str, int] = {}
         self._hydrate_after = 0.0
+        self._mode_lock = threading.Lock()
+        self._stopping = False
 
     @property
     def running(self) -> bool:
@@ -239,6 +244,7 @@ class StreamRunner:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop reading, commit what was read (within ``timeout``), say so on every source."""
+        self._stopping = True  # no stream may say what it does from here on (see _say)
         pending = set(self._tasks)
         deadline = asyncio.get_running_loop().time() + timeout + 5
         # A stream finishing its last commit may ignore one cancellation; never two for long.
@@ -253,14 +259,47 @@ class StreamRunner:
         if self.http is not None:
             await self.http.aclose()
             self.http = None
-        with contextlib.suppress(SQLAlchemyError):
-            await asyncio.to_thread(
-                set_mode,
-                self.engine,
-                self._source_ids,
-                SourceMode.POLLING,
-                "the stream stopped with the scheduler (a restart, or another process leads)",
-            )
+        await asyncio.to_thread(self._say_stopped)
+
+    async def _say(
+        self,
+        ids: list[int],
+        mode: SourceMode,
+        note: str,
+        *,
+        position_at: datetime | None = None,
+    ) -> None:
+        """Record a stream's mode, unless the runner is stopping.
+
+        A cancelled ``to_thread`` call does not stop its thread: a "catching up"
+        write begun just before :meth:`stop` could land after the final "polling"
+        one and leave a stopped stream looking live. Every write therefore takes
+        one lock, and none is made once stopping has begun except the last.
+        """
+
+        def write() -> None:
+            with self._mode_lock:
+                if not self._stopping:
+                    set_mode(self.engine, ids, mode, note, position_at=position_at)
+
+        await asyncio.to_thread(write)
+
+    def _say_stopped(self) -> None:
+        """The last word on every streamed source: polling now (retried: it must land)."""
+        note = "the stream stopped with the scheduler (a restart, or another process leads)"
+        with self._mode_lock:  # waits for a write already under way
+            self._stopping = True
+            for attempt in range(STOP_WRITE_ATTEMPTS):
+                try:
+                    set_mode(self.engine, self._source_ids, SourceMode.POLLING, note)
+                    return
+                except SQLAlchemyError as exc:
+                    log.warning(
+                        "stream stop: could not say polling (attempt %d): %s",
+                        attempt + 1,
+                        describe_db_error(exc),
+                    )
+                    time.sleep(0.2 * (attempt + 1))
 
     def stage(self, post_ids: list[int]) -> None:
         """Fetch new posts' pictures now, so they reach the queue in seconds."""
@@ -293,9 +332,7 @@ class StreamRunner:
                 if not self.settings.streaming
                 else "no MASTODON_ACCESS_TOKEN (Mastodon's stream needs a user token since 4.2)"
             )
-            await asyncio.to_thread(
-                set_mode, self.engine, ids, SourceMode.POLLING, f"{why}: polling every {interval} s"
-            )
+            await self._say(ids, SourceMode.POLLING, f"{why}: polling every {interval} s")
             return
         assert self.http is not None
         stream = MastodonStream(
@@ -320,7 +357,7 @@ class StreamRunner:
         except AuthFailed as exc:
             log.warning("stream %s refused: %s", key, exc)
             note = f"{exc}; polling every {interval} s"
-            await asyncio.to_thread(set_mode, self.engine, ids, SourceMode.POLLING, note)
+            await self._say(ids, SourceMode.POLLING, note)
         finally:
             keeper.cancel()
 
@@ -343,7 +380,7 @@ class StreamRunner:
         ids = [source.id for source in sources if source.id is not None]
         if not self.settings.streaming:
             note = f"STREAMING=false: polling every {interval} s"
-            await asyncio.to_thread(set_mode, self.engine, ids, SourceMode.POLLING, note)
+            await self._say(ids, SourceMode.POLLING, note)
             return
         stored = [s.stream_cursor for s in sources if s.stream_cursor and s.stream_cursor.isdigit()]
         # Every source shares the one connection: resume from the one furthest behind.
@@ -407,12 +444,10 @@ class StreamRunner:
 
         async def catch_up_then_stream(number: int, url: str) -> None:
             note = f"connected to {url}; catching up on what the stream missed"
-            await asyncio.to_thread(set_mode, self.engine, ids, SourceMode.CATCHING_UP, note)
+            await self._say(ids, SourceMode.CATCHING_UP, note)
             await catch_up()
             if number == generation:  # not cancelled, and no newer (re)connect meanwhile
-                await asyncio.to_thread(
-                    set_mode,
-                    self.engine,
+                await self._say(
                     ids,
                     SourceMode.STREAMING,
                     f"live from {url}",
@@ -435,9 +470,7 @@ class StreamRunner:
                         catching = asyncio.ensure_future(catch_up_then_stream(generation, url))
                     else:  # a replay from the cursor covers the drop
                         note = f"live from {url}, replaying from the stored position"
-                        await asyncio.to_thread(
-                            set_mode, self.engine, ids, SourceMode.STREAMING, note
-                        )
+                        await self._say(ids, SourceMode.STREAMING, note)
                 elif isinstance(event, Disconnected):
                     generation += 1
                     log.warning("stream %s dropped: %s", key, event.reason)
@@ -445,7 +478,7 @@ class StreamRunner:
                         f"stream dropped ({event.reason}); reconnecting in {event.retry_in:.0f} s,"
                         f" polling every {interval} s meanwhile"
                     )
-                    await asyncio.to_thread(set_mode, self.engine, ids, SourceMode.POLLING, note)
+                    await self._say(ids, SourceMode.POLLING, note)
                 elif isinstance(event, Skipped):
                     count = self.skipped[key] = self.skipped.get(key, 0) + 1
                     if count == 1 or count % 1000 == 0:

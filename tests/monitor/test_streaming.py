@@ -3,7 +3,9 @@ a real database, and the faults a campaign day brings. No post lost, none stored
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -11,9 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+import monitor.streaming as streaming
 from monitor.config import Settings
 from monitor.models import ModerationEvent, Post, PostStatus, Source
 from monitor.services.health import SourceHealth, SourceMode
+from monitor.streaming import StreamRunner
 from tests.fakes.bluesky import APP_PASSWORD, HANDLE, FakeBluesky
 from tests.fakes.jetstream import FakeJetstream
 from tests.fakes.mastodon import FakeMastodon
@@ -415,3 +419,48 @@ def test_a_batch_that_cannot_be_stored_is_left_to_the_next_poll_and_said(
         broken["on"] = False
         live.drop_all()  # the reconnect's catch-up reads it again: the cursor did not move
         wait_for(lambda: _post(engine, status["uri"]), what="the post, by the catch-up")
+
+
+def test_a_mode_write_under_way_when_the_streams_stop_cannot_outlive_the_stop(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI found a stopped stream saying "catching_up": its write, begun in a thread just
+    before the stop, landed after the final "polling" one (cancelling the task does not
+    stop the thread)."""
+    with Session(engine) as session:
+        source = Source(key="mastodon:stop-race", platform="mastodon", hashtags="ceaday21")
+        session.add(source)
+        session.commit()
+        source_id = source.id
+    assert source_id is not None
+    entered, release = threading.Event(), threading.Event()
+    real = streaming.set_mode
+
+    def slow_catching_up(*args: object, **kwargs: object) -> None:
+        if args[2] is SourceMode.CATCHING_UP:
+            entered.set()
+            assert release.wait(15)
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(streaming, "set_mode", slow_catching_up)
+    runner = StreamRunner(engine=engine, settings=settings, platforms=[], catch_up=None)  # type: ignore[arg-type]
+    runner._source_ids = [source_id]
+
+    async def scenario() -> None:
+        saying = asyncio.ensure_future(
+            runner._say([source_id], SourceMode.CATCHING_UP, "connected; catching up")
+        )
+        assert await asyncio.to_thread(entered.wait, 15)
+        stopping = asyncio.ensure_future(runner.stop(timeout=1))
+        saying.cancel()  # what the stream's own cancellation does to it
+        await asyncio.sleep(0)
+        release.set()
+        await stopping
+        await runner._say([source_id], SourceMode.STREAMING, "too late")  # refused
+
+    asyncio.run(scenario())
+    with Session(engine) as session:
+        stored = session.get(Source, source_id)
+        assert stored is not None
+        assert stored.mode == SourceMode.POLLING.value
+        assert "stopped with the scheduler" in (stored.mode_note or "")
