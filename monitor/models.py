@@ -422,8 +422,14 @@ class EngagementSnapshot(Table, table=True):
     views: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
-class ModerationEvent(Table, table=True):
-    """One line of the audit trail: who or what did what, when, from which state, why."""
+class AuditEvent(Table, table=True):
+    """One line of the audit trail: who or what did what, when, from which state, why.
+
+    Not only moderation: logins, account and setting changes are here too, so the model
+    is named for the trail. Its table keeps the name the first migration gave it
+    (``moderation_events``): renaming a table every install holds buys nothing. What
+    can be recorded, and the one way to record it, is :mod:`monitor.services.audit`.
+    """
 
     __tablename__ = "moderation_events"
     __table_args__ = (

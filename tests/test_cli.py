@@ -411,7 +411,7 @@ def test_account_lifecycle_from_the_command_line(
     from sqlmodel import Session, select
 
     from monitor.db import create_db_engine
-    from monitor.models import ModerationEvent, User
+    from monitor.models import AuditEvent, User
     from monitor.services.users import verify_password
 
     monkeypatch.setenv("DATABASE_URL", "sqlite:///./cli.db")
@@ -449,7 +449,7 @@ def test_account_lifecycle_from_the_command_line(
     with Session(engine) as session:
         mo = session.exec(select(User).where(User.name == "mo")).one()
         assert mo.must_change_password and verify_password(mo.password_hash, one_time)
-        actions = [e.action for e in session.exec(select(ModerationEvent)) if e.actor == "cli"]
+        actions = [e.action for e in session.exec(select(AuditEvent)) if e.actor == "cli"]
     engine.dispose()
     assert actions == [
         "user_added",

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from adapters.base import Media
 from monitor.config import Settings
 from monitor.db import create_db_engine, session_scope, upgrade
-from monitor.models import MediaAnalysis, ModerationEvent
+from monitor.models import AuditEvent, MediaAnalysis
 from monitor.services.audit import Action
 from monitor.services.ingest import record_posts
 from monitor.services.jobs import enqueue_waiting, job_app
@@ -126,8 +126,6 @@ def test_a_worker_killed_mid_job_has_its_job_done_once_by_another(
     slow_row = next(row for row in _analyses(engine) if row.post_id == posts[0])
     assert slow_row.attempts == 2  # cut off once, then done by the other worker
     with Session(engine) as session:
-        flags = list(
-            session.exec(select(ModerationEvent).where(ModerationEvent.action == Action.FLAG))
-        )
+        flags = list(session.exec(select(AuditEvent).where(AuditEvent.action == Action.FLAG)))
     # Each image's finding applied exactly once, the killed job's included.
     assert sorted(event.post_id for event in flags) == sorted(posts)

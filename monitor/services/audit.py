@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from monitor.models import ModerationEvent, Post, PostStatus, utcnow
+from monitor.models import AuditEvent, Post, PostStatus, utcnow
 
 AUDIT_PAGE_SIZE = 100
 #: A post's card shows at most this many of its latest events (the log page has them all).
@@ -160,7 +160,7 @@ def record(
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
     at: datetime | None = None,
-) -> ModerationEvent:
+) -> AuditEvent:
     """Add one audit row to ``session`` (committed with the change it records) and return it.
 
     ``post`` or ``post_id`` says which post it is about (neither for logins, users and
@@ -172,7 +172,7 @@ def record(
         post_id = post.id
         from_status = post.status if from_status is None else from_status
         to_status = post.status if to_status is None else to_status
-    event = ModerationEvent(
+    event = AuditEvent(
         post_id=post_id,
         at=at or utcnow(),
         actor=actor,
@@ -186,7 +186,7 @@ def record(
     return event
 
 
-def describe(event: ModerationEvent) -> str:
+def describe(event: AuditEvent) -> str:
     """What ``event`` did, in words: the kill switch reads as the gallery paused or
     resumed, not as a setting changed; an action this version does not know reads as
     its stored value."""
@@ -200,16 +200,16 @@ def describe(event: ModerationEvent) -> str:
     return action.label
 
 
-def post_histories(session: Session, post_ids: Sequence[int]) -> dict[int, list[ModerationEvent]]:
+def post_histories(session: Session, post_ids: Sequence[int]) -> dict[int, list[AuditEvent]]:
     """Each post's events, oldest first (the latest ``HISTORY_PER_POST`` of them)."""
-    histories: dict[int, list[ModerationEvent]] = {post_id: [] for post_id in post_ids}
+    histories: dict[int, list[AuditEvent]] = {post_id: [] for post_id in post_ids}
     if not post_ids:
         return histories
     # Ordered as the post_id index is, so the database walks it instead of the whole table.
     query = (
-        select(ModerationEvent)
-        .where(col(ModerationEvent.post_id).in_(list(post_ids)))
-        .order_by(col(ModerationEvent.post_id), col(ModerationEvent.id))
+        select(AuditEvent)
+        .where(col(AuditEvent.post_id).in_(list(post_ids)))
+        .order_by(col(AuditEvent.post_id), col(AuditEvent.id))
     )
     for event in session.exec(query):
         histories[event.post_id or 0].append(event)
@@ -220,7 +220,7 @@ def post_histories(session: Session, post_ids: Sequence[int]) -> dict[int, list[
 class AuditEntry:
     """One row as the audit page shows it: the action in words, the post by public id."""
 
-    event: ModerationEvent
+    event: AuditEvent
     what: str
     #: ``platform:external_id``; None when the row is not about a post or the post is gone.
     post_ref: str | None
@@ -233,7 +233,7 @@ class AuditPage:
     next_before: int | None
 
     @property
-    def events(self) -> list[ModerationEvent]:
+    def events(self) -> list[AuditEvent]:
         return [entry.event for entry in self.entries]
 
 
@@ -258,16 +258,16 @@ def audit_log(
 ) -> AuditPage:
     """Newest events first, optionally for one actor, action (stored value or its words)
     or post."""
-    query = select(ModerationEvent).order_by(col(ModerationEvent.id).desc())
+    query = select(AuditEvent).order_by(col(AuditEvent.id).desc())
     if before is not None:
-        query = query.where(col(ModerationEvent.id) < before)
+        query = query.where(col(AuditEvent.id) < before)
     if actor:
-        query = query.where(ModerationEvent.actor == actor)
+        query = query.where(AuditEvent.actor == actor)
     if action:
         known = Action.from_words(action)
-        query = query.where(ModerationEvent.action == (known.value if known else action))
+        query = query.where(AuditEvent.action == (known.value if known else action))
     if post_id is not None:
-        query = query.where(ModerationEvent.post_id == post_id)
+        query = query.where(AuditEvent.post_id == post_id)
     events = list(session.exec(query.limit(limit + 1)))
     more = len(events) > limit
     events = events[:limit]

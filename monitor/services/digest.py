@@ -29,10 +29,10 @@ from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import (
+    AuditEvent,
     EngagementDay,
     EngagementSnapshot,
     GainDay,
-    ModerationEvent,
     PollKind,
     PollRun,
     Post,
@@ -68,7 +68,7 @@ _POSTS = Post.__table__
 _TAGS = PostHashtag.__table__
 _SNAPS = EngagementSnapshot.__table__
 _DAYS = EngagementDay.__table__
-_EVENTS = ModerationEvent.__table__
+_EVENTS = AuditEvent.__table__
 _RUNS = PollRun.__table__
 _GAIN_DAYS = GainDay.__table__
 

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag
+from monitor.models import AuditEvent, MediaItem, Post, PostHashtag
 from monitor.services.audit import DECISIONS
 from monitor.services.consent import consent_record, consents_by_post
 from monitor.services.reach import latest_followers
@@ -82,10 +82,10 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
         )
     decisions: dict[int, list[dict[str, Any]]] = {}
     for event in session.execute(
-        sa.select(ModerationEvent)
-        .where(col(ModerationEvent.post_id).in_(ids))
-        .where(col(ModerationEvent.action).in_(DECISIONS))
-        .order_by(col(ModerationEvent.at), col(ModerationEvent.id))
+        sa.select(AuditEvent)
+        .where(col(AuditEvent.post_id).in_(ids))
+        .where(col(AuditEvent.action).in_(DECISIONS))
+        .order_by(col(AuditEvent.at), col(AuditEvent.id))
     ).scalars():
         decisions.setdefault(event.post_id or 0, []).append(
             {"action": event.action, "by": event.actor, "at": iso(event.at), "reason": event.reason}

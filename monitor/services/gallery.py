@@ -27,7 +27,7 @@ from adapters.text import normalise_tag
 from monitor import __version__
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import MediaItem, ModerationEvent, Post, PostHashtag, Role
+from monitor.models import AuditEvent, MediaItem, Post, PostHashtag, Role
 from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
 from monitor.services.audit import STAFF_ACTIVITY_ACTIONS
 from monitor.services.media import pinned_name, rendition_height
@@ -378,7 +378,7 @@ def page_etag(page: GalleryPage, *, variant: str) -> str:
     return f'"{digest.hexdigest()[:32]}"'
 
 
-_LAST_CHANGE_QUERY = sa.select(sa.func.max(ModerationEvent.__table__.c.at))
+_LAST_CHANGE_QUERY = sa.select(sa.func.max(AuditEvent.__table__.c.at))
 
 
 def last_change(session: Session) -> datetime | None:
@@ -387,7 +387,7 @@ def last_change(session: Session) -> datetime | None:
     Logins and account changes are left out: they change nothing public, and a public
     header that moved with them would show when staff are at work.
     """
-    events = ModerationEvent.__table__
+    events = AuditEvent.__table__
     query = sa.select(sa.func.max(events.c.at)).where(
         events.c.action.not_in(sorted(STAFF_ACTIVITY_ACTIONS))
     )

@@ -37,11 +37,11 @@ from sqlmodel import Session, col, select
 from monitor.analysis.findings import Verdict
 from monitor.errors import UserError
 from monitor.models import (
+    AuditEvent,
     HashBank,
     HashBankEntry,
     ImageFacts,
     MediaItem,
-    ModerationEvent,
     Post,
     PostStatus,
     utcnow,
@@ -255,9 +255,9 @@ def _rejection_banks(session: Session, post: Post) -> bool:
     explicit image, a known one, words in the picture), is; a text rule's (``rule:N``,
     the post's words) is not."""
     last = session.exec(
-        select(ModerationEvent)
-        .where(ModerationEvent.post_id == post.id, ModerationEvent.action == Action.REJECT)
-        .order_by(col(ModerationEvent.id).desc())
+        select(AuditEvent)
+        .where(AuditEvent.post_id == post.id, AuditEvent.action == Action.REJECT)
+        .order_by(col(AuditEvent.id).desc())
         .limit(1)
     ).first()
     return last is not None and not last.actor.startswith("rule:")

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor.models import AppSetting, ModerationEvent, Post, PostHashtag, TakedownRequest
+from monitor.models import AppSetting, AuditEvent, Post, PostHashtag, TakedownRequest
 from monitor.services.app_settings import gallery_paused, get_app_setting
 from monitor.services.audit import Action
 from monitor.services.public import publicly_visible
@@ -72,7 +72,7 @@ class Change:
 def fingerprint(session: Session) -> tuple[Any, ...]:
     """Two indexed maxima that move with nearly every public change (the audit trail and
     the app settings); a periodic full snapshot catches the rest."""
-    events, settings = ModerationEvent.__table__, AppSetting.__table__
+    events, settings = AuditEvent.__table__, AppSetting.__table__
     row = session.execute(
         sa.select(
             sa.select(sa.func.max(events.c.id)).scalar_subquery(),
@@ -137,7 +137,7 @@ def snapshot(
 def _public_since(session: Session, ids: list[int]) -> dict[int, datetime]:
     if not ids:
         return {}
-    events = ModerationEvent.__table__
+    events = AuditEvent.__table__
     query = (
         sa.select(events.c.post_id, sa.func.max(events.c.at))
         .where(events.c.post_id.in_(ids), events.c.action.in_(_PUBLISHING_ACTIONS))

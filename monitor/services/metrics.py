@@ -20,7 +20,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
-from monitor.models import DigestSend, ModerationEvent, PollRun, Post, PostStatus, Source, utcnow
+from monitor.models import AuditEvent, DigestSend, PollRun, Post, PostStatus, Source, utcnow
 from monitor.services.audit import DECISIONS
 from monitor.services.health import SourceHealth, SourceMode
 from monitor.services.latency import BUCKETS, STAGES, histograms
@@ -131,7 +131,7 @@ def _polls(connection: sa.Connection) -> Iterator[Metric]:
 
 
 def _decision_latency(connection: sa.Connection) -> Iterator[Metric]:
-    events, posts = ModerationEvent.__table__, Post.__table__
+    events, posts = AuditEvent.__table__, Post.__table__
     query = (
         sa.select(events.c.at, posts.c.first_seen_at)
         .join(posts, posts.c.id == events.c.post_id)

@@ -25,11 +25,11 @@ from monitor.analysis.text import alt_suggestion
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import (
+    AuditEvent,
     Consent,
     ImageFacts,
     MediaAnalysis,
     MediaItem,
-    ModerationEvent,
     Post,
     PostHashtag,
     PostStatus,
@@ -419,10 +419,10 @@ def revealed_by(session: Session, actor: str, posts: Collection[Post]) -> set[in
     if not versions:
         return set()
     events = session.exec(
-        select(ModerationEvent).where(
-            ModerationEvent.action == Action.MEDIA_REVEALED,
-            ModerationEvent.actor == actor,
-            col(ModerationEvent.post_id).in_(list(versions)),
+        select(AuditEvent).where(
+            AuditEvent.action == Action.MEDIA_REVEALED,
+            AuditEvent.actor == actor,
+            col(AuditEvent.post_id).in_(list(versions)),
         )
     )
     return {
@@ -742,7 +742,7 @@ class QueueCard:
     post: Post
     media: list[MediaItem]
     hashtags: list[str]
-    history: list[ModerationEvent]
+    history: list[AuditEvent]
     #: The text a moderator approved before the post was edited at source.
     previous_text: str | None = None
     #: The viewing moderator revealed this post's hidden media at its current version.

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from monitor.models import ModerationEvent, Post, TakedownRequest
+from monitor.models import AuditEvent, Post, TakedownRequest
 from monitor.services.audit import describe
 
 #: Posts one answer reports on (a queue page shows fewer).
@@ -57,7 +57,7 @@ def queue_changes(session: Session, shown: Mapping[int, int]) -> QueueChanges:
     """Compare the page's versions with the stored ones, in three indexed queries."""
     if not shown:
         return QueueChanges([], [], [])
-    posts, events, requests = Post.__table__, ModerationEvent.__table__, TakedownRequest.__table__
+    posts, events, requests = Post.__table__, AuditEvent.__table__, TakedownRequest.__table__
     ids = sorted(shown)
     rows = session.execute(
         sa.select(posts.c.id, posts.c.status, posts.c.version).where(posts.c.id.in_(ids))
@@ -72,7 +72,7 @@ def queue_changes(session: Session, shown: Mapping[int, int]) -> QueueChanges:
             .group_by(events.c.post_id)
         )
         for event in session.exec(
-            select(ModerationEvent).where(ModerationEvent.id.in_(latest))  # type: ignore[union-attr]
+            select(AuditEvent).where(AuditEvent.id.in_(latest))  # type: ignore[union-attr]
         ):
             notes[event.post_id or 0] = f"{event.actor}: {describe(event)}"
     changed = [

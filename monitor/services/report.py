@@ -27,9 +27,9 @@ from sqlmodel import Session, col
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import (
+    AuditEvent,
     Escalation,
     MediaItem,
-    ModerationEvent,
     Post,
     PostStatus,
     TakedownRequest,
@@ -43,7 +43,7 @@ from monitor.services.reach import DEFINITION, describe
 from monitor.templating import make_environment
 
 SUFFIXES = (".pdf", ".csv", ".xlsx")
-_EVENTS = ModerationEvent.__table__
+_EVENTS = AuditEvent.__table__
 _TAKEDOWNS = TakedownRequest.__table__
 _ESCALATIONS = Escalation.__table__
 

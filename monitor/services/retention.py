@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.config import Settings
-from monitor.models import ErasedAuthor, ModerationEvent, Post, PostStatus, utcnow
+from monitor.models import AuditEvent, ErasedAuthor, Post, PostStatus, utcnow
 from monitor.services import audit, engagement, rollup
 from monitor.services.audit import Action
 from monitor.services.escalation import open_escalation_post_ids
@@ -38,7 +38,7 @@ def purge_candidates(session: Session, settings: Settings, now: datetime) -> lis
     """Posts past their state's retention period (approved posts are never purged, nor
     is a post under an open escalation: it is evidence until the escalation is closed)."""
     posts = Post.__table__
-    events = ModerationEvent.__table__
+    events = AuditEvent.__table__
     rejected_at = (
         sa.select(sa.func.max(events.c.at))
         .where(events.c.post_id == posts.c.id, events.c.to_status == PostStatus.REJECTED)
@@ -71,7 +71,7 @@ def purge_candidates(session: Session, settings: Settings, now: datetime) -> lis
 
 def _delete_posts(session: Session, post_ids: list[int]) -> None:
     """Delete posts (cascading to tags, media, snapshots) and blank their events' content."""
-    events = ModerationEvent.__table__
+    events = AuditEvent.__table__
     for start in range(0, len(post_ids), _BATCH):
         chunk = post_ids[start : start + _BATCH]
         session.execute(sa.update(events).where(events.c.post_id.in_(chunk)).values(detail=None))

@@ -36,7 +36,7 @@ from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
 from monitor.models import (
-    ModerationEvent,
+    AuditEvent,
     ModerationRule,
     PlaceName,
     Post,
@@ -520,7 +520,7 @@ def _rule_event(
     now: datetime,
     *,
     to_status: PostStatus,
-) -> ModerationEvent:
+) -> AuditEvent:
     return audit.record(
         session,
         post=post,

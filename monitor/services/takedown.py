@@ -31,7 +31,7 @@ from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import (
     AlertKind,
-    ModerationEvent,
+    AuditEvent,
     Post,
     PostStatus,
     Role,
@@ -278,9 +278,9 @@ def versions_for_rejects(session: Session, seen: Mapping[int, int]) -> dict[int,
     protective: dict[int, set[int]] = {pid: set() for pid in stale}
     if stale:
         events = session.execute(
-            sa.select(col(ModerationEvent.post_id), col(ModerationEvent.detail)).where(
-                col(ModerationEvent.post_id).in_(list(stale)),
-                col(ModerationEvent.action).in_(PROTECTIVE_ACTIONS),
+            sa.select(col(AuditEvent.post_id), col(AuditEvent.detail)).where(
+                col(AuditEvent.post_id).in_(list(stale)),
+                col(AuditEvent.action).in_(PROTECTIVE_ACTIONS),
             )
         )
         for post_id, detail in events:

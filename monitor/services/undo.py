@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
-from monitor.models import ModerationEvent, Post, PostStatus, utcnow
+from monitor.models import AuditEvent, Post, PostStatus, utcnow
 from monitor.services.audit import DECISIONS, Action
 from monitor.services.moderation import DecisionResult, change_status, describe_for_people
 
@@ -41,15 +41,15 @@ def last_undoable(session: Session, actor: str, now: datetime | None = None) -> 
     """``actor``'s latest decision if it can still be undone, else None."""
     now = now or utcnow()
     event = session.exec(
-        select(ModerationEvent)
+        select(AuditEvent)
         .where(
-            ModerationEvent.actor == actor,
-            col(ModerationEvent.action).in_(DECISIONS),
-            ModerationEvent.at >= now - UNDO_WINDOW,
+            AuditEvent.actor == actor,
+            col(AuditEvent.action).in_(DECISIONS),
+            AuditEvent.at >= now - UNDO_WINDOW,
         )
         # By time first: the planner then walks the (small) recent end of the ``at`` index
         # instead of every audit row from the newest id down.
-        .order_by(col(ModerationEvent.at).desc(), col(ModerationEvent.id).desc())
+        .order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
         .limit(1)
     ).first()
     if event is None or event.post_id is None:
@@ -62,15 +62,15 @@ def last_undoable(session: Session, actor: str, now: datetime | None = None) -> 
     )
 
 
-def _still_as_decided(session: Session, event: ModerationEvent, post: Post) -> bool:
+def _still_as_decided(session: Session, event: AuditEvent, post: Post) -> bool:
     if post.status != event.to_status or event.from_status is None:
         return False
     later = session.exec(
-        select(ModerationEvent.id)
+        select(AuditEvent.id)
         .where(
-            ModerationEvent.post_id == post.id,
-            col(ModerationEvent.id) > (event.id or 0),
-            col(ModerationEvent.action).in_(_ENDS_UNDO),
+            AuditEvent.post_id == post.id,
+            col(AuditEvent.id) > (event.id or 0),
+            col(AuditEvent.action).in_(_ENDS_UNDO),
         )
         .limit(1)
     ).first()
@@ -79,7 +79,7 @@ def _still_as_decided(session: Session, event: ModerationEvent, post: Post) -> b
 
 def undo_decision(*, session: Session, actor: str, event_id: int) -> DecisionResult:
     """Reverse decision ``event_id`` if it is ``actor``'s and still undoable; audited."""
-    event = session.get(ModerationEvent, event_id)
+    event = session.get(AuditEvent, event_id)
     if event is None or event.actor != actor or event.action not in DECISIONS:
         raise UserError("there is no decision of yours to undo")
     post = session.get(Post, event.post_id) if event.post_id is not None else None

@@ -16,7 +16,7 @@ from adapters.base import MalformedResponse, RequestRejected, Target, Unreadable
 from adapters.http import HttpClient, RetryPolicy
 from adapters.mastodon import MastodonAdapter, normalise_status
 from monitor.config import Settings
-from monitor.models import ModerationEvent, Post, PostStatus
+from monitor.models import AuditEvent, Post, PostStatus
 from monitor.services.polling import poll_all
 from monitor.services.refresh import refresh_all
 from tests.fakes.mastodon import FakeMastodon
@@ -260,7 +260,7 @@ def test_refresh_updates_engagement_and_catches_edits_and_deletions(
         assert by_uri[edited["uri"]].flagged
         assert any("phone" in reason for reason in by_uri[edited["uri"]].flag_reasons or [])
         assert by_uri[deleted["uri"]].status == PostStatus.REMOVED
-        actions = {e.action for e in session.exec(select(ModerationEvent))}
+        actions = {e.action for e in session.exec(select(AuditEvent))}
     assert {"edited_at_source", "deleted_at_source"} <= actions
 
 

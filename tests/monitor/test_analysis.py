@@ -22,7 +22,7 @@ from monitor.analysis.runner import Analyser, Outcome
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import Escalation, MediaAnalysis, ModerationEvent, Post, PostStatus, utcnow
+from monitor.models import AuditEvent, Escalation, MediaAnalysis, Post, PostStatus, utcnow
 from monitor.services.analysis import (
     DONE,
     FAILED,
@@ -114,11 +114,9 @@ def analyses(engine: Engine, post_id: int) -> list[MediaAnalysis]:
         return list(session.exec(query))
 
 
-def events(engine: Engine, post_id: int, action: Action) -> list[ModerationEvent]:
+def events(engine: Engine, post_id: int, action: Action) -> list[AuditEvent]:
     with Session(engine) as session:
-        query = select(ModerationEvent).where(
-            ModerationEvent.post_id == post_id, ModerationEvent.action == action
-        )
+        query = select(AuditEvent).where(AuditEvent.post_id == post_id, AuditEvent.action == action)
         return list(session.exec(query))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, SQLModel, create_engine
 
-from monitor.models import ModerationEvent, Post
+from monitor.models import AuditEvent, Post
 from monitor.services import audit
 from monitor.services.audit import GALLERY_PAUSED, Action, describe
 
@@ -21,7 +21,7 @@ def test_every_action_has_words_for_people(action: Action) -> None:
     assert action.label.strip() == action.label and action.label
     assert "_" not in action.label
     assert Action.from_words(action.label) is action and Action.from_words(action.value) is action
-    assert describe(ModerationEvent(actor="x", action=action.value)) == action.label
+    assert describe(AuditEvent(actor="x", action=action.value)) == action.label
 
 
 def test_the_words_are_distinct() -> None:
@@ -32,12 +32,12 @@ def test_the_words_are_distinct() -> None:
 def test_the_kill_switch_reads_as_the_gallery_paused_or_resumed() -> None:
     def switched(to: object, key: str = GALLERY_PAUSED) -> str:
         detail = {"key": key, "from": None, "to": to}
-        return describe(ModerationEvent(actor="ad", action="setting_changed", detail=detail))
+        return describe(AuditEvent(actor="ad", action="setting_changed", detail=detail))
 
     assert (switched(True), switched(False)) == ("gallery paused", "gallery resumed")
     assert switched(["Spam"], key="reject_reasons") == "setting changed"
     # A row written by a later version still reads, in its stored words.
-    assert describe(ModerationEvent(actor="x", action="campaign_added")) == "campaign added"
+    assert describe(AuditEvent(actor="x", action="campaign_added")) == "campaign added"
 
 
 def test_nothing_in_monitor_builds_an_audit_row_but_the_recorder() -> None:
@@ -45,7 +45,7 @@ def test_nothing_in_monitor_builds_an_audit_row_but_the_recorder() -> None:
         f"{path.relative_to(MONITOR)}:{number}"
         for path in MONITOR.rglob("*.py")
         for number, line in enumerate(path.read_text().splitlines(), 1)
-        if re.search(r"\bModerationEvent\(", line) and path.name not in ("audit.py", "models.py")
+        if re.search(r"\bAuditEvent\(", line) and path.name not in ("audit.py", "models.py")
     ]
     assert builders == []
 

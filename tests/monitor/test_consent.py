@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import ModerationEvent, Post, PostStatus
+from monitor.models import AuditEvent, Post, PostStatus
 from monitor.services.consent import record_consent
 from monitor.services.export import csv_header, iter_export_records, to_csv, to_jsonl
 from monitor.services.ingest import opt_out_reason, record_posts
@@ -73,9 +73,7 @@ def test_an_opted_out_author_is_flagged_and_needs_consent(
 
     with Session(engine) as session:
         assert session.get_one(Post, post_id).status == PostStatus.APPROVED
-        actions = list(
-            session.exec(select(ModerationEvent.action).where(ModerationEvent.post_id == post_id))
-        )
+        actions = list(session.exec(select(AuditEvent.action).where(AuditEvent.post_id == post_id)))
     assert actions == ["consent_recorded", "approve"]
 
 

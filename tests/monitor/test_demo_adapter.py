@@ -20,7 +20,7 @@ from adapters.text import extract_hashtags
 from monitor.config import Settings
 from monitor.demo.adapter import DemoAdapter
 from monitor.demo.sample import Case, build_sample
-from monitor.models import ModerationEvent, Post, PostStatus
+from monitor.models import AuditEvent, Post, PostStatus
 from monitor.services.polling import poll_all
 from monitor.services.refresh import refresh_all
 
@@ -149,7 +149,7 @@ def test_polls_store_each_post_once_and_refresh_sees_growth_edit_and_deletion(
     assert after[edited.sid].text == edited.edit_text
     assert (after[edited.sid].likes or 0) > (early[edited.sid].likes or 0)
     with Session(sqlite_engine) as session:
-        actions = set(session.execute(sa.select(ModerationEvent.action)).scalars())
+        actions = set(session.execute(sa.select(AuditEvent.action)).scalars())
     assert {"edited_at_source", "deleted_at_source"} <= actions
 
 

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import EngagementSnapshot, ModerationEvent, PollRun, Post, PostHashtag, Source
+from monitor.models import AuditEvent, EngagementSnapshot, PollRun, Post, PostHashtag, Source
 from monitor.services.digest import Format, Period, compute_digest, parse_day
 
 LONDON = ZoneInfo("Europe/London")
@@ -132,7 +132,7 @@ def add_event(engine: Engine, post_id: int | None, when: datetime, action: str) 
     to_status = {"approve": "approved", "reject": "rejected"}.get(action)
     with Session(engine) as session:
         session.add(
-            ModerationEvent(
+            AuditEvent(
                 post_id=post_id,
                 at=when,
                 actor="alice" if to_status else "system",

@@ -26,7 +26,7 @@ from monitor.analysis.runner import Analyser
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import MediaItem, ModerationEvent, Post, PostStatus
+from monitor.models import AuditEvent, MediaItem, Post, PostStatus
 from monitor.services.analysis import analyse_waiting, blur_faces
 from monitor.services.audit import Action
 from monitor.services.consent import record_consent
@@ -224,9 +224,7 @@ def test_faces_are_flagged_need_consent_and_publish_blurred_exactly_as_seen(
         post = session.get(Post, post_id)
         assert post is not None
         [card] = load_cards(session, [post], image_analysis=True)
-        [event] = session.exec(
-            select(ModerationEvent).where(ModerationEvent.action == Action.FACES_BLURRED)
-        )
+        [event] = session.exec(select(AuditEvent).where(AuditEvent.action == Action.FACES_BLURRED))
     assert card.faces == [] and card.blurred_positions == [1] and event.actor == "mod"
     # The card shows the blurred copy: the version moved on, so an older page is stale.
     assert post.version > 1

@@ -11,9 +11,9 @@ from sqlmodel import Session, select
 
 from adapters.base import Engagement, Media
 from monitor.models import (
+    AuditEvent,
     EngagementSnapshot,
     MediaItem,
-    ModerationEvent,
     Post,
     PostHashtag,
     PostStatus,
@@ -85,7 +85,7 @@ def test_edit_of_an_approved_post_sends_it_back_to_the_queue(engine: Engine) -> 
         result = record_posts(session=session, posts=[edited])
         session.commit()
         session.refresh(stored)
-        event = session.exec(select(ModerationEvent)).one()
+        event = session.exec(select(AuditEvent)).one()
         media = list(session.exec(select(MediaItem)))
     assert result.edited == 1
     assert stored.status == PostStatus.PENDING and stored.version == 2

@@ -18,7 +18,7 @@ from monitor.analysis.known import KnownImageDetector, hash_image
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import HashBankEntry, ImageFacts, MediaItem, ModerationEvent, Post
+from monitor.models import AuditEvent, HashBankEntry, ImageFacts, MediaItem, Post
 from monitor.services.ingest import record_posts
 from monitor.services.known_images import (
     delete_bank,
@@ -128,9 +128,7 @@ def test_a_rejected_picture_is_rejected_again_when_reposted_and_undo_lifts_it(
 
     with session_scope(engine) as session:
         event = session.exec(
-            select(ModerationEvent).where(
-                ModerationEvent.post_id == first, ModerationEvent.action == "reject"
-            )
+            select(AuditEvent).where(AuditEvent.post_id == first, AuditEvent.action == "reject")
         ).one()
         undo_decision(session=session, actor="mo", event_id=event.id or 0)
     with Session(engine) as session:
@@ -178,7 +176,7 @@ def test_an_imported_bank_match_is_escalated(engine: Engine) -> None:
     with session_scope(engine) as session:
         assert [(b.name, n) for b, n in list_banks(session)] == [("Programme list", 2)]
         audit = session.exec(
-            select(ModerationEvent).where(ModerationEvent.action == "hash_bank_imported")
+            select(AuditEvent).where(AuditEvent.action == "hash_bank_imported")
         ).one()
         assert audit.actor == "ad" and audit.detail == {"bank_id": bank.id, "hashes": 2}
         delete_bank(session=session, bank_id=bank.id or 0, actor="ad")

@@ -17,8 +17,8 @@ from sqlmodel import Session, SQLModel, select
 from monitor.models import (
     AlertKind,
     AlertStatus,
+    AuditEvent,
     DigestStatus,
-    ModerationEvent,
     ModerationRule,
     PollKind,
     Post,
@@ -88,7 +88,7 @@ def test_a_row_written_as_plain_words_reads_back_as_enum_members(engine: Engine)
         rule = session.exec(select(ModerationRule).where(ModerationRule.pattern == "spam")).one()
         assert (rule.kind, rule.action) == (RuleKind.BLOCKED_TERM, RuleAction.FLAG)
         assert rule.kind is RuleKind.BLOCKED_TERM and rule.action is RuleAction.FLAG
-        event = ModerationEvent(
+        event = AuditEvent(
             post_id=post_id, at=utcnow(), actor="ad", action="approve", to_status=post.status
         )
         session.add(event)

@@ -18,7 +18,7 @@ from adapters.base import Author, FetchedPost, Media
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import MediaItem, ModerationEvent, Post
+from monitor.models import AuditEvent, MediaItem, Post
 from monitor.services.export import iter_export_records
 from monitor.services.ingest import record_posts
 from monitor.services.moderation import (
@@ -84,9 +84,9 @@ def _text_post(**overrides: Any) -> FetchedPost:
     return make_post(media=(), **overrides)
 
 
-def _events(session: Session, post_id: int) -> list[ModerationEvent]:
-    query = select(ModerationEvent).where(ModerationEvent.post_id == post_id)
-    return list(session.exec(query.order_by(ModerationEvent.id)))
+def _events(session: Session, post_id: int) -> list[AuditEvent]:
+    query = select(AuditEvent).where(AuditEvent.post_id == post_id)
+    return list(session.exec(query.order_by(AuditEvent.id)))
 
 
 def test_approve_and_reject_are_audited_and_bump_the_version(
@@ -292,7 +292,7 @@ def test_bulk_decides_the_current_and_refuses_the_stale_and_the_missing(
     assert outcome.refused[424242] == "post 424242 does not exist"
     with Session(engine) as session:
         statuses = [session.get_one(Post, i).status for i in ids]
-        approvals = session.exec(select(ModerationEvent).where(ModerationEvent.action == "approve"))
+        approvals = session.exec(select(AuditEvent).where(AuditEvent.action == "approve"))
         assert len(list(approvals)) == 4
     assert statuses == ["pending"] + ["approved"] * 4
 
@@ -325,7 +325,7 @@ def test_reject_reasons_are_editable_and_checked(sqlite_engine: Engine) -> None:
                 set_reject_reasons(session=session, reasons=bad, actor="ad")
     with Session(sqlite_engine) as session:
         assert reject_reasons(session) == ["Spam", "<i>Rude</i>"]
-        [event] = session.exec(select(ModerationEvent))
+        [event] = session.exec(select(AuditEvent))
         assert (event.action, event.actor) == ("setting_changed", "ad")
     allowed = ["Spam"]
     assert compose_reason("Spam", "  bought   likes ", allowed) == "Spam: bought likes"

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import ModerationEvent, ModerationRule, PlaceName, Post
+from monitor.models import AuditEvent, ModerationRule, PlaceName, Post
 from monitor.services.ingest import record_posts
 from monitor.services.rules import (
     CompiledRules,
@@ -136,11 +136,9 @@ def test_a_list_flags_new_posts_at_ingest_and_is_audited(engine: Engine) -> None
         apply_ingest_rules(session=session, post_ids=ids)
     with Session(engine) as session:
         flagged, other = session.get_one(Post, ids[0]), session.get_one(Post, ids[1])
-        events = session.exec(select(ModerationEvent).where(ModerationEvent.post_id == ids[0]))
+        events = session.exec(select(AuditEvent).where(AuditEvent.post_id == ids[0]))
         [event] = list(events)
-        added = session.exec(
-            select(ModerationEvent).where(ModerationEvent.action == "rule_added")
-        ).one()
+        added = session.exec(select(AuditEvent).where(AuditEvent.action == "rule_added")).one()
     assert flagged.status == "pending" and flagged.flagged and not other.flagged
     assert flagged.flag_reasons == ["Place name “Eastgate Academy”"]
     assert event.actor == f"rule:{rule_id}" and event.action == "flag"

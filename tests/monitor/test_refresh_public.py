@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor.config import Settings
-from monitor.models import ModerationEvent, Post, PostStatus
+from monitor.models import AuditEvent, Post, PostStatus
 from monitor.services.polling import poll_all
 from monitor.services.refresh import UNCHECKED_FLAG_AFTER, flag_unchecked, refresh_all
 from tests.fakes.mastodon import FakeMastodon
@@ -103,5 +103,5 @@ def test_an_approved_post_that_cannot_be_rechecked_is_flagged_once(
     assert post.status == PostStatus.APPROVED and post.flagged
     assert any("Not seen at source since" in r for r in post.flag_reasons or [])
     with Session(engine) as session:
-        actions = list(session.exec(select(ModerationEvent.action)))
+        actions = list(session.exec(select(AuditEvent.action)))
     assert "unchecked_at_source" in actions

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from adapters.base import Author
 from monitor.config import Settings
-from monitor.models import EngagementSnapshot, ModerationEvent, Post, PostStatus
+from monitor.models import AuditEvent, EngagementSnapshot, Post, PostStatus
 from monitor.services.escalation import escalate
 from monitor.services.ingest import ERASED_AUTHOR_REASON, record_posts
 from monitor.services.retention import erase_author, kept_for_escalation, purge, purge_candidates
@@ -32,7 +32,7 @@ def _store(session: Session, status: str, age_days: int, **overrides: object) ->
         row.deleted_at = seen
     if status == PostStatus.REJECTED:
         session.add(
-            ModerationEvent(
+            AuditEvent(
                 post_id=row.id,
                 at=seen,
                 actor="alice",
@@ -62,7 +62,7 @@ def test_purge_deletes_by_state_and_age_and_keeps_decisions(
         _store(session, "pending", 89)
         _store(session, "approved", 400)
         session.add(
-            ModerationEvent(
+            AuditEvent(
                 post_id=old_rejected.id,
                 at=NOW,
                 actor="system",
@@ -81,19 +81,15 @@ def test_purge_deletes_by_state_and_age_and_keeps_decisions(
         remaining = sorted(p.status for p in session.exec(select(Post)))
         assert remaining == ["approved", "pending", "rejected"]
         assert old_pending_id not in {p.id for p in session.exec(select(Post))}
-        kept = list(session.exec(select(ModerationEvent).where(ModerationEvent.action == "reject")))
+        kept = list(session.exec(select(AuditEvent).where(AuditEvent.action == "reject")))
         assert len(kept) == 2 and {e.reason for e in kept} == {"off topic"}
-        edit = session.exec(
-            select(ModerationEvent).where(ModerationEvent.action == "edited_at_source")
-        ).one()
+        edit = session.exec(select(AuditEvent).where(AuditEvent.action == "edited_at_source")).one()
         assert edit.post_id is None and edit.detail is None
         snapshots = session.execute(
             sa.select(sa.func.count()).select_from(EngagementSnapshot)
         ).scalar_one()
         assert snapshots == 3
-        audit = session.exec(
-            select(ModerationEvent).where(ModerationEvent.action == "retention_purge")
-        ).one()
+        audit = session.exec(select(AuditEvent).where(AuditEvent.action == "retention_purge")).one()
         assert audit.detail == {"deleted": counts}
 
 
@@ -117,9 +113,7 @@ def test_erased_author_is_gone_and_comes_back_flagged_only(
         assert erased == 3
         assert [p.author_handle for p in session.exec(select(Post))] != []
         assert all(p.author_handle != author.handle for p in session.exec(select(Post)))
-        event = session.exec(
-            select(ModerationEvent).where(ModerationEvent.action == "author_erased")
-        ).one()
+        event = session.exec(select(AuditEvent).where(AuditEvent.action == "author_erased")).one()
         assert "kid" not in str(event.detail) and event.actor == "dpo"
 
         record_posts(session=session, posts=[make_post(author=author)])

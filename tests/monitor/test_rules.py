@@ -12,7 +12,7 @@ from adapters.base import Author, FetchedPost
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import ModerationEvent, ModerationRule, Post
+from monitor.models import AuditEvent, ModerationRule, Post
 from monitor.services.ingest import record_posts
 from monitor.services.polling import poll_all
 from monitor.services.rules import (
@@ -127,7 +127,7 @@ def test_a_reject_rule_rejects_and_names_itself_in_the_audit(engine: Engine) -> 
         rejected, other = session.get_one(Post, ids[0]), session.get_one(Post, ids[1])
         assert (rejected.status, other.status) == ("rejected", "pending")
         assert rejected.version == 2
-        [event] = session.exec(select(ModerationEvent).where(ModerationEvent.post_id == ids[0]))
+        [event] = session.exec(select(AuditEvent).where(AuditEvent.post_id == ids[0]))
     assert event.actor == f"rule:{rule_id}"
     assert (event.action, event.from_status, event.to_status) == ("reject", "pending", "rejected")
     assert event.detail == {"rule_id": rule_id, "kind": "blocked_term", "pattern": "Spam Offer"}
@@ -139,9 +139,7 @@ def test_detectors_flag_and_say_why_but_never_decide(engine: Engine) -> None:
     _apply(engine, ids)
     with Session(engine) as session:
         post = session.get_one(Post, ids[0])
-        events = list(
-            session.exec(select(ModerationEvent).where(ModerationEvent.post_id == ids[0]))
-        )
+        events = list(session.exec(select(AuditEvent).where(AuditEvent.post_id == ids[0])))
     assert post.status == "pending" and post.flagged
     assert post.flag_reasons == [
         "Personal data: looks like a UK phone number",
@@ -173,7 +171,7 @@ def test_a_reject_wins_over_a_flag_and_disabled_rules_do_nothing(engine: Engine)
     _apply(engine, ids)
     with Session(engine) as session:
         first, second = (session.get_one(Post, i) for i in ids)
-        [event] = session.exec(select(ModerationEvent).where(ModerationEvent.post_id == ids[0]))
+        [event] = session.exec(select(AuditEvent).where(AuditEvent.post_id == ids[0]))
     assert first.status == "rejected" and event.actor == f"rule:{reject_id}"
     assert second.status == "pending" and not second.flagged
 
@@ -235,7 +233,7 @@ def test_rule_changes_are_audited_and_duplicates_refused(sqlite_engine: Engine) 
         with pytest.raises(UserError, match="no rule"):
             delete_rule(session=session, rule_id=rule_id + 100, actor="admin")
     with Session(sqlite_engine) as session:
-        actions = [e.action for e in session.exec(select(ModerationEvent))]
+        actions = [e.action for e in session.exec(select(AuditEvent))]
         remaining = list_rules(session=session)
     assert actions == ["rule_added", "rule_deleted"]
     assert {r.kind for r in remaining} == {"detector"}

@@ -21,7 +21,7 @@ from adapters.base import Media
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import MediaItem, ModerationEvent, Post, PostStatus
+from monitor.models import AuditEvent, MediaItem, Post, PostStatus
 from monitor.services.ingest import record_posts
 from monitor.services.media import erase_unreferenced_media, is_published_media
 from monitor.services.moderation import (
@@ -269,9 +269,7 @@ def test_hidden_media_must_be_revealed_by_that_moderator(
     _decide(gallery_engine, settings, post_id, "approve", media_seen=True)
 
     with Session(gallery_engine) as session:
-        approval = session.exec(
-            select(ModerationEvent).where(ModerationEvent.action == "approve")
-        ).one()
+        approval = session.exec(select(AuditEvent).where(AuditEvent.action == "approve")).one()
     assert approval.detail == {"media_seen": True}
 
 
@@ -300,9 +298,7 @@ def test_every_flag_reason_must_be_acknowledged(gallery_engine: Engine, settings
     _decide(gallery_engine, settings, post_id, "approve", acknowledged_flags=reasons)
 
     with Session(gallery_engine) as session:
-        approval = session.exec(
-            select(ModerationEvent).where(ModerationEvent.action == "approve")
-        ).one()
+        approval = session.exec(select(AuditEvent).where(AuditEvent.action == "approve")).one()
     assert approval.detail == {"acknowledged_flags": reasons}
 
 

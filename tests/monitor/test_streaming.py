@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 import monitor.streaming as streaming
 from monitor.config import Settings
-from monitor.models import ModerationEvent, Post, PostStatus, Source
+from monitor.models import AuditEvent, Post, PostStatus, Source
 from monitor.services.health import SourceHealth, SourceMode
 from monitor.streaming import StreamRunner
 from tests.fakes.bluesky import APP_PASSWORD, HANDLE, FakeBluesky
@@ -137,7 +137,7 @@ def test_edits_and_deletes_including_posts_never_seen(
         )
         assert removed.deleted_at is not None
     with Session(engine) as session:
-        actions = set(session.exec(select(ModerationEvent.action)))
+        actions = set(session.exec(select(AuditEvent.action)))
     assert {"edited_at_source", "deleted_at_source"} <= {str(a) for a in actions}
 
 

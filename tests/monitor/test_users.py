@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import ModerationEvent, User, WebSession, utcnow
+from monitor.models import AuditEvent, User, WebSession, utcnow
 from monitor.services.sessions import start_session
 from monitor.services.users import (
     RESERVED_NAMES,
@@ -61,7 +61,7 @@ def _user(engine: Engine, name: str) -> User:
 
 def _audit(engine: Engine) -> list[tuple[str, str, str | None]]:
     with Session(engine) as session:
-        events = session.exec(select(ModerationEvent).order_by(ModerationEvent.id))
+        events = session.exec(select(AuditEvent).order_by(AuditEvent.id))
         return [(e.actor, e.action, e.reason) for e in events]
 
 

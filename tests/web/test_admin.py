@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor.db import session_scope
-from monitor.models import DigestSend, ModerationEvent, ModerationRule, Post, User, utcnow
+from monitor.models import AuditEvent, DigestSend, ModerationRule, Post, User, utcnow
 from monitor.services import audit
 from monitor.services.app_settings import gallery_paused
 from monitor.services.audit import Action
@@ -45,9 +45,9 @@ ADMIN_POSTS = (
 )
 
 
-def _events(engine: Engine, action: str) -> list[ModerationEvent]:
+def _events(engine: Engine, action: str) -> list[AuditEvent]:
     with Session(engine) as session:
-        return list(session.exec(select(ModerationEvent).where(ModerationEvent.action == action)))
+        return list(session.exec(select(AuditEvent).where(AuditEvent.action == action)))
 
 
 def _post(client: TestClient, path: str, **fields: str) -> str:
@@ -188,7 +188,7 @@ def test_the_audit_log_shows_times_in_the_configured_zone(
 ) -> None:
     summer = datetime(2026, 7, 1, 11, 30, 5, tzinfo=UTC)  # 12:30:05 in London (BST)
     with Session(sqlite_engine) as session:
-        session.add(ModerationEvent(at=summer, actor="ad", action="login"))
+        session.add(AuditEvent(at=summer, actor="ad", action="login"))
         session.commit()
 
     page = admin.get("/admin/audit").text

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from monitor.config import Settings
 from monitor.db import create_db_engine, session_scope, upgrade
-from monitor.models import LoginAttempt, ModerationEvent, WebSession, utcnow
+from monitor.models import AuditEvent, LoginAttempt, WebSession, utcnow
 from monitor.services.gallery import encode_cursor
 from monitor.services.login import (
     LOCK_AFTER_FAILURES,
@@ -103,7 +103,7 @@ def test_a_wrong_password_is_refused_escaped_and_audited(
     assert "<script>alert(1)" not in response.text
     assert SESSION_COOKIE not in _set_cookie(response)
     with Session(sqlite_engine) as session:
-        [event] = session.exec(select(ModerationEvent))
+        [event] = session.exec(select(AuditEvent))
     assert event.action == "login_failed" and event.actor == "anonymous"
 
 

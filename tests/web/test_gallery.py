@@ -17,7 +17,7 @@ from adapters.base import Author, Media
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import SettingsError
-from monitor.models import ModerationEvent, Post, utcnow
+from monitor.models import AuditEvent, Post, utcnow
 from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
 from monitor.services.ingest import record_posts
 from monitor.services.media import erase_unreferenced_media
@@ -210,7 +210,7 @@ def test_last_modified_does_not_move_with_staff_logins(
     later = utcnow() + timedelta(minutes=5)
     with session_scope(gallery_engine) as session:
         for action in ("login_failed", "login", "logout", "password_changed", "role_changed"):
-            session.add(ModerationEvent(at=later, actor="anonymous", action=action))
+            session.add(AuditEvent(at=later, actor="anonymous", action=action))
     for path in ("/gallery.json", "/gallery"):
         assert client.get(path).headers["last-modified"] == before, path
 

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from adapters.base import Author, FetchedPost, Media
 from monitor.db import session_scope
-from monitor.models import ModerationEvent, Post, WebSession
+from monitor.models import AuditEvent, Post, WebSession
 from monitor.services.ingest import record_posts
 from monitor.services.moderation import QUEUE_PAGE_SIZE
 from tests.factories import make_post
@@ -43,9 +43,9 @@ def _statuses(engine: Engine) -> dict[int, str]:
         return {p.id or 0: p.status for p in session.exec(select(Post))}
 
 
-def _decisions(engine: Engine) -> list[ModerationEvent]:
+def _decisions(engine: Engine) -> list[AuditEvent]:
     with Session(engine) as session:
-        query = select(ModerationEvent).where(ModerationEvent.action.in_(["approve", "reject"]))  # type: ignore[attr-defined]
+        query = select(AuditEvent).where(AuditEvent.action.in_(["approve", "reject"]))  # type: ignore[attr-defined]
         return list(session.exec(query))
 
 
@@ -80,9 +80,7 @@ def test_times_on_the_queue_are_in_the_configured_zone(
     [post_id] = _store(sqlite_engine, _text_post(created_at=summer))
     with session_scope(sqlite_engine) as session:
         session.add(
-            ModerationEvent(
-                post_id=post_id, at=summer, actor="mo", action="note", reason="summer note"
-            )
+            AuditEvent(post_id=post_id, at=summer, actor="mo", action="note", reason="summer note")
         )
 
     page = moderator.get("/queue", headers=PAGE).text

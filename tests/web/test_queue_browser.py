@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from adapters.base import FetchedPost, Media
 from monitor.config import load_settings
 from monitor.db import create_db_engine, session_scope, upgrade
-from monitor.models import ModerationEvent, Post
+from monitor.models import AuditEvent, Post
 from monitor.services.ingest import record_posts
 from monitor.web.app import create_app
 from tests.factories import make_post
@@ -137,9 +137,7 @@ def test_a_moderator_reviews_with_the_keyboard_only(engine: Engine, page: Page) 
     assert (_status(engine, first), _status(engine, second)) == ("approved", "rejected")
     assert _status(engine, third) == "pending"
     with Session(engine) as session:
-        reasons = session.exec(
-            select(ModerationEvent.reason).where(ModerationEvent.post_id == second)
-        ).all()
+        reasons = session.exec(select(AuditEvent.reason).where(AuditEvent.post_id == second)).all()
     assert reasons == ["Spam or advertising"]
 
 

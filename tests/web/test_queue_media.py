@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from adapters.base import Media
 from monitor.config import Settings
-from monitor.models import MediaItem, ModerationEvent, Post
+from monitor.models import AuditEvent, MediaItem, Post
 from monitor.services.staging import stage_all_waiting
 from tests.factories import make_post
 from tests.fakes.server import FakeServer, Reply
@@ -139,8 +139,8 @@ def test_a_forged_reveal_field_does_not_count_only_the_recorded_reveal_does(
     assert "<img" in moderator.get("/queue").text
     assert moderator.post("/queue/decide", data=forged, headers=JSON).json()["ok"]
     with Session(sqlite_engine) as session:
-        query = select(ModerationEvent.action).where(ModerationEvent.post_id == post_id)
-        actions = list(session.exec(query.order_by(ModerationEvent.id)))
+        query = select(AuditEvent.action).where(AuditEvent.post_id == post_id)
+        actions = list(session.exec(query.order_by(AuditEvent.id)))
     assert actions == ["media_revealed", "approve"]
 
 

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from adapters.base import Media
 from monitor.db import session_scope
-from monitor.models import ModerationEvent, Post
+from monitor.models import AuditEvent, Post
 from tests.factories import make_post
 from tests.web.live_server import LiveServer
 from tests.web.staging_helpers import stage_with_local_copy
@@ -59,9 +59,7 @@ def test_hidden_media_is_revealed_by_keyboard_then_approved(
 
     assert _status(engine, post_id) == "approved"
     with Session(engine) as session:
-        actions = session.exec(
-            select(ModerationEvent.action).where(ModerationEvent.post_id == post_id)
-        ).all()
+        actions = session.exec(select(AuditEvent.action).where(AuditEvent.post_id == post_id)).all()
     assert list(actions) == ["media_revealed", "approve"]
 
 
@@ -140,9 +138,7 @@ def test_number_keys_reject_with_a_reason_and_t_writes_alt_text(
     expect(page.locator("#live")).to_contain_text("Rejected the post by")
     assert _status(engine, first) == "rejected"
     with Session(engine) as session:
-        [reason] = session.exec(
-            select(ModerationEvent.reason).where(ModerationEvent.post_id == first)
-        ).all()
+        [reason] = session.exec(select(AuditEvent.reason).where(AuditEvent.post_id == first)).all()
     assert reason == "Identifies a child or a school"
 
     expect(page.locator(f"#post-{second}")).to_be_focused()

@@ -16,8 +16,8 @@ from sqlmodel import Session, select
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.models import (
+    AuditEvent,
     Escalation,
-    ModerationEvent,
     Post,
     SafeguardingAlert,
     TakedownRequest,
@@ -317,7 +317,7 @@ def test_takedowns_lead_every_staff_page_and_are_reviewed_on_the_record(
     assert 'class="count">0</span>' in staff.get("/queue").text
     with Session(gallery_engine) as session:
         events = session.exec(
-            select(ModerationEvent).where(ModerationEvent.action == "takedown_resolved")
+            select(AuditEvent).where(AuditEvent.action == "takedown_resolved")
         ).all()
         assert {(e.post_id, e.actor, e.detail["outcome"]) for e in events if e.detail} == {
             (kept, "mo", "kept"),
@@ -444,7 +444,7 @@ def test_the_safeguarding_lead_sees_and_closes_escalations_others_cannot(
     with Session(gallery_engine) as session:
         closed = session.get_one(Escalation, escalation.id)
         assert closed.closed_by == "lead" and closed.outcome == "Referred to MASH"
-        events = session.exec(select(ModerationEvent).order_by(ModerationEvent.id))
+        events = session.exec(select(AuditEvent).order_by(AuditEvent.id))
         actions = [e.action for e in events if e.action.startswith("escalat")]
     assert actions == ["escalated", "escalation_closed"]
     assert _public_ids(public) == []  # closing does not publish

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor.config import Settings
-from monitor.models import ModerationEvent, Post, TakedownRequest
+from monitor.models import AuditEvent, Post, TakedownRequest
 from monitor.services.takedown import (
     MAX_REQUESTS_PER_WINDOW,
     TOKEN_TTL_SECONDS,
@@ -76,7 +76,7 @@ def test_a_safeguarding_request_flags_the_post_holds_it_and_audits_it(
         assert post.flag_reasons == ["takedown request: It shows me or my child"]
         assert post.version == version_before + 1  # an open decision on it is now stale
         event = session.exec(
-            select(ModerationEvent).where(ModerationEvent.action == "takedown_requested")
+            select(AuditEvent).where(AuditEvent.action == "takedown_requested")
         ).one()
     (stored,) = _requests(gallery_engine)
     assert event.post_id == post_id and event.actor == "public"

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from monitor.models import ModerationEvent
+from monitor.models import AuditEvent
 from monitor.services.undo import UNDO_WINDOW
 from tests.web.auth_helpers import TestClient, app_client, csrf_token, login, make_user
 from tests.web.test_queue import (
@@ -54,9 +54,9 @@ def test_an_approval_undone_leaves_the_gallery_at_once_and_is_audited(
     with Session(sqlite_engine) as session:
         actions = list(
             session.exec(
-                select(ModerationEvent.action)
-                .where(ModerationEvent.post_id == post_id)
-                .order_by(ModerationEvent.id)
+                select(AuditEvent.action)
+                .where(AuditEvent.post_id == post_id)
+                .order_by(AuditEvent.id)
             )
         )
     assert actions == ["approve", "undo"]
@@ -89,21 +89,17 @@ def test_a_decision_cannot_be_undone_once_the_post_moved_on_or_time_is_up(
         headers=JSON,
     )
     with Session(sqlite_engine) as session:
-        approval = session.exec(
-            select(ModerationEvent).where(ModerationEvent.action == "approve")
-        ).one()
+        approval = session.exec(select(AuditEvent).where(AuditEvent.action == "approve")).one()
     stale = _undo(moderator, str(approval.id))
     assert not stale["ok"] and "changed after your decision" in str(stale["message"])
 
     moderator.post("/queue/decide", data=_decide(moderator, second, "approve"), headers=JSON)
     with Session(sqlite_engine) as session:  # every decision of theirs is now too old
-        for event in session.exec(select(ModerationEvent)):
+        for event in session.exec(select(AuditEvent)):
             event.at -= UNDO_WINDOW + timedelta(seconds=1)
             session.add(event)
         session.commit()
-        latest = session.exec(
-            select(ModerationEvent).where(ModerationEvent.post_id == second)
-        ).one()
+        latest = session.exec(select(AuditEvent).where(AuditEvent.post_id == second)).one()
     assert _offered(moderator) is None
     late = _undo(moderator, str(latest.id))
     assert not late["ok"] and "5 minutes only" in str(late["message"])
