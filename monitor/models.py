@@ -532,6 +532,35 @@ class Source(Table, table=True):
     retired_at: datetime | None = _time(index=True)
 
 
+class Campaign(Table, table=True):
+    """A campaign: the hashtags it watches on which platforms, and when.
+
+    Before ``starts_on`` it polls nothing; after ``ends_on`` (or once ended by a command)
+    its polling stops and its sources retire. Days are the install's ``TIMEZONE`` days.
+    The default campaign (``is_default``) is the one a single-campaign install has: its
+    hashtags and platforms follow ``HASHTAGS`` and ``PLATFORMS``, so such an install
+    never needs a campaign command; the row keeps what they were at the last start.
+    """
+
+    __tablename__ = "campaigns"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=60, unique=True)
+    name: str = Field(max_length=200)
+    #: Comma-separated, as given (``CEADAY21,HelpingHands``); matched in normalised form.
+    hashtags: str = Field(sa_type=sa.Text)
+    #: Comma-separated platform names; empty: every platform the install has enabled.
+    platforms: str = Field(default="", sa_type=sa.Text)
+    starts_on: date | None = None
+    ends_on: date | None = None
+    is_default: bool = False
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    #: Ended by ``campaigns end`` before (or without) its end date.
+    ended_at: datetime | None = _time()
+    #: Archived: its public pages answer 410 Gone.
+    archived_at: datetime | None = _time()
+
+
 class PollRun(Table, table=True):
     """One attempt to poll (or backfill) a source, kept for status and the digest."""
 

@@ -26,6 +26,7 @@ from monitor.db import session_scope
 from monitor.leader import LeaderLock
 from monitor.models import utcnow
 from monitor.services.alerts import send_pending_alerts
+from monitor.services.campaigns import REPLAN_EVERY, Watch, current_watch
 from monitor.services.mail import send_due_digest
 from monitor.services.polling import poll_target
 from monitor.services.refresh import refresh_platform
@@ -37,12 +38,17 @@ from monitor.services.sources import (
     source_key,
 )
 from monitor.services.staging import STAGE_INTERVAL_SECONDS, stage_waiting
-from monitor.streaming import StreamRunner, StreamTuning
+from monitor.streaming import STREAMED_PLATFORMS, StreamRunner, StreamTuning
 
 if TYPE_CHECKING:
     from monitor.analysis.runner import Analyser
 
 log = logging.getLogger("monitor.scheduler")
+
+
+def _streamed(watch: Watch) -> dict[str, tuple[str, ...]]:
+    """The part of what is watched that the streams read (the platforms that stream)."""
+    return {platform: watch.tags_for(platform) for platform in STREAMED_PLATFORMS}
 
 
 class Monitor:
@@ -60,6 +66,8 @@ class Monitor:
         self._resources = ExitStack()
         self._platforms: list[ConfiguredPlatform] = []
         self._work_job_ids: list[str] = []
+        #: The poll jobs (by id) and their platform: made again as the campaigns change.
+        self._poll_jobs: dict[str, str] = {}
         self._in_flight: set[asyncio.Future[object]] = set()
         self._job_app: Any = None
         #: The streams (Mastodon, Jetstream), run by the leader beside the poll jobs.
@@ -104,13 +112,16 @@ class Monitor:
     async def _elect(self) -> None:
         leading = await asyncio.to_thread(self._check_leadership)
         if leading and not self._work_job_ids:
-            self._add_work_jobs()
-            self._start_streams()
+            self._add_work_jobs()  # before any await: a second election run sees them
+            watch = await asyncio.to_thread(current_watch, self.engine, self.settings)
+            if self._work_job_ids:  # still leading (a lost election clears them)
+                self._plan_polls(watch)
+                self._start_streams(watch)
         elif not leading and self._work_job_ids:
             log.warning("lost the scheduler leadership; stopping scheduled work")
-            for job_id in self._work_job_ids:
+            for job_id in self._work_job_ids + list(self._poll_jobs):
                 self.scheduler.remove_job(job_id)
-            self._work_job_ids = []
+            self._work_job_ids, self._poll_jobs = [], {}
             await self._stop_streams()
 
     def _check_leadership(self) -> bool:
@@ -127,24 +138,16 @@ class Monitor:
         and retention."""
         first_run = datetime.now(self.settings.zone)
         for configured in self._platforms:
-            adapter = configured.adapter
-            if adapter is None:
-                continue
-            targets = adapter.targets(self.settings.hashtags)
-            interval = adapter.poll_interval(self.settings.poll_interval_seconds, len(targets))
-            self._add_refresh_job(adapter, first_run)
-            for offset, target in enumerate(targets):
-                self._add(
-                    self._poll,
-                    "interval",
-                    seconds=interval,
-                    jitter=min(30, interval // 10),
-                    args=(adapter, target),
-                    id=f"poll:{source_key(adapter.name, target)}",
-                    misfire_grace_time=interval,
-                    # Spread the first polls a little so sources do not start in a burst.
-                    next_run_time=first_run + timedelta(seconds=offset % 10),
-                )
+            if configured.adapter is not None:
+                self._add_refresh_job(configured.adapter, first_run)
+        # What the campaigns watch changes with their dates and commands: look again.
+        self._add(
+            self._replan,
+            "interval",
+            seconds=REPLAN_EVERY.total_seconds(),
+            id="campaigns:replan",
+            next_run_time=first_run + REPLAN_EVERY,
+        )
         if self.settings.digest_to:
             hour, minute = (int(part) for part in self.settings.digest_time.split(":"))
             self._add(
@@ -184,13 +187,60 @@ class Monitor:
             self._add(self._send_alerts, "interval", seconds=60, id="safeguarding-alerts")
         log.info("scheduler leader: %d job(s) registered", len(self._work_job_ids))
 
-    def _start_streams(self) -> None:
+    def _plan_polls(self, watch: Watch) -> None:
+        """A poll job per target the running campaigns watch; none for what they do not.
+
+        A platform whose targets changed has all its jobs made again: its interval
+        may depend on how many targets share its quota.
+        """
+        first_run = datetime.now(self.settings.zone)
+        for configured in self._platforms:
+            adapter = configured.adapter
+            if adapter is None:
+                continue
+            targets = adapter.targets(watch.tags_for(adapter.name))
+            wanted = {f"poll:{source_key(adapter.name, target)}": target for target in targets}
+            have = {job_id for job_id, name in self._poll_jobs.items() if name == adapter.name}
+            if set(wanted) == have:
+                continue
+            for job_id in have:
+                self.scheduler.remove_job(job_id)
+                del self._poll_jobs[job_id]
+            interval = adapter.poll_interval(self.settings.poll_interval_seconds, len(targets))
+            for offset, (job_id, target) in enumerate(wanted.items()):
+                self.scheduler.add_job(
+                    self._poll,
+                    "interval",
+                    seconds=interval,
+                    jitter=min(30, interval // 10),
+                    args=(adapter, target),
+                    id=job_id,
+                    misfire_grace_time=interval,
+                    max_instances=1,
+                    coalesce=True,
+                    # Spread the first polls a little so sources do not start in a burst.
+                    next_run_time=first_run + timedelta(seconds=offset % 10),
+                )
+                self._poll_jobs[job_id] = adapter.name
+            log.info("%s: polling %d target(s)", adapter.name, len(targets))
+
+    async def _replan(self) -> None:
+        """Follow the campaigns: a campaign added, ended, starting or finishing today."""
+        watch = await asyncio.to_thread(current_watch, self.engine, self.settings)
+        self._plan_polls(watch)
+        if self.streams is not None and _streamed(self.streams.watch) != _streamed(watch):
+            log.info("the campaigns' streamed hashtags changed: restarting the streams")
+            await self._stop_streams()
+            self._start_streams(watch)
+
+    def _start_streams(self, watch: Watch) -> None:
         """The streams, beside the poll jobs; inside the event loop (``_elect`` runs there)."""
         self.streams = StreamRunner(
             engine=self.engine,
             settings=self.settings,
             platforms=self._platforms,
             catch_up=self._poll,
+            watch=watch,
             tuning=self.stream_tuning,
         )
         self.streams.start()

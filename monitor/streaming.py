@@ -51,6 +51,7 @@ from adapters.streams import (
 )
 from monitor.config import Settings
 from monitor.db import describe_db_error
+from monitor.services.campaigns import Watch
 from monitor.services.health import SourceMode
 from monitor.services.sources import ConfiguredPlatform
 from monitor.services.staging import posts_waiting, stage_post
@@ -66,6 +67,8 @@ from monitor.services.streams import (
 
 log = logging.getLogger("monitor.streams")
 
+#: The platforms read by a stream (the others are only polled).
+STREAMED_PLATFORMS = ("mastodon", "bluesky")
 #: Tries at the final "polling" write when the streams stop (a busy database).
 STOP_WRITE_ATTEMPTS = 5
 #: Events committed in one transaction at most; a quiet stream commits each at once.
@@ -197,9 +200,12 @@ class StreamRunner:
         settings: Settings,
         platforms: Sequence[ConfiguredPlatform],
         catch_up: CatchUp,
+        watch: Watch,
         tuning: StreamTuning | None = None,
     ) -> None:
         self.engine, self.settings = engine, settings
+        #: What the running campaigns watch (the leader restarts the runner when it changes).
+        self.watch = watch
         self.platforms = list(platforms)
         self.catch_up = catch_up
         self.tuning = tuning or StreamTuning()
@@ -225,11 +231,14 @@ class StreamRunner:
         interval = self.settings.poll_interval_seconds
         for configured in self.platforms:
             adapter = configured.adapter
+            hashtags = self.watch.tags_for(configured.name)
+            if not hashtags:
+                continue
             if isinstance(adapter, MastodonAdapter):
-                for target in adapter.targets(self.settings.hashtags):
+                for target in adapter.targets(hashtags):
                     self._spawn(self._mastodon(adapter, target, interval))
             elif isinstance(adapter, BlueskyAdapter):
-                self._spawn(self._bluesky(adapter, adapter.targets(self.settings.hashtags)))
+                self._spawn(self._bluesky(adapter, adapter.targets(hashtags)))
 
     def _spawn(self, work: Awaitable[None], *, helper: bool = False) -> None:
         task = asyncio.ensure_future(work)

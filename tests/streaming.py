@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from adapters.base import Adapter, Target
 from monitor.config import Settings
+from monitor.services.campaigns import current_watch
 from monitor.services.polling import poll_target
 from monitor.services.sources import configured_platforms
 from monitor.streaming import StreamRunner, StreamTuning
@@ -71,6 +72,7 @@ class RunningStreams:
                 settings=self.settings,
                 platforms=platforms,
                 catch_up=self._catch_up,
+                watch=await asyncio.to_thread(current_watch, self.engine, self.settings),
                 tuning=self.tuning,
             )
             runner.start()

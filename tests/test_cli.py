@@ -349,7 +349,10 @@ def test_status_check_counts_a_disabled_source_but_not_an_old_one(
             " or set its credentials",
         ),
         (["poll", "--platform", "myspace"], "error: --platform myspace: unknown platform; known:"),
-        (["poll", "--tag", "Other"], "error: --tag Other: not one of HASHTAGS (CEADAY21)"),
+        (
+            ["poll", "--tag", "Other"],
+            "error: --tag Other: no running campaign watches it (watched: CEADAY21)",
+        ),
         (["refresh", "--platform", "x"], "error: --platform x: not enabled"),
         (
             ["erase", "--author", "nobody", "--platform", "tiktok"],

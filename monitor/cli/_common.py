@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import typer
 from sqlalchemy.engine import Engine
@@ -15,6 +16,14 @@ from monitor.logs import configure_logging
 
 #: Who the audit log names for what an admin did at the command line.
 CLI_ACTOR = "cli"
+
+#: ``--campaign SLUG`` on the commands that act on posts: without it, the default campaign.
+CampaignOption = Annotated[
+    str | None,
+    typer.Option(
+        "--campaign", metavar="SLUG", help="The campaign (default: the default campaign)."
+    ),
+]
 
 
 def load() -> Settings:

@@ -9,15 +9,17 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from adapters.base import Adapter, Target
 from adapters.text import normalise_tag
-from monitor.cli._common import echo, enabled_platform, load, open_engine, when
+from monitor.cli._common import CampaignOption, echo, enabled_platform, load, open_engine, when
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.models import DigestStatus
 from monitor.services.backfill import backfill_target
+from monitor.services.campaigns import current_watch, get_campaign, watch_of, watched
 from monitor.services.health import HealthReport, health_report
 from monitor.services.polling import PollSummary, describe_summary, poll_all
 from monitor.services.refresh import describe_refresh, refresh_all
@@ -34,9 +36,9 @@ def poll(
     """Run one polling cycle now and print a per-source summary (exit 1 if any failed)."""
     settings = load()
     platform = enabled_platform(settings, platform)
-    if tag is not None:
-        tag = _configured_tag(settings, tag)
     engine = open_engine(settings)
+    if tag is not None:
+        tag = _configured_tag(engine, settings, tag)
     summaries = poll_all(engine=engine, settings=settings, platform=platform, tag=tag)
     if not summaries:
         echo("No source matched: check --platform, --tag, PLATFORMS and HASHTAGS.")
@@ -71,13 +73,16 @@ def _check_images(engine: Engine, settings: Settings) -> None:
             echo(f"images: checked {checked} (faces, text, known images)")
 
 
-def _configured_tag(settings: Settings, tag: str) -> str:
-    """The HASHTAGS entry ``--tag`` names (any case, ``#`` optional), or a UserError."""
+def _configured_tag(engine: Engine, settings: Settings, tag: str) -> str:
+    """The watched hashtag ``--tag`` names (any case, ``#`` optional), or a UserError."""
     wanted = normalise_tag(tag.lstrip("#"))
-    for configured in settings.hashtags:
+    watched = current_watch(engine, settings).all_tags()
+    for configured in watched:
         if normalise_tag(configured) == wanted:
             return configured
-    raise UserError(f"--tag {tag}: not one of HASHTAGS ({', '.join(settings.hashtags)})")
+    raise UserError(
+        f"--tag {tag}: no running campaign watches it (watched: {', '.join(watched) or 'none'})"
+    )
 
 
 def status(
@@ -154,6 +159,7 @@ def refresh(platform: PlatformOption = None) -> None:
 def backfill(
     since: Annotated[str, typer.Option("--since", help="Oldest day to reach, YYYY-MM-DD.")],
     platform: PlatformOption = None,
+    campaign: CampaignOption = None,
 ) -> None:
     """Page back through history to a date, as far as each API allows; resumable."""
     settings = load()
@@ -166,6 +172,10 @@ def backfill(
         raise UserError(f"--since {since}: that day has not begun yet")
     platform = enabled_platform(settings, platform)
     engine = open_engine(settings)
+    with Session(engine) as session:
+        # One campaign's hashtags (an ended one too), or what the running ones watch.
+        chosen = [get_campaign(session, settings, campaign)] if campaign else None
+        watch = watch_of(chosen, settings) if chosen else watched(session, settings)
     failed = False
     with configured_platforms(settings, only=platform) as platforms, _progress() as bars:
         for configured in platforms:
@@ -173,7 +183,7 @@ def backfill(
                 echo(f"{configured.name}: skipped, disabled: {configured.disabled_reason}")
                 failed = True
                 continue
-            for target in configured.adapter.targets(settings.hashtags):
+            for target in configured.adapter.targets(watch.tags_for(configured.name)):
                 summary = _backfill_with_bar(engine, configured.adapter, target, start, bars)
                 line = describe_summary(summary)
                 if summary.gap:

@@ -69,6 +69,9 @@ class Action(StrEnum):
     ANALYSIS_FAILED = "analysis_failed"
     #: A moderator had the stored copies replaced by ones blurred at the faces found.
     FACES_BLURRED = "faces_blurred"
+    CAMPAIGN_ADDED = "campaign_added"
+    CAMPAIGN_ENDED = "campaign_ended"
+    CAMPAIGN_ARCHIVED = "campaign_archived"
 
     @property
     def label(self) -> str:
@@ -123,6 +126,9 @@ _LABELS: dict[Action, str] = {
     Action.HASH_BANK_DELETED: "image hash bank deleted",
     Action.ANALYSIS_FAILED: "image check failed",
     Action.FACES_BLURRED: "faces blurred for publication",
+    Action.CAMPAIGN_ADDED: "campaign added",
+    Action.CAMPAIGN_ENDED: "campaign ended",
+    Action.CAMPAIGN_ARCHIVED: "campaign archived",
 }
 
 #: Actions about staff, not posts: logins and account changes. Public headers

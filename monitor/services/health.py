@@ -25,6 +25,7 @@ from sqlmodel import Session
 from monitor.config import Settings
 from monitor.models import DigestSend
 from monitor.services.analysis import AnalysisHealth, analysis_health
+from monitor.services.campaigns import watched
 from monitor.services.sources import is_current, list_sources
 from monitor.templating import local_time
 
@@ -325,8 +326,9 @@ def health_report(session: Session, settings: Settings) -> HealthReport:
     # Imported here: mail renders the digest, and the digest builds on this module.
     from monitor.services.mail import last_digest_send
 
+    watch = watched(session, settings)
     sources = [
-        SourceHealth.of(source, current=is_current(source, settings))
+        SourceHealth.of(source, current=is_current(source, watch))
         for source in list_sources(session)
     ]
     return HealthReport(

@@ -18,10 +18,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import Adapter, AdapterError, Page, RateLimited, Target
+from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.db import describe_db_error, session_scope
 from monitor.models import PollKind, PollRun, Source, utcnow
 from monitor.services import reach
+from monitor.services.campaigns import current_watch, sync_default
 from monitor.services.ingest import record_posts
 from monitor.services.media import erase_after_commit
 from monitor.services.rules import apply_ingest_rules
@@ -201,6 +203,7 @@ def _record_configuration(
     now = utcnow()
     try:
         with session_scope(engine) as session:
+            sync_default(session, settings)
             for key in retire_unconfigured(session, settings, now):
                 log.info("poll: %s is no longer configured: retired", key)
             for configured in platforms:
@@ -218,7 +221,7 @@ def poll_all(
 ) -> list[PollSummary]:
     """One polling cycle over every enabled source (``hashtag-monitor poll``)."""
     summaries: list[PollSummary] = []
-    hashtags = [t for t in settings.hashtags if tag is None or t.casefold() == tag.casefold()]
+    watch = current_watch(engine, settings)
     with configured_platforms(settings, only=platform) as platforms:
         jobs: list[tuple[Adapter, Target]] = []
         for configured in platforms:
@@ -232,7 +235,13 @@ def poll_all(
                     )
                 )
                 continue
-            jobs.extend((configured.adapter, t) for t in configured.adapter.targets(hashtags))
+            hashtags = [
+                t
+                for t in watch.tags_for(configured.name)
+                if tag is None or normalise_tag(t) == normalise_tag(tag)
+            ]
+            if hashtags:  # no running campaign watches this platform (or this tag) today
+                jobs.extend((configured.adapter, t) for t in configured.adapter.targets(hashtags))
         _record_configuration(engine, settings, platforms)
         # Sources are independent: a slow one must not hold up the rest.
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="poll") as pool:

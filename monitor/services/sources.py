@@ -26,6 +26,7 @@ from adapters.http import HttpClient, RetryPolicy
 from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.models import Source, utcnow
+from monitor.services.campaigns import Watch, local_today, watched
 
 WILDCARD_SCOPE = "*"
 
@@ -128,23 +129,22 @@ class SourceFacts(Protocol):
     hashtags: str
 
 
-def is_current(source: SourceFacts, settings: Settings) -> bool:
-    """Still part of the configuration: an enabled platform, watching configured tags."""
-    if source.platform not in settings.enabled_platforms:
-        return False
-    wanted = {normalise_tag(tag) for tag in settings.hashtags}
-    return set(source_tags(source.hashtags)) <= wanted
+def is_current(source: SourceFacts, watch: Watch) -> bool:
+    """Still watched: a platform and tags some running campaign asks for."""
+    return watch.covers(source.platform, source_tags(source.hashtags))
 
 
 def retire_unconfigured(session: Session, settings: Settings, now: datetime) -> list[str]:
-    """Retire every live source the configuration no longer asks for; their keys.
+    """Retire every live source no running campaign asks for any more; their keys.
 
-    Run before each cycle polls, so a platform or hashtag removed from the settings
-    stops counting from its first cycle without it (not for ever after, as before).
+    Run before each cycle polls, so a platform or hashtag removed from the settings,
+    or a campaign that ended, stops counting from its first cycle without it (not for
+    ever after, as before).
     """
+    watch = watched(session, settings, local_today(settings, now))
     retired = []
     for source in list_sources(session):
-        if not is_current(source, settings):
+        if not is_current(source, watch):
             source.retired_at = now
             retired.append(source.key)
     return retired

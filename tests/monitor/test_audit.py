@@ -37,7 +37,7 @@ def test_the_kill_switch_reads_as_the_gallery_paused_or_resumed() -> None:
     assert (switched(True), switched(False)) == ("gallery paused", "gallery resumed")
     assert switched(["Spam"], key="reject_reasons") == "setting changed"
     # A row written by a later version still reads, in its stored words.
-    assert describe(AuditEvent(actor="x", action="campaign_added")) == "campaign added"
+    assert describe(AuditEvent(actor="x", action="campaign_merged")) == "campaign merged"
 
 
 def test_nothing_in_monitor_builds_an_audit_row_but_the_recorder() -> None:

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 import monitor.streaming as streaming
 from monitor.config import Settings
 from monitor.models import AuditEvent, Post, PostStatus, Source
+from monitor.services.campaigns import Watch
 from monitor.services.health import SourceHealth, SourceMode
 from monitor.streaming import StreamRunner
 from tests.fakes.bluesky import APP_PASSWORD, HANDLE, FakeBluesky
@@ -443,7 +444,13 @@ def test_a_mode_write_under_way_when_the_streams_stop_cannot_outlive_the_stop(
         real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(streaming, "set_mode", slow_catching_up)
-    runner = StreamRunner(engine=engine, settings=settings, platforms=[], catch_up=None)  # type: ignore[arg-type]
+    runner = StreamRunner(
+        engine=engine,
+        settings=settings,
+        platforms=[],
+        catch_up=None,  # type: ignore[arg-type]
+        watch=Watch({}),
+    )
     runner._source_ids = [source_id]
 
     async def scenario() -> None:

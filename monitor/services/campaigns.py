@@ -1,0 +1,345 @@
+"""Campaigns: what the install watches, on which platforms, and when.
+
+A campaign names its hashtags and platforms and the days it runs (``TIMEZONE``
+days). What the install polls and streams at any moment is the union over the
+campaigns running that day (:func:`watched`): one source per platform and
+target, however many campaigns share a tag, so fifty campaigns on one Mastodon
+instance sharing twenty tags cost twenty requests a cycle, not a thousand.
+Before its start date a campaign polls nothing; after its end date (or once
+ended) it polls nothing and the sources only it needed retire at the next cycle,
+kept for the history of the days they were watched.
+
+The default campaign is the one every install has: its hashtags and platforms
+are ``HASHTAGS`` and ``PLATFORMS`` (:func:`sync_default` copies them onto its row
+for people to read), so an install that never adds a campaign never needs a
+campaign command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from adapters import available_adapters
+from adapters.text import normalise_tag
+from monitor.config import Settings
+from monitor.errors import UserError
+from monitor.models import Campaign, utcnow
+from monitor.services import audit
+from monitor.services.audit import Action
+
+DEFAULT_SLUG = "default"
+#: A slug is part of URLs (``/c/<slug>/gallery``): lower-case letters, digits and hyphens.
+SLUG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?")
+_TAG_RE = re.compile(r"\w+")
+MAX_NAME_CHARS = 200
+#: How often the scheduler's leader looks again at what the campaigns watch: a
+#: campaign added, ended or starting today is polled (or not) within this.
+REPLAN_EVERY = timedelta(seconds=60)
+
+
+class CampaignState(StrEnum):
+    """Where a campaign is in its life on a given day."""
+
+    UPCOMING = "upcoming"
+    RUNNING = "running"
+    ENDED = "ended"
+    ARCHIVED = "archived"
+
+
+def state_on(campaign: Campaign, today: date) -> CampaignState:
+    """The campaign's state on ``today`` (a ``TIMEZONE`` day)."""
+    if campaign.archived_at is not None:
+        return CampaignState.ARCHIVED
+    if campaign.ended_at is not None or (campaign.ends_on is not None and today > campaign.ends_on):
+        return CampaignState.ENDED
+    if campaign.starts_on is not None and today < campaign.starts_on:
+        return CampaignState.UPCOMING
+    return CampaignState.RUNNING
+
+
+def local_today(settings: Settings, now: datetime | None = None) -> date:
+    """Today in the install's ``TIMEZONE``: the day campaigns start and end by."""
+    return (now or utcnow()).astimezone(settings.zone).date()
+
+
+def split_list(text: str) -> list[str]:
+    """A stored comma list, without blanks."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+@dataclasses.dataclass(frozen=True)
+class Watch:
+    """What the install watches now: per platform, the hashtags (as given, one per tag)."""
+
+    tags: dict[str, tuple[str, ...]]
+
+    def platforms(self) -> list[str]:
+        return [platform for platform, tags in self.tags.items() if tags]
+
+    def tags_for(self, platform: str) -> tuple[str, ...]:
+        return self.tags.get(platform, ())
+
+    def all_tags(self) -> tuple[str, ...]:
+        """Every watched tag on any platform, once each, in the order first given."""
+        return _unique(tag for tags in self.tags.values() for tag in tags)
+
+    def covers(self, platform: str, hashtags: Iterable[str]) -> bool:
+        """A source on ``platform`` for ``hashtags`` (matching form) is still wanted."""
+        wanted = {normalise_tag(tag) for tag in self.tags_for(platform)}
+        return bool(wanted) and set(hashtags) <= wanted
+
+
+def _unique(tags: Iterable[str]) -> tuple[str, ...]:
+    """Each tag once (by its matching form), as first given."""
+    first: dict[str, str] = {}
+    for tag in tags:
+        first.setdefault(normalise_tag(tag), tag)
+    return tuple(first.values())
+
+
+def campaign_tags(campaign: Campaign, settings: Settings) -> tuple[str, ...]:
+    """The campaign's hashtags: the default campaign's are ``HASHTAGS``."""
+    return tuple(settings.hashtags) if campaign.is_default else tuple(split_list(campaign.hashtags))
+
+
+def campaign_platforms(campaign: Campaign, settings: Settings) -> list[str]:
+    """The platforms the campaign is polled on: those it names that the install enables.
+
+    The default campaign's are ``PLATFORMS`` (or every configured adapter), as before
+    campaigns; a campaign naming none takes every platform the install enables.
+    """
+    enabled = settings.enabled_platforms
+    named = [] if campaign.is_default else split_list(campaign.platforms)
+    return [platform for platform in enabled if not named or platform in named]
+
+
+def watched(session: Session, settings: Settings, today: date | None = None) -> Watch:
+    """What the install watches on ``today``: the running campaigns' hashtags, per platform."""
+    today = today or local_today(settings)
+    running = [
+        campaign
+        for campaign in list_campaigns(session, settings)
+        if state_on(campaign, today) is CampaignState.RUNNING
+    ]
+    return watch_of(running, settings)
+
+
+def watch_of(campaigns: Iterable[Campaign], settings: Settings) -> Watch:
+    """The union of these campaigns' hashtags, per platform (a tag shared is one tag)."""
+    per_platform: dict[str, list[str]] = {}
+    for campaign in campaigns:
+        for platform in campaign_platforms(campaign, settings):
+            per_platform.setdefault(platform, []).extend(campaign_tags(campaign, settings))
+    return Watch({platform: _unique(tags) for platform, tags in per_platform.items()})
+
+
+def current_watch(engine: Engine, settings: Settings) -> Watch:
+    """:func:`watched` today, in its own short read."""
+    with Session(engine) as session:
+        return watched(session, settings)
+
+
+def list_campaigns(session: Session, settings: Settings) -> list[Campaign]:
+    """Every campaign, the default first, then by start date and slug.
+
+    Only reads: a database whose default campaign row is missing (made by
+    ``create_all``, not the migrations) gets one in memory, written by the next
+    :func:`sync_default`.
+    """
+    campaigns = list(session.exec(select(Campaign)))
+    if not any(campaign.is_default for campaign in campaigns):
+        campaigns.append(_default_from(settings))
+    return sorted(campaigns, key=lambda c: (not c.is_default, c.starts_on or date.min, c.slug))
+
+
+def _default_from(settings: Settings) -> Campaign:
+    return Campaign(
+        slug=DEFAULT_SLUG,
+        name="Default campaign",
+        hashtags=",".join(settings.hashtags),
+        platforms=",".join(settings.platforms),
+        is_default=True,
+        created_at=utcnow(),
+    )
+
+
+def sync_default(session: Session, settings: Settings) -> Campaign:
+    """The default campaign's row, made if missing and showing today's ``HASHTAGS`` and
+    ``PLATFORMS`` (it follows the settings: see the module docstring)."""
+    default = session.exec(select(Campaign).where(col(Campaign.is_default).is_(True))).first()
+    wanted = _default_from(settings)
+    if default is None:
+        session.add(wanted)
+        session.flush()
+        return wanted
+    if (default.hashtags, default.platforms) != (wanted.hashtags, wanted.platforms):
+        default.hashtags, default.platforms = wanted.hashtags, wanted.platforms
+        session.flush()
+    return default
+
+
+def get_campaign(session: Session, settings: Settings, slug: str | None) -> Campaign:
+    """The campaign ``slug`` names (``None``: the default one); a clear error if none."""
+    wanted = DEFAULT_SLUG if slug is None else slug.strip().lower()
+    campaigns = list_campaigns(session, settings)
+    campaign = next(
+        (c for c in campaigns if (c.is_default if slug is None else c.slug == wanted)), None
+    )
+    if campaign is None:
+        known = ", ".join(c.slug for c in campaigns)
+        raise UserError(f"no campaign {slug!r}; campaigns: {known}")
+    return campaign
+
+
+def _stored(session: Session, settings: Settings, slug: str) -> Campaign:
+    """The campaign's row, to change (the default one written first if missing)."""
+    sync_default(session, settings)
+    return get_campaign(session, settings, slug)
+
+
+@dataclasses.dataclass(frozen=True)
+class NewCampaign:
+    """A campaign as ``campaigns add`` (or the admin page) asks for it, before checks."""
+
+    slug: str
+    name: str
+    hashtags: Sequence[str]
+    platforms: Sequence[str] = ()
+    starts_on: date | None = None
+    ends_on: date | None = None
+
+
+def _checked(new: NewCampaign, today: date) -> NewCampaign:
+    """The request with its values normalised, or a :class:`UserError` naming what is wrong."""
+    slug = new.slug.strip().lower()
+    if not SLUG_RE.fullmatch(slug):
+        raise UserError(
+            f"slug {new.slug!r}: use 1-60 lower-case letters, digits and hyphens"
+            " (it is part of the gallery's address)"
+        )
+    name = " ".join(new.name.split())
+    if not name or len(name) > MAX_NAME_CHARS:
+        raise UserError(f"--name: give a name of 1-{MAX_NAME_CHARS} characters")
+    tags = [tag.strip().lstrip("#＃") for tag in new.hashtags if tag.strip()]
+    bad = [tag for tag in tags if not _TAG_RE.fullmatch(tag) or tag.isdigit()]
+    if not tags or bad:
+        raise UserError(
+            "--hashtags: give one or more hashtags of letters, digits or _, comma-separated"
+            + (f" (not {', '.join(bad)})" if bad else "")
+        )
+    known = available_adapters()
+    platforms = [name.strip().lower() for name in new.platforms if name.strip()]
+    unknown = [name for name in platforms if name not in known]
+    if unknown:
+        raise UserError(
+            f"--platforms: unknown platform {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    if new.starts_on and new.ends_on and new.ends_on < new.starts_on:
+        raise UserError(
+            f"--ends {new.ends_on.isoformat()} is before --starts {new.starts_on.isoformat()}"
+        )
+    if new.ends_on and new.ends_on < today:
+        raise UserError(
+            f"--ends {new.ends_on.isoformat()} is in the past: such a campaign would watch"
+            " nothing (to collect old posts, add it with a later end and run backfill)"
+        )
+    return NewCampaign(
+        slug=slug,
+        name=name,
+        hashtags=list(_unique(tags)),
+        platforms=list(dict.fromkeys(platforms)),
+        starts_on=new.starts_on,
+        ends_on=new.ends_on,
+    )
+
+
+def add_campaign(
+    session: Session, settings: Settings, new: NewCampaign, *, actor: str, today: date | None = None
+) -> Campaign:
+    """Add a campaign (audited); it starts polling on its start date, at the next cycle."""
+    checked = _checked(new, today or local_today(settings))
+    sync_default(session, settings)
+    if session.exec(select(Campaign).where(Campaign.slug == checked.slug)).first() is not None:
+        raise UserError(f"a campaign with the slug {checked.slug!r} exists already")
+    campaign = Campaign(
+        slug=checked.slug,
+        name=checked.name,
+        hashtags=",".join(checked.hashtags),
+        platforms=",".join(checked.platforms),
+        starts_on=checked.starts_on,
+        ends_on=checked.ends_on,
+        created_at=utcnow(),
+    )
+    session.add(campaign)
+    try:
+        session.flush()
+    except IntegrityError:  # a second `campaigns add` of the same slug, at the same moment
+        raise UserError(f"a campaign with the slug {checked.slug!r} exists already") from None
+    audit.record(
+        session,
+        actor=actor,
+        action=Action.CAMPAIGN_ADDED,
+        detail={"campaign": campaign.slug, "campaign_added": describe(campaign)},
+    )
+    return campaign
+
+
+def end_campaign(
+    session: Session, settings: Settings, slug: str, *, actor: str, now: datetime | None = None
+) -> Campaign:
+    """End a campaign now: its polling stops at the next cycle, its gallery stays up."""
+    campaign = _stored(session, settings, slug)
+    now = now or utcnow()
+    state = state_on(campaign, local_today(settings, now))
+    if state in (CampaignState.ENDED, CampaignState.ARCHIVED):
+        raise UserError(f"campaign {campaign.slug!r} has already ended")
+    campaign.ended_at = now
+    audit.record(
+        session, actor=actor, action=Action.CAMPAIGN_ENDED, detail={"campaign": campaign.slug}
+    )
+    return campaign
+
+
+def archive_campaign(
+    session: Session, settings: Settings, slug: str, *, actor: str, now: datetime | None = None
+) -> Campaign:
+    """Archive an ended campaign: its public gallery answers 410 Gone from now on."""
+    campaign = _stored(session, settings, slug)
+    now = now or utcnow()
+    state = state_on(campaign, local_today(settings, now))
+    if state is CampaignState.ARCHIVED:
+        raise UserError(f"campaign {campaign.slug!r} is archived already")
+    if state is not CampaignState.ENDED:
+        raise UserError(
+            f"campaign {campaign.slug!r} is {state.value}: end it first"
+            f" (hashtag-monitor campaigns end {campaign.slug})"
+        )
+    campaign.archived_at = now
+    audit.record(
+        session, actor=actor, action=Action.CAMPAIGN_ARCHIVED, detail={"campaign": campaign.slug}
+    )
+    return campaign
+
+
+def describe(campaign: Campaign) -> str:
+    """The campaign in one line, for the audit trail and ``campaigns list``."""
+    days = (
+        f"{campaign.starts_on.isoformat() if campaign.starts_on else 'from the start'}"
+        f" to {campaign.ends_on.isoformat() if campaign.ends_on else 'no end date'}"
+    )
+    platforms = campaign.platforms or "every enabled platform"
+    tags = ", ".join(f"#{tag}" for tag in split_list(campaign.hashtags))
+    return f"{campaign.slug} ({campaign.name}): {tags} on {platforms}, {days}"
+
+
+def is_gone(session: Session, settings: Settings, slug: str | None = None) -> bool:
+    """The campaign's public pages answer 410: it is archived."""
+    return get_campaign(session, settings, slug).archived_at is not None
