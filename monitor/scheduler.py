@@ -28,7 +28,7 @@ from monitor.models import utcnow
 from monitor.services.alerts import send_pending_alerts
 from monitor.services.campaigns import REPLAN_EVERY, Watch, current_watch
 from monitor.services.mail import send_due_digest
-from monitor.services.polling import poll_target
+from monitor.services.polling import poll_target, record_configuration
 from monitor.services.refresh import refresh_platform
 from monitor.services.retention import purge
 from monitor.services.sources import (
@@ -113,7 +113,7 @@ class Monitor:
         leading = await asyncio.to_thread(self._check_leadership)
         if leading and not self._work_job_ids:
             self._add_work_jobs()  # before any await: a second election run sees them
-            watch = await asyncio.to_thread(current_watch, self.engine, self.settings)
+            watch = await asyncio.to_thread(self._record_configuration)
             if self._work_job_ids:  # still leading (a lost election clears them)
                 self._plan_polls(watch)
                 self._start_streams(watch)
@@ -187,6 +187,11 @@ class Monitor:
             self._add(self._send_alerts, "interval", seconds=60, id="safeguarding-alerts")
         log.info("scheduler leader: %d job(s) registered", len(self._work_job_ids))
 
+    def _record_configuration(self) -> Watch:
+        """Retire what no running campaign wants; what they watch now (in a thread)."""
+        record_configuration(self.engine, self.settings, self._platforms)
+        return current_watch(self.engine, self.settings)
+
     def _plan_polls(self, watch: Watch) -> None:
         """A poll job per target the running campaigns watch; none for what they do not.
 
@@ -226,7 +231,7 @@ class Monitor:
 
     async def _replan(self) -> None:
         """Follow the campaigns: a campaign added, ended, starting or finishing today."""
-        watch = await asyncio.to_thread(current_watch, self.engine, self.settings)
+        watch = await asyncio.to_thread(self._record_configuration)
         self._plan_polls(watch)
         if self.streams is not None and _streamed(self.streams.watch) != _streamed(watch):
             log.info("the campaigns' streamed hashtags changed: restarting the streams")

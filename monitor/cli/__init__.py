@@ -18,7 +18,7 @@ from typing import Annotated, NoReturn
 import typer
 from sqlalchemy.exc import OperationalError
 
-from monitor.cli import data, demo, digest, gallery, ingestion, people, server
+from monitor.cli import campaigns, data, demo, digest, gallery, ingestion, people, server
 from monitor.db import describe_db_error
 from monitor.errors import MonitorError
 
@@ -32,7 +32,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (server, ingestion, data, people, digest, gallery, demo):
+for module in (server, ingestion, data, people, campaigns, digest, gallery, demo):
     module.register(app)
 
 

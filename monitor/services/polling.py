@@ -192,10 +192,13 @@ def describe_summary(summary: PollSummary) -> str:
     return text
 
 
-def _record_configuration(
+def record_configuration(
     engine: Engine, settings: Settings, platforms: list[ConfiguredPlatform]
 ) -> None:
-    """Retire the sources the settings dropped and keep disabled platforms on record.
+    """Retire the sources no running campaign wants and keep disabled platforms on record.
+
+    Run by every ``poll`` and by the scheduler's leader when it plans its polls, so a
+    campaign that ends or a tag that goes stops counting from then on.
 
     A database that cannot take it now (locked, read-only) must not stop the cycle:
     each source's own poll then says so.
@@ -242,7 +245,7 @@ def poll_all(
             ]
             if hashtags:  # no running campaign watches this platform (or this tag) today
                 jobs.extend((configured.adapter, t) for t in configured.adapter.targets(hashtags))
-        _record_configuration(engine, settings, platforms)
+        record_configuration(engine, settings, platforms)
         # Sources are independent: a slow one must not hold up the rest.
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="poll") as pool:
             summaries.extend(

@@ -1,0 +1,175 @@
+"""``campaigns``: add one, list them, show one, end one, archive one."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import typer
+from sqlmodel import Session
+
+from adapters.text import normalise_tag
+from monitor.cli._common import CLI_ACTOR, echo, load, open_engine, when
+from monitor.config import Settings
+from monitor.db import session_scope
+from monitor.errors import UserError
+from monitor.models import Campaign
+from monitor.services.campaigns import (
+    NewCampaign,
+    add_campaign,
+    archive_campaign,
+    campaign_platforms,
+    campaign_tags,
+    end_campaign,
+    get_campaign,
+    list_campaigns,
+    local_today,
+    split_list,
+    state_on,
+)
+from monitor.services.sources import list_sources, source_tags
+
+campaigns_app = typer.Typer(
+    help="Campaigns: their hashtags, platforms and dates.", no_args_is_help=True
+)
+SlugArgument = Annotated[str, typer.Argument(metavar="SLUG", help="The campaign's slug.")]
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{option} {value!r}: give a date as YYYY-MM-DD") from None
+
+
+@campaigns_app.command("add")
+def campaigns_add(
+    slug: SlugArgument,
+    name: Annotated[str, typer.Option("--name", help="The campaign's name, for people.")],
+    hashtags: Annotated[
+        str, typer.Option("--hashtags", metavar="T1,T2", help="Its hashtags, comma-separated.")
+    ],
+    platforms: Annotated[
+        str | None,
+        typer.Option(
+            "--platforms",
+            metavar="P,...",
+            help="Only these platforms (default: every platform the install enables).",
+        ),
+    ] = None,
+    starts: Annotated[
+        str | None, typer.Option("--starts", metavar="YYYY-MM-DD", help="First day it polls.")
+    ] = None,
+    ends: Annotated[
+        str | None, typer.Option("--ends", metavar="YYYY-MM-DD", help="Last day it polls.")
+    ] = None,
+) -> None:
+    """Add a campaign; the running scheduler starts polling it on its first day."""
+    settings = load()
+    new = NewCampaign(
+        slug=slug,
+        name=name,
+        hashtags=hashtags.split(","),
+        platforms=split_list(platforms or ""),
+        starts_on=_day(starts, "--starts"),
+        ends_on=_day(ends, "--ends"),
+    )
+    with session_scope(open_engine(settings)) as session:
+        campaign = add_campaign(session, settings, new, actor=CLI_ACTOR)
+        lines = _describe(session, settings, campaign)
+    echo(f"Added campaign {campaign.slug}.")
+    for line in lines:
+        echo(line)
+
+
+@campaigns_app.command("list")
+def campaigns_list() -> None:
+    """Every campaign with its state, dates and hashtags."""
+    settings = load()
+    today = local_today(settings)
+    with Session(open_engine(settings)) as session:
+        for campaign in list_campaigns(session, settings):
+            tags = ", ".join(f"#{tag}" for tag in campaign_tags(campaign, settings))
+            echo(
+                f"{campaign.slug}\t{state_on(campaign, today).value}\t{_days(campaign)}"
+                f"\t{campaign.name}\t{tags}"
+            )
+
+
+@campaigns_app.command("show")
+def campaigns_show(slug: SlugArgument) -> None:
+    """One campaign: its state, dates, hashtags, platforms and sources."""
+    settings = load()
+    with Session(open_engine(settings)) as session:
+        lines = _describe(session, settings, get_campaign(session, settings, slug))
+    for line in lines:
+        echo(line)
+
+
+@campaigns_app.command("end")
+def campaigns_end(slug: SlugArgument) -> None:
+    """End a campaign now: polling stops at the next cycle; its gallery stays up."""
+    settings = load()
+    with session_scope(open_engine(settings)) as session:
+        campaign = end_campaign(session, settings, slug, actor=CLI_ACTOR)
+        slug = campaign.slug
+    echo(
+        f"Ended campaign {slug}: its sources stop polling and retire at the next cycle;"
+        f" its gallery stays up until `hashtag-monitor campaigns archive {slug}`."
+    )
+
+
+@campaigns_app.command("archive")
+def campaigns_archive(slug: SlugArgument) -> None:
+    """Archive an ended campaign: its public gallery answers 410 Gone."""
+    settings = load()
+    with session_scope(open_engine(settings)) as session:
+        slug = archive_campaign(session, settings, slug, actor=CLI_ACTOR).slug
+    echo(f"Archived campaign {slug}: its public pages now answer 410 Gone.")
+
+
+def _days(campaign: Campaign) -> str:
+    first = campaign.starts_on.isoformat() if campaign.starts_on else "-"
+    last = campaign.ends_on.isoformat() if campaign.ends_on else "-"
+    return f"{first} to {last}"
+
+
+def _describe(session: Session, settings: Settings, campaign: Campaign) -> list[str]:
+    """``campaigns show``: what a person checks before and after changing a campaign."""
+    tags = campaign_tags(campaign, settings)
+    named = [] if campaign.is_default else split_list(campaign.platforms)
+    polled = campaign_platforms(campaign, settings)
+    lines = [
+        f"slug: {campaign.slug}{' (the default campaign)' if campaign.is_default else ''}",
+        f"name: {campaign.name}",
+        f"state: {state_on(campaign, local_today(settings)).value}",
+        f"days: {_days(campaign)} ({settings.timezone})",
+        f"hashtags: {', '.join(f'#{tag}' for tag in tags)}",
+        f"platforms: {', '.join(polled) or 'none'}",
+    ]
+    if missing := [name for name in named if name not in polled]:
+        lines.append(
+            f"not polled: {', '.join(missing)} (not enabled on this install: set its"
+            " credentials, or add it to PLATFORMS)"
+        )
+    if campaign.is_default:
+        lines.append("follows HASHTAGS and PLATFORMS from the environment")
+    wanted = {normalise_tag(tag) for tag in tags}
+    sources = [
+        source
+        for source in list_sources(session)
+        if source.platform in polled and set(source_tags(source.hashtags)) & wanted
+    ]
+    lines.append(f"sources: {len(sources)} current")
+    lines += [f"  {source.key} (since {when(source.created_at, settings)})" for source in sources]
+    if campaign.ended_at is not None:
+        lines.append(f"ended: {when(campaign.ended_at, settings)}")
+    if campaign.archived_at is not None:
+        lines.append(f"archived: {when(campaign.archived_at, settings)}")
+    return lines
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(campaigns_app, name="campaigns")
