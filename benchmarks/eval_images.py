@@ -4,17 +4,25 @@
 docs/image-safety.md: for the text detector, recall on the hands with personal data or a
 place name and false alarms on the rest; for the nudity detector, false alarms on every
 picture (the set holds no explicit image) and the highest score it gave; for known
-images, recall per kind of repost and false matches between different pictures.
+images, recall per kind of repost and false matches between different pictures; for
+faces, recall on every labelled face (photos, pasted heads, drawings), per size, angle and
+lighting, false alarms on every picture without a face, at several thresholds, and the
+CPU time per picture.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import statistics
+import time
 from collections.abc import Sequence
 
 from benchmarks.imageset import PLACE_NAMES, Sample, build
-from monitor.analysis.findings import Context, ImageInput, Verdict
+from monitor.analysis.faces import MAX_SIDE as FACE_MAX_SIDE
+from monitor.analysis.faces import THRESHOLD as FACE_THRESHOLD
+from monitor.analysis.faces import FaceDetector
+from monitor.analysis.findings import Box, Context, ImageInput, Verdict
 from monitor.analysis.known import KnownImageDetector, hash_image
 from monitor.analysis.nudity import EXPLICIT, NudityDetector
 from monitor.analysis.text import TextDetector
@@ -55,12 +63,15 @@ def text(samples: list[Sample]) -> dict[str, object]:
     detector.load()
     hits = misses = false_alarms = negatives = 0
     missed: list[str] = []
+    by_rule: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     for number, sample in enumerate(samples):
         found = detector.analyse(ImageInput(sample.image, 1, number, number), _context())
         rules = _rules([f.words for f in found])
         if sample.expect_rule:
+            by_rule[sample.expect_rule][1] += 1
             if sample.expect_rule in rules:
                 hits += 1
+                by_rule[sample.expect_rule][0] += 1
             else:
                 misses += 1
                 missed.append(sample.name)
@@ -70,6 +81,7 @@ def text(samples: list[Sample]) -> dict[str, object]:
     return {
         "detector": "text",
         "recall": round(hits / (hits + misses), 3),
+        "recall_by_rule": {k: f"{v[0]}/{v[1]}" for k, v in by_rule.items()},
         "precision": round(hits / (hits + false_alarms), 3) if hits + false_alarms else None,
         "false_alarm_rate": round(false_alarms / negatives, 3),
         "positives": hits + misses,
@@ -150,9 +162,108 @@ def known(samples: list[Sample]) -> dict[str, object]:
     }
 
 
+#: The face thresholds measured: each candidate is read once at the lowest.
+FACE_THRESHOLDS = (0.3, 0.4, FACE_THRESHOLD, 0.6, 0.7)
+#: A larger analysis size than the detector's, to measure what it would find and cost.
+FACE_LARGER_SIDE = 1024
+
+
+def _matched(labels: Sequence[tuple[int, int, int, int]], found: list[tuple[Box, float]]) -> int:
+    """Labelled faces with a detection centred inside them (each detection used once)."""
+    free = sorted(found, key=lambda pair: -pair[1])
+    hits = 0
+    for left, top, right, bottom in labels:
+        for pair in free:
+            box = pair[0]
+            x, y = (box.left + box.right) / 2, (box.top + box.bottom) / 2
+            if left <= x <= right and top <= y <= bottom:
+                free.remove(pair)
+                hits += 1
+                break
+    return hits
+
+
+def _kind(sample: Sample) -> str:
+    """What a face picture tests: its size, angle, lighting, a group, a portrait, a drawing."""
+    if sample.group == "drawn_face":
+        return "drawn"
+    if "-face-" not in sample.name:
+        return "group" if sample.name.startswith("group-") else "portrait"
+    return sample.name.split("-face-", 1)[1]
+
+
+def faces(samples: list[Sample]) -> dict[str, object]:
+    detector = FaceDetector()
+    detector.load()
+    labelled = [s for s in samples if s.face_boxes]
+    negatives = [s for s in samples if not s.faces]
+    lowest = min(FACE_THRESHOLDS)
+    seconds: list[float] = []
+    found: dict[int, list[tuple[Box, float]]] = {}
+    for index, sample in enumerate(samples):
+        if not (sample.face_boxes or not sample.faces):
+            continue  # a copy of a portrait with no box to check against
+        start = time.process_time()
+        found[index] = detector.boxes(sample.image, threshold=lowest)
+        seconds.append(time.process_time() - start)
+    by_threshold: dict[str, dict[str, object]] = {}
+    for threshold in FACE_THRESHOLDS:
+        kept = {i: [p for p in boxes if p[1] > threshold] for i, boxes in found.items()}
+        photo = [(i, s) for i, s in enumerate(samples) if s.face_boxes and s.group == "face"]
+        hits = sum(_matched(s.face_boxes, kept[i]) for i, s in photo)
+        total = sum(len(s.face_boxes) for _, s in photo)
+        extra = sum(len(kept[i]) - _matched(s.face_boxes, kept[i]) for i, s in photo)
+        alarms = [s.name for i, s in enumerate(samples) if not s.faces and kept[i]]
+        drawn = [(i, s) for i, s in enumerate(samples) if s.group == "drawn_face"]
+        by_threshold[str(threshold)] = {
+            "face_recall": round(hits / total, 3),
+            "faces_found": f"{hits}/{total}",
+            "pictures_flagged": f"{sum(bool(kept[i]) for i, _ in photo)}/{len(photo)}",
+            "extra_boxes_in_face_pictures": extra,
+            "drawn_faces_found": f"{sum(_matched(s.face_boxes, kept[i]) for i, s in drawn)}"
+            f"/{len(drawn)}",
+            "false_alarm_pictures": len(alarms),
+            "false_alarms": alarms,
+        }
+    default = {i: [p for p in boxes if p[1] > FACE_THRESHOLD] for i, boxes in found.items()}
+    per_kind: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+    missed: list[str] = []
+    for index, sample in enumerate(samples):
+        if not sample.face_boxes:
+            continue
+        hits = _matched(sample.face_boxes, default[index])
+        per_kind[_kind(sample)][0] += hits
+        per_kind[_kind(sample)][1] += len(sample.face_boxes)
+        if hits < len(sample.face_boxes):
+            missed.append(f"{sample.name} ({hits}/{len(sample.face_boxes)})")
+    photos = [s for s in samples if s.face_boxes and s.group == "face"]
+    start = time.process_time()
+    larger = sum(
+        _matched(s.face_boxes, detector.boxes(s.image, max_side=FACE_LARGER_SIDE)) for s in photos
+    )
+    larger_s = (time.process_time() - start) / len(photos)
+    return {
+        "detector": "faces",
+        "threshold": FACE_THRESHOLD,
+        "max_side": FACE_MAX_SIDE,
+        "by_threshold": by_threshold,
+        "recall_by_kind": {k: f"{v[0]}/{v[1]}" for k, v in per_kind.items()},
+        "missed": missed,
+        "face_pictures": len(labelled),
+        "negatives": len(negatives),
+        "cpu_s_per_picture_median": round(statistics.median(seconds), 3),
+        "cpu_s_per_picture_max": round(max(seconds), 3),
+        f"at_max_side_{FACE_LARGER_SIDE}": {
+            "faces_found": f"{larger}/{sum(len(s.face_boxes) for s in photos)}",
+            "cpu_s_per_picture_mean": round(larger_s, 3),
+        },
+    }
+
+
 def main() -> None:
     samples = build()
     text_set = [s for s in samples if s.group in ("hand_personal", "hand_benign", "benign")]
+    print(json.dumps(faces(samples)), flush=True)
     for result in (text(text_set), nudity(samples), known(samples)):
         print(json.dumps(result), flush=True)
 

@@ -8,8 +8,11 @@ Every picture is made here from things that are free to use:
   bent a little so it looks hand-lettered, in several sizes, angles, ink colours
   and lightings. These are drawings of hands, not photographs: real marker on
   real skin is harder to read (see docs/image-safety.md);
-- **faces** are scikit-image's public-domain photos (``data.astronaut``: Eileen
-  Collins, NASA) and drawn cartoon faces; never a photo of a real child;
+- **faces** are public-domain photos of adults that ship in the packages used here
+  (scikit-image's ``astronaut``, Eileen Collins, NASA, and ``camera``, CC0 by Lav
+  Varshney; matplotlib's ``grace_hopper.jpg``, US Navy), the same faces cut out and
+  pasted into drawn scenes at several sizes, angles and lightings, alone and in
+  groups, and drawn cartoon faces; never a photo of a real child;
 - **reposts** are scikit-image's photos cropped, re-encoded, shrunk, brightened
   and mirrored; other photos of the same set are the non-matches;
 - the **benign** set is hands with harmless words, drawn crowds, skin-tone
@@ -92,6 +95,8 @@ class Sample:
     faces: int = 0
     #: For a repost, the name of the original it copies.
     copy_of: str = ""
+    #: Where each face is (left, top, right, bottom), for the faces a person would count.
+    face_boxes: tuple[tuple[int, int, int, int], ...] = ()
 
 
 @lru_cache(maxsize=64)
@@ -225,6 +230,27 @@ def hand(
     return jpeg(picture.filter(ImageFilter.GaussianBlur(0.6)), quality=rng.choice((75, 85, 92)))
 
 
+#: Where the face is in each public-domain portrait (boxed by the model at a low
+#: threshold, then checked by eye): the ground truth of the face evaluation.
+PORTRAIT_FACES = {
+    "astronaut": (181, 58, 270, 178),
+    "camera": (202, 118, 258, 197),
+    "grace_hopper": (173, 127, 359, 335),
+}
+
+
+def portraits() -> dict[str, Image.Image]:
+    """The public-domain photos of (adult) faces the face detector is measured on."""
+    from skimage import data
+
+    hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    return {
+        "astronaut": Image.fromarray(data.astronaut()).convert("RGB"),
+        "camera": Image.fromarray(data.camera()).convert("RGB"),
+        "grace_hopper": Image.open(hopper).convert("RGB"),
+    }
+
+
 def photos() -> dict[str, Image.Image]:
     """scikit-image's public-domain photographs (no person but an adult astronaut)."""
     from skimage import data
@@ -274,6 +300,128 @@ def cartoon_face(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
     draw.line((w * 0.5, h * 0.5, w * 0.49, h * 0.6), fill=_shade(skin, 0.7), width=4)
     draw.arc((w * 0.43, h * 0.6, w * 0.57, h * 0.72), 20, 160, fill=(150, 40, 40), width=6)
     return jpeg(picture)
+
+
+Box = tuple[int, int, int, int]
+
+
+def scene(seed: int, size: tuple[int, int] = (1024, 768)) -> Image.Image:
+    """A drawn room with no one in it: a lit wall, a floor, furniture-like blocks, noise."""
+    rng = random.Random(seed)
+    w, h = size
+    wall = tuple(rng.randint(120, 230) for _ in range(3))
+    picture = Image.new("RGB", size, wall)
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle((0, int(h * rng.uniform(0.6, 0.75)), w, h), fill=_shade(wall, 0.6))  # type: ignore[arg-type]
+    for _ in range(6):
+        x0, y0 = rng.randint(0, w - 100), rng.randint(0, h - 100)
+        colour = tuple(rng.randint(30, 220) for _ in range(3))
+        draw.rectangle((x0, y0, x0 + rng.randint(60, 300), y0 + rng.randint(60, 300)), fill=colour)
+    noise = np.random.default_rng(seed).normal(0, 5, (h, w, 1)).astype(np.float32)
+    arr = np.asarray(picture).astype(np.float32) + noise
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def _head(name: str) -> tuple[Image.Image, Image.Image, Box]:
+    """A portrait's head cut out with a feathered oval mask, and the face's box in it."""
+    left, top, right, bottom = PORTRAIT_FACES[name]
+    grow_w, grow_h = (right - left) // 2, (bottom - top) // 3
+    area = (left - grow_w, top - grow_h, right + grow_w, bottom + grow_h)
+    head = portraits()[name].crop(area)
+    mask = Image.new("L", head.size, 0)
+    ImageDraw.Draw(mask).ellipse((0, 0, head.width - 1, head.height - 1), fill=255)
+    mask = mask.filter(ImageFilter.GaussianBlur(min(head.size) / 20))
+    return head, mask, (grow_w, grow_h, grow_w + right - left, grow_h + bottom - top)
+
+
+def pasted_faces(
+    placements: list[tuple[str, int, float, tuple[int, int]]],
+    *,
+    seed: int,
+    lighting: str = "even",
+    mirror: bool = False,
+) -> tuple[Image.Image, tuple[Box, ...]]:
+    """A drawn scene with portrait heads pasted in, and where each face now is.
+
+    Each placement is (portrait, face height in pixels, angle in degrees, centre). A
+    rotated face's box is the box around its rotated corners.
+    """
+    picture = scene(seed)
+    boxes: list[Box] = []
+    for name, face_height, angle, (cx, cy) in placements:
+        head, mask, (fl, ft, fr, fb) = _head(name)
+        scale = face_height / (fb - ft)
+        size = (max(1, round(head.width * scale)), max(1, round(head.height * scale)))
+        head, mask = head.resize(size, Image.Resampling.LANCZOS), mask.resize(size)
+        corners = [(fl * scale, ft * scale), (fr * scale, ft * scale),
+                   (fr * scale, fb * scale), (fl * scale, fb * scale)]  # fmt: skip
+        if angle:
+            head = head.rotate(angle, expand=True, resample=Image.Resampling.BICUBIC)
+            mask = mask.rotate(angle, expand=True, resample=Image.Resampling.BICUBIC)
+            cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+            ox, oy = size[0] / 2, size[1] / 2
+            corners = [
+                (ox + (x - ox) * cos + (y - oy) * sin + (head.width - size[0]) / 2,
+                 oy - (x - ox) * sin + (y - oy) * cos + (head.height - size[1]) / 2)
+                for x, y in corners
+            ]  # fmt: skip
+        x0, y0 = cx - head.width // 2, cy - head.height // 2
+        picture.paste(head, (x0, y0), mask)
+        xs, ys = [x0 + x for x, _ in corners], [y0 + y for _, y in corners]
+        boxes.append((round(min(xs)), round(min(ys)), round(max(xs)), round(max(ys))))
+    picture = _light(picture, lighting, random.Random(seed))
+    if mirror:
+        picture = ImageOps.mirror(picture)
+        boxes = [(picture.width - r, t, picture.width - left, b) for left, t, r, b in boxes]
+    return jpeg(picture, quality=85), tuple(boxes)
+
+
+#: Face heights (pixels, in a 1024 x 768 picture) the single pasted faces are drawn at.
+FACE_HEIGHTS = (240, 120, 60, 36, 24)
+#: Angles the pasted faces are turned by (a head tilted, a phone held sideways).
+FACE_ANGLES = (-25, 25, 60, 90)
+
+
+def face_samples() -> Iterator[Sample]:
+    """The portraits, their heads pasted into scenes, and drawn faces, each labelled."""
+    pictures = portraits()
+    for name, box in PORTRAIT_FACES.items():
+        yield Sample(name, pictures[name], "face", faces=1, face_boxes=(box,))
+    seed = 500
+    centre = (512, 384)
+
+    def pasted(label: str, placements: list[tuple[str, int, float, tuple[int, int]]],
+               **how: object) -> Sample:  # fmt: skip
+        image, boxes = pasted_faces(placements, seed=seed, **how)  # type: ignore[arg-type]
+        return Sample(label, image, "face", faces=len(boxes), face_boxes=boxes)
+
+    for name in PORTRAIT_FACES:
+        for height in FACE_HEIGHTS:
+            seed += 1
+            yield pasted(f"{name}-face-{height}px", [(name, height, 0, centre)])
+        for angle in FACE_ANGLES:
+            seed += 1
+            yield pasted(f"{name}-face-turned-{angle}", [(name, 120, angle, centre)])
+        for lighting in ("dim", "bright", "side"):
+            seed += 1
+            yield pasted(f"{name}-face-{lighting}", [(name, 120, 0, centre)], lighting=lighting)
+        seed += 1
+        yield pasted(f"{name}-face-mirrored", [(name, 120, 0, (300, 300))], mirror=True)
+    names = list(PORTRAIT_FACES)
+    for group in range(4):
+        seed += 1
+        rng = random.Random(seed)
+        placements = [
+            (names[(group + n) % 3], rng.choice((40, 60, 90)), rng.uniform(-15, 15),
+             (150 + n * 240, rng.randint(200, 560)))
+            for n in range(4)
+        ]  # fmt: skip
+        yield pasted(f"group-{group}", placements)
+    for index in range(3):
+        w, h = 800, 600
+        box = (int(w * 0.3), int(h * 0.12), int(w * 0.7), int(h * 0.85))
+        yield Sample(f"drawn-face-{index}", cartoon_face(index), "drawn_face", faces=1,
+                     face_boxes=(box,))  # fmt: skip
 
 
 def crowd(seed: int, size: tuple[int, int] = (1024, 768)) -> Image.Image:
@@ -344,14 +492,12 @@ def build() -> list[Sample]:
             seed += 1
             image = hand(words, seed=seed, font=font)
             samples.append(Sample(f"hand-{seed}", image, "hand_benign", words))
-    pictures = photos()
-    samples.append(Sample("astronaut", pictures["astronaut"], "face", faces=1))
-    for index in range(3):
-        samples.append(Sample(f"drawn-face-{index}", cartoon_face(index), "face", faces=1))
-    for index, (name, picture) in enumerate(pictures.items()):
-        samples.append(Sample(name, picture, "original"))
+    samples.extend(face_samples())
+    for index, (name, picture) in enumerate(photos().items()):
+        faces = int(name in PORTRAIT_FACES)
+        samples.append(Sample(name, picture, "original", faces=faces))
         for how, copy in copies(picture, index):
-            samples.append(Sample(f"{name}-{how}", copy, "repost", copy_of=name))
+            samples.append(Sample(f"{name}-{how}", copy, "repost", copy_of=name, faces=faces))
     for index in range(4):
         samples.append(Sample(f"crowd-{index}", crowd(index), "benign"))
         samples.append(Sample(f"skin-{index}", skin_closeup(index), "benign"))

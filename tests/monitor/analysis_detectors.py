@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from monitor.analysis.findings import Context, Finding, ImageInput, ModelMissing, Verdict
+from monitor.analysis.nudity import NudityDetector
 
 #: Top-left pixel colours (approximately, after JPEG) that trigger each behaviour.
 HANG = (250, 0, 250)
@@ -99,3 +101,37 @@ class Slow:
                     handle.write("started")
             time.sleep(4)
         return [Finding(self.name, item.position, f"Checked slowly: image {item.position}")]
+
+
+#: Top-left colours of the pictures :class:`StoodInNudity`'s model "sees" nudity in: one
+#: scored to flag, one scored to reject (no explicit picture is made or kept). Neither is
+#: a colour the drawn hands or the photos of benchmarks/imageset.py start with.
+NUDITY_FLAG = (10, 250, 120)
+NUDITY_REJECT = (120, 10, 250)
+
+
+class _NudeNetRawOutput:
+    """Stands in for NudeNet at its boundary: ``detect`` answers what the model would for
+    a picture it scored, by the picture's top-left colour (the array is BGR)."""
+
+    ANSWERS = {
+        NUDITY_FLAG: [{"class": "BUTTOCKS_EXPOSED", "score": 0.6, "box": [40, 30, 200, 160]}],
+        NUDITY_REJECT: [
+            {"class": "FEMALE_GENITALIA_EXPOSED", "score": 0.92, "box": [60, 60, 120, 90]}
+        ],
+    }
+
+    def detect(self, array: Any) -> list[dict[str, Any]]:
+        blue, green, red = (int(v) for v in array[2, 2, :3])
+        for colour, answer in self.ANSWERS.items():
+            if all(abs(a - b) < 40 for a, b in zip((red, green, blue), colour, strict=True)):
+                return answer
+        return []
+
+
+class StoodInNudity(NudityDetector):
+    """The real nudity detector (its thresholds, words, boxes and blur) with the model's
+    raw output stood in, loaded by the analyser process like any detector."""
+
+    def __init__(self) -> None:
+        super().__init__(_NudeNetRawOutput())
