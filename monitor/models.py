@@ -934,6 +934,18 @@ class HashBankEntry(Table, table=True):
     added_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
+class LatencyStage(StrEnum):
+    """A step of a post's way whose duration is measured (:mod:`monitor.services.latency`
+    says where each comes from); the first two are read from the posts' own times, the
+    others are :class:`LatencySample` rows."""
+
+    PLATFORM_TO_STORED = "platform_to_stored"
+    STORED_TO_QUEUE = "stored_to_queue"
+    APPROVAL_TO_GALLERY = "approval_to_gallery"
+    APPROVAL_TO_SCREEN = "approval_to_screen"
+    TAKEDOWN_TO_GALLERY = "takedown_to_gallery"
+
+
 class LatencySample(Table, table=True):
     """How long one step of a post's way took (``stage``: e.g. approval to the gallery).
 
@@ -948,7 +960,7 @@ class LatencySample(Table, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    stage: str = Field(max_length=40)
+    stage: LatencyStage = Field(sa_type=_enum(LatencyStage, 40))
     #: No foreign key: a sample outlives its post (retention), as a figure does.
     post_id: int
     version: int

@@ -11,20 +11,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import sqlalchemy as sa
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
 from monitor.models import AuditEvent, DigestSend, PollRun, Post, PostStatus, Source, utcnow
 from monitor.services.audit import DECISIONS
 from monitor.services.health import SourceHealth, SourceMode
-from monitor.services.latency import BUCKETS, STAGES, histograms
-from monitor.services.post_latency import latency_metrics
+from monitor.services.latency import latency_metrics
 from monitor.services.sources import live_sources
 
 #: Decisions considered for the latency figure.
@@ -43,9 +37,9 @@ class DatabaseCollector(Collector):
             yield from _sources(connection)
             yield from _polls(connection)
             yield from _decision_latency(connection)
-            yield from latency_metrics(connection)
             yield from _digests(connection)
-            yield from _stage_latency(connection)
+            # Every step of a post's way (see monitor.services.latency).
+            yield from latency_metrics(connection)
 
 
 def _posts(connection: sa.Connection) -> Iterator[Metric]:
@@ -158,21 +152,4 @@ def _digests(connection: sa.Connection) -> Iterator[Metric]:
         sa.select(sends.c.status, sa.func.count()).group_by(sends.c.status)
     ):
         family.add_metric([status], count)
-    yield family
-
-
-def _stage_latency(connection: sa.Connection) -> Iterator[Metric]:
-    """One histogram per step of a post's way (see :mod:`monitor.services.latency`)."""
-    family = HistogramMetricFamily(
-        "hashtag_monitor_stage_latency_seconds",
-        "Seconds each step of a post's way took: "
-        + "; ".join(f"{stage} = {words}" for stage, words in STAGES.items())
-        + ".",
-        labels=["stage"],
-    )
-    for histogram in histograms(connection):
-        pairs = zip(BUCKETS, histogram.cumulative, strict=True)
-        buckets = [(str(bound), count) for bound, count in pairs]
-        buckets.append(("+Inf", histogram.count))
-        family.add_metric([histogram.stage], buckets, sum_value=histogram.total)
     yield family

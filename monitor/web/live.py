@@ -37,15 +37,9 @@ from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.db import read_only
-from monitor.models import utcnow
+from monitor.models import LatencyStage, utcnow
 from monitor.services.gallery import GalleryQuery
-from monitor.services.latency import (
-    APPROVAL_TO_GALLERY,
-    APPROVAL_TO_SCREEN,
-    TAKEDOWN_TO_GALLERY,
-    Sample,
-    record_latency,
-)
+from monitor.services.latency import Sample, record_latency
 from monitor.services.live import (
     LONG_AGO,
     Change,
@@ -253,14 +247,14 @@ class LiveHub:
             if html:
                 self._publish_post("approved", post, WALL_VARIANTS, html)
                 if post.since != LONG_AGO:
-                    samples.append(_sample(APPROVAL_TO_GALLERY, post, now, post.since))
+                    samples.append(_sample(LatencyStage.APPROVAL_TO_GALLERY, post, now, post.since))
         for post in approved_screen:
             if post.id in cards["screen"]:
                 self._publish_post(
                     "approved", post, ("screen",), {"screen": cards["screen"][post.id]}
                 )
                 if post.since != LONG_AGO:
-                    samples.append(_sample(APPROVAL_TO_SCREEN, post, now, post.since))
+                    samples.append(_sample(LatencyStage.APPROVAL_TO_SCREEN, post, now, post.since))
         if removed_wall or samples:
             await asyncio.to_thread(self._record, removed_wall, samples, now)
 
@@ -282,7 +276,9 @@ class LiveHub:
             held = open_takedown_times(session, [post.id for post in removed])
             for post in removed:
                 if post.id in held:
-                    samples.append(_sample(TAKEDOWN_TO_GALLERY, post, now, held[post.id]))
+                    samples.append(
+                        _sample(LatencyStage.TAKEDOWN_TO_GALLERY, post, now, held[post.id])
+                    )
             record_latency(session, samples)
             session.commit()
 
@@ -397,7 +393,7 @@ def theme_url(look: Look, base: str = "") -> str | None:
     return f"{base}/gallery/theme.css?v={version}"
 
 
-def _sample(stage: str, post: PublicPost, now: datetime, start: datetime) -> Sample:
+def _sample(stage: LatencyStage, post: PublicPost, now: datetime, start: datetime) -> Sample:
     return Sample(stage, post.id, post.version, now, (now - start).total_seconds())
 
 

@@ -1,11 +1,14 @@
-"""Latency, measured: the platform-to-stored and stored-to-queue figures, and /metrics."""
+"""Latency, measured: the platform-to-stored and stored-to-queue figures read from the posts,
+the day's quantiles and /metrics."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,9 +17,9 @@ from sqlmodel import Session, select
 
 from monitor.config import Settings
 from monitor.db import session_scope
-from monitor.models import Post, Source, utcnow
+from monitor.models import LatencySample, LatencyStage, Post, Source, UTCDateTime, utcnow
 from monitor.services.ingest import record_posts
-from monitor.services.post_latency import latency_metrics, latency_quantiles
+from monitor.services.latency import Sample, latency_metrics, record_latency, today_figures
 from monitor.services.staging import mark_queued
 from monitor.web.app import create_app
 from tests.factories import make_post
@@ -24,8 +27,8 @@ from tests.factories import make_post
 LOOPBACK = ("127.0.0.1", 50000)
 
 
-def _store(engine: Engine, *, age: timedelta, media: bool) -> int:
-    now = utcnow()
+def _store(engine: Engine, *, age: timedelta, media: bool, now: datetime | None = None) -> int:
+    now = now or utcnow()
     post = make_post(created_at=now - age)
     if not media:
         post = dataclasses.replace(post, media=())
@@ -84,14 +87,18 @@ def test_a_post_with_pictures_reaches_the_queue_only_once_staged(engine: Engine)
 
 
 def test_todays_quantiles(engine: Engine) -> None:
+    # One moment for storing and for "today": the figures cannot straddle a midnight.
+    now = utcnow()
     for seconds in (1, 2, 3, 4, 100):
-        _store(engine, age=timedelta(seconds=seconds), media=False)
-    with engine.connect() as connection:
-        summary = latency_quantiles(connection, utcnow() - timedelta(hours=1))
-    assert summary.posts == 5
-    assert summary.ingest_p50 is not None and 2.5 < summary.ingest_p50 < 3.5
-    assert summary.ingest_p95 is not None and summary.ingest_p95 > 50
-    assert summary.queue_p95 is not None and summary.queue_p95 < 1
+        _store(engine, age=timedelta(seconds=seconds), media=False, now=now)
+    with Session(engine) as session:
+        day = today_figures(session, zone=ZoneInfo("Europe/London"), now=now)
+    figures = {figure.stage: figure for figure in day.stages}
+    ingest, queue = figures[LatencyStage.PLATFORM_TO_STORED], figures[LatencyStage.STORED_TO_QUEUE]
+    assert ingest.count == 5
+    assert ingest.p50 is not None and 2.5 < ingest.p50 < 3.5
+    assert ingest.p95 is not None and ingest.p95 > 50
+    assert queue.p95 is not None and queue.p95 < 1
 
 
 def test_metrics_carry_the_latencies_and_each_sources_mode_and_lag(
@@ -134,3 +141,39 @@ def test_posts_from_before_the_queue_time_existed_are_left_out(sqlite_engine: En
     assert _histograms(sqlite_engine)["hashtag_monitor_queue_latency_seconds"]["+Inf"] == 0
     with Session(sqlite_engine) as session:
         assert len(list(session.exec(select(Post)))) == 1
+
+
+def test_a_stage_is_stored_as_its_word_and_read_back_as_the_enum(engine: Engine) -> None:
+    """The column kept its stored values when it was typed: rows written before read back."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        session.execute(
+            sa.text(
+                "INSERT INTO latency_samples (stage, post_id, version, at, seconds)"
+                " VALUES ('takedown_to_gallery', 1, 1, :at, 2.0)"
+            ).bindparams(sa.bindparam("at", type_=UTCDateTime)),
+            {"at": now},
+        )
+        record_latency(session, [Sample(LatencyStage.APPROVAL_TO_GALLERY, 2, 1, now, 1.0)])
+    with Session(engine) as session:
+        stored = session.execute(sa.text("SELECT stage FROM latency_samples ORDER BY post_id"))
+        assert [row.stage for row in stored] == ["takedown_to_gallery", "approval_to_gallery"]
+        stages = session.exec(select(LatencySample.stage).order_by(LatencySample.post_id)).all()
+    assert stages == [LatencyStage.TAKEDOWN_TO_GALLERY, LatencyStage.APPROVAL_TO_GALLERY]
+    assert all(isinstance(stage, LatencyStage) for stage in stages)
+
+
+def test_the_stages_read_from_the_posts_are_not_sampled(engine: Engine) -> None:
+    with session_scope(engine) as session, pytest.raises(ValueError, match="posts' times"):
+        record_latency(session, [Sample(LatencyStage.PLATFORM_TO_STORED, 1, 1, utcnow(), 1.0)])
+
+
+def test_a_platform_clock_ahead_of_ours_counts_as_no_wait(engine: Engine) -> None:
+    now = utcnow()
+    _store(engine, age=timedelta(seconds=-3), media=False, now=now)
+    ingest = _histograms(engine)["hashtag_monitor_ingest_latency_seconds"]
+    assert ingest["0.25"] == 1 and ingest["hashtag_monitor_ingest_latency_seconds_sum"] == 0
+    with Session(engine) as session:
+        day = today_figures(session, zone=ZoneInfo("Europe/London"), now=now)
+    [stored] = [figure for figure in day.stages if figure.stage == LatencyStage.PLATFORM_TO_STORED]
+    assert (stored.count, stored.p50, stored.p95) == (1, 0.0, 0.0)

@@ -14,18 +14,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor.db import session_scope
-from monitor.models import LatencySample, Post, PostStatus, TakedownRequest, utcnow
+from monitor.models import LatencySample, LatencyStage, Post, PostStatus, TakedownRequest, utcnow
 from monitor.services import audit
 from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
 from monitor.services.ingest import record_posts
-from monitor.services.latency import (
-    APPROVAL_TO_GALLERY,
-    Sample,
-    histograms,
-    quantile,
-    record_latency,
-    today_figures,
-)
+from monitor.services.latency import Sample, histograms, quantile, record_latency, today_figures
 from monitor.services.live import (
     LONG_AGO,
     SCREEN_DELAY,
@@ -164,36 +157,44 @@ def test_an_admins_delay_wins_and_nonsense_falls_back(engine: Engine) -> None:
 def test_a_latency_sample_is_written_once_per_post_version_on_both_databases(
     engine: Engine,
 ) -> None:
-    sample = Sample(APPROVAL_TO_GALLERY, 7, 2, NOW, 1.5)
+    sample = Sample(LatencyStage.APPROVAL_TO_GALLERY, 7, 2, NOW, 1.5)
     for seconds in (1.5, 99.0):
         with session_scope(engine) as session:
             record_latency(session, [dataclasses.replace(sample, seconds=seconds)])
     with session_scope(engine) as session:
-        record_latency(session, [Sample(APPROVAL_TO_GALLERY, 7, 3, NOW, float("nan"))])
+        record_latency(session, [Sample(LatencyStage.APPROVAL_TO_GALLERY, 7, 3, NOW, float("nan"))])
         rows = session.execute(sa.select(LatencySample.__table__)).all()
     assert [(row.version, row.seconds) for row in rows] == [(2, 1.5)]
     with engine.connect() as connection:
         [histogram] = histograms(connection)
-    assert histogram.stage == APPROVAL_TO_GALLERY and histogram.count == 1
+    assert histogram.stage == LatencyStage.APPROVAL_TO_GALLERY and histogram.count == 1
     assert histogram.cumulative[0] == 0 and histogram.cumulative[-1] == 1
 
 
 def test_todays_figures_use_the_local_day(engine: Engine) -> None:
     zone = ZoneInfo("Europe/London")
     now = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
-    samples = [Sample(APPROVAL_TO_GALLERY, n, 1, now, float(n)) for n in range(1, 21)]
+    samples = [Sample(LatencyStage.APPROVAL_TO_GALLERY, n, 1, now, float(n)) for n in range(1, 21)]
     # 23:30 UTC on 30 June is 00:30 on 1 July in London (summer time): today.
     samples.append(
-        Sample(APPROVAL_TO_GALLERY, 50, 1, datetime(2026, 6, 30, 23, 30, tzinfo=UTC), 50.0)
+        Sample(
+            LatencyStage.APPROVAL_TO_GALLERY, 50, 1, datetime(2026, 6, 30, 23, 30, tzinfo=UTC), 50.0
+        )
     )
     samples.append(
-        Sample(APPROVAL_TO_GALLERY, 51, 1, datetime(2026, 6, 30, 22, 30, tzinfo=UTC), 999.0)
+        Sample(
+            LatencyStage.APPROVAL_TO_GALLERY,
+            51,
+            1,
+            datetime(2026, 6, 30, 22, 30, tzinfo=UTC),
+            999.0,
+        )
     )
     with session_scope(engine) as session:
         record_latency(session, samples)
     with Session(engine) as session:
-        figures = {f.stage: f for f in today_figures(session, zone=zone, now=now)}
-    gallery = figures[APPROVAL_TO_GALLERY]
+        figures = {f.stage: f for f in today_figures(session, zone=zone, now=now).stages}
+    gallery = figures[LatencyStage.APPROVAL_TO_GALLERY]
     assert (gallery.count, gallery.p50, gallery.p95) == (21, 11.0, 20.0)
     assert figures["takedown_to_gallery"].p50 is None
 

@@ -16,9 +16,8 @@ from sqlmodel import Session, select
 
 from monitor.config import Settings
 from monitor.db import session_scope
-from monitor.models import LatencySample, Post, TakedownRequest, utcnow
+from monitor.models import LatencySample, LatencyStage, Post, TakedownRequest, utcnow
 from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
-from monitor.services.latency import APPROVAL_TO_GALLERY, APPROVAL_TO_SCREEN, TAKEDOWN_TO_GALLERY
 from monitor.services.live import SCREEN_DELAY
 from monitor.web.app import create_app
 from monitor.web.live import LiveEvent, LiveHub
@@ -50,7 +49,7 @@ def server(gallery_engine: Engine, settings: Settings) -> Iterator[LiveServer]:
         yield running
 
 
-def _samples(engine: Engine, stage: str) -> list[LatencySample]:
+def _samples(engine: Engine, stage: LatencyStage) -> list[LatencySample]:
     with Session(engine) as session:
         return list(session.exec(select(LatencySample).where(LatencySample.stage == stage)))
 
@@ -74,7 +73,7 @@ def test_an_approval_elsewhere_reaches_every_open_wall_with_its_card(
         assert "Live &lt;b&gt;support&lt;/b&gt; from the square" in event.data["html"]
         assert 'target="_blank"' not in event.data["html"]
         assert 'target="_blank"' in embed.next("approved").data["html"]
-    [sample] = _samples(gallery_engine, APPROVAL_TO_GALLERY)
+    [sample] = _samples(gallery_engine, LatencyStage.APPROVAL_TO_GALLERY)
     assert sample.post_id == post_id and sample.seconds >= 0
 
 
@@ -100,7 +99,7 @@ def test_a_takedown_hold_and_a_rejection_remove_the_post_live(
         assert wall.next("removed").data == {"id": ref_of(gallery_engine, held)}
         set_status(gallery_engine, undone, status="rejected")
         assert wall.next("removed").data == {"id": ref_of(gallery_engine, undone)}
-    [sample] = _samples(gallery_engine, TAKEDOWN_TO_GALLERY)
+    [sample] = _samples(gallery_engine, LatencyStage.TAKEDOWN_TO_GALLERY)
     assert sample.post_id == held
     metrics = httpx.get(f"{server.url}/metrics").text
     assert 'hashtag_monitor_stage_latency_seconds_count{stage="takedown_to_gallery"} 1.0' in metrics
@@ -176,7 +175,7 @@ def test_the_screen_waits_for_the_delay_and_removals_reach_it_at_once(
         assert "screen-post" in event.data["html"] and "<a " not in event.data["html"]
         set_status(gallery_engine, post_id, status="rejected")
         assert screen.next("removed").data["id"] == ref_of(gallery_engine, post_id)
-    [sample] = _samples(gallery_engine, APPROVAL_TO_SCREEN)
+    [sample] = _samples(gallery_engine, LatencyStage.APPROVAL_TO_SCREEN)
     assert sample.seconds >= 2  # never before the delay (a lower bound, not a timing)
 
 

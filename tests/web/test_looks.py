@@ -18,9 +18,9 @@ from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.db import session_scope
-from monitor.models import Post, utcnow
+from monitor.models import LatencyStage, Post, utcnow
 from monitor.services.app_settings import get_app_setting
-from monitor.services.latency import APPROVAL_TO_GALLERY, Sample, record_latency
+from monitor.services.latency import Sample, record_latency
 from monitor.services.live import SCREEN_DELAY
 from monitor.services.looks import LOOK, load_look, pinned_ids
 from monitor.web.app import create_app
@@ -183,14 +183,16 @@ def test_the_admin_page_shows_todays_latency_figures(admin: TestClient, engine: 
     with session_scope(engine) as session:
         record_latency(
             session,
-            [Sample(APPROVAL_TO_GALLERY, n, 1, utcnow(), n / 10) for n in range(1, 21)]
-            + [Sample("platform_to_stored", 1, 1, utcnow(), 4.0)],
+            [
+                Sample(LatencyStage.APPROVAL_TO_GALLERY, n, 1, utcnow(), n / 10)
+                for n in range(1, 21)
+            ],
         )
     page = admin.get("/admin").text
     assert re.search(
         r"Approval to visible on the gallery</td><td>20</td>\s*<td>1\.0 s</td>\s*<td>1\.9 s</td>",
         page,
     )
-    # A stage another part of the product records is listed too.
+    # Every stage is listed, those read from the posts' own times too.
     assert "Platform to stored" in page
     assert "Takedown request to off the gallery</td><td>0</td>" in page

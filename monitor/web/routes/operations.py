@@ -91,7 +91,7 @@ def _metrics_access(request: Request, settings: SettingsDep) -> None:
 
 @router.get("/metrics", dependencies=[Depends(_metrics_access)])
 def metrics(request: Request) -> Response:
-    """Prometheus metrics: posts, queue, sources, polls, decision latency, digests."""
+    """Prometheus metrics: posts, queue, sources, polls, decisions, digests, step latencies."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(request.app.state.engine))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
