@@ -71,6 +71,8 @@ class Role(StrEnum):
     ADMIN = "admin"
     #: A safeguarding lead: sees escalations and closes them with an outcome; decides nothing.
     SAFEGUARDING = "safeguarding"
+    #: No role in the default campaign: a member of the campaigns granted to them only.
+    NONE = "none"
 
 
 class RuleKind(StrEnum):
@@ -451,6 +453,14 @@ class AuditEvent(Table, table=True):
     to_status: PostStatus | None = Field(default=None, sa_type=_enum(PostStatus, 20))
     reason: str | None = Field(default=None, sa_type=sa.Text)
     detail: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    #: The campaign a decision was made in (None: every campaign the post is in, or not
+    #: about a post's moderation at all).
+    campaign_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("campaigns.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
 
 
 class ErasedAuthor(Table, table=True):
@@ -561,6 +571,58 @@ class Campaign(Table, table=True):
     archived_at: datetime | None = _time()
 
 
+class CampaignPost(Table, table=True):
+    """A post in one campaign, and its moderation state there.
+
+    A post with the tags of two campaigns is stored, fetched and analysed once, and
+    decided per campaign: each campaign's queue and gallery read their own row. The
+    post's own ``status`` is its state across them, kept by
+    :mod:`monitor.services.placements` (approved if public anywhere).
+    """
+
+    __tablename__ = "campaign_posts"
+    __table_args__ = (
+        # A campaign's queue tabs and gallery: its posts in one status.
+        sa.Index("ix_campaign_posts_campaign_status", "campaign_id", "status", "post_id"),
+    )
+
+    campaign_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    post_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer,
+            sa.ForeignKey("posts.id", ondelete="CASCADE"),
+            primary_key=True,
+            index=True,
+        )
+    )
+    status: PostStatus = Field(default=PostStatus.PENDING, sa_type=_enum(PostStatus, 20))
+
+
+class CampaignRole(Table, table=True):
+    """A user's role in one campaign other than the default (whose role is ``User.role``)."""
+
+    __tablename__ = "campaign_roles"
+
+    user_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    campaign_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer,
+            sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+            primary_key=True,
+            index=True,
+        )
+    )
+    role: Role = Field(sa_type=_enum(Role, 20))
+
+
 class PollRun(Table, table=True):
     """One attempt to poll (or backfill) a source, kept for status and the digest."""
 
@@ -621,6 +683,13 @@ class WebSession(Table, table=True):
     address: str | None = Field(default=None, max_length=100)
     #: Messages to show once on the next page (the result of a form post).
     flash: list[str] | None = Field(default=None, sa_type=sa.JSON)
+    #: The campaign whose queue this login works on (None: the user's first campaign).
+    campaign_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("campaigns.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
 
 
 class LoginAttempt(Table, table=True):

@@ -267,7 +267,7 @@ def test_run_refuses_a_media_dir_it_cannot_write(
         (
             ["users", "add", "bob", "--role", "boss"],
             "error: Invalid value for '--role': 'boss' is not one of 'viewer', 'moderator',"
-            " 'admin', 'safeguarding'. (see `hashtag-monitor users add --help`)",
+            " 'admin', 'safeguarding', 'none'. (see `hashtag-monitor users add --help`)",
         ),
         (["poll", "--nope"], "error: No such option: --nope (see `hashtag-monitor poll --help`)"),
         (["no-such-command"], "error: No such command 'no-such-command'."),

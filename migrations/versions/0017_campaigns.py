@@ -1,12 +1,14 @@
-"""campaigns: what is watched, on which platforms, and when; one default campaign
+"""campaigns: what is watched, on which platforms, and when; posts and roles per campaign
 
 Revision ID: 0017
-Revises: 0001
+Revises: every head before it (it needs posts, users and the audit trail as they are)
 
 A database from before campaigns gets one default campaign: the hashtags and
 platforms it was watching (``HASHTAGS`` and ``PLATFORMS`` of the environment the
 upgrade runs in). From then on the default campaign follows those settings at
 every start (``monitor.services.campaigns.sync_default``), as the install did.
+Every post is placed in it with the status it has, in one INSERT ... SELECT, so
+no post and no decision is lost however many there are.
 """
 
 import os
@@ -19,7 +21,17 @@ from alembic import op
 import monitor.models
 
 revision: str = "0017"
-down_revision: str | None = "0001"
+down_revision: str | tuple[str, ...] | None = (
+    "0005",
+    "0006",
+    "0007",
+    "0010",
+    "0011",
+    "0012",
+    "0013",
+    "0014",
+    "0016",
+)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -65,6 +77,70 @@ def upgrade() -> None:
         ],
     )
 
+    op.create_table(
+        "campaign_posts",
+        sa.Column(
+            "campaign_id",
+            sa.Integer(),
+            sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column(
+            "post_id", sa.Integer(), sa.ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+        ),
+        sa.Column("status", sa.String(length=20), nullable=False),
+    )
+    op.create_index("ix_campaign_posts_post_id", "campaign_posts", ["post_id"])
+    op.create_index(
+        "ix_campaign_posts_campaign_status", "campaign_posts", ["campaign_id", "status", "post_id"]
+    )
+    op.execute(
+        "INSERT INTO campaign_posts (campaign_id, post_id, status)"
+        " SELECT campaigns.id, posts.id, posts.status FROM posts, campaigns"
+        " WHERE campaigns.is_default"
+    )
+    op.create_table(
+        "campaign_roles",
+        sa.Column(
+            "user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+        ),
+        sa.Column(
+            "campaign_id",
+            sa.Integer(),
+            sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("role", sa.String(length=20), nullable=False),
+    )
+    op.create_index("ix_campaign_roles_campaign_id", "campaign_roles", ["campaign_id"])
+    with op.batch_alter_table("moderation_events") as batch:
+        batch.add_column(sa.Column("campaign_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key(
+            "fk_moderation_events_campaign_id",
+            "campaigns",
+            ["campaign_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
+
+    with op.batch_alter_table("web_sessions") as batch:
+        batch.add_column(sa.Column("campaign_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key(
+            "fk_web_sessions_campaign_id",
+            "campaigns",
+            ["campaign_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("web_sessions") as batch:
+        batch.drop_constraint("fk_web_sessions_campaign_id", type_="foreignkey")
+        batch.drop_column("campaign_id")
+    with op.batch_alter_table("moderation_events") as batch:
+        batch.drop_constraint("fk_moderation_events_campaign_id", type_="foreignkey")
+        batch.drop_column("campaign_id")
+    op.drop_table("campaign_roles")
+    op.drop_table("campaign_posts")
     op.drop_table("campaigns")

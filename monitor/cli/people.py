@@ -16,6 +16,7 @@ from monitor.errors import UserError
 from monitor.models import MediaItem, Role
 from monitor.services.alerts import send_pending_alerts
 from monitor.services.analysis import blur_faces
+from monitor.services.campaigns import get_campaign, grant_role
 from monitor.services.consent import record_consent
 from monitor.services.escalation import escalate
 from monitor.services.moderation import CloserLookNeeded, decide, find_post, flag_reasons
@@ -61,17 +62,57 @@ PasswordStdinOption = Annotated[
 @users_app.command("add")
 def users_add(
     name: str,
-    role: Annotated[Role, typer.Option("--role", help="viewer, moderator or admin.")],
+    role: Annotated[Role, typer.Option("--role", help="viewer, moderator, admin or safeguarding.")],
     password_stdin: PasswordStdinOption = False,
+    campaign: Annotated[
+        str | None,
+        typer.Option(
+            "--campaign",
+            metavar="SLUG",
+            help="The role is in this campaign only (default: the default campaign).",
+        ),
+    ] = None,
 ) -> None:
     """Add a user; the password is read from stdin or asked for."""
+    if role == Role.NONE:
+        raise UserError("--role none: a user with no role sees nothing; give them a role")
     password = _read_password(password_stdin)
-    _as_admin(
-        lambda session: add_user(
-            session=session, name=name, role=role, password=password, actor=CLI_ACTOR
+    settings = load()
+
+    def add(session: Session) -> str:
+        elsewhere = (
+            campaign is not None and not get_campaign(session, settings, campaign).is_default
+        )
+        first = Role.NONE if elsewhere else role
+        add_user(session=session, name=name, role=first, password=password, actor=CLI_ACTOR)
+        if not elsewhere:
+            return f"Added {name} as {role}."
+        session.flush()
+        assert campaign is not None
+        grant_role(session, settings, name=name, slug=campaign, role=role, actor=CLI_ACTOR)
+        return f"Added {name} as {role} in campaign {campaign} (no role in the others)."
+
+    echo(_as_admin(add))
+
+
+@users_app.command("grant")
+def users_grant(
+    name: str,
+    campaign: Annotated[str, typer.Option("--campaign", metavar="SLUG", help="The campaign.")],
+    role: Annotated[
+        Role,
+        typer.Option("--role", help="viewer, moderator, admin, safeguarding, or none to remove."),
+    ],
+) -> None:
+    """Give a user a role in one campaign (none takes it away); their sessions end."""
+    settings = load()
+    echo(
+        _as_admin(
+            lambda session: grant_role(
+                session, settings, name=name, slug=campaign, role=role, actor=CLI_ACTOR
+            )
         )
     )
-    echo(f"Added {name} as {role}.")
 
 
 @users_app.command("list")

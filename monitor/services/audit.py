@@ -72,6 +72,7 @@ class Action(StrEnum):
     CAMPAIGN_ADDED = "campaign_added"
     CAMPAIGN_ENDED = "campaign_ended"
     CAMPAIGN_ARCHIVED = "campaign_archived"
+    CAMPAIGN_ROLE_GRANTED = "campaign_role_granted"
 
     @property
     def label(self) -> str:
@@ -129,6 +130,7 @@ _LABELS: dict[Action, str] = {
     Action.CAMPAIGN_ADDED: "campaign added",
     Action.CAMPAIGN_ENDED: "campaign ended",
     Action.CAMPAIGN_ARCHIVED: "campaign archived",
+    Action.CAMPAIGN_ROLE_GRANTED: "role in a campaign changed",
 }
 
 #: Actions about staff, not posts: logins and account changes. Public headers
@@ -148,6 +150,7 @@ STAFF_ACTIVITY_ACTIONS = frozenset(
         Action.LOGINS_UNLOCKED,
         Action.TOTP_ENABLED,
         Action.TOTP_DISABLED,
+        Action.CAMPAIGN_ROLE_GRANTED,
     }
 )
 #: A moderator's decisions on a post (what undo reverses and the export lists).
@@ -166,13 +169,15 @@ def record(
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
     at: datetime | None = None,
+    campaign_id: int | None = None,
 ) -> AuditEvent:
     """Add one audit row to ``session`` (committed with the change it records) and return it.
 
     ``post`` or ``post_id`` says which post it is about (neither for logins, users and
     settings). Given ``post``, the statuses not passed are the post's status now: most
     actions on a post (a reveal, a takedown request, consent) leave it as it was.
-    ``at`` defaults to now.
+    ``at`` defaults to now. ``campaign_id`` names the campaign a decision was made in
+    (the statuses are then the post's in that campaign).
     """
     if post is not None:
         post_id = post.id
@@ -187,6 +192,7 @@ def record(
         to_status=to_status,
         reason=reason,
         detail=detail,
+        campaign_id=campaign_id,
     )
     session.add(event)
     return event

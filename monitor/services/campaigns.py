@@ -31,9 +31,11 @@ from adapters import available_adapters
 from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import Campaign, utcnow
+from monitor.models import Campaign, CampaignPost, CampaignRole, Role, User, utcnow
 from monitor.services import audit
 from monitor.services.audit import Action
+from monitor.services.sessions import end_sessions
+from monitor.services.users import get_user, set_role
 
 DEFAULT_SLUG = "default"
 #: A slug is part of URLs (``/c/<slug>/gallery``): lower-case letters, digits and hyphens.
@@ -338,6 +340,84 @@ def describe(campaign: Campaign) -> str:
     platforms = campaign.platforms or "every enabled platform"
     tags = ", ".join(f"#{tag}" for tag in split_list(campaign.hashtags))
     return f"{campaign.slug} ({campaign.name}): {tags} on {platforms}, {days}"
+
+
+def role_in(session: Session, user: User, campaign: Campaign) -> Role | None:
+    """The user's role in ``campaign``: install admins are admins everywhere; the default
+    campaign's role is ``User.role``; another campaign's is its grant (None: no role)."""
+    if user.role == Role.ADMIN:
+        return Role.ADMIN
+    if campaign.is_default:
+        return Role(user.role) if user.role != Role.NONE else None
+    if campaign.id is None or user.id is None:
+        return None
+    grant = session.get(CampaignRole, (user.id, campaign.id))
+    return None if grant is None else Role(grant.role)
+
+
+def grant_role(
+    session: Session, settings: Settings, *, name: str, slug: str, role: Role, actor: str
+) -> str:
+    """Give ``name`` a role in campaign ``slug`` (``none`` takes it away); what changed.
+
+    In the default campaign the role is ``User.role`` itself (``users role``). An install
+    admin is an admin everywhere and needs no grant. The user's sessions end, so every
+    page is served under the new role at once.
+    """
+    campaign = _stored(session, settings, slug)
+    user = get_user(session=session, name=name)
+    if user.role == Role.ADMIN:
+        raise UserError(f"{name} is an install admin: an admin in every campaign already")
+    if campaign.is_default:
+        if role == Role.ADMIN:
+            raise UserError("an admin of the default campaign is an install admin: use users role")
+        set_role(session=session, name=name, role=role, actor=actor)
+        return f"{name} is now {role.value} in the default campaign"
+    grant = session.get(CampaignRole, (user.id, campaign.id))
+    before = None if grant is None else Role(grant.role)
+    if before == role or (before is None and role == Role.NONE):
+        raise UserError(f"{name} already has that role in campaign {campaign.slug!r}")
+    if role == Role.NONE:
+        assert grant is not None
+        session.delete(grant)
+    elif grant is None:
+        session.add(CampaignRole(user_id=user.id or 0, campaign_id=campaign.id or 0, role=role))
+    else:
+        grant.role = role
+    end_sessions(session=session, user_id=user.id or 0)
+    audit.record(
+        session,
+        actor=actor,
+        action=Action.CAMPAIGN_ROLE_GRANTED,
+        reason=f"{name} in {campaign.slug}: {before.value if before else 'none'} -> {role.value}",
+        campaign_id=campaign.id,
+    )
+    return f"{name} is now {role.value} in campaign {campaign.slug}"
+
+
+def roles_for_post(session: Session, user: User, post_id: int) -> set[Role]:
+    """The user's roles in the campaigns a post is in (its own role for a post in none):
+    who may act on a post for every campaign, as an escalation or a takedown does."""
+    ids = session.exec(select(CampaignPost.campaign_id).where(CampaignPost.post_id == post_id))
+    campaigns = [c for c in (session.get(Campaign, cid) for cid in ids) if c is not None]
+    if not campaigns:
+        return {Role(user.role)}
+    return {role for c in campaigns if (role := role_in(session, user, c)) is not None}
+
+
+def campaigns_of(session: Session, settings: Settings, user: User) -> list[Campaign]:
+    """The campaigns ``user`` has a role in, the default first (an admin: every one)."""
+    return [c for c in list_campaigns(session, settings) if role_in(session, user, c)]
+
+
+def current_campaign(
+    session: Session, settings: Settings, user: User, chosen_id: int | None
+) -> Campaign | None:
+    """The campaign a login works on: the one it chose if the user still has a role
+    there, else the user's first (the default one for a single-campaign install)."""
+    mine = campaigns_of(session, settings, user)
+    chosen = next((c for c in mine if chosen_id is not None and c.id == chosen_id), None)
+    return chosen or (mine[0] if mine else None)
 
 
 def is_gone(session: Session, settings: Settings, slug: str | None = None) -> bool:

@@ -21,6 +21,7 @@ from monitor.models import AlertKind, Escalation, Post, Role, utcnow
 from monitor.services import audit
 from monitor.services.alerts import protective_change
 from monitor.services.audit import Action
+from monitor.services.campaigns import roles_for_post
 from monitor.services.users import get_active_user
 
 MAX_TEXT_CHARS = 2000
@@ -44,9 +45,13 @@ def _text(value: str | None, what: str) -> str:
     return text
 
 
-def _require_role(session: Session, actor: str, roles: tuple[str, ...], doing: str) -> None:
+def _require_role(
+    session: Session, actor: str, roles: tuple[str, ...], doing: str, post: Post | None = None
+) -> None:
+    """``actor`` has one of ``roles``: in a campaign ``post`` is in, or install-wide."""
     user = get_active_user(session=session, name=actor)
-    if user.role not in roles:
+    held = roles_for_post(session, user, post.id or 0) if post is not None else {user.role}
+    if not held & set(roles):
         raise UserError(f"{actor} is a {user.role}: only {' and '.join(roles)} users {doing}")
 
 
@@ -63,7 +68,7 @@ def escalate(
 ) -> Escalation:
     """Escalate one post (audited); refused when it already has an open escalation."""
     reason = _text(reason, "a reason for the safeguarding lead")
-    _require_role(session, actor, ESCALATORS, "escalate")
+    _require_role(session, actor, ESCALATORS, "escalate", post)
     # Under the row lock: an approval in flight either commits first (and the post then
     # leaves the public routes here) or waits and finds its version stale.
     session.refresh(post, with_for_update=True)

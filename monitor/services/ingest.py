@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from adapters.base import FetchedPost, Media
+from monitor.config import Settings
 from monitor.models import (
     ErasedAuthor,
     MediaItem,
@@ -32,6 +33,7 @@ from monitor.services import audit, reach, rollup
 from monitor.services.audit import Action
 from monitor.services.engagement import append_snapshots
 from monitor.services.links import foreign_link_reason
+from monitor.services.placements import PostFacts, place_new, set_status
 from monitor.services.staging import mark_queued
 
 _CHUNK = 500
@@ -86,19 +88,29 @@ def merge_duplicates(posts: Iterable[FetchedPost]) -> list[FetchedPost]:
 
 
 def record_posts(
-    *, session: Session, posts: Sequence[FetchedPost], now: datetime | None = None
+    *,
+    session: Session,
+    posts: Sequence[FetchedPost],
+    now: datetime | None = None,
+    settings: Settings | None = None,
 ) -> IngestResult:
-    """Upsert ``posts`` in the session's transaction (the caller commits)."""
+    """Upsert ``posts`` in the session's transaction (the caller commits).
+
+    New posts are placed in their campaigns (:mod:`monitor.services.placements`), which
+    needs ``settings`` once an install has more than one campaign.
+    """
     now = now or utcnow()
     result = IngestResult()
     unique_posts = merge_duplicates(posts)
     for start in range(0, len(unique_posts), _CHUNK):
-        result.add(_record_chunk(session, unique_posts[start : start + _CHUNK], now))
+        result.add(_record_chunk(session, unique_posts[start : start + _CHUNK], now, settings))
     reach.record_followers(session.connection(), unique_posts, now)
     return result
 
 
-def _record_chunk(session: Session, posts: list[FetchedPost], now: datetime) -> IngestResult:
+def _record_chunk(
+    session: Session, posts: list[FetchedPost], now: datetime, settings: Settings | None
+) -> IngestResult:
     result = IngestResult()
     existing = _load_existing(session, posts)
     fresh = [p for p in posts if (p.platform, p.external_id) not in existing]
@@ -107,6 +119,15 @@ def _record_chunk(session: Session, posts: list[FetchedPost], now: datetime) -> 
         with rollup.tracking(session) as tracked:
             inserted = _insert_new(session, fresh, now)
             tracked.update(inserted.values())
+        by_key = {(p.platform, p.external_id): p for p in fresh}
+        place_new(
+            session,
+            settings,
+            [
+                PostFacts(post_id, key[0], _storable_tags(by_key[key]), by_key[key].created_at)
+                for key, post_id in inserted.items()
+            ],
+        )
         result.new_ids = list(inserted.values())
         result.new = len(inserted)
         # Stored meanwhile by a concurrent poll (another instance or hashtag):
@@ -436,6 +457,8 @@ def apply_edit(session: Session, row: Any, post: FetchedPost, now: datetime) -> 
         # An opt-out or a foreign link that came with the edit flags it as in a new post.
         values.update(flagged=True, flag_reasons=[*(flags or []), *new_flags])
     session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
+    if row.status == PostStatus.APPROVED:  # off every gallery it was on, back to each queue
+        set_status(session, [row.id], PostStatus.PENDING, only_from=PostStatus.APPROVED)
     _replace_media(session, row.id, post)
     audit.record(
         session,

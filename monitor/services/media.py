@@ -43,6 +43,7 @@ from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.files import TEMP_PREFIX, write_atomic
 from monitor.models import MediaItem, Post, PostStatus
+from monitor.services.placements import Scope
 from monitor.services.public import publicly_visible
 
 #: Decoders we let near hostile bytes; Pillow's others (EPS calls Ghostscript) stay off.
@@ -310,10 +311,13 @@ def is_published_media(session: Session, digest: str) -> bool:
     return session.execute(query).first() is not None
 
 
-def is_held_media(session: Session, digest: str) -> bool:
-    """True while a post we hold for review has a copy with this hash (staff may see it)."""
-    query = _held_hashes_query().where(MediaItem.__table__.c.pinned_hash == digest).limit(1)
-    return session.execute(query).first() is not None
+def is_held_media(session: Session, digest: str, *, within: Scope | None = None) -> bool:
+    """True while a post we hold for review has a copy with this hash (staff may see it);
+    ``within``: a post of that campaign (its staff may see it)."""
+    query = _held_hashes_query().where(MediaItem.__table__.c.pinned_hash == digest)
+    if within is not None:
+        query = query.where(within.contains())
+    return session.execute(query.limit(1)).first() is not None
 
 
 def erase_unreferenced_media(

@@ -26,6 +26,8 @@ from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import (
     AuditEvent,
+    Campaign,
+    CampaignPost,
     Consent,
     ImageFacts,
     MediaAnalysis,
@@ -36,7 +38,7 @@ from monitor.models import (
     Role,
     UTCDateTime,
 )
-from monitor.services import audit
+from monitor.services import audit, placements
 from monitor.services.analysis import (
     FAILED,
     analyses_by_media,
@@ -47,6 +49,7 @@ from monitor.services.analysis import (
 )
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import Action, post_histories
+from monitor.services.campaigns import get_campaign, role_in
 from monitor.services.consent import consents_by_post, latest_consent
 from monitor.services.known_images import (
     Reposts,
@@ -57,6 +60,7 @@ from monitor.services.known_images import (
 )
 from monitor.services.links import LinkHost, link_hosts
 from monitor.services.media import pinned_name
+from monitor.services.placements import Scope
 from monitor.services.staging import SHOWN_KINDS, is_staged
 from monitor.services.takedown import open_takedown_count, open_takedown_posts
 from monitor.services.users import get_active_user
@@ -285,8 +289,12 @@ def decide(
     decorative: Collection[int] = (),
     media_seen: bool = False,
     acknowledged_flags: Collection[str] = (),
+    campaign: Campaign | None = None,
+    everywhere: bool = False,
 ) -> DecisionResult:
-    """Approve or reject one post as ``actor`` (a user name), with an audit event.
+    """Approve or reject one post as ``actor`` (a user name) in ``campaign`` (None: the
+    default campaign), with an audit event. ``everywhere`` (a takedown upheld, a
+    rejection only) decides it in every campaign it is in, by a moderator of ``campaign``.
 
     This is only the decision's transaction: lock, check the version, check the
     rules, write. Nothing is downloaded here; approval publishes the copies that
@@ -300,17 +308,27 @@ def decide(
     if action not in _ACTIONS:
         raise UserError(f"unknown decision {action[:40]!r}: approve or reject")
     user = get_active_user(session=session, name=actor)
-    if user.role not in (Role.MODERATOR, Role.ADMIN):
-        raise UserError(f"{actor} is a {user.role}: only moderators and admins decide")
+    campaign = campaign or get_campaign(session, settings, None)
+    role = role_in(session, user, campaign)
+    if role not in (Role.MODERATOR, Role.ADMIN):
+        raise UserError(
+            f"{actor} is {f'a {role}' if role else 'not a member'} in campaign"
+            f" {campaign.slug!r}: only moderators and admins decide"
+        )
     # Re-read the row under a lock (FOR UPDATE on PostgreSQL; SQLite's writers already run
     # one at a time): a concurrent decision waits for this one, then sees its new version.
     session.refresh(post, with_for_update=True)
+    current, campaign_id = _status_in(session, post, campaign)
+    if everywhere:
+        if action != Action.REJECT:
+            raise UserError("only a rejection is made in every campaign at once")
+        current, campaign_id = post.status, None
     if expected_version is not None and post.version != expected_version:
         raise StaleDecision(
             f"{describe_for_people(post)} changed since you loaded it (another decision, an edit at"
             " source, or its media was fetched); review it again"
         )
-    if post.status == PostStatus.REMOVED:
+    if current == PostStatus.REMOVED:
         raise UserError(f"{describe_for_people(post)} was removed at source")
     target = _ACTIONS[action]
     if post.escalated and target is PostStatus.APPROVED:
@@ -318,7 +336,7 @@ def decide(
             f"{describe_for_people(post)} was escalated to the safeguarding lead;"
             " an escalated post is never published"
         )
-    if post.status == target:
+    if current == target:
         raise UserError(f"{describe_for_people(post)} is already {target}")
     media = list(
         session.exec(
@@ -351,11 +369,27 @@ def decide(
         action=Action(action),
         reason=reason,
         detail=detail or None,
+        campaign_id=campaign_id,
+        from_status=current,
     )
-    if target is PostStatus.REJECTED:
-        # A person rejected it: its pictures are never published again (known_images).
+    if post.status == PostStatus.REJECTED:
+        # People rejected it in every campaign it is in: its pictures are never published
+        # again (known_images).
         bank_rejected_post(session, post)
     return result
+
+
+def _status_in(session: Session, post: Post, campaign: Campaign) -> tuple[PostStatus, int | None]:
+    """The post's status in ``campaign`` and the campaign id to decide it in, or a
+    UserError if it is not in that campaign. A post in no campaign at all (stored by a
+    tool, before placements) is the default campaign's, with its own status."""
+    if campaign.id is not None:
+        status = placements.status_in(session, post, campaign.id)
+        if status is not None:
+            return status, campaign.id
+    if campaign.is_default and not placements.campaign_ids_of(session, post.id or 0):
+        return post.status, None
+    raise UserError(f"post {post.id} is not in campaign {campaign.slug!r}")
 
 
 def change_status(
@@ -367,14 +401,23 @@ def change_status(
     action: Action,
     reason: str | None = None,
     detail: dict[str, object] | None = None,
+    campaign_id: int | None = None,
+    from_status: PostStatus | None = None,
 ) -> DecisionResult:
-    """Move a locked post to ``to``, bump its version, and put the change on the record."""
-    result = DecisionResult(post.id or 0, post.status, to)
-    if post.status == PostStatus.REJECTED and to is not PostStatus.REJECTED and post.id:
-        unbank_post(session, post.id)  # the rejection was undone or reversed
-    post.status = to
+    """Move a locked post to ``to`` in one campaign (None: in every campaign it is in),
+    bump its version, and put the change on the record.
+
+    ``from_status`` is its status in that campaign (default: its overall status).
+    """
+    result = DecisionResult(post.id or 0, from_status or post.status, to)
+    was = post.status
+    post.status = to  # a post in no campaign (stored by a tool) has only this status
     post.version += 1
     session.add(post)
+    session.flush()
+    placements.set_status(session, [post.id or 0], to, campaign_id=campaign_id)
+    if was == PostStatus.REJECTED and post.status != PostStatus.REJECTED and post.id:
+        unbank_post(session, post.id)  # the rejection was undone or reversed
     audit.record(
         session,
         post=post,
@@ -384,6 +427,7 @@ def change_status(
         to_status=result.to_status,
         reason=reason,
         detail=detail,
+        campaign_id=campaign_id,
     )
     return result
 
@@ -452,6 +496,7 @@ def decide_many(
     reason: str | None = None,
     settings: Settings,
     revealed: Collection[int] = (),
+    campaign: Campaign | None = None,
 ) -> BulkOutcome:
     """Decide a selection (post id -> version the moderator saw) in one transaction.
 
@@ -484,6 +529,7 @@ def decide_many(
                         settings=settings,
                         expected_version=version,
                         media_seen=post_id in revealed,
+                        campaign=campaign,
                     )
                 )
             except CloserLookNeeded as exc:
@@ -602,14 +648,18 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(filters: QueueFilters, zone: ZoneInfo) -> SelectOfScalar[Post]:
+def _filtered(filters: QueueFilters, zone: ZoneInfo, scope: Scope | None) -> SelectOfScalar[Post]:
+    """The posts of one tab in one campaign (``scope``; None: the whole install)."""
     query = select(Post)
     if filters.tab == "takedowns":
         query = query.where(col(Post.id).in_(open_takedown_posts()))
+        if scope is not None:
+            query = query.where(scope.contains())
     elif filters.tab == "flagged":
-        query = query.where(Post.status == PostStatus.PENDING, col(Post.flagged).is_(True))
+        pending = scope.has_status(PostStatus.PENDING) if scope else Post.status == "pending"
+        query = query.where(pending, col(Post.flagged).is_(True))
     else:
-        query = query.where(Post.status == filters.tab)
+        query = query.where(scope.has_status(filters.tab) if scope else Post.status == filters.tab)
     if filters.platform:
         query = query.where(Post.platform == filters.platform)
     if filters.tag:
@@ -656,9 +706,11 @@ def list_queue(
     cursor: QueueCursor | None = None,
     limit: int = QUEUE_PAGE_SIZE,
     zone: ZoneInfo,
+    scope: Scope | None = None,
 ) -> QueuePage:
-    """One page of a tab, by keyset on (created_at, id): fast however deep the queue is."""
-    base = _filtered(filters, zone)
+    """One page of a tab in one campaign, by keyset on (created_at, id): fast however deep
+    the queue is."""
+    base = _filtered(filters, zone, scope)
     segments = _segments(filters.tab)
     if cursor is not None and cursor.segment in segments:
         segments = segments[segments.index(cursor.segment) :]
@@ -691,11 +743,17 @@ def list_queue(
 
 
 def matching_versions(
-    session: Session, filters: QueueFilters, *, zone: ZoneInfo, limit: int
+    session: Session,
+    filters: QueueFilters,
+    *,
+    zone: ZoneInfo,
+    limit: int,
+    scope: Scope | None = None,
 ) -> dict[int, int]:
     """Every post the filters match (id -> version), oldest first, at most ``limit``: what a
     bulk decision on "all matching" covers."""
-    query = _filtered(filters, zone).order_by(col(Post.created_at), col(Post.id)).limit(limit)
+    query = _filtered(filters, zone, scope)
+    query = query.order_by(col(Post.created_at), col(Post.id)).limit(limit)
     chosen = query.with_only_columns(col(Post.id))
     rows = session.execute(
         sa.select(col(Post.id), col(Post.version)).where(col(Post.id).in_(chosen))
@@ -703,15 +761,29 @@ def matching_versions(
     return {int(post_id): int(version) for post_id, version in rows}
 
 
-def queue_counts(session: Session) -> dict[str, int]:
-    """Posts in each tab, from one grouped scan of the (status, flagged, ...) index."""
+def queue_counts(session: Session, scope: Scope | None = None) -> dict[str, int]:
+    """Posts in each tab of one campaign (None: the install), from one grouped scan of the
+    (status, flagged, ...) index, or of the campaign's placements."""
     counts = dict.fromkeys(QUEUE_TABS, 0)
-    counts["takedowns"] = open_takedown_count(session)
-    rows = session.execute(
-        sa.select(col(Post.status), col(Post.flagged), sa.func.count()).group_by(
+    if scope is None or scope.alone:
+        counts["takedowns"] = open_takedown_count(session)
+        query = sa.select(col(Post.status), col(Post.flagged), sa.func.count()).group_by(
             col(Post.status), col(Post.flagged)
         )
-    )
+    else:
+        placed = CampaignPost.__table__
+        counts["takedowns"] = session.execute(
+            sa.select(sa.func.count())
+            .select_from(Post.__table__)
+            .where(col(Post.id).in_(open_takedown_posts()), scope.contains())
+        ).scalar_one()
+        query = (
+            sa.select(placed.c.status, col(Post.flagged), sa.func.count())
+            .join(Post.__table__, col(Post.id) == placed.c.post_id)
+            .where(placed.c.campaign_id == scope.campaign_id)
+            .group_by(placed.c.status, col(Post.flagged))
+        )
+    rows = session.execute(query)
     for status, flagged, number in rows:
         if status in counts:
             counts[status] += number

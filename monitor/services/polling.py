@@ -111,7 +111,7 @@ def _consume(
     try:
         for page in pages:
             with session_scope(engine) as session:
-                result = record_posts(session=session, posts=page.posts)
+                result = record_posts(session=session, posts=page.posts, settings=settings)
                 apply_ingest_rules(session=session, post_ids=result.new_ids + result.edited_ids)
                 if result.edited:
                     # An edited post left the gallery: its pinned files go once this commits.

@@ -31,6 +31,7 @@ from monitor.services import audit
 from monitor.services.audit import Action
 from monitor.services.ingest import SYSTEM_ACTOR, record_posts
 from monitor.services.media import erase_after_commit
+from monitor.services.placements import set_status
 from monitor.services.rules import apply_ingest_rules
 from monitor.services.sources import configured_platforms
 
@@ -71,6 +72,7 @@ def mark_removed(session: Session, post_ids: Sequence[int], now: datetime) -> in
             .where(table.c.id == row.id)
             .values(status=PostStatus.REMOVED, deleted_at=now, version=table.c.version + 1)
         )
+        set_status(session, [row.id], PostStatus.REMOVED)  # in every campaign
         audit.record(
             session,
             post_id=row.id,
@@ -151,7 +153,9 @@ def _refresh_batch(
     result = adapter.refresh([row.ref for row in batch])
     ids_by_ref = {row.ref: row.id for row in batch}
     with session_scope(engine) as session:
-        ingested = record_posts(session=session, posts=list(result.posts), now=now)
+        ingested = record_posts(
+            session=session, posts=list(result.posts), now=now, settings=settings
+        )
         # New words at source (a phone number added, a school named) are checked again.
         apply_ingest_rules(session=session, post_ids=ingested.edited_ids)
         gone = [ids_by_ref[ref] for ref in result.deleted if ref in ids_by_ref]

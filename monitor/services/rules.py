@@ -47,6 +47,7 @@ from monitor.models import (
 )
 from monitor.services import audit
 from monitor.services.audit import Action
+from monitor.services.placements import set_status
 
 MAX_PATTERN_CHARS = 300
 _BACKLOG_BATCH = 500
@@ -510,6 +511,8 @@ def _reject(session: Session, post: Post, match: RuleMatch, now: datetime) -> No
     post.status = PostStatus.REJECTED
     post.version += 1
     session.add(post)
+    session.flush()
+    set_status(session, [post.id or 0], PostStatus.REJECTED)  # rules apply to every campaign
 
 
 def _rule_event(

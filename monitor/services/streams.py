@@ -78,7 +78,7 @@ def store_batch(
     now = now or utcnow()
     with session_scope(engine) as session:
         posts = batch.posts + stored_among(session, batch.edits_of_known)
-        result = record_posts(session=session, posts=posts, now=now)
+        result = record_posts(session=session, posts=posts, now=now, settings=settings)
         apply_ingest_rules(session=session, post_ids=result.new_ids + result.edited_ids)
         removed = mark_removed(session, known_refs(session, platform, batch.deleted), now)
         if result.edited or removed:

@@ -32,6 +32,7 @@ from monitor.errors import UserError
 from monitor.models import (
     AlertKind,
     AuditEvent,
+    Campaign,
     Post,
     PostStatus,
     Role,
@@ -44,6 +45,8 @@ from monitor.services import audit
 from monitor.services.alerts import protective_change
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import Action
+from monitor.services.campaigns import roles_for_post
+from monitor.services.placements import Scope
 from monitor.services.public import is_public
 from monitor.services.users import get_active_user
 from monitor.signing import BadToken, Use, sign, unsign
@@ -320,9 +323,11 @@ def open_takedown_posts() -> sa.Select[int | None]:
     )
 
 
-def top_takedowns(session: Session, limit: int = 5) -> list[tuple[Post, TakedownRequest]]:
+def top_takedowns(
+    session: Session, limit: int = 5, scope: Scope | None = None
+) -> list[tuple[Post, TakedownRequest]]:
     """The posts waiting longest for a takedown review, each with its first open request:
-    what every moderator sees at the top of the queue."""
+    what every moderator of a campaign the post is in (``scope``) sees at the top."""
     first = (
         sa.select(
             col(TakedownRequest.post_id), sa.func.min(col(TakedownRequest.id)).label("first_id")
@@ -335,6 +340,7 @@ def top_takedowns(session: Session, limit: int = 5) -> list[tuple[Post, Takedown
         sa.select(Post, TakedownRequest)
         .join(first, first.c.post_id == col(Post.id))
         .join(TakedownRequest, col(TakedownRequest.id) == first.c.first_id)
+        .where(scope.contains() if scope is not None else sa.true())
         .order_by(col(TakedownRequest.at))
         .limit(limit)
     ).all()
@@ -349,6 +355,7 @@ def open_takedown_count(session: Session) -> int:
 
 def resolve_takedown(
     *,
+    campaign: Campaign | None = None,
     session: Session,
     settings: Settings,
     post: Post,
@@ -385,9 +392,11 @@ def resolve_takedown(
             actor=actor,
             reason=f"{reason}: {note}" if note else reason,
             settings=settings,
+            campaign=campaign,
+            everywhere=True,  # off every campaign's gallery: safeguarding comes first
         )
     else:
-        _require_reviewer(session, actor)
+        _require_reviewer(session, actor, post)
     now = utcnow()
     for request in requests:
         request.resolved_at, request.resolved_by, request.outcome = now, actor, verdict
@@ -409,9 +418,10 @@ def resolve_takedown(
     return len(requests)
 
 
-def _require_reviewer(session: Session, actor: str) -> None:
+def _require_reviewer(session: Session, actor: str, post: Post) -> None:
+    """A moderator or admin of a campaign the post is in (any: a takedown is everyone's)."""
     user = get_active_user(session=session, name=actor)
-    if user.role not in (Role.MODERATOR, Role.ADMIN):
+    if not roles_for_post(session, user, post.id or 0) & {Role.MODERATOR, Role.ADMIN}:
         raise UserError(f"{actor} is a {user.role}: only moderators and admins review takedowns")
 
 

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
 from monitor.models import AuditEvent, Post, PostStatus, utcnow
+from monitor.services import placements
 from monitor.services.audit import DECISIONS, Action
 from monitor.services.moderation import DecisionResult, change_status, describe_for_people
 
@@ -62,8 +63,15 @@ def last_undoable(session: Session, actor: str, now: datetime | None = None) -> 
     )
 
 
+def _status_now(session: Session, event: AuditEvent, post: Post) -> PostStatus | None:
+    """The post's status where ``event`` decided it: its campaign, or the post's own."""
+    if event.campaign_id is None:
+        return post.status
+    return placements.status_in(session, post, event.campaign_id)
+
+
 def _still_as_decided(session: Session, event: AuditEvent, post: Post) -> bool:
-    if post.status != event.to_status or event.from_status is None:
+    if _status_now(session, event, post) != event.to_status or event.from_status is None:
         return False
     later = session.exec(
         select(AuditEvent.id)
@@ -77,10 +85,15 @@ def _still_as_decided(session: Session, event: AuditEvent, post: Post) -> bool:
     return later is None
 
 
-def undo_decision(*, session: Session, actor: str, event_id: int) -> DecisionResult:
-    """Reverse decision ``event_id`` if it is ``actor``'s and still undoable; audited."""
+def undo_decision(
+    *, session: Session, actor: str, event_id: int, campaign_id: int | None = None
+) -> DecisionResult:
+    """Reverse decision ``event_id`` if it is ``actor``'s, made in campaign ``campaign_id``
+    (None: any), and still undoable; audited."""
     event = session.get(AuditEvent, event_id)
     if event is None or event.actor != actor or event.action not in DECISIONS:
+        raise UserError("there is no decision of yours to undo")
+    if campaign_id is not None and event.campaign_id not in (None, campaign_id):
         raise UserError("there is no decision of yours to undo")
     post = session.get(Post, event.post_id) if event.post_id is not None else None
     if post is None:
@@ -102,4 +115,6 @@ def undo_decision(*, session: Session, actor: str, event_id: int) -> DecisionRes
         action=Action.UNDO,
         reason=f"undid {event.action}",
         detail={"undid_event": event.id},
+        campaign_id=event.campaign_id,
+        from_status=event.to_status,
     )

@@ -22,8 +22,10 @@ from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.db import read_only
-from monitor.models import Role, User
+from monitor.models import Campaign, Role, User
+from monitor.services.campaigns import current_campaign, role_in
 from monitor.services.escalation import LEADS
+from monitor.services.placements import Scope, scope_of
 from monitor.services.sessions import load_session, tokens_match
 from monitor.services.users import role_at_least
 
@@ -227,6 +229,59 @@ class _StaffDependency:
         return Staff(request, user, session, settings, templates)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class CampaignStaff(Staff):
+    """A staff request about one campaign's posts: the campaign this login works on, the
+    user's role in it (already checked) and its :class:`Scope` for the queries."""
+
+    campaign: Campaign
+    role: Role
+    scope: Scope
+
+
+class _CampaignStaffDependency:
+    """Resolves a :class:`CampaignStaff` whose role in the login's current campaign is at
+    least ``needed``; ``change`` adds the CSRF check.
+
+    The campaign is the one the login chose (``/queue/campaign``), else the user's first:
+    never one named by the request, so no id, cursor or form field can reach into a
+    campaign the user has no role in.
+    """
+
+    def __init__(self, needed: Role, *, change: bool) -> None:
+        self.needed = needed
+        self.change = change
+
+    async def __call__(
+        self,
+        request: Request,
+        user: CurrentUser,
+        session: SessionDep,
+        settings: SettingsDep,
+        templates: TemplatesDep,
+    ) -> CampaignStaff:
+        campaign = current_campaign(session, settings, user, request.state.web_session.campaign_id)
+        role = role_in(session, user, campaign) if campaign is not None else None
+        if campaign is None or role is None or not role_at_least(role, self.needed):
+            held = f"a {role}" if role else "not a member"
+            where = f" in campaign {campaign.slug!r}" if campaign is not None else ""
+            raise HTTPException(
+                status_code=403,
+                detail=f"This needs the {self.needed.value} role; you are {held}{where}.",
+            )
+        if self.change:
+            await require_csrf(request, user)
+        scope = scope_of(session, settings, campaign.slug if not campaign.is_default else None)
+        return CampaignStaff(
+            request, user, session, settings, templates, campaign=campaign, role=role, scope=scope
+        )
+
+
+#: The queue: pages for a campaign's viewers and up, changes by its moderators and up.
+QueuePage = Annotated[CampaignStaff, Depends(_CampaignStaffDependency(Role.VIEWER, change=False))]
+QueueChange = Annotated[
+    CampaignStaff, Depends(_CampaignStaffDependency(Role.MODERATOR, change=True))
+]
 #: Pages (for viewers and up, admins, safeguarding leads) and state changes (CSRF-checked:
 #: by moderators and up, admins, leads).
 ViewerPage = Annotated[Staff, Depends(_StaffDependency(require_role(Role.VIEWER), change=False))]

@@ -106,6 +106,12 @@ class UndoForm(_Form):
     event_id: RowId = None
 
 
+class CampaignChoiceForm(_Form):
+    """The queue's campaign switcher: the slug of the campaign to work on."""
+
+    campaign: Annotated[str, _clipped(60)] = ""
+
+
 class ConsentForm(PostForm):
     obtained_on: Annotated[str, _clipped(20)] = ""
     how: Annotated[str, _clipped(MAX_CONSENT_CHARS)] = ""

@@ -18,7 +18,7 @@ from adapters.base import Author, FetchedPost, Media
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import AuditEvent, MediaItem, Post
+from monitor.models import AuditEvent, MediaItem, Post, PostStatus
 from monitor.services.export import iter_export_records
 from monitor.services.ingest import record_posts
 from monitor.services.moderation import (
@@ -36,6 +36,7 @@ from monitor.services.moderation import (
     reject_reasons,
     set_reject_reasons,
 )
+from monitor.services.placements import set_status
 from monitor.services.staging import stage_all_waiting
 from monitor.services.users import disable_user
 from tests.factories import BASE_TIME, make_post
@@ -185,8 +186,8 @@ def test_removed_and_already_decided_posts_are_refused(
     _people(sqlite_engine)
     removed, done = _store(sqlite_engine, _text_post(), _text_post())
     with session_scope(sqlite_engine) as session:
-        session.get_one(Post, removed).status = "removed"
-        session.get_one(Post, done).status = "approved"
+        set_status(session, [removed], PostStatus.REMOVED)
+        set_status(session, [done], PostStatus.APPROVED)
     with session_scope(sqlite_engine) as session:
         with pytest.raises(UserError, match="removed at source"):
             decide(

@@ -27,7 +27,7 @@ from monitor.analysis.nudity import REJECT_RULE
 from monitor.analysis.runner import Analyser
 from monitor.config import Settings
 from monitor.db import session_scope
-from monitor.models import ModerationEvent, Post, PostStatus
+from monitor.models import AuditEvent, Post, PostStatus
 from monitor.services.analysis import analyse_waiting
 from monitor.services.known_images import set_never_again_policy
 from monitor.services.polling import poll_all
@@ -175,10 +175,10 @@ def _approved_once_looked_at(client: TestClient, engine: Engine, post: Post) -> 
 
 def _reject_reason(engine: Engine, post: Post) -> str:
     with Session(engine) as session:
-        query = select(ModerationEvent.reason).where(
-            ModerationEvent.post_id == post.id, ModerationEvent.action == "reject"
+        query = select(AuditEvent.reason).where(
+            AuditEvent.post_id == post.id, AuditEvent.action == "reject"
         )
-        return session.exec(query.order_by(col(ModerationEvent.id).desc())).first() or ""
+        return session.exec(query.order_by(col(AuditEvent.id).desc())).first() or ""
 
 
 def test_a_phone_number_written_on_a_hand(

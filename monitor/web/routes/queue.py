@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
 from sqlmodel import col, select
 
 from monitor.errors import UserError
@@ -22,6 +23,7 @@ from monitor.models import Post, PostStatus, Role
 from monitor.services.analysis import blur_faces, is_withheld
 from monitor.services.app_settings import gallery_paused
 from monitor.services.audit import Action, audit_log
+from monitor.services.campaigns import campaigns_of
 from monitor.services.consent import DEFAULT_COVERS, record_consent
 from monitor.services.known_images import posts_with_picture_of
 from monitor.services.media import PINNED_NAME_RE, is_held_media, pinned_file
@@ -46,6 +48,7 @@ from monitor.services.moderation import (
     reject_reasons,
     revealed_by,
 )
+from monitor.services.placements import Scope, in_scope
 from monitor.services.queue_live import MAX_ARRIVALS, parse_shown, queue_changes
 from monitor.services.sessions import add_flash, pop_flash
 from monitor.services.staging import stage_post
@@ -53,7 +56,6 @@ from monitor.services.takedown import (
     CATEGORIES,
     OUTCOMES,
     open_requests,
-    open_takedown_count,
     top_takedowns,
     version_for_decision,
     versions_for_rejects,
@@ -63,16 +65,16 @@ from monitor.services.users import role_at_least
 from monitor.web.deps import (
     MAX_FORM_FIELDS,
     MAX_ROW_ID,
-    ModeratorChange,
+    AccountChange,
+    CampaignStaff,
+    QueueChange,
+    QueuePage,
     SessionDep,
-    SettingsDep,
-    TemplatesDep,
-    ViewerPage,
-    ViewerUser,
     parse_row_id,
 )
 from monitor.web.forms import (
     BulkForm,
+    CampaignChoiceForm,
     ConsentForm,
     DecisionForm,
     PostForm,
@@ -103,16 +105,17 @@ class QueueOverview:
     tags: list[str]
 
 
-def cached_overview(app: FastAPI, session: SessionDep) -> QueueOverview:
-    """Tab counts and filter choices, recomputed at most every few seconds per process."""
-    cached = getattr(app.state, "queue_overview", None)
+def cached_overview(app: FastAPI, session: SessionDep, scope: Scope) -> QueueOverview:
+    """A campaign's tab counts and filter choices, recomputed at most every few seconds
+    per process."""
+    cache: dict[int, tuple[float, QueueOverview]] = getattr(app.state, "queue_overview", None) or {}
     now = time.monotonic()
+    cached = cache.get(scope.campaign_id)
     if cached is not None and now - cached[0] < OVERVIEW_TTL_SECONDS:
-        overview: QueueOverview = cached[1]
-        return overview
+        return cached[1]
     platforms, tags = queue_facets(session)
-    overview = QueueOverview(queue_counts(session), platforms, tags)
-    app.state.queue_overview = (now, overview)
+    overview = QueueOverview(queue_counts(session, scope), platforms, tags)
+    app.state.queue_overview = {**cache, scope.campaign_id: (now, overview)}
     return overview
 
 
@@ -166,7 +169,7 @@ def _query_string(filters: QueueFilters, **extra: str) -> str:
 
 
 def _page(
-    templates: TemplatesDep, request: Request, name: str, context: dict[str, Any]
+    templates: Jinja2Templates, request: Request, name: str, context: dict[str, Any]
 ) -> Response:
     response = templates.TemplateResponse(request, name, context)
     response.headers["Content-Security-Policy"] = QUEUE_CSP
@@ -175,14 +178,14 @@ def _page(
 
 
 @router.get("/queue", response_class=HTMLResponse)
-def queue_page(staff: ViewerPage, query: Annotated[QueueQuery, Query()]) -> Response:
-    """A tab of the queue, filtered, one keyset page at a time."""
+def queue_page(staff: QueuePage, query: Annotated[QueueQuery, Query()]) -> Response:
+    """A tab of the login's campaign's queue, filtered, one keyset page at a time."""
     request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     problems: list[str] = []
     filters = _filters(query, problems)
     cursor = QueueCursor.decode(query.after)
-    page = list_queue(session, filters, cursor=cursor, zone=settings.zone)
-    overview = cached_overview(request.app, session)
+    page = list_queue(session, filters, cursor=cursor, zone=settings.zone, scope=staff.scope)
+    overview = cached_overview(request.app, session, staff.scope)
     messages = pop_flash(session=session, request_session=request.state.web_session)
     cards = load_cards(
         session, page.posts, viewer=user.name, image_analysis=settings.image_analysis
@@ -194,11 +197,16 @@ def queue_page(staff: ViewerPage, query: Annotated[QueueQuery, Query()]) -> Resp
         {
             "title": "Moderation queue",
             "user": user,
-            "can_decide": role_at_least(user.role, Role.MODERATOR),
+            "can_decide": role_at_least(staff.role, Role.MODERATOR),
+            "campaign": staff.campaign,
+            "campaigns": campaigns_of(session, settings, user),
             "filters": filters,
             "tabs": QUEUE_TABS,
             # The takedown count is read live: a request arrives from the public side.
-            "counts": {**overview.counts, "takedowns": open_takedown_count(session)},
+            "counts": {
+                **overview.counts,
+                "takedowns": queue_counts(session, staff.scope)["takedowns"],
+            },
             "cards": cards,
             "next_url": (
                 f"/queue?{_query_string(filters, after=page.next_cursor)}"
@@ -217,10 +225,12 @@ def queue_page(staff: ViewerPage, query: Annotated[QueueQuery, Query()]) -> Resp
             "messages": messages,
             "problems": problems,
             "undoable": last_undoable(session, user.name)
-            if role_at_least(user.role, Role.MODERATOR)
+            if role_at_least(staff.role, Role.MODERATOR)
             else None,
             # Open takedowns lead every tab; their tab shows each request and its review.
-            "top_takedowns": [] if filters.tab == "takedowns" else top_takedowns(session),
+            "top_takedowns": []
+            if filters.tab == "takedowns"
+            else top_takedowns(session, scope=staff.scope),
             "requests": open_requests(session, [c.post.id or 0 for c in cards]),
             "categories": CATEGORIES,
             "outcomes": OUTCOMES,
@@ -238,38 +248,40 @@ def _tail(filters: QueueFilters, posts: list[Post]) -> str:
 
 
 @router.get("/queue/live")
-def queue_live(
-    request: Request,
-    query: Annotated[QueueLiveQuery, Query()],
-    user: ViewerUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-) -> Response:
+def queue_live(staff: QueuePage, query: Annotated[QueueLiveQuery, Query()]) -> Response:
     """What changed under an open queue page (queue.js asks every few seconds): tab
     counts, cards others decided or the platform changed, new takedown requests, and
     the cards that arrived after the page's end."""
+    request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     filters = _filters(query, [])
-    shown = parse_shown(query.shown[:8000])
+    # Only this campaign's posts: ids the page claims to show from elsewhere tell nothing.
+    shown = in_scope(session, staff.scope, parse_shown(query.shown[:8000]))
     changes = queue_changes(session, shown)
     cursor = QueueCursor.decode(query.tail)
     arrivals: list[Post] = []
     if cursor is not None and not filters.newest_first:
-        page = list_queue(session, filters, cursor=cursor, limit=MAX_ARRIVALS, zone=settings.zone)
+        page = list_queue(
+            session,
+            filters,
+            cursor=cursor,
+            limit=MAX_ARRIVALS,
+            zone=settings.zone,
+            scope=staff.scope,
+        )
         arrivals = [post for post in page.posts if post.id not in shown]
     html = ""
     if arrivals:
-        can_decide = role_at_least(user.role, Role.MODERATOR)
-        html = templates.env.get_template("queue/_live_cards.html").render(
+        can_decide = role_at_least(staff.role, Role.MODERATOR)
+        html = staff.templates.env.get_template("queue/_live_cards.html").render(
             cards=load_cards(session, arrivals, viewer=user.name),
             can_decide=can_decide,
             reasons=reject_reasons(session),
             return_to=f"/queue?{_query_string(filters)}",
             csrf_token=request.state.csrf_token,
         )
-    overview = cached_overview(request.app, session)
+    overview = cached_overview(request.app, session, staff.scope)
     body = {
-        "counts": {**overview.counts, "takedowns": open_takedown_count(session)},
+        "counts": {**overview.counts, "takedowns": queue_counts(session, staff.scope)["takedowns"]},
         "changed": [dataclasses.asdict(change) for change in changes.changed],
         "requested": changes.requested,
         "gone": changes.gone,
@@ -280,12 +292,10 @@ def queue_live(
 
 
 @router.get("/queue/posts/{post_id}", response_class=HTMLResponse)
-def post_page(staff: ViewerPage, post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)]) -> Response:
+def post_page(staff: QueuePage, post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)]) -> Response:
     """One post with its full history."""
     request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
-    post = session.get(Post, post_id)
-    if post is None:
-        raise HTTPException(status_code=404, detail=f"No post {post_id}.")
+    post = _campaign_post(staff, post_id)
     [card] = load_cards(session, [post], viewer=user.name, image_analysis=settings.image_analysis)
     messages = pop_flash(session=session, request_session=request.state.web_session)
     return _page(
@@ -295,7 +305,7 @@ def post_page(staff: ViewerPage, post_id: Annotated[int, Path(ge=1, le=MAX_ROW_I
         {
             "title": f"Post {post_id}",
             "user": user,
-            "can_decide": role_at_least(user.role, Role.MODERATOR),
+            "can_decide": role_at_least(staff.role, Role.MODERATOR),
             "card": card,
             "events": audit_log(session, post_id=post_id, limit=500).events,
             "reasons": reject_reasons(session),
@@ -306,26 +316,22 @@ def post_page(staff: ViewerPage, post_id: Annotated[int, Path(ge=1, le=MAX_ROW_I
 
 
 @router.get("/queue/posts/{post_id}/reposts", response_class=HTMLResponse)
-def reposts_page(
-    request: Request,
-    post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
-    user: ViewerUser,
-    session: SessionDep,
-    templates: TemplatesDep,
-) -> Response:
-    """Every post carrying the same picture as this one, as cards, to decide them together."""
-    post = session.get(Post, post_id)
-    if post is None:
-        raise HTTPException(status_code=404, detail=f"No post {post_id}.")
-    posts = posts_with_picture_of(session, post, limit=MAX_BULK_POSTS)
+def reposts_page(staff: QueuePage, post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)]) -> Response:
+    """Every post of this campaign carrying the same picture as this one, as cards, to
+    decide them together."""
+    request, user, session = staff.request, staff.user, staff.session
+    post = _campaign_post(staff, post_id)
+    found = posts_with_picture_of(session, post, limit=MAX_BULK_POSTS)
+    kept = in_scope(session, staff.scope, {p.id or 0: 0 for p in found})
+    posts = [p for p in found if p.id in kept]
     return _page(
-        templates,
+        staff.templates,
         request,
         "queue/reposts.html",
         {
             "title": f"Reposts of the picture in post {post_id}",
             "user": user,
-            "can_decide": role_at_least(user.role, Role.MODERATOR),
+            "can_decide": role_at_least(staff.role, Role.MODERATOR),
             "post_id": post_id,
             "cards": load_cards(session, posts, viewer=user.name),
             "reasons": reject_reasons(session),
@@ -390,23 +396,23 @@ def _reason(session: SessionDep, action: str, choice: str, note: str) -> str | N
     return reason
 
 
-def _after_decision(request: Request, session: SessionDep, actor: str) -> dict[str, Any]:
+def _after_decision(staff: CampaignStaff) -> dict[str, Any]:
     """What the page updates in place after a decision: tab counts and the undo offer."""
-    undoable = last_undoable(session, actor)
+    undoable = last_undoable(staff.session, staff.user.name)
     return {
-        "counts": cached_overview(request.app, session).counts,
+        "counts": cached_overview(staff.request.app, staff.session, staff.scope).counts,
         "undo": {"event_id": undoable.event_id, "label": undoable.post_label} if undoable else None,
     }
 
 
 @router.post("/queue/decide")
-def decide_one(staff: ModeratorChange, form: Annotated[DecisionForm, Form()]) -> Response:
-    """Approve or reject one post at the version the moderator saw."""
+def decide_one(staff: QueueChange, form: Annotated[DecisionForm, Form()]) -> Response:
+    """Approve or reject one post of the login's campaign at the version the moderator saw."""
     request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     return_to, action, version = form.return_to, form.action, form.version
-    post = session.get(Post, form.post_id) if form.post_id is not None else None
-    if post is None or version is None:
+    if version is None:
         raise HTTPException(status_code=404, detail="No such post (or no version given).")
+    post = _campaign_post(staff, form.post_id)
     try:
         reason = _reason(session, action, form.reason_choice, form.reason_note)
         if action == Action.APPROVE:
@@ -431,6 +437,7 @@ def decide_one(staff: ModeratorChange, form: Annotated[DecisionForm, Form()]) ->
             decorative=form.decorative_ids(),
             media_seen=bool(revealed_by(session, user.name, [post])),
             acknowledged_flags=form.ack_flag,
+            campaign=staff.campaign,
         )
     except UserError as exc:  # a StaleDecision tells the page to reload the post
         return refused(
@@ -453,13 +460,13 @@ def decide_one(staff: ModeratorChange, form: Annotated[DecisionForm, Form()]) ->
             "post_id": result.post_id,
             "status": result.to_status,
             "version": post.version,
-            **_after_decision(request, session, user.name),
+            **_after_decision(staff),
         },
     )
 
 
 @router.post("/queue/bulk")
-def decide_bulk(staff: ModeratorChange, form: Annotated[BulkForm, Form()]) -> Response:
+def decide_bulk(staff: QueueChange, form: Annotated[BulkForm, Form()]) -> Response:
     """Approve or reject every selected post (``id:version`` each) in one transaction."""
     request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     return_to, action = form.return_to, form.action
@@ -493,6 +500,7 @@ def decide_bulk(staff: ModeratorChange, form: Annotated[BulkForm, Form()]) -> Re
             reason=reason,
             settings=settings,
             revealed=revealed_by(session, user.name, selected_posts),
+            campaign=staff.campaign,
         )
     except UserError as exc:
         return refused(
@@ -525,16 +533,16 @@ def decide_bulk(staff: ModeratorChange, form: Annotated[BulkForm, Form()]) -> Re
 
 
 @router.get("/queue/media/{name}")
-def staged_media(
-    name: str, _user: ViewerUser, session: SessionDep, settings: SettingsDep
-) -> Response:
-    """Our stored copy of an attachment, for staff: the very file approval publishes."""
+def staged_media(name: str, staff: QueuePage) -> Response:
+    """Our stored copy of an attachment, for staff of a campaign whose post holds it: the
+    very file approval publishes."""
+    session, settings = staff.session, staff.settings
     match = PINNED_NAME_RE.match(name)
     path = pinned_file(settings.media_dir, name) if match else None
     if (
         match is None
         or path is None
-        or not is_held_media(session, match["hash"])
+        or not is_held_media(session, match["hash"], within=staff.scope)
         or is_withheld(session, match["hash"])
         or not path.is_file()
     ):
@@ -543,20 +551,26 @@ def staged_media(
     return FileResponse(path, media_type="image/jpeg", headers=headers)
 
 
-def _posted_post(form: PostForm, session: SessionDep) -> Post:
-    """The post a card's form names in its ``post_id`` field, or a 404."""
-    post = session.get(Post, form.post_id) if form.post_id is not None else None
-    if post is None:
-        raise HTTPException(status_code=404, detail="No such post.")
+def _campaign_post(staff: CampaignStaff, post_id: int | None) -> Post:
+    """The post ``post_id`` names if it is in the login's campaign, else a 404 that says
+    the same as for a post that does not exist (nothing about another campaign leaks)."""
+    post = staff.session.get(Post, post_id) if post_id is not None else None
+    if post is None or not in_scope(staff.session, staff.scope, {post.id or 0: 0}):
+        raise HTTPException(status_code=404, detail=f"No post {post_id}.")
     return post
 
 
+def _posted_post(form: PostForm, staff: CampaignStaff) -> Post:
+    """The post a card's form names in its ``post_id`` field, or a 404."""
+    return _campaign_post(staff, form.post_id)
+
+
 @router.post("/queue/reveal")
-def reveal_media(staff: ModeratorChange, form: Annotated[PostForm, Form()]) -> Response:
+def reveal_media(staff: QueueChange, form: Annotated[PostForm, Form()]) -> Response:
     """Show a post's hidden media to this moderator, on the record (approval checks it)."""
     request, user, session = staff.request, staff.user, staff.session
     return_to = form.return_to
-    post = _posted_post(form, session)
+    post = _posted_post(form, staff)
     record_reveal(session=session, post=post, actor=user.name)
     session.commit()
     if _wants_json(request):
@@ -566,11 +580,11 @@ def reveal_media(staff: ModeratorChange, form: Annotated[PostForm, Form()]) -> R
 
 
 @router.post("/queue/blur-faces")
-def blur_faces_route(staff: ModeratorChange, form: Annotated[PostForm, Form()]) -> Response:
+def blur_faces_route(staff: QueueChange, form: Annotated[PostForm, Form()]) -> Response:
     """Replace the stored copies by ones blurred at the faces found: what approval publishes."""
     request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     return_to = form.return_to
-    post = _posted_post(form, session)
+    post = _posted_post(form, staff)
     # Read before the rollback: touching an expired row afterwards would begin a transaction
     # (on SQLite, the write lock) that the blurring's own transaction then waits on.
     post_id, actor = post.id or 0, user.name
@@ -596,14 +610,16 @@ def blur_faces_route(staff: ModeratorChange, form: Annotated[PostForm, Form()]) 
 
 
 @router.post("/queue/undo")
-def undo(staff: ModeratorChange, form: Annotated[UndoForm, Form()]) -> Response:
+def undo(staff: QueueChange, form: Annotated[UndoForm, Form()]) -> Response:
     """Take back one's own last decision, while nothing else happened to the post."""
     request, user, session = staff.request, staff.user, staff.session
     return_to, event_id = form.return_to, form.event_id
     try:
         if event_id is None:
             raise UserError("there is no decision of yours to undo")
-        result = undo_decision(session=session, actor=user.name, event_id=event_id)
+        result = undo_decision(
+            session=session, actor=user.name, event_id=event_id, campaign_id=staff.scope.campaign_id
+        )
     except UserError as exc:
         return refused(request, session, exc, return_to=return_to, payload={}, prefix="Not undone")
     session.commit()
@@ -621,11 +637,11 @@ def undo(staff: ModeratorChange, form: Annotated[UndoForm, Form()]) -> Response:
 
 
 @router.post("/queue/consent")
-def consent(staff: ModeratorChange, form: Annotated[ConsentForm, Form()]) -> Response:
+def consent(staff: QueueChange, form: Annotated[ConsentForm, Form()]) -> Response:
     """Record how an opted-out author's consent to publish was obtained (audited)."""
     request, user, session = staff.request, staff.user, staff.session
     return_to = form.return_to
-    post = _posted_post(form, session)
+    post = _posted_post(form, staff)
     problems: list[str] = []
     obtained = _parse_date(form.obtained_on, "consent", problems)
     try:
@@ -651,4 +667,27 @@ def consent(staff: ModeratorChange, form: Annotated[ConsentForm, Form()]) -> Res
         message=f"Consent recorded for {describe_for_people(post)}.",
         return_to=return_to,
         payload={"post_id": post.id},
+    )
+
+
+@router.post("/queue/campaign")
+def choose_campaign(staff: AccountChange, form: Annotated[CampaignChoiceForm, Form()]) -> Response:
+    """Work on another of one's campaigns: this login's queue shows that campaign's posts."""
+    session, settings, user = staff.session, staff.settings, staff.user
+    campaign = next(
+        (c for c in campaigns_of(session, settings, user) if c.slug == form.campaign), None
+    )
+    if campaign is None:
+        raise HTTPException(status_code=404, detail="No such campaign of yours.")
+    staff.request.state.web_session.campaign_id = campaign.id
+    session.add(staff.request.state.web_session)
+    session.commit()
+    forget_overview(staff.request.app)
+    return _outcome(
+        staff.request,
+        session,
+        ok=True,
+        message=f"Now working on {campaign.name}.",
+        return_to="/queue",
+        payload={"campaign": campaign.slug},
     )

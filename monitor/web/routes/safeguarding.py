@@ -27,10 +27,18 @@ from monitor.services.escalation import (
 )
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.moderation import MAX_BULK_POSTS, decide_many, matching_versions
+from monitor.services.placements import in_scope
 from monitor.services.rules import add_rule, apply_to_pending, preview_on_pending
 from monitor.services.sessions import pop_flash
 from monitor.services.takedown import OUTCOMES, open_takedown_count, resolve_takedown
-from monitor.web.deps import MAX_ROW_ID, LeadChange, LeadPage, ModeratorChange, SessionDep
+from monitor.web.deps import (
+    MAX_ROW_ID,
+    LeadChange,
+    LeadPage,
+    ModeratorChange,
+    QueueChange,
+    SessionDep,
+)
 from monitor.web.forms import (
     BulkMatchingForm,
     CloseEscalationForm,
@@ -88,11 +96,14 @@ def _attempt(
 
 @router.post("/queue/takedowns/{post_id}/resolve")
 def takedown_resolve(
-    staff: ModeratorChange, post_id: PostId, form: Annotated[TakedownReviewForm, Form()]
+    staff: QueueChange, post_id: PostId, form: Annotated[TakedownReviewForm, Form()]
 ) -> Response:
-    """Review a post's takedown requests: keep it published, or take it down."""
+    """Review a post's takedown requests (a moderator of any campaign it is in): keep it
+    published, or take it down from every campaign's gallery."""
     request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     post = _post(session, post_id)
+    if not in_scope(session, staff.scope, {post_id: 0}):
+        raise HTTPException(status_code=404, detail=f"No post {post_id}.")
     outcome = form.outcome
 
     def change() -> str:
@@ -103,6 +114,7 @@ def takedown_resolve(
             outcome=outcome,
             actor=user.name,
             note=form.note,
+            campaign=staff.campaign,
         )
         what = "request" if count == 1 else f"{count} requests"
         done = OUTCOMES[TakedownOutcome(outcome)]
@@ -113,11 +125,14 @@ def takedown_resolve(
 
 @router.post("/queue/posts/{post_id}/escalate")
 def escalate_post(
-    staff: ModeratorChange, post_id: PostId, form: Annotated[EscalationForm, Form()]
+    staff: QueueChange, post_id: PostId, form: Annotated[EscalationForm, Form()]
 ) -> Response:
-    """Escalate to the safeguarding lead: off every public route for good, lead alerted."""
+    """Escalate to the safeguarding lead (a moderator of any campaign the post is in): off
+    every public route for good, lead alerted."""
     request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
     post = _post(session, post_id)
+    if not in_scope(session, staff.scope, {post_id: 0}):
+        raise HTTPException(status_code=404, detail=f"No post {post_id}.")
 
     def change() -> str:
         escalate(
@@ -221,7 +236,7 @@ def queue_rule(staff: ModeratorChange, form: Annotated[QueueRuleForm, Form()]) -
 
 
 @router.post("/queue/bulk-matching")
-def bulk_matching(staff: ModeratorChange, form: Annotated[BulkMatchingForm, Form()]) -> Response:
+def bulk_matching(staff: QueueChange, form: Annotated[BulkMatchingForm, Form()]) -> Response:
     """Reject every post matching the queue's filters (up to MAX_BULK_POSTS).
 
     The first post answers with a confirmation page that shows the count; the
@@ -232,7 +247,9 @@ def bulk_matching(staff: ModeratorChange, form: Annotated[BulkMatchingForm, Form
     problems: list[str] = []
     filters = _filters(form, problems)
     return_to = f"/queue?{_query_string(filters)}"
-    matched = matching_versions(session, filters, zone=settings.zone, limit=MAX_BULK_POSTS)
+    matched = matching_versions(
+        session, filters, zone=settings.zone, limit=MAX_BULK_POSTS, scope=staff.scope
+    )
     confirmed_up_to = form.up_to
     if not confirmed_up_to.isdigit():
         return _page(
@@ -260,6 +277,7 @@ def bulk_matching(staff: ModeratorChange, form: Annotated[BulkMatchingForm, Form
             actor=user.name,
             reason=_reason(session, Action.REJECT, form.reason_choice, form.reason_note),
             settings=settings,
+            campaign=staff.campaign,
         )
         message = f"Rejected {len(outcome.decided)} of {len(versions)} matching posts."
         if outcome.refused:
