@@ -8,12 +8,13 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli._common import CLI_ACTOR, echo, known_platform, load, open_engine
+from monitor.cli._common import CLI_ACTOR, CampaignOption, echo, known_platform, load, open_engine
 from monitor.db import SchemaState, create_db_engine, schema_state, session_scope, upgrade
 from monitor.models import PostStatus, utcnow
 from monitor.services import retention
 from monitor.services.backup import backup_database
 from monitor.services.export import csv_header, iter_export_records, to_csv, to_jsonl
+from monitor.services.placements import scope_of
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
@@ -55,15 +56,18 @@ def export(
     status: Annotated[
         PostStatus | None, typer.Option("--status", help="Only posts in this state.")
     ] = None,
+    campaign: CampaignOption = None,
 ) -> None:
-    """Write posts with their moderation history to stdout."""
+    """Write a campaign's posts with their moderation history to stdout."""
     settings = load()
     engine = open_engine(settings)
     with session_scope(engine) as session:
+        scope = scope_of(session, settings, campaign)
         if format is ExportFormat.CSV:
             echo(csv_header())
         render = to_csv if format is ExportFormat.CSV else to_jsonl
-        for record in iter_export_records(session, status=status.value if status else None):
+        records = iter_export_records(session, status=status.value if status else None, scope=scope)
+        for record in records:
             echo(render(record))
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, TypeVar
 import typer
 from sqlmodel import Session, select
 
-from monitor.cli._common import CLI_ACTOR, echo, load, open_engine
+from monitor.cli._common import CLI_ACTOR, CampaignOption, echo, load, open_engine
 from monitor.db import session_scope
 from monitor.errors import UserError
 from monitor.models import MediaItem, Role
@@ -205,8 +205,10 @@ def _decide_all(
     media_seen: bool = False,
     ack_flags: bool = False,
     consent: str | None = None,
+    campaign: str | None = None,
 ) -> None:
-    """Decide every post in one transaction: one refusal and nothing changes."""
+    """Decide every post in one transaction, in ``campaign`` (None: the default one): one
+    refusal and nothing changes."""
     settings = load()
     engine = open_engine(settings)
     alt_by_position = _positions(alt or [], "--alt")
@@ -218,6 +220,7 @@ def _decide_all(
         for post_id in post_ids:
             stage_post(engine=engine, settings=settings, post_id=post_id, retry=True)
     with session_scope(engine) as session:
+        chosen = get_campaign(session, settings, campaign)
         for ref in ids:
             post = find_post(session, ref)
             media = session.exec(select(MediaItem).where(MediaItem.post_id == post.id)).all()
@@ -246,6 +249,7 @@ def _decide_all(
                     decorative={by_position[n] for n in decorative_positions if n in by_position},
                     media_seen=media_seen,
                     acknowledged_flags=flag_reasons(post) if ack_flags else (),
+                    campaign=chosen,
                 )
             except CloserLookNeeded as exc:
                 hint = f" (pass {exc.cli_option})" if exc.cli_option else ""
@@ -286,6 +290,7 @@ def moderate_approve(
             help="How the author's consent was obtained (recorded today, for the gallery).",
         ),
     ] = None,
+    campaign: CampaignOption = None,
 ) -> None:
     """Approve posts as a moderator: same rules and audit as the web queue."""
     _decide_all(
@@ -298,6 +303,7 @@ def moderate_approve(
         media_seen=media_seen,
         ack_flags=ack_flags,
         consent=consent,
+        campaign=campaign,
     )
 
 
@@ -306,11 +312,12 @@ def moderate_reject(
     ids: IdsArgument,
     as_user: AsOption,
     reason: Annotated[str, typer.Option("--reason", help="Why (required; kept in the audit).")],
+    campaign: CampaignOption = None,
 ) -> None:
     """Reject posts as a moderator; a reason is required, as in the web queue."""
     if not reason.strip():
         raise UserError("--reason: say why the posts are rejected")
-    _decide_all("reject", ids, as_user, reason)
+    _decide_all("reject", ids, as_user, reason, campaign=campaign)
 
 
 @moderate_app.command("blur-faces")

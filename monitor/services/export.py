@@ -12,9 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from monitor.models import AuditEvent, MediaItem, Post, PostHashtag
+from monitor.models import AuditEvent, CampaignPost, MediaItem, Post, PostHashtag
 from monitor.services.audit import DECISIONS
 from monitor.services.consent import consent_record, consents_by_post
+from monitor.services.placements import Scope
 from monitor.services.reach import latest_followers
 
 _BATCH = 1000
@@ -48,22 +49,46 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def iter_export_records(session: Session, *, status: str | None = None) -> Iterator[dict[str, Any]]:
-    """Every post as the SPEC's export object, oldest first, in batches."""
+def iter_export_records(
+    session: Session, *, status: str | None = None, scope: Scope | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every post of one campaign (``scope``; None: of the install) as the SPEC's export
+    object, oldest first, in batches; status and decisions are the campaign's."""
     query = sa.select(Post).order_by(col(Post.created_at), col(Post.id))
+    within = scope if scope is not None and not scope.alone else None
+    if within is not None:
+        query = query.where(within.contains())
     if status:
-        query = query.where(col(Post.status) == status)
+        query = query.where(within.has_status(status) if within else col(Post.status) == status)
     last_id = 0
     while True:
         batch = list(session.execute(query.where(col(Post.id) > last_id).limit(_BATCH)).scalars())
         if not batch:
             return
-        yield from _records(session, batch)
+        yield from _records(session, batch, within)
         last_id = max(p.id for p in batch if p.id is not None)
 
 
-def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
+def _records(session: Session, posts: list[Post], within: Scope | None) -> Iterator[dict[str, Any]]:
     ids = [p.id or 0 for p in posts]
+    statuses: dict[int, str] = {p.id or 0: p.status for p in posts}
+    events = sa.select(AuditEvent).where(col(AuditEvent.post_id).in_(ids))
+    if within is not None:
+        placed = CampaignPost.__table__
+        statuses = dict(
+            session.execute(
+                sa.select(placed.c.post_id, placed.c.status).where(
+                    placed.c.campaign_id == within.campaign_id, placed.c.post_id.in_(ids)
+                )
+            ).tuples()
+        )
+        # This campaign's decisions, and those made in every campaign at once.
+        events = events.where(
+            sa.or_(
+                col(AuditEvent.campaign_id) == within.campaign_id,
+                col(AuditEvent.campaign_id).is_(None),
+            )
+        )
     tags: dict[int, list[str]] = {}
     for post_id, tag in session.execute(
         sa.select(col(PostHashtag.post_id), col(PostHashtag.tag))
@@ -82,10 +107,9 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
         )
     decisions: dict[int, list[dict[str, Any]]] = {}
     for event in session.execute(
-        sa.select(AuditEvent)
-        .where(col(AuditEvent.post_id).in_(ids))
-        .where(col(AuditEvent.action).in_(DECISIONS))
-        .order_by(col(AuditEvent.at), col(AuditEvent.id))
+        events.where(col(AuditEvent.action).in_(DECISIONS)).order_by(
+            col(AuditEvent.at), col(AuditEvent.id)
+        )
     ).scalars():
         decisions.setdefault(event.post_id or 0, []).append(
             {"action": event.action, "by": event.actor, "at": iso(event.at), "reason": event.reason}
@@ -108,7 +132,7 @@ def _records(session: Session, posts: list[Post]) -> Iterator[dict[str, Any]]:
             "text": post.text,
             "created_at": iso(post.created_at),
             "hashtags": tags.get(post.id or 0, []),
-            "status": post.status,
+            "status": statuses.get(post.id or 0, post.status),
             "media": media.get(post.id or 0, []),
             "engagement": {
                 "likes": post.likes,

@@ -27,10 +27,11 @@ from adapters.text import normalise_tag
 from monitor import __version__
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import AuditEvent, MediaItem, Post, PostHashtag, Role
+from monitor.models import AuditEvent, CampaignPost, MediaItem, Post, PostHashtag, PostStatus, Role
 from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
 from monitor.services.audit import STAFF_ACTIVITY_ACTIONS
 from monitor.services.media import pinned_name, rendition_height
+from monitor.services.placements import Scope
 from monitor.services.public import publicly_visible
 from monitor.services.takedown import MAX_CONTACT_CHARS, MAX_DETAILS_CHARS
 from monitor.services.users import get_active_user
@@ -60,6 +61,9 @@ class GalleryQuery:
     platform: str | None = None
     cursor: tuple[datetime, int] | None = None
     limit: int = DEFAULT_PAGE_SIZE
+    #: Only posts approved in this campaign (None: the install has one campaign, whose
+    #: approved posts are the public ones).
+    campaign_id: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,8 +113,10 @@ def parse_query(
     cursor: str | None = None,
     limit: str | int | None = None,
     default_limit: int = DEFAULT_PAGE_SIZE,
+    scope: Scope | None = None,
 ) -> GalleryQuery:
-    """Validate raw query parameters into a :class:`GalleryQuery`, or a clear error."""
+    """Validate raw query parameters into a :class:`GalleryQuery` for the gallery of
+    ``scope``'s campaign, or a clear error."""
     tag = normalise_tag(hashtag) if hashtag and hashtag.strip() else None
     if tag is not None and not _TAG_RE.fullmatch(tag):
         raise GalleryInputError("tag must be one hashtag of letters, digits or _")
@@ -122,7 +128,13 @@ def parse_query(
         platform=name,
         cursor=decode_cursor(cursor, secret) if cursor else None,
         limit=_page_size(limit, default_limit),
+        campaign_id=campaign_filter(scope),
     )
+
+
+def campaign_filter(scope: Scope | None) -> int | None:
+    """The campaign a public query must filter on: none when the install has one."""
+    return None if scope is None or scope.alone else scope.campaign_id
 
 
 def _page_size(limit: str | int | None, default: int) -> int:
@@ -180,7 +192,11 @@ def load_page(
         params["platform"] = query.platform
     if query.cursor:
         params["cursor_at"], params["cursor_id"] = query.cursor
-    select = _page_statement(bool(query.hashtag), bool(query.platform), bool(query.cursor))
+    if query.campaign_id is not None:
+        params["campaign"] = query.campaign_id
+    select = _page_statement(
+        bool(query.hashtag), bool(query.platform), bool(query.cursor), query.campaign_id is not None
+    )
     rows = session.execute(select, params).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
@@ -222,24 +238,38 @@ def _gallery_posts(
 
 
 def load_posts(
-    session: Session, ids: Collection[int], *, media_url: MediaUrl
+    session: Session, ids: Collection[int], *, media_url: MediaUrl, campaign_id: int | None = None
 ) -> tuple[GalleryPost, ...]:
-    """The posts among ``ids`` the public may see now, newest first (the live wall's
-    new cards, the event screen's set); nothing while the gallery is paused."""
+    """The posts among ``ids`` the public may see now on ``campaign_id``'s gallery (None:
+    the only one), newest first (the live wall's new cards, the event screen's set);
+    nothing while the gallery is paused."""
     if not ids or gallery_paused(session):
         return ()
     posts = Post.__table__
-    columns = _page_statement(False, False, False).selected_columns
+    columns = _page_statement(False, False, False, False).selected_columns
     select = (
         sa.select(*columns)
         .where(publicly_visible(posts), posts.c.id.in_(sorted(ids)))
         .order_by(posts.c.created_at.desc(), posts.c.id.desc())
     )
+    if campaign_id is not None:
+        select = select.where(_approved_in_campaign(posts, sa.literal(campaign_id)))
     return _gallery_posts(session, session.execute(select).all(), media_url)
 
 
+def _approved_in_campaign(posts: sa.Table, campaign: Any) -> sa.ColumnElement[bool]:
+    placed = CampaignPost.__table__
+    return sa.exists().where(
+        placed.c.campaign_id == campaign,
+        placed.c.post_id == posts.c.id,
+        placed.c.status == PostStatus.APPROVED,
+    )
+
+
 @functools.cache
-def _page_statement(by_tag: bool, by_platform: bool, after_cursor: bool) -> sa.Select[Any]:
+def _page_statement(
+    by_tag: bool, by_platform: bool, after_cursor: bool, in_campaign: bool
+) -> sa.Select[Any]:
     """The page query for one combination of filters, built once per process.
 
     Values come in as bound parameters, so a request pays neither for building the
@@ -268,6 +298,8 @@ def _page_statement(by_tag: bool, by_platform: bool, after_cursor: bool) -> sa.S
         )
     if by_platform:
         select = select.where(posts.c.platform == sa.bindparam("platform"))
+    if in_campaign:
+        select = select.where(_approved_in_campaign(posts, sa.bindparam("campaign")))
     if after_cursor:
         created_at = sa.bindparam("cursor_at", type_=posts.c.created_at.type)
         select = select.where(
@@ -432,9 +464,10 @@ def post_json(post: GalleryPost, *, report_base: str) -> dict[str, Any]:
     }
 
 
-def report_base(settings: Settings) -> str:
-    """Where a post's takedown form lives: the public id is appended, URL-quoted."""
-    return f"{settings.public_base_url}/gallery/report/"
+def report_base(settings: Settings, prefix: str = "") -> str:
+    """Where a post's takedown form lives (under a campaign's ``prefix``, ``/c/<slug>``):
+    the public id is appended, URL-quoted."""
+    return f"{settings.public_base_url}{prefix}/gallery/report/"
 
 
 def show_date(value: datetime, settings: Settings) -> str:
@@ -443,10 +476,16 @@ def show_date(value: datetime, settings: Settings) -> str:
 
 
 def gallery_context(
-    settings: Settings, page: GalleryPage, *, title: str = "Messages of support", **extra: Any
+    settings: Settings,
+    page: GalleryPage,
+    *,
+    title: str = "Messages of support",
+    hashtags: Sequence[str] | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """What every gallery template needs, on the web and in the static export."""
-    tags = ", ".join(f"#{tag}" for tag in settings.hashtags)
+    """What every gallery template needs, on the web and in the static export;
+    ``hashtags``: the campaign's (default: ``HASHTAGS``)."""
+    tags = ", ".join(f"#{tag}" for tag in (settings.hashtags if hashtags is None else hashtags))
     return {
         "page": page,
         "title": title,

@@ -23,7 +23,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor.models import AppSetting, AuditEvent, Post, PostHashtag, TakedownRequest
+from monitor.models import (
+    AppSetting,
+    AuditEvent,
+    CampaignPost,
+    Post,
+    PostHashtag,
+    PostStatus,
+    TakedownRequest,
+)
 from monitor.services.app_settings import gallery_paused, get_app_setting
 from monitor.services.audit import Action
 from monitor.services.public import publicly_visible
@@ -48,6 +56,8 @@ class PublicPost:
     since: datetime
     platform: str
     hashtags: frozenset[str]
+    #: The campaigns whose gallery shows it (empty: a post in no campaign, the default's).
+    campaigns: frozenset[int] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -116,6 +126,7 @@ def snapshot(
     first_look = previous is None
     since = {} if first_look else _public_since(session, fresh)
     tags = _hashtags(session, fresh)
+    campaigns = _approved_campaigns(session, fresh)
     found: dict[int, PublicPost] = {}
     for row in rows:
         old = known.get(row.id)
@@ -130,8 +141,26 @@ def snapshot(
             since=min(when, now),
             platform=row.platform,
             hashtags=tags.get(row.id, frozenset()),
+            campaigns=campaigns.get(row.id, frozenset()),
         )
     return Snapshot(False, found, delay, stamp)
+
+
+def _approved_campaigns(session: Session, ids: list[int]) -> dict[int, frozenset[int]]:
+    """For each post, the campaigns it is approved in (a decision bumps the post's version,
+    so a post whose campaigns changed is among the fresh ones)."""
+    found: dict[int, set[int]] = {}
+    placed = CampaignPost.__table__
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            sa.select(placed.c.post_id, placed.c.campaign_id).where(
+                placed.c.post_id.in_(ids[start : start + 500]),
+                placed.c.status == PostStatus.APPROVED,
+            )
+        )
+        for post_id, campaign_id in rows:
+            found.setdefault(post_id, set()).add(campaign_id)
+    return {post_id: frozenset(campaigns) for post_id, campaigns in found.items()}
 
 
 def _public_since(session: Session, ids: list[int]) -> dict[int, datetime]:

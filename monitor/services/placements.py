@@ -89,11 +89,15 @@ def in_scope(session: Session, scope: Scope, shown: Mapping[int, int]) -> dict[i
 
 def scope_of(session: Session, settings: Settings, slug: str | None = None) -> Scope:
     """The scope of campaign ``slug`` (None: the default campaign)."""
-    campaign = get_campaign(session, settings, slug)
+    return scope_for(session, get_campaign(session, settings, slug))
+
+
+def scope_for(session: Session, campaign: Campaign) -> Scope:
+    """The scope of ``campaign``; only reads (a public page may be on a read-only session)."""
     if campaign.id is None:  # the default campaign, not written yet: the only one there is
-        campaign = sync_default(session, settings)
+        return Scope(campaign_id=0, alone=True)
     count = session.execute(sa.select(sa.func.count()).select_from(Campaign.__table__)).scalar()
-    return Scope(campaign_id=campaign.id or 0, alone=count == 1)
+    return Scope(campaign_id=campaign.id, alone=count == 1)
 
 
 def _in_days(campaign: Campaign, day: date, zone: ZoneInfo) -> bool:

@@ -46,7 +46,7 @@ from monitor.services.alerts import protective_change
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import Action
 from monitor.services.campaigns import roles_for_post
-from monitor.services.placements import Scope
+from monitor.services.placements import Scope, status_in
 from monitor.services.public import is_public
 from monitor.services.users import get_active_user
 from monitor.signing import BadToken, Use, sign, unsign
@@ -133,7 +133,9 @@ def network_key(secret: str, address: str) -> str:
     return client_key(secret, f"net\0{network}")
 
 
-def find_reportable(session: Session, public_id: str) -> Post | None:
+def find_reportable(
+    session: Session, public_id: str, campaign_id: int | None = None
+) -> Post | None:
     """The post behind a report link: its row id (the gallery's links) or its public id
     (``platform:external_id``, as in ``/gallery.json``). Only a post the public can see
     now can be reported: anything else (pending, rejected, removed, unknown, or held
@@ -148,7 +150,11 @@ def find_reportable(session: Session, public_id: str) -> Post | None:
         post = session.exec(
             select(Post).where(Post.platform == platform, Post.external_id == external_id)
         ).first()
-    return post if post is not None and is_public(post) else None
+    if post is None or not is_public(post):
+        return None
+    if campaign_id is not None and status_in(session, post, campaign_id) != PostStatus.APPROVED:
+        return None  # public on another campaign's gallery, not on this one
+    return post
 
 
 def takedown_hides(session: Session, settings: Settings) -> bool:

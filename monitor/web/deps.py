@@ -22,10 +22,11 @@ from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.db import read_only
+from monitor.errors import UserError
 from monitor.models import Campaign, Role, User
-from monitor.services.campaigns import current_campaign, role_in
+from monitor.services.campaigns import current_campaign, get_campaign, role_in
 from monitor.services.escalation import LEADS
-from monitor.services.placements import Scope, scope_of
+from monitor.services.placements import Scope, scope_for, scope_of
 from monitor.services.sessions import load_session, tokens_match
 from monitor.services.users import role_at_least
 
@@ -67,18 +68,40 @@ TemplatesDep = Annotated[Jinja2Templates, Depends(_templates)]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Visitor:
-    """A public page request: no login, a read-only database session."""
+    """A public page request: no login, a read-only database session, and the campaign
+    whose gallery it is (``/c/<slug>/...``; the unprefixed routes: the default one)."""
 
     request: Request
     session: Session
     settings: Settings
     templates: Jinja2Templates
+    campaign: Campaign
+    scope: Scope
+    #: The campaign's path prefix: "" for the default campaign, else ``/c/<slug>``.
+    prefix: str
+
+    @property
+    def campaign_id(self) -> int | None:
+        """The campaign a public query filters on (None: the install has only this one)."""
+        return None if self.scope.alone else self.scope.campaign_id
 
 
 def _visitor(
     request: Request, session: ReadSessionDep, settings: SettingsDep, templates: TemplatesDep
 ) -> Visitor:
-    return Visitor(request, session, settings, templates)
+    slug = request.path_params.get("slug")
+    try:
+        campaign = get_campaign(session, settings, slug)
+    except UserError:
+        raise HTTPException(status_code=404, detail="There is no gallery here.") from None
+    if campaign.archived_at is not None:
+        raise HTTPException(
+            status_code=410, detail="This campaign has finished and its gallery is closed."
+        )
+    prefix = "" if slug is None else f"/c/{campaign.slug}"
+    return Visitor(
+        request, session, settings, templates, campaign, scope_for(session, campaign), prefix
+    )
 
 
 PublicPage = Annotated[Visitor, Depends(_visitor)]

@@ -82,14 +82,23 @@ class LiveEvent:
     frames: Mapping[str, bytes]
     platform: str | None = None
     hashtags: frozenset[str] = frozenset()
+    #: The campaigns whose walls show an approved post.
+    campaigns: frozenset[int] = frozenset()
 
-    def frame_for(self, variant: str, tag: str | None, platform: str | None) -> bytes | None:
+    def frame_for(
+        self, variant: str, tag: str | None, platform: str | None, campaign_id: int | None = None
+    ) -> bytes | None:
+        """The frame a listener gets: an approval only on the walls it belongs on (its
+        campaign's, with the wall's filters); a removal everywhere (a wall that never had
+        the card drops nothing)."""
         frame = self.frames.get(variant)
         if frame is None or self.kind != "approved":
             return frame
         if platform and self.platform != platform:
             return None
         if tag and tag not in self.hashtags:
+            return None
+        if campaign_id is not None and campaign_id not in self.campaigns:
             return None
         return frame
 
@@ -165,8 +174,13 @@ class LiveHub:
         """The id of the last event: a page rendered now passes it as ``since``."""
         return f"{self.epoch}-{self.seq}"
 
-    def screen_ids(self) -> list[int]:
-        return list(self.screen)
+    def screen_ids(self, campaign_id: int | None = None) -> list[int]:
+        """The posts the event screen shows now (of ``campaign_id``'s; None: every one)."""
+        return [
+            post_id
+            for post_id, post in self.screen.items()
+            if campaign_id is None or campaign_id in post.campaigns
+        ]
 
     # -- the reader ----------------------------------------------------------------
 
@@ -305,7 +319,9 @@ class LiveHub:
     ) -> None:
         targets = [v for v in variants if html is None or v in html]
         frames = self._frames(kind, targets, {"id": post.ref}, html)
-        self._publish(LiveEvent(self.seq + 1, kind, frames, post.platform, post.hashtags))
+        self._publish(
+            LiveEvent(self.seq + 1, kind, frames, post.platform, post.hashtags, post.campaigns)
+        )
 
     def _publish(self, event: LiveEvent) -> None:
         self.seq = event.seq
@@ -332,10 +348,17 @@ class LiveHub:
         return seq
 
     async def listen(
-        self, *, variant: str, tag: str | None, platform: str | None, since: str | None
+        self,
+        *,
+        variant: str,
+        tag: str | None,
+        platform: str | None,
+        since: str | None,
+        campaign_id: int | None = None,
     ) -> AsyncIterator[bytes]:
-        """One listener's stream: replay after ``since``, then follow; ``reset`` when the
-        listener missed events it can no longer get."""
+        """One listener's stream (of ``campaign_id``'s wall; None: the only campaign's):
+        replay after ``since``, then follow; ``reset`` when the listener missed events it
+        can no longer get."""
         self.listeners += 1
         try:
             cursor = self._resume_from(since)
@@ -355,7 +378,9 @@ class LiveHub:
                 pending = [self.events[i] for i in range(cursor + 1 - first, len(self.events))]
                 if pending:
                     cursor = pending[-1].seq
-                    frames = [event.frame_for(variant, tag, platform) for event in pending]
+                    frames = [
+                        event.frame_for(variant, tag, platform, campaign_id) for event in pending
+                    ]
                     # One write per wake-up, however many events it carries.
                     batch = b"".join(frame for frame in frames if frame is not None)
                     if batch:

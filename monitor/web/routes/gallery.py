@@ -29,6 +29,7 @@ from monitor.models import Post
 from monitor.resources import templates_dir
 from monitor.services.alerts import send_soon
 from monitor.services.app_settings import gallery_paused
+from monitor.services.campaigns import campaign_tags
 from monitor.services.gallery import (
     DEFAULT_PAGE_SIZE,
     EMBED_PAGE_SIZE,
@@ -112,15 +113,12 @@ def _validators(etag: str, modified: datetime | None) -> dict[str, str]:
 
 
 def _load(
-    request: Request,
-    session: Session,
-    settings: Settings,
-    media_base: str,
-    default_limit: int = DEFAULT_PAGE_SIZE,
+    visitor: Visitor, media_base: str, default_limit: int = DEFAULT_PAGE_SIZE
 ) -> tuple[GalleryQuery, GalleryPage]:
-    """The page the query parameters ask for; raises GalleryInputError for bad ones."""
-    params = request.query_params
-    secret = settings.ensure_secret_key()
+    """The page of the visitor's campaign the query parameters ask for; raises
+    GalleryInputError for bad ones."""
+    params = visitor.request.query_params
+    secret = visitor.settings.ensure_secret_key()
     query = parse_query(
         secret=secret,
         hashtag=params.get("tag"),
@@ -128,8 +126,11 @@ def _load(
         cursor=params.get("cursor"),
         limit=params.get("limit"),
         default_limit=default_limit,
+        scope=visitor.scope,
     )
-    page = load_page(session, query, secret=secret, media_url=lambda name: media_base + name)
+    page = load_page(
+        visitor.session, query, secret=secret, media_url=lambda name: media_base + name
+    )
     return query, page
 
 
@@ -162,14 +163,19 @@ def _html_gallery(visitor: Visitor, *, template: str, embed: bool) -> Response:
     live = live_hub(request)
     live.start_from_thread()
     since = live.position()
+    tags = campaign_tags(visitor.campaign, settings)
     try:
-        query, loaded = _load(request, session, settings, "/media/", default_limit)
+        query, loaded = _load(visitor, "/media/", default_limit)
     except GalleryInputError as exc:
         context = gallery_context(
-            settings, GalleryPage((), None, False), message=str(exc), assets="/static/"
+            settings,
+            GalleryPage((), None, False),
+            message=str(exc),
+            assets="/static/",
+            hashtags=tags,
         )
         return templates.TemplateResponse(request, "gallery/message.html", context, 400, headers)
-    variant = f"{template}|{query.hashtag}|{query.platform}|{settings.hashtags}"
+    variant = f"{template}|{query.hashtag}|{query.platform}|{tags}|{visitor.prefix}"
     etag = page_etag(loaded, variant=f"{variant}|{looks_stamp(session)}")
     modified = last_change(session)
     headers.update(_validators(etag, modified))
@@ -180,7 +186,12 @@ def _html_gallery(visitor: Visitor, *, template: str, embed: bool) -> Response:
     pinned = (
         ()
         if query.cursor or loaded.paused
-        else load_posts(session, pinned_set, media_url=lambda name: "/media/" + name)
+        else load_posts(
+            session,
+            pinned_set,
+            media_url=lambda name: "/media/" + name,
+            campaign_id=visitor.campaign_id,
+        )
     )
     shown = dataclasses.replace(
         loaded, posts=tuple(post for post in loaded.posts if post.id not in pinned_set)
@@ -190,17 +201,18 @@ def _html_gallery(visitor: Visitor, *, template: str, embed: bool) -> Response:
         shown,
         embed=embed,
         assets="/static/",
-        report_base="/gallery/report/",
+        report_base=f"{visitor.prefix}/gallery/report/",
+        hashtags=tags,
         look=look,
         pinned=pinned,
         featured=set(featured_ids(session)),
         # Only the newest page follows live: an older page is a place in the archive.
-        live_url=None if query.cursor else live_url(query, embed=embed),
+        live_url=None if query.cursor else live_url(query, embed=embed, base=visitor.prefix),
         live_since=since,
         live_limit=query.limit,
         theme_url=theme_url(look),
         filters={
-            "tags": settings.hashtags,
+            "tags": list(tags),
             "platforms": [
                 (name, display_name(name, public=True)) for name in settings.enabled_platforms
             ],
@@ -212,34 +224,45 @@ def _html_gallery(visitor: Visitor, *, template: str, embed: bool) -> Response:
     return templates.TemplateResponse(request, template, context, headers=headers)
 
 
+#: Where each campaign's copy of a public route lives (``/gallery``: the default campaign).
+CAMPAIGN_PREFIX = "/c/{slug}"
+
+
 @router.get("/gallery")
+@router.get(f"{CAMPAIGN_PREFIX}/gallery")
 def gallery(visitor: PublicPage) -> Response:
     """The full public gallery page."""
     return _html_gallery(visitor, template="gallery/index.html", embed=False)
 
 
 @router.get("/gallery/embed")
+@router.get(f"{CAMPAIGN_PREFIX}/gallery/embed")
 def gallery_embed(visitor: PublicPage) -> Response:
     """The gallery without site chrome, for an iframe; it reports its height to the parent."""
     return _html_gallery(visitor, template="gallery/embed.html", embed=True)
 
 
 @router.get("/gallery.json")
-def gallery_json(request: Request, session: ReadSessionDep, settings: SettingsDep) -> Response:
+@router.get(f"{CAMPAIGN_PREFIX}/gallery.json")
+def gallery_json(visitor: PublicPage) -> Response:
     """Approved posts, newest first, with a cursor to the next page."""
+    request, session, settings = visitor.request, visitor.session, visitor.settings
     headers = {**public_headers(settings), "Access-Control-Allow-Origin": "*"}
     try:
-        query, loaded = _load(request, session, settings, f"{settings.public_base_url}/media/")
+        query, loaded = _load(visitor, f"{settings.public_base_url}/media/")
     except GalleryInputError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400, headers=headers)
-    etag = page_etag(loaded, variant=f"json|{query.hashtag}|{query.platform}")
+    etag = page_etag(loaded, variant=f"json|{query.hashtag}|{query.platform}|{visitor.prefix}")
     modified = last_change(session)
     headers.update(_validators(etag, modified))
     if _not_modified(request, etag, modified):
         return Response(status_code=304, headers=headers)
     body = {
         "paused": loaded.paused,
-        "posts": [post_json(post, report_base=report_base(settings)) for post in loaded.posts],
+        "posts": [
+            post_json(post, report_base=report_base(settings, visitor.prefix))
+            for post in loaded.posts
+        ],
         "next_cursor": loaded.next_cursor,
     }
     return JSONResponse(body, headers=headers)
@@ -251,8 +274,11 @@ def _embed_script() -> bytes:
 
 
 @router.get("/embed.js")
-def embed_script(settings: SettingsDep) -> Response:
-    """One script tag a force's site adds: it inserts the iframe and keeps it sized."""
+@router.get(f"{CAMPAIGN_PREFIX}/embed.js")
+def embed_script(visitor: PublicPage) -> Response:
+    """One script tag a force's site adds: it inserts the iframe (of the campaign the
+    script's own address names) and keeps it sized."""
+    settings = visitor.settings
     headers = {
         **public_headers(settings, cache="public, max-age=3600"),
         "Access-Control-Allow-Origin": "*",
@@ -317,12 +343,13 @@ def _not_found(request: Request, settings: Settings, templates: Jinja2Templates)
 
 
 @router.get("/gallery/report/{public_id:path}")
+@router.get(f"{CAMPAIGN_PREFIX}/gallery/report/{{public_id:path}}")
 def report_form(public_id: str, visitor: PublicPage) -> Response:
     """The takedown request form for one published post (row id or public id)."""
     request, session, settings, templates = (
         visitor.request, visitor.session, visitor.settings, visitor.templates
     )  # fmt: skip
-    post = find_reportable(session, public_id)
+    post = find_reportable(session, public_id, visitor.campaign_id)
     if post is None or gallery_paused(session):
         return _not_found(request, settings, templates)
     token = issue_token(settings.ensure_secret_key(), post.id or 0)
@@ -350,6 +377,7 @@ async def _read_form(request: Request) -> dict[str, str] | None:
 
 
 @router.post("/gallery/report/{public_id:path}")
+@router.post(f"{CAMPAIGN_PREFIX}/gallery/report/{{public_id:path}}")
 async def report_submit(
     public_id: str,
     request: Request,

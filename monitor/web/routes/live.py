@@ -1,9 +1,9 @@
 """The live public side: ``/gallery/events`` (server-sent events), the event screen,
 the admin's theme and logo. No login, no cookies, nothing from another site.
 
-The routes are built by :func:`add_live_routes` on a router given a path prefix
-and the campaign the prefix names (today only the default campaign, with no
-prefix), so ``/c/<slug>/gallery/events`` is one more call, not a copy.
+The routes are built by :func:`add_live_routes` on a router given a path prefix:
+none for the default campaign, ``/c/{slug}`` for each campaign's own, so
+``/c/<slug>/gallery/events`` is one more call, not a copy.
 """
 
 from __future__ import annotations
@@ -12,13 +12,17 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 import segno
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from sqlmodel import Session
 
 from monitor.config import Settings
+from monitor.db import read_only
+from monitor.errors import UserError
+from monitor.services.campaigns import get_campaign
 from monitor.services.gallery import (
     GalleryInputError,
     GalleryPage,
@@ -28,7 +32,8 @@ from monitor.services.gallery import (
 )
 from monitor.services.looks import featured_ids, load_look
 from monitor.services.media import PINNED_NAME_RE, pinned_file
-from monitor.web.deps import ReadSessionDep, SettingsDep, TemplatesDep
+from monitor.services.placements import scope_for
+from monitor.web.deps import PublicPage, ReadSessionDep, SettingsDep, TemplatesDep
 from monitor.web.live import (
     MAX_LISTENERS,
     VARIANTS,
@@ -81,6 +86,8 @@ def add_live_routes(router: APIRouter, *, prefix: str = "") -> None:
     async def gallery_events(request: Request, settings: SettingsDep) -> Response:
         """Server-sent events: ``approved`` (with the card) and ``removed`` for each post by
         its ``/gallery.json`` id, ``paused`` and ``reset`` (reload the list)."""
+        # The campaign is read once in a short session: the stream holds no connection.
+        visitor_scope = await run_in_threadpool(_campaign_of, request, settings)
         headers = public_headers(settings, cache="no-store")
         params = request.query_params
         variant = params.get("variant", "page")
@@ -104,27 +111,29 @@ def add_live_routes(router: APIRouter, *, prefix: str = "") -> None:
             tag=query.hashtag,
             platform=query.platform,
             since=since[:_MAX_SINCE_CHARS] if since else None,
+            campaign_id=visitor_scope,
         )
         headers["X-Accel-Buffering"] = "no"
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
     @router.get(f"{prefix}/gallery/screen")
-    def gallery_screen(
-        request: Request,
-        session: ReadSessionDep,
-        settings: SettingsDep,
-        templates: TemplatesDep,
-    ) -> Response:
+    def gallery_screen(visitor: PublicPage) -> Response:
         """The event screen: full screen, large type, the newest approved posts after the
         screen delay, and the help message with a QR code to the help page."""
+        request, session, settings, templates = (
+            visitor.request, visitor.session, visitor.settings, visitor.templates
+        )  # fmt: skip
+        prefix = visitor.prefix
         mode = request.query_params.get("mode", "slideshow")
         if mode not in SCREEN_MODES:
             mode = "slideshow"
         hub = live_hub(request)
         hub.start_from_thread()
         since = hub.position()
-        ids = hub.screen_ids()
-        posts = load_posts(session, ids, media_url=lambda name: "/media/" + name)[:SCREEN_POSTS]
+        ids = hub.screen_ids(visitor.campaign_id)
+        posts = load_posts(
+            session, ids, media_url=lambda name: "/media/" + name, campaign_id=visitor.campaign_id
+        )[:SCREEN_POSTS]
         paused = hub.wall.paused if hub.wall is not None else False
         look = load_look(session)
         help_url = look.help_url or f"{settings.public_base_url}{prefix}/gallery"
@@ -172,8 +181,23 @@ def add_live_routes(router: APIRouter, *, prefix: str = "") -> None:
         return FileResponse(path, media_type="image/jpeg", headers=headers)
 
 
+def _campaign_of(request: Request, settings: Settings) -> int | None:
+    """The campaign an event stream follows (404 for none, 410 for an archived one)."""
+    with Session(read_only(request.app.state.engine)) as session:
+        slug = request.path_params.get("slug")
+        try:
+            campaign = get_campaign(session, settings, slug)
+        except UserError:
+            raise HTTPException(status_code=404, detail="There is no gallery here.") from None
+        if campaign.archived_at is not None:
+            raise HTTPException(status_code=410, detail="This campaign's gallery is closed.")
+        scope = scope_for(session, campaign)
+        return None if scope.alone else scope.campaign_id
+
+
 router = APIRouter()
 add_live_routes(router)
+add_live_routes(router, prefix="/c/{slug}")
 
 
 def make_hub(app_state: Any, templates: Jinja2Templates, settings: Settings) -> LiveHub:
