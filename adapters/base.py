@@ -26,26 +26,34 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 import httpx
 
 from adapters.paging import (
+    LOST_CURSOR,
     Batch,
     CredentialCache,
     CursorTime,
     JsonCursor,
     UnreadableRecord,
     WalkPage,
+    carrying,
     finish_then_continue,
     normalise_each,
+    normalise_one,
+    split_refs,
     walk_newest_first,
 )
 
 __all__ = [
+    "LOST_CURSOR",
     "Batch",
     "CredentialCache",
     "CursorTime",
     "JsonCursor",
     "UnreadableRecord",
     "WalkPage",
+    "carrying",
     "finish_then_continue",
     "normalise_each",
+    "normalise_one",
+    "split_refs",
     "stop_if_spent",
     "walk_newest_first",
 ]
@@ -289,8 +297,9 @@ class Adapter(ABC):
         missing = [key for key in self.required_keys if not config.get(key, "").strip()]
         if missing:
             raise ConfigError(f"{self.name}: missing {', '.join(missing)}")
-        if self.settings_model is not None:
-            self.settings_model.parse(config)  # a malformed value: one "KEY: message" line
+        #: The typed values of ``settings_model`` (a subclass narrows the type); a
+        #: malformed value is one "KEY: message" ConfigError.
+        self.settings = self.settings_model.parse(config) if self.settings_model else None
         self.config = config
         self.http = http
 

@@ -40,6 +40,7 @@ import httpx
 import pydantic
 
 from adapters.base import (
+    LOST_CURSOR,
     Adapter,
     AdapterError,
     AuthFailed,
@@ -59,9 +60,11 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     WalkPage,
+    carrying,
     finish_then_continue,
     normalise_each,
     refresh_in_chunks,
+    split_refs,
     stop_if_spent,
     walk_newest_first,
 )
@@ -75,7 +78,6 @@ from adapters.text import (
     clean_text,
     extract_hashtags,
     http_url,
-    normalise_tag,
     parse_time,
     platform_tags,
     sanitise_html,
@@ -108,11 +110,6 @@ _DID = re.compile(r"did:[a-z]+:[A-Za-z0-9._:%-]{1,240}")
 _IDENTIFIER = re.compile(r"[^\s/]{1,253}")
 
 _reset_reader = epoch_reset_reader("ratelimit-reset")
-
-_LOST_CURSOR = (
-    "the stored cursor was unreadable, so the walk restarted from the look-back horizon;"
-    " posts from before it since the last good poll may be missing"
-)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -259,7 +256,7 @@ class BlueskyAdapter(Adapter):
         self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
     ) -> Iterator[Page]:
         state = _State.load(cursor)
-        gap = _LOST_CURSOR if cursor and state is None else None
+        gap = LOST_CURSOR if cursor and state is None else None
         unfinished = None
         if state is not None and state.lower is not None and state.upper is not None:
             # An earlier walk stopped part-way: its window is read before newer posts.
@@ -319,7 +316,6 @@ class BlueskyAdapter(Adapter):
         limit), the walk starts a new query bounded by ``until`` just past the
         oldest post read so far; the shared walk ends one that stops making progress.
         """
-        wanted = {normalise_tag(tag) for tag in target.hashtags}
         query = " ".join(f"#{tag.lstrip('#')}" for tag in target.hashtags)
         reached = upper  # just past the oldest post read so far
 
@@ -334,7 +330,7 @@ class BlueskyAdapter(Adapter):
                 query_upper = reached
                 body, response = self._search(query, lower, query_upper, None)
             views = _posts_of(body)
-            posts, skipped = _normalise_all(views, wanted)
+            posts, skipped = _normalise_all(views, target.hashtags)
             times = [t for t in (_sort_time(view) for view in views) if t is not None]
             reached = _bound_after(reached, min(times, default=None))
             return Batch(
@@ -363,15 +359,13 @@ class BlueskyAdapter(Adapter):
     # --- refresh -----------------------------------------------------------------
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
-        uris = unique(refs)
-        valid = [uri for uri in uris if _POST_URI.fullmatch(uri)]
-        invalid = [
-            f"ref {uri[:200]!r} is not an at:// post uri" for uri in uris if uri not in valid
-        ]
+        valid, invalid = split_refs(
+            refs, _POST_URI.fullmatch, lambda uri: f"ref {uri[:200]!r} is not an at:// post uri"
+        )
         found = refresh_in_chunks(
             valid, BULK_LIMIT, self._get_posts, lambda views: _normalise_all(views, None)
         )
-        return RefreshResult(skipped=tuple(invalid)) + found
+        return RefreshResult(skipped=invalid) + found
 
     def _get_posts(self, uris: list[str]) -> dict[str, dict[str, Any]]:
         """Post views by uri; a uri missing from the answer is gone."""
@@ -450,18 +444,15 @@ def _posts_of(body: Any) -> list[dict[str, Any]]:
 
 
 def _normalise_all(
-    views: list[dict[str, Any]], wanted: set[str] | None
+    views: list[dict[str, Any]], hashtags: Sequence[str] | None
 ) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
-    """Normalise post views, keeping those carrying a wanted tag (all when None)."""
+    """Normalise post views, keeping those carrying one of ``hashtags`` (all when None)."""
     read, skipped = normalise_each(
         views, normalise_post, lambda view: f"post {as_str(view.get('uri'))[:200] or '?'}"
     )
-    posts = {
-        post.external_id: post
-        for post in read
-        if wanted is None or wanted.intersection(post.hashtags)
-    }
-    return tuple(posts.values()), skipped
+    if hashtags is None:
+        return tuple({post.external_id: post for post in read}.values()), skipped
+    return carrying(read, hashtags), skipped
 
 
 def _next_position(

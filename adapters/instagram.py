@@ -53,6 +53,7 @@ from adapters.base import (
     RequestRejected,
     Target,
     UnreadableRecord,
+    carrying,
     normalise_each,
     refresh_in_chunks,
     walk_newest_first,
@@ -66,6 +67,7 @@ from adapters.text import (
     clean_text,
     extract_hashtags,
     http_url,
+    minute_utc,
     normalise_tag,
     parse_time,
     text_to_html,
@@ -134,10 +136,6 @@ def _node_id(value: Any) -> str | None:
     """A Graph node id: decimal digits only, so it is safe in a URL path and an ids= list."""
     node = as_id(value)
     return node if node is not None and node.isdigit() and node.isascii() else None
-
-
-def _minute(when: datetime) -> str:
-    return f"{when:%Y-%m-%d %H:%M} UTC"
 
 
 def _number(value: Any) -> float:
@@ -260,7 +258,7 @@ class InstagramAdapter(Adapter):
                 if since < horizon:
                     gap = (
                         f"Instagram's recent media only reach 24 hours back (to"
-                        f" {_minute(horizon)}); posts before that cannot be fetched"
+                        f" {minute_utc(horizon)}); posts before that cannot be fetched"
                     )
                 yield Page(page.posts, None, gap=gap, skipped=page.skipped)
         except _NoSuchHashtag:
@@ -283,7 +281,6 @@ class InstagramAdapter(Adapter):
         recent_media is in no order: a page's newest time stands for how far it
         reached, so only a page wholly older than the walk's ``until`` ends it.
         """
-        key = normalise_tag(hashtag.name)
         seen: set[str] = set()
 
         def fetch(position: str | None) -> Batch[FetchedPost, str]:
@@ -298,8 +295,9 @@ class InstagramAdapter(Adapter):
             ids = tuple(item_id for item in items if (item_id := as_id(item.get("id"))))
             posts, skipped = normalise_all(fresh, now=self.clock())
             newest = max((p.created_at for p in posts), default=None)
-            carrying = _carrying(posts, key)
-            return Batch(carrying, skipped, ids, next_after, oldest=newest, newest=newest)
+            # Only media whose caption carries the hashtag (not ``#tagX``, not a comment).
+            kept = carrying(posts, [hashtag.name])
+            return Batch(kept, skipped, ids, next_after, oldest=newest, newest=newest)
 
         return fetch
 
@@ -388,7 +386,7 @@ class InstagramAdapter(Adapter):
         now = self.clock()
         if self._blocked_until is not None and self._blocked_until > now:
             raise RateLimited(
-                f"instagram: waiting until {_minute(self._blocked_until)} for the Graph API"
+                f"instagram: waiting until {minute_utc(self._blocked_until)} for the Graph API"
                 " usage limit to reset",
                 retry_at=self._blocked_until,
             )
@@ -444,7 +442,7 @@ def _classify(error: dict[str, Any], status: int, throttled_until: datetime) -> 
         )
     if code in _RATE_CODES:
         return RateLimited(
-            f"instagram: rate limited until {_minute(throttled_until)} ({detail})",
+            f"instagram: rate limited until {minute_utc(throttled_until)} ({detail})",
             retry_at=throttled_until,
         )
     return GraphRefused(f"instagram: request refused ({detail})", code=code)
@@ -466,20 +464,15 @@ def _window_gap(covered: datetime | None, since: datetime, horizon: datetime) ->
     """What a poll could not read because recent_media reach back only 24 hours."""
     if covered is not None and covered < horizon:
         return (
-            f"polling fell behind: last complete poll {_minute(covered)}, and"
+            f"polling fell behind: last complete poll {minute_utc(covered)}, and"
             " Instagram's recent media only reach 24 hours back"
         )
     if covered is None and since < horizon:
         return (
-            f"Instagram's recent media only reach 24 hours back (to {_minute(horizon)}),"
-            f" not to {_minute(since)}"
+            f"Instagram's recent media only reach 24 hours back (to {minute_utc(horizon)}),"
+            f" not to {minute_utc(since)}"
         )
     return None
-
-
-def _carrying(posts: tuple[FetchedPost, ...], tag: str) -> tuple[FetchedPost, ...]:
-    """Only media whose caption really carries the hashtag (not ``#tagX``, not a comment)."""
-    return tuple(post for post in posts if tag in post.hashtags)
 
 
 def normalise_all(

@@ -57,7 +57,9 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     WalkPage,
+    carrying,
     normalise_each,
+    normalise_one,
     refresh_in_chunks,
     walk_newest_first,
 )
@@ -70,6 +72,7 @@ from adapters.text import (
     clean_text,
     extract_hashtags,
     http_url,
+    minute_utc,
     normalise_tag,
     sanitise_html,
     text_to_html,
@@ -468,10 +471,6 @@ class _BackfillPosition(JsonCursor):
     listed: Annotated[int, pydantic.Field(ge=0)] = 0
 
 
-def _utc(epoch: float) -> str:
-    return f"{datetime.fromtimestamp(epoch, UTC):%Y-%m-%d %H:%M} UTC"
-
-
 def _header_number(value: str | None) -> float | None:
     try:
         number = float(value) if value else None
@@ -533,7 +532,11 @@ def _depth_gap(listed: int, oldest: float | None) -> str | None:
     """The gap of a backfill that ended at the bottom of Reddit's listing, not at ``since``."""
     if listed < LISTING_DEPTH:
         return None
-    reach = f": history reached back to {_utc(oldest)} only" if oldest is not None else ""
+    reach = (
+        f": history reached back to {minute_utc(datetime.fromtimestamp(oldest, UTC))} only"
+        if oldest is not None
+        else ""
+    )
     return f"Reddit search lists at most about {LISTING_DEPTH} results{reach}"
 
 
@@ -571,7 +574,7 @@ def _read_children(
     posts, skipped = normalise_each(wanted, normalise_post, _label)
     oldest = datetime.fromtimestamp(min(times), UTC) if times else None
     return Batch(
-        tuple(post for post in posts if tag in post.hashtags),
+        carrying(posts, [tag]),
         (*problems, *skipped),
         tuple(ids),
         next_after,
@@ -614,8 +617,7 @@ def read_post(data: Mapping[str, Any]) -> tuple[FetchedPost | None, str | None]:
     """A live post normalised, ``(None, None)`` if removed, or ``(None, reason)``."""
     if is_removed(data):
         return None, None
-    posts, skipped = normalise_each([data], normalise_post, _label)
-    return (posts[0] if posts else None), (skipped[0] if skipped else None)
+    return normalise_one(data, normalise_post, _label)
 
 
 def normalise_post(data: Mapping[str, Any]) -> FetchedPost:

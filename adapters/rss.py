@@ -49,6 +49,7 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     normalise_each,
+    normalise_one,
 )
 from adapters.http import HttpClient
 from adapters.netguard import AddressRefused, checked_address
@@ -451,14 +452,13 @@ def read_entry(
     if fields is None:
         return None, "an item is not a mapping"
     when = now or datetime.now(UTC)
-    posts, skipped = normalise_each(
-        [fields],
+    return normalise_one(
+        fields,
         lambda item: normalise_entry(
             feed_url, feed, item, categories_are_hashtags=categories_are_hashtags, now=when
         ),
         _entry_label,
     )
-    return (posts[0] if posts else None), (skipped[0] if skipped else None)
 
 
 def normalise_entry(

@@ -53,6 +53,7 @@ from adapters.base import (
     RequestRejected,
     Target,
     UnreadableRecord,
+    carrying,
     normalise_each,
     refresh_in_chunks,
     walk_newest_first,
@@ -65,7 +66,7 @@ from adapters.text import (
     clean_text,
     extract_hashtags,
     http_url,
-    normalise_tag,
+    iso_seconds,
     parse_time,
     text_to_html,
 )
@@ -149,10 +150,6 @@ class QuotaBudget:
             self._day, self._spent = today, 0
 
 
-def _rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _strings(value: Any) -> tuple[str, ...]:
     """The strings of a stored list (anything else in it is dropped)."""
     if not isinstance(value, list | tuple):
@@ -160,7 +157,7 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(item for item in value if isinstance(item, str))
 
 
-_Time = Annotated[CursorTime, pydantic.PlainSerializer(_rfc3339, when_used="unless-none")]
+_Time = Annotated[CursorTime, pydantic.PlainSerializer(iso_seconds, when_used="unless-none")]
 
 
 class _Cursor(JsonCursor):
@@ -283,17 +280,16 @@ class YouTubeAdapter(Adapter):
 
         ``listed`` collects each video id the walk met with its publication time.
         """
-        key = normalise_tag(tag)
         params: dict[str, Any] = {
             "part": "snippet",
             "type": "video",
             "order": "date",
             "q": f"#{tag}",
-            "publishedAfter": _rfc3339(after),
+            "publishedAfter": iso_seconds(after),
             "maxResults": PAGE_LIMIT,
         }
         if before is not None:
-            params["publishedBefore"] = _rfc3339(before)
+            params["publishedBefore"] = iso_seconds(before)
 
         def fetch(page_token: str | None) -> Batch[FetchedPost, str]:
             query = {**params, "pageToken": page_token} if page_token else params
@@ -306,7 +302,7 @@ class YouTubeAdapter(Adapter):
             if wanted:
                 found = self._videos(wanted, limit=self.search_budget)
                 normalised, bad = normalise_all(list(found.values()))
-                posts = tuple(p for p in normalised if key in p.hashtags)
+                posts = carrying(normalised, [tag])
                 skipped += bad
             oldest = min(fresh.values(), default=None)
             return Batch(posts, skipped, tuple(page), next_token, oldest=oldest)
