@@ -115,12 +115,20 @@ def stop_if_spent(page: WalkPage[Any, Any], spent: str, advice: str) -> None:
         )
 
 
-def checked_base_url(key: str, value: str) -> str:
-    """``value`` without a trailing slash, or ConfigError naming ``key`` if not http(s)."""
+def http_base(value: str) -> str:
+    """``value`` without a trailing slash; ValueError unless it is http(s) with a host."""
     url = httpx.URL(value)
     if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(f"{key}: {value!r} is not an http(s) base URL")
+        raise ValueError(f"{value!r} is not an http(s) base URL")
     return value.rstrip("/")
+
+
+def checked_base_url(key: str, value: str) -> str:
+    """``value`` without a trailing slash, or ConfigError naming ``key`` if not http(s)."""
+    try:
+        return http_base(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import html
 import math
 import re
@@ -46,7 +45,6 @@ from adapters.base import (
     AuthFailed,
     Author,
     Batch,
-    ConfigError,
     CredentialCache,
     CursorTime,
     Engagement,
@@ -69,7 +67,7 @@ from adapters.base import (
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader, error_body, spent_until
-from adapters.settings import AdapterSettings
+from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_array,
     as_count,
@@ -123,7 +121,7 @@ class _Session:
 _SESSIONS: CredentialCache[_Session] = CredentialCache()
 #: Credentials the server refused, with when and why: not tried again for a while,
 #: so a wrong password does not spend the daily login budget (new keys retry at once).
-_REFUSED: dict[tuple[str, str, str], tuple[datetime, str]] = {}
+_REFUSED: dict[tuple[str, ...], tuple[datetime, str]] = {}
 LOGIN_RETRY_AFTER = timedelta(minutes=30)
 #: An access token is used until the server refuses it, then refreshed.
 _UNTIL_REFUSED = math.inf
@@ -160,9 +158,9 @@ class _State(JsonCursor):
 class BlueskySettings(AdapterSettings):
     """The keys this adapter reads (see ``.env.example``)."""
 
-    bluesky_handle: str
+    bluesky_handle: Annotated[str, pydantic.AfterValidator(lambda value: _checked_handle(value))]
     bluesky_app_password: pydantic.SecretStr
-    bluesky_api_base: str = DEFAULT_API_BASE
+    bluesky_api_base: BaseUrl = DEFAULT_API_BASE
 
 
 class BlueskyAdapter(Adapter):
@@ -170,18 +168,13 @@ class BlueskyAdapter(Adapter):
 
     name: ClassVar[str] = "bluesky"
     settings_model: ClassVar[type[AdapterSettings]] = BlueskySettings
+    settings: BlueskySettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
-        self.handle = config["BLUESKY_HANDLE"].strip().lstrip("@")
-        if not _IDENTIFIER.fullmatch(self.handle):
-            raise ConfigError(
-                "BLUESKY_HANDLE: expected a handle such as name.bsky.social, without spaces"
-            )
-        self._password = config["BLUESKY_APP_PASSWORD"].strip()
-        self.base = self.base_url("BLUESKY_API_BASE", DEFAULT_API_BASE)
-        secret = hashlib.sha256(self._password.encode()).hexdigest()
-        self._session_key = (self.base, self.handle.casefold(), secret)
+        self.handle, self.base = self.settings.bluesky_handle, self.settings.bluesky_api_base
+        self._password = self.settings.bluesky_app_password.get_secret_value()
+        self._session_key = _SESSIONS.key(self.base, self.handle.casefold(), secret=self._password)
 
     # --- session -----------------------------------------------------------------
 
@@ -392,6 +385,13 @@ class BlueskyAdapter(Adapter):
                     if followers is not None and key in actors:
                         counts[actors[key]] = followers
         return counts
+
+
+def _checked_handle(value: str) -> str:
+    handle = value.lstrip("@")
+    if not _IDENTIFIER.fullmatch(handle):
+        raise ValueError("expected a handle such as name.bsky.social, without spaces")
+    return handle
 
 
 def _session_from(body: Any) -> _Session:

@@ -39,7 +39,6 @@ from adapters.base import (
     AuthFailed,
     Author,
     Batch,
-    ConfigError,
     CursorTime,
     Engagement,
     FetchedPost,
@@ -59,7 +58,7 @@ from adapters.base import (
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, error_body
-from adapters.settings import AdapterSettings
+from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_count,
     as_id,
@@ -132,6 +131,15 @@ def _usage(headers: httpx.Headers) -> tuple[float, float]:
     return percent, minutes
 
 
+def _checked_user(value: str) -> str:
+    if not (value.isascii() and value.isdigit()):
+        raise ValueError(
+            "must be the numeric id of the Instagram business or creator account (not its"
+            " @username)"
+        )
+    return value
+
+
 def _node_id(value: Any) -> str | None:
     """A Graph node id: decimal digits only, so it is safe in a URL path and an ids= list."""
     node = as_id(value)
@@ -188,8 +196,8 @@ class InstagramSettings(AdapterSettings):
     """The keys this adapter reads (see ``.env.example``)."""
 
     instagram_access_token: pydantic.SecretStr
-    instagram_user_id: str
-    instagram_api_base: str = DEFAULT_API_BASE
+    instagram_user_id: Annotated[str, pydantic.AfterValidator(lambda value: _checked_user(value))]
+    instagram_api_base: BaseUrl = DEFAULT_API_BASE
 
 
 class InstagramAdapter(Adapter):
@@ -197,17 +205,12 @@ class InstagramAdapter(Adapter):
 
     name: ClassVar[str] = "instagram"
     settings_model: ClassVar[type[AdapterSettings]] = InstagramSettings
+    settings: InstagramSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
-        self.base = self.base_url("INSTAGRAM_API_BASE", DEFAULT_API_BASE)
-        self.user_id = config["INSTAGRAM_USER_ID"].strip()
-        if not (self.user_id.isascii() and self.user_id.isdigit()):
-            raise ConfigError(
-                "INSTAGRAM_USER_ID: must be the numeric id of the Instagram business or creator"
-                " account (not its @username)"
-            )
-        self._token = config["INSTAGRAM_ACCESS_TOKEN"].strip()
+        self.base, self.user_id = self.settings.instagram_api_base, self.settings.instagram_user_id
+        self._token = self.settings.instagram_access_token.get_secret_value()
         self._hashtag_ids: dict[str, str] = {}
         self._blocked_until: datetime | None = None
         #: The current time; tests replace it to reach the edges of the 24-hour window.

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
@@ -297,6 +298,15 @@ class CredentialCache(Generic[T]):
         self._clock = clock
         self._entries: dict[Hashable, tuple[T, float]] = {}
         self._lock = threading.Lock()
+
+    @staticmethod
+    def key(*parts: str, secret: str) -> tuple[str, ...]:
+        """A key naming whose credential it is: ``parts`` and a digest of ``secret``.
+
+        A changed secret is a new key (it logs in at once); the secret itself is
+        never kept in the key.
+        """
+        return (*parts, hashlib.sha256(secret.encode()).hexdigest())
 
     def get(self, key: Hashable, fetch: Callable[[], tuple[T, float]]) -> T:
         """The cached credential, fetched again once its time is up."""

@@ -102,6 +102,7 @@ class RssAdapter(Adapter):
     display_name: ClassVar[str] = "RSS feed"
     public_name: ClassVar[str] = "News feed"
     settings_model: ClassVar[type[AdapterSettings]] = RssSettings
+    settings: RssSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
@@ -117,7 +118,7 @@ class RssAdapter(Adapter):
             item.strip() for item in config.get("RSS_CATEGORY_HASHTAG_FEEDS", "").split(",")
         )
         # The same switch as media pinning: a deployment reading its own intranet says so.
-        self.allow_private = RssSettings.parse(config).outbound_allow_private
+        self.allow_private = self.settings.outbound_allow_private
 
     @classmethod
     def is_configured(cls, config: Mapping[str, str]) -> bool:

@@ -20,10 +20,9 @@ import typing
 from collections.abc import Mapping
 from typing import Annotated, Self
 
-import httpx
 import pydantic
 
-from adapters.base import ConfigError
+from adapters.base import ConfigError, http_base
 
 
 class AdapterSettings(pydantic.BaseModel):
@@ -83,15 +82,8 @@ class AdapterSettings(pydantic.BaseModel):
             raise ConfigError(f"{key}: {message}") from None
 
 
-def _base_url(value: str) -> str:
-    url = httpx.URL(value)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"{value!r} is not an http(s) base URL")
-    return value.rstrip("/")
-
-
 #: An API base URL setting: http(s) with a host, kept without its trailing slash.
-BaseUrl = Annotated[str, pydantic.AfterValidator(_base_url)]
+BaseUrl = Annotated[str, pydantic.AfterValidator(http_base)]
 
 
 def _types_of(annotation: object) -> tuple[object, ...]:

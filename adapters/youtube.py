@@ -40,7 +40,6 @@ from adapters.base import (
     AuthFailed,
     Author,
     Batch,
-    ConfigError,
     CursorTime,
     Engagement,
     FetchedPost,
@@ -59,7 +58,7 @@ from adapters.base import (
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, error_body
-from adapters.settings import AdapterSettings
+from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_count,
     as_object,
@@ -189,12 +188,23 @@ class _Position(JsonCursor):
     before: _Time = None
 
 
+def _units(value: object) -> int:
+    """A daily quota: a whole number of units that leaves room for one search."""
+    raw = str(value).strip()
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < MIN_DAILY_QUOTA:
+        raise ValueError(
+            f"must be a whole number of units, at least {MIN_DAILY_QUOTA} (one search costs"
+            f" {SEARCH_COST}), not {raw!r}"
+        )
+    return int(raw)
+
+
 class YouTubeSettings(AdapterSettings):
     """The keys this adapter reads (see ``.env.example``)."""
 
     youtube_api_key: pydantic.SecretStr
-    youtube_api_base: str = DEFAULT_API_BASE
-    youtube_daily_quota: str = str(DEFAULT_DAILY_QUOTA)
+    youtube_api_base: BaseUrl = DEFAULT_API_BASE
+    youtube_daily_quota: Annotated[int, pydantic.BeforeValidator(_units)] = DEFAULT_DAILY_QUOTA
 
 
 class YouTubeAdapter(Adapter):
@@ -203,19 +213,13 @@ class YouTubeAdapter(Adapter):
     name: ClassVar[str] = "youtube"
     display_name: ClassVar[str] = "YouTube"
     settings_model: ClassVar[type[AdapterSettings]] = YouTubeSettings
+    settings: YouTubeSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
-        self.base = self.base_url("YOUTUBE_API_BASE", DEFAULT_API_BASE)
-        raw_quota = config.get("YOUTUBE_DAILY_QUOTA", "").strip() or str(DEFAULT_DAILY_QUOTA)
-        if not (raw_quota.isascii() and raw_quota.isdigit()) or int(raw_quota) < MIN_DAILY_QUOTA:
-            raise ConfigError(
-                f"YOUTUBE_DAILY_QUOTA: must be a whole number of units, at least"
-                f" {MIN_DAILY_QUOTA} (one search costs {SEARCH_COST}), not {raw_quota!r}"
-            )
-        daily = int(raw_quota)
+        self.base, daily = self.settings.youtube_api_base, self.settings.youtube_daily_quota
         self.search_budget = daily * (100 - REFRESH_RESERVE_PERCENT) // 100
-        self._key = config["YOUTUBE_API_KEY"].strip()
+        self._key = self.settings.youtube_api_key.get_secret_value()
         #: The current time; tests move it to cross the Pacific-time quota day.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.quota = QuotaBudget(daily, lambda: self.clock())
