@@ -66,7 +66,14 @@ from adapters.base import (
     stop_if_spent,
     walk_newest_first,
 )
-from adapters.http import HttpClient, decode_json, epoch_reset_reader, error_body, spent_until
+from adapters.http import (
+    HttpClient,
+    decode_json,
+    epoch_reset_reader,
+    error_body,
+    json_records,
+    spent_until,
+)
 from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_array,
@@ -438,9 +445,7 @@ def _xrpc_error(response: httpx.Response) -> tuple[str | None, str]:
 
 
 def _posts_of(body: Any) -> list[dict[str, Any]]:
-    if not isinstance(body, dict) or not isinstance(body.get("posts"), list):
-        raise MalformedResponse("bluesky: expected a JSON object with a 'posts' list")
-    return [item for item in body["posts"] if isinstance(item, dict)]
+    return json_records(body, "posts", "bluesky: expected a JSON object with a 'posts' list")
 
 
 def _normalise_all(

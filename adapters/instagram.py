@@ -57,7 +57,7 @@ from adapters.base import (
     refresh_in_chunks,
     walk_newest_first,
 )
-from adapters.http import HttpClient, decode_json, error_body
+from adapters.http import HttpClient, decode_json, error_body, json_records
 from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_count,
@@ -337,10 +337,10 @@ class InstagramAdapter(Adapter):
                 f" (Meta also refuses hashtags it deems sensitive, such as #{tag})",
                 code=exc.code,
             ) from None
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, list):
-            raise MalformedResponse("instagram: ig_hashtag_search answered without a data list")
-        found = next((_node_id(d.get("id")) for d in data if isinstance(d, dict)), None)
+        data = json_records(
+            body, "data", "instagram: ig_hashtag_search answered without a data list"
+        )
+        found = next((_node_id(d.get("id")) for d in data), None)
         if found:
             self._hashtag_ids[key] = found
         return found
@@ -453,9 +453,7 @@ def _classify(error: dict[str, Any], status: int, throttled_until: datetime) -> 
 
 def _data_and_after(body: Any) -> tuple[list[dict[str, Any]], str | None]:
     """The media of one page and the ``after`` cursor, if the page says there is more."""
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        raise MalformedResponse("instagram: recent_media answered without a data list")
-    items = [item for item in body["data"] if isinstance(item, dict)]
+    items = json_records(body, "data", "instagram: recent_media answered without a data list")
     paging = as_object(body.get("paging"))
     after = as_object(paging.get("cursors")).get("after")
     if not paging.get("next") or not isinstance(after, str) or not after or len(after) > 2000:

@@ -62,7 +62,14 @@ from adapters.base import (
     stop_if_spent,
     walk_newest_first,
 )
-from adapters.http import HttpClient, decode_json, epoch_reset_reader, error_body, spent_until
+from adapters.http import (
+    HttpClient,
+    decode_json,
+    epoch_reset_reader,
+    error_body,
+    json_records,
+    spent_until,
+)
 from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_array,
@@ -495,12 +502,10 @@ def _valid_id(value: Any) -> str | None:
 
 
 def _tweets_of(body: dict[str, Any]) -> list[dict[str, Any]]:
-    data = body.get("data", [])
-    if data is None:
+    """The posts of an answer; X leaves ``data`` out when nothing matched."""
+    if body.get("data") is None:
         return []
-    if not isinstance(data, list):
-        raise MalformedResponse("x: expected 'data' to be a list of posts")
-    return [item for item in data if isinstance(item, dict)]
+    return json_records(body, "data", "x: expected 'data' to be a list of posts")
 
 
 def _includes(body: dict[str, Any]) -> dict[str, Any]:

@@ -57,7 +57,7 @@ from adapters.base import (
     refresh_in_chunks,
     walk_newest_first,
 )
-from adapters.http import HttpClient, decode_json, error_body
+from adapters.http import HttpClient, decode_json, error_body, json_records
 from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_count,
@@ -322,13 +322,9 @@ class YouTubeAdapter(Adapter):
         """videos.list for up to 50 ids: the items by id (missing ones are gone)."""
         params = {"part": "snippet,statistics,contentDetails", "id": ",".join(ids)}
         body = self._call("videos", {**params, "maxResults": BULK_LIMIT}, VIDEOS_COST, limit)
-        items = body.get("items") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            raise MalformedResponse("youtube: videos.list answered without an items list")
+        items = json_records(body, "items", "youtube: videos.list answered without an items list")
         return {
-            vid: item
-            for item in items
-            if isinstance(item, dict) and isinstance(vid := item.get("id"), str) and vid in ids
+            vid: item for item in items if isinstance(vid := item.get("id"), str) and vid in ids
         }
 
     def _call(self, method: str, params: Mapping[str, Any], cost: int, limit: int) -> Any:
