@@ -102,6 +102,18 @@ class MalformedResponse(AdapterError):
     """The platform answered with something that is not the documented JSON."""
 
 
+def json_records(body: Any, field: str, malformed: str) -> list[dict[str, Any]]:
+    """The objects listed in ``body[field]`` (anything else in the list is dropped).
+
+    A body that is not an object holding that list is MalformedResponse(``malformed``):
+    the platform answered something other than what its API documents.
+    """
+    listed = body.get(field) if isinstance(body, dict) else None
+    if not isinstance(listed, list):
+        raise MalformedResponse(malformed)
+    return [item for item in listed if isinstance(item, dict)]
+
+
 def stop_if_spent(page: WalkPage[Any, Any], spent: str, advice: str) -> None:
     """End a walk whose request window is spent, once its page was handed over.
 

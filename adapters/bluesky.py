@@ -52,6 +52,7 @@ from adapters.base import (
     JsonCursor,
     MalformedResponse,
     Media,
+    MediaKind,
     Page,
     RefreshResult,
     RequestRejected,
@@ -60,20 +61,14 @@ from adapters.base import (
     WalkPage,
     carrying,
     finish_then_continue,
+    json_records,
     normalise_each,
     refresh_in_chunks,
     split_refs,
     stop_if_spent,
     walk_newest_first,
 )
-from adapters.http import (
-    HttpClient,
-    decode_json,
-    epoch_reset_reader,
-    error_body,
-    json_records,
-    spent_until,
-)
+from adapters.http import HttpClient, decode_json, epoch_reset_reader, error_body, spent_until
 from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_array,
@@ -651,49 +646,37 @@ def _media(embed: Any, sensitive: bool) -> list[Media]:
     if kind == "app.bsky.embed.recordWithMedia#view":
         return _media(embed.get("media"), sensitive)
     if kind == "app.bsky.embed.video#view":
-        url = http_url(embed.get("playlist"))
-        if url is None:
-            return []
-        width, height = _aspect(embed.get("aspectRatio"))
-        return [
-            Media(
-                kind="gif" if embed.get("presentation") == "gif" else "video",
-                url=url,
-                alt=clean_text(embed.get("alt"), 1500) or None,
-                preview_url=http_url(embed.get("thumbnail")),
-                sensitive=sensitive,
-                width=width,
-                height=height,
-                key=clean_text(embed.get("cid"), 200) or None,
-            )
-        ]
+        shown: MediaKind = "gif" if embed.get("presentation") == "gif" else "video"
+        video = _shown(shown, embed, "playlist", "thumbnail", sensitive)
+        key = clean_text(embed.get("cid"), 200) or None
+        return [dataclasses.replace(video, key=key)] if video else []
     if kind == "app.bsky.embed.images#view":
         items, thumb_key = embed.get("images"), "thumb"
     elif kind == "app.bsky.embed.gallery#view":
         items, thumb_key = embed.get("items"), "thumbnail"
     else:
         return []
-    media: list[Media] = []
-    for item in as_array(items):
-        url = http_url(item.get("fullsize")) if isinstance(item, dict) else None
-        if url is None:
-            continue
-        width, height = _aspect(item.get("aspectRatio"))
-        media.append(
-            Media(
-                kind="image",
-                url=url,
-                alt=clean_text(item.get("alt"), 1500) or None,
-                preview_url=http_url(item.get(thumb_key)),
-                sensitive=sensitive,
-                width=width,
-                height=height,
-            )
-        )
-    return media
+    images = (
+        _shown("image", as_object(item), "fullsize", thumb_key, sensitive)
+        for item in as_array(items)
+    )
+    return [image for image in images if image is not None]
 
 
-def _aspect(value: Any) -> tuple[int | None, int | None]:
-    if not isinstance(value, dict):
-        return None, None
-    return as_count(value.get("width")), as_count(value.get("height"))
+def _shown(
+    kind: MediaKind, view: Mapping[str, Any], url_key: str, preview_key: str, sensitive: bool
+) -> Media | None:
+    """One image or video of an embed view: its URL, alt text, preview and aspect ratio."""
+    url = http_url(view.get(url_key))
+    if url is None:
+        return None
+    aspect = as_object(view.get("aspectRatio"))
+    return Media(
+        kind=kind,
+        url=url,
+        alt=clean_text(view.get("alt"), 1500) or None,
+        preview_url=http_url(view.get(preview_key)),
+        sensitive=sensitive,
+        width=as_count(aspect.get("width")),
+        height=as_count(aspect.get("height")),
+    )

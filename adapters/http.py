@@ -366,18 +366,6 @@ def decode_json(response: httpx.Response) -> Any:
         ) from None
 
 
-def json_records(body: Any, field: str, malformed: str) -> list[dict[str, Any]]:
-    """The objects listed in ``body[field]`` (anything else in the list is dropped).
-
-    A body that is not an object holding that list is MalformedResponse(``malformed``):
-    the platform answered something other than what its API documents.
-    """
-    listed = body.get(field) if isinstance(body, dict) else None
-    if not isinstance(listed, list):
-        raise MalformedResponse(malformed)
-    return [item for item in listed if isinstance(item, dict)]
-
-
 _SECRET_PARAMS = ("key", "access_token", "token", "client_secret", "password")
 #: JSON fields in which the platforms we know put their error wording.
 _ERROR_FIELDS = ("error", "error_description", "message", "detail", "title", "reason")

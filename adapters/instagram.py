@@ -53,11 +53,12 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     carrying,
+    json_records,
     normalise_each,
     refresh_in_chunks,
     walk_newest_first,
 )
-from adapters.http import HttpClient, decode_json, error_body, json_records
+from adapters.http import HttpClient, decode_json, error_body
 from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_count,

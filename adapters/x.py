@@ -57,19 +57,13 @@ from adapters.base import (
     WalkPage,
     carrying,
     finish_then_continue,
+    json_records,
     normalise_each,
     split_refs,
     stop_if_spent,
     walk_newest_first,
 )
-from adapters.http import (
-    HttpClient,
-    decode_json,
-    epoch_reset_reader,
-    error_body,
-    json_records,
-    spent_until,
-)
+from adapters.http import HttpClient, decode_json, epoch_reset_reader, error_body, spent_until
 from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_array,
