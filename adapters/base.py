@@ -18,12 +18,14 @@ Errors an adapter raises (all are ``AdapterError``)::
 from __future__ import annotations
 
 import dataclasses
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
 
 import httpx
+import typing_extensions
 
 from adapters.paging import (
     LOST_CURSOR,
@@ -64,6 +66,10 @@ if TYPE_CHECKING:
 
 MediaKind = Literal["image", "video", "gif", "audio"]
 R = TypeVar("R")
+#: An adapter's declared settings; a bare ``Adapter`` declares none it can name.
+S = typing_extensions.TypeVar(
+    "S", bound="AdapterSettings | None", default="AdapterSettings | None", covariant=True
+)
 
 
 class AdapterError(Exception):
@@ -271,13 +277,14 @@ def refresh_in_chunks(
     return result
 
 
-class Adapter(ABC):
+class Adapter(ABC, Generic[S]):
     """Base class of every platform adapter.
 
-    Subclasses set ``name`` and ``settings_model`` (an
-    :class:`adapters.settings.AdapterSettings` declaring their keys) and implement
-    :meth:`search` and :meth:`refresh`. They receive only their own keys (see
-    :meth:`own_config`) and a shared :class:`adapters.http.HttpClient`.
+    Subclasses set ``name``, declare their keys as an
+    :class:`adapters.settings.AdapterSettings` (``class XAdapter(Adapter[XSettings])``,
+    or ``settings_model = XSettings``), and implement :meth:`search` and
+    :meth:`refresh`. They receive only their own keys (see :meth:`own_config`),
+    parsed and typed as ``self.settings``, and a shared :class:`adapters.http.HttpClient`.
     """
 
     name: ClassVar[str]
@@ -302,8 +309,9 @@ class Adapter(ABC):
         if isinstance(name, str):
             cls.display_name = cls.__dict__.get("display_name") or name.capitalize()
             cls.public_name = cls.__dict__.get("public_name") or cls.display_name
-        model = cls.__dict__.get("settings_model")
+        model = cls.__dict__.get("settings_model") or _declared_settings(cls)
         if model is not None:
+            cls.settings_model = model
             cls.config_keys = model.keys()
             cls.required_keys = model.required_keys()
             cls.secret_keys = model.secret_keys()
@@ -317,9 +325,10 @@ class Adapter(ABC):
         missing = [key for key in self.required_keys if not config.get(key, "").strip()]
         if missing:
             raise ConfigError(f"{self.name}: missing {', '.join(missing)}")
-        #: The typed values of ``settings_model`` (a subclass narrows the type); a
-        #: malformed value is one "KEY: message" ConfigError.
-        self.settings = self.settings_model.parse(config) if self.settings_model else None
+        #: The typed values of ``settings_model``; a malformed value is one "KEY: message"
+        #: ConfigError.
+        parsed = self.settings_model.parse(config) if self.settings_model else None
+        self.settings = cast(S, parsed)
         self.config = config
         self.http = http
 
@@ -393,3 +402,12 @@ class Adapter(ABC):
     def poll_interval(self, configured_seconds: int, target_count: int) -> int:
         """Seconds between polls of each target; quota-bound platforms stretch it."""
         return configured_seconds
+
+
+def _declared_settings(cls: type) -> type[AdapterSettings] | None:
+    """The settings model named by ``Adapter[Model]`` among the class's bases, if any."""
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        if typing.get_origin(base) is Adapter:
+            (model,) = typing.get_args(base)
+            return model if isinstance(model, type) else None
+    return None

@@ -165,12 +165,10 @@ class BlueskySettings(AdapterSettings):
     bluesky_api_base: BaseUrl = DEFAULT_API_BASE
 
 
-class BlueskyAdapter(Adapter):
+class BlueskyAdapter(Adapter[BlueskySettings]):
     """Searches Bluesky for each hashtag with ``app.bsky.feed.searchPosts``."""
 
     name: ClassVar[str] = "bluesky"
-    settings_model: ClassVar[type[AdapterSettings]] = BlueskySettings
-    settings: BlueskySettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)

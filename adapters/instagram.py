@@ -201,12 +201,10 @@ class InstagramSettings(AdapterSettings):
     instagram_api_base: BaseUrl = DEFAULT_API_BASE
 
 
-class InstagramAdapter(Adapter):
+class InstagramAdapter(Adapter[InstagramSettings]):
     """Reads ``/{hashtag-id}/recent_media`` for each hashtag, as a business account."""
 
     name: ClassVar[str] = "instagram"
-    settings_model: ClassVar[type[AdapterSettings]] = InstagramSettings
-    settings: InstagramSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)

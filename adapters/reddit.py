@@ -123,12 +123,10 @@ class RedditSettings(AdapterSettings):
     reddit_auth_base: BaseUrl = DEFAULT_AUTH_BASE
 
 
-class RedditAdapter(Adapter):
+class RedditAdapter(Adapter[RedditSettings]):
     """Searches Reddit for each hashtag and keeps posts whose text carries it."""
 
     name: ClassVar[str] = "reddit"
-    settings_model: ClassVar[type[AdapterSettings]] = RedditSettings
-    settings: RedditSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)

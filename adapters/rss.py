@@ -95,14 +95,12 @@ class RssSettings(AdapterSettings):
     outbound_allow_private: bool = False
 
 
-class RssAdapter(Adapter):
+class RssAdapter(Adapter[RssSettings]):
     """Reads each feed in ``RSS_FEEDS`` with conditional GETs; no credentials."""
 
     name: ClassVar[str] = "rss"
     display_name: ClassVar[str] = "RSS feed"
     public_name: ClassVar[str] = "News feed"
-    settings_model: ClassVar[type[AdapterSettings]] = RssSettings
-    settings: RssSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)

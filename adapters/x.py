@@ -189,13 +189,11 @@ class XSettings(AdapterSettings):
         return token
 
 
-class XAdapter(Adapter):
+class XAdapter(Adapter[XSettings]):
     """Searches X for each hashtag with ``GET /2/tweets/search/recent``."""
 
     name: ClassVar[str] = "x"
     display_name: ClassVar[str] = "X"
-    settings_model: ClassVar[type[AdapterSettings]] = XSettings
-    settings: XSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)

@@ -208,13 +208,11 @@ class YouTubeSettings(AdapterSettings):
     youtube_daily_quota: Annotated[int, pydantic.BeforeValidator(_units)] = DEFAULT_DAILY_QUOTA
 
 
-class YouTubeAdapter(Adapter):
+class YouTubeAdapter(Adapter[YouTubeSettings]):
     """Searches ``#tag`` newest first and reads the videos' full snippet and statistics."""
 
     name: ClassVar[str] = "youtube"
     display_name: ClassVar[str] = "YouTube"
-    settings_model: ClassVar[type[AdapterSettings]] = YouTubeSettings
-    settings: YouTubeSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
