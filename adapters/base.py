@@ -18,34 +18,44 @@ Errors an adapter raises (all are ``AdapterError``)::
 from __future__ import annotations
 
 import dataclasses
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
 
 import httpx
+import typing_extensions
 
 from adapters.paging import (
+    LOST_CURSOR,
     Batch,
     CredentialCache,
     CursorTime,
     JsonCursor,
     UnreadableRecord,
     WalkPage,
+    carrying,
     finish_then_continue,
     normalise_each,
+    normalise_one,
+    split_refs,
     walk_newest_first,
 )
 
 __all__ = [
+    "LOST_CURSOR",
     "Batch",
     "CredentialCache",
     "CursorTime",
     "JsonCursor",
     "UnreadableRecord",
     "WalkPage",
+    "carrying",
     "finish_then_continue",
     "normalise_each",
+    "normalise_one",
+    "split_refs",
     "stop_if_spent",
     "walk_newest_first",
 ]
@@ -56,6 +66,10 @@ if TYPE_CHECKING:
 
 MediaKind = Literal["image", "video", "gif", "audio"]
 R = TypeVar("R")
+#: An adapter's declared settings; a bare ``Adapter`` declares none it can name.
+S = typing_extensions.TypeVar(
+    "S", bound="AdapterSettings | None", default="AdapterSettings | None", covariant=True
+)
 
 
 class AdapterError(Exception):
@@ -94,6 +108,18 @@ class MalformedResponse(AdapterError):
     """The platform answered with something that is not the documented JSON."""
 
 
+def json_records(body: Any, field: str, malformed: str) -> list[dict[str, Any]]:
+    """The objects listed in ``body[field]`` (anything else in the list is dropped).
+
+    A body that is not an object holding that list is MalformedResponse(``malformed``):
+    the platform answered something other than what its API documents.
+    """
+    listed = body.get(field) if isinstance(body, dict) else None
+    if not isinstance(listed, list):
+        raise MalformedResponse(malformed)
+    return [item for item in listed if isinstance(item, dict)]
+
+
 def stop_if_spent(page: WalkPage[Any, Any], spent: str, advice: str) -> None:
     """End a walk whose request window is spent, once its page was handed over.
 
@@ -107,12 +133,20 @@ def stop_if_spent(page: WalkPage[Any, Any], spent: str, advice: str) -> None:
         )
 
 
-def checked_base_url(key: str, value: str) -> str:
-    """``value`` without a trailing slash, or ConfigError naming ``key`` if not http(s)."""
+def http_base(value: str) -> str:
+    """``value`` without a trailing slash; ValueError unless it is http(s) with a host."""
     url = httpx.URL(value)
     if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(f"{key}: {value!r} is not an http(s) base URL")
+        raise ValueError(f"{value!r} is not an http(s) base URL")
     return value.rstrip("/")
+
+
+def checked_base_url(key: str, value: str) -> str:
+    """``value`` without a trailing slash, or ConfigError naming ``key`` if not http(s)."""
+    try:
+        return http_base(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -243,13 +277,14 @@ def refresh_in_chunks(
     return result
 
 
-class Adapter(ABC):
+class Adapter(ABC, Generic[S]):
     """Base class of every platform adapter.
 
-    Subclasses set ``name`` and ``settings_model`` (an
-    :class:`adapters.settings.AdapterSettings` declaring their keys) and implement
-    :meth:`search` and :meth:`refresh`. They receive only their own keys (see
-    :meth:`own_config`) and a shared :class:`adapters.http.HttpClient`.
+    Subclasses set ``name``, declare their keys as an
+    :class:`adapters.settings.AdapterSettings` (``class XAdapter(Adapter[XSettings])``,
+    or ``settings_model = XSettings``), and implement :meth:`search` and
+    :meth:`refresh`. They receive only their own keys (see :meth:`own_config`),
+    parsed and typed as ``self.settings``, and a shared :class:`adapters.http.HttpClient`.
     """
 
     name: ClassVar[str]
@@ -274,8 +309,9 @@ class Adapter(ABC):
         if isinstance(name, str):
             cls.display_name = cls.__dict__.get("display_name") or name.capitalize()
             cls.public_name = cls.__dict__.get("public_name") or cls.display_name
-        model = cls.__dict__.get("settings_model")
+        model = cls.__dict__.get("settings_model") or _declared_settings(cls)
         if model is not None:
+            cls.settings_model = model
             cls.config_keys = model.keys()
             cls.required_keys = model.required_keys()
             cls.secret_keys = model.secret_keys()
@@ -289,8 +325,10 @@ class Adapter(ABC):
         missing = [key for key in self.required_keys if not config.get(key, "").strip()]
         if missing:
             raise ConfigError(f"{self.name}: missing {', '.join(missing)}")
-        if self.settings_model is not None:
-            self.settings_model.parse(config)  # a malformed value: one "KEY: message" line
+        #: The typed values of ``settings_model``; a malformed value is one "KEY: message"
+        #: ConfigError.
+        parsed = self.settings_model.parse(config) if self.settings_model else None
+        self.settings = cast(S, parsed)
         self.config = config
         self.http = http
 
@@ -364,3 +402,12 @@ class Adapter(ABC):
     def poll_interval(self, configured_seconds: int, target_count: int) -> int:
         """Seconds between polls of each target; quota-bound platforms stretch it."""
         return configured_seconds
+
+
+def _declared_settings(cls: type) -> type[AdapterSettings] | None:
+    """The settings model named by ``Adapter[Model]`` among the class's bases, if any."""
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        if typing.get_origin(base) is Adapter:
+            (model,) = typing.get_args(base)
+            return model if isinstance(model, type) else None
+    return None

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import html
 import math
 import re
@@ -40,12 +39,12 @@ import httpx
 import pydantic
 
 from adapters.base import (
+    LOST_CURSOR,
     Adapter,
     AdapterError,
     AuthFailed,
     Author,
     Batch,
-    ConfigError,
     CredentialCache,
     CursorTime,
     Engagement,
@@ -53,20 +52,24 @@ from adapters.base import (
     JsonCursor,
     MalformedResponse,
     Media,
+    MediaKind,
     Page,
     RefreshResult,
     RequestRejected,
     Target,
     UnreadableRecord,
     WalkPage,
+    carrying,
     finish_then_continue,
+    json_records,
     normalise_each,
     refresh_in_chunks,
+    split_refs,
     stop_if_spent,
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader, error_body, spent_until
-from adapters.settings import AdapterSettings
+from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_array,
     as_count,
@@ -75,7 +78,6 @@ from adapters.text import (
     clean_text,
     extract_hashtags,
     http_url,
-    normalise_tag,
     parse_time,
     platform_tags,
     sanitise_html,
@@ -109,11 +111,6 @@ _IDENTIFIER = re.compile(r"[^\s/]{1,253}")
 
 _reset_reader = epoch_reset_reader("ratelimit-reset")
 
-_LOST_CURSOR = (
-    "the stored cursor was unreadable, so the walk restarted from the look-back horizon;"
-    " posts from before it since the last good poll may be missing"
-)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Session:
@@ -126,7 +123,7 @@ class _Session:
 _SESSIONS: CredentialCache[_Session] = CredentialCache()
 #: Credentials the server refused, with when and why: not tried again for a while,
 #: so a wrong password does not spend the daily login budget (new keys retry at once).
-_REFUSED: dict[tuple[str, str, str], tuple[datetime, str]] = {}
+_REFUSED: dict[tuple[str, ...], tuple[datetime, str]] = {}
 LOGIN_RETRY_AFTER = timedelta(minutes=30)
 #: An access token is used until the server refuses it, then refreshed.
 _UNTIL_REFUSED = math.inf
@@ -163,28 +160,21 @@ class _State(JsonCursor):
 class BlueskySettings(AdapterSettings):
     """The keys this adapter reads (see ``.env.example``)."""
 
-    bluesky_handle: str
+    bluesky_handle: Annotated[str, pydantic.AfterValidator(lambda value: _checked_handle(value))]
     bluesky_app_password: pydantic.SecretStr
-    bluesky_api_base: str = DEFAULT_API_BASE
+    bluesky_api_base: BaseUrl = DEFAULT_API_BASE
 
 
-class BlueskyAdapter(Adapter):
+class BlueskyAdapter(Adapter[BlueskySettings]):
     """Searches Bluesky for each hashtag with ``app.bsky.feed.searchPosts``."""
 
     name: ClassVar[str] = "bluesky"
-    settings_model: ClassVar[type[AdapterSettings]] = BlueskySettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
-        self.handle = config["BLUESKY_HANDLE"].strip().lstrip("@")
-        if not _IDENTIFIER.fullmatch(self.handle):
-            raise ConfigError(
-                "BLUESKY_HANDLE: expected a handle such as name.bsky.social, without spaces"
-            )
-        self._password = config["BLUESKY_APP_PASSWORD"].strip()
-        self.base = self.base_url("BLUESKY_API_BASE", DEFAULT_API_BASE)
-        secret = hashlib.sha256(self._password.encode()).hexdigest()
-        self._session_key = (self.base, self.handle.casefold(), secret)
+        self.handle, self.base = self.settings.bluesky_handle, self.settings.bluesky_api_base
+        self._password = self.settings.bluesky_app_password.get_secret_value()
+        self._session_key = _SESSIONS.key(self.base, self.handle.casefold(), secret=self._password)
 
     # --- session -----------------------------------------------------------------
 
@@ -259,7 +249,7 @@ class BlueskyAdapter(Adapter):
         self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
     ) -> Iterator[Page]:
         state = _State.load(cursor)
-        gap = _LOST_CURSOR if cursor and state is None else None
+        gap = LOST_CURSOR if cursor and state is None else None
         unfinished = None
         if state is not None and state.lower is not None and state.upper is not None:
             # An earlier walk stopped part-way: its window is read before newer posts.
@@ -319,7 +309,6 @@ class BlueskyAdapter(Adapter):
         limit), the walk starts a new query bounded by ``until`` just past the
         oldest post read so far; the shared walk ends one that stops making progress.
         """
-        wanted = {normalise_tag(tag) for tag in target.hashtags}
         query = " ".join(f"#{tag.lstrip('#')}" for tag in target.hashtags)
         reached = upper  # just past the oldest post read so far
 
@@ -334,7 +323,7 @@ class BlueskyAdapter(Adapter):
                 query_upper = reached
                 body, response = self._search(query, lower, query_upper, None)
             views = _posts_of(body)
-            posts, skipped = _normalise_all(views, wanted)
+            posts, skipped = _normalise_all(views, target.hashtags)
             times = [t for t in (_sort_time(view) for view in views) if t is not None]
             reached = _bound_after(reached, min(times, default=None))
             return Batch(
@@ -363,15 +352,13 @@ class BlueskyAdapter(Adapter):
     # --- refresh -----------------------------------------------------------------
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
-        uris = unique(refs)
-        valid = [uri for uri in uris if _POST_URI.fullmatch(uri)]
-        invalid = [
-            f"ref {uri[:200]!r} is not an at:// post uri" for uri in uris if uri not in valid
-        ]
+        valid, invalid = split_refs(
+            refs, _POST_URI.fullmatch, lambda uri: f"ref {uri[:200]!r} is not an at:// post uri"
+        )
         found = refresh_in_chunks(
             valid, BULK_LIMIT, self._get_posts, lambda views: _normalise_all(views, None)
         )
-        return RefreshResult(skipped=tuple(invalid)) + found
+        return RefreshResult(skipped=invalid) + found
 
     def _get_posts(self, uris: list[str]) -> dict[str, dict[str, Any]]:
         """Post views by uri; a uri missing from the answer is gone."""
@@ -398,6 +385,13 @@ class BlueskyAdapter(Adapter):
                     if followers is not None and key in actors:
                         counts[actors[key]] = followers
         return counts
+
+
+def _checked_handle(value: str) -> str:
+    handle = value.lstrip("@")
+    if not _IDENTIFIER.fullmatch(handle):
+        raise ValueError("expected a handle such as name.bsky.social, without spaces")
+    return handle
 
 
 def _session_from(body: Any) -> _Session:
@@ -444,24 +438,19 @@ def _xrpc_error(response: httpx.Response) -> tuple[str | None, str]:
 
 
 def _posts_of(body: Any) -> list[dict[str, Any]]:
-    if not isinstance(body, dict) or not isinstance(body.get("posts"), list):
-        raise MalformedResponse("bluesky: expected a JSON object with a 'posts' list")
-    return [item for item in body["posts"] if isinstance(item, dict)]
+    return json_records(body, "posts", "bluesky: expected a JSON object with a 'posts' list")
 
 
 def _normalise_all(
-    views: list[dict[str, Any]], wanted: set[str] | None
+    views: list[dict[str, Any]], hashtags: Sequence[str] | None
 ) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
-    """Normalise post views, keeping those carrying a wanted tag (all when None)."""
+    """Normalise post views, keeping those carrying one of ``hashtags`` (all when None)."""
     read, skipped = normalise_each(
         views, normalise_post, lambda view: f"post {as_str(view.get('uri'))[:200] or '?'}"
     )
-    posts = {
-        post.external_id: post
-        for post in read
-        if wanted is None or wanted.intersection(post.hashtags)
-    }
-    return tuple(posts.values()), skipped
+    if hashtags is None:
+        return tuple({post.external_id: post for post in read}.values()), skipped
+    return carrying(read, hashtags), skipped
 
 
 def _next_position(
@@ -655,49 +644,37 @@ def _media(embed: Any, sensitive: bool) -> list[Media]:
     if kind == "app.bsky.embed.recordWithMedia#view":
         return _media(embed.get("media"), sensitive)
     if kind == "app.bsky.embed.video#view":
-        url = http_url(embed.get("playlist"))
-        if url is None:
-            return []
-        width, height = _aspect(embed.get("aspectRatio"))
-        return [
-            Media(
-                kind="gif" if embed.get("presentation") == "gif" else "video",
-                url=url,
-                alt=clean_text(embed.get("alt"), 1500) or None,
-                preview_url=http_url(embed.get("thumbnail")),
-                sensitive=sensitive,
-                width=width,
-                height=height,
-                key=clean_text(embed.get("cid"), 200) or None,
-            )
-        ]
+        shown: MediaKind = "gif" if embed.get("presentation") == "gif" else "video"
+        video = _shown(shown, embed, "playlist", "thumbnail", sensitive)
+        key = clean_text(embed.get("cid"), 200) or None
+        return [dataclasses.replace(video, key=key)] if video else []
     if kind == "app.bsky.embed.images#view":
         items, thumb_key = embed.get("images"), "thumb"
     elif kind == "app.bsky.embed.gallery#view":
         items, thumb_key = embed.get("items"), "thumbnail"
     else:
         return []
-    media: list[Media] = []
-    for item in as_array(items):
-        url = http_url(item.get("fullsize")) if isinstance(item, dict) else None
-        if url is None:
-            continue
-        width, height = _aspect(item.get("aspectRatio"))
-        media.append(
-            Media(
-                kind="image",
-                url=url,
-                alt=clean_text(item.get("alt"), 1500) or None,
-                preview_url=http_url(item.get(thumb_key)),
-                sensitive=sensitive,
-                width=width,
-                height=height,
-            )
-        )
-    return media
+    images = (
+        _shown("image", as_object(item), "fullsize", thumb_key, sensitive)
+        for item in as_array(items)
+    )
+    return [image for image in images if image is not None]
 
 
-def _aspect(value: Any) -> tuple[int | None, int | None]:
-    if not isinstance(value, dict):
-        return None, None
-    return as_count(value.get("width")), as_count(value.get("height"))
+def _shown(
+    kind: MediaKind, view: Mapping[str, Any], url_key: str, preview_key: str, sensitive: bool
+) -> Media | None:
+    """One image or video of an embed view: its URL, alt text, preview and aspect ratio."""
+    url = http_url(view.get(url_key))
+    if url is None:
+        return None
+    aspect = as_object(view.get("aspectRatio"))
+    return Media(
+        kind=kind,
+        url=url,
+        alt=clean_text(view.get("alt"), 1500) or None,
+        preview_url=http_url(view.get(preview_key)),
+        sensitive=sensitive,
+        width=as_count(aspect.get("width")),
+        height=as_count(aspect.get("height")),
+    )

@@ -39,7 +39,6 @@ from adapters.base import (
     AuthFailed,
     Author,
     Batch,
-    ConfigError,
     CursorTime,
     Engagement,
     FetchedPost,
@@ -53,12 +52,14 @@ from adapters.base import (
     RequestRejected,
     Target,
     UnreadableRecord,
+    carrying,
+    json_records,
     normalise_each,
     refresh_in_chunks,
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, error_body
-from adapters.settings import AdapterSettings
+from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_count,
     as_id,
@@ -66,6 +67,7 @@ from adapters.text import (
     clean_text,
     extract_hashtags,
     http_url,
+    minute_utc,
     normalise_tag,
     parse_time,
     text_to_html,
@@ -130,14 +132,19 @@ def _usage(headers: httpx.Headers) -> tuple[float, float]:
     return percent, minutes
 
 
+def _checked_user(value: str) -> str:
+    if not (value.isascii() and value.isdigit()):
+        raise ValueError(
+            "must be the numeric id of the Instagram business or creator account (not its"
+            " @username)"
+        )
+    return value
+
+
 def _node_id(value: Any) -> str | None:
     """A Graph node id: decimal digits only, so it is safe in a URL path and an ids= list."""
     node = as_id(value)
     return node if node is not None and node.isdigit() and node.isascii() else None
-
-
-def _minute(when: datetime) -> str:
-    return f"{when:%Y-%m-%d %H:%M} UTC"
 
 
 def _number(value: Any) -> float:
@@ -190,26 +197,19 @@ class InstagramSettings(AdapterSettings):
     """The keys this adapter reads (see ``.env.example``)."""
 
     instagram_access_token: pydantic.SecretStr
-    instagram_user_id: str
-    instagram_api_base: str = DEFAULT_API_BASE
+    instagram_user_id: Annotated[str, pydantic.AfterValidator(lambda value: _checked_user(value))]
+    instagram_api_base: BaseUrl = DEFAULT_API_BASE
 
 
-class InstagramAdapter(Adapter):
+class InstagramAdapter(Adapter[InstagramSettings]):
     """Reads ``/{hashtag-id}/recent_media`` for each hashtag, as a business account."""
 
     name: ClassVar[str] = "instagram"
-    settings_model: ClassVar[type[AdapterSettings]] = InstagramSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
-        self.base = self.base_url("INSTAGRAM_API_BASE", DEFAULT_API_BASE)
-        self.user_id = config["INSTAGRAM_USER_ID"].strip()
-        if not (self.user_id.isascii() and self.user_id.isdigit()):
-            raise ConfigError(
-                "INSTAGRAM_USER_ID: must be the numeric id of the Instagram business or creator"
-                " account (not its @username)"
-            )
-        self._token = config["INSTAGRAM_ACCESS_TOKEN"].strip()
+        self.base, self.user_id = self.settings.instagram_api_base, self.settings.instagram_user_id
+        self._token = self.settings.instagram_access_token.get_secret_value()
         self._hashtag_ids: dict[str, str] = {}
         self._blocked_until: datetime | None = None
         #: The current time; tests replace it to reach the edges of the 24-hour window.
@@ -260,7 +260,7 @@ class InstagramAdapter(Adapter):
                 if since < horizon:
                     gap = (
                         f"Instagram's recent media only reach 24 hours back (to"
-                        f" {_minute(horizon)}); posts before that cannot be fetched"
+                        f" {minute_utc(horizon)}); posts before that cannot be fetched"
                     )
                 yield Page(page.posts, None, gap=gap, skipped=page.skipped)
         except _NoSuchHashtag:
@@ -283,7 +283,6 @@ class InstagramAdapter(Adapter):
         recent_media is in no order: a page's newest time stands for how far it
         reached, so only a page wholly older than the walk's ``until`` ends it.
         """
-        key = normalise_tag(hashtag.name)
         seen: set[str] = set()
 
         def fetch(position: str | None) -> Batch[FetchedPost, str]:
@@ -298,8 +297,9 @@ class InstagramAdapter(Adapter):
             ids = tuple(item_id for item in items if (item_id := as_id(item.get("id"))))
             posts, skipped = normalise_all(fresh, now=self.clock())
             newest = max((p.created_at for p in posts), default=None)
-            carrying = _carrying(posts, key)
-            return Batch(carrying, skipped, ids, next_after, oldest=newest, newest=newest)
+            # Only media whose caption carries the hashtag (not ``#tagX``, not a comment).
+            kept = carrying(posts, [hashtag.name])
+            return Batch(kept, skipped, ids, next_after, oldest=newest, newest=newest)
 
         return fetch
 
@@ -336,10 +336,10 @@ class InstagramAdapter(Adapter):
                 f" (Meta also refuses hashtags it deems sensitive, such as #{tag})",
                 code=exc.code,
             ) from None
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, list):
-            raise MalformedResponse("instagram: ig_hashtag_search answered without a data list")
-        found = next((_node_id(d.get("id")) for d in data if isinstance(d, dict)), None)
+        data = json_records(
+            body, "data", "instagram: ig_hashtag_search answered without a data list"
+        )
+        found = next((_node_id(d.get("id")) for d in data), None)
         if found:
             self._hashtag_ids[key] = found
         return found
@@ -388,7 +388,7 @@ class InstagramAdapter(Adapter):
         now = self.clock()
         if self._blocked_until is not None and self._blocked_until > now:
             raise RateLimited(
-                f"instagram: waiting until {_minute(self._blocked_until)} for the Graph API"
+                f"instagram: waiting until {minute_utc(self._blocked_until)} for the Graph API"
                 " usage limit to reset",
                 retry_at=self._blocked_until,
             )
@@ -444,7 +444,7 @@ def _classify(error: dict[str, Any], status: int, throttled_until: datetime) -> 
         )
     if code in _RATE_CODES:
         return RateLimited(
-            f"instagram: rate limited until {_minute(throttled_until)} ({detail})",
+            f"instagram: rate limited until {minute_utc(throttled_until)} ({detail})",
             retry_at=throttled_until,
         )
     return GraphRefused(f"instagram: request refused ({detail})", code=code)
@@ -452,9 +452,7 @@ def _classify(error: dict[str, Any], status: int, throttled_until: datetime) -> 
 
 def _data_and_after(body: Any) -> tuple[list[dict[str, Any]], str | None]:
     """The media of one page and the ``after`` cursor, if the page says there is more."""
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        raise MalformedResponse("instagram: recent_media answered without a data list")
-    items = [item for item in body["data"] if isinstance(item, dict)]
+    items = json_records(body, "data", "instagram: recent_media answered without a data list")
     paging = as_object(body.get("paging"))
     after = as_object(paging.get("cursors")).get("after")
     if not paging.get("next") or not isinstance(after, str) or not after or len(after) > 2000:
@@ -466,20 +464,15 @@ def _window_gap(covered: datetime | None, since: datetime, horizon: datetime) ->
     """What a poll could not read because recent_media reach back only 24 hours."""
     if covered is not None and covered < horizon:
         return (
-            f"polling fell behind: last complete poll {_minute(covered)}, and"
+            f"polling fell behind: last complete poll {minute_utc(covered)}, and"
             " Instagram's recent media only reach 24 hours back"
         )
     if covered is None and since < horizon:
         return (
-            f"Instagram's recent media only reach 24 hours back (to {_minute(horizon)}),"
-            f" not to {_minute(since)}"
+            f"Instagram's recent media only reach 24 hours back (to {minute_utc(horizon)}),"
+            f" not to {minute_utc(since)}"
         )
     return None
-
-
-def _carrying(posts: tuple[FetchedPost, ...], tag: str) -> tuple[FetchedPost, ...]:
-    """Only media whose caption really carries the hashtag (not ``#tagX``, not a comment)."""
-    return tuple(post for post in posts if tag in post.hashtags)
 
 
 def normalise_all(

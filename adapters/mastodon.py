@@ -99,11 +99,10 @@ class MastodonSettings(AdapterSettings):
     mastodon_access_token: pydantic.SecretStr | None = None
 
 
-class MastodonAdapter(Adapter):
+class MastodonAdapter(Adapter[MastodonSettings]):
     """Reads ``/api/v1/timelines/tag`` on every instance in ``MASTODON_INSTANCES``."""
 
     name: ClassVar[str] = "mastodon"
-    settings_model: ClassVar[type[AdapterSettings]] = MastodonSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)

@@ -14,6 +14,9 @@
   to its end before a new walk starts.
 * :class:`CredentialCache`: a short-lived token or session kept for the process,
   renewed when it runs out, and renewed once when the platform answers 401.
+* :func:`carrying`, :func:`normalise_one` and :func:`split_refs`: the filtering
+  every platform applies to what it read (a search matches words, not tags; a
+  ref that is not the platform's shape is reported, never sent).
 
 ``adapters.base`` re-exports all of these.
 """
@@ -21,15 +24,16 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Annotated, ClassVar, Generic, Self, TypeVar
+from typing import Annotated, ClassVar, Generic, Protocol, Self, TypeVar
 
 import pydantic
 
-from adapters.text import parse_time
+from adapters.text import normalise_tag, parse_time
 
 R = TypeVar("R")
 P = TypeVar("P")
@@ -38,6 +42,11 @@ Post = TypeVar("Post")
 
 #: Stored cursors live in a 600-character column.
 CURSOR_MAX_CHARS = 600
+#: The gap of a walk whose stored cursor could not be read and restarted from ``since``.
+LOST_CURSOR = (
+    "the stored cursor was unreadable, so the walk restarted from the look-back horizon;"
+    " posts from before it since the last good poll may be missing"
+)
 
 
 class UnreadableRecord(Exception):
@@ -56,6 +65,46 @@ def normalise_each(
         except UnreadableRecord as exc:
             skipped.append(f"{label(record)}: {exc}")
     return tuple(posts), tuple(skipped)
+
+
+def normalise_one(
+    record: R, normalise: Callable[[R], Post], label: Callable[[R], str]
+) -> tuple[Post | None, str | None]:
+    """One record normalised, or ``(None, "<label>: <reason>")`` when it cannot be read."""
+    posts, skipped = normalise_each([record], normalise, label)
+    return (posts[0] if posts else None), (skipped[0] if skipped else None)
+
+
+class Tagged(Protocol):
+    """What :func:`carrying` reads of a post."""
+
+    @property
+    def external_id(self) -> str: ...
+
+    @property
+    def hashtags(self) -> tuple[str, ...]: ...
+
+
+Carrier = TypeVar("Carrier", bound=Tagged)
+
+
+def carrying(posts: Iterable[Carrier], hashtags: Iterable[str]) -> tuple[Carrier, ...]:
+    """The posts that really carry one of ``hashtags``, once per external id, in order.
+
+    Platform searches match words (and ``#tagX`` for ``#tag``), so what a
+    search answers is filtered on the tags the post itself carries.
+    """
+    wanted = {normalise_tag(tag) for tag in hashtags}
+    kept = {post.external_id: post for post in posts if wanted.intersection(post.hashtags)}
+    return tuple(kept.values())
+
+
+def split_refs(
+    refs: Iterable[str], valid: Callable[[str], object], reason: Callable[[str], str]
+) -> tuple[list[str], tuple[str, ...]]:
+    """Refs of the platform's shape (each once), and a reason for every other one but ""."""
+    wanted = [ref for ref in dict.fromkeys(refs) if ref]
+    return [r for r in wanted if valid(r)], tuple(reason(r) for r in wanted if not valid(r))
 
 
 def _time_or_none(value: object) -> datetime | None:
@@ -249,6 +298,15 @@ class CredentialCache(Generic[T]):
         self._clock = clock
         self._entries: dict[Hashable, tuple[T, float]] = {}
         self._lock = threading.Lock()
+
+    @staticmethod
+    def key(*parts: str, secret: str) -> tuple[str, ...]:
+        """A key naming whose credential it is: ``parts`` and a digest of ``secret``.
+
+        A changed secret is a new key (it logs in at once); the secret itself is
+        never kept in the key.
+        """
+        return (*parts, hashlib.sha256(secret.encode()).hexdigest())
 
     def get(self, key: Hashable, fetch: Callable[[], tuple[T, float]]) -> T:
         """The cached credential, fetched again once its time is up."""

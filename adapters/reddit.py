@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import html
 import math
 import re
@@ -42,7 +41,6 @@ from adapters.base import (
     AuthFailed,
     Author,
     Batch,
-    ConfigError,
     CredentialCache,
     Engagement,
     FetchedPost,
@@ -57,12 +55,14 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     WalkPage,
+    carrying,
     normalise_each,
+    normalise_one,
     refresh_in_chunks,
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, seconds_reset_reader
-from adapters.settings import AdapterSettings
+from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_count,
     as_id,
@@ -70,6 +70,7 @@ from adapters.text import (
     clean_text,
     extract_hashtags,
     http_url,
+    minute_utc,
     normalise_tag,
     sanitise_html,
     text_to_html,
@@ -117,31 +118,23 @@ class RedditSettings(AdapterSettings):
 
     reddit_client_id: str
     reddit_client_secret: pydantic.SecretStr
-    reddit_user_agent: str
-    reddit_api_base: str = DEFAULT_API_BASE
-    reddit_auth_base: str = DEFAULT_AUTH_BASE
+    reddit_user_agent: Annotated[str, pydantic.AfterValidator(lambda value: _checked_agent(value))]
+    reddit_api_base: BaseUrl = DEFAULT_API_BASE
+    reddit_auth_base: BaseUrl = DEFAULT_AUTH_BASE
 
 
-class RedditAdapter(Adapter):
+class RedditAdapter(Adapter[RedditSettings]):
     """Searches Reddit for each hashtag and keeps posts whose text carries it."""
 
     name: ClassVar[str] = "reddit"
-    settings_model: ClassVar[type[AdapterSettings]] = RedditSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
-        self.api_base = self.base_url("REDDIT_API_BASE", DEFAULT_API_BASE)
-        self.auth_base = self.base_url("REDDIT_AUTH_BASE", DEFAULT_AUTH_BASE)
-        self.client_id = config["REDDIT_CLIENT_ID"].strip()
-        self._secret = config["REDDIT_CLIENT_SECRET"].strip()
-        self.user_agent = config["REDDIT_USER_AGENT"].strip()
-        if not self.user_agent.isascii() or not self.user_agent.isprintable():
-            raise ConfigError(
-                "REDDIT_USER_AGENT: use printable ASCII only, e.g."
-                " 'server:org.example.monitor:v1.0 (by /u/yourname)'"
-            )
-        secret_digest = hashlib.sha256(self._secret.encode()).hexdigest()
-        self._token_key = (self.auth_base, self.client_id, secret_digest)
+        settings = self.settings
+        self.api_base, self.auth_base = settings.reddit_api_base, settings.reddit_auth_base
+        self.client_id, self.user_agent = settings.reddit_client_id, settings.reddit_user_agent
+        self._secret = settings.reddit_client_secret.get_secret_value()
+        self._token_key = _TOKENS.key(self.auth_base, self.client_id, secret=self._secret)
         self._quota_lock = threading.Lock()
         self._quota_resets_at: float | None = None
 
@@ -468,8 +461,12 @@ class _BackfillPosition(JsonCursor):
     listed: Annotated[int, pydantic.Field(ge=0)] = 0
 
 
-def _utc(epoch: float) -> str:
-    return f"{datetime.fromtimestamp(epoch, UTC):%Y-%m-%d %H:%M} UTC"
+def _checked_agent(value: str) -> str:
+    if not value.isascii() or not value.isprintable():
+        raise ValueError(
+            "use printable ASCII only, e.g. 'server:org.example.monitor:v1.0 (by /u/yourname)'"
+        )
+    return value
 
 
 def _header_number(value: str | None) -> float | None:
@@ -533,7 +530,11 @@ def _depth_gap(listed: int, oldest: float | None) -> str | None:
     """The gap of a backfill that ended at the bottom of Reddit's listing, not at ``since``."""
     if listed < LISTING_DEPTH:
         return None
-    reach = f": history reached back to {_utc(oldest)} only" if oldest is not None else ""
+    reach = (
+        f": history reached back to {minute_utc(datetime.fromtimestamp(oldest, UTC))} only"
+        if oldest is not None
+        else ""
+    )
     return f"Reddit search lists at most about {LISTING_DEPTH} results{reach}"
 
 
@@ -571,7 +572,7 @@ def _read_children(
     posts, skipped = normalise_each(wanted, normalise_post, _label)
     oldest = datetime.fromtimestamp(min(times), UTC) if times else None
     return Batch(
-        tuple(post for post in posts if tag in post.hashtags),
+        carrying(posts, [tag]),
         (*problems, *skipped),
         tuple(ids),
         next_after,
@@ -614,8 +615,7 @@ def read_post(data: Mapping[str, Any]) -> tuple[FetchedPost | None, str | None]:
     """A live post normalised, ``(None, None)`` if removed, or ``(None, reason)``."""
     if is_removed(data):
         return None, None
-    posts, skipped = normalise_each([data], normalise_post, _label)
-    return (posts[0] if posts else None), (skipped[0] if skipped else None)
+    return normalise_one(data, normalise_post, _label)
 
 
 def normalise_post(data: Mapping[str, Any]) -> FetchedPost:
@@ -700,49 +700,33 @@ def _media(data: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:
     images = as_object(data.get("preview")).get("images")
     first = as_object(images[0]) if isinstance(images, list) and images else {}
     source = as_object(first.get("source"))
-    preview_url = _media_url(source.get("url"))
-    width, height = as_count(source.get("width")), as_count(source.get("height"))
-    preview_key = as_id(first.get("id"))
-    video = as_object(as_object(data.get("secure_media") or data.get("media")).get("reddit_video"))
-    video_url = _media_url(video.get("fallback_url"))
-    if video_url:
-        return (
-            Media(
-                kind="video",
-                url=video_url,
-                preview_url=preview_url,
-                sensitive=sensitive,
-                width=as_count(video.get("width")),
-                height=as_count(video.get("height")),
-                key=preview_key,
-            ),
-        )
-    destination = _media_url(data.get("url_overridden_by_dest"))
-    if destination and httpx.URL(destination).host == "i.redd.it":
-        kind: MediaKind = "gif" if destination.lower().endswith(".gif") else "image"
+    preview_url, preview_key = _media_url(source.get("url")), as_id(first.get("id"))
+
+    def one(
+        kind: MediaKind, url: str, size: Mapping[str, Any], key: str | None, preview: str | None
+    ) -> tuple[Media, ...]:
         return (
             Media(
                 kind=kind,
-                url=destination,
-                preview_url=preview_url,
+                url=url,
+                preview_url=preview,
                 sensitive=sensitive,
-                width=width,
-                height=height,
-                key=httpx.URL(destination).path.lstrip("/") or None,
+                width=as_count(size.get("width")),
+                height=as_count(size.get("height")),
+                key=key,
             ),
         )
-    if preview_url:
-        return (
-            Media(
-                kind="image",
-                url=preview_url,
-                sensitive=sensitive,
-                width=width,
-                height=height,
-                key=preview_key,
-            ),
-        )
-    return ()
+
+    video = as_object(as_object(data.get("secure_media") or data.get("media")).get("reddit_video"))
+    video_url = _media_url(video.get("fallback_url"))
+    if video_url:
+        return one("video", video_url, video, preview_key, preview_url)
+    destination = _media_url(data.get("url_overridden_by_dest"))
+    if destination and httpx.URL(destination).host == "i.redd.it":
+        kind: MediaKind = "gif" if destination.lower().endswith(".gif") else "image"
+        key = httpx.URL(destination).path.lstrip("/") or None
+        return one(kind, destination, source, key, preview_url)
+    return one("image", preview_url, source, preview_key, None) if preview_url else ()
 
 
 def _gallery(data: Mapping[str, Any], sensitive: bool) -> tuple[Media, ...]:

@@ -49,6 +49,7 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     normalise_each,
+    normalise_one,
 )
 from adapters.http import HttpClient
 from adapters.netguard import AddressRefused, checked_address
@@ -94,13 +95,12 @@ class RssSettings(AdapterSettings):
     outbound_allow_private: bool = False
 
 
-class RssAdapter(Adapter):
+class RssAdapter(Adapter[RssSettings]):
     """Reads each feed in ``RSS_FEEDS`` with conditional GETs; no credentials."""
 
     name: ClassVar[str] = "rss"
     display_name: ClassVar[str] = "RSS feed"
     public_name: ClassVar[str] = "News feed"
-    settings_model: ClassVar[type[AdapterSettings]] = RssSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
@@ -116,7 +116,7 @@ class RssAdapter(Adapter):
             item.strip() for item in config.get("RSS_CATEGORY_HASHTAG_FEEDS", "").split(",")
         )
         # The same switch as media pinning: a deployment reading its own intranet says so.
-        self.allow_private = RssSettings.parse(config).outbound_allow_private
+        self.allow_private = self.settings.outbound_allow_private
 
     @classmethod
     def is_configured(cls, config: Mapping[str, str]) -> bool:
@@ -451,14 +451,13 @@ def read_entry(
     if fields is None:
         return None, "an item is not a mapping"
     when = now or datetime.now(UTC)
-    posts, skipped = normalise_each(
-        [fields],
+    return normalise_one(
+        fields,
         lambda item: normalise_entry(
             feed_url, feed, item, categories_are_hashtags=categories_are_hashtags, now=when
         ),
         _entry_label,
     )
-    return (posts[0] if posts else None), (skipped[0] if skipped else None)
 
 
 def normalise_entry(

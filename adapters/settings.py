@@ -7,7 +7,9 @@ whether it is required (no default). From that declaration come the keys the
 registry hands the adapter (and no others: a plugin never sees
 ``SMTP_PASSWORD``), the ``.env.example`` lines, the Sources page's
 "credentials present" column, the values log redaction blanks out, and the
-one-line ``KEY: message`` error when a value is malformed.
+one-line ``KEY: message`` error when a value is malformed. The adapter reads
+its values from the parsed model (``self.settings``), so a check of a value
+(a base URL, a numeric id) is a validator on its field, declared once.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from typing import Self
+from typing import Annotated, Self
 
 import pydantic
 
-from adapters.base import ConfigError
+from adapters.base import ConfigError, http_base
 
 
 class AdapterSettings(pydantic.BaseModel):
@@ -75,7 +77,13 @@ class AdapterSettings(pydantic.BaseModel):
             error = exc.errors()[0]
             key = str(error["loc"][0]).upper() if error["loc"] else cls.__name__
             message = "is required" if error["type"] == "missing" else error["msg"]
+            # A validator's own wording, without pydantic's prefix.
+            message = message.removeprefix("Value error, ")
             raise ConfigError(f"{key}: {message}") from None
+
+
+#: An API base URL setting: http(s) with a host, kept without its trailing slash.
+BaseUrl = Annotated[str, pydantic.AfterValidator(http_base)]
 
 
 def _types_of(annotation: object) -> tuple[object, ...]:

@@ -124,6 +124,16 @@ def parse_time(value: Any) -> datetime | None:
         return None
 
 
+def iso_seconds(moment: datetime) -> str:
+    """``2021-03-18T08:00:00Z``: the RFC 3339 form APIs take as a search bound."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def minute_utc(moment: datetime) -> str:
+    """``2021-03-18 08:00 UTC``: a time as messages and gaps show it to people."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
 def as_count(value: Any) -> int | None:
     """A non-negative engagement count, or None when the platform gave none or nonsense."""
     if isinstance(value, bool):

@@ -37,11 +37,11 @@ import httpx
 import pydantic
 
 from adapters.base import (
+    LOST_CURSOR,
     Adapter,
     AuthFailed,
     Author,
     Batch,
-    ConfigError,
     CursorTime,
     Engagement,
     FetchedPost,
@@ -55,13 +55,16 @@ from adapters.base import (
     Target,
     UnreadableRecord,
     WalkPage,
+    carrying,
     finish_then_continue,
+    json_records,
     normalise_each,
+    split_refs,
     stop_if_spent,
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader, error_body, spent_until
-from adapters.settings import AdapterSettings
+from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_array,
     as_count,
@@ -70,7 +73,7 @@ from adapters.text import (
     clean_text,
     extract_hashtags,
     http_url,
-    normalise_tag,
+    iso_seconds,
     parse_time,
     platform_tags,
     sanitise_html,
@@ -122,10 +125,6 @@ _reset_reader = epoch_reset_reader("x-rate-limit-reset")
 Lower = str | datetime
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def snowflake_time(post_id: str) -> datetime | None:
     """When a post id was minted, or None for ids older than snowflakes."""
     millis = (int(post_id) >> 22) + _TWITTER_EPOCH_MS
@@ -144,11 +143,11 @@ def _lower_or_none(value: Any) -> Lower | None:
 
 
 def _dump_lower(lower: Lower) -> str:
-    return lower if isinstance(lower, str) else _iso(lower)
+    return lower if isinstance(lower, str) else iso_seconds(lower)
 
 
 _Id = Annotated[str | None, pydantic.BeforeValidator(lambda value: _valid_id(value))]
-_Time = Annotated[CursorTime, pydantic.PlainSerializer(_iso, when_used="unless-none")]
+_Time = Annotated[CursorTime, pydantic.PlainSerializer(iso_seconds, when_used="unless-none")]
 _Lower = Annotated[
     Lower | None,
     pydantic.BeforeValidator(_lower_or_none),
@@ -179,23 +178,26 @@ class XSettings(AdapterSettings):
     """The keys this adapter reads (see ``.env.example``)."""
 
     x_bearer_token: pydantic.SecretStr
-    x_api_base: str = DEFAULT_API_BASE
+    x_api_base: BaseUrl = DEFAULT_API_BASE
+
+    @pydantic.field_validator("x_bearer_token")
+    @classmethod
+    def _one_line(cls, token: pydantic.SecretStr) -> pydantic.SecretStr:
+        value = token.get_secret_value()
+        if any(ch.isspace() for ch in value) or not value.isprintable():
+            raise ValueError("the token must be one line without spaces")
+        return token
 
 
-class XAdapter(Adapter):
+class XAdapter(Adapter[XSettings]):
     """Searches X for each hashtag with ``GET /2/tweets/search/recent``."""
 
     name: ClassVar[str] = "x"
     display_name: ClassVar[str] = "X"
-    settings_model: ClassVar[type[AdapterSettings]] = XSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
-        token = config["X_BEARER_TOKEN"].strip()
-        if any(ch.isspace() for ch in token) or not token.isprintable():
-            raise ConfigError("X_BEARER_TOKEN: the token must be one line without spaces")
-        self._headers = {"Authorization": f"Bearer {token}"}
-        self.base = self.base_url("X_API_BASE", DEFAULT_API_BASE)
+        self.base = self.settings.x_api_base
 
     # --- polling -----------------------------------------------------------------
 
@@ -203,7 +205,7 @@ class XAdapter(Adapter):
         self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
     ) -> Iterator[Page]:
         state = _State.load(cursor)
-        notes = [_LOST_CURSOR] if cursor and state is None else []
+        notes = [LOST_CURSOR] if cursor and state is None else []
         if state is None:
             state = _State(start=since)
         unfinished = None
@@ -274,7 +276,6 @@ class XAdapter(Adapter):
         If X refuses the stored ``since_id`` (outside its window by its clock,
         not ours), the walk reads the whole window instead and says so.
         """
-        wanted = {normalise_tag(tag) for tag in target.hashtags}
         params = _search_params(target, lower, until_id)
         reached = until_id  # the oldest id read so far
 
@@ -283,7 +284,7 @@ class XAdapter(Adapter):
             body, response, note = self._search_page(params, next_token, reached)
             ids = tuple(tid for tid in (_valid_id(t.get("id")) for t in _tweets_of(body)) if tid)
             reached = min([i for i in (*ids, reached) if i], key=int, default=None)
-            posts, skipped = _normalise_page(body, wanted)
+            posts, skipped = _normalise_page(body, target.hashtags)
             token = as_object(body.get("meta")).get("next_token")
             return Batch(
                 posts,
@@ -316,7 +317,7 @@ class XAdapter(Adapter):
             elif next_token is None and "since_id" in params:
                 # Well inside the window, whatever X's clock says.
                 horizon = datetime.now(UTC) - SEARCH_WINDOW + timedelta(hours=1)
-                params["start_time"] = _iso(horizon)
+                params["start_time"] = iso_seconds(horizon)
                 del params["since_id"]
                 note = (
                     f"X refused the stored since_id ({exc}), so the walk read from"
@@ -330,9 +331,10 @@ class XAdapter(Adapter):
     # --- refresh -----------------------------------------------------------------
 
     def refresh(self, refs: Sequence[str]) -> RefreshResult:
-        ids = list(unique(refs))
-        valid = [ref for ref in ids if _ID.fullmatch(ref)]
-        skipped = [f"ref {ref[:100]!r} is not a post id" for ref in ids if not _ID.fullmatch(ref)]
+        valid, unusable = split_refs(
+            refs, _ID.fullmatch, lambda r: f"ref {r[:100]!r} is not a post id"
+        )
+        skipped = list(unusable)
         posts: list[FetchedPost] = []
         deleted: list[str] = []
         for start in range(0, len(valid), BULK_LIMIT):
@@ -407,7 +409,7 @@ class XAdapter(Adapter):
             "GET",
             f"{self.base}{path}",
             params=params,
-            headers=self._headers,
+            headers={"Authorization": f"Bearer {self.settings.x_bearer_token.get_secret_value()}"},
             reset_reader=_reset_reader,
             ok_statuses=frozenset({400, 401, 403}),
         )
@@ -434,12 +436,6 @@ class XAdapter(Adapter):
         raise RequestRejected(
             f"x: {path} refused the request (HTTP {response.status_code}: {problem})"
         )
-
-
-_LOST_CURSOR = (
-    "the stored cursor was unreadable, so the walk restarted from the look-back horizon;"
-    " posts from before it since the last good poll may be missing"
-)
 
 
 def _query(hashtags: Sequence[str]) -> str:
@@ -475,7 +471,7 @@ def _search_params(target: Target, lower: Lower, until_id: str | None) -> dict[s
     if isinstance(lower, str):
         params["since_id"] = lower
     else:
-        params["start_time"] = _iso(lower)
+        params["start_time"] = iso_seconds(lower)
     if until_id:
         params["until_id"] = until_id
     return params
@@ -498,12 +494,10 @@ def _valid_id(value: Any) -> str | None:
 
 
 def _tweets_of(body: dict[str, Any]) -> list[dict[str, Any]]:
-    data = body.get("data", [])
-    if data is None:
+    """The posts of an answer; X leaves ``data`` out when nothing matched."""
+    if body.get("data") is None:
         return []
-    if not isinstance(data, list):
-        raise MalformedResponse("x: expected 'data' to be a list of posts")
-    return [item for item in data if isinstance(item, dict)]
+    return json_records(body, "data", "x: expected 'data' to be a list of posts")
 
 
 def _includes(body: dict[str, Any]) -> dict[str, Any]:
@@ -521,7 +515,7 @@ def _history(tweet: Mapping[str, Any]) -> list[str]:
 
 
 def _normalise_page(
-    body: dict[str, Any], wanted: set[str]
+    body: dict[str, Any], hashtags: Sequence[str]
 ) -> tuple[tuple[FetchedPost, ...], tuple[str, ...]]:
     """The page's latest versions carrying a wanted tag, once each, and the unreadable ones."""
     includes = _includes(body)
@@ -530,8 +524,7 @@ def _normalise_page(
         lambda tweet: normalise_tweet(tweet, includes),
         lambda tweet: f"post {_valid_id(tweet.get('id')) or '?'}",
     )
-    kept = {post.external_id: post for post in posts if wanted.intersection(post.hashtags)}
-    return tuple(kept.values()), skipped
+    return carrying(posts, hashtags), skipped
 
 
 def _superseded(tweet: Mapping[str, Any]) -> bool:

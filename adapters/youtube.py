@@ -40,7 +40,6 @@ from adapters.base import (
     AuthFailed,
     Author,
     Batch,
-    ConfigError,
     CursorTime,
     Engagement,
     FetchedPost,
@@ -53,19 +52,21 @@ from adapters.base import (
     RequestRejected,
     Target,
     UnreadableRecord,
+    carrying,
+    json_records,
     normalise_each,
     refresh_in_chunks,
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, error_body
-from adapters.settings import AdapterSettings
+from adapters.settings import AdapterSettings, BaseUrl
 from adapters.text import (
     as_count,
     as_object,
     clean_text,
     extract_hashtags,
     http_url,
-    normalise_tag,
+    iso_seconds,
     parse_time,
     text_to_html,
 )
@@ -149,10 +150,6 @@ class QuotaBudget:
             self._day, self._spent = today, 0
 
 
-def _rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _strings(value: Any) -> tuple[str, ...]:
     """The strings of a stored list (anything else in it is dropped)."""
     if not isinstance(value, list | tuple):
@@ -160,7 +157,7 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(item for item in value if isinstance(item, str))
 
 
-_Time = Annotated[CursorTime, pydantic.PlainSerializer(_rfc3339, when_used="unless-none")]
+_Time = Annotated[CursorTime, pydantic.PlainSerializer(iso_seconds, when_used="unless-none")]
 
 
 class _Cursor(JsonCursor):
@@ -192,33 +189,36 @@ class _Position(JsonCursor):
     before: _Time = None
 
 
+def _units(value: object) -> int:
+    """A daily quota: a whole number of units that leaves room for one search."""
+    raw = str(value).strip()
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < MIN_DAILY_QUOTA:
+        raise ValueError(
+            f"must be a whole number of units, at least {MIN_DAILY_QUOTA} (one search costs"
+            f" {SEARCH_COST}), not {raw!r}"
+        )
+    return int(raw)
+
+
 class YouTubeSettings(AdapterSettings):
     """The keys this adapter reads (see ``.env.example``)."""
 
     youtube_api_key: pydantic.SecretStr
-    youtube_api_base: str = DEFAULT_API_BASE
-    youtube_daily_quota: str = str(DEFAULT_DAILY_QUOTA)
+    youtube_api_base: BaseUrl = DEFAULT_API_BASE
+    youtube_daily_quota: Annotated[int, pydantic.BeforeValidator(_units)] = DEFAULT_DAILY_QUOTA
 
 
-class YouTubeAdapter(Adapter):
+class YouTubeAdapter(Adapter[YouTubeSettings]):
     """Searches ``#tag`` newest first and reads the videos' full snippet and statistics."""
 
     name: ClassVar[str] = "youtube"
     display_name: ClassVar[str] = "YouTube"
-    settings_model: ClassVar[type[AdapterSettings]] = YouTubeSettings
 
     def __init__(self, config: Mapping[str, str], http: HttpClient) -> None:
         super().__init__(config, http)
-        self.base = self.base_url("YOUTUBE_API_BASE", DEFAULT_API_BASE)
-        raw_quota = config.get("YOUTUBE_DAILY_QUOTA", "").strip() or str(DEFAULT_DAILY_QUOTA)
-        if not (raw_quota.isascii() and raw_quota.isdigit()) or int(raw_quota) < MIN_DAILY_QUOTA:
-            raise ConfigError(
-                f"YOUTUBE_DAILY_QUOTA: must be a whole number of units, at least"
-                f" {MIN_DAILY_QUOTA} (one search costs {SEARCH_COST}), not {raw_quota!r}"
-            )
-        daily = int(raw_quota)
+        self.base, daily = self.settings.youtube_api_base, self.settings.youtube_daily_quota
         self.search_budget = daily * (100 - REFRESH_RESERVE_PERCENT) // 100
-        self._key = config["YOUTUBE_API_KEY"].strip()
+        self._key = self.settings.youtube_api_key.get_secret_value()
         #: The current time; tests move it to cross the Pacific-time quota day.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.quota = QuotaBudget(daily, lambda: self.clock())
@@ -283,17 +283,16 @@ class YouTubeAdapter(Adapter):
 
         ``listed`` collects each video id the walk met with its publication time.
         """
-        key = normalise_tag(tag)
         params: dict[str, Any] = {
             "part": "snippet",
             "type": "video",
             "order": "date",
             "q": f"#{tag}",
-            "publishedAfter": _rfc3339(after),
+            "publishedAfter": iso_seconds(after),
             "maxResults": PAGE_LIMIT,
         }
         if before is not None:
-            params["publishedBefore"] = _rfc3339(before)
+            params["publishedBefore"] = iso_seconds(before)
 
         def fetch(page_token: str | None) -> Batch[FetchedPost, str]:
             query = {**params, "pageToken": page_token} if page_token else params
@@ -306,7 +305,7 @@ class YouTubeAdapter(Adapter):
             if wanted:
                 found = self._videos(wanted, limit=self.search_budget)
                 normalised, bad = normalise_all(list(found.values()))
-                posts = tuple(p for p in normalised if key in p.hashtags)
+                posts = carrying(normalised, [tag])
                 skipped += bad
             oldest = min(fresh.values(), default=None)
             return Batch(posts, skipped, tuple(page), next_token, oldest=oldest)
@@ -322,13 +321,9 @@ class YouTubeAdapter(Adapter):
         """videos.list for up to 50 ids: the items by id (missing ones are gone)."""
         params = {"part": "snippet,statistics,contentDetails", "id": ",".join(ids)}
         body = self._call("videos", {**params, "maxResults": BULK_LIMIT}, VIDEOS_COST, limit)
-        items = body.get("items") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            raise MalformedResponse("youtube: videos.list answered without an items list")
+        items = json_records(body, "items", "youtube: videos.list answered without an items list")
         return {
-            vid: item
-            for item in items
-            if isinstance(item, dict) and isinstance(vid := item.get("id"), str) and vid in ids
+            vid: item for item in items if isinstance(vid := item.get("id"), str) and vid in ids
         }
 
     def _call(self, method: str, params: Mapping[str, Any], cost: int, limit: int) -> Any:

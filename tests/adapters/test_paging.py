@@ -8,13 +8,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters.base import (
+    Author,
     Batch,
     CredentialCache,
     CursorTime,
+    FetchedPost,
     JsonCursor,
+    MalformedResponse,
     RateLimited,
     UnreadableRecord,
+    carrying,
+    json_records,
     normalise_each,
+    normalise_one,
+    split_refs,
     stop_if_spent,
     walk_newest_first,
 )
@@ -261,3 +268,48 @@ def test_a_spent_window_raises_after_its_page_unless_the_walk_had_finished() -> 
         _fetcher([Batch(("9",), (), ("9",), None, retry_at=spent)], []), until=None, max_pages=5
     )
     stop_if_spent(done, "x: search requests", "later")  # nothing left to read: no error
+
+
+# --- what every platform applies to what it read ---------------------------------
+
+
+def _tagged(external_id: str, *hashtags: str) -> FetchedPost:
+    return FetchedPost(
+        platform="toy",
+        external_id=external_id,
+        url=f"https://toy.example/{external_id}",
+        author=Author(handle="@toy", name="Toy"),
+        text="",
+        html="",
+        created_at=NOW,
+        hashtags=hashtags,
+    )
+
+
+def test_carrying_keeps_posts_with_the_tag_itself_once_each() -> None:
+    posts = [_tagged("1", "ceaday21x"), _tagged("2", "ceaday21"), _tagged("2", "ceaday21")]
+    kept = carrying(posts, ["#CEADAY21"])
+    assert [post.external_id for post in kept] == ["2"]
+
+
+def test_split_refs_reports_each_ref_of_the_wrong_shape_once() -> None:
+    valid, skipped = split_refs(["1", "x", "1", "", "x"], str.isdigit, lambda r: f"{r!r} no")
+    assert valid == ["1"] and skipped == ("'x' no",)
+
+
+def test_normalise_one_answers_the_post_or_the_reason() -> None:
+    assert normalise_one({"id": "1"}, _read, lambda r: "record") == ("1", None)
+    assert normalise_one({}, _read, lambda r: "record") == (None, "record: no id")
+
+
+def test_json_records_drops_non_objects_and_refuses_a_missing_list() -> None:
+    assert json_records({"data": [{"id": 1}, 2, "x"]}, "data", "no list") == [{"id": 1}]
+    for body in ({"data": {}}, [], None):
+        with pytest.raises(MalformedResponse, match="^no list$"):
+            json_records(body, "data", "no list")
+
+
+def test_a_credential_key_holds_a_digest_never_the_secret() -> None:
+    key = CredentialCache.key("https://api.example", "me", secret="hunter22")
+    assert key[:2] == ("https://api.example", "me") and "hunter22" not in "".join(key)
+    assert key != CredentialCache.key("https://api.example", "me", secret="changed")

@@ -20,6 +20,7 @@ from adapters.base import ConfigError
 from adapters.http import HttpClient
 from adapters.rss import RssAdapter
 from adapters.settings import env_example, env_example_problems
+from adapters.x import XAdapter, XSettings
 from monitor.config import Settings
 from monitor.demo.adapter import DemoAdapter
 from monitor.logs import configured_secrets
@@ -157,3 +158,18 @@ def test_a_malformed_value_is_one_line_naming_its_key() -> None:
         )
     message = str(caught.value)
     assert message.startswith("OUTBOUND_ALLOW_PRIVATE: ") and "\n" not in message
+
+
+def test_an_adapter_names_its_settings_model_as_its_type_argument() -> None:
+    assert XAdapter.settings_model is XSettings
+    assert XAdapter.config_keys == ("X_BEARER_TOKEN", "X_API_BASE")
+    adapter = XAdapter({"X_BEARER_TOKEN": "abc", "X_API_BASE": "https://x.example/"}, HttpClient())
+    assert isinstance(adapter.settings, XSettings) and adapter.base == "https://x.example"
+
+
+def test_a_validator_message_is_the_one_line_without_pydantic_wording() -> None:
+    with pytest.raises(ConfigError) as caught:
+        get_adapter("bluesky")({"BLUESKY_HANDLE": "a b", "BLUESKY_APP_PASSWORD": "p"}, HttpClient())
+    assert str(caught.value) == (
+        "BLUESKY_HANDLE: expected a handle such as name.bsky.social, without spaces"
+    )
