@@ -75,13 +75,12 @@ def _records(session: Session, posts: list[Post], within: Scope | None) -> Itera
     events = sa.select(AuditEvent).where(col(AuditEvent.post_id).in_(ids))
     if within is not None:
         placed = CampaignPost.__table__
-        statuses = dict(
-            session.execute(
-                sa.select(placed.c.post_id, placed.c.status).where(
-                    placed.c.campaign_id == within.campaign_id, placed.c.post_id.in_(ids)
-                )
-            ).tuples()
+        rows = session.execute(
+            sa.select(placed.c.post_id, placed.c.status).where(
+                placed.c.campaign_id == within.campaign_id, placed.c.post_id.in_(ids)
+            )
         )
+        statuses = {row.post_id: row.status for row in rows}
         # This campaign's decisions, and those made in every campaign at once.
         events = events.where(
             sa.or_(

@@ -1,0 +1,288 @@
+"""Two forces in one install: each team sees and decides only its campaign's posts, and a
+post with both campaigns' tags is decided separately on each gallery.
+
+The attack is tried through every way in a route offers: a post id in a form or a
+path, a selection, a cursor, the ids a live queue page says it shows, a staged media
+file, an undo, and the public feeds of the other campaign.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from monitor.config import Settings
+from monitor.db import session_scope
+from monitor.models import AuditEvent, Campaign, CampaignPost, Post, Role
+from monitor.services.campaigns import (
+    NewCampaign,
+    add_campaign,
+    archive_campaign,
+    end_campaign,
+    grant_role,
+)
+from monitor.services.export import iter_export_records
+from monitor.services.ingest import record_posts
+from monitor.services.placements import scope_of
+from monitor.web.app import create_app
+from tests.factories import make_post
+from tests.web.auth_helpers import TestClient, app_client, csrf_token, login, make_user
+
+JSON = {"accept": "application/json"}
+
+
+@pytest.fixture
+def settings(configure: Callable[..., Settings]) -> Settings:
+    return configure(HASHTAGS="CEADAY21")
+
+
+@pytest.fixture
+def posts(sqlite_engine: Engine, settings: Settings) -> dict[str, int]:
+    """Force B's campaign beside the default one, and a post of each and one of both."""
+    with session_scope(sqlite_engine) as session:
+        add_campaign(session, settings, NewCampaign("force-b", "Force B", ["ForceB"]), actor="test")
+    stored = {
+        "a": make_post(media=(), text="Only A #CEADAY21", hashtags=("ceaday21",)),
+        "b": make_post(media=(), text="Only B #ForceB", hashtags=("forceb",)),
+        "both": make_post(media=(), text="Both #CEADAY21 #ForceB", hashtags=("ceaday21", "forceb")),
+    }
+    with session_scope(sqlite_engine) as session:
+        ids = record_posts(session=session, posts=list(stored.values()), settings=settings).new_ids
+    return dict(zip(stored, ids, strict=True))
+
+
+@pytest.fixture
+def app(sqlite_engine: Engine, settings: Settings, posts: dict[str, int]) -> FastAPI:
+    make_user(sqlite_engine, "mo", "moderator")  # the default campaign's moderator
+    make_user(sqlite_engine, "bob", "none")  # force B's only
+    with session_scope(sqlite_engine) as session:
+        grant_role(session, settings, name="bob", slug="force-b", role=Role.MODERATOR, actor="t")
+    return create_app(settings, engine=sqlite_engine)
+
+
+@pytest.fixture
+def bob(app: FastAPI) -> Iterator[TestClient]:
+    with app_client(app) as client:
+        login(client, "bob")
+        yield client
+
+
+@pytest.fixture
+def mo(app: FastAPI) -> Iterator[TestClient]:
+    with app_client(app) as client:
+        login(client, "mo")
+        yield client
+
+
+def _placements(engine: Engine) -> dict[tuple[str, int], str]:
+    with Session(engine) as session:
+        slugs = {c.id: c.slug for c in session.exec(select(Campaign))}
+        rows = session.exec(select(CampaignPost)).all()
+        return {(slugs[row.campaign_id], row.post_id): row.status for row in rows}
+
+
+def _decide(client: TestClient, post_id: int, action: str, **extra: str) -> dict[str, str]:
+    """A decision's form, at the version stored now (what the moderator's card shows)."""
+    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        version = session.get_one(Post, post_id).version
+    fields = {"csrf_token": csrf_token(client), "post_id": str(post_id), "action": action}
+    return {**fields, "version": str(version), **extra}
+
+
+def test_a_post_is_placed_in_every_campaign_whose_tags_it_carries(
+    sqlite_engine: Engine, posts: dict[str, int]
+) -> None:
+    assert _placements(sqlite_engine) == {
+        ("default", posts["a"]): "pending",
+        ("force-b", posts["b"]): "pending",
+        ("default", posts["both"]): "pending",
+        ("force-b", posts["both"]): "pending",
+    }
+
+
+def test_each_team_sees_only_its_campaigns_queue(
+    mo: TestClient, bob: TestClient, posts: dict[str, int]
+) -> None:
+    mine = bob.get("/queue").text
+    assert "Only B" in mine and "Both" in mine and "Only A" not in mine
+    theirs = mo.get("/queue").text
+    assert "Only A" in theirs and "Both" in theirs and "Only B" not in theirs
+
+
+def test_the_other_campaigns_post_cannot_be_reached_by_any_route(
+    sqlite_engine: Engine, bob: TestClient, posts: dict[str, int]
+) -> None:
+    other = posts["a"]
+    token = csrf_token(bob)
+    answers = {
+        "post page": bob.get(f"/queue/posts/{other}", headers=JSON),
+        "reposts": bob.get(f"/queue/posts/{other}/reposts", headers=JSON),
+        "decide": bob.post("/queue/decide", data=_decide(bob, other, "approve"), headers=JSON),
+        "reveal": bob.post(
+            "/queue/reveal", data={"csrf_token": token, "post_id": str(other)}, headers=JSON
+        ),
+        "consent": bob.post(
+            "/queue/consent",
+            data={
+                "csrf_token": token,
+                "post_id": str(other),
+                "how": "x",
+                "obtained_on": "2021-03-18",
+            },
+            headers=JSON,
+        ),
+        "escalate": bob.post(
+            f"/queue/posts/{other}/escalate",
+            data={"csrf_token": token, "reason": "testing"},
+            headers=JSON,
+        ),
+    }
+    assert {name: answer.status_code for name, answer in answers.items()} == dict.fromkeys(
+        answers, 404
+    )
+    assert all("Only A" not in answer.text for answer in answers.values())
+    bulk = bob.post(
+        "/queue/bulk",
+        data={"csrf_token": token, "selected": f"{other}:1", "action": "approve"},
+        headers=JSON,
+    )
+    assert bulk.status_code == 409 and str(other) in bulk.json()["refused"]
+    # The live queue says nothing about a post the page claims to show from elsewhere.
+    live = bob.get(f"/queue/live?tab=pending&shown={other}:0", headers=JSON).json()
+    assert live["changed"] == [] and live["gone"] == []
+    with Session(sqlite_engine) as session:
+        assert session.get_one(Post, other).status == "pending"
+        about_posts = select(AuditEvent).where(
+            AuditEvent.actor == "bob",
+            AuditEvent.post_id.is_not(None),  # type: ignore[union-attr]
+        )
+        assert session.exec(about_posts).all() == []
+
+
+def test_a_post_with_both_tags_is_decided_separately_on_each_gallery(
+    sqlite_engine: Engine, mo: TestClient, bob: TestClient, posts: dict[str, int]
+) -> None:
+    both = posts["both"]
+    approved = mo.post("/queue/decide", data=_decide(mo, both, "approve"), headers=JSON)
+    assert approved.status_code == 200, approved.text
+    assert _placements(sqlite_engine)[("force-b", both)] == "pending"
+    assert "Both" in bob.get("/queue?tab=pending").text  # still waiting for force B
+
+    default_feed = mo.get("/gallery.json").json()["posts"]
+    b_feed = mo.get("/c/force-b/gallery.json").json()["posts"]
+    assert [p["text"] for p in default_feed] == ["Both #CEADAY21 #ForceB"]
+    assert b_feed == []
+
+    rejected = bob.post(
+        "/queue/decide",
+        data=_decide(bob, both, "reject", reason_note="not for our wall"),
+        headers=JSON,
+    )
+    assert rejected.status_code == 200, rejected.text
+    assert _placements(sqlite_engine)[("force-b", both)] == "rejected"
+    assert _placements(sqlite_engine)[("default", both)] == "approved"
+    with Session(sqlite_engine) as session:
+        assert session.get_one(Post, both).status == "approved"  # public somewhere
+    assert [p["text"] for p in mo.get("/gallery.json").json()["posts"]] == [
+        "Both #CEADAY21 #ForceB"
+    ]
+    assert mo.get("/c/force-b/gallery.json").json()["posts"] == []
+    # Force B's report form does not serve a post its own gallery does not show.
+    assert mo.get(f"/c/force-b/gallery/report/{both}").status_code == 404
+    assert mo.get(f"/gallery/report/{both}").status_code == 200
+    # Bob cannot undo mo's decision in the default campaign.
+    with Session(sqlite_engine) as session:
+        [event] = session.exec(
+            select(AuditEvent).where(AuditEvent.actor == "mo", AuditEvent.action == "approve")
+        ).all()
+    undo = bob.post(
+        "/queue/undo", data={"csrf_token": csrf_token(bob), "event_id": str(event.id)}, headers=JSON
+    )
+    assert undo.status_code == 409
+    assert _placements(sqlite_engine)[("default", both)] == "approved"
+
+
+def test_an_edit_at_source_sends_the_post_back_to_every_campaigns_queue(
+    sqlite_engine: Engine,
+    mo: TestClient,
+    bob: TestClient,
+    posts: dict[str, int],
+    settings: Settings,
+) -> None:
+    both = posts["both"]
+    assert mo.post("/queue/decide", data=_decide(mo, both, "approve"), headers=JSON).is_success
+    assert bob.post("/queue/decide", data=_decide(bob, both, "approve"), headers=JSON).is_success
+    with session_scope(sqlite_engine) as session:
+        row = session.get_one(Post, both)
+        edited = make_post(
+            media=(), external_id=row.external_id, text="Changed", hashtags=("ceaday21", "forceb")
+        )
+        record_posts(session=session, posts=[edited], settings=settings)
+    assert _placements(sqlite_engine)[("default", both)] == "pending"
+    assert _placements(sqlite_engine)[("force-b", both)] == "pending"
+    assert mo.get("/gallery.json").json()["posts"] == []
+    assert mo.get("/c/force-b/gallery.json").json()["posts"] == []
+
+
+def test_a_takedown_upheld_by_one_team_takes_the_post_off_both_galleries(
+    sqlite_engine: Engine, mo: TestClient, bob: TestClient, posts: dict[str, int]
+) -> None:
+    both = posts["both"]
+    assert mo.post("/queue/decide", data=_decide(mo, both, "approve"), headers=JSON).is_success
+    assert bob.post("/queue/decide", data=_decide(bob, both, "approve"), headers=JSON).is_success
+    form = mo.get(f"/c/force-b/gallery/report/{both}").text
+    token = form.split('name="token" value="')[1].split('"')[0]
+    sent = mo.post(
+        f"/gallery/report/{both}",
+        data={"token": token, "category": "shows_me_or_my_child", "details": "my son"},
+    )
+    assert sent.status_code == 200
+    assert mo.get("/c/force-b/gallery.json").json()["posts"] == []  # held at once
+    # Force B's team sees the request at the top of its queue, and takes the post down.
+    assert "my son" in bob.get("/queue?tab=takedowns").text
+    resolved = bob.post(
+        f"/queue/takedowns/{both}/resolve",
+        data={"csrf_token": csrf_token(bob), "outcome": "taken_down"},
+        headers=JSON,
+    )
+    assert resolved.is_success, resolved.text
+    assert _placements(sqlite_engine)[("default", both)] == "rejected"
+    assert _placements(sqlite_engine)[("force-b", both)] == "rejected"
+
+
+def test_exports_and_commands_are_scoped_to_the_campaign(
+    sqlite_engine: Engine, mo: TestClient, posts: dict[str, int], settings: Settings
+) -> None:
+    approved = mo.post("/queue/decide", data=_decide(mo, posts["both"], "approve"), headers=JSON)
+    assert approved.is_success
+    with Session(sqlite_engine) as session:
+        in_b = scope_of(session, settings, "force-b")
+        b = {r["text"]: r for r in iter_export_records(session, scope=in_b)}
+        in_default = scope_of(session, settings)
+        default = {r["text"]: r for r in iter_export_records(session, scope=in_default)}
+    assert set(b) == {"Only B #ForceB", "Both #CEADAY21 #ForceB"}
+    assert b["Both #CEADAY21 #ForceB"]["status"] == "pending"
+    assert b["Both #CEADAY21 #ForceB"]["decisions"] == []
+    assert default["Both #CEADAY21 #ForceB"]["status"] == "approved"
+    assert [d["by"] for d in default["Both #CEADAY21 #ForceB"]["decisions"]] == ["mo"]
+
+
+def test_an_archived_campaigns_gallery_is_gone_and_an_unknown_one_is_not_found(
+    sqlite_engine: Engine, mo: TestClient, settings: Settings, posts: dict[str, int]
+) -> None:
+    assert mo.get("/c/force-b/gallery").status_code == 200
+    assert mo.get("/c/nobody/gallery.json").status_code == 404
+    with session_scope(sqlite_engine) as session:
+        end_campaign(session, settings, "force-b", actor="t")
+    assert mo.get("/c/force-b/gallery.json").status_code == 200  # ended: still up
+    with session_scope(sqlite_engine) as session:
+        archive_campaign(session, settings, "force-b", actor="t")
+    for path in ("/c/force-b/gallery", "/c/force-b/gallery.json", "/c/force-b/embed.js"):
+        gone = mo.get(path, headers={"accept": "text/html"})
+        assert gone.status_code == 410 and "closed" in gone.text
+    assert mo.get("/gallery.json").status_code == 200
