@@ -582,8 +582,8 @@ class CampaignPost(Table, table=True):
 
     __tablename__ = "campaign_posts"
     __table_args__ = (
-        # A campaign's queue tabs and gallery: its posts in one status.
-        sa.Index("ix_campaign_posts_campaign_status", "campaign_id", "status", "post_id"),
+        # A campaign's queue tab, in the queue's keyset order, read from the index alone.
+        sa.Index("ix_campaign_posts_queue", "campaign_id", "status", "created_at", "post_id"),
     )
 
     campaign_id: int = Field(
@@ -600,6 +600,9 @@ class CampaignPost(Table, table=True):
         )
     )
     status: PostStatus = Field(default=PostStatus.PENDING, sa_type=_enum(PostStatus, 20))
+    #: The post's own ``created_at`` (it never changes): the queue's order, kept here so a
+    #: campaign's page is one index range, not a sort of all its posts.
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 class CampaignRole(Table, table=True):

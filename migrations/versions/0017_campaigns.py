@@ -89,15 +89,18 @@ def upgrade() -> None:
             "post_id", sa.Integer(), sa.ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
         ),
         sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("created_at", monitor.models.UTCDateTime(timezone=True), nullable=False),
+    )
+    op.execute(
+        "INSERT INTO campaign_posts (campaign_id, post_id, status, created_at)"
+        " SELECT campaigns.id, posts.id, posts.status, posts.created_at FROM posts, campaigns"
+        " WHERE campaigns.is_default"
     )
     op.create_index("ix_campaign_posts_post_id", "campaign_posts", ["post_id"])
     op.create_index(
-        "ix_campaign_posts_campaign_status", "campaign_posts", ["campaign_id", "status", "post_id"]
-    )
-    op.execute(
-        "INSERT INTO campaign_posts (campaign_id, post_id, status)"
-        " SELECT campaigns.id, posts.id, posts.status FROM posts, campaigns"
-        " WHERE campaigns.is_default"
+        "ix_campaign_posts_queue",
+        "campaign_posts",
+        ["campaign_id", "status", "created_at", "post_id"],
     )
     op.create_table(
         "campaign_roles",

@@ -407,7 +407,13 @@ def roles_for_post(session: Session, user: User, post_id: int) -> set[Role]:
 
 def campaigns_of(session: Session, settings: Settings, user: User) -> list[Campaign]:
     """The campaigns ``user`` has a role in, the default first (an admin: every one)."""
-    return [c for c in list_campaigns(session, settings) if role_in(session, user, c)]
+    campaigns = list_campaigns(session, settings)
+    if user.role == Role.ADMIN:
+        return campaigns
+    granted = set(
+        session.exec(select(CampaignRole.campaign_id).where(CampaignRole.user_id == user.id))
+    )
+    return [c for c in campaigns if (c.is_default and user.role != Role.NONE) or c.id in granted]
 
 
 def current_campaign(

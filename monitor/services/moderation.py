@@ -60,7 +60,7 @@ from monitor.services.known_images import (
 )
 from monitor.services.links import LinkHost, link_hosts
 from monitor.services.media import pinned_name
-from monitor.services.placements import Scope
+from monitor.services.placements import INSTALL, Scope
 from monitor.services.staging import SHOWN_KINDS, is_staged
 from monitor.services.takedown import open_takedown_count, open_takedown_posts
 from monitor.services.users import get_active_user
@@ -650,16 +650,13 @@ def _escape_like(value: str) -> str:
 
 def _filtered(filters: QueueFilters, zone: ZoneInfo, scope: Scope | None) -> SelectOfScalar[Post]:
     """The posts of one tab in one campaign (``scope``; None: the whole install)."""
-    query = select(Post)
+    scope = scope or INSTALL
     if filters.tab == "takedowns":
-        query = query.where(col(Post.id).in_(open_takedown_posts()))
-        if scope is not None:
-            query = query.where(scope.contains())
+        query = scope.queue(None).where(col(Post.id).in_(open_takedown_posts()))
     elif filters.tab == "flagged":
-        pending = scope.has_status(PostStatus.PENDING) if scope else Post.status == "pending"
-        query = query.where(pending, col(Post.flagged).is_(True))
+        query = scope.queue(PostStatus.PENDING).where(col(Post.flagged).is_(True))
     else:
-        query = query.where(scope.has_status(filters.tab) if scope else Post.status == filters.tab)
+        query = scope.queue(filters.tab)
     if filters.platform:
         query = query.where(Post.platform == filters.platform)
     if filters.tag:
@@ -717,18 +714,19 @@ def list_queue(
     else:
         cursor = None
     found: list[tuple[str, Post]] = []
+    created_at, post_id = (scope or INSTALL).order_keys()
     for segment in segments:
         query = base
         if segment != _SEGMENT_ALL:
             query = query.where(col(Post.flagged).is_(segment == "1"))
-        key = sa.tuple_(col(Post.created_at), col(Post.id))
+        key = sa.tuple_(created_at, post_id)
         if cursor is not None and cursor.segment == segment:
             after = sa.tuple_(sa.literal(cursor.created_at, UTCDateTime()), cursor.post_id)
             query = query.where(key < after if filters.newest_first else key > after)
         if filters.newest_first:
-            query = query.order_by(col(Post.created_at).desc(), col(Post.id).desc())
+            query = query.order_by(created_at.desc(), post_id.desc())
         else:
-            query = query.order_by(col(Post.created_at), col(Post.id))
+            query = query.order_by(created_at, post_id)
         wanted = limit + 1 - len(found)
         found += [(segment, post) for post in session.exec(query.limit(wanted))]
         if len(found) > limit:
@@ -765,18 +763,13 @@ def queue_counts(session: Session, scope: Scope | None = None) -> dict[str, int]
     """Posts in each tab of one campaign (None: the install), from one grouped scan of the
     (status, flagged, ...) index, or of the campaign's placements."""
     counts = dict.fromkeys(QUEUE_TABS, 0)
+    counts["takedowns"] = open_takedown_count(session, scope)
     if scope is None or scope.alone:
-        counts["takedowns"] = open_takedown_count(session)
         query = sa.select(col(Post.status), col(Post.flagged), sa.func.count()).group_by(
             col(Post.status), col(Post.flagged)
         )
     else:
         placed = CampaignPost.__table__
-        counts["takedowns"] = session.execute(
-            sa.select(sa.func.count())
-            .select_from(Post.__table__)
-            .where(col(Post.id).in_(open_takedown_posts()), scope.contains())
-        ).scalar_one()
         query = (
             sa.select(placed.c.status, col(Post.flagged), sa.func.count())
             .join(Post.__table__, col(Post.id) == placed.c.post_id)

@@ -21,11 +21,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from adapters.text import normalise_tag
 from monitor.config import Settings, load_settings
@@ -64,6 +66,29 @@ class Scope:
             _PLACEMENTS.c.status == status,
         )
 
+    def queue(self, status: PostStatus | str | None) -> SelectOfScalar[Post]:
+        """The campaign's posts (in ``status`` there, if given), ready for the queue's
+        keyset order (:meth:`order_keys`): joined to the placements' index when the
+        install has other campaigns."""
+        query = select(Post)
+        if self.alone:
+            return query if status is None else query.where(col(Post.status) == status)
+        query = query.join(
+            _PLACEMENTS,
+            sa.and_(
+                _PLACEMENTS.c.post_id == _POSTS.c.id,
+                _PLACEMENTS.c.campaign_id == self.campaign_id,
+            ),
+        )
+        return query if status is None else query.where(_PLACEMENTS.c.status == status)
+
+    def order_keys(self) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+        """The (created_at, id) columns the queue orders and pages by: the placements'
+        copies when joined, so the page is read in index order."""
+        if self.alone:
+            return _POSTS.c.created_at, _POSTS.c.id
+        return _PLACEMENTS.c.created_at, _PLACEMENTS.c.post_id
+
     def contains(self) -> sa.ColumnElement[bool]:
         """Posts in this campaign, whatever their status in it."""
         if self.alone:
@@ -71,6 +96,10 @@ class Scope:
         return sa.exists().where(
             _PLACEMENTS.c.campaign_id == self.campaign_id, _PLACEMENTS.c.post_id == _POSTS.c.id
         )
+
+
+#: The whole install as one scope: what the queue reads with no campaign given.
+INSTALL = Scope(campaign_id=0, alone=True)
 
 
 def in_scope(session: Session, scope: Scope, shown: Mapping[int, int]) -> dict[int, int]:
@@ -164,8 +193,14 @@ def place_new(session: Session, settings: Settings | None, posts: Iterable[PostF
             ]
             for post in posts
         }
+    created = {post.post_id: post.created_at for post in posts}
     rows = [
-        {"campaign_id": campaign_id, "post_id": post_id, "status": PostStatus.PENDING}
+        {
+            "campaign_id": campaign_id,
+            "post_id": post_id,
+            "status": PostStatus.PENDING,
+            "created_at": created[post_id],
+        }
         for post_id, campaign_ids in chosen.items()
         for campaign_id in campaign_ids
     ]

@@ -353,9 +353,17 @@ def top_takedowns(
     return [(post, request) for post, request in rows]
 
 
-def open_takedown_count(session: Session) -> int:
-    """Posts waiting for a takedown review: the live count on every staff page."""
-    query = sa.select(sa.func.count()).select_from(open_takedown_posts().subquery())
+def open_takedown_count(session: Session, scope: Scope | None = None) -> int:
+    """Posts waiting for a takedown review (of one campaign, ``scope``): the live count on
+    every staff page."""
+    if scope is None or scope.alone:
+        query = sa.select(sa.func.count()).select_from(open_takedown_posts().subquery())
+    else:
+        query = (
+            sa.select(sa.func.count())
+            .select_from(Post.__table__)
+            .where(col(Post.id).in_(open_takedown_posts()), scope.contains())
+        )
     return int(session.execute(query).scalar_one())
 
 

@@ -56,6 +56,7 @@ from monitor.services.takedown import (
     CATEGORIES,
     OUTCOMES,
     open_requests,
+    open_takedown_count,
     top_takedowns,
     version_for_decision,
     versions_for_rejects,
@@ -205,7 +206,7 @@ def queue_page(staff: QueuePage, query: Annotated[QueueQuery, Query()]) -> Respo
             # The takedown count is read live: a request arrives from the public side.
             "counts": {
                 **overview.counts,
-                "takedowns": queue_counts(session, staff.scope)["takedowns"],
+                "takedowns": open_takedown_count(session, staff.scope),
             },
             "cards": cards,
             "next_url": (
@@ -281,7 +282,7 @@ def queue_live(staff: QueuePage, query: Annotated[QueueLiveQuery, Query()]) -> R
         )
     overview = cached_overview(request.app, session, staff.scope)
     body = {
-        "counts": {**overview.counts, "takedowns": queue_counts(session, staff.scope)["takedowns"]},
+        "counts": {**overview.counts, "takedowns": open_takedown_count(session, staff.scope)},
         "changed": [dataclasses.asdict(change) for change in changes.changed],
         "requested": changes.requested,
         "gone": changes.gone,
