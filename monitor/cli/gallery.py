@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli._common import echo, load, open_engine
+from monitor.cli._common import CampaignOption, echo, load, open_engine
 from monitor.db import session_scope
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.static_export import ExportSummary, export_site
@@ -21,12 +21,13 @@ def export(
     out: Annotated[
         Path, typer.Option("--out", help="Folder to write the static site into (created).")
     ],
+    campaign: CampaignOption = None,
 ) -> None:
     """Write the approved gallery as a static site: HTML, JSON, pinned media, embed script."""
     settings = load()
     engine = open_engine(settings)
     with session_scope(engine) as session:
-        summary = export_site(session=session, settings=settings, out=out)
+        summary = export_site(session=session, settings=settings, out=out, campaign=campaign)
     _report(summary, out)
 
 

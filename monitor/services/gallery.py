@@ -386,11 +386,16 @@ def _hashtags_by_post(session: Session, ids: list[int]) -> dict[int, tuple[str, 
 
 
 def all_pages(
-    session: Session, *, secret: str, media_url: MediaUrl, page_size: int
+    session: Session,
+    *,
+    secret: str,
+    media_url: MediaUrl,
+    page_size: int,
+    scope: Scope | None = None,
 ) -> list[GalleryPage]:
-    """Every page of the whole gallery (the static export), empty list when paused."""
+    """Every page of one campaign's gallery (the static export), empty list when paused."""
     pages: list[GalleryPage] = []
-    query = GalleryQuery(limit=page_size)
+    query = GalleryQuery(limit=page_size, campaign_id=campaign_filter(scope))
     while True:
         page = load_page(session, query, secret=secret, media_url=media_url)
         if page.paused:

@@ -20,7 +20,9 @@ from sqlmodel import Session
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.files import write_atomic
+from monitor.models import Campaign
 from monitor.resources import templates_dir
+from monitor.services.campaigns import campaign_tags, get_campaign
 from monitor.services.gallery import (
     GalleryPage,
     all_pages,
@@ -29,6 +31,7 @@ from monitor.services.gallery import (
     report_base,
 )
 from monitor.services.media import PINNED_NAME_RE, pinned_file
+from monitor.services.placements import scope_for
 from monitor.templating import make_environment
 
 EXPORT_PAGE_SIZE = 60
@@ -50,23 +53,32 @@ class ExportSummary:
     missing: list[str] = dataclasses.field(default_factory=list)
 
 
-def export_site(*, session: Session, settings: Settings, out: Path) -> ExportSummary:
-    """Write the static gallery into ``out`` (created if needed)."""
+def export_site(
+    *, session: Session, settings: Settings, out: Path, campaign: str | None = None
+) -> ExportSummary:
+    """Write campaign ``campaign``'s static gallery (None: the default campaign's) into
+    ``out`` (created if needed). An archived campaign's gallery is not exported."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder")
+    chosen = get_campaign(session, settings, campaign)
+    if chosen.archived_at is not None:
+        raise UserError(f"campaign {chosen.slug!r} is archived: its gallery is closed")
     try:
-        return _export(session, settings, out)
+        return _export(session, settings, out, chosen)
     except OSError as exc:
         raise UserError(f"could not write the export to {out}: {exc.strerror or exc}") from None
 
 
-def _export(session: Session, settings: Settings, out: Path) -> ExportSummary:
+def _export(session: Session, settings: Settings, out: Path, campaign: Campaign) -> ExportSummary:
     pages = all_pages(
         session,
         secret=settings.ensure_secret_key(),
         media_url=lambda name: "media/" + name,
         page_size=EXPORT_PAGE_SIZE,
+        scope=scope_for(session, campaign),
     )
+    path = "" if campaign.is_default else f"/c/{campaign.slug}"  # the live site's
+    tags = campaign_tags(campaign, settings)
     summary = ExportSummary(
         pages=len(pages),
         posts=sum(len(page.posts) for page in pages),
@@ -85,7 +97,8 @@ def _export(session: Session, settings: Settings, out: Path) -> ExportSummary:
                 page,
                 embed=embed,
                 assets="",
-                report_base=report_base(settings),
+                report_base=report_base(settings, path),
+                hashtags=tags,
                 older_url=_page_file(prefix, number + 1) if number < len(pages) else None,
                 newer_url=_page_file(prefix, number - 1) if number > 1 else None,
                 newer_label="Newer messages",
@@ -99,7 +112,7 @@ def _export(session: Session, settings: Settings, out: Path) -> ExportSummary:
     feed = {
         "paused": summary.paused,
         "posts": [
-            post_json(post, report_base=report_base(settings))
+            post_json(post, report_base=report_base(settings, path))
             for page in pages
             for post in page.posts
         ],

@@ -8,7 +8,9 @@ file, an undo, and the public feeds of the other campaign.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -28,6 +30,7 @@ from monitor.services.campaigns import (
 from monitor.services.export import iter_export_records
 from monitor.services.ingest import record_posts
 from monitor.services.placements import scope_of
+from monitor.services.static_export import export_site
 from monitor.web.app import create_app
 from tests.factories import make_post
 from tests.web.auth_helpers import TestClient, app_client, csrf_token, login, make_user
@@ -286,3 +289,23 @@ def test_an_archived_campaigns_gallery_is_gone_and_an_unknown_one_is_not_found(
         gone = mo.get(path, headers={"accept": "text/html"})
         assert gone.status_code == 410 and "closed" in gone.text
     assert mo.get("/gallery.json").status_code == 200
+
+
+def test_the_static_export_of_a_campaign_holds_only_its_approved_posts(
+    sqlite_engine: Engine,
+    mo: TestClient,
+    bob: TestClient,
+    posts: dict[str, int],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    assert mo.post("/queue/decide", data=_decide(mo, posts["a"], "approve"), headers=JSON)
+    assert bob.post("/queue/decide", data=_decide(bob, posts["b"], "approve"), headers=JSON)
+    with Session(sqlite_engine) as session:
+        export_site(session=session, settings=settings, out=tmp_path / "b", campaign="force-b")
+        export_site(session=session, settings=settings, out=tmp_path / "default")
+    b = json.loads((tmp_path / "b" / "gallery.json").read_text())["posts"]
+    default = json.loads((tmp_path / "default" / "gallery.json").read_text())["posts"]
+    assert [p["text"] for p in b] == ["Only B #ForceB"]
+    assert b[0]["report_url"].startswith(f"{settings.public_base_url}/c/force-b/gallery/report/")
+    assert [p["text"] for p in default] == ["Only A #CEADAY21"]
