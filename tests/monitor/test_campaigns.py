@@ -7,6 +7,7 @@ sources stayed in status and every digest; nothing could start or stop on a date
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
@@ -260,3 +261,35 @@ def test_a_database_from_before_campaigns_migrates_to_one_default_campaign(
     assert [tuple(row) for row in counts] == [("approved", 33333), ("pending", 66667)]
     assert decisions == 33333
     engine.dispose()
+
+
+def test_roles_per_campaign_from_the_command_line(
+    cli: Callable[..., CliResult], env: FakeMastodon
+) -> None:
+    env.add_many(1)  # a #CEADAY21 post: the default campaign's
+    assert cli("db", "upgrade")[0] == 0
+    assert cli("poll")[0] == 0
+    assert cli("campaigns", "add", "force-b", "--name", "Force B", "--hashtags", "ForceB")[0] == 0
+    added = cli("users", "add", "bob", "--role", "moderator", "--campaign", "force-b",
+                "--password-stdin", stdin="a long enough password\n")  # fmt: skip
+    assert added[0] == 0 and "in campaign force-b (no role in the others)" in added[1]
+    code, out, _ = cli("export", "--format", "jsonl")
+    [record] = [json.loads(line) for line in out.splitlines()]
+    ref = f"mastodon:{record['external_id']}"
+    # Bob is force B's moderator only: the default campaign's post is not his to decide.
+    code, _, err = cli("moderate", "approve", ref, "--as", "bob")
+    assert code == 2 and "bob is not a member in campaign 'default'" in err
+    code, _, err = cli("moderate", "approve", ref, "--as", "bob", "--campaign", "force-b")
+    assert code == 2 and "is not in campaign 'force-b'" in err
+    assert cli("export", "--campaign", "force-b")[1] == ""  # nothing of the default's leaks
+    assert cli("users", "grant", "bob", "--campaign", "force-b", "--role", "viewer")[0] == 0
+    code, out, _ = cli("users", "grant", "bob", "--campaign", "force-b", "--role", "none")
+    assert code == 0 and "bob is now none in campaign force-b" in out
+    assert (
+        "already has that role"
+        in cli("users", "grant", "bob", "--campaign", "force-b", "--role", "none")[2]
+    )
+    assert (
+        "no campaign 'nope'"
+        in cli("users", "grant", "bob", "--campaign", "nope", "--role", "viewer")[2]
+    )
