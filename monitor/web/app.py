@@ -24,6 +24,7 @@ from monitor.templating import make_environment
 from monitor.web.live import Server
 from monitor.web.routes import admin as admin_routes
 from monitor.web.routes import auth as auth_routes
+from monitor.web.routes import campaigns as campaigns_routes
 from monitor.web.routes import gallery as gallery_routes
 from monitor.web.routes import live as live_routes
 from monitor.web.routes import looks as looks_routes
@@ -100,6 +101,7 @@ def create_app(
     app.include_router(safeguarding_routes.router)
     app.include_router(sources_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(campaigns_routes.router)
     app.include_router(looks_routes.router)
     app.include_router(stats_routes.router)
 

@@ -309,3 +309,40 @@ def test_the_static_export_of_a_campaign_holds_only_its_approved_posts(
     assert [p["text"] for p in b] == ["Only B #ForceB"]
     assert b[0]["report_url"].startswith(f"{settings.public_base_url}/c/force-b/gallery/report/")
     assert [p["text"] for p in default] == ["Only A #CEADAY21"]
+
+
+def test_the_admin_adds_ends_and_archives_campaigns_on_the_campaigns_page(
+    sqlite_engine: Engine, app: FastAPI, mo: TestClient, bob: TestClient
+) -> None:
+    make_user(sqlite_engine, "ad", "admin")
+    with app_client(app) as admin:
+        login(admin, "ad")
+        token = csrf_token(admin)
+        page = admin.get("/admin/campaigns")
+        assert page.status_code == 200 and "force-b" in page.text and "running" in page.text
+        refused = admin.post(
+            "/admin/campaigns",
+            data={"csrf_token": token, "slug": "x", "name": "X", "hashtags": "X",
+                  "starts": "2030-01-02", "ends": "2030-01-01"},
+        )  # fmt: skip
+        assert "Not done: --ends 2030-01-01 is before --starts 2030-01-02" in refused.text
+        added = admin.post(
+            "/admin/campaigns",
+            data={"csrf_token": token, "slug": "knife-week", "name": "Knife crime week",
+                  "hashtags": "KnifeFree", "starts": "2099-06-01"},
+        )  # fmt: skip
+        assert "Added campaign knife-week." in added.text and "upcoming" in added.text
+        assert (
+            "Ended campaign force-b"
+            in admin.post("/admin/campaigns/force-b/end", data={"csrf_token": token}).text
+        )
+        archived = admin.post("/admin/campaigns/force-b/archive", data={"csrf_token": token})
+        assert "Archived campaign force-b" in archived.text
+        assert (
+            "Not done: no campaign &#39;nope&#39;"
+            in admin.post("/admin/campaigns/nope/end", data={"csrf_token": token}).text
+        )
+    # Only install admins manage campaigns.
+    assert mo.get("/admin/campaigns", headers=JSON).status_code == 403
+    assert bob.post("/admin/campaigns/knife-week/end", data={"csrf_token": csrf_token(bob)},
+                    headers=JSON).status_code == 403  # fmt: skip

@@ -30,6 +30,7 @@ STAFF_PAGES = (
     "/stats",
     "/admin",
     "/admin/sources",
+    "/admin/campaigns",
     "/admin/audit",
     "/account/password",
     "/account/totp",

@@ -70,7 +70,7 @@ def _done(staff: Staff, message: str, target: str = "/admin") -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-def _attempt(staff: Staff, change: Callable[[], str], target: str = "/admin") -> Response:
+def attempt_change(staff: Staff, change: Callable[[], str], target: str = "/admin") -> Response:
     """Run a change; a refused one is rolled back and explained, never half-applied."""
     try:
         message = change()
@@ -132,7 +132,7 @@ def admin_add_user(
         )
         return f"Added {name.strip()} as {role}."
 
-    return _attempt(staff, change)
+    return attempt_change(staff, change)
 
 
 def _on_account(
@@ -151,7 +151,7 @@ def _on_account(
             raise UserError(not_yourself)
         return done(act(session=staff.session, name=name[:_SHORT], actor=staff.user.name))
 
-    return _attempt(staff, change)
+    return attempt_change(staff, change)
 
 
 @router.post("/users/{name}/disable")
@@ -253,7 +253,7 @@ def admin_add_rule(
         )
         return f"Added rule {rule.id}: {describe_rule(rule)} ({rule.action})."
 
-    return _attempt(staff, change)
+    return attempt_change(staff, change)
 
 
 @router.post("/rules/places")
@@ -271,7 +271,7 @@ def admin_add_place_list(
         count = place_name_counts(staff.session).get(rule.id or 0, 0)
         return f"Added rule {rule.id}: {describe_rule(rule)}, {count} names (flag)."
 
-    return _attempt(staff, change)
+    return attempt_change(staff, change)
 
 
 @router.post("/rules/{rule_id}/{operation}")
@@ -296,7 +296,7 @@ def admin_change_rule(
         )
         return f"Rule {rule_id} {operation}d."
 
-    return _attempt(staff, change)
+    return attempt_change(staff, change)
 
 
 @router.post("/hash-banks")
@@ -314,7 +314,7 @@ def admin_import_bank(
         )
         return f"Imported the hash bank “{bank.name}”: {count:,} hashes."
 
-    return _attempt(staff, change)
+    return attempt_change(staff, change)
 
 
 @router.post("/hash-banks/{bank_id}/delete")
@@ -327,7 +327,7 @@ def admin_delete_bank(
         bank = delete_bank(session=staff.session, bank_id=bank_id, actor=staff.user.name)
         return f"Deleted the hash bank “{bank.name}”."
 
-    return _attempt(staff, change)
+    return attempt_change(staff, change)
 
 
 @router.post("/never-again-policy")
@@ -342,7 +342,7 @@ def admin_never_again_policy(
             return "A repost of a rejected picture is now flagged for a moderator."
         return "A repost of a rejected picture is now rejected automatically."
 
-    return _attempt(staff, change)
+    return attempt_change(staff, change)
 
 
 @router.post("/reasons")
@@ -358,7 +358,7 @@ def admin_reasons(
         )
         return f"Saved {len(saved)} reject reasons."
 
-    return _attempt(staff, change)
+    return attempt_change(staff, change)
 
 
 @router.post("/gallery")
@@ -376,7 +376,7 @@ def admin_gallery(
             session=staff.session, pause=state == "pause", actor=staff.user.name, reason=reason
         )
 
-    return _attempt(staff, change)
+    return attempt_change(staff, change)
 
 
 @router.post("/takedown-policy")
@@ -394,7 +394,7 @@ def admin_takedown_policy(
             return "Safeguarding takedown requests now hide the post at once."
         return "Takedown requests now only flag posts."
 
-    return _attempt(staff, change)
+    return attempt_change(staff, change)
 
 
 @router.get("/audit", response_class=HTMLResponse)

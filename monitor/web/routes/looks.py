@@ -25,7 +25,7 @@ from monitor.services.looks import (
 from monitor.services.media import PinError, pinned_name, store_image
 from monitor.services.sessions import pop_flash
 from monitor.web.deps import AdminChange, AdminPage
-from monitor.web.routes.admin import _attempt
+from monitor.web.routes.admin import attempt_change
 
 router = APIRouter(prefix="/admin")
 PAGE = "/admin/looks"
@@ -102,7 +102,7 @@ async def save_looks(
             remove_logo=remove_logo == "yes",
         )
 
-    return _attempt(staff, change, PAGE)
+    return attempt_change(staff, change, PAGE)
 
 
 @router.post("/curation")
@@ -112,7 +112,7 @@ def save_curation(
     action: Annotated[str, Form(max_length=_SHORT)] = "",
 ) -> Response:
     """Pin, unpin, feature or unfeature one approved post by its public id."""
-    return _attempt(
+    return attempt_change(
         staff,
         lambda: curate(staff.session, actor=staff.user.name, ref=ref, action=action),
         PAGE,
@@ -135,4 +135,4 @@ def save_screen_delay(
         set_app_setting(staff.session, SCREEN_DELAY, int(value), actor=staff.user.name)
         return f"The event screen now waits {int(value)} seconds after an approval."
 
-    return _attempt(staff, change, PAGE)
+    return attempt_change(staff, change, PAGE)

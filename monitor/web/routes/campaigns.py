@@ -1,0 +1,141 @@
+"""The admin's campaigns page: every campaign with its state, and add, end, archive.
+
+Install admins only: a campaign's own team is given by ``users grant``. The rules
+(and their refusals) are :mod:`monitor.services.campaigns`'; these routes only read
+the form and say what happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Path
+from fastapi.responses import HTMLResponse, Response
+
+from monitor.errors import UserError
+from monitor.models import Campaign
+from monitor.services.campaigns import (
+    SLUG_RE,
+    NewCampaign,
+    add_campaign,
+    archive_campaign,
+    campaign_platforms,
+    campaign_tags,
+    end_campaign,
+    list_campaigns,
+    local_today,
+    split_list,
+    state_on,
+)
+from monitor.services.sessions import pop_flash
+from monitor.web.deps import AdminChange, AdminPage
+from monitor.web.routes.admin import attempt_change
+
+router = APIRouter(prefix="/admin/campaigns")
+TARGET = "/admin/campaigns"
+Slug = Annotated[str, Path(max_length=60)]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CampaignRow:
+    campaign: Campaign
+    state: str
+    tags: tuple[str, ...]
+    platforms: list[str]
+    gallery: str
+
+
+@router.get("", response_class=HTMLResponse)
+def campaigns_page(staff: AdminPage) -> Response:
+    """Every campaign, its state today, and the forms to change them."""
+    session, settings = staff.session, staff.settings
+    today = local_today(settings)
+    rows = [
+        CampaignRow(
+            campaign=campaign,
+            state=state_on(campaign, today).value,
+            tags=campaign_tags(campaign, settings),
+            platforms=campaign_platforms(campaign, settings),
+            gallery="/gallery" if campaign.is_default else f"/c/{campaign.slug}/gallery",
+        )
+        for campaign in list_campaigns(session, settings)
+    ]
+    return staff.templates.TemplateResponse(
+        staff.request,
+        "admin/campaigns.html",
+        {
+            "title": "Campaigns",
+            "user": staff.user,
+            "rows": rows,
+            "timezone": settings.timezone,
+            "messages": pop_flash(session=session, request_session=staff.request.state.web_session),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _day(value: str, label: str) -> date | None:
+    if not value.strip():
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise UserError(f"the {label}: give a date as YYYY-MM-DD") from None
+
+
+@router.post("")
+def campaigns_add(
+    staff: AdminChange,
+    slug: Annotated[str, Form(max_length=60)] = "",
+    name: Annotated[str, Form(max_length=200)] = "",
+    hashtags: Annotated[str, Form(max_length=600)] = "",
+    platforms: Annotated[str, Form(max_length=200)] = "",
+    starts: Annotated[str, Form(max_length=20)] = "",
+    ends: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Add a campaign: it polls from its first day, at the leader's next look."""
+
+    def change() -> str:
+        new = NewCampaign(
+            slug=slug,
+            name=name,
+            hashtags=hashtags.split(","),
+            platforms=split_list(platforms),
+            starts_on=_day(starts, "first day"),
+            ends_on=_day(ends, "last day"),
+        )
+        added = add_campaign(staff.session, staff.settings, new, actor=staff.user.name)
+        return f"Added campaign {added.slug}."
+
+    return attempt_change(staff, change, TARGET)
+
+
+@router.post("/{slug}/end")
+def campaigns_end(staff: AdminChange, slug: Slug) -> Response:
+    """End a campaign now: its polling stops, its gallery stays up."""
+
+    def change() -> str:
+        _known(slug)
+        end_campaign(staff.session, staff.settings, slug, actor=staff.user.name)
+        return f"Ended campaign {slug}: it polls nothing from now on; its gallery stays up."
+
+    return attempt_change(staff, change, TARGET)
+
+
+@router.post("/{slug}/archive")
+def campaigns_archive(staff: AdminChange, slug: Slug) -> Response:
+    """Archive an ended campaign: its public pages answer 410 Gone."""
+
+    def change() -> str:
+        _known(slug)
+        archive_campaign(staff.session, staff.settings, slug, actor=staff.user.name)
+        return f"Archived campaign {slug}: its gallery is closed."
+
+    return attempt_change(staff, change, TARGET)
+
+
+def _known(slug: str) -> None:
+    if not SLUG_RE.fullmatch(slug):
+        raise UserError(f"no campaign {slug[:60]!r}")
