@@ -10,6 +10,7 @@ import typer
 
 from monitor.cli._common import CampaignOption, echo, load, open_engine
 from monitor.db import session_scope
+from monitor.services.campaigns import get_campaign
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.static_export import ExportSummary, export_site
 
@@ -31,10 +32,17 @@ def export(
     _report(summary, out)
 
 
-def _switch(pause: bool, actor: str, reason: str | None) -> None:
-    engine = open_engine(load())
+def _switch(pause: bool, actor: str, reason: str | None, campaign: str | None) -> None:
+    """Pause or resume every gallery, as a moderator of ``campaign`` (None: the default)."""
+    settings = load()
+    engine = open_engine(settings)
     with session_scope(engine) as session:
-        echo(set_gallery_paused(session=session, pause=pause, actor=actor, reason=reason))
+        acting_in = get_campaign(session, settings, campaign) if campaign else None
+        echo(
+            set_gallery_paused(
+                session=session, pause=pause, actor=actor, reason=reason, campaign=acting_in
+            )
+        )
 
 
 SwitchActor = Annotated[str, typer.Option("--as", help="The moderator or admin (audited).")]
@@ -42,15 +50,20 @@ SwitchReason = Annotated[str | None, typer.Option("--reason", help="Why (kept in
 
 
 @gallery_app.command("pause")
-def pause(as_user: SwitchActor, reason: SwitchReason = None) -> None:
-    """The kill switch: every public surface shows a neutral message and no posts."""
-    _switch(True, as_user, reason)
+def pause(
+    as_user: SwitchActor, reason: SwitchReason = None, campaign: CampaignOption = None
+) -> None:
+    """The kill switch: every public surface of every campaign shows a neutral message and
+    no posts (``--campaign``: the campaign you moderate, if not the default one)."""
+    _switch(True, as_user, reason, campaign)
 
 
 @gallery_app.command("resume")
-def resume(as_user: SwitchActor, reason: SwitchReason = None) -> None:
-    """Put the public gallery back after a pause."""
-    _switch(False, as_user, reason)
+def resume(
+    as_user: SwitchActor, reason: SwitchReason = None, campaign: CampaignOption = None
+) -> None:
+    """Put the public galleries back after a pause."""
+    _switch(False, as_user, reason, campaign)
 
 
 def _report(summary: ExportSummary, out: Path) -> None:

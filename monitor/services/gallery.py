@@ -27,9 +27,19 @@ from adapters.text import normalise_tag
 from monitor import __version__
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import AuditEvent, CampaignPost, MediaItem, Post, PostHashtag, PostStatus, Role
+from monitor.models import (
+    AuditEvent,
+    Campaign,
+    CampaignPost,
+    MediaItem,
+    Post,
+    PostHashtag,
+    PostStatus,
+    Role,
+)
 from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
 from monitor.services.audit import STAFF_ACTIVITY_ACTIONS
+from monitor.services.campaigns import role_in
 from monitor.services.media import pinned_name, rendition_height
 from monitor.services.placements import Scope
 from monitor.services.public import publicly_visible
@@ -504,12 +514,24 @@ def gallery_context(
     }
 
 
-def set_gallery_paused(*, session: Session, pause: bool, actor: str, reason: str | None) -> str:
-    """The kill switch for moderators and admins (web queue and CLI), audited; returns what
-    changed, in words for the person who asked."""
+def set_gallery_paused(
+    *,
+    session: Session,
+    pause: bool,
+    actor: str,
+    reason: str | None,
+    campaign: Campaign | None = None,
+) -> str:
+    """The kill switch for moderators and admins of any campaign (``campaign``: the one
+    they act from; None: the default), audited; returns what changed, in words for the
+    person who asked. It blanks every campaign's gallery: a force that must stop its wall
+    at once is never made to wait on a narrower switch."""
     user = get_active_user(session=session, name=actor)
-    if user.role not in (Role.MODERATOR, Role.ADMIN):
-        raise UserError(f"{actor} is a {user.role}: only moderators and admins pause the gallery")
+    role = user.role if campaign is None else role_in(session, user, campaign)
+    if role not in (Role.MODERATOR, Role.ADMIN):
+        raise UserError(
+            f"{actor} is a {role or 'non-member'}: only moderators and admins pause the gallery"
+        )
     if pause == gallery_paused(session):
         return "The gallery was already " + ("paused." if pause else "live.")
     note = " ".join((reason or "").split())[:500] or None

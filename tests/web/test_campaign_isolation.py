@@ -346,3 +346,17 @@ def test_the_admin_adds_ends_and_archives_campaigns_on_the_campaigns_page(
     assert mo.get("/admin/campaigns", headers=JSON).status_code == 403
     assert bob.post("/admin/campaigns/knife-week/end", data={"csrf_token": csrf_token(bob)},
                     headers=JSON).status_code == 403  # fmt: skip
+
+
+def test_any_campaigns_moderator_can_stop_every_wall_at_once(
+    mo: TestClient, bob: TestClient, posts: dict[str, int]
+) -> None:
+    token = csrf_token(bob)
+    paused = bob.post(
+        "/queue/gallery",
+        data={"csrf_token": token, "state": "pause", "return_to": "/queue"},
+        headers=JSON,
+    )
+    assert paused.is_success, paused.text
+    assert mo.get("/gallery.json").json()["paused"] is True
+    assert mo.get("/c/force-b/gallery.json").json()["paused"] is True

@@ -192,8 +192,8 @@ def escalation_close(
 
 
 @router.post("/queue/gallery")
-def queue_gallery(staff: ModeratorChange, form: Annotated[GallerySwitchForm, Form()]) -> Response:
-    """The kill switch from the queue, for moderators as well as admins."""
+def queue_gallery(staff: QueueChange, form: Annotated[GallerySwitchForm, Form()]) -> Response:
+    """The kill switch from the queue, for moderators (of any campaign) as well as admins."""
     request, user, session = staff.request, staff.user, staff.session
     state = form.state
 
@@ -205,6 +205,7 @@ def queue_gallery(staff: ModeratorChange, form: Annotated[GallerySwitchForm, For
             pause=state == "pause",
             actor=user.name,
             reason=form.reason,
+            campaign=staff.campaign,
         )
 
     return _attempt(request, session, form.return_to, change)
