@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 from adapters import available_adapters
 from adapters.text import normalise_tag
 from monitor.config import Settings
+from monitor.db import read_only
 from monitor.errors import UserError
 from monitor.models import Campaign, CampaignPost, CampaignRole, Role, User, utcnow
 from monitor.services import audit
@@ -144,8 +145,9 @@ def watch_of(campaigns: Iterable[Campaign], settings: Settings) -> Watch:
 
 
 def current_watch(engine: Engine, settings: Settings) -> Watch:
-    """:func:`watched` today, in its own short read."""
-    with Session(engine) as session:
+    """:func:`watched` today, in its own short read (no write lock: a writer holding the
+    database must not stop a poll from knowing what to poll; its stores then say why)."""
+    with Session(read_only(engine)) as session:
         return watched(session, settings)
 
 
