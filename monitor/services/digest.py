@@ -42,8 +42,8 @@ from monitor.models import (
     Source,
     utcnow,
 )
-from monitor.services import rollup
-from monitor.services.audit import DECISIONS, Action
+from monitor.services import decisions, rollup
+from monitor.services.audit import Action
 from monitor.services.engagement import (
     INTERACTIONS,
     METRICS,
@@ -750,17 +750,6 @@ def _campaign_totals(session: Session) -> dict[str, int | None]:
     return {m: _sum_known(sums[m] for sums in by_platform.values()) for m in METRICS}
 
 
-def _seconds_between(connection: Session, later: Any, earlier: Any) -> Any:
-    """``later - earlier`` in seconds, computed by the database (no datetimes to Python)."""
-    if session_dialect(connection) == "postgresql":
-        return sa.func.extract("epoch", later - earlier)
-    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
-
-
-def session_dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
 def percentile(ordered: list[float], fraction: float) -> float:
     """The value at ``fraction`` of sorted values, interpolated (statistics.quantiles'
     inclusive method; the median for 0.5)."""
@@ -773,25 +762,9 @@ def percentile(ordered: list[float], fraction: float) -> float:
 
 
 def _moderation(session: Session, period: Period, now: datetime) -> ModerationFigures:
-    wait = _seconds_between(session, _EVENTS.c.at, _POSTS.c.first_seen_at)
-    decided = (
-        sa.select(_EVENTS.c.to_status, wait)
-        .select_from(_EVENTS.outerjoin(_POSTS, _POSTS.c.id == _EVENTS.c.post_id))
-        .where(
-            _in(_EVENTS.c.at, period.start, period.end),
-            _EVENTS.c.to_status.in_([PostStatus.APPROVED, PostStatus.REJECTED]),
-            _EVENTS.c.action.in_(DECISIONS),
-        )
-    )
-    # Counted and ranked by the database: a year holds hundreds of thousands of decisions.
-    summary = decided.subquery()
-    by_status = dict(
-        session.execute(
-            sa.select(summary.c.to_status, sa.func.count()).group_by(summary.c.to_status)
-        ).all()
-    )
-    known = summary.c[summary.c.keys()[1]]
-    timed = int(session.execute(sa.select(sa.func.count(known)).select_from(summary)).scalar_one())
+    """The period's decisions from the decisions roll-up (their waits' percentiles read
+    only the bucket holding each rank); the rest by index ranges."""
+    made = decisions.decisions(session, *_slot_bounds([period.start, period.end]))
     pending = session.execute(
         sa.select(sa.func.count(), sa.func.min(_POSTS.c.first_seen_at)).where(
             _POSTS.c.status == PostStatus.PENDING
@@ -812,42 +785,31 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
             _POSTS.c.flagged.is_(True), _in(_POSTS.c.created_at, period.start, period.end)
         )
     ).scalar_one()
-    approved = int(by_status.get(PostStatus.APPROVED.value, 0))
-    total = sum(int(n) for n in by_status.values())
+    approved = made.by_status.get(PostStatus.APPROVED.value, 0)
     return ModerationFigures(
-        decisions=total,
+        decisions=made.total,
         approved=approved,
-        rejected=total - approved,
+        rejected=made.total - approved,
         pending=int(pending[0]),
         oldest_pending_age=None if pending[1] is None else now - pending[1],
-        median_decision_time=_ranked(session, known, timed, 0.5),
-        p95_decision_time=_ranked(session, known, timed, 0.95),
+        median_decision_time=_ranked(session, made, 0.5),
+        p95_decision_time=_ranked(session, made, 0.95),
         flagged=int(flagged),
         removed_at_source=int(actions.get(Action.DELETED_AT_SOURCE, 0)),
         takedown_requests=int(actions.get(Action.TAKEDOWN_REQUESTED, 0)),
     )
 
 
-def _ranked(session: Session, wait: Any, count: int, fraction: float) -> timedelta | None:
-    """A percentile of the waits, as :func:`percentile` interpolates it, found by the
-    database: the two waits around the rank are read, never the whole period's."""
-    if count == 0:
+def _ranked(session: Session, made: decisions.Decisions, fraction: float) -> timedelta | None:
+    """A percentile of the waits, as :func:`percentile` interpolates it: the two waits
+    around the rank are found, never the whole period's."""
+    around = made.percentile(session, fraction)
+    if not around:
         return None
-    position = fraction * (count - 1)
-    low = int(position)
-    around = [
-        float(v)
-        for v in session.execute(
-            sa.select(wait).where(wait.is_not(None)).order_by(wait).offset(low).limit(2)
-        ).scalars()
-    ]
     if len(around) == 1:
-        around.append(around[0])
-    return (
-        _duration([around[0], around[1]], position - low)
-        if count > 1
-        else _duration(around[:1], 0.5)
-    )
+        return _duration(around, 0.5)
+    position = fraction * (made.timed - 1)
+    return _duration(around, position - int(position))
 
 
 def _duration(ordered: list[float], fraction: float) -> timedelta | None:
