@@ -706,6 +706,31 @@ class GainDay(Table, table=True):
     known_views: int = 0
 
 
+class GainBound(Table, table=True):
+    """The most interactions one post can gain over any range of days, and its days.
+
+    A range's top posts are found by walking posts from the highest bound down, working
+    out each one's exact gain over the range from its day rows, and stopping once the
+    fifth best beats every bound left: a few posts read, not every day row of the range.
+    The bound is, per interaction, the highest count the post's day rows hold (or 0)
+    less the lowest (or 0). ``rank`` is minus the bound, so that one ascending index
+    walks it high to low, the older post first among equals (as the ranking breaks ties).
+    Kept by :mod:`monitor.services.engagement` with the day rows.
+    """
+
+    __tablename__ = "gain_bounds"
+    __table_args__ = (sa.Index("ix_gain_bounds_rank", "rank", "post_id", "first_day", "last_day"),)
+
+    post_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    rank: int = Field(sa_type=sa.BigInteger)
+    first_day: date = Field(sa_type=sa.Date)
+    last_day: date = Field(sa_type=sa.Date)
+
+
 class EngagementRollup(Table, table=True):
     """The one row saying which time zone :class:`EngagementDay` cuts days in.
 

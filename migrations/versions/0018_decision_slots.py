@@ -1,4 +1,5 @@
-"""decisions roll-up per 15-minute UTC slot, status and wait bucket; each decision's wait
+"""decisions roll-up per 15-minute UTC slot, status and wait bucket; each decision's wait;
+each post's bound on what it can gain over a range (a range's top posts)
 
 Revision ID: 0018
 Revises: 0005, 0006, 0007, 0010, 0011, 0012, 0013, 0014, 0016
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+from monitor.services import engagement
 from monitor.services.decisions import rebuild
 
 revision: str = "0018"
@@ -45,9 +47,24 @@ def upgrade() -> None:
     op.create_index("ix_moderation_events_action_at", "moderation_events", ["action", "at"])
     rebuild(op.get_bind())
     op.create_index("ix_moderation_events_wait", "moderation_events", ["wait_us", "at"])
+    op.create_table(
+        "gain_bounds",
+        sa.Column("post_id", sa.Integer(), nullable=False),
+        sa.Column("rank", sa.BigInteger(), nullable=False),
+        sa.Column("first_day", sa.Date(), nullable=False),
+        sa.Column("last_day", sa.Date(), nullable=False),
+        sa.ForeignKeyConstraint(["post_id"], ["posts.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("post_id"),
+    )
+    engagement.rebuild_bounds(op.get_bind())
+    op.create_index(
+        "ix_gain_bounds_rank", "gain_bounds", ["rank", "post_id", "first_day", "last_day"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_gain_bounds_rank", table_name="gain_bounds")
+    op.drop_table("gain_bounds")
     op.drop_index("ix_moderation_events_wait", table_name="moderation_events")
     op.drop_index("ix_moderation_events_action_at", table_name="moderation_events")
     with op.batch_alter_table("moderation_events") as batch:
