@@ -327,15 +327,17 @@ def compute_digest(
     shown = max(HISTORY_DAYS, period.days)
     days = [period.last_day - timedelta(days=k) for k in range(shown - 1, -1, -1)]
     offset = HISTORY_DAYS - 1 - AVERAGE_PERIODS
-    daily_counts = _post_counts(
+    daily_counts, writers = _post_counts(
         session,
         [local_midnight(day, zone) for day in days] + [period.end],
         authors=range(offset, shown) if period.days == 1 else (),
     )
     if period.days == 1:
         counts = {(b - offset, p): v for (b, p), v in daily_counts.items() if b >= offset}
+        period_writers = writers.get(shown - 1, {})
     else:
-        counts = _post_counts(session, boundaries)
+        counts, writers = _post_counts(session, boundaries)
+        period_writers = writers.get(AVERAGE_PERIODS, {})
     per_day: dict[int, int] = defaultdict(int)
     for (bucket, _), (posts, _) in daily_counts.items():
         per_day[bucket] += posts
@@ -384,7 +386,7 @@ def compute_digest(
         coverage=coverage,
         hourly=_hourly(session, period, zone),
         daily=daily,
-        reach=compute_reach(session, period.start, period.end),
+        reach=compute_reach(session, period.start, period.end, authors=period_writers),
     )
 
 
@@ -425,21 +427,24 @@ def _slot_bounds(boundaries: list[datetime]) -> list[int]:
 
 def _post_counts(
     session: Session, boundaries: list[datetime], *, authors: Iterable[int] | None = None
-) -> dict[tuple[int, str], tuple[int, int]]:
+) -> tuple[dict[tuple[int, str], tuple[int, int]], dict[int, dict[str, rollup.Authors]]]:
     """(posts, distinct authors) per (bucket, platform), by creation time, from the roll-up;
-    authors only for the buckets named (all by default), 0 in the others."""
+    authors only for the buckets named (all by default), 0 in the others. Also each named
+    bucket's authors per platform, new ones included (reach shows them too)."""
     bounds = _slot_bounds(boundaries)
     posts = rollup.post_counts(session, bounds)
-    writers: dict[tuple[int, str], int] = {}
+    writers: dict[int, dict[str, rollup.Authors]] = {}
     first = rollup.first_slot(session)
     for i in range(len(bounds) - 1) if authors is None else authors:
         present = [platform for (bucket, platform) in posts if bucket == i]
-        counts = rollup.author_counts(
+        writers[i] = rollup.author_counts(
             session, bounds[i], bounds[i + 1], platforms=present, first=first
         )
-        for platform, count in counts.items():
-            writers[(i, platform)] = count.authors
-    return {key: (n, writers.get(key, 0)) for key, n in posts.items()}
+    counts = {
+        (b, p): (n, writers[b][p].authors if p in writers.get(b, {}) else 0)
+        for (b, p), n in posts.items()
+    }
+    return counts, writers
 
 
 def _tags_by_bucket(session: Session, boundaries: list[datetime]) -> dict[tuple[int, str], int]:
@@ -452,6 +457,8 @@ def _hour_starts(period: Period) -> list[datetime]:
 
 def _hourly(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
     """Posts per local hour; on a one-day period the repeated autumn hour is shown twice."""
+    if period.days > 1:
+        return _hourly_merged(session, period, zone)
     starts = _hour_starts(period)
     by_bucket = rollup.post_counts(session, _slot_bounds(starts))
     counts: dict[int, int] = defaultdict(int)
@@ -459,16 +466,55 @@ def _hourly(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
         counts[i] += n
     local = [start.astimezone(zone) for start in starts[:-1]]
     labels = [f"{moment:%H}:00" for moment in local]
-    if period.days == 1:
-        repeated = {label for label in labels if labels.count(label) > 1}
-        return [
-            Bucket(f"{label} {moment:%Z}" if label in repeated else label, counts.get(i, 0))
-            for i, (label, moment) in enumerate(zip(labels, local, strict=True))
-        ]
+    repeated = {label for label in labels if labels.count(label) > 1}
+    return [
+        Bucket(f"{label} {moment:%Z}" if label in repeated else label, counts.get(i, 0))
+        for i, (label, moment) in enumerate(zip(labels, local, strict=True))
+    ]
+
+
+_HOUR_LABELS = tuple(f"{hour:02d}:00" for hour in range(24))
+
+
+def _hourly_merged(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
+    """A range's posts per local hour of the day, its days added up.
+
+    The hours are the period's, from its start (hour h is [start + h, start + h + 1)),
+    as on one day; a year being 8,760 of them, their bounds are counted in slots and
+    their local hours worked out a day at a time (:func:`_local_hours`).
+    """
+    per_hour = 3600 // int(rollup.SLOT.total_seconds())
+    first = rollup.slot_bound(period.start)
+    bounds = list(range(first, first + per_hour * period.hours + 1, per_hour))
+    counts: dict[int, int] = defaultdict(int)
+    for (i, _), n in rollup.post_counts(session, bounds).items():
+        counts[i] += n
     merged: dict[str, int] = defaultdict(int)
-    for i, label in enumerate(labels):
-        merged[label] += counts.get(i, 0)
+    for i, hour in enumerate(_local_hours(period, zone)):
+        merged[_HOUR_LABELS[hour]] += counts.get(i, 0)
     return [Bucket(label, merged[label]) for label in sorted(merged)]
+
+
+def _local_hours(period: Period, zone: ZoneInfo) -> list[int]:
+    """The local hour each of the period's hours starts in.
+
+    A day of 24 hours from its local midnight runs 00 to 23; only a day the clocks change
+    is worked out hour by hour (and the whole period, in a zone whose days are not whole
+    hours long).
+    """
+    hour = timedelta(hours=1)
+    days = [period.first_day + timedelta(days=k) for k in range(period.days + 1)]
+    midnights = [local_midnight(day, zone) for day in days]
+    if any((b - a) % hour for a, b in itertools.pairwise(midnights)):
+        return [(period.start + h * hour).astimezone(zone).hour for h in range(period.hours)]
+    hours: list[int] = []
+    for start, end in itertools.pairwise(midnights):
+        length = (end - start) // hour
+        if length == 24:
+            hours.extend(range(24))
+        else:
+            hours.extend((start + h * hour).astimezone(zone).hour for h in range(length))
+    return hours
 
 
 def _gains_query(period: Period) -> sa.Select[Any]:

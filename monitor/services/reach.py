@@ -240,10 +240,18 @@ class Reach:
         return [c for c in self.top if c.jumped_from is not None]
 
 
-def compute_reach(session: Session, start: datetime, end: datetime) -> Reach:
-    """Reach and contributors of posts created in [start, end)."""
+def compute_reach(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    *,
+    authors: dict[str, rollup.Authors] | None = None,
+) -> Reach:
+    """Reach and contributors of posts created in [start, end); ``authors``: the range's
+    :func:`monitor.services.rollup.author_counts`, when the caller has them already."""
     lo, hi = rollup.slot_bound(start), rollup.slot_bound(end)
-    authors = rollup.author_counts(session, lo, hi)
+    if authors is None:
+        authors = rollup.author_counts(session, lo, hi)
     writers = rollup.distinct_authors(session, lo, hi).subquery()
     count = _count_as_of(writers, end)
     # Platforms with no count held at all need no per-author look (most of a store

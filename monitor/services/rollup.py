@@ -397,7 +397,7 @@ def author_counts(
     before the range, or who has none (new). Those rows are found from whichever side
     is smaller: the range itself, or the history before it (for a range that starts at
     the campaign's beginning, nothing), so a year costs about what a day does. One
-    count per platform, each a range of one index with nothing to sort.
+    or two grouped counts for all platforms, each a range of one index per platform.
     """
     t = _AUTHOR_SLOTS
     if platforms is None:
@@ -407,26 +407,41 @@ def author_counts(
             .distinct()
         ).scalars()
     before, inside = _sizes(connection, start, end, first)
-    result: dict[str, Authors] = {}
-    for platform in sorted(platforms):
-        in_range = sa.and_(t.c.platform == platform, t.c.slot >= start, t.c.slot < end)
-        new = connection.execute(
-            sa.select(sa.func.count()).where(in_range, t.c.prev_slot.is_(None))
-        ).scalar_one()
-        if before < inside:
-            returning = sa.select(sa.func.count()).where(
-                t.c.platform == platform, t.c.prev_slot < start, t.c.slot >= start, t.c.slot < end
-            )
-        else:
-            # Written so that only the slot index serves it (prev_slot is not compared on
-            # its own), whatever the planner thinks of the two ranges.
-            returning = sa.select(sa.func.count()).where(
-                in_range, sa.func.coalesce(t.c.prev_slot, start) < start
-            )
-        count = int(new) + int(connection.execute(returning).scalar_one())
-        if count:
-            result[platform] = Authors(count, int(new))
-    return result
+    names = sorted(platforms)
+    if not names:
+        return {}
+    in_range = sa.and_(t.c.platform.in_(names), t.c.slot >= start, t.c.slot < end)
+    is_new = t.c.prev_slot.is_(None)
+    if before < inside:
+        count = sa.select(t.c.platform, sa.func.count())
+        new = _per_platform(connection, count.where(in_range, is_new))
+        # Only the prev_slot index serves it (slot + 0 is not the slot index's key): the
+        # history before the range is the smaller side.
+        returning = _per_platform(
+            connection,
+            count.where(
+                t.c.platform.in_(names),
+                t.c.prev_slot < start,
+                t.c.slot + 0 >= start,
+                t.c.slot + 0 < end,
+            ),
+        )
+        counts = {p: (new.get(p, 0) + returning.get(p, 0), new.get(p, 0)) for p in names}
+    else:
+        # One read of the range through the slot index alone (prev_slot is not compared
+        # on its own, whatever the planner thinks of the two ranges): a NULL prev_slot is
+        # a new author, and counts as before the range.
+        rows = connection.execute(
+            sa.select(t.c.platform, sa.func.count(), sa.func.count(sa.case((is_new, 1))))
+            .where(in_range, sa.func.coalesce(t.c.prev_slot, start - 1) < start)
+            .group_by(t.c.platform)
+        )
+        counts = {platform: (int(n), int(fresh)) for platform, n, fresh in rows}
+    return {p: Authors(*counts[p]) for p in names if counts.get(p, (0, 0))[0]}
+
+
+def _per_platform(connection: Connection | Session, query: sa.Select[Any]) -> dict[str, int]:
+    return {p: int(n) for p, n in connection.execute(query.group_by(_AUTHOR_SLOTS.c.platform))}
 
 
 def first_slot(connection: Connection | Session) -> int | None:
