@@ -537,7 +537,11 @@ class PollRun(Table, table=True):
     """One attempt to poll (or backfill) a source, kept for status and the digest."""
 
     __tablename__ = "poll_runs"
-    __table_args__ = (sa.Index("ix_poll_runs_source_started", "source_id", "started_at"),)
+    __table_args__ = (
+        sa.Index("ix_poll_runs_source_started", "source_id", "started_at"),
+        # A period's reported gaps, which are few, without reading its every run.
+        sa.Index("ix_poll_runs_gap", "gap", "started_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source_id: int = Field(

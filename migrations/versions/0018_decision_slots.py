@@ -1,5 +1,6 @@
 """decisions roll-up per 15-minute UTC slot, status and wait bucket; each decision's wait;
-each post's bound on what it can gain over a range (a range's top posts)
+each post's bound on what it can gain over a range (a range's top posts); indexes for a
+period's removals and reported gaps
 
 Revision ID: 0018
 Revises: 0005, 0006, 0007, 0010, 0011, 0012, 0013, 0014, 0016
@@ -45,6 +46,7 @@ def upgrade() -> None:
     # Plain ADD COLUMN and CREATE INDEX, never a batch (a batch may copy the table).
     op.add_column("moderation_events", sa.Column("wait_us", sa.BigInteger(), nullable=True))
     op.create_index("ix_moderation_events_action_at", "moderation_events", ["action", "at"])
+    op.create_index("ix_poll_runs_gap", "poll_runs", ["gap", "started_at"])
     rebuild(op.get_bind())
     op.create_index("ix_moderation_events_wait", "moderation_events", ["wait_us", "at"])
     op.create_table(
@@ -67,6 +69,7 @@ def downgrade() -> None:
     op.drop_table("gain_bounds")
     op.drop_index("ix_moderation_events_wait", table_name="moderation_events")
     op.drop_index("ix_moderation_events_action_at", table_name="moderation_events")
+    op.drop_index("ix_poll_runs_gap", table_name="poll_runs")
     with op.batch_alter_table("moderation_events") as batch:
         batch.drop_column("wait_us")
     op.drop_table("decision_slots")
