@@ -13,6 +13,7 @@ the whole period carries an ``incomplete`` mark that the totals repeat.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import heapq
 import itertools
@@ -327,20 +328,22 @@ def compute_digest(
     shown = max(HISTORY_DAYS, period.days)
     days = [period.last_day - timedelta(days=k) for k in range(shown - 1, -1, -1)]
     offset = HISTORY_DAYS - 1 - AVERAGE_PERIODS
-    daily_counts, writers = _post_counts(
-        session,
-        [local_midnight(day, zone) for day in days] + [period.end],
-        authors=range(offset, shown) if period.days == 1 else (),
-    )
+    day_bounds = _slot_bounds([local_midnight(day, zone) for day in days] + [period.end])
+    per_day: dict[int, int] = defaultdict(int)
+    per_slot: list[tuple[int, int]] = []
     if period.days == 1:
+        daily_counts, writers = _post_counts(session, day_bounds, authors=range(offset, shown))
         counts = {(b - offset, p): v for (b, p), v in daily_counts.items() if b >= offset}
         period_writers = writers.get(shown - 1, {})
+        for (bucket, _), (posts, _) in daily_counts.items():
+            per_day[bucket] += posts
     else:
-        counts, writers = _post_counts(session, boundaries)
+        counts, writers = _post_counts(session, _slot_bounds(boundaries))
         period_writers = writers.get(AVERAGE_PERIODS, {})
-    per_day: dict[int, int] = defaultdict(int)
-    for (bucket, _), (posts, _) in daily_counts.items():
-        per_day[bucket] += posts
+        # A long range's charts (days, hours) come from one read of its slots.
+        per_slot = rollup.posts_by_slot(session, day_bounds[0], day_bounds[-1])
+        for slot, posts in per_slot:
+            per_day[bisect.bisect_right(day_bounds, slot) - 1] += posts
     daily = [Bucket(day.isoformat(), per_day[i]) for i, day in enumerate(days)]
     posts_by_bucket: dict[int, int] = defaultdict(int)
     authors_by_bucket: dict[int, int] = defaultdict(int)
@@ -384,7 +387,7 @@ def compute_digest(
         top_posts=_top_posts(session, top_gains),
         moderation=_moderation(session, period, now),
         coverage=coverage,
-        hourly=_hourly(session, period, zone),
+        hourly=_hourly(session, period, zone, per_slot),
         daily=daily,
         reach=compute_reach(session, period.start, period.end, authors=period_writers),
     )
@@ -426,12 +429,11 @@ def _slot_bounds(boundaries: list[datetime]) -> list[int]:
 
 
 def _post_counts(
-    session: Session, boundaries: list[datetime], *, authors: Iterable[int] | None = None
+    session: Session, bounds: list[int], *, authors: Iterable[int] | None = None
 ) -> tuple[dict[tuple[int, str], tuple[int, int]], dict[int, dict[str, rollup.Authors]]]:
-    """(posts, distinct authors) per (bucket, platform), by creation time, from the roll-up;
-    authors only for the buckets named (all by default), 0 in the others. Also each named
-    bucket's authors per platform, new ones included (reach shows them too)."""
-    bounds = _slot_bounds(boundaries)
+    """(posts, distinct authors) per (bucket, platform) of slot ``bounds``, by creation time,
+    from the roll-up; authors only for the buckets named (all by default), 0 in the others.
+    Also each named bucket's authors per platform, new ones included (reach shows them)."""
     posts = rollup.post_counts(session, bounds)
     writers: dict[int, dict[str, rollup.Authors]] = {}
     first = rollup.first_slot(session)
@@ -455,10 +457,13 @@ def _hour_starts(period: Period) -> list[datetime]:
     return [period.start + timedelta(hours=h) for h in range(period.hours + 1)]
 
 
-def _hourly(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
-    """Posts per local hour; on a one-day period the repeated autumn hour is shown twice."""
+def _hourly(
+    session: Session, period: Period, zone: ZoneInfo, per_slot: list[tuple[int, int]]
+) -> list[Bucket]:
+    """Posts per local hour; on a one-day period the repeated autumn hour is shown twice.
+    A longer one's come from its posts per slot (``per_slot``, which covers it)."""
     if period.days > 1:
-        return _hourly_merged(session, period, zone)
+        return _hourly_merged(per_slot, period, zone)
     starts = _hour_starts(period)
     by_bucket = rollup.post_counts(session, _slot_bounds(starts))
     counts: dict[int, int] = defaultdict(int)
@@ -476,19 +481,19 @@ def _hourly(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
 _HOUR_LABELS = tuple(f"{hour:02d}:00" for hour in range(24))
 
 
-def _hourly_merged(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
+def _hourly_merged(per_slot: list[tuple[int, int]], period: Period, zone: ZoneInfo) -> list[Bucket]:
     """A range's posts per local hour of the day, its days added up.
 
     The hours are the period's, from its start (hour h is [start + h, start + h + 1)),
-    as on one day; a year being 8,760 of them, their bounds are counted in slots and
-    their local hours worked out a day at a time (:func:`_local_hours`).
+    as on one day; a year being 8,760 of them, a slot's hour is counted from the first
+    slot and their local hours worked out a day at a time (:func:`_local_hours`).
     """
     per_hour = 3600 // int(rollup.SLOT.total_seconds())
     first = rollup.slot_bound(period.start)
-    bounds = list(range(first, first + per_hour * period.hours + 1, per_hour))
     counts: dict[int, int] = defaultdict(int)
-    for (i, _), n in rollup.post_counts(session, bounds).items():
-        counts[i] += n
+    for slot, n in per_slot:
+        if first <= slot < first + per_hour * period.hours:
+            counts[(slot - first) // per_hour] += n
     merged: dict[str, int] = defaultdict(int)
     for i, hour in enumerate(_local_hours(period, zone)):
         merged[_HOUR_LABELS[hour]] += counts.get(i, 0)
