@@ -775,6 +775,8 @@ class PostSlot(Table, table=True):
     known_replies: int = 0
     known_quotes: int = 0
     known_views: int = 0
+    #: Of the posts, those approved now (the share of a period's posts a moderator approved).
+    approved: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class PlatformTotal(Table, table=True):
@@ -795,6 +797,7 @@ class PlatformTotal(Table, table=True):
     known_replies: int = 0
     known_quotes: int = 0
     known_views: int = 0
+    approved: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class TagSlot(Table, table=True):

@@ -1,6 +1,6 @@
 """decisions roll-up per 15-minute UTC slot, status and wait bucket; each decision's wait;
 each post's bound on what it can gain over a range (a range's top posts); indexes for a
-period's removals and reported gaps
+period's removals and reported gaps; approved posts in the posts roll-up
 
 Revision ID: 0018
 Revises: 0005, 0006, 0007, 0010, 0011, 0012, 0013, 0014, 0016
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from monitor.services import engagement
+from monitor.services import engagement, rollup
 from monitor.services.decisions import rebuild
 
 revision: str = "0018"
@@ -47,6 +47,11 @@ def upgrade() -> None:
     op.add_column("moderation_events", sa.Column("wait_us", sa.BigInteger(), nullable=True))
     op.create_index("ix_moderation_events_action_at", "moderation_events", ["action", "at"])
     op.create_index("ix_poll_runs_gap", "poll_runs", ["gap", "started_at"])
+    for table in ("post_slots", "platform_totals"):
+        op.add_column(
+            table, sa.Column("approved", sa.Integer(), server_default="0", nullable=False)
+        )
+    rollup.rebuild(op.get_bind())
     rebuild(op.get_bind())
     op.create_index("ix_moderation_events_wait", "moderation_events", ["wait_us", "at"])
     op.create_table(
@@ -70,6 +75,9 @@ def downgrade() -> None:
     op.drop_index("ix_moderation_events_wait", table_name="moderation_events")
     op.drop_index("ix_moderation_events_action_at", table_name="moderation_events")
     op.drop_index("ix_poll_runs_gap", table_name="poll_runs")
+    for table in ("post_slots", "platform_totals"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("approved")
     with op.batch_alter_table("moderation_events") as batch:
         batch.drop_column("wait_us")
     op.drop_table("decision_slots")

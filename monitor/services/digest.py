@@ -435,13 +435,9 @@ def _post_counts(
     from the roll-up; authors only for the buckets named (all by default), 0 in the others.
     Also each named bucket's authors per platform, new ones included (reach shows them)."""
     posts = rollup.post_counts(session, bounds)
-    writers: dict[int, dict[str, rollup.Authors]] = {}
-    first = rollup.first_slot(session)
-    for i in range(len(bounds) - 1) if authors is None else authors:
-        present = [platform for (bucket, platform) in posts if bucket == i]
-        writers[i] = rollup.author_counts(
-            session, bounds[i], bounds[i + 1], platforms=present, first=first
-        )
+    named = list(range(len(bounds) - 1) if authors is None else authors)
+    ranges = [(bounds[i], bounds[i + 1], [p for (b, p) in posts if b == i]) for i in named]
+    writers = dict(zip(named, rollup.authors_of_ranges(session, ranges), strict=True))
     counts = {
         (b, p): (n, writers[b][p].authors if p in writers.get(b, {}) else 0)
         for (b, p), n in posts.items()

@@ -294,15 +294,8 @@ def compute_reach(
         )
         for name, figures in authors.items()
     ]
-    posts = sum(rollup.post_counts(session, [lo, hi]).values())
-    approved = session.execute(
-        sa.select(sa.func.count()).where(
-            _POSTS.c.status == PostStatus.APPROVED.value,
-            _POSTS.c.created_at >= start,
-            _POSTS.c.created_at < end,
-        )
-    ).scalar_one()
-    return Reach(platforms=platforms, top=top, posts=posts, approved=int(approved))
+    posts, approved = rollup.approved_posts(session, lo, hi)
+    return Reach(platforms=platforms, top=top, posts=posts, approved=approved)
 
 
 def _count_as_of(writers: sa.Subquery, end: datetime) -> sa.ColumnElement[int]:

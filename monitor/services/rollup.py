@@ -35,13 +35,24 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from monitor.models import AuthorSlot, PlatformTotal, Post, PostHashtag, PostSlot, TagSlot
+from monitor.models import (
+    AuthorSlot,
+    PlatformTotal,
+    Post,
+    PostHashtag,
+    PostSlot,
+    PostStatus,
+    TagSlot,
+)
 from monitor.services import engagement
 
 METRICS = ("likes", "shares", "replies", "quotes", "views")
+#: What post_slots and platform_totals add up, in this order.
+COUNTERS = ("posts", *METRICS, *[f"known_{m}" for m in METRICS], "approved")
 SLOT = timedelta(minutes=15)
 _SLOT_SECONDS = int(SLOT.total_seconds())
 _CHUNK = 500
+_COMPOUND = 400
 
 _POSTS = Post.__table__
 _TAGS = PostHashtag.__table__
@@ -80,6 +91,11 @@ class PostState:
     author_handle: str
     values: tuple[int | None, ...]  # in METRICS order
     tags: tuple[str, ...]
+    approved: bool = False
+
+
+def _is_approved(status: Any) -> bool:
+    return status is not None and PostStatus(status) is PostStatus.APPROVED
 
 
 def load_states(connection: Connection, post_ids: Iterable[int]) -> dict[int, PostState]:
@@ -94,12 +110,19 @@ def load_states(connection: Connection, post_ids: Iterable[int]) -> dict[int, Po
         ):
             tags[post_id].append(tag)
         columns = [_POSTS.c.id, _POSTS.c.platform, _POSTS.c.created_at, _POSTS.c.author_handle]
+        columns.append(_POSTS.c.status)
         for row in connection.execute(
             sa.select(*columns, *[_POSTS.c[m] for m in METRICS]).where(_POSTS.c.id.in_(chunk))
         ):
-            post_id, platform, created_at, handle, *values = row
+            post_id, platform, created_at, handle, status, *values = row
             states[post_id] = PostState(
-                post_id, platform, created_at, handle, tuple(values), tuple(sorted(tags[post_id]))
+                post_id,
+                platform,
+                created_at,
+                handle,
+                tuple(values),
+                tuple(sorted(tags[post_id])),
+                _is_approved(status),
             )
     return states
 
@@ -123,7 +146,7 @@ class _Delta:
     """Changes to the three tables, added up before they are written."""
 
     def __init__(self) -> None:
-        self.posts: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * 11)
+        self.posts: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * len(COUNTERS))
         self.tags: dict[tuple[int, str], int] = defaultdict(int)
         self.authors: dict[tuple[str, str, int], int] = defaultdict(int)
 
@@ -135,6 +158,7 @@ class _Delta:
             if value is not None:
                 row[1 + i] += sign * int(value)
                 row[6 + i] += sign
+        row[11] += sign * state.approved
         for tag in state.tags:
             self.tags[(slot, tag)] += sign
         self.authors[(state.platform, state.author_handle, slot)] += sign
@@ -148,7 +172,7 @@ def apply(connection: Connection, before: Iterable[PostState], after: Iterable[P
     for state in after:
         delta.add(state, +1)
     insert = _insert_for(connection)
-    names = ["posts", *METRICS, *[f"known_{m}" for m in METRICS]]
+    names = list(COUNTERS)
     post_rows = [
         {"slot": slot, "platform": platform, **dict(zip(names, values, strict=True))}
         for (slot, platform), values in delta.posts.items()
@@ -265,18 +289,20 @@ def rebuild(connection: Connection) -> None:
     slot = slot_sql(connection, _POSTS.c.created_at).label("slot")
     sums = [sa.func.coalesce(sa.func.sum(_POSTS.c[m]), 0) for m in METRICS]
     knowns = [sa.func.count(_POSTS.c[m]) for m in METRICS]
-    names = ["slot", "platform", "posts", *METRICS, *[f"known_{m}" for m in METRICS]]
-    per_slot = sa.select(slot, _POSTS.c.platform, sa.func.count(), *sums, *knowns).group_by(
-        slot, _POSTS.c.platform
-    )
-    connection.execute(sa.insert(_POST_SLOTS).from_select(names, per_slot))
-    counters = [_POST_SLOTS.c[name] for name in names[2:]]
+    columns = [sa.func.count(), *sums, *knowns]
+    # The 0014 back-fill runs this against the tables as they were then (no ``approved``).
+    if "approved" in {c["name"] for c in sa.inspect(connection).get_columns(_POST_SLOTS.name)}:
+        columns.append(sa.func.count(sa.case((_POSTS.c.status == PostStatus.APPROVED.value, 1))))
+    names = ["slot", "platform", *COUNTERS[: len(columns)]]
+    per_slot = sa.select(slot, _POSTS.c.platform, *columns).group_by(slot, _POSTS.c.platform)
+    # No Python-side defaults: they would name columns the table may not have yet.
+    connection.execute(sa.insert(_POST_SLOTS).from_select(names, per_slot, include_defaults=False))
+    summed = [sa.func.sum(_POST_SLOTS.c[name]) for name in names[2:]]
     connection.execute(
         sa.insert(_TOTALS).from_select(
             names[1:],
-            sa.select(_POST_SLOTS.c.platform, *[sa.func.sum(c) for c in counters]).group_by(
-                _POST_SLOTS.c.platform
-            ),
+            sa.select(_POST_SLOTS.c.platform, *summed).group_by(_POST_SLOTS.c.platform),
+            include_defaults=False,
         )
     )
     per_tag = (
@@ -406,6 +432,17 @@ def totals(
     return dict(sorted(result.items()))
 
 
+def approved_posts(connection: Connection | Session, start: int, end: int) -> tuple[int, int]:
+    """Posts created in slots [start, end), and how many of them are approved now."""
+    t = _POST_SLOTS
+    posts, approved = connection.execute(
+        sa.select(sa.func.sum(t.c.posts), sa.func.sum(t.c.approved)).where(
+            t.c.slot >= start, t.c.slot < end
+        )
+    ).one()
+    return int(posts or 0), int(approved or 0)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Authors:
     """Distinct authors of one platform in a range, and how many posted there first."""
@@ -422,77 +459,70 @@ def author_counts(
     platforms: Iterable[str] | None = None,
     first: int | None = None,
 ) -> dict[str, Authors]:
-    """Distinct authors per platform in slots [start, end), and the new ones among them.
-
-    An author is counted by their first slot in the range: the one whose slot before is
-    before the range, or who has none (new). Those rows are found from whichever side
-    is smaller: the range itself, or the history before it (for a range that starts at
-    the campaign's beginning, nothing), so a year costs about what a day does. One
-    or two grouped counts for all platforms, each a range of one index per platform.
-    """
+    """Distinct authors per platform in slots [start, end), and the new ones among them
+    (:func:`authors_of_ranges` for one range)."""
     if platforms is None:
         platforms = connection.execute(
             sa.select(_POST_SLOTS.c.platform)
             .where(_POST_SLOTS.c.slot >= start, _POST_SLOTS.c.slot < end)
             .distinct()
         ).scalars()
-    before, inside = _sizes(connection, start, end, first)
-    names = sorted(platforms)
-    if not names:
-        return {}
-    params = {"platforms": names, "start": start, "end": end, "before": start - 1}
-    if before < inside:
-        new: dict[str, int] = {p: int(n) for p, n in connection.execute(_NEW_AUTHORS, params)}
-        returning = {p: int(n) for p, n in connection.execute(_RETURNING_AUTHORS, params)}
-        counts = {p: (new.get(p, 0) + returning.get(p, 0), new.get(p, 0)) for p in names}
-    else:
-        rows = connection.execute(_AUTHORS_IN_RANGE, params)
-        counts = {platform: (int(n), int(fresh)) for platform, n, fresh in rows}
-    return {p: Authors(*counts[p]) for p in names if counts.get(p, (0, 0))[0]}
+    return authors_of_ranges(connection, [(start, end, list(platforms))], first=first)[0]
 
 
-def _author_statements() -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
-    """:func:`author_counts`' three counts, built once (a digest runs them eight times),
-    per platform, for slots [:start, :end)."""
-    t = _AUTHOR_SLOTS
-    start, end = sa.bindparam("start", type_=sa.Integer), sa.bindparam("end", type_=sa.Integer)
-    ours = t.c.platform.in_(sa.bindparam("platforms", expanding=True))
-    in_range = sa.and_(ours, t.c.slot >= start, t.c.slot < end)
-    is_new = t.c.prev_slot.is_(None)
-    count = sa.select(t.c.platform, sa.func.count()).group_by(t.c.platform)
-    new = count.where(in_range, is_new)
-    # Only the prev_slot index serves it (slot + 0 is not the slot index's key): the
-    # history before the range is the smaller side.
-    returning = count.where(ours, t.c.prev_slot < start, t.c.slot + 0 >= start, t.c.slot + 0 < end)
-    # One read of the range through the slot index alone (prev_slot is not compared on
-    # its own, whatever the planner thinks of the two ranges): a NULL prev_slot is a new
-    # author, and counts as before the range.
-    before = sa.bindparam("before", type_=sa.Integer)
-    in_range_authors = (
-        sa.select(t.c.platform, sa.func.count(), sa.func.count(sa.case((is_new, 1))))
-        .where(in_range, sa.func.coalesce(t.c.prev_slot, before) < start)
-        .group_by(t.c.platform)
-    )
-    return new, returning, in_range_authors
+def authors_of_ranges(
+    connection: Connection | Session,
+    ranges: Sequence[tuple[int, int, Sequence[str]]],
+    *,
+    first: int | None = None,
+) -> list[dict[str, Authors]]:
+    """Distinct authors per platform in each range of slots [start, end) (of the platforms
+    named with it), and the new ones among them, in one statement.
 
-
-_NEW_AUTHORS, _RETURNING_AUTHORS, _AUTHORS_IN_RANGE = _author_statements()
+    An author is counted by their first slot in the range: the one whose slot before is
+    before the range, or who has none (new). Per range and platform, two counts of one
+    index range each: the new authors (no slot before: the prev_slot index), and the
+    returning ones, found from whichever side is smaller: the range itself (the slot
+    index) or the history before it (the prev_slot index; for a range that starts at the
+    campaign's beginning, nothing), so a year costs about what a day does. The ``+ 0``
+    keeps the planner to that index; plain counts with no grouping, put together with
+    UNION ALL, because a digest asks for eight ranges of three platforms.
+    """
+    first = first_slot(connection) if first is None else first
+    parts: list[str] = []
+    params: dict[str, str] = {}
+    keys: list[tuple[int, str, bool]] = []
+    for i, (start, end, names) in enumerate(ranges):
+        lo, hi = int(start), int(end)
+        before, inside = (0 if first is None else max(0, lo - first)), hi - lo
+        for platform in sorted(set(names)):
+            bind = f"p{len(params)}"
+            params[bind] = platform
+            of = f"FROM {_AUTHOR_SLOTS.name} WHERE platform = :{bind}"
+            if before < inside:
+                returning = f"prev_slot < {lo} AND slot + 0 >= {lo} AND slot + 0 < {hi}"
+            else:
+                returning = f"prev_slot + 0 < {lo} AND slot >= {lo} AND slot < {hi}"
+            new = f"prev_slot IS NULL AND slot >= {lo} AND slot < {hi}"
+            for is_new, where in ((False, returning), (True, new)):
+                parts.append(f"SELECT {len(keys)} AS k, count(*) AS n {of} AND {where}")
+                keys.append((i, platform, is_new))
+    found: list[dict[str, list[int]]] = [{} for _ in ranges]
+    rows: list[Any] = []
+    for at in range(0, len(parts), _COMPOUND):  # SQLite's limit is 500 SELECTs in one
+        rows += connection.execute(sa.text(" UNION ALL ".join(parts[at : at + _COMPOUND])), params)
+    for k, n in rows:
+        i, platform, is_new = keys[int(k)]
+        counts = found[i].setdefault(platform, [0, 0])
+        counts[0] += int(n)
+        if is_new:
+            counts[1] += int(n)
+    return [{p: Authors(*c) for p, c in sorted(f.items()) if c[0]} for f in found]
 
 
 def first_slot(connection: Connection | Session) -> int | None:
     """The slot of the oldest post held."""
     return connection.execute(sa.select(sa.func.min(_POST_SLOTS.c.slot))).scalar_one_or_none()
-
-
-def _sizes(
-    connection: Connection | Session, start: int, end: int, first: int | None = None
-) -> tuple[int, int]:
-    """Slots held before ``start``, and slots in the range: what each way of counting
-    authors reads, near enough (one seek, where adding up posts would read the slots)."""
-    # The first slot of any post: one seek on post_slots' key (author_slots' indexes
-    # lead with the platform).
-    first = first_slot(connection) if first is None else first
-    return (0 if first is None else max(0, start - first)), end - start
 
 
 def distinct_authors(connection: Connection | Session, start: int, end: int) -> sa.Select[Any]:
@@ -520,6 +550,7 @@ def _orm_state(connection: Connection, target: Post, **overrides: Any) -> PostSt
         "created_at": target.created_at,
         "author_handle": target.author_handle,
         "values": tuple(getattr(target, m) for m in METRICS),
+        "approved": _is_approved(target.status),
         **overrides,
     }
     return PostState(int(target.id or 0), tags=tags, **values)
@@ -533,7 +564,7 @@ def _post_inserted(mapper: Any, connection: Connection, target: Post) -> None:
 @event.listens_for(Post, "after_update")
 def _post_updated(mapper: Any, connection: Connection, target: Post) -> None:
     inspected = sa.inspect(target)
-    fields = ("platform", "created_at", "author_handle", *METRICS)
+    fields = ("platform", "created_at", "author_handle", "status", *METRICS)
     old: dict[str, Any] = {}
     for name in fields:
         history = inspected.attrs[name].history
@@ -549,6 +580,7 @@ def _post_updated(mapper: Any, connection: Connection, target: Post) -> None:
         created_at=before["created_at"],
         author_handle=before["author_handle"],
         values=tuple(before[m] for m in METRICS),
+        approved=_is_approved(before["status"]),
     )
     apply(connection, [earlier], [_orm_state(connection, target)])
 
