@@ -19,7 +19,7 @@ import heapq
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -885,9 +885,7 @@ def _coverage(
     the period's first slot.
     """
     runs = sa.and_(_in(_RUNS.c.started_at, period.start, period.end), _RUNS.c.kind == PollKind.POLL)
-    hour = (
-        rollup.slot_sql(session.connection(), _RUNS.c.started_at) - rollup.slot_bound(period.start)
-    ) // (3600 // int(rollup.SLOT.total_seconds()))
+    hour = _run_hour(session, period)
     ok, failed = _RUNS.c.ok.is_(True), _RUNS.c.ok.is_(False)
     tally = (
         sa.select(
@@ -945,6 +943,23 @@ def _coverage(
             )
         )
     return coverage
+
+
+def _run_hour(session: Session, period: Period) -> Any:
+    """The hour of the period a run started in, as something to count distinct.
+
+    Counted from the period's first slot; on SQLite, when the period starts on a whole UTC
+    hour (every zone but a few), its UTC hour as stored ("YYYY-MM-DD HH"), which names the
+    same hours without turning each of a year's runs into seconds.
+    """
+    connection = session.connection()
+    start = period.start.astimezone(UTC)
+    if connection.dialect.name == "sqlite" and start == start.replace(
+        minute=0, second=0, microsecond=0
+    ):
+        return sa.func.substr(_RUNS.c.started_at, 1, 13)
+    per_hour = 3600 // int(rollup.SLOT.total_seconds())
+    return (rollup.slot_sql(connection, _RUNS.c.started_at) - rollup.slot_bound(start)) // per_hour
 
 
 def _period_runs(session: Session, runs: Any, tallies: dict[int, Any]) -> dict[int, PeriodRuns]:
