@@ -337,7 +337,11 @@ def slot_sql(connection: Connection, column: Any) -> Any:
     if connection.dialect.name == "postgresql":
         seconds = sa.func.extract("epoch", column)
         return sa.cast(sa.func.floor(seconds / _SLOT_SECONDS), sa.Integer)
-    return sa.cast(sa.func.strftime("%s", column), sa.Integer) // _SLOT_SECONDS
+    # The whole seconds as stored ("YYYY-MM-DD HH:MM:SS.ffffff"): strftime would round the
+    # fraction to the millisecond, so a moment 0.5 ms before a slot fell in the next one.
+    return (
+        sa.cast(sa.func.strftime("%s", sa.func.substr(column, 1, 19)), sa.Integer) // _SLOT_SECONDS
+    )
 
 
 # Reading: every figure is a range of slots [start, end), end exclusive.

@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from adapters.base import Author, Engagement
 from monitor.config import load_settings
-from monitor.models import Post, PostHashtag, PostStatus
+from monitor.models import Post, PostHashtag, PostSlot, PostStatus
 from monitor.services import rollup
 from monitor.services.digest import compute_digest, local_midnight
 from monitor.services.ingest import record_posts
@@ -290,3 +290,19 @@ def test_the_digest_reads_the_rollup_not_the_posts(sqlite_engine: Engine) -> Non
         after = compute_digest(session, settings_, day, now=datetime(2021, 3, 19, tzinfo=UTC))
     assert before.posts.value == same.posts.value == 1
     assert after.posts.value == 2 and after.authors.value == 2
+
+
+def test_the_back_fill_puts_a_post_just_before_a_slot_in_that_slot(engine: Engine) -> None:
+    """SQLite's strftime rounds to the millisecond: a post 0.137 ms before a quarter-hour
+    was rebuilt into the next slot, while the writers (slot_of) put it in its own."""
+    created = datetime(2021, 3, 18, 6, 0, tzinfo=UTC) - timedelta(microseconds=137)
+    with Session(engine) as session:
+        session.execute(sa.delete(_POSTS))
+        record_posts(session=session, posts=[make_post(created_at=created)], now=created)
+        session.commit()
+        written = rollup.post_counts(session, [0, 2**31 - 1])
+        slots = session.execute(sa.select(PostSlot.__table__.c.slot)).scalars().all()
+        rollup.rebuild(session.connection())
+        assert session.execute(sa.select(PostSlot.__table__.c.slot)).scalars().all() == slots
+        assert rollup.post_counts(session, [0, 2**31 - 1]) == written
+    assert slots == [rollup.slot_of(created)]
