@@ -775,8 +775,10 @@ class PostSlot(Table, table=True):
     known_replies: int = 0
     known_quotes: int = 0
     known_views: int = 0
-    #: Of the posts, those approved now (the share of a period's posts a moderator approved).
+    #: Of the posts, those approved now (the share of a period's posts a moderator approved)
+    #: and those waiting for a decision.
     approved: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    pending: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class PlatformTotal(Table, table=True):
@@ -798,6 +800,7 @@ class PlatformTotal(Table, table=True):
     known_quotes: int = 0
     known_views: int = 0
     approved: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    pending: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class TagSlot(Table, table=True):

@@ -1,6 +1,6 @@
 """decisions roll-up per 15-minute UTC slot, status and wait bucket; each decision's wait;
 each post's bound on what it can gain over a range (a range's top posts); indexes for a
-period's removals and reported gaps; approved posts in the posts roll-up
+period's removals and reported gaps; approved and pending posts in the posts roll-up
 
 Revision ID: 0018
 Revises: 0005, 0006, 0007, 0010, 0011, 0012, 0013, 0014, 0016
@@ -48,9 +48,10 @@ def upgrade() -> None:
     op.create_index("ix_moderation_events_action_at", "moderation_events", ["action", "at"])
     op.create_index("ix_poll_runs_gap", "poll_runs", ["gap", "started_at"])
     for table in ("post_slots", "platform_totals"):
-        op.add_column(
-            table, sa.Column("approved", sa.Integer(), server_default="0", nullable=False)
-        )
+        for status in ("approved", "pending"):
+            op.add_column(
+                table, sa.Column(status, sa.Integer(), server_default="0", nullable=False)
+            )
     rollup.rebuild(op.get_bind())
     rebuild(op.get_bind())
     op.create_index("ix_moderation_events_wait", "moderation_events", ["wait_us", "at"])
@@ -77,6 +78,7 @@ def downgrade() -> None:
     op.drop_index("ix_poll_runs_gap", table_name="poll_runs")
     for table in ("post_slots", "platform_totals"):
         with op.batch_alter_table(table) as batch:
+            batch.drop_column("pending")
             batch.drop_column("approved")
     with op.batch_alter_table("moderation_events") as batch:
         batch.drop_column("wait_us")

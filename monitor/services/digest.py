@@ -814,11 +814,11 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
     """The period's decisions from the decisions roll-up (their waits' percentiles read
     only the bucket holding each rank); the rest by index ranges."""
     made = decisions.decisions(session, *_slot_bounds([period.start, period.end]))
-    # Apart: the oldest is then one seek of the (status, first_seen_at) index, and the
-    # count reads the smaller (status, created_at) one without decoding times.
+    # The count from the posts roll-up's totals; the oldest, one seek of the
+    # (status, first_seen_at) index.
     waiting = _POSTS.c.status == PostStatus.PENDING
     pending = (
-        session.execute(sa.select(sa.func.count()).where(waiting)).scalar_one(),
+        rollup.pending_posts(session),
         session.execute(sa.select(sa.func.min(_POSTS.c.first_seen_at)).where(waiting)).scalar(),
     )
     actions = dict(

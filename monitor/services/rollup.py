@@ -48,7 +48,9 @@ from monitor.services import engagement
 
 METRICS = ("likes", "shares", "replies", "quotes", "views")
 #: What post_slots and platform_totals add up, in this order.
-COUNTERS = ("posts", *METRICS, *[f"known_{m}" for m in METRICS], "approved")
+COUNTERS = ("posts", *METRICS, *[f"known_{m}" for m in METRICS], "approved", "pending")
+#: The statuses counted (their counters, after the counts).
+STATUS_COUNTERS = (PostStatus.APPROVED, PostStatus.PENDING)
 SLOT = timedelta(minutes=15)
 _SLOT_SECONDS = int(SLOT.total_seconds())
 _CHUNK = 500
@@ -91,11 +93,11 @@ class PostState:
     author_handle: str
     values: tuple[int | None, ...]  # in METRICS order
     tags: tuple[str, ...]
-    approved: bool = False
+    status: PostStatus | None = None
 
 
-def _is_approved(status: Any) -> bool:
-    return status is not None and PostStatus(status) is PostStatus.APPROVED
+def _status(status: Any) -> PostStatus | None:
+    return None if status is None else PostStatus(status)
 
 
 def load_states(connection: Connection, post_ids: Iterable[int]) -> dict[int, PostState]:
@@ -122,7 +124,7 @@ def load_states(connection: Connection, post_ids: Iterable[int]) -> dict[int, Po
                 handle,
                 tuple(values),
                 tuple(sorted(tags[post_id])),
-                _is_approved(status),
+                _status(status),
             )
     return states
 
@@ -158,7 +160,8 @@ class _Delta:
             if value is not None:
                 row[1 + i] += sign * int(value)
                 row[6 + i] += sign
-        row[11] += sign * state.approved
+        for i, status in enumerate(STATUS_COUNTERS, start=11):
+            row[i] += sign * (state.status is status)
         for tag in state.tags:
             self.tags[(slot, tag)] += sign
         self.authors[(state.platform, state.author_handle, slot)] += sign
@@ -290,9 +293,12 @@ def rebuild(connection: Connection) -> None:
     sums = [sa.func.coalesce(sa.func.sum(_POSTS.c[m]), 0) for m in METRICS]
     knowns = [sa.func.count(_POSTS.c[m]) for m in METRICS]
     columns = [sa.func.count(), *sums, *knowns]
-    # The 0014 back-fill runs this against the tables as they were then (no ``approved``).
+    # The 0014 back-fill runs this against the tables as they were then (no status counts).
     if "approved" in {c["name"] for c in sa.inspect(connection).get_columns(_POST_SLOTS.name)}:
-        columns.append(sa.func.count(sa.case((_POSTS.c.status == PostStatus.APPROVED.value, 1))))
+        columns += [
+            sa.func.count(sa.case((_POSTS.c.status == status.value, 1)))
+            for status in STATUS_COUNTERS
+        ]
     names = ["slot", "platform", *COUNTERS[: len(columns)]]
     per_slot = sa.select(slot, _POSTS.c.platform, *columns).group_by(slot, _POSTS.c.platform)
     # No Python-side defaults: they would name columns the table may not have yet.
@@ -447,6 +453,11 @@ def approved_posts(connection: Connection | Session, start: int, end: int) -> tu
     return int(posts or 0), int(approved or 0)
 
 
+def pending_posts(connection: Connection | Session) -> int:
+    """Posts waiting for a decision now, from the all-time totals (a row a platform)."""
+    return int(connection.execute(sa.select(sa.func.sum(_TOTALS.c.pending))).scalar() or 0)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Authors:
     """Distinct authors of one platform in a range, and how many posted there first."""
@@ -554,7 +565,7 @@ def _orm_state(connection: Connection, target: Post, **overrides: Any) -> PostSt
         "created_at": target.created_at,
         "author_handle": target.author_handle,
         "values": tuple(getattr(target, m) for m in METRICS),
-        "approved": _is_approved(target.status),
+        "status": _status(target.status),
         **overrides,
     }
     return PostState(int(target.id or 0), tags=tags, **values)
@@ -584,7 +595,7 @@ def _post_updated(mapper: Any, connection: Connection, target: Post) -> None:
         created_at=before["created_at"],
         author_handle=before["author_handle"],
         values=tuple(before[m] for m in METRICS),
-        approved=_is_approved(before["status"]),
+        status=_status(before["status"]),
     )
     apply(connection, [earlier], [_orm_state(connection, target)])
 

@@ -66,7 +66,16 @@ def reference(session: Session, start: datetime, end: datetime) -> dict[str, Any
     approved = session.execute(
         sa.select(sa.func.count()).where(in_range, _POSTS.c.status == "approved")
     ).scalar_one()
-    return {"platforms": per_platform, "tags": tags, "totals": totals, "approved": approved}
+    pending = session.execute(
+        sa.select(sa.func.count()).where(_POSTS.c.status == "pending")
+    ).scalar_one()
+    return {
+        "platforms": per_platform,
+        "tags": tags,
+        "totals": totals,
+        "approved": approved,
+        "pending": pending,
+    }
 
 
 def from_rollup(session: Session, start: datetime, end: datetime) -> dict[str, Any]:
@@ -81,7 +90,13 @@ def from_rollup(session: Session, start: datetime, end: datetime) -> dict[str, A
             if sums[m] is not None:
                 totals[m] = (totals[m] or 0) + int(sums[m] or 0)
     approved = rollup.approved_posts(session, lo, hi)[1]
-    return {"platforms": per_platform, "tags": tags, "totals": totals, "approved": approved}
+    return {
+        "platforms": per_platform,
+        "tags": tags,
+        "totals": totals,
+        "approved": approved,
+        "pending": rollup.pending_posts(session),
+    }
 
 
 def first_posts_by_hand(session: Session, start: datetime, end: datetime) -> dict[str, int]:
