@@ -390,12 +390,16 @@ class Adapter(ABC, Generic[S]):
     #: Whether :meth:`follower_counts` can say anything (for coverage: "not available").
     gives_follower_counts: ClassVar[bool] = False
 
-    def follower_counts(self, handles: Sequence[str]) -> dict[str, int]:
+    def follower_counts(
+        self, handles: Sequence[str], profile_urls: Mapping[str, str] | None = None
+    ) -> dict[str, int]:
         """Follower counts of these authors (``Author.handle``), for potential reach.
 
         For platforms whose posts do not carry the count: a batched profile lookup,
-        called after ingest, never inside a search walk. Handles the platform does not
-        know are left out. The default: the platform does not give it.
+        called after ingest, never inside a search walk. ``profile_urls`` holds each
+        handle's profile address as stored (``Author.url``), for a platform that looks
+        accounts up by an id only that address names (a YouTube channel id). Handles the
+        platform does not know are left out. The default: the platform does not give it.
         """
         return {}
 

@@ -369,8 +369,11 @@ class BlueskyAdapter(Adapter[BlueskySettings]):
 
     gives_follower_counts = True
 
-    def follower_counts(self, handles: Sequence[str]) -> dict[str, int]:
-        """``followersCount`` from ``app.bsky.actor.getProfiles``, 25 actors a call."""
+    def follower_counts(
+        self, handles: Sequence[str], profile_urls: Mapping[str, str] | None = None
+    ) -> dict[str, int]:
+        """``followersCount`` from ``app.bsky.actor.getProfiles``, 25 actors a call (by
+        handle: the profile addresses are not needed)."""
         actors = {handle.removeprefix("@"): handle for handle in unique(handles)}
         counts: dict[str, int] = {}
         names = [actor for actor in actors if actor]

@@ -18,6 +18,11 @@ API facts relied on (developers.google.com/youtube/v3, "search: list",
   that may not use the API.
 * Statistics are decimal strings; ``likeCount`` is absent when the owner hides
   it, ``commentCount`` when comments are off.
+* ``channels.list`` (``id=`` up to 50 channel ids, ``part=statistics``) costs 1
+  unit; ``statistics.subscriberCount`` is a decimal string (rounded by YouTube to
+  three significant figures), with ``hiddenSubscriberCount`` true when the owner
+  hides it; an id missing from ``items`` is unknown. Potential reach takes it as
+  the channel's follower count.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ DEFAULT_API_BASE = "https://www.googleapis.com/youtube/v3"
 DEFAULT_DAILY_QUOTA = 10_000
 SEARCH_COST = 100
 VIDEOS_COST = 1
+CHANNELS_COST = 1
 PAGE_LIMIT = 50
 BULK_LIMIT = 50
 #: Share of the daily quota searches leave for refresh (videos.list, 1 unit per 50 ids).
@@ -88,6 +94,7 @@ OVERLAP = timedelta(hours=1)
 _SHORT_RATE_LIMIT = timedelta(minutes=1)
 _THUMBNAIL_SIZES = ("maxres", "standard", "high", "medium", "default")
 _VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CHANNEL_URL = re.compile(r"https://www\.youtube\.com/channel/([A-Za-z0-9_-]{1,64})")
 _QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
 _RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
 _KEY_REASONS = frozenset({"keyInvalid", "keyExpired", "API_KEY_INVALID", "API_KEY_EXPIRED"})
@@ -325,6 +332,45 @@ class YouTubeAdapter(Adapter[YouTubeSettings]):
         return {
             vid: item for item in items if isinstance(vid := item.get("id"), str) and vid in ids
         }
+
+    # --- follower counts (potential reach) ------------------------------------------
+
+    gives_follower_counts = True
+
+    def follower_counts(
+        self, handles: Sequence[str], profile_urls: Mapping[str, str] | None = None
+    ) -> dict[str, int]:
+        """``subscriberCount`` from ``channels.list``, 50 channels a unit.
+
+        A channel is looked up by its id, which only its address names (the handle is its
+        title): a handle without a channel address held is left out. Paid from the
+        refresh reserve, as video lookups are, so it never takes a search's units; a
+        hidden count is left out (unknown, not 0).
+        """
+        channels: dict[str, list[str]] = {}
+        for handle in dict.fromkeys(handles):
+            match = _CHANNEL_URL.fullmatch((profile_urls or {}).get(handle, ""))
+            if match:
+                channels.setdefault(match.group(1), []).append(handle)
+        ids = list(channels)
+        counts: dict[str, int] = {}
+        for start in range(0, len(ids), BULK_LIMIT):
+            chunk = ids[start : start + BULK_LIMIT]
+            params = {"part": "statistics", "id": ",".join(chunk), "maxResults": BULK_LIMIT}
+            body = self._call("channels", params, CHANNELS_COST, self.quota.daily)
+            items = body.get("items", []) if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise MalformedResponse("youtube: channels.list answered without an items list")
+            for item in items:
+                item = as_object(item)
+                stats = as_object(item.get("statistics"))
+                subscribers = as_count(stats.get("subscriberCount"))
+                channel = item.get("id")
+                if subscribers is None or stats.get("hiddenSubscriberCount") is True:
+                    continue
+                for handle in channels.get(channel, []) if isinstance(channel, str) else []:
+                    counts[handle] = subscribers
+        return counts
 
     def _call(self, method: str, params: Mapping[str, Any], cost: int, limit: int) -> Any:
         """One API call, paid from the budget first (Google charges even failed calls)."""

@@ -437,6 +437,10 @@ class AuditEvent(Table, table=True):
     __table_args__ = (
         # The digest's decisions of a period, read from the index alone.
         sa.Index("ix_moderation_events_at_action", "at", "action", "to_status", "post_id"),
+        # A period's removals and takedown requests: a range per (rare) action.
+        sa.Index("ix_moderation_events_action_at", "action", "at"),
+        # The decisions of one wait bucket in a period, in wait order (see DecisionSlot).
+        sa.Index("ix_moderation_events_wait", "wait_us", "at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -461,6 +465,9 @@ class AuditEvent(Table, table=True):
             sa.Integer, sa.ForeignKey("campaigns.id", ondelete="SET NULL"), nullable=True
         ),
     )
+    #: A decision's time from the post's arrival, in microseconds (None: not a decision,
+    #: or its post is gone); kept by :mod:`monitor.services.decisions`.
+    wait_us: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
 class ErasedAuthor(Table, table=True):
@@ -630,7 +637,11 @@ class PollRun(Table, table=True):
     """One attempt to poll (or backfill) a source, kept for status and the digest."""
 
     __tablename__ = "poll_runs"
-    __table_args__ = (sa.Index("ix_poll_runs_source_started", "source_id", "started_at"),)
+    __table_args__ = (
+        sa.Index("ix_poll_runs_source_started", "source_id", "started_at"),
+        # A period's reported gaps, which are few, without reading its every run.
+        sa.Index("ix_poll_runs_gap", "gap", "started_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source_id: int = Field(
@@ -806,6 +817,31 @@ class GainDay(Table, table=True):
     known_views: int = 0
 
 
+class GainBound(Table, table=True):
+    """The most interactions one post can gain over any range of days, and its days.
+
+    A range's top posts are found by walking posts from the highest bound down, working
+    out each one's exact gain over the range from its day rows, and stopping once the
+    fifth best beats every bound left: a few posts read, not every day row of the range.
+    The bound is, per interaction, the highest count the post's day rows hold (or 0)
+    less the lowest (or 0). ``rank`` is minus the bound, so that one ascending index
+    walks it high to low, the older post first among equals (as the ranking breaks ties).
+    Kept by :mod:`monitor.services.engagement` with the day rows.
+    """
+
+    __tablename__ = "gain_bounds"
+    __table_args__ = (sa.Index("ix_gain_bounds_rank", "rank", "post_id", "first_day", "last_day"),)
+
+    post_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    rank: int = Field(sa_type=sa.BigInteger)
+    first_day: date = Field(sa_type=sa.Date)
+    last_day: date = Field(sa_type=sa.Date)
+
+
 class EngagementRollup(Table, table=True):
     """The one row saying which time zone :class:`EngagementDay` cuts days in.
 
@@ -846,6 +882,10 @@ class PostSlot(Table, table=True):
     known_replies: int = 0
     known_quotes: int = 0
     known_views: int = 0
+    #: Of the posts, those approved now (the share of a period's posts a moderator approved)
+    #: and those waiting for a decision.
+    approved: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    pending: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class PlatformTotal(Table, table=True):
@@ -866,6 +906,8 @@ class PlatformTotal(Table, table=True):
     known_replies: int = 0
     known_quotes: int = 0
     known_views: int = 0
+    approved: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    pending: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class TagSlot(Table, table=True):
@@ -899,6 +941,28 @@ class AuthorSlot(Table, table=True):
     slot: int = Field(primary_key=True)
     prev_slot: int | None = None
     posts: int = 0
+
+
+class DecisionSlot(Table, table=True):
+    """Decisions made in one 15-minute UTC slot, per status reached and wait bucket.
+
+    A period's decisions are counted from here, and the median and p95 time to decision
+    found without reading every decision: the buckets locate the rank, and only the
+    decisions of the bucket holding it are read, in wait order (none when all its waits
+    are equal). ``bucket`` -1 holds the decisions with no wait (their post is gone);
+    ``wait_min``/``wait_max`` bound the bucket's waits (they may be looser after a post is
+    deleted, never tighter). Kept by :mod:`monitor.services.decisions`.
+    """
+
+    __tablename__ = "decision_slots"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    slot: int = Field(primary_key=True)
+    to_status: str = Field(max_length=20, primary_key=True)
+    bucket: int = Field(primary_key=True)
+    decisions: int = 0
+    wait_min: int | None = Field(default=None, sa_type=sa.BigInteger)
+    wait_max: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
 class AuthorFollowers(Table, table=True):

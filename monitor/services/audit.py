@@ -296,3 +296,9 @@ def _post_refs(session: Session, post_ids: set[int]) -> dict[int, str]:
         select(Post.id, Post.platform, Post.external_id).where(col(Post.id).in_(sorted(post_ids)))
     )
     return {post_id or 0: f"{platform}:{external_id}" for post_id, platform, external_id in rows}
+
+
+# Every decision recorded here is counted by the decisions roll-up in the same flush, by
+# its mapper hooks: imported last (it reads DECISIONS) so they are registered wherever
+# an audit row can be written.
+from monitor.services import decisions as _decisions  # noqa: E402, F401

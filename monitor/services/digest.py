@@ -13,12 +13,13 @@ the whole period carries an ``incomplete`` mark that the totals repeat.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import heapq
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +33,7 @@ from monitor.models import (
     AuditEvent,
     EngagementDay,
     EngagementSnapshot,
+    GainBound,
     GainDay,
     PollKind,
     PollRun,
@@ -42,8 +44,8 @@ from monitor.models import (
     Source,
     utcnow,
 )
-from monitor.services import rollup
-from monitor.services.audit import DECISIONS, Action
+from monitor.services import decisions, rollup
+from monitor.services.audit import Action
 from monitor.services.engagement import (
     INTERACTIONS,
     METRICS,
@@ -71,6 +73,9 @@ _DAYS = EngagementDay.__table__
 _EVENTS = AuditEvent.__table__
 _RUNS = PollRun.__table__
 _GAIN_DAYS = GainDay.__table__
+_BOUNDS = GainBound.__table__
+#: Posts read a batch while walking the bounds for a range's top posts.
+_WALK = 50
 
 
 def parse_day(value: str) -> date:
@@ -323,18 +328,22 @@ def compute_digest(
     shown = max(HISTORY_DAYS, period.days)
     days = [period.last_day - timedelta(days=k) for k in range(shown - 1, -1, -1)]
     offset = HISTORY_DAYS - 1 - AVERAGE_PERIODS
-    daily_counts = _post_counts(
-        session,
-        [local_midnight(day, zone) for day in days] + [period.end],
-        authors=range(offset, shown) if period.days == 1 else (),
-    )
-    if period.days == 1:
-        counts = {(b - offset, p): v for (b, p), v in daily_counts.items() if b >= offset}
-    else:
-        counts = _post_counts(session, boundaries)
+    day_bounds = _slot_bounds([local_midnight(day, zone) for day in days] + [period.end])
     per_day: dict[int, int] = defaultdict(int)
-    for (bucket, _), (posts, _) in daily_counts.items():
-        per_day[bucket] += posts
+    per_slot: list[tuple[int, int]] = []
+    if period.days == 1:
+        daily_counts, writers = _post_counts(session, day_bounds, authors=range(offset, shown))
+        counts = {(b - offset, p): v for (b, p), v in daily_counts.items() if b >= offset}
+        period_writers = writers.get(shown - 1, {})
+        for (bucket, _), (posts, _) in daily_counts.items():
+            per_day[bucket] += posts
+    else:
+        counts, writers = _post_counts(session, _slot_bounds(boundaries))
+        period_writers = writers.get(AVERAGE_PERIODS, {})
+        # A long range's charts (days, hours) come from one read of its slots.
+        per_slot = rollup.posts_by_slot(session, day_bounds[0], day_bounds[-1])
+        for slot, posts in per_slot:
+            per_day[bisect.bisect_right(day_bounds, slot) - 1] += posts
     daily = [Bucket(day.isoformat(), per_day[i]) for i, day in enumerate(days)]
     posts_by_bucket: dict[int, int] = defaultdict(int)
     authors_by_bucket: dict[int, int] = defaultdict(int)
@@ -378,9 +387,9 @@ def compute_digest(
         top_posts=_top_posts(session, top_gains),
         moderation=_moderation(session, period, now),
         coverage=coverage,
-        hourly=_hourly(session, period, zone),
+        hourly=_hourly(session, period, zone, per_slot),
         daily=daily,
-        reach=compute_reach(session, period.start, period.end),
+        reach=compute_reach(session, period.start, period.end, authors=period_writers),
     )
 
 
@@ -420,22 +429,20 @@ def _slot_bounds(boundaries: list[datetime]) -> list[int]:
 
 
 def _post_counts(
-    session: Session, boundaries: list[datetime], *, authors: Iterable[int] | None = None
-) -> dict[tuple[int, str], tuple[int, int]]:
-    """(posts, distinct authors) per (bucket, platform), by creation time, from the roll-up;
-    authors only for the buckets named (all by default), 0 in the others."""
-    bounds = _slot_bounds(boundaries)
+    session: Session, bounds: list[int], *, authors: Iterable[int] | None = None
+) -> tuple[dict[tuple[int, str], tuple[int, int]], dict[int, dict[str, rollup.Authors]]]:
+    """(posts, distinct authors) per (bucket, platform) of slot ``bounds``, by creation time,
+    from the roll-up; authors only for the buckets named (all by default), 0 in the others.
+    Also each named bucket's authors per platform, new ones included (reach shows them)."""
     posts = rollup.post_counts(session, bounds)
-    writers: dict[tuple[int, str], int] = {}
-    first = rollup.first_slot(session)
-    for i in range(len(bounds) - 1) if authors is None else authors:
-        present = [platform for (bucket, platform) in posts if bucket == i]
-        counts = rollup.author_counts(
-            session, bounds[i], bounds[i + 1], platforms=present, first=first
-        )
-        for platform, count in counts.items():
-            writers[(i, platform)] = count.authors
-    return {key: (n, writers.get(key, 0)) for key, n in posts.items()}
+    named = list(range(len(bounds) - 1) if authors is None else authors)
+    ranges = [(bounds[i], bounds[i + 1], [p for (b, p) in posts if b == i]) for i in named]
+    writers = dict(zip(named, rollup.authors_of_ranges(session, ranges), strict=True))
+    counts = {
+        (b, p): (n, writers[b][p].authors if p in writers.get(b, {}) else 0)
+        for (b, p), n in posts.items()
+    }
+    return counts, writers
 
 
 def _tags_by_bucket(session: Session, boundaries: list[datetime]) -> dict[tuple[int, str], int]:
@@ -446,8 +453,13 @@ def _hour_starts(period: Period) -> list[datetime]:
     return [period.start + timedelta(hours=h) for h in range(period.hours + 1)]
 
 
-def _hourly(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
-    """Posts per local hour; on a one-day period the repeated autumn hour is shown twice."""
+def _hourly(
+    session: Session, period: Period, zone: ZoneInfo, per_slot: list[tuple[int, int]]
+) -> list[Bucket]:
+    """Posts per local hour; on a one-day period the repeated autumn hour is shown twice.
+    A longer one's come from its posts per slot (``per_slot``, which covers it)."""
+    if period.days > 1:
+        return _hourly_merged(per_slot, period, zone)
     starts = _hour_starts(period)
     by_bucket = rollup.post_counts(session, _slot_bounds(starts))
     counts: dict[int, int] = defaultdict(int)
@@ -455,16 +467,55 @@ def _hourly(session: Session, period: Period, zone: ZoneInfo) -> list[Bucket]:
         counts[i] += n
     local = [start.astimezone(zone) for start in starts[:-1]]
     labels = [f"{moment:%H}:00" for moment in local]
-    if period.days == 1:
-        repeated = {label for label in labels if labels.count(label) > 1}
-        return [
-            Bucket(f"{label} {moment:%Z}" if label in repeated else label, counts.get(i, 0))
-            for i, (label, moment) in enumerate(zip(labels, local, strict=True))
-        ]
+    repeated = {label for label in labels if labels.count(label) > 1}
+    return [
+        Bucket(f"{label} {moment:%Z}" if label in repeated else label, counts.get(i, 0))
+        for i, (label, moment) in enumerate(zip(labels, local, strict=True))
+    ]
+
+
+_HOUR_LABELS = tuple(f"{hour:02d}:00" for hour in range(24))
+
+
+def _hourly_merged(per_slot: list[tuple[int, int]], period: Period, zone: ZoneInfo) -> list[Bucket]:
+    """A range's posts per local hour of the day, its days added up.
+
+    The hours are the period's, from its start (hour h is [start + h, start + h + 1)),
+    as on one day; a year being 8,760 of them, a slot's hour is counted from the first
+    slot and their local hours worked out a day at a time (:func:`_local_hours`).
+    """
+    per_hour = 3600 // int(rollup.SLOT.total_seconds())
+    first = rollup.slot_bound(period.start)
+    counts: dict[int, int] = defaultdict(int)
+    for slot, n in per_slot:
+        if first <= slot < first + per_hour * period.hours:
+            counts[(slot - first) // per_hour] += n
     merged: dict[str, int] = defaultdict(int)
-    for i, label in enumerate(labels):
-        merged[label] += counts.get(i, 0)
+    for i, hour in enumerate(_local_hours(period, zone)):
+        merged[_HOUR_LABELS[hour]] += counts.get(i, 0)
     return [Bucket(label, merged[label]) for label in sorted(merged)]
+
+
+def _local_hours(period: Period, zone: ZoneInfo) -> list[int]:
+    """The local hour each of the period's hours starts in.
+
+    A day of 24 hours from its local midnight runs 00 to 23; only a day the clocks change
+    is worked out hour by hour (and the whole period, in a zone whose days are not whole
+    hours long).
+    """
+    hour = timedelta(hours=1)
+    days = [period.first_day + timedelta(days=k) for k in range(period.days + 1)]
+    midnights = [local_midnight(day, zone) for day in days]
+    if any((b - a) % hour for a, b in itertools.pairwise(midnights)):
+        return [(period.start + h * hour).astimezone(zone).hour for h in range(period.hours)]
+    hours: list[int] = []
+    for start, end in itertools.pairwise(midnights):
+        length = (end - start) // hour
+        if length == 24:
+            hours.extend(range(24))
+        else:
+            hours.extend((start + h * hour).astimezone(zone).hour for h in range(length))
+    return hours
 
 
 def _gains_query(period: Period) -> sa.Select[Any]:
@@ -568,7 +619,7 @@ def _int(value: Any) -> int | None:
 def _range(
     session: Session, period: Period
 ) -> tuple[dict[str, dict[str, int | None]], list[_Gain]]:
-    """A range's gains: the day sums added up, and the top posts by one grouped read.
+    """A range's gains: the day sums added up, and the top posts by their bounds.
 
     Day by day, a post's gains add up to its gain over the range (each day starts from
     the day before's last counts), except across a day where a count appears or
@@ -594,29 +645,37 @@ def _range(
                 _add(sums[platform], values, -1)
         for _, platform, _, *values in exact:
             _add(sums[platform], values, +1)
-    by_platform = _as_figures(sums)
-    total = sa.func.sum(_DAYS.c.interactions)
-    query = (
-        sa.select(total, _DAYS.c.post_id, sa.func.min(_DAYS.c.platform))
-        .add_columns(*[sa.func.sum(_DAYS.c[f"gained_{m}"]) for m in METRICS])
-        .where(in_range)
-        .group_by(_DAYS.c.post_id)
-        .having(total > 0)
-        .order_by(total.desc(), _DAYS.c.post_id)
-        .limit(TOP_POSTS + len(flipped))
-    )
-    summed = [
-        (post_id, platform, tuple(_int(v) for v in values))
-        for _, post_id, platform, *values in session.execute(query)
-        if post_id not in flipped
-    ]
-    candidates = [(p, platform, vals) for p, platform, _, *vals in exact] + summed
-    statuses = _statuses(session, [c[0] for c in candidates])
-    _, top = _rank(
-        (post_id, platform, statuses.get(post_id, ""), *values)
-        for post_id, platform, values in candidates
-    )
-    return by_platform, top
+    return _as_figures(sums), _top_in_range(session, period)
+
+
+def _top_in_range(session: Session, period: Period) -> list[_Gain]:
+    """The posts that gained most interactions over a range, by their bounds.
+
+    Posts active in the range are walked from the highest bound down (the older first
+    among equals), a batch at a time, each one's exact gain worked out from its day rows;
+    the walk stops once the fifth best beats what any post not yet read could gain. On a
+    year it reads a few batches, not every day row of the year grouped by post.
+    """
+    b = _BOUNDS
+    active = sa.and_(b.c.first_day <= period.last_day, b.c.last_day >= period.first_day)
+    top: list[_Gain] = []
+    after: tuple[int, int] | None = None
+    while True:
+        query = sa.select(b.c.rank, b.c.post_id).where(active, b.c.rank < 0)
+        if after is not None:
+            query = query.where(sa.tuple_(b.c.rank, b.c.post_id) > sa.tuple_(*after))
+        batch = session.execute(query.order_by(b.c.rank, b.c.post_id).limit(_WALK)).all()
+        if not batch:
+            break
+        _, ranked = _rank(_range_gains(session, period, [post_id for _, post_id in batch]))
+        top = sorted([*top, *ranked], reverse=True)[:TOP_POSTS]
+        rank, post_id = batch[-1]
+        after = (int(rank), int(post_id))
+        # Any post left gains at most -rank, and if exactly that, it is newer.
+        best_left = _Gain(-after[0], -(after[1] + 1), "", "", ())
+        if len(top) == TOP_POSTS and top[-1] > best_left:
+            break
+    return top
 
 
 def _day_sum_rows(session: Session, first: date, last: date) -> dict[str, list[int]]:
@@ -653,16 +712,6 @@ def _add(row: list[int], values: Iterable[Any], sign: int) -> None:
         if value is not None:
             row[i] += sign * int(value)
             row[size + i] += sign
-
-
-def _statuses(session: Session, post_ids: list[int]) -> dict[int, str]:
-    if not post_ids:
-        return {}
-    return dict(
-        session.execute(
-            sa.select(_POSTS.c.id, _POSTS.c.status).where(_POSTS.c.id.in_(post_ids))
-        ).all()
-    )
 
 
 def _range_gains(
@@ -750,17 +799,6 @@ def _campaign_totals(session: Session) -> dict[str, int | None]:
     return {m: _sum_known(sums[m] for sums in by_platform.values()) for m in METRICS}
 
 
-def _seconds_between(connection: Session, later: Any, earlier: Any) -> Any:
-    """``later - earlier`` in seconds, computed by the database (no datetimes to Python)."""
-    if session_dialect(connection) == "postgresql":
-        return sa.func.extract("epoch", later - earlier)
-    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
-
-
-def session_dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
 def percentile(ordered: list[float], fraction: float) -> float:
     """The value at ``fraction`` of sorted values, interpolated (statistics.quantiles'
     inclusive method; the median for 0.5)."""
@@ -773,30 +811,16 @@ def percentile(ordered: list[float], fraction: float) -> float:
 
 
 def _moderation(session: Session, period: Period, now: datetime) -> ModerationFigures:
-    wait = _seconds_between(session, _EVENTS.c.at, _POSTS.c.first_seen_at)
-    decided = (
-        sa.select(_EVENTS.c.to_status, wait)
-        .select_from(_EVENTS.outerjoin(_POSTS, _POSTS.c.id == _EVENTS.c.post_id))
-        .where(
-            _in(_EVENTS.c.at, period.start, period.end),
-            _EVENTS.c.to_status.in_([PostStatus.APPROVED, PostStatus.REJECTED]),
-            _EVENTS.c.action.in_(DECISIONS),
-        )
+    """The period's decisions from the decisions roll-up (their waits' percentiles read
+    only the bucket holding each rank); the rest by index ranges."""
+    made = decisions.decisions(session, *_slot_bounds([period.start, period.end]))
+    # The count from the posts roll-up's totals; the oldest, one seek of the
+    # (status, first_seen_at) index.
+    waiting = _POSTS.c.status == PostStatus.PENDING
+    pending = (
+        rollup.pending_posts(session),
+        session.execute(sa.select(sa.func.min(_POSTS.c.first_seen_at)).where(waiting)).scalar(),
     )
-    # Counted and ranked by the database: a year holds hundreds of thousands of decisions.
-    summary = decided.subquery()
-    by_status = dict(
-        session.execute(
-            sa.select(summary.c.to_status, sa.func.count()).group_by(summary.c.to_status)
-        ).all()
-    )
-    known = summary.c[summary.c.keys()[1]]
-    timed = int(session.execute(sa.select(sa.func.count(known)).select_from(summary)).scalar_one())
-    pending = session.execute(
-        sa.select(sa.func.count(), sa.func.min(_POSTS.c.first_seen_at)).where(
-            _POSTS.c.status == PostStatus.PENDING
-        )
-    ).one()
     actions = dict(
         session.execute(
             sa.select(_EVENTS.c.action, sa.func.count())
@@ -812,42 +836,31 @@ def _moderation(session: Session, period: Period, now: datetime) -> ModerationFi
             _POSTS.c.flagged.is_(True), _in(_POSTS.c.created_at, period.start, period.end)
         )
     ).scalar_one()
-    approved = int(by_status.get(PostStatus.APPROVED.value, 0))
-    total = sum(int(n) for n in by_status.values())
+    approved = made.by_status.get(PostStatus.APPROVED.value, 0)
     return ModerationFigures(
-        decisions=total,
+        decisions=made.total,
         approved=approved,
-        rejected=total - approved,
+        rejected=made.total - approved,
         pending=int(pending[0]),
         oldest_pending_age=None if pending[1] is None else now - pending[1],
-        median_decision_time=_ranked(session, known, timed, 0.5),
-        p95_decision_time=_ranked(session, known, timed, 0.95),
+        median_decision_time=_ranked(session, made, 0.5),
+        p95_decision_time=_ranked(session, made, 0.95),
         flagged=int(flagged),
         removed_at_source=int(actions.get(Action.DELETED_AT_SOURCE, 0)),
         takedown_requests=int(actions.get(Action.TAKEDOWN_REQUESTED, 0)),
     )
 
 
-def _ranked(session: Session, wait: Any, count: int, fraction: float) -> timedelta | None:
-    """A percentile of the waits, as :func:`percentile` interpolates it, found by the
-    database: the two waits around the rank are read, never the whole period's."""
-    if count == 0:
+def _ranked(session: Session, made: decisions.Decisions, fraction: float) -> timedelta | None:
+    """A percentile of the waits, as :func:`percentile` interpolates it: the two waits
+    around the rank are found, never the whole period's."""
+    around = made.percentile(session, fraction)
+    if not around:
         return None
-    position = fraction * (count - 1)
-    low = int(position)
-    around = [
-        float(v)
-        for v in session.execute(
-            sa.select(wait).where(wait.is_not(None)).order_by(wait).offset(low).limit(2)
-        ).scalars()
-    ]
     if len(around) == 1:
-        around.append(around[0])
-    return (
-        _duration([around[0], around[1]], position - low)
-        if count > 1
-        else _duration(around[:1], 0.5)
-    )
+        return _duration(around, 0.5)
+    position = fraction * (made.timed - 1)
+    return _duration(around, position - int(position))
 
 
 def _duration(ordered: list[float], fraction: float) -> timedelta | None:
@@ -872,9 +885,7 @@ def _coverage(
     the period's first slot.
     """
     runs = sa.and_(_in(_RUNS.c.started_at, period.start, period.end), _RUNS.c.kind == PollKind.POLL)
-    hour = (
-        rollup.slot_sql(session.connection(), _RUNS.c.started_at) - rollup.slot_bound(period.start)
-    ) // (3600 // int(rollup.SLOT.total_seconds()))
+    hour = _run_hour(session, period)
     ok, failed = _RUNS.c.ok.is_(True), _RUNS.c.ok.is_(False)
     tally = (
         sa.select(
@@ -890,12 +901,20 @@ def _coverage(
     )
     tallies = {row.source_id: row for row in session.execute(tally)}
     gaps: dict[int, list[str]] = defaultdict(list)
-    for source_id, gap in session.execute(
-        sa.select(_RUNS.c.source_id, _RUNS.c.gap)
-        .where(runs, _RUNS.c.gap.is_not(None))
-        .order_by(_RUNS.c.started_at)
-    ):
-        if gap and gap not in gaps[source_id]:
+    # The few runs that reported a gap, through the gap index: the period is compared
+    # through coalesce() so that SQLite does not walk the period's every run instead,
+    # and they are put in order here.
+    started = sa.func.coalesce(_RUNS.c.started_at, _RUNS.c.started_at)
+    reported = session.execute(
+        sa.select(_RUNS.c.started_at, _RUNS.c.id, _RUNS.c.source_id, _RUNS.c.gap).where(
+            started >= period.start,
+            started < period.end,
+            _RUNS.c.kind == PollKind.POLL,
+            _RUNS.c.gap > "",
+        )
+    ).all()
+    for _, _, source_id, gap in sorted(reported):
+        if gap not in gaps[source_id]:
             gaps[source_id].append(gap)
     sources = session.execute(
         sa.select(Source)
@@ -906,7 +925,7 @@ def _coverage(
         .order_by(col(Source.platform), col(Source.key))
     ).scalars()
     past = period.end <= now
-    records = _period_runs(session, runs, tally.subquery(), tallies) if past else {}
+    records = _period_runs(session, runs, tallies) if past else {}
     coverage = []
     for source in sources:
         sid = source.id or 0
@@ -926,38 +945,59 @@ def _coverage(
     return coverage
 
 
-def _period_runs(
-    session: Session, runs: Any, tally: Any, tallies: dict[int, Any]
-) -> dict[int, PeriodRuns]:
+def _run_hour(session: Session, period: Period) -> Any:
+    """The hour of the period a run started in, as something to count distinct.
+
+    Counted from the period's first slot; on SQLite, when the period starts on a whole UTC
+    hour (every zone but a few), its UTC hour as stored ("YYYY-MM-DD HH"), which names the
+    same hours without turning each of a year's runs into seconds.
+    """
+    connection = session.connection()
+    start = period.start.astimezone(UTC)
+    if connection.dialect.name == "sqlite" and start == start.replace(
+        minute=0, second=0, microsecond=0
+    ):
+        return sa.func.substr(_RUNS.c.started_at, 1, 13)
+    per_hour = 3600 // int(rollup.SLOT.total_seconds())
+    return (rollup.slot_sql(connection, _RUNS.c.started_at) - rollup.slot_bound(start)) // per_hour
+
+
+def _period_runs(session: Session, runs: Any, tallies: dict[int, Any]) -> dict[int, PeriodRuns]:
     """What each source's runs in a past period say of how it stood when the period ended:
-    the failures since its last success, its last error's words and its last run's gap."""
+    the failures since its last success, its last error's words and its last run's gap.
+
+    Each source's runs are found from its tally's times, by seeks on (source, time):
+    a year of five-minute polls is not read again for them.
+    """
+    if not tallies:
+        return {}
+    source, started = _RUNS.c.source_id, _RUNS.c.started_at
+    since_success = [
+        sa.and_(source == sid, started > row.last_success_at)
+        if row.last_success_at is not None
+        else source == sid
+        for sid, row in tallies.items()
+    ]
     trailing = {
         source_id: (int(count), first)
         for source_id, count, first in session.execute(
-            sa.select(_RUNS.c.source_id, sa.func.count(), sa.func.min(_RUNS.c.started_at))
-            .join(tally, tally.c.source_id == _RUNS.c.source_id)
-            .where(
-                runs,
-                _RUNS.c.ok.is_(False),
-                sa.or_(
-                    tally.c.last_success_at.is_(None),
-                    _RUNS.c.started_at > tally.c.last_success_at,
-                ),
-            )
-            .group_by(_RUNS.c.source_id)
+            sa.select(source, sa.func.count(), sa.func.min(started))
+            .where(runs, _RUNS.c.ok.is_(False), sa.or_(*since_success))
+            .group_by(source)
         )
     }
+    last_ones = [
+        sa.and_(
+            source == sid,
+            started.in_([t for t in (row.last_run_at, row.last_error_at) if t is not None]),
+        )
+        for sid, row in tallies.items()
+    ]
     errors: dict[int, str | None] = {}
     last_gaps: dict[int, str | None] = {}
     for source_id, started_at, ok, error, gap in session.execute(
-        sa.select(_RUNS.c.source_id, _RUNS.c.started_at, _RUNS.c.ok, _RUNS.c.error, _RUNS.c.gap)
-        .join(tally, tally.c.source_id == _RUNS.c.source_id)
-        .where(
-            runs,
-            sa.or_(
-                _RUNS.c.started_at == tally.c.last_run_at,
-                _RUNS.c.started_at == tally.c.last_error_at,
-            ),
+        sa.select(source, started, _RUNS.c.ok, _RUNS.c.error, _RUNS.c.gap).where(
+            runs, sa.or_(*last_ones)
         )
     ):
         row = tallies[source_id]

@@ -32,6 +32,7 @@ from monitor.models import (
     EngagementDay,
     EngagementRollup,
     EngagementSnapshot,
+    GainBound,
     GainDay,
     Post,
     UTCDateTime,
@@ -50,6 +51,7 @@ _GAINS = GainDay.__table__
 _ROLLUP = EngagementRollup.__table__
 _SNAPS = EngagementSnapshot.__table__
 _POSTS = Post.__table__
+_BOUNDS = GainBound.__table__
 _CHUNK = 500
 _INTERACTION_POSITIONS = tuple(METRICS.index(m) for m in INTERACTIONS)
 
@@ -147,7 +149,7 @@ def fold_snapshots(connection: Connection, snapshots: Sequence[Snapshot]) -> Non
         updates: list[dict[str, Any]] = []
         sums = _GainSums()
         for post_id in chunk:
-            post_days = days.get(post_id, {})
+            post_days = days.setdefault(post_id, {})
             _merge(post_days, by_post[post_id], zone)
             for row in post_days.values():
                 if row.dirty:
@@ -165,6 +167,7 @@ def fold_snapshots(connection: Connection, snapshots: Sequence[Snapshot]) -> Non
         if updates:
             connection.execute(_UPDATE, updates)
         sums.write(connection)
+        _write_bounds(connection, {p: list(days[p].values()) for p in chunk if days.get(p)})
 
 
 #: The key columns are matched on, under other names (a bind may not shadow a column set).
@@ -190,6 +193,8 @@ def rebuild(connection: Connection, zone: ZoneInfo) -> None:
     of the day each, then every row with the day before it, in one statement.
     """
     with_sums = _has_sums(connection)
+    if _has_bounds(connection):
+        connection.execute(sa.delete(_BOUNDS))
     connection.execute(sa.delete(_DAYS))
     connection.execute(sa.delete(_ROLLUP))
     if with_sums:
@@ -227,6 +232,16 @@ def rebuild(connection: Connection, zone: ZoneInfo) -> None:
             sa.func.count(),
         ).group_by(_DAYS.c.day, _DAYS.c.platform)
         connection.execute(sa.insert(_GAINS).from_select(["day", "platform", *names], sums))
+    rebuild_bounds(connection)
+
+
+def rebuild_bounds(connection: Connection) -> None:
+    """Recompute every post's :class:`~monitor.models.GainBound` from its day rows."""
+    if not _has_bounds(connection):
+        return
+    connection.execute(sa.delete(_BOUNDS))
+    names = ["post_id", "rank", "first_day", "last_day"]
+    connection.execute(sa.insert(_BOUNDS).from_select(names, _bounds_select()))
 
 
 def _has_sums(connection: Connection) -> bool:
@@ -408,6 +423,69 @@ class _GainSums:
         )
         connection.execute(statement, rows)
         connection.execute(sa.delete(_GAINS).where(_GAINS.c.posts <= 0))
+
+
+def bound(rows: Iterable[tuple[Values, Values]]) -> int:
+    """:class:`~monitor.models.GainBound`'s bound of one post from its day rows' (last,
+    before) counts: no gain over a range can exceed it, the range's gain being a last
+    count less a count before (or 0)."""
+    pairs = list(rows)
+    total = 0
+    for i in _INTERACTION_POSITIONS:
+        held = [0, *(int(value) for pair in pairs for v in pair if (value := v[i]) is not None)]
+        total += max(held) - min(held)
+    return total
+
+
+def _write_bounds(connection: Connection, days: dict[int, list[_Day]]) -> None:
+    """Replace these posts' bounds with the ones of their day rows now."""
+    if not days:
+        return
+    rows = [
+        {
+            "post_id": post_id,
+            "rank": -bound([(d.last, d.before) for d in post_days]),
+            "first_day": min(d.day for d in post_days),
+            "last_day": max(d.day for d in post_days),
+        }
+        for post_id, post_days in days.items()
+    ]
+    connection.execute(sa.delete(_BOUNDS).where(_BOUNDS.c.post_id.in_(list(days))))
+    connection.execute(sa.insert(_BOUNDS), rows)
+
+
+def _bounds_select() -> sa.Select[Any]:
+    """:func:`bound` of every post with day rows, in SQL (the back-fill)."""
+    terms = []
+    for m in INTERACTIONS:
+        values = (_DAYS.c[m], _DAYS.c[f"prev_{m}"])
+        high = _larger(sa.literal(0), *[sa.func.coalesce(sa.func.max(v), 0) for v in values])
+        low = _smaller(sa.literal(0), *[sa.func.coalesce(sa.func.min(v), 0) for v in values])
+        terms.append(high - low)
+    ceiling = sum(terms[1:], start=terms[0])
+    return sa.select(
+        _DAYS.c.post_id, -ceiling, sa.func.min(_DAYS.c.day), sa.func.max(_DAYS.c.day)
+    ).group_by(_DAYS.c.post_id)
+
+
+def _larger(*values: Any) -> Any:
+    first, *rest = values
+    for value in rest:
+        first = sa.case((value > first, value), else_=first)
+    return first
+
+
+def _smaller(*values: Any) -> Any:
+    first, *rest = values
+    for value in rest:
+        first = sa.case((value < first, value), else_=first)
+    return first
+
+
+def _has_bounds(connection: Connection) -> bool:
+    """Whether the schema has the bounds (migration 0018); older back-fills run this code
+    against the tables as they were then."""
+    return sa.inspect(connection).has_table(_BOUNDS.name)
 
 
 def forget_posts(connection: Connection, post_ids: Sequence[int]) -> None:

@@ -119,9 +119,10 @@ def look_up_followers(engine: Engine, adapter: Adapter, *, now: datetime | None 
     try:
         with session_scope(engine) as session:
             handles = _due(session, adapter.name, now)
+            urls = _profile_urls(session, adapter.name, handles)
         if not handles:
             return 0
-        counts = adapter.follower_counts(handles)
+        counts = adapter.follower_counts(handles, urls)
         with session_scope(engine) as session:
             store_counts(
                 session.connection(), {(adapter.name, h): n for h, n in counts.items()}, now
@@ -156,6 +157,25 @@ def _due(session: Session, platform: str, now: datetime) -> list[str]:
         ).scalars()
     )
     return [h for h in handles if h not in fresh][:LOOKUP_BATCH]
+
+
+def _profile_urls(session: Session, platform: str, handles: list[str]) -> dict[str, str]:
+    """Each author's profile address as their posts hold it (a YouTube channel's id is in
+    it, the handle being the channel's title)."""
+    urls: dict[str, str] = {}
+    for start in range(0, len(handles), 500):
+        chunk = handles[start : start + 500]
+        rows = session.execute(
+            sa.select(_POSTS.c.author_handle, sa.func.max(_POSTS.c.author_url))
+            .where(
+                _POSTS.c.platform == platform,
+                _POSTS.c.author_handle.in_(chunk),
+                _POSTS.c.author_url.is_not(None),
+            )
+            .group_by(_POSTS.c.author_handle)
+        )
+        urls.update({str(handle): str(url) for handle, url in rows})
+    return urls
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -240,10 +260,18 @@ class Reach:
         return [c for c in self.top if c.jumped_from is not None]
 
 
-def compute_reach(session: Session, start: datetime, end: datetime) -> Reach:
-    """Reach and contributors of posts created in [start, end)."""
+def compute_reach(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    *,
+    authors: dict[str, rollup.Authors] | None = None,
+) -> Reach:
+    """Reach and contributors of posts created in [start, end); ``authors``: the range's
+    :func:`monitor.services.rollup.author_counts`, when the caller has them already."""
     lo, hi = rollup.slot_bound(start), rollup.slot_bound(end)
-    authors = rollup.author_counts(session, lo, hi)
+    if authors is None:
+        authors = rollup.author_counts(session, lo, hi)
     writers = rollup.distinct_authors(session, lo, hi).subquery()
     count = _count_as_of(writers, end)
     # Platforms with no count held at all need no per-author look (most of a store
@@ -286,15 +314,8 @@ def compute_reach(session: Session, start: datetime, end: datetime) -> Reach:
         )
         for name, figures in authors.items()
     ]
-    posts = sum(rollup.post_counts(session, [lo, hi]).values())
-    approved = session.execute(
-        sa.select(sa.func.count()).where(
-            _POSTS.c.status == PostStatus.APPROVED.value,
-            _POSTS.c.created_at >= start,
-            _POSTS.c.created_at < end,
-        )
-    ).scalar_one()
-    return Reach(platforms=platforms, top=top, posts=posts, approved=int(approved))
+    posts, approved = rollup.approved_posts(session, lo, hi)
+    return Reach(platforms=platforms, top=top, posts=posts, approved=approved)
 
 
 def _count_as_of(writers: sa.Subquery, end: datetime) -> sa.ColumnElement[int]:

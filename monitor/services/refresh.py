@@ -27,7 +27,7 @@ from adapters.base import Adapter, AdapterError
 from monitor.config import Settings
 from monitor.db import describe_db_error, session_scope
 from monitor.models import Post, PostStatus, utcnow
-from monitor.services import audit
+from monitor.services import audit, rollup
 from monitor.services.audit import Action
 from monitor.services.ingest import SYSTEM_ACTOR, record_posts
 from monitor.services.media import erase_after_commit
@@ -66,13 +66,16 @@ def mark_removed(session: Session, post_ids: Sequence[int], now: datetime) -> in
             table.c.id.in_(post_ids), table.c.status != PostStatus.REMOVED
         )
     ).all()
+    # The posts roll-up counts approved posts: it follows the status change.
+    with rollup.tracking(session, [row.id for row in rows]):
+        for row in rows:
+            session.execute(
+                sa.update(table)
+                .where(table.c.id == row.id)
+                .values(status=PostStatus.REMOVED, deleted_at=now, version=table.c.version + 1)
+            )
+        set_status(session, [row.id for row in rows], PostStatus.REMOVED)  # in every campaign
     for row in rows:
-        session.execute(
-            sa.update(table)
-            .where(table.c.id == row.id)
-            .values(status=PostStatus.REMOVED, deleted_at=now, version=table.c.version + 1)
-        )
-        set_status(session, [row.id], PostStatus.REMOVED)  # in every campaign
         audit.record(
             session,
             post_id=row.id,

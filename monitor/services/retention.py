@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.models import AuditEvent, ErasedAuthor, Post, PostStatus, utcnow
-from monitor.services import audit, engagement, rollup
+from monitor.services import audit, decisions, engagement, rollup
 from monitor.services.audit import Action
 from monitor.services.escalation import open_escalation_post_ids
 from monitor.services.ingest import SYSTEM_ACTOR, author_hash
@@ -77,6 +77,7 @@ def _delete_posts(session: Session, post_ids: list[int]) -> None:
         session.execute(sa.update(events).where(events.c.post_id.in_(chunk)).values(detail=None))
         with rollup.tracking(session, chunk):
             engagement.forget_posts(session.connection(), chunk)
+            decisions.forget_posts(session.connection(), chunk)
             session.execute(sa.delete(Post.__table__).where(Post.__table__.c.id.in_(chunk)))
 
 

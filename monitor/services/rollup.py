@@ -35,13 +35,26 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from monitor.models import AuthorSlot, PlatformTotal, Post, PostHashtag, PostSlot, TagSlot
+from monitor.models import (
+    AuthorSlot,
+    PlatformTotal,
+    Post,
+    PostHashtag,
+    PostSlot,
+    PostStatus,
+    TagSlot,
+)
 from monitor.services import engagement
 
 METRICS = ("likes", "shares", "replies", "quotes", "views")
+#: What post_slots and platform_totals add up, in this order.
+COUNTERS = ("posts", *METRICS, *[f"known_{m}" for m in METRICS], "approved", "pending")
+#: The statuses counted (their counters, after the counts).
+STATUS_COUNTERS = (PostStatus.APPROVED, PostStatus.PENDING)
 SLOT = timedelta(minutes=15)
 _SLOT_SECONDS = int(SLOT.total_seconds())
 _CHUNK = 500
+_COMPOUND = 400
 
 _POSTS = Post.__table__
 _TAGS = PostHashtag.__table__
@@ -80,6 +93,11 @@ class PostState:
     author_handle: str
     values: tuple[int | None, ...]  # in METRICS order
     tags: tuple[str, ...]
+    status: PostStatus | None = None
+
+
+def _status(status: Any) -> PostStatus | None:
+    return None if status is None else PostStatus(status)
 
 
 def load_states(connection: Connection, post_ids: Iterable[int]) -> dict[int, PostState]:
@@ -94,12 +112,19 @@ def load_states(connection: Connection, post_ids: Iterable[int]) -> dict[int, Po
         ):
             tags[post_id].append(tag)
         columns = [_POSTS.c.id, _POSTS.c.platform, _POSTS.c.created_at, _POSTS.c.author_handle]
+        columns.append(_POSTS.c.status)
         for row in connection.execute(
             sa.select(*columns, *[_POSTS.c[m] for m in METRICS]).where(_POSTS.c.id.in_(chunk))
         ):
-            post_id, platform, created_at, handle, *values = row
+            post_id, platform, created_at, handle, status, *values = row
             states[post_id] = PostState(
-                post_id, platform, created_at, handle, tuple(values), tuple(sorted(tags[post_id]))
+                post_id,
+                platform,
+                created_at,
+                handle,
+                tuple(values),
+                tuple(sorted(tags[post_id])),
+                _status(status),
             )
     return states
 
@@ -123,7 +148,7 @@ class _Delta:
     """Changes to the three tables, added up before they are written."""
 
     def __init__(self) -> None:
-        self.posts: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * 11)
+        self.posts: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * len(COUNTERS))
         self.tags: dict[tuple[int, str], int] = defaultdict(int)
         self.authors: dict[tuple[str, str, int], int] = defaultdict(int)
 
@@ -135,6 +160,8 @@ class _Delta:
             if value is not None:
                 row[1 + i] += sign * int(value)
                 row[6 + i] += sign
+        for i, status in enumerate(STATUS_COUNTERS, start=11):
+            row[i] += sign * (state.status is status)
         for tag in state.tags:
             self.tags[(slot, tag)] += sign
         self.authors[(state.platform, state.author_handle, slot)] += sign
@@ -148,7 +175,7 @@ def apply(connection: Connection, before: Iterable[PostState], after: Iterable[P
     for state in after:
         delta.add(state, +1)
     insert = _insert_for(connection)
-    names = ["posts", *METRICS, *[f"known_{m}" for m in METRICS]]
+    names = list(COUNTERS)
     post_rows = [
         {"slot": slot, "platform": platform, **dict(zip(names, values, strict=True))}
         for (slot, platform), values in delta.posts.items()
@@ -265,18 +292,23 @@ def rebuild(connection: Connection) -> None:
     slot = slot_sql(connection, _POSTS.c.created_at).label("slot")
     sums = [sa.func.coalesce(sa.func.sum(_POSTS.c[m]), 0) for m in METRICS]
     knowns = [sa.func.count(_POSTS.c[m]) for m in METRICS]
-    names = ["slot", "platform", "posts", *METRICS, *[f"known_{m}" for m in METRICS]]
-    per_slot = sa.select(slot, _POSTS.c.platform, sa.func.count(), *sums, *knowns).group_by(
-        slot, _POSTS.c.platform
-    )
-    connection.execute(sa.insert(_POST_SLOTS).from_select(names, per_slot))
-    counters = [_POST_SLOTS.c[name] for name in names[2:]]
+    columns = [sa.func.count(), *sums, *knowns]
+    # The 0014 back-fill runs this against the tables as they were then (no status counts).
+    if "approved" in {c["name"] for c in sa.inspect(connection).get_columns(_POST_SLOTS.name)}:
+        columns += [
+            sa.func.count(sa.case((_POSTS.c.status == status.value, 1)))
+            for status in STATUS_COUNTERS
+        ]
+    names = ["slot", "platform", *COUNTERS[: len(columns)]]
+    per_slot = sa.select(slot, _POSTS.c.platform, *columns).group_by(slot, _POSTS.c.platform)
+    # No Python-side defaults: they would name columns the table may not have yet.
+    connection.execute(sa.insert(_POST_SLOTS).from_select(names, per_slot, include_defaults=False))
+    summed = [sa.func.sum(_POST_SLOTS.c[name]) for name in names[2:]]
     connection.execute(
         sa.insert(_TOTALS).from_select(
             names[1:],
-            sa.select(_POST_SLOTS.c.platform, *[sa.func.sum(c) for c in counters]).group_by(
-                _POST_SLOTS.c.platform
-            ),
+            sa.select(_POST_SLOTS.c.platform, *summed).group_by(_POST_SLOTS.c.platform),
+            include_defaults=False,
         )
     )
     per_tag = (
@@ -311,7 +343,11 @@ def slot_sql(connection: Connection, column: Any) -> Any:
     if connection.dialect.name == "postgresql":
         seconds = sa.func.extract("epoch", column)
         return sa.cast(sa.func.floor(seconds / _SLOT_SECONDS), sa.Integer)
-    return sa.cast(sa.func.strftime("%s", column), sa.Integer) // _SLOT_SECONDS
+    # The whole seconds as stored ("YYYY-MM-DD HH:MM:SS.ffffff"): strftime would round the
+    # fraction to the millisecond, so a moment 0.5 ms before a slot fell in the next one.
+    return (
+        sa.cast(sa.func.strftime("%s", sa.func.substr(column, 1, 19)), sa.Integer) // _SLOT_SECONDS
+    )
 
 
 # Reading: every figure is a range of slots [start, end), end exclusive.
@@ -321,34 +357,65 @@ def _bucket_of(bounds: Sequence[int], slot: int) -> int:
     return bisect.bisect_right(bounds, slot) - 1
 
 
+#: Up to this many buckets are added up by the database (a CASE over the bounds); more,
+#: such as a year's days, are worked out here from the rows.
+_BUCKETS_IN_SQL = 32
+
+
+def _bucketed(
+    connection: Connection | Session, table: sa.Table, key: Any, bounds: Sequence[int]
+) -> dict[tuple[int, Any], int]:
+    """``posts`` of ``table`` per (bucket, key), bucket i being slots [bounds[i], bounds[i+1])."""
+    slot = table.c.slot
+    in_range = sa.and_(slot >= bounds[0], slot < bounds[-1])
+    if len(bounds) - 1 <= _BUCKETS_IN_SQL:
+        last = len(bounds) - 2
+        if last == 0:
+            query = sa.select(sa.literal(0), key, sa.func.sum(table.c.posts)).group_by(key)
+        else:
+            arms = [(slot < b, i) for i, b in enumerate(bounds[1:-1])]
+            bucket = sa.case(*arms, else_=last).label("bucket")
+            # Grouped by the column's name: the CASE's bound values would not match.
+            query = sa.select(bucket, key, sa.func.sum(table.c.posts)).group_by(
+                sa.literal_column("bucket"), key
+            )
+        rows = connection.execute(query.where(in_range))
+        return {(int(b), k): int(n) for b, k, n in rows if n}
+    counts: dict[tuple[int, Any], int] = defaultdict(int)
+    for slot_, value, posts in connection.execute(
+        sa.select(slot, key, table.c.posts).where(in_range)
+    ):
+        counts[(_bucket_of(bounds, slot_), value)] += int(posts)
+    return dict(counts)
+
+
 def post_counts(
     connection: Connection | Session, bounds: Sequence[int]
 ) -> dict[tuple[int, str], int]:
     """Posts per (bucket, platform), bucket i being slots [bounds[i], bounds[i + 1])."""
+    return _bucketed(connection, _POST_SLOTS, _POST_SLOTS.c.platform, bounds)
+
+
+def posts_by_slot(connection: Connection | Session, start: int, end: int) -> list[tuple[int, int]]:
+    """Posts per slot in [start, end), every platform's added up, in slot order: one read
+    for the charts of a long range (its days and its hours)."""
     t = _POST_SLOTS
-    counts: dict[tuple[int, str], int] = defaultdict(int)
-    rows = connection.execute(
-        sa.select(t.c.slot, t.c.platform, t.c.posts).where(
-            t.c.slot >= bounds[0], t.c.slot < bounds[-1]
+    return [
+        (int(slot), int(n))
+        for slot, n in connection.execute(
+            sa.select(t.c.slot, sa.func.sum(t.c.posts))
+            .where(t.c.slot >= start, t.c.slot < end)
+            .group_by(t.c.slot)
+            .order_by(t.c.slot)
         )
-    )
-    for slot, platform, posts in rows:
-        counts[(_bucket_of(bounds, slot), platform)] += int(posts)
-    return dict(counts)
+    ]
 
 
 def tag_counts(
     connection: Connection | Session, bounds: Sequence[int]
 ) -> dict[tuple[int, str], int]:
     """Posts per (bucket, hashtag)."""
-    t = _TAG_SLOTS
-    counts: dict[tuple[int, str], int] = defaultdict(int)
-    rows = connection.execute(
-        sa.select(t.c.slot, t.c.tag, t.c.posts).where(t.c.slot >= bounds[0], t.c.slot < bounds[-1])
-    )
-    for slot, tag, posts in rows:
-        counts[(_bucket_of(bounds, slot), tag)] += int(posts)
-    return dict(counts)
+    return _bucketed(connection, _TAG_SLOTS, _TAG_SLOTS.c.tag, bounds)
 
 
 def totals(
@@ -375,6 +442,22 @@ def totals(
     return dict(sorted(result.items()))
 
 
+def approved_posts(connection: Connection | Session, start: int, end: int) -> tuple[int, int]:
+    """Posts created in slots [start, end), and how many of them are approved now."""
+    t = _POST_SLOTS
+    posts, approved = connection.execute(
+        sa.select(sa.func.sum(t.c.posts), sa.func.sum(t.c.approved)).where(
+            t.c.slot >= start, t.c.slot < end
+        )
+    ).one()
+    return int(posts or 0), int(approved or 0)
+
+
+def pending_posts(connection: Connection | Session) -> int:
+    """Posts waiting for a decision now, from the all-time totals (a row a platform)."""
+    return int(connection.execute(sa.select(sa.func.sum(_TOTALS.c.pending))).scalar() or 0)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Authors:
     """Distinct authors of one platform in a range, and how many posted there first."""
@@ -391,58 +474,70 @@ def author_counts(
     platforms: Iterable[str] | None = None,
     first: int | None = None,
 ) -> dict[str, Authors]:
-    """Distinct authors per platform in slots [start, end), and the new ones among them.
-
-    An author is counted by their first slot in the range: the one whose slot before is
-    before the range, or who has none (new). Those rows are found from whichever side
-    is smaller: the range itself, or the history before it (for a range that starts at
-    the campaign's beginning, nothing), so a year costs about what a day does. One
-    count per platform, each a range of one index with nothing to sort.
-    """
-    t = _AUTHOR_SLOTS
+    """Distinct authors per platform in slots [start, end), and the new ones among them
+    (:func:`authors_of_ranges` for one range)."""
     if platforms is None:
         platforms = connection.execute(
             sa.select(_POST_SLOTS.c.platform)
             .where(_POST_SLOTS.c.slot >= start, _POST_SLOTS.c.slot < end)
             .distinct()
         ).scalars()
-    before, inside = _sizes(connection, start, end, first)
-    result: dict[str, Authors] = {}
-    for platform in sorted(platforms):
-        in_range = sa.and_(t.c.platform == platform, t.c.slot >= start, t.c.slot < end)
-        new = connection.execute(
-            sa.select(sa.func.count()).where(in_range, t.c.prev_slot.is_(None))
-        ).scalar_one()
-        if before < inside:
-            returning = sa.select(sa.func.count()).where(
-                t.c.platform == platform, t.c.prev_slot < start, t.c.slot >= start, t.c.slot < end
-            )
-        else:
-            # Written so that only the slot index serves it (prev_slot is not compared on
-            # its own), whatever the planner thinks of the two ranges.
-            returning = sa.select(sa.func.count()).where(
-                in_range, sa.func.coalesce(t.c.prev_slot, start) < start
-            )
-        count = int(new) + int(connection.execute(returning).scalar_one())
-        if count:
-            result[platform] = Authors(count, int(new))
-    return result
+    return authors_of_ranges(connection, [(start, end, list(platforms))], first=first)[0]
+
+
+def authors_of_ranges(
+    connection: Connection | Session,
+    ranges: Sequence[tuple[int, int, Sequence[str]]],
+    *,
+    first: int | None = None,
+) -> list[dict[str, Authors]]:
+    """Distinct authors per platform in each range of slots [start, end) (of the platforms
+    named with it), and the new ones among them, in one statement.
+
+    An author is counted by their first slot in the range: the one whose slot before is
+    before the range, or who has none (new). Per range and platform, two counts of one
+    index range each: the new authors (no slot before: the prev_slot index), and the
+    returning ones, found from whichever side is smaller: the range itself (the slot
+    index) or the history before it (the prev_slot index; for a range that starts at the
+    campaign's beginning, nothing), so a year costs about what a day does. The ``+ 0``
+    keeps the planner to that index; plain counts with no grouping, put together with
+    UNION ALL, because a digest asks for eight ranges of three platforms.
+    """
+    first = first_slot(connection) if first is None else first
+    parts: list[str] = []
+    params: dict[str, str] = {}
+    keys: list[tuple[int, str, bool]] = []
+    for i, (start, end, names) in enumerate(ranges):
+        lo, hi = int(start), int(end)
+        before, inside = (0 if first is None else max(0, lo - first)), hi - lo
+        for platform in sorted(set(names)):
+            bind = f"p{len(params)}"
+            params[bind] = platform
+            of = f"FROM {_AUTHOR_SLOTS.name} WHERE platform = :{bind}"
+            if before < inside:
+                returning = f"prev_slot < {lo} AND slot + 0 >= {lo} AND slot + 0 < {hi}"
+            else:
+                returning = f"prev_slot + 0 < {lo} AND slot >= {lo} AND slot < {hi}"
+            new = f"prev_slot IS NULL AND slot >= {lo} AND slot < {hi}"
+            for is_new, where in ((False, returning), (True, new)):
+                parts.append(f"SELECT {len(keys)} AS k, count(*) AS n {of} AND {where}")
+                keys.append((i, platform, is_new))
+    found: list[dict[str, list[int]]] = [{} for _ in ranges]
+    rows: list[Any] = []
+    for at in range(0, len(parts), _COMPOUND):  # SQLite's limit is 500 SELECTs in one
+        rows += connection.execute(sa.text(" UNION ALL ".join(parts[at : at + _COMPOUND])), params)
+    for k, n in rows:
+        i, platform, is_new = keys[int(k)]
+        counts = found[i].setdefault(platform, [0, 0])
+        counts[0] += int(n)
+        if is_new:
+            counts[1] += int(n)
+    return [{p: Authors(*c) for p, c in sorted(f.items()) if c[0]} for f in found]
 
 
 def first_slot(connection: Connection | Session) -> int | None:
     """The slot of the oldest post held."""
     return connection.execute(sa.select(sa.func.min(_POST_SLOTS.c.slot))).scalar_one_or_none()
-
-
-def _sizes(
-    connection: Connection | Session, start: int, end: int, first: int | None = None
-) -> tuple[int, int]:
-    """Slots held before ``start``, and slots in the range: what each way of counting
-    authors reads, near enough (one seek, where adding up posts would read the slots)."""
-    # The first slot of any post: one seek on post_slots' key (author_slots' indexes
-    # lead with the platform).
-    first = first_slot(connection) if first is None else first
-    return (0 if first is None else max(0, start - first)), end - start
 
 
 def distinct_authors(connection: Connection | Session, start: int, end: int) -> sa.Select[Any]:
@@ -470,6 +565,7 @@ def _orm_state(connection: Connection, target: Post, **overrides: Any) -> PostSt
         "created_at": target.created_at,
         "author_handle": target.author_handle,
         "values": tuple(getattr(target, m) for m in METRICS),
+        "status": _status(target.status),
         **overrides,
     }
     return PostState(int(target.id or 0), tags=tags, **values)
@@ -483,7 +579,7 @@ def _post_inserted(mapper: Any, connection: Connection, target: Post) -> None:
 @event.listens_for(Post, "after_update")
 def _post_updated(mapper: Any, connection: Connection, target: Post) -> None:
     inspected = sa.inspect(target)
-    fields = ("platform", "created_at", "author_handle", *METRICS)
+    fields = ("platform", "created_at", "author_handle", "status", *METRICS)
     old: dict[str, Any] = {}
     for name in fields:
         history = inspected.attrs[name].history
@@ -499,6 +595,7 @@ def _post_updated(mapper: Any, connection: Connection, target: Post) -> None:
         created_at=before["created_at"],
         author_handle=before["author_handle"],
         values=tuple(before[m] for m in METRICS),
+        status=_status(before["status"]),
     )
     apply(connection, [earlier], [_orm_state(connection, target)])
 

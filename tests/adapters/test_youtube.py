@@ -29,6 +29,7 @@ from monitor.config import Settings
 from monitor.models import Post, Source
 from monitor.services.ingest import record_posts
 from monitor.services.polling import poll_all
+from monitor.services.reach import compute_reach
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import FOREVER, FakeServer
 from tests.fakes.youtube import API_KEY, FakeYouTube, fixture
@@ -105,13 +106,13 @@ def test_first_poll_pages_back_and_later_polls_cost_one_search(
 
     assert first.ok, first.error
     assert (first.new, first.pages, first.requests) == (120, 3, 6)  # 3 searches + 3 videos.list
-    assert youtube.units == 303
+    assert youtube.units == 303 + 1  # and, after the poll, channels.list for the subscribers
     assert len(_posts(engine)) == 120
     assert len(_source(engine).cursor or "") <= 600  # the width of the cursor column
 
     idle = poll_all(engine=engine, settings=settings)[0]
     assert idle.ok and idle.new == 0 and idle.requests == 1  # known ids: no videos.list
-    assert youtube.units == 403
+    assert youtube.units == 403 + 1  # the channel's count is a day fresh: not looked up again
 
     youtube.clock = datetime.now(UTC) - timedelta(minutes=10)
     youtube.add_many(2)
@@ -491,3 +492,55 @@ def test_any_json_in_any_field_gives_a_post_or_a_skipped_reason(
     posts, skipped = normalise_all([item])
 
     assert len(posts) + len(skipped) == 1
+
+
+# -- subscriber counts (potential reach) -------------------------------------------------------
+
+
+def test_subscriber_counts_are_looked_up_by_channel_50_a_unit(
+    adapter: YouTubeAdapter, youtube: FakeYouTube
+) -> None:
+    """The handle is the channel's title; its id comes from the address held. Hidden
+    and unknown counts, and handles without a channel address, are left out."""
+    channels = {f"Channel {i}": f"UCchannel{i:04d}" for i in range(60)}
+    youtube.subscribers |= {cid: 100 + i for i, cid in enumerate(channels.values())}
+    youtube.subscribers["UCchannel0003"] = None  # hidden by its owner
+    del youtube.subscribers["UCchannel0004"]  # unknown to YouTube
+    urls = {title: f"https://www.youtube.com/channel/{cid}" for title, cid in channels.items()}
+    urls["Elsewhere"] = "https://example.org/channel/UCchannel0005"
+    before = youtube.units
+
+    counts = adapter.follower_counts([*channels, "Elsewhere", "No address"], urls)
+
+    assert [len(ids) for ids in youtube.channel_calls] == [50, 10]
+    assert youtube.units - before == 2 == adapter.quota.spent
+    assert counts == {title: 100 + i for i, title in enumerate(channels) if i not in (3, 4)}
+
+
+def test_subscriber_lookups_come_out_of_the_refresh_reserve(
+    youtube: FakeYouTube, client: HttpClient
+) -> None:
+    """Searches stop at their budget; the lookups (like refresh) still have theirs."""
+    adapter = _adapter(youtube, client, YOUTUBE_DAILY_QUOTA="1000")  # 900 for searches
+    adapter.quota.spend(900, limit=900, what="search.list")
+    url = "https://www.youtube.com/channel/UCuAXFkgsw1L7xaCfnd5JJOw"
+    assert adapter.follower_counts(["Northtown Academy"], {"Northtown Academy": url}) == {
+        "Northtown Academy": 12300
+    }
+    adapter.quota.spend(99, limit=1000, what="videos.list")
+    with pytest.raises(RateLimited, match="daily quota budget reached"):
+        adapter.follower_counts(["Northtown Academy"], {"Northtown Academy": url})
+
+
+def test_a_poll_stores_the_channels_subscribers_for_reach(
+    engine: Engine, settings_for: Callable[..., Settings], youtube: FakeYouTube
+) -> None:
+    youtube.clock = datetime.now(UTC) - timedelta(hours=1)  # authors of the last day are due
+    youtube.add_many(3)
+    assert poll_all(engine=engine, settings=settings_for())[0].ok
+    with Session(engine) as session:
+        (platform,) = compute_reach(
+            session, datetime.now(UTC) - timedelta(days=3), datetime.now(UTC) + timedelta(hours=1)
+        ).platforms
+    assert (platform.platform, platform.authors, platform.counted) == ("youtube", 1, 1)
+    assert platform.reach == 12300

@@ -1,8 +1,9 @@
 """The YouTube Data API v3 as documented on developers.google.com/youtube/v3.
 
 ``GET /search`` (``part=snippet&type=video&order=date&q=&publishedAfter=
-&publishedBefore=&maxResults=&pageToken=``, 100 units) and ``GET /videos``
-(``part=snippet,statistics,contentDetails&id=a,b``, 1 unit). Every call needs
+&publishedBefore=&maxResults=&pageToken=``, 100 units), ``GET /videos``
+(``part=snippet,statistics,contentDetails&id=a,b``, 1 unit) and ``GET /channels``
+(``part=statistics&id=a,b``, up to 50 channels, 1 unit). Every call needs
 ``key``; the fake charges the documented quota and answers the documented
 error bodies (``quotaExceeded``, ``API_KEY_INVALID``, ``invalidPageToken``).
 Payloads are built from the files in ``tests/fixtures/youtube/``.
@@ -56,12 +57,20 @@ class FakeYouTube:
         self.errors: list[tuple[int, Any]] = []
         #: Raw entries appended to the first search page (results search should not give).
         self.odd_results: list[Any] = []
+        #: Subscriber counts by channel id (None: hidden by the owner); others unknown.
+        self.subscribers: dict[str, int | None] = {
+            item["id"]: int(item["statistics"]["subscriberCount"])
+            for item in fixture("channels_list.json")["items"]
+        }
+        #: The channel ids each channels.list call asked for.
+        self.channel_calls: list[list[str]] = []
         self._ids = itertools.count(1)
         self.clock = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=30)
         #: Time between two videos added without a publication time.
         self.spacing = timedelta(minutes=1)
         server.route("GET", r"/search", self._search)
         server.route("GET", r"/videos", self._videos)
+        server.route("GET", r"/channels", self._channels)
 
     @property
     def url(self) -> str:
@@ -168,4 +177,27 @@ class FakeYouTube:
         body = fixture("videos_list.json")
         body["items"] = [self.videos[i] for i in ids if i in self.videos]
         body["pageInfo"] = {"totalResults": len(body["items"]), "resultsPerPage": 50}
+        return Reply.json(body)
+
+    def _channels(self, request: FakeRequest) -> Reply:
+        if refused := self._charge(request, 1):
+            return refused
+        ids = [i for i in (request.arg("id") or "").split(",") if i]
+        self.channel_calls.append(ids)
+        ids = ids[:50]
+        body = fixture("channels_list.json")
+        template = body["items"][0]
+        items = []
+        for channel_id in ids:
+            if channel_id not in self.subscribers:
+                continue
+            count = self.subscribers[channel_id]
+            statistics = {**template["statistics"], "hiddenSubscriberCount": count is None}
+            if count is not None:
+                statistics["subscriberCount"] = str(count)
+            else:
+                statistics.pop("subscriberCount")
+            items.append({**template, "id": channel_id, "statistics": statistics})
+        body["items"] = items
+        body["pageInfo"] = {"totalResults": len(items), "resultsPerPage": 50}
         return Reply.json(body)

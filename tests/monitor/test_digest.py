@@ -16,7 +16,7 @@ from sqlmodel import Session
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import AuditEvent, EngagementSnapshot, PollRun, Post, PostHashtag, Source
-from monitor.services.digest import Format, Period, compute_digest, parse_day
+from monitor.services.digest import Format, Period, _local_hours, compute_digest, parse_day
 
 LONDON = ZoneInfo("Europe/London")
 DAY = date(2021, 3, 18)  # GMT: local time equals UTC, so the hand-worked hours are plain
@@ -551,3 +551,15 @@ def test_decision_time_p50_and_p95_interpolate_between_the_decisions(
     assert moderation.decisions == 20
     assert moderation.median_decision_time == timedelta(minutes=10, seconds=30)
     assert moderation.p95_decision_time == timedelta(seconds=expected[-1])
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/London", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"]
+)
+def test_a_range_local_hours_are_the_hour_by_hour_ones(zone: str) -> None:
+    """Worked out a day at a time, the local hour of each hour of a range across both
+    clock changes is what converting every hour gives (Lord Howe moves by half an hour)."""
+    tz = ZoneInfo(zone)
+    period = Period.of(date(2021, 1, 1), date(2021, 12, 31), tz)
+    brute = [(period.start + timedelta(hours=h)).astimezone(tz).hour for h in range(period.hours)]
+    assert _local_hours(period, tz) == brute

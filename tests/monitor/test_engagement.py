@@ -27,7 +27,7 @@ from sqlmodel import Session, SQLModel
 
 from adapters.base import Engagement
 from monitor.db import _alembic_config, create_db_engine, upgrade
-from monitor.models import EngagementDay, EngagementSnapshot, GainDay, Post
+from monitor.models import EngagementDay, EngagementSnapshot, GainBound, GainDay, Post
 from monitor.services import engagement
 from monitor.services.digest import METRICS, TOP_POSTS, Period, _gains, _gains_query, _rank
 from monitor.services.engagement import append_snapshots, rebuild
@@ -204,9 +204,56 @@ def test_rollup_matches_the_reference_on_random_snapshots(
         check_every_day(session, snapshots, posts, days)
 
         kept = day_rows(session)
+        bounds = bound_rows(session)
         rebuild(session.connection(), LONDON)
         assert day_rows(session) == kept  # the back-fill writes what the writers wrote
+        assert bound_rows(session) == bounds
         check_every_day(session, snapshots, posts, days)
+
+
+def bound_rows(session: Session) -> list[tuple[object, ...]]:
+    return sorted(tuple(row) for row in session.execute(sa.select(GainBound.__table__)))
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    change=st.sampled_from(CLOCK_CHANGES),
+    specs=st.lists(
+        st.tuples(
+            st.integers(0, 11),
+            st.integers(0, 5 * 24 * 4).map(lambda q: timedelta(minutes=15 * q)),
+            st.tuples(value, value, value, value, value),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_a_range_top_posts_walk_their_bounds_as_the_snapshots_rank_them(
+    engine: Engine, change: date, specs: list[tuple[int, timedelta, Values]]
+) -> None:
+    """More posts than the top holds, counts up and down and missing: every range of
+    days ranks its top posts (bound walk) as every snapshot does, the older first."""
+    first_day = change - timedelta(days=2)
+    origin = datetime.combine(first_day, datetime.min.time(), tzinfo=LONDON)
+    with Session(engine) as session:
+        session.execute(sa.delete(Post.__table__))
+        session.execute(sa.delete(GainDay.__table__))
+        session.commit()
+        ids = [add_post(session, f"t{i}", PLATFORMS[i % 3], "approved") for i in range(12)]
+        session.commit()
+        for post, offset, values in specs:
+            row = {"post_id": ids[post], "taken_at": origin + offset}
+            append_snapshots(session, [row | dict(zip(METRICS, values, strict=True))])
+        session.commit()
+        days = [first_day + timedelta(days=k) for k in range(5)]
+        for i, first in enumerate(days):
+            for last in days[i + 1 :]:
+                period = Period.of(first, last, LONDON)
+                assert computed(session, period) == from_snapshots(session, period), period.label
 
 
 def test_bulk_writes_fold_many_posts_and_snapshots_at_once(engine: Engine) -> None:

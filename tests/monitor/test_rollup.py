@@ -23,10 +23,11 @@ from sqlmodel import Session
 
 from adapters.base import Author, Engagement
 from monitor.config import load_settings
-from monitor.models import Post, PostHashtag
+from monitor.models import Post, PostHashtag, PostSlot, PostStatus
 from monitor.services import rollup
 from monitor.services.digest import compute_digest, local_midnight
 from monitor.services.ingest import record_posts
+from monitor.services.refresh import mark_removed
 from monitor.services.retention import _delete_posts
 from tests.factories import make_post
 
@@ -62,7 +63,19 @@ def reference(session: Session, start: datetime, end: datetime) -> dict[str, Any
     )
     row = session.execute(sa.select(*[sa.func.sum(_POSTS.c[m]) for m in METRICS])).one()
     totals = {m: None if v is None else int(v) for m, v in zip(METRICS, row, strict=True)}
-    return {"platforms": per_platform, "tags": tags, "totals": totals}
+    approved = session.execute(
+        sa.select(sa.func.count()).where(in_range, _POSTS.c.status == "approved")
+    ).scalar_one()
+    pending = session.execute(
+        sa.select(sa.func.count()).where(_POSTS.c.status == "pending")
+    ).scalar_one()
+    return {
+        "platforms": per_platform,
+        "tags": tags,
+        "totals": totals,
+        "approved": approved,
+        "pending": pending,
+    }
 
 
 def from_rollup(session: Session, start: datetime, end: datetime) -> dict[str, Any]:
@@ -76,7 +89,14 @@ def from_rollup(session: Session, start: datetime, end: datetime) -> dict[str, A
         for m in METRICS:
             if sums[m] is not None:
                 totals[m] = (totals[m] or 0) + int(sums[m] or 0)
-    return {"platforms": per_platform, "tags": tags, "totals": totals}
+    approved = rollup.approved_posts(session, lo, hi)[1]
+    return {
+        "platforms": per_platform,
+        "tags": tags,
+        "totals": totals,
+        "approved": approved,
+        "pending": rollup.pending_posts(session),
+    }
 
 
 def first_posts_by_hand(session: Session, start: datetime, end: datetime) -> dict[str, int]:
@@ -143,6 +163,8 @@ def fetched(spec: Spec, number: int, origin: datetime, *, likes: int | None = No
     updates=st.sets(st.integers(0, 24), max_size=6),
     deletions=st.sets(st.integers(0, 24), max_size=6),
     through_orm=st.sets(st.integers(0, 24), max_size=4),
+    approvals=st.sets(st.integers(0, 24), max_size=8),
+    removals=st.sets(st.integers(0, 24), max_size=4),
 )
 def test_rollup_matches_the_posts_on_random_data(
     engine: Engine,
@@ -151,9 +173,12 @@ def test_rollup_matches_the_posts_on_random_data(
     updates: set[int],
     deletions: set[int],
     through_orm: set[int],
+    approvals: set[int],
+    removals: set[int],
 ) -> None:
     """Inserts through ingest and the ORM, count changes and re-tags on a re-poll,
-    purged posts, on the days around a clock change: every range agrees."""
+    approvals (a moderator's, through the ORM) and removals at source (in bulk), purged
+    posts, on the days around a clock change: every range agrees."""
     first_day = change - timedelta(days=1)
     origin = local_midnight(first_day, LONDON)
     with Session(engine) as session:
@@ -197,6 +222,22 @@ def test_rollup_matches_the_posts_on_random_data(
             if i < len(specs) and i not in through_orm
         ]
         record_posts(session=session, posts=again, now=origin + timedelta(hours=1))
+        session.commit()
+
+        def stored(i: int) -> int:
+            return int(
+                session.execute(
+                    sa.select(_POSTS.c.id).where(_POSTS.c.external_id == posts[i].external_id)
+                ).scalar_one()
+            )
+
+        for i in sorted(approvals):
+            if i < len(posts):
+                post = session.get(Post, stored(i))
+                assert post is not None
+                post.status = PostStatus.APPROVED
+                session.flush()
+        mark_removed(session, [stored(i) for i in sorted(removals) if i < len(posts)], origin)
         session.commit()
         doomed = [
             session.execute(
@@ -264,3 +305,19 @@ def test_the_digest_reads_the_rollup_not_the_posts(sqlite_engine: Engine) -> Non
         after = compute_digest(session, settings_, day, now=datetime(2021, 3, 19, tzinfo=UTC))
     assert before.posts.value == same.posts.value == 1
     assert after.posts.value == 2 and after.authors.value == 2
+
+
+def test_the_back_fill_puts_a_post_just_before_a_slot_in_that_slot(engine: Engine) -> None:
+    """SQLite's strftime rounds to the millisecond: a post 0.137 ms before a quarter-hour
+    was rebuilt into the next slot, while the writers (slot_of) put it in its own."""
+    created = datetime(2021, 3, 18, 6, 0, tzinfo=UTC) - timedelta(microseconds=137)
+    with Session(engine) as session:
+        session.execute(sa.delete(_POSTS))
+        record_posts(session=session, posts=[make_post(created_at=created)], now=created)
+        session.commit()
+        written = rollup.post_counts(session, [0, 2**31 - 1])
+        slots = session.execute(sa.select(PostSlot.__table__.c.slot)).scalars().all()
+        rollup.rebuild(session.connection())
+        assert session.execute(sa.select(PostSlot.__table__.c.slot)).scalars().all() == slots
+        assert rollup.post_counts(session, [0, 2**31 - 1]) == written
+    assert slots == [rollup.slot_of(created)]

@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.models import AuditEvent, Campaign, CampaignPost, Post, Role
+from monitor.services import rollup
 from monitor.services.campaigns import (
     NewCampaign,
     add_campaign,
@@ -191,6 +192,8 @@ def test_a_post_with_both_tags_is_decided_separately_on_each_gallery(
     assert _placements(sqlite_engine)[("default", both)] == "approved"
     with Session(sqlite_engine) as session:
         assert session.get_one(Post, both).status == "approved"  # public somewhere
+        # The roll-ups the digest reads follow a status set across campaigns.
+        assert rollup.approved_posts(session, 0, 2**40) == (3, 1)
     assert [p["text"] for p in mo.get("/gallery.json").json()["posts"]] == [
         "Both #CEADAY21 #ForceB"
     ]
