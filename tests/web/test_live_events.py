@@ -21,6 +21,7 @@ from monitor.services.app_settings import GALLERY_PAUSED, set_app_setting
 from monitor.services.live import SCREEN_DELAY
 from monitor.web.app import create_app
 from monitor.web.live import LiveEvent, LiveHub
+from tests.streaming import wait_for
 from tests.web.auth_helpers import make_user
 from tests.web.live_helpers import (
     approve,
@@ -50,8 +51,14 @@ def server(gallery_engine: Engine, settings: Settings) -> Iterator[LiveServer]:
 
 
 def _samples(engine: Engine, stage: LatencyStage) -> list[LatencySample]:
-    with Session(engine) as session:
-        return list(session.exec(select(LatencySample).where(LatencySample.stage == stage)))
+    """The stage's latency samples, once written: the hub records them in a thread after
+    it has sent the events, so a test that has its event waits for them (a condition)."""
+
+    def written() -> list[LatencySample]:
+        with Session(engine) as session:
+            return list(session.exec(select(LatencySample).where(LatencySample.stage == stage)))
+
+    return wait_for(written, what=f"a {stage.value} latency sample")
 
 
 def test_an_approval_elsewhere_reaches_every_open_wall_with_its_card(
