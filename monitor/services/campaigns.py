@@ -426,8 +426,3 @@ def current_campaign(
     mine = campaigns_of(session, settings, user)
     chosen = next((c for c in mine if chosen_id is not None and c.id == chosen_id), None)
     return chosen or (mine[0] if mine else None)
-
-
-def is_gone(session: Session, settings: Settings, slug: str | None = None) -> bool:
-    """The campaign's public pages answer 410: it is archived."""
-    return get_campaign(session, settings, slug).archived_at is not None

@@ -31,7 +31,6 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from adapters.text import normalise_tag
 from monitor.config import Settings, load_settings
-from monitor.errors import UserError
 from monitor.models import Campaign, CampaignPost, Post, PostStatus
 from monitor.services.campaigns import (
     campaign_platforms,
@@ -211,15 +210,6 @@ def status_in(session: Session, post: Post, campaign_id: int) -> PostStatus | No
     """The post's status in one campaign; None if it is not in that campaign."""
     found = session.get(CampaignPost, (campaign_id, post.id))
     return None if found is None else PostStatus(found.status)
-
-
-def require_in(session: Session, post: Post, campaign: Campaign) -> PostStatus:
-    """The post's status in ``campaign``, or a UserError that names neither the post's
-    other campaigns nor anything of its content."""
-    status = status_in(session, post, campaign.id or 0)
-    if status is None:
-        raise UserError(f"post {post.id} is not in campaign {campaign.slug!r}")
-    return status
 
 
 def overall(statuses: Iterable[PostStatus]) -> PostStatus:
