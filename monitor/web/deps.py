@@ -86,19 +86,25 @@ class Visitor:
         return None if self.scope.alone else self.scope.campaign_id
 
 
-def _visitor(
-    request: Request, session: ReadSessionDep, settings: SettingsDep, templates: TemplatesDep
-) -> Visitor:
-    slug = request.path_params.get("slug")
+def public_campaign(request: Request, session: Session, settings: Settings) -> Campaign:
+    """The campaign a public route shows (its ``slug`` path parameter; none: the default
+    campaign): 404 for an unknown one, 410 for an archived one."""
     try:
-        campaign = get_campaign(session, settings, slug)
+        campaign = get_campaign(session, settings, request.path_params.get("slug"))
     except UserError:
         raise HTTPException(status_code=404, detail="There is no gallery here.") from None
     if campaign.archived_at is not None:
         raise HTTPException(
             status_code=410, detail="This campaign has finished and its gallery is closed."
         )
-    prefix = "" if slug is None else f"/c/{campaign.slug}"
+    return campaign
+
+
+def _visitor(
+    request: Request, session: ReadSessionDep, settings: SettingsDep, templates: TemplatesDep
+) -> Visitor:
+    campaign = public_campaign(request, session, settings)
+    prefix = "" if request.path_params.get("slug") is None else f"/c/{campaign.slug}"
     return Visitor(
         request, session, settings, templates, campaign, scope_for(session, campaign), prefix
     )

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 import segno
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
@@ -21,8 +21,6 @@ from sqlmodel import Session
 
 from monitor.config import Settings
 from monitor.db import read_only
-from monitor.errors import UserError
-from monitor.services.campaigns import get_campaign
 from monitor.services.gallery import (
     GalleryInputError,
     GalleryPage,
@@ -33,7 +31,13 @@ from monitor.services.gallery import (
 from monitor.services.looks import featured_ids, load_look
 from monitor.services.media import PINNED_NAME_RE, pinned_file
 from monitor.services.placements import scope_for
-from monitor.web.deps import PublicPage, ReadSessionDep, SettingsDep, TemplatesDep
+from monitor.web.deps import (
+    PublicPage,
+    ReadSessionDep,
+    SettingsDep,
+    TemplatesDep,
+    public_campaign,
+)
 from monitor.web.live import (
     MAX_LISTENERS,
     VARIANTS,
@@ -184,14 +188,7 @@ def add_live_routes(router: APIRouter, *, prefix: str = "") -> None:
 def _campaign_of(request: Request, settings: Settings) -> int | None:
     """The campaign an event stream follows (404 for none, 410 for an archived one)."""
     with Session(read_only(request.app.state.engine)) as session:
-        slug = request.path_params.get("slug")
-        try:
-            campaign = get_campaign(session, settings, slug)
-        except UserError:
-            raise HTTPException(status_code=404, detail="There is no gallery here.") from None
-        if campaign.archived_at is not None:
-            raise HTTPException(status_code=410, detail="This campaign's gallery is closed.")
-        scope = scope_for(session, campaign)
+        scope = scope_for(session, public_campaign(request, session, settings))
         return None if scope.alone else scope.campaign_id
 
 
