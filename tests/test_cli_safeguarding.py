@@ -49,7 +49,19 @@ def test_a_moderator_pauses_and_resumes_the_gallery_from_the_cli(
     assert cli("gallery", "pause", "--as", "vic")[0] == 2
     code, out, err = cli("gallery", "pause", "--as", "mo", "--reason", "hijack")
     assert code == 0 and out.strip() == "The public gallery is paused.", err
-    assert cli("gallery", "pause", "--as", "mo")[1].strip() == "The gallery was already paused."
+    again = cli("gallery", "pause", "--as", "mo")[1].strip()
+    assert again == "The public gallery was already paused."
     code, out, _ = cli("gallery", "resume", "--as", "mo")
     assert code == 0 and out.strip() == "The public gallery is live again."
     assert "only moderators and admins pause" in cli("gallery", "resume", "--as", "lead")[2]
+    # The install's switch, over every campaign's gallery, is an install admin's.
+    code, _, err = cli("gallery", "pause", "--as", "mo", "--everywhere")
+    assert code == 2 and "mo is a moderator: only install admins pause the gallery" in err
+    assert cli("users", "add", "ada", "--role", "admin", "--password-stdin", stdin=PASSWORD)[0] == 0
+    code, out, _ = cli("gallery", "pause", "--as", "ada", "--everywhere", "--reason", "raid")
+    assert code == 0 and out.strip() == "The public gallery is paused."
+    code, _, err = cli("gallery", "resume", "--as", "mo")
+    assert code == 2 and "only an install admin can resume it" in err
+    assert cli("gallery", "resume", "--as", "ada", "--everywhere")[0] == 0
+    code, _, err = cli("gallery", "pause", "--as", "ada", "--everywhere", "--campaign", "default")
+    assert code == 2 and "give --campaign or --everywhere, not both" in err

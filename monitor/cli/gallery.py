@@ -10,6 +10,7 @@ import typer
 
 from monitor.cli._common import CampaignOption, echo, load, open_engine
 from monitor.db import session_scope
+from monitor.errors import UserError
 from monitor.services.campaigns import get_campaign
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.static_export import ExportSummary, export_site
@@ -32,12 +33,16 @@ def export(
     _report(summary, out)
 
 
-def _switch(pause: bool, actor: str, reason: str | None, campaign: str | None) -> None:
-    """Pause or resume every gallery, as a moderator of ``campaign`` (None: the default)."""
+def _switch(
+    pause: bool, actor: str, reason: str | None, campaign: str | None, everywhere: bool
+) -> None:
+    """Flip one campaign's kill switch (None: the default campaign's), or the install's."""
+    if everywhere and campaign:
+        raise UserError("give --campaign or --everywhere, not both")
     settings = load()
     engine = open_engine(settings)
     with session_scope(engine) as session:
-        acting_in = get_campaign(session, settings, campaign) if campaign else None
+        acting_in = None if everywhere else get_campaign(session, settings, campaign)
         echo(
             set_gallery_paused(
                 session=session, pause=pause, actor=actor, reason=reason, campaign=acting_in
@@ -47,23 +52,35 @@ def _switch(pause: bool, actor: str, reason: str | None, campaign: str | None) -
 
 SwitchActor = Annotated[str, typer.Option("--as", help="The moderator or admin (audited).")]
 SwitchReason = Annotated[str | None, typer.Option("--reason", help="Why (kept in the audit).")]
+SwitchEverywhere = Annotated[
+    bool,
+    typer.Option(
+        "--everywhere", help="The install's switch: every campaign's gallery (install admins)."
+    ),
+]
 
 
 @gallery_app.command("pause")
 def pause(
-    as_user: SwitchActor, reason: SwitchReason = None, campaign: CampaignOption = None
+    as_user: SwitchActor,
+    reason: SwitchReason = None,
+    campaign: CampaignOption = None,
+    everywhere: SwitchEverywhere = False,
 ) -> None:
-    """The kill switch: every public surface of every campaign shows a neutral message and
-    no posts (``--campaign``: the campaign you moderate, if not the default one)."""
-    _switch(True, as_user, reason, campaign)
+    """The kill switch: the campaign's public surfaces (gallery, embed, feed, screen, media)
+    show a neutral message and no posts; ``--everywhere``: every campaign's."""
+    _switch(True, as_user, reason, campaign, everywhere)
 
 
 @gallery_app.command("resume")
 def resume(
-    as_user: SwitchActor, reason: SwitchReason = None, campaign: CampaignOption = None
+    as_user: SwitchActor,
+    reason: SwitchReason = None,
+    campaign: CampaignOption = None,
+    everywhere: SwitchEverywhere = False,
 ) -> None:
-    """Put the public galleries back after a pause."""
-    _switch(False, as_user, reason, campaign)
+    """Put the campaign's public gallery back after a pause (``--everywhere``: the install's)."""
+    _switch(False, as_user, reason, campaign, everywhere)
 
 
 def _report(summary: ExportSummary, out: Path) -> None:

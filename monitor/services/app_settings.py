@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.models import AppSetting, utcnow
 from monitor.services import audit
 
-#: When true the public gallery shows a neutral message and an empty feed (kill switch).
+#: When true every campaign's public gallery shows a neutral message and an empty feed
+#: (the install's kill switch); ``gallery_paused:<campaign id>`` is one campaign's own.
 GALLERY_PAUSED = audit.GALLERY_PAUSED
 
 
@@ -19,9 +21,16 @@ def get_app_setting(session: Session, key: str, default: Any = None) -> Any:
 
 
 def set_app_setting(
-    session: Session, key: str, value: Any, *, actor: str, reason: str | None = None
+    session: Session,
+    key: str,
+    value: Any,
+    *,
+    actor: str,
+    reason: str | None = None,
+    campaign_id: int | None = None,
 ) -> None:
-    """Change a switch and write who changed it, from what, to what."""
+    """Change a switch and write who changed it, from what, to what (``campaign_id``: the
+    campaign the switch is one of, on the audit row)."""
     row = session.get(AppSetting, key)
     old = None if row is None else row.value
     now = utcnow()
@@ -37,8 +46,33 @@ def set_app_setting(
         action=audit.Action.SETTING_CHANGED,
         reason=reason,
         detail={"key": key, "from": old, "to": value},
+        campaign_id=campaign_id,
     )
 
 
-def gallery_paused(session: Session) -> bool:
-    return bool(get_app_setting(session, GALLERY_PAUSED, False))
+def pause_key(campaign_id: int) -> str:
+    """The setting that holds one campaign's own kill switch."""
+    return f"{GALLERY_PAUSED}:{campaign_id}"
+
+
+def gallery_paused(session: Session, campaign_id: int | None = None) -> bool:
+    """Is the gallery of ``campaign_id`` paused (by the install's switch or its own)?
+    None asks about the install's switch alone."""
+    if get_app_setting(session, GALLERY_PAUSED, False):
+        return True
+    return campaign_id is not None and bool(get_app_setting(session, pause_key(campaign_id)))
+
+
+def paused_campaigns(session: Session) -> frozenset[int]:
+    """The campaigns whose own kill switch is on (the install's is :func:`gallery_paused`)."""
+    settings = AppSetting.__table__
+    rows = session.execute(
+        sa.select(settings.c.key, settings.c.value).where(
+            settings.c.key.like(f"{GALLERY_PAUSED}:%")
+        )
+    )
+    return frozenset(
+        int(key.rpartition(":")[2])
+        for key, value in rows
+        if value is True and key.rpartition(":")[2].isdigit()
+    )

@@ -207,7 +207,8 @@ def describe(event: AuditEvent) -> str:
     except ValueError:
         return event.action.replace("_", " ")
     detail = event.detail or {}
-    if action is Action.SETTING_CHANGED and detail.get("key") == GALLERY_PAUSED:
+    key = str(detail.get("key"))
+    if action is Action.SETTING_CHANGED and GALLERY_PAUSED in (key, key.rpartition(":")[0]):
         return "gallery paused" if detail.get("to") else "gallery resumed"
     return action.label
 

@@ -37,7 +37,13 @@ from monitor.models import (
     PostStatus,
     Role,
 )
-from monitor.services.app_settings import GALLERY_PAUSED, gallery_paused, set_app_setting
+from monitor.services.app_settings import (
+    GALLERY_PAUSED,
+    gallery_paused,
+    get_app_setting,
+    pause_key,
+    set_app_setting,
+)
 from monitor.services.audit import STAFF_ACTIVITY_ACTIONS
 from monitor.services.campaigns import role_in
 from monitor.services.media import pinned_name, rendition_height
@@ -74,6 +80,9 @@ class GalleryQuery:
     #: Only posts approved in this campaign (None: the install has one campaign, whose
     #: approved posts are the public ones).
     campaign_id: int | None = None
+    #: The campaign whose gallery this is: its own kill switch applies, beside the
+    #: install's (None: the install's alone).
+    gallery_of: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -139,6 +148,7 @@ def parse_query(
         cursor=decode_cursor(cursor, secret) if cursor else None,
         limit=_page_size(limit, default_limit),
         campaign_id=campaign_filter(scope),
+        gallery_of=scope.campaign_id if scope is not None else None,
     )
 
 
@@ -193,7 +203,7 @@ def load_page(
     session: Session, query: GalleryQuery, *, secret: str, media_url: MediaUrl
 ) -> GalleryPage:
     """One page of approved posts, newest first, with pinned media and hashtags."""
-    if gallery_paused(session):
+    if gallery_paused(session, query.gallery_of):
         return GalleryPage(posts=(), next_cursor=None, paused=True)
     params: dict[str, Any] = {"limit": query.limit + 1}
     if query.hashtag:
@@ -248,12 +258,17 @@ def _gallery_posts(
 
 
 def load_posts(
-    session: Session, ids: Collection[int], *, media_url: MediaUrl, campaign_id: int | None = None
+    session: Session,
+    ids: Collection[int],
+    *,
+    media_url: MediaUrl,
+    campaign_id: int | None = None,
+    gallery_of: int | None = None,
 ) -> tuple[GalleryPost, ...]:
     """The posts among ``ids`` the public may see now on ``campaign_id``'s gallery (None:
     the only one), newest first (the live wall's new cards, the event screen's set);
-    nothing while the gallery is paused."""
-    if not ids or gallery_paused(session):
+    nothing while the gallery of ``gallery_of`` (see :class:`GalleryQuery`) is paused."""
+    if not ids or gallery_paused(session, gallery_of):
         return ()
     posts = Post.__table__
     columns = _page_statement(False, False, False, False).selected_columns
@@ -405,7 +420,11 @@ def all_pages(
 ) -> list[GalleryPage]:
     """Every page of one campaign's gallery (the static export), empty list when paused."""
     pages: list[GalleryPage] = []
-    query = GalleryQuery(limit=page_size, campaign_id=campaign_filter(scope))
+    query = GalleryQuery(
+        limit=page_size,
+        campaign_id=campaign_filter(scope),
+        gallery_of=scope.campaign_id if scope is not None else None,
+    )
     while True:
         page = load_page(session, query, secret=secret, media_url=media_url)
         if page.paused:
@@ -520,20 +539,42 @@ def set_gallery_paused(
     pause: bool,
     actor: str,
     reason: str | None,
-    campaign: Campaign | None = None,
+    campaign: Campaign | None,
 ) -> str:
-    """The kill switch for moderators and admins of any campaign (``campaign``: the one
-    they act from; None: the default), audited; returns what changed, in words for the
-    person who asked. It blanks every campaign's gallery: a force that must stop its wall
-    at once is never made to wait on a narrower switch."""
+    """A kill switch, audited; returns what changed, in words for the person who asked.
+
+    ``campaign``: that campaign's own switch, for its moderators and admins (and install
+    admins); it blanks that campaign's gallery, embed, feed, screen and media and no other
+    campaign's, so one force can never blank another's wall. None: the install's switch,
+    which blanks every campaign's at once, for install admins only.
+    """
     user = get_active_user(session=session, name=actor)
     role = user.role if campaign is None else role_in(session, user, campaign)
-    if role not in (Role.MODERATOR, Role.ADMIN):
-        raise UserError(
-            f"{actor} is a {role or 'non-member'}: only moderators and admins pause the gallery"
-        )
-    if pause == gallery_paused(session):
-        return "The gallery was already " + ("paused." if pause else "live.")
+    allowed = (Role.ADMIN,) if campaign is None else (Role.MODERATOR, Role.ADMIN)
+    if role not in allowed:
+        who = "install admins pause" if campaign is None else "moderators and admins pause"
+        raise UserError(f"{actor} is a {role or 'non-member'}: only {who} the gallery")
     note = " ".join((reason or "").split())[:500] or None
-    set_app_setting(session, GALLERY_PAUSED, pause, actor=actor, reason=note)
-    return "The public gallery is paused." if pause else "The public gallery is live again."
+    subject = _switch_subject(session, campaign)
+    if campaign is None:
+        key, campaign_id = GALLERY_PAUSED, None
+    else:
+        campaign_id = campaign.id or 0
+        key = pause_key(campaign_id)
+        if not pause and gallery_paused(session):
+            raise UserError(
+                "every campaign's gallery is paused by an install admin: only an install"
+                " admin can resume it (the admin page)"
+            )
+    if pause == bool(get_app_setting(session, key, False)):
+        return f"{subject} was already " + ("paused." if pause else "live.")
+    set_app_setting(session, key, pause, actor=actor, reason=note, campaign_id=campaign_id)
+    return f"{subject} is paused." if pause else f"{subject} is live again."
+
+
+def _switch_subject(session: Session, campaign: Campaign | None) -> str:
+    """What a kill switch blanks, in words: an install with one campaign has one gallery."""
+    count = session.execute(sa.select(sa.func.count()).select_from(Campaign.__table__)).scalar()
+    if (count or 0) <= 1:
+        return "The public gallery"
+    return "Every campaign's gallery" if campaign is None else f"The gallery of {campaign.name}"

@@ -32,7 +32,12 @@ from monitor.models import (
     PostStatus,
     TakedownRequest,
 )
-from monitor.services.app_settings import gallery_paused, get_app_setting
+from monitor.services.app_settings import (
+    GALLERY_PAUSED,
+    gallery_paused,
+    get_app_setting,
+    paused_campaigns,
+)
 from monitor.services.audit import Action
 from monitor.services.public import publicly_visible
 
@@ -62,12 +67,20 @@ class PublicPost:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Snapshot:
+    #: The install's kill switch: every wall is blank.
     paused: bool
     posts: Mapping[int, PublicPost]
     #: The screen delay in force when the snapshot was taken.
     screen_delay: timedelta
     #: When app settings (looks, pins, delay) last changed: a change redraws every wall.
     settings_stamp: datetime | None
+    #: Campaigns whose own kill switch is on: their walls are blank, and a post approved
+    #: only in them is not in ``posts``.
+    paused_campaigns: frozenset[int] = frozenset()
+
+    def paused_for(self, campaign_id: int) -> bool:
+        """Is the wall of ``campaign_id`` blank now?"""
+        return self.paused or campaign_id in self.paused_campaigns
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,6 +90,8 @@ class Change:
 
     kind: str
     post: PublicPost | None = None
+    #: A redraw of these campaigns' walls only (empty: every wall).
+    campaigns: frozenset[int] = frozenset()
 
 
 def fingerprint(session: Session) -> tuple[Any, ...]:
@@ -109,10 +124,16 @@ def snapshot(
 ) -> Snapshot:
     """The public set now; ``since`` is looked up only for posts new since ``previous``."""
     settings = AppSetting.__table__
-    stamp = session.execute(sa.select(sa.func.max(settings.c.updated_at))).scalar()
+    # The kill switches redraw walls their own way (see diff), not as a change of looks.
+    stamp = session.execute(
+        sa.select(sa.func.max(settings.c.updated_at)).where(
+            settings.c.key.not_like(f"{GALLERY_PAUSED}%")
+        )
+    ).scalar()
     delay = screen_delay(session, default_delay_seconds)
+    paused = paused_campaigns(session)
     if gallery_paused(session):
-        return Snapshot(True, {}, delay, stamp)
+        return Snapshot(True, {}, delay, stamp, paused)
     posts = Post.__table__
     rows = session.execute(
         sa.select(posts.c.id, posts.c.platform, posts.c.external_id, posts.c.version).where(
@@ -120,18 +141,30 @@ def snapshot(
         )
     ).all()
     known = previous.posts if previous is not None else {}
-    fresh = [
-        row.id for row in rows if (old := known.get(row.id)) is None or old.version != row.version
-    ]
+    # A campaign paused or resumed changes which walls every post is on: look at them all.
+    repaused = previous is not None and previous.paused_campaigns != paused
+    kept = {
+        row.id: old
+        for row in rows
+        if (old := known.get(row.id)) is not None and old.version == row.version
+    }
+    fresh = [row.id for row in rows if row.id not in kept]
     first_look = previous is None
     since = {} if first_look else _public_since(session, fresh)
     tags = _hashtags(session, fresh)
-    campaigns = _approved_campaigns(session, fresh)
+    campaigns = _approved_campaigns(session, [row.id for row in rows] if repaused else fresh)
     found: dict[int, PublicPost] = {}
     for row in rows:
-        old = known.get(row.id)
-        if old is not None and old.version == row.version:
+        old = kept.get(row.id)
+        if old is not None and not repaused:
             found[row.id] = old
+            continue
+        approved = campaigns.get(row.id, frozenset())
+        shown = approved - paused
+        if approved and not shown:
+            continue  # approved only where the gallery is paused: on no wall now
+        if old is not None:
+            found[row.id] = dataclasses.replace(old, campaigns=shown)
             continue
         when = LONG_AGO if first_look else since.get(row.id, now)
         found[row.id] = PublicPost(
@@ -141,9 +174,9 @@ def snapshot(
             since=min(when, now),
             platform=row.platform,
             hashtags=tags.get(row.id, frozenset()),
-            campaigns=campaigns.get(row.id, frozenset()),
+            campaigns=shown,
         )
-    return Snapshot(False, found, delay, stamp)
+    return Snapshot(False, found, delay, stamp, paused)
 
 
 def _approved_campaigns(session: Session, ids: list[int]) -> dict[int, frozenset[int]]:
@@ -192,15 +225,21 @@ def _aware(value: datetime) -> datetime:
 
 
 def diff(old: Snapshot | None, new: Snapshot) -> list[Change]:
-    """What turns the wall showing ``old`` into ``new``: removals first, then approvals
-    oldest first (a wall puts each new post on top, so the newest ends up first)."""
+    """What turns the wall showing ``old`` into ``new``: a campaign's pause or resume
+    first (a redraw of its walls), then removals, then approvals oldest first (a wall
+    puts each new post on top, so the newest ends up first)."""
     if old is None:
         return []
     if new.paused and not old.paused:
         return [Change("paused")]
     if old.paused and not new.paused:
         return [Change("resumed")]
-    changes = diff_posts(old.posts, new.posts)
+    changes = []
+    if newly := new.paused_campaigns - old.paused_campaigns:
+        changes.append(Change("paused", campaigns=newly))
+    if back := old.paused_campaigns - new.paused_campaigns:
+        changes.append(Change("resumed", campaigns=back))
+    changes.extend(diff_posts(old.posts, new.posts))
     if old.settings_stamp != new.settings_stamp:
         changes.append(Change("restyled"))
     return changes

@@ -28,7 +28,7 @@ import math
 import re
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import httpx
@@ -42,7 +42,7 @@ from adapters.netguard import AddressRefused, checked_address
 from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.files import TEMP_PREFIX, write_atomic
-from monitor.models import MediaItem, Post, PostStatus
+from monitor.models import CampaignPost, MediaItem, Post, PostStatus
 from monitor.services.placements import Scope
 from monitor.services.public import publicly_visible
 
@@ -300,15 +300,26 @@ def _held_hashes_query() -> sa.Select[tuple[str | None]]:
     )
 
 
-def is_published_media(session: Session, digest: str) -> bool:
+def is_published_media(
+    session: Session, digest: str, *, paused: Collection[int] = frozenset()
+) -> bool:
     """True while at least one public post shows the image with this hash (a held or
-    escalated post keeps its files, for a review that may keep it, but serves none)."""
-    query = (
-        _published_hashes_query()
-        .where(MediaItem.__table__.c.pinned_hash == digest, publicly_visible())
-        .limit(1)
+    escalated post keeps its files, for a review that may keep it, but serves none);
+    ``paused``: campaigns whose kill switch is on, whose galleries show nothing, so
+    their approval alone does not serve it."""
+    query = _published_hashes_query().where(
+        MediaItem.__table__.c.pinned_hash == digest, publicly_visible()
     )
-    return session.execute(query).first() is not None
+    if paused:
+        placed = CampaignPost.__table__
+        query = query.where(
+            sa.exists().where(
+                placed.c.post_id == MediaItem.__table__.c.post_id,
+                placed.c.status == PostStatus.APPROVED,
+                placed.c.campaign_id.not_in(sorted(paused)),
+            )
+        )
+    return session.execute(query.limit(1)).first() is not None
 
 
 def is_held_media(session: Session, digest: str, *, within: Scope | None = None) -> bool:

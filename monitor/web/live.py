@@ -82,7 +82,8 @@ class LiveEvent:
     frames: Mapping[str, bytes]
     platform: str | None = None
     hashtags: frozenset[str] = frozenset()
-    #: The campaigns whose walls show an approved post.
+    #: The campaigns whose walls show an approved post, or are redrawn (a campaign's
+    #: pause or resume; empty: every wall).
     campaigns: frozenset[int] = frozenset()
 
     def frame_for(
@@ -90,8 +91,11 @@ class LiveEvent:
     ) -> bytes | None:
         """The frame a listener gets: an approval only on the walls it belongs on (its
         campaign's, with the wall's filters); a removal everywhere (a wall that never had
-        the card drops nothing)."""
+        the card drops nothing); a redraw everywhere, or on its campaigns' walls."""
         frame = self.frames.get(variant)
+        if frame is not None and self.kind in ("paused", "reset") and self.campaigns:
+            # One campaign's redraw (its kill switch): its walls only.
+            return frame if campaign_id is None or campaign_id in self.campaigns else None
         if frame is None or self.kind != "approved":
             return frame
         if platform and self.platform != platform:
@@ -234,16 +238,31 @@ class LiveHub:
         elif self._next_due is None or now < self._next_due:
             return
         redraw = [c for c in wall_changes if c.post is None]
+        everywhere = [c for c in redraw if not c.campaigns]
         screen, self._next_due = self._screen_now(now)
-        screen_changes = [] if redraw else diff_posts(self.screen, screen)
+        screen_changes = [] if everywhere else diff_posts(self.screen, screen)
         self.screen = screen
-        if redraw:
-            kind = "paused" if redraw[0].kind == "paused" else "reset"
+        if everywhere:
+            kind = "paused" if everywhere[0].kind == "paused" else "reset"
             self._publish(LiveEvent(self.seq + 1, kind, self._frames(kind, VARIANTS, {})))
             return
-        await self._announce(wall_changes, screen_changes, now)
+        for change in redraw:  # one campaign's kill switch: only its walls redraw
+            kind = "paused" if change.kind == "paused" else "reset"
+            frames = self._frames(kind, VARIANTS, {})
+            self._publish(LiveEvent(self.seq + 1, kind, frames, campaigns=change.campaigns))
+        resumed = frozenset().union(*(c.campaigns for c in redraw if c.kind == "resumed"))
+        await self._announce(wall_changes, screen_changes, now, resumed)
 
-    async def _announce(self, wall: list[Change], screen: list[Change], now: datetime) -> None:
+    async def _announce(
+        self,
+        wall: list[Change],
+        screen: list[Change],
+        now: datetime,
+        resumed: frozenset[int] = frozenset(),
+    ) -> None:
+        """Publish the step's removals and approvals, and their latency; ``resumed``:
+        campaigns back from a pause, whose posts come back without a new approval (no
+        latency sample: the wait was the pause, not the service)."""
         approved_wall = [c.post for c in wall if c.kind == "approved" and c.post]
         approved_screen = [c.post for c in screen if c.kind == "approved" and c.post]
         cards = await asyncio.to_thread(
@@ -260,14 +279,14 @@ class LiveHub:
             html = {v: cards[v][post.id] for v in WALL_VARIANTS if post.id in cards[v]}
             if html:
                 self._publish_post("approved", post, WALL_VARIANTS, html)
-                if post.since != LONG_AGO:
+                if post.since != LONG_AGO and not post.campaigns & resumed:
                     samples.append(_sample(LatencyStage.APPROVAL_TO_GALLERY, post, now, post.since))
         for post in approved_screen:
             if post.id in cards["screen"]:
                 self._publish_post(
                     "approved", post, ("screen",), {"screen": cards["screen"][post.id]}
                 )
-                if post.since != LONG_AGO:
+                if post.since != LONG_AGO and not post.campaigns & resumed:
                     samples.append(_sample(LatencyStage.APPROVAL_TO_SCREEN, post, now, post.since))
         if removed_wall or samples:
             await asyncio.to_thread(self._record, removed_wall, samples, now)

@@ -171,7 +171,7 @@ def test_the_kill_switch_pauses_and_resumes_the_gallery_on_the_record(
     with Session(sqlite_engine) as session:
         assert gallery_paused(session)
     assert "The public gallery is paused." in admin.get("/admin").text
-    assert _post(admin, "/admin/gallery", state="pause") == "The gallery was already paused."
+    assert _post(admin, "/admin/gallery", state="pause") == "The public gallery was already paused."
     assert "choose pause or resume" in _post(admin, "/admin/gallery", state="explode")
     assert _post(admin, "/admin/gallery", state="resume") == "The public gallery is live again."
     with Session(sqlite_engine) as session:

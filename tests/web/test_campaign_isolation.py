@@ -8,6 +8,7 @@ file, an undo, and the public feeds of the other campaign.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,20 +20,35 @@ from sqlmodel import Session, select
 
 from monitor.config import Settings
 from monitor.db import session_scope
-from monitor.models import AuditEvent, Campaign, CampaignPost, Post, Role
+from monitor.errors import UserError
+from monitor.models import (
+    AuditEvent,
+    Campaign,
+    CampaignPost,
+    MediaItem,
+    Post,
+    PostStatus,
+    Role,
+    utcnow,
+)
 from monitor.services import rollup
+from monitor.services.audit import describe
 from monitor.services.campaigns import (
     NewCampaign,
     add_campaign,
     archive_campaign,
     end_campaign,
+    get_campaign,
     grant_role,
 )
 from monitor.services.export import iter_export_records
+from monitor.services.gallery import set_gallery_paused
 from monitor.services.ingest import record_posts
-from monitor.services.placements import scope_of
+from monitor.services.media import is_published_media
+from monitor.services.placements import scope_of, set_status
 from monitor.services.static_export import export_site
 from monitor.web.app import create_app
+from monitor.web.live import LiveEvent, LiveHub
 from tests.factories import make_post
 from tests.web.auth_helpers import TestClient, app_client, csrf_token, login, make_user
 
@@ -351,15 +367,144 @@ def test_the_admin_adds_ends_and_archives_campaigns_on_the_campaigns_page(
                     headers=JSON).status_code == 403  # fmt: skip
 
 
-def test_any_campaigns_moderator_can_stop_every_wall_at_once(
-    mo: TestClient, bob: TestClient, posts: dict[str, int]
-) -> None:
-    token = csrf_token(bob)
-    paused = bob.post(
+def _approve_in(engine: Engine, settings: Settings, placed: dict[str, list[int]]) -> None:
+    """Approve posts in campaigns (slug -> post ids), as a decision there would."""
+    with session_scope(engine) as session:
+        for slug, ids in placed.items():
+            campaign_id = scope_of(session, settings, slug).campaign_id
+            set_status(session, ids, PostStatus.APPROVED, campaign_id=campaign_id)
+
+
+def _switch(client: TestClient, state: str) -> str:
+    answer = client.post(
         "/queue/gallery",
-        data={"csrf_token": token, "state": "pause", "return_to": "/queue"},
+        data={"csrf_token": csrf_token(client), "state": state, "return_to": "/queue"},
         headers=JSON,
     )
-    assert paused.is_success, paused.text
-    assert mo.get("/gallery.json").json()["paused"] is True
-    assert mo.get("/c/force-b/gallery.json").json()["paused"] is True
+    return str(answer.json()["message"])
+
+
+def _texts(client: TestClient, path: str) -> tuple[bool, list[str]]:
+    feed = client.get(path).json()
+    return feed["paused"], sorted(post["text"] for post in feed["posts"])
+
+
+def test_a_campaigns_kill_switch_blanks_its_gallery_and_no_other_campaigns(
+    sqlite_engine: Engine, settings: Settings, mo: TestClient, bob: TestClient,
+    posts: dict[str, int],
+) -> None:  # fmt: skip
+    _approve_in(
+        sqlite_engine,
+        settings,
+        {"default": [posts["a"], posts["both"]], "force-b": [posts["b"], posts["both"]]},
+    )
+    assert _switch(bob, "pause") == "The gallery of Force B is paused."
+    assert _texts(mo, "/c/force-b/gallery.json") == (True, [])
+    # Force A's wall is untouched, the post both approved included.
+    assert _texts(mo, "/gallery.json") == (False, ["Both #CEADAY21 #ForceB", "Only A #CEADAY21"])
+    assert mo.get(f"/c/force-b/gallery/report/{posts['b']}").status_code == 404
+    assert mo.get(f"/gallery/report/{posts['both']}").status_code == 200
+    assert "the public gallery is paused" in bob.get("/queue").text
+    assert "the public gallery is paused" not in mo.get("/queue").text
+    # Force A's moderator has no say on B's switch: theirs is A's, which is live.
+    assert _switch(mo, "resume") == "The gallery of Default campaign was already live."
+    assert _texts(mo, "/c/force-b/gallery.json")[0] is True
+    with Session(sqlite_engine) as session:
+        [event] = session.exec(select(AuditEvent).where(AuditEvent.action == "setting_changed"))
+        assert (
+            event.actor == "bob"
+            and event.campaign_id == scope_of(session, settings, "force-b").campaign_id
+        )
+        assert describe(event) == "gallery paused"
+    assert _switch(bob, "resume") == "The gallery of Force B is live again."
+    assert _texts(mo, "/c/force-b/gallery.json") == (
+        False, ["Both #CEADAY21 #ForceB", "Only B #ForceB"]
+    )  # fmt: skip
+
+
+def test_a_paused_campaigns_media_is_not_served_unless_another_live_gallery_shows_it(
+    sqlite_engine: Engine, settings: Settings, posts: dict[str, int]
+) -> None:
+    _approve_in(sqlite_engine, settings, {"default": [posts["both"]], "force-b": [posts["b"]]})
+    with session_scope(sqlite_engine) as session:
+        for name in ("b", "both"):
+            session.add(
+                MediaItem(
+                    post_id=posts[name],
+                    kind="image",
+                    url="https://x.test/1.jpg",
+                    pinned_hash=name * 8,
+                )  # fmt: skip
+            )
+    with Session(sqlite_engine) as session:
+        force_b = scope_of(session, settings, "force-b").campaign_id
+        default = scope_of(session, settings, None).campaign_id
+        assert is_published_media(session, "b" * 8, paused={force_b}) is False
+        assert is_published_media(session, "both" * 8, paused={force_b}) is True
+        assert is_published_media(session, "both" * 8, paused={force_b, default}) is False
+        assert is_published_media(session, "b" * 8) is True
+
+
+def test_only_an_install_admin_pauses_every_campaigns_gallery_and_resumes_it(
+    sqlite_engine: Engine, settings: Settings, app: FastAPI, bob: TestClient,
+    posts: dict[str, int],
+) -> None:  # fmt: skip
+    _approve_in(sqlite_engine, settings, {"default": [posts["a"]], "force-b": [posts["b"]]})
+    make_user(sqlite_engine, "ada", "admin")
+    with app_client(app) as admin:
+        login(admin, "ada")
+        token = csrf_token(admin)
+        paused = admin.post("/admin/gallery", data={"csrf_token": token, "state": "pause"})
+        assert "Every campaign&#39;s gallery is paused." in paused.text
+        assert _texts(admin, "/gallery.json") == (True, [])
+        assert _texts(admin, "/c/force-b/gallery.json") == (True, [])
+        # A campaign's moderator cannot lift the install's switch from their queue.
+        assert "only an install admin can resume it" in _switch(bob, "resume")
+        assert _texts(admin, "/c/force-b/gallery.json")[0] is True
+        with session_scope(sqlite_engine) as session:
+            with pytest.raises(UserError, match="only install admins pause the gallery"):
+                set_gallery_paused(
+                    session=session, pause=False, actor="bob", reason=None, campaign=None
+                )
+        admin.post("/admin/gallery", data={"csrf_token": token, "state": "resume"})
+        assert _texts(admin, "/c/force-b/gallery.json") == (False, ["Only B #ForceB"])
+
+
+def test_a_paused_campaigns_walls_redraw_blank_while_the_others_follow_on(
+    sqlite_engine: Engine, settings: Settings, posts: dict[str, int]
+) -> None:
+    _approve_in(sqlite_engine, settings, {"default": [posts["a"]], "force-b": [posts["b"]]})
+    make_user(sqlite_engine, "bob", "none")
+    with session_scope(sqlite_engine) as session:
+        grant_role(session, settings, name="bob", slug="force-b", role=Role.MODERATOR, actor="t")
+        force_b = get_campaign(session, settings, "force-b")
+        b_id, a_id = force_b.id or 0, scope_of(session, settings, None).campaign_id
+
+    def switch(pause: bool) -> None:
+        with session_scope(sqlite_engine) as session:
+            campaign = get_campaign(session, settings, "force-b")
+            set_gallery_paused(session=session, pause=pause, actor="bob", reason=None,
+                               campaign=campaign)  # fmt: skip
+
+    async def scenario() -> tuple[list[LiveEvent], list[LiveEvent], LiveHub]:
+        hub = LiveHub(engine=sqlite_engine, settings=settings, render=lambda *_: {})
+        hub._fingerprint = hub._read_fingerprint()
+        hub.wall = hub._read_snapshot(None, utcnow())
+        switch(True)
+        await hub.step()
+        paused = list(hub.events)
+        assert posts["b"] not in hub.wall.posts and posts["a"] in hub.wall.posts
+        assert hub.wall.paused_for(b_id) and not hub.wall.paused_for(a_id)
+        switch(False)
+        await hub.step()
+        return paused, list(hub.events)[len(paused) :], hub
+
+    paused, resumed, hub = asyncio.run(scenario())
+    [blank] = [event for event in paused if event.kind == "paused"]
+    assert blank.frame_for("page", None, None, b_id) is not None
+    assert blank.frame_for("page", None, None, a_id) is None  # force A's wall carries on
+    assert [event.kind for event in paused if event is not blank] == ["removed"]
+    [reset] = resumed
+    assert reset.kind == "reset" and reset.frame_for("embed", None, None, a_id) is None
+    assert reset.frame_for("embed", None, None, b_id) is not None
+    assert hub.wall is not None and hub.wall.posts[posts["b"]].campaigns == {b_id}

@@ -13,12 +13,15 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
+from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import Role, RuleKind, utcnow
+from monitor.models import Campaign, Role, RuleKind, utcnow
 from monitor.services.alerts import failed_alerts
-from monitor.services.app_settings import gallery_paused
+from monitor.services.app_settings import gallery_paused, paused_campaigns
 from monitor.services.audit import audit_log, find_post_id
+from monitor.services.campaigns import list_campaigns
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.known_images import (
     IMPORTED,
@@ -102,6 +105,7 @@ def admin_page(staff: AdminPage) -> Response:
             "detectors": DETECTORS,
             "reasons": reject_reasons(session),
             "paused": gallery_paused(session),
+            "paused_campaigns": _paused_campaigns(session, settings),
             "last_digest": last_digest_send(session),
             "takedown_hides": takedown_hides(session, settings),
             "alert_to": settings.safeguarding_alert_to,
@@ -367,13 +371,18 @@ def admin_gallery(
     state: Annotated[str, Form(max_length=_SHORT)] = "",
     reason: Annotated[str, Form(max_length=_LONG)] = "",
 ) -> Response:
-    """The kill switch: pause the public gallery (a neutral message) or resume it."""
+    """The install's kill switch: pause every campaign's public gallery (a neutral
+    message) or resume them (a campaign's own switch is on its queue)."""
 
     def change() -> str:
         if state not in ("pause", "resume"):
             raise UserError("choose pause or resume")
         return set_gallery_paused(
-            session=staff.session, pause=state == "pause", actor=staff.user.name, reason=reason
+            session=staff.session,
+            pause=state == "pause",
+            actor=staff.user.name,
+            reason=reason,
+            campaign=None,
         )
 
     return attempt_change(staff, change)
@@ -431,3 +440,9 @@ def audit_page(
         },
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _paused_campaigns(session: Session, settings: Settings) -> list[Campaign]:
+    """The campaigns whose own kill switch is on (their moderators flip it on the queue)."""
+    paused = paused_campaigns(session)
+    return [campaign for campaign in list_campaigns(session, settings) if campaign.id in paused]

@@ -28,7 +28,7 @@ from monitor.config import Settings
 from monitor.models import Post
 from monitor.resources import templates_dir
 from monitor.services.alerts import send_soon
-from monitor.services.app_settings import gallery_paused
+from monitor.services.app_settings import gallery_paused, paused_campaigns
 from monitor.services.campaigns import campaign_tags
 from monitor.services.gallery import (
     DEFAULT_PAGE_SIZE,
@@ -296,7 +296,7 @@ def media(name: str, session: ReadSessionDep, settings: SettingsDep) -> Response
         match is None
         or path is None
         or gallery_paused(session)
-        or not is_published_media(session, match["hash"])
+        or not is_published_media(session, match["hash"], paused=paused_campaigns(session))
         or not path.is_file()
     ):
         return Response("Not found", status_code=404, headers=public_headers(settings))
@@ -350,7 +350,7 @@ def report_form(public_id: str, visitor: PublicPage) -> Response:
         visitor.request, visitor.session, visitor.settings, visitor.templates
     )  # fmt: skip
     post = find_reportable(session, public_id, visitor.campaign_id)
-    if post is None or gallery_paused(session):
+    if post is None or gallery_paused(session, visitor.scope.campaign_id):
         return _not_found(request, settings, templates)
     token = issue_token(settings.ensure_secret_key(), post.id or 0)
     context = _report_context(session, settings, post, token=token, values={}, error=None)

@@ -135,10 +135,15 @@ def add_live_routes(router: APIRouter, *, prefix: str = "") -> None:
         hub.start_from_thread()
         since = hub.position()
         ids = hub.screen_ids(visitor.campaign_id)
+        campaign_id = visitor.scope.campaign_id
         posts = load_posts(
-            session, ids, media_url=lambda name: "/media/" + name, campaign_id=visitor.campaign_id
+            session,
+            ids,
+            media_url=lambda name: "/media/" + name,
+            campaign_id=visitor.campaign_id,
+            gallery_of=campaign_id,
         )[:SCREEN_POSTS]
-        paused = hub.wall.paused if hub.wall is not None else False
+        paused = hub.wall.paused_for(campaign_id) if hub.wall is not None else False
         look = load_look(session)
         help_url = look.help_url or f"{settings.public_base_url}{prefix}/gallery"
         context = gallery_context(

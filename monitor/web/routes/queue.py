@@ -235,7 +235,7 @@ def queue_page(staff: QueuePage, query: Annotated[QueueQuery, Query()]) -> Respo
             "requests": open_requests(session, [c.post.id or 0 for c in cards]),
             "categories": CATEGORIES,
             "outcomes": OUTCOMES,
-            "paused": gallery_paused(session),
+            "paused": gallery_paused(session, staff.campaign.id),
             "max_bulk": MAX_BULK_POSTS,
         },
     )
