@@ -58,9 +58,10 @@ def pause_key(campaign_id: int) -> str:
 def gallery_paused(session: Session, campaign_id: int | None = None) -> bool:
     """Is the gallery of ``campaign_id`` paused (by the install's switch or its own)?
     None asks about the install's switch alone."""
-    if get_app_setting(session, GALLERY_PAUSED, False):
-        return True
-    return campaign_id is not None and bool(get_app_setting(session, pause_key(campaign_id)))
+    keys = [GALLERY_PAUSED] if campaign_id is None else [GALLERY_PAUSED, pause_key(campaign_id)]
+    table = AppSetting.__table__
+    values = session.execute(sa.select(table.c.value).where(table.c.key.in_(keys))).scalars()
+    return any(bool(value) for value in values)
 
 
 def paused_campaigns(session: Session) -> frozenset[int]:

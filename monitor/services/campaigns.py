@@ -418,11 +418,9 @@ def campaigns_of(session: Session, settings: Settings, user: User) -> list[Campa
     return [c for c in campaigns if (c.is_default and user.role != Role.NONE) or c.id in granted]
 
 
-def current_campaign(
-    session: Session, settings: Settings, user: User, chosen_id: int | None
-) -> Campaign | None:
-    """The campaign a login works on: the one it chose if the user still has a role
-    there, else the user's first (the default one for a single-campaign install)."""
-    mine = campaigns_of(session, settings, user)
+def pick_campaign(mine: Sequence[Campaign], chosen_id: int | None) -> Campaign | None:
+    """The campaign a login works on, of the user's campaigns (:func:`campaigns_of`): the
+    one it chose if the user still has a role there, else the user's first (the default
+    one for a single-campaign install)."""
     chosen = next((c for c in mine if chosen_id is not None and c.id == chosen_id), None)
     return chosen or (mine[0] if mine else None)

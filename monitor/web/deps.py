@@ -24,10 +24,11 @@ from monitor.config import Settings
 from monitor.db import read_only
 from monitor.errors import UserError
 from monitor.models import Campaign, Role, User
-from monitor.services.campaigns import current_campaign, get_campaign, role_in
-from monitor.services.escalation import LEADS
-from monitor.services.placements import Scope, scope_for, scope_of
+from monitor.services.campaigns import campaigns_of, get_campaign, pick_campaign, role_in
+from monitor.services.escalation import LEADS, open_escalation_count
+from monitor.services.placements import Scope, scope_for
 from monitor.services.sessions import load_session, tokens_match
+from monitor.services.takedown import open_takedown_count
 from monitor.services.users import role_at_least
 
 SESSION_COOKIE = "hm_session"
@@ -266,6 +267,8 @@ class CampaignStaff(Staff):
     campaign: Campaign
     role: Role
     scope: Scope
+    #: Every campaign the user has a role in (the queue's campaign switcher).
+    campaigns: list[Campaign]
 
 
 class _CampaignStaffDependency:
@@ -289,7 +292,8 @@ class _CampaignStaffDependency:
         settings: SettingsDep,
         templates: TemplatesDep,
     ) -> CampaignStaff:
-        campaign = current_campaign(session, settings, user, request.state.web_session.campaign_id)
+        mine = campaigns_of(session, settings, user)
+        campaign = pick_campaign(mine, request.state.web_session.campaign_id)
         role = role_in(session, user, campaign) if campaign is not None else None
         if campaign is None or role is None or not role_at_least(role, self.needed):
             held = f"a {role}" if role else "not a member"
@@ -300,10 +304,13 @@ class _CampaignStaffDependency:
             )
         if self.change:
             await require_csrf(request, user)
-        scope = scope_of(session, settings, campaign.slug if not campaign.is_default else None)
+        scope = scope_for(session, campaign)
+        # The staff navigation's counts are this campaign's (see nav_counts).
+        request.state.scope = scope
         return CampaignStaff(
-            request, user, session, settings, templates, campaign=campaign, role=role, scope=scope
-        )
+            request, user, session, settings, templates,
+            campaign=campaign, role=role, scope=scope, campaigns=mine,
+        )  # fmt: skip
 
 
 #: The queue: pages for a campaign's viewers and up, changes by its moderators and up.
@@ -324,3 +331,22 @@ LeadChange = Annotated[Staff, Depends(_StaffDependency(require_lead, change=True
 #: Pages and changes of one's own account, for anyone logged in.
 AccountPage = Annotated[Staff, Depends(_StaffDependency(_signed_in, change=False))]
 AccountChange = Annotated[Staff, Depends(_StaffDependency(_signed_in, change=True))]
+
+
+def nav_counts(request: Request) -> dict[str, int]:
+    """Open takedowns (and, for leads, open escalations) for the staff navigation: read
+    live on every page, from two small indexed counts, once a request. The takedowns
+    are those of the campaign the page is about (its staff dependency's scope), else
+    the install's."""
+    counted: dict[str, int] | None = getattr(request.state, "nav_counts", None)
+    if counted is not None:
+        return counted
+    user = getattr(request.state, "user", None)
+    session = getattr(request.state, "db_session", None)
+    if user is None or session is None:
+        return {}
+    counts = {"takedowns": open_takedown_count(session, getattr(request.state, "scope", None))}
+    if user.role in LEADS:
+        counts["escalations"] = open_escalation_count(session)
+    request.state.nav_counts = counts
+    return counts

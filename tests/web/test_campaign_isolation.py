@@ -508,3 +508,19 @@ def test_a_paused_campaigns_walls_redraw_blank_while_the_others_follow_on(
     assert reset.kind == "reset" and reset.frame_for("embed", None, None, a_id) is None
     assert reset.frame_for("embed", None, None, b_id) is not None
     assert hub.wall is not None and hub.wall.posts[posts["b"]].campaigns == {b_id}
+
+
+def test_the_navigations_takedown_count_is_the_campaigns_own(
+    mo: TestClient, bob: TestClient, posts: dict[str, int]
+) -> None:
+    only_a = posts["a"]
+    assert mo.post("/queue/decide", data=_decide(mo, only_a, "approve"), headers=JSON).is_success
+    form = mo.get(f"/gallery/report/{only_a}").text
+    token = form.split('name="token" value="')[1].split('"')[0]
+    sent = mo.post(f"/gallery/report/{only_a}", data={"token": token, "category": "other"})
+    assert sent.status_code == 200
+    count = 'Takedown requests <span class="count">{}</span>'
+    assert count.format(1) in mo.get("/queue").text
+    # Force B's team is not told of a request on a post that is none of theirs.
+    assert count.format(0) in bob.get("/queue").text
+    assert count.format(0) in bob.get("/queue?tab=takedowns").text

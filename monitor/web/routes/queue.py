@@ -71,6 +71,7 @@ from monitor.web.deps import (
     QueueChange,
     QueuePage,
     SessionDep,
+    nav_counts,
     parse_row_id,
 )
 from monitor.web.forms import (
@@ -191,6 +192,10 @@ def queue_page(staff: QueuePage, query: Annotated[QueueQuery, Query()]) -> Respo
     cards = load_cards(
         session, page.posts, viewer=user.name, image_analysis=settings.image_analysis
     )
+    shown = [card.post.id or 0 for card in cards]
+    # The campaign's open takedowns, counted once for the tabs and the navigation; with
+    # none open (the usual case) the page needs no takedown queries at all.
+    takedowns = nav_counts(request)["takedowns"]
     return _page(
         staff.templates,
         request,
@@ -200,14 +205,11 @@ def queue_page(staff: QueuePage, query: Annotated[QueueQuery, Query()]) -> Respo
             "user": user,
             "can_decide": role_at_least(staff.role, Role.MODERATOR),
             "campaign": staff.campaign,
-            "campaigns": campaigns_of(session, settings, user),
+            "campaigns": staff.campaigns,
             "filters": filters,
             "tabs": QUEUE_TABS,
             # The takedown count is read live: a request arrives from the public side.
-            "counts": {
-                **overview.counts,
-                "takedowns": open_takedown_count(session, staff.scope),
-            },
+            "counts": {**overview.counts, "takedowns": takedowns},
             "cards": cards,
             "next_url": (
                 f"/queue?{_query_string(filters, after=page.next_cursor)}"
@@ -230,9 +232,11 @@ def queue_page(staff: QueuePage, query: Annotated[QueueQuery, Query()]) -> Respo
             else None,
             # Open takedowns lead every tab; their tab shows each request and its review.
             "top_takedowns": []
-            if filters.tab == "takedowns"
+            if filters.tab == "takedowns" or not takedowns
             else top_takedowns(session, scope=staff.scope),
-            "requests": open_requests(session, [c.post.id or 0 for c in cards]),
+            "requests": open_requests(session, shown)
+            if takedowns
+            else {post_id: [] for post_id in shown},
             "categories": CATEGORIES,
             "outcomes": OUTCOMES,
             "paused": gallery_paused(session, staff.campaign.id),

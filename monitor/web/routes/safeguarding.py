@@ -19,18 +19,16 @@ from monitor.models import Post, RuleKind, TakedownOutcome
 from monitor.services.alerts import send_soon
 from monitor.services.audit import Action
 from monitor.services.escalation import (
-    LEADS,
     close_escalation,
     escalate,
     list_escalations,
-    open_escalation_count,
 )
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.moderation import MAX_BULK_POSTS, decide_many, matching_versions
 from monitor.services.placements import in_scope
 from monitor.services.rules import add_rule, apply_to_pending, preview_on_pending
 from monitor.services.sessions import pop_flash
-from monitor.services.takedown import OUTCOMES, open_takedown_count, resolve_takedown
+from monitor.services.takedown import OUTCOMES, resolve_takedown
 from monitor.web.deps import (
     MAX_ROW_ID,
     LeadChange,
@@ -59,19 +57,6 @@ from monitor.web.routes.queue import (
 
 router = APIRouter()
 PostId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
-
-
-def nav_counts(request: Request) -> dict[str, int]:
-    """Open takedowns (and, for leads, open escalations) for the staff navigation: read
-    live on every page, from two small indexed counts."""
-    user = getattr(request.state, "user", None)
-    session = getattr(request.state, "db_session", None)
-    if user is None or session is None:
-        return {}
-    counts = {"takedowns": open_takedown_count(session)}
-    if user.role in LEADS:
-        counts["escalations"] = open_escalation_count(session)
-    return counts
 
 
 def _post(session: SessionDep, post_id: int) -> Post:
