@@ -17,11 +17,12 @@ from sqlmodel import Session, col, select
 
 from monitor.config import Settings
 from monitor.errors import UserError
-from monitor.models import AlertKind, Escalation, Post, Role, utcnow
+from monitor.models import AlertKind, CampaignPost, Escalation, Post, Role, utcnow
 from monitor.services import audit
 from monitor.services.alerts import protective_change
 from monitor.services.audit import Action
 from monitor.services.campaigns import roles_for_post
+from monitor.services.placements import Scope
 from monitor.services.users import get_active_user
 
 MAX_TEXT_CHARS = 2000
@@ -52,7 +53,9 @@ def _require_role(
     user = get_active_user(session=session, name=actor)
     held = roles_for_post(session, user, post.id or 0) if post is not None else {user.role}
     if not held & set(roles):
-        raise UserError(f"{actor} is a {user.role}: only {' and '.join(roles)} users {doing}")
+        who = f"a {' and '.join(sorted(held))}" if held - {Role.NONE} else "not a member"
+        where = " in this post's campaigns" if post is not None else ""
+        raise UserError(f"{actor} is {who}{where}: only {' and '.join(roles)} users {doing}")
 
 
 def open_escalation_post_ids() -> sa.Select[int | None]:
@@ -127,10 +130,12 @@ def close_escalation(
     """Close an escalation with its outcome (safeguarding leads and admins); the post
     stays off the public routes, and retention applies to it again."""
     outcome = _text(outcome, "the outcome")
-    _require_role(session, actor, LEADS, "close escalations")
     escalation = session.get(Escalation, escalation_id, with_for_update=True)
     if escalation is None:
         raise UserError(f"no escalation {escalation_id}")
+    # A lead of a campaign the post is in (its leads see it: list_escalations).
+    post = session.get(Post, escalation.post_id) if escalation.post_id is not None else None
+    _require_role(session, actor, LEADS, "close escalations", post)
     if escalation.closed_at is not None:
         raise UserError(f"escalation {escalation_id} was already closed by {escalation.closed_by}")
     now = utcnow()
@@ -149,10 +154,11 @@ def close_escalation(
 
 
 def list_escalations(
-    session: Session, *, open_only: bool, limit: int = 200
+    session: Session, *, open_only: bool, limit: int = 200, scope: Scope | None = None
 ) -> list[EscalationView]:
-    """Escalations, newest first, with their posts (a post may have been erased)."""
-    query = select(Escalation)
+    """Escalations of the posts in ``scope``'s campaign (None: every one), newest first,
+    with their posts (a post may have been erased)."""
+    query = select(Escalation).where(_in(scope))
     if open_only:
         query = query.where(col(Escalation.closed_at).is_(None))
     escalations = list(session.exec(query.order_by(col(Escalation.opened_at).desc()).limit(limit)))
@@ -161,10 +167,22 @@ def list_escalations(
     return [EscalationView(e, posts.get(e.post_id)) for e in escalations]
 
 
-def open_escalation_count(session: Session) -> int:
+def open_escalation_count(session: Session, scope: Scope | None = None) -> int:
+    """Open escalations of the posts in ``scope``'s campaign (None: every one)."""
     query = (
         sa.select(sa.func.count())
         .select_from(Escalation)
-        .where(col(Escalation.closed_at).is_(None))
+        .where(col(Escalation.closed_at).is_(None), _in(scope))
     )
     return int(session.execute(query).scalar_one())
+
+
+def _in(scope: Scope | None) -> sa.ColumnElement[bool]:
+    """Escalations of the posts in ``scope``'s campaign: each is its leads' to see (a post
+    in two campaigns is both teams'); with one campaign, every one."""
+    if scope is None or scope.alone:
+        return sa.true()
+    placed = CampaignPost.__table__
+    return col(Escalation.post_id).in_(
+        sa.select(placed.c.post_id).where(placed.c.campaign_id == scope.campaign_id)
+    )

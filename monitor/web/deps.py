@@ -220,16 +220,6 @@ class Staff:
     templates: Jinja2Templates
 
 
-def require_lead(user: CurrentUser) -> User:
-    """Escalations are safeguarding leads' (and admins') by name, not by rank."""
-    if user.role not in LEADS:
-        raise HTTPException(
-            status_code=403,
-            detail=f"Escalations are for safeguarding leads and admins; you are a {user.role}.",
-        )
-    return user
-
-
 def _signed_in(user: User) -> User:
     return user
 
@@ -280,9 +270,16 @@ class _CampaignStaffDependency:
     campaign the user has no role in.
     """
 
-    def __init__(self, needed: Role, *, change: bool) -> None:
+    def __init__(self, needed: Role | tuple[Role, ...], *, change: bool) -> None:
+        #: A role: that role or a higher one; a tuple: one of those roles by name (the
+        #: escalations are safeguarding leads', not the rank above a moderator's).
         self.needed = needed
         self.change = change
+
+    def _allows(self, role: Role) -> bool:
+        if isinstance(self.needed, tuple):
+            return role in self.needed
+        return role_at_least(role, self.needed)
 
     async def __call__(
         self,
@@ -295,18 +292,19 @@ class _CampaignStaffDependency:
         mine = campaigns_of(session, settings, user)
         campaign = pick_campaign(mine, request.state.web_session.campaign_id)
         role = role_in(session, user, campaign) if campaign is not None else None
-        if campaign is None or role is None or not role_at_least(role, self.needed):
+        if campaign is None or role is None or not self._allows(role):
             held = f"a {role}" if role else "not a member"
             where = f" in campaign {campaign.slug!r}" if campaign is not None else ""
+            needed = self.needed if isinstance(self.needed, tuple) else (self.needed,)
             raise HTTPException(
                 status_code=403,
-                detail=f"This needs the {self.needed.value} role; you are {held}{where}.",
+                detail=f"This needs the {' or '.join(needed)} role; you are {held}{where}.",
             )
         if self.change:
             await require_csrf(request, user)
         scope = scope_for(session, campaign)
         # The staff navigation's counts are this campaign's (see nav_counts).
-        request.state.scope = scope
+        request.state.scope, request.state.role = scope, role
         return CampaignStaff(
             request, user, session, settings, templates,
             campaign=campaign, role=role, scope=scope, campaigns=mine,
@@ -322,12 +320,13 @@ QueueChange = Annotated[
 #: by moderators and up, admins, leads).
 ViewerPage = Annotated[Staff, Depends(_StaffDependency(require_role(Role.VIEWER), change=False))]
 AdminPage = Annotated[Staff, Depends(_StaffDependency(require_role(Role.ADMIN), change=False))]
-LeadPage = Annotated[Staff, Depends(_StaffDependency(require_lead, change=False))]
+#: The escalations of a campaign's posts: its safeguarding leads' (and admins').
+LeadPage = Annotated[CampaignStaff, Depends(_CampaignStaffDependency(LEADS, change=False))]
 ModeratorChange = Annotated[
     Staff, Depends(_StaffDependency(require_role(Role.MODERATOR), change=True))
 ]
 AdminChange = Annotated[Staff, Depends(_StaffDependency(require_role(Role.ADMIN), change=True))]
-LeadChange = Annotated[Staff, Depends(_StaffDependency(require_lead, change=True))]
+LeadChange = Annotated[CampaignStaff, Depends(_CampaignStaffDependency(LEADS, change=True))]
 #: Pages and changes of one's own account, for anyone logged in.
 AccountPage = Annotated[Staff, Depends(_StaffDependency(_signed_in, change=False))]
 AccountChange = Annotated[Staff, Depends(_StaffDependency(_signed_in, change=True))]
@@ -335,9 +334,9 @@ AccountChange = Annotated[Staff, Depends(_StaffDependency(_signed_in, change=Tru
 
 def nav_counts(request: Request) -> dict[str, int]:
     """Open takedowns (and, for leads, open escalations) for the staff navigation: read
-    live on every page, from two small indexed counts, once a request. The takedowns
-    are those of the campaign the page is about (its staff dependency's scope), else
-    the install's."""
+    live on every page, from two small indexed counts, once a request. They are those
+    of the campaign the page is about (its staff dependency's scope and the user's role
+    there), else the install's."""
     counted: dict[str, int] | None = getattr(request.state, "nav_counts", None)
     if counted is not None:
         return counted
@@ -345,8 +344,9 @@ def nav_counts(request: Request) -> dict[str, int]:
     session = getattr(request.state, "db_session", None)
     if user is None or session is None:
         return {}
-    counts = {"takedowns": open_takedown_count(session, getattr(request.state, "scope", None))}
-    if user.role in LEADS:
-        counts["escalations"] = open_escalation_count(session)
+    scope = getattr(request.state, "scope", None)
+    counts = {"takedowns": open_takedown_count(session, scope)}
+    if getattr(request.state, "role", user.role) in LEADS:
+        counts["escalations"] = open_escalation_count(session, scope)
     request.state.nav_counts = counts
     return counts

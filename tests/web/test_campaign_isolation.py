@@ -25,6 +25,7 @@ from monitor.models import (
     AuditEvent,
     Campaign,
     CampaignPost,
+    Escalation,
     MediaItem,
     Post,
     PostStatus,
@@ -41,6 +42,7 @@ from monitor.services.campaigns import (
     get_campaign,
     grant_role,
 )
+from monitor.services.escalation import escalate
 from monitor.services.export import iter_export_records
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.ingest import record_posts
@@ -524,3 +526,46 @@ def test_the_navigations_takedown_count_is_the_campaigns_own(
     # Force B's team is not told of a request on a post that is none of theirs.
     assert count.format(0) in bob.get("/queue").text
     assert count.format(0) in bob.get("/queue?tab=takedowns").text
+
+
+def test_a_campaigns_safeguarding_lead_sees_and_closes_only_its_posts_escalations(
+    sqlite_engine: Engine, settings: Settings, app: FastAPI, posts: dict[str, int]
+) -> None:
+    make_user(sqlite_engine, "lee", "none")  # force B's safeguarding lead only
+    make_user(sqlite_engine, "dee", "safeguarding")  # the default campaign's lead
+    with session_scope(sqlite_engine) as session:
+        grant_role(session, settings, name="lee", slug="force-b", role=Role.SAFEGUARDING,
+                   actor="t")  # fmt: skip
+        for name in ("a", "b"):
+            post = session.get_one(Post, posts[name])
+            actor = "mo" if name == "a" else "bob"  # each campaign's moderator
+            escalate(
+                session=session, settings=settings, post=post, actor=actor,
+                reason=f"disclosure {name}",
+            )  # fmt: skip
+    with Session(sqlite_engine) as session:
+        ids = {e.post_id: e.id for e in session.exec(select(Escalation))}
+    with app_client(app) as lee, app_client(app) as dee:
+        login(lee, "lee")
+        login(dee, "dee")
+        page = lee.get("/queue/escalations").text
+        assert "disclosure b" in page and "disclosure a" not in page
+        assert 'Escalations <span class="count">1</span>' in lee.get("/queue").text
+        theirs = dee.get("/queue/escalations").text
+        assert "disclosure a" in theirs and "disclosure b" not in theirs
+        refused = lee.post(
+            f"/queue/escalations/{ids[posts['a']]}/close",
+            data={"csrf_token": csrf_token(lee), "outcome": "done"},
+            headers=JSON,
+        )
+        assert refused.status_code == 409
+        assert "lee is not a member in this post's campaigns: only safeguarding" in refused.text
+        closed = lee.post(
+            f"/queue/escalations/{ids[posts['b']]}/close",
+            data={"csrf_token": csrf_token(lee), "outcome": "Referred"},
+            headers=JSON,
+        )
+        assert closed.is_success, closed.text
+    with Session(sqlite_engine) as session:
+        assert session.get_one(Escalation, ids[posts["a"]]).closed_at is None
+        assert session.get_one(Escalation, ids[posts["b"]]).closed_by == "lee"

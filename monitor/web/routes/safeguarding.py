@@ -148,8 +148,8 @@ def escalations_page(staff: LeadPage) -> Response:
         {
             "title": "Escalations",
             "user": user,
-            "open": list_escalations(session, open_only=True),
-            "all": list_escalations(session, open_only=False),
+            "open": list_escalations(session, open_only=True, scope=staff.scope),
+            "all": list_escalations(session, open_only=False, scope=staff.scope),
             "messages": pop_flash(session=session, request_session=request.state.web_session),
         },
     )
