@@ -134,10 +134,6 @@ _Position = tuple[datetime | None, str | None]
 _Time = Annotated[CursorTime, pydantic.PlainSerializer(_iso, when_used="unless-none")]
 
 
-class _Cursor(WindowCursor[_Time]):
-    """The polling cursor: stored up to ``newest``; ``[lower, upper)`` still to walk."""
-
-
 class BlueskySettings(AdapterSettings):
     """The keys this adapter reads (see ``.env.example``)."""
 
@@ -226,7 +222,7 @@ class BlueskyAdapter(WindowedSearch[datetime], Adapter[BlueskySettings]):
 
     # --- polling: the window walk is WindowedSearch's ---------------------------------
 
-    window_cursor = _Cursor
+    window_cursor = WindowCursor[_Time]
     spent = "bluesky: request budget"
 
     def start_after(self, newest: datetime) -> datetime:
