@@ -279,7 +279,6 @@ def refresh_in_chunks(
 
 
 B = TypeVar("B")
-Window = Iterator[tuple[Page, bool]]
 
 
 class WindowedSearch(ABC, Generic[B]):
@@ -366,7 +365,7 @@ class WindowedSearch(ABC, Generic[B]):
         newest: B | datetime | None,
         notes: list[str],
         budget: int,
-    ) -> Window:
+    ) -> Iterator[tuple[Page, bool]]:
         """Walk one window; each page's cursor resumes right after it, and says when done."""
         started = datetime.now(UTC)
         lower, clamped = self.clamped(lower, started)

@@ -21,7 +21,7 @@ API facts relied on (docs.x.com, X API v2):
 
 The polling cursor is our own JSON: the newest id stored (or, before any post
 was seen, the time to search from) and, while a walk is unfinished, the window
-still to read (its lower bound and the exclusive ``until_id``).
+still to read (its lower bound and, as ``upper``, the exclusive ``until_id``).
 """
 
 from __future__ import annotations
