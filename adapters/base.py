@@ -21,7 +21,7 @@ import dataclasses
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
 
 import httpx
@@ -35,8 +35,8 @@ from adapters.paging import (
     JsonCursor,
     UnreadableRecord,
     WalkPage,
+    WindowCursor,
     carrying,
-    finish_then_continue,
     normalise_each,
     normalise_one,
     split_refs,
@@ -52,7 +52,8 @@ __all__ = [
     "UnreadableRecord",
     "WalkPage",
     "carrying",
-    "finish_then_continue",
+    "WindowCursor",
+    "WindowedSearch",
     "normalise_each",
     "normalise_one",
     "split_refs",
@@ -275,6 +276,125 @@ def refresh_in_chunks(
         posts, skipped = normalise(list(found.values()))
         result += RefreshResult(posts, tuple(i for i in chunk if i not in found), skipped)
     return result
+
+
+B = TypeVar("B")
+
+
+class WindowedSearch(ABC, Generic[B]):
+    """``search`` and ``backfill`` for an API whose query takes a lower and an upper bound.
+
+    Mixed into an :class:`Adapter` (``class XAdapter(WindowedSearch[str],
+    Adapter[XSettings])``) whose upper bounds are ``B``, post ids or times; a lower
+    bound, and the newest bound read, may also be a time (before any post was read).
+    The polling cursor is :attr:`window_cursor`: a poll first reads to its end the
+    window an earlier poll left unfinished (so a long backlog is never skipped),
+    then walks from the newest bound read (:meth:`start_after`) up to now. Every
+    page's cursor resumes right after it: the newest bound and, while unfinished,
+    the window still to walk. A backfill walks back to ``since`` from ``resume``;
+    its position is the upper bound after the oldest post read. The platform walks
+    between two bounds and says how a page moves them.
+    """
+
+    window_cursor: ClassVar[type[WindowCursor[Any]]]
+    #: What a spent request window is called in the error ("x: search requests").
+    spent: ClassVar[str]
+
+    @abstractmethod
+    def walk_window(
+        self, target: Target, lower: B | datetime, upper: B | None, max_pages: int
+    ) -> Iterator[WalkPage[FetchedPost, Any]]:
+        """Newest to oldest through the matches between ``lower`` and ``upper`` (or now)."""
+
+    @abstractmethod
+    def newest_bound(
+        self, newest: B | datetime | None, page: WalkPage[FetchedPost, Any]
+    ) -> B | datetime | None:
+        """The newest bound read once ``page`` is read, ``newest`` being the one before."""
+
+    @abstractmethod
+    def upper_bound(self, upper: B | None, page: WalkPage[FetchedPost, Any]) -> B | None:
+        """The upper bound that resumes right after ``page``; None when the page cannot tell."""
+
+    @abstractmethod
+    def read_position(self, resume: str) -> B | None:
+        """A backfill position as stored (see :meth:`write_position`), or None if unreadable."""
+
+    @abstractmethod
+    def write_position(self, upper: B) -> str:
+        """The stored form of a backfill position, an upper bound."""
+
+    def start_after(self, newest: B | datetime) -> B | datetime:
+        """Where a new walk starts: just after ``newest``, less the platform's overlap."""
+        return newest
+
+    def settled(
+        self, newest: B | datetime | None, lower: B | datetime, started: datetime
+    ) -> B | datetime:
+        """The newest bound a finished walk from ``lower`` (begun at ``started``) stores."""
+        return newest if newest is not None else lower
+
+    def clamped(self, lower: B | datetime, now: datetime) -> tuple[B | datetime, str | None]:
+        """A lower bound the API accepts (a search reaching back days), and what it gave up."""
+        return lower, None
+
+    def search(
+        self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
+    ) -> Iterator[Page]:
+        stored = self.window_cursor.load(cursor)
+        notes = [LOST_CURSOR] if cursor and stored is None else []
+        newest = stored.newest if stored is not None else None
+        budget = max_pages
+        if stored is not None and stored.lower is not None and stored.upper is not None:
+            done = False
+            window = self._window(target, stored.lower, stored.upper, newest, notes, budget)
+            for page, finished in window:
+                budget, done = budget - 1, finished
+                yield page
+            if not done or budget <= 0:
+                return
+        lower = self.start_after(newest) if newest is not None else since
+        for page, _ in self._window(target, lower, None, newest, notes, budget):
+            yield page
+
+    def _window(
+        self,
+        target: Target,
+        lower: B | datetime,
+        upper: B | None,
+        newest: B | datetime | None,
+        notes: list[str],
+        budget: int,
+    ) -> Iterator[tuple[Page, bool]]:
+        """Walk one window; each page's cursor resumes right after it, and says when done."""
+        started = datetime.now(UTC)
+        lower, clamped = self.clamped(lower, started)
+        notes.extend([clamped] if clamped else [])
+        for page in self.walk_window(target, lower, upper, budget):
+            newest = self.newest_bound(newest, page)
+            cursor = None  # nothing on this page tells where it ended: keep the stored cursor
+            if page.finished:
+                settled = self.settled(newest, lower, started)
+                cursor = self.window_cursor(newest=settled).dump()
+            elif (bound := self.upper_bound(upper, page)) is not None:
+                upper = bound
+                cursor = self.window_cursor(newest=newest, lower=lower, upper=upper).dump()
+            gap = "; ".join([*notes, *([page.gap] if page.gap else [])]) or None
+            notes.clear()
+            yield Page(page.posts, cursor, gap=gap, skipped=page.skipped), page.finished
+            stop_if_spent(page, self.spent, "the walk resumes from the stored cursor")
+
+    def backfill(
+        self, target: Target, *, since: datetime, resume: str | None, max_pages: int
+    ) -> Iterator[Page]:
+        upper = self.read_position(resume) if resume else None
+        lower, clamped = self.clamped(since, datetime.now(UTC))
+        for page in self.walk_window(target, lower, upper, max_pages):
+            upper = self.upper_bound(upper, page) or upper
+            position = self.write_position(upper) if upper is not None else None
+            gap = clamped if page.finished else None
+            yield Page(page.posts, position, gap=gap, skipped=page.skipped)
+            stop_if_spent(page, self.spent, "run backfill again then to carry on")
 
 
 class Adapter(ABC, Generic[S]):

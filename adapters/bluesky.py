@@ -25,21 +25,19 @@ Every page therefore carries a cursor that resumes exactly where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import html
 import math
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 import pydantic
 
 from adapters.base import (
-    LOST_CURSOR,
     Adapter,
     AdapterError,
     AuthFailed,
@@ -49,23 +47,21 @@ from adapters.base import (
     CursorTime,
     Engagement,
     FetchedPost,
-    JsonCursor,
     MalformedResponse,
     Media,
     MediaKind,
-    Page,
     RefreshResult,
     RequestRejected,
     Target,
     UnreadableRecord,
     WalkPage,
+    WindowCursor,
+    WindowedSearch,
     carrying,
-    finish_then_continue,
     json_records,
     normalise_each,
     refresh_in_chunks,
     split_refs,
-    stop_if_spent,
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader, error_body, spent_until
@@ -138,25 +134,6 @@ _Position = tuple[datetime | None, str | None]
 _Time = Annotated[CursorTime, pydantic.PlainSerializer(_iso, when_used="unless-none")]
 
 
-class _State(JsonCursor):
-    """The polling cursor: stored up to ``newest``; ``[lower, upper)`` still to walk."""
-
-    v: int = 1
-    newest: _Time
-    lower: _Time = None
-    upper: _Time = None
-
-    @pydantic.model_validator(mode="after")
-    def _window_or_none(self) -> Self:
-        """Unreadable without ``newest``; a half-stored or empty window is no window."""
-        if self.newest is None:
-            raise ValueError("no newest time")
-        if self.lower is None or self.upper is None or self.lower >= self.upper:
-            object.__setattr__(self, "lower", None)
-            object.__setattr__(self, "upper", None)
-        return self
-
-
 class BlueskySettings(AdapterSettings):
     """The keys this adapter reads (see ``.env.example``)."""
 
@@ -165,7 +142,7 @@ class BlueskySettings(AdapterSettings):
     bluesky_api_base: BaseUrl = DEFAULT_API_BASE
 
 
-class BlueskyAdapter(Adapter[BlueskySettings]):
+class BlueskyAdapter(WindowedSearch[datetime], Adapter[BlueskySettings]):
     """Searches Bluesky for each hashtag with ``app.bsky.feed.searchPosts``."""
 
     name: ClassVar[str] = "bluesky"
@@ -243,63 +220,35 @@ class BlueskyAdapter(Adapter[BlueskySettings]):
             renew=self._refresh_session,
         )
 
-    # --- polling -----------------------------------------------------------------
+    # --- polling: the window walk is WindowedSearch's ---------------------------------
 
-    def search(
-        self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
-    ) -> Iterator[Page]:
-        state = _State.load(cursor)
-        gap = LOST_CURSOR if cursor and state is None else None
-        unfinished = None
-        if state is not None and state.lower is not None and state.upper is not None:
-            # An earlier walk stopped part-way: its window is read before newer posts.
-            window = (target, state.lower, state.upper, state.newest)
-            unfinished = functools.partial(self._window, *window)
-        if state is None or state.newest is None:
-            lower, newest = since, None
-        else:
-            lower, newest = state.newest - OVERLAP, state.newest
-        newer = functools.partial(self._window, target, lower, None, newest)
-        for page in finish_then_continue(unfinished, newer, max_pages):
-            yield dataclasses.replace(page, gap=gap) if gap else page
-            gap = None
+    window_cursor = WindowCursor[_Time]
+    spent = "bluesky: request budget"
 
-    def _window(
-        self,
-        target: Target,
-        lower: datetime,
-        upper: datetime | None,
-        newest: datetime | None,
-        budget: int,
-    ) -> Iterator[tuple[Page, bool]]:
-        """Walk ``[lower, upper)``; each page's cursor resumes right after it."""
-        for page in self._walk(target, lower, upper, budget):
-            batch = page.batch
-            if batch.newest is not None:
-                newest = max(newest, batch.newest) if newest else batch.newest
-            state: _State | None = None  # nothing datable on this page: keep the stored cursor
-            if page.finished:
-                state = _State(newest=max(newest, lower) if newest else lower)
-            elif batch.oldest is not None:
-                upper = _bound_after(upper, batch.oldest)
-                state = _State(newest=newest or upper, lower=lower, upper=upper)
-            cursor = state.dump() if state else None
-            yield Page(page.posts, cursor, skipped=page.skipped), page.finished
-            stop_if_spent(
-                page, "bluesky: request budget", "the walk resumes from the stored cursor"
-            )
+    def start_after(self, newest: datetime) -> datetime:
+        return newest - OVERLAP
 
-    def backfill(
-        self, target: Target, *, since: datetime, resume: str | None, max_pages: int
-    ) -> Iterator[Page]:
-        """Walk back to ``since``; the position is the ``until`` bound after each page."""
-        upper = parse_time(resume) if resume else None
-        for page in self._walk(target, since, upper, max_pages):
-            upper = _bound_after(upper, page.batch.oldest)
-            yield Page(page.posts, _iso(upper) if upper else None, skipped=page.skipped)
-            stop_if_spent(page, "bluesky: request budget", "run backfill again then to carry on")
+    def newest_bound(
+        self, newest: datetime | None, page: WalkPage[FetchedPost, Any]
+    ) -> datetime | None:
+        return max((t for t in (newest, page.batch.newest) if t is not None), default=None)
 
-    def _walk(
+    def upper_bound(
+        self, upper: datetime | None, page: WalkPage[FetchedPost, Any]
+    ) -> datetime | None:
+        oldest = page.batch.oldest
+        return _bound_after(upper, oldest) if oldest is not None else None
+
+    def settled(self, newest: datetime | None, lower: datetime, started: datetime) -> datetime:
+        return max(newest, lower) if newest else lower
+
+    def read_position(self, resume: str) -> datetime | None:
+        return parse_time(resume)
+
+    def write_position(self, upper: datetime) -> str:
+        return _iso(upper)
+
+    def walk_window(
         self, target: Target, lower: datetime, upper: datetime | None, max_pages: int
     ) -> Iterator[WalkPage[FetchedPost, _Position]]:
         """Newest to oldest through the search results in ``[lower, upper)``.

@@ -10,8 +10,8 @@
   with a page budget, loop detection and the wording of its gaps; the cursor
   is set on the last page only, on every page when the API can resume, or
   left to the platform, which reads each page's ``finished`` and ``batch``.
-* :func:`finish_then_continue`: a window an earlier poll left unfinished is read
-  to its end before a new walk starts.
+* :class:`WindowCursor`: the cursor of a search bounded on both sides (ids or
+  times), which :class:`adapters.base.WindowedSearch` walks.
 * :class:`CredentialCache`: a short-lived token or session kept for the process,
   renewed when it runs out, and renewed once when the platform answers 401.
 * :func:`carrying`, :func:`normalise_one` and :func:`split_refs`: the filtering
@@ -136,7 +136,7 @@ class JsonCursor(pydantic.BaseModel):
         """The stored form; a cursor that cannot fit the column is a bug, not data."""
         cursor = self
         while True:
-            text = cursor.model_dump_json(exclude_none=True)
+            text = cursor.model_dump_json(exclude_none=True, by_alias=True)
             if len(text) <= self.max_chars:
                 return text
             smaller = cursor.shrunk()
@@ -156,6 +156,34 @@ class JsonCursor(pydantic.BaseModel):
             return cls.model_validate_json(raw)
         except pydantic.ValidationError:
             return None
+
+
+Bound = TypeVar("Bound")
+
+
+class WindowCursor(JsonCursor, Generic[Bound]):
+    """Where a windowed search stands: read up to ``newest``; ``[lower, upper)`` still to walk.
+
+    ``newest`` is the bound a new walk starts from (the newest post stored, or
+    before any, the time to search from): without it the cursor is unreadable. A
+    half-stored or empty window is no window.
+    """
+
+    v: int = 1
+    newest: Bound | None = None
+    lower: Bound | None = None
+    upper: Bound | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _window_or_none(self) -> Self:
+        if self.newest is None:
+            raise ValueError("no newest bound")
+        lower, upper = self.lower, self.upper
+        empty = isinstance(lower, datetime) and isinstance(upper, datetime) and lower >= upper
+        if lower is None or upper is None or empty:
+            object.__setattr__(self, "lower", None)
+            object.__setattr__(self, "upper", None)
+        return self
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -248,29 +276,6 @@ def walk_newest_first(
         if last:
             return
         position = batch.next
-
-
-def finish_then_continue(
-    unfinished: Callable[[int], Iterator[tuple[T, bool]]] | None,
-    fresh: Callable[[int], Iterator[tuple[T, bool]]],
-    max_pages: int,
-) -> Iterator[T]:
-    """The pages of a walk an earlier poll left part-way, then a new walk with what is left.
-
-    For APIs whose cursor stores an unfinished window: it is read to its end
-    before anything newer, so a long backlog is never skipped. Each callable is
-    given its page budget and yields ``(page, finished)``.
-    """
-    budget = max_pages
-    if unfinished is not None:
-        done = False
-        for page, finished in unfinished(budget):
-            budget, done = budget - 1, finished
-            yield page
-        if not done or budget <= 0:
-            return
-    for page, _finished in fresh(budget):
-        yield page
 
 
 def _walk_gap(

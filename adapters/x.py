@@ -21,46 +21,41 @@ API facts relied on (docs.x.com, X API v2):
 
 The polling cursor is our own JSON: the newest id stored (or, before any post
 was seen, the time to search from) and, while a walk is unfinished, the window
-still to read (its lower bound and the exclusive ``until_id``).
+still to read (its lower bound and, as ``upper``, the exclusive ``until_id``).
 """
 
 from __future__ import annotations
 
-import functools
 import html
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar
 
 import httpx
 import pydantic
 
 from adapters.base import (
-    LOST_CURSOR,
     Adapter,
     AuthFailed,
     Author,
     Batch,
-    CursorTime,
     Engagement,
     FetchedPost,
-    JsonCursor,
     MalformedResponse,
     Media,
     MediaKind,
-    Page,
     RefreshResult,
     RequestRejected,
     Target,
     UnreadableRecord,
     WalkPage,
+    WindowCursor,
+    WindowedSearch,
     carrying,
-    finish_then_continue,
     json_records,
     normalise_each,
     split_refs,
-    stop_if_spent,
     walk_newest_first,
 )
 from adapters.http import HttpClient, decode_json, epoch_reset_reader, error_body, spent_until
@@ -122,7 +117,7 @@ _TIER_ADVICE = (
 _reset_reader = epoch_reset_reader("x-rate-limit-reset")
 
 #: A lower bound of a search: a post id (``since_id``) or a time (``start_time``).
-Lower = str | datetime
+Bound = str | datetime
 
 
 def snowflake_time(post_id: str) -> datetime | None:
@@ -131,47 +126,36 @@ def snowflake_time(post_id: str) -> datetime | None:
     return datetime.fromtimestamp(millis / 1000, UTC) if int(post_id) >> 22 else None
 
 
-def _newer(first: str | None, second: str | None) -> str | None:
-    ids = [i for i in (first, second) if i]
-    return max(ids, key=int) if ids else None
-
-
-def _lower_or_none(value: Any) -> Lower | None:
+def _lower_or_none(value: Any) -> Bound | None:
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else None
     return _valid_id(value) or parse_time(value)
 
 
-def _dump_lower(lower: Lower) -> str:
+def _dump_lower(lower: Bound) -> str:
     return lower if isinstance(lower, str) else iso_seconds(lower)
 
 
-_Id = Annotated[str | None, pydantic.BeforeValidator(lambda value: _valid_id(value))]
-_Time = Annotated[CursorTime, pydantic.PlainSerializer(iso_seconds, when_used="unless-none")]
-_Lower = Annotated[
-    Lower | None,
+_Bound = Annotated[
+    Bound | None,
     pydantic.BeforeValidator(_lower_or_none),
     pydantic.PlainSerializer(_dump_lower, when_used="unless-none"),
 ]
 
 
-class _State(JsonCursor):
-    """The polling cursor (see the module docstring); unreadable without newest or start."""
+class _Cursor(WindowCursor[_Bound]):
+    """The polling cursor (see the module docstring); ``upper`` is a post id (``until_id``)."""
 
-    v: int = 1
-    newest: _Id = None
-    start: _Time = None
-    lower: _Lower = None
-    until_id: _Id = None
-
-    @pydantic.model_validator(mode="after")
-    def _readable(self) -> Self:
-        if self.newest is None and self.start is None:
-            raise ValueError("neither newest nor start")
-        if self.lower is None or self.until_id is None:  # half a window is no window
-            object.__setattr__(self, "lower", None)
-            object.__setattr__(self, "until_id", None)
-        return self
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _earlier_shape(cls, data: Any) -> Any:
+        """Cursors stored before the shared window walk named the time to search from,
+        before any post was seen, ``start``, and the upper bound ``until_id``."""
+        if not isinstance(data, dict):
+            return data
+        newest = data.get("newest") if _lower_or_none(data.get("newest")) else data.get("start")
+        upper = _valid_id(data.get("upper", data.get("until_id")))
+        return {**data, "newest": newest, "upper": upper}
 
 
 class XSettings(AdapterSettings):
@@ -189,7 +173,7 @@ class XSettings(AdapterSettings):
         return token
 
 
-class XAdapter(Adapter[XSettings]):
+class XAdapter(WindowedSearch[str], Adapter[XSettings]):
     """Searches X for each hashtag with ``GET /2/tweets/search/recent``."""
 
     name: ClassVar[str] = "x"
@@ -199,75 +183,44 @@ class XAdapter(Adapter[XSettings]):
         super().__init__(config, http)
         self.base = self.settings.x_api_base
 
-    # --- polling -----------------------------------------------------------------
+    # --- polling: the window walk is WindowedSearch's ---------------------------------
 
-    def search(
-        self, target: Target, cursor: str | None, *, since: datetime, max_pages: int
-    ) -> Iterator[Page]:
-        state = _State.load(cursor)
-        notes = [LOST_CURSOR] if cursor and state is None else []
-        if state is None:
-            state = _State(start=since)
-        unfinished = None
-        if state.lower is not None and state.until_id is not None:
-            # An earlier walk stopped part-way: its window is read before newer posts.
-            lower, until_id = state.lower, state.until_id
-            unfinished = functools.partial(
-                self._window, target, state, lower, until_id, notes=notes
-            )
-        rest = _State(newest=state.newest, start=state.start)
-        after: Lower = rest.newest or rest.start or since
-        newer = functools.partial(self._window, target, rest, after, None, notes=notes)
-        yield from finish_then_continue(unfinished, newer, max_pages)
+    window_cursor = _Cursor
+    spent = "x: search requests"
 
-    def _window(
-        self,
-        target: Target,
-        state: _State,
-        lower: Lower,
-        until_id: str | None,
-        budget: int,
-        notes: list[str],
-    ) -> Iterator[tuple[Page, bool]]:
-        """Walk from ``until_id`` (or now) back to ``lower``; each page's cursor resumes."""
-        started = datetime.now(UTC)
-        lower, clamped = _clamp(lower, started)
-        if clamped:
-            notes.append(clamped)
-        newest = state.newest
-        for page in self._walk(target, lower, until_id, budget):
-            ids = page.batch.ids
-            newest = _newer(newest, max(ids, key=int, default=None))
-            cursor: str | None = None  # nothing readable on this page: keep the stored cursor
-            if page.finished:
-                start = None
-                if newest is None:
-                    floor = lower if isinstance(lower, datetime) else state.start or started
-                    start = max(floor, started - _INDEX_LAG)
-                cursor = _State(newest=newest, start=start).dump()
-            elif ids:
-                oldest = min(ids, key=int)
-                window = _State(newest=newest, start=state.start, lower=lower, until_id=oldest)
-                cursor = window.dump()
-            gap = "; ".join([*notes, *([page.gap] if page.gap else [])]) or None
-            notes.clear()
-            yield Page(page.posts, cursor, gap=gap, skipped=page.skipped), page.finished
-            stop_if_spent(page, "x: search requests", "the walk resumes from the stored cursor")
+    def newest_bound(self, newest: Bound | None, page: WalkPage[FetchedPost, Any]) -> Bound | None:
+        ids = [*page.batch.ids, *([newest] if isinstance(newest, str) else [])]
+        return max(ids, key=int) if ids else newest
 
-    def backfill(
-        self, target: Target, *, since: datetime, resume: str | None, max_pages: int
-    ) -> Iterator[Page]:
-        """Walk back to ``since`` (at most 7 days); the position is the oldest id read."""
-        until_id = _valid_id(resume)
-        lower, clamped = _clamp(since, datetime.now(UTC))
-        for page in self._walk(target, lower, until_id, max_pages):
-            until_id = min(page.batch.ids, key=int) if page.batch.ids else until_id
-            gap = clamped if page.finished else None
-            yield Page(page.posts, until_id, gap=gap, skipped=page.skipped)
-            stop_if_spent(page, "x: search requests", "run backfill again then to carry on")
+    def upper_bound(self, upper: str | None, page: WalkPage[FetchedPost, Any]) -> str | None:
+        return min(page.batch.ids, key=int, default=None)
 
-    def _walk(
-        self, target: Target, lower: Lower, until_id: str | None, max_pages: int
+    def settled(self, newest: Bound | None, lower: Bound, started: datetime) -> Bound:
+        """The newest id read, or before any, a start that stays close behind the clock."""
+        if isinstance(newest, str):
+            return newest
+        return max(lower if isinstance(lower, datetime) else started, started - _INDEX_LAG)
+
+    def clamped(self, lower: Bound, now: datetime) -> tuple[Bound, str | None]:
+        """Keep a lower bound inside the 7-day search window, saying what falls outside."""
+        horizon = now - SEARCH_WINDOW + _WINDOW_MARGIN
+        when = snowflake_time(lower) if isinstance(lower, str) else lower
+        if when is not None and when >= horizon:
+            return lower, None
+        since = f"from {when:%Y-%m-%d %H:%M} " if when is not None else ""
+        return horizon, (
+            f"X recent search reaches back only 7 days: posts {since}before"
+            f" {horizon:%Y-%m-%d %H:%M} UTC could not be read"
+        )
+
+    def read_position(self, resume: str) -> str | None:
+        return _valid_id(resume)
+
+    def write_position(self, upper: str) -> str:
+        return upper
+
+    def walk_window(
+        self, target: Target, lower: Bound, until_id: str | None, max_pages: int
     ) -> Iterator[WalkPage[FetchedPost, str]]:
         """Newest to oldest through the matches between ``lower`` and ``until_id``.
 
@@ -444,20 +397,7 @@ def _query(hashtags: Sequence[str]) -> str:
     return f"{joined} -is:retweet"
 
 
-def _clamp(lower: Lower, now: datetime) -> tuple[Lower, str | None]:
-    """Keep a lower bound inside the 7-day search window, saying what falls outside."""
-    horizon = now - SEARCH_WINDOW + _WINDOW_MARGIN
-    when = snowflake_time(lower) if isinstance(lower, str) else lower
-    if when is not None and when >= horizon:
-        return lower, None
-    since = f"from {when:%Y-%m-%d %H:%M} " if when is not None else ""
-    return horizon, (
-        f"X recent search reaches back only 7 days: posts {since}before"
-        f" {horizon:%Y-%m-%d %H:%M} UTC could not be read"
-    )
-
-
-def _search_params(target: Target, lower: Lower, until_id: str | None) -> dict[str, Any]:
+def _search_params(target: Target, lower: Bound, until_id: str | None) -> dict[str, Any]:
     """The recent-search query for a walk between ``lower`` (an id or a time) and ``until_id``."""
     params: dict[str, Any] = {
         "query": _query(target.hashtags),

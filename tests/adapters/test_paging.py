@@ -17,6 +17,7 @@ from adapters.base import (
     MalformedResponse,
     RateLimited,
     UnreadableRecord,
+    WindowCursor,
     carrying,
     json_records,
     normalise_each,
@@ -65,6 +66,20 @@ def test_cursor_round_trip_and_unreadable_values() -> None:
 def test_a_cursor_too_large_for_its_column_is_refused() -> None:
     with pytest.raises(OverflowError, match="the column holds 600"):
         _Cursor(newest="1", seen=tuple(str(n) for n in range(200))).dump()
+
+
+class _Window(WindowCursor[CursorTime]):
+    pass
+
+
+def test_a_window_cursor_needs_its_newest_bound_and_a_whole_non_empty_window() -> None:
+    hour = timedelta(hours=1)
+    window = _Window(newest=NOW, lower=NOW - 2 * hour, upper=NOW - hour)
+    assert _Window.load(window.dump()) == window
+    assert _Window.load('{"lower": "2021-03-18T10:00:00Z"}') is None  # no newest: unreadable
+    half = _Window(newest=NOW, lower=NOW - hour)
+    empty = _Window(newest=NOW, lower=NOW - hour, upper=NOW - hour)
+    assert (half.lower, half.upper) == (empty.lower, empty.upper) == (None, None)
 
 
 def _pages(*batches: Batch[str, int]) -> list[Batch[str, int]]:

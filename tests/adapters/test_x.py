@@ -356,7 +356,7 @@ def test_walk_cut_short_by_max_pages_resumes_with_until_id(
     assert second.ok and second.new == 52
     assert any(r.arg("until_id") for r in x.server.requests)
     assert len(_posts(sqlite_engine)) == 252
-    assert "until_id" not in (_source(sqlite_engine).cursor or "")
+    assert '"upper"' not in (_source(sqlite_engine).cursor or "")
 
 
 def test_a_source_down_for_more_than_7_days_reports_the_gap(adapter: XAdapter, x: FakeX) -> None:
