@@ -8,6 +8,7 @@ sources stayed in status and every digest; nothing could start or stop on a date
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
@@ -20,7 +21,7 @@ from sqlmodel import Session, select
 from monitor.config import Settings
 from monitor.db import _alembic_config, create_db_engine, session_scope, upgrade
 from monitor.errors import UserError
-from monitor.models import AuditEvent, Campaign, Source
+from monitor.models import AuditEvent, Campaign, CampaignPost, Source
 from monitor.services.campaigns import (
     CampaignState,
     NewCampaign,
@@ -35,6 +36,7 @@ from monitor.services.campaigns import (
 from monitor.services.health import health_report
 from monitor.services.polling import poll_all
 from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.server import FakeRequest
 from tests.processes import CliResult
 
 TODAY = date(2026, 12, 1)
@@ -293,3 +295,49 @@ def test_roles_per_campaign_from_the_command_line(
         "no campaign 'nope'"
         in cli("users", "grant", "bob", "--campaign", "nope", "--role", "viewer")[2]
     )
+
+
+def test_a_campaign_ended_while_its_poll_is_under_way_loses_nothing_and_polls_no_more(
+    engine: Engine, configure: Callable[..., Settings], mastodon: FakeMastodon
+) -> None:
+    settings = configure(MASTODON_INSTANCES=mastodon.url, HASHTAGS="CEADAY21")
+    _add(engine, settings, slug="knife-week", hashtags=["KnifeFree"])
+    for number in range(2):
+        mastodon.add(f"Knife crime week {number} #KnifeFree", tags=("KnifeFree",))
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(request: FakeRequest) -> None:
+        if request.path.endswith("/tag/KnifeFree"):
+            inside.set()
+            release.wait(30)
+
+    mastodon.server.on_request = hold
+    polled: list[list[Any]] = []
+    poll = threading.Thread(
+        target=lambda: polled.append(poll_all(engine=engine, settings=settings))
+    )
+    poll.start()
+    try:
+        assert inside.wait(30), "the poll never reached the campaign's tag"
+        with session_scope(engine) as session:
+            end_campaign(session, settings, "knife-week", actor="test")
+    finally:
+        release.set()
+        poll.join(60)
+    mastodon.server.on_request = None
+    knife = f"mastodon:{mastodon.url}|KnifeFree"
+    [summaries] = polled
+    assert {s.source: s.new for s in summaries}[knife] == 2  # the poll under way finishes
+    with Session(engine) as session:
+        campaign = get_campaign(session, settings, "knife-week")
+        placed = session.exec(
+            select(CampaignPost).where(CampaignPost.campaign_id == campaign.id)
+        ).all()
+        assert len(placed) == 2  # made on the campaign's days: its posts, kept
+    # The next cycle does not poll it, and its source retires with its history.
+    after = poll_all(engine=engine, settings=settings)
+    assert knife not in {summary.source for summary in after}
+    with Session(engine) as session:
+        source = session.exec(select(Source).where(Source.key == knife)).one()
+        assert source.retired_at is not None and source.cursor is not None
+    assert knife not in _live_keys(engine, settings)
