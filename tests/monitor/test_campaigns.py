@@ -34,7 +34,7 @@ from monitor.services.campaigns import (
     watched,
 )
 from monitor.services.health import health_report
-from monitor.services.polling import poll_all
+from monitor.services.polling import PollSummary, poll_all
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.server import FakeRequest
 from tests.processes import CliResult
@@ -312,10 +312,12 @@ def test_a_campaign_ended_while_its_poll_is_under_way_loses_nothing_and_polls_no
             release.wait(30)
 
     mastodon.server.on_request = hold
-    polled: list[list[Any]] = []
-    poll = threading.Thread(
-        target=lambda: polled.append(poll_all(engine=engine, settings=settings))
-    )
+    polled: list[list[PollSummary]] = []
+
+    def run_poll() -> None:
+        polled.append(poll_all(engine=engine, settings=settings))
+
+    poll = threading.Thread(target=run_poll)
     poll.start()
     try:
         assert inside.wait(30), "the poll never reached the campaign's tag"
