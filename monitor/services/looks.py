@@ -1,9 +1,13 @@
-"""How the public gallery and the event screen look, and which posts lead them.
+"""How a campaign's public gallery and event screen look, and which posts lead them.
 
 Admins choose a layout, three colours, a logo and the help message with its link;
 they pin posts (shown first) and feature them (shown larger). Every choice is an
 app setting, so it is on the audit record and every replica and every open wall
 follows it (a change redraws the open walls).
+
+Each campaign has its own (:func:`look_key`): the default campaign's are the install's
+settings, as before campaigns, and a campaign whose admins have not chosen a look yet
+shows the install's until they do. Pinned and featured posts are each campaign's own.
 
 Colours are refused unless the result passes WCAG 2.2 AA: body text and links
 4.5:1 against the background, and the white text of the header band and buttons
@@ -16,14 +20,16 @@ import dataclasses
 import re
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.errors import UserError
-from monitor.models import AppSetting, Post, PostStatus
+from monitor.models import AppSetting, Campaign, Post, PostStatus
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import find_post_id
 from monitor.services.gallery import safe_url
 from monitor.services.media import PINNED_NAME_RE
+from monitor.services.placements import status_in
 
 LOOK = "gallery_look"
 PINNED = "gallery_pinned"
@@ -104,9 +110,27 @@ def check_contrast(*, background: str, text: str, accent: str) -> None:
             )
 
 
-def load_look(session: Session) -> Look:
-    """The stored look; a damaged or partial setting falls back field by field."""
-    stored = get_app_setting(session, LOOK, None)
+def look_key(base: str, campaign: Campaign | None) -> str:
+    """The app setting that holds ``base`` (the look, the pins, the featured posts) for
+    ``campaign``'s gallery: the default campaign's (None too) are the install's keys."""
+    if campaign is None or campaign.is_default or campaign.id is None:
+        return base
+    return f"{base}:{campaign.id}"
+
+
+def has_own_look(session: Session, campaign: Campaign | None) -> bool:
+    """Has ``campaign`` a look of its own (else it shows the install's)?"""
+    key = look_key(LOOK, campaign)
+    return key == LOOK or get_app_setting(session, key, None) is not None
+
+
+def load_look(session: Session, campaign: Campaign | None = None) -> Look:
+    """The look of ``campaign``'s gallery (None: the default's), the install's while it
+    has none of its own; a damaged or partial setting falls back field by field."""
+    key = look_key(LOOK, campaign)
+    stored = get_app_setting(session, key, None)
+    if stored is None and key != LOOK:
+        stored = get_app_setting(session, LOOK, None)
     if not isinstance(stored, dict):
         return Look()
     default = Look()
@@ -132,6 +156,7 @@ def load_look(session: Session) -> Look:
 def save_look(
     session: Session,
     *,
+    campaign: Campaign | None = None,
     actor: str,
     layout: str,
     background: str,
@@ -143,7 +168,8 @@ def save_look(
     logo_alt: str,
     remove_logo: bool = False,
 ) -> str:
-    """Check and store a new look (audited); raises :class:`LookRefused` with the reason."""
+    """Check and store a new look for ``campaign``'s gallery (audited); raises
+    :class:`LookRefused` with the reason."""
     if layout not in LAYOUTS:
         raise LookRefused("choose a layout: " + ", ".join(LAYOUTS))
     colours = {
@@ -158,7 +184,7 @@ def save_look(
     link = help_url.strip()
     if link and (len(link) > MAX_URL_CHARS or safe_url(link) is None):
         raise LookRefused("the help page must be an http:// or https:// address")
-    current = load_look(session)
+    current = load_look(session, campaign)
     kept_logo = None if remove_logo else (logo or current.logo)
     alt = " ".join(logo_alt.split())[:MAX_LOGO_ALT_CHARS] or (
         current.logo_alt if kept_logo and not logo else ""
@@ -173,46 +199,88 @@ def save_look(
         logo_alt=alt if kept_logo else "",
         **colours,
     )
-    if look == current:
+    if look == current and has_own_look(session, campaign):
         return "The gallery's look was already so."
-    set_app_setting(session, LOOK, look.as_setting(), actor=actor)
+    key = look_key(LOOK, campaign)
+    set_app_setting(session, key, look.as_setting(), actor=actor, campaign_id=_id_of(campaign))
     return "Saved the gallery's look."
 
 
-def pinned_ids(session: Session) -> list[int]:
-    return _id_list(session, PINNED)
+def is_current_logo(session: Session, name: str) -> bool:
+    """Is ``name`` the logo of some campaign's gallery now (the install's look included)?
+    Logos are public and served from one path, whichever gallery shows them."""
+    settings = AppSetting.__table__
+    rows = session.execute(
+        sa.select(settings.c.value).where(
+            sa.or_(settings.c.key == LOOK, settings.c.key.like(f"{LOOK}:%"))
+        )
+    ).scalars()
+    return any(isinstance(value, dict) and value.get("logo") == name for value in rows)
 
 
-def featured_ids(session: Session) -> list[int]:
-    return _id_list(session, FEATURED)
+def _id_of(campaign: Campaign | None) -> int | None:
+    return None if campaign is None else campaign.id
+
+
+def pinned_ids(session: Session, campaign: Campaign | None = None) -> list[int]:
+    """The posts pinned first on ``campaign``'s gallery (None: the default's)."""
+    return _id_list(session, look_key(PINNED, campaign))
+
+
+def featured_ids(session: Session, campaign: Campaign | None = None) -> list[int]:
+    """The posts shown larger on ``campaign``'s gallery (None: the default's)."""
+    return _id_list(session, look_key(FEATURED, campaign))
+
+
+def featured_anywhere(session: Session) -> set[int]:
+    """The posts featured on any campaign's gallery: a live card is drawn once for every
+    wall it goes to, so it is drawn large if a gallery it is on features it."""
+    settings = AppSetting.__table__
+    rows = session.execute(
+        sa.select(settings.c.value).where(
+            sa.or_(settings.c.key == FEATURED, settings.c.key.like(f"{FEATURED}:%"))
+        )
+    ).scalars()
+    return {post_id for value in rows for post_id in _valid_ids(value)}
 
 
 def _id_list(session: Session, key: str) -> list[int]:
-    value = get_app_setting(session, key, [])
+    return _valid_ids(get_app_setting(session, key, []))
+
+
+def _valid_ids(value: Any) -> list[int]:
     if not isinstance(value, list):
         return []
     return [v for v in value if isinstance(v, int) and not isinstance(v, bool) and v > 0]
 
 
-def curate(session: Session, *, actor: str, ref: str, action: str) -> str:
-    """Pin, unpin, feature or unfeature one approved post named ``platform:external_id``."""
+def curate(
+    session: Session, *, actor: str, ref: str, action: str, campaign: Campaign | None = None
+) -> str:
+    """Pin, unpin, feature or unfeature one post named ``platform:external_id`` on
+    ``campaign``'s gallery (None: the default's), where it must be approved."""
     actions = {"pin": (PINNED, True), "unpin": (PINNED, False)}
     actions |= {"feature": (FEATURED, True), "unfeature": (FEATURED, False)}
     if action not in actions:
         raise UserError("choose pin, unpin, feature or unfeature")
-    key, add = actions[action]
-    done = "pinned" if key == PINNED else "featured"
+    base, add = actions[action]
+    done = "pinned" if base == PINNED else "featured"
+    key = look_key(base, campaign)
     post_id = find_post_id(session, ref[:600])
     post = session.get(Post, post_id) if post_id else None
     if post is None:
         raise UserError(f"no post {ref.strip()[:100]!r} (give it as platform:id)")
     ids = _id_list(session, key)
     if add:
-        if post.status != PostStatus.APPROVED:
-            raise UserError("only an approved post can be pinned or featured")
+        if campaign is None or key == base:
+            status: PostStatus | None = post.status
+        else:
+            status = status_in(session, post, campaign.id or 0)
+        if status != PostStatus.APPROVED:
+            raise UserError("only a post approved on this gallery can be pinned or featured")
         if post_id in ids:
             return f"{ref} was already {done}."
-        limit = MAX_PINNED if key == PINNED else MAX_FEATURED
+        limit = MAX_PINNED if base == PINNED else MAX_FEATURED
         if len(ids) >= limit:
             raise UserError(f"at most {limit} posts can be {done} at once")
         ids.append(post_id)
@@ -220,15 +288,17 @@ def curate(session: Session, *, actor: str, ref: str, action: str) -> str:
         if post_id not in ids:
             return f"{ref} was not {done}."
         ids.remove(post_id)
-    set_app_setting(session, key, ids, actor=actor)
+    set_app_setting(session, key, ids, actor=actor, campaign_id=_id_of(campaign))
     verb = {"pin": "Pinned", "unpin": "Unpinned", "feature": "Featured", "unfeature": "Unfeatured"}
     return f"{verb[action]} {ref}."
 
 
-def looks_stamp(session: Session) -> str:
-    """Changes whenever the look, the pins or the featured posts change (for ETags)."""
+def looks_stamp(session: Session, campaign: Campaign | None = None) -> str:
+    """Changes whenever the look, the pins or the featured posts of ``campaign``'s gallery
+    (or the install's look it shows) change (for ETags)."""
     parts = []
-    for key in (LOOK, PINNED, FEATURED):
+    keys = {LOOK, *(look_key(base, campaign) for base in (LOOK, PINNED, FEATURED))}
+    for key in sorted(keys):
         row = session.get(AppSetting, key)
         parts.append(row.updated_at.isoformat() if row is not None else "-")
     return "|".join(parts)

@@ -21,7 +21,7 @@ from monitor.resources import templates_dir
 from monitor.scheduler import Monitor
 from monitor.services.sources import source_label
 from monitor.templating import make_environment
-from monitor.web.deps import nav_counts
+from monitor.web.deps import campaign_role, nav_counts
 from monitor.web.live import Server
 from monitor.web.routes import admin as admin_routes
 from monitor.web.routes import auth as auth_routes
@@ -90,6 +90,7 @@ def create_app(
     app.state.templates = Jinja2Templates(env=make_environment(settings))
     # Every staff page's navigation shows the live count of takedowns and escalations.
     app.state.templates.env.globals["nav_counts"] = nav_counts
+    app.state.templates.env.globals["campaign_role"] = campaign_role
     app.state.templates.env.filters["source_label"] = source_label
     app.state.templates.env.filters["platform_label"] = display_name
     app.state.live_hub = live_routes.make_hub(app.state, app.state.templates, settings)

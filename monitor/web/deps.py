@@ -320,6 +320,13 @@ QueueChange = Annotated[
 #: by moderators and up, admins, leads).
 ViewerPage = Annotated[Staff, Depends(_StaffDependency(require_role(Role.VIEWER), change=False))]
 AdminPage = Annotated[Staff, Depends(_StaffDependency(require_role(Role.ADMIN), change=False))]
+#: A campaign's own settings (its gallery's look): its admins' (and install admins').
+CampaignAdminPage = Annotated[
+    CampaignStaff, Depends(_CampaignStaffDependency(Role.ADMIN, change=False))
+]
+CampaignAdminChange = Annotated[
+    CampaignStaff, Depends(_CampaignStaffDependency(Role.ADMIN, change=True))
+]
 #: The escalations of a campaign's posts: its safeguarding leads' (and admins').
 LeadPage = Annotated[CampaignStaff, Depends(_CampaignStaffDependency(LEADS, change=False))]
 ModeratorChange = Annotated[
@@ -350,3 +357,10 @@ def nav_counts(request: Request) -> dict[str, int]:
         counts["escalations"] = open_escalation_count(session, scope)
     request.state.nav_counts = counts
     return counts
+
+
+def campaign_role(request: Request) -> str | None:
+    """The user's role in the campaign a page is about (None: not a campaign's page), for
+    the staff navigation: a campaign's admins reach its gallery look."""
+    role: Role | None = getattr(request.state, "role", None)
+    return None if role is None else role.value

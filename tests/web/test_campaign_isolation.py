@@ -9,7 +9,9 @@ file, an undo, and the public feeds of the other campaign.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -46,6 +48,7 @@ from monitor.services.escalation import escalate
 from monitor.services.export import iter_export_records
 from monitor.services.gallery import set_gallery_paused
 from monitor.services.ingest import record_posts
+from monitor.services.looks import pinned_ids
 from monitor.services.media import is_published_media
 from monitor.services.placements import scope_of, set_status
 from monitor.services.static_export import export_site
@@ -569,3 +572,52 @@ def test_a_campaigns_safeguarding_lead_sees_and_closes_only_its_posts_escalation
     with Session(sqlite_engine) as session:
         assert session.get_one(Escalation, ids[posts["a"]]).closed_at is None
         assert session.get_one(Escalation, ids[posts["b"]]).closed_by == "lee"
+
+
+def _notice(response: object) -> str:
+    text = str(response.text)  # type: ignore[attr-defined]
+    found = re.findall(r'<p class="notice">([^<]*)</p>', text)
+    assert found, text
+    return html.unescape(found[0])
+
+
+def test_a_campaigns_admins_choose_its_gallerys_look_and_pins_and_no_other_campaigns(
+    sqlite_engine: Engine, settings: Settings, app: FastAPI, mo: TestClient,
+    posts: dict[str, int],
+) -> None:  # fmt: skip
+    _approve_in(sqlite_engine, settings, {"default": [posts["a"]], "force-b": [posts["b"]]})
+    make_user(sqlite_engine, "bea", "none")  # force B's admin only
+    with session_scope(sqlite_engine) as session:
+        grant_role(session, settings, name="bea", slug="force-b", role=Role.ADMIN, actor="t")
+        refs = {n: f"{p.platform}:{p.external_id}" for n in ("a", "b")
+                if (p := session.get_one(Post, posts[n]))}  # fmt: skip
+    with app_client(app) as bea:
+        login(bea, "bea")
+        page = bea.get("/admin/looks").text
+        assert "Force B" in page and "shows the install's look until you save" in page
+        assert 'href="/admin/looks"' in bea.get("/queue").text  # her navigation leads there
+        look = {"layout": "list", "background": "#fdf6e3", "text": "#1b1b1b",
+                "accent": "#8a1538", "help_message": "Force B helpline"}  # fmt: skip
+        saved = bea.post("/admin/looks", data={"csrf_token": csrf_token(bea), **look})
+        assert _notice(saved) == "Saved the gallery's look."
+        pin = {"csrf_token": csrf_token(bea), "action": "pin"}
+        assert _notice(bea.post("/admin/curation", data={**pin, "ref": refs["b"]})) == (
+            f"Pinned {refs['b']}."
+        )
+        refused = _notice(bea.post("/admin/curation", data={**pin, "ref": refs["a"]}))
+        assert "only a post approved on this gallery" in refused  # force A's post
+        # The install's pages and switches stay the install admins'.
+        assert bea.get("/admin", headers=JSON).status_code == 403
+        delay = {"csrf_token": csrf_token(bea), "seconds": "5"}
+        assert bea.post("/admin/screen-delay", data=delay, headers=JSON).status_code == 403
+    b_page = mo.get("/c/force-b/gallery").text
+    [theme] = re.findall(r'href="(/c/force-b/gallery/theme\.css\?v=[0-9a-f]+)"', b_page)
+    assert "--paper: #fdf6e3" in mo.get(theme).text and "layout-list" in b_page
+    assert "Force B helpline" in b_page and "Force B helpline" not in mo.get("/gallery").text
+    default_page = mo.get("/gallery").text
+    assert "theme.css" not in default_page and "layout-list" not in default_page
+    with Session(sqlite_engine) as session:
+        assert pinned_ids(session) == []  # force A's gallery pins nothing new
+        assert pinned_ids(session, get_campaign(session, settings, "force-b")) == [posts["b"]]
+    # Force A's moderator has no say on any gallery's look.
+    assert mo.get("/admin/looks", headers=JSON).status_code == 403

@@ -139,7 +139,7 @@ def test_pinned_and_featured_posts_lead_the_gallery(
     assert post(ref_of(engine, old), "pin") == f"Pinned {ref_of(engine, old)}."
     assert post(ref_of(engine, old), "pin").endswith("was already pinned.")
     assert post(ref_of(engine, new), "feature") == f"Featured {ref_of(engine, new)}."
-    assert "only an approved post" in post(ref_of(engine, waiting), "pin")
+    assert "only a post approved on this gallery" in post(ref_of(engine, waiting), "pin")
     assert "no post" in post("mastodon:nothing-here", "pin")
     assert "choose pin" in post(ref_of(engine, old), "delete")
     with app_client(app) as public:

@@ -176,13 +176,13 @@ def _html_gallery(visitor: Visitor, *, template: str, embed: bool) -> Response:
         )
         return templates.TemplateResponse(request, "gallery/message.html", context, 400, headers)
     variant = f"{template}|{query.hashtag}|{query.platform}|{tags}|{visitor.prefix}"
-    etag = page_etag(loaded, variant=f"{variant}|{looks_stamp(session)}")
+    etag = page_etag(loaded, variant=f"{variant}|{looks_stamp(session, visitor.campaign)}")
     modified = last_change(session)
     headers.update(_validators(etag, modified))
     if _not_modified(request, etag, modified):
         return Response(status_code=304, headers=headers)
-    look = load_look(session)
-    pinned_set = set(pinned_ids(session))
+    look = load_look(session, visitor.campaign)
+    pinned_set = set(pinned_ids(session, visitor.campaign))
     pinned = (
         ()
         if query.cursor or loaded.paused
@@ -205,12 +205,12 @@ def _html_gallery(visitor: Visitor, *, template: str, embed: bool) -> Response:
         hashtags=tags,
         look=look,
         pinned=pinned,
-        featured=set(featured_ids(session)),
+        featured=set(featured_ids(session, visitor.campaign)),
         # Only the newest page follows live: an older page is a place in the archive.
         live_url=None if query.cursor else live_url(query, embed=embed, base=visitor.prefix),
         live_since=since,
         live_limit=query.limit,
-        theme_url=theme_url(look),
+        theme_url=theme_url(look, visitor.prefix),
         filters={
             "tags": list(tags),
             "platforms": [

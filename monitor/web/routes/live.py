@@ -28,14 +28,13 @@ from monitor.services.gallery import (
     load_posts,
     parse_query,
 )
-from monitor.services.looks import featured_ids, load_look
+from monitor.services.looks import featured_anywhere, is_current_logo, load_look
 from monitor.services.media import PINNED_NAME_RE, pinned_file
 from monitor.services.placements import scope_for
 from monitor.web.deps import (
     PublicPage,
     ReadSessionDep,
     SettingsDep,
-    TemplatesDep,
     public_campaign,
 )
 from monitor.web.live import (
@@ -67,7 +66,7 @@ def card_renderer(templates: Jinja2Templates, settings: Settings) -> Renderer:
             report_base="/gallery/report/",
         )
         module: Any = template.make_module(context)
-        featured = set(featured_ids(session))
+        featured = featured_anywhere(session)
         if variant == "screen":
             return {post.id: str(module.screen_card(post)) for post in posts}
         return {
@@ -144,7 +143,7 @@ def add_live_routes(router: APIRouter, *, prefix: str = "") -> None:
             gallery_of=campaign_id,
         )[:SCREEN_POSTS]
         paused = hub.wall.paused_for(campaign_id) if hub.wall is not None else False
-        look = load_look(session)
+        look = load_look(session, visitor.campaign)
         help_url = look.help_url or f"{settings.public_base_url}{prefix}/gallery"
         context = gallery_context(
             settings,
@@ -152,7 +151,7 @@ def add_live_routes(router: APIRouter, *, prefix: str = "") -> None:
             title="Messages of support",
             assets="/static/",
             look=look,
-            theme_url=theme_url(look),
+            theme_url=theme_url(look, prefix),
             mode=mode,
             other_mode="mosaic" if mode == "slideshow" else "slideshow",
             help_url=help_url,
@@ -166,24 +165,22 @@ def add_live_routes(router: APIRouter, *, prefix: str = "") -> None:
         )
 
     @router.get(f"{prefix}/gallery/theme.css")
-    def gallery_theme(
-        session: ReadSessionDep, settings: SettingsDep, templates: TemplatesDep
-    ) -> Response:
-        """The admin's colours as CSS custom properties (a file: the CSP allows no inline
-        style)."""
-        css = templates.env.get_template("gallery/theme.css").render(look=load_look(session))
+    def gallery_theme(visitor: PublicPage) -> Response:
+        """The colours of the campaign's gallery as CSS custom properties (a file: the CSP
+        allows no inline style)."""
+        look = load_look(visitor.session, visitor.campaign)
+        css = visitor.templates.env.get_template("gallery/theme.css").render(look=look)
         return Response(
             css,
             media_type="text/css; charset=utf-8",
-            headers=public_headers(settings, cache="public, max-age=31536000, immutable"),
+            headers=public_headers(visitor.settings, cache="public, max-age=31536000, immutable"),
         )
 
     @router.get(f"{prefix}/gallery/logo/{{name}}")
     def gallery_logo(name: str, session: ReadSessionDep, settings: SettingsDep) -> Response:
-        """The logo the admin uploaded (our own re-encoded copy), while it is the logo."""
-        look = load_look(session)
+        """A logo an admin uploaded (our own re-encoded copy), while a gallery shows it."""
         path = pinned_file(settings.media_dir, name) if PINNED_NAME_RE.match(name) else None
-        if look.logo != name or path is None or not path.is_file():
+        if path is None or not is_current_logo(session, name) or not path.is_file():
             return Response("Not found", status_code=404, headers=public_headers(settings))
         headers = public_headers(settings, cache="public, max-age=86400")
         headers["Cross-Origin-Resource-Policy"] = "cross-origin"

@@ -1,6 +1,9 @@
 """Admin pages for the public side's look and curation: layout, colours (checked against
 WCAG 2.2 AA), logo, help message, pinned and featured posts, and the event screen's
-delay. Each change is an app setting (audited) and redraws every open wall."""
+delay. Each change is an app setting (audited) and redraws every open wall.
+
+The look and the curation are those of the campaign the login works on (its admins and
+install admins change them); the screen delay is the install's (one for every screen)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import UserError
+from monitor.models import Role
 from monitor.services.app_settings import set_app_setting
 from monitor.services.gallery import load_posts
 from monitor.services.live import MAX_SCREEN_DELAY_SECONDS, SCREEN_DELAY, screen_delay
@@ -18,13 +22,14 @@ from monitor.services.looks import (
     MAX_HELP_CHARS,
     curate,
     featured_ids,
+    has_own_look,
     load_look,
     pinned_ids,
     save_look,
 )
 from monitor.services.media import PinError, pinned_name, store_image
 from monitor.services.sessions import pop_flash
-from monitor.web.deps import AdminChange, AdminPage
+from monitor.web.deps import AdminChange, CampaignAdminChange, CampaignAdminPage
 from monitor.web.routes.admin import attempt_change
 
 router = APIRouter(prefix="/admin")
@@ -39,20 +44,29 @@ def _media_url(name: str) -> str:
 
 
 @router.get("/looks", response_class=HTMLResponse)
-def looks_page(staff: AdminPage) -> Response:
-    """The gallery's look, its pinned and featured posts, and the screen delay."""
+def looks_page(staff: CampaignAdminPage) -> Response:
+    """The campaign's gallery look, its pinned and featured posts, and the screen delay."""
     request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
+    campaign = staff.campaign
+    shown_in = None if staff.scope.alone else staff.scope.campaign_id
     return staff.templates.TemplateResponse(
         request,
         "admin/looks.html",
         {
             "title": "Gallery look and event screen",
             "user": user,
-            "look": load_look(session),
+            "campaign": campaign,
+            "own_look": has_own_look(session, campaign),
+            "install_admin": user.role == Role.ADMIN,
+            "look": load_look(session, campaign),
             "layouts": LAYOUTS,
             "max_help": MAX_HELP_CHARS,
-            "pinned": load_posts(session, pinned_ids(session), media_url=_media_url),
-            "featured": load_posts(session, featured_ids(session), media_url=_media_url),
+            "pinned": load_posts(
+                session, pinned_ids(session, campaign), media_url=_media_url, campaign_id=shown_in
+            ),
+            "featured": load_posts(
+                session, featured_ids(session, campaign), media_url=_media_url, campaign_id=shown_in
+            ),
             "delay": int(screen_delay(session, settings.screen_delay_seconds).total_seconds()),
             "max_delay": MAX_SCREEN_DELAY_SECONDS,
             "messages": pop_flash(session=session, request_session=request.state.web_session),
@@ -63,7 +77,7 @@ def looks_page(staff: AdminPage) -> Response:
 
 @router.post("/looks")
 async def save_looks(
-    staff: AdminChange,
+    staff: CampaignAdminChange,
     layout: Annotated[str, Form(max_length=_SHORT)] = "grid",
     background: Annotated[str, Form(max_length=_SHORT)] = "",
     text: Annotated[str, Form(max_length=_SHORT)] = "",
@@ -90,6 +104,7 @@ async def save_looks(
             stored = pinned_name(image.digest, image.widths[0])
         return save_look(
             session,
+            campaign=staff.campaign,
             actor=staff.user.name,
             layout=layout,
             background=background,
@@ -107,14 +122,16 @@ async def save_looks(
 
 @router.post("/curation")
 def save_curation(
-    staff: AdminChange,
+    staff: CampaignAdminChange,
     ref: Annotated[str, Form(max_length=1000)] = "",
     action: Annotated[str, Form(max_length=_SHORT)] = "",
 ) -> Response:
     """Pin, unpin, feature or unfeature one approved post by its public id."""
     return attempt_change(
         staff,
-        lambda: curate(staff.session, actor=staff.user.name, ref=ref, action=action),
+        lambda: curate(
+            staff.session, actor=staff.user.name, ref=ref, action=action, campaign=staff.campaign
+        ),
         PAGE,
     )
 
