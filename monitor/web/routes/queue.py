@@ -205,6 +205,7 @@ def queue_page(staff: QueuePage, query: Annotated[QueueQuery, Query()]) -> Respo
             "user": user,
             "can_decide": role_at_least(staff.role, Role.MODERATOR),
             "campaign": staff.campaign,
+            "campaign_role": staff.role,
             "campaigns": staff.campaigns,
             "filters": filters,
             "tabs": QUEUE_TABS,
