@@ -547,6 +547,10 @@ class Source(Table, table=True):
     #: When it left the configuration (platform or hashtags removed): kept for the
     #: history of the days it was watched, out of status, /metrics and coverage after.
     retired_at: datetime | None = _time(index=True)
+    #: The campaign whose own credentials this source polls with (None: the install's).
+    #: No foreign key: a campaign is never deleted (it ends and is archived), and a column
+    #: added with one would make SQLite copy this table.
+    campaign_id: int | None = Field(default=None, index=True)
 
 
 class Campaign(Table, table=True):
@@ -631,6 +635,28 @@ class CampaignRole(Table, table=True):
         )
     )
     role: Role = Field(sa_type=_enum(Role, 20))
+
+
+class CampaignCredential(Table, table=True):
+    """One of a campaign's own platform credentials (a force polling with its own account).
+
+    ``sealed`` is the value encrypted with a key derived from ``SECRET_KEY``
+    (:mod:`monitor.services.credentials`): never stored, logged or shown in clear.
+    """
+
+    __tablename__ = "campaign_credentials"
+
+    campaign_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    platform: str = Field(max_length=40, primary_key=True)
+    #: The adapter's settings key, as written in ``.env`` (``X_BEARER_TOKEN``).
+    key: str = Field(max_length=80, primary_key=True)
+    sealed: str = Field(sa_type=sa.Text)
+    set_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    set_by: str = Field(max_length=200)
 
 
 class PollRun(Table, table=True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import datetime, timedelta
@@ -21,20 +22,24 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import Adapter, Target
+from adapters.http import HttpClient
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.leader import LeaderLock
 from monitor.models import utcnow
 from monitor.services.alerts import send_pending_alerts
 from monitor.services.campaigns import REPLAN_EVERY, Watch, current_watch
+from monitor.services.credentials import build_account, current_accounts
 from monitor.services.mail import send_due_digest
 from monitor.services.polling import poll_target, record_configuration
 from monitor.services.refresh import refresh_platform
 from monitor.services.retention import purge
 from monitor.services.sources import (
     ConfiguredPlatform,
+    Owner,
     configured_platforms,
     record_disabled,
+    retry_policy,
     source_key,
 )
 from monitor.services.staging import STAGE_INTERVAL_SECONDS, stage_waiting
@@ -64,10 +69,16 @@ class Monitor:
         self.scheduler = AsyncIOScheduler(timezone=settings.zone)
         self.leader = LeaderLock(engine)
         self._resources = ExitStack()
+        #: The install's platforms (built once: its credentials are the environment's).
         self._platforms: list[ConfiguredPlatform] = []
+        #: Campaigns' own accounts, by (platform, campaign id): the credentials' version
+        #: and the adapter built from them, made again when a key is set or cleared.
+        self._owned: dict[tuple[str, int], tuple[object, ConfiguredPlatform]] = {}
+        self._owned_lock = threading.Lock()
         self._work_job_ids: list[str] = []
-        #: The poll jobs (by id) and their platform: made again as the campaigns change.
-        self._poll_jobs: dict[str, str] = {}
+        #: The poll jobs (by id) and the platform (install's or a campaign's) they poll
+        #: with: made again as the campaigns and their credentials change.
+        self._poll_jobs: dict[str, ConfiguredPlatform] = {}
         self._in_flight: set[asyncio.Future[object]] = set()
         self._job_app: Any = None
         #: The streams (Mastodon, Jetstream), run by the leader beside the poll jobs.
@@ -113,9 +124,9 @@ class Monitor:
         leading = await asyncio.to_thread(self._check_leadership)
         if leading and not self._work_job_ids:
             self._add_work_jobs()  # before any await: a second election run sees them
-            watch = await asyncio.to_thread(self._record_configuration)
+            watch, owned = await asyncio.to_thread(self._record_configuration)
             if self._work_job_ids:  # still leading (a lost election clears them)
-                self._plan_polls(watch)
+                self._plan_polls(watch, owned)
                 self._start_streams(watch)
         elif not leading and self._work_job_ids:
             log.warning("lost the scheduler leadership; stopping scheduled work")
@@ -187,25 +198,60 @@ class Monitor:
             self._add(self._send_alerts, "interval", seconds=60, id="safeguarding-alerts")
         log.info("scheduler leader: %d job(s) registered", len(self._work_job_ids))
 
-    def _record_configuration(self) -> Watch:
-        """Retire what no running campaign wants; what they watch now (in a thread)."""
-        record_configuration(self.engine, self.settings, self._platforms)
-        return current_watch(self.engine, self.settings)
+    def _record_configuration(self) -> tuple[Watch, list[ConfiguredPlatform]]:
+        """What the running campaigns watch now and the campaigns' own accounts it polls
+        with; retire what none wants (in a thread)."""
+        watch = current_watch(self.engine, self.settings)
+        owned = self._follow_accounts(watch)
+        record_configuration(self.engine, self.settings, self._platforms + owned)
+        return watch, owned
 
-    def _plan_polls(self, watch: Watch) -> None:
-        """A poll job per target the running campaigns watch; none for what they do not.
+    def _follow_accounts(self, watch: Watch) -> list[ConfiguredPlatform]:
+        """The adapters of the campaigns' own credentials ``watch`` polls with: kept while
+        their credentials are unchanged, built again when a key is set or cleared.
 
-        A platform whose targets changed has all its jobs made again: its interval
-        may depend on how many targets share its quota.
+        A replaced adapter's HTTP client is closed only at shutdown: a poll may still be
+        using it (credentials change rarely, so few are kept).
+        """
+        found = current_accounts(self.engine, self.settings, watch)
+        with self._owned_lock:
+            current: dict[tuple[str, int], tuple[object, ConfiguredPlatform]] = {}
+            for account in found:
+                key, version = (account.platform, account.owner.campaign_id), account.version
+                kept = self._owned.get(key)
+                if kept is not None and kept[0] == version:
+                    current[key] = kept
+                    continue
+                client = HttpClient(retry_policy(self.settings))
+                self._resources.callback(client.close)
+                current[key] = (version, build_account(account, client))
+                log.info(
+                    "%s: campaign %s's credentials loaded", account.platform, account.owner.slug
+                )
+            self._owned = current
+            return [configured for _, configured in current.values()]
+
+    def _plan_polls(self, watch: Watch, owned: list[ConfiguredPlatform]) -> None:
+        """A poll job per target the running campaigns watch, with the credentials each
+        is polled with; none for what they do not.
+
+        A platform (or campaign account) whose targets changed has all its jobs made
+        again: its interval may depend on how many targets share its quota.
         """
         first_run = datetime.now(self.settings.zone)
-        for configured in self._platforms:
+        platforms = [c for c in self._platforms + owned if c.adapter is not None]
+        # An account gone or replaced (new credentials) first: its job ids come back below.
+        for job_id, configured in list(self._poll_jobs.items()):
+            if configured not in platforms:
+                self.scheduler.remove_job(job_id)
+                del self._poll_jobs[job_id]
+        for configured in platforms:
             adapter = configured.adapter
-            if adapter is None:
-                continue
-            targets = adapter.targets(watch.tags_for(adapter.name))
-            wanted = {f"poll:{source_key(adapter.name, target)}": target for target in targets}
-            have = {job_id for job_id, name in self._poll_jobs.items() if name == adapter.name}
+            assert adapter is not None
+            owner = configured.owner
+            targets = adapter.targets(watch.tags_for(adapter.name, configured.campaign_id))
+            wanted = {f"poll:{source_key(adapter.name, t, owner)}": t for t in targets}
+            have = {job_id for job_id, c in self._poll_jobs.items() if c is configured}
             if set(wanted) == have:
                 continue
             for job_id in have:
@@ -218,7 +264,7 @@ class Monitor:
                     "interval",
                     seconds=interval,
                     jitter=min(30, interval // 10),
-                    args=(adapter, target),
+                    args=(adapter, target, owner),
                     id=job_id,
                     misfire_grace_time=interval,
                     max_instances=1,
@@ -226,13 +272,14 @@ class Monitor:
                     # Spread the first polls a little so sources do not start in a burst.
                     next_run_time=first_run + timedelta(seconds=offset % 10),
                 )
-                self._poll_jobs[job_id] = adapter.name
-            log.info("%s: polling %d target(s)", adapter.name, len(targets))
+                self._poll_jobs[job_id] = configured
+            whose = f" with campaign {owner.slug}'s credentials" if owner else ""
+            log.info("%s: polling %d target(s)%s", adapter.name, len(targets), whose)
 
     async def _replan(self) -> None:
         """Follow the campaigns: a campaign added, ended, starting or finishing today."""
-        watch = await asyncio.to_thread(self._record_configuration)
-        self._plan_polls(watch)
+        watch, owned = await asyncio.to_thread(self._record_configuration)
+        self._plan_polls(watch, owned)
         if self.streams is not None and _streamed(self.streams.watch) != _streamed(watch):
             log.info("the campaigns' streamed hashtags changed: restarting the streams")
             await self._stop_streams()
@@ -320,9 +367,14 @@ class Monitor:
             counts = purge(session=session, settings=self.settings)
         log.info("retention: deleted %s", counts or "nothing")
 
-    async def _poll(self, adapter: Adapter, target: Target) -> None:
+    async def _poll(self, adapter: Adapter, target: Target, owner: Owner | None = None) -> None:
         await self._in_thread(
-            poll_target, engine=self.engine, adapter=adapter, target=target, settings=self.settings
+            poll_target,
+            engine=self.engine,
+            adapter=adapter,
+            target=target,
+            settings=self.settings,
+            owner=owner,
         )
 
     async def _send_alerts(self) -> None:

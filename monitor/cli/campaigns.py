@@ -1,7 +1,8 @@
-"""``campaigns``: add one, list them, show one, end one, archive one."""
+"""``campaigns``: add one, list them, show one, end one, archive one, its credentials."""
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 from typing import Annotated
 
@@ -24,9 +25,11 @@ from monitor.services.campaigns import (
     get_campaign,
     list_campaigns,
     local_today,
+    own_credential_platforms,
     split_list,
     state_on,
 )
+from monitor.services.credentials import clear_credential, credential_states, set_credential
 from monitor.services.sources import list_sources, source_tags
 
 campaigns_app = typer.Typer(
@@ -130,6 +133,74 @@ def campaigns_archive(slug: SlugArgument) -> None:
     echo(f"Archived campaign {slug}: its public pages now answer 410 Gone.")
 
 
+@campaigns_app.command("credentials")
+def campaigns_credentials(
+    slug: SlugArgument,
+    platform: Annotated[
+        str | None, typer.Option("--platform", metavar="P", help="The platform (x, instagram...).")
+    ] = None,
+    set_key: Annotated[
+        str | None,
+        typer.Option("--set", metavar="KEY", help="Set this key (asked for, never an argument)."),
+    ] = None,
+    clear_key: Annotated[
+        str | None, typer.Option("--clear", metavar="KEY", help="Forget this key.")
+    ] = None,
+    value_stdin: Annotated[
+        bool, typer.Option("--value-stdin", help="Read the value of --set from standard input.")
+    ] = False,
+) -> None:
+    """The campaign's own platform credentials: which are set (never their values), or
+    set or clear one. A campaign without its own polls with the install's."""
+    settings = load()
+    if set_key and clear_key:
+        raise UserError("give --set or --clear, not both")
+    if (set_key or clear_key) and not platform:
+        raise UserError("--platform: say which platform the key is for")
+    if set_key and platform:
+        value = _read_secret(value_stdin, set_key)
+        with session_scope(open_engine(settings)) as session:
+            done = set_credential(
+                session,
+                settings,
+                slug=slug,
+                platform=platform,
+                key=set_key,
+                value=value,
+                actor=CLI_ACTOR,
+            )
+        echo(f"{done}; polled with it from the scheduler's next look (within a minute).")
+        return
+    if clear_key and platform:
+        with session_scope(open_engine(settings)) as session:
+            echo(
+                clear_credential(
+                    session, settings, slug=slug, platform=platform, key=clear_key, actor=CLI_ACTOR
+                )
+            )
+        return
+    with Session(open_engine(settings)) as session:
+        campaign = get_campaign(session, settings, slug)
+        states = credential_states(session, campaign)
+    for state in states:
+        if platform and state.platform != platform.strip().lower():
+            continue
+        whose = "own" if state.in_use else "the install's"
+        echo(f"{state.platform}: {whose}")
+        for key in state.keys:
+            how = f"set {when(key.set_at, settings)} by {key.set_by}" if key.is_set else "not set"
+            echo(f"  {key.key}: {how}")
+
+
+def _read_secret(from_stdin: bool, key: str) -> str:
+    """A credential's value from stdin, or asked for on a terminal (never echoed)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise UserError(f"no terminal to ask for {key}: pipe it in with --value-stdin")
+    return str(typer.prompt(key, hide_input=True))
+
+
 def _days(campaign: Campaign) -> str:
     first = campaign.starts_on.isoformat() if campaign.starts_on else "-"
     last = campaign.ends_on.isoformat() if campaign.ends_on else "-"
@@ -140,7 +211,12 @@ def _describe(session: Session, settings: Settings, campaign: Campaign) -> list[
     """``campaigns show``: what a person checks before and after changing a campaign."""
     tags = campaign_tags(campaign, settings)
     named = [] if campaign.is_default else split_list(campaign.platforms)
-    polled = campaign_platforms(campaign, settings)
+    own = (
+        set()
+        if campaign.is_default
+        else own_credential_platforms(session).get(campaign.id or 0, set())
+    )
+    polled = campaign_platforms(campaign, settings, own)
     lines = [
         f"slug: {campaign.slug}{' (the default campaign)' if campaign.is_default else ''}",
         f"name: {campaign.name}",
@@ -154,13 +230,21 @@ def _describe(session: Session, settings: Settings, campaign: Campaign) -> list[
             f"not polled: {', '.join(missing)} (not enabled on this install: set its"
             " credentials, or add it to PLATFORMS)"
         )
+    if own:
+        lines.append(
+            f"credentials: its own for {', '.join(sorted(own))}, the install's for the others"
+            f" (hashtag-monitor campaigns credentials {campaign.slug})"
+        )
     if campaign.is_default:
         lines.append("follows HASHTAGS and PLATFORMS from the environment")
     wanted = {normalise_tag(tag) for tag in tags}
     sources = [
         source
         for source in list_sources(session)
-        if source.platform in polled and set(source_tags(source.hashtags)) & wanted
+        if source.platform in polled
+        and set(source_tags(source.hashtags)) & wanted
+        # Its own account's sources where it has one, the install's where not.
+        and source.campaign_id == (campaign.id if source.platform in own else None)
     ]
     lines.append(f"sources: {len(sources)} current")
     lines += [f"  {source.key} (since {when(source.created_at, settings)})" for source in sources]

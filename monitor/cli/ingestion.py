@@ -127,6 +127,7 @@ def _print_health(report: HealthReport, settings: Settings) -> None:
             echo(f"  last error ({when(health.last_error_at, settings)}): {health.last_error}")
         mode = f"  mode: {health.mode_words}"
         echo(f"{mode} ({health.mode_note})" if health.mode_note else mode)
+        echo(f"  credentials: {health.credentials}")
         if health.possible_gap:
             echo(f"  possible gap: {health.possible_gap}")
     if (analysis := report.analysis) is not None:

@@ -73,6 +73,9 @@ class Action(StrEnum):
     CAMPAIGN_ENDED = "campaign_ended"
     CAMPAIGN_ARCHIVED = "campaign_archived"
     CAMPAIGN_ROLE_GRANTED = "campaign_role_granted"
+    #: A campaign's own platform credential set or cleared (the key's name only, never its value).
+    CAMPAIGN_CREDENTIAL_SET = "campaign_credential_set"
+    CAMPAIGN_CREDENTIAL_CLEARED = "campaign_credential_cleared"
 
     @property
     def label(self) -> str:
@@ -131,6 +134,8 @@ _LABELS: dict[Action, str] = {
     Action.CAMPAIGN_ENDED: "campaign ended",
     Action.CAMPAIGN_ARCHIVED: "campaign archived",
     Action.CAMPAIGN_ROLE_GRANTED: "role in a campaign changed",
+    Action.CAMPAIGN_CREDENTIAL_SET: "campaign credential set",
+    Action.CAMPAIGN_CREDENTIAL_CLEARED: "campaign credential cleared",
 }
 
 #: Actions about staff, not posts: logins and account changes. Public headers
@@ -151,6 +156,8 @@ STAFF_ACTIVITY_ACTIONS = frozenset(
         Action.TOTP_ENABLED,
         Action.TOTP_DISABLED,
         Action.CAMPAIGN_ROLE_GRANTED,
+        Action.CAMPAIGN_CREDENTIAL_SET,
+        Action.CAMPAIGN_CREDENTIAL_CLEARED,
     }
 )
 #: A moderator's decisions on a post (what undo reverses and the export lists).

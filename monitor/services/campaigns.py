@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
@@ -32,7 +32,15 @@ from adapters.text import normalise_tag
 from monitor.config import Settings
 from monitor.db import read_only
 from monitor.errors import UserError
-from monitor.models import Campaign, CampaignPost, CampaignRole, Role, User, utcnow
+from monitor.models import (
+    Campaign,
+    CampaignCredential,
+    CampaignPost,
+    CampaignRole,
+    Role,
+    User,
+    utcnow,
+)
 from monitor.services import audit
 from monitor.services.audit import Action
 from monitor.services.sessions import end_sessions
@@ -80,23 +88,38 @@ def split_list(text: str) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class Watch:
-    """What the install watches now: per platform, the hashtags (as given, one per tag)."""
+    """What the install watches now: per platform, the hashtags (as given, one per tag)
+    polled with the install's credentials, and apart from them, per (platform, campaign
+    id), those a campaign polls with its own (:mod:`monitor.services.credentials`).
+
+    A campaign with its own credentials for a platform is in ``own`` only: its tags
+    never go out with the install's account, nor anyone else's tags with its account.
+    """
 
     tags: dict[str, tuple[str, ...]]
+    own: dict[tuple[str, int], tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def platforms(self) -> list[str]:
         return [platform for platform, tags in self.tags.items() if tags]
 
-    def tags_for(self, platform: str) -> tuple[str, ...]:
+    def tags_for(self, platform: str, campaign_id: int | None = None) -> tuple[str, ...]:
+        """The tags polled on ``platform`` with the install's credentials, or (given a
+        campaign id) with that campaign's own."""
+        if campaign_id is not None:
+            return self.own.get((platform, campaign_id), ())
         return self.tags.get(platform, ())
 
     def all_tags(self) -> tuple[str, ...]:
         """Every watched tag on any platform, once each, in the order first given."""
-        return _unique(tag for tags in self.tags.values() for tag in tags)
+        every = [*self.tags.values(), *self.own.values()]
+        return _unique(tag for tags in every for tag in tags)
 
-    def covers(self, platform: str, hashtags: Iterable[str]) -> bool:
-        """A source on ``platform`` for ``hashtags`` (matching form) is still wanted."""
-        wanted = {normalise_tag(tag) for tag in self.tags_for(platform)}
+    def covers(
+        self, platform: str, hashtags: Iterable[str], campaign_id: int | None = None
+    ) -> bool:
+        """A source on ``platform`` for ``hashtags`` (matching form), polling with the
+        install's credentials or (given a campaign id) that campaign's, is still wanted."""
+        wanted = {normalise_tag(tag) for tag in self.tags_for(platform, campaign_id)}
         return bool(wanted) and set(hashtags) <= wanted
 
 
@@ -113,35 +136,64 @@ def campaign_tags(campaign: Campaign, settings: Settings) -> tuple[str, ...]:
     return tuple(settings.hashtags) if campaign.is_default else tuple(split_list(campaign.hashtags))
 
 
-def campaign_platforms(campaign: Campaign, settings: Settings) -> list[str]:
-    """The platforms the campaign is polled on: those it names that the install enables.
+def campaign_platforms(
+    campaign: Campaign, settings: Settings, own: Collection[str] = ()
+) -> list[str]:
+    """The platforms the campaign is polled on: those it names that the install enables,
+    or that it holds its own credentials for (``own``).
 
     The default campaign's are ``PLATFORMS`` (or every configured adapter), as before
     campaigns; a campaign naming none takes every platform the install enables.
     """
-    enabled = settings.enabled_platforms
+    enabled = list(dict.fromkeys([*settings.enabled_platforms, *sorted(own)]))
     named = [] if campaign.is_default else split_list(campaign.platforms)
     return [platform for platform in enabled if not named or platform in named]
 
 
+def own_credential_platforms(session: Session) -> dict[int, set[str]]:
+    """Per campaign id, the platforms it holds any credential of its own for."""
+    rows = session.exec(
+        select(CampaignCredential.campaign_id, CampaignCredential.platform).distinct()
+    )
+    own: dict[int, set[str]] = {}
+    for campaign_id, platform in rows:
+        own.setdefault(campaign_id, set()).add(platform)
+    return own
+
+
 def watched(session: Session, settings: Settings, today: date | None = None) -> Watch:
-    """What the install watches on ``today``: the running campaigns' hashtags, per platform."""
+    """What the install watches on ``today``: the running campaigns' hashtags, per platform
+    and per credentials."""
     today = today or local_today(settings)
     running = [
         campaign
         for campaign in list_campaigns(session, settings)
         if state_on(campaign, today) is CampaignState.RUNNING
     ]
-    return watch_of(running, settings)
+    return watch_of(running, settings, own_credential_platforms(session))
 
 
-def watch_of(campaigns: Iterable[Campaign], settings: Settings) -> Watch:
-    """The union of these campaigns' hashtags, per platform (a tag shared is one tag)."""
-    per_platform: dict[str, list[str]] = {}
+def watch_of(
+    campaigns: Iterable[Campaign],
+    settings: Settings,
+    own: Mapping[int, Collection[str]] | None = None,
+) -> Watch:
+    """The union of these campaigns' hashtags, per platform (a tag shared is one tag);
+    a campaign's tags on a platform it holds credentials for (``own``) apart, its own."""
+    shared: dict[str, list[str]] = {}
+    owned: dict[tuple[str, int], list[str]] = {}
     for campaign in campaigns:
-        for platform in campaign_platforms(campaign, settings):
-            per_platform.setdefault(platform, []).extend(campaign_tags(campaign, settings))
-    return Watch({platform: _unique(tags) for platform, tags in per_platform.items()})
+        mine = (own or {}).get(campaign.id or 0, ()) if not campaign.is_default else ()
+        for platform in campaign_platforms(campaign, settings, mine):
+            tags = campaign_tags(campaign, settings)
+            if platform in mine:
+                owned.setdefault((platform, campaign.id or 0), []).extend(tags)
+            else:
+                shared.setdefault(platform, []).extend(tags)
+    return Watch(
+        {platform: _unique(tags) for platform, tags in shared.items()},
+        {key: _unique(tags) for key, tags in owned.items()},
+    )
 
 
 def current_watch(engine: Engine, settings: Settings) -> Watch:

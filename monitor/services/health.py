@@ -26,7 +26,7 @@ from monitor.config import Settings
 from monitor.models import DigestSend
 from monitor.services.analysis import AnalysisHealth, analysis_health
 from monitor.services.campaigns import watched
-from monitor.services.sources import is_current, list_sources
+from monitor.services.sources import is_current, key_owner, list_sources
 from monitor.templating import local_time
 
 
@@ -217,6 +217,13 @@ class SourceHealth:
         return self.current and self.alarming
 
     @property
+    def credentials(self) -> str:
+        """Whose credentials it polls with, for people: "install" or "campaign <slug>"
+        (a campaign's own, see ``monitor.services.credentials``); never a value."""
+        owner = key_owner(self.key)
+        return "install" if owner is None else f"campaign {owner}"
+
+    @property
     def reason(self) -> str | None:
         """Why it is in trouble, for people: the disabling reason or the last error."""
         if self.state is SourceState.DISABLED:
@@ -242,6 +249,7 @@ class SourceHealth:
         return {
             "key": self.key,
             "platform": self.platform,
+            "credentials": self.credentials,
             "state": self.state.value,
             "current": self.current,
             "needs_attention": self.needs_attention,

@@ -24,11 +24,14 @@ from monitor.db import describe_db_error, session_scope
 from monitor.models import PollKind, PollRun, Source, utcnow
 from monitor.services import reach
 from monitor.services.campaigns import current_watch, sync_default
+from monitor.services.credentials import account_platforms, current_accounts
 from monitor.services.ingest import record_posts
 from monitor.services.media import erase_after_commit
 from monitor.services.rules import apply_ingest_rules
 from monitor.services.sources import (
+    OWNER_MARK,
     ConfiguredPlatform,
+    Owner,
     configured_platforms,
     ensure_source,
     record_disabled,
@@ -68,13 +71,19 @@ def poll_target(
     target: Target,
     settings: Settings,
     now: datetime | None = None,
+    owner: Owner | None = None,
 ) -> PollSummary:
-    """Poll one target from its stored cursor; never raises."""
+    """Poll one target from its stored cursor; never raises.
+
+    ``owner``: the campaign whose own credentials ``adapter`` was built with; the
+    source is then that campaign's (its own cursor and health).
+    """
     started = now or utcnow()
-    summary = PollSummary(source=source_key(adapter.name, target), platform=adapter.name)
+    key = source_key(adapter.name, target, owner)
+    summary = PollSummary(source=key, platform=adapter.name)
     try:
         with session_scope(engine) as session:
-            source = ensure_source(session, adapter.name, target, started)
+            source = ensure_source(session, adapter.name, target, started, owner)
             source_id, cursor, retry_at = source.id or 0, source.cursor, source.retry_at
             if retry_at is not None and started < retry_at <= started + MAX_RATE_LIMIT_WAIT:
                 summary.ok = False
@@ -210,7 +219,9 @@ def record_configuration(
             for key in retire_unconfigured(session, settings, now):
                 log.info("poll: %s is no longer configured: retired", key)
             for configured in platforms:
-                record_disabled(session, configured.name, configured.disabled_reason, now)
+                record_disabled(
+                    session, configured.name, configured.disabled_reason, now, configured.owner
+                )
     except SQLAlchemyError as exc:
         log.error("poll: configuration not recorded: %s", describe_db_error(exc))
 
@@ -222,16 +233,23 @@ def poll_all(
     platform: str | None = None,
     tag: str | None = None,
 ) -> list[PollSummary]:
-    """One polling cycle over every enabled source (``hashtag-monitor poll``)."""
+    """One polling cycle over every enabled source (``hashtag-monitor poll``): with the
+    install's credentials, and with each campaign's own where it holds some."""
     summaries: list[PollSummary] = []
     watch = current_watch(engine, settings)
-    with configured_platforms(settings, only=platform) as platforms:
-        jobs: list[tuple[Adapter, Target]] = []
+    found = [a for a in current_accounts(engine, settings, watch) if platform in (None, a.platform)]
+    with (
+        configured_platforms(settings, only=platform) as installed,
+        account_platforms(settings, found) as owned,
+    ):
+        platforms = installed + owned
+        jobs: list[tuple[Adapter, Target, Owner | None]] = []
         for configured in platforms:
             if configured.adapter is None:
                 summaries.append(
                     PollSummary(
-                        source=f"{configured.name}:*",
+                        source=f"{configured.name}:*"
+                        + (f"{OWNER_MARK}{configured.owner.slug}" if configured.owner else ""),
                         platform=configured.name,
                         ok=False,
                         error=f"disabled: {configured.disabled_reason}",
@@ -240,24 +258,29 @@ def poll_all(
                 continue
             hashtags = [
                 t
-                for t in watch.tags_for(configured.name)
+                for t in watch.tags_for(configured.name, configured.campaign_id)
                 if tag is None or normalise_tag(t) == normalise_tag(tag)
             ]
             if hashtags:  # no running campaign watches this platform (or this tag) today
-                jobs.extend((configured.adapter, t) for t in configured.adapter.targets(hashtags))
+                owner, adapter = configured.owner, configured.adapter
+                jobs.extend((adapter, t, owner) for t in adapter.targets(hashtags))
         record_configuration(engine, settings, platforms)
         # Sources are independent: a slow one must not hold up the rest.
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="poll") as pool:
             summaries.extend(
                 pool.map(
                     lambda job: poll_target(
-                        engine=engine, adapter=job[0], target=job[1], settings=settings
+                        engine=engine,
+                        adapter=job[0],
+                        target=job[1],
+                        settings=settings,
+                        owner=job[2],
                     ),
                     jobs,
                 )
             )
         # Counts that need a profile lookup, once the cycle's posts are in (potential reach).
-        for configured in platforms:
+        for configured in installed:
             if configured.adapter is not None:
                 reach.look_up_followers(engine, configured.adapter)
     return summaries

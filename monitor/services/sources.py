@@ -11,7 +11,7 @@ page and the coverage of every later period. Configured again, it comes back.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Protocol
@@ -31,13 +31,35 @@ from monitor.services.campaigns import Watch, local_today, watched
 WILDCARD_SCOPE = "*"
 
 
+#: Marks a source key as polling with a campaign's own credentials: ``<key>@campaign:<slug>``.
+OWNER_MARK = "@campaign:"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
+class Owner:
+    """The campaign whose own credentials a source polls with (see ``credentials``)."""
+
+    campaign_id: int
+    slug: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class ConfiguredPlatform:
-    """A platform from settings: its adapter, or why it could not be built."""
+    """A platform from settings: its adapter, or why it could not be built.
+
+    ``owner`` names the campaign whose own credentials built it (None: the install's);
+    each is a separate adapter with its own HTTP client, so no two accounts' settings
+    ever meet in one adapter.
+    """
 
     name: str
     adapter: Adapter | None
     disabled_reason: str | None = None
+    owner: Owner | None = None
+
+    @property
+    def campaign_id(self) -> int | None:
+        return None if self.owner is None else self.owner.campaign_id
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -47,6 +69,22 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         backoff=settings.http_backoff_seconds,
         max_retry_after=settings.http_max_retry_after_seconds,
     )
+
+
+def build_platform(
+    name: str, raw: Mapping[str, str], client: HttpClient, owner: Owner | None = None
+) -> ConfiguredPlatform:
+    """The platform's adapter from ``raw`` (only its own declared keys are handed over:
+    a plugin never sees SMTP_PASSWORD or SECRET_KEY), or why it cannot be built."""
+    try:
+        adapter_class = get_adapter(name)
+        adapter = adapter_class(adapter_class.own_config(raw), client)
+    except AdapterError as exc:
+        return ConfiguredPlatform(name, None, str(exc), owner)
+    except Exception as exc:  # a plugin that cannot even load stays disabled
+        reason = f"adapter {name!r} could not be loaded: {type(exc).__name__}: {exc}"
+        return ConfiguredPlatform(name, None, reason, owner)
+    return ConfiguredPlatform(name, adapter, None, owner)
 
 
 @contextmanager
@@ -63,44 +101,50 @@ def configured_platforms(
                 continue
             client = HttpClient(retry_policy(settings))
             clients.append(client)
-            try:
-                adapter_class = get_adapter(name)
-                # Only its own declared keys: a plugin never sees SMTP_PASSWORD or SECRET_KEY.
-                adapter = adapter_class(adapter_class.own_config(raw), client)
-            except AdapterError as exc:
-                platforms.append(ConfiguredPlatform(name, None, str(exc)))
-            except Exception as exc:  # a plugin that cannot even load stays disabled
-                reason = f"adapter {name!r} could not be loaded: {type(exc).__name__}: {exc}"
-                platforms.append(ConfiguredPlatform(name, None, reason))
-            else:
-                platforms.append(ConfiguredPlatform(name, adapter))
+            platforms.append(build_platform(name, raw, client))
         yield platforms
     finally:
         for client in clients:
             client.close()
 
 
-def source_key(platform: str, target: Target) -> str:
-    return f"{platform}:{target.key}"
+def source_key(platform: str, target: Target, owner: Owner | None = None) -> str:
+    """The source's unique key: platform and target, and the campaign whose own
+    credentials poll it (so its cursor and health are its own)."""
+    key = f"{platform}:{target.key}"
+    return key if owner is None else f"{key}{OWNER_MARK}{owner.slug}"
+
+
+def key_owner(key: str) -> str | None:
+    """The slug of the campaign whose credentials a source key polls with (None: the
+    install's): what ``status`` and the Sources page show, never a value."""
+    _, mark, slug = key.partition(OWNER_MARK)
+    return slug if mark else None
 
 
 def source_label(key: str) -> str:
     """A source key as people say it: ``mastodon:https://mastodon.social|CEADAY21`` reads
     "Mastodon: mastodon.social, #CEADAY21"; a whole-platform row reads "Mastodon: all"."""
+    key, _, owner = key.partition(OWNER_MARK)
     platform, _, rest = key.partition(":")
     scope, _, tags = rest.rpartition("|") if "|" in rest else (rest, "", "")
     parts = []
     if scope and scope != WILDCARD_SCOPE:
         parts.append(urlsplit(scope).netloc or scope)
     parts.extend(f"#{tag}" for tag in tags.split(",") if tag)
-    return f"{display_name(platform)}: {', '.join(parts) or 'all'}"
+    label = f"{display_name(platform)}: {', '.join(parts) or 'all'}"
+    return f"{label} (campaign {owner}'s account)" if owner else label
 
 
 def ensure_source(
-    session: Session, platform: str, target: Target, now: datetime | None = None
+    session: Session,
+    platform: str,
+    target: Target,
+    now: datetime | None = None,
+    owner: Owner | None = None,
 ) -> Source:
     """The source row for a target, created on first sight and brought back if retired."""
-    key = source_key(platform, target)
+    key = source_key(platform, target, owner)
     source = session.exec(select(Source).where(Source.key == key)).first()
     if source is None:
         source = Source(
@@ -109,6 +153,7 @@ def ensure_source(
             scope=target.scope,
             hashtags=",".join(target.hashtags),
             created_at=now or utcnow(),
+            campaign_id=None if owner is None else owner.campaign_id,
         )
         session.add(source)
         session.flush()
@@ -127,11 +172,13 @@ class SourceFacts(Protocol):
 
     platform: str
     hashtags: str
+    campaign_id: int | None
 
 
 def is_current(source: SourceFacts, watch: Watch) -> bool:
-    """Still watched: a platform and tags some running campaign asks for."""
-    return watch.covers(source.platform, source_tags(source.hashtags))
+    """Still watched: a platform and tags some running campaign asks for, with the
+    credentials the source polls with (a campaign's own cleared: its source retires)."""
+    return watch.covers(source.platform, source_tags(source.hashtags), source.campaign_id)
 
 
 def retire_unconfigured(session: Session, settings: Settings, now: datetime) -> list[str]:
@@ -150,17 +197,24 @@ def retire_unconfigured(session: Session, settings: Settings, now: datetime) -> 
     return retired
 
 
-def record_disabled(session: Session, platform: str, reason: str | None, now: datetime) -> None:
-    """Keep one row per platform that cannot run, so status and the digest can say why."""
+def record_disabled(
+    session: Session,
+    platform: str,
+    reason: str | None,
+    now: datetime,
+    owner: Owner | None = None,
+) -> None:
+    """Keep one row per platform (and per campaign credentials) that cannot run, so status
+    and the digest can say why."""
     target = Target(WILDCARD_SCOPE, ())
-    key = source_key(platform, target)
+    key = source_key(platform, target, owner)
     source = session.exec(select(Source).where(Source.key == key)).first()
     if reason is None:
         if source is not None:
             session.delete(source)
         return
     if source is None:
-        source = ensure_source(session, platform, target)
+        source = ensure_source(session, platform, target, owner=owner)
     if source.disabled_reason != reason:
         source.disabled_reason = reason
         source.last_error = reason

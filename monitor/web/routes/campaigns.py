@@ -1,8 +1,11 @@
-"""The admin's campaigns page: every campaign with its state, and add, end, archive.
+"""The admin's campaigns page: every campaign with its state, and add, end, archive;
+and a campaign's own platform credentials.
 
-Install admins only: a campaign's own team is given by ``users grant``. The rules
-(and their refusals) are :mod:`monitor.services.campaigns`'; these routes only read
-the form and say what happened.
+The campaigns page is for install admins: a campaign's own team is given by ``users
+grant``. A campaign's credentials page is for install admins and that campaign's
+admins (:func:`monitor.services.credentials.managed_campaign` decides; anyone else is
+refused without learning what is set). The rules (and their refusals) are the
+services'; these routes only read the form and say what happened.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import dataclasses
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Path
+from fastapi import APIRouter, Form, HTTPException, Path
 from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import UserError
@@ -29,8 +32,15 @@ from monitor.services.campaigns import (
     split_list,
     state_on,
 )
+from monitor.services.credentials import (
+    PlatformCredentials,
+    clear_credential,
+    credential_states,
+    managed_campaign,
+    set_credential,
+)
 from monitor.services.sessions import pop_flash
-from monitor.web.deps import AdminChange, AdminPage
+from monitor.web.deps import AccountChange, AccountPage, AdminChange, AdminPage, Staff
 from monitor.web.routes.admin import attempt_change
 
 router = APIRouter(prefix="/admin/campaigns")
@@ -45,6 +55,8 @@ class CampaignRow:
     tags: tuple[str, ...]
     platforms: list[str]
     gallery: str
+    #: Its own platform credentials (None: the default campaign, which uses the install's).
+    credentials: list[PlatformCredentials] | None
 
 
 @router.get("", response_class=HTMLResponse)
@@ -59,6 +71,7 @@ def campaigns_page(staff: AdminPage) -> Response:
             tags=campaign_tags(campaign, settings),
             platforms=campaign_platforms(campaign, settings),
             gallery="/gallery" if campaign.is_default else f"/c/{campaign.slug}/gallery",
+            credentials=None if campaign.is_default else credential_states(session, campaign),
         )
         for campaign in list_campaigns(session, settings)
     ]
@@ -139,3 +152,72 @@ def campaigns_archive(staff: AdminChange, slug: Slug) -> Response:
 def _known(slug: str) -> None:
     if not SLUG_RE.fullmatch(slug):
         raise UserError(f"no campaign {slug[:60]!r}")
+
+
+def _managed(staff: Staff, slug: str) -> Campaign:
+    """The campaign whose credentials ``staff`` asks about, if theirs to manage; else 403."""
+    try:
+        return managed_campaign(staff.session, staff.settings, staff.user, slug)
+    except UserError as exc:
+        raise HTTPException(status_code=403, detail=f"Not allowed: {exc}.") from None
+
+
+@router.get("/{slug}/credentials", response_class=HTMLResponse)
+def credentials_page(staff: AccountPage, slug: Slug) -> Response:
+    """Which of the campaign's own credentials are set (never their values), and forms."""
+    campaign = _managed(staff, slug)
+    return staff.templates.TemplateResponse(
+        staff.request,
+        "admin/campaign_credentials.html",
+        {
+            "title": f"Credentials of {campaign.name}",
+            "user": staff.user,
+            "campaign": campaign,
+            "platforms": credential_states(staff.session, campaign),
+            "timezone": staff.settings.zone,
+            "messages": pop_flash(
+                session=staff.session, request_session=staff.request.state.web_session
+            ),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.post("/{slug}/credentials")
+def credentials_change(
+    staff: AccountChange,
+    slug: Slug,
+    platform: Annotated[str, Form(max_length=40)] = "",
+    key: Annotated[str, Form(max_length=80)] = "",
+    value: Annotated[str, Form(max_length=4000)] = "",
+    clear: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Set (or, with ``clear``, forget) one of the campaign's own credentials."""
+    campaign = _managed(staff, slug)
+    target = f"/admin/campaigns/{campaign.slug}/credentials"
+
+    def change() -> str:
+        if clear:
+            return (
+                clear_credential(
+                    staff.session,
+                    staff.settings,
+                    slug=campaign.slug,
+                    platform=platform,
+                    key=key,
+                    actor=staff.user.name,
+                )
+                + "."
+            )
+        done = set_credential(
+            staff.session,
+            staff.settings,
+            slug=campaign.slug,
+            platform=platform,
+            key=key,
+            value=value,
+            actor=staff.user.name,
+        )
+        return f"{done}; its polls use it from the next minute."
+
+    return attempt_change(staff, change, target)
