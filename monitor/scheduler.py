@@ -250,7 +250,12 @@ class Monitor:
             assert adapter is not None
             owner = configured.owner
             targets = adapter.targets(watch.tags_for(adapter.name, configured.campaign_id))
-            wanted = {f"poll:{source_key(adapter.name, t, owner)}": t for t in targets}
+            wanted: dict[str, Target | None] = {
+                f"poll:{source_key(adapter.name, t, owner)}": t for t in targets
+            }
+            if owner is not None and targets:
+                # What a campaign's own account found, it also re-checks at source.
+                wanted[f"refresh:{adapter.name}@campaign:{owner.slug}"] = None
             have = {job_id for job_id, c in self._poll_jobs.items() if c is configured}
             if set(wanted) == have:
                 continue
@@ -259,6 +264,10 @@ class Monitor:
                 del self._poll_jobs[job_id]
             interval = adapter.poll_interval(self.settings.poll_interval_seconds, len(targets))
             for offset, (job_id, target) in enumerate(wanted.items()):
+                if target is None:
+                    self._poll_jobs[job_id] = configured
+                    self._add_refresh_job(adapter, first_run, owner=owner, job_id=job_id)
+                    continue
                 self.scheduler.add_job(
                     self._poll,
                     "interval",
@@ -307,19 +316,31 @@ class Monitor:
         job = self.scheduler.add_job(func, *args, max_instances=1, coalesce=True, **options)
         self._work_job_ids.append(job.id)
 
-    def _add_refresh_job(self, adapter: Adapter, first_run: datetime) -> None:
+    def _add_refresh_job(
+        self,
+        adapter: Adapter,
+        first_run: datetime,
+        *,
+        owner: Owner | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        """The platform's refresh job (``owner``: a campaign account's, planned with its
+        poll jobs, whose ``job_id`` they track)."""
         interval = self.settings.refresh_interval_seconds
-        self._add(
-            self._refresh,
-            "interval",
-            seconds=interval,
-            jitter=min(60, interval // 10),
-            args=(adapter,),
-            id=f"refresh:{adapter.name}",
-            misfire_grace_time=interval,
+        options: dict[str, Any] = {
+            "seconds": interval,
+            "jitter": min(60, interval // 10),
+            "args": (adapter, owner),
+            "misfire_grace_time": interval,
             # After the first polls, so a fresh install refreshes what it just found.
-            next_run_time=first_run + timedelta(seconds=min(interval, 120)),
-        )
+            "next_run_time": first_run + timedelta(seconds=min(interval, 120)),
+        }
+        if owner is None:
+            self._add(self._refresh, "interval", id=f"refresh:{adapter.name}", **options)
+        else:
+            self.scheduler.add_job(
+                self._refresh, "interval", id=job_id, max_instances=1, coalesce=True, **options
+            )
 
     async def _in_thread(self, func: Callable[..., object], **kwargs: Any) -> None:
         """Run blocking work in a worker thread, tracked so shutdown can let it finish."""
@@ -328,9 +349,13 @@ class Monitor:
         work.add_done_callback(self._in_flight.discard)
         await work
 
-    async def _refresh(self, adapter: Adapter) -> None:
+    async def _refresh(self, adapter: Adapter, owner: Owner | None = None) -> None:
         await self._in_thread(
-            refresh_platform, engine=self.engine, adapter=adapter, settings=self.settings
+            refresh_platform,
+            engine=self.engine,
+            adapter=adapter,
+            settings=self.settings,
+            owner=owner,
         )
 
     async def _stage(self) -> None:

@@ -9,6 +9,10 @@ feed it rolled off) is flagged for a moderator. New counts become engagement sna
 subtracts them), changed content is an edit (see :func:`ingest.apply_edit`),
 and a post the platform no longer returns is ``removed``: off the gallery at
 once, on the record.
+
+A campaign polling a platform with its own credentials refreshes its own posts there
+with them too (:func:`refresh_platform`'s ``owner``): on a platform the install has no
+account for, nobody else could, and a deletion at source must still reach its gallery.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from monitor.db import describe_db_error, session_scope
 from monitor.models import Post, PostStatus, utcnow
 from monitor.services import audit, rollup
 from monitor.services.audit import Action
+from monitor.services.campaigns import current_watch
+from monitor.services.credentials import account_platforms, current_accounts
 from monitor.services.ingest import SYSTEM_ACTOR, record_posts
 from monitor.services.media import erase_after_commit
-from monitor.services.placements import set_status
+from monitor.services.placements import Scope, set_status
 from monitor.services.rules import apply_ingest_rules
-from monitor.services.sources import configured_platforms
+from monitor.services.sources import Owner, configured_platforms
 
 log = logging.getLogger("monitor.refresh")
 
@@ -95,10 +101,15 @@ def refresh_platform(
     adapter: Adapter,
     settings: Settings,
     now: datetime | None = None,
+    owner: Owner | None = None,
 ) -> RefreshSummary:
-    """Refresh one platform's recent posts; never raises, failures are in the summary."""
+    """Refresh one platform's recent posts (``owner``: those of the campaign whose own
+    credentials ``adapter`` holds); never raises, failures are in the summary."""
     now = now or utcnow()
-    summary = RefreshSummary(platform=adapter.name)
+    label = adapter.name if owner is None else f"{adapter.name} (campaign {owner.slug})"
+    summary = RefreshSummary(platform=label)
+    # A campaign account reads the campaign's posts only.
+    own_posts = [Scope(owner.campaign_id, alone=False).contains()] if owner is not None else []
     requests_before = adapter.http.thread_requests
     horizon = now - timedelta(days=settings.refresh_window_days)
     table = Post.__table__
@@ -116,6 +127,7 @@ def refresh_platform(
                         ),
                         table.c.status != PostStatus.REMOVED,
                         table.c.id > last_id,
+                        *own_posts,
                     )
                     .order_by(table.c.id)
                     .limit(REFRESH_BATCH)
@@ -129,7 +141,7 @@ def refresh_platform(
     except SQLAlchemyError as exc:
         summary.ok, summary.error = False, f"database error: {describe_db_error(exc)}"
     except Exception as exc:  # a bug in one adapter must not stop the others' refresh
-        log.exception("refresh %s: unexpected error", adapter.name)
+        log.exception("refresh %s: unexpected error", label)
         summary.ok, summary.error = False, f"internal error: {type(exc).__name__}: {exc}"
     summary.requests = adapter.http.thread_requests - requests_before
     try:
@@ -139,7 +151,7 @@ def refresh_platform(
     log.log(
         logging.INFO if summary.ok else logging.WARNING,
         "refresh %s: %s",
-        adapter.name,
+        label,
         describe_refresh(summary),
     )
     return summary
@@ -240,11 +252,20 @@ def refresh_all(
     settings: Settings,
     platform: str | None = None,
 ) -> list[RefreshSummary]:
-    """One refresh over every enabled platform (``hashtag-monitor refresh``)."""
-    with configured_platforms(settings, only=platform) as platforms:
+    """One refresh over every enabled platform, and every campaign account the running
+    campaigns poll with (``hashtag-monitor refresh``)."""
+    found = [
+        account
+        for account in current_accounts(engine, settings, current_watch(engine, settings))
+        if platform is None or account.platform == platform
+    ]
+    with (
+        configured_platforms(settings, only=platform) as platforms,
+        account_platforms(settings, found) as owned,
+    ):
         return [
-            refresh_platform(engine=engine, adapter=c.adapter, settings=settings)
+            refresh_platform(engine=engine, adapter=c.adapter, settings=settings, owner=c.owner)
             if c.adapter is not None
             else RefreshSummary(platform=c.name, ok=False, error=f"disabled: {c.disabled_reason}")
-            for c in platforms
+            for c in platforms + owned
         ]

@@ -20,12 +20,14 @@ from sqlmodel import Session, select
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import CampaignPost, Post, Source
+from monitor.models import CampaignPost, Post, PostStatus, Source
 from monitor.scheduler import Monitor
 from monitor.services.campaigns import NewCampaign, add_campaign, get_campaign, watched
 from monitor.services.credentials import clear_credential, credential_states, set_credential
 from monitor.services.health import health_report
+from monitor.services.placements import set_status
 from monitor.services.polling import poll_all
+from monitor.services.refresh import refresh_all
 from tests.fakes import x
 from tests.fakes.server import FakeRequest, FakeServer, Reply
 
@@ -279,6 +281,9 @@ def test_the_scheduler_follows_a_credential_change_at_its_next_look(
             seen.append(set(jobs))
             owner = jobs["poll:x:|KnifeFree@campaign:knife-week"].args[2]
             assert owner.slug == "knife-week"
+            # What its own account finds, it re-checks at source with it too.
+            refresh = monitor.scheduler.get_job("refresh:x@campaign:knife-week")
+            assert refresh is not None and refresh.args[1] == owner
             with session_scope(sqlite_engine) as session:
                 clear_credential(
                     session,
@@ -290,6 +295,8 @@ def test_the_scheduler_follows_a_credential_change_at_its_next_look(
                 )
             await monitor._replan()
             seen.append({j.id for j in monitor.scheduler.get_jobs() if j.id.startswith("poll:")})
+            refreshes = {j.id for j in monitor.scheduler.get_jobs() if j.id.startswith("refresh:")}
+            assert refreshes == {"refresh:x"}  # the campaign's account retired with it
         finally:
             monitor.shutdown()
         return seen
@@ -299,3 +306,33 @@ def test_the_scheduler_follows_a_credential_change_at_its_next_look(
     assert with_own == {"poll:x:|CEADAY21", "poll:x:|KnifeFree@campaign:knife-week"}
     with Session(sqlite_engine) as session:
         assert watched(session, settings, TODAY).own == {}
+
+
+def test_a_post_found_only_with_a_campaigns_account_is_rechecked_at_source_with_it(
+    engine: Engine, configure: Callable[..., Settings], fake_x: TwoAccountX
+) -> None:
+    # The install has no X account of its own: only knife-week can read X.
+    settings = configure(
+        X_API_BASE=fake_x.url, PLATFORMS="x,mastodon", HASHTAGS="CEADAY21",
+        SECRET_KEY="install-secret-one", MASTODON_INSTANCES="http://127.0.0.1:9",
+    )  # fmt: skip
+    _add(engine, settings, "knife-week", ["KnifeFree"])
+    _set(engine, settings, CAMPAIGN_TOKEN)
+    tweet = fake_x.add("Ours #KnifeFree")
+    assert any(s.ok and s.new == 1 for s in poll_all(engine=engine, settings=settings))
+    with session_scope(engine) as session:
+        [post] = session.exec(select(Post).where(Post.platform == "x")).all()
+        campaign = get_campaign(session, settings, "knife-week")
+        set_status(session, [post.id or 0], PostStatus.APPROVED, campaign_id=campaign.id)
+    fake_x.delete(tweet["id"])
+
+    summaries = {s.platform: s for s in refresh_all(engine=engine, settings=settings)}
+
+    ours = summaries["x (campaign knife-week)"]
+    assert ours.ok and (ours.checked, ours.removed) == (1, 1), ours
+    assert not summaries["x"].ok  # the install's own X is not configured
+    with Session(engine) as session:
+        assert session.get_one(Post, post.id).status == PostStatus.REMOVED
+    lookups = [r for r in fake_x.server.requests if r.path.startswith("/2/tweets") and
+               not r.path.startswith("/2/tweets/search")]  # fmt: skip
+    assert lookups and {r.headers["authorization"] for r in lookups} == {f"Bearer {CAMPAIGN_TOKEN}"}
