@@ -27,7 +27,7 @@ def test_escalate_from_the_cli_is_audited_exported_and_blocks_publication(
     ref = _setup(cli, env)
 
     code, _, err = cli("moderate", "escalate", ref, "--as", "vic", "--reason", "disclosure")
-    assert code == 2 and "only moderator and admin users escalate" in err
+    assert code == 2 and "vic is a viewer in campaign 'default': only moderators and admins" in err
     code, _, err = cli("moderate", "escalate", ref, "--as", "mo", "--reason", "  ")
     assert code == 2 and err.strip() == "error: give a reason for the safeguarding lead"
     code, out, err = cli("moderate", "escalate", ref, "--as", "mo", "--reason", "disclosure")

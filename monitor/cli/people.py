@@ -11,15 +11,23 @@ import typer
 from sqlmodel import Session, select
 
 from monitor.cli._common import CLI_ACTOR, CampaignOption, echo, load, open_engine
+from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import MediaItem, Role
+from monitor.models import MediaItem, Post, Role
 from monitor.services.alerts import send_pending_alerts
 from monitor.services.analysis import blur_faces
 from monitor.services.campaigns import get_campaign, grant_role
 from monitor.services.consent import record_consent
 from monitor.services.escalation import escalate
-from monitor.services.moderation import CloserLookNeeded, decide, find_post, flag_reasons
+from monitor.services.moderation import (
+    CloserLookNeeded,
+    decide,
+    find_post,
+    flag_reasons,
+    moderator_in,
+    status_in_campaign,
+)
 from monitor.services.staging import stage_post
 from monitor.services.users import (
     add_user,
@@ -320,27 +328,46 @@ def moderate_reject(
     _decide_all("reject", ids, as_user, reason, campaign=campaign)
 
 
+def _posts_in(
+    session: Session, settings: Settings, ids: list[str], actor: str, campaign: str | None,
+    doing: str,
+) -> list[Post]:  # fmt: skip
+    """The posts named, as ``actor`` moderates them in ``campaign`` (None: the default
+    one): a UserError, and nothing done, for an actor who does not or a post not in it."""
+    chosen = get_campaign(session, settings, campaign)
+    moderator_in(session, actor=actor, campaign=chosen, doing=doing)
+    posts = [find_post(session, ref) for ref in ids]
+    for post in posts:
+        status_in_campaign(session, post, chosen)
+    return posts
+
+
 @moderate_app.command("blur-faces")
-def moderate_blur_faces(ids: IdsArgument, as_user: AsOption) -> None:
+def moderate_blur_faces(
+    ids: IdsArgument, as_user: AsOption, campaign: CampaignOption = None
+) -> None:
     """Publish with faces blurred: replace each post's stored copies by ones blurred at the
     faces the image check found. Look at the blurred copy in the queue, then approve."""
     settings = load()
     engine = open_engine(settings)
     with session_scope(engine) as session:
-        post_ids = [find_post(session, ref).id or 0 for ref in ids]
+        posts = _posts_in(session, settings, ids, as_user, campaign, "blur faces")
+        post_ids = [post.id or 0 for post in posts]
     for ref, post_id in zip(ids, post_ids, strict=True):
         count = blur_faces(engine=engine, settings=settings, post_id=post_id, actor=as_user)
         echo(f"{ref}: faces blurred in {count} image(s); look at it in the queue, then approve")
 
 
 @moderate_app.command("escalate")
-def moderate_escalate(ids: IdsArgument, as_user: AsOption, reason: EscalateReason) -> None:
+def moderate_escalate(
+    ids: IdsArgument, as_user: AsOption, reason: EscalateReason, campaign: CampaignOption = None
+) -> None:
     """Escalate posts to the safeguarding lead: off every public route for good, and the
     SAFEGUARDING_ALERT_TO contacts are told."""
     settings = load()
     engine = open_engine(settings)
     with session_scope(engine) as session:
-        posts = [find_post(session, ref) for ref in ids]
+        posts = _posts_in(session, settings, ids, as_user, campaign, "escalate")
         for ref, post in zip(ids, posts, strict=True):
             escalate(session=session, settings=settings, post=post, actor=as_user, reason=reason)
             echo(f"{ref}: escalated to the safeguarding lead")

@@ -36,6 +36,7 @@ from monitor.models import (
     PostHashtag,
     PostStatus,
     Role,
+    User,
     UTCDateTime,
 )
 from monitor.services import audit, placements
@@ -307,18 +308,12 @@ def decide(
     """
     if action not in _ACTIONS:
         raise UserError(f"unknown decision {action[:40]!r}: approve or reject")
-    user = get_active_user(session=session, name=actor)
     campaign = campaign or get_campaign(session, settings, None)
-    role = role_in(session, user, campaign)
-    if role not in (Role.MODERATOR, Role.ADMIN):
-        raise UserError(
-            f"{actor} is {f'a {role}' if role else 'not a member'} in campaign"
-            f" {campaign.slug!r}: only moderators and admins decide"
-        )
+    moderator_in(session, actor=actor, campaign=campaign, doing="decide")
     # Re-read the row under a lock (FOR UPDATE on PostgreSQL; SQLite's writers already run
     # one at a time): a concurrent decision waits for this one, then sees its new version.
     session.refresh(post, with_for_update=True)
-    current, campaign_id = _status_in(session, post, campaign)
+    current, campaign_id = status_in_campaign(session, post, campaign)
     if everywhere:
         if action != Action.REJECT:
             raise UserError("only a rejection is made in every campaign at once")
@@ -379,7 +374,22 @@ def decide(
     return result
 
 
-def _status_in(session: Session, post: Post, campaign: Campaign) -> tuple[PostStatus, int | None]:
+def moderator_in(session: Session, *, actor: str, campaign: Campaign, doing: str) -> User:
+    """``actor``, active and a moderator or admin of ``campaign``; else a UserError naming
+    the role they hold there and what they may not do."""
+    user = get_active_user(session=session, name=actor)
+    role = role_in(session, user, campaign)
+    if role not in (Role.MODERATOR, Role.ADMIN):
+        raise UserError(
+            f"{actor} is {f'a {role}' if role else 'not a member'} in campaign"
+            f" {campaign.slug!r}: only moderators and admins {doing}"
+        )
+    return user
+
+
+def status_in_campaign(
+    session: Session, post: Post, campaign: Campaign
+) -> tuple[PostStatus, int | None]:
     """The post's status in ``campaign`` and the campaign id to decide it in, or a
     UserError if it is not in that campaign. A post in no campaign at all (stored by a
     tool, before placements) is the default campaign's, with its own status."""

@@ -283,6 +283,12 @@ def test_roles_per_campaign_from_the_command_line(
     assert code == 2 and "bob is not a member in campaign 'default'" in err
     code, _, err = cli("moderate", "approve", ref, "--as", "bob", "--campaign", "force-b")
     assert code == 2 and "is not in campaign 'force-b'" in err
+    # Every command that acts on posts is scoped the same way.
+    for verb, *options in (("escalate", "--reason", "worried"), ("blur-faces",)):
+        code, _, err = cli("moderate", verb, ref, "--as", "bob", *options)
+        assert code == 2 and "bob is not a member in campaign 'default'" in err, err
+        code, _, err = cli("moderate", verb, ref, "--as", "bob", "--campaign", "force-b", *options)
+        assert code == 2 and "is not in campaign 'force-b'" in err, err
     assert cli("export", "--campaign", "force-b")[1] == ""  # nothing of the default's leaks
     assert cli("users", "grant", "bob", "--campaign", "force-b", "--role", "viewer")[0] == 0
     code, out, _ = cli("users", "grant", "bob", "--campaign", "force-b", "--role", "none")

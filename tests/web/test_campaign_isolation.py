@@ -35,6 +35,7 @@ from monitor.models import (
     utcnow,
 )
 from monitor.services import rollup
+from monitor.services.analysis import blur_faces
 from monitor.services.audit import describe
 from monitor.services.campaigns import (
     NewCampaign,
@@ -621,3 +622,18 @@ def test_a_campaigns_admins_choose_its_gallerys_look_and_pins_and_no_other_campa
         assert pinned_ids(session, get_campaign(session, settings, "force-b")) == [posts["b"]]
     # Force A's moderator has no say on any gallery's look.
     assert mo.get("/admin/looks", headers=JSON).status_code == 403
+
+
+def test_blurring_faces_is_for_the_moderators_of_a_campaign_the_post_is_in(
+    sqlite_engine: Engine, settings: Settings, app: FastAPI, posts: dict[str, int]
+) -> None:
+    def blur(actor: str, post: str) -> str:
+        with pytest.raises(UserError) as refused:
+            blur_faces(engine=sqlite_engine, settings=settings, post_id=posts[post], actor=actor)
+        return str(refused.value)
+
+    # Force B's moderator passes the role check on B's post (it has no faces to blur) ...
+    assert blur("bob", "b").startswith("no faces were found")
+    # ... and no moderator reaches a post outside their campaigns.
+    assert "bob moderates no campaign this post is in" in blur("bob", "a")
+    assert "mo moderates no campaign this post is in" in blur("mo", "b")
