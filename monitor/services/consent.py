@@ -19,6 +19,7 @@ from monitor.errors import UserError
 from monitor.models import Consent, Post, Role, utcnow
 from monitor.services import audit
 from monitor.services.audit import Action
+from monitor.services.campaigns import roles_for_post
 from monitor.services.users import get_active_user
 
 MAX_CONSENT_CHARS = 1000
@@ -42,10 +43,14 @@ def record_consent(
     obtained_on: date,
     covers: str = DEFAULT_COVERS,
 ) -> Consent:
-    """Record consent to publish ``post`` (moderators and admins), with an audit row."""
+    """Record consent to publish ``post`` (moderators and admins of a campaign it is in),
+    with an audit row."""
     user = get_active_user(session=session, name=actor)
-    if user.role not in (Role.MODERATOR, Role.ADMIN):
-        raise UserError(f"{actor} is a {user.role}: only moderators and admins record consent")
+    if not roles_for_post(session, user, post.id or 0) & {Role.MODERATOR, Role.ADMIN}:
+        raise UserError(
+            f"{actor} moderates no campaign this post is in: only its moderators and admins"
+            " record consent"
+        )
     if obtained_on > utcnow().date():
         raise UserError("consent cannot have been obtained in the future")
     consent = Consent(

@@ -85,7 +85,7 @@ def test_consent_is_recorded_by_moderators_only_and_never_in_the_future(
     post_id = _store(engine, opt_out=NOT_INDEXABLE)
     with session_scope(engine) as session:
         post = session.get_one(Post, post_id)
-        with pytest.raises(UserError, match="only moderators and admins record consent"):
+        with pytest.raises(UserError, match="only its moderators and admins record consent"):
             record_consent(
                 session=session, post=post, actor="vi", how="I said so", obtained_on=date.today()
             )

@@ -13,6 +13,7 @@ import html
 import json
 import re
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,7 @@ from monitor.services.campaigns import (
     get_campaign,
     grant_role,
 )
+from monitor.services.consent import record_consent
 from monitor.services.escalation import escalate
 from monitor.services.export import iter_export_records
 from monitor.services.gallery import set_gallery_paused
@@ -637,3 +639,18 @@ def test_blurring_faces_is_for_the_moderators_of_a_campaign_the_post_is_in(
     # ... and no moderator reaches a post outside their campaigns.
     assert "bob moderates no campaign this post is in" in blur("bob", "a")
     assert "mo moderates no campaign this post is in" in blur("mo", "b")
+
+
+def test_consent_is_recorded_by_the_moderators_of_a_campaign_the_post_is_in(
+    sqlite_engine: Engine, app: FastAPI, posts: dict[str, int]
+) -> None:
+    def record(actor: str, post: str) -> None:
+        with session_scope(sqlite_engine) as session:
+            chosen = session.get_one(Post, posts[post])
+            when = date(2021, 3, 18)
+            record_consent(session=session, post=chosen, actor=actor, how="by message",
+                           obtained_on=when)  # fmt: skip
+
+    record("bob", "b")  # force B's moderator, on force B's post
+    with pytest.raises(UserError, match="mo moderates no campaign this post is in"):
+        record("mo", "b")
