@@ -580,6 +580,12 @@ class Campaign(Table, table=True):
     ended_at: datetime | None = _time()
     #: Archived: its public pages answer 410 Gone.
     archived_at: datetime | None = _time()
+    #: The campaign's own retention periods in days (None: the install's ``RETENTION_*``);
+    #: a post in several campaigns goes only once every one of them would let it go
+    #: (:mod:`monitor.services.retention`).
+    retention_rejected_days: int | None = None
+    retention_pending_days: int | None = None
+    retention_removed_days: int | None = None
 
 
 class CampaignPost(Table, table=True):
@@ -760,6 +766,16 @@ class ModerationRule(Table, table=True):
     enabled: bool = True
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     created_by: str = Field(max_length=200)
+    #: The campaign whose own rule (or place-name list) this is (None: shared by every campaign).
+    campaign_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer,
+            sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+            nullable=True,
+            index=True,
+        ),
+    )
 
 
 class EngagementDay(Table, table=True):
@@ -1067,6 +1083,16 @@ class HashBank(Table, table=True):
     name: str = Field(max_length=200)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     created_by: str = Field(max_length=200)
+    #: The campaign whose own bank this is (None: shared by every campaign).
+    campaign_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer,
+            sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+            nullable=True,
+            index=True,
+        ),
+    )
 
 
 class HashBankEntry(Table, table=True):

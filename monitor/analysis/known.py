@@ -64,20 +64,20 @@ class KnownImageDetector:
             match = context.known_match(candidate)
             if match is None:
                 continue
-            reason, verdict = match
-            return [
-                Finding(
-                    detector=self.name,
-                    position=item.position,
-                    words=f"{reason} (image {item.position})",
-                    verdict=verdict,
-                    # A picture rejected before, or on a shared bank, is never shown unasked.
-                    blur=True,
-                    detail={
-                        "pdq": candidate,
-                        "match": reason,
-                        "escalate": verdict is Verdict.ESCALATE,
-                    },
-                )
-            ]
+            return [known_finding(item.position, candidate, match)]
         return []
+
+
+def known_finding(position: int, candidate: str, match: tuple[str, Verdict]) -> Finding:
+    """A banked picture found in image ``position``: by the detector (the shared banks) or
+    in a campaign's own bank (:mod:`monitor.analysis.context`)."""
+    reason, verdict = match
+    return Finding(
+        detector=KnownImageDetector.name,
+        position=position,
+        words=f"{reason} (image {position})",
+        verdict=verdict,
+        # A picture rejected before, or on a shared bank, is never shown unasked.
+        blur=True,
+        detail={"pdq": candidate, "match": reason, "escalate": verdict is Verdict.ESCALATE},
+    )

@@ -9,11 +9,12 @@ it as the start of the alt text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from monitor.analysis._images import bgr, note
-from monitor.analysis.findings import Context, Finding, ImageInput, ModelMissing
+from monitor.analysis.findings import Context, Finding, ImageInput, ModelMissing, Verdict
 
 PACKAGE = "rapidocr-onnxruntime"
 #: The detector reads at most this many pixels a side: handwriting a person can read on a
@@ -74,16 +75,24 @@ class TextDetector:
         if not text:
             return []
         note(context.notes, item.media_id, item.post_id)["text"] = text
-        return [
-            Finding(
-                detector=self.name,
-                position=item.position,
-                words=f"{reason} (in image {item.position}'s text)",
-                verdict=verdict,
-                detail={"text": text, "rule": reason},
-            )
-            for reason, verdict in context.text_reasons(text)
-        ]
+        return text_findings(item.position, text, context.text_reasons(text))
+
+
+def text_findings(
+    position: int, text: str, reasons: Iterable[tuple[str, Verdict]]
+) -> list[Finding]:
+    """The findings of the text rules ``text`` (read in image ``position``) tripped: the
+    detector's, and a campaign's own rules' (:mod:`monitor.analysis.context`)."""
+    return [
+        Finding(
+            detector=TextDetector.name,
+            position=position,
+            words=f"{reason} (in image {position}'s text)",
+            verdict=verdict,
+            detail={"text": text, "rule": reason},
+        )
+        for reason, verdict in reasons
+    ]
 
 
 def _legible(words: str) -> bool:

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitor.analysis.context import store_notes
+from monitor.analysis.context import campaign_findings, store_notes
 from monitor.analysis.findings import Box, Finding, Verdict
 from monitor.analysis.runner import Analyser, Job, Outcome
 from monitor.config import Settings
@@ -290,13 +290,16 @@ def record_outcome(engine: Engine, settings: Settings, item: Waiting, outcome: O
             or row.status in FINISHED
         ):
             return False
+        # The post's campaigns' own text rules and banks, over what the detectors noted.
+        own = campaign_findings(session, post.id or 0, item.position, outcome.notes or {})
+        findings = [*outcome.findings, *(finding for _, finding in own)]
         row.status = DONE if outcome.ok else FAILED
         row.error = "; ".join(outcome.errors)[:2000] or None
-        row.findings = [finding_record(f) for f in outcome.findings]
-        row.withheld = any(f.verdict is Verdict.ESCALATE for f in outcome.findings)
+        row.findings = [finding_record(f) for f in findings]
+        row.withheld = any(f.verdict is Verdict.ESCALATE for f in findings)
         row.finished_at = utcnow()
         session.add(row)
-        _apply(session, settings, post, item.position, outcome)
+        _apply(session, settings, post, item.position, outcome, own)
         if outcome.notes:
             # After the findings: a picture this outcome rejected goes into the never-again
             # bank with its hash; the hash groups reposts; the read text is kept for the card.
@@ -307,14 +310,25 @@ def record_outcome(engine: Engine, settings: Settings, item: Waiting, outcome: O
 
 
 def _apply(
-    session: Session, settings: Settings, post: Post, position: int, outcome: Outcome
+    session: Session,
+    settings: Settings,
+    post: Post,
+    position: int,
+    outcome: Outcome,
+    own: Sequence[tuple[int, Finding]] = (),
 ) -> None:
-    """What a copy's findings do to its (locked) post; every step on the audit log."""
+    """What a copy's findings do to its (locked) post; every step on the audit log.
+
+    ``own``: the findings of campaigns' own rules and banks, with their campaign's id.
+    Such a rejection rejects the post in that campaign only; an escalation (a campaign's
+    own bank of known abuse images) is the post's everywhere, as every escalation is.
+    """
     from monitor.services.escalation import escalate_automatically
     from monitor.services.moderation import change_status
 
+    everywhere = [*outcome.findings, *(f for _, f in own if f.verdict is Verdict.ESCALATE)]
     reasons = [failure_reason(position, error) for error in outcome.errors]
-    reasons += [finding.words for finding in outcome.findings]
+    reasons += [finding.words for finding in [*outcome.findings, *(f for _, f in own)]]
     if reasons:
         post.flagged = True
         post.flag_reasons = list(dict.fromkeys([*(post.flag_reasons or []), *reasons]))
@@ -328,11 +342,12 @@ def _apply(
             detail={"position": position},
         )
     strongest = max(
-        (f for f in outcome.findings if f.verdict is not Verdict.FLAG),
+        (f for f in everywhere if f.verdict is not Verdict.FLAG),
         key=lambda f: f.verdict is Verdict.ESCALATE,
         default=None,
     )
-    for finding in outcome.findings:
+    scoped: list[tuple[int | None, Finding]] = [(None, f) for f in outcome.findings]
+    for campaign_id, finding in [*scoped, *own]:
         if finding.verdict is Verdict.FLAG:
             audit.record(
                 session,
@@ -341,8 +356,24 @@ def _apply(
                 action=Action.FLAG,
                 reason=f"Automatic: {finding.words}",
                 detail={"detector": finding.detector, "position": position},
+                campaign_id=campaign_id,
             )
-    if strongest is not None and post.status != PostStatus.REJECTED:
+    # A rejection everywhere (or an escalation) leaves nothing to reject in one campaign.
+    rejected_in = {} if strongest is not None else _own_rejections(own)
+    if rejected_in:
+        for campaign_id, finding in rejected_in.items():  # each bumps the post's version
+            change_status(
+                session,
+                post,
+                PostStatus.REJECTED,
+                actor=f"{ACTOR}:{finding.detector}",
+                action=Action.REJECT,
+                reason=f"Automatic: {finding.words}",
+                detail={"detector": finding.detector, "position": position, "rule": finding.words},
+                campaign_id=campaign_id,
+                from_status=PostStatus.PENDING,
+            )
+    elif strongest is not None and post.status != PostStatus.REJECTED:
         change_status(
             session,
             post,
@@ -366,6 +397,15 @@ def _apply(
 
 
 # --- what the card and approval read -------------------------------------------------
+
+
+def _own_rejections(own: Sequence[tuple[int, Finding]]) -> dict[int, Finding]:
+    """Campaign id -> the first finding of its own rules that rejects the post there."""
+    found: dict[int, Finding] = {}
+    for campaign_id, finding in own:
+        if finding.verdict is Verdict.REJECT:
+            found.setdefault(campaign_id, finding)
+    return found
 
 
 def analyses_by_media(session: Session, post_ids: Collection[int]) -> dict[int, MediaAnalysis]:

@@ -47,6 +47,10 @@ class Action(StrEnum):
     RULE_ENABLED = "rule_enabled"
     RULE_DISABLED = "rule_disabled"
     RULE_DELETED = "rule_deleted"
+    #: A rule, place-name list or hash bank made shared by every campaign, or one campaign's.
+    RULE_SCOPE_CHANGED = "rule_scope_changed"
+    #: A campaign's own retention periods set (or given back to the install's).
+    RETENTION_SET = "retention_set"
     SETTING_CHANGED = "setting_changed"
     RETENTION_PURGE = "retention_purge"
     AUTHOR_ERASED = "author_erased"
@@ -110,6 +114,8 @@ _LABELS: dict[Action, str] = {
     Action.RULE_ENABLED: "rule switched on",
     Action.RULE_DISABLED: "rule switched off",
     Action.RULE_DELETED: "rule deleted",
+    Action.RULE_SCOPE_CHANGED: "rule shared or made one campaign's",
+    Action.RETENTION_SET: "campaign's retention periods set",
     Action.SETTING_CHANGED: "setting changed",
     Action.RETENTION_PURGE: "old posts deleted (retention)",
     Action.AUTHOR_ERASED: "author's data erased",

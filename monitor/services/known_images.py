@@ -16,6 +16,16 @@ PDQ's authors recommend) are taken as the same picture.
 - Admins import further banks from a file of hashes; a match there is
   escalated and never shown unblurred.
 
+An imported bank is shared by every campaign (as every bank was before campaigns)
+or one campaign's own: then only that campaign's posts are matched against it
+(:func:`bank_matcher` with its id, from :mod:`monitor.analysis.context`). A match
+still escalates the post, and an escalation takes a post off every gallery: a
+known abuse image must not stay up on one force's wall because another force's
+list found it. The never-again bank is shared: a post's pictures go into it once
+people rejected the post in every campaign it is in (a rejection in one campaign
+alone does not, or a repost would be rejected automatically on a gallery whose team
+approved the picture), and a repost is then caught in every campaign.
+
 Matching is a vectorised XOR and popcount over every hash of a bank held in
 memory (32 bytes a hash: a million take 32 MB), reloaded when the bank changes.
 """
@@ -38,6 +48,7 @@ from monitor.analysis.findings import Verdict
 from monitor.errors import UserError
 from monitor.models import (
     AuditEvent,
+    Campaign,
     HashBank,
     HashBankEntry,
     ImageFacts,
@@ -133,10 +144,11 @@ class BankMatcher:
 
 
 _cache_lock = threading.Lock()
-#: Per engine (one database), so two databases in one process never share a bank.
-_bank_cache: weakref.WeakKeyDictionary[Engine, tuple[tuple[int, int], BankMatcher]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Per engine (one database), so two databases in one process never share a bank, and
+#: per owner of the banks (None: the shared ones; else a campaign's id).
+_bank_cache: weakref.WeakKeyDictionary[
+    Engine, dict[int | None, tuple[tuple[int, int], BankMatcher]]
+] = weakref.WeakKeyDictionary()
 _facts_cache: weakref.WeakKeyDictionary[
     Engine, tuple[tuple[int, int], HashIndex, list[tuple[int, int]]]
 ] = weakref.WeakKeyDictionary()
@@ -146,13 +158,24 @@ def _cache_key(session: Session) -> Engine:
     return session.get_bind().engine
 
 
-def bank_matcher(session: Session) -> BankMatcher:
-    """Every bank in memory, reloaded only when entries were added or removed."""
-    count, last = session.execute(sa.select(sa.func.count(), sa.func.max(HashBankEntry.id))).one()
+def _owned_by(campaign_id: int | None) -> sa.ColumnElement[bool]:
+    owner = col(HashBank.campaign_id)
+    return owner.is_(None) if campaign_id is None else owner == campaign_id
+
+
+def bank_matcher(session: Session, campaign_id: int | None = None) -> BankMatcher:
+    """The shared banks (or campaign ``campaign_id``'s own) in memory, reloaded only when
+    their entries were added or removed."""
+    in_banks = col(HashBankEntry.bank_id).in_(
+        select(HashBank.id).where(_owned_by(campaign_id)).scalar_subquery()
+    )
+    count, last = session.execute(
+        sa.select(sa.func.count(), sa.func.max(HashBankEntry.id)).where(in_banks)
+    ).one()
     signature = (int(count), int(last or 0))
     key = _cache_key(session)
     with _cache_lock:
-        cached = _bank_cache.get(key)
+        cached = _bank_cache.get(key, {}).get(campaign_id)
         if cached is not None and cached[0] == signature:
             return cached[1]
     rows = session.execute(
@@ -160,14 +183,21 @@ def bank_matcher(session: Session) -> BankMatcher:
             col(HashBankEntry.pdq), col(HashBank.kind), col(HashBank.name), col(HashBankEntry.note)
         )
         .join(HashBank, col(HashBank.id) == col(HashBankEntry.bank_id))
+        .where(_owned_by(campaign_id))
         .order_by(col(HashBankEntry.id))
     ).all()
     matcher = BankMatcher(
         HashIndex([row[0] for row in rows]), [_BankEntry(row[1], row[2], row[3]) for row in rows]
     )
     with _cache_lock:
-        _bank_cache[key] = (signature, matcher)
+        _bank_cache.setdefault(key, {})[campaign_id] = (signature, matcher)
     return matcher
+
+
+def campaigns_with_banks(session: Session) -> list[Campaign]:
+    """The campaigns that have banks of their own (matched only against their posts)."""
+    owners = select(HashBank.campaign_id).where(col(HashBank.campaign_id).is_not(None))
+    return list(session.exec(select(Campaign).where(col(Campaign.id).in_(owners))))
 
 
 def never_again_policy(session: Session) -> str:
@@ -253,14 +283,18 @@ def store_facts(session: Session, notes: Mapping[int, Mapping[str, Any]]) -> Non
 def _rejection_banks(session: Session, post: Post) -> bool:
     """Was the post's rejection about its pictures? A person's, or image analysis's (an
     explicit image, a known one, words in the picture), is; a text rule's (``rule:N``,
-    the post's words) is not."""
+    the post's words) is not, nor a campaign's own list's (an automatic rejection in
+    one campaign: the shared bank must not carry one campaign's list to the others)."""
     last = session.exec(
         select(AuditEvent)
         .where(AuditEvent.post_id == post.id, AuditEvent.action == Action.REJECT)
         .order_by(col(AuditEvent.id).desc())
         .limit(1)
     ).first()
-    return last is not None and not last.actor.startswith("rule:")
+    if last is None or last.actor.startswith("rule:"):
+        return False
+    automatic = last.actor.startswith("analysis:")
+    return not (automatic and last.campaign_id is not None)
 
 
 def facts_by_media(session: Session, media_ids: Sequence[int]) -> dict[int, ImageFacts]:
@@ -339,7 +373,9 @@ def posts_with_picture_of(session: Session, post: Post, *, limit: int) -> list[P
 
 
 def _never_again_bank(session: Session) -> HashBank:
-    bank = session.exec(select(HashBank).where(HashBank.kind == NEVER_AGAIN)).first()
+    bank = session.exec(
+        select(HashBank).where(HashBank.kind == NEVER_AGAIN, _owned_by(None))
+    ).first()
     if bank is None:
         bank = HashBank(
             kind=NEVER_AGAIN, name="Never again", created_at=utcnow(), created_by="system"
@@ -436,19 +472,40 @@ def parse_bank_file(data: bytes) -> list[str]:
     return list(hashes)
 
 
-def import_bank(*, session: Session, name: str, data: bytes, actor: str) -> tuple[HashBank, int]:
-    """Store an imported hash bank (audited): a match there is escalated, never shown."""
+def _visible(campaign: Campaign | None) -> sa.ColumnElement[bool]:
+    """The banks ``campaign``'s team sees: the shared ones and its own (None: every bank)."""
+    if campaign is None:
+        return sa.true()
+    return sa.or_(_owned_by(None), _owned_by(campaign.id))
+
+
+def import_bank(
+    *,
+    session: Session,
+    name: str,
+    data: bytes,
+    actor: str,
+    campaign: Campaign | None = None,
+) -> tuple[HashBank, int]:
+    """Store an imported hash bank (audited), shared or ``campaign``'s own: a match there
+    is escalated, never shown."""
     name = " ".join(name.split())[:200]
     if not name:
         raise UserError("name the bank (e.g. the programme and the date of the list)")
     hashes = parse_bank_file(data)
     exists = session.exec(
-        select(HashBank).where(HashBank.kind == IMPORTED, HashBank.name == name)
+        select(HashBank).where(HashBank.kind == IMPORTED, HashBank.name == name, _visible(campaign))
     ).first()
     if exists is not None:
         raise UserError(f"a bank called {name!r} exists: delete it first to replace it")
     now = utcnow()
-    bank = HashBank(kind=IMPORTED, name=name, created_at=now, created_by=actor)
+    bank = HashBank(
+        kind=IMPORTED,
+        name=name,
+        created_at=now,
+        created_by=actor,
+        campaign_id=None if campaign is None else campaign.id,
+    )
     session.add(bank)
     session.flush()
     for start in range(0, len(hashes), _INSERT_CHUNK):
@@ -465,14 +522,25 @@ def import_bank(*, session: Session, name: str, data: bytes, actor: str) -> tupl
         action=Action.HASH_BANK_IMPORTED,
         reason=f"Hash bank “{name}”",
         detail={"bank_id": bank.id, "hashes": len(hashes)},
+        campaign_id=bank.campaign_id,
     )
     return bank, len(hashes)
 
 
-def delete_bank(*, session: Session, bank_id: int, actor: str) -> HashBank:
+def delete_bank(
+    *, session: Session, bank_id: int, actor: str, within: Campaign | None = None
+) -> HashBank:
+    """Delete an imported bank; ``within``: the campaign a campaign admin acts in (its own
+    banks only; None: an install admin, any bank)."""
     bank = session.get(HashBank, bank_id)
     if bank is None or bank.kind != IMPORTED:
         raise UserError(f"no imported hash bank {bank_id}")
+    if within is not None and bank.campaign_id != within.id:
+        if bank.campaign_id is None:
+            raise UserError(
+                f"hash bank {bank_id} is shared by every campaign: only an install admin deletes it"
+            )
+        raise UserError(f"no imported hash bank {bank_id} in campaign {within.slug!r}")
     session.execute(sa.delete(HashBankEntry).where(col(HashBankEntry.bank_id) == bank_id))
     session.delete(bank)
     audit.record(
@@ -481,12 +549,44 @@ def delete_bank(*, session: Session, bank_id: int, actor: str) -> HashBank:
         action=Action.HASH_BANK_DELETED,
         reason=f"Hash bank “{bank.name}”",
         detail={"bank_id": bank_id},
+        campaign_id=bank.campaign_id,
     )
     return bank
 
 
-def list_banks(session: Session) -> list[tuple[HashBank, int]]:
-    """Every bank with its number of hashes, the never-again bank first."""
+def set_bank_scope(
+    *,
+    session: Session,
+    bank_id: int,
+    campaign: Campaign | None,
+    actor: str,
+    within: Campaign | None = None,
+) -> HashBank:
+    """Share an imported bank with every campaign (``campaign`` None) or make it one
+    campaign's own: an install admin's choice (``within`` None), audited."""
+    if within is not None:
+        raise UserError("only an install admin shares a list or makes it one campaign's")
+    bank = session.get(HashBank, bank_id)
+    if bank is None or bank.kind != IMPORTED:
+        raise UserError(f"no imported hash bank {bank_id}")
+    wanted = None if campaign is None else campaign.id
+    if bank.campaign_id != wanted:
+        bank.campaign_id = wanted
+        session.add(bank)
+        audit.record(
+            session,
+            actor=actor,
+            action=Action.RULE_SCOPE_CHANGED,
+            reason=f"Hash bank “{bank.name}”",
+            detail={"bank_id": bank_id, "shared": wanted is None},
+            campaign_id=wanted,
+        )
+    return bank
+
+
+def list_banks(session: Session, campaign: Campaign | None = None) -> list[tuple[HashBank, int]]:
+    """Every bank (or those ``campaign``'s team sees) with its number of hashes, the
+    never-again bank first."""
     counts = dict(
         session.execute(
             sa.select(col(HashBankEntry.bank_id), sa.func.count()).group_by(
@@ -494,5 +594,9 @@ def list_banks(session: Session) -> list[tuple[HashBank, int]]:
             )
         ).all()
     )
-    banks = session.exec(select(HashBank).order_by(col(HashBank.kind).desc(), col(HashBank.id)))
+    banks = session.exec(
+        select(HashBank)
+        .where(_visible(campaign))
+        .order_by(col(HashBank.kind).desc(), col(HashBank.id))
+    )
     return [(bank, int(counts.get(bank.id, 0))) for bank in banks]

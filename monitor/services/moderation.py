@@ -550,16 +550,41 @@ def decide_many(
     return outcome
 
 
-def reject_reasons(session: Session) -> list[str]:
-    """The reasons moderators pick from when rejecting (admins edit the list)."""
-    stored = get_app_setting(session, REJECT_REASONS)
-    if isinstance(stored, list) and all(isinstance(item, str) for item in stored):
+def _reasons_key(campaign: Campaign | None) -> str:
+    """Where a campaign's own list is kept; the default campaign's is the install's."""
+    if campaign is None or campaign.is_default or campaign.id is None:
+        return REJECT_REASONS
+    return f"{REJECT_REASONS}:{campaign.id}"
+
+
+def _stored_reasons(session: Session, key: str) -> list[str] | None:
+    stored = get_app_setting(session, key)
+    if isinstance(stored, list) and stored and all(isinstance(item, str) for item in stored):
         return list(stored)
-    return list(DEFAULT_REJECT_REASONS)
+    return None
 
 
-def set_reject_reasons(*, session: Session, reasons: list[str], actor: str) -> list[str]:
-    """Replace the reasons list (one per line from the admin page), audited."""
+def has_own_reasons(session: Session, campaign: Campaign) -> bool:
+    """The campaign has its own list (else it uses the install's)."""
+    key = _reasons_key(campaign)
+    return key != REJECT_REASONS and _stored_reasons(session, key) is not None
+
+
+def reject_reasons(session: Session, campaign: Campaign | None = None) -> list[str]:
+    """The reasons moderators pick from when rejecting in ``campaign`` (None: the default
+    campaign): its own list if its admins made one, else the install's. A decision in
+    the campaign accepts only these (:func:`compose_reason`)."""
+    own = _stored_reasons(session, _reasons_key(campaign))
+    if own is not None:
+        return own
+    return _stored_reasons(session, REJECT_REASONS) or list(DEFAULT_REJECT_REASONS)
+
+
+def set_reject_reasons(
+    *, session: Session, reasons: list[str], actor: str, campaign: Campaign | None = None
+) -> list[str]:
+    """Replace the reasons list of ``campaign`` (None or the default campaign: the
+    install's, which every campaign without its own uses), one per line, audited."""
     cleaned = list(dict.fromkeys(" ".join(r.split()) for r in reasons if r.strip()))
     if not cleaned:
         raise UserError("keep at least one reject reason")
@@ -567,8 +592,28 @@ def set_reject_reasons(*, session: Session, reasons: list[str], actor: str) -> l
         raise UserError(f"at most {MAX_REJECT_REASONS} reject reasons")
     if any(len(r) > MAX_REJECT_REASON_CHARS for r in cleaned):
         raise UserError(f"a reject reason is at most {MAX_REJECT_REASON_CHARS} characters")
-    set_app_setting(session, REJECT_REASONS, cleaned, actor=actor, reason="reject reasons edited")
+    whose = "" if campaign is None or campaign.is_default else f" for campaign {campaign.slug}"
+    set_app_setting(
+        session,
+        _reasons_key(campaign),
+        cleaned,
+        actor=actor,
+        reason=f"reject reasons edited{whose}",
+    )
     return cleaned
+
+
+def use_install_reasons(*, session: Session, campaign: Campaign, actor: str) -> None:
+    """Drop a campaign's own list: it uses the install's again (audited)."""
+    if not has_own_reasons(session, campaign):
+        raise UserError(f"campaign {campaign.slug!r} already uses the install's reject reasons")
+    set_app_setting(
+        session,
+        _reasons_key(campaign),
+        None,
+        actor=actor,
+        reason=f"reject reasons of campaign {campaign.slug}: the install's again",
+    )
 
 
 def compose_reason(choice: str | None, note: str | None, allowed: list[str]) -> str | None:

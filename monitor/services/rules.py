@@ -16,6 +16,16 @@ over the text read in its images (:meth:`CompiledRules.text_matches`).
 
 Every automatic action is an audit row whose actor is ``rule:<id>`` and whose
 detail names the rule, so a moderator can see why a post was rejected or flagged.
+
+A rule or list is **shared** by every campaign (``campaign_id`` NULL, as every rule
+was before campaigns) or **one campaign's own**. A shared rule rejects a post in every
+campaign it is in; a campaign's own rule sees only that campaign's posts and rejects a
+post only there (its placement, :func:`monitor.services.placements.set_status`), so
+force B's blocked word never takes a post off force A's queue. A flag is a flag on the
+post, shown to every team, so a campaign's own rule names its campaign in the flag's
+words (:func:`owner_label`). Install admins choose per list whether it is shared;
+a campaign's admins manage their campaign's own lists and read the shared ones
+(:func:`reach_of`).
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import io
 import re
 import unicodedata
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 import ahocorasick
@@ -37,12 +47,16 @@ from sqlmodel import Session, col, select
 from monitor.errors import UserError
 from monitor.models import (
     AuditEvent,
+    Campaign,
+    CampaignPost,
     ModerationRule,
     PlaceName,
     Post,
     PostStatus,
+    Role,
     RuleAction,
     RuleKind,
+    User,
     utcnow,
 )
 from monitor.services import audit
@@ -117,6 +131,8 @@ class RuleMatch:
     action: RuleAction
     #: What a moderator reads on the card and in the audit log.
     label: str
+    #: The campaign whose own rule this is (None: a shared rule).
+    campaign_id: int | None = None
 
 
 def describe_rule(rule: ModerationRule) -> str:
@@ -127,6 +143,35 @@ def describe_rule(rule: ModerationRule) -> str:
     if rule.kind == RuleKind.BLOCKED_AUTHOR:
         return f"Blocked author {rule.pattern}"
     return f"Blocked term “{rule.pattern}”"
+
+
+def owner_label(label: str, campaign: Campaign) -> str:
+    """A flag or rejection by a campaign's own rule, in words naming the campaign: every
+    team sees a post's flags, and they must know the rule is not theirs."""
+    return f"{label} ({campaign.name}'s own rule)"
+
+
+def reach_of(user: User, campaign: Campaign) -> Campaign | None:
+    """The lists ``user`` may change while working on ``campaign``: every list for an
+    install admin (None), else the campaign's own (shared ones are read-only)."""
+    return None if user.role == Role.ADMIN else campaign
+
+
+def _refuse_outside(rule_campaign_id: int | None, within: Campaign | None, what: str) -> None:
+    """Refuse a change to a list outside ``within`` (None: an install admin, every list),
+    without saying whether another campaign has such a list."""
+    if within is None or rule_campaign_id == within.id:
+        return
+    if rule_campaign_id is None:
+        raise UserError(f"{what} is shared by every campaign: only an install admin changes it")
+    raise UserError(f"no {what} in campaign {within.slug!r}")
+
+
+def visible_rules(*, session: Session, campaign: Campaign) -> list[ModerationRule]:
+    """The shared rules and ``campaign``'s own: what its admins see (never another's)."""
+    owned = col(ModerationRule.campaign_id)
+    query = select(ModerationRule).where(sa.or_(owned.is_(None), owned == campaign.id))
+    return list(session.exec(query.order_by(col(ModerationRule.id))))
 
 
 def validate_rule(
@@ -164,14 +209,29 @@ def validate_rule(
     return kind, pattern, action
 
 
+def _in_scope(session: Session, campaign: Campaign | None) -> list[ModerationRule]:
+    """The rules a new one of ``campaign`` (None: shared) would sit beside: the shared
+    ones and its own; for a shared one, every rule."""
+    if campaign is None:
+        return list_rules(session=session)
+    return visible_rules(session=session, campaign=campaign)
+
+
 def add_rule(
-    *, session: Session, kind: str, pattern: str, action: str, actor: str
+    *,
+    session: Session,
+    kind: str,
+    pattern: str,
+    action: str,
+    actor: str,
+    campaign: Campaign | None = None,
 ) -> ModerationRule:
-    """Create a rule (audited); an identical rule is not stored twice."""
+    """Create a rule (audited), shared or ``campaign``'s own; an identical rule is not
+    stored twice in one campaign's reach."""
     rule_kind, pattern, rule_action = validate_rule(kind, pattern, action)
     if rule_kind == RuleKind.PLACE_NAMES:
         raise UserError("a place-name list is uploaded as a file of names, one a line")
-    for rule in list_rules(session=session):
+    for rule in _in_scope(session, campaign):
         if (rule.kind, fold(rule.pattern), rule.action) == (rule_kind, fold(pattern), rule_action):
             raise UserError(f"that rule already exists (rule {rule.id})")
     rule = ModerationRule(
@@ -180,6 +240,7 @@ def add_rule(
         action=rule_action,
         created_at=utcnow(),
         created_by=actor,
+        campaign_id=None if campaign is None else campaign.id,
     )
     session.add(rule)
     session.flush()
@@ -187,12 +248,24 @@ def add_rule(
     return rule
 
 
-def set_rule_enabled(
-    *, session: Session, rule_id: int, enabled: bool, actor: str
-) -> ModerationRule:
+def _rule_to_change(session: Session, rule_id: int, within: Campaign | None) -> ModerationRule:
     rule = session.get(ModerationRule, rule_id)
     if rule is None:
         raise UserError(f"no rule {rule_id}")
+    _refuse_outside(rule.campaign_id, within, f"rule {rule_id}")
+    return rule
+
+
+def set_rule_enabled(
+    *,
+    session: Session,
+    rule_id: int,
+    enabled: bool,
+    actor: str,
+    within: Campaign | None = None,
+) -> ModerationRule:
+    """Switch a rule on or off; ``within``: the campaign a campaign admin acts in."""
+    rule = _rule_to_change(session, rule_id, within)
     if rule.enabled != enabled:
         rule.enabled = enabled
         session.add(rule)
@@ -202,12 +275,34 @@ def set_rule_enabled(
     return rule
 
 
-def delete_rule(*, session: Session, rule_id: int, actor: str) -> None:
-    rule = session.get(ModerationRule, rule_id)
-    if rule is None:
-        raise UserError(f"no rule {rule_id}")
+def delete_rule(
+    *, session: Session, rule_id: int, actor: str, within: Campaign | None = None
+) -> None:
+    rule = _rule_to_change(session, rule_id, within)
     _audit_rule_change(session, rule, actor, Action.RULE_DELETED)
     session.delete(rule)
+
+
+def set_rule_scope(
+    *,
+    session: Session,
+    rule_id: int,
+    campaign: Campaign | None,
+    actor: str,
+    within: Campaign | None = None,
+) -> ModerationRule:
+    """Share a rule or list with every campaign (``campaign`` None) or make it one
+    campaign's own: an install admin's choice (``within`` None), audited."""
+    if within is not None:
+        raise UserError("only an install admin shares a list or makes it one campaign's")
+    rule = _rule_to_change(session, rule_id, None)
+    wanted = None if campaign is None else campaign.id
+    if rule.campaign_id != wanted:
+        rule.campaign_id = wanted
+        session.add(rule)
+        session.flush()
+        _audit_rule_change(session, rule, actor, Action.RULE_SCOPE_CHANGED)
+    return rule
 
 
 def _audit_rule_change(session: Session, rule: ModerationRule, actor: str, action: Action) -> None:
@@ -216,7 +311,9 @@ def _audit_rule_change(session: Session, rule: ModerationRule, actor: str, actio
         actor=actor,
         action=action,
         reason=describe_rule(rule),
+        # The campaign of its own rule is the row's campaign; a shared rule has none.
         detail={"rule_id": rule.id, "kind": rule.kind, "pattern": rule.pattern},
+        campaign_id=rule.campaign_id,
     )
 
 
@@ -309,20 +406,21 @@ def _match(rule: ModerationRule) -> RuleMatch:
     return RuleMatch(rule.id or 0, rule.kind, rule.pattern, rule.action, describe_rule(rule))
 
 
-#: The last automaton built per database, with what it was built from: an analyser
-#: rebuilds its context every few seconds, and 10,000 names take most of a second.
-_place_cache: weakref.WeakKeyDictionary[Engine, tuple[object, PlaceMatcher]] = (
-    weakref.WeakKeyDictionary()
-)
+#: The last automaton built per database and owner of its lists (shared, or a
+#: campaign), with what it was built from: an analyser rebuilds its context every few
+#: seconds, and 10,000 names take most of a second.
+_place_cache: weakref.WeakKeyDictionary[
+    Engine, dict[frozenset[int | None], tuple[object, PlaceMatcher]]
+] = weakref.WeakKeyDictionary()
 
 
 def compile_enabled(
     session: Session, rules: Sequence[ModerationRule] | None = None
 ) -> CompiledRules:
-    """The enabled rules (or ``rules``) with the names of their place-name lists loaded;
-    the names' automaton is reused while the lists are unchanged."""
+    """The enabled shared rules (or ``rules``) with the names of their place-name lists
+    loaded; the names' automaton is reused while the lists are unchanged."""
     if rules is None:
-        rules = [r for r in list_rules(session=session) if r.enabled]
+        rules = [r for r in list_rules(session=session) if r.enabled and r.campaign_id is None]
     lists = {r.id: r for r in rules if r.kind == RuleKind.PLACE_NAMES and r.id is not None}
     if not lists:
         return CompiledRules(rules)
@@ -335,13 +433,14 @@ def compile_enabled(
         int(count),
         int(last or 0),
     )
-    engine = session.get_bind().engine
-    cached = _place_cache.get(engine)
+    per_owner = _place_cache.setdefault(session.get_bind().engine, {})
+    owner = frozenset(r.campaign_id for r in lists.values())
+    cached = per_owner.get(owner)
     if cached is not None and cached[0] == signature:
         return CompiledRules(rules, places=cached[1])
     rows = session.execute(sa.select(col(PlaceName.rule_id), col(PlaceName.name)).where(in_lists))
     matcher = PlaceMatcher((lists[rule_id], name) for rule_id, name in rows)
-    _place_cache[engine] = (signature, matcher)
+    per_owner[owner] = (signature, matcher)
     return CompiledRules(rules, places=matcher)
 
 
@@ -377,13 +476,16 @@ def parse_place_names(data: bytes) -> list[str]:
     return list(names.values())
 
 
-def add_place_list(*, session: Session, title: str, data: bytes, actor: str) -> ModerationRule:
-    """Store an uploaded place-name list as one flagging rule (audited) and its names."""
+def add_place_list(
+    *, session: Session, title: str, data: bytes, actor: str, campaign: Campaign | None = None
+) -> ModerationRule:
+    """Store an uploaded place-name list as one flagging rule (audited) and its names,
+    shared or ``campaign``'s own."""
     title = " ".join(title.split())[:MAX_PATTERN_CHARS]
     if not title:
         raise UserError("name the list (e.g. “Schools in Eastgate”)")
     names = parse_place_names(data)
-    for rule in list_rules(session=session):
+    for rule in _in_scope(session, campaign):
         if rule.kind == RuleKind.PLACE_NAMES and fold(rule.pattern) == fold(title):
             raise UserError(f"a place-name list called {title!r} exists (rule {rule.id})")
     rule = ModerationRule(
@@ -392,6 +494,7 @@ def add_place_list(*, session: Session, title: str, data: bytes, actor: str) -> 
         action=RuleAction.FLAG,
         created_at=utcnow(),
         created_by=actor,
+        campaign_id=None if campaign is None else campaign.id,
     )
     session.add(rule)
     session.flush()
@@ -407,6 +510,7 @@ def add_place_list(*, session: Session, title: str, data: bytes, actor: str) -> 
             "pattern": rule.pattern,
             "names": len(names),
         },
+        campaign_id=rule.campaign_id,
     )
     return rule
 
@@ -425,6 +529,77 @@ class RulesOutcome:
     flagged: int = 0
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class RuleSet:
+    """Compiled rules of one owner: shared (``campaign`` None) or one campaign's own,
+    which see only the posts pending in that campaign."""
+
+    compiled: CompiledRules
+    campaign: Campaign | None = None
+    #: Name the campaign in the words (an install with one campaign needs not).
+    named: bool = False
+
+    def matches(self, post: Post, pending_in: Mapping[int, set[int]]) -> list[RuleMatch]:
+        """What the post trips here; nothing if it is not pending in this set's campaign."""
+        if self.campaign is None:
+            return self.compiled.matches(post)
+        campaign_id = self.campaign.id or 0
+        if campaign_id not in pending_in.get(post.id or 0, set()):
+            return []
+        return [
+            dataclasses.replace(match, campaign_id=campaign_id, label=self.label(match.label))
+            for match in self.compiled.matches(post)
+        ]
+
+    def label(self, words: str) -> str:
+        """A match's words as a moderator reads them: naming the campaign of its own rule."""
+        if self.campaign is None or not self.named:
+            return words
+        return owner_label(words, self.campaign)
+
+
+def several_campaigns(session: Session) -> bool:
+    """More than one campaign: a campaign's own rule then names its campaign."""
+    count = session.execute(sa.select(sa.func.count()).select_from(Campaign.__table__)).scalar()
+    return int(count or 0) > 1
+
+
+def rule_sets(session: Session, rules: Sequence[ModerationRule]) -> list[RuleSet]:
+    """``rules`` compiled per owner: the shared ones first, then each campaign's own."""
+    by_owner: dict[int | None, list[ModerationRule]] = {}
+    for rule in rules:
+        by_owner.setdefault(rule.campaign_id, []).append(rule)
+    sets = [RuleSet(compile_enabled(session, by_owner.pop(None)))] if None in by_owner else []
+    if by_owner:
+        named = several_campaigns(session)
+        for campaign_id, owned in sorted(by_owner.items(), key=lambda item: item[0] or 0):
+            campaign = session.get(Campaign, campaign_id)
+            if campaign is not None:
+                sets.append(RuleSet(compile_enabled(session, owned), campaign, named))
+    return sets
+
+
+def pending_in(
+    session: Session, post_ids: Sequence[int], campaign_ids: Iterable[int]
+) -> dict[int, set[int]]:
+    """Post id -> which of ``campaign_ids`` (those with their own lists) it is pending in."""
+    owners = list(campaign_ids)
+    if not owners or not post_ids:
+        return {}
+    placed = CampaignPost.__table__
+    rows = session.execute(
+        sa.select(placed.c.post_id, placed.c.campaign_id).where(
+            placed.c.post_id.in_(list(post_ids)),
+            placed.c.campaign_id.in_(owners),
+            placed.c.status == PostStatus.PENDING,
+        )
+    )
+    found: dict[int, set[int]] = {}
+    for post_id, campaign_id in rows:
+        found.setdefault(int(post_id), set()).add(int(campaign_id))
+    return found
+
+
 def apply_ingest_rules(*, session: Session, post_ids: Sequence[int]) -> RulesOutcome:
     """Run the enabled rules on new or edited posts in the caller's transaction; audit each
     action."""
@@ -433,46 +608,77 @@ def apply_ingest_rules(*, session: Session, post_ids: Sequence[int]) -> RulesOut
     rules = [r for r in list_rules(session=session) if r.enabled]
     if not rules:
         return RulesOutcome()
-    posts = session.exec(
-        select(Post).where(col(Post.id).in_(list(post_ids)), Post.status == PostStatus.PENDING)
+    posts = list(
+        session.exec(
+            select(Post).where(col(Post.id).in_(list(post_ids)), Post.status == PostStatus.PENDING)
+        )
     )
-    return _apply(session, compile_enabled(session, rules), posts, RulesOutcome())
+    sets = rule_sets(session, rules)
+    owners = [s.campaign.id or 0 for s in sets if s.campaign is not None]
+    placed = pending_in(session, [post.id or 0 for post in posts], owners)
+    return _apply(session, sets, posts, placed, RulesOutcome())
 
 
 def _apply(
-    session: Session, compiled: CompiledRules, posts: Iterable[Post], outcome: RulesOutcome
+    session: Session,
+    sets: Sequence[RuleSet],
+    posts: Iterable[Post],
+    placed: Mapping[int, set[int]],
+    outcome: RulesOutcome,
 ) -> RulesOutcome:
+    """Each post's matches: a shared rejection rejects it everywhere (and nothing else is
+    done); a campaign's own rejects it in that campaign; every other match flags it."""
     now = utcnow()
     for post in posts:
-        found = compiled.matches(post)
-        if not found:
-            continue
-        if found[0].action == RuleAction.REJECT:
-            _reject(session, post, found[0], now)
+        found = [match for rule_set in sets for match in rule_set.matches(post, placed)]
+        rejects = [match for match in found if match.action == RuleAction.REJECT]
+        if any(match.campaign_id is None for match in rejects):
+            _reject(session, post, next(m for m in rejects if m.campaign_id is None), now)
             outcome.rejected += 1
+            continue
+        rejected_in: dict[int | None, RuleMatch] = {}
+        for match in rejects:
+            rejected_in.setdefault(match.campaign_id, match)
+        for match in rejected_in.values():
+            _reject(session, post, match, now)
+        outcome.rejected += bool(rejected_in)
+        flags = [
+            m for m in found if m.action == RuleAction.FLAG and m.campaign_id not in rejected_in
+        ]
+        if not flags:
             continue
         post.flagged = True
         # A post checked again after an edit keeps each reason once.
         post.flag_reasons = list(
-            dict.fromkeys([*(post.flag_reasons or []), *(m.label for m in found)])
+            dict.fromkeys([*(post.flag_reasons or []), *(m.label for m in flags)])
         )
         session.add(post)
-        for match in found:
+        for match in flags:
             _rule_event(session, post, match, Action.FLAG, now, to_status=post.status)
         outcome.flagged += 1
     return outcome
 
 
-def _pending_batches(session: Session) -> Iterator[list[Post]]:
-    """Every pending post, a batch at a time by id (the backlog can be large)."""
+def _pending_batches(session: Session, campaign_id: int | None = None) -> Iterator[list[Post]]:
+    """Every pending post (in ``campaign_id``, if given), a batch at a time by id (the
+    backlog can be large)."""
+    placed = CampaignPost.__table__
+    if campaign_id is None:
+        query = select(Post).where(Post.status == PostStatus.PENDING)
+    else:
+        query = select(Post).join(
+            placed,
+            sa.and_(
+                placed.c.post_id == Post.__table__.c.id,
+                placed.c.campaign_id == campaign_id,
+                placed.c.status == PostStatus.PENDING,
+            ),
+        )
     last = 0
     while True:
         batch = list(
             session.exec(
-                select(Post)
-                .where(Post.status == PostStatus.PENDING, col(Post.id) > last)
-                .order_by(col(Post.id))
-                .limit(_BACKLOG_BATCH)
+                query.where(col(Post.id) > last).order_by(col(Post.id)).limit(_BACKLOG_BATCH)
             )
         )
         if not batch:
@@ -481,8 +687,11 @@ def _pending_batches(session: Session) -> Iterator[list[Post]]:
         last = batch[-1].id or 0
 
 
-def preview_on_pending(*, session: Session, kind: str, pattern: str, action: str) -> int:
-    """How many pending posts a rule would hit, before it is added (nothing changes)."""
+def preview_on_pending(
+    *, session: Session, kind: str, pattern: str, action: str, campaign: Campaign | None = None
+) -> int:
+    """How many pending posts a rule would hit, before it is added (nothing changes): in
+    ``campaign`` for its own rule, anywhere for a shared one."""
     rule_kind, pattern, rule_action = validate_rule(kind, pattern, action)
     rule = ModerationRule(
         id=0,
@@ -493,26 +702,31 @@ def preview_on_pending(*, session: Session, kind: str, pattern: str, action: str
         created_by="",
     )
     compiled = CompiledRules([rule])
-    return sum(1 for batch in _pending_batches(session) for post in batch if compiled.matches(post))
+    batches = _pending_batches(session, None if campaign is None else campaign.id)
+    return sum(1 for batch in batches for post in batch if compiled.matches(post))
 
 
 def apply_to_pending(*, session: Session, rule: ModerationRule) -> RulesOutcome:
-    """Run one (new) rule over the pending backlog at once, audited per post like ingestion."""
-    compiled = compile_enabled(session, [rule])
+    """Run one (new) rule over the pending backlog at once, audited per post like ingestion:
+    a campaign's own rule over that campaign's pending posts only."""
+    sets = rule_sets(session, [rule])
     outcome = RulesOutcome()
-    for batch in _pending_batches(session):
-        _apply(session, compiled, batch, outcome)
+    for batch in _pending_batches(session, rule.campaign_id):
+        placed = {post.id or 0: {rule.campaign_id} for post in batch if rule.campaign_id}
+        _apply(session, sets, batch, placed, outcome)
         session.flush()
     return outcome
 
 
 def _reject(session: Session, post: Post, match: RuleMatch, now: datetime) -> None:
+    """Reject the post in the rule's campaign (a shared rule: in every campaign)."""
     _rule_event(session, post, match, Action.REJECT, now, to_status=PostStatus.REJECTED)
-    post.status = PostStatus.REJECTED
+    if match.campaign_id is None:
+        post.status = PostStatus.REJECTED
     post.version += 1
     session.add(post)
     session.flush()
-    set_status(session, [post.id or 0], PostStatus.REJECTED)  # rules apply to every campaign
+    set_status(session, [post.id or 0], PostStatus.REJECTED, campaign_id=match.campaign_id)
 
 
 def _rule_event(
@@ -533,4 +747,5 @@ def _rule_event(
         to_status=to_status,
         reason=f"Automatic: {match.label}",
         detail={"rule_id": match.rule_id, "kind": match.kind, "pattern": match.pattern},
+        campaign_id=match.campaign_id,
     )

@@ -224,7 +224,7 @@ def queue_page(staff: QueuePage, query: Annotated[QueueQuery, Query()]) -> Respo
             "return_to": f"/queue?{_query_string(filters)}",
             "platforms": overview.platforms,
             "tags": overview.tags,
-            "reasons": reject_reasons(session),
+            "reasons": reject_reasons(session, staff.campaign),
             "messages": messages,
             "problems": problems,
             "undoable": last_undoable(session, user.name)
@@ -280,7 +280,7 @@ def queue_live(staff: QueuePage, query: Annotated[QueueLiveQuery, Query()]) -> R
         html = staff.templates.env.get_template("queue/_live_cards.html").render(
             cards=load_cards(session, arrivals, viewer=user.name),
             can_decide=can_decide,
-            reasons=reject_reasons(session),
+            reasons=reject_reasons(session, staff.campaign),
             return_to=f"/queue?{_query_string(filters)}",
             csrf_token=request.state.csrf_token,
         )
@@ -313,7 +313,7 @@ def post_page(staff: QueuePage, post_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID
             "can_decide": role_at_least(staff.role, Role.MODERATOR),
             "card": card,
             "events": audit_log(session, post_id=post_id, limit=500).events,
-            "reasons": reject_reasons(session),
+            "reasons": reject_reasons(session, staff.campaign),
             "return_to": f"/queue/posts/{post_id}",
             "messages": messages,
         },
@@ -339,7 +339,7 @@ def reposts_page(staff: QueuePage, post_id: Annotated[int, Path(ge=1, le=MAX_ROW
             "can_decide": role_at_least(staff.role, Role.MODERATOR),
             "post_id": post_id,
             "cards": load_cards(session, posts, viewer=user.name),
-            "reasons": reject_reasons(session),
+            "reasons": reject_reasons(session, staff.campaign),
             "return_to": f"/queue/posts/{post_id}/reposts",
             "messages": pop_flash(session=session, request_session=request.state.web_session),
             "max_bulk": MAX_BULK_POSTS,
@@ -393,9 +393,10 @@ def refused(
     )
 
 
-def _reason(session: SessionDep, action: str, choice: str, note: str) -> str | None:
-    """The reason a decision records; a rejection needs one."""
-    reason = compose_reason(choice, note, reject_reasons(session))
+def _reason(staff: CampaignStaff, action: str, choice: str, note: str) -> str | None:
+    """The reason a decision records, from the login's campaign's list (another
+    campaign's reasons are refused); a rejection needs one."""
+    reason = compose_reason(choice, note, reject_reasons(staff.session, staff.campaign))
     if action == Action.REJECT and not reason:
         raise UserError("choose a reason (or write one) before rejecting")
     return reason
@@ -419,7 +420,7 @@ def decide_one(staff: QueueChange, form: Annotated[DecisionForm, Form()]) -> Res
         raise HTTPException(status_code=404, detail="No such post (or no version given).")
     post = _campaign_post(staff, form.post_id)
     try:
-        reason = _reason(session, action, form.reason_choice, form.reason_note)
+        reason = _reason(staff, action, form.reason_choice, form.reason_note)
         if action == Action.APPROVE:
             # A copy missing or lost is fetched now, outside the decision's transaction (and
             # the lock a read may hold); fetching bumps the version, so the moderator who
@@ -495,7 +496,7 @@ def decide_bulk(staff: QueueChange, form: Annotated[BulkForm, Form()]) -> Respon
             payload={"decided": [], "refused": {}},
         )
     try:
-        reason = _reason(session, action, form.reason_choice, form.reason_note)
+        reason = _reason(staff, action, form.reason_choice, form.reason_note)
         selected_posts = session.exec(select(Post).where(col(Post.id).in_(list(versions)))).all()
         outcome = decide_many(
             session=session,

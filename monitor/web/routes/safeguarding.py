@@ -33,7 +33,6 @@ from monitor.web.deps import (
     MAX_ROW_ID,
     LeadChange,
     LeadPage,
-    ModeratorChange,
     QueueChange,
     SessionDep,
 )
@@ -197,21 +196,31 @@ def queue_gallery(staff: QueueChange, form: Annotated[GallerySwitchForm, Form()]
 
 
 @router.post("/queue/rules")
-def queue_rule(staff: ModeratorChange, form: Annotated[QueueRuleForm, Form()]) -> Response:
-    """Block a word or an author: ``preview`` counts the pending posts it would hit;
-    ``apply`` adds the rule and runs it over the pending queue at once."""
-    request, user, session = staff.request, staff.user, staff.session
+def queue_rule(staff: QueueChange, form: Annotated[QueueRuleForm, Form()]) -> Response:
+    """Block a word or an author in the login's campaign (its own rule: it rejects only
+    there): ``preview`` counts the campaign's pending posts it would hit; ``apply`` adds
+    the rule and runs it over the campaign's pending queue at once."""
+    request, user, session, campaign = staff.request, staff.user, staff.session, staff.campaign
     kind, pattern, action, step = form.kind, form.pattern, form.rule_action, form.step
 
     def change() -> str:
         if kind not in (RuleKind.BLOCKED_TERM, RuleKind.BLOCKED_AUTHOR):
             raise UserError("choose a blocked word or a blocked author")
         if step == "preview":
-            hits = preview_on_pending(session=session, kind=kind, pattern=pattern, action=action)
+            hits = preview_on_pending(
+                session=session, kind=kind, pattern=pattern, action=action, campaign=campaign
+            )
             return f"Preview: this rule would {action} {hits} pending posts. Nothing changed yet."
         if step != "apply":
             raise UserError("preview the rule, then apply it")
-        rule = add_rule(session=session, kind=kind, pattern=pattern, action=action, actor=user.name)
+        rule = add_rule(
+            session=session,
+            kind=kind,
+            pattern=pattern,
+            action=action,
+            actor=user.name,
+            campaign=campaign,
+        )
         done = apply_to_pending(session=session, rule=rule)
         return (
             f"Added rule {rule.id}; on the pending queue it rejected {done.rejected}"
@@ -261,7 +270,7 @@ def bulk_matching(staff: QueueChange, form: Annotated[BulkMatchingForm, Form()])
             versions=versions,
             action=Action.REJECT,
             actor=user.name,
-            reason=_reason(session, Action.REJECT, form.reason_choice, form.reason_note),
+            reason=_reason(staff, Action.REJECT, form.reason_choice, form.reason_note),
             settings=settings,
             campaign=staff.campaign,
         )
