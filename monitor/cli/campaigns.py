@@ -14,7 +14,7 @@ from monitor.cli._common import CLI_ACTOR, echo, load, open_engine, when
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import Campaign
+from monitor.models import Campaign, PostStatus
 from monitor.services.campaigns import (
     NewCampaign,
     add_campaign,
@@ -28,14 +28,52 @@ from monitor.services.campaigns import (
     own_credential_platforms,
     split_list,
     state_on,
+    sync_default,
 )
 from monitor.services.credentials import clear_credential, credential_states, set_credential
+from monitor.services.retention import describe_periods, set_campaign_retention
 from monitor.services.sources import list_sources, source_tags
 
 campaigns_app = typer.Typer(
     help="Campaigns: their hashtags, platforms and dates.", no_args_is_help=True
 )
 SlugArgument = Annotated[str, typer.Argument(metavar="SLUG", help="The campaign's slug.")]
+
+
+def _days_option(flag: str, state: str) -> object:
+    return typer.Option(
+        flag,
+        metavar="N",
+        help=f'Keep {state} posts N days ("install": the install\'s RETENTION_* again).',
+    )
+
+
+RejectedDays = Annotated[str | None, _days_option("--retention-rejected-days", "rejected")]
+PendingDays = Annotated[str | None, _days_option("--retention-pending-days", "pending")]
+RemovedDays = Annotated[str | None, _days_option("--retention-removed-days", "removed")]
+
+
+def _periods(
+    rejected: str | None, pending: str | None, removed: str | None
+) -> dict[PostStatus, int | None]:
+    """The periods given on the command line: a number of days, or ``install``."""
+    given = {
+        PostStatus.REJECTED: rejected,
+        PostStatus.PENDING: pending,
+        PostStatus.REMOVED: removed,
+    }
+    periods: dict[PostStatus, int | None] = {}
+    for status, value in given.items():
+        if value is None:
+            continue
+        text = value.strip().lower()
+        if text == "install":
+            periods[status] = None
+        elif text.isdigit():
+            periods[status] = int(text)
+        else:
+            raise UserError(f"{status.value} days {value!r}: give a number of days, or install")
+    return periods
 
 
 def _day(value: str | None, option: str) -> date | None:
@@ -68,8 +106,12 @@ def campaigns_add(
     ends: Annotated[
         str | None, typer.Option("--ends", metavar="YYYY-MM-DD", help="Last day it polls.")
     ] = None,
+    retention_rejected_days: RejectedDays = None,
+    retention_pending_days: PendingDays = None,
+    retention_removed_days: RemovedDays = None,
 ) -> None:
     """Add a campaign; the running scheduler starts polling it on its first day."""
+    periods = _periods(retention_rejected_days, retention_pending_days, retention_removed_days)
     settings = load()
     new = NewCampaign(
         slug=slug,
@@ -81,6 +123,8 @@ def campaigns_add(
     )
     with session_scope(open_engine(settings)) as session:
         campaign = add_campaign(session, settings, new, actor=CLI_ACTOR)
+        if periods:
+            set_campaign_retention(session, campaign, periods, actor=CLI_ACTOR)
         lines = _describe(session, settings, campaign)
     echo(f"Added campaign {campaign.slug}.")
     for line in lines:
@@ -109,6 +153,26 @@ def campaigns_show(slug: SlugArgument) -> None:
         lines = _describe(session, settings, get_campaign(session, settings, slug))
     for line in lines:
         echo(line)
+
+
+@campaigns_app.command("retention")
+def campaigns_retention(
+    slug: SlugArgument,
+    rejected_days: Annotated[str | None, _days_option("--rejected-days", "rejected")] = None,
+    pending_days: Annotated[str | None, _days_option("--pending-days", "pending")] = None,
+    removed_days: Annotated[str | None, _days_option("--removed-days", "removed")] = None,
+) -> None:
+    """Show or set how long the campaign keeps its posts; a post in several campaigns
+    goes only when every one of them would let it go."""
+    settings = load()
+    periods = _periods(rejected_days, pending_days, removed_days)
+    with session_scope(open_engine(settings)) as session:
+        sync_default(session, settings)
+        campaign = get_campaign(session, settings, slug)
+        if periods:
+            set_campaign_retention(session, campaign, periods, actor=CLI_ACTOR)
+        described = describe_periods(campaign, settings)
+    echo(f"{campaign.slug}: {described}.")
 
 
 @campaigns_app.command("end")

@@ -84,6 +84,8 @@ def purge(
             candidates = retention.purge_candidates(session, settings, utcnow())
             for candidate in candidates:
                 echo(f"would delete {candidate.ref} ({candidate.status})")
+            for slug, held in sorted(retention.candidates_by_campaign(session, candidates).items()):
+                echo(f"campaign {slug}: {len(held)} post(s) would go")
             echo(f"{len(candidates)} post(s) would be deleted.")
             return
         counts = retention.purge(session=session, settings=settings)

@@ -15,6 +15,7 @@ from monitor.config import Settings
 from monitor.models import AuditEvent, EngagementSnapshot, Post, PostStatus
 from monitor.services.escalation import escalate
 from monitor.services.ingest import ERASED_AUTHOR_REASON, record_posts
+from monitor.services.placements import set_status
 from monitor.services.retention import erase_author, kept_for_escalation, purge, purge_candidates
 from tests.factories import make_post
 from tests.web.auth_helpers import make_user
@@ -28,6 +29,8 @@ def _store(session: Session, status: str, age_days: int, **overrides: object) ->
     record_posts(session=session, posts=[post], now=seen)
     row = session.exec(select(Post).where(Post.external_id == post.external_id)).one()
     row.status = status
+    # As the app changes a status: in every campaign the post is in (retention reads those).
+    set_status(session, [row.id or 0], PostStatus(status))
     if status == PostStatus.REMOVED:
         row.deleted_at = seen
     if status == PostStatus.REJECTED:
