@@ -654,3 +654,26 @@ def test_consent_is_recorded_by_the_moderators_of_a_campaign_the_post_is_in(
     record("bob", "b")  # force B's moderator, on force B's post
     with pytest.raises(UserError, match="mo moderates no campaign this post is in"):
         record("mo", "b")
+
+
+def test_a_rule_from_the_queue_is_its_campaigns_own_and_rejects_only_there(
+    bob: TestClient, sqlite_engine: Engine, posts: dict[str, int]
+) -> None:
+    """Force B's moderator blocks a word every post here carries: the preview and the run
+    over the backlog count and change only B's queue, and A's posts stay pending."""
+    rule = {"kind": "blocked_term", "pattern": "ForceB", "rule_action": "reject"}
+    token = csrf_token(bob)
+    preview = bob.post(
+        "/queue/rules", data={**rule, "step": "preview", "csrf_token": token}, headers=JSON
+    ).json()
+    assert preview["message"].startswith("Preview: this rule would reject 2 pending posts")
+    applied = bob.post(
+        "/queue/rules", data={**rule, "step": "apply", "csrf_token": token}, headers=JSON
+    ).json()
+    assert "rejected 2" in applied["message"]
+    assert _placements(sqlite_engine) == {
+        ("default", posts["a"]): "pending",
+        ("force-b", posts["b"]): "rejected",
+        ("default", posts["both"]): "pending",
+        ("force-b", posts["both"]): "rejected",
+    }
