@@ -197,6 +197,7 @@ def test_purge_dry_run_then_purge_and_erase(
     assert code == 0
     assert out.splitlines() == [
         f"would delete mastodon:{statuses[0]['uri']} (removed)",
+        "campaign default: 1 post(s) would go",
         "1 post(s) would be deleted.",
     ]
     assert len(cli("export")[1].splitlines()) == 2

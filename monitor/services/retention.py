@@ -135,7 +135,8 @@ def candidates_by_campaign(
     """Campaign slug -> the candidates it holds (a post in two campaigns is in both; one
     in none is the default campaign's), for ``purge --dry-run``."""
     by_id = {c.post_id: c for c in candidates}
-    slugs = dict(session.execute(sa.select(Campaign.__table__.c.id, Campaign.__table__.c.slug)))
+    campaigns = Campaign.__table__
+    slugs = {int(row.id): str(row.slug) for row in session.execute(sa.select(campaigns))}
     defaults = session.exec(select(Campaign.slug).where(col(Campaign.is_default).is_(True)))
     default = next(iter(defaults), "default")
     found: dict[str, list[PurgeCandidate]] = {}
