@@ -50,7 +50,12 @@ def tags_during(
     creations, the only record a change of the environment leaves)."""
     current = campaign_tags(campaign, settings)
     if campaign.is_default:
-        return _default_tags_during(session, campaign, current, start, end)
+        others = {
+            normalise_tag(tag)
+            for other in session.exec(select(Campaign).where(col(Campaign.is_default).is_(False)))
+            for tag in campaign_tags(other, settings)
+        }
+        return _default_tags_during(session, campaign, current, others, start, end)
     events = session.exec(
         select(AuditEvent)
         .where(
@@ -82,8 +87,15 @@ def tags_during(
 
 
 def _default_tags_during(
-    session: Session, campaign: Campaign, current: Sequence[str], start: datetime, end: datetime
+    session: Session,
+    campaign: Campaign,
+    current: Sequence[str],
+    others: set[str],
+    start: datetime,
+    end: datetime,
 ) -> TagHistory:
+    """A tag of a source retired in or after the period that is no longer in ``HASHTAGS``
+    nor any other campaign's (``others``) was the default campaign's, and removed."""
     wanted = {normalise_tag(tag) for tag in current}
     sources = session.exec(
         select(Source).where(
@@ -96,9 +108,13 @@ def _default_tags_during(
     for source in sources:
         for tag in source_tags(source.hashtags):
             retired = source.retired_at
-            if tag not in wanted:  # it was watched in the period, and is no longer
-                tags.setdefault(tag, tag)
-                if retired is not None and retired < end:
+            if tag in others:
+                continue
+            if tag not in wanted:
+                if retired is None:
+                    continue  # not retired yet: the next cycle's, say nothing before it
+                tags.setdefault(tag, tag)  # watched in the period, and no longer
+                if retired < end:
                     changes[(tag, False)] = min(changes.get((tag, False), retired), retired)
             elif (
                 source.created_at is not None

@@ -463,7 +463,7 @@ def edit_campaign(
     wanted: NewCampaign,
     *,
     actor: str,
-    today: date | None = None,
+    now: datetime | None = None,
 ) -> list[str]:
     """Change a campaign to ``wanted`` (start from :func:`as_new`); what changed, in words
     (audited with the tags and platforms added and removed; nothing: a UserError).
@@ -474,10 +474,11 @@ def edit_campaign(
     cycle (their sources retire); the digest of the day says when.
     """
     campaign = _stored(session, settings, slug)
+    now = now or utcnow()
     before = as_new(campaign, settings)
     checked = _checked(
         dataclasses.replace(wanted, slug=campaign.slug),
-        today or local_today(settings),
+        local_today(settings, now),
         new_end=wanted.ends_on != campaign.ends_on,
     )
     tags_added, tags_removed = _added_removed(before.hashtags, checked.hashtags)
@@ -511,6 +512,7 @@ def edit_campaign(
         session,
         actor=actor,
         action=Action.CAMPAIGN_EDITED,
+        at=now,
         reason="; ".join(changes),
         detail={
             "campaign": campaign.slug,
