@@ -37,7 +37,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         )
     op.execute(
-        "UPDATE digest_sends SET campaign_id = (SELECT id FROM campaigns WHERE is_default = true)"  # noqa: S608 (no input)
+        "UPDATE digest_sends SET campaign_id = (SELECT id FROM campaigns WHERE is_default = true)"
     )
     op.create_index(
         "ix_digest_sends_campaign_day", "digest_sends", ["campaign_id", "day", "status"]

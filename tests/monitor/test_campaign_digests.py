@@ -461,3 +461,36 @@ def test_an_archived_campaign_gets_no_digest(
         archive_campaign(session, settings, "force-b", actor="t", now=_local(FIRST, 13))
     assert send_due_digest(engine=engine, settings=settings, now=_local(FIRST, 23)) == []
     assert smtp.messages == []
+
+
+def test_the_sends_on_record_before_the_upgrade_are_the_default_campaigns(
+    db_url: str, configure: Callable[..., Settings]
+) -> None:
+    """Migration 0019: a day sent before it is not sent again after it."""
+    from alembic import command
+
+    from monitor.db import _alembic_config, create_db_engine, upgrade
+
+    engine = create_db_engine(db_url)
+    for revision in ("0017", "0018"):
+        command.upgrade(_alembic_config(engine), revision)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO digest_sends (day, sent_at, recipients, status, forced)"
+                " VALUES (:day, :at, 'vrn@partner.example', 'sent', false)"
+            ),
+            {"day": FIRST, "at": datetime(2026, 11, 11, 8, tzinfo=UTC).replace(tzinfo=None)},
+        )
+    upgrade(engine)
+    settings = configure(HASHTAGS="CEADAY21", SMTP_HOST="127.0.0.1", DIGEST_FROM="d@vrn.example",
+                         DIGEST_TO="vrn@partner.example")  # fmt: skip
+    with Session(engine) as session:
+        [send] = session.exec(select(DigestSend)).all()
+        default = get_campaign(session, settings, None)
+        assert send.campaign_id == default.id and default.digest_to is None
+    outcomes = send_due_digest(
+        engine=engine, settings=settings, now=_local(FIRST + timedelta(days=1), 9)
+    )
+    assert [(o.campaign, o.day, o.status) for o in outcomes] == [("default", FIRST, "already sent")]
+    engine.dispose()

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import UserError
+from monitor.services.campaigns import campaigns_of
 from monitor.services.charts import digest_chart_png
 from monitor.services.digest import Digest, Format, resolve_range
 from monitor.services.engagement import METRICS
@@ -47,6 +48,9 @@ def stats_page(staff: QueuePage, first: FromQuery = None, last: ToQuery = None) 
         "metrics": METRICS,
         "last_send": last_digest_send(session, staff.campaign),
         "campaign_name": None if staff.scope.alone else staff.campaign.name,
+        # The nav's campaign switcher, as on the queue: the stats follow the login's choice.
+        "campaign": staff.campaign,
+        "campaigns": campaigns_of(session, settings, user),
     }
     try:
         digest, chosen = requested_digest(session, settings, first, last, staff.campaign)
