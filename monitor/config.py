@@ -54,6 +54,32 @@ def bare_address(value: str) -> str | None:
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
+# The digest keys' checks, also what a campaign's own digest fields are held to
+# (monitor.services.campaigns): ValueError with the words a person reads.
+
+
+def check_sender(value: str | None) -> str | None:
+    """``DIGEST_FROM``: one address (``a@b.example`` or ``Name <a@b.example>``), trimmed."""
+    if value is not None and bare_address(value.strip()) is None:
+        raise ValueError(f"{value!r} is not an email address")
+    return value.strip() if value else value
+
+
+def check_recipients(value: list[str]) -> list[str]:
+    """``DIGEST_TO``: every item of the comma list an address."""
+    bad = [address for address in value if bare_address(address) is None]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not an email address (give a comma-separated list)")
+    return value
+
+
+def check_digest_time(value: str) -> str:
+    """``DIGEST_TIME``: ``HH:MM``, 24-hour."""
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValueError("must be HH:MM (24-hour)")
+    return value
+
+
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -198,17 +224,12 @@ class Settings(BaseSettings):
     @field_validator("digest_from")
     @classmethod
     def _check_sender(cls, value: str | None) -> str | None:
-        if value is not None and bare_address(value.strip()) is None:
-            raise ValueError(f"{value!r} is not an email address")
-        return value.strip() if value else value
+        return check_sender(value)
 
     @field_validator("digest_to")
     @classmethod
     def _check_recipients(cls, value: list[str]) -> list[str]:
-        bad = [address for address in value if bare_address(address) is None]
-        if bad:
-            raise ValueError(f"{bad[0]!r} is not an email address (give a comma-separated list)")
-        return value
+        return check_recipients(value)
 
     @model_validator(mode="after")
     def _base_url_follows_the_listener(self) -> Settings:
@@ -229,9 +250,7 @@ class Settings(BaseSettings):
     @field_validator("digest_time")
     @classmethod
     def _check_time(cls, value: str) -> str:
-        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
-            raise ValueError("must be HH:MM (24-hour)")
-        return value
+        return check_digest_time(value)
 
     @cached_property
     def raw(self) -> dict[str, str]:

@@ -586,6 +586,12 @@ class Campaign(Table, table=True):
     retention_rejected_days: int | None = None
     retention_pending_days: int | None = None
     retention_removed_days: int | None = None
+    #: Its digest's recipients (comma list), sender and time (``HH:MM``). None on the
+    #: default campaign: ``DIGEST_TO``, ``DIGEST_FROM``, ``DIGEST_TIME``; on another, no
+    #: recipients (no mail), the install's sender and time.
+    digest_to: str | None = Field(default=None, sa_type=sa.Text)
+    digest_from: str | None = Field(default=None, max_length=320)
+    digest_time: str | None = Field(default=None, max_length=5)
 
 
 class CampaignPost(Table, table=True):
@@ -601,6 +607,8 @@ class CampaignPost(Table, table=True):
     __table_args__ = (
         # A campaign's queue tab, in the queue's keyset order, read from the index alone.
         sa.Index("ix_campaign_posts_queue", "campaign_id", "status", "created_at", "post_id"),
+        # A campaign's digest: its posts of a period, whatever their status, one range.
+        sa.Index("ix_campaign_posts_created", "campaign_id", "created_at", "post_id"),
     )
 
     campaign_id: int = Field(
@@ -696,10 +704,14 @@ class PollRun(Table, table=True):
 
 
 class DigestSend(Table, table=True):
-    """One attempt to send a day's digest, so a day is sent at most once unless forced."""
+    """One attempt to send a campaign's digest of a day, so it is sent at most once a
+    (campaign, day) unless forced."""
 
     __tablename__ = "digest_sends"
-    __table_args__ = (sa.Index("ix_digest_sends_day_status", "day", "status"),)
+    __table_args__ = (
+        sa.Index("ix_digest_sends_day_status", "day", "status"),
+        sa.Index("ix_digest_sends_campaign_day", "campaign_id", "day", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     day: date = Field(sa_type=sa.Date, nullable=False)
@@ -708,6 +720,13 @@ class DigestSend(Table, table=True):
     status: DigestStatus = Field(sa_type=_enum(DigestStatus, 20))
     error: str | None = Field(default=None, sa_type=sa.Text)
     forced: bool = False
+    #: The campaign whose digest it was (None: rows from before campaigns, the default's).
+    campaign_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=True
+        ),
+    )
 
 
 class WebSession(Table, table=True):

@@ -30,7 +30,7 @@ from monitor.models import utcnow
 from monitor.services.alerts import send_pending_alerts
 from monitor.services.campaigns import REPLAN_EVERY, Watch, current_watch
 from monitor.services.credentials import build_account, current_accounts
-from monitor.services.mail import send_due_digest
+from monitor.services.mail import DIGEST_CHECK_EVERY, send_due_digest
 from monitor.services.polling import poll_target, record_configuration
 from monitor.services.refresh import refresh_platform
 from monitor.services.retention import purge
@@ -159,18 +159,16 @@ class Monitor:
             id="campaigns:replan",
             next_run_time=first_run + REPLAN_EVERY,
         )
-        if self.settings.digest_to:
-            hour, minute = (int(part) for part in self.settings.digest_time.split(":"))
-            self._add(
-                self._send_digest,
-                "cron",
-                hour=hour,
-                minute=minute,
-                id="digest",
-                misfire_grace_time=3600,
-            )
-            # On start, catch up a missed digest (a no-op when the due day is on record).
-            self._add(self._send_digest, id="digest:catch-up")
+        # Each campaign's digest at its own time (set and changed at runtime): looked at
+        # every minute, a no-op once the (campaign, day) is on record. On start, at once:
+        # a digest missed while the service was down goes out.
+        self._add(
+            self._send_digest,
+            "interval",
+            seconds=DIGEST_CHECK_EVERY.total_seconds(),
+            id="digest",
+            next_run_time=first_run,
+        )
         self._add(
             self._purge, "cron", hour=3, minute=30, id="retention", misfire_grace_time=6 * 3600
         )

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from monitor.cli import main
@@ -241,3 +242,66 @@ def test_preview_date_defaults_to_yesterday_in_the_configured_zone(
 
     assert code == 0, err
     assert out.startswith(f"Subject: Hashtag digest {yesterday.isoformat()}:")
+
+
+def test_a_campaigns_digest_and_report_from_the_command_line_are_its_own(
+    sqlite_engine: Engine, configure: Callable[..., Settings], run: Run, tmp_path: Path
+) -> None:
+    """``--campaign`` on digest preview, digest send and report; ``campaigns edit`` sets
+    where its digest goes. Nothing of the default campaign's is in Force B's."""
+    build_scenario(sqlite_engine)  # the default campaign's posts and decisions
+    with sqlite_engine.begin() as connection:  # placed there, as ingestion places them
+        connection.execute(
+            sa.text(
+                "INSERT INTO campaign_posts (campaign_id, post_id, status, created_at)"
+                " SELECT campaigns.id, posts.id, posts.status, posts.created_at"
+                " FROM posts, campaigns WHERE campaigns.is_default"
+            )
+        )
+    with SmtpCapture() as smtp:
+        cli_settings(configure, sqlite_engine, smtp.port)
+        added = run(["campaigns", "add", "force-b", "--name", "Force B", "--hashtags", "ForceB",
+                     "--digest-to", "not-an-address"])  # fmt: skip
+        assert added[0] == 2 and "--digest-to: 'not-an-address' is not an email address" in added[2]
+        assert (
+            run(["campaigns", "add", "force-b", "--name", "Force B", "--hashtags", "ForceB"])[0]
+            == 0
+        )
+        unsent = run(["digest", "send", "--date", "2021-03-18", "--campaign", "force-b"])
+        assert unsent[0] == 2 and "campaign 'force-b' has no digest recipients" in unsent[2]
+        code, out, err = run(["campaigns", "edit", "force-b", "--digest-to", "b@force-b.example",
+                              "--digest-time", "06:30",
+                              "--hashtags", "ForceB,KnifeFree"])  # fmt: skip
+        assert code == 0, err
+        assert (
+            "Changed campaign force-b: hashtag #KnifeFree added; digest_to - -> b@force-b.example;"
+            in out
+        )
+        assert "digest: b@force-b.example at 06:30 from digest@vrn.example" in out
+        refused = run(["campaigns", "edit", "default", "--hashtags", "Other"])
+        assert refused[0] == 2 and "HASHTAGS and PLATFORMS" in refused[2]
+        assert run(["campaigns", "edit", "force-b"])[2].startswith("error: give what to change")
+
+        code, out, _ = run(["digest", "preview", "--date", "2021-03-18", "--campaign", "force-b"])
+        assert code == 0
+        assert "Subject: Hashtag digest 2021-03-18 (Force B): " in out and "0 new posts" in out
+        # Its tags of that day: #KnifeFree was added since.
+        assert "#ForceB" in out and "#KnifeFree" not in out
+        assert "#CEADAY21" not in out and SCRIPT_TEXT not in out
+        default = run(["digest", "preview", "--date", "2021-03-18"])[1]
+        assert "(Default campaign)" in default and "#CEADAY21" in default
+
+        sent = run(["digest", "send", "--date", "2021-03-18", "--campaign", "force-b"])
+        assert sent == (0, "Sent the digest for 2021-03-18 to b@force-b.example.\n", "")
+        [message] = smtp.messages
+        assert message["To"] == "b@force-b.example" and "(Force B)" in message["Subject"]
+
+    out = tmp_path / "b.csv"
+    code, said, _ = run(
+        ["report", "--from", "2021-03-18", "--campaign", "force-b", "--out", str(out)]
+    )
+    assert code == 0 and "Wrote the campaign report" in said
+    report = out.read_text()
+    assert "headline,posts,0," in report and "alice:approved" not in report
+    run(["report", "--from", "2021-03-18", "--out", str(tmp_path / "default.csv")])
+    assert "alice:approved" in (tmp_path / "default.csv").read_text()

@@ -1,7 +1,9 @@
-"""``campaigns``: add one, list them, show one, end one, archive one, its credentials."""
+"""``campaigns``: add one, list them, show one, change one, end one, archive one, its
+credentials."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import date
 from typing import Annotated
@@ -19,8 +21,11 @@ from monitor.services.campaigns import (
     NewCampaign,
     add_campaign,
     archive_campaign,
+    as_new,
     campaign_platforms,
     campaign_tags,
+    digest_of,
+    edit_campaign,
     end_campaign,
     get_campaign,
     list_campaigns,
@@ -38,6 +43,47 @@ campaigns_app = typer.Typer(
     help="Campaigns: their hashtags, platforms and dates.", no_args_is_help=True
 )
 SlugArgument = Annotated[str, typer.Argument(metavar="SLUG", help="The campaign's slug.")]
+NameOption = Annotated[str | None, typer.Option("--name", help="The campaign's name, for people.")]
+HashtagsOption = Annotated[
+    str | None, typer.Option("--hashtags", metavar="T1,T2", help="Its hashtags, comma-separated.")
+]
+PlatformsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--platforms",
+        metavar="P,...",
+        help="Only these platforms (default: every platform the install enables).",
+    ),
+]
+StartsOption = Annotated[
+    str | None, typer.Option("--starts", metavar="YYYY-MM-DD", help="First day it polls.")
+]
+EndsOption = Annotated[
+    str | None, typer.Option("--ends", metavar="YYYY-MM-DD", help="Last day it polls.")
+]
+DigestToOption = Annotated[
+    str | None,
+    typer.Option(
+        "--digest-to",
+        metavar="A,B",
+        help="Its digest's recipients, comma-separated ('' unsets: the default campaign's"
+        " are then DIGEST_TO; another's digest is not sent).",
+    ),
+]
+DigestFromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--digest-from",
+        metavar="ADDRESS",
+        help="Its digest's sender ('' unsets: DIGEST_FROM).",
+    ),
+]
+DigestTimeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--digest-time", metavar="HH:MM", help="When its digest goes ('' unsets: DIGEST_TIME)."
+    ),
+]
 
 
 def _days_option(flag: str, state: str) -> object:
@@ -92,20 +138,12 @@ def campaigns_add(
     hashtags: Annotated[
         str, typer.Option("--hashtags", metavar="T1,T2", help="Its hashtags, comma-separated.")
     ],
-    platforms: Annotated[
-        str | None,
-        typer.Option(
-            "--platforms",
-            metavar="P,...",
-            help="Only these platforms (default: every platform the install enables).",
-        ),
-    ] = None,
-    starts: Annotated[
-        str | None, typer.Option("--starts", metavar="YYYY-MM-DD", help="First day it polls.")
-    ] = None,
-    ends: Annotated[
-        str | None, typer.Option("--ends", metavar="YYYY-MM-DD", help="Last day it polls.")
-    ] = None,
+    platforms: PlatformsOption = None,
+    starts: StartsOption = None,
+    ends: EndsOption = None,
+    digest_to: DigestToOption = None,
+    digest_from: DigestFromOption = None,
+    digest_time: DigestTimeOption = None,
     retention_rejected_days: RejectedDays = None,
     retention_pending_days: PendingDays = None,
     retention_removed_days: RemovedDays = None,
@@ -120,6 +158,9 @@ def campaigns_add(
         platforms=split_list(platforms or ""),
         starts_on=_day(starts, "--starts"),
         ends_on=_day(ends, "--ends"),
+        digest_to=split_list(digest_to or ""),
+        digest_from=digest_from,
+        digest_time=digest_time,
     )
     with session_scope(open_engine(settings)) as session:
         campaign = add_campaign(session, settings, new, actor=CLI_ACTOR)
@@ -127,6 +168,49 @@ def campaigns_add(
             set_campaign_retention(session, campaign, periods, actor=CLI_ACTOR)
         lines = _describe(session, settings, campaign)
     echo(f"Added campaign {campaign.slug}.")
+    for line in lines:
+        echo(line)
+
+
+@campaigns_app.command("edit")
+def campaigns_edit(
+    slug: SlugArgument,
+    name: NameOption = None,
+    hashtags: HashtagsOption = None,
+    platforms: PlatformsOption = None,
+    starts: StartsOption = None,
+    ends: EndsOption = None,
+    digest_to: DigestToOption = None,
+    digest_from: DigestFromOption = None,
+    digest_time: DigestTimeOption = None,
+) -> None:
+    """Change a campaign: what is given changes, the rest stays (checked as add is).
+
+    A hashtag removed stops being polled at the next cycle; that day's digest says when.
+    """
+    settings = load()
+    given: dict[str, object] = {
+        "name": name,
+        "hashtags": None if hashtags is None else hashtags.split(","),
+        "platforms": None if platforms is None else split_list(platforms),
+        "starts_on": _day(starts, "--starts"),
+        "ends_on": _day(ends, "--ends"),
+        "digest_to": None if digest_to is None else split_list(digest_to),
+        "digest_from": digest_from,
+        "digest_time": digest_time,
+    }
+    changes = {field: value for field, value in given.items() if value is not None}
+    if not changes:
+        raise UserError(
+            "give what to change: --name, --hashtags, --platforms, --starts,"
+            " --ends, --digest-to, --digest-from or --digest-time"
+        )
+    with session_scope(open_engine(settings)) as session:
+        current = get_campaign(session, settings, slug)
+        wanted = dataclasses.replace(as_new(current, settings), **changes)  # type: ignore[arg-type]
+        done = edit_campaign(session, settings, slug, wanted, actor=CLI_ACTOR)
+        lines = _describe(session, settings, current)
+    echo(f"Changed campaign {current.slug}: {'; '.join(done)}.")
     for line in lines:
         echo(line)
 
@@ -301,6 +385,11 @@ def _describe(session: Session, settings: Settings, campaign: Campaign) -> list[
         )
     if campaign.is_default:
         lines.append("follows HASHTAGS and PLATFORMS from the environment")
+    plan = digest_of(campaign, settings)
+    lines.append(
+        f"digest: {', '.join(plan.recipients) or 'not sent (no recipients)'}"
+        f" at {plan.time} from {plan.sender or '- (DIGEST_FROM is not set)'}"
+    )
     wanted = {normalise_tag(tag) for tag in tags}
     sources = [
         source

@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli._common import echo, load, open_engine
+from monitor.cli._common import CampaignOption, echo, load, open_engine
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
+from monitor.services.campaigns import digest_of, get_campaign
 from monitor.services.digest import compute_digest, parse_day, resolve_range
 from monitor.services.mail import (
     ALREADY_SENT,
@@ -60,8 +61,10 @@ def preview(
             " (the whole email).",
         ),
     ] = None,
+    campaign: CampaignOption = None,
 ) -> None:
-    """Render the digest for a day or range without sending: the text to stdout, or --out FILE."""
+    """Render a campaign's digest for a day or range without sending: the text to stdout,
+    or --out FILE."""
     settings = load()
     if out is not None and out.suffix.lower() not in PREVIEW_SUFFIXES:
         raise UserError(f"--out {out}: name a .html or .eml file")
@@ -69,7 +72,11 @@ def preview(
     with session_scope(engine) as session:
         first = date if date is not None else _yesterday(settings).isoformat()
         chosen = resolve_range(session, settings, first, to)
-        digest = compute_digest(session, settings, chosen.first_day, chosen.last_day)
+        which = get_campaign(session, settings, campaign)
+        plan = digest_of(which, settings)
+        digest = compute_digest(
+            session, settings, chosen.first_day, chosen.last_day, campaign=which
+        )
     if out is None:
         echo(f"Subject: {digest_subject(digest)}")
         if chosen.note:
@@ -81,7 +88,7 @@ def preview(
         content = preview_digest_html(digest, settings).encode("utf-8")
     else:
         message = build_digest_message(
-            digest, settings, sender=settings.digest_from, recipients=tuple(settings.digest_to)
+            digest, settings, sender=plan.sender, recipients=plan.recipients
         )
         content = bytes(message)
     try:
@@ -97,12 +104,14 @@ def send(
     force: Annotated[
         bool, typer.Option("--force", help="Send again even if this day was already sent.")
     ] = False,
+    campaign: CampaignOption = None,
 ) -> None:
-    """Send one day's digest to DIGEST_TO; a day already sent is skipped unless --force."""
+    """Send a campaign's digest of one day to its recipients (the default campaign's:
+    DIGEST_TO); a day already sent is skipped unless --force."""
     settings = load()
     day = parse_day(date)
     engine = open_engine(settings)
-    outcome = send_digest(engine=engine, settings=settings, day=day, force=force)
+    outcome = send_digest(engine=engine, settings=settings, day=day, force=force, campaign=campaign)
     if outcome.status == ALREADY_SENT:
         echo(f"The digest for {day.isoformat()} was already sent; use --force to send it again.")
         return
@@ -122,15 +131,22 @@ def report(
         Path, typer.Option("--out", help="The file to write: .pdf, .csv or .xlsx (by suffix).")
     ],
     last: Annotated[str | None, typer.Option("--to", help="The last day, YYYY-MM-DD.")] = None,
+    campaign: CampaignOption = None,
 ) -> None:
-    """The campaign report for a period, for a board: PDF, CSV or a workbook."""
+    """A campaign's report for a period, for a board: PDF, CSV or a workbook."""
     settings = load()
     if out.suffix.lower() not in SUFFIXES:
         raise UserError(f"--out {out}: name a .pdf, .csv or .xlsx file")
     engine = open_engine(settings)
     with session_scope(engine) as session:
         chosen = resolve_range(session, settings, first, last)
-        built = build_report(session, settings, chosen.first_day, chosen.last_day)
+        built = build_report(
+            session,
+            settings,
+            chosen.first_day,
+            chosen.last_day,
+            campaign=get_campaign(session, settings, campaign),
+        )
     write_report(built, settings, out)
     echo(f"Wrote the campaign report for {built.digest.period.label} to {out}")
 

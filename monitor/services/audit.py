@@ -80,6 +80,7 @@ class Action(StrEnum):
     #: A campaign's own platform credential set or cleared (the key's name only, never its value).
     CAMPAIGN_CREDENTIAL_SET = "campaign_credential_set"
     CAMPAIGN_CREDENTIAL_CLEARED = "campaign_credential_cleared"
+    CAMPAIGN_EDITED = "campaign_edited"
 
     @property
     def label(self) -> str:
@@ -142,6 +143,7 @@ _LABELS: dict[Action, str] = {
     Action.CAMPAIGN_ROLE_GRANTED: "role in a campaign changed",
     Action.CAMPAIGN_CREDENTIAL_SET: "campaign credential set",
     Action.CAMPAIGN_CREDENTIAL_CLEARED: "campaign credential cleared",
+    Action.CAMPAIGN_EDITED: "campaign changed",
 }
 
 #: Actions about staff, not posts: logins and account changes. Public headers

@@ -22,6 +22,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +30,7 @@ from sqlmodel import Session, col, select
 
 from adapters import available_adapters
 from adapters.text import normalise_tag
-from monitor.config import Settings
+from monitor.config import Settings, check_digest_time, check_recipients, check_sender
 from monitor.db import read_only
 from monitor.errors import UserError
 from monitor.models import (
@@ -74,6 +75,16 @@ def state_on(campaign: Campaign, today: date) -> CampaignState:
     if campaign.starts_on is not None and today < campaign.starts_on:
         return CampaignState.UPCOMING
     return CampaignState.RUNNING
+
+
+def runs_on(campaign: Campaign, day: date, zone: ZoneInfo) -> bool:
+    """``day`` is one of the campaign's: from its start to its end date, or the day it
+    was ended by a command if that came first (it takes posts then, and has a digest)."""
+    ends = [campaign.ends_on] if campaign.ends_on is not None else []
+    if campaign.ended_at is not None:
+        ends.append(campaign.ended_at.astimezone(zone).date())
+    started = campaign.starts_on is None or day >= campaign.starts_on
+    return started and all(day <= end for end in ends)
 
 
 def local_today(settings: Settings, now: datetime | None = None) -> date:
@@ -271,10 +282,51 @@ class NewCampaign:
     platforms: Sequence[str] = ()
     starts_on: date | None = None
     ends_on: date | None = None
+    #: The digest's recipients, sender and time; empty or None: see :func:`digest_of`.
+    digest_to: Sequence[str] = ()
+    digest_from: str | None = None
+    digest_time: str | None = None
 
 
-def _checked(new: NewCampaign, today: date) -> NewCampaign:
-    """The request with its values normalised, or a :class:`UserError` naming what is wrong."""
+def as_new(campaign: Campaign, settings: Settings) -> NewCampaign:
+    """The campaign as it is, in the shape an edit starts from (``dataclasses.replace``
+    what changes, then :func:`edit_campaign`)."""
+    return NewCampaign(
+        slug=campaign.slug,
+        name=campaign.name,
+        hashtags=campaign_tags(campaign, settings),
+        platforms=list(settings.platforms)
+        if campaign.is_default
+        else split_list(campaign.platforms),
+        starts_on=campaign.starts_on,
+        ends_on=campaign.ends_on,
+        digest_to=split_list(campaign.digest_to or ""),
+        digest_from=campaign.digest_from,
+        digest_time=campaign.digest_time,
+    )
+
+
+def _checked_digest(new: NewCampaign) -> tuple[list[str], str | None, str | None]:
+    """The digest fields held to the checks of ``DIGEST_TO``, ``DIGEST_FROM`` and
+    ``DIGEST_TIME`` (the same functions), or a UserError naming the option; blank: unset."""
+    option = "--digest-to"
+    try:
+        recipients = check_recipients([item.strip() for item in new.digest_to if item.strip()])
+        option = "--digest-from"
+        sender = check_sender((new.digest_from or "").strip() or None)
+        option = "--digest-time"
+        at = (new.digest_time or "").strip() or None
+        return recipients, sender, None if at is None else check_digest_time(at)
+    except ValueError as exc:
+        raise UserError(f"{option}: {exc}") from None
+
+
+def _checked(new: NewCampaign, today: date, *, new_end: bool = True) -> NewCampaign:
+    """The request with its values normalised, or a :class:`UserError` naming what is wrong.
+
+    ``new_end``: the end date is being set, so one already past is refused (an edit that
+    leaves an ended campaign's end date alone may keep it).
+    """
     slug = new.slug.strip().lower()
     if not SLUG_RE.fullmatch(slug):
         raise UserError(
@@ -302,7 +354,8 @@ def _checked(new: NewCampaign, today: date) -> NewCampaign:
         raise UserError(
             f"--ends {new.ends_on.isoformat()} is before --starts {new.starts_on.isoformat()}"
         )
-    if new.ends_on and new.ends_on < today:
+    digest_to, digest_from, digest_time = _checked_digest(new)
+    if new_end and new.ends_on and new.ends_on < today:
         raise UserError(
             f"--ends {new.ends_on.isoformat()} is in the past: such a campaign would watch"
             " nothing (to collect old posts, add it with a later end and run backfill)"
@@ -314,6 +367,9 @@ def _checked(new: NewCampaign, today: date) -> NewCampaign:
         platforms=list(dict.fromkeys(platforms)),
         starts_on=new.starts_on,
         ends_on=new.ends_on,
+        digest_to=digest_to,
+        digest_from=digest_from,
+        digest_time=digest_time,
     )
 
 
@@ -334,6 +390,7 @@ def add_campaign(
         ends_on=checked.ends_on,
         created_at=utcnow(),
     )
+    _set_digest(campaign, checked)
     session.add(campaign)
     try:
         session.flush()
@@ -383,6 +440,125 @@ def archive_campaign(
         session, actor=actor, action=Action.CAMPAIGN_ARCHIVED, detail={"campaign": campaign.slug}
     )
     return campaign
+
+
+def _set_digest(campaign: Campaign, checked: NewCampaign) -> None:
+    """The checked digest fields onto the row (unset: NULL, see :func:`digest_of`)."""
+    campaign.digest_to = ",".join(checked.digest_to) or None
+    campaign.digest_from = checked.digest_from
+    campaign.digest_time = checked.digest_time
+
+
+def _added_removed(before: Iterable[str], after: Iterable[str]) -> tuple[list[str], list[str]]:
+    """What ``after`` adds to ``before`` and takes from it, by matching form, as given."""
+    was = {normalise_tag(item): item for item in before}
+    now = {normalise_tag(item): item for item in after}
+    return [now[k] for k in now if k not in was], [was[k] for k in was if k not in now]
+
+
+def edit_campaign(
+    session: Session,
+    settings: Settings,
+    slug: str,
+    wanted: NewCampaign,
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> list[str]:
+    """Change a campaign to ``wanted`` (start from :func:`as_new`); what changed, in words
+    (audited with the tags and platforms added and removed; nothing: a UserError).
+
+    Checked as ``campaigns add`` is, except that an end date left as it was may be past.
+    The default campaign's hashtags and platforms are ``HASHTAGS`` and ``PLATFORMS``:
+    refused here, with where to change them. Tags removed stop being polled at the next
+    cycle (their sources retire); the digest of the day says when.
+    """
+    campaign = _stored(session, settings, slug)
+    now = now or utcnow()
+    before = as_new(campaign, settings)
+    checked = _checked(
+        dataclasses.replace(wanted, slug=campaign.slug),
+        local_today(settings, now),
+        new_end=wanted.ends_on != campaign.ends_on,
+    )
+    tags_added, tags_removed = _added_removed(before.hashtags, checked.hashtags)
+    platforms_added, platforms_removed = _added_removed(before.platforms, checked.platforms)
+    if campaign.is_default and (tags_added or tags_removed or platforms_added or platforms_removed):
+        raise UserError(
+            "the default campaign's hashtags and platforms are HASHTAGS and PLATFORMS:"
+            " change them in the environment (.env) and restart"
+        )
+    changes = [f"hashtag #{tag} added" for tag in tags_added]
+    changes += [f"hashtag #{tag} removed" for tag in tags_removed]
+    changes += [f"platform {name} added" for name in platforms_added]
+    changes += [f"platform {name} removed" for name in platforms_removed]
+    fields = ("name", "starts_on", "ends_on", "digest_to", "digest_from", "digest_time")
+    changed = {
+        name: [_shown(getattr(before, name)), _shown(getattr(checked, name))]
+        for name in fields
+        if _shown(getattr(before, name)) != _shown(getattr(checked, name))
+    }
+    changes += [f"{name} {old} -> {new}" for name, (old, new) in changed.items()]
+    if not changes:
+        raise UserError(f"nothing to change: campaign {campaign.slug!r} is like that already")
+    campaign.name = checked.name
+    if not campaign.is_default:
+        campaign.hashtags = ",".join(checked.hashtags)
+        campaign.platforms = ",".join(checked.platforms)
+    campaign.starts_on, campaign.ends_on = checked.starts_on, checked.ends_on
+    _set_digest(campaign, checked)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=Action.CAMPAIGN_EDITED,
+        at=now,
+        reason="; ".join(changes),
+        detail={
+            "campaign": campaign.slug,
+            "tags_added": tags_added,
+            "tags_removed": tags_removed,
+            "platforms_added": platforms_added,
+            "platforms_removed": platforms_removed,
+            "changed": changed,
+        },
+        campaign_id=campaign.id,
+    )
+    return changes
+
+
+def _shown(value: object) -> str:
+    """A field's value as the audit trail and the command say it ("-": unset)."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value) or "-"
+    return "-" if value is None or value == "" else str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class DigestPlan:
+    """Where and when a campaign's digest goes: its own fields, else the install's."""
+
+    recipients: tuple[str, ...]
+    sender: str | None
+    time: str
+
+
+def digest_of(campaign: Campaign, settings: Settings) -> DigestPlan:
+    """A campaign's digest recipients, sender and time.
+
+    Unset on the default campaign: ``DIGEST_TO``, ``DIGEST_FROM``, ``DIGEST_TIME``, as
+    before campaigns. Unset on another: no recipients (one force's digest never goes to
+    another's partners by default), the install's sender and time.
+    """
+    own = tuple(split_list(campaign.digest_to or ""))
+    recipients = own or (tuple(settings.digest_to) if campaign.is_default else ())
+    return DigestPlan(
+        recipients=recipients,
+        sender=campaign.digest_from or settings.digest_from,
+        time=campaign.digest_time or settings.digest_time,
+    )
 
 
 def describe(campaign: Campaign) -> str:

@@ -31,6 +31,8 @@ from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import (
     AuditEvent,
+    Campaign,
+    CampaignPost,
     EngagementDay,
     EngagementSnapshot,
     GainBound,
@@ -44,8 +46,10 @@ from monitor.models import (
     Source,
     utcnow,
 )
-from monitor.services import decisions, rollup
-from monitor.services.audit import Action
+from monitor.services import rollup
+from monitor.services.campaign_history import TagChange, tags_during
+from monitor.services.campaigns import get_campaign, split_list
+from monitor.services.digest_rows import CampaignRows, Decided, InstallRows
 from monitor.services.engagement import (
     INTERACTIONS,
     METRICS,
@@ -55,6 +59,7 @@ from monitor.services.engagement import (
     rollup_zone,
 )
 from monitor.services.health import PeriodRuns, SourceHealth, SourceState
+from monitor.services.placements import scope_for
 from monitor.services.reach import DEFINITION as reach_definition
 from monitor.services.reach import Reach, compact, compute_reach
 from monitor.services.reach import describe as describe_reach
@@ -74,6 +79,7 @@ _EVENTS = AuditEvent.__table__
 _RUNS = PollRun.__table__
 _GAIN_DAYS = GainDay.__table__
 _BOUNDS = GainBound.__table__
+_PLACED = CampaignPost.__table__
 #: Posts read a batch while walking the bounds for a range's top posts.
 _WALK = 50
 
@@ -273,6 +279,26 @@ class Digest:
     daily: list[Bucket]
     #: Potential reach and contributors, with their coverage (see monitor.services.reach).
     reach: Reach
+    #: The campaign's name (None: the install's only campaign, which needs no naming).
+    campaign: str | None = None
+    #: Hashtags added to or removed from the campaign during the period.
+    tag_changes: tuple[TagChange, ...] = ()
+
+    @property
+    def tag_notes(self) -> list[str]:
+        """Each change of the campaign's hashtags in the period, and what its figures cover."""
+        zone = ZoneInfo(self.timezone)
+        notes = []
+        for change in self.tag_changes:
+            local = change.at.astimezone(zone)
+            at = f"{local:%H:%M}" if self.period.days == 1 else f"{local:%Y-%m-%d %H:%M}"
+            notes.append(
+                f"#{change.tag} was added to this campaign at {at}; its figures cover from then"
+                if change.added
+                else f"#{change.tag} was removed from this campaign at {at};"
+                " its figures cover until then"
+            )
+        return notes
 
     @property
     def incomplete(self) -> bool:
@@ -312,15 +338,38 @@ def compute_digest(
     last_day: date | None = None,
     *,
     now: datetime | None = None,
+    campaign: Campaign | None = None,
 ) -> Digest:
-    """All figures for ``first_day`` (to ``last_day``), as of ``now``."""
+    """All figures of ``campaign`` (None: the default one) for ``first_day`` (to
+    ``last_day``), as of ``now``.
+
+    Its posts are its placements (the install's only campaign: every post, from the
+    roll-up; see :mod:`monitor.services.digest_rows`); its hashtags, those it had at
+    some moment of the period; its coverage, the sources that watched them on its
+    platforms then.
+    """
     zone = settings.zone
     now = now or utcnow()
     period = Period.of(first_day, last_day or first_day, zone)
     boundaries = [period.shifted(-k, zone).start for k in range(AVERAGE_PERIODS, 0, -1)]
     boundaries += [period.start, period.end]
+    campaign = campaign or get_campaign(session, settings, None)
+    scope = scope_for(session, campaign)
+    rows = InstallRows() if scope.alone else CampaignRows(scope.campaign_id)
+    history = tags_during(session, settings, campaign, period.start, period.end)
 
-    coverage = _coverage(session, period, now, zone)
+    coverage = _coverage(
+        session,
+        period,
+        now,
+        zone,
+        watching=None
+        if scope.alone
+        else _Watching(
+            frozenset(normalise_tag(tag) for tag in history.tags),
+            frozenset(split_list(campaign.platforms)),
+        ),
+    )
     incomplete_platforms = {c.platform for c in coverage if not c.complete}
 
     # The chart's days: the 14 to the period's last, or every day of a longer range. For
@@ -332,16 +381,18 @@ def compute_digest(
     per_day: dict[int, int] = defaultdict(int)
     per_slot: list[tuple[int, int]] = []
     if period.days == 1:
-        daily_counts, writers = _post_counts(session, day_bounds, authors=range(offset, shown))
+        daily_counts, writers = _post_counts(
+            session, rows, day_bounds, authors=range(offset, shown)
+        )
         counts = {(b - offset, p): v for (b, p), v in daily_counts.items() if b >= offset}
         period_writers = writers.get(shown - 1, {})
         for (bucket, _), (posts, _) in daily_counts.items():
             per_day[bucket] += posts
     else:
-        counts, writers = _post_counts(session, _slot_bounds(boundaries))
+        counts, writers = _post_counts(session, rows, _slot_bounds(boundaries))
         period_writers = writers.get(AVERAGE_PERIODS, {})
         # A long range's charts (days, hours) come from one read of its slots.
-        per_slot = rollup.posts_by_slot(session, day_bounds[0], day_bounds[-1])
+        per_slot = rows.posts_by_slot(session, day_bounds[0], day_bounds[-1])
         for slot, posts in per_slot:
             per_day[bisect.bisect_right(day_bounds, slot) - 1] += posts
     daily = [Bucket(day.isoformat(), per_day[i]) for i, day in enumerate(days)]
@@ -360,8 +411,8 @@ def compute_digest(
         for name in sorted({p for _, p in counts} | {c.platform for c in coverage})
     }
     any_incomplete = not coverage or bool(incomplete_platforms)
-    tag_names = {normalise_tag(tag): tag for tag in settings.hashtags}
-    per_tag = _tags_by_bucket(session, boundaries)
+    tag_names = {normalise_tag(tag): tag for tag in history.tags}
+    per_tag = rows.tag_counts(session, _slot_bounds(boundaries))
     hashtags = {
         tag_names[key]: _figure(
             {b: n for (b, t), n in per_tag.items() if t == key},
@@ -369,7 +420,7 @@ def compute_digest(
         )
         for key in tag_names
     }
-    gains_by_platform, top_gains = _gains(session, period, settings.timezone)
+    gains_by_platform, top_gains = _gains(session, period, settings.timezone, rows.campaign_id)
     return Digest(
         period=period,
         timezone=settings.timezone,
@@ -383,13 +434,15 @@ def compute_digest(
             for metric in METRICS
         },
         gains_by_platform=gains_by_platform,
-        totals=_campaign_totals(session),
+        totals=_campaign_totals(session, rows),
         top_posts=_top_posts(session, top_gains),
-        moderation=_moderation(session, period, now),
+        moderation=_moderation(session, rows, period, now),
         coverage=coverage,
-        hourly=_hourly(session, period, zone, per_slot),
+        hourly=_hourly(session, rows, period, zone, per_slot),
         daily=daily,
-        reach=compute_reach(session, period.start, period.end, authors=period_writers),
+        reach=compute_reach(session, period.start, period.end, authors=period_writers, rows=rows),
+        campaign=None if scope.alone else campaign.name,
+        tag_changes=history.changes,
     )
 
 
@@ -429,15 +482,19 @@ def _slot_bounds(boundaries: list[datetime]) -> list[int]:
 
 
 def _post_counts(
-    session: Session, bounds: list[int], *, authors: Iterable[int] | None = None
+    session: Session,
+    rows: InstallRows,
+    bounds: list[int],
+    *,
+    authors: Iterable[int] | None = None,
 ) -> tuple[dict[tuple[int, str], tuple[int, int]], dict[int, dict[str, rollup.Authors]]]:
     """(posts, distinct authors) per (bucket, platform) of slot ``bounds``, by creation time,
     from the roll-up; authors only for the buckets named (all by default), 0 in the others.
     Also each named bucket's authors per platform, new ones included (reach shows them)."""
-    posts = rollup.post_counts(session, bounds)
+    posts = rows.post_counts(session, bounds)
     named = list(range(len(bounds) - 1) if authors is None else authors)
     ranges = [(bounds[i], bounds[i + 1], [p for (b, p) in posts if b == i]) for i in named]
-    writers = dict(zip(named, rollup.authors_of_ranges(session, ranges), strict=True))
+    writers = dict(zip(named, rows.authors_of_ranges(session, ranges), strict=True))
     counts = {
         (b, p): (n, writers[b][p].authors if p in writers.get(b, {}) else 0)
         for (b, p), n in posts.items()
@@ -445,23 +502,23 @@ def _post_counts(
     return counts, writers
 
 
-def _tags_by_bucket(session: Session, boundaries: list[datetime]) -> dict[tuple[int, str], int]:
-    return rollup.tag_counts(session, _slot_bounds(boundaries))
-
-
 def _hour_starts(period: Period) -> list[datetime]:
     return [period.start + timedelta(hours=h) for h in range(period.hours + 1)]
 
 
 def _hourly(
-    session: Session, period: Period, zone: ZoneInfo, per_slot: list[tuple[int, int]]
+    session: Session,
+    rows: InstallRows,
+    period: Period,
+    zone: ZoneInfo,
+    per_slot: list[tuple[int, int]],
 ) -> list[Bucket]:
     """Posts per local hour; on a one-day period the repeated autumn hour is shown twice.
     A longer one's come from its posts per slot (``per_slot``, which covers it)."""
     if period.days > 1:
         return _hourly_merged(per_slot, period, zone)
     starts = _hour_starts(period)
-    by_bucket = rollup.post_counts(session, _slot_bounds(starts))
+    by_bucket = rows.post_counts(session, _slot_bounds(starts))
     counts: dict[int, int] = defaultdict(int)
     for (i, _), n in by_bucket.items():
         counts[i] += n
@@ -518,7 +575,7 @@ def _local_hours(period: Period, zone: ZoneInfo) -> list[int]:
     return hours
 
 
-def _gains_query(period: Period) -> sa.Select[Any]:
+def _gains_query(period: Period, campaign_id: int | None = None) -> sa.Select[Any]:
     """Per post with a snapshot in the period: last value in it minus last value before.
 
     A post first seen in the period counts from zero; a metric missing in the
@@ -555,11 +612,24 @@ def _gains_query(period: Period) -> sa.Select[Any]:
         ).label(m)
         for m in METRICS
     ]
-    return sa.select(ids.c.post_id, _POSTS.c.platform, _POSTS.c.status, *gained).select_from(
+    joined = (
         ids.join(last, last.c.id == ids.c.last_id)
         .outerjoin(before, before.c.id == ids.c.before_id)
         .join(_POSTS, _POSTS.c.id == ids.c.post_id)
     )
+    status, joined = _status_in(joined, ids.c.post_id, campaign_id)
+    return sa.select(ids.c.post_id, _POSTS.c.platform, status, *gained).select_from(joined)
+
+
+def _status_in(joined: Any, post_id: Any, campaign_id: int | None) -> tuple[Any, Any]:
+    """The post's status column, and the join that gives it: the post's own, or (for one
+    campaign) its status there, the join keeping only the campaign's posts."""
+    if campaign_id is None:
+        return _POSTS.c.status, joined
+    placed = joined.join(
+        _PLACED, sa.and_(_PLACED.c.post_id == post_id, _PLACED.c.campaign_id == campaign_id)
+    )
+    return _PLACED.c.status, placed
 
 
 @dataclasses.dataclass(frozen=True, slots=True, order=True)
@@ -581,16 +651,32 @@ class _Gain:
 
 
 def _gains(
-    session: Session, period: Period, timezone: str
+    session: Session, period: Period, timezone: str, campaign_id: int | None = None
 ) -> tuple[dict[str, dict[str, int | None]], list[_Gain]]:
     """Per platform and metric, the sum of the known gains (None when nobody gave it),
-    and the posts that gained most interactions.
+    and the posts that gained most interactions (of one campaign's posts, if given).
 
     Read from the daily roll-up when it cuts days in this zone; otherwise (the zone
     was changed and the roll-up not rebuilt yet) from the snapshots, slowly but alike.
+    Every post's gains are summed from the day sums; one campaign's from its posts' day
+    rows, added up by :func:`_rank` as the snapshots' are.
     """
     if rollup_zone(session) != timezone:
-        return _rank(session.execute(_gains_query(period)))
+        return _rank(session.execute(_gains_query(period, campaign_id)))
+    if campaign_id is not None:
+        if period.days > 1:
+            return _rank(_range_gains(session, period, campaign_id=campaign_id))
+        status, joined = _status_in(
+            _DAYS.join(_POSTS, _POSTS.c.id == _DAYS.c.post_id), _DAYS.c.post_id, campaign_id
+        )
+        gained_that_day = [_DAYS.c[f"gained_{m}"] for m in METRICS]
+        return _rank(
+            session.execute(
+                sa.select(_DAYS.c.post_id, _DAYS.c.platform, status, *gained_that_day)
+                .select_from(joined)
+                .where(_DAYS.c.day == period.first_day)
+            )
+        )
     if period.days > 1:
         return _range(session, period)
     day = _DAYS.c.day == period.first_day
@@ -715,14 +801,22 @@ def _add(row: list[int], values: Iterable[Any], sign: int) -> None:
 
 
 def _range_gains(
-    session: Session, period: Period, post_ids: list[int] | None = None
+    session: Session,
+    period: Period,
+    post_ids: list[int] | None = None,
+    *,
+    campaign_id: int | None = None,
 ) -> Iterator[tuple[Any, ...]]:
-    """Per post active in a range of days: its last day's counts minus those before
-    its first day, from the day rows (one read of the range, in post order)."""
+    """Per post active in a range of days (of one campaign, if given): its last day's
+    counts minus those before its first day, from the day rows (one read of the range,
+    in post order)."""
+    status, joined = _status_in(
+        _DAYS.join(_POSTS, _POSTS.c.id == _DAYS.c.post_id), _DAYS.c.post_id, campaign_id
+    )
     query = (
-        sa.select(_DAYS.c.post_id, _DAYS.c.platform, _POSTS.c.status)
+        sa.select(_DAYS.c.post_id, _DAYS.c.platform, status)
         .add_columns(*[_DAYS.c[m] for m in METRICS], *[_DAYS.c[f"prev_{m}"] for m in METRICS])
-        .join(_POSTS, _POSTS.c.id == _DAYS.c.post_id)
+        .select_from(joined)
         .where(_DAYS.c.day >= period.first_day, _DAYS.c.day <= period.last_day)
         .order_by(_DAYS.c.post_id, _DAYS.c.day)
     )
@@ -793,9 +887,9 @@ def _top_posts(session: Session, ranked: list[_Gain]) -> list[TopPost]:
     return top
 
 
-def _campaign_totals(session: Session) -> dict[str, int | None]:
-    """Totals over every post as last seen (none known: not available)."""
-    by_platform = rollup.totals(session)
+def _campaign_totals(session: Session, rows: InstallRows) -> dict[str, int | None]:
+    """Totals over every post (of the campaign) as last seen (none known: not available)."""
+    by_platform = rows.totals(session)
     return {m: _sum_known(sums[m] for sums in by_platform.values()) for m in METRICS}
 
 
@@ -810,48 +904,30 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _moderation(session: Session, period: Period, now: datetime) -> ModerationFigures:
-    """The period's decisions from the decisions roll-up (their waits' percentiles read
-    only the bucket holding each rank); the rest by index ranges."""
-    made = decisions.decisions(session, *_slot_bounds([period.start, period.end]))
-    # The count from the posts roll-up's totals; the oldest, one seek of the
-    # (status, first_seen_at) index.
-    waiting = _POSTS.c.status == PostStatus.PENDING
-    pending = (
-        rollup.pending_posts(session),
-        session.execute(sa.select(sa.func.min(_POSTS.c.first_seen_at)).where(waiting)).scalar(),
-    )
-    actions = dict(
-        session.execute(
-            sa.select(_EVENTS.c.action, sa.func.count())
-            .where(
-                _in(_EVENTS.c.at, period.start, period.end),
-                _EVENTS.c.action.in_([Action.TAKEDOWN_REQUESTED, Action.DELETED_AT_SOURCE]),
-            )
-            .group_by(_EVENTS.c.action)
-        ).all()
-    )
-    flagged = session.execute(
-        sa.select(sa.func.count()).where(
-            _POSTS.c.flagged.is_(True), _in(_POSTS.c.created_at, period.start, period.end)
-        )
-    ).scalar_one()
+def _moderation(
+    session: Session, rows: InstallRows, period: Period, now: datetime
+) -> ModerationFigures:
+    """The period's decisions (for the install: from the decisions roll-up, their waits'
+    percentiles reading only the bucket holding each rank) and the rest of its
+    moderation, from the rows' source."""
+    made = rows.decided(session, *_slot_bounds([period.start, period.end]))
+    other = rows.moderated(session, period.start, period.end)
     approved = made.by_status.get(PostStatus.APPROVED.value, 0)
     return ModerationFigures(
         decisions=made.total,
         approved=approved,
         rejected=made.total - approved,
-        pending=int(pending[0]),
-        oldest_pending_age=None if pending[1] is None else now - pending[1],
+        pending=other.pending,
+        oldest_pending_age=None if other.oldest_pending is None else now - other.oldest_pending,
         median_decision_time=_ranked(session, made, 0.5),
         p95_decision_time=_ranked(session, made, 0.95),
-        flagged=int(flagged),
-        removed_at_source=int(actions.get(Action.DELETED_AT_SOURCE, 0)),
-        takedown_requests=int(actions.get(Action.TAKEDOWN_REQUESTED, 0)),
+        flagged=other.flagged,
+        removed_at_source=other.removed_at_source,
+        takedown_requests=other.takedown_requests,
     )
 
 
-def _ranked(session: Session, made: decisions.Decisions, fraction: float) -> timedelta | None:
+def _ranked(session: Session, made: Decided, fraction: float) -> timedelta | None:
     """A percentile of the waits, as :func:`percentile` interpolates it: the two waits
     around the rank are found, never the whole period's."""
     around = made.percentile(session, fraction)
@@ -870,10 +946,31 @@ def _duration(ordered: list[float], fraction: float) -> timedelta | None:
     return timedelta(milliseconds=round(percentile(ordered, fraction) * 1000))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Watching:
+    """What a campaign watched in a period: its hashtags (matching form) then, and the
+    platforms it names (none: every platform)."""
+
+    tags: frozenset[str]
+    platforms: frozenset[str]
+
+    def wants(self, source: Source) -> bool:
+        """The source watched one of the tags (or every tag) on one of the platforms."""
+        tags = source_tags(source.hashtags)
+        on_platform = not self.platforms or source.platform in self.platforms
+        return on_platform and (not tags or bool(self.tags & set(tags)))
+
+
 def _coverage(
-    session: Session, period: Period, now: datetime, zone: ZoneInfo
+    session: Session,
+    period: Period,
+    now: datetime,
+    zone: ZoneInfo,
+    *,
+    watching: _Watching | None = None,
 ) -> list[SourceCoverage]:
-    """How well each source meant to watch the period watched it.
+    """How well each source meant to watch the period (for a campaign: its hashtags on
+    its platforms, ``watching``; None: every source) watched it.
 
     A source counts for the hours it was configured: from its creation (unknown
     for old rows: then the whole period) to its retirement. A period that is over
@@ -928,6 +1025,8 @@ def _coverage(
     records = _period_runs(session, runs, tallies) if past else {}
     coverage = []
     for source in sources:
+        if watching is not None and not watching.wants(source):
+            continue
         sid = source.id or 0
         counted = tallies.get(sid)
         coverage.append(

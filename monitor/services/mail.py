@@ -10,6 +10,9 @@ SMTP follows SPEC.md: ``SMTP_SECURITY`` starttls / ssl / none, a login when
 a timeout is retried with exponential backoff; anything else (a refused login,
 a 5xx) fails at once. Every attempt that reached the server is recorded in
 ``digest_sends``, which is also what keeps a second send of a day from going out.
+
+Each campaign has its own digest: its figures, recipients, sender and time
+(:func:`monitor.services.campaigns.digest_of`), sent once per (campaign, day).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from tenacity import (
 from monitor.config import Settings, bare_address
 from monitor.db import session_scope
 from monitor.errors import MonitorError, UserError
-from monitor.models import DigestSend, DigestStatus, utcnow
+from monitor.models import Campaign, DigestSend, DigestStatus, utcnow
+from monitor.services.campaigns import DigestPlan, digest_of, get_campaign, list_campaigns, runs_on
 from monitor.services.charts import digest_chart_png
 from monitor.services.digest import Digest, Format, check_past_day, compute_digest
 from monitor.services.engagement import METRICS
@@ -49,6 +53,11 @@ SENT = DigestStatus.SENT
 FAILED = DigestStatus.FAILED
 ALREADY_SENT = "already sent"
 MAX_BACKOFF_SECONDS = 60.0
+#: How often the scheduler looks for a campaign whose digest time has come.
+DIGEST_CHECK_EVERY = timedelta(seconds=60)
+#: A digest that failed (the server down, refused) is tried again by the scheduler after
+#: this, not at every look; ``digest send`` sends it at once.
+RETRY_FAILED_AFTER = timedelta(hours=1)
 
 
 class MailError(MonitorError):
@@ -61,10 +70,14 @@ class SendOutcome:
     status: str
     recipients: tuple[str, ...]
     detail: str | None = None
+    #: The campaign's slug.
+    campaign: str = "default"
 
 
 def digest_subject(digest: Digest) -> str:
-    return f"Hashtag digest {digest.period.label}: {digest.headline}"
+    """The subject, naming the campaign when the install has more than one."""
+    named = f" ({digest.campaign})" if digest.campaign else ""
+    return f"Hashtag digest {digest.period.label}{named}: {digest.headline}"
 
 
 def render_digest_text(digest: Digest, settings: Settings) -> str:
@@ -137,16 +150,27 @@ def build_digest_message(
     return message
 
 
-def _checked_addresses(settings: Settings) -> tuple[str, tuple[str, ...]]:
-    """DIGEST_FROM and DIGEST_TO as bare addresses, or a UserError naming the bad key."""
+def _checked_addresses(
+    settings: Settings, campaign: Campaign, plan: DigestPlan
+) -> tuple[str, tuple[str, ...]]:
+    """The campaign's digest sender and recipients as bare addresses, or a UserError
+    naming the key (or the campaign option) to set."""
+    own = not campaign.is_default
+    to_key = "--digest-to" if own and campaign.digest_to else "DIGEST_TO"
+    from_key = "--digest-from" if campaign.digest_from else "DIGEST_FROM"
     if not settings.smtp_host:
         raise UserError("SMTP_HOST is not set: the digest has nowhere to go")
-    if not settings.digest_to:
+    if not plan.recipients:
+        if own:
+            raise UserError(
+                f"campaign {campaign.slug!r} has no digest recipients: set them with"
+                f" hashtag-monitor campaigns edit {campaign.slug} --digest-to A,B"
+            )
         raise UserError("DIGEST_TO is empty: set it to a comma-separated list of addresses")
-    if not settings.digest_from:
+    if not plan.sender:
         raise UserError("DIGEST_FROM is not set: give the address the digest is sent from")
-    sender = validated_address("DIGEST_FROM", settings.digest_from)
-    return sender, tuple(validated_address("DIGEST_TO", item) for item in settings.digest_to)
+    sender = validated_address(from_key, plan.sender)
+    return sender, tuple(validated_address(to_key, item) for item in plan.recipients)
 
 
 def validated_address(key: str, value: str) -> str:
@@ -241,83 +265,135 @@ def deliver(
         raise MailError(f"{what} not sent: {describe_smtp_error(exc)}") from exc
 
 
-def already_sent(session: Session, day: date) -> bool:
+def _sends_of(campaign: Campaign) -> sa.ColumnElement[bool]:
+    """The campaign's sends (the default's include those from before campaigns)."""
+    mine = col(DigestSend.campaign_id) == campaign.id
+    if campaign.is_default:
+        return sa.or_(mine, col(DigestSend.campaign_id).is_(None))
+    return mine
+
+
+def already_sent(session: Session, day: date, campaign: Campaign) -> bool:
     query = sa.select(sa.func.count()).where(
-        col(DigestSend.day) == day, col(DigestSend.status) == SENT
+        col(DigestSend.day) == day, col(DigestSend.status) == SENT, _sends_of(campaign)
     )
     return bool(session.execute(query).scalar_one())
 
 
-def last_digest_send(session: Session) -> DigestSend | None:
-    """The latest attempt, for ``status`` and the admin page (a failure shows its error)."""
+def _failed_lately(session: Session, campaign: Campaign, day: date, now: datetime) -> bool:
+    query = sa.select(sa.func.count()).where(
+        col(DigestSend.day) == day,
+        col(DigestSend.status) == FAILED,
+        col(DigestSend.sent_at) > now - RETRY_FAILED_AFTER,
+        _sends_of(campaign),
+    )
+    return bool(session.execute(query).scalar_one())
+
+
+def last_digest_send(session: Session, campaign: Campaign | None = None) -> DigestSend | None:
+    """The latest attempt (of one campaign's digest, if given: ``/stats`` shows its own
+    campaign's only), for ``status`` and the admin page (a failure shows its error)."""
     query = sa.select(DigestSend).order_by(
         col(DigestSend.sent_at).desc(), col(DigestSend.id).desc()
     )
+    if campaign is not None:
+        query = query.where(_sends_of(campaign))
     return session.execute(query.limit(1)).scalars().first()
 
 
 def send_digest(
-    *, engine: Engine, settings: Settings, day: date, force: bool = False
+    *,
+    engine: Engine,
+    settings: Settings,
+    day: date,
+    force: bool = False,
+    campaign: str | None = None,
 ) -> SendOutcome:
-    """Send the digest of ``day`` unless it already went out (``force`` sends again)."""
-    sender, recipients = _checked_addresses(settings)
-    check_past_day(day, settings)
+    """Send campaign ``campaign``'s (None: the default's) digest of ``day`` to its
+    recipients unless it already went out (``force`` sends again)."""
     with session_scope(engine) as session:
-        if not force and already_sent(session, day):
-            return SendOutcome(day, ALREADY_SENT, recipients)
-        digest = compute_digest(session, settings, day)
+        chosen = get_campaign(session, settings, campaign)
+        sender, recipients = _checked_addresses(settings, chosen, digest_of(chosen, settings))
+        check_past_day(day, settings)
+        slug, campaign_id = chosen.slug, chosen.id
+        if not force and already_sent(session, day, chosen):
+            return SendOutcome(day, ALREADY_SENT, recipients, campaign=slug)
+        digest = compute_digest(session, settings, day, campaign=chosen)
     message = build_digest_message(digest, settings, sender=sender, recipients=recipients)
+    attempt = _Attempt(day, recipients, force, campaign_id)
     try:
         refused = deliver(message, settings, sender, recipients)
     except MailError as exc:
-        _record(engine, day, recipients, FAILED, str(exc), force)
+        _record(engine, attempt, FAILED, str(exc))
         raise
     refused_list = ", ".join(f"{who} ({code})" for who, (code, _) in refused.items())
     detail = f"refused by the server: {refused_list}" if refused else None
-    _record(engine, day, recipients, SENT, detail, force)
-    return SendOutcome(day, SENT, recipients, detail)
+    _record(engine, attempt, SENT, detail)
+    return SendOutcome(day, SENT, recipients, detail, campaign=slug)
 
 
-def _record(
-    engine: Engine,
-    day: date,
-    recipients: tuple[str, ...],
-    status: DigestStatus,
-    error: str | None,
-    forced: bool,
-) -> None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Attempt:
+    day: date
+    recipients: tuple[str, ...]
+    forced: bool
+    campaign_id: int | None
+
+
+def _record(engine: Engine, attempt: _Attempt, status: DigestStatus, error: str | None) -> None:
     with session_scope(engine) as session:
         session.add(
             DigestSend(
-                day=day,
+                day=attempt.day,
                 sent_at=utcnow(),
-                recipients=", ".join(recipients),
+                recipients=", ".join(attempt.recipients),
                 status=status,
                 error=error,
-                forced=forced,
+                forced=attempt.forced,
+                campaign_id=attempt.campaign_id,
             )
         )
 
 
-def due_day(settings: Settings, now: datetime) -> date:
-    """The latest day whose digest time has passed: yesterday after DIGEST_TIME, else the
-    day before, so a start before 08:00 still catches up a digest missed the morning before."""
+def due_day(settings: Settings, now: datetime, at: str | None = None) -> date:
+    """The latest day whose digest time (``at``, default DIGEST_TIME) has passed: yesterday
+    after it, else the day before, so a start before 08:00 still catches up a digest missed
+    the morning before."""
     local = now.astimezone(settings.zone)
-    hour, minute = (int(part) for part in settings.digest_time.split(":"))
+    hour, minute = (int(part) for part in (at or settings.digest_time).split(":"))
     days_back = 1 if local.time() >= time(hour, minute) else 2
     return local.date() - timedelta(days=days_back)
 
 
 def send_due_digest(
     *, engine: Engine, settings: Settings, now: datetime | None = None
-) -> SendOutcome | None:
-    """The scheduled job (and the catch-up on start): send the due day's digest once."""
-    day = due_day(settings, now or utcnow())
-    try:
-        outcome = send_digest(engine=engine, settings=settings, day=day)
-    except MonitorError as exc:
-        log.error("digest for %s: %s", day.isoformat(), exc)
-        return None
-    if outcome.status == SENT:
-        log.info("digest for %s sent to %d recipient(s)", day, len(outcome.recipients))
-    return outcome
+) -> list[SendOutcome]:
+    """The scheduled job (every few minutes, and the catch-up on start): each campaign
+    with recipients whose due day was one of its days gets that day's digest, once.
+
+    A campaign's due day is the latest whose digest time has passed; an ended campaign's
+    last day is due the morning after it, and nothing after; an archived one gets none.
+    """
+    now = now or utcnow()
+    with Session(engine) as session:
+        due = [
+            (campaign.slug, day)
+            for campaign in list_campaigns(session, settings)
+            if campaign.archived_at is None
+            and (plan := digest_of(campaign, settings)).recipients
+            and runs_on(campaign, day := due_day(settings, now, plan.time), settings.zone)
+            and not _failed_lately(session, campaign, day, now)
+        ]
+    outcomes = []
+    for slug, day in due:
+        try:
+            outcome = send_digest(engine=engine, settings=settings, day=day, campaign=slug)
+        except MonitorError as exc:
+            log.error("digest of %s for %s: %s", slug, day.isoformat(), exc)
+            continue
+        if outcome.status == SENT:
+            log.info(
+                "digest of %s for %s sent to %d recipient(s)", slug, day, len(outcome.recipients)
+            )
+        outcomes.append(outcome)
+    return outcomes

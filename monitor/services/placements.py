@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,6 +37,7 @@ from monitor.services.campaigns import (
     campaign_tags,
     get_campaign,
     list_campaigns,
+    runs_on,
     sync_default,
 )
 
@@ -128,16 +129,6 @@ def scope_for(session: Session, campaign: Campaign) -> Scope:
     return Scope(campaign_id=campaign.id, alone=count == 1)
 
 
-def _in_days(campaign: Campaign, day: date, zone: ZoneInfo) -> bool:
-    """``day`` is one of the campaign's: from its start to its end date, or the day it
-    was ended by a command if that came first."""
-    ends = [campaign.ends_on] if campaign.ends_on is not None else []
-    if campaign.ended_at is not None:
-        ends.append(campaign.ended_at.astimezone(zone).date())
-    started = campaign.starts_on is None or day >= campaign.starts_on
-    return started and all(day <= end for end in ends)
-
-
 @dataclasses.dataclass(frozen=True)
 class PostFacts:
     """What placing a new post needs to know about it."""
@@ -160,7 +151,7 @@ def campaigns_for(
         if campaign.archived_at is None
         and post.platform in campaign_platforms(campaign, settings)
         and tags & {normalise_tag(tag) for tag in campaign_tags(campaign, settings)}
-        and _in_days(campaign, day, zone)
+        and runs_on(campaign, day, zone)
     ]
     return chosen or [campaign for campaign in campaigns if campaign.is_default]
 

@@ -33,6 +33,7 @@ from adapters.base import Adapter, AdapterError, FetchedPost
 from monitor.db import session_scope
 from monitor.models import AuthorFollowers, AuthorSlot, Post, PostStatus, utcnow
 from monitor.services import rollup
+from monitor.services.digest_rows import InstallRows
 
 log = logging.getLogger(__name__)
 
@@ -266,13 +267,16 @@ def compute_reach(
     end: datetime,
     *,
     authors: dict[str, rollup.Authors] | None = None,
+    rows: InstallRows | None = None,
 ) -> Reach:
     """Reach and contributors of posts created in [start, end); ``authors``: the range's
-    :func:`monitor.services.rollup.author_counts`, when the caller has them already."""
+    :func:`monitor.services.rollup.author_counts`, when the caller has them already;
+    ``rows``: where the posts are read (default: every post, from the roll-up)."""
+    rows = rows or InstallRows()
     lo, hi = rollup.slot_bound(start), rollup.slot_bound(end)
     if authors is None:
         authors = rollup.author_counts(session, lo, hi)
-    writers = rollup.distinct_authors(session, lo, hi).subquery()
+    writers = rows.distinct_authors(session, lo, hi).subquery()
     count = _count_as_of(writers, end)
     # Platforms with no count held at all need no per-author look (most of a store
     # where a platform never gives them).
@@ -314,7 +318,7 @@ def compute_reach(
         )
         for name, figures in authors.items()
     ]
-    posts, approved = rollup.approved_posts(session, lo, hi)
+    posts, approved = rows.approved_posts(session, lo, hi)
     return Reach(platforms=platforms, top=top, posts=posts, approved=approved)
 
 

@@ -28,6 +28,7 @@ from monitor.config import Settings
 from monitor.errors import UserError
 from monitor.models import (
     AuditEvent,
+    Campaign,
     Escalation,
     MediaItem,
     Post,
@@ -38,7 +39,9 @@ from monitor.models import (
 from monitor.services.audit import DECISIONS, Action
 from monitor.services.charts import digest_chart_png
 from monitor.services.digest import Digest, Format, compute_digest, percentile
+from monitor.services.digest_rows import decided_in, in_campaign
 from monitor.services.media import pinned_file
+from monitor.services.placements import scope_for
 from monitor.services.reach import DEFINITION, describe
 from monitor.templating import make_environment
 
@@ -101,20 +104,42 @@ class Report:
         return self.digest.posts.value == 0
 
 
-def build_report(session: Session, settings: Settings, first_day: date, last_day: date) -> Report:
-    """Every figure of the report for these days."""
-    digest = compute_digest(session, settings, first_day, last_day)
+def build_report(
+    session: Session,
+    settings: Settings,
+    first_day: date,
+    last_day: date,
+    *,
+    campaign: Campaign | None = None,
+) -> Report:
+    """Every figure of the report of ``campaign`` (None: the default one) for these days."""
+    digest = compute_digest(session, settings, first_day, last_day, campaign=campaign)
+    scope = None if campaign is None else scope_for(session, campaign)
     return Report(
         digest=digest,
-        team=team_figures(session, digest.period.start, digest.period.end),
+        team=team_figures(
+            session,
+            digest.period.start,
+            digest.period.end,
+            campaign_id=None if scope is None or scope.alone else scope.campaign_id,
+        ),
         posts=_quoted(session, settings, digest),
         generated_at=utcnow(),
     )
 
 
-def team_figures(session: Session, start: datetime, end: datetime) -> TeamFigures:
-    """Decisions per moderator, reversals, takedowns and escalations in [start, end)."""
+def team_figures(
+    session: Session, start: datetime, end: datetime, *, campaign_id: int | None = None
+) -> TeamFigures:
+    """Decisions per moderator, reversals, takedowns and escalations in [start, end) (of
+    one campaign's posts and decisions, if given)."""
     in_period = sa.and_(_EVENTS.c.at >= start, _EVENTS.c.at < end)
+    takedowns = sa.and_(_TAKEDOWNS.c.at >= start, _TAKEDOWNS.c.at < end)
+    escalated = sa.and_(_ESCALATIONS.c.opened_at >= start, _ESCALATIONS.c.opened_at < end)
+    if campaign_id is not None:
+        in_period = sa.and_(in_period, decided_in(campaign_id))
+        takedowns = sa.and_(takedowns, in_campaign(_TAKEDOWNS.c.post_id, campaign_id))
+        escalated = sa.and_(escalated, in_campaign(_ESCALATIONS.c.post_id, campaign_id))
     decided: Counter[tuple[str, str]] = Counter()
     for actor, action, n in session.execute(
         sa.select(_EVENTS.c.actor, _EVENTS.c.action, sa.func.count())
@@ -140,16 +165,10 @@ def team_figures(session: Session, start: datetime, end: datetime) -> TeamFigure
         )
     ).scalar_one()
     requests = session.execute(
-        sa.select(_TAKEDOWNS.c.at, _TAKEDOWNS.c.resolved_at).where(
-            _TAKEDOWNS.c.at >= start, _TAKEDOWNS.c.at < end
-        )
+        sa.select(_TAKEDOWNS.c.at, _TAKEDOWNS.c.resolved_at).where(takedowns)
     ).all()
     waits = sorted((r - a).total_seconds() for a, r in requests if r is not None)
-    escalations = session.execute(
-        sa.select(sa.func.count()).where(
-            _ESCALATIONS.c.opened_at >= start, _ESCALATIONS.c.opened_at < end
-        )
-    ).scalar_one()
+    escalations = session.execute(sa.select(sa.func.count()).where(escalated)).scalar_one()
     return TeamFigures(
         moderators=moderators,
         undone=sum(m.undone for m in moderators),

@@ -362,10 +362,14 @@ def _bucket_of(bounds: Sequence[int], slot: int) -> int:
 _BUCKETS_IN_SQL = 32
 
 
-def _bucketed(
-    connection: Connection | Session, table: sa.Table, key: Any, bounds: Sequence[int]
+def bucketed(
+    connection: Connection | Session, table: sa.FromClause, key: Any, bounds: Sequence[int]
 ) -> dict[tuple[int, Any], int]:
-    """``posts`` of ``table`` per (bucket, key), bucket i being slots [bounds[i], bounds[i+1])."""
+    """``posts`` of ``table`` per (bucket, key), bucket i being slots [bounds[i], bounds[i+1]).
+
+    ``table`` is a roll-up table, or rows of its shape (``slot``, the key, ``posts``): a
+    campaign's placements counted per slot (:mod:`monitor.services.digest_rows`).
+    """
     slot = table.c.slot
     in_range = sa.and_(slot >= bounds[0], slot < bounds[-1])
     if len(bounds) - 1 <= _BUCKETS_IN_SQL:
@@ -379,7 +383,7 @@ def _bucketed(
             query = sa.select(bucket, key, sa.func.sum(table.c.posts)).group_by(
                 sa.literal_column("bucket"), key
             )
-        rows = connection.execute(query.where(in_range))
+        rows = connection.execute(query.select_from(table).where(in_range))
         return {(int(b), k): int(n) for b, k, n in rows if n}
     counts: dict[tuple[int, Any], int] = defaultdict(int)
     for slot_, value, posts in connection.execute(
@@ -393,7 +397,7 @@ def post_counts(
     connection: Connection | Session, bounds: Sequence[int]
 ) -> dict[tuple[int, str], int]:
     """Posts per (bucket, platform), bucket i being slots [bounds[i], bounds[i + 1])."""
-    return _bucketed(connection, _POST_SLOTS, _POST_SLOTS.c.platform, bounds)
+    return bucketed(connection, _POST_SLOTS, _POST_SLOTS.c.platform, bounds)
 
 
 def posts_by_slot(connection: Connection | Session, start: int, end: int) -> list[tuple[int, int]]:
@@ -415,7 +419,7 @@ def tag_counts(
     connection: Connection | Session, bounds: Sequence[int]
 ) -> dict[tuple[int, str], int]:
     """Posts per (bucket, hashtag)."""
-    return _bucketed(connection, _TAG_SLOTS, _TAG_SLOTS.c.tag, bounds)
+    return bucketed(connection, _TAG_SLOTS, _TAG_SLOTS.c.tag, bounds)
 
 
 def totals(

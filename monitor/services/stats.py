@@ -12,6 +12,7 @@ import io
 from sqlmodel import Session
 
 from monitor.config import Settings
+from monitor.models import Campaign
 from monitor.services.digest import Digest, Format, Range, compute_digest, resolve_range
 from monitor.services.engagement import METRICS
 
@@ -20,12 +21,18 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def requested_digest(
-    session: Session, settings: Settings, first: str | None, last: str | None
+    session: Session,
+    settings: Settings,
+    first: str | None,
+    last: str | None,
+    campaign: Campaign | None = None,
 ) -> tuple[Digest, Range]:
-    """The digest of the requested day, range or shortcut (today by default), and the range
-    as resolved; UserError for a bad, reversed or future day."""
+    """The campaign's digest (None: the default one's) of the requested day, range or
+    shortcut (today by default), and the range as resolved; UserError for a bad, reversed
+    or future day."""
     chosen = resolve_range(session, settings, first, last)
-    return compute_digest(session, settings, chosen.first_day, chosen.last_day), chosen
+    digest = compute_digest(session, settings, chosen.first_day, chosen.last_day, campaign=campaign)
+    return digest, chosen
 
 
 def csv_name(digest: Digest) -> str:

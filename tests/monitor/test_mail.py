@@ -398,11 +398,13 @@ def test_the_scheduled_job_catches_up_once(
     settings = mail_settings(configure, smtp.port)
     start = datetime(2021, 3, 19, 10, 0, tzinfo=UTC)  # the service came up after 08:00
 
-    first = send_due_digest(engine=sqlite_engine, settings=settings, now=start)
-    again = send_due_digest(engine=sqlite_engine, settings=settings, now=start + timedelta(hours=1))
+    (first,) = send_due_digest(engine=sqlite_engine, settings=settings, now=start)
+    (again,) = send_due_digest(
+        engine=sqlite_engine, settings=settings, now=start + timedelta(hours=1)
+    )
 
-    assert first is not None and first.day == DAY and first.status == SENT
-    assert again is not None and again.status == ALREADY_SENT
+    assert first.day == DAY and first.status == SENT
+    assert again.status == ALREADY_SENT
     assert len(smtp.messages) == 1
 
 
@@ -411,8 +413,11 @@ def test_the_scheduled_job_logs_a_failure_instead_of_raising(
 ) -> None:
     settings = mail_settings(configure, free_port())
 
-    assert send_due_digest(engine=sqlite_engine, settings=settings) is None
+    assert send_due_digest(engine=sqlite_engine, settings=settings) == []
     assert sends(sqlite_engine)[0].status == "failed"
+    # The next look (a minute later) does not try again at once.
+    assert send_due_digest(engine=sqlite_engine, settings=settings) == []
+    assert len(sends(sqlite_engine)) == 1
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ def test_jobs_are_one_per_source_never_overlapping(
     jobs = _leader_jobs(sqlite_engine, settings)
     assert sorted(job.id for job in jobs) == [
         "campaigns:replan",
+        "digest",  # each campaign's digest is looked for every minute (a campaign sets its own)
         f"poll:mastodon:{mastodon.url}|CEADAY21",
         f"poll:mastodon:{mastodon.url}|HelpingHands",
         "refresh:mastodon",

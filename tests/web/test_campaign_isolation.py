@@ -13,7 +13,7 @@ import html
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from monitor.models import (
     AuditEvent,
     Campaign,
     CampaignPost,
+    DigestSend,
     Escalation,
     MediaItem,
     Post,
@@ -677,3 +678,108 @@ def test_a_rule_from_the_queue_is_its_campaigns_own_and_rejects_only_there(
         ("default", posts["both"]): "pending",
         ("force-b", posts["both"]): "rejected",
     }
+
+
+def test_stats_and_the_report_are_the_logged_in_campaigns_only(
+    sqlite_engine: Engine,
+    app: FastAPI,
+    mo: TestClient,
+    bob: TestClient,
+    posts: dict[str, int],
+    settings: Settings,
+) -> None:
+    """Force B's moderator reads Force B's figures, report and last email, and nothing of
+    the default campaign's, whatever the address asks for."""
+    assert mo.post("/queue/decide", data=_decide(mo, posts["a"], "approve"), headers=JSON)
+    with session_scope(sqlite_engine) as session:
+        session.add(
+            DigestSend(
+                day=date(2021, 3, 17),
+                sent_at=datetime(2021, 3, 18, 8, tzinfo=UTC),
+                recipients="partners@vrn.example",
+                status="sent",
+                campaign_id=get_campaign(session, settings, None).id,
+            )
+        )
+    day = "from=2021-03-18"
+    page = bob.get(f"/stats?{day}&campaign=default").text
+    assert "Force B" in page and "#ForceB" in page and "#CEADAY21" not in page
+    assert "partners@vrn.example" not in page and "No digest email has been sent yet" in page
+    theirs = mo.get(f"/stats?{day}").text
+    assert "#CEADAY21" in theirs and "partners@vrn.example" in theirs and "#ForceB" not in theirs
+
+    def figures(client: TestClient) -> dict[tuple[str, str], str]:
+        rows = [line.split(",") for line in client.get(f"/stats.csv?{day}").text.splitlines()]
+        return {(row[0], row[1]): row[2] for row in rows[1:]}
+
+    mine, default = figures(bob), figures(mo)
+    assert ("hashtag", "ForceB") in mine and ("hashtag", "CEADAY21") not in mine
+    assert ("hashtag", "CEADAY21") in default and ("hashtag", "ForceB") not in default
+    assert (mine[("moderation", "pending_now")], default[("moderation", "pending_now")]) == (
+        "2",
+        "1",
+    )
+    # The default campaign's decision (made today) is in its report, never in Force B's.
+    assert "team,mo:approved,1" in mo.get("/stats/report.csv?from=campaign").text
+    report = bob.get("/stats/report.csv?from=campaign")
+    assert report.status_code == 200 and "mo:approved" not in report.text
+    assert ",decisions,0" in bob.get("/stats.csv?from=campaign").text
+    # A login with no role in any campaign reads no stats at all.
+    make_user(sqlite_engine, "nobody", "none")
+    with app_client(app) as nobody:
+        login(nobody, "nobody")
+        for path in ("/stats", "/stats.csv", "/stats/chart.png", "/stats/report.csv"):
+            assert nobody.get(path, headers=JSON).status_code == 403
+
+
+def test_the_admin_changes_a_campaign_on_the_campaigns_page(
+    sqlite_engine: Engine, app: FastAPI, bob: TestClient, settings: Settings
+) -> None:
+    make_user(sqlite_engine, "ad", "admin")
+    with app_client(app) as admin:
+        login(admin, "ad")
+        token = csrf_token(admin)
+        page = admin.get("/admin/campaigns").text
+        assert 'action="/admin/campaigns/force-b/edit"' in page
+        form = {"csrf_token": token, "name": "Force B", "hashtags": "ForceB,KnifeFree",
+                "platforms": "", "digest_to": "b@force-b.example",
+                "digest_time": "06:30"}  # fmt: skip
+        changed = admin.post("/admin/campaigns/force-b/edit", data=form).text
+        assert "Changed campaign force-b: hashtag #KnifeFree added;" in changed
+        assert "digest: b@force-b.example at 06:30" in changed
+        bad = admin.post("/admin/campaigns/force-b/edit", data=form | {"digest_time": "6.30"}).text
+        assert "Not done: --digest-time: must be HH:MM (24-hour)" in bad
+        refused = admin.post(
+            "/admin/campaigns/default/edit",
+            data={"csrf_token": token, "name": "Default campaign", "hashtags": "Other"},
+        ).text
+        assert "Not done: the default campaign&#39;s hashtags and platforms are HASHTAGS" in refused
+        kept = admin.post(
+            "/admin/campaigns/default/edit",
+            data={"csrf_token": token, "name": "Default campaign", "digest_to": "v@vrn.example"},
+        ).text
+        assert "Changed campaign default: digest_to - -&gt; v@vrn.example." in kept
+    with Session(sqlite_engine) as session:
+        [edit, *_] = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "campaign_edited")
+        ).all()
+        assert edit.actor == "ad" and edit.detail is not None
+        assert edit.detail["tags_added"] == ["KnifeFree"]
+    assert bob.post("/admin/campaigns/force-b/edit", data={"csrf_token": csrf_token(bob)},
+                    headers=JSON).status_code == 403  # fmt: skip
+
+
+def test_stats_follow_the_campaign_the_login_switched_to(
+    sqlite_engine: Engine, app: FastAPI, posts: dict[str, int]
+) -> None:
+    make_user(sqlite_engine, "ad", "admin")
+    with app_client(app) as admin:
+        login(admin, "ad")
+        assert "#CEADAY21" in admin.get("/stats?from=2021-03-18").text
+        switched = admin.post(
+            "/queue/campaign", data={"csrf_token": csrf_token(admin), "campaign": "force-b"}
+        )
+        assert switched.status_code in (200, 303)
+        page = admin.get("/stats?from=2021-03-18").text
+        assert "Stats for 2021-03-18: Force B" in page and "#CEADAY21" not in page
+        assert 'id="campaign-choice"' in page

@@ -1,5 +1,5 @@
-"""The admin's campaigns page: every campaign with its state, and add, end, archive;
-and a campaign's own platform credentials.
+"""The admin's campaigns page: every campaign with its state, and add, change, end,
+archive; and a campaign's own platform credentials.
 
 The campaigns page is for install admins: a campaign's own team is given by ``users
 grant``. A campaign's credentials page is for install admins and that campaign's
@@ -21,12 +21,17 @@ from monitor.errors import UserError
 from monitor.models import Campaign
 from monitor.services.campaigns import (
     SLUG_RE,
+    DigestPlan,
     NewCampaign,
     add_campaign,
     archive_campaign,
+    as_new,
     campaign_platforms,
     campaign_tags,
+    digest_of,
+    edit_campaign,
     end_campaign,
+    get_campaign,
     list_campaigns,
     local_today,
     split_list,
@@ -57,6 +62,8 @@ class CampaignRow:
     gallery: str
     #: Its own platform credentials (None: the default campaign, which uses the install's).
     credentials: list[PlatformCredentials] | None
+    #: Its digest's recipients, sender and time as they will be used.
+    digest: DigestPlan
 
 
 @router.get("", response_class=HTMLResponse)
@@ -72,6 +79,7 @@ def campaigns_page(staff: AdminPage) -> Response:
             platforms=campaign_platforms(campaign, settings),
             gallery="/gallery" if campaign.is_default else f"/c/{campaign.slug}/gallery",
             credentials=None if campaign.is_default else credential_states(session, campaign),
+            digest=digest_of(campaign, settings),
         )
         for campaign in list_campaigns(session, settings)
     ]
@@ -107,6 +115,9 @@ def campaigns_add(
     platforms: Annotated[str, Form(max_length=200)] = "",
     starts: Annotated[str, Form(max_length=20)] = "",
     ends: Annotated[str, Form(max_length=20)] = "",
+    digest_to: Annotated[str, Form(max_length=2000)] = "",
+    digest_from: Annotated[str, Form(max_length=320)] = "",
+    digest_time: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     """Add a campaign: it polls from its first day, at the leader's next look."""
 
@@ -118,9 +129,48 @@ def campaigns_add(
             platforms=split_list(platforms),
             starts_on=_day(starts, "first day"),
             ends_on=_day(ends, "last day"),
+            digest_to=split_list(digest_to),
+            digest_from=digest_from,
+            digest_time=digest_time,
         )
         added = add_campaign(staff.session, staff.settings, new, actor=staff.user.name)
         return f"Added campaign {added.slug}."
+
+    return attempt_change(staff, change, TARGET)
+
+
+@router.post("/{slug}/edit")
+def campaigns_edit(
+    staff: AdminChange,
+    slug: Slug,
+    name: Annotated[str, Form(max_length=200)] = "",
+    hashtags: Annotated[str | None, Form(max_length=600)] = None,
+    platforms: Annotated[str | None, Form(max_length=200)] = None,
+    starts: Annotated[str, Form(max_length=20)] = "",
+    ends: Annotated[str, Form(max_length=20)] = "",
+    digest_to: Annotated[str, Form(max_length=2000)] = "",
+    digest_from: Annotated[str, Form(max_length=320)] = "",
+    digest_time: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Change a campaign to what the form holds (the default campaign's form has no
+    hashtags or platforms: they are ``HASHTAGS`` and ``PLATFORMS``)."""
+
+    def change() -> str:
+        _known(slug)
+        current = as_new(get_campaign(staff.session, staff.settings, slug), staff.settings)
+        wanted = dataclasses.replace(
+            current,
+            name=name,
+            hashtags=current.hashtags if hashtags is None else hashtags.split(","),
+            platforms=current.platforms if platforms is None else split_list(platforms),
+            starts_on=_day(starts, "first day"),
+            ends_on=_day(ends, "last day"),
+            digest_to=split_list(digest_to),
+            digest_from=digest_from,
+            digest_time=digest_time,
+        )
+        done = edit_campaign(staff.session, staff.settings, slug, wanted, actor=staff.user.name)
+        return f"Changed campaign {slug}: {'; '.join(done)}."
 
     return attempt_change(staff, change, TARGET)
 

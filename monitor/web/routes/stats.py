@@ -2,7 +2,8 @@
 
 The figures and the CSV come from :mod:`monitor.services.stats`, the same
 computation as the email, and the report from :mod:`monitor.services.report`, so
-the numbers cannot drift apart. Viewers and up.
+the numbers cannot drift apart. Viewers and up of the campaign the login works on
+(the queue's switcher): its figures only, never another campaign's.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import UserError
+from monitor.services.campaigns import campaigns_of
 from monitor.services.charts import digest_chart_png
 from monitor.services.digest import Digest, Format, resolve_range
 from monitor.services.engagement import METRICS
 from monitor.services.mail import last_digest_send
 from monitor.services.report import build_report, render_csv, render_pdf, render_xlsx
 from monitor.services.stats import csv_name, digest_csv, requested_digest
-from monitor.web.deps import Staff, ViewerPage
+from monitor.web.deps import CampaignStaff, QueuePage
 
 router = APIRouter()
 
@@ -36,7 +38,7 @@ REPORT_TYPES = {
 
 
 @router.get("/stats", response_class=HTMLResponse)
-def stats_page(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None) -> Response:
+def stats_page(staff: QueuePage, first: FromQuery = None, last: ToQuery = None) -> Response:
     """The digest's figures for a day, range or shortcut (today by default), the chart,
     the CSV and report links, the last email."""
     request, user, session, settings = staff.request, staff.user, staff.session, staff.settings
@@ -44,10 +46,14 @@ def stats_page(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None)
         "user": user,
         "fmt": Format,
         "metrics": METRICS,
-        "last_send": last_digest_send(session),
+        "last_send": last_digest_send(session, staff.campaign),
+        "campaign_name": None if staff.scope.alone else staff.campaign.name,
+        # The nav's campaign switcher, as on the queue: the stats follow the login's choice.
+        "campaign": staff.campaign,
+        "campaigns": campaigns_of(session, settings, user),
     }
     try:
-        digest, chosen = requested_digest(session, settings, first, last)
+        digest, chosen = requested_digest(session, settings, first, last, staff.campaign)
     except UserError as exc:
         context |= {"error": str(exc), "first": first or "", "last": last or "", "title": "Stats"}
         return staff.templates.TemplateResponse(
@@ -66,7 +72,7 @@ def stats_page(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None)
 
 
 def _download(
-    staff: Staff,
+    staff: CampaignStaff,
     first: str | None,
     last: str | None,
     *,
@@ -76,14 +82,16 @@ def _download(
 ) -> Response:
     """The requested digest rendered as a file, or a plain 400 that says what is wrong."""
     try:
-        digest, _chosen = requested_digest(staff.session, staff.settings, first, last)
+        digest, _chosen = requested_digest(
+            staff.session, staff.settings, first, last, staff.campaign
+        )
     except UserError as exc:
         return Response(str(exc), status_code=400, media_type="text/plain")
     return Response(render(digest), media_type=media_type, headers=headers(digest))
 
 
 @router.get("/stats/chart.png")
-def stats_chart(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None) -> Response:
+def stats_chart(staff: QueuePage, first: FromQuery = None, last: ToQuery = None) -> Response:
     """The digest chart for the same day or range, as a PNG."""
     return _download(
         staff,
@@ -96,7 +104,7 @@ def stats_chart(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None
 
 
 @router.get("/stats.csv")
-def stats_csv(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None) -> Response:
+def stats_csv(staff: QueuePage, first: FromQuery = None, last: ToQuery = None) -> Response:
     """Every figure of the page as CSV rows, for a spreadsheet."""
     return _download(
         staff,
@@ -112,7 +120,7 @@ def stats_csv(staff: ViewerPage, first: FromQuery = None, last: ToQuery = None) 
 
 @router.get("/stats/report.{kind}")
 def stats_report(
-    staff: ViewerPage, kind: str, first: FromQuery = None, last: ToQuery = None
+    staff: QueuePage, kind: str, first: FromQuery = None, last: ToQuery = None
 ) -> Response:
     """The campaign report for the same day or range: PDF, CSV or workbook."""
     if kind not in REPORT_TYPES:
@@ -122,7 +130,9 @@ def stats_report(
     session, settings = staff.session, staff.settings
     try:
         chosen = resolve_range(session, settings, first, last)
-        built = build_report(session, settings, chosen.first_day, chosen.last_day)
+        built = build_report(
+            session, settings, chosen.first_day, chosen.last_day, campaign=staff.campaign
+        )
         content = (
             render_pdf(built, settings)
             if kind == "pdf"
