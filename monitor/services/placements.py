@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -235,25 +236,35 @@ def set_status(
 
 def settle(session: Session, post_ids: Sequence[int]) -> None:
     """Write each post's overall status from its placements (a post with none keeps its
-    own: one stored before it had any, by a test or an old tool)."""
+    own: one stored before it had any, by a test or an old tool).
+
+    The roll-up counts every status change once: an ORM write through its mapper hook, a
+    Core write through the caller's :func:`rollup.tracking`. So a post whose row already
+    holds its overall status (a Core write just made it) only has its loaded copy set to
+    match, never written again; one that does not is written the way it is held: through
+    its ORM copy if the session has one (a decision), else in Core.
+    """
+    ids = list(post_ids)
     placed: dict[int, list[PostStatus]] = {}
     rows = session.execute(
-        sa.select(_PLACEMENTS.c.post_id, _PLACEMENTS.c.status).where(
-            _PLACEMENTS.c.post_id.in_(list(post_ids))
-        )
+        sa.select(_PLACEMENTS.c.post_id, _PLACEMENTS.c.status).where(_PLACEMENTS.c.post_id.in_(ids))
     )
     for post_id, status in rows:
         placed.setdefault(post_id, []).append(PostStatus(status))
+    # Read after the autoflush: a decision's pending ORM write is in the row (and counted).
+    stored = dict(
+        session.execute(sa.select(_POSTS.c.id, _POSTS.c.status).where(_POSTS.c.id.in_(ids))).all()
+    )
     for post_id, statuses in placed.items():
         status = overall(statuses)
         loaded = session.identity_map.get(identity_key(Post, post_id))
-        if isinstance(loaded, Post):
-            loaded.status = status  # the ORM copy a decision holds stays right
-        session.execute(
-            sa.update(_POSTS)
-            .where(_POSTS.c.id == post_id, _POSTS.c.status != status)
-            .values(status=status)
-        )
+        if stored.get(post_id) == status:
+            if isinstance(loaded, Post):
+                set_committed_value(loaded, "status", status)
+        elif isinstance(loaded, Post):
+            loaded.status = status
+        else:
+            session.execute(sa.update(_POSTS).where(_POSTS.c.id == post_id).values(status=status))
 
 
 def campaign_ids_of(session: Session, post_id: int) -> list[int]:

@@ -321,3 +321,22 @@ def test_the_back_fill_puts_a_post_just_before_a_slot_in_that_slot(engine: Engin
         assert session.execute(sa.select(PostSlot.__table__.c.slot)).scalars().all() == slots
         assert rollup.post_counts(session, [0, 2**31 - 1]) == written
     assert slots == [rollup.slot_of(created)]
+
+
+def test_a_post_approved_in_the_session_then_removed_at_source_is_counted_once(
+    engine: Engine,
+) -> None:
+    """Found by the random-data test: the removal's Core write was counted by its tracking
+    block, and the post's loaded ORM copy, set to match by ``placements.settle``, was
+    written again at the commit and counted a second time (approved: -1)."""
+    with Session(engine) as session:
+        [post_id] = record_posts(session=session, posts=[make_post(media=())]).new_ids
+        session.commit()
+        post = session.get_one(Post, post_id)
+        post.status = PostStatus.APPROVED  # a decision held in this session
+        session.flush()
+        assert rollup.approved_posts(session, 0, 2**31 - 1) == (1, 1)
+        mark_removed(session, [post_id], datetime.now(UTC))
+        session.commit()
+        assert post.status == PostStatus.REMOVED  # the loaded copy agrees
+        assert rollup.approved_posts(session, 0, 2**31 - 1) == (1, 0)
