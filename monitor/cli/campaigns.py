@@ -36,7 +36,7 @@ from monitor.services.campaigns import (
     sync_default,
 )
 from monitor.services.credentials import clear_credential, credential_states, set_credential
-from monitor.services.retention import describe_periods, set_campaign_retention
+from monitor.services.retention import describe_periods, parse_periods, set_campaign_retention
 from monitor.services.sources import list_sources, source_tags
 
 campaigns_app = typer.Typer(
@@ -103,23 +103,9 @@ def _periods(
     rejected: str | None, pending: str | None, removed: str | None
 ) -> dict[PostStatus, int | None]:
     """The periods given on the command line: a number of days, or ``install``."""
-    given = {
-        PostStatus.REJECTED: rejected,
-        PostStatus.PENDING: pending,
-        PostStatus.REMOVED: removed,
-    }
-    periods: dict[PostStatus, int | None] = {}
-    for status, value in given.items():
-        if value is None:
-            continue
-        text = value.strip().lower()
-        if text == "install":
-            periods[status] = None
-        elif text.isdigit():
-            periods[status] = int(text)
-        else:
-            raise UserError(f"{status.value} days {value!r}: give a number of days, or install")
-    return periods
+    return parse_periods(
+        {PostStatus.REJECTED: rejected, PostStatus.PENDING: pending, PostStatus.REMOVED: removed}
+    )
 
 
 def _day(value: str | None, option: str) -> date | None:

@@ -60,6 +60,7 @@ from monitor.models import (
 from monitor.services import audit
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import Action
+from monitor.services.rules import no_such
 
 #: Bits two PDQ hashes may differ by and still be one picture (PDQ's recommended 31 of 256).
 MATCH_DISTANCE = 31
@@ -534,13 +535,13 @@ def delete_bank(
     banks only; None: an install admin, any bank)."""
     bank = session.get(HashBank, bank_id)
     if bank is None or bank.kind != IMPORTED:
-        raise UserError(f"no imported hash bank {bank_id}")
+        raise no_such(f"imported hash bank {bank_id}", within)
     if within is not None and bank.campaign_id != within.id:
         if bank.campaign_id is None:
             raise UserError(
                 f"hash bank {bank_id} is shared by every campaign: only an install admin deletes it"
             )
-        raise UserError(f"no imported hash bank {bank_id} in campaign {within.slug!r}")
+        raise no_such(f"imported hash bank {bank_id}", within)
     session.execute(sa.delete(HashBankEntry).where(col(HashBankEntry.bank_id) == bank_id))
     session.delete(bank)
     audit.record(

@@ -157,6 +157,27 @@ def candidates_by_campaign(
     return found
 
 
+def parse_periods(
+    given: Mapping[PostStatus, str | None], *, blank_is_install: bool = False
+) -> dict[PostStatus, int | None]:
+    """Periods as people type them: a number of days, or ``install`` (the install's
+    ``RETENTION_*`` again); a state given None is left as it is. A form sends every
+    field, so there (``blank_is_install``) an empty one is the install's too."""
+    periods: dict[PostStatus, int | None] = {}
+    for status, value in given.items():
+        if value is None:
+            continue
+        text = value.strip().lower()
+        if text == "install" or (blank_is_install and not text):
+            periods[status] = None
+        elif text.isascii() and text.isdigit():
+            periods[status] = int(text)
+        else:
+            hint = "leave it empty for the install's" if blank_is_install else "install"
+            raise UserError(f"{status.value} days {value[:40]!r}: give a number of days, or {hint}")
+    return periods
+
+
 def set_campaign_retention(
     session: Session,
     campaign: Campaign,
@@ -188,6 +209,27 @@ def set_campaign_retention(
             campaign_id=campaign.id,
         )
     return campaign
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Period:
+    """One state's retention as a campaign's settings page shows it."""
+
+    status: PostStatus
+    #: The campaign's own days (None: it follows the install's).
+    own: int | None
+    #: The install's ``RETENTION_*`` days, which apply when ``own`` is None.
+    install: int
+    #: The setting's name, for people reading where the install's value comes from.
+    setting: str
+
+
+def campaign_periods(campaign: Campaign, settings: Settings) -> list[Period]:
+    """Each state's period of ``campaign``: its own days beside the install's."""
+    return [
+        Period(status, getattr(campaign, field), getattr(settings, field), field.upper())
+        for status, field in PERIODS.items()
+    ]
 
 
 def describe_periods(campaign: Campaign, settings: Settings) -> str:

@@ -157,6 +157,12 @@ def reach_of(user: User, campaign: Campaign) -> Campaign | None:
     return None if user.role == Role.ADMIN else campaign
 
 
+def no_such(what: str, within: Campaign | None) -> UserError:
+    """The refusal of a list that is not there for whoever asks: a campaign admin reads the
+    same words for one that does not exist and for another campaign's (nothing leaks)."""
+    return UserError(f"no {what}" if within is None else f"no {what} in campaign {within.slug!r}")
+
+
 def _refuse_outside(rule_campaign_id: int | None, within: Campaign | None, what: str) -> None:
     """Refuse a change to a list outside ``within`` (None: an install admin, every list),
     without saying whether another campaign has such a list."""
@@ -164,7 +170,7 @@ def _refuse_outside(rule_campaign_id: int | None, within: Campaign | None, what:
         return
     if rule_campaign_id is None:
         raise UserError(f"{what} is shared by every campaign: only an install admin changes it")
-    raise UserError(f"no {what} in campaign {within.slug!r}")
+    raise no_such(what, within)
 
 
 def visible_rules(*, session: Session, campaign: Campaign) -> list[ModerationRule]:
@@ -251,7 +257,7 @@ def add_rule(
 def _rule_to_change(session: Session, rule_id: int, within: Campaign | None) -> ModerationRule:
     rule = session.get(ModerationRule, rule_id)
     if rule is None:
-        raise UserError(f"no rule {rule_id}")
+        raise no_such(f"rule {rule_id}", within)
     _refuse_outside(rule.campaign_id, within, f"rule {rule_id}")
     return rule
 

@@ -25,6 +25,7 @@ from monitor.web.deps import campaign_role, nav_counts
 from monitor.web.live import Server
 from monitor.web.routes import admin as admin_routes
 from monitor.web.routes import auth as auth_routes
+from monitor.web.routes import campaign_settings as campaign_settings_routes
 from monitor.web.routes import campaigns as campaigns_routes
 from monitor.web.routes import gallery as gallery_routes
 from monitor.web.routes import live as live_routes
@@ -105,6 +106,7 @@ def create_app(
     app.include_router(admin_routes.router)
     app.include_router(campaigns_routes.router)
     app.include_router(looks_routes.router)
+    app.include_router(campaign_settings_routes.router)
     app.include_router(stats_routes.router)
 
     @app.exception_handler(StarletteHTTPException)

@@ -361,6 +361,6 @@ def nav_counts(request: Request) -> dict[str, int]:
 
 def campaign_role(request: Request) -> str | None:
     """The user's role in the campaign a page is about (None: not a campaign's page), for
-    the staff navigation: a campaign's admins reach its gallery look."""
+    the staff navigation: a campaign's admins reach its gallery look and its settings."""
     role: Role | None = getattr(request.state, "role", None)
     return None if role is None else role.value

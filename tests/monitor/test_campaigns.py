@@ -8,6 +8,7 @@ sources stayed in status and every digest; nothing could start or stop on a date
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -220,6 +221,59 @@ def test_the_commands(cli: Callable[..., CliResult], env: FakeMastodon) -> None:
     # The upcoming campaign never polled, the ended one does not: only CEADAY21 is.
     code, out, _ = cli("poll")
     assert code == 0 and "|CEADAY21: ok" in out and "ForceB" not in out
+
+
+def test_retention_periods_from_the_command_line(
+    cli: Callable[..., CliResult], env: FakeMastodon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETENTION_PENDING_DAYS", "60")
+    assert cli("db", "upgrade")[0] == 0
+    code, out, err = cli(
+        "campaigns", "add", "force-b", "--name", "Force B", "--hashtags", "ForceB",
+        "--retention-rejected-days", "7", "--retention-removed-days", "0",
+    )  # fmt: skip
+    assert code == 0, err
+    assert cli("campaigns", "retention", "force-b")[1] == (
+        "force-b: rejected 7 days, pending 60 days (install), removed 0 days.\n"
+    )
+    code, out, err = cli(
+        "campaigns", "retention", "force-b", "--rejected-days", "install", "--pending-days", "400"
+    )
+    assert code == 0, err
+    assert out == "force-b: rejected 30 days (install), pending 400 days, removed 0 days.\n"
+    # The default campaign has periods of its own too.
+    code, out, _ = cli("campaigns", "retention", "default", "--removed-days", "3")
+    assert (
+        out == "default: rejected 30 days (install), pending 60 days (install), removed 3 days.\n"
+    )
+
+    bad = cli("campaigns", "retention", "force-b", "--pending-days", "soon")
+    assert bad[0] != 0
+    assert bad[2] == "error: pending days 'soon': give a number of days, or install\n"
+    too_long = cli("campaigns", "retention", "force-b", "--removed-days", "40000")
+    assert "a retention period is 0 to 36500 days, not 40000" in too_long[2]
+    refused = cli(
+        "campaigns", "add", "force-c", "--name", "Force C", "--hashtags", "ForceC",
+        "--retention-rejected-days", "-5",
+    )  # fmt: skip
+    assert refused[0] != 0
+    assert refused[2] == "error: rejected days '-5': give a number of days, or install\n"
+    assert "force-c" not in cli("campaigns", "list")[1]  # nothing half-added
+    assert cli("campaigns", "retention", "force-b")[1] == (
+        "force-b: rejected 30 days (install), pending 400 days, removed 0 days.\n"
+    )
+    engine = create_db_engine(os.environ["DATABASE_URL"])
+    with Session(engine) as session:
+        events = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "retention_set").order_by(AuditEvent.id)  # type: ignore[arg-type]
+        ).all()
+        assert [(e.actor, e.detail["campaign"]) for e in events] == [
+            ("cli", "force-b"),
+            ("cli", "force-b"),
+            ("cli", "default"),
+        ]
+        assert events[1].detail["to"] == {"rejected": None, "pending": 400, "removed": 0}
+    engine.dispose()
 
 
 def test_a_database_from_before_campaigns_migrates_to_one_default_campaign(

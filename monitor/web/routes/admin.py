@@ -30,6 +30,7 @@ from monitor.services.known_images import (
     import_bank,
     list_banks,
     never_again_policy,
+    set_bank_scope,
     set_never_again_policy,
 )
 from monitor.services.latency import today_figures
@@ -45,6 +46,7 @@ from monitor.services.rules import (
     list_rules,
     place_name_counts,
     set_rule_enabled,
+    set_rule_scope,
 )
 from monitor.services.sessions import add_flash, pop_flash
 from monitor.services.takedown import set_takedown_hides, takedown_hides
@@ -97,6 +99,7 @@ def admin_page(staff: AdminPage) -> Response:
             "users": list_users(session=session),
             "roles": list(Role),
             "rules": [(rule, describe_rule(rule)) for rule in rules],
+            "owners": campaign_names(session, settings),
             "rule_kinds": list(RuleKind),
             "place_counts": place_name_counts(session),
             "banks": list_banks(session),
@@ -242,6 +245,144 @@ def admin_reset_password(name: str, staff: AdminChange) -> Response:
     )
 
 
+def read_upload(upload: UploadFile | None, limit: int) -> bytes:
+    """An uploaded file's bytes, one over ``limit`` at most: enough for the service to
+    refuse a file too large without reading a huge upload whole."""
+    return upload.file.read(limit + 1) if upload is not None else b""
+
+
+def add_rule_change(
+    staff: Staff, kind: str, pattern: str, action: str, campaign: Campaign | None = None
+) -> Callable[[], str]:
+    """Adding a rule: shared (``campaign`` None) or ``campaign``'s own."""
+
+    def change() -> str:
+        rule = add_rule(
+            session=staff.session,
+            kind=kind,
+            pattern=pattern,
+            action=action,
+            actor=staff.user.name,
+            campaign=campaign,
+        )
+        return f"Added rule {rule.id}: {describe_rule(rule)} ({rule.action})."
+
+    return change
+
+
+def add_place_list_change(
+    staff: Staff, title: str, data: bytes, campaign: Campaign | None = None
+) -> Callable[[], str]:
+    """Adding a place-name list: shared (``campaign`` None) or ``campaign``'s own."""
+
+    def change() -> str:
+        rule = add_place_list(
+            session=staff.session, title=title, data=data, actor=staff.user.name, campaign=campaign
+        )
+        count = place_name_counts(staff.session).get(rule.id or 0, 0)
+        return f"Added rule {rule.id}: {describe_rule(rule)}, {count} names (flag)."
+
+    return change
+
+
+def rule_change(
+    staff: Staff,
+    rule_id: int,
+    operation: str,
+    *,
+    within: Campaign | None = None,
+    campaign: Campaign | None = None,
+) -> Callable[[], str]:
+    """One operation on a rule: on/off and delete (``within``: the campaign a campaign
+    admin acts in, which the service holds them to); on a campaign's page (``campaign``)
+    also ``share`` and ``own``, which the service lets only install admins do."""
+
+    def change() -> str:
+        session, actor = staff.session, staff.user.name
+        if operation == "delete":
+            delete_rule(session=session, rule_id=rule_id, actor=actor, within=within)
+            return f"Deleted rule {rule_id}."
+        if operation in ("enable", "disable"):
+            set_rule_enabled(
+                session=session,
+                rule_id=rule_id,
+                enabled=operation == "enable",
+                actor=actor,
+                within=within,
+            )
+            return f"Rule {rule_id} {operation}d."
+        if campaign is None or operation not in ("share", "own"):
+            raise UserError("a rule can be enabled, disabled or deleted")
+        owner = None if operation == "share" else campaign
+        set_rule_scope(session=session, rule_id=rule_id, campaign=owner, actor=actor, within=within)
+        return f"Rule {rule_id} is now {_whose(owner)}."
+
+    return change
+
+
+def _whose(owner: Campaign | None) -> str:
+    return "shared by every campaign" if owner is None else f"{owner.name}'s own"
+
+
+def import_bank_change(
+    staff: Staff, name: str, data: bytes, campaign: Campaign | None = None
+) -> Callable[[], str]:
+    """Importing a hash bank: shared (``campaign`` None) or ``campaign``'s own."""
+
+    def change() -> str:
+        bank, count = import_bank(
+            session=staff.session, name=name, data=data, actor=staff.user.name, campaign=campaign
+        )
+        return f"Imported the hash bank “{bank.name}”: {count:,} hashes."
+
+    return change
+
+
+def bank_change(
+    staff: Staff,
+    bank_id: int,
+    operation: str,
+    *,
+    within: Campaign | None = None,
+    campaign: Campaign | None = None,
+) -> Callable[[], str]:
+    """One operation on an imported bank, as :func:`rule_change` on a rule: delete, and
+    on a campaign's page ``share`` and ``own`` (install admins only, says the service)."""
+
+    def change() -> str:
+        session, actor = staff.session, staff.user.name
+        if operation == "delete":
+            bank = delete_bank(session=session, bank_id=bank_id, actor=actor, within=within)
+            return f"Deleted the hash bank “{bank.name}”."
+        if campaign is None or operation not in ("share", "own"):
+            raise UserError("an imported hash bank can be deleted")
+        owner = None if operation == "share" else campaign
+        bank = set_bank_scope(
+            session=session, bank_id=bank_id, campaign=owner, actor=actor, within=within
+        )
+        return f"The hash bank “{bank.name}” is now {_whose(owner)}."
+
+    return change
+
+
+def reasons_change(
+    staff: Staff, reasons: str, campaign: Campaign | None = None
+) -> Callable[[], str]:
+    """Replacing a reasons list (one per line): the install's, or ``campaign``'s own (the
+    default campaign's is the install's)."""
+
+    def change() -> str:
+        saved = set_reject_reasons(
+            session=staff.session,
+            reasons=reasons.splitlines(),
+            actor=staff.user.name,
+            campaign=campaign,
+        )
+        return f"Saved {len(saved)} reject reasons."
+
+    return change
+
+
 @router.post("/rules")
 def admin_add_rule(
     staff: AdminChange,
@@ -249,15 +390,8 @@ def admin_add_rule(
     pattern: Annotated[str, Form(max_length=_LONG)] = "",
     action: Annotated[str, Form(max_length=_SHORT)] = "",
 ) -> Response:
-    """Add a rule that rejects or flags new posts."""
-
-    def change() -> str:
-        rule = add_rule(
-            session=staff.session, kind=kind, pattern=pattern, action=action, actor=staff.user.name
-        )
-        return f"Added rule {rule.id}: {describe_rule(rule)} ({rule.action})."
-
-    return attempt_change(staff, change)
+    """Add a shared rule that rejects or flags new posts."""
+    return attempt_change(staff, add_rule_change(staff, kind, pattern, action))
 
 
 @router.post("/rules/places")
@@ -267,15 +401,8 @@ def admin_add_place_list(
     names: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     """Upload a list of place names (CSV, one a line): any of them in a post flags it."""
-    # One byte over the limit is enough to refuse, without reading a huge upload whole.
-    data = names.file.read(MAX_PLACE_FILE_BYTES + 1) if names is not None else b""
-
-    def change() -> str:
-        rule = add_place_list(session=staff.session, title=title, data=data, actor=staff.user.name)
-        count = place_name_counts(staff.session).get(rule.id or 0, 0)
-        return f"Added rule {rule.id}: {describe_rule(rule)}, {count} names (flag)."
-
-    return attempt_change(staff, change)
+    data = read_upload(names, MAX_PLACE_FILE_BYTES)
+    return attempt_change(staff, add_place_list_change(staff, title, data))
 
 
 @router.post("/rules/{rule_id}/{operation}")
@@ -285,22 +412,7 @@ def admin_change_rule(
     staff: AdminChange,
 ) -> Response:
     """Enable, disable or delete a rule."""
-
-    def change() -> str:
-        if operation == "delete":
-            delete_rule(session=staff.session, rule_id=rule_id, actor=staff.user.name)
-            return f"Deleted rule {rule_id}."
-        if operation not in ("enable", "disable"):
-            raise UserError("a rule can be enabled, disabled or deleted")
-        set_rule_enabled(
-            session=staff.session,
-            rule_id=rule_id,
-            enabled=operation == "enable",
-            actor=staff.user.name,
-        )
-        return f"Rule {rule_id} {operation}d."
-
-    return attempt_change(staff, change)
+    return attempt_change(staff, rule_change(staff, rule_id, operation))
 
 
 @router.post("/hash-banks")
@@ -309,16 +421,9 @@ def admin_import_bank(
     name: Annotated[str, Form(max_length=_SHORT)] = "",
     hashes: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    """Import a bank of PDQ hashes: a match there is escalated and never shown."""
-    data = hashes.file.read(MAX_BANK_FILE_BYTES + 1) if hashes is not None else b""
-
-    def change() -> str:
-        bank, count = import_bank(
-            session=staff.session, name=name, data=data, actor=staff.user.name
-        )
-        return f"Imported the hash bank “{bank.name}”: {count:,} hashes."
-
-    return attempt_change(staff, change)
+    """Import a shared bank of PDQ hashes: a match there is escalated and never shown."""
+    data = read_upload(hashes, MAX_BANK_FILE_BYTES)
+    return attempt_change(staff, import_bank_change(staff, name, data))
 
 
 @router.post("/hash-banks/{bank_id}/delete")
@@ -326,12 +431,7 @@ def admin_delete_bank(
     bank_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], staff: AdminChange
 ) -> Response:
     """Delete an imported hash bank (new images are no longer matched against it)."""
-
-    def change() -> str:
-        bank = delete_bank(session=staff.session, bank_id=bank_id, actor=staff.user.name)
-        return f"Deleted the hash bank “{bank.name}”."
-
-    return attempt_change(staff, change)
+    return attempt_change(staff, bank_change(staff, bank_id, "delete"))
 
 
 @router.post("/never-again-policy")
@@ -354,15 +454,8 @@ def admin_reasons(
     staff: AdminChange,
     reasons: Annotated[str, Form(max_length=_LONG)] = "",
 ) -> Response:
-    """Replace the list of reject reasons (one per line)."""
-
-    def change() -> str:
-        saved = set_reject_reasons(
-            session=staff.session, reasons=reasons.splitlines(), actor=staff.user.name
-        )
-        return f"Saved {len(saved)} reject reasons."
-
-    return attempt_change(staff, change)
+    """Replace the install's list of reject reasons (one per line)."""
+    return attempt_change(staff, reasons_change(staff, reasons))
 
 
 @router.post("/gallery")
@@ -440,6 +533,15 @@ def audit_page(
         },
         headers={"Cache-Control": "no-store"},
     )
+
+
+def campaign_names(session: Session, settings: Settings) -> dict[int, str] | None:
+    """Campaign id -> name, to say whose each list is; None when the install has one
+    campaign (every list is then simply the install's)."""
+    campaigns = list_campaigns(session, settings)
+    if len(campaigns) < 2:
+        return None
+    return {campaign.id or 0: campaign.name for campaign in campaigns}
 
 
 def _paused_campaigns(session: Session, settings: Settings) -> list[Campaign]:
