@@ -30,8 +30,9 @@ FAST = StreamTuning(
 )
 
 
-def wait_for(check: Callable[[], T], *, timeout: float = 15.0, what: str = "a condition") -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_for(check: Callable[[], T], *, timeout: float = 60.0, what: str = "a condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds (a
+    ceiling for a hung stream, not an expectation: a loaded machine may take a while)."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
