@@ -162,7 +162,9 @@ def test_a_stall_is_noticed_and_the_stream_comes_back(
         wait_for(lambda: live.connections == 1, what="a connection")
         live.stall()
         wait_for(lambda: "no data or heartbeat" in _note(engine, "mastodon"), what="the stall")
-        assert _mode(engine, "mastodon") is SourceMode.POLLING
+        # Dropped, it is polled; it may already be reconnecting (catching up by a poll) to
+        # the stalled server, and drops again: it never says it streams while stalled.
+        assert _mode(engine, "mastodon") in (SourceMode.POLLING, SourceMode.CATCHING_UP)
         live.unstall()
         status = live.post("After the stall #CEADAY21")
         wait_for(lambda: _post(engine, status["uri"]), what="the post after the stall")
