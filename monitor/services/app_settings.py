@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor.models import AppSetting, utcnow
+from monitor.models import AppSetting, Campaign, utcnow
 from monitor.services import audit
 
 #: When true every campaign's public gallery shows a neutral message and an empty feed
@@ -50,6 +50,26 @@ def set_app_setting(
     )
 
 
+def campaign_key(base: str, campaign: Campaign | None) -> str:
+    """The setting that holds ``base`` (a look, pins, reject reasons) for ``campaign``:
+    the default campaign's, and None's, is the install's own ``base``, so an install with
+    one campaign reads what it always did; another campaign's is ``base:<id>``."""
+    if campaign is None or campaign.is_default or campaign.id is None:
+        return base
+    return f"{base}:{campaign.id}"
+
+
+def every_campaigns(session: Session, base: str) -> list[tuple[str, Any]]:
+    """``base`` and every campaign's own ``base:<id>``, with their values."""
+    table = AppSetting.__table__
+    rows = session.execute(
+        sa.select(table.c.key, table.c.value).where(
+            sa.or_(table.c.key == base, table.c.key.like(f"{base}:%"))
+        )
+    )
+    return [(key, value) for key, value in rows]
+
+
 def pause_key(campaign_id: int) -> str:
     """The setting that holds one campaign's own kill switch."""
     return f"{GALLERY_PAUSED}:{campaign_id}"
@@ -66,14 +86,8 @@ def gallery_paused(session: Session, campaign_id: int | None = None) -> bool:
 
 def paused_campaigns(session: Session) -> frozenset[int]:
     """The campaigns whose own kill switch is on (the install's is :func:`gallery_paused`)."""
-    settings = AppSetting.__table__
-    rows = session.execute(
-        sa.select(settings.c.key, settings.c.value).where(
-            settings.c.key.like(f"{GALLERY_PAUSED}:%")
-        )
-    )
     return frozenset(
         int(key.rpartition(":")[2])
-        for key, value in rows
+        for key, value in every_campaigns(session, GALLERY_PAUSED)
         if value is True and key.rpartition(":")[2].isdigit()
     )

@@ -20,12 +20,16 @@ import dataclasses
 import re
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
 from monitor.errors import UserError
 from monitor.models import AppSetting, Campaign, Post, PostStatus
-from monitor.services.app_settings import get_app_setting, set_app_setting
+from monitor.services.app_settings import (
+    campaign_key,
+    every_campaigns,
+    get_app_setting,
+    set_app_setting,
+)
 from monitor.services.audit import find_post_id
 from monitor.services.gallery import safe_url
 from monitor.services.media import PINNED_NAME_RE
@@ -110,24 +114,16 @@ def check_contrast(*, background: str, text: str, accent: str) -> None:
             )
 
 
-def look_key(base: str, campaign: Campaign | None) -> str:
-    """The app setting that holds ``base`` (the look, the pins, the featured posts) for
-    ``campaign``'s gallery: the default campaign's (None too) are the install's keys."""
-    if campaign is None or campaign.is_default or campaign.id is None:
-        return base
-    return f"{base}:{campaign.id}"
-
-
 def has_own_look(session: Session, campaign: Campaign | None) -> bool:
     """Has ``campaign`` a look of its own (else it shows the install's)?"""
-    key = look_key(LOOK, campaign)
+    key = campaign_key(LOOK, campaign)
     return key == LOOK or get_app_setting(session, key, None) is not None
 
 
 def load_look(session: Session, campaign: Campaign | None = None) -> Look:
     """The look of ``campaign``'s gallery (None: the default's), the install's while it
     has none of its own; a damaged or partial setting falls back field by field."""
-    key = look_key(LOOK, campaign)
+    key = campaign_key(LOOK, campaign)
     stored = get_app_setting(session, key, None)
     if stored is None and key != LOOK:
         stored = get_app_setting(session, LOOK, None)
@@ -201,7 +197,7 @@ def save_look(
     )
     if look == current and has_own_look(session, campaign):
         return "The gallery's look was already so."
-    key = look_key(LOOK, campaign)
+    key = campaign_key(LOOK, campaign)
     set_app_setting(session, key, look.as_setting(), actor=actor, campaign_id=_id_of(campaign))
     return "Saved the gallery's look."
 
@@ -209,13 +205,8 @@ def save_look(
 def is_current_logo(session: Session, name: str) -> bool:
     """Is ``name`` the logo of some campaign's gallery now (the install's look included)?
     Logos are public and served from one path, whichever gallery shows them."""
-    settings = AppSetting.__table__
-    rows = session.execute(
-        sa.select(settings.c.value).where(
-            sa.or_(settings.c.key == LOOK, settings.c.key.like(f"{LOOK}:%"))
-        )
-    ).scalars()
-    return any(isinstance(value, dict) and value.get("logo") == name for value in rows)
+    looks = every_campaigns(session, LOOK)
+    return any(isinstance(value, dict) and value.get("logo") == name for _, value in looks)
 
 
 def _id_of(campaign: Campaign | None) -> int | None:
@@ -224,24 +215,19 @@ def _id_of(campaign: Campaign | None) -> int | None:
 
 def pinned_ids(session: Session, campaign: Campaign | None = None) -> list[int]:
     """The posts pinned first on ``campaign``'s gallery (None: the default's)."""
-    return _id_list(session, look_key(PINNED, campaign))
+    return _id_list(session, campaign_key(PINNED, campaign))
 
 
 def featured_ids(session: Session, campaign: Campaign | None = None) -> list[int]:
     """The posts shown larger on ``campaign``'s gallery (None: the default's)."""
-    return _id_list(session, look_key(FEATURED, campaign))
+    return _id_list(session, campaign_key(FEATURED, campaign))
 
 
 def featured_anywhere(session: Session) -> set[int]:
     """The posts featured on any campaign's gallery: a live card is drawn once for every
     wall it goes to, so it is drawn large if a gallery it is on features it."""
-    settings = AppSetting.__table__
-    rows = session.execute(
-        sa.select(settings.c.value).where(
-            sa.or_(settings.c.key == FEATURED, settings.c.key.like(f"{FEATURED}:%"))
-        )
-    ).scalars()
-    return {post_id for value in rows for post_id in _valid_ids(value)}
+    lists = every_campaigns(session, FEATURED)
+    return {post_id for _, value in lists for post_id in _valid_ids(value)}
 
 
 def _id_list(session: Session, key: str) -> list[int]:
@@ -265,7 +251,7 @@ def curate(
         raise UserError("choose pin, unpin, feature or unfeature")
     base, add = actions[action]
     done = "pinned" if base == PINNED else "featured"
-    key = look_key(base, campaign)
+    key = campaign_key(base, campaign)
     post_id = find_post_id(session, ref[:600])
     post = session.get(Post, post_id) if post_id else None
     if post is None:
@@ -297,7 +283,7 @@ def looks_stamp(session: Session, campaign: Campaign | None = None) -> str:
     """Changes whenever the look, the pins or the featured posts of ``campaign``'s gallery
     (or the install's look it shows) change (for ETags)."""
     parts = []
-    keys = {LOOK, *(look_key(base, campaign) for base in (LOOK, PINNED, FEATURED))}
+    keys = {LOOK, *(campaign_key(base, campaign) for base in (LOOK, PINNED, FEATURED))}
     for key in sorted(keys):
         row = session.get(AppSetting, key)
         parts.append(row.updated_at.isoformat() if row is not None else "-")

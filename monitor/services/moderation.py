@@ -48,7 +48,7 @@ from monitor.services.analysis import (
     unblurred_faces,
     unchecked_positions,
 )
-from monitor.services.app_settings import get_app_setting, set_app_setting
+from monitor.services.app_settings import campaign_key, get_app_setting, set_app_setting
 from monitor.services.audit import Action, post_histories
 from monitor.services.campaigns import get_campaign, role_in
 from monitor.services.consent import consents_by_post, latest_consent
@@ -550,13 +550,6 @@ def decide_many(
     return outcome
 
 
-def _reasons_key(campaign: Campaign | None) -> str:
-    """Where a campaign's own list is kept; the default campaign's is the install's."""
-    if campaign is None or campaign.is_default or campaign.id is None:
-        return REJECT_REASONS
-    return f"{REJECT_REASONS}:{campaign.id}"
-
-
 def _stored_reasons(session: Session, key: str) -> list[str] | None:
     stored = get_app_setting(session, key)
     if isinstance(stored, list) and stored and all(isinstance(item, str) for item in stored):
@@ -566,7 +559,7 @@ def _stored_reasons(session: Session, key: str) -> list[str] | None:
 
 def has_own_reasons(session: Session, campaign: Campaign) -> bool:
     """The campaign has its own list (else it uses the install's)."""
-    key = _reasons_key(campaign)
+    key = campaign_key(REJECT_REASONS, campaign)
     return key != REJECT_REASONS and _stored_reasons(session, key) is not None
 
 
@@ -574,7 +567,7 @@ def reject_reasons(session: Session, campaign: Campaign | None = None) -> list[s
     """The reasons moderators pick from when rejecting in ``campaign`` (None: the default
     campaign): its own list if its admins made one, else the install's. A decision in
     the campaign accepts only these (:func:`compose_reason`)."""
-    own = _stored_reasons(session, _reasons_key(campaign))
+    own = _stored_reasons(session, campaign_key(REJECT_REASONS, campaign))
     if own is not None:
         return own
     return _stored_reasons(session, REJECT_REASONS) or list(DEFAULT_REJECT_REASONS)
@@ -595,7 +588,7 @@ def set_reject_reasons(
     whose = "" if campaign is None or campaign.is_default else f" for campaign {campaign.slug}"
     set_app_setting(
         session,
-        _reasons_key(campaign),
+        campaign_key(REJECT_REASONS, campaign),
         cleaned,
         actor=actor,
         reason=f"reject reasons edited{whose}",
@@ -609,7 +602,7 @@ def use_install_reasons(*, session: Session, campaign: Campaign, actor: str) -> 
         raise UserError(f"campaign {campaign.slug!r} already uses the install's reject reasons")
     set_app_setting(
         session,
-        _reasons_key(campaign),
+        campaign_key(REJECT_REASONS, campaign),
         None,
         actor=actor,
         reason=f"reject reasons of campaign {campaign.slug}: the install's again",
