@@ -42,7 +42,7 @@ from monitor.analysis.runner import Analyser, Job, Outcome
 from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.errors import UserError
-from monitor.models import AnalysisStatus, MediaAnalysis, MediaItem, Post, PostStatus, Role, utcnow
+from monitor.models import AnalysisStatus, MediaAnalysis, MediaItem, Post, PostStatus, utcnow
 from monitor.services import audit
 from monitor.services.audit import Action
 from monitor.services.media import PinError, pinned_file, pinned_name, store_image
@@ -473,17 +473,10 @@ def blur_faces(*, engine: Engine, settings: Settings, post_id: int, actor: str) 
     next clean-up of unreferenced media.
     """
     from monitor.analysis.faces import blur_boxes
-    from monitor.services.campaigns import roles_for_post
-    from monitor.services.users import get_active_user
+    from monitor.services.campaigns import require_post_moderator
 
     with session_scope(engine) as session:
-        user = get_active_user(session=session, name=actor)
-        # A moderator of a campaign the post is in (the queue shows it to them).
-        if not roles_for_post(session, user, post_id) & {Role.MODERATOR, Role.ADMIN}:
-            raise UserError(
-                f"{actor} moderates no campaign this post is in: only its moderators and"
-                " admins blur faces"
-            )
+        require_post_moderator(session, actor, post_id, "blur faces")
         media = list(session.exec(select(MediaItem).where(MediaItem.post_id == post_id)))
         analyses = analyses_by_media(session, [post_id])
         todo = []

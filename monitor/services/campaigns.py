@@ -45,7 +45,7 @@ from monitor.models import (
 from monitor.services import audit
 from monitor.services.audit import Action
 from monitor.services.sessions import end_sessions
-from monitor.services.users import get_user, set_role
+from monitor.services.users import get_active_user, get_user, set_role
 
 DEFAULT_SLUG = "default"
 #: A slug is part of URLs (``/c/<slug>/gallery``): lower-case letters, digits and hyphens.
@@ -633,6 +633,17 @@ def roles_for_post(session: Session, user: User, post_id: int) -> set[Role]:
     if not campaigns:
         return {Role(user.role)}
     return {role for c in campaigns if (role := role_in(session, user, c)) is not None}
+
+
+def require_post_moderator(session: Session, actor: str, post_id: int, doing: str) -> User:
+    """``actor``, active and a moderator or admin of a campaign the post is in (a post in
+    two campaigns is both teams'); else a UserError saying what they may not do."""
+    user = get_active_user(session=session, name=actor)
+    if not roles_for_post(session, user, post_id) & {Role.MODERATOR, Role.ADMIN}:
+        raise UserError(
+            f"{actor} moderates no campaign this post is in: only its moderators and admins {doing}"
+        )
+    return user
 
 
 def campaigns_of(session: Session, settings: Settings, user: User) -> list[Campaign]:

@@ -16,11 +16,10 @@ from datetime import date
 from sqlmodel import Session, col, select
 
 from monitor.errors import UserError
-from monitor.models import Consent, Post, Role, utcnow
+from monitor.models import Consent, Post, utcnow
 from monitor.services import audit
 from monitor.services.audit import Action
-from monitor.services.campaigns import roles_for_post
-from monitor.services.users import get_active_user
+from monitor.services.campaigns import require_post_moderator
 
 MAX_CONSENT_CHARS = 1000
 #: What consent recorded from the command line covers when it does not say.
@@ -45,12 +44,7 @@ def record_consent(
 ) -> Consent:
     """Record consent to publish ``post`` (moderators and admins of a campaign it is in),
     with an audit row."""
-    user = get_active_user(session=session, name=actor)
-    if not roles_for_post(session, user, post.id or 0) & {Role.MODERATOR, Role.ADMIN}:
-        raise UserError(
-            f"{actor} moderates no campaign this post is in: only its moderators and admins"
-            " record consent"
-        )
+    require_post_moderator(session, actor, post.id or 0, "record consent")
     if obtained_on > utcnow().date():
         raise UserError("consent cannot have been obtained in the future")
     consent = Consent(

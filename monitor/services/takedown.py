@@ -35,7 +35,6 @@ from monitor.models import (
     Campaign,
     Post,
     PostStatus,
-    Role,
     TakedownCategory,
     TakedownOutcome,
     TakedownRequest,
@@ -45,10 +44,9 @@ from monitor.services import audit
 from monitor.services.alerts import protective_change
 from monitor.services.app_settings import get_app_setting, set_app_setting
 from monitor.services.audit import Action
-from monitor.services.campaigns import roles_for_post
+from monitor.services.campaigns import require_post_moderator
 from monitor.services.placements import Scope, status_in
 from monitor.services.public import is_public
-from monitor.services.users import get_active_user
 from monitor.signing import BadToken, Use, sign, unsign
 
 TOKEN_TTL_SECONDS = 2 * 3600
@@ -434,9 +432,7 @@ def resolve_takedown(
 
 def _require_reviewer(session: Session, actor: str, post: Post) -> None:
     """A moderator or admin of a campaign the post is in (any: a takedown is everyone's)."""
-    user = get_active_user(session=session, name=actor)
-    if not roles_for_post(session, user, post.id or 0) & {Role.MODERATOR, Role.ADMIN}:
-        raise UserError(f"{actor} is a {user.role}: only moderators and admins review takedowns")
+    require_post_moderator(session, actor, post.id or 0, "review takedowns")
 
 
 def _clean(value: str) -> str:
